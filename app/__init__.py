@@ -1,0 +1,32 @@
+"""The composition root: wires config, models, the queue and the web layer."""
+
+from flask import Flask
+
+from app.extensions import ChannelCache, Harpoon
+from app.logs import configure_logging
+from app.queue import JobQueue
+from config import load_settings
+from models import Database
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app; `test_config` overrides settings by name (see config.Settings)."""
+    settings = load_settings(**(test_config or {}))
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    configure_logging(settings.log_level)
+
+    db = Database()
+    db.configure(settings.database_url, settings.encryption_keys)
+    app.extensions["harpoon"] = Harpoon(
+        settings=settings,
+        db=db,
+        queue=JobQueue(settings),
+        channels=ChannelCache(db, settings.channel_cache_seconds),
+    )
+
+    from app import callbacks, cli, health
+
+    app.register_blueprint(callbacks.bp)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    return app

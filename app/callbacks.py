@@ -1,0 +1,131 @@
+"""Callback endpoints for WeChat OA and WeCom.
+
+Verify, store in the inbox, ask for a drain, answer `success`: nothing else
+happens inside WeChat's 5-second deadline. A refused request gets a 4xx and
+one log line, and nothing is stored.
+"""
+
+import logging
+
+from flask import Blueprint, Response, abort, request
+from redis.exceptions import RedisError
+from sqlalchemy import update
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.extensions import ChannelKeys, harpoon
+from models import Channel, InboundEvent, utcnow
+from models.base import insert_ignoring_conflicts
+from wechat import callbacks as protocol
+from wechat.callbacks import OA, WECOM, CallbackQuery, CallbackRejected
+
+bp = Blueprint("callbacks", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.route("/callbacks/wechat/<int:channel_id>", methods=["GET", "POST"])
+def wechat(channel_id: int):
+    return _callback(channel_id, OA)
+
+
+@bp.route("/callbacks/wecom/<int:channel_id>", methods=["GET", "POST"])
+def wecom(channel_id: int):
+    return _callback(channel_id, WECOM)
+
+
+def _callback(channel_id: int, platform: str):
+    h = harpoon()
+    channel = h.channels.get(channel_id)
+    if channel is None or channel.kind != platform:
+        _log_refusal(channel_id, 404, "no such channel")
+        abort(404)
+    query = protocol.parse_query(request.query_string)
+    try:
+        protocol.check_fresh(query.timestamp, h.settings.callback_max_age_seconds)
+        if request.method == "GET":
+            return _text(_verify_url(channel, query))
+        request.max_content_length = h.settings.callback_max_bytes
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            raise CallbackRejected(413, "body over the size limit") from None
+        xml = _open_message(channel, query, body)
+        fields = protocol.parse_xml(xml)
+        if not fields.get("MsgType"):
+            raise CallbackRejected(400, "no MsgType")
+    except CallbackRejected as rejected:
+        _log_refusal(channel_id, rejected.status, rejected.reason)
+        return _text(rejected.reason, rejected.status)
+
+    stored = _store(channel, platform, protocol.dedupe_key(platform, fields, xml), xml)
+    if stored:
+        try:
+            h.queue.request_drain(channel.workspace_id)
+        except RedisError as exc:
+            # Stored is what matters; the sweeper asks again once Redis is back.
+            log.warning("drain request failed for channel %s: %s", channel_id, exc)
+    return _text("success")
+
+
+def _verify_url(channel: ChannelKeys, query: CallbackQuery) -> str:
+    if channel.kind == OA:
+        answer = protocol.verify_oa_url(channel.token, query)
+    else:
+        answer = protocol.verify_wecom_url(channel.token, channel.aes_keys, channel.app_id, query)
+    _mark_verified(channel.id)
+    return answer
+
+
+def _open_message(channel: ChannelKeys, query: CallbackQuery, body: bytes) -> str:
+    if channel.kind == OA:
+        return protocol.open_oa_message(
+            body,
+            query,
+            token=channel.token,
+            aes_keys=channel.aes_keys,
+            app_id=channel.app_id,
+            mode=channel.message_mode,
+        )
+    return protocol.open_wecom_message(
+        body, query, token=channel.token, aes_keys=channel.aes_keys, corp_id=channel.app_id
+    )
+
+
+def _store(channel: ChannelKeys, platform: str, dedupe_key: str, xml: str) -> bool:
+    """Insert into the inbox; False when WeChat is retrying one we already have."""
+    engine = harpoon().db.engine
+    now = utcnow()
+    stmt = insert_ignoring_conflicts(engine.dialect.name, InboundEvent.__table__).values(
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        platform=platform,
+        dedupe_key=dedupe_key,
+        payload=xml,
+        status="pending",
+        attempts=0,
+        received_at=now,
+        next_attempt_at=now,
+    )
+    with engine.begin() as conn:
+        return conn.execute(stmt.returning(InboundEvent.id)).scalar() is not None
+
+
+def _mark_verified(channel_id: int) -> None:
+    with harpoon().db.session() as session:
+        session.execute(
+            update(Channel).where(Channel.id == channel_id).values(verified_at=utcnow())
+        )
+        session.commit()
+
+
+def _log_refusal(channel_id: int, status: int, reason: str) -> None:
+    log.warning(
+        "callback refused channel=%s status=%s reason=%s remote=%s",
+        channel_id,
+        status,
+        reason,
+        request.remote_addr,
+    )
+
+
+def _text(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/plain")

@@ -1,0 +1,97 @@
+"""Connecting an OA or WeCom corp: validation, generated credentials, the callback URL."""
+
+import re
+import secrets
+import string
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Channel, ChannelKind, MessageMode, Workspace
+
+_ALNUM = string.ascii_letters + string.digits
+_TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
+_AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
+
+
+class ChannelError(ValueError):
+    """A field of a channel is invalid; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def generate_token() -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(32))
+
+
+def generate_aes_key() -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(43))
+
+
+def workspace_named(session: Session, name: str) -> Workspace:
+    workspace = session.scalar(select(Workspace).where(Workspace.name == name))
+    if workspace is None:
+        workspace = Workspace(name=name)
+        session.add(workspace)
+        session.flush()
+    return workspace
+
+
+def add_channel(
+    session: Session,
+    workspace: Workspace,
+    *,
+    kind: str,
+    name: str,
+    app_id: str,
+    token: str,
+    aes_key: str | None,
+    secret: str | None = None,
+    message_mode: str = MessageMode.SAFE,
+    account_type: str = "",
+    agent_id: str | None = None,
+    agent_secret: str | None = None,
+) -> Channel:
+    if kind not in set(ChannelKind):
+        raise ChannelError("kind", f"must be one of {', '.join(ChannelKind)}")
+    if not app_id.strip():
+        raise ChannelError("app_id", "is required")
+    if not _TOKEN.match(token):
+        raise ChannelError("token", "3 to 32 letters or digits")
+    if kind == ChannelKind.WECOM:
+        message_mode = MessageMode.SAFE  # WeCom always encrypts
+    if message_mode not in set(MessageMode):
+        raise ChannelError("message_mode", f"must be one of {', '.join(MessageMode)}")
+    if message_mode != MessageMode.PLAIN and not aes_key:
+        raise ChannelError("aes_key", "is required unless the OA uses plaintext mode")
+    if aes_key and not _AES_KEY.match(aes_key):
+        raise ChannelError("aes_key", "EncodingAESKey is 43 letters or digits")
+    if session.scalar(
+        select(Channel.id).where(
+            Channel.workspace_id == workspace.id, Channel.kind == kind, Channel.app_id == app_id
+        )
+    ):
+        raise ChannelError("app_id", f"{app_id} is already connected in this workspace")
+    channel = Channel(
+        workspace_id=workspace.id,
+        kind=kind,
+        name=name,
+        app_id=app_id.strip(),
+        account_type=account_type,
+        message_mode=message_mode,
+        token=token,
+        aes_key=aes_key,
+        secret=secret,
+        agent_id=agent_id,
+        agent_secret=agent_secret,
+    )
+    session.add(channel)
+    session.flush()
+    return channel
+
+
+def callback_url(base_url: str, channel: Channel) -> str:
+    path = "wechat" if channel.kind == ChannelKind.OA else "wecom"
+    return f"{base_url}/callbacks/{path}/{channel.id}"

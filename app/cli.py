@@ -1,0 +1,218 @@
+"""`flask --app wsgi ...` commands: db, channels, worker, cron, inbox."""
+
+import click
+from flask import Flask
+from flask.cli import AppGroup, with_appcontext
+from rq.cron import CronScheduler
+from sqlalchemy import select
+from werkzeug.utils import import_string
+
+from app.channels import (
+    ChannelError,
+    add_channel,
+    callback_url,
+    generate_aes_key,
+    generate_token,
+    workspace_named,
+)
+from app.extensions import harpoon
+from config.rq import cron_jobs
+from handlers import inbox
+from models import Channel, ChannelKind
+
+db_cli = AppGroup("db", help="Database schema (Alembic).")
+channels_cli = AppGroup("channels", help="Connected OAs and WeCom corps.")
+inbox_cli = AppGroup("inbox", help="The durable inbox of callbacks.")
+
+
+@db_cli.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Apply every migration."""
+    from models import migrate
+
+    migrate.upgrade(harpoon().settings.database_url)
+    click.echo("database is at the latest revision")
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message):
+    """Autogenerate a migration from the models (review it before committing)."""
+    from models import migrate
+
+    migrate.revision(harpoon().settings.database_url, message)
+
+
+def _channel_options(fn):
+    for option in reversed(
+        [
+            click.option("--workspace", default="default", show_default=True),
+            click.option("--name", required=True, help="A name marketers recognise."),
+            click.option("--token", help="Callback Token (generated when omitted)."),
+            click.option("--aes-key", help="EncodingAESKey, 43 chars (generated when omitted)."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@channels_cli.command("add-oa")
+@_channel_options
+@click.option("--appid", required=True)
+@click.option("--secret", help="AppSecret, for API calls.")
+@click.option(
+    "--mode",
+    type=click.Choice(["safe", "compatible", "plain"]),
+    default="safe",
+    show_default=True,
+)
+@click.option(
+    "--account-type",
+    type=click.Choice(["service", "subscription"]),
+    default="service",
+    show_default=True,
+)
+@with_appcontext
+def channels_add_oa(workspace, name, token, aes_key, appid, secret, mode, account_type):
+    """Connect a WeChat Official Account."""
+    _add(
+        workspace,
+        kind=ChannelKind.OA,
+        name=name,
+        app_id=appid,
+        token=token or generate_token(),
+        aes_key=None if mode == "plain" and not aes_key else aes_key or generate_aes_key(),
+        secret=secret,
+        message_mode=mode,
+        account_type=account_type,
+    )
+
+
+@channels_cli.command("add-wecom")
+@_channel_options
+@click.option("--corp-id", required=True)
+@click.option("--secret", help="Customer-contact secret.")
+@click.option("--agent-id", help="Self-built app AgentId, for messages to staff.")
+@click.option("--agent-secret", help="That app's Secret.")
+@with_appcontext
+def channels_add_wecom(workspace, name, token, aes_key, corp_id, secret, agent_id, agent_secret):
+    """Connect a WeCom corp (customer-contact callbacks)."""
+    _add(
+        workspace,
+        kind=ChannelKind.WECOM,
+        name=name,
+        app_id=corp_id,
+        token=token or generate_token(),
+        aes_key=aes_key or generate_aes_key(),
+        secret=secret,
+        agent_id=agent_id,
+        agent_secret=agent_secret,
+    )
+
+
+def _add(workspace_name: str, **fields) -> None:
+    h = harpoon()
+    with h.db.session() as session:
+        try:
+            channel = add_channel(session, workspace_named(session, workspace_name), **fields)
+        except ChannelError as exc:
+            raise click.BadParameter(
+                str(exc), param_hint=f"--{exc.field.replace('_', '-')}"
+            ) from None
+        session.commit()
+        click.echo(f"channel id:     {channel.id}")
+        click.echo(f"callback URL:   {callback_url(h.settings.public_base_url, channel)}")
+        click.echo(f"Token:          {channel.token}")
+        if channel.aes_key:
+            click.echo(f"EncodingAESKey: {channel.aes_key}")
+
+
+@channels_cli.command("list")
+@with_appcontext
+def channels_list():
+    h = harpoon()
+    with h.db.session() as session:
+        for channel in session.scalars(select(Channel).order_by(Channel.id)):
+            verified = channel.verified_at.isoformat() if channel.verified_at else "not verified"
+            click.echo(
+                f"{channel.id}\t{channel.kind}\t{channel.app_id}\t{channel.name}\t"
+                f"{callback_url(h.settings.public_base_url, channel)}\t{verified}"
+            )
+
+
+@inbox_cli.command("stats")
+@with_appcontext
+def inbox_stats():
+    """Events per workspace and status, with the oldest one's time."""
+    with harpoon().db.session() as session:
+        rows = inbox.stats(session)
+    if not rows:
+        click.echo("inbox is empty")
+    for row in rows:
+        click.echo(
+            f"workspace {row['workspace_id']}\t{row['status']:<8}\t{row['count']:>8}\t"
+            f"oldest {row['oldest']:%Y-%m-%d %H:%M:%S}"
+        )
+
+
+@inbox_cli.command("retry")
+@click.argument("event_id", type=int)
+@with_appcontext
+def inbox_retry(event_id):
+    """Put a failed or dead event back in line."""
+    h = harpoon()
+    with h.db.session() as session:
+        if not inbox.retry(session, event_id):
+            raise click.ClickException(f"event {event_id} is not failed or dead")
+        session.commit()
+    h.queue.enqueue_sweep()
+    click.echo(f"event {event_id} queued for retry")
+
+
+@inbox_cli.command("sweep")
+@with_appcontext
+def inbox_sweep():
+    """Request drains for every workspace with events left behind."""
+    from app.jobs import sweep_inbox
+
+    click.echo(f"drains requested for workspaces: {sweep_inbox() or 'none'}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@with_appcontext
+def worker(burst):
+    """Run an RQ worker (with the scheduler) on the high and default queues."""
+    h = harpoon()
+    if h.settings.embedded_queue:
+        raise click.ClickException(
+            "the embedded queue runs its worker inside the web process; "
+            "set REDIS_URL to run separate workers"
+        )
+    from flask import current_app
+
+    h.queue.worker(current_app._get_current_object()).work(
+        burst=burst, with_scheduler=True, logging_level=h.settings.log_level
+    )
+
+
+@click.command("cron")
+@with_appcontext
+def cron():
+    """Run RQ's cron scheduler with the periodic jobs of config/rq.py."""
+    h = harpoon()
+    if h.settings.embedded_queue:
+        raise click.ClickException("the embedded queue runs its periodic jobs itself")
+    scheduler = CronScheduler(connection=h.queue.connection, logging_level=h.settings.log_level)
+    for job in cron_jobs(h.settings):
+        scheduler.register(
+            import_string(job["func"]), queue_name=job["queue"], interval=job["interval"]
+        )
+    scheduler.start()
+
+
+def init_app(app: Flask) -> None:
+    for command in (db_cli, channels_cli, inbox_cli, worker, cron):
+        app.cli.add_command(command)

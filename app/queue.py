@@ -1,0 +1,117 @@
+"""The job queue: real RQ on Redis, or the same RQ on an in-process fakeredis.
+
+The embedded default runs its worker on a thread of the web process, so a
+new user sees callbacks processed with nothing but `make run`.
+"""
+
+import logging
+import threading
+
+import fakeredis
+import redis
+from flask import Flask
+from rq import Queue, SimpleWorker
+from rq.timeouts import TimerDeathPenalty
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+DRAIN_JOB = "app.jobs.drain_inbox"
+SWEEP_JOB = "app.jobs.sweep_inbox"
+
+
+class AppWorker(SimpleWorker):
+    """An RQ worker that runs each job inside the Flask app context.
+
+    SimpleWorker (no fork per job): drains are short and frequent, and a fork
+    would cost more than the job and reconnect to the database every time.
+    """
+
+    def __init__(self, *args, app: Flask, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def perform_job(self, job, queue, execution):
+        with self.app.app_context():
+            return super().perform_job(job, queue, execution)
+
+
+class ThreadWorker(AppWorker):
+    """AppWorker for a non-main thread: no signal handlers, timer-based timeouts."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self):
+        pass
+
+
+class JobQueue:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        if settings.embedded_queue:
+            self.connection = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        else:
+            self.connection = redis.Redis.from_url(
+                settings.redis_url, socket_connect_timeout=1, socket_timeout=2
+            )
+        high, default = settings.queue_names
+        self.high = Queue(high, connection=self.connection)
+        self.default = Queue(default, connection=self.connection)
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def queues(self) -> list[Queue]:
+        return [self.high, self.default]
+
+    def _drain_flag(self, workspace_id: int) -> str:
+        return f"{self.settings.queue_prefix}:drain-requested:{workspace_id}"
+
+    def request_drain(self, workspace_id: int, *, force: bool = False) -> bool:
+        """Ask for a drain of this workspace; a burst of requests makes one job.
+
+        The flag is set until a drain job starts (it clears the flag before it
+        reads the inbox), so every row committed before a request is seen by
+        the job that request made or by one already on its way.
+        """
+        claimed = self.connection.set(self._drain_flag(workspace_id), 1, nx=True, ex=60)
+        if not (claimed or force):
+            return False
+        self.high.enqueue(DRAIN_JOB, workspace_id, result_ttl=0, failure_ttl=86400, job_timeout=300)
+        self._wake.set()
+        return True
+
+    def drain_started(self, workspace_id: int) -> None:
+        self.connection.delete(self._drain_flag(workspace_id))
+
+    def enqueue_sweep(self) -> None:
+        self.default.enqueue(SWEEP_JOB, result_ttl=0, job_timeout=120)
+        self._wake.set()
+
+    def worker(self, app: Flask, worker_class: type[AppWorker] = AppWorker) -> AppWorker:
+        return worker_class(self.queues, connection=self.connection, app=app)
+
+    def ping(self) -> bool:
+        return bool(self.connection.ping())
+
+    def start_embedded_worker(self, app: Flask) -> None:
+        """Run jobs on a thread of this process (embedded queue only)."""
+        if not self.settings.embedded_queue or self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._run_embedded, args=(app,), name="harpoon-worker", daemon=True
+        )
+        self._thread.start()
+
+    def _run_embedded(self, app: Flask) -> None:
+        interval = self.settings.sweep_interval_seconds
+        while True:
+            if not self._wake.wait(timeout=interval):
+                self.enqueue_sweep()
+            self._wake.clear()
+            try:
+                self.worker(app, ThreadWorker).work(
+                    burst=True, logging_level=self.settings.log_level
+                )
+            except Exception:  # keep the thread alive; the sweeper re-queues the work
+                log.exception("embedded worker failed")

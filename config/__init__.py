@@ -1,0 +1,141 @@
+"""Settings: the one place that reads the environment.
+
+No setting at all gives the embedded default (SQLite under instance/, an
+in-process queue and worker). DATABASE_URL and REDIS_URL switch to PostgreSQL
+and real RQ workers; nothing else changes.
+"""
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path = ROOT / "instance"
+    database_url: str = ""
+    redis_url: str = ""
+    # Fernet keys, newest first; older ones still decrypt (key rotation).
+    encryption_keys: tuple[str, ...] = ()
+    public_base_url: str = "http://127.0.0.1:8000"
+    queue_prefix: str = "harpoon"
+    callback_max_bytes: int = 64 * 1024
+    callback_max_age_seconds: int = 300
+    channel_cache_seconds: float = 30.0
+    drain_request_gate_ms: int = 200
+    inbox_batch_size: int = 200
+    inbox_max_attempts: int = 8
+    inbox_retry_base_seconds: int = 30
+    inbox_retry_max_seconds: int = 3600
+    sweep_interval_seconds: int = 30
+    sweep_grace_seconds: int = 20
+    log_level: str = "INFO"
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded_queue(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def queue_names(self) -> tuple[str, str]:
+        """(high, default): high is for work on a platform deadline."""
+        return (f"{self.queue_prefix}-high", f"{self.queue_prefix}-default")
+
+
+_ENV = {
+    "HARPOON_INSTANCE_DIR": ("instance_dir", Path),
+    "DATABASE_URL": ("database_url", lambda v: _sqlalchemy_url(v)),
+    "REDIS_URL": ("redis_url", str),
+    "HARPOON_ENCRYPTION_KEYS": (
+        "encryption_keys",
+        lambda v: tuple(k.strip() for k in v.split(",") if k.strip()),
+    ),
+    "HARPOON_PUBLIC_BASE_URL": ("public_base_url", lambda v: v.rstrip("/")),
+    "HARPOON_QUEUE_PREFIX": ("queue_prefix", str),
+    "HARPOON_CALLBACK_MAX_BYTES": ("callback_max_bytes", int),
+    "HARPOON_CALLBACK_MAX_AGE_SECONDS": ("callback_max_age_seconds", int),
+    "HARPOON_CHANNEL_CACHE_SECONDS": ("channel_cache_seconds", float),
+    "HARPOON_DRAIN_REQUEST_GATE_MS": ("drain_request_gate_ms", int),
+    "HARPOON_INBOX_BATCH_SIZE": ("inbox_batch_size", int),
+    "HARPOON_INBOX_MAX_ATTEMPTS": ("inbox_max_attempts", int),
+    "HARPOON_INBOX_RETRY_BASE_SECONDS": ("inbox_retry_base_seconds", int),
+    "HARPOON_INBOX_RETRY_MAX_SECONDS": ("inbox_retry_max_seconds", int),
+    "HARPOON_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", int),
+    "HARPOON_SWEEP_GRACE_SECONDS": ("sweep_grace_seconds", int),
+    "HARPOON_LOG_LEVEL": ("log_level", str),
+}
+
+ENVIRONMENT_VARIABLES = tuple(_ENV)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """postgres:// and postgresql:// mean psycopg 3, the driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+    """Build Settings from the environment, then apply overrides (tests)."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name, (attr, convert) in _ENV.items():
+        raw = environ.get(name, "").strip()
+        if raw:
+            try:
+                values[attr] = convert(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r}: {exc}") from exc
+    known = {f.name for f in fields(Settings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    if "database_url" in overrides:
+        overrides["database_url"] = _sqlalchemy_url(overrides["database_url"])
+    settings = replace(Settings(), **values, **overrides)
+    return _with_embedded_defaults(settings)
+
+
+def _with_embedded_defaults(settings: Settings) -> Settings:
+    changes = {}
+    if not settings.database_url:
+        settings.instance_dir.mkdir(parents=True, exist_ok=True)
+        changes["database_url"] = f"sqlite:///{settings.instance_dir / 'harpoon.db'}"
+    if not settings.encryption_keys:
+        if settings.database_url and not settings.database_url.startswith("sqlite"):
+            raise ConfigError(
+                "HARPOON_ENCRYPTION_KEYS is required with DATABASE_URL "
+                "(generate one: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            )
+        changes["encryption_keys"] = (_instance_key(settings.instance_dir),)
+    return replace(settings, **changes) if changes else settings
+
+
+def _instance_key(instance_dir: Path) -> str:
+    """The embedded default keeps its encryption key beside its SQLite file."""
+    import base64
+
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    path = instance_dir / "encryption.key"
+    if not path.exists():
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+    return path.read_text().strip()

@@ -1,0 +1,18 @@
+"""RQ periodic jobs, run by `flask --app wsgi cron` (RQ's CronScheduler).
+
+Each entry's name is its dotted path, so restarting cron reconciles rather
+than duplicates. The embedded default runs the sweeper on its own timer.
+"""
+
+from config import Settings
+
+
+def cron_jobs(settings: Settings) -> list[dict]:
+    _high, default = settings.queue_names
+    return [
+        {
+            "func": "app.jobs.sweep_inbox",
+            "queue": default,
+            "interval": settings.sweep_interval_seconds,
+        },
+    ]

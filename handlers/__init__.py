@@ -1,0 +1,10 @@
+"""The inbound pipeline: a normalized event -> identity, tags, interactions.
+
+`handlers.registry.HANDLERS` maps each event kind to the function that
+handles it; importing this package registers them all.
+"""
+
+from handlers import oa, wecom  # noqa: F401  (register their handlers)
+from handlers.registry import HANDLERS, EventContext
+
+__all__ = ["HANDLERS", "EventContext"]

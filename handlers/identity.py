@@ -1,0 +1,84 @@
+"""Who an event is about: identity value -> one Contact."""
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import Contact, Identity
+
+IdentityKey = tuple[str, int | None, str]  # (kind, channel_id, value)
+
+
+class IdentityCache:
+    """The identities one batch touches, loaded with one query."""
+
+    def __init__(self, workspace_id: int):
+        self.workspace_id = workspace_id
+        self._by_key: dict[IdentityKey, Identity] = {}
+
+    def preload(self, session: Session, keys: set[IdentityKey]) -> None:
+        values = {value for _, _, value in keys}
+        if not values:
+            return
+        rows = session.scalars(
+            select(Identity).where(
+                Identity.workspace_id == self.workspace_id, Identity.value.in_(values)
+            )
+        )
+        for identity in rows:
+            self._by_key[(identity.kind, identity.channel_id, identity.value)] = identity
+
+    def resolve(
+        self, session: Session, kind: str, channel_id: int | None, value: str, seen_at: datetime
+    ) -> Identity:
+        """The identity for this value, creating the contact on first sight."""
+        if not value:
+            raise ValueError(f"event names no {kind}")
+        key = (kind, channel_id, value)
+        identity = self._by_key.get(key)
+        if identity is None:
+            identity = self._create(session, kind, channel_id, value, seen_at)
+            self._by_key[key] = identity
+        contact = identity.contact
+        if seen_at > contact.last_seen_at:
+            contact.last_seen_at = seen_at
+        if seen_at < contact.first_seen_at:
+            contact.first_seen_at = seen_at
+        return identity
+
+    def forget_new(self, session: Session) -> None:
+        """After a rolled-back event, drop identities that were never committed."""
+        self._by_key = {key: ident for key, ident in self._by_key.items() if ident in session}
+
+    def _create(
+        self, session: Session, kind: str, channel_id: int | None, value: str, seen_at: datetime
+    ) -> Identity:
+        try:
+            with session.begin_nested():
+                contact = Contact(
+                    workspace_id=self.workspace_id, first_seen_at=seen_at, last_seen_at=seen_at
+                )
+                identity = Identity(
+                    workspace_id=self.workspace_id,
+                    contact=contact,
+                    kind=kind,
+                    channel_id=channel_id,
+                    value=value,
+                )
+                session.add(identity)
+                session.flush()
+            return identity
+        except IntegrityError:
+            # Another worker created it between our preload and this insert.
+            return session.scalars(
+                select(Identity).where(
+                    Identity.workspace_id == self.workspace_id,
+                    Identity.kind == kind,
+                    Identity.channel_id.is_(None)
+                    if channel_id is None
+                    else Identity.channel_id == channel_id,
+                    Identity.value == value,
+                )
+            ).one()

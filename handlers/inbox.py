@@ -1,0 +1,214 @@
+"""Draining the durable inbox: claim a batch, handle each event, record the outcome.
+
+One bad event never blocks the batch: it runs in its own savepoint, and a
+failure is written on the row with a backoff, then retried by a later drain.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from handlers.identity import IdentityCache
+from handlers.registry import HANDLERS, EventContext
+from models import InboundEvent, InboxStatus, utcnow
+from models.contact import IdentityKind
+from wechat.callbacks import OA
+from wechat.events import NormalizedEvent, normalize
+
+log = logging.getLogger(__name__)
+_DUE = (InboxStatus.PENDING, InboxStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_seconds: int = 30
+    max_seconds: int = 3600
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.base_seconds * 2 ** (attempts - 1), self.max_seconds))
+
+
+@dataclass
+class DrainResult:
+    done: int = 0
+    ignored: int = 0
+    failed: int = 0
+    dead: int = 0
+    batches: int = 0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.done + self.ignored + self.failed + self.dead
+
+
+def drain(
+    session: Session,
+    workspace_id: int,
+    *,
+    batch_size: int = 200,
+    policy: RetryPolicy | None = None,
+    max_batches: int | None = None,
+) -> DrainResult:
+    """Process due events of one workspace until none is left (or max_batches)."""
+    policy = policy or RetryPolicy()
+    result = DrainResult()
+    while max_batches is None or result.batches < max_batches:
+        claimed = _process_batch(session, workspace_id, batch_size, policy, result)
+        session.commit()
+        result.batches += 1
+        if claimed < batch_size:
+            break
+    return result
+
+
+def _claim(session: Session, workspace_id: int, batch_size: int, now: datetime):
+    stmt = (
+        select(InboundEvent)
+        .where(
+            InboundEvent.workspace_id == workspace_id,
+            InboundEvent.status.in_(_DUE),
+            InboundEvent.next_attempt_at <= now,
+        )
+        .order_by(InboundEvent.id)
+        .limit(batch_size)
+        # Several workers drain one workspace side by side without waiting on each other.
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
+
+
+def _process_batch(
+    session: Session, workspace_id: int, batch_size: int, policy: RetryPolicy, result: DrainResult
+) -> int:
+    now = utcnow()
+    rows = _claim(session, workspace_id, batch_size, now)
+    if not rows:
+        return 0
+    parsed: list[tuple[InboundEvent, NormalizedEvent | Exception]] = []
+    for row in rows:
+        try:
+            parsed.append((row, normalize(row.platform, row.payload)))
+        except Exception as exc:  # a payload wechatpy cannot parse fails alone
+            parsed.append((row, exc))
+    identities = IdentityCache(workspace_id)
+    identities.preload(session, _identity_keys(parsed))
+
+    done_ids, ignored_ids = [], []
+    for row, event in parsed:
+        if isinstance(event, Exception):
+            _fail(row, event, now, policy, result)
+            continue
+        row.kind = event.kind or event.source_type
+        handler = HANDLERS.get(event.kind) if event.kind else None
+        if handler is None:
+            ignored_ids.append(row.id)
+            continue
+        ctx = EventContext(workspace_id, row.channel_id, row.id, event, identities)
+        try:
+            with session.begin_nested():
+                handler(session, ctx)
+        except Exception as exc:
+            identities.forget_new(session)
+            _fail(row, exc, now, policy, result)
+            continue
+        done_ids.append(row.id)
+
+    _mark(session, done_ids, InboxStatus.DONE, now)
+    _mark(session, ignored_ids, InboxStatus.IGNORED, now)
+    result.done += len(done_ids)
+    result.ignored += len(ignored_ids)
+    return len(rows)
+
+
+def _identity_keys(parsed) -> set[tuple[str, int | None, str]]:
+    keys = set()
+    for row, event in parsed:
+        if isinstance(event, NormalizedEvent) and event.subject:
+            kind = IdentityKind.OPENID if event.platform == OA else IdentityKind.EXTERNAL_USERID
+            keys.add((kind, row.channel_id, event.subject))
+    return keys
+
+
+def _fail(
+    row: InboundEvent, exc: Exception, now: datetime, policy: RetryPolicy, result: DrainResult
+) -> None:
+    row.attempts += 1
+    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    if row.attempts >= policy.max_attempts:
+        row.status = InboxStatus.DEAD
+        result.dead += 1
+    else:
+        row.status = InboxStatus.FAILED
+        row.next_attempt_at = now + policy.delay(row.attempts)
+        result.failed += 1
+    result.failures.append((row.id, row.last_error))
+    log.warning(
+        "inbound event %s failed (attempt %s, %s): %s",
+        row.id,
+        row.attempts,
+        row.status,
+        row.last_error,
+        exc_info=exc,
+    )
+
+
+def _mark(session: Session, ids: list[int], status: InboxStatus, now: datetime) -> None:
+    if ids:
+        session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id.in_(ids))
+            .values(status=status, processed_at=now, last_error=None),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def workspaces_due(session: Session, grace_seconds: int) -> list[int]:
+    """Workspaces with events a drain should have taken by now (for the sweeper)."""
+    now = utcnow()
+    stale = now - timedelta(seconds=grace_seconds)
+    stmt = (
+        select(InboundEvent.workspace_id)
+        .where(
+            or_(
+                (InboundEvent.status == InboxStatus.PENDING)
+                & (InboundEvent.next_attempt_at <= stale),
+                (InboundEvent.status == InboxStatus.FAILED) & (InboundEvent.next_attempt_at <= now),
+            )
+        )
+        .distinct()
+    )
+    return list(session.scalars(stmt))
+
+
+def retry(session: Session, event_id: int) -> bool:
+    """Put a failed or dead event back in line now (the operator's retry)."""
+    updated = session.execute(
+        update(InboundEvent)
+        .where(
+            InboundEvent.id == event_id,
+            InboundEvent.status.in_((InboxStatus.FAILED, InboxStatus.DEAD)),
+        )
+        .values(status=InboxStatus.PENDING, next_attempt_at=utcnow(), attempts=0)
+    )
+    return updated.rowcount == 1
+
+
+def stats(session: Session) -> list[dict]:
+    """Counts per workspace and status, with the oldest pending event's age."""
+    rows = session.execute(
+        select(
+            InboundEvent.workspace_id,
+            InboundEvent.status,
+            func.count(),
+            func.min(InboundEvent.received_at),
+        ).group_by(InboundEvent.workspace_id, InboundEvent.status)
+    )
+    return [
+        {"workspace_id": ws, "status": status, "count": count, "oldest": oldest}
+        for ws, status, count, oldest in rows
+    ]

@@ -1,0 +1,1 @@
+"""Stages, journey definitions, enrollment and step execution (built in Step 8)."""

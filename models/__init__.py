@@ -1,0 +1,26 @@
+"""SQLAlchemy models, one module per aggregate."""
+
+from models.account import Account
+from models.base import Base, Database, utcnow
+from models.channel import Channel, ChannelKind, MessageMode
+from models.contact import Contact, Identity, IdentityKind
+from models.inbox import InboundEvent, InboxStatus
+from models.interaction import Interaction
+from models.workspace import Workspace
+
+__all__ = [
+    "Account",
+    "Base",
+    "Channel",
+    "ChannelKind",
+    "Contact",
+    "Database",
+    "Identity",
+    "IdentityKind",
+    "InboundEvent",
+    "InboxStatus",
+    "Interaction",
+    "MessageMode",
+    "Workspace",
+    "utcnow",
+]

@@ -1,0 +1,59 @@
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, BigId, UTCDateTime, utcnow
+
+
+class IdentityKind(StrEnum):
+    OPENID = "openid"  # per OA channel
+    UNIONID = "unionid"  # per workspace (one Open Platform account)
+    EXTERNAL_USERID = "external_userid"  # per WeCom corp channel
+    PHONE = "phone"
+    EMAIL = "email"
+
+
+class Contact(Base):
+    """A person (lead)."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    identities: Mapped[list["Identity"]] = relationship(back_populates="contact")
+
+
+class Identity(Base):
+    """One way to recognise a contact: an openid, unionid, external_userid, ..."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        # channel_id is NULL for workspace-wide kinds; coalesce keeps those unique too.
+        Index(
+            "uq_identities_workspace_kind_channel_value",
+            "workspace_id",
+            "kind",
+            text("coalesce(channel_id, 0)"),
+            "value",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
+    value: Mapped[str] = mapped_column(String(128))
+    # For OA openids: is the person following that OA now.
+    following: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    contact: Mapped[Contact] = relationship(back_populates="identities")

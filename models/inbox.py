@@ -1,0 +1,41 @@
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigId, UTCDateTime, utcnow
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for a drain
+    DONE = "done"  # handled
+    IGNORED = "ignored"  # stored, but no handler for its kind
+    FAILED = "failed"  # a handler raised; retried at next_attempt_at
+    DEAD = "dead"  # failed inbox_max_attempts times; retried only by hand
+
+
+class InboundEvent(Base):
+    """The durable inbox: every accepted callback, before any processing."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "dedupe_key"),
+        # The drain's claim query and the sweeper's scan.
+        Index("ix_inbound_events_due", "status", "workspace_id", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    platform: Mapped[str] = mapped_column(String(10))  # "oa" or "wecom"
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    # The decrypted XML exactly as WeChat sent it.
+    payload: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default=InboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

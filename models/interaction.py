@@ -1,0 +1,30 @@
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigId, JSONDoc, UTCDateTime, utcnow
+
+
+class Interaction(Base):
+    """One normalized touchpoint of a contact."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        # Reprocessing an inbound event adds nothing.
+        UniqueConstraint("source_event_id", "kind"),
+        Index("ix_interactions_workspace_occurred", "workspace_id", "occurred_at"),
+        Index("ix_interactions_contact_occurred", "contact_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    properties: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    engagement_minutes: Mapped[float] = mapped_column(Float, default=0.0)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

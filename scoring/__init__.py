@@ -1,0 +1,1 @@
+"""Lead and account scoring, MQA, tiers and intent surges (built in Step 6)."""

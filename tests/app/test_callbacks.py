@@ -1,0 +1,247 @@
+"""Callback endpoints, driven with callbacks built as WeChat and WeCom build them."""
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from models import InboundEvent
+from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
+from wechat import simulate
+from wechat.simulate import Credentials
+
+
+def inbox_rows(app):
+    with harpoon_of(app).db.session() as session:
+        return list(session.scalars(select(InboundEvent).order_by(InboundEvent.id)))
+
+
+def post(client, path, callback):
+    return client.post(
+        callback.path(path), data=callback.body, headers={"Content-Type": "text/xml"}
+    )
+
+
+def follow_xml(openid="o_follower_1", at=None):
+    return simulate.oa_event(openid, "subscribe", at=at, EventKey="qrscene_expo2026", Ticket="T1")
+
+
+@pytest.mark.parametrize("mode", ["safe", "compatible", "plain"])
+def test_oa_message_modes_are_accepted_and_stored(app, client, mode):
+    channel_id = make_channel(app, "oa", OA_CREDS, message_mode=mode)
+    xml = follow_xml()
+    response = post(
+        client, f"/callbacks/wechat/{channel_id}", simulate.oa_message(OA_CREDS, xml, mode=mode)
+    )
+    assert response.status_code == 200
+    assert response.data == b"success"
+    [row] = inbox_rows(app)
+    assert row.payload == xml
+    assert row.status == "pending"
+    assert row.platform == "oa"
+    assert row.dedupe_key.startswith("evt|o_follower_1|")
+
+
+def test_oa_url_verification_echoes_echostr(app, client, oa_channel):
+    query = simulate.oa_url_check(OA_CREDS, "8431957214")
+    response = client.get(f"/callbacks/wechat/{oa_channel}?{query}")
+    assert response.status_code == 200
+    assert response.data == b"8431957214"
+
+
+def test_wecom_url_verification_returns_plaintext_even_with_plus_in_echostr(
+    app, client, wecom_channel
+):
+    # Find a plaintext whose encryption contains '+', the case form decoding breaks.
+    for attempt in range(200):
+        plaintext = f"echo-{attempt}-7281"
+        query = simulate.wecom_url_check(WECOM_CREDS, plaintext)
+        if "+" in query:
+            break
+    assert "+" in query
+    response = client.get(f"/callbacks/wecom/{wecom_channel}?{query}")
+    assert response.status_code == 200
+    assert response.data == plaintext.encode()  # no quotes, BOM or newline
+
+
+def test_bad_signature_is_refused_and_nothing_stored(app, client, oa_channel, caplog):
+    forged = Credentials(OA_CREDS.app_id, "not-the-token", OA_CREDS.aes_key)
+    response = post(
+        client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(forged, follow_xml())
+    )
+    assert response.status_code == 403
+    assert inbox_rows(app) == []
+    assert "reason=bad signature" in caplog.text
+
+
+def test_bad_wecom_url_signature_is_refused(client, wecom_channel):
+    query = simulate.wecom_url_check(
+        Credentials(WECOM_CREDS.app_id, "wrong", WECOM_CREDS.aes_key), "x"
+    )
+    assert client.get(f"/callbacks/wecom/{wecom_channel}?{query}").status_code == 403
+
+
+def test_wrong_appid_suffix_is_refused(app, client, oa_channel, caplog):
+    other_app = Credentials("wx0000000000000000", OA_CREDS.token, OA_CREDS.aes_key)
+    response = post(
+        client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(other_app, follow_xml())
+    )
+    assert response.status_code == 403
+    assert inbox_rows(app) == []
+    assert "receive id" in caplog.text
+
+
+def test_wrong_corp_id_is_refused(app, client, wecom_channel):
+    xml = simulate.wecom_contact_event(
+        "wwother", "add_external_contact", user_id="u", external_user_id="wm1"
+    )
+    other_corp = Credentials("wwother", WECOM_CREDS.token, WECOM_CREDS.aes_key)
+    response = post(
+        client, f"/callbacks/wecom/{wecom_channel}", simulate.wecom_message(other_corp, xml)
+    )
+    assert response.status_code == 403
+    assert inbox_rows(app) == []
+
+
+def test_stale_timestamp_is_refused(app, client, oa_channel):
+    old = int(time.time()) - 3600
+    callback = simulate.oa_message(OA_CREDS, follow_xml(), timestamp=old)
+    assert post(client, f"/callbacks/wechat/{oa_channel}", callback).status_code == 403
+    assert inbox_rows(app) == []
+
+
+def test_timestamp_window_is_configurable(make_app):
+    app = make_app(callback_max_age_seconds=7200)
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    callback = simulate.oa_message(OA_CREDS, follow_xml(), timestamp=int(time.time()) - 3600)
+    assert post(app.test_client(), f"/callbacks/wechat/{channel_id}", callback).status_code == 200
+
+
+def test_duplicate_and_replayed_callbacks_are_stored_once(app, client, oa_channel):
+    xml = follow_xml(at=int(time.time()))
+    for _ in range(3):  # WeChat retries: same message, new nonce and signature each time
+        response = post(
+            client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(OA_CREDS, xml)
+        )
+        assert response.status_code == 200 and response.data == b"success"
+    callback = simulate.oa_message(OA_CREDS, xml)
+    assert post(client, f"/callbacks/wechat/{oa_channel}", callback).status_code == 200
+    assert post(client, f"/callbacks/wechat/{oa_channel}", callback).status_code == 200  # replay
+    assert len(inbox_rows(app)) == 1
+
+
+def test_messages_dedupe_on_msgid(app, client, oa_channel):
+    now = int(time.time())
+    for msg_id, content in [(1001, "hello"), (1001, "hello"), (1002, "hello")]:
+        xml = simulate.oa_text("o_a", content, msg_id, at=now)
+        assert (
+            post(
+                client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(OA_CREDS, xml)
+            ).status_code
+            == 200
+        )
+    assert [row.dedupe_key for row in inbox_rows(app)] == ["msg|1001", "msg|1002"]
+
+
+def test_same_second_wecom_adds_are_two_events(app, client, wecom_channel):
+    now = int(time.time())
+    for external_user_id in ("wmAAA", "wmBBB"):
+        xml = simulate.wecom_contact_event(
+            WECOM_CREDS.app_id,
+            "add_external_contact",
+            user_id="zhangsan",
+            external_user_id=external_user_id,
+            at=now,
+            State="expo",
+            WelcomeCode="WC",
+        )
+        callback = simulate.wecom_message(WECOM_CREDS, xml)
+        assert post(client, f"/callbacks/wecom/{wecom_channel}", callback).status_code == 200
+    rows = inbox_rows(app)
+    assert len(rows) == 2
+    assert {row.dedupe_key.split("|")[3] for row in rows} == {"wmAAA", "wmBBB"}
+
+
+def test_oversized_body_is_refused(make_app):
+    app = make_app(callback_max_bytes=2048)
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    xml = simulate.oa_text("o_big", "长" * 2000, 9001)
+    response = post(
+        app.test_client(), f"/callbacks/wechat/{channel_id}", simulate.oa_message(OA_CREDS, xml)
+    )
+    assert response.status_code == 413
+    assert inbox_rows(app) == []
+
+
+@pytest.mark.parametrize("mode", ["plain", "safe"])
+def test_doctype_is_refused(app, client, mode):
+    channel_id = make_channel(app, "oa", OA_CREDS, message_mode=mode)
+    xml = '<!DOCTYPE xml [<!ENTITY boom "boom">]>' + simulate.oa_text("o_x", "&boom;", 77)
+    response = post(
+        client, f"/callbacks/wechat/{channel_id}", simulate.oa_message(OA_CREDS, xml, mode=mode)
+    )
+    assert response.status_code == 400
+    assert inbox_rows(app) == []
+
+
+def test_safe_mode_channel_refuses_plaintext(app, client, oa_channel):
+    callback = simulate.oa_message(OA_CREDS, follow_xml(), mode="plain")
+    assert post(client, f"/callbacks/wechat/{oa_channel}", callback).status_code == 400
+    assert inbox_rows(app) == []
+
+
+def test_malformed_xml_is_refused(app, client):
+    channel_id = make_channel(app, "oa", OA_CREDS, message_mode="plain")
+    callback = simulate.oa_message(OA_CREDS, "<xml><MsgType>text", mode="plain")
+    assert post(client, f"/callbacks/wechat/{channel_id}", callback).status_code == 400
+
+
+def test_unknown_channel_and_wrong_platform_are_404(client, oa_channel):
+    callback = simulate.oa_message(OA_CREDS, follow_xml())
+    assert post(client, "/callbacks/wechat/9999", callback).status_code == 404
+    assert post(client, f"/callbacks/wecom/{oa_channel}", callback).status_code == 404
+
+
+def test_previous_aes_key_still_decrypts_after_rotation(app, client, oa_channel):
+    from models import Channel
+
+    new_key = "N" * 43
+    with harpoon_of(app).db.session() as session:
+        channel = session.get(Channel, oa_channel)
+        channel.previous_aes_key, channel.aes_key = channel.aes_key, new_key
+        session.commit()
+    harpoon_of(app).channels.invalidate(oa_channel)
+    rotated = Credentials(OA_CREDS.app_id, OA_CREDS.token, new_key)
+    for creds, openid in ((OA_CREDS, "o_old_key"), (rotated, "o_new_key")):
+        callback = simulate.oa_message(creds, follow_xml(openid))
+        assert post(client, f"/callbacks/wechat/{oa_channel}", callback).status_code == 200
+    assert len(inbox_rows(app)) == 2
+
+
+def test_secrets_are_encrypted_at_rest(app, oa_channel):
+    from sqlalchemy import text
+
+    with harpoon_of(app).db.engine.connect() as conn:
+        token, aes_key = conn.execute(
+            text("SELECT token, aes_key FROM channels WHERE id = :id"), {"id": oa_channel}
+        ).one()
+    assert OA_CREDS.token not in token and OA_CREDS.aes_key not in aes_key
+    with harpoon_of(app).db.session() as session:
+        from models import Channel
+
+        assert session.get(Channel, oa_channel).token == OA_CREDS.token
+
+
+def test_one_drain_job_per_burst(app, client, oa_channel):
+    for n in range(20):
+        xml = simulate.oa_text(f"o_{n}", "hi", 5000 + n)
+        assert (
+            post(
+                client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(OA_CREDS, xml)
+            ).status_code
+            == 200
+        )
+    queue = harpoon_of(app).queue.high
+    assert queue.count == 1
+    with harpoon_of(app).db.session() as session:
+        assert session.scalar(select(func.count()).select_from(InboundEvent)) == 20

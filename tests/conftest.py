@@ -1,0 +1,149 @@
+"""Fixtures: the same suite on PostgreSQL + Redis (TEST_DATABASE_URL / TEST_REDIS_URL)
+or on SQLite + the in-process queue."""
+
+import os
+import uuid
+
+import psycopg
+import pytest
+import redis
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.channels import add_channel, workspace_named
+from app.extensions import harpoon
+from models import Base, migrate
+from wechat.simulate import Credentials
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A fresh, migrated database for this run; a PostgreSQL one is dropped after."""
+    if not TEST_DATABASE_URL:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'harpoon.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    admin = make_url(TEST_DATABASE_URL)
+    name = f"harpoon_test_{uuid.uuid4().hex[:10]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
+        hide_password=False
+    )
+    migrate.upgrade(url)
+    yield url
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def settings_for(database_url, tmp_path, **overrides):
+    return {
+        "database_url": database_url,
+        "redis_url": TEST_REDIS_URL,
+        "instance_dir": tmp_path / "instance",
+        "encryption_keys": (ENCRYPTION_KEY,),
+        "sweep_grace_seconds": 0,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def make_app(database_url, tmp_path):
+    """Build an app on the test database; tables and queues are emptied after the test."""
+    apps = []
+
+    def build(**overrides):
+        app = create_app(settings_for(database_url, tmp_path, **overrides))
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield build
+    if apps:
+        _empty_tables(harpoon_of(apps[0]).db)
+    if TEST_REDIS_URL:
+        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    for app in apps:
+        harpoon_of(app).db.dispose()
+
+
+def harpoon_of(app):
+    with app.app_context():
+        return harpoon()
+
+
+def _empty_tables(db):
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+OA_CREDS = Credentials(
+    app_id="wx5f3a9e0c1b2d4e6f",
+    token="harpoontoken",
+    aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+)
+WECOM_CREDS = Credentials(
+    app_id="ww1a2b3c4d5e6f7a8b",
+    token="wecomtoken",
+    aes_key="ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut",
+)
+
+
+@pytest.fixture
+def oa_channel(app):
+    """A safe-mode service OA; returns its id."""
+    return make_channel(app, "oa", OA_CREDS, message_mode="safe", account_type="service")
+
+
+@pytest.fixture
+def wecom_channel(app):
+    return make_channel(app, "wecom", WECOM_CREDS)
+
+
+def make_channel(app, kind, creds, *, workspace="acme", **fields):
+    with harpoon_of(app).db.session() as session:
+        channel = add_channel(
+            session,
+            workspace_named(session, workspace),
+            kind=kind,
+            name=f"{kind} {creds.app_id}",
+            app_id=creds.app_id,
+            token=creds.token,
+            aes_key=creds.aes_key,
+            **fields,
+        )
+        session.commit()
+        return channel.id
+
+
+def run_jobs(app):
+    """Run every queued job with a real RQ SimpleWorker in burst mode."""
+    return harpoon_of(app).queue.worker(app).work(burst=True)

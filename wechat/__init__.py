@@ -1,0 +1,1 @@
+"""The WeChat OA and WeCom protocols and API clients. Imports nothing of Harpoon's."""

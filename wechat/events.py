@@ -1,0 +1,151 @@
+"""Turn a callback's plaintext XML into one platform-neutral event.
+
+wechatpy parses the XML into its typed messages and events; this module maps
+them onto Harpoon's interaction kinds. A kind of None means "stored, not
+handled": the platform sent something Harpoon does not act on (yet).
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from wechatpy import events as oa_events
+from wechatpy import messages as oa_messages
+from wechatpy.parser import parse_message as parse_oa
+from wechatpy.work import events as wecom_events
+from wechatpy.work.parser import parse_message as parse_wecom
+
+from wechat.callbacks import OA, WECOM
+
+
+@dataclass(frozen=True)
+class NormalizedEvent:
+    kind: str | None
+    platform: str
+    # openid (OA) or external_userid (WeCom): the person the event is about.
+    subject: str | None
+    occurred_at: datetime
+    properties: dict = field(default_factory=dict)
+    # The WeCom staff member (UserID) involved, if any.
+    staff_userid: str | None = None
+    # The platform's own name for the event, kept for logs and the inbox page.
+    source_type: str = ""
+
+
+def normalize(platform: str, xml: str) -> NormalizedEvent:
+    if platform == OA:
+        return _normalize_oa(parse_oa(xml))
+    if platform == WECOM:
+        return _normalize_wecom(parse_wecom(xml))
+    raise ValueError(f"unknown platform {platform!r}")
+
+
+def _when(msg) -> datetime:
+    return datetime.fromtimestamp(int(msg.time or 0), UTC)
+
+
+def _oa_event(msg, kind: str | None, **properties) -> NormalizedEvent:
+    return NormalizedEvent(
+        kind=kind,
+        platform=OA,
+        subject=msg.source or None,
+        occurred_at=_when(msg),
+        properties={k: v for k, v in properties.items() if v not in (None, "")},
+        source_type=_source_type(msg),
+    )
+
+
+def _source_type(msg) -> str:
+    """The platform's own name: the Event, else the MsgType (wechatpy keeps the raw dict)."""
+    raw = msg._data
+    return str(raw.get("Event") or raw.get("MsgType") or "unknown").lower()
+
+
+def _normalize_oa(msg) -> NormalizedEvent:
+    match msg:
+        case oa_events.SubscribeScanEvent():
+            return _oa_event(msg, "wechat.follow", scene=msg.scene_id, ticket=msg.ticket)
+        case oa_events.SubscribeEvent():
+            return _oa_event(msg, "wechat.follow")
+        case oa_events.UnsubscribeEvent():
+            return _oa_event(msg, "wechat.unfollow")
+        case oa_events.ScanEvent():
+            return _oa_event(msg, "wechat.scan", scene=msg.scene_id, ticket=msg.ticket)
+        case oa_events.ClickEvent():
+            return _oa_event(msg, "wechat.menu_click", key=msg.key)
+        case oa_events.ViewEvent():
+            return _oa_event(msg, "wechat.menu_view", url=msg.url)
+        case oa_events.LocationEvent():
+            return _oa_event(
+                msg,
+                "wechat.location",
+                latitude=msg.latitude,
+                longitude=msg.longitude,
+                precision=msg.precision,
+            )
+        case oa_events.ScanCodePushEvent() | oa_events.ScanCodeWaitMsgEvent():
+            info = msg.scan_code_info or {}
+            return _oa_event(msg, "wechat.menu_scan", key=msg.key, result=info.get("ScanResult"))
+        case oa_messages.TextMessage():
+            return _oa_message(msg, content=msg.content)
+        case oa_messages.LinkMessage():
+            return _oa_message(msg, title=msg.title, url=msg.url)
+        case oa_messages.LocationMessage():
+            return _oa_message(msg, label=msg.label, x=msg.location_x, y=msg.location_y)
+        case oa_messages.VoiceMessage():
+            return _oa_message(msg, media_id=msg.media_id, recognition=msg.recognition)
+        case (
+            oa_messages.ImageMessage()
+            | oa_messages.VideoMessage()
+            | oa_messages.ShortVideoMessage()
+        ):
+            return _oa_message(msg, media_id=msg.media_id)
+        case _:
+            return _oa_event(msg, None)
+
+
+def _oa_message(msg, **properties) -> NormalizedEvent:
+    return _oa_event(msg, "wechat.message", msg_type=msg.type, msg_id=str(msg.id), **properties)
+
+
+_WECOM_CONTACT_KINDS = {
+    "add_external_contact": "wecom.contact_added",
+    "add_half_external_contact": "wecom.contact_added",
+    "edit_external_contact": "wecom.contact_edited",
+    "del_external_contact": "wecom.contact_removed",
+    "del_follow_user": "wecom.contact_removed",
+    "transfer_fail": "wecom.transfer_failed",
+}
+
+
+def _normalize_wecom(msg) -> NormalizedEvent:
+    if isinstance(msg, wecom_events.ChangeExternalContactEvent):
+        change = msg.change_type or ""
+        properties = {
+            "change_type": change,
+            "state": msg.state,
+            "welcome_code": msg.welcome_code,
+            "source": msg.del_source,
+            "fail_reason": msg.fail_reason,
+        }
+        if change == "add_half_external_contact":
+            properties["half"] = True
+        if change == "del_external_contact":
+            properties["removed_by"] = "staff"
+        elif change == "del_follow_user":
+            properties["removed_by"] = "customer"
+        return NormalizedEvent(
+            kind=_WECOM_CONTACT_KINDS.get(change),
+            platform=WECOM,
+            subject=msg.external_user_id or None,
+            occurred_at=_when(msg),
+            properties={k: v for k, v in properties.items() if v not in (None, "")},
+            staff_userid=msg.user_id or None,
+            source_type=f"change_external_contact:{change}",
+        )
+    return NormalizedEvent(
+        kind=None,
+        platform=WECOM,
+        subject=None,
+        occurred_at=_when(msg),
+        source_type=_source_type(msg),
+    )
