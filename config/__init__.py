@@ -30,7 +30,6 @@ class Settings:
     callback_max_bytes: int = 64 * 1024
     callback_max_age_seconds: int = 300
     channel_cache_seconds: float = 30.0
-    drain_request_gate_ms: int = 200
     inbox_batch_size: int = 200
     inbox_max_attempts: int = 8
     inbox_retry_base_seconds: int = 30
@@ -66,7 +65,6 @@ _ENV = {
     "HARPOON_CALLBACK_MAX_BYTES": ("callback_max_bytes", int),
     "HARPOON_CALLBACK_MAX_AGE_SECONDS": ("callback_max_age_seconds", int),
     "HARPOON_CHANNEL_CACHE_SECONDS": ("channel_cache_seconds", float),
-    "HARPOON_DRAIN_REQUEST_GATE_MS": ("drain_request_gate_ms", int),
     "HARPOON_INBOX_BATCH_SIZE": ("inbox_batch_size", int),
     "HARPOON_INBOX_MAX_ATTEMPTS": ("inbox_max_attempts", int),
     "HARPOON_INBOX_RETRY_BASE_SECONDS": ("inbox_retry_base_seconds", int),

@@ -1,0 +1,38 @@
+# `make run` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: run test lint format worker cron clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(BIN)/.installed
+	$(FLASK) db upgrade
+	$(BIN)/gunicorn -c config/gunicorn.py wsgi:app
+
+test: $(BIN)/.installed lint
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# With REDIS_URL set: the separate processes of a production deployment.
+worker: $(BIN)/.installed
+	$(FLASK) worker
+
+cron: $(BIN)/.installed
+	$(FLASK) cron
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,79 @@
+from tests.conftest import OA_CREDS, make_channel, run_jobs
+from tests.helpers import inbox, post_oa
+from wechat import simulate
+
+
+def test_add_oa_prints_id_url_and_generated_credentials(runner):
+    result = runner.invoke(
+        args=["channels", "add-oa", "--name", "品牌号", "--appid", "wx1111222233334444"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "channel id:     1" in result.output
+    assert "callback URL:   http://127.0.0.1:8000/callbacks/wechat/1" in result.output
+    token_line = next(line for line in result.output.splitlines() if line.startswith("Token:"))
+    key_line = next(
+        line for line in result.output.splitlines() if line.startswith("EncodingAESKey:")
+    )
+    assert len(token_line.split()[-1]) == 32
+    assert len(key_line.split()[-1]) == 43
+
+    listed = runner.invoke(args=["channels", "list"])
+    assert "wx1111222233334444" in listed.output and "not verified" in listed.output
+
+
+def test_add_wecom_with_given_credentials(runner):
+    result = runner.invoke(
+        args=[
+            "channels",
+            "add-wecom",
+            "--name",
+            "销售企业微信",
+            "--corp-id",
+            "ww9999",
+            "--token",
+            "tok123",
+            "--aes-key",
+            "A" * 43,
+            "--agent-id",
+            "1000002",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "/callbacks/wecom/1" in result.output
+
+
+def test_add_channel_refuses_bad_fields(runner):
+    result = runner.invoke(
+        args=["channels", "add-oa", "--name", "x", "--appid", "wx1", "--aes-key", "short"]
+    )
+    assert result.exit_code == 2
+    assert "aes_key: EncodingAESKey is 43 letters or digits" in result.output
+    again = ["channels", "add-oa", "--name", "x", "--appid", "wx2"]
+    assert runner.invoke(args=again).exit_code == 0
+    duplicate = runner.invoke(args=again)
+    assert duplicate.exit_code == 2 and "already connected" in duplicate.output
+
+
+def test_inbox_stats_and_retry(app, runner):
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    client = app.test_client()
+    post_oa(client, channel_id, simulate.oa_event("", "CLICK", EventKey="K"))
+    post_oa(client, channel_id, simulate.oa_event("o_ok", "CLICK", EventKey="K"))
+    run_jobs(app)
+    stats = runner.invoke(args=["inbox", "stats"]).output
+    assert "done" in stats and "failed" in stats
+
+    failed = next(row for row in inbox(app) if row.status == "failed")
+    result = runner.invoke(args=["inbox", "retry", str(failed.id)])
+    assert result.exit_code == 0, result.output
+    assert next(row for row in inbox(app) if row.id == failed.id).status == "pending"
+    not_failed = runner.invoke(args=["inbox", "retry", str(failed.id)])
+    assert not_failed.exit_code == 1 and "is not failed or dead" in not_failed.output
+
+
+def test_worker_and_cron_refuse_the_embedded_queue(make_app):
+    runner = make_app(redis_url="").test_cli_runner()
+    for command in ("worker", "cron"):
+        result = runner.invoke(args=[command])
+        assert result.exit_code == 1
+        assert "embedded queue" in result.output

@@ -1,0 +1,41 @@
+"""Nothing is lost when Redis is down at callback time: the sweeper picks it up."""
+
+from tests.conftest import harpoon_of, run_jobs
+from tests.helpers import inbox, interactions, post_oa
+from wechat import simulate
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+def test_callback_is_acked_and_stored_while_redis_is_down(make_app, caplog):
+    app = make_app()
+    from tests.conftest import OA_CREDS, make_channel
+
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    redis_down = make_app(redis_url=UNREACHABLE_REDIS)
+
+    response = post_oa(
+        redis_down.test_client(), channel_id, simulate.oa_event("o_down", "subscribe")
+    )
+    assert response.data == b"success"
+    assert [row.status for row in inbox(app)] == ["pending"]
+    assert "drain request failed" in caplog.text
+
+    # Redis is back: the sweeper (a periodic job) finds the row and requests a drain.
+    harpoon_of(app).queue.enqueue_sweep()
+    run_jobs(app)
+    assert [row.status for row in inbox(app)] == ["done"]
+    assert [i.kind for i in interactions(app)] == ["wechat.follow"]
+
+
+def test_health_reports_redis_down(make_app):
+    response = make_app(redis_url=UNREACHABLE_REDIS).test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["database"] == "ok"
+    assert response.json["redis"].startswith("error")
+
+
+def test_health_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok"

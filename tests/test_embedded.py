@@ -1,0 +1,115 @@
+"""End to end on the embedded default, as `make run` starts it: no settings at all.
+
+gunicorn serves the app; its in-process worker drains the inbox into SQLite.
+"""
+
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from config import ENVIRONMENT_VARIABLES
+from wechat import simulate
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def embedded_env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
+    env.update(
+        HARPOON_INSTANCE_DIR=str(tmp_path / "instance"), HARPOON_BIND=f"127.0.0.1:{free_port()}"
+    )
+    return env
+
+
+def flask(env, *args) -> str:
+    result = subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def wait_for(predicate, timeout=20.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def test_make_run_path_serves_and_processes_a_signed_callback(embedded_env, tmp_path):
+    flask(embedded_env, "db", "upgrade")
+    output = flask(
+        embedded_env, "channels", "add-oa", "--name", "demo", "--appid", "wxdemo0000000001"
+    )
+    token = re.search(r"Token:\s+(\S+)", output).group(1)
+    aes_key = re.search(r"EncodingAESKey:\s+(\S+)", output).group(1)
+    base = f"http://{embedded_env['HARPOON_BIND']}"
+
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "config/gunicorn.py", "wsgi:app"],
+            cwd=ROOT,
+            env=embedded_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def healthy():
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                    return json.load(response)
+            except OSError:
+                return None
+
+        health = wait_for(healthy)
+        assert health == {"status": "ok", "database": "ok", "redis": "ok (embedded)"}
+
+        creds = simulate.Credentials("wxdemo0000000001", token, aes_key)
+        callback = simulate.oa_message(creds, simulate.oa_event("o_embedded", "subscribe"))
+        request = urllib.request.Request(
+            f"{base}/callbacks/wechat/1?{callback.query}", data=callback.body, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.read() == b"success"
+
+        database = Path(embedded_env["HARPOON_INSTANCE_DIR"]) / "harpoon.db"
+
+        def processed():
+            with closing(sqlite3.connect(database)) as conn:
+                return conn.execute(
+                    "SELECT e.status, i.kind FROM inbound_events e "
+                    "JOIN interactions i ON i.source_event_id = e.id"
+                ).fetchall()
+
+        assert wait_for(processed) == [("done", "wechat.follow")], log.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -1,0 +1,97 @@
+import pytest
+
+from wechat import simulate
+from wechat.events import normalize
+
+AT = 1_700_000_000
+
+
+@pytest.mark.parametrize(
+    "xml, kind, properties",
+    [
+        (simulate.oa_event("o", "subscribe", at=AT), "wechat.follow", {}),
+        (
+            simulate.oa_event("o", "subscribe", at=AT, EventKey="qrscene_expo", Ticket="T"),
+            "wechat.follow",
+            {"scene": "expo", "ticket": "T"},
+        ),
+        (simulate.oa_event("o", "unsubscribe", at=AT), "wechat.unfollow", {}),
+        (
+            simulate.oa_event("o", "SCAN", at=AT, EventKey="booth", Ticket="T"),
+            "wechat.scan",
+            {"scene": "booth", "ticket": "T"},
+        ),
+        (simulate.oa_event("o", "CLICK", at=AT, EventKey="K"), "wechat.menu_click", {"key": "K"}),
+        (
+            simulate.oa_event("o", "VIEW", at=AT, EventKey="https://a"),
+            "wechat.menu_view",
+            {"url": "https://a"},
+        ),
+        (
+            simulate.oa_text("o", "hi", 9, at=AT),
+            "wechat.message",
+            {"msg_type": "text", "msg_id": "9", "content": "hi"},
+        ),
+        (
+            simulate.xml_document(
+                {
+                    "ToUserName": "gh",
+                    "FromUserName": "o",
+                    "CreateTime": AT,
+                    "MsgType": "image",
+                    "PicUrl": "http://p",
+                    "MediaId": "m1",
+                    "MsgId": 10,
+                }
+            ),
+            "wechat.message",
+            {"msg_type": "image", "msg_id": "10", "media_id": "m1"},
+        ),
+        (
+            simulate.oa_event("o", "TEMPLATESENDJOBFINISH", at=AT, MsgID=5, Status="success"),
+            None,
+            {},
+        ),
+        (
+            simulate.wecom_contact_event(
+                "ww",
+                "del_external_contact",
+                user_id="u",
+                external_user_id="wm",
+                at=AT,
+                Source="DELETE_BY_TRANSFER",
+            ),
+            "wecom.contact_removed",
+            {
+                "change_type": "del_external_contact",
+                "removed_by": "staff",
+                "source": "DELETE_BY_TRANSFER",
+            },
+        ),
+        (
+            simulate.wecom_contact_event(
+                "ww", "add_half_external_contact", user_id="u", external_user_id="wm", at=AT
+            ),
+            "wecom.contact_added",
+            {"change_type": "add_half_external_contact", "half": True},
+        ),
+        (
+            simulate.wecom_contact_event(
+                "ww",
+                "transfer_fail",
+                user_id="u",
+                external_user_id="wm",
+                at=AT,
+                FailReason="customer_refused",
+            ),
+            "wecom.transfer_failed",
+            {"change_type": "transfer_fail", "fail_reason": "customer_refused"},
+        ),
+    ],
+)
+def test_normalize(xml, kind, properties):
+    platform = "wecom" if "change_external_contact" in xml else "oa"
+    event = normalize(platform, xml)
+    assert event.kind == kind
+    assert event.properties == properties
+    assert event.occurred_at.timestamp() == AT
