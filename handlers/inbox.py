@@ -5,7 +5,7 @@ failure is written on the row with a backoff, then retried by a later drain.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -39,7 +39,6 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     batches: int = 0
-    failures: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
@@ -146,7 +145,6 @@ def _fail(
         row.status = InboxStatus.FAILED
         row.next_attempt_at = now + policy.delay(row.attempts)
         result.failed += 1
-    result.failures.append((row.id, row.last_error))
     log.warning(
         "inbound event %s failed (attempt %s, %s): %s",
         row.id,

@@ -2,6 +2,9 @@
 
 import time
 
+import pytest
+
+from handlers.inbox import drain
 from handlers.registry import HANDLERS
 from models import InboundEvent
 from tests.conftest import WECOM_CREDS, harpoon_of, run_jobs
@@ -223,8 +226,6 @@ def test_event_goes_dead_after_max_attempts(make_app, client, oa_channel):
 def test_reprocessing_adds_nothing(app, client, oa_channel):
     post_oa(client, oa_channel, simulate.oa_event("o_again", "CLICK", EventKey="K"))
     run_jobs(app)
-    from handlers.inbox import drain
-
     with harpoon_of(app).db.session() as session:
         session.query(InboundEvent).update({"status": "pending"})
         session.commit()
@@ -241,3 +242,24 @@ def _make_due(app, event_id):
     with harpoon_of(app).db.session() as session:
         session.get(InboundEvent, event_id).next_attempt_at = utcnow() - timedelta(seconds=1)
         session.commit()
+
+
+def test_two_drains_share_a_workspace_without_taking_the_same_rows(app, client, oa_channel):
+    if harpoon_of(app).db.is_sqlite:
+        pytest.skip("SQLite serializes writers; SKIP LOCKED is a PostgreSQL feature")
+    from handlers.inbox import _claim
+    from models import utcnow
+
+    for n in range(6):
+        post_oa(client, oa_channel, simulate.oa_text(f"o_{n}", "hi", 70000 + n))
+    db = harpoon_of(app).db
+    workspace_id = inbox(app)[0].workspace_id
+    with db.session() as first:
+        claimed = _claim(first, workspace_id, 4, utcnow())  # holds row locks until commit
+        assert len(claimed) == 4
+        with db.session() as second:
+            result = drain(second, workspace_id)
+        assert result.done == 2
+        assert {row.id for row in claimed}.isdisjoint(
+            {row.id for row in inbox(app) if row.status == "done"}
+        )
