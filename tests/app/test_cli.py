@@ -1,3 +1,5 @@
+import pytest
+
 from tests.conftest import OA_CREDS, make_channel, run_jobs
 from tests.helpers import inbox, post_oa
 from wechat import simulate
@@ -77,3 +79,27 @@ def test_worker_and_cron_refuse_the_embedded_queue(make_app):
         result = runner.invoke(args=[command])
         assert result.exit_code == 1
         assert "embedded queue" in result.output
+
+
+def test_cron_jobs_resolve_to_job_functions(app):
+    from werkzeug.utils import import_string
+
+    from app.extensions import harpoon
+    from config.rq import cron_jobs
+
+    with app.app_context():
+        jobs = cron_jobs(harpoon().settings)
+    assert [job["func"] for job in jobs] == ["app.jobs.sweep_inbox"]
+    assert all(callable(import_string(job["func"])) for job in jobs)
+
+
+def test_worker_command_drains_with_real_redis(app, runner):
+    from tests.conftest import TEST_REDIS_URL
+
+    if not TEST_REDIS_URL:
+        pytest.skip("`flask worker` needs REDIS_URL; this run uses the embedded queue")
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    post_oa(app.test_client(), channel_id, simulate.oa_event("o_cli", "subscribe"))
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    assert [row.status for row in inbox(app)] == ["done"]
