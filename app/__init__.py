@@ -6,6 +6,7 @@ from app.extensions import ChannelCache, Harpoon
 from app.logs import configure_logging
 from app.queue import JobQueue
 from config import load_settings
+from handlers.inbox import InboxWriter
 from models import Database
 
 
@@ -22,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         db=db,
         queue=JobQueue(settings),
         channels=ChannelCache(db, settings.channel_cache_seconds),
+        inbox=InboxWriter(db.autocommit_engine),
     )
 
     from app import callbacks, cli, health

@@ -8,13 +8,11 @@ one log line, and nothing is stored.
 import logging
 
 from flask import Blueprint, Response, abort, request
-from redis.exceptions import RedisError
 from sqlalchemy import update
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.extensions import ChannelKeys, harpoon
-from models import Channel, InboundEvent, utcnow
-from models.base import insert_ignoring_conflicts
+from models import Channel, utcnow
 from wechat import callbacks as protocol
 from wechat.callbacks import OA, WECOM, CallbackQuery, CallbackRejected
 
@@ -56,13 +54,15 @@ def _callback(channel_id: int, platform: str):
         _log_refusal(channel_id, rejected.status, rejected.reason)
         return _text(rejected.reason, rejected.status)
 
-    stored = _store(channel, platform, protocol.dedupe_key(platform, fields, xml), xml)
+    stored = h.inbox.store(
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        platform=platform,
+        dedupe_key=protocol.dedupe_key(platform, fields, xml),
+        payload=xml,
+    )
     if stored:
-        try:
-            h.queue.request_drain(channel.workspace_id)
-        except RedisError as exc:
-            # Stored is what matters; the sweeper asks again once Redis is back.
-            log.warning("drain request failed for channel %s: %s", channel_id, exc)
+        h.queue.drain_requests.mark(channel.workspace_id)
     return _text("success")
 
 
@@ -88,25 +88,6 @@ def _open_message(channel: ChannelKeys, query: CallbackQuery, body: bytes) -> st
     return protocol.open_wecom_message(
         body, query, token=channel.token, aes_keys=channel.aes_keys, corp_id=channel.app_id
     )
-
-
-def _store(channel: ChannelKeys, platform: str, dedupe_key: str, xml: str) -> bool:
-    """Insert into the inbox; False when WeChat is retrying one we already have."""
-    engine = harpoon().db.engine
-    now = utcnow()
-    stmt = insert_ignoring_conflicts(engine.dialect.name, InboundEvent.__table__).values(
-        workspace_id=channel.workspace_id,
-        channel_id=channel.id,
-        platform=platform,
-        dedupe_key=dedupe_key,
-        payload=xml,
-        status="pending",
-        attempts=0,
-        received_at=now,
-        next_attempt_at=now,
-    )
-    with engine.begin() as conn:
-        return conn.execute(stmt.returning(InboundEvent.id)).scalar() is not None
 
 
 def _mark_verified(channel_id: int) -> None:

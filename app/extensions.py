@@ -7,6 +7,7 @@ from flask import current_app
 
 from app.queue import JobQueue
 from config import Settings
+from handlers.inbox import InboxWriter
 from models import Channel, Database
 
 
@@ -69,6 +70,7 @@ class Harpoon:
     db: Database
     queue: JobQueue
     channels: ChannelCache
+    inbox: InboxWriter
 
 
 def harpoon() -> Harpoon:

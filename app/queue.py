@@ -10,6 +10,7 @@ import threading
 import fakeredis
 import redis
 from flask import Flask
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
@@ -45,6 +46,52 @@ class ThreadWorker(AppWorker):
         pass
 
 
+class DrainRequests:
+    """Callbacks mark their workspace; a thread of the process asks for the drains.
+
+    The callback answers WeChat without a Redis round trip, and a burst of
+    callbacks costs one request per workspace per pass, not one per callback.
+    A mark is made after the row is committed, so the ordering request_drain
+    relies on still holds; if the process dies first, the sweeper finds the row.
+    """
+
+    def __init__(self, queue: "JobQueue"):
+        self._queue = queue
+        self._marked: set[int] = set()
+        self._lock = threading.Lock()  # guards _marked and the thread's start
+        self._sending = threading.Lock()  # one pass at a time; flush() waits for it
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def mark(self, workspace_id: int) -> None:
+        with self._lock:
+            self._marked.add(workspace_id)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="harpoon-drain-requests", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def flush(self) -> None:
+        """Send every pending mark now (and wait for a pass already under way)."""
+        with self._sending:
+            with self._lock:
+                marked, self._marked = self._marked, set()
+            for workspace_id in sorted(marked):
+                try:
+                    self._queue.request_drain(workspace_id)
+                except RedisError as exc:
+                    # The rows are stored; the sweeper asks again once Redis is back.
+                    log.warning("drain request failed for workspace %s: %s", workspace_id, exc)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self.flush()
+
+
 class JobQueue:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -59,6 +106,7 @@ class JobQueue:
         self.default = Queue(default, connection=self.connection)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.drain_requests = DrainRequests(self)
 
     @property
     def queues(self) -> list[Queue]:

@@ -20,8 +20,7 @@ errorlog = "-"
 
 def post_worker_init(worker):
     """The embedded queue's worker thread lives in the web process."""
-    from flask import Flask
-
     app = worker.wsgi
-    if isinstance(app, Flask):
-        app.extensions["harpoon"].queue.start_embedded_worker(app)
+    harpoon = getattr(app, "extensions", {}).get("harpoon")
+    if harpoon is not None:
+        harpoon.queue.start_embedded_worker(app)

@@ -5,15 +5,19 @@ failure is written on the row with a backoff, then retried by a later drain.
 """
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from handlers.identity import IdentityCache
 from handlers.registry import HANDLERS, EventContext
 from models import InboundEvent, InboxStatus, utcnow
+from models.base import insert_ignoring_conflicts
 from models.contact import IdentityKind
 from wechat.callbacks import OA
 from wechat.events import NormalizedEvent, normalize
@@ -210,3 +214,105 @@ def stats(session: Session) -> list[dict]:
         {"workspace_id": ws, "status": status, "count": count, "oldest": oldest}
         for ws, status, count, oldest in rows
     ]
+
+
+class InboxWriter:
+    """Stores callbacks in the inbox; concurrent requests share one INSERT.
+
+    Group commit: a request that finds no write under way becomes the writer,
+    inserts every row waiting (its own first) in one statement and one commit,
+    then hands the pen to the next waiting request. Every request still
+    answers WeChat only once the commit carrying its row is done.
+    """
+
+    def __init__(self, engine: Engine, max_batch: int = 200):
+        self._engine = engine
+        self._max_batch = max_batch
+        self._statement = (
+            insert_ignoring_conflicts(engine.dialect.name, InboundEvent.__table__)
+            .values(
+                {
+                    "workspace_id": bindparam("workspace_id"),
+                    "channel_id": bindparam("channel_id"),
+                    "platform": bindparam("platform"),
+                    "dedupe_key": bindparam("dedupe_key"),
+                    "payload": bindparam("payload"),
+                    "status": bindparam("status"),
+                    "attempts": bindparam("attempts"),
+                    "received_at": bindparam("received_at"),
+                    "next_attempt_at": bindparam("received_at"),
+                }
+            )
+            .returning(InboundEvent.channel_id, InboundEvent.dedupe_key)
+        )
+        self._lock = threading.Lock()
+        self._waiting: list[_PendingRow] = []
+        self._writing = False
+
+    def store(
+        self, *, workspace_id: int, channel_id: int, platform: str, dedupe_key: str, payload: str
+    ) -> bool:
+        """Insert one callback; False when it is a retry the inbox already has."""
+        row = _PendingRow(
+            {
+                "workspace_id": workspace_id,
+                "channel_id": channel_id,
+                "platform": platform,
+                "dedupe_key": dedupe_key,
+                "payload": payload,
+                "status": InboxStatus.PENDING.value,
+                "attempts": 0,
+                "received_at": utcnow(),
+            }
+        )
+        with self._lock:
+            self._waiting.append(row)
+            lead, self._writing = not self._writing, True
+        if not lead:
+            row.wake.wait()
+        if not row.written:  # led from the start, or handed the pen
+            self._write_batch()
+        if row.error is not None:
+            raise row.error
+        return row.stored
+
+    def _write_batch(self) -> None:
+        with self._lock:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+        try:
+            inserted = self._insert([row.params for row in batch])
+        except Exception as exc:  # every request of the batch answers with it
+            for row in batch:
+                row.error = exc
+        else:
+            for row in batch:
+                row.stored = (row.params["channel_id"], row.params["dedupe_key"]) in inserted
+        for row in batch:
+            row.written = True
+            row.wake.set()
+        with self._lock:
+            if self._waiting:
+                self._waiting[0].wake.set()  # not written: it becomes the writer
+            else:
+                self._writing = False
+
+    def _insert(self, rows: list[dict]) -> set[tuple[int, str]]:
+        """One autocommit INSERT ... ON CONFLICT DO NOTHING, retried on a dropped connection."""
+        for attempt in (1, 2):
+            try:
+                with self._engine.connect() as conn:
+                    return {tuple(r) for r in conn.execute(self._statement, rows)}
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class _PendingRow:
+    params: dict
+    wake: threading.Event = field(default_factory=threading.Event)
+    written: bool = False
+    stored: bool = False
+    error: Exception | None = None

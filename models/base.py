@@ -99,6 +99,8 @@ class Database:
 
     def __init__(self):
         self.engine: Engine | None = None
+        # Same pool, each statement its own transaction: one round trip for a lone INSERT.
+        self.autocommit_engine: Engine | None = None
         self.Session = sessionmaker(expire_on_commit=False)
 
     def configure(self, url: str, encryption_keys: tuple[str, ...]) -> None:
@@ -107,10 +109,17 @@ class Database:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # No pre-ping: it costs a round trip per checkout; callers that must
+            # survive a database restart retry once on an invalidated connection.
+            kwargs.update(pool_size=10, max_overflow=10, pool_recycle=3600)
         self.engine = create_engine(url, **kwargs)
+        # Its own small pool, autocommit from connect on: nothing to set or reset per checkout.
+        self.autocommit_engine = create_engine(
+            url, **kwargs, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+        )
         if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            for engine in (self.engine, self.autocommit_engine):
+                event.listen(engine, "connect", _sqlite_pragmas)
         self.Session.configure(bind=self.engine)
 
     @property
@@ -121,8 +130,9 @@ class Database:
         return self.Session()
 
     def dispose(self) -> None:
-        if self.engine is not None:
-            self.engine.dispose()
+        for engine in (self.engine, self.autocommit_engine):
+            if engine is not None:
+                engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

@@ -145,5 +145,7 @@ def make_channel(app, kind, creds, *, workspace="acme", **fields):
 
 
 def run_jobs(app):
-    """Run every queued job with a real RQ SimpleWorker in burst mode."""
-    return harpoon_of(app).queue.worker(app).work(burst=True)
+    """Send pending drain requests, then run every queued job with a real RQ SimpleWorker."""
+    queue = harpoon_of(app).queue
+    queue.drain_requests.flush()
+    return queue.worker(app).work(burst=True)

@@ -241,7 +241,8 @@ def test_one_drain_job_per_burst(app, client, oa_channel):
             ).status_code
             == 200
         )
-    queue = harpoon_of(app).queue.high
-    assert queue.count == 1
+    queue = harpoon_of(app).queue
+    queue.drain_requests.flush()
+    assert queue.high.count == 1
     with harpoon_of(app).db.session() as session:
         assert session.scalar(select(func.count()).select_from(InboundEvent)) == 20

@@ -19,6 +19,7 @@ def test_callback_is_acked_and_stored_while_redis_is_down(make_app, caplog):
     )
     assert response.data == b"success"
     assert [row.status for row in inbox(app)] == ["pending"]
+    harpoon_of(redis_down).queue.drain_requests.flush()
     assert "drain request failed" in caplog.text
 
     # Redis is back: the sweeper (a periodic job) finds the row and requests a drain.
