@@ -10,7 +10,8 @@ bind = os.environ.get("HARPOON_BIND", "127.0.0.1:8000")
 _embedded_queue = not os.environ.get("REDIS_URL")
 workers = 1 if _embedded_queue else int(os.environ.get("HARPOON_WEB_WORKERS", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("HARPOON_WEB_THREADS", "4"))
+# Threads overlap database and Redis waits; 8 measured best on 2 cores (bench/README.md).
+threads = int(os.environ.get("HARPOON_WEB_THREADS", "8"))
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
