@@ -287,7 +287,9 @@ class InboxWriter:
                 row.error = exc
         else:
             for row in batch:
-                row.stored = (row.params["channel_id"], row.params["dedupe_key"]) in inserted
+                key = (row.params["channel_id"], row.params["dedupe_key"])
+                row.stored = key in inserted
+                inserted.discard(key)  # a retry in the same batch is not new
         for row in batch:
             row.written = True
             row.wake.set()

@@ -246,3 +246,13 @@ def test_one_drain_job_per_burst(app, client, oa_channel):
     assert queue.high.count == 1
     with harpoon_of(app).db.session() as session:
         assert session.scalar(select(func.count()).select_from(InboundEvent)) == 20
+
+
+def test_drain_request_is_sent_by_the_background_thread(app, client, oa_channel):
+    xml = simulate.oa_text("o_bg", "hi", 6001)
+    post(client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(OA_CREDS, xml))
+    queue = harpoon_of(app).queue
+    deadline = time.monotonic() + 10
+    while queue.high.count == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue.high.count == 1
