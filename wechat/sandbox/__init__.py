@@ -1,0 +1,40 @@
+"""A local fake of the WeChat OA and WeCom APIs, with their limits and error codes.
+
+    create_sandbox() -> a Flask app serving /oa/... (api.weixin.qq.com),
+    /open/... (open.weixin.qq.com), /wecom/... (qyapi.weixin.qq.com) and
+    /sandbox/... (control and inspection for tests and the demo).
+
+Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
+"""
+
+from flask import Flask, jsonify
+
+from wechat.sandbox import oa, wecom
+from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
+
+
+def create_sandbox(state: Sandbox | None = None) -> Flask:
+    app = Flask(__name__)
+    app.extensions["sandbox"] = state or Sandbox()
+    app.register_error_handler(ApiError, api_error)
+    app.before_request(apply_faults)
+    app.register_blueprint(control)
+    app.register_blueprint(oa.bp)
+    app.register_blueprint(oa.open_bp)
+    app.register_blueprint(wecom.bp)
+
+    @app.get("/sandbox/state")
+    def state():
+        """Everything the sandbox holds, per tenant, for tests and curious developers."""
+        with sandbox().lock:
+            return jsonify(
+                {
+                    app_id: (oa.inspect if tenant.kind == "oa" else wecom.inspect)(tenant)
+                    for app_id, tenant in sandbox().tenants.items()
+                }
+            )
+
+    return app
+
+
+__all__ = ["ApiError", "Sandbox", "create_sandbox"]
