@@ -8,6 +8,7 @@ from app.queue import JobQueue
 from config import load_settings
 from handlers.inbox import InboxWriter
 from models import Database
+from wechat.clients import TokenStore, WeChatClients
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -18,12 +19,17 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db = Database()
     db.configure(settings.database_url, settings.encryption_keys)
+    queue = JobQueue(settings)
     app.extensions["harpoon"] = Harpoon(
         settings=settings,
         db=db,
-        queue=JobQueue(settings),
+        queue=queue,
         channels=ChannelCache(db, settings.channel_cache_seconds),
         inbox=InboxWriter(db.autocommit_engine),
+        wechat=WeChatClients(
+            settings.wechat_api_url,
+            TokenStore(queue.connection, prefix=f"{settings.queue_prefix}:wechat"),
+        ),
     )
 
     from app import callbacks, cli, health

@@ -37,16 +37,20 @@ def _callback(channel_id: int, platform: str):
         _log_refusal(channel_id, 404, "no such channel")
         abort(404)
     query = protocol.parse_query(request.query_string)
+    max_age = h.settings.callback_max_age_seconds
     try:
-        protocol.check_fresh(query.timestamp, h.settings.callback_max_age_seconds)
         if request.method == "GET":
-            return _text(_verify_url(channel, query))
+            answer = _verify_url(channel, query)
+            protocol.check_fresh(query.timestamp, max_age)
+            _mark_verified(channel.id)
+            return _text(answer)
         request.max_content_length = h.settings.callback_max_bytes
         try:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:
             raise CallbackRejected(413, "body over the size limit") from None
-        xml = _open_message(channel, query, body)
+        xml = _open_message(channel, query, body)  # signature first, then decryption
+        protocol.check_fresh(query.timestamp, max_age)
         fields = protocol.parse_xml(xml)
         if not fields.get("MsgType"):
             raise CallbackRejected(400, "no MsgType")
@@ -68,11 +72,8 @@ def _callback(channel_id: int, platform: str):
 
 def _verify_url(channel: ChannelKeys, query: CallbackQuery) -> str:
     if channel.kind == OA:
-        answer = protocol.verify_oa_url(channel.token, query)
-    else:
-        answer = protocol.verify_wecom_url(channel.token, channel.aes_keys, channel.app_id, query)
-    _mark_verified(channel.id)
-    return answer
+        return protocol.verify_oa_url(channel.token, query)
+    return protocol.verify_wecom_url(channel.token, channel.aes_keys, channel.app_id, query)
 
 
 def _open_message(channel: ChannelKeys, query: CallbackQuery, body: bytes) -> str:

@@ -92,6 +92,13 @@ def add_channel(
     return channel
 
 
+def rotate_aes_key(channel: Channel, new_key: str) -> None:
+    """The new key encrypts from now on; the old one still opens callbacks in flight."""
+    if not _AES_KEY.match(new_key):
+        raise ChannelError("aes_key", "EncodingAESKey is 43 letters or digits")
+    channel.previous_aes_key, channel.aes_key = channel.aes_key, new_key
+
+
 def callback_url(base_url: str, channel: Channel) -> str:
     path = "wechat" if channel.kind == ChannelKind.OA else "wecom"
     return f"{base_url}/callbacks/{path}/{channel.id}"

@@ -13,12 +13,13 @@ from app.channels import (
     callback_url,
     generate_aes_key,
     generate_token,
+    rotate_aes_key,
     workspace_named,
 )
 from app.extensions import harpoon
 from config.rq import cron_jobs
 from handlers import inbox
-from models import Channel, ChannelKind
+from models import Channel, ChannelKind, InboundEvent
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 channels_cli = AppGroup("channels", help="Connected OAs and WeCom corps.")
@@ -142,6 +143,26 @@ def channels_list():
             )
 
 
+@channels_cli.command("rotate-aes-key")
+@click.argument("channel_id", type=int)
+@click.option("--aes-key", help="The new EncodingAESKey (generated when omitted).")
+@with_appcontext
+def channels_rotate_aes_key(channel_id, aes_key):
+    """Replace a channel's EncodingAESKey, keeping the old one for callbacks in flight."""
+    h = harpoon()
+    with h.db.session() as session:
+        channel = session.get(Channel, channel_id)
+        if channel is None:
+            raise click.ClickException(f"no channel {channel_id}")
+        try:
+            rotate_aes_key(channel, aes_key or generate_aes_key())
+        except ChannelError as exc:
+            raise click.BadParameter(str(exc), param_hint="--aes-key") from None
+        session.commit()
+        click.echo(f"EncodingAESKey: {channel.aes_key}")
+    h.channels.invalidate(channel_id)
+
+
 @inbox_cli.command("stats")
 @with_appcontext
 def inbox_stats():
@@ -167,8 +188,15 @@ def inbox_retry(event_id):
         if not inbox.retry(session, event_id):
             raise click.ClickException(f"event {event_id} is not failed or dead")
         session.commit()
-    h.queue.enqueue_sweep()
-    click.echo(f"event {event_id} queued for retry")
+    if h.settings.embedded_queue:
+        click.echo(
+            f"event {event_id} is pending again; the running service's sweeper drains it "
+            f"within {h.settings.sweep_interval_seconds + h.settings.sweep_grace_seconds} s"
+        )
+        return
+    workspace_id = _event_workspace(event_id)
+    h.queue.enqueue_drain(workspace_id)
+    click.echo(f"event {event_id} queued for retry (drain of workspace {workspace_id})")
 
 
 @inbox_cli.command("sweep")
@@ -177,7 +205,14 @@ def inbox_sweep():
     """Request drains for every workspace with events left behind."""
     from app.jobs import sweep_inbox
 
+    if harpoon().settings.embedded_queue:
+        raise click.ClickException("the embedded queue sweeps inside the running service")
     click.echo(f"drains requested for workspaces: {sweep_inbox() or 'none'}")
+
+
+def _event_workspace(event_id: int) -> int:
+    with harpoon().db.session() as session:
+        return session.get(InboundEvent, event_id).workspace_id
 
 
 @click.command("worker")

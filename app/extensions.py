@@ -9,6 +9,7 @@ from app.queue import JobQueue
 from config import Settings
 from handlers.inbox import InboxWriter
 from models import Channel, Database
+from wechat.clients import WeChatClients
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Harpoon:
     queue: JobQueue
     channels: ChannelCache
     inbox: InboxWriter
+    wechat: WeChatClients
 
 
 def harpoon() -> Harpoon:

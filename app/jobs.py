@@ -29,6 +29,8 @@ def drain_inbox(workspace_id: int) -> dict:
             result.dead,
             result.batches,
         )
+    if result.more:
+        h.queue.enqueue_drain(workspace_id)
     return {"done": result.done, "ignored": result.ignored, "failed": result.failed}
 
 
@@ -38,7 +40,8 @@ def sweep_inbox() -> list[int]:
     with h.db.session() as session:
         due = workspaces_due(session, h.settings.sweep_grace_seconds)
     for workspace_id in due:
-        h.queue.request_drain(workspace_id, force=True)
+        # A fixed job id: while one sweeper drain waits in the queue, no second one joins it.
+        h.queue.enqueue_drain(workspace_id, job_id=f"drain-inbox-{workspace_id}-sweep")
     if due:
         log.info("sweeper re-queued drains for workspaces %s", due)
     return due

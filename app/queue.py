@@ -7,12 +7,14 @@ new user sees callbacks processed with nothing but `make run`.
 import logging
 import threading
 import time
+from contextlib import suppress
 
 import fakeredis
 import redis
 from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.exceptions import DuplicateJobError
 from rq.timeouts import TimerDeathPenalty
 
 from config import Settings
@@ -84,9 +86,12 @@ class DrainRequests:
             for workspace_id in sorted(marked):
                 try:
                     self._queue.request_drain(workspace_id)
-                except RedisError as exc:
-                    # The rows are stored; the sweeper asks again once Redis is back.
-                    log.warning("drain request failed for workspace %s: %s", workspace_id, exc)
+                except Exception as exc:  # the thread must live on; the rows are stored
+                    log.warning(
+                        "drain request failed for workspace %s (the sweeper will ask again): %s",
+                        workspace_id,
+                        exc,
+                    )
 
     def _run(self) -> None:
         while True:
@@ -120,17 +125,38 @@ class JobQueue:
     def _drain_flag(self, workspace_id: int) -> str:
         return f"{self.settings.queue_prefix}:drain-requested:{workspace_id}"
 
-    def request_drain(self, workspace_id: int, *, force: bool = False) -> bool:
+    def request_drain(self, workspace_id: int) -> bool:
         """Ask for a drain of this workspace; a burst of requests makes one job.
 
         The flag is set until a drain job starts (it clears the flag before it
         reads the inbox), so every row committed before a request is seen by
         the job that request made or by one already on its way.
         """
-        claimed = self.connection.set(self._drain_flag(workspace_id), 1, nx=True, ex=60)
-        if not (claimed or force):
+        flag = self._drain_flag(workspace_id)
+        if not self.connection.set(flag, 1, nx=True, ex=60):
             return False
-        self.high.enqueue(DRAIN_JOB, workspace_id, result_ttl=0, failure_ttl=86400, job_timeout=300)
+        try:
+            self.enqueue_drain(workspace_id)
+        except Exception:
+            with suppress(RedisError):  # do not leave a flag that blocks the next request
+                self.connection.delete(flag)
+            raise
+        return True
+
+    def enqueue_drain(self, workspace_id: int, *, job_id: str | None = None) -> bool:
+        """Enqueue a drain regardless of the flag; with a job_id, at most one is queued."""
+        try:
+            self.high.enqueue(
+                DRAIN_JOB,
+                workspace_id,
+                job_id=job_id,
+                unique=job_id is not None,
+                result_ttl=0,
+                failure_ttl=86400,
+                job_timeout=300,
+            )
+        except DuplicateJobError:
+            return False
         self._wake.set()
         return True
 

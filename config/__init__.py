@@ -37,6 +37,8 @@ class Settings:
     sweep_interval_seconds: int = 30
     sweep_grace_seconds: int = 20
     log_level: str = "INFO"
+    # Empty: the real WeChat and WeCom. A sandbox's address sends every API call there.
+    wechat_api_url: str = ""
 
     @property
     def embedded_database(self) -> bool:
@@ -72,6 +74,7 @@ _ENV = {
     "HARPOON_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", int),
     "HARPOON_SWEEP_GRACE_SECONDS": ("sweep_grace_seconds", int),
     "HARPOON_LOG_LEVEL": ("log_level", str),
+    "HARPOON_WECHAT_API_URL": ("wechat_api_url", lambda v: v.rstrip("/")),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)

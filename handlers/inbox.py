@@ -6,6 +6,7 @@ failure is written on the row with a backoff, then retried by a later drain.
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ from wechat.events import NormalizedEvent, normalize
 
 log = logging.getLogger(__name__)
 _DUE = (InboxStatus.PENDING, InboxStatus.FAILED)
+KIND_LENGTH = InboundEvent.__table__.c.kind.type.length
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     batches: int = 0
+    more: bool = False
 
     @property
     def handled(self) -> int:
@@ -55,18 +58,25 @@ def drain(
     *,
     batch_size: int = 200,
     policy: RetryPolicy | None = None,
-    max_batches: int | None = None,
+    max_seconds: float = 60.0,
 ) -> DrainResult:
-    """Process due events of one workspace until none is left (or max_batches)."""
+    """Process due events of one workspace until none is left or time is up.
+
+    `result.more` says events may remain: the caller asks for another drain
+    rather than run past its job's timeout.
+    """
     policy = policy or RetryPolicy()
     result = DrainResult()
-    while max_batches is None or result.batches < max_batches:
+    deadline = time.monotonic() + max_seconds
+    while True:
         claimed = _process_batch(session, workspace_id, batch_size, policy, result)
         session.commit()
         result.batches += 1
         if claimed < batch_size:
-            break
-    return result
+            return result
+        if time.monotonic() >= deadline:
+            result.more = True
+            return result
 
 
 def _claim(session: Session, workspace_id: int, batch_size: int, now: datetime):
@@ -101,15 +111,15 @@ def _process_batch(
     identities = IdentityCache(workspace_id)
     identities.preload(session, _identity_keys(parsed))
 
-    done_ids, ignored_ids = [], []
+    outcomes = []  # one bulk UPDATE for the rows that succeeded or were ignored
     for row, event in parsed:
         if isinstance(event, Exception):
             _fail(row, event, now, policy, result)
             continue
-        row.kind = event.kind or event.source_type
+        kind = (event.kind or event.source_type)[:KIND_LENGTH]
         handler = HANDLERS.get(event.kind) if event.kind else None
         if handler is None:
-            ignored_ids.append(row.id)
+            outcomes.append(_outcome(row, InboxStatus.IGNORED, kind, now))
             continue
         ctx = EventContext(workspace_id, row.channel_id, row.id, event, identities)
         try:
@@ -117,15 +127,20 @@ def _process_batch(
                 handler(session, ctx)
         except Exception as exc:
             identities.forget_new(session)
+            row.kind = kind
             _fail(row, exc, now, policy, result)
             continue
-        done_ids.append(row.id)
+        outcomes.append(_outcome(row, InboxStatus.DONE, kind, now))
 
-    _mark(session, done_ids, InboxStatus.DONE, now)
-    _mark(session, ignored_ids, InboxStatus.IGNORED, now)
-    result.done += len(done_ids)
-    result.ignored += len(ignored_ids)
+    if outcomes:
+        session.execute(update(InboundEvent), outcomes)
+    result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
+    result.ignored += sum(o["status"] == InboxStatus.IGNORED for o in outcomes)
     return len(rows)
+
+
+def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -> dict:
+    return {"id": row.id, "status": status, "kind": kind, "processed_at": now, "last_error": None}
 
 
 def _identity_keys(parsed) -> set[tuple[str, int | None, str]]:
@@ -157,16 +172,6 @@ def _fail(
         row.last_error,
         exc_info=exc,
     )
-
-
-def _mark(session: Session, ids: list[int], status: InboxStatus, now: datetime) -> None:
-    if ids:
-        session.execute(
-            update(InboundEvent)
-            .where(InboundEvent.id.in_(ids))
-            .values(status=status, processed_at=now, last_error=None),
-            execution_options={"synchronize_session": False},
-        )
 
 
 def workspaces_due(session: Session, grace_seconds: int) -> list[int]:

@@ -21,7 +21,7 @@ def follower(session: Session, ctx: EventContext) -> Identity:
 @handles("wechat.unfollow")
 def on_unfollow(session: Session, ctx: EventContext) -> None:
     identity = follower(session, ctx)
-    identity.following = False
+    identity.set_following(False, ctx.event.occurred_at)
     record_interaction(session, ctx, identity.contact)
 
 
@@ -37,5 +37,5 @@ def on_unfollow(session: Session, ctx: EventContext) -> None:
 def on_touch(session: Session, ctx: EventContext) -> None:
     """Following, or acting as only a follower can: scan, tap, message, share location."""
     identity = follower(session, ctx)
-    identity.following = True
+    identity.set_following(True, ctx.event.occurred_at)
     record_interaction(session, ctx, identity.contact)

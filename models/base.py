@@ -120,6 +120,12 @@ class Database:
         if url.startswith("sqlite"):
             for engine in (self.engine, self.autocommit_engine):
                 event.listen(engine, "connect", _sqlite_pragmas)
+            # pysqlite's own transaction handling breaks SAVEPOINTs; SQLAlchemy's recipe:
+            # the driver stays out of it and each transaction starts with an explicit BEGIN.
+            # IMMEDIATE takes the write lock up front, so a drain never finds its snapshot
+            # stale when a callback committed between its first read and first write.
+            event.listen(self.engine, "connect", _sqlite_driver_autocommit)
+            event.listen(self.engine, "begin", _sqlite_begin_immediate)
         self.Session.configure(bind=self.engine)
 
     @property
@@ -133,6 +139,14 @@ class Database:
         for engine in (self.engine, self.autocommit_engine):
             if engine is not None:
                 engine.dispose()
+
+
+def _sqlite_driver_autocommit(dbapi_connection, _record):
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection):
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

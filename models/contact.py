@@ -52,8 +52,15 @@ class Identity(Base):
     kind: Mapped[str] = mapped_column(String(20))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
     value: Mapped[str] = mapped_column(String(128))
-    # For OA openids: is the person following that OA now.
+    # For OA openids: is the person following that OA now, as of which event.
     following: Mapped[bool | None] = mapped_column(Boolean)
+    following_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     contact: Mapped[Contact] = relationship(back_populates="identities")
+
+    def set_following(self, following: bool, as_of: datetime) -> None:
+        """Events may be processed out of order (retries, parallel drains): newest wins."""
+        if self.following_changed_at is None or as_of >= self.following_changed_at:
+            self.following = following
+            self.following_changed_at = as_of

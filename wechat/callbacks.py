@@ -64,7 +64,8 @@ def sign(*parts: str) -> str:
 
 
 def check_signature(expected_parts: tuple[str, ...], given: str) -> None:
-    if not given or not hmac.compare_digest(sign(*expected_parts), given):
+    # Bytes: compare_digest refuses non-ASCII str, and a forged query may carry any.
+    if not given or not hmac.compare_digest(sign(*expected_parts).encode(), given.encode()):
         raise CallbackRejected(403, "bad signature")
 
 
@@ -97,6 +98,9 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
     root = doc.get("xml") if isinstance(doc, dict) else None
     if not isinstance(root, dict):
         raise CallbackRejected(400, "XML has no <xml> root")
+    repeated = [name for name, value in root.items() if isinstance(value, list)]
+    if repeated:
+        raise CallbackRejected(400, f"repeated element <{repeated[0]}>")
     return root
 
 
@@ -125,13 +129,15 @@ def open_oa_message(
 ) -> str:
     """Verify an OA message callback and return its plaintext XML.
 
-    Every mode carries `signature`; safe and compatible mode add
-    `encrypt_type=aes` and `msg_signature` over the Encrypt field.
+    Every mode carries `signature`, which covers the query only; safe and
+    compatible mode add `encrypt_type=aes` and `msg_signature` over the
+    Encrypt field. A plaintext body is accepted only from a plaintext-mode
+    channel: otherwise one leaked signed query would let anyone post any body.
     """
     check_signature((token, query.timestamp, query.nonce), query.signature)
     if query.encrypt_type != "aes":
-        if mode == "safe":
-            raise CallbackRejected(400, "plaintext message on a safe-mode channel")
+        if mode != "plain":
+            raise CallbackRejected(400, f"plaintext message on a {mode}-mode channel")
         refuse_unsafe_xml(body)
         try:
             return body.decode("utf-8")
@@ -182,7 +188,8 @@ def aes_key_bytes(encoding_aes_key: str) -> bytes:
 def dedupe_key(platform: str, fields: dict[str, str], payload: str) -> str:
     """The natural key of one callback, so WeChat's retries are stored once.
 
-    Messages: MsgId. OA events: FromUserName + CreateTime + Event + EventKey.
+    Messages: MsgId. OA events: FromUserName + CreateTime + Event + EventKey
+    (+ MsgID on push results).
     WeCom customer-contact events all come from `sys`, so they key on
     ChangeType + UserID + ExternalUserID + CreateTime: two customers added in
     the same second stay two events. Anything else: a digest of the payload,
@@ -200,6 +207,8 @@ def dedupe_key(platform: str, fields: dict[str, str], payload: str) -> str:
         parts = ("chat", *_get(fields, "ChangeType", "ChatId", "UpdateDetail", "CreateTime"))
     elif platform == OA and event:
         parts = ("evt", *_get(fields, "FromUserName", "CreateTime", "Event", "EventKey"))
+        if fields.get("MsgID"):  # push results: one per job, several jobs a second
+            parts = (*parts, str(fields["MsgID"]))
     else:
         parts = ("raw", hashlib.sha256(payload.encode()).hexdigest())
     key = "|".join(parts)

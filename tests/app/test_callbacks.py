@@ -256,3 +256,66 @@ def test_drain_request_is_sent_by_the_background_thread(app, client, oa_channel)
     while queue.high.count == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert queue.high.count == 1
+
+
+def test_bad_msg_signature_is_refused_in_safe_mode(app, client, oa_channel):
+    callback = simulate.oa_message(OA_CREDS, follow_xml())
+    query = callback.query.replace("msg_signature=", "msg_signature=0")
+    response = client.post(f"/callbacks/wechat/{oa_channel}?{query}", data=callback.body)
+    assert response.status_code == 403
+    assert inbox_rows(app) == []
+
+
+def test_bad_msg_signature_is_refused_for_wecom(app, client, wecom_channel):
+    xml = simulate.wecom_contact_event(
+        WECOM_CREDS.app_id, "add_external_contact", user_id="u", external_user_id="wm1"
+    )
+    callback = simulate.wecom_message(WECOM_CREDS, xml)
+    query = callback.query.replace("msg_signature=", "msg_signature=0")
+    assert (
+        client.post(f"/callbacks/wecom/{wecom_channel}?{query}", data=callback.body).status_code
+        == 403
+    )
+    assert inbox_rows(app) == []
+
+
+def test_non_ascii_signature_is_a_403_not_a_crash(client, oa_channel):
+    callback = simulate.oa_message(OA_CREDS, follow_xml())
+    query = callback.query.replace("signature=", "signature=%E4%B8%AD", 1)
+    assert (
+        client.post(f"/callbacks/wechat/{oa_channel}?{query}", data=callback.body).status_code
+        == 403
+    )
+
+
+def test_compatible_mode_channel_refuses_a_plaintext_body(app, client):
+    channel_id = make_channel(app, "oa", OA_CREDS, message_mode="compatible")
+    callback = simulate.oa_message(OA_CREDS, follow_xml(), mode="plain")
+    assert post(client, f"/callbacks/wechat/{channel_id}", callback).status_code == 400
+    assert inbox_rows(app) == []
+
+
+def test_repeated_elements_are_refused(app, client, oa_channel):
+    xml = simulate.oa_text("o_rep", "hi", 31).replace("</xml>", "<MsgId>32</MsgId></xml>")
+    assert (
+        post(
+            client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(OA_CREDS, xml)
+        ).status_code
+        == 400
+    )
+    assert inbox_rows(app) == []
+
+
+def test_push_results_in_the_same_second_are_distinct(app, client, oa_channel):
+    now = int(time.time())
+    for msg_id in (1000001, 1000002):
+        xml = simulate.oa_event(
+            "gh_harpoon", "MASSSENDJOBFINISH", at=now, MsgID=msg_id, Status="send success"
+        )
+        assert (
+            post(
+                client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(OA_CREDS, xml)
+            ).status_code
+            == 200
+        )
+    assert len(inbox_rows(app)) == 2

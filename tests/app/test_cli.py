@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import OA_CREDS, make_channel, run_jobs
+from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
 from tests.helpers import inbox, post_oa
 from wechat import simulate
 
@@ -71,6 +71,9 @@ def test_inbox_stats_and_retry(app, runner):
     assert next(row for row in inbox(app) if row.id == failed.id).status == "pending"
     not_failed = runner.invoke(args=["inbox", "retry", str(failed.id)])
     assert not_failed.exit_code == 1 and "is not failed or dead" in not_failed.output
+    harpoon_of(app).queue.enqueue_sweep()  # the embedded service's own timer does this
+    run_jobs(app)  # retried and, being still broken, failed again
+    assert next(row for row in inbox(app) if row.id == failed.id).status == "failed"
 
 
 def test_worker_and_cron_refuse_the_embedded_queue(make_app):
@@ -103,3 +106,15 @@ def test_worker_command_drains_with_real_redis(app, runner):
     result = runner.invoke(args=["worker", "--burst"])
     assert result.exit_code == 0, result.output
     assert [row.status for row in inbox(app)] == ["done"]
+
+
+def test_rotate_aes_key_keeps_the_old_one_for_callbacks_in_flight(app, runner):
+    from tests.helpers import post_oa as post
+
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    result = runner.invoke(args=["channels", "rotate-aes-key", str(channel_id)])
+    assert result.exit_code == 0, result.output
+    new_key = result.output.split()[-1]
+    assert len(new_key) == 43 and new_key != OA_CREDS.aes_key
+    post(app.test_client(), channel_id, simulate.oa_event("o_old", "subscribe"))  # old key
+    assert len(inbox(app)) == 1

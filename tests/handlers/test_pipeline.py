@@ -263,3 +263,35 @@ def test_two_drains_share_a_workspace_without_taking_the_same_rows(app, client, 
         assert {row.id for row in claimed}.isdisjoint(
             {row.id for row in inbox(app) if row.status == "done"}
         )
+
+
+def test_an_overlong_event_name_is_ignored_without_stopping_the_inbox(app, client, oa_channel):
+    post_oa(client, oa_channel, simulate.oa_event("o_1", "x" * 80))
+    post_oa(client, oa_channel, simulate.oa_event("o_2", "subscribe"))
+    run_jobs(app)
+    rows = inbox(app)
+    assert [row.status for row in rows] == ["ignored", "done"]
+    assert rows[0].kind == "x" * 64
+
+
+def test_follow_state_follows_the_newest_event_whatever_the_order(app, client, oa_channel):
+    now = int(time.time())
+    post_oa(client, oa_channel, simulate.oa_event("o_late", "unsubscribe", at=now + 5))
+    run_jobs(app)
+    post_oa(client, oa_channel, simulate.oa_event("o_late", "subscribe", at=now))  # a retry, late
+    run_jobs(app)
+    [identity] = identities(app)
+    assert identity.following is False
+    assert [i.kind for i in interactions(app)] == ["wechat.unfollow", "wechat.follow"]
+
+
+def test_a_long_backlog_is_drained_in_several_jobs(make_app, oa_channel):
+    app = make_app(inbox_batch_size=2)
+    client = app.test_client()
+    for n in range(5):
+        post_oa(client, oa_channel, simulate.oa_text(f"o_{n}", "hi", 91000 + n))
+    with app.app_context(), harpoon_of(app).db.session() as session:
+        result = drain(session, inbox(app)[0].workspace_id, batch_size=2, max_seconds=0)
+    assert (result.done, result.more) == (2, True)
+    run_jobs(app)
+    assert {row.status for row in inbox(app)} == {"done"}

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -101,6 +101,7 @@ class Sandbox:
         self.tenants: dict[str, Tenant] = {}
         self.faults: list[Fault] = []
         self.clock_offset = 0.0
+        self.error_counts: Counter[int] = Counter()  # errcodes answered, for tests
         # The latest callbacks, for inspection; a long demo keeps only these.
         self.deliveries: deque[Delivery] = deque(maxlen=5000)
         self._outbox: queue.Queue[Delivery] = queue.Queue()
@@ -305,6 +306,8 @@ def apply_faults() -> Response | None:
     if fault.latency_ms:
         time.sleep(fault.latency_ms / 1000)
     if fault.errcode:
+        with sandbox().lock:
+            sandbox().error_counts[fault.errcode] += 1
         messages = {45009: "reach max api daily quota limit", -1: "system error"}
         payload = {"errcode": fault.errcode, "errmsg": messages.get(fault.errcode, "injected")}
         return Response(json.dumps(payload), mimetype="application/json")
@@ -312,4 +315,6 @@ def apply_faults() -> Response | None:
 
 
 def api_error(error: ApiError) -> Response:
+    with sandbox().lock:
+        sandbox().error_counts[error.errcode] += 1
     return jsonify(errcode=error.errcode, errmsg=error.errmsg)

@@ -1,0 +1,21 @@
+"""A sandbox on a real port, for tests whose code talks HTTP to it."""
+
+import threading
+
+from werkzeug.serving import make_server
+
+from wechat.sandbox import create_sandbox
+
+
+class SandboxServer:
+    def __init__(self):
+        self.app = create_sandbox()
+        self.state = self.app.extensions["sandbox"]
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,277 @@
+"""OA and WeCom API clients on wechatpy 2.0, for the real platform or the sandbox.
+
+- One setting, `api_url`, sends every call (token and OAuth URLs included) to
+  the sandbox; empty means the real platform.
+- Access tokens live in one shared store (Redis, or fakeredis on the embedded
+  default) and are refreshed under a lock, so N processes never fetch at once
+  and never invalidate each other's tokens (the 40001 storm).
+- Bounded retries: on 40001/40014/42001 refresh and replay once; on 45009 and
+  -1 back off exponentially with jitter; then a WeChatApiError.
+"""
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import requests
+from wechatpy import WeChatClient as OAClient
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.work import WeChatClient as WeComClient
+
+log = logging.getLogger(__name__)
+
+REAL_HOSTS = {
+    "https://api.weixin.qq.com": "oa",
+    "https://open.weixin.qq.com": "open",
+    "https://qyapi.weixin.qq.com": "wecom",
+}
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+BUSY_ERRORS = frozenset({45009, -1})
+OPENIDS_PER_TAGGING = 50
+OPENIDS_PER_USER_BATCH = 100
+
+
+class WeChatApiError(Exception):
+    """The platform refused a call, after Harpoon's retries."""
+
+    def __init__(self, errcode: int | None, errmsg: str, path: str = ""):
+        super().__init__(f"{path}: {errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.path = path
+
+
+def platform_url(api_url: str, real_url: str) -> str:
+    """The real URL, or its counterpart on the sandbox at `api_url`."""
+    if not api_url:
+        return real_url
+    for host, prefix in REAL_HOSTS.items():
+        if real_url.startswith(host):
+            return f"{api_url.rstrip('/')}/{prefix}{real_url[len(host) :]}"
+    return real_url
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    busy_retries: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter (attempt counts from 0)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class TokenStore:
+    """Access tokens shared by every process, with a lock per token.
+
+    Implements wechatpy's session-storage interface (get/set/delete) on a
+    Redis connection; fakeredis serves the embedded default.
+    """
+
+    def __init__(self, redis, prefix: str = "harpoon:wechat"):
+        self.redis = redis
+        self.prefix = prefix
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:{key}"
+
+    def get(self, key, default=None):
+        value = self.redis.get(self._key(key))
+        return default if value is None else json.loads(value)
+
+    def set(self, key, value, ttl=None):
+        self.redis.set(self._key(key), json.dumps(value), ex=int(ttl) if ttl else None)
+
+    def delete(self, key):
+        self.redis.delete(self._key(key))
+
+    def lock(self, key: str):
+        # Held while one process fetches; the others wait, then read its token.
+        return self.redis.lock(self._key(f"{key}:lock"), timeout=30, blocking_timeout=30)
+
+
+class _SharedTokenMixin:
+    """What Harpoon adds to a wechatpy client; see the module docstring."""
+
+    TOKEN_URL = ""
+    EXPIRY_MARGIN_SECONDS = 300  # refresh before the platform's expiry
+
+    def _setup(self, api_url: str, store: TokenStore, retry: RetryPolicy) -> None:
+        self.api_url = api_url
+        self.store = store
+        self.retry = retry
+        self.API_BASE_URL = platform_url(api_url, type(self).API_BASE_URL)
+        self.fetches = 0
+
+    # --- tokens ---------------------------------------------------------
+
+    @property
+    def access_token(self) -> str:
+        return self.store.get(self.access_token_key) or self._refresh_token(stale=None)
+
+    def fetch_access_token(self):
+        return self._refresh_token(stale=self.store.get(self.access_token_key))
+
+    def _refresh_token(self, stale: str | None) -> str:
+        """Fetch a new token unless another process already replaced `stale`."""
+        with self.store.lock(self.access_token_key):
+            current = self.store.get(self.access_token_key)
+            if current and current != stale:
+                return current
+            result = self._call_token_endpoint()
+            ttl = max(60, int(result.get("expires_in", 7200)) - self.EXPIRY_MARGIN_SECONDS)
+            self.store.set(self.access_token_key, result["access_token"], ttl)
+            self.fetches += 1
+            return result["access_token"]
+
+    def _call_token_endpoint(self) -> dict:
+        url = platform_url(self.api_url, self.TOKEN_URL)
+        for attempt in range(self.retry.busy_retries + 1):
+            response = self._http.get(url, params=self._token_params(), timeout=self.timeout)
+            response.raise_for_status()
+            result = response.json()
+            errcode = result.get("errcode", 0)
+            if not errcode:
+                return result
+            if errcode not in BUSY_ERRORS or attempt == self.retry.busy_retries:
+                raise WeChatApiError(errcode, result.get("errmsg", ""), "token")
+            time.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")
+
+    # --- calls ----------------------------------------------------------
+
+    def _request(self, method, url_or_endpoint, **kwargs):
+        url = platform_url(self.api_url, url_or_endpoint)
+        refreshed = False
+        busy_attempt = 0
+        while True:
+            attempt_kwargs = dict(kwargs, params=dict(kwargs.get("params") or {}))
+            token = self.access_token
+            attempt_kwargs["params"]["access_token"] = token
+            try:
+                return super()._request(method, url, **attempt_kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if busy_attempt >= self.retry.busy_retries:
+                    raise WeChatApiError(None, f"network: {exc}", str(url_or_endpoint)) from exc
+                time.sleep(self.retry.delay(busy_attempt))
+                busy_attempt += 1
+            except WeChatClientException as exc:
+                errcode = exc.errcode
+                if errcode in TOKEN_ERRORS and not refreshed:
+                    log.info("%s: token refused (%s), refreshing once", url_or_endpoint, errcode)
+                    self._refresh_token(stale=token)
+                    refreshed = True
+                    continue
+                if errcode in BUSY_ERRORS and busy_attempt < self.retry.busy_retries:
+                    time.sleep(self.retry.delay(busy_attempt))
+                    busy_attempt += 1
+                    continue
+                raise WeChatApiError(errcode, exc.errmsg or "", str(url_or_endpoint)) from exc
+
+
+class HarpoonOAClient(_SharedTokenMixin, OAClient):
+    TOKEN_URL = "https://api.weixin.qq.com/cgi-bin/token"
+
+    def __init__(self, appid, secret, *, api_url, store, retry, timeout=10):
+        super().__init__(appid, secret, session=store, timeout=timeout, auto_retry=False)
+        self._setup(api_url, store, retry)
+
+    def _token_params(self) -> dict:
+        return {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
+
+
+class HarpoonWeComClient(_SharedTokenMixin, WeComClient):
+    TOKEN_URL = "https://qyapi.weixin.qq.com/cgi-bin/gettoken"
+
+    def __init__(self, corp_id, secret, *, api_url, store, retry, timeout=10):
+        super().__init__(corp_id, secret, session=store, timeout=timeout, auto_retry=False)
+        self._setup(api_url, store, retry)
+
+    def _token_params(self) -> dict:
+        return {"corpid": self.corp_id, "corpsecret": self.secret}
+
+
+class WeChatClients:
+    """Builds clients that share one token store, base URL and retry policy."""
+
+    def __init__(self, api_url: str, store: TokenStore, retry: RetryPolicy | None = None):
+        self.api_url = api_url
+        self.store = store
+        self.retry = retry or RetryPolicy()
+        self._http = requests.Session()
+
+    def oa(self, appid: str, secret: str) -> HarpoonOAClient:
+        return HarpoonOAClient(
+            appid, secret, api_url=self.api_url, store=self.store, retry=self.retry
+        )
+
+    def wecom(self, corp_id: str, secret: str) -> HarpoonWeComClient:
+        return HarpoonWeComClient(
+            corp_id, secret, api_url=self.api_url, store=self.store, retry=self.retry
+        )
+
+    def oauth_authorize_url(self, appid: str, redirect_uri: str, state: str = "") -> str:
+        """Where to send a reader so WeChat tells us their openid (snsapi_base, silent)."""
+        query = urlencode(
+            {
+                "appid": appid,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": "snsapi_base",
+                "state": state,
+            }
+        )
+        base = platform_url(self.api_url, "https://open.weixin.qq.com/connect/oauth2/authorize")
+        return f"{base}?{query}#wechat_redirect"
+
+    def oauth_openid(self, appid: str, secret: str, code: str) -> str:
+        """Exchange a single-use OAuth code (valid 5 minutes) for the reader's openid."""
+        url = platform_url(self.api_url, "https://api.weixin.qq.com/sns/oauth2/access_token")
+        params = {"appid": appid, "secret": secret, "code": code}
+        response = self._http.get(url, params=params | {"grant_type": "authorization_code"})
+        response.raise_for_status()
+        result = response.json()
+        if result.get("errcode"):
+            raise WeChatApiError(result["errcode"], result.get("errmsg", ""), "sns/oauth2")
+        return result["openid"]
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def tag_openids(client: OAClient, tag_id: int, openids: Iterable[str]) -> int:
+    """Tag any number of followers, 50 per call as the platform allows."""
+    count = 0
+    for batch in chunks(openids, OPENIDS_PER_TAGGING):
+        client.tag.tag_user(tag_id, batch)
+        count += len(batch)
+    return count
+
+
+def untag_openids(client: OAClient, tag_id: int, openids: Iterable[str]) -> int:
+    count = 0
+    for batch in chunks(openids, OPENIDS_PER_TAGGING):
+        client.tag.untag_user(tag_id, batch)
+        count += len(batch)
+    return count
+
+
+def user_infos(client: OAClient, openids: Iterable[str]) -> list[dict]:
+    """user/info for any number of followers, 100 per batchget call."""
+    infos = []
+    for batch in chunks(openids, OPENIDS_PER_USER_BATCH):
+        infos.extend(client.user.get_batch(batch))
+    return infos
