@@ -96,7 +96,9 @@ def sandbox_app(receiver):
 
 @pytest.fixture
 def sandbox_state(sandbox_app):
-    return sandbox_app.extensions["sandbox"]
+    state = sandbox_app.extensions["sandbox"]
+    yield state
+    state.wait_for_deliveries()  # none may land in the next test's receiver
 
 
 @pytest.fixture
