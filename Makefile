@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint format worker cron clean
+.PHONY: run serve test lint format worker cron clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Harpoon (with its in-process worker), the sandbox platform and the follower
+# simulator, on the embedded default. Ctrl-C stops all.
 run: $(BIN)/.installed
+	$(FLASK) demo
+
+# Harpoon alone, for a real OA / WeCom corp.
+serve: $(BIN)/.installed
 	$(FLASK) db upgrade
 	$(BIN)/gunicorn -c config/gunicorn.py wsgi:app
 

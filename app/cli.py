@@ -249,5 +249,7 @@ def cron():
 
 
 def init_app(app: Flask) -> None:
-    for command in (db_cli, channels_cli, inbox_cli, worker, cron):
+    from app.demo import demo
+
+    for command in (db_cli, channels_cli, inbox_cli, worker, cron, demo):
         app.cli.add_command(command)

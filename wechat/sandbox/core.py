@@ -69,7 +69,9 @@ class Tenant:
 
     @property
     def credentials(self) -> simulate.Credentials:
-        return simulate.Credentials(self.app_id, self.token, self.aes_key)
+        return simulate.Credentials(
+            self.app_id, self.token, self.aes_key, original_id=f"gh_{self.app_id[-12:]}"
+        )
 
 
 @dataclass

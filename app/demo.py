@@ -1,0 +1,260 @@
+"""`flask --app wsgi demo`: the whole system on one machine, with live traffic.
+
+One process tree: the sandbox platform (a thread here), Harpoon under
+gunicorn with its in-process worker (a child process), and the follower
+simulator (a thread here) acting on the sandbox, which delivers signed,
+encrypted callbacks to Harpoon. Ctrl-C stops everything.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from app.channels import (
+    add_channel,
+    callback_url,
+    generate_aes_key,
+    generate_token,
+    workspace_named,
+)
+from app.extensions import harpoon
+from config import ROOT
+from models import Channel, ChannelKind, Contact, InboundEvent, Interaction
+from wechat.clients import WeChatClients
+from wechat.sandbox import create_sandbox, wecom
+from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant
+from wechat.sandbox.simulator import CHANNELS, Simulator
+
+DEMO_WORKSPACE = "Demo"
+DEMO_OA_APPID = "wxdemo0000000001"
+DEMO_CORP_ID = "wwdemo0000000001"
+STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
+CONTACT_STATES = ["expo2026-booth", "webinar"]
+DEFAULT_MENU = {
+    "button": [
+        {
+            "name": "解决方案",
+            "sub_button": [
+                {"type": "click", "name": "行业案例", "key": "CASES"},
+                {"type": "view", "name": "产品白皮书", "url": "https://harpoon.example/whitepaper"},
+                {"type": "click", "name": "价格方案", "key": "PRICING"},
+            ],
+        },
+        {"type": "click", "name": "预约演示", "key": "BOOK_DEMO"},
+        {
+            "name": "关于我们",
+            "sub_button": [
+                {"type": "view", "name": "公司介绍", "url": "https://harpoon.example/about"},
+                {"type": "click", "name": "联系销售", "key": "CONTACT_SALES"},
+            ],
+        },
+    ]
+}
+
+
+@dataclass
+class DemoChannels:
+    oa: Channel
+    wecom: Channel
+
+
+@click.command("demo")
+@click.option("--port", default=8000, show_default=True, help="Harpoon's port.")
+@click.option("--sandbox-port", default=8100, show_default=True)
+@click.option("--rate", default=2.0, show_default=True, help="Simulated actions per second.")
+@click.option("--population", default=200, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
+@with_appcontext
+def demo(port, sandbox_port, rate, population, seed, duration):
+    """Run Harpoon, the sandbox and the follower simulator together."""
+    from models import migrate
+
+    h = harpoon()
+    migrate.upgrade(h.settings.database_url)
+    base = f"http://127.0.0.1:{port}"
+    sandbox_app = create_sandbox()
+    state: Sandbox = sandbox_app.extensions["sandbox"]
+    sandbox_server = make_server("127.0.0.1", sandbox_port, sandbox_app, threaded=True)
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    threading.Thread(target=sandbox_server.serve_forever, daemon=True).start()
+
+    channels = seed_workspace(h.db)
+    register_tenants(state, channels, base)
+    clients = WeChatClients(sandbox_url, h.wechat.store)
+    tickets = seed_platform(state, clients, channels)
+
+    web = start_harpoon(port, sandbox_url)
+    stop = threading.Event()
+    try:
+        wait_healthy(base, web)
+        click.echo(f"Harpoon   {base}  (health: {base}/healthz)")
+        click.echo(f"Sandbox   {sandbox_url}  (state: {sandbox_url}/sandbox/state)")
+        click.echo(
+            f"Callbacks {callback_url(base, channels.oa)}, {callback_url(base, channels.wecom)}"
+        )
+        click.echo(
+            f"Simulating {population} people at {rate} actions/s (seed {seed}); Ctrl-C stops."
+        )
+        simulator = Simulator(
+            state,
+            state.tenant(DEMO_OA_APPID),
+            state.tenant(DEMO_CORP_ID),
+            seed=seed,
+            population_size=population,
+            staff=list(STAFF),
+            contact_states=CONTACT_STATES,
+            tickets=tickets,
+        )
+        threading.Thread(target=simulator.run, args=(stop, rate), daemon=True).start()
+        report_until(stop, h.db, state, web, duration)
+    except KeyboardInterrupt:
+        click.echo("\nstopping")
+    finally:
+        stop.set()
+        web.send_signal(signal.SIGTERM)
+        web.wait(timeout=20)
+        sandbox_server.shutdown()
+
+
+def seed_workspace(db) -> DemoChannels:
+    """The demo workspace and its two channels, created once and reused after."""
+    with db.session() as session:
+        workspace = workspace_named(session, DEMO_WORKSPACE)
+        found = {
+            c.kind: c
+            for c in session.scalars(select(Channel).where(Channel.workspace_id == workspace.id))
+        }
+        if ChannelKind.OA not in found:
+            found[ChannelKind.OA] = add_channel(
+                session,
+                workspace,
+                kind=ChannelKind.OA,
+                name="Harpoon 演示服务号",
+                app_id=DEMO_OA_APPID,
+                token=generate_token(),
+                aes_key=generate_aes_key(),
+                secret=generate_token(),
+                account_type="service",
+            )
+        if ChannelKind.WECOM not in found:
+            found[ChannelKind.WECOM] = add_channel(
+                session,
+                workspace,
+                kind=ChannelKind.WECOM,
+                name="Harpoon 演示企业微信",
+                app_id=DEMO_CORP_ID,
+                token=generate_token(),
+                aes_key=generate_aes_key(),
+                secret=generate_token(),
+                agent_id="1000002",
+                agent_secret=generate_token(),
+            )
+        session.commit()
+        return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])
+
+
+def register_tenants(state: Sandbox, channels: DemoChannels, base: str) -> None:
+    """The sandbox knows the same credentials the channels hold, as WeChat would."""
+    oa, corp = channels.oa, channels.wecom
+    state.add_tenant(
+        Tenant(OA, oa.app_id, {"app": oa.secret}, oa.token, oa.aes_key, callback_url(base, oa))
+    )
+    state.add_tenant(
+        Tenant(
+            WECOM,
+            corp.app_id,
+            {"contact": corp.secret, "agent": corp.agent_secret},
+            corp.token,
+            corp.aes_key,
+            callback_url(base, corp),
+            agent_id=corp.agent_id,
+        )
+    )
+
+
+def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels) -> dict:
+    """Menus, channel QR codes, staff and 联系我 codes, made through Harpoon's own clients."""
+    oa_client = clients.oa(channels.oa.app_id, channels.oa.secret)
+    oa_client.menu.create(DEFAULT_MENU)
+    tickets = {}
+    for scene in CHANNELS:
+        if scene != "search":
+            qr = oa_client.qrcode.create(
+                {
+                    "action_name": "QR_LIMIT_STR_SCENE",
+                    "action_info": {"scene": {"scene_str": scene}},
+                }
+            )
+            tickets[scene] = qr["ticket"]
+    corp = state.tenant(channels.wecom.app_id)
+    for userid, name in STAFF.items():
+        wecom.add_staff(state, corp, userid, name)
+    contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
+    for contact_state in CONTACT_STATES:
+        contact_client.external_contact.add_contact_way(
+            type=2, scene=2, state=contact_state, user=list(STAFF), skip_verify=True
+        )
+    return tickets
+
+
+def start_harpoon(port: int, sandbox_url: str) -> subprocess.Popen:
+    env = dict(os.environ, HARPOON_BIND=f"127.0.0.1:{port}", HARPOON_WECHAT_API_URL=sandbox_url)
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    return subprocess.Popen(
+        [str(gunicorn), "-c", "config/gunicorn.py", "wsgi:app"], cwd=ROOT, env=env
+    )
+
+
+def wait_healthy(base: str, web: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise click.ClickException("Harpoon exited during start-up (see its log above)")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise click.ClickException(f"Harpoon did not answer {base}/healthz in {timeout} s")
+
+
+def report_until(stop, db, state: Sandbox, web, duration: float, every: float = 5.0) -> None:
+    """Print what flows in until Ctrl-C, `duration`, or Harpoon exits."""
+    started = time.monotonic()
+    while not stop.wait(every):
+        if web.poll() is not None:
+            raise click.ClickException("Harpoon exited")
+        click.echo(status_line(db, state))
+        if duration and time.monotonic() - started >= duration:
+            return
+
+
+def status_line(db, state: Sandbox) -> str:
+    with db.session() as session:
+        by_status = dict(
+            session.execute(
+                select(InboundEvent.status, func.count()).group_by(InboundEvent.status)
+            ).all()
+        )
+        contacts = session.scalar(select(func.count()).select_from(Contact))
+        interactions = session.scalar(select(func.count()).select_from(Interaction))
+    with state.lock:
+        delivered = len(state.deliveries)
+        refused = sum(1 for d in state.deliveries if d.status not in (None, 200))
+    inbox = ", ".join(f"{status} {count}" for status, count in sorted(by_status.items()))
+    return (
+        f"callbacks {delivered} (refused {refused}) | inbox: {inbox or 'empty'} | "
+        f"contacts {contacts} | interactions {interactions}"
+    )
