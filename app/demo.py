@@ -6,6 +6,7 @@ simulator (a thread here) acting on the sandbox, which delivers signed,
 encrypted callbacks to Harpoon. Ctrl-C stops everything.
 """
 
+import logging
 import os
 import signal
 import subprocess
@@ -82,10 +83,12 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     from models import migrate
 
     h = harpoon()
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     migrate.upgrade(h.settings.database_url)
     base = f"http://127.0.0.1:{port}"
     sandbox_app = create_sandbox()
     state: Sandbox = sandbox_app.extensions["sandbox"]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per API call
     sandbox_server = make_server("127.0.0.1", sandbox_port, sandbox_app, threaded=True)
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     threading.Thread(target=sandbox_server.serve_forever, daemon=True).start()
@@ -117,7 +120,8 @@ def demo(port, sandbox_port, rate, population, seed, duration):
             contact_states=CONTACT_STATES,
             tickets=tickets,
         )
-        threading.Thread(target=simulator.run, args=(stop, rate), daemon=True).start()
+        echo = lambda line: click.echo(f"  {line}")  # noqa: E731
+        threading.Thread(target=simulator.run, args=(stop, rate, echo), daemon=True).start()
         report_until(stop, h.db, state, web, duration)
     except KeyboardInterrupt:
         click.echo("\nstopping")
@@ -211,6 +215,7 @@ def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels
 
 def start_harpoon(port: int, sandbox_url: str) -> subprocess.Popen:
     env = dict(os.environ, HARPOON_BIND=f"127.0.0.1:{port}", HARPOON_WECHAT_API_URL=sandbox_url)
+    env.setdefault("HARPOON_LOG_LEVEL", "WARNING")  # the status lines tell the story
     gunicorn = Path(sys.executable).parent / "gunicorn"
     return subprocess.Popen(
         [str(gunicorn), "-c", "config/gunicorn.py", "wsgi:app"], cwd=ROOT, env=env

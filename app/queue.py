@@ -189,8 +189,7 @@ class JobQueue:
                 self.enqueue_sweep()
             self._wake.clear()
             try:
-                self.worker(app, ThreadWorker).work(
-                    burst=True, logging_level=self.settings.log_level
-                )
+                # RQ's per-burst lines would drown the service's own log.
+                self.worker(app, ThreadWorker).work(burst=True, logging_level="WARNING")
             except Exception:  # keep the thread alive; the sweeper re-queues the work
                 log.exception("embedded worker failed")

@@ -113,3 +113,37 @@ def test_make_run_path_serves_and_processes_a_signed_callback(embedded_env, tmp_
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_make_run_demo_shows_traffic_flowing(embedded_env):
+    """`make run` is `flask demo`: sandbox, simulator and Harpoon, nothing installed or set."""
+    result = subprocess.run(
+        [
+            str(BIN / "flask"),
+            "--app",
+            "wsgi",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--sandbox-port",
+            str(free_port()),
+            "--rate",
+            "10",
+            "--duration",
+            "6",
+        ],
+        cwd=ROOT,
+        env=embedded_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = [line for line in result.stdout.splitlines() if line.startswith("callbacks ")]
+    assert status, result.stdout
+    delivered = int(re.search(r"callbacks (\d+) \(refused (\d+)\)", status[-1]).group(1))
+    assert delivered > 10
+    assert "refused 0" in status[-1]
+    done = int(re.search(r"done (\d+)", status[-1]).group(1))
+    assert done > 0
+    assert "followed via" in result.stdout
