@@ -249,7 +249,7 @@ def cron():
 
 
 def init_app(app: Flask) -> None:
-    from app.demo import demo
+    from app.demo import demo, sandbox_cli
 
-    for command in (db_cli, channels_cli, inbox_cli, worker, cron, demo):
+    for command in (db_cli, channels_cli, inbox_cli, worker, cron, demo, sandbox_cli):
         app.cli.add_command(command)

@@ -132,6 +132,31 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         sandbox_server.shutdown()
 
 
+sandbox_cli = click.Group("sandbox", help="The local fake WeChat + WeCom platform.")
+
+
+@sandbox_cli.command("serve")
+@click.option("--port", default=8100, show_default=True)
+@with_appcontext
+def sandbox_serve(port):
+    """Serve the sandbox alone, with every Harpoon channel registered as a tenant.
+
+    Start Harpoon with HARPOON_WECHAT_API_URL=http://127.0.0.1:PORT to use it;
+    callbacks go to HARPOON_PUBLIC_BASE_URL.
+    """
+    h = harpoon()
+    app = create_sandbox()
+    state: Sandbox = app.extensions["sandbox"]
+    with h.db.session() as session:
+        for channel in session.scalars(select(Channel)):
+            register_tenant(state, channel, h.settings.public_base_url)
+            click.echo(
+                f"tenant {channel.app_id} -> {callback_url(h.settings.public_base_url, channel)}"
+            )
+    click.echo(f"sandbox on http://127.0.0.1:{port} (state: /sandbox/state)")
+    make_server("127.0.0.1", port, app, threaded=True).serve_forever()
+
+
 def seed_workspace(db) -> DemoChannels:
     """The demo workspace and its two channels, created once and reused after."""
     with db.session() as session:
@@ -170,20 +195,26 @@ def seed_workspace(db) -> DemoChannels:
 
 
 def register_tenants(state: Sandbox, channels: DemoChannels, base: str) -> None:
-    """The sandbox knows the same credentials the channels hold, as WeChat would."""
-    oa, corp = channels.oa, channels.wecom
-    state.add_tenant(
-        Tenant(OA, oa.app_id, {"app": oa.secret}, oa.token, oa.aes_key, callback_url(base, oa))
-    )
+    for channel in (channels.oa, channels.wecom):
+        register_tenant(state, channel, base)
+
+
+def register_tenant(state: Sandbox, channel: Channel, base: str) -> None:
+    """The sandbox knows the same credentials the channel holds, as WeChat would."""
+    if channel.kind == ChannelKind.OA:
+        secrets = {"app": channel.secret or ""}
+    else:
+        secrets = {"contact": channel.secret or "", "agent": channel.agent_secret or ""}
     state.add_tenant(
         Tenant(
-            WECOM,
-            corp.app_id,
-            {"contact": corp.secret, "agent": corp.agent_secret},
-            corp.token,
-            corp.aes_key,
-            callback_url(base, corp),
-            agent_id=corp.agent_id,
+            OA if channel.kind == ChannelKind.OA else WECOM,
+            channel.app_id,
+            secrets,
+            channel.token,
+            channel.aes_key or "",
+            callback_url(base, channel),
+            account_type=channel.account_type or "service",
+            agent_id=channel.agent_id or "",
         )
     )
 
