@@ -287,10 +287,11 @@ def status_line(db, state: Sandbox) -> str:
         contacts = session.scalar(select(func.count()).select_from(Contact))
         interactions = session.scalar(select(func.count()).select_from(Interaction))
     with state.lock:
-        delivered = len(state.deliveries)
-        refused = sum(1 for d in state.deliveries if d.status not in (None, 200))
+        finished = [d for d in state.deliveries if d.done]
+        failed = sum(1 for d in finished if not d.accepted)
+        pending = len(state.deliveries) - len(finished)
     inbox = ", ".join(f"{status} {count}" for status, count in sorted(by_status.items()))
     return (
-        f"callbacks {delivered} (refused {refused}) | inbox: {inbox or 'empty'} | "
-        f"contacts {contacts} | interactions {interactions}"
+        f"callbacks {len(finished)} (refused {failed}, in flight {pending}) | "
+        f"inbox: {inbox or 'empty'} | contacts {contacts} | interactions {interactions}"
     )

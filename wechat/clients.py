@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import requests
+from redis.exceptions import LockError
 from wechatpy import WeChatClient as OAClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.work import WeChatClient as WeComClient
@@ -33,6 +34,7 @@ TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 BUSY_ERRORS = frozenset({45009, -1})
 OPENIDS_PER_TAGGING = 50
 OPENIDS_PER_USER_BATCH = 100
+TOKEN_TIMEOUT_SECONDS = 5
 
 
 class WeChatApiError(Exception):
@@ -91,8 +93,9 @@ class TokenStore:
         self.redis.delete(self._key(key))
 
     def lock(self, key: str):
-        # Held while one process fetches; the others wait, then read its token.
-        return self.redis.lock(self._key(f"{key}:lock"), timeout=30, blocking_timeout=30)
+        # Held while one process fetches; the others wait, then read its token. Longer
+        # than the worst fetch (4 tries of TOKEN_TIMEOUT_SECONDS plus backoff).
+        return self.redis.lock(self._key(f"{key}:lock"), timeout=60, blocking_timeout=60)
 
 
 class _SharedTokenMixin:
@@ -124,7 +127,9 @@ class _SharedTokenMixin:
             if current and current != stale:
                 return current
             result = self._call_token_endpoint()
-            ttl = max(60, int(result.get("expires_in", 7200)) - self.EXPIRY_MARGIN_SECONDS)
+            expires_in = int(result.get("expires_in", 7200))
+            # Refresh early, but never keep a token past its life (WeCom may answer a short one).
+            ttl = max(1, expires_in - min(self.EXPIRY_MARGIN_SECONDS, expires_in // 2))
             self.store.set(self.access_token_key, result["access_token"], ttl)
             self.fetches += 1
             return result["access_token"]
@@ -132,7 +137,9 @@ class _SharedTokenMixin:
     def _call_token_endpoint(self) -> dict:
         url = platform_url(self.api_url, self.TOKEN_URL)
         for attempt in range(self.retry.busy_retries + 1):
-            response = self._http.get(url, params=self._token_params(), timeout=self.timeout)
+            response = self._http.get(
+                url, params=self._token_params(), timeout=TOKEN_TIMEOUT_SECONDS
+            )
             response.raise_for_status()
             result = response.json()
             errcode = result.get("errcode", 0)
@@ -146,32 +153,52 @@ class _SharedTokenMixin:
     # --- calls ----------------------------------------------------------
 
     def _request(self, method, url_or_endpoint, **kwargs):
-        url = platform_url(self.api_url, url_or_endpoint)
+        url = self._url(url_or_endpoint, kwargs.pop("api_base_url", None))
+        where = str(url_or_endpoint)
         refreshed = False
         busy_attempt = 0
         while True:
             attempt_kwargs = dict(kwargs, params=dict(kwargs.get("params") or {}))
-            token = self.access_token
-            attempt_kwargs["params"]["access_token"] = token
             try:
+                token = self.access_token
+                attempt_kwargs["params"]["access_token"] = token
                 return super()._request(method, url, **attempt_kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if busy_attempt >= self.retry.busy_retries:
-                    raise WeChatApiError(None, f"network: {exc}", str(url_or_endpoint)) from exc
-                time.sleep(self.retry.delay(busy_attempt))
-                busy_attempt += 1
+            except WeChatApiError:
+                raise
             except WeChatClientException as exc:
                 errcode = exc.errcode
                 if errcode in TOKEN_ERRORS and not refreshed:
-                    log.info("%s: token refused (%s), refreshing once", url_or_endpoint, errcode)
-                    self._refresh_token(stale=token)
+                    log.info("%s: token refused (%s), refreshing once", where, errcode)
                     refreshed = True
+                    self._refresh_token_typed(stale=token, where=where)
                     continue
                 if errcode in BUSY_ERRORS and busy_attempt < self.retry.busy_retries:
                     time.sleep(self.retry.delay(busy_attempt))
                     busy_attempt += 1
                     continue
-                raise WeChatApiError(errcode, exc.errmsg or "", str(url_or_endpoint)) from exc
+                raise WeChatApiError(errcode, exc.errmsg or "", where) from exc
+            except requests.RequestException as exc:
+                # A POST whose answer timed out may have been carried out: never replay it.
+                replayable = method.lower() == "get" or isinstance(exc, requests.ConnectionError)
+                if not replayable or busy_attempt >= self.retry.busy_retries:
+                    raise WeChatApiError(None, f"network: {exc}", where) from exc
+                time.sleep(self.retry.delay(busy_attempt))
+                busy_attempt += 1
+            except (ValueError, LockError) as exc:  # a garbled answer, a lock not had
+                raise WeChatApiError(None, f"{type(exc).__name__}: {exc}", where) from exc
+
+    def _url(self, url_or_endpoint: str, api_base_url: str | None) -> str:
+        """Endpoints are joined to the API group's base (some groups have their own)."""
+        if not url_or_endpoint.startswith(("http://", "https://")):
+            base = api_base_url or type(self).API_BASE_URL
+            url_or_endpoint = f"{base}{url_or_endpoint}"
+        return platform_url(self.api_url, url_or_endpoint)
+
+    def _refresh_token_typed(self, stale: str, where: str) -> str:
+        try:
+            return self._refresh_token(stale=stale)
+        except (requests.RequestException, ValueError, LockError) as exc:
+            raise WeChatApiError(None, f"token refresh: {exc}", where) from exc
 
 
 class HarpoonOAClient(_SharedTokenMixin, OAClient):
@@ -233,9 +260,14 @@ class WeChatClients:
         """Exchange a single-use OAuth code (valid 5 minutes) for the reader's openid."""
         url = platform_url(self.api_url, "https://api.weixin.qq.com/sns/oauth2/access_token")
         params = {"appid": appid, "secret": secret, "code": code}
-        response = self._http.get(url, params=params | {"grant_type": "authorization_code"})
-        response.raise_for_status()
-        result = response.json()
+        try:
+            response = self._http.get(
+                url, params=params | {"grant_type": "authorization_code"}, timeout=10
+            )
+            response.raise_for_status()
+            result = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise WeChatApiError(None, f"network: {exc}", "sns/oauth2") from exc
         if result.get("errcode"):
             raise WeChatApiError(result["errcode"], result.get("errmsg", ""), "sns/oauth2")
         return result["openid"]

@@ -2,6 +2,9 @@
 
 import multiprocessing
 import os
+import time
+import urllib.parse
+import uuid
 
 import fakeredis
 import pytest
@@ -136,8 +139,8 @@ def test_wecom_client_uses_the_sandbox(clients, platform):
     assert client.external_contact.get_follow_user_list()["errcode"] == 0
 
 
-def _hammer(api_url, redis_url, calls, results):
-    store = TokenStore(redis.Redis.from_url(redis_url), prefix="harpoon-test:wechat")
+def _hammer(api_url, redis_url, prefix, calls, results):
+    store = TokenStore(redis.Redis.from_url(redis_url), prefix=prefix)
     client = WeChatClients(api_url, store, FAST).oa(APP_ID, SECRET)
     errors = 0
     for _ in range(calls):
@@ -153,10 +156,11 @@ def test_four_processes_share_one_token_without_40001s(platform):
         pytest.skip("processes share tokens through Redis (TEST_REDIS_URL)")
     add_followers(platform, 1)
     platform.state.OLD_TOKEN_GRACE_SECONDS = 0  # a second fetch would break the first at once
+    prefix = f"harpoon-test-{uuid.uuid4().hex[:8]}:wechat"  # no token left by an earlier run
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [
-        context.Process(target=_hammer, args=(platform.url, TEST_REDIS_URL, 25, results))
+        context.Process(target=_hammer, args=(platform.url, TEST_REDIS_URL, prefix, 25, results))
         for _ in range(4)
     ]
     for worker in workers:
@@ -167,3 +171,85 @@ def test_four_processes_share_one_token_without_40001s(platform):
     assert errors == [0, 0, 0, 0]
     assert platform.state.tenant(APP_ID).token_fetches == 1
     assert platform.state.error_counts[40001] == 0
+
+
+def test_backoff_grows_exponentially_with_full_jitter():
+    policy = RetryPolicy(busy_retries=5, base_delay=0.1, max_delay=1.0)
+    for attempt, ceiling in enumerate([0.1, 0.2, 0.4, 0.8, 1.0, 1.0]):
+        delays = [policy.delay(attempt) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # jitter spreads over the whole range
+
+
+class RecordingPolicy(RetryPolicy):
+    """The real policy, noting which backoff steps were taken."""
+
+    def __init__(self):
+        super().__init__(busy_retries=3, base_delay=0.001, max_delay=0.01)
+        object.__setattr__(self, "steps", [])
+
+    def delay(self, attempt):
+        self.steps.append(attempt)
+        return super().delay(attempt)
+
+
+def test_each_busy_answer_backs_off_one_step_further(platform):
+    add_followers(platform, 1)
+    policy = RecordingPolicy()
+    client = WeChatClients(platform.url, TokenStore(fakeredis.FakeRedis()), policy).oa(
+        APP_ID, SECRET
+    )
+    platform.state.add_fault(Fault(path="/oa/cgi-bin/user/info", errcode=-1, times=3))
+    assert client.user.get("o_0000")["openid"] == "o_0000"
+    assert policy.steps == [0, 1, 2]
+
+
+def test_malformed_token_answer_40014_is_refreshed_once(clients, platform):
+    add_followers(platform, 1)
+    client = clients.oa(APP_ID, SECRET)
+    clients.store.set(client.access_token_key, "garbled", 600)
+    assert client.user.get("o_0000")["openid"] == "o_0000"
+    assert platform.state.error_counts[40014] == 1
+
+
+def test_api_groups_with_their_own_base_url_reach_the_sandbox(clients, platform):
+    client = clients.oa(APP_ID, SECRET)
+    template_id = client.template.get("TM00015")  # wechatpy posts to its own absolute URL
+    assert template_id
+    assert platform.state.error_counts == {}
+
+
+def test_a_post_whose_answer_timed_out_is_not_replayed(clients, platform):
+    add_followers(platform, 1)
+    client = clients.oa(APP_ID, SECRET)
+    client.access_token  # noqa: B018
+    client.timeout = 0.2
+    platform.state.add_fault(Fault(path="/oa/cgi-bin/tags/create", latency_ms=600, times=5))
+    with pytest.raises(WeChatApiError, match="network"):
+        client.tag.create("VIP")
+    time.sleep(0.7)  # let the slow request finish on the sandbox
+    created = [t["name"] for t in client.tag.get()]
+    assert created == ["VIP"]  # the one request reached the platform, and only once
+
+
+def test_network_failures_are_typed(platform):
+    dead = WeChatClients("http://127.0.0.1:9", TokenStore(fakeredis.FakeRedis()), FAST)
+    with pytest.raises(WeChatApiError) as raised:
+        dead.oa(APP_ID, SECRET).user.get("o_0000")
+    assert raised.value.errcode is None
+
+
+def test_oauth_gives_the_readers_openid(clients, platform):
+    add_followers(platform, 1)
+    url = clients.oauth_authorize_url(APP_ID, "https://harpoon.example/read?a=1", state="art-7")
+    parts = urllib.parse.urlsplit(url)
+    sandbox = platform.app.test_client()
+    answer = sandbox.get(f"{parts.path}?{parts.query}&openid=o_0000")
+    assert answer.status_code == 302
+    redirect = urllib.parse.urlsplit(answer.headers["Location"])
+    query = urllib.parse.parse_qs(redirect.query)
+    assert query["state"] == ["art-7"]
+    assert clients.oauth_openid(APP_ID, SECRET, query["code"][0]) == "o_0000"
+    with pytest.raises(WeChatApiError) as reused:
+        clients.oauth_openid(APP_ID, SECRET, query["code"][0])
+    assert reused.value.errcode == 40163

@@ -64,7 +64,9 @@ class Tenant:
     account_type: str = "service"  # OA only: service or subscription
     agent_id: str = ""  # WeCom only: the app that messages staff
     tokens: dict[str, list[Token]] = field(default_factory=dict)  # per secret name
-    token_fetches: int = 0
+    token_fetches: int = 0  # new tokens issued, ever
+    token_fetches_today: int = 0
+    token_fetch_day: int = 0
     data: dict = field(default_factory=dict)  # the platform module's own state
 
     @property
@@ -89,6 +91,14 @@ class Delivery:
     status: int | None = None
     answer: str = ""
     error: str = ""
+    attempts: int = 0  # retries after the first try
+    done: bool = False  # no more tries will be made
+
+    @property
+    def accepted(self) -> bool:
+        """200 with `success`, an empty body or a passive reply, as WeChat requires."""
+        answer = self.answer.strip()
+        return self.status == 200 and (answer in ("", "success") or answer.startswith("<xml>"))
 
 
 class Sandbox:
@@ -97,6 +107,11 @@ class Sandbox:
     TOKEN_SECONDS = 7200
     OLD_TOKEN_GRACE_SECONDS = 300
     TOKEN_FETCHES_PER_DAY = 2000
+    TOKEN_LENGTH = 32
+    # WeChat retries a callback three times when the answer is late, not 200 or invalid.
+    DELIVERY_RETRIES = 3
+    DELIVERY_RETRY_SECONDS = 0.5
+    OUTBOX_LIMIT = 10_000
 
     def __init__(self):
         self.lock = threading.RLock()
@@ -106,7 +121,7 @@ class Sandbox:
         self.error_counts: Counter[int] = Counter()  # errcodes answered, for tests
         # The latest callbacks, for inspection; a long demo keeps only these.
         self.deliveries: deque[Delivery] = deque(maxlen=5000)
-        self._outbox: queue.Queue[Delivery] = queue.Queue()
+        self._outbox: queue.Queue[Delivery] = queue.Queue(maxsize=self.OUTBOX_LIMIT)
         self._sender: threading.Thread | None = None
 
     # --- time -----------------------------------------------------------
@@ -136,17 +151,23 @@ class Sandbox:
         """OA: every fetch is a new token, the old one valid for a grace period.
         WeCom (reuse=True): the same token while it is valid."""
         with self.lock:
-            tenant.token_fetches += 1
-            if tenant.token_fetches > self.TOKEN_FETCHES_PER_DAY:
-                raise ApiError(45009, "reach max api daily quota limit")
             now = self.now()
             issued = tenant.tokens.setdefault(secret_name, [])
             live = [t for t in issued if t.expires_at > now]
             if reuse and live:
                 return live[-1]
+            today = int(now // 86400)
+            if tenant.token_fetch_day != today:
+                tenant.token_fetch_day, tenant.token_fetches_today = today, 0
+            if tenant.token_fetches_today >= self.TOKEN_FETCHES_PER_DAY:
+                raise ApiError(45009, "reach max api daily quota limit")
+            tenant.token_fetches_today += 1
+            tenant.token_fetches += 1
             for old in live:
                 old.expires_at = min(old.expires_at, now + self.OLD_TOKEN_GRACE_SECONDS)
-            token = Token(secrets.token_urlsafe(24), now + self.TOKEN_SECONDS)
+            token = Token(
+                secrets.token_urlsafe(self.TOKEN_LENGTH * 3 // 4), now + self.TOKEN_SECONDS
+            )
             issued.append(token)
             del issued[:-5]
             return token
@@ -155,6 +176,8 @@ class Sandbox:
         """The tenant and secret name an access token belongs to, or 40014/42001."""
         if not access_token:
             raise ApiError(41001, "access_token missing")
+        if len(access_token) != self.TOKEN_LENGTH:
+            raise ApiError(40014, "invalid access_token")
         with self.lock:
             now = self.now()
             for tenant in self.tenants.values():
@@ -204,7 +227,10 @@ class Sandbox:
                     target=self._send_forever, name="sandbox-callbacks", daemon=True
                 )
                 self._sender.start()
-        self._outbox.put(delivery)
+        try:
+            self._outbox.put_nowait(delivery)
+        except queue.Full:  # the app under test stalled: drop, as a dead platform link would
+            delivery.error, delivery.done = "sandbox outbox full", True
         return delivery
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> list[Delivery]:
@@ -212,7 +238,7 @@ class Sandbox:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
-                if all(d.status is not None or d.error for d in self.deliveries):
+                if all(d.done for d in self.deliveries):
                     return list(self.deliveries)
             time.sleep(0.01)
         raise TimeoutError("sandbox callbacks still unanswered")
@@ -220,9 +246,20 @@ class Sandbox:
     def _send_forever(self) -> None:
         while True:
             delivery = self._outbox.get()
-            self._send(delivery)
+            for attempt in range(1 + self.DELIVERY_RETRIES):
+                try:
+                    self._send(delivery)
+                except Exception as exc:  # the sender must outlive any one callback
+                    delivery.error = f"{type(exc).__name__}: {exc}"
+                if delivery.accepted or delivery.error == "no callback URL":
+                    break
+                if attempt < self.DELIVERY_RETRIES:
+                    delivery.attempts += 1
+                    time.sleep(self.DELIVERY_RETRY_SECONDS)
+            delivery.done = True
 
     def _send(self, delivery: Delivery) -> None:
+        delivery.status, delivery.answer, delivery.error = None, "", ""
         tenant = self.tenant(delivery.tenant)
         if not tenant.callback_url:
             delivery.error = "no callback URL"

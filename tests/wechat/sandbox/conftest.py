@@ -26,7 +26,15 @@ class Receiver:
 
     def __init__(self):
         self.received: list[str] = []
+        self.fail_next = 0  # answer 500 to this many callbacks first
         app = Flask("receiver")
+
+        @app.before_request
+        def fail_on_request():
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return "busy", 500
+            return None
 
         @app.post("/oa")
         def oa():
@@ -68,6 +76,7 @@ def _receiver():
 @pytest.fixture
 def receiver(_receiver):
     _receiver.received.clear()
+    _receiver.fail_next = 0
     return _receiver
 
 
@@ -75,6 +84,7 @@ def receiver(_receiver):
 def sandbox_app(receiver):
     app = create_sandbox()
     state = app.extensions["sandbox"]
+    state.DELIVERY_RETRY_SECONDS = 0.01
     state.add_tenant(
         Tenant(
             "oa", OA_APP_ID, {"app": OA_SECRET}, TOKEN, AES_KEY, callback_url=f"{receiver.url}/oa"

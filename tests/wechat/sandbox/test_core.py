@@ -35,7 +35,7 @@ def test_wecom_token_is_reused_while_valid_and_per_secret(api, contact_token, ag
 
 def test_expired_and_unknown_tokens(api, sandbox_state, oa_token):
     info = "/oa/cgi-bin/user/info?openid=x&access_token="
-    assert api.get(info + "forged").json["errcode"] == 40001
+    assert api.get(info + "f" * 32).json["errcode"] == 40001
     sandbox_state.expire_tokens(OA_APP_ID)
     assert api.get(info + oa_token).json["errcode"] == 42001
 
@@ -49,8 +49,15 @@ def test_injected_faults(api, oa_token):
 
 
 def test_daily_token_fetch_limit(api, sandbox_state):
-    sandbox_state.tenant(OA_APP_ID).token_fetches = sandbox_state.TOKEN_FETCHES_PER_DAY
+    assert "access_token" in get_token(api)
+    sandbox_state.tenant(OA_APP_ID).token_fetches_today = sandbox_state.TOKEN_FETCHES_PER_DAY
     assert get_token(api)["errcode"] == 45009
+    sandbox_state.advance(86400)  # a new day, a new quota
+    assert "access_token" in get_token(api)
+
+
+def test_malformed_token_is_40014(api):
+    assert api.get("/oa/cgi-bin/user/info?openid=x&access_token=short").json["errcode"] == 40014
 
 
 def test_delivery_signs_and_encrypts_like_wechat(sandbox_state, receiver):
@@ -60,3 +67,21 @@ def test_delivery_signs_and_encrypts_like_wechat(sandbox_state, receiver):
     [delivery] = sandbox_state.wait_for_deliveries()
     assert (delivery.status, delivery.answer) == (200, "success")
     assert receiver.received == [xml]
+
+
+def test_a_refused_callback_is_retried_three_times(sandbox_state, receiver):
+    tenant = sandbox_state.tenant(OA_APP_ID)
+    receiver.fail_next = 2
+    xml = simulate.oa_event("o_retry", "subscribe")
+    sandbox_state.deliver(tenant, xml)
+    [delivery] = sandbox_state.wait_for_deliveries()
+    assert delivery.accepted and delivery.attempts == 2
+    assert receiver.received == [xml]
+
+
+def test_a_callback_refused_four_times_is_given_up(sandbox_state, receiver):
+    receiver.fail_next = 10
+    sandbox_state.deliver(sandbox_state.tenant(OA_APP_ID), simulate.oa_event("o_x", "subscribe"))
+    [delivery] = sandbox_state.wait_for_deliveries()
+    assert (delivery.accepted, delivery.attempts, delivery.status) == (False, 3, 500)
+    receiver.fail_next = 0

@@ -1,15 +1,19 @@
 """The follower simulator, end to end: its callbacks are accepted and processed by Harpoon."""
 
 import threading
+from collections import Counter
 
+import fakeredis
 import pytest
 from werkzeug.serving import make_server
 
-from app.channels import callback_url
+from app.demo import CONTACT_STATES, STAFF, DemoChannels, register_tenants, seed_platform
 from models import Channel
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
 from tests.helpers import contacts, inbox, interactions
-from wechat.sandbox import create_sandbox, wecom
+from tests.wechat.sandbox_server import SandboxServer
+from wechat.clients import TokenStore, WeChatClients
+from wechat.sandbox import create_sandbox
 from wechat.sandbox.core import Tenant
 from wechat.sandbox.simulator import Simulator
 
@@ -24,43 +28,48 @@ def harpoon_server(app):
     server.server_close()
 
 
-def test_simulated_traffic_is_accepted_and_processed(app, harpoon_server):
-    oa_id = make_channel(app, "oa", OA_CREDS)
-    wecom_id = make_channel(app, "wecom", WECOM_CREDS)
+@pytest.fixture
+def sandbox_server():
+    server = SandboxServer()
+    yield server
+    server.close()
+
+
+def test_simulated_traffic_is_accepted_and_processed(app, harpoon_server, sandbox_server):
+    oa_id = make_channel(app, "oa", OA_CREDS, secret="oa-secret")
+    wecom_id = make_channel(app, "wecom", WECOM_CREDS, secret="contact-secret")
     with harpoon_of(app).db.session() as session:
-        oa_channel, wecom_channel = session.get(Channel, oa_id), session.get(Channel, wecom_id)
-        oa_url = callback_url(harpoon_server, oa_channel)
-        wecom_url = callback_url(harpoon_server, wecom_channel)
-    state = create_sandbox().extensions["sandbox"]
-    oa_tenant = state.add_tenant(
-        Tenant("oa", OA_CREDS.app_id, {"app": "s"}, OA_CREDS.token, OA_CREDS.aes_key, oa_url)
-    )
-    corp = state.add_tenant(
-        Tenant(
-            "wecom",
-            WECOM_CREDS.app_id,
-            {"contact": "c"},
-            WECOM_CREDS.token,
-            WECOM_CREDS.aes_key,
-            wecom_url,
-        )
-    )
-    for userid in ("zhangsan", "lisi"):
-        wecom.add_staff(state, corp, userid, userid)
+        channels = DemoChannels(session.get(Channel, oa_id), session.get(Channel, wecom_id))
+    state = sandbox_server.state
+    register_tenants(state, channels, harpoon_server)
+    # The demo's set-up, through Harpoon's own clients: menu, channel QR codes, staff, 联系我.
+    clients = WeChatClients(sandbox_server.url, TokenStore(fakeredis.FakeRedis()))
+    tickets = seed_platform(state, clients, channels)
     simulator = Simulator(
-        state, oa_tenant, corp, seed=3, population_size=15, staff=["zhangsan", "lisi"]
+        state,
+        state.tenant(OA_CREDS.app_id),
+        state.tenant(WECOM_CREDS.app_id),
+        seed=3,
+        population_size=15,
+        staff=list(STAFF),
+        contact_states=CONTACT_STATES,
+        tickets=tickets,
     )
 
-    described = [simulator.step() for _ in range(120)]
+    described = [simulator.step() for _ in range(150)]
     deliveries = state.wait_for_deliveries(timeout=30)
-    assert len(deliveries) == 120
-    assert {(d.status, d.answer) for d in deliveries} == {(200, "success")}
+    assert len(deliveries) == 150
+    assert all(d.accepted and d.attempts == 0 for d in deliveries)
 
     run_jobs(app)
-    assert {row.status for row in inbox(app)} <= {"done", "ignored"}
-    kinds = {i.kind for i in interactions(app)}
-    assert {"wechat.follow", "wechat.message"} <= kinds
-    assert any("added" in line for line in described) == ("wecom.contact_added" in kinds)
+    assert {row.status for row in inbox(app)} == {"done"}
+    kinds = Counter(i.kind for i in interactions(app))
+    for kind in ("wechat.follow", "wechat.message", "wechat.scan", "wecom.contact_added"):
+        assert kinds[kind] > 0, kinds
+    assert kinds["wechat.menu_click"] + kinds["wechat.menu_view"] > 0, kinds
+    follows = [i for i in interactions(app) if i.kind == "wechat.follow"]
+    assert {i.properties.get("scene") for i in follows} & set(tickets)  # QR attribution
+    assert sum("added" in line for line in described) == kinds["wecom.contact_added"]
     assert 0 < len(contacts(app)) <= 15 * 2  # each person: one OA contact, maybe one WeCom
 
 
