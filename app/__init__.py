@@ -32,9 +32,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         ),
     )
 
-    from app import callbacks, cli, health
+    from app import admin, callbacks, cli, health
 
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(health.bp)
+    admin.init_app(app)
+    admin.csrf.exempt(callbacks.bp)  # WeChat signs its callbacks; it sends no CSRF token
     cli.init_app(app)
     return app

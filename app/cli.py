@@ -17,13 +17,15 @@ from app.channels import (
     workspace_named,
 )
 from app.extensions import harpoon
+from app.users import UserError, create_user
 from config.rq import cron_jobs
 from handlers import inbox
-from models import Channel, ChannelKind, InboundEvent
+from models import Channel, ChannelKind, InboundEvent, Role
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 channels_cli = AppGroup("channels", help="Connected OAs and WeCom corps.")
 inbox_cli = AppGroup("inbox", help="The durable inbox of callbacks.")
+users_cli = AppGroup("users", help="People who sign in to the admin pages.")
 
 
 @db_cli.command("upgrade")
@@ -163,6 +165,26 @@ def channels_rotate_aes_key(channel_id, aes_key):
     h.channels.invalidate(channel_id)
 
 
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="marketer")
+@click.option("--workspace", default="default", show_default=True)
+@with_appcontext
+def users_create(email, name, password, role, workspace):
+    """Create an admin user in a workspace."""
+    with harpoon().db.session() as session:
+        try:
+            user = create_user(
+                session, workspace_named(session, workspace), email, name, password, role
+            )
+        except UserError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"--{exc.field}") from None
+        session.commit()
+        click.echo(f"user {user.id}: {user.email} ({user.role}) in workspace {workspace}")
+
+
 @inbox_cli.command("stats")
 @with_appcontext
 def inbox_stats():
@@ -251,5 +273,5 @@ def cron():
 def init_app(app: Flask) -> None:
     from app.demo import demo, sandbox_cli
 
-    for command in (db_cli, channels_cli, inbox_cli, worker, cron, demo, sandbox_cli):
+    for command in (db_cli, channels_cli, inbox_cli, users_cli, worker, cron, demo, sandbox_cli):
         app.cli.add_command(command)

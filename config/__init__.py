@@ -39,6 +39,14 @@ class Settings:
     log_level: str = "INFO"
     # Empty: the real WeChat and WeCom. A sandbox's address sends every API call there.
     wechat_api_url: str = ""
+    # Signs admin sessions and CSRF tokens.
+    secret_key: str = ""
+    login_rate_limit: str = "10 per minute"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS when Harpoon is served over HTTPS."""
+        return self.public_base_url.startswith("https://")
 
     @property
     def embedded_database(self) -> bool:
@@ -75,6 +83,8 @@ _ENV = {
     "HARPOON_SWEEP_GRACE_SECONDS": ("sweep_grace_seconds", int),
     "HARPOON_LOG_LEVEL": ("log_level", str),
     "HARPOON_WECHAT_API_URL": ("wechat_api_url", lambda v: v.rstrip("/")),
+    "HARPOON_SECRET_KEY": ("secret_key", str),
+    "HARPOON_LOGIN_RATE_LIMIT": ("login_rate_limit", str),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)
@@ -121,16 +131,23 @@ def _with_embedded_defaults(settings: Settings) -> Settings:
                 "(generate one: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())')"
             )
-        changes["encryption_keys"] = (_instance_key(settings.instance_dir),)
+        changes["encryption_keys"] = (_instance_key(settings.instance_dir, "encryption.key"),)
+    if not settings.secret_key:
+        if settings.database_url and not settings.database_url.startswith("sqlite"):
+            raise ConfigError(
+                "HARPOON_SECRET_KEY is required with DATABASE_URL (every web process must "
+                "share it; generate one: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        changes["secret_key"] = _instance_key(settings.instance_dir, "secret.key")
     return replace(settings, **changes) if changes else settings
 
 
-def _instance_key(instance_dir: Path) -> str:
-    """The embedded default keeps its encryption key beside its SQLite file."""
+def _instance_key(instance_dir: Path, name: str) -> str:
+    """The embedded default keeps its keys beside its SQLite file."""
     import base64
 
     instance_dir.mkdir(parents=True, exist_ok=True)
-    path = instance_dir / "encryption.key"
+    path = instance_dir / name
     if not path.exists():
         key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         try:

@@ -6,10 +6,12 @@ from models.channel import Channel, ChannelKind, MessageMode
 from models.contact import Contact, Identity, IdentityKind
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
+from models.user import AuditLog, Role, User
 from models.workspace import Workspace
 
 __all__ = [
     "Account",
+    "AuditLog",
     "Base",
     "Channel",
     "ChannelKind",
@@ -21,6 +23,8 @@ __all__ = [
     "InboxStatus",
     "Interaction",
     "MessageMode",
+    "Role",
+    "User",
     "Workspace",
     "utcnow",
 ]

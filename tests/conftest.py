@@ -50,6 +50,7 @@ def settings_for(database_url, tmp_path, **overrides):
         "redis_url": TEST_REDIS_URL,
         "instance_dir": tmp_path / "instance",
         "encryption_keys": (ENCRYPTION_KEY,),
+        "secret_key": "test-secret-key",
         "sweep_grace_seconds": 0,
         **overrides,
     }

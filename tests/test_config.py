@@ -21,6 +21,7 @@ def test_environment_switches_to_postgresql_and_redis(tmp_path):
             "DATABASE_URL": "postgresql://harpoon@db/harpoon",
             "REDIS_URL": "redis://cache:6379/0",
             "HARPOON_ENCRYPTION_KEYS": "new-key, old-key",
+            "HARPOON_SECRET_KEY": "s3cret",
             "HARPOON_CALLBACK_MAX_AGE_SECONDS": "60",
         }
     )
@@ -30,9 +31,11 @@ def test_environment_switches_to_postgresql_and_redis(tmp_path):
     assert settings.callback_max_age_seconds == 60
 
 
-def test_postgresql_requires_an_encryption_key():
+def test_postgresql_requires_an_encryption_key_and_a_secret_key():
     with pytest.raises(ConfigError, match="HARPOON_ENCRYPTION_KEYS is required"):
         load_settings({"DATABASE_URL": "postgresql://db/harpoon"})
+    with pytest.raises(ConfigError, match="HARPOON_SECRET_KEY is required"):
+        load_settings({"DATABASE_URL": "postgresql://db/harpoon", "HARPOON_ENCRYPTION_KEYS": "k"})
 
 
 def test_malformed_numbers_name_the_variable():

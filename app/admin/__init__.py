@@ -1,0 +1,132 @@
+"""The admin pages: server-rendered Jinja with htmx and ECharts served from node_modules.
+
+Each page module registers its views on `bp`; the navigation shows only the
+pages that exist and that the user's role may open.
+"""
+
+from pathlib import Path
+
+from flask import Blueprint, Flask, abort, g, render_template, request, send_from_directory, session
+from flask_babel import Babel
+from flask_babel import lazy_gettext as _
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
+
+from app.admin.access import can
+from app.extensions import harpoon
+from config import ROOT
+
+bp = Blueprint(
+    "admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static"
+)
+csrf = CSRFProtect()
+login_manager = LoginManager()
+babel = Babel()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+LOCALES = {"zh_CN": "中文", "en": "English"}
+# (endpoint, label, permission): the order of the navigation. Pages of later steps join here.
+NAVIGATION = [
+    ("admin.dashboard", "Dashboard", "view"),
+    ("admin.accounts", "Accounts", "contacts.view"),
+    ("admin.contacts", "Contacts", "contacts.view"),
+    ("admin.tags", "Tags", "view"),
+    ("admin.menus", "Menus", "view"),
+    ("admin.segments", "Segments", "view"),
+    ("admin.pushes", "Pushes", "view"),
+    ("admin.journeys", "Journeys", "view"),
+    ("admin.scoring", "Scoring", "view"),
+    ("admin.channels", "Channels", "channels.view"),
+    ("admin.inbox", "Inbox", "inbox.view"),
+    ("admin.settings", "Settings", "view"),
+    ("admin.audit", "Audit", "audit.view"),
+]
+# Front-end files served from node_modules (installed from the npm registry by make).
+VENDOR_FILES = {
+    "htmx.min.js": "htmx.org/dist/htmx.min.js",
+    "echarts.min.js": "echarts/dist/echarts.min.js",
+}
+NODE_MODULES = ROOT / "node_modules"
+
+
+@bp.get("/vendor/<name>")
+def vendor(name: str):
+    path = VENDOR_FILES.get(name)
+    if path is None:
+        abort(404)
+    file = NODE_MODULES / path
+    return send_from_directory(file.parent, file.name, max_age=86400)
+
+
+def db() -> Session:
+    """The request's database session (closed when the request ends)."""
+    if "db_session" not in g:
+        g.db_session = harpoon().db.session()
+    return g.db_session
+
+
+def close_db_session(_exc=None) -> None:
+    db_session = g.pop("db_session", None)
+    if db_session is not None:
+        db_session.close()
+
+
+def error_page(error):
+    """Admin pages answer with a page of their own; other paths keep the plain answer."""
+    if not request.path.startswith("/admin"):
+        return error
+    messages = {403: _("Your role may not open this page."), 404: _("No such page.")}
+    return render_template(
+        "admin/error.html", code=error.code, message=messages[error.code]
+    ), error.code
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated:
+        return current_user.locale
+    return session.get("locale", "zh_CN")
+
+
+def select_timezone() -> str:
+    return getattr(g, "workspace_timezone", None) or "Asia/Shanghai"
+
+
+def navigation(app: Flask) -> list[tuple[str, str]]:
+    return [
+        (endpoint, label)
+        for endpoint, label, permission in NAVIGATION
+        if endpoint in app.view_functions and can(permission)
+    ]
+
+
+def init_app(app: Flask) -> None:
+    from app.admin import audit, auth, channels, contacts, dashboard, inbox  # noqa: F401
+
+    settings = app.extensions["harpoon"].settings
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent.parent / "translations"),
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_KEY_PREFIX=f"{settings.queue_prefix}:limits",
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "admin.login"
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    limiter.init_app(app)
+    app.register_blueprint(bp)
+    app.teardown_appcontext(close_db_session)
+    for code in (403, 404):
+        app.register_error_handler(code, error_page)
+    app.jinja_env.globals.update(
+        can=can, navigation=lambda: navigation(app), LOCALES=LOCALES, current_locale=select_locale
+    )

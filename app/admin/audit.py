@@ -1,0 +1,1 @@
+"""Admin page: audit (views registered on app.admin.bp)."""

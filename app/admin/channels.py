@@ -1,0 +1,1 @@
+"""Admin page: channels (views registered on app.admin.bp)."""

@@ -1,0 +1,1 @@
+"""Admin page: contacts (views registered on app.admin.bp)."""

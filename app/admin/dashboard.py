@@ -1,0 +1,119 @@
+"""Dashboard: followers, follows per day, interactions per day by kind, inbox health."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import g, jsonify, render_template
+from sqlalchemy import func, literal_column, select
+
+from app.admin import bp, db
+from app.admin.access import requires, workspace_id
+from models import Identity, IdentityKind, InboundEvent, InboxStatus, Interaction, utcnow
+
+FOLLOW_DAYS = 30
+KIND_DAYS = 14
+
+
+def local_day(column, timezone: str):
+    """The calendar day of a UTC timestamp in the workspace's time zone, in SQL."""
+    dialect = db().get_bind().dialect.name
+    if dialect == "postgresql":
+        return func.to_char(func.timezone(timezone, column), "YYYY-MM-DD")
+    offset = datetime.now(ZoneInfo(timezone)).utcoffset()
+    hours = int(offset.total_seconds() // 3600)
+    return func.date(column, literal_column(f"'{hours:+d} hours'"))
+
+
+def _days(count: int, timezone: str) -> list[str]:
+    today = datetime.now(ZoneInfo(timezone)).date()
+    return [(today - timedelta(days=n)).isoformat() for n in range(count - 1, -1, -1)]
+
+
+@bp.get("/")
+@requires("view")
+def dashboard():
+    ws = workspace_id()
+    since = utcnow() - timedelta(days=1)
+    followers = db().scalar(
+        select(func.count()).where(
+            Identity.workspace_id == ws,
+            Identity.kind == IdentityKind.OPENID,
+            Identity.following.is_(True),
+        )
+    )
+    interactions_24h = db().scalar(
+        select(func.count()).where(Interaction.workspace_id == ws, Interaction.occurred_at >= since)
+    )
+    follows_24h = db().scalar(
+        select(func.count()).where(
+            Interaction.workspace_id == ws,
+            Interaction.kind == "wechat.follow",
+            Interaction.occurred_at >= since,
+        )
+    )
+    health = dict(
+        db()
+        .execute(
+            select(InboundEvent.status, func.count())
+            .where(InboundEvent.workspace_id == ws)
+            .group_by(InboundEvent.status)
+        )
+        .all()
+    )
+    oldest_pending = db().scalar(
+        select(func.min(InboundEvent.received_at)).where(
+            InboundEvent.workspace_id == ws, InboundEvent.status == InboxStatus.PENDING
+        )
+    )
+    return render_template(
+        "admin/dashboard.html",
+        followers=followers,
+        follows_24h=follows_24h,
+        interactions_24h=interactions_24h,
+        health=health,
+        oldest_pending=oldest_pending,
+    )
+
+
+@bp.get("/api/dashboard/series")
+@requires("view")
+def dashboard_series():
+    """Chart data: follows per day, interactions per day by kind (workspace time zone)."""
+    ws, tz = workspace_id(), g.get("workspace_timezone", "Asia/Shanghai")
+    follow_days = _days(FOLLOW_DAYS, tz)
+    day = local_day(Interaction.occurred_at, tz)
+    follows = dict(
+        db()
+        .execute(
+            select(day, func.count())
+            .where(
+                Interaction.workspace_id == ws,
+                Interaction.kind == "wechat.follow",
+                Interaction.occurred_at >= utcnow() - timedelta(days=FOLLOW_DAYS + 1),
+            )
+            .group_by(day)
+        )
+        .all()
+    )
+    kind_days = _days(KIND_DAYS, tz)
+    by_kind: dict[str, dict[str, int]] = {}
+    rows = db().execute(
+        select(Interaction.kind, day, func.count())
+        .where(
+            Interaction.workspace_id == ws,
+            Interaction.occurred_at >= utcnow() - timedelta(days=KIND_DAYS + 1),
+        )
+        .group_by(Interaction.kind, day)
+    )
+    for kind, on, count in rows:
+        by_kind.setdefault(kind, {})[on] = count
+    return jsonify(
+        follows={"days": follow_days, "counts": [follows.get(d, 0) for d in follow_days]},
+        interactions={
+            "days": kind_days,
+            "series": [
+                {"kind": kind, "counts": [counts.get(d, 0) for d in kind_days]}
+                for kind, counts in sorted(by_kind.items())
+            ],
+        },
+    )

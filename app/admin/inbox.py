@@ -1,0 +1,1 @@
+"""Admin page: inbox (views registered on app.admin.bp)."""
