@@ -30,14 +30,18 @@ from app.channels import (
     workspace_named,
 )
 from app.extensions import harpoon
+from app.users import create_user
 from config import ROOT
-from models import Channel, ChannelKind, Contact, InboundEvent, Interaction
+from models import Channel, ChannelKind, Contact, InboundEvent, Interaction, Role, User
 from wechat.clients import WeChatClients
 from wechat.sandbox import create_sandbox, wecom
 from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant
 from wechat.sandbox.simulator import CHANNELS, Simulator
 
 DEMO_WORKSPACE = "Demo"
+# The demo's own sign-in, printed by `make run`; a real deployment uses `flask users create`.
+DEMO_LOGIN = "demo@harpoon.local"
+DEMO_PASSWORD = "harpoon-demo"
 DEMO_OA_APPID = "wxdemo0000000001"
 DEMO_CORP_ID = "wwdemo0000000001"
 STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
@@ -103,6 +107,7 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     try:
         wait_healthy(base, web)
         click.echo(f"Harpoon   {base}  (health: {base}/healthz)")
+        click.echo(f"Admin     {base}/admin/  sign in: {DEMO_LOGIN} / {DEMO_PASSWORD}")
         click.echo(f"Sandbox   {sandbox_url}  (state: {sandbox_url}/sandbox/state)")
         click.echo(
             f"Callbacks {callback_url(base, channels.oa)}, {callback_url(base, channels.wecom)}"
@@ -158,9 +163,11 @@ def sandbox_serve(port):
 
 
 def seed_workspace(db) -> DemoChannels:
-    """The demo workspace and its two channels, created once and reused after."""
+    """The demo workspace, its sign-in and its two channels, created once and reused after."""
     with db.session() as session:
         workspace = workspace_named(session, DEMO_WORKSPACE)
+        if not session.scalar(select(User.id).where(User.email == DEMO_LOGIN)):
+            create_user(session, workspace, DEMO_LOGIN, "演示管理员", DEMO_PASSWORD, Role.OWNER)
         found = {
             c.kind: c
             for c in session.scalars(select(Channel).where(Channel.workspace_id == workspace.id))
