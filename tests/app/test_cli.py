@@ -118,3 +118,29 @@ def test_rotate_aes_key_keeps_the_old_one_for_callbacks_in_flight(app, runner):
     assert len(new_key) == 43 and new_key != OA_CREDS.aes_key
     post(app.test_client(), channel_id, simulate.oa_event("o_old", "subscribe"))  # old key
     assert len(inbox(app)) == 1
+
+
+def test_users_create(runner):
+    result = runner.invoke(
+        args=["users", "create", "--email", "Li@Acme.example", "--name", "李雷", "--role", "sales"],
+        input="long enough pw\nlong enough pw\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "li@acme.example (sales)" in result.output
+    again = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "li@acme.example",
+            "--name",
+            "x",
+            "--password",
+            "12345678",
+        ]
+    )
+    assert again.exit_code == 2 and "already has an account" in again.output
+    short = runner.invoke(
+        args=["users", "create", "--email", "b@acme.example", "--name", "x", "--password", "short"]
+    )
+    assert short.exit_code == 2 and "at least 8 characters" in short.output
