@@ -192,11 +192,16 @@ def workspaces_due(session: Session, grace_seconds: int) -> list[int]:
     return list(session.scalars(stmt))
 
 
-def retry(session: Session, event_id: int) -> bool:
-    """Put a failed or dead event back in line now (the operator's retry)."""
+def retry(session: Session, event_id: int, workspace_id: int | None = None) -> bool:
+    """Put a failed or dead event back in line now (the operator's retry).
+
+    `workspace_id`, when given, must own the event (the admin page passes the user's).
+    """
+    scope = [] if workspace_id is None else [InboundEvent.workspace_id == workspace_id]
     updated = session.execute(
         update(InboundEvent)
         .where(
+            *scope,
             InboundEvent.id == event_id,
             InboundEvent.status.in_((InboxStatus.FAILED, InboxStatus.DEAD)),
         )

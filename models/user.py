@@ -59,7 +59,10 @@ class AuditLog(Base):
     """Who changed which configuration, and when."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_workspace_created", "workspace_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_log_workspace_created", "workspace_id", "created_at"),
+        Index("ix_audit_log_workspace_action_created", "workspace_id", "action", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))

@@ -7,7 +7,7 @@ pages that exist and that the user's role may open.
 from pathlib import Path
 
 from flask import Blueprint, Flask, abort, g, render_template, request, send_from_directory, session
-from flask_babel import Babel
+from flask_babel import Babel, format_datetime
 from flask_babel import lazy_gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -128,5 +128,9 @@ def init_app(app: Flask) -> None:
     for code in (403, 404):
         app.register_error_handler(code, error_page)
     app.jinja_env.globals.update(
-        can=can, navigation=lambda: navigation(app), LOCALES=LOCALES, current_locale=select_locale
+        can=can,
+        navigation=lambda: navigation(app),
+        LOCALES=LOCALES,
+        current_locale=select_locale,
+        format_datetime=format_datetime,  # in the workspace's time zone and the user's language
     )

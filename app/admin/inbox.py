@@ -1,1 +1,212 @@
-"""Admin page: inbox (views registered on app.admin.bp)."""
+"""Inbox: what the durable inbox holds, what needs attention, and the operator's retry."""
+
+import logging
+import math
+from xml.dom import minidom
+from xml.etree import ElementTree
+from xml.parsers.expat import ExpatError
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+
+from app.admin import bp, db
+from app.admin.access import audit, requires, workspace_id
+from app.extensions import harpoon
+from handlers import inbox as inbox_handler
+from models import Channel, InboundEvent, InboxStatus, utcnow
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 50
+# The default view: what an operator has to look at.
+ATTENTION = (InboxStatus.PENDING, InboxStatus.FAILED, InboxStatus.DEAD)
+STATUS_TABS = (
+    InboxStatus.PENDING,
+    InboxStatus.FAILED,
+    InboxStatus.DEAD,
+    InboxStatus.DONE,
+    InboxStatus.IGNORED,
+)
+RETRYABLE = frozenset({InboxStatus.FAILED, InboxStatus.DEAD})
+STATUS_LABELS = {
+    InboxStatus.PENDING: _l("Pending"),
+    InboxStatus.FAILED: _l("Failed"),
+    InboxStatus.DEAD: _l("Dead"),
+    InboxStatus.DONE: _l("Done"),
+    InboxStatus.IGNORED: _l("Ignored"),
+}
+STATUS_BADGES = {
+    InboxStatus.PENDING: "warn",
+    InboxStatus.FAILED: "error",
+    InboxStatus.DEAD: "error",
+    InboxStatus.DONE: "ok",
+}
+
+
+@bp.get("/inbox")
+@requires("inbox.view")
+def inbox():
+    ws = workspace_id()
+    status = request.args.get("status", "")
+    if status not in (*STATUS_TABS, "all"):
+        status = ""
+    page = max(request.args.get("page", 1, type=int), 1)
+    counts = dict(
+        db()
+        .execute(
+            select(InboundEvent.status, func.count())
+            .where(InboundEvent.workspace_id == ws)
+            .group_by(InboundEvent.status)
+        )
+        .all()
+    )
+    shown = {"": ATTENTION, "all": tuple(InboxStatus)}.get(status, (status,))
+    total = sum(counts.get(s, 0) for s in shown)
+    rows = db().execute(
+        _events(ws)
+        .where(InboundEvent.status.in_(shown))
+        .order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    )
+    oldest_pending = db().scalar(
+        select(func.min(InboundEvent.received_at)).where(
+            InboundEvent.workspace_id == ws, InboundEvent.status == InboxStatus.PENDING
+        )
+    )
+    return _render(
+        "admin/inbox.html",
+        counts=counts,
+        attention=sum(counts.get(s, 0) for s in ATTENTION),
+        everything=sum(counts.values()),
+        status=status,
+        tabs=STATUS_TABS,
+        rows=rows,
+        page=page,
+        pages=max(math.ceil(total / PAGE_SIZE), 1),
+        oldest_pending=oldest_pending,
+        # Negative: Babel words it in the past ("3 minutes ago", "3分钟前").
+        oldest_pending_age=oldest_pending and oldest_pending - utcnow(),
+    )
+
+
+@bp.get("/inbox/<int:event_id>")
+@requires("inbox.view")
+def inbox_event(event_id: int):
+    event, channel_name = _event_or_404(event_id)
+    return _render(
+        "admin/inbox_event.html",
+        event=event,
+        channel_name=channel_name,
+        payload=pretty_xml(event.payload),
+        payload_fields=xml_fields(event.payload),
+    )
+
+
+@bp.post("/inbox/<int:event_id>/retry")
+@requires("inbox.retry")
+def inbox_retry(event_id: int):
+    event, channel_name = _event_or_404(event_id)
+    before = {"status": event.status, "attempts": event.attempts}
+    retried = inbox_handler.retry(db(), event.id, workspace_id())
+    if retried:
+        audit(db(), "inbox.retry", "inbound_event", event.id, before)
+    db().commit()
+    if retried:
+        _request_drain(event.workspace_id)
+        message, category = _("Queued for retry."), "success"
+    else:
+        message, category = _("Only a failed or dead event can be retried."), "error"
+    if request.headers.get("HX-Request"):
+        db().refresh(event)
+        return _render(
+            "admin/inbox_row.html",
+            event=event,
+            channel_name=channel_name,
+            back=_back_to(request.form.get("next")),
+            message=message,
+            message_category=category,
+        )
+    flash(message, category)
+    return redirect(_back_to(request.form.get("next")))
+
+
+def _render(template: str, **context) -> str:
+    return render_template(
+        template,
+        status_labels=STATUS_LABELS,
+        status_badges=STATUS_BADGES,
+        retryable=RETRYABLE,
+        **context,
+    )
+
+
+def _events(ws: int):
+    return (
+        select(InboundEvent, Channel.name)
+        .join(Channel, Channel.id == InboundEvent.channel_id)
+        .where(InboundEvent.workspace_id == ws)
+    )
+
+
+def _event_or_404(event_id: int) -> tuple[InboundEvent, str]:
+    row = db().execute(_events(workspace_id()).where(InboundEvent.id == event_id)).first()
+    if row is None:
+        abort(404)
+    return row[0], row[1]
+
+
+def _request_drain(ws: int) -> None:
+    """On either queue a drain job: Redis workers, or the serving process's embedded worker."""
+    try:
+        harpoon().queue.enqueue_drain(ws)
+    except RedisError as exc:  # the row is committed as pending: the sweeper finds it
+        log.warning("drain request failed for workspace %s after a retry: %s", ws, exc)
+
+
+def _back_to(target: str | None) -> str:
+    """Back to the inbox page the form came from; never a path elsewhere."""
+    if target and target.startswith(url_for("admin.inbox")):
+        return target
+    return url_for("admin.inbox")
+
+
+def pretty_xml(payload: str) -> str:
+    """The payload indented for reading, CDATA kept; as stored when it does not parse."""
+    try:
+        document = minidom.parseString(payload)
+    except ExpatError:
+        return payload
+    _strip_blank_text(document.documentElement)
+    return document.documentElement.toprettyxml(indent="  ").strip()
+
+
+def _strip_blank_text(node) -> None:
+    # WeChat's own line breaks would otherwise come out doubled.
+    for child in list(node.childNodes):
+        if child.nodeType == child.TEXT_NODE and not child.data.strip():
+            node.removeChild(child)
+        else:
+            _strip_blank_text(child)
+
+
+def xml_fields(payload: str) -> list[tuple[str, str]]:
+    """The payload's fields in document order; a nested one as Parent/Child."""
+    try:
+        root = ElementTree.fromstring(payload)
+    except ElementTree.ParseError:
+        return []
+    fields = []
+
+    def walk(element, prefix: str) -> None:
+        for child in element:
+            name = f"{prefix}{child.tag}"
+            if len(child):
+                walk(child, f"{name}/")
+            else:
+                fields.append((name, (child.text or "").strip()))
+
+    walk(root, "")
+    return fields

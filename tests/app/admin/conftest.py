@@ -59,3 +59,10 @@ def post_form(client, path, data):
     """POST a form the way the browser does: with the CSRF token from the page."""
     page = client.get(path)
     return client.post(path, data={**data, "csrf_token": csrf_token(page.text)})
+
+
+def in_english(client):
+    """Switch the signed-in user's pages to English (zh_CN is the default)."""
+    token = csrf_token(client.get("/admin/").text)
+    client.post("/admin/locale", data={"locale": "en", "next": "/admin/", "csrf_token": token})
+    return client
