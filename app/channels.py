@@ -14,12 +14,18 @@ _TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 
 
+def N_(message: str) -> str:
+    """Marks a message for the translation catalog; the admin page translates it."""
+    return message
+
+
 class ChannelError(ValueError):
     """A field of a channel is invalid; `field` names it."""
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
 
 def generate_token() -> str:
@@ -57,23 +63,23 @@ def add_channel(
     if kind not in set(ChannelKind):
         raise ChannelError("kind", f"must be one of {', '.join(ChannelKind)}")
     if not app_id.strip():
-        raise ChannelError("app_id", "is required")
+        raise ChannelError("app_id", N_("is required"))
     if not _TOKEN.match(token):
-        raise ChannelError("token", "3 to 32 letters or digits")
+        raise ChannelError("token", N_("3 to 32 letters or digits"))
     if kind == ChannelKind.WECOM:
         message_mode = MessageMode.SAFE  # WeCom always encrypts
     if message_mode not in set(MessageMode):
         raise ChannelError("message_mode", f"must be one of {', '.join(MessageMode)}")
     if message_mode != MessageMode.PLAIN and not aes_key:
-        raise ChannelError("aes_key", "is required unless the OA uses plaintext mode")
+        raise ChannelError("aes_key", N_("is required unless the OA uses plaintext mode"))
     if aes_key and not _AES_KEY.match(aes_key):
-        raise ChannelError("aes_key", "EncodingAESKey is 43 letters or digits")
+        raise ChannelError("aes_key", N_("EncodingAESKey is 43 letters or digits"))
     if session.scalar(
         select(Channel.id).where(
             Channel.workspace_id == workspace.id, Channel.kind == kind, Channel.app_id == app_id
         )
     ):
-        raise ChannelError("app_id", f"{app_id} is already connected in this workspace")
+        raise ChannelError("app_id", N_("already connected in this workspace"))
     channel = Channel(
         workspace_id=workspace.id,
         kind=kind,
@@ -95,7 +101,7 @@ def add_channel(
 def rotate_aes_key(channel: Channel, new_key: str) -> None:
     """The new key encrypts from now on; the old one still opens callbacks in flight."""
     if not _AES_KEY.match(new_key):
-        raise ChannelError("aes_key", "EncodingAESKey is 43 letters or digits")
+        raise ChannelError("aes_key", N_("EncodingAESKey is 43 letters or digits"))
     channel.previous_aes_key, channel.aes_key = channel.aes_key, new_key
 
 

@@ -19,6 +19,8 @@ class Contact(Base):
     """A person (lead)."""
 
     __tablename__ = "contacts"
+    # The admin list: a workspace's contacts, most recently active first.
+    __table_args__ = (Index("ix_contacts_workspace_last_seen", "workspace_id", "last_seen_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
@@ -44,6 +46,8 @@ class Identity(Base):
             "value",
             unique=True,
         ),
+        # Exact lookup by value alone (admin search by openid / external_userid / unionid).
+        Index("ix_identities_workspace_value", "workspace_id", "value"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

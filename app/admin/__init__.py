@@ -30,20 +30,27 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 LOCALES = {"zh_CN": "中文", "en": "English"}
 # (endpoint, label, permission): the order of the navigation. Pages of later steps join here.
 NAVIGATION = [
-    ("admin.dashboard", "Dashboard", "view"),
-    ("admin.accounts", "Accounts", "contacts.view"),
-    ("admin.contacts", "Contacts", "contacts.view"),
-    ("admin.tags", "Tags", "view"),
-    ("admin.menus", "Menus", "view"),
-    ("admin.segments", "Segments", "view"),
-    ("admin.pushes", "Pushes", "view"),
-    ("admin.journeys", "Journeys", "view"),
-    ("admin.scoring", "Scoring", "view"),
-    ("admin.channels", "Channels", "channels.view"),
-    ("admin.inbox", "Inbox", "inbox.view"),
-    ("admin.settings", "Settings", "view"),
-    ("admin.audit", "Audit", "audit.view"),
+    ("admin.dashboard", _("Dashboard"), "view"),
+    ("admin.accounts", _("Accounts"), "contacts.view"),
+    ("admin.contacts", _("Contacts"), "contacts.view"),
+    ("admin.tags", _("Tags"), "view"),
+    ("admin.menus", _("Menus"), "view"),
+    ("admin.segments", _("Segments"), "view"),
+    ("admin.pushes", _("Pushes"), "view"),
+    ("admin.journeys", _("Journeys"), "view"),
+    ("admin.scoring", _("Scoring"), "view"),
+    ("admin.channels", _("Channels"), "channels.view"),
+    ("admin.inbox", _("Inbox"), "inbox.view"),
+    ("admin.settings", _("Settings"), "view"),
+    ("admin.audit", _("Audit"), "audit.view"),
 ]
+ROLE_LABELS = {
+    "owner": _("Owner"),
+    "admin": _("Admin"),
+    "marketer": _("Marketer"),
+    "sales": _("Sales"),
+    "viewer": _("Viewer"),
+}
 # Front-end files served from node_modules (installed from the npm registry by make).
 VENDOR_FILES = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
@@ -131,6 +138,7 @@ def init_app(app: Flask) -> None:
         can=can,
         navigation=lambda: navigation(app),
         LOCALES=LOCALES,
+        ROLE_LABELS=ROLE_LABELS,
         current_locale=select_locale,
         format_datetime=format_datetime,  # in the workspace's time zone and the user's language
     )
