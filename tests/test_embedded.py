@@ -115,30 +115,27 @@ def test_make_run_path_serves_and_processes_a_signed_callback(embedded_env, tmp_
         server.wait(timeout=15)
 
 
-def test_make_run_demo_shows_traffic_flowing(embedded_env):
-    """`make run` is `flask demo`: sandbox, simulator and Harpoon, nothing installed or set."""
-    result = subprocess.run(
-        [
-            str(BIN / "flask"),
-            "--app",
-            "wsgi",
-            "demo",
-            "--port",
-            str(free_port()),
-            "--sandbox-port",
-            str(free_port()),
-            "--rate",
-            "10",
-            "--duration",
-            "6",
-        ],
-        cwd=ROOT,
-        env=embedded_env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_make_run_demo_shows_traffic_flowing(embedded_env, tmp_path):
+    """`make run` is `flask demo`: sandbox, simulator and Harpoon, nothing installed or set;
+    the printed sign-in opens the admin pages, which show the live data."""
+    port = free_port()
+    command = [str(BIN / "flask"), "--app", "wsgi", "demo", "--port", str(port)]
+    command += ["--sandbox-port", str(free_port()), "--rate", "10", "--duration", "8"]
+    out = tmp_path / "demo.out"
+    with out.open("w") as stdout:
+        demo = subprocess.Popen(command, cwd=ROOT, env=embedded_env, stdout=stdout, stderr=stdout)
+    try:
+        login = wait_for(lambda: re.search(r"sign in: (\S+) / (\S+)", out.read_text()), timeout=60)
+        wait_for(lambda: "followed via" in out.read_text(), timeout=30)
+        contacts_page = admin_page(f"http://127.0.0.1:{port}", *login.groups(), "/admin/contacts")
+        assert contacts_page.count("<tr") > 1  # the header and at least one live contact
+        demo.wait(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    result = subprocess.CompletedProcess(command, demo.returncode, out.read_text(), "")
+    assert result.returncode == 0, result.stdout
     status = [line for line in result.stdout.splitlines() if line.startswith("callbacks ")]
     assert status, result.stdout
     delivered, refused = re.search(r"callbacks (\d+) \(refused (\d+),", status[-1]).groups()
@@ -147,3 +144,21 @@ def test_make_run_demo_shows_traffic_flowing(embedded_env):
     done = int(re.search(r"done (\d+)", status[-1]).group(1))
     assert done > 0
     assert "followed via" in result.stdout
+
+
+def admin_page(base: str, email: str, password: str, path: str) -> str:
+    """Sign in the way a browser does (CSRF token from the form) and fetch a page."""
+    import requests
+
+    with requests.Session() as browser:
+        form = browser.get(f"{base}/admin/login", timeout=10).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+        signed_in = browser.post(
+            f"{base}/admin/login",
+            data={"email": email, "password": password, "csrf_token": token},
+            timeout=10,
+        )
+        assert signed_in.url.endswith("/admin/"), signed_in.text[:500]
+        page = browser.get(f"{base}{path}", timeout=10)
+        assert page.status_code == 200
+        return page.text

@@ -8,6 +8,7 @@ from sqlalchemy import func, literal_column, select
 
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
+from app.admin.contacts import INTERACTION_LABELS
 from models import Identity, IdentityKind, InboundEvent, InboxStatus, Interaction, utcnow
 
 FOLLOW_DAYS = 30
@@ -112,7 +113,11 @@ def dashboard_series():
         interactions={
             "days": kind_days,
             "series": [
-                {"kind": kind, "counts": [counts.get(d, 0) for d in kind_days]}
+                {
+                    "kind": kind,
+                    "label": str(INTERACTION_LABELS.get(kind, kind)),
+                    "counts": [counts.get(d, 0) for d in kind_days],
+                }
                 for kind, counts in sorted(by_kind.items())
             ],
         },
