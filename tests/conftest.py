@@ -2,6 +2,7 @@
 or on SQLite + the in-process queue."""
 
 import os
+import threading
 import uuid
 
 import psycopg
@@ -10,6 +11,7 @@ import redis
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.channels import add_channel, workspace_named
@@ -150,3 +152,14 @@ def run_jobs(app):
     queue = harpoon_of(app).queue
     queue.drain_requests.flush()
     return queue.worker(app).work(burst=True)
+
+
+@pytest.fixture
+def live_server(app):
+    """The test app on a real port (for a browser, or a sandbox that delivers callbacks)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()

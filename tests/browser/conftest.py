@@ -1,11 +1,9 @@
 """Browser tests: Playwright driving Debian's Chromium against a live Harpoon server."""
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("HARPOON_SCREENSHOTS", "/tmp/harpoon-screenshots"))
@@ -25,17 +23,6 @@ def browser():
         )
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def live_server(app):
-    """The test app on a real port, for the browser."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

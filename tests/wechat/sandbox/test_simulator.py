@@ -1,11 +1,9 @@
 """The follower simulator, end to end: its callbacks are accepted and processed by Harpoon."""
 
-import threading
 from collections import Counter
 
 import fakeredis
 import pytest
-from werkzeug.serving import make_server
 
 from app.demo import CONTACT_STATES, STAFF, DemoChannels, register_tenants, seed_platform
 from models import Channel
@@ -19,29 +17,19 @@ from wechat.sandbox.simulator import Simulator
 
 
 @pytest.fixture
-def harpoon_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
 def sandbox_server():
     server = SandboxServer()
     yield server
     server.close()
 
 
-def test_simulated_traffic_is_accepted_and_processed(app, harpoon_server, sandbox_server):
+def test_simulated_traffic_is_accepted_and_processed(app, live_server, sandbox_server):
     oa_id = make_channel(app, "oa", OA_CREDS, secret="oa-secret")
     wecom_id = make_channel(app, "wecom", WECOM_CREDS, secret="contact-secret")
     with harpoon_of(app).db.session() as session:
         channels = DemoChannels(session.get(Channel, oa_id), session.get(Channel, wecom_id))
     state = sandbox_server.state
-    register_tenants(state, channels, harpoon_server)
+    register_tenants(state, channels, live_server)
     # The demo's set-up, through Harpoon's own clients: menu, channel QR codes, staff, 联系我.
     clients = WeChatClients(sandbox_server.url, TokenStore(fakeredis.FakeRedis()))
     tickets = seed_platform(state, clients, channels)
