@@ -1,6 +1,7 @@
 """The composition root: wires config, models, the queue and the web layer."""
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import ChannelCache, Harpoon
 from app.logs import configure_logging
@@ -15,6 +16,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app; `test_config` overrides settings by name (see config.Settings)."""
     settings = load_settings(**(test_config or {}))
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    if settings.proxy_hops:
+        # Client addresses (rate limits, logs) and https from the proxy's headers.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
     configure_logging(settings.log_level)
 
     db = Database()

@@ -42,6 +42,8 @@ class Settings:
     # Signs admin sessions and CSRF tokens.
     secret_key: str = ""
     login_rate_limit: str = "10 per minute"
+    # Reverse proxies in front of gunicorn whose X-Forwarded-For/-Proto to trust.
+    proxy_hops: int = 0
 
     @property
     def secure_cookies(self) -> bool:
@@ -85,6 +87,7 @@ _ENV = {
     "HARPOON_WECHAT_API_URL": ("wechat_api_url", lambda v: v.rstrip("/")),
     "HARPOON_SECRET_KEY": ("secret_key", str),
     "HARPOON_LOGIN_RATE_LIMIT": ("login_rate_limit", str),
+    "HARPOON_PROXY_HOPS": ("proxy_hops", int),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)

@@ -72,3 +72,21 @@ def test_vendor_assets_are_served_from_node_modules(client):
 def test_only_an_admin_path_renders_the_admin_error_page(client):
     assert client.get("/admin/no-such-page").status_code == 404
     assert client.get("/callbacks/wechat/999?timestamp=1").status_code == 404
+
+
+def test_rate_limit_counts_the_client_behind_a_trusted_proxy(make_app):
+    app = make_app(login_rate_limit="2 per minute", proxy_hops=1)
+    client = app.test_client()
+    make_user(app, "marketer")
+
+    def attempt(client_ip):
+        page = client.get("/admin/login", headers={"X-Forwarded-For": client_ip})
+        return client.post(
+            "/admin/login",
+            data={"email": "marketer@acme.example", "password": "nope-nope-nope"}
+            | {"csrf_token": csrf_token(page.text)},
+            headers={"X-Forwarded-For": client_ip},
+        ).status_code
+
+    assert [attempt("203.0.113.7") for _ in range(3)] == [200, 200, 429]
+    assert attempt("198.51.100.9") == 200  # another client behind the same proxy
