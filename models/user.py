@@ -1,3 +1,4 @@
+import secrets
 from datetime import datetime
 from enum import StrEnum
 
@@ -29,11 +30,17 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default=Role.VIEWER)
     locale: Mapped[str] = mapped_column(String(10), default="zh_CN")
     active: Mapped[bool] = mapped_column(default=True)
+    # Part of the signed session; a new one signs every session out (logout, password change).
+    session_token: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
+        self.rotate_session_token()
+
+    def rotate_session_token(self) -> None:
+        self.session_token = secrets.token_hex(16)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -52,7 +59,7 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.session_token}"
 
 
 class AuditLog(Base):

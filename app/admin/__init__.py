@@ -6,7 +6,18 @@ pages that exist and that the user's role may open.
 
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, g, render_template, request, send_from_directory, session
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
 from flask_babel import Babel, format_datetime
 from flask_babel import lazy_gettext as _
 from flask_limiter import Limiter
@@ -81,10 +92,19 @@ def close_db_session(_exc=None) -> None:
         db_session.close()
 
 
+def _unauthorized():
+    """Sign-in first: a page redirects to it, the JSON API answers 401."""
+    if request.path.startswith("/admin/api/"):
+        return {"error": "Unauthorized"}, 401
+    return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+
+
 def error_page(error):
     """Admin pages answer with a page of their own; other paths keep the plain answer."""
     if not request.path.startswith("/admin"):
         return error
+    if request.path.startswith("/admin/api/"):
+        return {"error": error.name}, error.code
     messages = {403: _("Your role may not open this page."), 404: _("No such page.")}
     return render_template(
         "admin/error.html", code=error.code, message=messages[error.code]
@@ -123,11 +143,15 @@ def init_app(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent.parent / "translations"),
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        # Redis down must not lock everyone out: count in memory meanwhile.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_KEY_PREFIX=f"{settings.queue_prefix}:limits",
     )
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "admin.login"
+    login_manager.unauthorized_handler(_unauthorized)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     limiter.init_app(app)
     app.register_blueprint(bp)

@@ -20,9 +20,10 @@ def local_day(column, timezone: str):
     dialect = db().get_bind().dialect.name
     if dialect == "postgresql":
         return func.to_char(func.timezone(timezone, column), "YYYY-MM-DD")
-    offset = datetime.now(ZoneInfo(timezone)).utcoffset()
-    hours = int(offset.total_seconds() // 3600)
-    return func.date(column, literal_column(f"'{hours:+d} hours'"))
+    # SQLite has no time zones: today's offset, in minutes (right for fixed-offset zones
+    # such as Asia/Shanghai; approximate across a daylight-saving change).
+    minutes = int(datetime.now(ZoneInfo(timezone)).utcoffset().total_seconds() // 60)
+    return func.date(column, literal_column(f"'{minutes:+d} minutes'"))
 
 
 def _days(count: int, timezone: str) -> list[str]:

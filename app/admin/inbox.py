@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
+from app.admin.auth import safe_path
 from app.extensions import harpoon
 from handlers import inbox as inbox_handler
 from models import Channel, InboundEvent, InboxStatus, utcnow
@@ -168,9 +169,8 @@ def _request_drain(ws: int) -> None:
 
 def _back_to(target: str | None) -> str:
     """Back to the inbox page the form came from; never a path elsewhere."""
-    if target and target.startswith(url_for("admin.inbox")):
-        return target
-    return url_for("admin.inbox")
+    inbox = url_for("admin.inbox")
+    return target if safe_path(target, inbox) else inbox
 
 
 def pretty_xml(payload: str) -> str:

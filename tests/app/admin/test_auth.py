@@ -74,19 +74,93 @@ def test_only_an_admin_path_renders_the_admin_error_page(client):
     assert client.get("/callbacks/wechat/999?timestamp=1").status_code == 404
 
 
-def test_rate_limit_counts_the_client_behind_a_trusted_proxy(make_app):
+def test_rate_limits_per_client_behind_a_proxy_and_per_account(make_app):
     app = make_app(login_rate_limit="2 per minute", proxy_hops=1)
     client = app.test_client()
     make_user(app, "marketer")
 
-    def attempt(client_ip):
+    def attempt(client_ip, email="marketer@acme.example"):
         page = client.get("/admin/login", headers={"X-Forwarded-For": client_ip})
         return client.post(
             "/admin/login",
-            data={"email": "marketer@acme.example", "password": "nope-nope-nope"}
+            data={"email": email, "password": "nope-nope-nope"}
             | {"csrf_token": csrf_token(page.text)},
             headers={"X-Forwarded-For": client_ip},
         ).status_code
 
-    assert [attempt("203.0.113.7") for _ in range(3)] == [200, 200, 429]
-    assert attempt("198.51.100.9") == 200  # another client behind the same proxy
+    assert [attempt("203.0.113.7", "a@acme.example") for _ in range(3)] == [200, 200, 429]
+    assert attempt("198.51.100.9", "b@acme.example") == 200  # another client, another account
+    # One account guessed from many addresses is slowed down all the same.
+    assert [attempt(f"192.0.2.{n}") for n in range(3)] == [200, 200, 429]
+
+
+def test_a_session_cookie_is_worthless_after_sign_out(app, client):
+    make_user(app, "marketer")
+    sign_in(client, "marketer@acme.example")
+    stolen = client.get_cookie("session").value
+    token = csrf_token(client.get("/admin/").text)
+    client.post("/admin/logout", data={"csrf_token": token})
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/admin/").status_code == 302
+
+
+def test_next_never_leaves_the_admin(app, client):
+    make_user(app, "marketer")
+    for target in ("//evil.example/", "https://evil.example/", "/admin/%0d%0aSet-Cookie:x=1", "/x"):
+        page = client.get("/admin/login")
+        response = client.post(
+            f"/admin/login?next={target}",
+            data={"email": "marketer@acme.example", "password": PASSWORD}
+            | {"csrf_token": csrf_token(page.text)},
+        )
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/admin/"
+        token = csrf_token(client.get("/admin/").text)
+        client.post("/admin/logout", data={"csrf_token": token})
+
+
+def test_json_api_answers_json_when_refused(app, client, signed_in):
+    signed_out = client.get("/admin/api/dashboard/series")
+    assert (signed_out.status_code, signed_out.json) == (401, {"error": "Unauthorized"})
+
+
+def test_secure_cookies_over_https(make_app):
+    app = make_app(public_base_url="https://harpoon.example")
+    make_user(app, "marketer")
+    response = sign_in(app.test_client(), "marketer@acme.example")
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_language_chosen_before_sign_in_is_kept(app, client):
+    make_user(app, "marketer")
+    page = client.get("/admin/login")
+    client.post(
+        "/admin/locale",
+        data={"locale": "en", "next": "/admin/login", "csrf_token": csrf_token(page.text)},
+    )
+    sign_in(client, "marketer@acme.example")
+    assert 'lang="en"' in client.get("/admin/").text
+
+
+def test_every_admin_route_requires_a_permission(app, signed_in):
+    """A new page without `requires(...)` fails here; roles are checked against PERMISSIONS."""
+    from app.admin.access import PERMISSIONS
+
+    public = {"admin.login", "admin.logout", "admin.set_locale", "admin.static", "admin.vendor"}
+    clients = {
+        role: signed_in(role, workspace=f"ws-{role}")
+        for role in ("owner", "admin", "marketer", "sales", "viewer")
+    }
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("admin.") or rule.endpoint in public:
+            continue
+        view = app.view_functions[rule.endpoint]
+        permission = getattr(view, "permission", None)
+        assert permission in PERMISSIONS, f"{rule.endpoint} has no permission"
+        if "GET" not in rule.methods or rule.arguments:
+            continue
+        for role, client in clients.items():
+            status = client.get(rule.rule).status_code
+            allowed = role in PERMISSIONS[permission]
+            assert (status == 200) == allowed, (rule.endpoint, role, status)
