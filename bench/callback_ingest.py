@@ -659,6 +659,7 @@ def main() -> int:
             "database_url": database_url,
             "redis_url": redis_url,
             "encryption_keys": (key,),
+            "secret_key": secrets.token_hex(32),
             "instance_dir": instance_dir,
             "log_level": "WARNING",
         }

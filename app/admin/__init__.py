@@ -4,6 +4,7 @@ Each page module registers its views on `bp`; the navigation shows only the
 pages that exist and that the user's role may open.
 """
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import (
@@ -18,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel, format_datetime
 from flask_babel import lazy_gettext as _
 from flask_limiter import Limiter
@@ -111,6 +113,27 @@ def error_page(error):
     ), error.code
 
 
+@contextmanager
+def hooks_scoped_to_admin(app: Flask):
+    """Request hooks an extension registers inside this block run for admin pages only."""
+    registries = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    existing = [list(registry.get(None, [])) for registry in registries]
+    yield
+    for registry, before in zip(registries, existing, strict=True):
+        for hook in [h for h in registry.get(None, []) if h not in before]:
+            registry[None].remove(hook)
+            registry.setdefault(bp.name, []).append(hook)
+
+
+class AdminSessions(SecureCookieSessionInterface):
+    """Sessions exist on the admin pages only: WeChat's callbacks skip the cookie work."""
+
+    def open_session(self, app, request):
+        if not request.path.startswith(bp.url_prefix):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def select_locale() -> str:
     if current_user and current_user.is_authenticated:
         return current_user.locale
@@ -148,12 +171,16 @@ def init_app(app: Flask) -> None:
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_KEY_PREFIX=f"{settings.queue_prefix}:limits",
     )
-    csrf.init_app(app)
-    login_manager.init_app(app)
+    app.session_interface = AdminSessions()
     login_manager.login_view = "admin.login"
     login_manager.unauthorized_handler(_unauthorized)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    limiter.init_app(app)
+    with hooks_scoped_to_admin(app):
+        # CSRF, sign-in and rate limits concern the admin pages only: the callback path
+        # (thousands of requests a second) skips their hooks.
+        csrf.init_app(app)
+        login_manager.init_app(app)
+        limiter.init_app(app)
     app.register_blueprint(bp)
     app.teardown_appcontext(close_db_session)
     for code in (403, 404):

@@ -319,3 +319,13 @@ def test_push_results_in_the_same_second_are_distinct(app, client, oa_channel):
             == 200
         )
     assert len(inbox_rows(app)) == 2
+
+
+def test_callbacks_carry_no_admin_machinery(client, oa_channel):
+    """No session cookie, no rate-limit headers: the admin's extensions stay on the admin."""
+    response = post(
+        client, f"/callbacks/wechat/{oa_channel}", simulate.oa_message(OA_CREDS, follow_xml())
+    )
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert not any(name.lower().startswith("x-ratelimit") for name, _ in response.headers)
