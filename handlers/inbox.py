@@ -210,6 +210,26 @@ def retry(session: Session, event_id: int, workspace_id: int | None = None) -> b
     return updated.rowcount == 1
 
 
+def status_counts(session: Session, workspace_id: int) -> dict[str, int]:
+    """How many of a workspace's events are in each status."""
+    rows = session.execute(
+        select(InboundEvent.status, func.count())
+        .where(InboundEvent.workspace_id == workspace_id)
+        .group_by(InboundEvent.status)
+    )
+    return dict(rows.all())
+
+
+def oldest_pending(session: Session, workspace_id: int) -> datetime | None:
+    """When the longest-waiting pending event of a workspace arrived."""
+    return session.scalar(
+        select(func.min(InboundEvent.received_at)).where(
+            InboundEvent.workspace_id == workspace_id,
+            InboundEvent.status == InboxStatus.PENDING,
+        )
+    )
+
+
 def stats(session: Session) -> list[dict]:
     """Counts per workspace and status, with the oldest pending event's age."""
     rows = session.execute(

@@ -9,7 +9,8 @@ from sqlalchemy import func, literal_column, select
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
 from app.admin.contacts import INTERACTION_LABELS
-from models import Identity, IdentityKind, InboundEvent, InboxStatus, Interaction, utcnow
+from handlers import inbox
+from models import Identity, IdentityKind, Interaction, utcnow
 
 FOLLOW_DAYS = 30
 KIND_DAYS = 14
@@ -53,20 +54,8 @@ def dashboard():
             Interaction.occurred_at >= since,
         )
     )
-    health = dict(
-        db()
-        .execute(
-            select(InboundEvent.status, func.count())
-            .where(InboundEvent.workspace_id == ws)
-            .group_by(InboundEvent.status)
-        )
-        .all()
-    )
-    oldest_pending = db().scalar(
-        select(func.min(InboundEvent.received_at)).where(
-            InboundEvent.workspace_id == ws, InboundEvent.status == InboxStatus.PENDING
-        )
-    )
+    health = inbox.status_counts(db(), ws)
+    oldest_pending = inbox.oldest_pending(db(), ws)
     return render_template(
         "admin/dashboard.html",
         followers=followers,

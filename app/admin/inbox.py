@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
@@ -54,15 +54,7 @@ def inbox():
     if status not in (*STATUS_TABS, "all"):
         status = ""
     page = max(request.args.get("page", 1, type=int), 1)
-    counts = dict(
-        db()
-        .execute(
-            select(InboundEvent.status, func.count())
-            .where(InboundEvent.workspace_id == ws)
-            .group_by(InboundEvent.status)
-        )
-        .all()
-    )
+    counts = inbox_handler.status_counts(db(), ws)
     shown = {"": ATTENTION, "all": tuple(InboxStatus)}.get(status, (status,))
     total = sum(counts.get(s, 0) for s in shown)
     rows = db().execute(
@@ -72,11 +64,7 @@ def inbox():
         .limit(PAGE_SIZE)
         .offset((page - 1) * PAGE_SIZE)
     )
-    oldest_pending = db().scalar(
-        select(func.min(InboundEvent.received_at)).where(
-            InboundEvent.workspace_id == ws, InboundEvent.status == InboxStatus.PENDING
-        )
-    )
+    oldest_pending = inbox_handler.oldest_pending(db(), ws)
     return _render(
         "admin/inbox.html",
         counts=counts,
