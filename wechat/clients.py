@@ -284,19 +284,14 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def tag_openids(client: OAClient, tag_id: int, openids: Iterable[str]) -> int:
-    """Tag any number of followers, 50 per call as the platform allows."""
+def tag_openids(
+    client: OAClient, tag_id: int, openids: Iterable[str], *, untag: bool = False
+) -> int:
+    """Tag (or untag) any number of followers, 50 per call as the platform allows."""
+    call = client.tag.untag_user if untag else client.tag.tag_user
     count = 0
     for batch in chunks(openids, OPENIDS_PER_TAGGING):
-        client.tag.tag_user(tag_id, batch)
-        count += len(batch)
-    return count
-
-
-def untag_openids(client: OAClient, tag_id: int, openids: Iterable[str]) -> int:
-    count = 0
-    for batch in chunks(openids, OPENIDS_PER_TAGGING):
-        client.tag.untag_user(tag_id, batch)
+        call(tag_id, batch)
         count += len(batch)
     return count
 

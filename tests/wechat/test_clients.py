@@ -132,6 +132,9 @@ def test_tagging_and_user_info_are_chunked_to_platform_limits(clients, platform)
     infos = user_infos(client, openids)  # 2 calls: 100 + 30
     assert len(infos) == 130
     assert all(tag_id in info["tagid_list"] for info in infos)
+    assert tag_openids(client, tag_id, openids[:60], untag=True) == 60
+    untagged = user_infos(client, openids)
+    assert sum(tag_id in info["tagid_list"] for info in untagged) == 70
 
 
 def test_wecom_client_uses_the_sandbox(clients, platform):

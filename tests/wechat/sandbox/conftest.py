@@ -36,21 +36,15 @@ class Receiver:
                 return "busy", 500
             return None
 
-        @app.post("/oa")
-        def oa():
-            crypto = WeChatCrypto(TOKEN, AES_KEY, OA_APP_ID)
-            a = request.args
-            xml = crypto.decrypt_message(
-                request.data, a["msg_signature"], a["timestamp"], a["nonce"]
-            )
-            self.received.append(xml)
-            return "success"
+        cryptos = {
+            "oa": WeChatCrypto(TOKEN, AES_KEY, OA_APP_ID),
+            "wecom": WeComCrypto(TOKEN, AES_KEY, CORP_ID),
+        }
 
-        @app.post("/wecom")
-        def wecom():
-            crypto = WeComCrypto(TOKEN, AES_KEY, CORP_ID)
+        @app.post("/<any(oa, wecom):platform>")
+        def callback(platform):
             a = request.args
-            xml = crypto.decrypt_message(
+            xml = cryptos[platform].decrypt_message(
                 request.data, a["msg_signature"], a["timestamp"], a["nonce"]
             )
             self.received.append(xml)
