@@ -160,6 +160,29 @@ class JobQueue:
         self._wake.set()
         return True
 
+    def enqueue(self, job: str, *args, job_id: str | None = None, timeout: int = 600) -> bool:
+        """Enqueue a job by dotted path on the default queue; with a job_id, at most one
+        waits in the queue (a burst of asks makes one job)."""
+        try:
+            self.default.enqueue(
+                job,
+                *args,
+                job_id=job_id,
+                unique=job_id is not None,
+                result_ttl=0,
+                failure_ttl=86400,
+                job_timeout=timeout,
+            )
+        except DuplicateJobError:
+            return False
+        self._wake.set()
+        return True
+
+    def enqueue_followups(self, jobs: set[tuple[str, int]]) -> None:
+        """The per-channel jobs a drain or an admin action asked for (handlers.tags.Followups)."""
+        for name, channel_id in sorted(jobs):
+            self.enqueue(f"app.jobs.{name}", channel_id, job_id=f"{name}-{channel_id}")
+
     def drain_started(self, workspace_id: int) -> None:
         self.connection.delete(self._drain_flag(workspace_id))
 

@@ -87,3 +87,23 @@ def normalize_title(title: str | None) -> NormalizedTitle:
 
 def _is_chief(text: str) -> bool:
     return bool(re.search(r"首席|chief|\bC[EIFT]O\b|\bCISO\b", text, re.IGNORECASE | re.ASCII))
+
+
+class TitleDictionary:
+    """A workspace's own synonyms (phrase -> role, seniority), then the shipped rules."""
+
+    def __init__(self, synonyms: list[tuple[str, str, str | None]] = ()):
+        # Longest phrase first: "信息化办公室主任" before "主任".
+        self._synonyms = sorted(
+            ((phrase.casefold(), role, seniority) for phrase, role, seniority in synonyms),
+            key=lambda entry: len(entry[0]),
+            reverse=True,
+        )
+
+    def normalize(self, title: str | None) -> NormalizedTitle:
+        shipped = normalize_title(title)
+        text = (title or "").casefold()
+        for phrase, role, seniority in self._synonyms:
+            if phrase and phrase in text:
+                return NormalizedTitle(role, seniority or shipped.seniority)
+        return shipped

@@ -3,27 +3,70 @@
 from models.account import Account
 from models.base import Base, Database, utcnow
 from models.channel import Channel, ChannelKind, MessageMode
-from models.contact import Contact, Identity, IdentityKind
+from models.contact import (
+    ACCOUNT_SOURCE_STRENGTH,
+    AccountSource,
+    Contact,
+    ContactMerge,
+    Identity,
+    IdentityKind,
+)
+from models.imports import AccountImport, ImportStatus
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
+from models.tag import (
+    EXCLUSIVE_GROUPS,
+    ContactTag,
+    RemoteStatus,
+    RuleKind,
+    SyncAction,
+    SyncStatus,
+    Tag,
+    TagGroup,
+    TagRemote,
+    TagRule,
+    TagSource,
+    TagSyncItem,
+    TitleSynonym,
+)
 from models.user import AuditLog, Role, User
+from models.wecom import FollowRelation
 from models.workspace import Workspace
 
 __all__ = [
+    "ACCOUNT_SOURCE_STRENGTH",
+    "EXCLUSIVE_GROUPS",
     "Account",
+    "AccountImport",
+    "AccountSource",
     "AuditLog",
     "Base",
     "Channel",
     "ChannelKind",
     "Contact",
+    "ContactMerge",
+    "ContactTag",
     "Database",
+    "FollowRelation",
     "Identity",
     "IdentityKind",
+    "ImportStatus",
     "InboundEvent",
     "InboxStatus",
     "Interaction",
     "MessageMode",
+    "RemoteStatus",
     "Role",
+    "RuleKind",
+    "SyncAction",
+    "SyncStatus",
+    "Tag",
+    "TagGroup",
+    "TagRemote",
+    "TagRule",
+    "TagSource",
+    "TagSyncItem",
+    "TitleSynonym",
     "User",
     "Workspace",
     "utcnow",

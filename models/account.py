@@ -1,19 +1,35 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
 
 
 class Account(Base):
-    """A target company."""
+    """A company: a target account from an ICP list, or one a contact's company revealed."""
 
     __tablename__ = "accounts"
-    __table_args__ = (UniqueConstraint("workspace_id", "normalized_name"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "normalized_name"),
+        Index("ix_accounts_workspace_domain", "workspace_id", "domain"),
+        Index("ix_accounts_workspace_target", "workspace_id", "is_target"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     name: Mapped[str] = mapped_column(String(200))
+    # handlers.companies.normalize_company(name): one company, one account.
     normalized_name: Mapped[str] = mapped_column(String(200))
+    # The email domain that identifies its people (e.g. "huaxin.com").
+    domain: Mapped[str | None] = mapped_column(String(100))
+    # On the target-account (ICP) list, rather than only met through a contact.
+    is_target: Mapped[bool] = mapped_column(Boolean, default=False)
+    industry: Mapped[str | None] = mapped_column(String(50))
+    region: Mapped[str | None] = mapped_column(String(50))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    annual_revenue: Mapped[float | None] = mapped_column(Float)  # in the workspace's currency
+    acv: Mapped[float | None] = mapped_column(Float)  # expected annual contract value
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

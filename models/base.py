@@ -159,12 +159,17 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
-def insert_ignoring_conflicts(dialect_name: str, table):
-    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite alike."""
+def dialect_insert(dialect_name: str, table):
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite alike)."""
     if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect_name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
         raise NotImplementedError(f"no ON CONFLICT support for {dialect_name}")
-    return insert(table).on_conflict_do_nothing()
+    return insert(table)
+
+
+def insert_ignoring_conflicts(dialect_name: str, table):
+    """INSERT ... ON CONFLICT DO NOTHING."""
+    return dialect_insert(dialect_name, table).on_conflict_do_nothing()

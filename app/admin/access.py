@@ -16,6 +16,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "channels.manage": frozenset({Role.OWNER, Role.ADMIN}),
     "inbox.view": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "inbox.retry": frozenset({Role.OWNER, Role.ADMIN}),
+    "accounts.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    "accounts.import": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Sales tag their own customers too; rules, the dictionary and sync are the marketers'.
+    "contacts.tag": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    "tags.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }

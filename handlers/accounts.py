@@ -1,0 +1,139 @@
+"""Which company a contact works for: one account per company, the strongest source wins."""
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from handlers.companies import normalize_company
+from handlers.tags import Followups, TagBook, apply_tags
+from models import ACCOUNT_SOURCE_STRENGTH, Account, Contact, Interaction, TagGroup, TagSource
+
+# Addresses at these say nothing about the employer.
+FREE_EMAIL_DOMAINS = frozenset(
+    {
+        "qq.com",
+        "foxmail.com",
+        "163.com",
+        "126.com",
+        "yeah.net",
+        "sina.com",
+        "sina.cn",
+        "sohu.com",
+        "aliyun.com",
+        "139.com",
+        "189.cn",
+        "gmail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "proton.me",
+    }
+)
+NAME_LENGTH = Account.__table__.c.name.type.length
+
+
+def email_domain(email: str | None) -> str | None:
+    """The employer's domain of an address, or None for free mail and nonsense."""
+    if not email or "@" not in email:
+        return None
+    domain = email.rsplit("@", 1)[1].strip().lower().rstrip(".")
+    if "." not in domain or domain in FREE_EMAIL_DOMAINS:
+        return None
+    return domain
+
+
+def account_named(session: Session, workspace_id: int, name: str) -> Account | None:
+    """The account of this company name, created on first sight; None for an empty name."""
+    name = " ".join(name.split())[:NAME_LENGTH]
+    key = normalize_company(name)
+    if not key:
+        return None
+    account = _by_key(session, workspace_id, key)
+    if account is not None:
+        return account
+    try:
+        with session.begin_nested():
+            account = Account(workspace_id=workspace_id, name=name, normalized_name=key)
+            session.add(account)
+            session.flush()
+        return account
+    except IntegrityError:  # created meanwhile by another worker
+        return _by_key(session, workspace_id, key)
+
+
+def _by_key(session: Session, workspace_id: int, key: str) -> Account | None:
+    return session.scalars(
+        select(Account).where(Account.workspace_id == workspace_id, Account.normalized_name == key)
+    ).one_or_none()
+
+
+def account_for_domain(session: Session, workspace_id: int, domain: str) -> Account | None:
+    return session.scalars(
+        select(Account)
+        .where(Account.workspace_id == workspace_id, Account.domain == domain)
+        .order_by(Account.is_target.desc(), Account.id)
+        .limit(1)
+    ).first()
+
+
+def assign_account(
+    session: Session,
+    book: TagBook,
+    contact: Contact,
+    *,
+    source: str,
+    company: str | None = None,
+    email: str | None = None,
+    account: Account | None = None,
+    followups: Followups | None = None,
+) -> bool:
+    """Attach the contact to the account a source names; False when a stronger source
+    already decided (a marketer's manual assignment is never overridden)."""
+    current = contact.account_source
+    if current is not None and ACCOUNT_SOURCE_STRENGTH[source] < ACCOUNT_SOURCE_STRENGTH[current]:
+        return False
+    if account is None and company:
+        account = account_named(session, contact.workspace_id, company)
+    if account is None and email:
+        domain = email_domain(email)
+        account = account_for_domain(session, contact.workspace_id, domain) if domain else None
+    if account is None:
+        return False
+    if company:
+        contact.company = company.strip()[: Contact.__table__.c.company.type.length]
+    contact.account_source = source
+    if contact.account_id == account.id:
+        return True
+    contact.account_id = account.id
+    session.flush()
+    # The person's whole history now counts for the account.
+    session.execute(
+        update(Interaction)
+        .where(Interaction.contact_id == contact.id)
+        .values(account_id=account.id)
+        .execution_options(synchronize_session=False)
+    )
+    if account.industry:
+        tag = book.get(session, TagGroup.INDUSTRY, account.industry)
+        apply_tags(session, book, [contact.id], [tag], source=TagSource.ACCOUNT, followups=followups)
+    return True
+
+
+def tag_account_industry(
+    session: Session, book: TagBook, account: Account, followups: Followups | None = None
+) -> int:
+    """Give the account's contacts its industry tag (after an import changed it)."""
+    if not account.industry:
+        return 0
+    contact_ids = session.scalars(
+        select(Contact.id).where(
+            Contact.account_id == account.id, Contact.merged_into_id.is_(None)
+        )
+    ).all()
+    tag = book.get(session, TagGroup.INDUSTRY, account.industry)
+    return apply_tags(
+        session, book, contact_ids, [tag], source=TagSource.ACCOUNT, followups=followups
+    )

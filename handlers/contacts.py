@@ -1,0 +1,218 @@
+"""One contact per person: identities that join contacts, merges, and what we know of them."""
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from handlers.tags import Followups, TagBook, apply_tags, queue_contact_resync
+from handlers.titles import TitleDictionary
+from models import (
+    ACCOUNT_SOURCE_STRENGTH,
+    EXCLUSIVE_GROUPS,
+    Contact,
+    ContactMerge,
+    ContactTag,
+    FollowRelation,
+    Identity,
+    Interaction,
+    Tag,
+    TagGroup,
+    TagSource,
+    TitleSynonym,
+)
+from models.base import insert_ignoring_conflicts
+
+# Identities that name one person wherever they appear; a second contact holding one is a merge.
+PERSONAL_KINDS = ("unionid", "phone", "email")
+
+
+def live(session: Session, contact: Contact) -> Contact:
+    """The contact itself, or the one it was merged into."""
+    while contact.merged_into_id is not None:
+        contact = session.get(Contact, contact.merged_into_id)
+    return contact
+
+
+def find_identity(
+    session: Session, workspace_id: int, kind: str, channel_id: int | None, value: str
+) -> Identity | None:
+    return session.scalars(
+        select(Identity).where(
+            Identity.workspace_id == workspace_id,
+            Identity.kind == kind,
+            Identity.channel_id.is_(None) if channel_id is None else Identity.channel_id == channel_id,
+            Identity.value == value,
+        )
+    ).one_or_none()
+
+
+def attach_identity(
+    session: Session,
+    book: TagBook,
+    contact: Contact,
+    kind: str,
+    value: str,
+    *,
+    channel_id: int | None = None,
+    followups: Followups | None = None,
+) -> Contact:
+    """Give the contact this identity. If another contact already has it, both are one
+    person: they are merged, and the surviving contact is returned."""
+    contact = live(session, contact)
+    value = value.strip()
+    if not value:
+        return contact
+    existing = find_identity(session, contact.workspace_id, kind, channel_id, value)
+    if existing is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    Identity(
+                        workspace_id=contact.workspace_id,
+                        contact_id=contact.id,
+                        kind=kind,
+                        channel_id=channel_id,
+                        value=value,
+                    )
+                )
+                session.flush()
+            return contact
+        except IntegrityError:  # attached meanwhile by another worker: fall through to merge
+            existing = find_identity(session, contact.workspace_id, kind, channel_id, value)
+    other = live(session, session.get(Contact, existing.contact_id))
+    if other.id == contact.id:
+        return contact
+    keep, drop = (other, contact) if other.id < contact.id else (contact, other)
+    merge_contacts(session, book, keep, drop, reason=f"{kind}:{value}", followups=followups)
+    return keep
+
+
+def merge_contacts(
+    session: Session,
+    book: TagBook,
+    keep: Contact,
+    drop: Contact,
+    *,
+    reason: str,
+    followups: Followups | None = None,
+) -> None:
+    """Fold `drop` into `keep`: identities, interactions, tags and WeCom relations follow.
+
+    The merged contact stays as a pointer (merged_into_id) so old references resolve;
+    merging again does nothing.
+    """
+    if drop.merged_into_id == keep.id or drop.id == keep.id:
+        return
+    session.flush()
+    for model in (Identity, Interaction, FollowRelation):
+        session.execute(
+            update(model)
+            .where(model.contact_id == drop.id)
+            .values(contact_id=keep.id)
+            .execution_options(synchronize_session="fetch")
+        )
+    _merge_tags(session, keep, drop)
+    session.execute(
+        update(Contact).where(Contact.merged_into_id == drop.id).values(merged_into_id=keep.id)
+    )
+    for column in ("name", "company", "title", "role", "seniority"):
+        if getattr(keep, column) is None:
+            setattr(keep, column, getattr(drop, column))
+    if _stronger(drop.account_source, keep.account_source):
+        keep.account_id, keep.account_source = drop.account_id, drop.account_source
+    keep.first_seen_at = min(keep.first_seen_at, drop.first_seen_at)
+    keep.last_seen_at = max(keep.last_seen_at, drop.last_seen_at)
+    drop.merged_into_id = keep.id
+    session.flush()
+    if keep.account_id is not None:
+        session.execute(
+            update(Interaction)
+            .where(Interaction.contact_id == keep.id)
+            .values(account_id=keep.account_id)
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(
+        insert_ignoring_conflicts(session.get_bind().dialect.name, ContactMerge.__table__).values(
+            workspace_id=keep.workspace_id,
+            kept_contact_id=keep.id,
+            merged_contact_id=drop.id,
+            reason=reason[:200],
+        )
+    )
+    # The merged person's openids and WeCom relations now carry the kept contact's tags.
+    queue_contact_resync(session, book, keep.id, followups)
+
+
+def _merge_tags(session: Session, keep: Contact, drop: Contact) -> None:
+    rows = session.execute(
+        select(ContactTag, Tag.group)
+        .join(Tag, Tag.id == ContactTag.tag_id)
+        .where(ContactTag.contact_id.in_((keep.id, drop.id)))
+    ).all()
+    kept_groups = {group for link, group in rows if link.contact_id == keep.id}
+    kept_tags = {link.tag_id for link, _ in rows if link.contact_id == keep.id}
+    moving = [
+        link
+        for link, group in rows
+        if link.contact_id == drop.id
+        and link.tag_id not in kept_tags
+        # The kept contact's role, seniority and industry win over the merged one's.
+        and not (group in EXCLUSIVE_GROUPS and group in kept_groups)
+    ]
+    session.execute(
+        delete(ContactTag)
+        .where(ContactTag.contact_id == drop.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    for link in moving:
+        session.add(
+            ContactTag(
+                contact_id=keep.id,
+                tag_id=link.tag_id,
+                workspace_id=link.workspace_id,
+                source=link.source,
+                rule_id=link.rule_id,
+                created_at=link.created_at,
+            )
+        )
+
+
+def _stronger(source: str | None, than: str | None) -> bool:
+    if source is None:
+        return False
+    if than is None:
+        return True
+    return ACCOUNT_SOURCE_STRENGTH[source] > ACCOUNT_SOURCE_STRENGTH[than]
+
+
+def title_dictionary(session: Session, workspace_id: int) -> TitleDictionary:
+    rows = session.execute(
+        select(TitleSynonym.phrase, TitleSynonym.role, TitleSynonym.seniority).where(
+            TitleSynonym.workspace_id == workspace_id
+        )
+    )
+    return TitleDictionary([tuple(row) for row in rows])
+
+
+def set_title(
+    session: Session,
+    book: TagBook,
+    dictionary: TitleDictionary,
+    contact: Contact,
+    title: str,
+    *,
+    followups: Followups | None = None,
+) -> None:
+    """Record the contact's title and tag the role and seniority it states."""
+    title = title.strip()[: Contact.__table__.c.title.type.length]
+    if not title:
+        return
+    contact.title = title
+    normalized = dictionary.normalize(title)
+    if normalized.role == "other" and normalized.seniority == "staff":
+        return  # a title the dictionary knows nothing about says nothing
+    tags = [book.get(session, TagGroup.SENIORITY, normalized.seniority)]
+    if normalized.role != "other":
+        tags.append(book.get(session, TagGroup.ROLE, normalized.role))
+    session.flush()
+    apply_tags(session, book, [contact.id], tags, source=TagSource.TITLE, followups=followups)
