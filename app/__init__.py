@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.extensions import ChannelCache, Harpoon
+from app.extensions import ChannelCache, Harpoon, ReplyRules
 from app.logs import configure_logging
 from app.queue import JobQueue
 from config import load_settings
@@ -36,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             settings.wechat_api_url,
             TokenStore(queue.connection, prefix=f"{settings.queue_prefix}:wechat"),
         ),
+        replies=ReplyRules(db, settings.channel_cache_seconds),
     )
 
     from app import admin, callbacks, cli, health

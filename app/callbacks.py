@@ -67,7 +67,32 @@ def _callback(channel_id: int, platform: str):
     )
     if stored:
         h.queue.drain_requests.mark(channel.workspace_id)
+    if platform == OA:
+        reply = _passive_reply(channel, query, fields)
+        if reply:
+            return Response(reply, mimetype="application/xml")
     return _text("success")
+
+
+def _passive_reply(channel: ChannelKeys, query: CallbackQuery, fields: dict) -> str | None:
+    """A keyword or menu rule's reply, sent back inside this request (no API call)."""
+    if fields.get("MsgType") == "text":
+        kind, text = "wechat.message", fields.get("Content")
+    elif fields.get("MsgType") == "event" and fields.get("Event") == "CLICK":
+        kind, text = "wechat.menu_click", fields.get("EventKey")
+    else:
+        return None
+    content = harpoon().replies.get(channel.workspace_id).reply_to(kind, text)
+    if not content:
+        return None
+    return protocol.oa_text_reply(
+        fields,
+        content,
+        token=channel.token,
+        aes_key=channel.aes_keys[0] if channel.aes_keys else None,
+        app_id=channel.app_id,
+        encrypted=query.encrypt_type == "aes",
+    )
 
 
 def _verify_url(channel: ChannelKeys, query: CallbackQuery) -> str:

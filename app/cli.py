@@ -1,4 +1,7 @@
-"""`flask --app wsgi ...` commands: db, channels, worker, cron, inbox."""
+"""`flask --app wsgi ...` commands: db, channels, worker, cron, inbox, users, accounts."""
+
+from contextlib import ExitStack
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -26,6 +29,7 @@ db_cli = AppGroup("db", help="Database schema (Alembic).")
 channels_cli = AppGroup("channels", help="Connected OAs and WeCom corps.")
 inbox_cli = AppGroup("inbox", help="The durable inbox of callbacks.")
 users_cli = AppGroup("users", help="People who sign in to the admin pages.")
+accounts_cli = AppGroup("accounts", help="Companies and target-account (ICP) lists.")
 
 
 @db_cli.command("upgrade")
@@ -237,6 +241,62 @@ def _event_workspace(event_id: int) -> int:
         return session.get(InboundEvent, event_id).workspace_id
 
 
+@accounts_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--workspace", default="default", show_default=True)
+@click.option(
+    "--owner-default", metavar="EMAIL", help="Owner of the rows that name none (a user's email)."
+)
+@with_appcontext
+def accounts_import(file, workspace, owner_default):
+    """Import a target-account list from a CSV or XLSX file; prints the rows it refused."""
+    from handlers.imports import run_import, workspace_users
+    from models import AccountImport, ImportStatus, Workspace
+
+    h = harpoon()
+    with h.db.session() as session, ExitStack() as stack:
+        ws = session.scalar(select(Workspace).where(Workspace.name == workspace))
+        if ws is None:
+            raise click.BadParameter(f"no workspace named {workspace}", param_hint="--workspace")
+        default_owner_id = None
+        if owner_default:
+            default_owner_id = workspace_users(session, ws.id).get(owner_default.lower())
+            if default_owner_id is None:
+                raise click.BadParameter(
+                    "no user with this email in the workspace", param_hint="--owner-default"
+                )
+        account_import = AccountImport(
+            workspace_id=ws.id, filename=file.name[:200], content=file.read_bytes()
+        )
+        session.add(account_import)
+        session.commit()
+        bar = None
+
+        def show_progress(processed: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(length=total, label="Importing"))
+            bar.update(processed - bar.pos)
+
+        result = run_import(
+            session,
+            account_import.id,
+            on_progress=show_progress,
+            default_owner_id=default_owner_id,
+        )
+    h.queue.enqueue_followups(result.followup_jobs)
+    click.echo(
+        f"import {account_import.id}: {result.created} created, {result.updated} updated, "
+        f"{result.error_count} rows refused"
+    )
+    for error in result.errors:
+        click.echo(f"line {error['line']}: {error['reason']}")
+    if result.error_count > len(result.errors):
+        click.echo(f"... and {result.error_count - len(result.errors)} more")
+    if result.status == ImportStatus.FAILED:
+        raise click.ClickException("the file was not imported")
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @with_appcontext
@@ -273,5 +333,15 @@ def cron():
 def init_app(app: Flask) -> None:
     from app.demo import demo, sandbox_cli
 
-    for command in (db_cli, channels_cli, inbox_cli, users_cli, worker, cron, demo, sandbox_cli):
+    for command in (
+        db_cli,
+        channels_cli,
+        inbox_cli,
+        users_cli,
+        accounts_cli,
+        worker,
+        cron,
+        demo,
+        sandbox_cli,
+    ):
         app.cli.add_command(command)

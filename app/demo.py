@@ -29,6 +29,7 @@ from app.channels import (
     generate_token,
     workspace_named,
 )
+from app.demo_data import SELF_ID_MENU, seed_demo_tagging
 from app.extensions import harpoon
 from app.users import create_user
 from config import ROOT
@@ -54,9 +55,10 @@ DEFAULT_MENU = {
                 {"type": "click", "name": "行业案例", "key": "CASES"},
                 {"type": "view", "name": "产品白皮书", "url": "https://harpoon.example/whitepaper"},
                 {"type": "click", "name": "价格方案", "key": "PRICING"},
+                {"type": "click", "name": "预约演示", "key": "BOOK_DEMO"},
             ],
         },
-        {"type": "click", "name": "预约演示", "key": "BOOK_DEMO"},
+        SELF_ID_MENU,
         {
             "name": "关于我们",
             "sub_button": [
@@ -166,8 +168,11 @@ def seed_workspace(db) -> DemoChannels:
     """The demo workspace, its sign-in and its two channels, created once and reused after."""
     with db.session() as session:
         workspace = workspace_named(session, DEMO_WORKSPACE)
-        if not session.scalar(select(User.id).where(User.email == DEMO_LOGIN)):
-            create_user(session, workspace, DEMO_LOGIN, "演示管理员", DEMO_PASSWORD, Role.OWNER)
+        owner = session.scalar(select(User).where(User.email == DEMO_LOGIN))
+        if owner is None:
+            owner = create_user(
+                session, workspace, DEMO_LOGIN, "演示管理员", DEMO_PASSWORD, Role.OWNER
+            )
         found = {
             c.kind: c
             for c in session.scalars(select(Channel).where(Channel.workspace_id == workspace.id))
@@ -198,6 +203,7 @@ def seed_workspace(db) -> DemoChannels:
                 agent_secret=generate_token(),
             )
         session.commit()
+        seed_demo_tagging(session, workspace.id, owner.id, DEMO_LOGIN)
         return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])
 
 

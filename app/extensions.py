@@ -8,6 +8,7 @@ from flask import current_app
 from app.queue import JobQueue
 from config import Settings
 from handlers.inbox import InboxWriter
+from handlers.rules import RuleBook
 from models import Channel, Database
 from wechat.clients import WeChatClients
 
@@ -65,6 +66,29 @@ class ChannelCache:
             )
 
 
+class ReplyRules:
+    """Each workspace's rules, compiled and kept a few seconds per process: a message
+    callback picks its passive reply from them without a database round trip."""
+
+    def __init__(self, db: Database, ttl_seconds: float):
+        self.db = db
+        self.ttl = ttl_seconds
+        self._entries: dict[int, tuple[float, RuleBook]] = {}
+
+    def get(self, workspace_id: int) -> RuleBook:
+        now = time.monotonic()
+        entry = self._entries.get(workspace_id)
+        if entry and entry[0] > now:
+            return entry[1]
+        with self.db.session() as session:
+            rules = RuleBook.load(session, workspace_id)
+        self._entries[workspace_id] = (now + self.ttl, rules)
+        return rules
+
+    def invalidate(self, workspace_id: int) -> None:
+        self._entries.pop(workspace_id, None)
+
+
 @dataclass
 class Harpoon:
     settings: Settings
@@ -73,6 +97,7 @@ class Harpoon:
     channels: ChannelCache
     inbox: InboxWriter
     wechat: WeChatClients
+    replies: ReplyRules
 
 
 def harpoon() -> Harpoon:

@@ -18,6 +18,7 @@ from rq.exceptions import DuplicateJobError
 from rq.timeouts import TimerDeathPenalty
 
 from config import Settings
+from config.rq import cron_jobs
 
 log = logging.getLogger(__name__)
 DRAIN_JOB = "app.jobs.drain_inbox"
@@ -190,6 +191,14 @@ class JobQueue:
         self.default.enqueue(SWEEP_JOB, result_ttl=0, job_timeout=120)
         self._wake.set()
 
+    def _enqueue_periodic(self, last_run: dict[str, float]) -> None:
+        """The embedded stand-in for RQ cron: each cron job when its interval has passed."""
+        now = time.monotonic()
+        for job in cron_jobs(self.settings):
+            if now - last_run.get(job["func"], -job["interval"]) >= job["interval"]:
+                last_run[job["func"]] = now
+                self.default.enqueue(job["func"], result_ttl=0, job_timeout=600)
+
     def worker(self, app: Flask, worker_class: type[AppWorker] = AppWorker) -> AppWorker:
         return worker_class(self.queues, connection=self.connection, app=app)
 
@@ -207,9 +216,10 @@ class JobQueue:
 
     def _run_embedded(self, app: Flask) -> None:
         interval = self.settings.sweep_interval_seconds
+        last_run: dict[str, float] = {}
         while True:
             if not self._wake.wait(timeout=interval):
-                self.enqueue_sweep()
+                self._enqueue_periodic(last_run)
             self._wake.clear()
             try:
                 # RQ's per-burst lines would drown the service's own log.

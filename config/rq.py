@@ -1,7 +1,7 @@
 """RQ periodic jobs, run by `flask --app wsgi cron` (RQ's CronScheduler).
 
 Each entry's name is its dotted path, so restarting cron reconciles rather
-than duplicates. The embedded default runs the sweeper on its own timer.
+than duplicates. The embedded default enqueues them from its worker thread's timer.
 """
 
 from config import Settings
@@ -15,4 +15,5 @@ def cron_jobs(settings: Settings) -> list[dict]:
             "queue": default,
             "interval": settings.sweep_interval_seconds,
         },
+        {"func": "app.jobs.tag_inactive_contacts", "queue": default, "interval": 86400},
     ]

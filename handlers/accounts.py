@@ -33,6 +33,18 @@ FREE_EMAIL_DOMAINS = frozenset(
     }
 )
 NAME_LENGTH = Account.__table__.c.name.type.length
+# The roles a B2B deal needs engaged, in the order the account page shows their coverage.
+BUYING_COMMITTEE = (
+    "ceo",
+    "cio",
+    "cto",
+    "cfo",
+    "ciso",
+    "it_manager",
+    "procurement",
+    "finance",
+    "engineer",
+)
 
 
 def email_domain(email: str | None) -> str | None:
@@ -118,7 +130,9 @@ def assign_account(
     )
     if account.industry:
         tag = book.get(session, TagGroup.INDUSTRY, account.industry)
-        apply_tags(session, book, [contact.id], [tag], source=TagSource.ACCOUNT, followups=followups)
+        apply_tags(
+            session, book, [contact.id], [tag], source=TagSource.ACCOUNT, followups=followups
+        )
     return True
 
 
@@ -129,9 +143,7 @@ def tag_account_industry(
     if not account.industry:
         return 0
     contact_ids = session.scalars(
-        select(Contact.id).where(
-            Contact.account_id == account.id, Contact.merged_into_id.is_(None)
-        )
+        select(Contact.id).where(Contact.account_id == account.id, Contact.merged_into_id.is_(None))
     ).all()
     tag = book.get(session, TagGroup.INDUSTRY, account.industry)
     return apply_tags(

@@ -40,7 +40,9 @@ def find_identity(
         select(Identity).where(
             Identity.workspace_id == workspace_id,
             Identity.kind == kind,
-            Identity.channel_id.is_(None) if channel_id is None else Identity.channel_id == channel_id,
+            Identity.channel_id.is_(None)
+            if channel_id is None
+            else Identity.channel_id == channel_id,
             Identity.value == value,
         )
     ).one_or_none()
@@ -201,18 +203,27 @@ def set_title(
     contact: Contact,
     title: str,
     *,
+    only_if_known: bool = False,
     followups: Followups | None = None,
-) -> None:
-    """Record the contact's title and tag the role and seniority it states."""
+) -> bool:
+    """Record the contact's title and tag the role and seniority it states.
+
+    `only_if_known`: for text that may not be a title at all ("我是张三"), keep it only
+    when the dictionary recognizes it. Returns whether the title was recorded.
+    """
     title = title.strip()[: Contact.__table__.c.title.type.length]
     if not title:
-        return
-    contact.title = title
+        return False
     normalized = dictionary.normalize(title)
-    if normalized.role == "other" and normalized.seniority == "staff":
-        return  # a title the dictionary knows nothing about says nothing
+    known = not (normalized.role == "other" and normalized.seniority == "staff")
+    if not known and only_if_known:
+        return False
+    contact.title = title
+    if not known:
+        return True  # a title the dictionary knows nothing about tags nothing
     tags = [book.get(session, TagGroup.SENIORITY, normalized.seniority)]
     if normalized.role != "other":
         tags.append(book.get(session, TagGroup.ROLE, normalized.role))
     session.flush()
     apply_tags(session, book, [contact.id], tags, source=TagSource.TITLE, followups=followups)
+    return True

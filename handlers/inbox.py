@@ -16,7 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from handlers.identity import IdentityCache
-from handlers.registry import HANDLERS, EventContext
+from handlers.registry import HANDLERS, Batch, EventContext
+from handlers.rules import evaluate_behavior
 from models import InboundEvent, InboxStatus, utcnow
 from models.base import insert_ignoring_conflicts
 from models.contact import IdentityKind
@@ -46,6 +47,8 @@ class DrainResult:
     dead: int = 0
     batches: int = 0
     more: bool = False
+    # Jobs the handled events asked for (enrichment, tag sync), run after the commit.
+    followups: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def handled(self) -> int:
@@ -110,6 +113,7 @@ def _process_batch(
             parsed.append((row, exc))
     identities = IdentityCache(workspace_id)
     identities.preload(session, _identity_keys(parsed))
+    batch = Batch(workspace_id, identities)
 
     outcomes = []  # one bulk UPDATE for the rows that succeeded or were ignored
     for row, event in parsed:
@@ -121,22 +125,39 @@ def _process_batch(
         if handler is None:
             outcomes.append(_outcome(row, InboxStatus.IGNORED, kind, now))
             continue
-        ctx = EventContext(workspace_id, row.channel_id, row.id, event, identities)
+        ctx = EventContext(workspace_id, row.channel_id, row.id, event, batch)
         try:
             with session.begin_nested():
                 handler(session, ctx)
         except Exception as exc:
-            identities.forget_new(session)
+            batch.forget_failed(session)
             row.kind = kind
             _fail(row, exc, now, policy, result)
             continue
         outcomes.append(_outcome(row, InboxStatus.DONE, kind, now))
 
+    _after_batch(session, batch)
+    result.followups |= batch.followups.jobs
     if outcomes:
         session.execute(update(InboundEvent), outcomes)
     result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
     result.ignored += sum(o["status"] == InboxStatus.IGNORED for o in outcomes)
     return len(rows)
+
+
+def _after_batch(session: Session, batch: Batch) -> None:
+    """Rules over the batch as a whole: one query per behavior rule, not one per event."""
+    try:
+        with session.begin_nested():
+            evaluate_behavior(
+                session,
+                batch.tags(session),
+                batch.rules(session),
+                batch.touched,
+                batch.followups,
+            )
+    except Exception:  # the events stay handled; the contacts are re-evaluated when they act
+        log.exception("behavior rules failed for workspace %s", batch.workspace_id)
 
 
 def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -> dict:

@@ -2,20 +2,28 @@
 
 from sqlalchemy.orm import Session
 
+from handlers.accounts import assign_account
+from handlers.contacts import set_title
 from handlers.interactions import record_interaction
 from handlers.registry import EventContext, handles
-from models import Identity, IdentityKind
+from handlers.rules import apply_matching, source_tags
+from models import AccountSource, Contact, Identity, IdentityKind, RuleKind
+
+ENRICH_FOLLOWERS = "enrich_followers"
 
 
 def follower(session: Session, ctx: EventContext) -> Identity:
     """The follower's openid identity on this OA (a new contact on first sight)."""
-    return ctx.identities.resolve(
+    identity = ctx.identities.resolve(
         session,
         IdentityKind.OPENID,
         ctx.channel_id,
         ctx.event.subject,
         ctx.event.occurred_at,
     )
+    if identity.enriched_at is None:  # user/info, in batches of 100, after the commit
+        ctx.batch.followups.add(ENRICH_FOLLOWERS, ctx.channel_id)
+    return identity
 
 
 @handles("wechat.unfollow")
@@ -23,6 +31,7 @@ def on_unfollow(session: Session, ctx: EventContext) -> None:
     identity = follower(session, ctx)
     identity.set_following(False, ctx.event.occurred_at)
     record_interaction(session, ctx, identity.contact)
+    ctx.batch.touch(identity.contact_id, ctx.event.kind)
 
 
 @handles(
@@ -39,3 +48,50 @@ def on_touch(session: Session, ctx: EventContext) -> None:
     identity = follower(session, ctx)
     identity.set_following(True, ctx.event.occurred_at)
     record_interaction(session, ctx, identity.contact)
+    ctx.batch.touch(identity.contact_id, ctx.event.kind)
+    apply_rules(session, ctx, identity.contact)
+
+
+def apply_rules(session: Session, ctx: EventContext, contact: Contact) -> None:
+    """Keyword, self-identification (menu "我是..." or "我是XX，来自YY"), and source rules."""
+    event, batch = ctx.event, ctx.batch
+    rules, followups = batch.rules(session), batch.followups
+    match event.kind:
+        case "wechat.message":
+            text = event.properties.get("content") or event.properties.get("recognition")
+            if not text:
+                return
+            book = batch.tags(session)
+            apply_matching(
+                session, book, rules.matching(RuleKind.KEYWORD, text), contact.id, followups
+            )
+            for rule in rules.matching(RuleKind.PROFILE, text)[:1]:
+                stated = rule.matches(text).groupdict()
+                if stated.get("title"):
+                    set_title(
+                        session,
+                        book,
+                        batch.titles(session),
+                        contact,
+                        stated["title"],
+                        only_if_known=True,
+                        followups=followups,
+                    )
+                if stated.get("company"):
+                    assign_account(
+                        session,
+                        book,
+                        contact,
+                        source=AccountSource.SELF,
+                        company=stated["company"],
+                        followups=followups,
+                    )
+        case "wechat.menu_click":
+            book = batch.tags(session)
+            matched = rules.matching(RuleKind.MENU, event.properties.get("key"))
+            apply_matching(session, book, matched, contact.id, followups)
+        case "wechat.follow" | "wechat.scan":
+            scene = event.properties.get("scene")
+            if scene:
+                book = batch.tags(session)
+                source_tags(session, book, rules, contact.id, str(scene), followups)

@@ -1,12 +1,54 @@
 """Event kind -> handler. One obvious place to find what an event does."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from handlers.contacts import title_dictionary
 from handlers.identity import IdentityCache
+from handlers.rules import RuleBook
+from handlers.tags import Followups, TagBook
+from handlers.titles import TitleDictionary
 from wechat.events import NormalizedEvent
+
+
+@dataclass
+class Batch:
+    """What the events of one drained batch share: caches, the contacts they touched, and
+    the jobs they ask for once the batch has committed."""
+
+    workspace_id: int
+    identities: IdentityCache
+    followups: Followups = field(default_factory=Followups)
+    # contact id -> the interaction kinds it performed in this batch (for behavior rules)
+    touched: dict[int, set[str]] = field(default_factory=dict)
+    _tags: TagBook | None = None
+    _rules: RuleBook | None = None
+    _titles: TitleDictionary | None = None
+
+    def tags(self, session: Session) -> TagBook:
+        if self._tags is None:
+            self._tags = TagBook(session, self.workspace_id)
+        return self._tags
+
+    def rules(self, session: Session) -> RuleBook:
+        if self._rules is None:
+            self._rules = RuleBook.load(session, self.workspace_id)
+        return self._rules
+
+    def titles(self, session: Session) -> TitleDictionary:
+        if self._titles is None:
+            self._titles = title_dictionary(session, self.workspace_id)
+        return self._titles
+
+    def touch(self, contact_id: int, kind: str) -> None:
+        self.touched.setdefault(contact_id, set()).add(kind)
+
+    def forget_failed(self, session: Session) -> None:
+        """After an event rolled back: drop what it may have cached (new contacts, tags)."""
+        self.identities.forget_new(session)
+        self._tags = None
 
 
 @dataclass
@@ -15,7 +57,11 @@ class EventContext:
     channel_id: int
     inbound_event_id: int
     event: NormalizedEvent
-    identities: IdentityCache
+    batch: Batch
+
+    @property
+    def identities(self) -> IdentityCache:
+        return self.batch.identities
 
 
 Handler = Callable[[Session, EventContext], None]

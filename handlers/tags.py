@@ -205,6 +205,27 @@ def queue_contact_resync(
     _queue_sync(session, book, [(contact_id, t) for t in tag_ids], SyncAction.ADD, followups)
 
 
+def queue_holders_sync(
+    session: Session,
+    book: TagBook,
+    tag: Tag,
+    followups: Followups | None = None,
+    batch_size: int = 500,
+) -> None:
+    """Mirror a tag that has just become synced on everyone who already holds it."""
+    after = 0
+    while contact_ids := list(
+        session.scalars(
+            select(ContactTag.contact_id)
+            .where(ContactTag.tag_id == tag.id, ContactTag.contact_id > after)
+            .order_by(ContactTag.contact_id)
+            .limit(batch_size)
+        )
+    ):
+        _queue_sync(session, book, [(c, tag.id) for c in contact_ids], SyncAction.ADD, followups)
+        after = contact_ids[-1]
+
+
 def _queue_sync(
     session: Session,
     book: TagBook,

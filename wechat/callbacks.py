@@ -7,13 +7,16 @@ a CallbackRejected (status + reason) and what to store.
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 import xmltodict
 from wechatpy.crypto import PrpCrypto as OAPrpCrypto
+from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
+from wechatpy.replies import TextReply
 from wechatpy.work.crypto import PrpCrypto as WeComPrpCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
 
@@ -219,3 +222,27 @@ def dedupe_key(platform: str, fields: dict[str, str], payload: str) -> str:
 
 def _get(fields: dict[str, str], *names: str) -> tuple[str, ...]:
     return tuple(str(fields.get(name) or "") for name in names)
+
+
+def oa_text_reply(
+    fields: dict[str, str],
+    content: str,
+    *,
+    token: str,
+    aes_key: str | None,
+    app_id: str,
+    encrypted: bool,
+    timestamp: int | None = None,
+) -> str:
+    """A passive text reply to an OA message, encrypted back when the message was."""
+    reply = TextReply(
+        source=fields.get("ToUserName", ""),
+        target=fields.get("FromUserName", ""),
+        content=content,
+        time=timestamp or int(time.time()),
+    ).render()
+    if not encrypted:
+        return reply
+    return WeChatCrypto(token, aes_key, app_id).encrypt_message(
+        reply, str(secrets.randbelow(10**10)), timestamp or int(time.time())
+    )

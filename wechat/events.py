@@ -142,6 +142,16 @@ def _normalize_wecom(msg) -> NormalizedEvent:
             staff_userid=msg.user_id or None,
             source_type=f"change_external_contact:{change}",
         )
+    if isinstance(msg, wecom_events.ChangeExternalTagEvent):
+        # A corp tag changed in the WeCom console (API changes send no callback).
+        return NormalizedEvent(
+            kind="wecom.corp_tags_changed",
+            platform=WECOM,
+            subject=None,
+            occurred_at=_when(msg),
+            properties={"change_type": msg.change_type, "id": msg.tag_id, "type": msg.tag_type},
+            source_type=f"change_external_tag:{msg.change_type}",
+        )
     return NormalizedEvent(
         kind=None,
         platform=WECOM,

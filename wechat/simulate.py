@@ -99,6 +99,24 @@ def wecom_contact_event(
     )
 
 
+def wecom_tag_event(
+    corp_id: str, change_type: str, *, tag_id: str, tag_type: str = "tag", at: int | None = None
+) -> str:
+    """change_external_tag: a corp tag or tag group created, updated or deleted in the console."""
+    return xml_document(
+        {
+            "ToUserName": corp_id,
+            "FromUserName": "sys",
+            "CreateTime": at or int(time.time()),
+            "MsgType": "event",
+            "Event": "change_external_tag",
+            "Id": tag_id,
+            "TagType": tag_type,
+            "ChangeType": change_type,
+        }
+    )
+
+
 def _nonce() -> str:
     return str(secrets.randbelow(10**10))
 

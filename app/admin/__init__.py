@@ -153,7 +153,17 @@ def navigation(app: Flask) -> list[tuple[str, str]]:
 
 
 def init_app(app: Flask) -> None:
-    from app.admin import audit, auth, channels, contacts, dashboard, inbox  # noqa: F401
+    from app.admin import (  # noqa: F401
+        accounts,
+        audit,
+        auth,
+        channels,
+        contacts,
+        dashboard,
+        imports,
+        inbox,
+        tags,
+    )
 
     settings = app.extensions["harpoon"].settings
     app.config.update(

@@ -92,7 +92,10 @@ def test_cron_jobs_resolve_to_job_functions(app):
 
     with app.app_context():
         jobs = cron_jobs(harpoon().settings)
-    assert [job["func"] for job in jobs] == ["app.jobs.sweep_inbox"]
+    assert [job["func"] for job in jobs] == [
+        "app.jobs.sweep_inbox",
+        "app.jobs.tag_inactive_contacts",
+    ]
     assert all(callable(import_string(job["func"])) for job in jobs)
 
 

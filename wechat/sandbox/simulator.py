@@ -117,9 +117,13 @@ class Simulator:
         roll = self.random.random()
         if roll < 0.45:
             return self._tap_menu(person)
-        if roll < 0.65:
+        if roll < 0.55:
             oa.send_text(self.sandbox, self.oa_tenant, person.openid, self.random.choice(MESSAGES))
             return f"{person.name} sent a message"
+        if roll < 0.65:
+            intro = f"我是{person.title}，来自{person.company}"
+            oa.send_text(self.sandbox, self.oa_tenant, person.openid, intro)
+            return f"{person.name} introduced themselves: {intro}"
         if roll < 0.80 and self.wecom_tenant and not person.added_by:
             return self._added_by_sales(person)
         if roll < 0.90 and self.tickets:
@@ -169,6 +173,7 @@ class Simulator:
             external_userid=person.external_userid,
             name=person.name,
             corp_name=corp_name,
+            position=person.title,
             unionid=person.unionid,
             state=state,
         )

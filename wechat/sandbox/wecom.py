@@ -97,6 +97,7 @@ class ExternalContact:
     name: str
     type: int = WECHAT_USER
     corp_name: str = ""  # WeCom users only
+    position: str = ""  # WeCom users only: their job title in their own corp
     unionid: str = ""  # only when bound to the corp's Open Platform account
     gender: int = 0
     avatar: str = ""
@@ -362,6 +363,7 @@ def _contact_json(contact: ExternalContact) -> dict:
     }
     if contact.type == WECOM_USER:
         data["corp_name"] = contact.corp_name
+        data["position"] = contact.position
     if contact.unionid:
         data["unionid"] = contact.unionid
     return data
@@ -997,6 +999,7 @@ def add_external_contact(
     external_userid: str,
     name: str,
     corp_name: str = "",
+    position: str = "",
     unionid: str = "",
     state: str = "",
     half: bool = False,
@@ -1024,6 +1027,7 @@ def add_external_contact(
                 name,
                 type=WECOM_USER if corp_name else WECHAT_USER,
                 corp_name=corp_name,
+                position=position if corp_name else "",
                 unionid=unionid,
             ),
         )
@@ -1049,6 +1053,24 @@ def add_external_contact(
             WelcomeCode=code.code if code else None,
         )
         return code.code if code else None
+
+
+def create_corp_tag_in_console(
+    sandbox: Sandbox, tenant: Tenant, *, group_name: str, name: str
+) -> str:
+    """An administrator adds a corp tag in the WeCom console: delivers change_external_tag
+    (create). Returns the new tag's id."""
+    with sandbox.lock:
+        state = state_of(tenant)
+        now = int(sandbox.now())
+        group = next((g for g in state.tag_groups.values() if g.group_name == group_name), None)
+        if group is None:
+            group = TagGroup(_new_id("et"), group_name, now, 0)
+            state.tag_groups[group.group_id] = group
+        tag = CorpTag(_new_id("et"), name, now, 0)
+        group.tags.append(tag)
+        sandbox.deliver(tenant, simulate.wecom_tag_event(tenant.app_id, "create", tag_id=tag.id))
+        return tag.id
 
 
 EDITABLE_FOLLOW_FIELDS = {"remark", "description", "remark_corp_name", "remark_mobiles", "tag_ids"}

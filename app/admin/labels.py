@@ -1,0 +1,66 @@
+"""Labels for the codes stored on contacts and tags: roles, seniorities, tag groups, sources.
+
+Role and seniority tags are named by their code (cio, c_level); every page that shows
+one labels it from here, so a role reads the same on Contacts, Accounts and Tags.
+"""
+
+from flask_babel import lazy_gettext as _l
+
+from handlers.titles import SENIORITIES
+from models import AccountSource, Tag, TagGroup, TagSource
+
+CONTACT_ROLE_LABELS = {
+    "ceo": _l("CEO"),
+    "cio": _l("CIO"),
+    "cto": _l("CTO"),
+    "cfo": _l("CFO"),
+    "ciso": _l("CISO"),
+    "it_manager": _l("IT manager"),
+    "engineer": _l("Engineer"),
+    "procurement": _l("Procurement"),
+    "finance": _l("Finance"),
+    "marketing": _l("Marketing"),
+    "sales": _l("Sales"),
+    "hr": _l("HR"),
+    "product": _l("Product"),
+    "operations": _l("Operations"),
+    "other": _l("Other"),
+}
+SENIORITY_LABELS = dict(
+    zip(
+        SENIORITIES,
+        (_l("C-level"), _l("VP"), _l("Director"), _l("Manager"), _l("Staff")),
+        strict=True,
+    )
+)
+TAG_GROUP_LABELS = {
+    TagGroup.ROLE: _l("Role"),
+    TagGroup.SENIORITY: _l("Seniority"),
+    TagGroup.INDUSTRY: _l("Industry"),
+    TagGroup.INTEREST: _l("Interest"),
+    TagGroup.BEHAVIOR: _l("Behavior"),
+    TagGroup.SOURCE: _l("Source"),
+    TagGroup.LIFECYCLE: _l("Lifecycle"),
+    TagGroup.MANUAL: _l("Manual"),
+}
+TAG_SOURCE_LABELS = {
+    TagSource.RULE: _l("Rule"),
+    TagSource.TITLE: _l("Title dictionary"),
+    TagSource.ACCOUNT: _l("Account industry"),
+    TagSource.MANUAL: _l("Manual"),
+    TagSource.WECOM: _l("WeCom"),
+}
+ACCOUNT_SOURCE_LABELS = {
+    AccountSource.SELF: _l("Said by the contact"),
+    AccountSource.EMAIL: _l("Email domain"),
+    AccountSource.FORM: _l("Form"),
+    AccountSource.WECOM: _l("WeCom corp name"),
+    AccountSource.WECOM_REMARK: _l("WeCom remark by sales"),
+    AccountSource.MANUAL: _l("Manual assignment"),
+}
+
+
+def tag_label(tag: Tag) -> str:
+    """A role or seniority tag by its label; any other tag by its own name."""
+    labels = {TagGroup.ROLE: CONTACT_ROLE_LABELS, TagGroup.SENIORITY: SENIORITY_LABELS}
+    return str(labels.get(tag.group, {}).get(tag.name, tag.name))

@@ -1,0 +1,285 @@
+"""Asking the platform who a new follower or customer is, in jobs (never in a callback).
+
+OA: user/info in batches of 100 gives the unionid (which joins the follower to
+their WeCom self) and how they came (QR scene). WeCom: externalcontact/get
+gives name, company, position, unionid, and each salesperson's remarks and tags.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handlers.accounts import assign_account
+from handlers.contacts import attach_identity, live, set_title, title_dictionary
+from handlers.oa import ENRICH_FOLLOWERS
+from handlers.rules import RuleBook, source_tags
+from handlers.tags import SYNC_TAGS, Followups, TagBook, apply_tags, remove_tags
+from handlers.wecom import ENRICH_EXTERNAL_CONTACTS
+from models import (
+    AccountSource,
+    Channel,
+    ContactTag,
+    FollowRelation,
+    Identity,
+    IdentityKind,
+    SyncStatus,
+    TagRemote,
+    TagSource,
+    TagSyncItem,
+    utcnow,
+)
+from wechat.clients import OPENIDS_PER_USER_BATCH, WeChatApiError, user_infos
+
+log = logging.getLogger(__name__)
+NOT_EXTERNAL_CONTACT = 84061
+
+
+@dataclass
+class EnrichResult:
+    looked_up: int = 0
+    merged: int = 0
+
+
+def _unenriched(session: Session, channel: Channel, kind: str, limit: int) -> list[Identity]:
+    return list(
+        session.scalars(
+            select(Identity)
+            .where(
+                Identity.channel_id == channel.id,
+                Identity.kind == kind,
+                Identity.enriched_at.is_(None),
+            )
+            .order_by(Identity.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def enrich_followers(
+    session: Session, channel: Channel, client, followups: Followups, max_batches: int = 50
+) -> EnrichResult:
+    """user/info for the channel's followers not yet looked up, 100 per call, committed
+    per batch so a failure later loses nothing done before."""
+    result = EnrichResult()
+    book = TagBook(session, channel.workspace_id)
+    rules = RuleBook.load(session, channel.workspace_id)
+    for _ in range(max_batches):
+        identities = _unenriched(session, channel, IdentityKind.OPENID, OPENIDS_PER_USER_BATCH)
+        if not identities:
+            break
+        infos = {
+            info.get("openid"): info for info in user_infos(client, [i.value for i in identities])
+        }
+        now = utcnow()
+        for identity in identities:
+            info = infos.get(identity.value) or {}
+            identity.enriched_at = now
+            identity.details = {
+                k: info[k]
+                for k in (
+                    "subscribe",
+                    "subscribe_time",
+                    "subscribe_scene",
+                    "qr_scene_str",
+                    "tagid_list",
+                )
+                if k in info
+            }
+            contact = live(session, identity.contact)
+            if info.get("qr_scene_str"):
+                source_tags(session, book, rules, contact.id, info["qr_scene_str"], followups)
+            if info.get("unionid"):
+                kept = attach_identity(
+                    session,
+                    book,
+                    contact,
+                    IdentityKind.UNIONID,
+                    info["unionid"],
+                    followups=followups,
+                )
+                result.merged += kept.id != contact.id or contact.merged_into_id is not None
+        result.looked_up += len(identities)
+        session.commit()
+    return result
+
+
+def enrich_external_contacts(
+    session: Session, channel: Channel, client, followups: Followups, max_contacts: int = 500
+) -> EnrichResult:
+    """externalcontact/get for the channel's customers added or edited since last time."""
+    result = EnrichResult()
+    book = TagBook(session, channel.workspace_id)
+    titles = title_dictionary(session, channel.workspace_id)
+    corp_tags = _corp_tag_map(session, channel)
+    for identity in _unenriched(session, channel, IdentityKind.EXTERNAL_USERID, max_contacts):
+        try:
+            data = client.external_contact.get(identity.value)
+        except WeChatApiError as exc:
+            if exc.errcode != NOT_EXTERNAL_CONTACT:
+                raise
+            data = {}  # no staff member has them any more: nothing to learn
+        identity.enriched_at = utcnow()
+        external = data.get("external_contact") or {}
+        follows = data.get("follow_user") or []
+        identity.details = {
+            k: external[k] for k in ("type", "corp_name", "position") if k in external
+        }
+        contact = live(session, identity.contact)
+        contact.name = external.get("name") or contact.name
+        if external.get("unionid"):
+            kept = attach_identity(
+                session,
+                book,
+                contact,
+                IdentityKind.UNIONID,
+                external["unionid"],
+                followups=followups,
+            )
+            result.merged += kept.id != contact.id
+            contact = kept
+        if external.get("position"):
+            set_title(session, book, titles, contact, external["position"], followups=followups)
+        if external.get("corp_name"):
+            assign_account(
+                session,
+                book,
+                contact,
+                source=AccountSource.WECOM,
+                company=external["corp_name"],
+                followups=followups,
+            )
+        for follow in follows:
+            relation = _relation(session, channel, identity.value, follow["userid"], contact.id)
+            relation.contact_id = contact.id
+            relation.remark = follow.get("remark") or None
+            relation.description = follow.get("description") or None
+            relation.remark_corp_name = follow.get("remark_corp_name") or None
+            relation.remark_mobiles = follow.get("remark_mobiles") or []
+            relation.state = follow.get("state") or relation.state
+            relation.add_way = follow.get("add_way")
+            relation.tag_ids = [
+                t["tag_id"] for t in follow.get("tags") or [] if t.get("type", 1) == 1
+            ]
+            if relation.remark_corp_name:
+                assign_account(
+                    session,
+                    book,
+                    contact,
+                    source=AccountSource.WECOM_REMARK,
+                    company=relation.remark_corp_name,
+                    followups=followups,
+                )
+            for mobile in relation.remark_mobiles:
+                contact = attach_identity(
+                    session, book, contact, IdentityKind.PHONE, mobile, followups=followups
+                )
+            if relation.description and not contact.title:
+                set_title(
+                    session,
+                    book,
+                    titles,
+                    contact,
+                    relation.description,
+                    only_if_known=True,
+                    followups=followups,
+                )
+        _reconcile_wecom_tags(session, book, contact.id, follows, corp_tags, followups)
+        result.looked_up += 1
+        session.commit()
+    return result
+
+
+def _relation(
+    session: Session, channel: Channel, external_userid: str, staff_userid: str, contact_id: int
+) -> FollowRelation:
+    relation = session.scalars(
+        select(FollowRelation).where(
+            FollowRelation.channel_id == channel.id,
+            FollowRelation.external_userid == external_userid,
+            FollowRelation.staff_userid == staff_userid,
+        )
+    ).one_or_none()
+    if relation is None:
+        relation = FollowRelation(
+            workspace_id=channel.workspace_id,
+            channel_id=channel.id,
+            contact_id=contact_id,
+            external_userid=external_userid,
+            staff_userid=staff_userid,
+        )
+        session.add(relation)
+    return relation
+
+
+def _corp_tag_map(session: Session, channel: Channel) -> dict[str, int]:
+    """WeCom corp tag id -> Harpoon tag id, for this corp."""
+    return dict(
+        session.execute(
+            select(TagRemote.remote_id, TagRemote.tag_id).where(
+                TagRemote.channel_id == channel.id, TagRemote.remote_id.is_not(None)
+            )
+        ).all()
+    )
+
+
+def _reconcile_wecom_tags(
+    session: Session,
+    book: TagBook,
+    contact_id: int,
+    follows: list[dict],
+    corp_tags: dict[str, int],
+    followups: Followups,
+) -> None:
+    """The corp tags salespeople set in WeCom become the contact's WeCom-sourced tags."""
+    wanted = {
+        corp_tags[t["tag_id"]]
+        for follow in follows
+        for t in follow.get("tags") or []
+        if t.get("tag_id") in corp_tags
+    }
+    current = set(
+        session.scalars(
+            select(ContactTag.tag_id).where(
+                ContactTag.contact_id == contact_id, ContactTag.source == TagSource.WECOM
+            )
+        )
+    )
+    add = [tag for t in wanted - current if (tag := book.by_id(t)) is not None]
+    gone = [tag for t in current - wanted if (tag := book.by_id(t)) is not None]
+    apply_tags(session, book, [contact_id], add, source=TagSource.WECOM, followups=followups)
+    remove_tags(session, book, [contact_id], gone, followups=followups)
+
+
+def followups_due(session: Session, grace_seconds: int) -> set[tuple[str, int]]:
+    """Enrichment and tag sync left behind (a job failed, Redis was down): for the sweeper."""
+    now = utcnow()
+    stale = now - timedelta(seconds=grace_seconds)
+    jobs = {
+        (ENRICH_FOLLOWERS if kind == IdentityKind.OPENID else ENRICH_EXTERNAL_CONTACTS, channel_id)
+        for kind, channel_id in session.execute(
+            select(Identity.kind, Identity.channel_id)
+            .where(
+                Identity.enriched_at.is_(None),
+                Identity.channel_id.is_not(None),
+                Identity.kind.in_((IdentityKind.OPENID, IdentityKind.EXTERNAL_USERID)),
+                Identity.created_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    jobs |= {
+        (SYNC_TAGS, channel_id)
+        for (channel_id,) in session.execute(
+            select(TagSyncItem.channel_id)
+            .where(
+                TagSyncItem.status.in_((SyncStatus.PENDING, SyncStatus.FAILED)),
+                TagSyncItem.next_attempt_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    return jobs
