@@ -5,7 +5,7 @@ import logging
 from sqlalchemy import select
 
 from app.extensions import harpoon
-from handlers import enrichment, tag_sync
+from handlers import contacts, enrichment, tag_sync
 from handlers.enrichment import followups_due
 from handlers.imports import run_import
 from handlers.inbox import RetryPolicy, drain, workspaces_due
@@ -49,6 +49,10 @@ def sweep_inbox() -> list[int]:
     with h.db.session() as session:
         due = workspaces_due(session, h.settings.sweep_grace_seconds)
         followups = followups_due(session, h.settings.sweep_grace_seconds)
+        settled = contacts.settle_merged(session)
+        session.commit()
+    if settled:
+        log.info("sweeper moved %s late records of merged contacts", settled)
     for workspace_id in due:
         # A fixed job id: while one sweeper drain waits in the queue, no second one joins it.
         h.queue.enqueue_drain(workspace_id, job_id=f"drain-inbox-{workspace_id}-sweep")
@@ -146,3 +150,14 @@ def import_accounts(import_id: int) -> dict:
     )
     h.queue.enqueue_followups(result.followup_jobs)
     return {"created": result.created, "updated": result.updated, "errors": result.error_count}
+
+
+def retag_titles(workspace_id: int) -> int:
+    """The title dictionary changed: re-read the workspace's recorded titles."""
+    h = harpoon()
+    followups = Followups()
+    with h.db.session() as session:
+        retagged = contacts.retag_titles(session, workspace_id, followups)
+    h.queue.enqueue_followups(followups.jobs)
+    log.info("workspace %s: %s contacts re-tagged from their titles", workspace_id, retagged)
+    return retagged

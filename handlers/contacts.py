@@ -227,3 +227,77 @@ def set_title(
     session.flush()
     apply_tags(session, book, [contact.id], tags, source=TagSource.TITLE, followups=followups)
     return True
+
+
+def retag_titles(
+    session: Session, workspace_id: int, followups: Followups | None = None, batch: int = 500
+) -> int:
+    """Re-read recorded titles after the dictionary changed. Role and seniority set by
+    hand or by a rule (the follower said so) are kept; returns contacts re-tagged."""
+    book = TagBook(session, workspace_id)
+    dictionary = title_dictionary(session, workspace_id)
+    retagged, after = 0, 0
+    while True:
+        contacts = session.scalars(
+            select(Contact)
+            .where(
+                Contact.workspace_id == workspace_id,
+                Contact.merged_into_id.is_(None),
+                Contact.title.is_not(None),
+                Contact.id > after,
+            )
+            .order_by(Contact.id)
+            .limit(batch)
+        ).all()
+        if not contacts:
+            return retagged
+        after = contacts[-1].id
+        decided = _decided_elsewhere(session, [c.id for c in contacts])
+        for contact in contacts:
+            normalized = dictionary.normalize(contact.title)
+            wanted = {TagGroup.ROLE: normalized.role, TagGroup.SENIORITY: normalized.seniority}
+            tags = [
+                book.get(session, group, name)
+                for group, name in wanted.items()
+                if (contact.id, group) not in decided
+                and name != "other"
+                and getattr(contact, group) != name
+            ]
+            if tags:
+                apply_tags(
+                    session, book, [contact.id], tags, source=TagSource.TITLE, followups=followups
+                )
+                retagged += 1
+        session.commit()
+
+
+def _decided_elsewhere(session: Session, contact_ids: list[int]) -> set[tuple[int, str]]:
+    """(contact, group) whose role / seniority tag came from someone, not from the title."""
+    rows = session.execute(
+        select(ContactTag.contact_id, Tag.group)
+        .join(Tag, Tag.id == ContactTag.tag_id)
+        .where(
+            ContactTag.contact_id.in_(contact_ids),
+            Tag.group.in_((TagGroup.ROLE, TagGroup.SENIORITY)),
+            ContactTag.source != TagSource.TITLE,
+        )
+    )
+    return {(contact_id, group) for contact_id, group in rows}
+
+
+def settle_merged(session: Session) -> int:
+    """Move what reached a contact after it was merged (a drain that loaded the identity
+    just before the merge committed) to the contact it was merged into."""
+    merged = select(Contact.id).where(Contact.merged_into_id.is_not(None))
+    moved = 0
+    for model in (Identity, Interaction, FollowRelation):
+        survivor = (
+            select(Contact.merged_into_id).where(Contact.id == model.contact_id).scalar_subquery()
+        )
+        moved += session.execute(
+            update(model)
+            .where(model.contact_id.in_(merged))
+            .values(contact_id=survivor)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return moved

@@ -20,6 +20,8 @@ from models import (
     Channel,
     ChannelKind,
     FollowRelation,
+    Identity,
+    IdentityKind,
     RemoteStatus,
     SyncAction,
     SyncStatus,
@@ -220,9 +222,27 @@ def _send_oa_batch(call, tag_remote_id: int, batch: list[TagSyncItem], result: S
 
 
 def _mirrored_counts(session: Session, items: list[TagSyncItem]) -> dict[str, int]:
-    """How many of our tags each follower already carries on WeChat."""
+    """How many WeChat tags each follower already carries: ours, plus those set in the OA
+    console that user/info reported (tagid_list) at enrichment."""
     subjects = {item.subject for item in items}
     channel_id = items[0].channel_id
+    ours = set(
+        session.scalars(
+            select(TagRemote.remote_id).where(
+                TagRemote.channel_id == channel_id, TagRemote.remote_id.is_not(None)
+            )
+        )
+    )
+    others = {
+        openid: sum(1 for t in (details or {}).get("tagid_list") or () if str(t) not in ours)
+        for openid, details in session.execute(
+            select(Identity.value, Identity.details).where(
+                Identity.channel_id == channel_id,
+                Identity.kind == IdentityKind.OPENID,
+                Identity.value.in_(subjects),
+            )
+        )
+    }
     rows = session.execute(
         select(TagSyncItem.subject, func.count())
         .where(
@@ -233,8 +253,9 @@ def _mirrored_counts(session: Session, items: list[TagSyncItem]) -> dict[str, in
         )
         .group_by(TagSyncItem.subject)
     )
-    counts = defaultdict(int)
-    counts.update(dict(rows.all()))
+    counts = defaultdict(int, others)
+    for subject, mirrored in rows:
+        counts[subject] += mirrored
     return counts
 
 

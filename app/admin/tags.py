@@ -928,8 +928,15 @@ def tags_synonym_create():
         {"phrase": synonym.phrase, "role": synonym.role, "seniority": synonym.seniority},
     )
     db().commit()
+    _retag_titles()
     flash(_("“%(phrase)s” added to the dictionary.", phrase=synonym.phrase), "success")
     return redirect(url_for("admin.tags", tab="dictionary"))
+
+
+def _retag_titles() -> None:
+    """Contacts' recorded titles are re-read with the new dictionary, in a job."""
+    ws = workspace_id()
+    harpoon().queue.enqueue("app.jobs.retag_titles", ws, job_id=f"retag_titles-{ws}")
 
 
 @bp.post("/tags/dictionary/<int:synonym_id>/delete")
@@ -951,6 +958,7 @@ def tags_synonym_delete(synonym_id: int):
     )
     db().delete(synonym)
     db().commit()
+    _retag_titles()
     flash(_("“%(phrase)s” removed from the dictionary.", phrase=synonym.phrase), "success")
     return redirect(url_for("admin.tags", tab="dictionary"))
 

@@ -40,3 +40,19 @@ def test_health_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json["status"] == "ok"
+
+
+def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app):
+    queue = harpoon_of(app).queue
+    last_run: dict[str, float] = {}
+    queue._enqueue_periodic(last_run)
+    assert sorted(job.func_name for job in queue.default.jobs) == [
+        "app.jobs.sweep_inbox",
+        "app.jobs.tag_inactive_contacts",
+    ]
+    queue.default.empty()
+    queue._enqueue_periodic(last_run)  # the next tick: no interval has passed yet
+    assert queue.default.jobs == []
+    last_run["app.jobs.sweep_inbox"] -= harpoon_of(app).settings.sweep_interval_seconds
+    queue._enqueue_periodic(last_run)
+    assert [job.func_name for job in queue.default.jobs] == ["app.jobs.sweep_inbox"]

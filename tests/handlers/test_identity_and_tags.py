@@ -431,3 +431,59 @@ def test_wecom_corp_tags_both_ways(app, platform, channels):
     with session_of(app) as session:
         names = tag_names(session, contact_id)
     assert "manual:重点客户" in names
+
+
+def test_console_tags_reported_by_user_info_count_toward_the_20(app, platform, channels):
+    tenant = oa_tenant(platform)
+    state = oa.state_of(tenant)
+    oa.follow(platform.state, tenant, "o_busy")
+    with platform.state.lock:  # 20 tags set by hand in the OA console, before enrichment
+        console = []
+        for n in range(20):
+            tag = oa.Tag(state.next_tag_id, f"console-{n}")
+            state.tags[tag.id] = tag
+            state.next_tag_id += 1
+            console.append(tag.id)
+        state.followers["o_busy"].tagid_list = console
+    settle(app, platform)
+    tag_id = synced_tag(app, "interest", "busy", wechat=True)
+    # Had Harpoon called batchtagging, this fault would have failed the item instead.
+    platform.state.faults.append(
+        Fault("/oa/cgi-bin/tags/members/batchtagging", errcode=40003, times=10)
+    )
+    tag_contacts_by_hand(app, tag_id)
+    settle(app, platform)
+    with session_of(app) as session:
+        (item,) = session.scalars(select(TagSyncItem))
+    assert item.status == SyncStatus.OVER_LIMIT
+
+
+def test_records_that_reach_a_merged_contact_late_are_moved_by_the_sweeper(app, platform, channels):
+    oa.follow(platform.state, oa_tenant(platform), "o_late", unionid="u_late")
+    settle(app, platform)
+    wecom.add_external_contact(
+        platform.state,
+        wecom_tenant(platform),
+        userid="zhangsan",
+        external_userid="wm_late",
+        name="迟到",
+        unionid="u_late",
+    )
+    settle(app, platform)
+    with session_of(app) as session:
+        (merge,) = session.scalars(select(ContactMerge))
+        # A drain that loaded the identity just before the merge committed wrote this.
+        session.add(
+            Interaction(
+                workspace_id=merge.workspace_id,
+                contact_id=merge.merged_contact_id,
+                kind="wechat.message",
+                occurred_at=utcnow(),
+            )
+        )
+        session.commit()
+    harpoon_of(app).queue.enqueue_sweep()
+    settle(app, platform)
+    with session_of(app) as session:
+        owners = set(session.scalars(select(Interaction.contact_id)))
+    assert owners == {merge.kept_contact_id}

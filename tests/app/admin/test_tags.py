@@ -686,3 +686,17 @@ def test_another_workspaces_tags_and_rules_are_out_of_reach(app, signed_in):
         assert post(client, path, {"name": "x"}).status_code == 404, path
     assert "Theirs" not in client.get("/admin/tags?tab=rules").text
     assert get(app, Tag, tag).name == "云" and get(app, TagRule, rule) is not None
+
+
+def test_a_dictionary_change_retags_recorded_titles_but_not_stated_roles(app, signed_in):
+    from tests.conftest import run_jobs
+
+    said_so = add_tag(app, "role", "cto")
+    reads_anew = add_contact(app, title="数据管理部主任")
+    stated = add_contact(app, [said_so], title="数据管理部副主任", role="cto")
+    client = in_english(signed_in("marketer"))
+    post(client, "/admin/tags/dictionary", {"phrase": "数据管理部", "role": "cio", "seniority": ""})
+    run_jobs(app)
+    roles = {c.id: c.role for c in all_of(app, Contact)}
+    assert roles[reads_anew] == "cio"
+    assert roles[stated] == "cto"  # the follower's own word outranks the dictionary
