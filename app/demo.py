@@ -29,10 +29,12 @@ from app.channels import (
     generate_token,
     workspace_named,
 )
-from app.demo_data import SELF_ID_MENU, seed_demo_tagging
+from app.demo_data import SELF_ID_MENU, demo_contact_ways, seed_demo_tagging
 from app.extensions import harpoon
 from app.users import create_user
 from config import ROOT
+from handlers.contact_ways import contact_way_for_state, create_contact_way
+from handlers.staff import sync_staff
 from models import Channel, ChannelKind, Contact, InboundEvent, Interaction, Role, User
 from wechat.clients import WeChatClients
 from wechat.sandbox import create_sandbox, wecom
@@ -102,7 +104,7 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     channels = seed_workspace(h.db)
     register_tenants(state, channels, base)
     clients = WeChatClients(sandbox_url, h.wechat.store)
-    tickets = seed_platform(state, clients, channels)
+    tickets = seed_platform(state, clients, channels, h.db)
 
     web = start_harpoon(port, sandbox_url)
     stop = threading.Event()
@@ -232,7 +234,7 @@ def register_tenant(state: Sandbox, channel: Channel, base: str) -> None:
     )
 
 
-def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels) -> dict:
+def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels, db) -> dict:
     """Menus, channel QR codes, staff and 联系我 codes, made through Harpoon's own clients."""
     oa_client = clients.oa(channels.oa.app_id, channels.oa.secret)
     oa_client.menu.create(DEFAULT_MENU)
@@ -250,11 +252,20 @@ def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels
     for userid, name in STAFF.items():
         wecom.add_staff(state, corp, userid, name)
     contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
-    for contact_state in CONTACT_STATES:
-        contact_client.external_contact.add_contact_way(
-            type=2, scene=2, state=contact_state, user=list(STAFF), skip_verify=True
-        )
+    seed_contact_ways(db, channels.wecom, contact_client)
     return tickets
+
+
+def seed_contact_ways(db, channel: Channel, client) -> None:
+    """Staff synced from WeCom, and the 联系我 codes the simulated sales hand out, made
+    through the same functions as the admin page (each with its tags and welcome)."""
+    with db.session() as session:
+        channel = session.get(Channel, channel.id)
+        sync_staff(session, channel, client)
+        for spec in demo_contact_ways(session, channel.workspace_id):
+            if contact_way_for_state(session, channel.id, spec["state"]) is None:
+                create_contact_way(session, channel, client, spec)
+        session.commit()
 
 
 def start_harpoon(port: int, sandbox_url: str) -> subprocess.Popen:
@@ -303,8 +314,12 @@ def status_line(db, state: Sandbox) -> str:
         finished = [d for d in state.deliveries if d.done]
         failed = sum(1 for d in finished if not d.accepted)
         pending = len(state.deliveries) - len(finished)
+        corps = [wecom.state_of(t) for t in state.tenants.values() if t.kind == WECOM]
+        welcomes = sum(len(corp.welcome_messages) for corp in corps)
+        alerts = sum(len(corp.app_messages) for corp in corps)
     inbox = ", ".join(f"{status} {count}" for status, count in sorted(by_status.items()))
     return (
         f"callbacks {len(finished)} (refused {failed}, in flight {pending}) | "
-        f"inbox: {inbox or 'empty'} | contacts {contacts} | interactions {interactions}"
+        f"inbox: {inbox or 'empty'} | contacts {contacts} | interactions {interactions} | "
+        f"welcomes {welcomes} | sales alerts {alerts}"
     )

@@ -151,3 +151,30 @@ def _clicks(key: str, count: int) -> dict:
         "min_count": count,
         "days": 30,
     }
+
+
+def demo_contact_ways(session: Session, workspace_id: int) -> list[dict]:
+    """The simulator's 联系我 states as codes with source tags and a welcome."""
+    book = TagBook(session, workspace_id)
+    booth = book.get(session, TagGroup.SOURCE, "展会展台").id
+    webinar = book.get(session, TagGroup.SOURCE, "直播研讨会").id
+    return [
+        {
+            "name": "2026 展会展台",
+            "state": "expo2026-booth",
+            "staff_userids": ["zhangsan", "lisi", "wangwu"],
+            "skip_verify": True,
+            "tag_ids": [booth],
+            "welcome_text": "{name}您好！我是{staff}，感谢您在展台扫码。"
+            "为您准备了{last_read}，有任何问题随时找我。",
+        },
+        {
+            "name": "CIO 直播研讨会",
+            "state": "webinar",
+            "staff_userids": ["zhangsan", "lisi", "wangwu"],
+            "skip_verify": True,
+            "tag_ids": [webinar],
+            "welcome_text": "{name}您好，我是{staff}。直播回放和讲义稍后发您，"
+            "也欢迎预约一对一演示。",
+        },
+    ]

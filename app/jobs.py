@@ -1,32 +1,62 @@
 """RQ job entry points: `verb_noun(ids...)`, primitive arguments, run in the app context."""
 
+import functools
 import logging
 
 from sqlalchemy import select
 
 from app.extensions import harpoon
-from handlers import contacts, enrichment, tag_sync
+from handlers import contacts, enrichment, group_send, notify, staff, tag_sync, welcome
 from handlers.enrichment import followups_due
 from handlers.imports import run_import
-from handlers.inbox import RetryPolicy, drain, workspaces_due
+from handlers.inbox import RetryPolicy, drain, exclusive_drain, workspaces_due
 from handlers.rules import tag_inactive
 from handlers.tags import Followups
-from models import Channel, ChannelKind, TagRule
+from models import Channel, ChannelKind, GroupSend, TagRule
 
 log = logging.getLogger(__name__)
 
 
 def drain_inbox(workspace_id: int) -> dict:
-    """Process every due inbound event of one workspace."""
+    """Process every due inbound event of one workspace.
+
+    One drain per workspace at a time: a drain that finds another running leaves the
+    request flag set, and the running one, seeing it, drains again before it stops.
+    """
     h = harpoon()
     s = h.settings
-    # Clear the request flag before reading: a callback after this point asks again.
-    h.queue.drain_started(workspace_id)
     policy = RetryPolicy(
         s.inbox_max_attempts, s.inbox_retry_base_seconds, s.inbox_retry_max_seconds
     )
-    with h.db.session() as session:
-        result = drain(session, workspace_id, batch_size=s.inbox_batch_size, policy=policy)
+    total = {"done": 0, "ignored": 0, "failed": 0}
+    more = False
+    with exclusive_drain(h.db.engine, workspace_id) as mine:
+        if not mine:
+            return {**total, "skipped": True}
+        while True:
+            # Clear the request flag before reading: a callback after this point asks again.
+            h.queue.drain_started(workspace_id)
+            with h.db.session() as session:
+                result = drain(
+                    session,
+                    workspace_id,
+                    batch_size=s.inbox_batch_size,
+                    policy=policy,
+                    after_commit=h.queue.enqueue_followups,
+                )
+            _log_drain(workspace_id, result)
+            for key in total:
+                total[key] += getattr(result, key)
+            more = result.more
+            if more or not h.queue.drain_requested(workspace_id):
+                break
+    # Asked for between the last check and the lock's release, or out of time: go on.
+    if more or h.queue.drain_requested(workspace_id):
+        h.queue.enqueue_drain(workspace_id)
+    return total
+
+
+def _log_drain(workspace_id: int, result) -> None:
     if result.handled:
         log.info(
             "drained workspace %s: %s done, %s ignored, %s failed, %s dead in %s batches",
@@ -37,10 +67,18 @@ def drain_inbox(workspace_id: int) -> dict:
             result.dead,
             result.batches,
         )
-    if result.more:
-        h.queue.enqueue_drain(workspace_id)
-    h.queue.enqueue_followups(result.followups)
-    return {"done": result.done, "ignored": result.ignored, "failed": result.failed}
+
+
+def followup(job):
+    """A per-channel job asked for through JobQueue.enqueue_followups: it clears its request
+    flag first, so an ask made while it runs queues the next run."""
+
+    @functools.wraps(job)
+    def run(channel_id: int):
+        harpoon().queue.followup_started(job.__name__, channel_id)
+        return job(channel_id)
+
+    return run
 
 
 def sweep_inbox() -> list[int]:
@@ -78,11 +116,13 @@ def _client(channel: Channel):
     return clients.wecom(channel.app_id, channel.secret)
 
 
+@followup
 def enrich_followers(channel_id: int) -> dict:
     """user/info (100 per call) for an OA's followers not yet looked up."""
     return _enrich(channel_id, enrichment.enrich_followers)
 
 
+@followup
 def enrich_external_contacts(channel_id: int) -> dict:
     """externalcontact/get for a corp's customers added or edited since the last run."""
     return _enrich(channel_id, enrichment.enrich_external_contacts)
@@ -99,6 +139,7 @@ def _enrich(channel_id: int, enrich) -> dict:
     return {"looked_up": result.looked_up, "merged": result.merged}
 
 
+@followup
 def sync_tags(channel_id: int) -> dict:
     """Mirror synced tags to the channel: OA user tags or WeCom corp tags."""
     with harpoon().db.session() as session:
@@ -115,6 +156,7 @@ def sync_tags(channel_id: int) -> dict:
     return {"done": result.done, "failed": result.failed, "over_limit": result.over_limit}
 
 
+@followup
 def pull_corp_tags(channel_id: int) -> int:
     """Corp tags changed in the WeCom console: bring new ones into Harpoon."""
     with harpoon().db.session() as session:
@@ -161,3 +203,93 @@ def retag_titles(workspace_id: int) -> int:
     h.queue.enqueue_followups(followups.jobs)
     log.info("workspace %s: %s contacts re-tagged from their titles", workspace_id, retagged)
     return retagged
+
+
+@followup
+def send_welcomes(channel_id: int) -> dict:
+    """The pending welcome messages of a WeCom corp (high-priority queue: 20 s window)."""
+    with harpoon().db.session() as session:
+        channel = _channel(session, channel_id)
+        result = welcome.send_welcomes(session, channel, _client(channel))
+    if result.missed or result.refused:
+        log.warning(
+            "channel %s welcomes: %s sent, %s missed the window, %s refused",
+            channel_id,
+            result.sent,
+            result.missed,
+            result.refused,
+        )
+    return {"sent": result.sent, "missed": result.missed, "refused": result.refused}
+
+
+@followup
+def send_notifications(channel_id: int) -> dict:
+    """Staff notifications as WeCom app messages: one digest per member, within the limit."""
+    clients = harpoon().wechat
+    with harpoon().db.session() as session:
+        channel = _channel(session, channel_id)
+        agent = clients.wecom(channel.app_id, channel.agent_secret)
+        result = notify.send_notifications(session, channel, agent)
+    return {"messages": result.messages, "notifications": result.notifications}
+
+
+def _group_send(session, group_send_id: int) -> GroupSend:
+    row = session.get(GroupSend, group_send_id)
+    if row is None:
+        raise LookupError(f"no group send {group_send_id}")
+    return row
+
+
+def send_group_send(group_send_id: int) -> str:
+    """Hand a salesperson's group send to WeCom, where they confirm it."""
+    with harpoon().db.session() as session:
+        row = _group_send(session, group_send_id)
+        channel = _channel(session, row.channel_id)
+        group_send.send_group_send(session, row, _client(channel))
+        return row.status
+
+
+def fetch_group_send_results(group_send_id: int) -> str:
+    """Who got a group send: each recipient's status as WeCom reports it now."""
+    with harpoon().db.session() as session:
+        row = _group_send(session, group_send_id)
+        channel = _channel(session, row.channel_id)
+        group_send.fetch_group_send_results(session, row, _client(channel))
+        return row.status
+
+
+def refresh_group_send_results() -> int:
+    """Periodic: results of the week's group sends, and a new job for a send whose was lost."""
+    queue = harpoon().queue
+    with harpoon().db.session() as session:
+        due = group_send.results_due(session)
+        lost = group_send.queued_too_long(session)
+    # No job ids: a failed job keeps its id for a day, and both jobs are safe to repeat.
+    for group_send_id in due:
+        queue.enqueue("app.jobs.fetch_group_send_results", group_send_id)
+    for group_send_id in lost:
+        queue.enqueue("app.jobs.send_group_send", group_send_id)
+    if lost:
+        log.warning("group sends %s were still queued: their send jobs are queued again", lost)
+    return len(due)
+
+
+def sync_staff(channel_id: int) -> dict:
+    """The corp's members with the customer-contact permission, mapped to admin users."""
+    with harpoon().db.session() as session:
+        channel = _channel(session, channel_id)
+        result = staff.sync_staff(session, channel, _client(channel))
+    log.info(
+        "channel %s staff sync: %s added, %s updated, %s deactivated, %s mapped by email",
+        channel_id,
+        result.added,
+        result.updated,
+        result.deactivated,
+        result.mapped,
+    )
+    return {
+        "added": result.added,
+        "updated": result.updated,
+        "deactivated": result.deactivated,
+        "mapped": result.mapped,
+    }

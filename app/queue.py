@@ -23,6 +23,8 @@ from config.rq import cron_jobs
 log = logging.getLogger(__name__)
 DRAIN_JOB = "app.jobs.drain_inbox"
 SWEEP_JOB = "app.jobs.sweep_inbox"
+# Jobs with a deadline: WeCom's welcome message must go out within 20 s of the add.
+HIGH_PRIORITY_JOBS = frozenset({"send_welcomes"})
 
 
 class AppWorker(SimpleWorker):
@@ -161,11 +163,13 @@ class JobQueue:
         self._wake.set()
         return True
 
-    def enqueue(self, job: str, *args, job_id: str | None = None, timeout: int = 600) -> bool:
-        """Enqueue a job by dotted path on the default queue; with a job_id, at most one
-        waits in the queue (a burst of asks makes one job)."""
+    def enqueue(
+        self, job: str, *args, job_id: str | None = None, timeout: int = 600, high: bool = False
+    ) -> bool:
+        """Enqueue a job by dotted path (on the high-priority queue with `high`); with a
+        job_id, at most one waits in the queue (a burst of asks makes one job)."""
         try:
-            self.default.enqueue(
+            (self.high if high else self.default).enqueue(
                 job,
                 *args,
                 job_id=job_id,
@@ -179,13 +183,29 @@ class JobQueue:
         self._wake.set()
         return True
 
+    def _followup_flag(self, name: str, channel_id: int) -> str:
+        return f"{self.settings.queue_prefix}:requested:{name}:{channel_id}"
+
     def enqueue_followups(self, jobs: set[tuple[str, int]]) -> None:
-        """The per-channel jobs a drain or an admin action asked for (handlers.tags.Followups)."""
+        """The per-channel jobs a drain or an admin action asked for (handlers.tags.Followups).
+
+        Like drains: a flag set with NX makes a burst of asks one job, and the job clears
+        it when it starts, so an ask made while it runs queues the next run (a unique job
+        id would refuse that ask while the job exists, and the work would wait for the
+        sweeper)."""
         for name, channel_id in sorted(jobs):
-            self.enqueue(f"app.jobs.{name}", channel_id, job_id=f"{name}-{channel_id}")
+            if self.connection.set(self._followup_flag(name, channel_id), 1, nx=True, ex=300):
+                self.enqueue(f"app.jobs.{name}", channel_id, high=name in HIGH_PRIORITY_JOBS)
+
+    def followup_started(self, name: str, channel_id: int) -> None:
+        self.connection.delete(self._followup_flag(name, channel_id))
 
     def drain_started(self, workspace_id: int) -> None:
         self.connection.delete(self._drain_flag(workspace_id))
+
+    def drain_requested(self, workspace_id: int) -> bool:
+        """A callback asked for a drain since the last drain_started."""
+        return bool(self.connection.exists(self._drain_flag(workspace_id)))
 
     def enqueue_sweep(self) -> None:
         self.default.enqueue(SWEEP_JOB, result_ttl=0, job_timeout=120)

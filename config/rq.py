@@ -16,4 +16,5 @@ def cron_jobs(settings: Settings) -> list[dict]:
             "interval": settings.sweep_interval_seconds,
         },
         {"func": "app.jobs.tag_inactive_contacts", "queue": default, "interval": 86400},
+        {"func": "app.jobs.refresh_group_send_results", "queue": default, "interval": 600},
     ]

@@ -14,21 +14,29 @@ from sqlalchemy.orm import Session
 
 from handlers.accounts import assign_account
 from handlers.contacts import attach_identity, live, set_title, title_dictionary
+from handlers.notify import SEND_NOTIFICATIONS, notify_owner, notify_staff
 from handlers.oa import ENRICH_FOLLOWERS
 from handlers.rules import RuleBook, source_tags
 from handlers.tags import SYNC_TAGS, Followups, TagBook, apply_tags, remove_tags
 from handlers.wecom import ENRICH_EXTERNAL_CONTACTS
+from handlers.welcome import SEND_WELCOMES
 from models import (
+    Account,
     AccountSource,
     Channel,
     ContactTag,
     FollowRelation,
     Identity,
     IdentityKind,
+    NotificationStatus,
+    Staff,
+    StaffNotification,
     SyncStatus,
     TagRemote,
     TagSource,
     TagSyncItem,
+    WelcomeMessage,
+    WelcomeStatus,
     utcnow,
 )
 from wechat.clients import OPENIDS_PER_USER_BATCH, WeChatApiError, user_infos
@@ -188,6 +196,7 @@ def enrich_external_contacts(
                     followups=followups,
                 )
         _reconcile_wecom_tags(session, book, contact.id, follows, corp_tags, followups)
+        _tell_staff_a_target_added_them(session, channel, contact, identity.value, followups)
         result.looked_up += 1
         session.commit()
     return result
@@ -282,4 +291,72 @@ def followups_due(session: Session, grace_seconds: int) -> set[tuple[str, int]]:
             .distinct()
         )
     }
+    jobs |= {
+        (SEND_NOTIFICATIONS, channel_id)
+        for (channel_id,) in session.execute(
+            select(StaffNotification.channel_id)
+            .where(
+                StaffNotification.status == NotificationStatus.PENDING,
+                StaffNotification.created_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    jobs |= {
+        (SEND_WELCOMES, channel_id)
+        for (channel_id,) in session.execute(
+            select(WelcomeMessage.channel_id)
+            .where(WelcomeMessage.status == WelcomeStatus.PENDING)
+            .distinct()
+        )
+    }
     return jobs
+
+
+def _tell_staff_a_target_added_them(
+    session: Session, channel: Channel, contact, external_userid: str, followups: Followups
+) -> None:
+    """'A contact from your target account just added you': once per relation."""
+    account = session.get(Account, contact.account_id) if contact.account_id else None
+    if account is None or not account.is_target:
+        return
+    recent = utcnow() - timedelta(days=1)
+    relations = session.scalars(
+        select(FollowRelation).where(
+            FollowRelation.channel_id == channel.id,
+            FollowRelation.external_userid == external_userid,
+            FollowRelation.removed_at.is_(None),
+            FollowRelation.added_at >= recent,
+        )
+    )
+    who = contact.name or external_userid
+    if contact.title:
+        who = f"{who}（{contact.title}）"
+    for relation in relations:
+        added = notify_staff(
+            session,
+            workspace_id=channel.workspace_id,
+            channel_id=channel.id,
+            staff_userid=relation.staff_userid,
+            kind="target_account_add",
+            text=f"目标客户「{account.name}」的 {who} 刚刚添加了你为企业微信好友。",
+            dedupe_key=f"target-add:{relation.id}",
+            followups=followups,
+        )
+        if added and not _owned_by(session, account, channel, relation.staff_userid):
+            # The account's owner hears of it too, wherever they are staff.
+            notify_owner(
+                session,
+                account,
+                kind="target_account_add",
+                text=f"你负责的目标客户「{account.name}」的 {who} 添加了同事"
+                f" {relation.staff_userid} 为企业微信好友。",
+                dedupe_key=f"target-add-owner:{relation.id}",
+                followups=followups,
+            )
+
+
+def _owned_by(session: Session, account, channel: Channel, staff_userid: str) -> bool:
+    return account.owner_id is not None and account.owner_id == session.scalar(
+        select(Staff.user_id).where(Staff.channel_id == channel.id, Staff.userid == staff_userid)
+    )

@@ -7,10 +7,12 @@ failure is written on the row with a backoff, then retried by a later drain.
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -21,11 +23,13 @@ from handlers.rules import evaluate_behavior
 from models import InboundEvent, InboxStatus, utcnow
 from models.base import insert_ignoring_conflicts
 from models.contact import IdentityKind
-from wechat.callbacks import OA
+from wechat.callbacks import OA, WECOM
 from wechat.events import NormalizedEvent, normalize
 
 log = logging.getLogger(__name__)
 _DUE = (InboxStatus.PENDING, InboxStatus.FAILED)
+# Advisory lock keys of drains: this offset plus the workspace id.
+DRAIN_LOCK_SPACE = 7_340_000_000
 KIND_LENGTH = InboundEvent.__table__.c.kind.type.length
 
 
@@ -62,19 +66,25 @@ def drain(
     batch_size: int = 200,
     policy: RetryPolicy | None = None,
     max_seconds: float = 60.0,
+    after_commit: Callable[[set[tuple[str, int]]], None] | None = None,
 ) -> DrainResult:
     """Process due events of one workspace until none is left or time is up.
 
     `result.more` says events may remain: the caller asks for another drain
-    rather than run past its job's timeout.
+    rather than run past its job's timeout. `after_commit` gets each batch's
+    follow-up jobs as soon as the batch is committed (a welcome cannot wait for
+    the rest of a long drain).
     """
     policy = policy or RetryPolicy()
     result = DrainResult()
     deadline = time.monotonic() + max_seconds
     while True:
-        claimed = _process_batch(session, workspace_id, batch_size, policy, result)
+        claimed, followups = _process_batch(session, workspace_id, batch_size, policy, result)
         session.commit()
         result.batches += 1
+        result.followups |= followups
+        if after_commit and followups:
+            after_commit(followups)
         if claimed < batch_size:
             return result
         if time.monotonic() >= deadline:
@@ -83,16 +93,28 @@ def drain(
 
 
 def _claim(session: Session, workspace_id: int, batch_size: int, now: datetime):
+    """The next due events: WeCom's first (an add's welcome has 20 seconds), then the OA's,
+    each platform in arrival order."""
+    rows = _claim_where(session, workspace_id, batch_size, now, InboundEvent.platform == WECOM)
+    if len(rows) < batch_size:
+        rows += _claim_where(
+            session, workspace_id, batch_size - len(rows), now, InboundEvent.platform != WECOM
+        )
+    return rows
+
+
+def _claim_where(session: Session, workspace_id: int, limit: int, now: datetime, platform):
     stmt = (
         select(InboundEvent)
         .where(
             InboundEvent.workspace_id == workspace_id,
+            platform,
             InboundEvent.status.in_(_DUE),
             InboundEvent.next_attempt_at <= now,
         )
         .order_by(InboundEvent.id)
-        .limit(batch_size)
-        # Several workers drain one workspace side by side without waiting on each other.
+        .limit(limit)
+        # Rows an operator's retry or a stray second drain holds are left to them.
         .with_for_update(skip_locked=True)
     )
     return list(session.scalars(stmt))
@@ -100,11 +122,11 @@ def _claim(session: Session, workspace_id: int, batch_size: int, now: datetime):
 
 def _process_batch(
     session: Session, workspace_id: int, batch_size: int, policy: RetryPolicy, result: DrainResult
-) -> int:
+) -> tuple[int, set[tuple[str, int]]]:
     now = utcnow()
     rows = _claim(session, workspace_id, batch_size, now)
     if not rows:
-        return 0
+        return 0, set()
     parsed: list[tuple[InboundEvent, NormalizedEvent | Exception]] = []
     for row in rows:
         try:
@@ -125,7 +147,7 @@ def _process_batch(
         if handler is None:
             outcomes.append(_outcome(row, InboxStatus.IGNORED, kind, now))
             continue
-        ctx = EventContext(workspace_id, row.channel_id, row.id, event, batch)
+        ctx = EventContext(workspace_id, row.channel_id, row.id, event, batch, row.received_at)
         try:
             with session.begin_nested():
                 handler(session, ctx)
@@ -137,12 +159,11 @@ def _process_batch(
         outcomes.append(_outcome(row, InboxStatus.DONE, kind, now))
 
     _after_batch(session, batch)
-    result.followups |= batch.followups.jobs
     if outcomes:
         session.execute(update(InboundEvent), outcomes)
     result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
     result.ignored += sum(o["status"] == InboxStatus.IGNORED for o in outcomes)
-    return len(rows)
+    return len(rows), batch.followups.jobs
 
 
 def _after_batch(session: Session, batch: Batch) -> None:
@@ -193,6 +214,26 @@ def _fail(
         row.last_error,
         exc_info=exc,
     )
+
+
+@contextmanager
+def exclusive_drain(engine: Engine, workspace_id: int) -> Iterator[bool]:
+    """Whether this worker may drain the workspace now: one drain per workspace at a time
+    on PostgreSQL (two drains of one workspace touch the same contacts and deadlock).
+    The lock lives on its own connection, across the drain's many transactions."""
+    if engine.dialect.name != "postgresql":
+        yield True  # SQLite: one writer anyway
+        return
+    key = DRAIN_LOCK_SPACE + workspace_id
+    with engine.connect() as conn:
+        held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+        conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
 
 
 def workspaces_due(session: Session, grace_seconds: int) -> list[int]:

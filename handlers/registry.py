@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -58,6 +59,8 @@ class EventContext:
     inbound_event_id: int
     event: NormalizedEvent
     batch: Batch
+    # When Harpoon stored the callback (welcome latency is measured from here).
+    received_at: datetime | None = None
 
     @property
     def identities(self) -> IdentityCache:

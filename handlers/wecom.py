@@ -3,10 +3,14 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from handlers.contact_ways import contact_way_for_state
 from handlers.interactions import record_interaction
+from handlers.notify import notify_staff
 from handlers.registry import EventContext, handles
 from handlers.rules import source_tags
-from models import Contact, FollowRelation, Identity, IdentityKind
+from handlers.tags import apply_tags
+from handlers.welcome import SEND_WELCOMES, record_welcome
+from models import Contact, ContactWay, FollowRelation, Identity, IdentityKind, TagSource
 
 ENRICH_EXTERNAL_CONTACTS = "enrich_external_contacts"
 PULL_CORP_TAGS = "pull_corp_tags"
@@ -39,20 +43,68 @@ def on_contact_change(session: Session, ctx: EventContext) -> None:
         properties["staff_userid"] = event.staff_userid
     record_interaction(session, ctx, contact, properties=properties)
     ctx.batch.touch(contact.id, event.kind)
+    way = contact_way_for_state(session, ctx.channel_id, event.properties.get("state"))
     if event.staff_userid:
-        _update_relation(session, ctx, contact)
+        relation = _update_relation(session, ctx, contact, way)
+        if relation is not None and relation.removed_by == "customer":
+            _tell_staff_they_lost(session, ctx, contact, relation)
     if event.kind in ("wecom.contact_added", "wecom.contact_edited"):
         # externalcontact/get (name, company, position, unionid, remarks, tags) in a job.
         identity.enriched_at = None
         ctx.batch.followups.add(ENRICH_EXTERNAL_CONTACTS, ctx.channel_id)
     if event.kind == "wecom.contact_added":
-        book = ctx.batch.tags(session)
+        _welcome(session, ctx, contact, way)
+        book, followups = ctx.batch.tags(session), ctx.batch.followups
         state = event.properties.get("state")
-        source_tags(session, book, ctx.batch.rules(session), contact.id, state, ctx.batch.followups)
+        if way is not None and way.tag_ids:
+            tags = [tag for t in way.tag_ids if (tag := book.by_id(t)) is not None]
+            apply_tags(
+                session, book, [contact.id], tags, source=TagSource.RULE, followups=followups
+            )
+        source_tags(session, book, ctx.batch.rules(session), contact.id, state, followups)
 
 
-def _update_relation(session: Session, ctx: EventContext, contact: Contact) -> None:
-    """The staff member's relation with the customer: opened by an add, closed by a delete."""
+def _welcome(session: Session, ctx: EventContext, contact: Contact, way: ContactWay | None):
+    """Record the welcome this add allows; the high-priority job sends it within 20 s."""
+    code = ctx.event.properties.get("welcome_code")
+    if not code:
+        return  # they chatted before: WeCom gives no code, and no welcome is due
+    recorded = record_welcome(
+        session,
+        workspace_id=ctx.workspace_id,
+        channel_id=ctx.channel_id,
+        contact_id=contact.id,
+        contact_way_id=way.id if way else None,
+        external_userid=ctx.event.subject,
+        staff_userid=ctx.event.staff_userid or "",
+        welcome_code=code,
+        added_at=ctx.event.occurred_at,
+        received_at=ctx.received_at,
+    )
+    if recorded:
+        ctx.batch.followups.add(SEND_WELCOMES, ctx.channel_id)
+
+
+def _tell_staff_they_lost(
+    session: Session, ctx: EventContext, contact: Contact, relation: FollowRelation
+) -> None:
+    notify_staff(
+        session,
+        workspace_id=ctx.workspace_id,
+        channel_id=ctx.channel_id,
+        staff_userid=relation.staff_userid,
+        kind="customer_lost",
+        text=f"客户 {contact.name or relation.external_userid} 已将你删除（流失）。",
+        dedupe_key=f"lost:{ctx.inbound_event_id}",
+        followups=ctx.batch.followups,
+    )
+
+
+def _update_relation(
+    session: Session, ctx: EventContext, contact: Contact, way: ContactWay | None
+) -> FollowRelation | None:
+    """The staff member's relation with the customer: opened by an add, closed by a delete
+    (kept as history, with who ended it)."""
     event = ctx.event
     relation = session.scalars(
         select(FollowRelation).where(
@@ -63,7 +115,7 @@ def _update_relation(session: Session, ctx: EventContext, contact: Contact) -> N
     ).one_or_none()
     if relation is None:
         if event.kind != "wecom.contact_added":
-            return  # nothing known to close or edit yet; enrichment fills it in
+            return None  # nothing known to close or edit yet; enrichment fills it in
         relation = FollowRelation(
             workspace_id=ctx.workspace_id,
             channel_id=ctx.channel_id,
@@ -75,12 +127,15 @@ def _update_relation(session: Session, ctx: EventContext, contact: Contact) -> N
     if event.kind == "wecom.contact_added":
         if relation.added_at is None or event.occurred_at >= relation.added_at:
             relation.added_at = event.occurred_at
-            relation.removed_at = None
+            relation.removed_at = relation.removed_by = None
             relation.state = event.properties.get("state") or relation.state
+            relation.contact_way_id = way.id if way else relation.contact_way_id
     elif event.kind == "wecom.contact_removed" and (
         relation.added_at is None or event.occurred_at >= relation.added_at
     ):
         relation.removed_at = event.occurred_at
+        relation.removed_by = event.properties.get("removed_by")
+    return relation
 
 
 @handles("wecom.corp_tags_changed")

@@ -30,7 +30,16 @@ from models.tag import (
     TitleSynonym,
 )
 from models.user import AuditLog, Role, User
-from models.wecom import FollowRelation
+from models.wecom import (
+    ContactWay,
+    FollowRelation,
+    GroupSend,
+    NotificationStatus,
+    Staff,
+    StaffNotification,
+    WelcomeMessage,
+    WelcomeStatus,
+)
 from models.workspace import Workspace
 
 __all__ = [
@@ -46,8 +55,10 @@ __all__ = [
     "Contact",
     "ContactMerge",
     "ContactTag",
+    "ContactWay",
     "Database",
     "FollowRelation",
+    "GroupSend",
     "Identity",
     "IdentityKind",
     "ImportStatus",
@@ -55,9 +66,12 @@ __all__ = [
     "InboxStatus",
     "Interaction",
     "MessageMode",
+    "NotificationStatus",
     "RemoteStatus",
     "Role",
     "RuleKind",
+    "Staff",
+    "StaffNotification",
     "SyncAction",
     "SyncStatus",
     "Tag",
@@ -68,6 +82,8 @@ __all__ = [
     "TagSyncItem",
     "TitleSynonym",
     "User",
+    "WelcomeMessage",
+    "WelcomeStatus",
     "Workspace",
     "utcnow",
 ]

@@ -23,6 +23,14 @@ class InboundEvent(Base):
         UniqueConstraint("channel_id", "dedupe_key"),
         # The drain's claim query and the sweeper's scan.
         Index("ix_inbound_events_due", "status", "workspace_id", "next_attempt_at"),
+        # The drain claims WeCom's events before the OA's.
+        Index(
+            "ix_inbound_events_platform_due",
+            "workspace_id",
+            "platform",
+            "status",
+            "next_attempt_at",
+        ),
         # The admin inbox: a workspace's events of a status, newest first.
         Index(
             "ix_inbound_events_workspace_status_received", "workspace_id", "status", "received_at"

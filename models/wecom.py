@@ -1,4 +1,5 @@
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,4 +32,135 @@ class FollowRelation(Base):
     tag_ids: Mapped[list | None] = mapped_column(JSONDoc)
     added_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "staff" (del_external_contact), "customer" (del_follow_user: a lost customer)
+    removed_by: Mapped[str | None] = mapped_column(String(10))
+    contact_way_id: Mapped[int | None] = mapped_column(ForeignKey("contact_ways.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Staff(Base):
+    """A WeCom member with the customer-contact permission (a salesperson)."""
+
+    __tablename__ = "staff"
+    __table_args__ = (UniqueConstraint("channel_id", "userid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    userid: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    # The admin user this salesperson signs in as: their accounts are the user's.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # Still has the customer-contact permission as of the last sync.
+    active: Mapped[bool] = mapped_column(default=True)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ContactWay(Base):
+    """A 联系我 code: which staff it reaches, its attribution state, tags and welcome."""
+
+    __tablename__ = "contact_ways"
+    __table_args__ = (UniqueConstraint("channel_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    # WeCom's id for it (there is no list API: this row is the only record).
+    config_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(30))
+    staff_userids: Mapped[list] = mapped_column(JSONDoc, default=list)
+    skip_verify: Mapped[bool] = mapped_column(default=True)
+    qr_code: Mapped[str | None] = mapped_column(String(500))
+    # Harpoon tag ids put on everyone who adds through it.
+    tag_ids: Mapped[list] = mapped_column(JSONDoc, default=list)
+    # "{name}", "{account}", "{last_read}" are filled from what Harpoon knows.
+    welcome_text: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WelcomeStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    MISSED = "missed"  # the 20-second window had passed
+    REFUSED = "refused"  # WeCom said no (already chatted: 41051, or code invalid)
+    SKIPPED = "skipped"  # no welcome configured for the channel
+
+
+class WelcomeMessage(Base):
+    """The one welcome an add's WelcomeCode allows: recorded before it is sent."""
+
+    __tablename__ = "welcome_messages"
+    __table_args__ = (Index("ix_welcome_messages_workspace_status", "workspace_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    contact_way_id: Mapped[int | None] = mapped_column(ForeignKey("contact_ways.id"))
+    external_userid: Mapped[str] = mapped_column(String(128))
+    staff_userid: Mapped[str] = mapped_column(String(64))
+    welcome_code: Mapped[str] = mapped_column(String(128), unique=True)
+    text: Mapped[str | None] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(10), default=WelcomeStatus.PENDING)
+    error: Mapped[str | None] = mapped_column(String(500))
+    # The add as WeCom stamped it, as Harpoon received it, and when the welcome went out.
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class StaffNotification(Base):
+    """A note for a salesperson, sent as a WeCom app message (bursts become one digest)."""
+
+    __tablename__ = "staff_notifications"
+    __table_args__ = (
+        Index("ix_staff_notifications_due", "channel_id", "status", "staff_userid"),
+        Index("ix_staff_notifications_sent", "channel_id", "staff_userid", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    staff_userid: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(String(1000))
+    # Keeps one event from notifying twice (e.g. "target-add:<relation id>").
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default=NotificationStatus.PENDING)
+    error: Mapped[str | None] = mapped_column(String(500))
+    # The app message that carried it (several notifications share one digest).
+    msgid: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GroupSend(Base):
+    """A group message a salesperson sends to their customers (add_msg_template)."""
+
+    __tablename__ = "group_sends"
+    __table_args__ = (Index("ix_group_sends_workspace_created", "workspace_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    staff_userid: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(String(2000))
+    external_userids: Mapped[list] = mapped_column(JSONDoc, default=list)
+    msgid: Mapped[str | None] = mapped_column(String(128))
+    fail_list: Mapped[list] = mapped_column(JSONDoc, default=list)
+    # external_userid -> 0 not sent, 1 sent, 2 not a friend, 3 monthly limit (WeCom's codes)
+    results: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    results_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

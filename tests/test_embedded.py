@@ -127,8 +127,13 @@ def test_make_run_demo_shows_traffic_flowing(embedded_env, tmp_path):
     try:
         login = wait_for(lambda: re.search(r"sign in: (\S+) / (\S+)", out.read_text()), timeout=60)
         wait_for(lambda: "followed via" in out.read_text(), timeout=30)
-        contacts_page = admin_page(f"http://127.0.0.1:{port}", *login.groups(), "/admin/contacts")
-        assert contacts_page.count("<tr") > 1  # the header and at least one live contact
+        base = f"http://127.0.0.1:{port}"
+
+        def live_contacts():  # the header and at least one contact, once the worker drained
+            page = admin_page(base, *login.groups(), "/admin/contacts")
+            return page if page.count("<tr") > 1 else None
+
+        assert wait_for(live_contacts, timeout=30)
         demo.wait(timeout=90)
     finally:
         if demo.poll() is None:

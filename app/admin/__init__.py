@@ -46,6 +46,8 @@ NAVIGATION = [
     ("admin.dashboard", _("Dashboard"), "view"),
     ("admin.accounts", _("Accounts"), "contacts.view"),
     ("admin.contacts", _("Contacts"), "contacts.view"),
+    ("admin.group_sends", _("Group sends"), "contacts.view"),
+    ("admin.notifications", _("Sales alerts"), "contacts.view"),
     ("admin.tags", _("Tags"), "view"),
     ("admin.menus", _("Menus"), "view"),
     ("admin.segments", _("Segments"), "view"),
@@ -53,6 +55,8 @@ NAVIGATION = [
     ("admin.journeys", _("Journeys"), "view"),
     ("admin.scoring", _("Scoring"), "view"),
     ("admin.channels", _("Channels"), "channels.view"),
+    ("admin.contact_ways", _("Contact Me codes"), "channels.view"),
+    ("admin.staff", _("Staff"), "contacts.view"),
     ("admin.inbox", _("Inbox"), "inbox.view"),
     ("admin.settings", _("Settings"), "view"),
     ("admin.audit", _("Audit"), "audit.view"),
@@ -160,9 +164,12 @@ def init_app(app: Flask) -> None:
         channels,
         contacts,
         dashboard,
+        group_sends,
         imports,
         inbox,
+        notifications,
         tags,
+        wecom,
     )
 
     settings = app.extensions["harpoon"].settings

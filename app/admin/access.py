@@ -21,6 +21,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Sales tag their own customers too; rules, the dictionary and sync are the marketers'.
     "contacts.tag": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
     "tags.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # 联系我 codes, staff sync and the staff -> user mapping.
+    "wecom.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Sales send to their own customers; marketers prepare sends for them.
+    "group_send.create": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }

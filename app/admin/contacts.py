@@ -17,6 +17,7 @@ from app.admin.access import audit, can, requires, workspace_id
 from app.admin.auth import safe_path
 from app.admin.labels import (
     ACCOUNT_SOURCE_LABELS,
+    ADD_WAY_LABELS,
     CONTACT_ROLE_LABELS,
     SENIORITY_LABELS,
     TAG_GROUP_LABELS,
@@ -32,9 +33,12 @@ from models import (
     Channel,
     Contact,
     ContactTag,
+    ContactWay,
+    FollowRelation,
     Identity,
     IdentityKind,
     Interaction,
+    Staff,
     Tag,
     TagGroup,
     TagSource,
@@ -214,7 +218,31 @@ def _contact_page(
             for interaction, channel_name in timeline
         ],
         interaction_labels=INTERACTION_LABELS,
+        wecom_relations=_wecom_relations(contact),
+        add_way_labels=ADD_WAY_LABELS,
         **_profile_context(contact, tag_form, account_form),
+    )
+
+
+def _wecom_relations(contact: Contact) -> list[tuple]:
+    """The contact's WeCom relations across staff: (relation, staff name, 联系我 code name)."""
+    return (
+        db()
+        .execute(
+            select(FollowRelation, Staff.name, ContactWay.name)
+            .outerjoin(
+                Staff,
+                (Staff.channel_id == FollowRelation.channel_id)
+                & (Staff.userid == FollowRelation.staff_userid),
+            )
+            .outerjoin(ContactWay, ContactWay.id == FollowRelation.contact_way_id)
+            .where(
+                FollowRelation.contact_id == contact.id,
+                FollowRelation.workspace_id == contact.workspace_id,
+            )
+            .order_by(FollowRelation.added_at.desc(), FollowRelation.id.desc())
+        )
+        .all()
     )
 
 

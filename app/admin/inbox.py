@@ -2,6 +2,7 @@
 
 import logging
 import math
+from datetime import timedelta
 from xml.dom import minidom
 from xml.etree import ElementTree
 from xml.parsers.expat import ExpatError
@@ -10,14 +11,23 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.auth import safe_path
 from app.extensions import harpoon
 from handlers import inbox as inbox_handler
-from models import Channel, InboundEvent, InboxStatus, utcnow
+from models import (
+    Channel,
+    Contact,
+    InboundEvent,
+    InboxStatus,
+    Staff,
+    WelcomeMessage,
+    WelcomeStatus,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50
@@ -78,6 +88,7 @@ def inbox():
         oldest_pending=oldest_pending,
         # Negative: Babel words it in the past ("3 minutes ago", "3分钟前").
         oldest_pending_age=oldest_pending and oldest_pending - utcnow(),
+        welcomes=welcome_problems(ws),
     )
 
 
@@ -198,3 +209,53 @@ def xml_fields(payload: str) -> list[tuple[str, str]]:
 
     walk(root, "")
     return fields
+
+
+WELCOME_ALERT_WINDOW = timedelta(hours=24)
+WELCOME_ALERT_ROWS = 10
+
+
+def welcome_problems(ws: int) -> dict | None:
+    """Welcomes of the last 24 h that never went out: missed (WeCom's 20 s had passed) or
+    refused by WeCom; None when there are none."""
+    since = utcnow() - WELCOME_ALERT_WINDOW
+    recent = (WelcomeMessage.workspace_id == ws, WelcomeMessage.received_at >= since)
+    failed = (WelcomeStatus.MISSED, WelcomeStatus.REFUSED)
+    counts = dict(
+        db()
+        .execute(
+            select(WelcomeMessage.status, func.count())
+            .where(*recent, WelcomeMessage.status.in_(failed))
+            .group_by(WelcomeMessage.status)
+        )
+        .all()
+    )
+    if not counts:
+        return None
+
+    def latest(status: str) -> list:
+        return (
+            db()
+            .execute(
+                select(WelcomeMessage, Contact.name, Staff.name)
+                .outerjoin(Contact, Contact.id == WelcomeMessage.contact_id)
+                .outerjoin(
+                    Staff,
+                    and_(
+                        Staff.channel_id == WelcomeMessage.channel_id,
+                        Staff.userid == WelcomeMessage.staff_userid,
+                    ),
+                )
+                .where(*recent, WelcomeMessage.status == status)
+                .order_by(WelcomeMessage.received_at.desc(), WelcomeMessage.id.desc())
+                .limit(WELCOME_ALERT_ROWS)
+            )
+            .all()
+        )
+
+    return {
+        "counts": counts,
+        "missed": latest(WelcomeStatus.MISSED) if WelcomeStatus.MISSED in counts else [],
+        "refused": latest(WelcomeStatus.REFUSED) if WelcomeStatus.REFUSED in counts else [],
+        "now": utcnow(),
+    }

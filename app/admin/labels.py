@@ -59,6 +59,28 @@ ACCOUNT_SOURCE_LABELS = {
     AccountSource.MANUAL: _l("Manual assignment"),
 }
 
+# StaffNotification.kind: what the salesperson was told about.
+NOTIFICATION_KIND_LABELS = {
+    "target_account_add": _l("A target account's contact added them"),
+    "customer_lost": _l("A customer deleted them"),
+}
+
+# FollowRelation.add_way: how a customer reached the salesperson (WeCom's codes worth a name).
+ADD_WAY_LABELS = {
+    0: _l("Unknown"),
+    1: _l("Scanned a QR code"),
+    2: _l("Searched a phone number"),
+    3: _l("Shared business card"),
+    4: _l("Group chat"),
+    5: _l("Phone contacts"),
+    6: _l("WeChat contacts"),
+    9: _l("Searched an email"),
+    10: _l("Channels (视频号)"),
+    16: _l("Customer acquisition link"),
+    201: _l("Shared by a colleague"),
+    202: _l("Assigned by an administrator"),
+}
+
 
 def tag_label(tag: Tag) -> str:
     """A role or seniority tag by its label; any other tag by its own name."""

@@ -95,6 +95,7 @@ def test_cron_jobs_resolve_to_job_functions(app):
     assert [job["func"] for job in jobs] == [
         "app.jobs.sweep_inbox",
         "app.jobs.tag_inactive_contacts",
+        "app.jobs.refresh_group_send_results",
     ]
     assert all(callable(import_string(job["func"])) for job in jobs)
 

@@ -113,7 +113,7 @@ class Sandbox:
     DELIVERY_RETRY_SECONDS = 0.5
     OUTBOX_LIMIT = 10_000
 
-    def __init__(self):
+    def __init__(self, callback_senders: int = 1):
         self.lock = threading.RLock()
         self.tenants: dict[str, Tenant] = {}
         self.faults: list[Fault] = []
@@ -122,7 +122,10 @@ class Sandbox:
         # The latest callbacks, for inspection; a long demo keeps only these.
         self.deliveries: deque[Delivery] = deque(maxlen=5000)
         self._outbox: queue.Queue[Delivery] = queue.Queue(maxsize=self.OUTBOX_LIMIT)
-        self._sender: threading.Thread | None = None
+        # One sender keeps callbacks in order (tests rely on it); WeChat itself delivers
+        # in parallel, which a load bench needs to reproduce.
+        self.callback_senders = callback_senders
+        self._senders: list[threading.Thread] = []
 
     # --- time -----------------------------------------------------------
 
@@ -222,11 +225,15 @@ class Sandbox:
         delivery = Delivery(tenant.app_id, xml)
         with self.lock:
             self.deliveries.append(delivery)
-            if self._sender is None:
-                self._sender = threading.Thread(
-                    target=self._send_forever, name="sandbox-callbacks", daemon=True
-                )
-                self._sender.start()
+            if not self._senders:
+                self._senders = [
+                    threading.Thread(
+                        target=self._send_forever, name=f"sandbox-callbacks-{n}", daemon=True
+                    )
+                    for n in range(self.callback_senders)
+                ]
+                for sender in self._senders:
+                    sender.start()
         try:
             self._outbox.put_nowait(delivery)
         except queue.Full:  # the app under test stalled: drop, as a dead platform link would

@@ -89,6 +89,8 @@ class Staff:
     userid: str
     name: str
     customer_contact: bool = True  # has the customer-contact permission
+    # user/get shows it only when set: WeCom gives it only to apps allowed to read it.
+    email: str = ""
 
 
 @dataclass
@@ -427,7 +429,8 @@ def user_get():
         staff = state.staff.get(request.args.get("userid", ""))
         if staff is None:
             raise ApiError(60111, "userid not found")
-        return ok(userid=staff.userid, name=staff.name, department=[1], status=1)
+        email = {"email": staff.email} if staff.email else {}
+        return ok(userid=staff.userid, name=staff.name, department=[1], status=1, **email)
 
 
 @bp.get("/cgi-bin/externalcontact/list")
@@ -982,11 +985,17 @@ def _deliver_contact_event(
 
 
 def add_staff(
-    sandbox: Sandbox, tenant: Tenant, userid: str, name: str, *, customer_contact: bool = True
+    sandbox: Sandbox,
+    tenant: Tenant,
+    userid: str,
+    name: str,
+    *,
+    customer_contact: bool = True,
+    email: str = "",
 ) -> Staff:
     """A staff member joins the corp (no customer-contact callback for that)."""
     with sandbox.lock:
-        staff = Staff(userid, name, customer_contact)
+        staff = Staff(userid, name, customer_contact, email)
         state_of(tenant).staff[userid] = staff
         return staff
 

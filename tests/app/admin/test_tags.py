@@ -115,7 +115,9 @@ def audit_actions(app) -> list[str]:
 
 
 def queued_jobs(app) -> list[str]:
-    return harpoon_of(app).queue.default.job_ids
+    """The queued jobs as "name-argument", e.g. "sync_tags-1"."""
+    jobs = harpoon_of(app).queue.default.jobs
+    return [f"{job.func_name.rsplit('.', 1)[-1]}-{job.args[0]}" for job in jobs]
 
 
 # ---- tags --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_
 from tests.helpers import contacts, inbox, interactions
 from tests.wechat.sandbox_server import SandboxServer
 from wechat.clients import TokenStore, WeChatClients
-from wechat.sandbox import create_sandbox
+from wechat.sandbox import create_sandbox, wecom
 from wechat.sandbox.core import Tenant
 from wechat.sandbox.simulator import Simulator
 
@@ -23,6 +23,12 @@ def sandbox_server():
     server.close()
 
 
+@pytest.fixture
+def app(make_app, sandbox_server):
+    """Harpoon's own API calls (welcomes, enrichment) go to the sandbox too."""
+    return make_app(wechat_api_url=sandbox_server.url)
+
+
 def test_simulated_traffic_is_accepted_and_processed(app, live_server, sandbox_server):
     oa_id = make_channel(app, "oa", OA_CREDS, secret="oa-secret")
     wecom_id = make_channel(app, "wecom", WECOM_CREDS, secret="contact-secret")
@@ -32,7 +38,7 @@ def test_simulated_traffic_is_accepted_and_processed(app, live_server, sandbox_s
     register_tenants(state, channels, live_server)
     # The demo's set-up, through Harpoon's own clients: menu, channel QR codes, staff, 联系我.
     clients = WeChatClients(sandbox_server.url, TokenStore(fakeredis.FakeRedis()))
-    tickets = seed_platform(state, clients, channels)
+    tickets = seed_platform(state, clients, channels, harpoon_of(app).db)
     simulator = Simulator(
         state,
         state.tenant(OA_CREDS.app_id),
@@ -59,6 +65,10 @@ def test_simulated_traffic_is_accepted_and_processed(app, live_server, sandbox_s
     assert {i.properties.get("scene") for i in follows} & set(tickets)  # QR attribution
     assert sum("added" in line for line in described) == kinds["wecom.contact_added"]
     assert 0 < len(contacts(app)) <= 15 * 2  # each person: one OA contact, maybe one WeCom
+    # Adds came through the demo's 联系我 codes, and each got its welcome.
+    welcomed = wecom.state_of(state.tenant(WECOM_CREDS.app_id)).welcome_messages
+    assert len(welcomed) == kinds["wecom.contact_added"]
+    assert all("您好" in message.text["content"] for message in welcomed)
 
 
 def test_the_same_seed_makes_the_same_story():

@@ -1,0 +1,99 @@
+"""Sales alerts: the notes Harpoon sent (or will send) to salespeople as WeCom app messages."""
+
+from math import ceil
+
+from flask import render_template, request
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, func, select
+
+from app.admin import bp, db
+from app.admin.access import requires, workspace_id
+from app.admin.labels import NOTIFICATION_KIND_LABELS
+from models import Channel, NotificationStatus, Staff, StaffNotification
+
+PAGE_SIZE = 50
+STATUS_LABELS = {
+    NotificationStatus.PENDING: _l("Pending"),
+    NotificationStatus.SENT: _l("Sent"),
+    NotificationStatus.FAILED: _l("Failed"),
+}
+STATUS_BADGES = {
+    NotificationStatus.PENDING: "warn",
+    NotificationStatus.SENT: "ok",
+    NotificationStatus.FAILED: "error",
+}
+
+
+@bp.get("/notifications")
+@requires("contacts.view")
+def notifications():
+    ws = workspace_id()
+    staff_members = (
+        db()
+        .execute(
+            select(Staff, Channel.name)
+            .join(Channel, Channel.id == Staff.channel_id)
+            .where(Staff.workspace_id == ws)
+            .order_by(Channel.name, Staff.name, Staff.userid)
+        )
+        .all()
+    )
+    staff_id = request.args.get("staff", type=int)
+    chosen = next((staff for staff, _name in staff_members if staff.id == staff_id), None)
+    status = request.args.get("status", "")
+    conditions = [StaffNotification.workspace_id == ws]
+    if chosen is not None:
+        conditions += [
+            StaffNotification.channel_id == chosen.channel_id,
+            StaffNotification.staff_userid == chosen.userid,
+        ]
+    if status in STATUS_LABELS:
+        conditions.append(StaffNotification.status == status)
+    else:
+        status = ""
+    total = db().scalar(select(func.count()).where(*conditions))
+    pages = max(1, ceil(total / PAGE_SIZE))
+    page = min(max(request.args.get("page", 1, type=int), 1), pages)
+    rows = (
+        db()
+        .execute(
+            select(StaffNotification, Staff.name)
+            .outerjoin(
+                Staff,
+                and_(
+                    Staff.channel_id == StaffNotification.channel_id,
+                    Staff.userid == StaffNotification.staff_userid,
+                ),
+            )
+            .where(*conditions)
+            .order_by(StaffNotification.created_at.desc(), StaffNotification.id.desc())
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        )
+        .all()
+    )
+    msgids = {notification.msgid for notification, _name in rows if notification.msgid}
+    # Notes sharing a msgid went out as one digest message.
+    digest_sizes = dict(
+        db()
+        .execute(
+            select(StaffNotification.msgid, func.count())
+            .where(StaffNotification.workspace_id == ws, StaffNotification.msgid.in_(msgids))
+            .group_by(StaffNotification.msgid)
+        )
+        .all()
+    )
+    return render_template(
+        "admin/notifications.html",
+        rows=rows,
+        kind_labels=NOTIFICATION_KIND_LABELS,
+        digest_sizes=digest_sizes,
+        staff_members=staff_members,
+        staff_id=chosen.id if chosen else None,
+        status=status,
+        page=page,
+        pages=pages,
+        total=total,
+        status_labels=STATUS_LABELS,
+        status_badges=STATUS_BADGES,
+    )

@@ -1,0 +1,247 @@
+"""Group sends: a salesperson's message to their customers (externalcontact/add_msg_template).
+
+WeCom only queues such a message: the staff member confirms it in the WeCom
+client, and each customer receives a limited number a month. So a group send
+goes queued -> sent (WeCom holds it, waiting for the confirmation) ->
+confirmed (the results show it went out), or failed when WeCom refuses it.
+Its msgid is the idempotency key: a group send that has one is never handed
+to WeCom again.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Channel, ChannelKind, FollowRelation, GroupSend, Staff, utcnow
+from wechat.clients import WeChatApiError, chunks
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
+MAX_RECIPIENTS = 10_000  # WeCom's limit of external_userid per add_msg_template
+RESULTS_PAGE_SIZE = 1000  # get_groupmsg_send_result's largest page
+# Results keep changing until the staff member confirms; a week covers a forgotten task.
+REFRESH_WINDOW = timedelta(days=7)
+# A send still queued this long after it was made lost its job (Redis down, a worker died).
+QUEUED_GRACE = timedelta(minutes=10)
+TRANSIENT = frozenset({None, -1, 45009})
+LOOKUP_CHUNK = 500
+# Per-customer send statuses in get_groupmsg_send_result.
+NOT_SENT, SENT, NOT_A_FRIEND, MONTHLY_LIMIT = 0, 1, 2, 3
+
+
+class GroupSendStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"  # WeCom has it; the staff member has not confirmed yet
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Required.")
+
+
+class GroupSendSchema(Schema):
+    staff_userid = fields.String(required=True, validate=validate.Length(1, 64))
+    text = fields.String(
+        required=True,
+        validate=[
+            validate.Length(1, MAX_TEXT, error=f"1 to {MAX_TEXT} characters."),
+            _not_blank,
+        ],
+    )
+    external_userids = fields.List(
+        fields.String(validate=validate.Length(1, 128)),
+        required=True,
+        validate=validate.Length(
+            1, MAX_RECIPIENTS, error=f"At least one recipient, at most {MAX_RECIPIENTS:,}."
+        ),
+    )
+
+
+@dataclass
+class NewGroupSend:
+    group_send: GroupSend
+    # Asked for, but not the staff member's customers: left out, and said so.
+    not_customers: list[str]
+
+
+def create_group_send(
+    session: Session,
+    workspace_id: int,
+    channel_id: int,
+    staff_userid: str,
+    text: str,
+    external_userids: list[str],
+    created_by: int | None,
+) -> NewGroupSend:
+    """A queued group send to those of `external_userids` who are the staff member's
+    customers (flushed, not committed). Raises a ValidationError keyed by argument."""
+    data = GroupSendSchema().load(
+        {"staff_userid": staff_userid, "text": text, "external_userids": external_userids}
+    )
+    channel = session.scalar(
+        select(Channel).where(
+            Channel.id == channel_id,
+            Channel.workspace_id == workspace_id,
+            Channel.kind == ChannelKind.WECOM,
+        )
+    )
+    if channel is None:
+        raise ValidationError({"channel_id": ["No such WeCom corp in this workspace."]})
+    staff = session.scalar(
+        select(Staff).where(
+            Staff.channel_id == channel.id,
+            Staff.userid == data["staff_userid"],
+            Staff.active.is_(True),
+        )
+    )
+    if staff is None:
+        raise ValidationError({"staff_userid": ["Not an active staff member of this corp."]})
+    requested = list(dict.fromkeys(data["external_userids"]))
+    customers = active_customers(session, channel.id, staff.userid, requested)
+    recipients = [ext for ext in requested if ext in customers]
+    if not recipients:
+        raise ValidationError(
+            {"external_userids": ["None of them is this staff member's customer."]}
+        )
+    group_send = GroupSend(
+        workspace_id=workspace_id,
+        channel_id=channel.id,
+        staff_userid=staff.userid,
+        text=data["text"],
+        external_userids=recipients,
+        status=GroupSendStatus.QUEUED,
+        created_by=created_by,
+    )
+    session.add(group_send)
+    session.flush()
+    return NewGroupSend(group_send, [ext for ext in requested if ext not in customers])
+
+
+def active_customers(
+    session: Session, channel_id: int, staff_userid: str, external_userids: list[str]
+) -> set[str]:
+    """Those of `external_userids` who have the staff member in their WeCom contacts now."""
+    found = set()
+    for batch in chunks(external_userids, LOOKUP_CHUNK):
+        found.update(
+            session.scalars(
+                select(FollowRelation.external_userid).where(
+                    FollowRelation.channel_id == channel_id,
+                    FollowRelation.staff_userid == staff_userid,
+                    FollowRelation.removed_at.is_(None),
+                    FollowRelation.external_userid.in_(batch),
+                )
+            )
+        )
+    return found
+
+
+def send_group_send(session: Session, group_send: GroupSend, client) -> None:
+    """Hand a queued group send to WeCom, once; commits. A transient error is raised and the
+    send stays queued (the periodic refresh queues it again); any other refusal fails it."""
+    # Row-locked (on PostgreSQL) while WeCom is called: a second job waits, then sees the msgid.
+    session.refresh(group_send, with_for_update=True)
+    if group_send.msgid or group_send.status != GroupSendStatus.QUEUED:
+        session.commit()
+        return
+    try:
+        answer = client.post(
+            "externalcontact/add_msg_template",
+            data={
+                "chat_type": "single",
+                "external_userid": group_send.external_userids,
+                "sender": group_send.staff_userid,
+                "text": {"content": group_send.text},
+            },
+        )
+    except WeChatApiError as exc:
+        if exc.errcode in TRANSIENT:
+            session.rollback()
+            raise
+        group_send.status, group_send.error = GroupSendStatus.FAILED, str(exc)[:500]
+        session.commit()
+        log.warning("group send %s refused: %s", group_send.id, exc)
+        return
+    group_send.msgid = answer["msgid"]
+    group_send.fail_list = list(answer.get("fail_list") or [])
+    group_send.status, group_send.error = GroupSendStatus.SENT, None
+    session.commit()
+
+
+def fetch_group_send_results(session: Session, group_send: GroupSend, client) -> None:
+    """Each recipient's send status as WeCom reports it now; commits. All 0 means the staff
+    member has not confirmed yet; once any is not, the send is confirmed."""
+    if not group_send.msgid:
+        return
+    results: dict[str, int] = {}
+    cursor = ""
+    try:
+        while True:
+            answer = client.post(
+                "externalcontact/get_groupmsg_send_result",
+                data={
+                    "msgid": group_send.msgid,
+                    "userid": group_send.staff_userid,
+                    "limit": RESULTS_PAGE_SIZE,
+                    "cursor": cursor,
+                },
+            )
+            for row in answer.get("send_list") or []:
+                results[row["external_userid"]] = int(row["status"])
+            cursor = answer.get("next_cursor") or ""
+            if not cursor:
+                break
+    except WeChatApiError as exc:
+        if exc.errcode in TRANSIENT:
+            raise
+        group_send.error = str(exc)[:500]
+        session.commit()
+        log.warning("group send %s results refused: %s", group_send.id, exc)
+        return
+    group_send.results, group_send.results_at = results, utcnow()
+    if any(status != NOT_SENT for status in results.values()):
+        group_send.status = GroupSendStatus.CONFIRMED
+    session.commit()
+
+
+def result_counts(group_send: GroupSend) -> Counter:
+    """How many recipients have each send status (NOT_SENT, SENT, ...)."""
+    return Counter(int(status) for status in (group_send.results or {}).values())
+
+
+def results_due(session: Session) -> list[int]:
+    """Recent group sends whose results may still change: unconfirmed, or some not sent yet."""
+    rows = session.scalars(
+        select(GroupSend).where(
+            GroupSend.status.in_((GroupSendStatus.SENT, GroupSendStatus.CONFIRMED)),
+            GroupSend.created_at >= utcnow() - REFRESH_WINDOW,
+        )
+    )
+    return [
+        group_send.id
+        for group_send in rows
+        if group_send.status == GroupSendStatus.SENT or result_counts(group_send)[NOT_SENT]
+    ]
+
+
+def queued_too_long(session: Session) -> list[int]:
+    """Recent group sends still queued past the grace: their send job was lost."""
+    now = utcnow()
+    return list(
+        session.scalars(
+            select(GroupSend.id).where(
+                GroupSend.status == GroupSendStatus.QUEUED,
+                GroupSend.created_at >= now - REFRESH_WINDOW,
+                GroupSend.created_at < now - QUEUED_GRACE,
+            )
+        )
+    )

@@ -1,0 +1,73 @@
+"""One drain per workspace at a time without losing a request; per-channel follow-up jobs
+asked for many times run once, and an ask made while one runs queues the next."""
+
+import pytest
+from sqlalchemy import text
+
+from handlers.inbox import DRAIN_LOCK_SPACE
+from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
+from tests.helpers import inbox, post_oa
+from wechat import simulate
+
+
+def test_a_burst_of_followup_asks_is_one_job_and_an_ask_while_it_runs_is_kept(app):
+    queue = harpoon_of(app).queue
+    for _ in range(3):
+        queue.enqueue_followups({("sync_tags", 7), ("send_welcomes", 7)})
+    assert [job.func_name for job in queue.default.jobs] == ["app.jobs.sync_tags"]
+    assert [job.func_name for job in queue.high.jobs] == ["app.jobs.send_welcomes"]
+    queue.followup_started("sync_tags", 7)  # the job began: the next ask queues another run
+    queue.enqueue_followups({("sync_tags", 7)})
+    assert [job.func_name for job in queue.default.jobs] == ["app.jobs.sync_tags"] * 2
+
+
+def test_a_drain_that_finds_another_running_leaves_the_request_to_it(app):
+    h = harpoon_of(app)
+    if h.db.is_sqlite:
+        pytest.skip("the drain lock is a PostgreSQL advisory lock; SQLite has one writer")
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    post_oa(app.test_client(), channel_id, simulate.oa_event("o_locked", "subscribe"))
+    workspace_id = inbox(app)[0].workspace_id
+    h.queue.drain_requests.flush()
+    with h.db.engine.connect() as other_drain:  # another worker is draining this workspace
+        other_drain.execute(
+            text("SELECT pg_advisory_lock(:key)"), {"key": DRAIN_LOCK_SPACE + workspace_id}
+        )
+        run_jobs(app)
+        assert [row.status for row in inbox(app)] == ["pending"]
+        assert h.queue.drain_requested(workspace_id)  # left for the running drain to see
+        other_drain.execute(
+            text("SELECT pg_advisory_unlock(:key)"), {"key": DRAIN_LOCK_SPACE + workspace_id}
+        )
+    h.queue.enqueue_drain(workspace_id)  # what the running drain does on seeing the flag
+    run_jobs(app)
+    assert [row.status for row in inbox(app)] == ["done"]
+    assert not h.queue.drain_requested(workspace_id)
+
+
+def test_wecom_events_are_drained_before_an_oa_backlog(app):
+    from handlers.inbox import drain
+    from tests.conftest import WECOM_CREDS
+    from tests.helpers import post_wecom
+
+    oa_id = make_channel(app, "oa", OA_CREDS)
+    wecom_id = make_channel(app, "wecom", WECOM_CREDS)
+    client = app.test_client()
+    for n in range(3):
+        post_oa(client, oa_id, simulate.oa_text(f"o_{n}", "hi", 93000 + n))
+    post_wecom(
+        client,
+        wecom_id,
+        simulate.wecom_contact_event(
+            WECOM_CREDS.app_id, "add_external_contact", user_id="zhangsan", external_user_id="wm_1"
+        ),
+    )
+    workspace_id = inbox(app)[0].workspace_id
+    with harpoon_of(app).db.session() as session:
+        drain(session, workspace_id, batch_size=1, max_seconds=0)
+    assert [(row.platform, row.status) for row in inbox(app)] == [
+        ("oa", "pending"),
+        ("oa", "pending"),
+        ("oa", "pending"),
+        ("wecom", "done"),
+    ]
