@@ -134,6 +134,8 @@ def _enrich(channel_id: int, enrich) -> dict:
     with h.db.session() as session:
         channel = _channel(session, channel_id)
         result = enrich(session, channel, _client(channel), followups)
+    if result.more:
+        followups.add(enrich.__name__, channel_id)
     h.queue.enqueue_followups(followups.jobs)
     log.info("channel %s: %s looked up, %s merged", channel_id, result.looked_up, result.merged)
     return {"looked_up": result.looked_up, "merged": result.merged}

@@ -49,6 +49,9 @@ NOT_EXTERNAL_CONTACT = 84061
 class EnrichResult:
     looked_up: int = 0
     merged: int = 0
+    # Stopped at its share: the caller asks for another run (the worker stays free in
+    # between for the high-priority jobs, such as welcomes).
+    more: bool = False
 
 
 def _unenriched(session: Session, channel: Channel, kind: str, limit: int) -> list[Identity]:
@@ -68,7 +71,7 @@ def _unenriched(session: Session, channel: Channel, kind: str, limit: int) -> li
 
 
 def enrich_followers(
-    session: Session, channel: Channel, client, followups: Followups, max_batches: int = 50
+    session: Session, channel: Channel, client, followups: Followups, max_batches: int = 5
 ) -> EnrichResult:
     """user/info for the channel's followers not yet looked up, 100 per call, committed
     per batch so a failure later loses nothing done before."""
@@ -78,7 +81,7 @@ def enrich_followers(
     for _ in range(max_batches):
         identities = _unenriched(session, channel, IdentityKind.OPENID, OPENIDS_PER_USER_BATCH)
         if not identities:
-            break
+            return result
         infos = {
             info.get("openid"): info for info in user_infos(client, [i.value for i in identities])
         }
@@ -112,18 +115,21 @@ def enrich_followers(
                 result.merged += kept.id != contact.id or contact.merged_into_id is not None
         result.looked_up += len(identities)
         session.commit()
+    result.more = True  # its share done; more may wait
     return result
 
 
 def enrich_external_contacts(
-    session: Session, channel: Channel, client, followups: Followups, max_contacts: int = 500
+    session: Session, channel: Channel, client, followups: Followups, max_contacts: int = 50
 ) -> EnrichResult:
     """externalcontact/get for the channel's customers added or edited since last time."""
     result = EnrichResult()
     book = TagBook(session, channel.workspace_id)
     titles = title_dictionary(session, channel.workspace_id)
     corp_tags = _corp_tag_map(session, channel)
-    for identity in _unenriched(session, channel, IdentityKind.EXTERNAL_USERID, max_contacts):
+    pending = _unenriched(session, channel, IdentityKind.EXTERNAL_USERID, max_contacts + 1)
+    result.more = len(pending) > max_contacts
+    for identity in pending[:max_contacts]:
         try:
             data = client.external_contact.get(identity.value)
         except WeChatApiError as exc:

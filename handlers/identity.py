@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from models import Contact, Identity
 
@@ -23,12 +23,33 @@ class IdentityCache:
         if not values:
             return
         rows = session.scalars(
-            select(Identity).where(
-                Identity.workspace_id == self.workspace_id, Identity.value.in_(values)
-            )
+            select(Identity)
+            .where(Identity.workspace_id == self.workspace_id, Identity.value.in_(values))
+            .options(joinedload(Identity.contact))  # every handler needs the contact
         )
         for identity in rows:
             self._by_key[(identity.kind, identity.channel_id, identity.value)] = identity
+
+    def create_missing(self, session: Session, first_seen: dict[IdentityKey, datetime]) -> None:
+        """Contacts for every identity of the batch not known yet, in one flush (the
+        optimistic pass: a concurrent insert of the same identity fails the whole pass)."""
+        for key, seen_at in first_seen.items():
+            if key in self._by_key:
+                continue
+            kind, channel_id, value = key
+            contact = Contact(
+                workspace_id=self.workspace_id, first_seen_at=seen_at, last_seen_at=seen_at
+            )
+            identity = Identity(
+                workspace_id=self.workspace_id,
+                contact=contact,
+                kind=kind,
+                channel_id=channel_id,
+                value=value,
+            )
+            session.add(identity)
+            self._by_key[key] = identity
+        session.flush()
 
     def resolve(
         self, session: Session, kind: str, channel_id: int | None, value: str, seen_at: datetime

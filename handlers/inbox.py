@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from handlers.identity import IdentityCache
+from handlers.interactions import record_buffered_interactions
 from handlers.registry import HANDLERS, Batch, EventContext
 from handlers.rules import evaluate_behavior
 from models import InboundEvent, InboxStatus, utcnow
@@ -67,19 +68,23 @@ def drain(
     policy: RetryPolicy | None = None,
     max_seconds: float = 60.0,
     after_commit: Callable[[set[tuple[str, int]]], None] | None = None,
+    optimistic: bool = True,
 ) -> DrainResult:
     """Process due events of one workspace until none is left or time is up.
 
     `result.more` says events may remain: the caller asks for another drain
     rather than run past its job's timeout. `after_commit` gets each batch's
     follow-up jobs as soon as the batch is committed (a welcome cannot wait for
-    the rest of a long drain).
+    the rest of a long drain). Without `optimistic`, every event runs in its own
+    savepoint from the start (bench/drain_throughput.py compares the two).
     """
     policy = policy or RetryPolicy()
     result = DrainResult()
     deadline = time.monotonic() + max_seconds
     while True:
-        claimed, followups = _process_batch(session, workspace_id, batch_size, policy, result)
+        claimed, followups = _process_batch(
+            session, workspace_id, batch_size, policy, result, optimistic
+        )
         session.commit()
         result.batches += 1
         result.followups |= followups
@@ -121,7 +126,12 @@ def _claim_where(session: Session, workspace_id: int, limit: int, now: datetime,
 
 
 def _process_batch(
-    session: Session, workspace_id: int, batch_size: int, policy: RetryPolicy, result: DrainResult
+    session: Session,
+    workspace_id: int,
+    batch_size: int,
+    policy: RetryPolicy,
+    result: DrainResult,
+    optimistic: bool = True,
 ) -> tuple[int, set[tuple[str, int]]]:
     now = utcnow()
     rows = _claim(session, workspace_id, batch_size, now)
@@ -133,21 +143,69 @@ def _process_batch(
             parsed.append((row, normalize(row.platform, row.payload)))
         except Exception as exc:  # a payload wechatpy cannot parse fails alone
             parsed.append((row, exc))
-    identities = IdentityCache(workspace_id)
-    identities.preload(session, _identity_keys(parsed))
-    batch = Batch(workspace_id, identities)
+    keys = _identity_keys(parsed)
+    done = optimistic and _optimistic_pass(session, workspace_id, keys, parsed, now, policy, result)
+    if done:
+        batch, outcomes = done
+    else:  # a savepoint per event: a failing event fails alone
+        batch = _new_batch(session, workspace_id, keys, fast=False)
+        outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=True)
+    _after_batch(session, batch)
+    if outcomes:
+        session.execute(update(InboundEvent), outcomes)
+    result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
+    result.ignored += sum(o["status"] == InboxStatus.IGNORED for o in outcomes)
+    return len(rows), batch.followups.jobs
 
+
+def _optimistic_pass(session, workspace_id, keys, parsed, now, policy, result):
+    """The whole batch in one savepoint, its writes flushed together: (batch, outcomes),
+    or None when anything failed (rolled back; the caller goes event by event)."""
+    try:
+        with session.begin_nested(), session.no_autoflush:
+            batch = _new_batch(session, workspace_id, keys, fast=True)
+            outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=False)
+            session.flush()  # the batch's changes in grouped statements
+            record_buffered_interactions(session, batch)
+    except Exception as exc:
+        log.info("batch of workspace %s retried event by event: %s", workspace_id, exc)
+        session.expire_all()
+        return None
+    for row, event in parsed:  # unparsable payloads are marked once the batch holds
+        if isinstance(event, Exception):
+            _fail(row, event, now, policy, result)
+    return batch, outcomes
+
+
+def _new_batch(session: Session, workspace_id: int, keys: dict, *, fast: bool) -> Batch:
+    identities = IdentityCache(workspace_id)
+    identities.preload(session, set(keys))
+    if fast:
+        identities.create_missing(session, keys)
+    return Batch(workspace_id, identities, buffer_interactions=fast)
+
+
+def _handle_all(session, batch, parsed, now, policy, result, *, isolate: bool) -> list[dict]:
+    """Run each event's handler; with `isolate`, each in its own savepoint so a failing
+    event is marked failed alone (without, the first failure raises)."""
     outcomes = []  # one bulk UPDATE for the rows that succeeded or were ignored
     for row, event in parsed:
         if isinstance(event, Exception):
-            _fail(row, event, now, policy, result)
+            if isolate:
+                _fail(row, event, now, policy, result)
             continue
         kind = (event.kind or event.source_type)[:KIND_LENGTH]
         handler = HANDLERS.get(event.kind) if event.kind else None
         if handler is None:
             outcomes.append(_outcome(row, InboxStatus.IGNORED, kind, now))
             continue
-        ctx = EventContext(workspace_id, row.channel_id, row.id, event, batch, row.received_at)
+        ctx = EventContext(
+            batch.workspace_id, row.channel_id, row.id, event, batch, row.received_at
+        )
+        if not isolate:
+            handler(session, ctx)
+            outcomes.append(_outcome(row, InboxStatus.DONE, kind, now))
+            continue
         try:
             with session.begin_nested():
                 handler(session, ctx)
@@ -157,13 +215,7 @@ def _process_batch(
             _fail(row, exc, now, policy, result)
             continue
         outcomes.append(_outcome(row, InboxStatus.DONE, kind, now))
-
-    _after_batch(session, batch)
-    if outcomes:
-        session.execute(update(InboundEvent), outcomes)
-    result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
-    result.ignored += sum(o["status"] == InboxStatus.IGNORED for o in outcomes)
-    return len(rows), batch.followups.jobs
+    return outcomes
 
 
 def _after_batch(session: Session, batch: Batch) -> None:
@@ -185,12 +237,14 @@ def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -
     return {"id": row.id, "status": status, "kind": kind, "processed_at": now, "last_error": None}
 
 
-def _identity_keys(parsed) -> set[tuple[str, int | None, str]]:
-    keys = set()
+def _identity_keys(parsed) -> dict[tuple[str, int | None, str], datetime]:
+    """The identities the batch's events name, each with the time of its earliest event."""
+    keys: dict[tuple[str, int | None, str], datetime] = {}
     for row, event in parsed:
-        if isinstance(event, NormalizedEvent) and event.subject:
+        if isinstance(event, NormalizedEvent) and event.subject and event.kind in HANDLERS:
             kind = IdentityKind.OPENID if event.platform == OA else IdentityKind.EXTERNAL_USERID
-            keys.add((kind, row.channel_id, event.subject))
+            key = (kind, row.channel_id, event.subject)
+            keys[key] = min(keys.get(key, event.occurred_at), event.occurred_at)
     return keys
 
 

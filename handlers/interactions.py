@@ -3,7 +3,7 @@
 from sqlalchemy.orm import Session
 
 from handlers.registry import EventContext
-from models import Contact, Interaction
+from models import Contact, Interaction, utcnow
 from models.base import insert_ignoring_conflicts
 
 
@@ -16,19 +16,33 @@ def record_interaction(
     properties: dict | None = None,
     engagement_minutes: float = 0.0,
 ) -> None:
-    """Insert the interaction; a reprocessed event inserts nothing."""
+    """Insert the interaction (or hold it for the batch's one INSERT); a reprocessed event
+    inserts nothing."""
     event = ctx.event
-    stmt = insert_ignoring_conflicts(session.get_bind().dialect.name, Interaction.__table__)
-    session.execute(
-        stmt.values(
-            workspace_id=ctx.workspace_id,
-            contact_id=contact.id,
-            account_id=contact.account_id,
-            channel_id=ctx.channel_id,
-            kind=kind or event.kind,
-            properties=event.properties if properties is None else properties,
-            engagement_minutes=engagement_minutes,
-            occurred_at=event.occurred_at,
-            source_event_id=ctx.inbound_event_id,
-        )
-    )
+    row = {
+        "workspace_id": ctx.workspace_id,
+        "contact_id": contact.id,
+        "account_id": contact.account_id,
+        "channel_id": ctx.channel_id,
+        "kind": kind or event.kind,
+        "properties": event.properties if properties is None else properties,
+        "engagement_minutes": engagement_minutes,
+        "occurred_at": event.occurred_at,
+        "source_event_id": ctx.inbound_event_id,
+        "created_at": utcnow(),
+    }
+    if ctx.batch.buffer_interactions:
+        ctx.batch.interactions.append(row)
+    else:
+        session.execute(_insert(session), row)
+
+
+def record_buffered_interactions(session: Session, batch) -> None:
+    """The batch's held-back interactions, in one statement."""
+    if batch.interactions:
+        session.execute(_insert(session), batch.interactions)
+        batch.interactions = []
+
+
+def _insert(session: Session):
+    return insert_ignoring_conflicts(session.get_bind().dialect.name, Interaction.__table__)

@@ -21,6 +21,10 @@ class Batch:
 
     workspace_id: int
     identities: IdentityCache
+    # Interactions held back and inserted with one statement at the end of the batch
+    # (the optimistic pass); otherwise each is inserted as its event is handled.
+    buffer_interactions: bool = False
+    interactions: list[dict] = field(default_factory=list)
     followups: Followups = field(default_factory=Followups)
     # contact id -> the interaction kinds it performed in this batch (for behavior rules)
     touched: dict[int, set[str]] = field(default_factory=dict)

@@ -54,6 +54,9 @@ class TagBook:
         self.workspace_id = workspace_id
         self._by_name: dict[tuple[str, str], Tag] = {}
         self._by_id: dict[int, Tag] = {}
+        # (contact, tag) pairs this book applied and that still hold: applying one again
+        # (a follower repeating themselves within a batch) costs no statement.
+        self.holding: set[tuple[int, int]] = set()
         for tag in session.scalars(select(Tag).where(Tag.workspace_id == workspace_id)):
             self._remember(tag)
 
@@ -107,7 +110,11 @@ def apply_tags(
     Returns how many (contact, tag) pairs are new.
     """
     contact_ids = sorted(set(contact_ids))
-    tags = list({tag.id: tag for tag in tags}.values())
+    tags = [
+        tag
+        for tag in {tag.id: tag for tag in tags}.values()
+        if any((contact_id, tag.id) not in book.holding for contact_id in contact_ids)
+    ]
     if not contact_ids or not tags:
         return 0
     for tag in tags:
@@ -140,6 +147,7 @@ def apply_tags(
         .returning(ContactTag.contact_id, ContactTag.tag_id)
     )
     added = [tuple(row) for row in session.execute(stmt, rows)]
+    book.holding.update((row["contact_id"], row["tag_id"]) for row in rows)
     _queue_sync(session, book, added, SyncAction.ADD, followups)
     return len(added)
 
@@ -169,6 +177,7 @@ def remove_tags(
             .execution_options(synchronize_session=False)
         )
     ]
+    book.holding.difference_update((c, t) for c in contact_ids for t in (tag.id for tag in tags))
     for tag in tags:
         column = COLUMN_GROUPS.get(tag.group)
         untagged = [contact_id for contact_id, tag_id in removed if tag_id == tag.id]

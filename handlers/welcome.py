@@ -190,17 +190,22 @@ def compose(session: Session, welcome: WelcomeMessage, profile: dict) -> str | N
     account_id = contact.account_id or known.account_id
     if account_id:
         values["account"] = session.get(Account, account_id).name
-    values["staff"] = (
-        session.scalar(
-            select(Staff.name).where(
-                Staff.channel_id == welcome.channel_id, Staff.userid == welcome.staff_userid
-            )
-        )
-        or welcome.staff_userid
-    )
-    if "last_read" in PLACEHOLDER.findall(template):
+    values["staff"] = _staff_name(session, welcome.channel_id, welcome.staff_userid)
+    # A customer new to Harpoon has read nothing yet; a known follower may have.
+    if known is not contact and "last_read" in PLACEHOLDER.findall(template):
         values["last_read"] = _last_read(session, known.id) or values["last_read"]
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template).strip()
+
+
+def _staff_name(session: Session, channel_id: int, userid: str) -> str:
+    names = session.info.setdefault("staff_names", {})  # one query per job, not per welcome
+    if channel_id not in names:
+        names[channel_id] = dict(
+            session.execute(
+                select(Staff.userid, Staff.name).where(Staff.channel_id == channel_id)
+            ).all()
+        )
+    return names[channel_id].get(userid) or userid
 
 
 def _wecom_profile(client, external_userid: str) -> dict:
