@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.extensions import ChannelCache, Harpoon, ReplyRules
+from app.extensions import Harpoon, channel_cache, reply_rules
 from app.logs import configure_logging
 from app.queue import JobQueue
 from config import load_settings
@@ -30,13 +30,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         settings=settings,
         db=db,
         queue=queue,
-        channels=ChannelCache(db, settings.channel_cache_seconds),
+        channels=channel_cache(db, settings.channel_cache_seconds),
         inbox=InboxWriter(db.autocommit_engine),
         wechat=WeChatClients(
             settings.wechat_api_url,
             TokenStore(queue.connection, prefix=f"{settings.queue_prefix}:wechat"),
         ),
-        replies=ReplyRules(db, settings.channel_cache_seconds),
+        replies=reply_rules(db, settings.channel_cache_seconds),
     )
 
     from app import admin, callbacks, cli, health

@@ -26,32 +26,34 @@ class ChannelKeys:
     message_mode: str
 
 
-class ChannelCache:
-    """Callback credentials per channel, kept for a few seconds per process.
+class TtlCache:
+    """Values by key, loaded on a miss and kept `ttl_seconds` per process."""
 
-    Every callback needs them; reading and decrypting them from the database
-    each time would cost more than the rest of the request.
-    """
-
-    def __init__(self, db: Database, ttl_seconds: float):
-        self.db = db
+    def __init__(self, load, ttl_seconds: float):
+        self._load = load
         self.ttl = ttl_seconds
-        self._entries: dict[int, tuple[float, ChannelKeys | None]] = {}
+        self._entries: dict = {}
 
-    def get(self, channel_id: int) -> ChannelKeys | None:
+    def get(self, key):
         now = time.monotonic()
-        entry = self._entries.get(channel_id)
+        entry = self._entries.get(key)
         if entry and entry[0] > now:
             return entry[1]
-        keys = self._load(channel_id)
-        self._entries[channel_id] = (now + self.ttl, keys)
-        return keys
+        value = self._load(key)
+        self._entries[key] = (now + self.ttl, value)
+        return value
 
-    def invalidate(self, channel_id: int) -> None:
-        self._entries.pop(channel_id, None)
+    def invalidate(self, key) -> None:
+        self._entries.pop(key, None)
 
-    def _load(self, channel_id: int) -> ChannelKeys | None:
-        with self.db.session() as session:
+
+def channel_cache(db: Database, ttl_seconds: float) -> TtlCache:
+    """Callback credentials per channel: every callback needs them, and reading and
+    decrypting them from the database each time would cost more than the rest of the
+    request."""
+
+    def load(channel_id: int) -> ChannelKeys | None:
+        with db.session() as session:
             channel = session.get(Channel, channel_id)
             if channel is None:
                 return None
@@ -65,28 +67,18 @@ class ChannelCache:
                 message_mode=channel.message_mode,
             )
 
+    return TtlCache(load, ttl_seconds)
 
-class ReplyRules:
-    """Each workspace's rules, compiled and kept a few seconds per process: a message
-    callback picks its passive reply from them without a database round trip."""
 
-    def __init__(self, db: Database, ttl_seconds: float):
-        self.db = db
-        self.ttl = ttl_seconds
-        self._entries: dict[int, tuple[float, RuleBook]] = {}
+def reply_rules(db: Database, ttl_seconds: float) -> TtlCache:
+    """Each workspace's rules, compiled: a message callback picks its passive reply
+    from them without a database round trip."""
 
-    def get(self, workspace_id: int) -> RuleBook:
-        now = time.monotonic()
-        entry = self._entries.get(workspace_id)
-        if entry and entry[0] > now:
-            return entry[1]
-        with self.db.session() as session:
-            rules = RuleBook.load(session, workspace_id)
-        self._entries[workspace_id] = (now + self.ttl, rules)
-        return rules
+    def load(workspace_id: int) -> RuleBook:
+        with db.session() as session:
+            return RuleBook.load(session, workspace_id)
 
-    def invalidate(self, workspace_id: int) -> None:
-        self._entries.pop(workspace_id, None)
+    return TtlCache(load, ttl_seconds)
 
 
 @dataclass
@@ -94,10 +86,10 @@ class Harpoon:
     settings: Settings
     db: Database
     queue: JobQueue
-    channels: ChannelCache
+    channels: TtlCache
     inbox: InboxWriter
     wechat: WeChatClients
-    replies: ReplyRules
+    replies: TtlCache
 
 
 def harpoon() -> Harpoon:

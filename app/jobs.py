@@ -215,11 +215,12 @@ def send_welcomes(channel_id: int) -> dict:
         result = welcome.send_welcomes(session, channel, _client(channel))
     if result.missed or result.refused:
         log.warning(
-            "channel %s welcomes: %s sent, %s missed the window, %s refused",
+            "channel %s welcomes: %s sent, %s missed the window, %s refused, %s without text",
             channel_id,
             result.sent,
             result.missed,
             result.refused,
+            result.skipped,
         )
     return {"sent": result.sent, "missed": result.missed, "refused": result.refused}
 
@@ -227,11 +228,18 @@ def send_welcomes(channel_id: int) -> dict:
 @followup
 def send_notifications(channel_id: int) -> dict:
     """Staff notifications as WeCom app messages: one digest per member, within the limit."""
-    clients = harpoon().wechat
-    with harpoon().db.session() as session:
+    h = harpoon()
+    with h.db.session() as session:
         channel = _channel(session, channel_id)
-        agent = clients.wecom(channel.app_id, channel.agent_secret)
+        agent = h.wechat.wecom(channel.app_id, channel.agent_secret)
         result = notify.send_notifications(session, channel, agent)
+    if result.deferred or result.failed:
+        log.warning(
+            "channel %s notifications: %s deferred by the per-member limit, %s refused",
+            channel_id,
+            result.deferred,
+            result.failed,
+        )
     return {"messages": result.messages, "notifications": result.notifications}
 
 

@@ -18,7 +18,7 @@ from handlers.notify import SEND_NOTIFICATIONS, notify_owner, notify_staff
 from handlers.oa import ENRICH_FOLLOWERS
 from handlers.rules import RuleBook, source_tags
 from handlers.tags import SYNC_TAGS, Followups, TagBook, apply_tags, remove_tags
-from handlers.wecom import ENRICH_EXTERNAL_CONTACTS
+from handlers.wecom import ENRICH_EXTERNAL_CONTACTS, follow_relation
 from handlers.welcome import SEND_WELCOMES
 from models import (
     Account,
@@ -167,7 +167,14 @@ def enrich_external_contacts(
                 followups=followups,
             )
         for follow in follows:
-            relation = _relation(session, channel, identity.value, follow["userid"], contact.id)
+            relation = follow_relation(
+                session,
+                workspace_id=channel.workspace_id,
+                channel_id=channel.id,
+                external_userid=identity.value,
+                staff_userid=follow["userid"],
+                contact_id=contact.id,
+            )
             relation.contact_id = contact.id
             relation.remark = follow.get("remark") or None
             relation.description = follow.get("description") or None
@@ -206,28 +213,6 @@ def enrich_external_contacts(
         result.looked_up += 1
         session.commit()
     return result
-
-
-def _relation(
-    session: Session, channel: Channel, external_userid: str, staff_userid: str, contact_id: int
-) -> FollowRelation:
-    relation = session.scalars(
-        select(FollowRelation).where(
-            FollowRelation.channel_id == channel.id,
-            FollowRelation.external_userid == external_userid,
-            FollowRelation.staff_userid == staff_userid,
-        )
-    ).one_or_none()
-    if relation is None:
-        relation = FollowRelation(
-            workspace_id=channel.workspace_id,
-            channel_id=channel.id,
-            contact_id=contact_id,
-            external_userid=external_userid,
-            staff_userid=staff_userid,
-        )
-        session.add(relation)
-    return relation
 
 
 def _corp_tag_map(session: Session, channel: Channel) -> dict[str, int]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Channel, ChannelKind, FollowRelation, GroupSend, Staff, utcnow
-from wechat.clients import WeChatApiError, chunks
+from wechat.clients import TRANSIENT_ERRORS, WeChatApiError, chunks
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ RESULTS_PAGE_SIZE = 1000  # get_groupmsg_send_result's largest page
 REFRESH_WINDOW = timedelta(days=7)
 # A send still queued this long after it was made lost its job (Redis down, a worker died).
 QUEUED_GRACE = timedelta(minutes=10)
-TRANSIENT = frozenset({None, -1, 45009})
 LOOKUP_CHUNK = 500
 # Per-customer send statuses in get_groupmsg_send_result.
 NOT_SENT, SENT, NOT_A_FRIEND, MONTHLY_LIMIT = 0, 1, 2, 3
@@ -164,7 +163,7 @@ def send_group_send(session: Session, group_send: GroupSend, client) -> None:
             },
         )
     except WeChatApiError as exc:
-        if exc.errcode in TRANSIENT:
+        if exc.errcode in TRANSIENT_ERRORS:
             session.rollback()
             raise
         group_send.status, group_send.error = GroupSendStatus.FAILED, str(exc)[:500]
@@ -201,7 +200,7 @@ def fetch_group_send_results(session: Session, group_send: GroupSend, client) ->
             if not cursor:
                 break
     except WeChatApiError as exc:
-        if exc.errcode in TRANSIENT:
+        if exc.errcode in TRANSIENT_ERRORS:
             raise
         group_send.error = str(exc)[:500]
         session.commit()

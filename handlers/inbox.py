@@ -52,8 +52,6 @@ class DrainResult:
     dead: int = 0
     batches: int = 0
     more: bool = False
-    # Jobs the handled events asked for (enrichment, tag sync), run after the commit.
-    followups: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def handled(self) -> int:
@@ -87,7 +85,6 @@ def drain(
         )
         session.commit()
         result.batches += 1
-        result.followups |= followups
         if after_commit and followups:
             after_commit(followups)
         if claimed < batch_size:

@@ -25,7 +25,7 @@ from models import (
     utcnow,
 )
 from models.base import insert_ignoring_conflicts
-from wechat.clients import WeChatApiError
+from wechat.clients import TRANSIENT_ERRORS, WeChatApiError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ SEND_NOTIFICATIONS = "send_notifications"
 MESSAGES_PER_MINUTE = 30  # per member, WeCom's app-message limit
 TEXT_LIMIT_BYTES = 2048  # a text app message's content
 DIGEST_ITEMS = 10
-TRANSIENT = frozenset({None, -1, 45009})
 
 
 def notify_staff(
@@ -136,7 +135,7 @@ def send_notifications(session: Session, channel: Channel, client) -> NotifyResu
                 },
             )
         except WeChatApiError as exc:
-            if exc.errcode in TRANSIENT:
+            if exc.errcode in TRANSIENT_ERRORS:
                 raise  # nothing was sent: RQ's retry, or the sweeper, tries again
             for note in notes:
                 note.status, note.error = NotificationStatus.FAILED, str(exc)[:500]
@@ -152,7 +151,6 @@ def send_notifications(session: Session, channel: Channel, client) -> NotifyResu
         result.messages += 1
         result.notifications += len(notes)
         session.commit()
-    session.commit()
     return result
 
 

@@ -86,10 +86,6 @@ class RuleBook:
                     return rule.reply
         return None
 
-    @property
-    def has_replies(self) -> bool:
-        return any(rule.reply for rules in self.by_kind.values() for rule in rules)
-
 
 def apply_matching(
     session: Session,

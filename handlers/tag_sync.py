@@ -31,7 +31,13 @@ from models import (
     TagSyncItem,
     utcnow,
 )
-from wechat.clients import OPENIDS_PER_TAGGING, WeChatApiError, chunks
+from wechat.clients import (
+    OPENIDS_PER_TAGGING,
+    TOKEN_ERRORS,
+    TRANSIENT_ERRORS,
+    WeChatApiError,
+    chunks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ OA_TAG_NAME_TAKEN = 45157
 OA_FOLLOWER_TAG_LIMIT = 45059
 WECOM_TAG_NAME_TAKEN = 40071
 # Worth another try later; anything else is about the request and is isolated per item.
-TRANSIENT = frozenset({None, -1, 45009, 40001, 40014, 42001})
+TRANSIENT = TRANSIENT_ERRORS | TOKEN_ERRORS
 WECOM_TAG_GROUP = "Harpoon"
 MAX_ATTEMPTS = 8
 BATCH = 2000

@@ -100,30 +100,54 @@ def _tell_staff_they_lost(
     )
 
 
+def follow_relation(
+    session: Session,
+    *,
+    workspace_id: int,
+    channel_id: int,
+    external_userid: str,
+    staff_userid: str,
+    contact_id: int,
+    create: bool = True,
+) -> FollowRelation | None:
+    """A staff member's relation with a customer, made on first sight if `create`."""
+    relation = session.scalars(
+        select(FollowRelation).where(
+            FollowRelation.channel_id == channel_id,
+            FollowRelation.external_userid == external_userid,
+            FollowRelation.staff_userid == staff_userid,
+        )
+    ).one_or_none()
+    if relation is None and create:
+        relation = FollowRelation(
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            contact_id=contact_id,
+            external_userid=external_userid,
+            staff_userid=staff_userid,
+        )
+        session.add(relation)
+    return relation
+
+
 def _update_relation(
     session: Session, ctx: EventContext, contact: Contact, way: ContactWay | None
 ) -> FollowRelation | None:
     """The staff member's relation with the customer: opened by an add, closed by a delete
     (kept as history, with who ended it)."""
     event = ctx.event
-    relation = session.scalars(
-        select(FollowRelation).where(
-            FollowRelation.channel_id == ctx.channel_id,
-            FollowRelation.external_userid == event.subject,
-            FollowRelation.staff_userid == event.staff_userid,
-        )
-    ).one_or_none()
+    relation = follow_relation(
+        session,
+        workspace_id=ctx.workspace_id,
+        channel_id=ctx.channel_id,
+        external_userid=event.subject,
+        staff_userid=event.staff_userid,
+        contact_id=contact.id,
+        # Nothing known to close or edit yet: enrichment fills it in.
+        create=event.kind == "wecom.contact_added",
+    )
     if relation is None:
-        if event.kind != "wecom.contact_added":
-            return None  # nothing known to close or edit yet; enrichment fills it in
-        relation = FollowRelation(
-            workspace_id=ctx.workspace_id,
-            channel_id=ctx.channel_id,
-            contact_id=contact.id,
-            external_userid=event.subject,
-            staff_userid=event.staff_userid,
-        )
-        session.add(relation)
+        return None
     if event.kind == "wecom.contact_added":
         if relation.added_at is None or event.occurred_at >= relation.added_at:
             relation.added_at = event.occurred_at

@@ -4,7 +4,6 @@ from math import ceil, isfinite
 
 from flask import (
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -206,7 +205,7 @@ def accounts():
             users=db()
             .execute(select(User.id, User.name).where(User.workspace_id == ws).order_by(User.name))
             .all(),
-            show_import="admin.imports" in current_app.view_functions and can("accounts.import"),
+            show_import=can("accounts.import"),
         )
     )
     response.vary.add("HX-Request")

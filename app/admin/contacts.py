@@ -18,6 +18,7 @@ from app.admin.auth import safe_path
 from app.admin.labels import (
     ACCOUNT_SOURCE_LABELS,
     ADD_WAY_LABELS,
+    CODE_GROUPS,
     CONTACT_ROLE_LABELS,
     SENIORITY_LABELS,
     TAG_GROUP_LABELS,
@@ -282,7 +283,6 @@ LABELS = {
     "tag_label": tag_label,
 }
 # Role and seniority tags are offered by their codes even before anyone holds one.
-CODED_GROUPS = {TagGroup.ROLE: CONTACT_ROLE_LABELS, TagGroup.SENIORITY: SENIORITY_LABELS}
 MAX_BULK = 500
 ACCOUNT_NAME_HINTS = 500
 
@@ -346,7 +346,7 @@ def tag_choices(book: TagBook) -> list[SelectChoice]:
     choices = [SelectChoice("", _("Choose a tag"))]
     for group in TagGroup:
         tags = {tag.name: tag for tag in book.in_group(group)}
-        codes = CODED_GROUPS.get(group, {})
+        codes = CODE_GROUPS.get(group, {})
         options = [
             (str(tags[code].id) if code in tags else f"{group}:{code}", str(label))
             for code, label in codes.items()

@@ -27,7 +27,7 @@ def local_day(column, timezone: str):
     return func.date(column, literal_column(f"'{minutes:+d} minutes'"))
 
 
-def _days(count: int, timezone: str) -> list[str]:
+def last_days(count: int, timezone: str) -> list[str]:
     today = datetime.now(ZoneInfo(timezone)).date()
     return [(today - timedelta(days=n)).isoformat() for n in range(count - 1, -1, -1)]
 
@@ -71,7 +71,7 @@ def dashboard():
 def dashboard_series():
     """Chart data: follows per day, interactions per day by kind (workspace time zone)."""
     ws, tz = workspace_id(), g.get("workspace_timezone", "Asia/Shanghai")
-    follow_days = _days(FOLLOW_DAYS, tz)
+    follow_days = last_days(FOLLOW_DAYS, tz)
     day = local_day(Interaction.occurred_at, tz)
     follows = dict(
         db()
@@ -86,7 +86,7 @@ def dashboard_series():
         )
         .all()
     )
-    kind_days = _days(KIND_DAYS, tz)
+    kind_days = last_days(KIND_DAYS, tz)
     by_kind: dict[str, dict[str, int]] = {}
     rows = db().execute(
         select(Interaction.kind, day, func.count())

@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
 from app.admin.contacts import tag_filter_options
+from app.admin.labels import error_messages
 from app.extensions import harpoon
 from handlers.group_send import (
     MAX_TEXT,
@@ -190,7 +191,7 @@ def group_sends_create():
     except SchemaError as exc:
         db().rollback()
         for key, messages in exc.messages.items():
-            form[ERROR_FIELDS.get(key, "text")].errors.extend(_flatten(messages))
+            form[ERROR_FIELDS.get(key, "text")].errors.extend(error_messages(messages))
         return _list_page(form), 400
     group_send = new.group_send
     audit(
@@ -374,9 +375,3 @@ def _enqueue(job: str, group_send_id: int) -> bool:
         log.warning("%s for group send %s could not be queued: %s", job, group_send_id, exc)
         return False
     return True
-
-
-def _flatten(messages) -> list[str]:
-    if isinstance(messages, dict):
-        return [m for inner in messages.values() for m in _flatten(inner)]
-    return [str(m) for m in messages]

@@ -9,7 +9,6 @@ from math import ceil
 from flask import (
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -210,7 +209,6 @@ def _imports_page(form: ImportForm):
         pages=pages,
         max_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
         column_help=[(COLUMN_HELP[name], names) for name, names in COLUMN_NAMES.items()],
-        accounts_page="admin.accounts" in current_app.view_functions,
     )
 
 
@@ -230,7 +228,6 @@ def imports_detail(import_id: int):
         "admin/import.html",
         job=account_import,
         uploader=uploader,
-        accounts_page="admin.accounts" in current_app.view_functions,
     )
 
 

@@ -82,7 +82,19 @@ ADD_WAY_LABELS = {
 }
 
 
+# Groups whose tags are named by a code, with the codes' labels.
+CODE_GROUPS = {TagGroup.ROLE: CONTACT_ROLE_LABELS, TagGroup.SENIORITY: SENIORITY_LABELS}
+
+
 def tag_label(tag: Tag) -> str:
     """A role or seniority tag by its label; any other tag by its own name."""
-    labels = {TagGroup.ROLE: CONTACT_ROLE_LABELS, TagGroup.SENIORITY: SENIORITY_LABELS}
-    return str(labels.get(tag.group, {}).get(tag.name, tag.name))
+    return str(CODE_GROUPS.get(tag.group, {}).get(tag.name, tag.name))
+
+
+def error_messages(messages) -> list[str]:
+    """marshmallow's messages for one key, flattened (a list's are keyed by position)."""
+    if isinstance(messages, dict):
+        return [m for inner in messages.values() for m in error_messages(inner)]
+    if isinstance(messages, list):
+        return [str(m) for m in messages]
+    return [str(messages)]

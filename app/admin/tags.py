@@ -19,7 +19,14 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.contacts import INTERACTION_LABELS
-from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS, TAG_GROUP_LABELS, tag_label
+from app.admin.labels import (
+    CODE_GROUPS,
+    CONTACT_ROLE_LABELS,
+    SENIORITY_LABELS,
+    TAG_GROUP_LABELS,
+    error_messages,
+    tag_label,
+)
 from app.extensions import harpoon
 from handlers.contacts import title_dictionary
 from handlers.rule_config import (
@@ -109,7 +116,6 @@ PROBLEM_ROWS = 50
 # The tag's sync flag -> the channels it mirrors the tag on.
 SYNC_CHANNEL_KINDS = {"sync_wechat": ChannelKind.OA, "sync_wecom": ChannelKind.WECOM}
 PROBLEM_STATUSES = (SyncStatus.FAILED, SyncStatus.OVER_LIMIT)
-CODE_GROUPS = {TagGroup.ROLE: CONTACT_ROLE_LABELS, TagGroup.SENIORITY: SENIORITY_LABELS}
 # What a behavior rule may count, in words: the Contacts timeline's labels and the rest.
 BEHAVIOR_LABELS = {
     **INTERACTION_LABELS,
@@ -669,15 +675,6 @@ def _config_values(kind: str, formdata) -> dict:
     return values
 
 
-def _messages(value) -> list[str]:
-    """marshmallow's messages for one key, flattened (a list's are keyed by position)."""
-    if isinstance(value, dict):
-        return [message for inner in value.values() for message in _messages(inner)]
-    if isinstance(value, list):
-        return [str(message) for message in value]
-    return [str(value)]
-
-
 def _rule_kind(form: RuleForm) -> str:
     return form.kind.data if form.kind.data in RULE_FIELDS else RuleKind.KEYWORD
 
@@ -750,11 +747,11 @@ def _save_rule(rule: TagRule | None):
         shown = {spec.key for spec in RULE_FIELDS[kind]}
         for key, messages in exc.messages.items():
             if key in shown:
-                errors[key] = _messages(messages)
+                errors[key] = error_messages(messages)
                 continue
             # Anything without an input of its own shows on the kind, never silently.
             target = {"tag": _tag_field(form), "reply": form.reply}.get(key, form.kind)
-            for message in _messages(messages):
+            for message in error_messages(messages):
                 _add_error(target, message)
     if form.errors or errors:
         return _render_rule_form(form, rule, values, errors)
@@ -784,7 +781,7 @@ def _save_rule(rule: TagRule | None):
         changes, action = after, "tag_rule.create"
     if changes:
         audit(db(), action, "tag_rule", rule.id, changes)
-    db().commit()
+    _commit_rules()
     flash(_("Rule %(name)s saved.", name=rule.name), "success")
     return redirect(url_for("admin.tags", tab="rules") + f"#rule-{rule.id}")
 
@@ -814,6 +811,13 @@ def _next_position(kind: str) -> int:
         )
     )
     return 0 if last is None else last + 1
+
+
+def _commit_rules() -> None:
+    """Commit a rule change; this process's passive replies see it at once (others
+    within the cache's few seconds)."""
+    db().commit()
+    harpoon().replies.invalidate(workspace_id())
 
 
 def _rule_audit(rule: TagRule) -> dict:
@@ -858,7 +862,7 @@ def tags_rule_toggle(rule_id: int):
     rule.enabled = not rule.enabled
     action = "tag_rule.enable" if rule.enabled else "tag_rule.disable"
     audit(db(), action, "tag_rule", rule.id, {"name": rule.name})
-    db().commit()
+    _commit_rules()
     if rule.enabled:
         flash(_("Rule %(name)s enabled.", name=rule.name), "success")
     else:
@@ -872,7 +876,7 @@ def tags_rule_delete(rule_id: int):
     rule = _rule_or_404(rule_id)
     audit(db(), "tag_rule.delete", "tag_rule", rule.id, _rule_audit(rule))
     db().delete(rule)
-    db().commit()
+    _commit_rules()
     flash(_("Rule %(name)s deleted.", name=rule.name), "success")
     return redirect(url_for("admin.tags", tab="rules"))
 

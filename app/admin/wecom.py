@@ -5,9 +5,8 @@ first, so a refusal leaves nothing behind. Staff come from a sync job; the
 admin maps each one to the user they sign in as, which links them to accounts.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from math import ceil
-from zoneinfo import ZoneInfo
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -29,8 +28,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
-from app.admin.dashboard import local_day
-from app.admin.labels import ADD_WAY_LABELS, TAG_GROUP_LABELS, tag_label
+from app.admin.dashboard import last_days, local_day
+from app.admin.labels import ADD_WAY_LABELS, TAG_GROUP_LABELS, error_messages, tag_label
 from app.extensions import harpoon
 from handlers.contact_ways import (
     MAX_NAME,
@@ -229,11 +228,6 @@ def _staff_names(ws: int) -> dict[tuple[int, str], str]:
     return {(channel_id, userid): name for channel_id, userid, name in rows}
 
 
-def _last_days(count: int, timezone: str) -> list[str]:
-    today = datetime.now(ZoneInfo(timezone)).date()
-    return [(today - timedelta(days=n)).isoformat() for n in range(count - 1, -1, -1)]
-
-
 def _adds(ws: int, ways: list[ContactWay]) -> tuple[dict, dict, dict]:
     """Adds per code: in the last ADDS_DAYS days, in all, and the chart's daily series."""
     since = utcnow() - timedelta(days=ADDS_DAYS)
@@ -248,7 +242,7 @@ def _adds(ws: int, ways: list[ContactWay]) -> tuple[dict, dict, dict]:
         .all()
     )
     tz = g.get("workspace_timezone") or "Asia/Shanghai"
-    days = _last_days(ADDS_DAYS, tz)
+    days = last_days(ADDS_DAYS, tz)
     day = local_day(FollowRelation.added_at, tz)
     daily: dict[int, dict[str, int]] = {}
     for way_id, on, count in db().execute(
@@ -318,20 +312,12 @@ def _show_input_errors(form: ContactWayForm, messages: dict) -> None:
     for name, errors in messages.items():
         shown = [
             _("Another code of this channel uses this state.") if e == STATE_TAKEN else e
-            for e in _flat(errors)
+            for e in error_messages(errors)
         ]
         if name in form:
             form[name].errors = [*form[name].errors, *shown]
         else:
             form.form_errors.extend(shown)
-
-
-def _flat(errors) -> list[str]:
-    if isinstance(errors, dict):
-        return [message for inner in errors.values() for message in _flat(inner)]
-    if isinstance(errors, list):
-        return [str(message) for message in errors]
-    return [str(errors)]
 
 
 def _wecom_refusal(exc: WeChatApiError) -> str:

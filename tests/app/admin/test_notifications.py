@@ -85,5 +85,7 @@ def test_another_workspace_sees_none_of_them(app, signed_in, wecom_channel):
     with harpoon_of(app).db.session() as session:
         workspace_named(session, "other")
         session.commit()
-    page = signed_in("marketer", "other").get(PAGE).text
+    response = signed_in("marketer", "other").get(PAGE)
+    assert response.status_code == 200  # the page itself, not an error or a sign-in page
+    page = response.text
     assert row_texts(page) == [] and "张三" not in page
