@@ -1,4 +1,5 @@
-"""`flask --app wsgi ...` commands: db, channels, worker, cron, inbox, users, accounts."""
+"""`flask --app wsgi ...` commands: db, channels, worker, cron, inbox, users, accounts,
+scoring."""
 
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,6 +31,7 @@ channels_cli = AppGroup("channels", help="Connected OAs and WeCom corps.")
 inbox_cli = AppGroup("inbox", help="The durable inbox of callbacks.")
 users_cli = AppGroup("users", help="People who sign in to the admin pages.")
 accounts_cli = AppGroup("accounts", help="Companies and target-account (ICP) lists.")
+scoring_cli = AppGroup("scoring", help="Lead and account scores, MQA, tiers, stages.")
 
 
 @db_cli.command("upgrade")
@@ -330,6 +332,54 @@ def cron():
     scheduler.start()
 
 
+def _workspace_ids(session, name: str | None) -> list[int]:
+    from models import Workspace
+
+    query = select(Workspace.id).order_by(Workspace.id)
+    ids = list(session.scalars(query.where(Workspace.name == name) if name else query))
+    if name and not ids:
+        raise click.BadParameter(f"no workspace named {name}", param_hint="--workspace")
+    return ids
+
+
+@scoring_cli.command("refresh")
+@click.option("--workspace", help="One workspace by name (default: all).")
+@with_appcontext
+def scoring_refresh(workspace):
+    """Decay lead scores to today and re-judge every account (what the daily job does)."""
+    _run_scorer(workspace, "refresh_workspace")
+
+
+@scoring_cli.command("rescore")
+@click.option("--workspace", help="One workspace by name (default: all).")
+@with_appcontext
+def scoring_rescore(workspace):
+    """Rebuild the points ledger from every recorded interaction, then refresh."""
+    _run_scorer(workspace, "rescore_history")
+
+
+def _run_scorer(workspace: str | None, method: str) -> None:
+    import time
+
+    from handlers.notify import notify_owners
+    from handlers.tags import Followups
+    from scoring.engine import Scorer
+
+    h = harpoon()
+    followups = Followups()
+    with h.db.session() as session:
+        for workspace_id in _workspace_ids(session, workspace):
+            started = time.monotonic()
+            result = getattr(Scorer.load(session, workspace_id), method)()
+            notify_owners(session, result.alerts, followups)
+            session.commit()
+            click.echo(
+                f"workspace {workspace_id}: {result.accounts} accounts, {result.entries} ledger "
+                f"entries, {len(result.alerts)} alerts in {time.monotonic() - started:.1f} s"
+            )
+    h.queue.enqueue_followups(followups.jobs)
+
+
 def init_app(app: Flask) -> None:
     from app.demo import demo, sandbox_cli
 
@@ -339,6 +389,7 @@ def init_app(app: Flask) -> None:
         inbox_cli,
         users_cli,
         accounts_cli,
+        scoring_cli,
         worker,
         cron,
         demo,

@@ -12,7 +12,8 @@ from handlers.imports import run_import
 from handlers.inbox import RetryPolicy, drain, exclusive_drain, workspaces_due
 from handlers.rules import tag_inactive
 from handlers.tags import Followups
-from models import Channel, ChannelKind, GroupSend, TagRule
+from models import Channel, ChannelKind, GroupSend, TagRule, Workspace
+from scoring.engine import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,39 @@ def tag_inactive_contacts() -> int:
         session.commit()
     h.queue.enqueue_followups(followups.jobs)
     return tagged
+
+
+def refresh_scores() -> dict:
+    """Daily: decay every lead score to today, re-judge every account (surges, tiers, MQA,
+    stages) and write today's snapshots; owners hear of new MQAs and surges."""
+    with harpoon().db.session() as session:
+        workspace_ids = list(session.scalars(select(Workspace.id).order_by(Workspace.id)))
+    return {
+        workspace_id: _score(workspace_id, "refresh_workspace") for workspace_id in workspace_ids
+    }
+
+
+def refresh_workspace_scores(workspace_id: int) -> dict:
+    """The model's weights, MQA, tier or stage rules changed: re-judge the accounts."""
+    return _score(workspace_id, "refresh_workspace")
+
+
+def rescore_workspace(workspace_id: int) -> dict:
+    """The model's rules or half-life changed: rebuild the ledger from history."""
+    return _score(workspace_id, "rescore_history")
+
+
+def _score(workspace_id: int, method: str) -> dict:
+    h = harpoon()
+    followups = Followups()
+    with h.db.session() as session:
+        result = getattr(Scorer.load(session, workspace_id), method)()
+        notify.notify_owners(session, result.alerts, followups)
+        session.commit()
+    h.queue.enqueue_followups(followups.jobs)
+    summary = {"entries": result.entries, "accounts": result.accounts, "alerts": len(result.alerts)}
+    log.info("workspace %s %s: %s", workspace_id, method, summary)
+    return summary
 
 
 def import_accounts(import_id: int) -> dict:

@@ -15,6 +15,7 @@ from models import (
     FollowRelation,
     Identity,
     Interaction,
+    ScoreEntry,
     Tag,
     TagGroup,
     TagSource,
@@ -106,7 +107,7 @@ def merge_contacts(
     if drop.merged_into_id == keep.id or drop.id == keep.id:
         return
     session.flush()
-    for model in (Identity, Interaction, FollowRelation):
+    for model in (Identity, Interaction, FollowRelation, ScoreEntry):
         session.execute(
             update(model)
             .where(model.contact_id == drop.id)
@@ -124,6 +125,10 @@ def merge_contacts(
         keep.account_id, keep.account_source = drop.account_id, drop.account_source
     keep.first_seen_at = min(keep.first_seen_at, drop.first_seen_at)
     keep.last_seen_at = max(keep.last_seen_at, drop.last_seen_at)
+    # The ledger moved with the interactions; the scores follow until the next rescoring.
+    keep.score_mass += drop.score_mass
+    keep.lead_score += drop.lead_score
+    drop.score_mass = drop.lead_score = 0.0
     drop.merged_into_id = keep.id
     session.flush()
     if keep.account_id is not None:

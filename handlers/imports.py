@@ -31,6 +31,7 @@ from handlers.companies import normalize_company
 from handlers.tags import Followups, TagBook
 from models import Account, AccountImport, ImportStatus, User, utcnow
 from models.base import dialect_insert
+from scoring.engine import Scorer
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 # A small XLSX can unzip to millions of rows; every row is held while the import runs.
@@ -399,6 +400,13 @@ def upsert_accounts(
     session.flush()
     for account in retagged:
         tag_account_industry(session, book, account, followups)
+    # Fit, tier and the first stage at once, not at the next interaction.
+    ids = session.scalars(
+        select(Account.id).where(
+            Account.workspace_id == workspace_id, Account.normalized_name.in_(list(by_key))
+        )
+    ).all()
+    Scorer.load(session, workspace_id).refresh_accounts(list(ids))
     return len(created), len(existing)
 
 

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from handlers.identity import IdentityCache
 from handlers.interactions import record_buffered_interactions
+from handlers.notify import notify_owners
 from handlers.registry import HANDLERS, Batch, EventContext
 from handlers.rules import evaluate_behavior
 from models import InboundEvent, InboxStatus, utcnow
 from models.base import insert_ignoring_conflicts
 from models.contact import IdentityKind
+from scoring.engine import Scorer
 from wechat.callbacks import OA, WECOM
 from wechat.events import NormalizedEvent, normalize
 
@@ -148,6 +150,7 @@ def _process_batch(
         batch = _new_batch(session, workspace_id, keys, fast=False)
         outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=True)
     _after_batch(session, batch)
+    _score(session, batch, [o["id"] for o in outcomes if o["status"] == InboxStatus.DONE])
     if outcomes:
         session.execute(update(InboundEvent), outcomes)
     result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
@@ -228,6 +231,17 @@ def _after_batch(session: Session, batch: Batch) -> None:
             )
     except Exception:  # the events stay handled; the contacts are re-evaluated when they act
         log.exception("behavior rules failed for workspace %s", batch.workspace_id)
+
+
+def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
+    """Lead and account scores, MQA, tiers, surges and stages for what the batch recorded,
+    in the batch's transaction; the owners' alerts go out after the commit."""
+    try:
+        with session.begin_nested():
+            result = Scorer.load(session, batch.workspace_id).score_events(event_ids)
+            notify_owners(session, result.alerts, batch.followups)
+    except Exception:  # the events stay handled; `flask scoring rescore` catches up
+        log.exception("scoring failed for workspace %s", batch.workspace_id)
 
 
 def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -> dict:

@@ -96,6 +96,21 @@ def notify_owner(
     )
 
 
+def notify_owners(session: Session, alerts, followups: Followups | None = None) -> int:
+    """Scoring's owner alerts (scoring.engine.OwnerAlert): MQA reached, intent surging."""
+    return sum(
+        notify_owner(
+            session,
+            session.get(Account, alert.account_id),
+            kind=alert.kind,
+            text=alert.text,
+            dedupe_key=alert.dedupe_key,
+            followups=followups,
+        )
+        for alert in alerts
+    )
+
+
 @dataclass
 class NotifyResult:
     messages: int = 0

@@ -14,6 +14,7 @@ from models.contact import (
 from models.imports import AccountImport, ImportStatus
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
+from models.scoring import AccountSnapshot, ScoreEntry, ScoringModel, StageChange
 from models.tag import (
     EXCLUSIVE_GROUPS,
     ContactTag,
@@ -47,6 +48,7 @@ __all__ = [
     "EXCLUSIVE_GROUPS",
     "Account",
     "AccountImport",
+    "AccountSnapshot",
     "AccountSource",
     "AuditLog",
     "Base",
@@ -70,8 +72,11 @@ __all__ = [
     "RemoteStatus",
     "Role",
     "RuleKind",
+    "ScoreEntry",
+    "ScoringModel",
     "Staff",
     "StaffNotification",
+    "StageChange",
     "SyncAction",
     "SyncStatus",
     "Tag",

@@ -14,6 +14,7 @@ class Account(Base):
         UniqueConstraint("workspace_id", "normalized_name"),
         Index("ix_accounts_workspace_domain", "workspace_id", "domain"),
         Index("ix_accounts_workspace_target", "workspace_id", "is_target"),
+        Index("ix_accounts_workspace_score", "workspace_id", "score"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -31,5 +32,17 @@ class Account(Base):
     annual_revenue: Mapped[float | None] = mapped_column(Float)  # in the workspace's currency
     acv: Mapped[float | None] = mapped_column(Float)  # expected annual contract value
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Scoring (scoring.engine): kept current by every drained batch and the daily refresh.
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    fit: Mapped[float] = mapped_column(Float, default=0.0)  # 0-100, ICP attributes matched
+    tier: Mapped[int | None] = mapped_column(Integer)
+    stage: Mapped[str | None] = mapped_column(String(30))
+    mqa: Mapped[bool] = mapped_column(Boolean, default=False)
+    mqa_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    surging: Mapped[bool] = mapped_column(Boolean, default=False)
+    surge_ratio: Mapped[float | None] = mapped_column(Float)  # this week / 4-week weekly mean
+    intent_points: Mapped[float] = mapped_column(Float, default=0.0)
+    engagement_points: Mapped[float] = mapped_column(Float, default=0.0)
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, BigId, JSONDoc, UTCDateTime, utcnow
@@ -38,6 +38,7 @@ class Contact(Base):
         Index("ix_contacts_workspace_last_seen", "workspace_id", "last_seen_at"),
         # The buying-committee views: an account's contacts by role.
         Index("ix_contacts_workspace_role", "workspace_id", "role"),
+        Index("ix_contacts_workspace_lead_score", "workspace_id", "lead_score"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -55,6 +56,12 @@ class Contact(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Scoring: the sum of the ledger's weights, and the decayed score as of scored_at.
+    score_mass: Mapped[float] = mapped_column(Float, default=0.0)
+    lead_score: Mapped[float] = mapped_column(Float, default=0.0)
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_engaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last positive points
+    stage: Mapped[str | None] = mapped_column(String(30))
 
     identities: Mapped[list["Identity"]] = relationship(back_populates="contact")
 

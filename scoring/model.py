@@ -1,12 +1,12 @@
 """The scoring model as data, and its arithmetic: rules and caps, decay, role-weighted
-account scores, and the MQA rule. Pure functions: the ledger, the per-batch SQL and
-the admin editor build on them (Step 6).
+account scores, MQA rules, fit and tiers, intent surges and stages. Pure functions:
+scoring.engine runs them over the ledger, batch by batch.
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime, tzinfo
 
 SENIORITY_ORDER = ("staff", "manager", "director", "vp", "c_level")
 
@@ -23,6 +23,8 @@ class ScoreRule:
     per_minute: float = 0.0  # extra points per engagement minute (live, reading time)
     per_day: int | None = None  # scoring hits per contact per calendar day
     per_contact: int | None = None  # scoring hits per contact, ever
+    max_points: float | None = None  # points per contact from this rule, lifetime
+    signal: str | None = None  # "intent" (researching) or "engagement" (talking to us)
 
     def matches(self, kind: str, properties: dict) -> bool:
         if kind != self.kind:
@@ -59,30 +61,51 @@ class Hit:
     occurred_at: datetime
 
 
+def matching_rule(rules: Iterable[ScoreRule], kind: str, properties: dict) -> ScoreRule | None:
+    """The most specific rule wins (the one with the most filters), so "menu click on
+    PRICING" beats "any menu click"; `rules` come in the model's order."""
+    best = None
+    for rule in rules:
+        if rule.matches(kind, properties) and (best is None or len(rule.where) > len(best.where)):
+            best = rule
+    return best
+
+
+def day_of(moment: datetime, tz: tzinfo) -> str:
+    """The calendar day a per-day cap counts in (the workspace's time zone)."""
+    return moment.astimezone(tz).date().isoformat()
+
+
 def score_touches(
     rules: Iterable[ScoreRule],
     touches: Iterable[Touch],
-    prior: dict[tuple[str, str], int] | None = None,
+    prior: dict[tuple[str, str], float] | None = None,
+    tz: tzinfo = UTC,
 ) -> list[Hit]:
-    """One contact's hits, caps applied in time order. The most specific rule wins per
-    interaction (the one with the most filters), so "menu click on PRICING" beats "any
-    menu click". `prior` holds the counts already in the ledger: {(rule key, day or
-    "ever"): hits}."""
-    rules = sorted(rules, key=lambda rule: -len(rule.where))
-    counts: dict[tuple[str, str], int] = defaultdict(int, prior or {})
+    """One contact's hits, caps applied in time order. `prior` holds what the ledger
+    already has: {(rule key, day): hits, (rule key, "ever"): hits, (rule key, "points"):
+    points}."""
+    rules = list(rules)
+    counts: dict[tuple[str, str], float] = defaultdict(float, prior or {})
     hits = []
     for touch in sorted(touches, key=lambda t: (t.occurred_at, t.id)):
-        rule = next((r for r in rules if r.matches(touch.kind, touch.properties)), None)
+        rule = matching_rule(rules, touch.kind, touch.properties)
         if rule is None:
             continue
-        day = touch.occurred_at.date().isoformat()
+        day = day_of(touch.occurred_at, tz)
         if rule.per_day is not None and counts[(rule.key, day)] >= rule.per_day:
             continue
         if rule.per_contact is not None and counts[(rule.key, "ever")] >= rule.per_contact:
             continue
+        points = rule.points_for(touch.minutes)
+        if rule.max_points is not None and points > 0:
+            points = min(points, rule.max_points - counts[(rule.key, "points")])
+            if points <= 0:
+                continue
         counts[(rule.key, day)] += 1
         counts[(rule.key, "ever")] += 1
-        hits.append(Hit(rule.key, touch.id, rule.points_for(touch.minutes), touch.occurred_at))
+        counts[(rule.key, "points")] += points
+        hits.append(Hit(rule.key, touch.id, points, touch.occurred_at))
     return hits
 
 
@@ -200,14 +223,18 @@ class MqaRule:
     """E.g. "in the last 90 days >= 3 distinct roles engaged, including >= 1 VP-or-above
     with >= 60 engagement minutes", optionally with an account score threshold."""
 
+    name: str = "Buying committee engaged"
     window_days: int = 90
     min_roles: int = 3
     senior_level: str = "vp"
     senior_count: int = 1
     senior_minutes: float = 60.0
     min_account_score: float | None = None
+    tiers: tuple[int, ...] = ()  # only accounts of these tiers (none: any)
 
-    def met(self, engaged: Iterable[Engagement], account_score: float = 0.0) -> bool:
+    def met(
+        self, engaged: Iterable[Engagement], account_score: float = 0.0, tier: int | None = None
+    ) -> bool:
         engaged = list(engaged)
         roles = {e.role for e in engaged if e.role and e.role != "other"}
         floor = SENIORITY_ORDER.index(self.senior_level)
@@ -220,7 +247,139 @@ class MqaRule:
         ]
         if self.min_account_score is not None and account_score < self.min_account_score:
             return False
+        if self.tiers and tier not in self.tiers:
+            return False
         return len(roles) >= self.min_roles and len(seniors) >= self.senior_count
+
+
+@dataclass(frozen=True)
+class Fit:
+    """ICP fit, 0-100: the weight of the attributes an account matches, out of the weight
+    of those configured."""
+
+    target_weight: float = 40.0  # on the imported target-account list
+    industries: tuple[str, ...] = ()
+    industry_weight: float = 20.0
+    regions: tuple[str, ...] = ()
+    region_weight: float = 10.0
+    min_employees: int | None = None
+    employees_weight: float = 15.0
+    min_revenue: float | None = None
+    revenue_weight: float = 15.0
+
+    def score(self, account: "AccountFacts") -> float:
+        checks = [(self.target_weight, account.is_target)]
+        if self.industries:
+            checks.append((self.industry_weight, account.industry in self.industries))
+        if self.regions:
+            checks.append((self.region_weight, account.region in self.regions))
+        if self.min_employees is not None:
+            checks.append((self.employees_weight, (account.employees or 0) >= self.min_employees))
+        if self.min_revenue is not None:
+            checks.append((self.revenue_weight, (account.revenue or 0) >= self.min_revenue))
+        total = sum(weight for weight, _ in checks)
+        if not total:
+            return 0.0
+        return round(100 * sum(weight for weight, ok in checks if ok) / total, 1)
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What fit, tiers and MQA read about an account."""
+
+    is_target: bool = False
+    industry: str | None = None
+    region: str | None = None
+    employees: int | None = None
+    revenue: float | None = None
+    acv: float | None = None
+    fit: float = 0.0
+    intent: bool = False  # intent points in the window, or surging
+    engaged: bool = False  # engagement points in the window
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """The "Goldilocks" tiers: an account gets the first tier whose rule it meets.
+    `intent` / `engagement`: True = required, False = must be absent, None = either."""
+
+    tier: int
+    min_fit: float = 0.0
+    min_acv: float | None = None
+    intent: bool | None = None
+    engagement: bool | None = None
+
+    def met(self, account: AccountFacts) -> bool:
+        if account.fit < self.min_fit:
+            return False
+        if self.min_acv is not None and (account.acv or 0) < self.min_acv:
+            return False
+        if self.intent is not None and account.intent != self.intent:
+            return False
+        return self.engagement is None or account.engaged == self.engagement
+
+
+def tier_of(rules: Iterable[TierRule], account: AccountFacts) -> int | None:
+    return next((r.tier for r in sorted(rules, key=lambda r: r.tier) if r.met(account)), None)
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Windows and floors for an account's intent and engagement."""
+
+    intent_days: int = 30
+    intent_min_points: float = 10.0
+    engagement_days: int = 30
+    engagement_min_points: float = 15.0
+
+
+@dataclass(frozen=True)
+class Surge:
+    """This week's points vs the weekly mean of the 4 weeks before."""
+
+    factor: float = 2.0
+    min_points: float = 20.0  # a week this quiet is no surge, whatever the ratio
+
+    def check(self, this_week: float, prior_four_weeks: float) -> tuple[bool, float]:
+        ratio = round(this_week / max(prior_four_weeks / 4, 1.0), 2)
+        return this_week >= self.min_points and ratio >= self.factor, ratio
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    name: str
+
+
+DEFAULT_STAGES = (
+    Stage("target", "Target"),
+    Stage("aware", "Aware"),
+    Stage("engaged", "Engaged"),
+    Stage("mqa", "MQA"),
+    Stage("meeting", "Meeting"),
+    Stage("opportunity", "Opportunity"),
+    Stage("customer", "Customer"),
+    Stage("expansion", "Expansion"),
+)
+
+
+@dataclass(frozen=True)
+class StageRules:
+    """Rules move stages forward only; people move them anywhere."""
+
+    aware: str | None = "aware"  # on the first interaction
+    engaged: str | None = "engaged"  # at the score thresholds
+    engaged_contact_score: float = 30.0
+    engaged_account_score: float = 100.0
+    mqa: str | None = "mqa"  # when an MQA rule is met
+
+
+def advance(stages: tuple[Stage, ...], current: str | None, candidate: str | None) -> bool:
+    """Whether a rule may move `current` to `candidate`: only to a later stage."""
+    keys = [stage.key for stage in stages]
+    if candidate not in keys:
+        return False
+    return current not in keys or keys.index(candidate) > keys.index(current)
 
 
 # The shipped model: every interaction kind Harpoon records scores something.
@@ -228,26 +387,115 @@ DEFAULT_RULES = (
     ScoreRule("follow", "wechat.follow", 5, per_contact=1),
     ScoreRule("unfollow", "wechat.unfollow", -10),
     ScoreRule("qr_scan", "wechat.scan", 3, per_day=3),
-    ScoreRule("menu_pricing", "wechat.menu_click", 8, where={"key": "PRICING"}, per_day=1),
-    ScoreRule("menu_demo", "wechat.menu_click", 15, where={"key": "BOOK_DEMO"}, per_day=1),
-    ScoreRule("menu_click", "wechat.menu_click", 2, per_day=5),
-    ScoreRule("menu_view", "wechat.menu_view", 3, per_day=5),
+    ScoreRule(
+        "menu_pricing",
+        "wechat.menu_click",
+        8,
+        where={"key": "PRICING"},
+        per_day=1,
+        signal="intent",
+    ),
+    ScoreRule(
+        "menu_demo", "wechat.menu_click", 15, where={"key": "BOOK_DEMO"}, signal="engagement"
+    ),
+    ScoreRule("menu_click", "wechat.menu_click", 2, per_day=5, signal="intent"),
+    ScoreRule("menu_view", "wechat.menu_view", 3, per_day=5, signal="intent"),
     ScoreRule("menu_scan", "wechat.menu_scan", 2, per_day=3),
-    ScoreRule("message", "wechat.message", 4, per_day=5),
+    ScoreRule("message", "wechat.message", 4, per_day=5, signal="engagement"),
     ScoreRule("location", "wechat.location", 1, per_day=1),
-    ScoreRule("wecom_added", "wecom.contact_added", 15),
+    ScoreRule("wecom_added", "wecom.contact_added", 15, signal="engagement"),
     ScoreRule("wecom_edited", "wecom.contact_edited", 0),
     ScoreRule("wecom_removed", "wecom.contact_removed", -15),
     ScoreRule("wecom_transfer_failed", "wecom.transfer_failed", 0),
-    ScoreRule("content_pricing", "content.view", 10, where={"topic": "pricing"}, per_day=2),
-    ScoreRule("content_view", "content.view", 3, per_minute=0.5, per_day=10),
-    ScoreRule("content_like", "content.like", 2, per_day=5),
-    ScoreRule("content_share", "content.share", 5, per_day=5),
-    ScoreRule("form_submit", "form.submit", 20),
+    ScoreRule(
+        "content_pricing",
+        "content.view",
+        10,
+        where={"topic": "pricing"},
+        per_day=2,
+        signal="intent",
+    ),
+    ScoreRule(
+        "content_view",
+        "content.view",
+        3,
+        per_minute=0.5,
+        per_day=10,
+        max_points=200,
+        signal="intent",
+    ),
+    ScoreRule("content_like", "content.like", 2, per_day=5, signal="engagement"),
+    ScoreRule("content_share", "content.share", 5, per_day=5, signal="engagement"),
+    ScoreRule("form_submit", "form.submit", 20, signal="engagement"),
     ScoreRule("email_open", "email.open", 1, per_day=1),
-    ScoreRule("email_click", "email.click", 3, per_day=3),
-    ScoreRule("live_watch", "live.watch", 5, per_minute=0.5),
-    ScoreRule("event_register", "event.register", 10),
-    ScoreRule("event_checkin", "event.checkin", 25),
-    ScoreRule("meeting", "sales.meeting", 30),
+    ScoreRule("email_click", "email.click", 3, per_day=3, signal="intent"),
+    ScoreRule("email_unsubscribe", "email.unsubscribe", -10),
+    ScoreRule("live_watch", "live.watch", 5, per_minute=0.5, signal="engagement"),
+    ScoreRule("event_register", "event.register", 10, signal="engagement"),
+    ScoreRule("event_checkin", "event.checkin", 25, signal="engagement"),
+    ScoreRule("meeting", "sales.meeting", 30, signal="engagement"),
 )
+
+DEFAULT_TIERS = (
+    TierRule(1, min_fit=70, min_acv=500_000, intent=True, engagement=True),
+    TierRule(2, min_fit=70, intent=True),
+    TierRule(3, min_fit=70),
+)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A workspace's whole scoring model; stored as a document, one version per save."""
+
+    rules: tuple[ScoreRule, ...] = DEFAULT_RULES
+    half_life_days: float | None = 30.0  # lead scores; None: no decay
+    preset: str = "top_down"
+    weights: Weights = PRESETS["top_down"]
+    mqa_rules: tuple[MqaRule, ...] = (MqaRule(),)
+    fit: Fit = Fit()
+    tiers: tuple[TierRule, ...] = DEFAULT_TIERS
+    signals: Signals = Signals()
+    surge: Surge = Surge()
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
+    stage_rules: StageRules = StageRules()
+
+    def rule(self, key: str) -> ScoreRule | None:
+        return next((rule for rule in self.rules if rule.key == key), None)
+
+    def to_document(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_document(cls, doc: dict) -> "Model":
+        """The model a stored document describes; what it leaves out keeps the default."""
+        default = cls()
+        parts = {
+            "rules": lambda v: tuple(ScoreRule(**_known(ScoreRule, r)) for r in v),
+            "weights": lambda v: Weights(**_known(Weights, v)),
+            "mqa_rules": lambda v: tuple(
+                MqaRule(**{**_known(MqaRule, r), "tiers": tuple(r.get("tiers") or ())}) for r in v
+            ),
+            "fit": lambda v: Fit(
+                **{
+                    **_known(Fit, v),
+                    "industries": tuple(v.get("industries") or ()),
+                    "regions": tuple(v.get("regions") or ()),
+                }
+            ),
+            "tiers": lambda v: tuple(TierRule(**_known(TierRule, r)) for r in v),
+            "signals": lambda v: Signals(**_known(Signals, v)),
+            "surge": lambda v: Surge(**_known(Surge, v)),
+            "stages": lambda v: tuple(Stage(**_known(Stage, s)) for s in v),
+            "stage_rules": lambda v: StageRules(**_known(StageRules, v)),
+        }
+        changes = {
+            name: parts[name](value) if name in parts else value
+            for name, value in doc.items()
+            if name in {f.name for f in fields(cls)}
+        }
+        return replace(default, **changes)
+
+
+def _known(cls, values: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in values.items() if k in names}

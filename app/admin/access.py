@@ -25,6 +25,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "wecom.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # Sales send to their own customers; marketers prepare sends for them.
     "group_send.create": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    # The scoring model (rules, weights, MQA, tiers, stages) is the marketers'.
+    "scoring.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Sales log meetings, opportunities and wins by moving an account's or contact's stage.
+    "stages.move": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }
