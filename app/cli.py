@@ -350,6 +350,14 @@ def scoring_refresh(workspace):
     _run_scorer(workspace, "refresh_workspace")
 
 
+@scoring_cli.command("recompute")
+@click.option("--workspace", help="One workspace by name (default: all).")
+@with_appcontext
+def scoring_recompute(workspace):
+    """Sum every lead score again from the ledger, then re-judge every account."""
+    _run_scorer(workspace, "recompute")
+
+
 @scoring_cli.command("rescore")
 @click.option("--workspace", help="One workspace by name (default: all).")
 @with_appcontext

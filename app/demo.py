@@ -35,7 +35,16 @@ from app.users import create_user
 from config import ROOT
 from handlers.contact_ways import contact_way_for_state, create_contact_way
 from handlers.staff import sync_staff
-from models import Channel, ChannelKind, Contact, InboundEvent, Interaction, Role, User
+from models import (
+    Account,
+    Channel,
+    ChannelKind,
+    Contact,
+    InboundEvent,
+    Interaction,
+    Role,
+    User,
+)
 from wechat.clients import WeChatClients
 from wechat.sandbox import create_sandbox, wecom
 from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant
@@ -48,6 +57,7 @@ DEMO_PASSWORD = "harpoon-demo"
 DEMO_OA_APPID = "wxdemo0000000001"
 DEMO_CORP_ID = "wwdemo0000000001"
 STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
+OWNER_STAFF = "zhangsan"
 CONTACT_STATES = ["expo2026-booth", "webinar"]
 DEFAULT_MENU = {
     "button": [
@@ -250,7 +260,10 @@ def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels
             tickets[scene] = qr["ticket"]
     corp = state.tenant(channels.wecom.app_id)
     for userid, name in STAFF.items():
-        wecom.add_staff(state, corp, userid, name)
+        # The demo sign-in is 张三 in WeCom too: the owner of the target accounts gets
+        # their alerts (MQA, surges, adds) as app messages.
+        email = DEMO_LOGIN if userid == OWNER_STAFF else ""
+        wecom.add_staff(state, corp, userid, name, email=email)
     contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
     seed_contact_ways(db, channels.wecom, contact_client)
     return tickets
@@ -310,6 +323,17 @@ def status_line(db, state: Sandbox) -> str:
         )
         contacts = session.scalar(select(func.count()).select_from(Contact))
         interactions = session.scalar(select(func.count()).select_from(Interaction))
+        hottest = session.execute(
+            select(Account.name, Account.score).order_by(Account.score.desc()).limit(1)
+        ).first()
+        mqa = session.scalar(select(func.count()).where(Account.mqa.is_(True)))
+        tiers = dict(
+            session.execute(
+                select(Account.tier, func.count())
+                .where(Account.tier.is_not(None))
+                .group_by(Account.tier)
+            ).all()
+        )
     with state.lock:
         finished = [d for d in state.deliveries if d.done]
         failed = sum(1 for d in finished if not d.accepted)
@@ -321,5 +345,8 @@ def status_line(db, state: Sandbox) -> str:
     return (
         f"callbacks {len(finished)} (refused {failed}, in flight {pending}) | "
         f"inbox: {inbox or 'empty'} | contacts {contacts} | interactions {interactions} | "
-        f"welcomes {welcomes} | sales alerts {alerts}"
+        f"welcomes {welcomes} | sales alerts {alerts}\n"
+        f"  accounts: MQA {mqa}, tiers "
+        + "/".join(str(tiers.get(tier, 0)) for tier in (1, 2, 3))
+        + (f", hottest {hottest.name} {hottest.score:.0f}" if hottest and hottest.score else "")
     )

@@ -1,4 +1,5 @@
-"""What the demo workspace starts with: an ICP list, tag rules and synced tags.
+"""What the demo workspace starts with: an ICP list, tag rules, synced tags and its
+scoring model.
 
 The simulator's companies are the target accounts; the rules turn what the
 simulated followers do (menus, messages, QR scans, WeCom adds) into role,
@@ -7,6 +8,7 @@ seniority, industry, interest and source tags.
 
 import csv
 import io
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +17,8 @@ from handlers.imports import run_import
 from handlers.rule_config import DEFAULT_PROFILE_PATTERN
 from handlers.tags import TagBook
 from models import AccountImport, RuleKind, TagGroup, TagRule
+from scoring.engine import save_model
+from scoring.model import Fit, Model, MqaRule
 from wechat.sandbox.simulator import COMPANIES
 
 # Size, ACV and domain of the larger targets; the simulator gives name, industry and region.
@@ -138,8 +142,30 @@ def seed_demo_tagging(session: Session, workspace_id: int, owner_id: int, owner_
         content=icp_csv(owner_email),
     )
     session.add(account_import)
+    save_model(session, workspace_id, demo_scoring_model(), "Demo model", owner_id)
     session.commit()
     run_import(session, account_import.id)
+
+
+def demo_scoring_model() -> Model:
+    """The shipped model, with the demo's ICP and an MQA rule the simulated buyers can
+    meet without live streams (the shipped example rule needs 60 minutes of watching)."""
+    return replace(
+        Model(),
+        fit=Fit(industries=("制造", "软件", "金融", "医药"), min_employees=1000),
+        mqa_rules=(
+            MqaRule(),
+            MqaRule(
+                name="采购委员会活跃",
+                window_days=30,
+                min_roles=3,
+                senior_level="director",
+                senior_count=1,
+                senior_minutes=0,
+                min_account_score=80,
+            ),
+        ),
+    )
 
 
 def _clicks(key: str, count: int) -> dict:

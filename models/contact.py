@@ -38,7 +38,6 @@ class Contact(Base):
         Index("ix_contacts_workspace_last_seen", "workspace_id", "last_seen_at"),
         # The buying-committee views: an account's contacts by role.
         Index("ix_contacts_workspace_role", "workspace_id", "role"),
-        Index("ix_contacts_workspace_lead_score", "workspace_id", "lead_score"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -56,7 +55,8 @@ class Contact(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Scoring: the sum of the ledger's weights, and the decayed score as of scored_at.
+    # Scoring: the sum of the ledger's weights, and the lead score as of scored_at (today's
+    # is scoring.engine.lead_score_at(score_mass, ...); decay never rewrites contacts).
     score_mass: Mapped[float] = mapped_column(Float, default=0.0)
     lead_score: Mapped[float] = mapped_column(Float, default=0.0)
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from models import (
@@ -34,13 +34,11 @@ from models import (
 from models.base import dialect_insert, insert_ignoring_conflicts
 from scoring.model import (
     AccountFacts,
-    Engagement,
-    Member,
     Model,
     Touch,
-    account_score,
     advance,
     day_of,
+    decayed,
     score_touches,
     tier_of,
 )
@@ -48,7 +46,30 @@ from scoring.model import (
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
-CHUNK = 2000  # accounts or contacts per statement in the whole-workspace passes
+CHUNK = 5000  # accounts or contacts per statement in the whole-workspace passes
+# The columns the account UPDATE and the snapshot INSERT send as PostgreSQL arrays.
+ACCOUNT_ARRAYS = {
+    "id": "bigint",
+    "score": "float8",
+    "fit": "float8",
+    "tier": "integer",
+    "stage": "text",
+    "mqa": "boolean",
+    "mqa_since": "timestamptz",
+    "surging": "boolean",
+    "surge_ratio": "float8",
+    "intent_points": "float8",
+    "engagement_points": "float8",
+}
+SNAPSHOT_ARRAYS = {
+    "account_id": "bigint",
+    "score": "float8",
+    "tier": "integer",
+    "stage": "text",
+    "mqa": "boolean",
+    "surging": "boolean",
+    "engaged_contacts": "integer",
+}
 
 
 # --- the model -------------------------------------------------------------------------
@@ -100,6 +121,12 @@ def decay_factor(now: datetime, half_life_days: float | None) -> float:
     if not half_life_days:
         return 1.0
     return 2 ** (-(now - EPOCH).total_seconds() / 86400 / half_life_days)
+
+
+def lead_score_at(mass: float, now: datetime, half_life_days: float | None) -> float:
+    """A contact's lead score today from its score mass (contacts.lead_score is the same
+    as of contacts.scored_at)."""
+    return max(mass, 0.0) * decay_factor(now, half_life_days)
 
 
 # --- results ---------------------------------------------------------------------------
@@ -241,67 +268,79 @@ class Scorer:
     # --- contacts --------------------------------------------------------------------
 
     def refresh_contacts(self, contact_ids: list[int]) -> ScoreResult:
-        """Lead scores from the ledger (one UPDATE), contact stages, then their accounts."""
+        """Lead scores summed from the ledger (one UPDATE ... FROM), contact stages, then
+        their accounts."""
         result = ScoreResult(contacts=len(contact_ids))
         if not contact_ids:
             return result
-        mass = (
-            select(func.coalesce(func.sum(ScoreEntry.weight), 0.0))
-            .where(ScoreEntry.contact_id == Contact.id)
-            .scalar_subquery()
-        )
-        engaged = (
-            select(func.max(ScoreEntry.occurred_at))
-            .where(ScoreEntry.contact_id == Contact.id, ScoreEntry.points > 0)
-            .scalar_subquery()
-        )
-        before = dict(
-            self.session.execute(
-                select(Contact.id, Contact.lead_score).where(Contact.id.in_(contact_ids))
-            ).all()
+        before = {
+            row.id: row
+            for row in self.session.execute(
+                select(
+                    Contact.id,
+                    Contact.lead_score,
+                    Contact.score_mass,
+                    Contact.stage,
+                    Contact.account_id,
+                ).where(Contact.id.in_(contact_ids))
+            )
+        }
+        sums = (
+            select(
+                ScoreEntry.contact_id,
+                func.sum(ScoreEntry.weight).label("mass"),
+                func.max(case((ScoreEntry.points > 0, ScoreEntry.occurred_at))).label("engaged"),
+            )
+            .where(ScoreEntry.contact_id.in_(contact_ids))
+            .group_by(ScoreEntry.contact_id)
+            .subquery()
         )
         factor = decay_factor(self.now, self.model.half_life_days)
-        self.session.execute(
-            update(Contact)
-            .where(Contact.id.in_(contact_ids))
-            .values(
-                score_mass=mass,
-                lead_score=case((mass > 0, mass * factor), else_=0.0),
-                last_engaged_at=engaged,
-                scored_at=self.now,
-            )
-            .execution_options(synchronize_session=False)
+        after = dict(
+            self.session.execute(
+                update(Contact)
+                .where(Contact.id == sums.c.contact_id)
+                .values(
+                    score_mass=sums.c.mass,
+                    lead_score=case((sums.c.mass > 0, sums.c.mass * factor), else_=0.0),
+                    last_engaged_at=sums.c.engaged,
+                    scored_at=self.now,
+                )
+                .returning(Contact.id, Contact.lead_score)
+                .execution_options(synchronize_session=False)
+            ).all()
         )
-        rows = self.session.execute(
-            select(Contact.id, Contact.stage, Contact.lead_score, Contact.account_id).where(
-                Contact.id.in_(contact_ids)
+        emptied = [i for i, row in before.items() if i not in after and row.score_mass]
+        if emptied:  # their entries are gone (a rescore): back to zero
+            self.session.execute(
+                update(Contact)
+                .where(Contact.id.in_(emptied))
+                .values(score_mass=0.0, lead_score=0.0, last_engaged_at=None, scored_at=self.now)
+                .execution_options(synchronize_session=False)
             )
-        ).all()
-        rules = self.model.stage_rules
+        rules, stages = self.model.stage_rules, self.model.stages
+        threshold = rules.engaged_contact_score
         moves = []
-        for row in rows:
+        for contact_id, lead in after.items():
+            row = before[contact_id]
             judgement = _Judgement(row.stage)
             if row.stage is None:
-                judgement.advance(self.model.stages, rules.aware, "first interaction")
-            threshold = rules.engaged_contact_score
-            if (before.get(row.id) or 0) < threshold <= row.lead_score:
-                judgement.advance(
-                    self.model.stages,
-                    rules.engaged,
-                    f"lead score {row.lead_score:.0f} ≥ {threshold:g}",
-                )
+                judgement.advance(stages, rules.aware, "first interaction")
+            if (row.lead_score or 0) < threshold <= lead:
+                judgement.advance(stages, rules.engaged, f"lead score {lead:.0f} ≥ {threshold:g}")
             if judgement.stage != row.stage:
-                moves.append(("contact", row.id, row.stage, judgement.stage, judgement.reason))
+                moves.append(("contact", contact_id, row.stage, judgement.stage, judgement.reason))
         result.stage_changes += self._move(Contact, moves)
-        accounts = sorted({row.account_id for row in rows if row.account_id})
+        accounts = sorted({row.account_id for row in before.values() if row.account_id})
         result.add(self.refresh_accounts(accounts))
         return result
 
     # --- accounts --------------------------------------------------------------------
 
     def refresh_accounts(self, account_ids: list[int]) -> ScoreResult:
-        """Score, fit, tier, MQA, surge and stage of these accounts: one read of their
-        contacts' ledger windows, one UPDATE, their stage moves and today's snapshots."""
+        """Score, fit, tier, MQA, surge and stage of these accounts: one aggregate read of
+        their contacts' ledger windows, one UPDATE, their stage moves and today's
+        snapshots."""
         result = ScoreResult(accounts=len(account_ids))
         if not account_ids:
             return result
@@ -322,23 +361,25 @@ class Scorer:
                 Account.surging,
             ).where(Account.id.in_(account_ids), Account.workspace_id == self.workspace_id)
         ).all()
-        members = self._members(account_ids)
+        engagement = self._engagement(account_ids)
         updates, moves, snapshots = [], [], []
         for account in accounts:
-            change = self._judge(account, members.get(account.id, []))
+            change = self._judge(account, engagement.get(account.id))
             updates.append(change.values)
             if change.stage != account.stage:
                 moves.append(("account", account.id, account.stage, change.stage, change.reason))
             result.alerts += change.alerts
             snapshots.append(change.snapshot)
-        if updates:
-            self.session.execute(update(Account), updates)
+        self._write_accounts(updates)
         result.stage_changes += self._move(Account, moves, set_columns=False)
         self._snapshot(snapshots)
         return result
 
-    def _members(self, account_ids: list[int]) -> dict[int, list]:
-        """Each account's contacts with their ledger sums over the windows that matter."""
+    def _engagement(self, account_ids: list[int]) -> dict:
+        """One row per account, aggregated in SQL: the weighted sum of its contacts' lead
+        scores, its engaged roles, its latest engagement, its ledger sums over the surge,
+        intent and engagement windows, and per MQA rule its engaged roles and seniors.
+        The same arithmetic as scoring.model.account_score, which explains it per contact."""
         m, now = self.model, self.now
         week = now - timedelta(days=7)
         baseline = now - timedelta(days=35)
@@ -351,12 +392,14 @@ class Scorer:
         def total(condition, value=points):
             return func.coalesce(func.sum(case((condition, value), else_=0.0)), 0.0)
 
+        factor = decay_factor(now, m.half_life_days)
+        lead = case((Contact.score_mass > 0, Contact.score_mass * factor), else_=0.0)
         columns = [
             Contact.id,
             Contact.account_id,
             Contact.role,
             Contact.seniority,
-            Contact.lead_score,
+            lead.label("lead"),
             Contact.last_engaged_at,
             total(at >= week).label("week"),
             total(and_(at >= baseline, at < week)).label("baseline"),
@@ -367,7 +410,7 @@ class Scorer:
             start = now - timedelta(days=days)
             columns.append(total(at >= start, ScoreEntry.minutes).label(f"minutes_{days}"))
             columns.append(total(and_(at >= start, points > 0), 1).label(f"active_{days}"))
-        rows = self.session.execute(
+        per_contact = (
             select(*columns)
             .outerjoin(
                 ScoreEntry,
@@ -375,23 +418,67 @@ class Scorer:
             )
             .where(Contact.account_id.in_(account_ids), Contact.merged_into_id.is_(None))
             .group_by(Contact.id)
-        ).all()
-        members: dict[int, list] = defaultdict(list)
-        for row in rows:
-            members[row.account_id].append(row)
-        return members
-
-    def _judge(self, account, members: list) -> "_Judgement":
-        m, now = self.model, self.now
-        scored = account_score(
-            (Member(r.id, r.role, r.seniority, r.lead_score, r.last_engaged_at) for r in members),
-            m.weights,
-            now,
+            .subquery()
         )
-        week = sum(r.week for r in members)
-        surging, ratio = m.surge.check(week, sum(r.baseline for r in members))
-        intent_points = sum(r.intent for r in members)
-        engagement_points = sum(r.engagement for r in members)
+        c = per_contact.c
+        weights = m.weights
+        role_weight = case(
+            {role: weight for role, weight in weights.roles.items()},
+            value=c.role,
+            else_=weights.roles.get("other", 0.5),
+        )
+        seniority_weight = case(
+            (c.seniority.is_(None), weights.seniorities.get("staff", 1.0)),
+            *((c.seniority == key, weight) for key, weight in weights.seniorities.items()),
+            else_=1.0,
+        )
+        engaged = c.lead > 0
+        committee_role = and_(c.role.is_not(None), c.role != "other")
+        aggregates = [
+            c.account_id,
+            func.sum(case((engaged, c.lead * role_weight * seniority_weight), else_=0.0)).label(
+                "weighted"
+            ),
+            func.count(func.distinct(case((and_(engaged, committee_role), c.role)))).label("roles"),
+            func.count(case((engaged, 1))).label("engaged_contacts"),
+            func.max(case((engaged, c.last_engaged_at))).label("latest"),
+            func.max(c.last_engaged_at).label("ever_engaged"),
+            func.sum(c.week).label("week"),
+            func.sum(c.baseline).label("baseline"),
+            func.sum(c.intent).label("intent"),
+            func.sum(c.engagement).label("engagement"),
+        ]
+        for n, rule in enumerate(m.mqa_rules):
+            active = c[f"active_{rule.window_days}"] > 0
+            senior = and_(
+                active,
+                c.seniority.in_(rule.senior_levels()),
+                c[f"minutes_{rule.window_days}"] >= rule.senior_minutes,
+            )
+            aggregates.append(
+                func.count(func.distinct(case((and_(active, committee_role), c.role)))).label(
+                    f"mqa_roles_{n}"
+                )
+            )
+            aggregates.append(func.count(case((senior, 1))).label(f"mqa_seniors_{n}"))
+        rows = self.session.execute(select(*aggregates).group_by(c.account_id)).all()
+        return {row.account_id: row for row in rows}
+
+    def _judge(self, account, row) -> "_Judgement":
+        """Everything about one account from its aggregate row (None: no contacts)."""
+        m, now = self.model, self.now
+        weighted = (row.weighted or 0.0) if row else 0.0
+        roles = row.roles if row else 0
+        latest = row.latest if row else None
+        recency = 0.0
+        if latest is not None:
+            age = (now - latest).total_seconds() / 86400
+            recency = decayed(1.0, age, m.weights.recency_half_life_days)
+        score = round((weighted + m.weights.breadth_bonus * roles) * recency, 2)
+        week = row.week if row else 0.0
+        surging, ratio = m.surge.check(week, row.baseline if row else 0.0)
+        intent_points = row.intent if row else 0.0
+        engagement_points = row.engagement if row else 0.0
         facts = AccountFacts(
             is_target=bool(account.is_target),
             industry=account.industry,
@@ -408,35 +495,34 @@ class Scorer:
             engaged=engagement_points >= m.signals.engagement_min_points,
         )
         tier = tier_of(m.tiers, facts)
-        met = next(
-            (
-                rule
-                for rule in m.mqa_rules
-                if rule.met(
-                    (
-                        Engagement(r.role, r.seniority, getattr(r, f"minutes_{rule.window_days}"))
-                        for r in members
-                        if getattr(r, f"active_{rule.window_days}")
-                    ),
-                    scored.score,
-                    tier,
-                )
-            ),
-            None,
-        )
+        met = None
+        if row is not None:
+            met = next(
+                (
+                    rule
+                    for n, rule in enumerate(m.mqa_rules)
+                    if rule.met_counts(
+                        getattr(row, f"mqa_roles_{n}"),
+                        getattr(row, f"mqa_seniors_{n}"),
+                        score,
+                        tier,
+                    )
+                ),
+                None,
+            )
         judgement = _Judgement(stage=account.stage)
         stages, rules = m.stages, m.stage_rules
         # Rules act on crossings, so a person's move back sticks until the next crossing.
         first = stages[0].key
         if account.stage is None and account.is_target:
             judgement.advance(stages, first, "on the target-account list")
-        if judgement.stage in (None, first) and any(r.last_engaged_at for r in members):
+        if judgement.stage in (None, first) and row is not None and row.ever_engaged:
             judgement.advance(stages, rules.aware, "first interaction")
-        if (account.score or 0) < rules.engaged_account_score <= scored.score:
+        if (account.score or 0) < rules.engaged_account_score <= score:
             judgement.advance(
                 stages,
                 rules.engaged,
-                f"account score {scored.score:.0f} ≥ {rules.engaged_account_score:g}",
+                f"account score {score:.0f} ≥ {rules.engaged_account_score:g}",
             )
         if met is not None and not account.mqa:
             judgement.advance(stages, rules.mqa, f"MQA rule: {met.name}")
@@ -444,25 +530,26 @@ class Scorer:
                 OwnerAlert(
                     account.id,
                     "account_mqa",
-                    f"目标客户「{account.name}」达到 MQA（{met.name}），"
-                    f"账户得分 {scored.score:.0f}，{len(scored.engaged_roles)} 个角色参与。",
+                    f"{_kind(account)}「{account.name}」达到 MQA（{met.name}），"
+                    f"账户得分 {score:.0f}，{roles} 个角色参与。",
                     f"mqa:{account.id}:{now.date().isoformat()}",
                 )
             )
         if surging and not account.surging:
+            baseline = row.baseline if row else 0.0
+            compared = f"是近 4 周周均的 {ratio:g} 倍" if baseline >= 4 else "此前 4 周几乎没有互动"
             judgement.alerts.append(
                 OwnerAlert(
                     account.id,
                     "account_surge",
-                    f"客户「{account.name}」本周互动激增：{week:.0f} 分，"
-                    f"是近 4 周周均的 {ratio:g} 倍。",
+                    f"{_kind(account)}「{account.name}」本周互动激增：{week:.0f} 分，{compared}。",
                     f"surge:{account.id}:{now.isocalendar().year}-{now.isocalendar().week}",
                 )
             )
         mqa = met is not None
         judgement.values = {
             "id": account.id,
-            "score": scored.score,
+            "score": score,
             "fit": fit,
             "tier": tier,
             "stage": judgement.stage,
@@ -472,35 +559,63 @@ class Scorer:
             "surge_ratio": ratio,
             "intent_points": round(intent_points, 2),
             "engagement_points": round(engagement_points, 2),
-            "scored_at": now,
         }
         judgement.snapshot = {
-            "workspace_id": self.workspace_id,
             "account_id": account.id,
-            "day": self.today,
-            "score": scored.score,
+            "score": score,
             "tier": tier,
             "stage": judgement.stage,
             "mqa": mqa,
             "surging": surging,
-            "engaged_contacts": len(scored.contributions),
+            "engaged_contacts": row.engaged_contacts if row else 0,
         }
         return judgement
+
+    def _write_accounts(self, rows: list[dict]) -> None:
+        """The judged accounts in one statement: on PostgreSQL an UPDATE ... FROM unnest()
+        of one array per column; elsewhere an executemany."""
+        if not rows:
+            return
+        if self.session.get_bind().dialect.name != "postgresql":
+            for row in rows:
+                row["scored_at"] = self.now
+            self.session.execute(update(Account), rows)
+            return
+        arrays = {name: [row[name] for row in rows] for name in ACCOUNT_ARRAYS}
+        self.session.execute(
+            text(
+                "UPDATE accounts SET "
+                + ", ".join(f"{name} = v.{name}" for name in ACCOUNT_ARRAYS if name != "id")
+                + ", scored_at = :now FROM (SELECT "
+                + ", ".join(
+                    f"unnest(CAST(:{name} AS {kind}[])) AS {name}"
+                    for name, kind in ACCOUNT_ARRAYS.items()
+                )
+                + ") AS v WHERE accounts.id = v.id"
+            ),
+            {**arrays, "now": self.now},
+        )
 
     @property
     def today(self) -> date:
         return self.now.astimezone(self.zone).date()
 
     def _move(self, model, moves: list[tuple], *, set_columns: bool = True) -> int:
-        """Record stage moves (and, for contacts, set the column; accounts set it in their
-        own UPDATE)."""
+        """Record stage moves and, for contacts, set the column, one UPDATE per stage
+        reached (accounts set it in their own UPDATE)."""
         if not moves:
             return 0
         if set_columns:
-            self.session.execute(
-                update(model),
-                [{"id": subject_id, "stage": to} for _, subject_id, _, to, _ in moves],
-            )
+            by_stage: dict[str, list[int]] = defaultdict(list)
+            for _, subject_id, _, to, _ in moves:
+                by_stage[to].append(subject_id)
+            for stage, ids in by_stage.items():
+                self.session.execute(
+                    update(model)
+                    .where(model.id.in_(ids))
+                    .values(stage=stage)
+                    .execution_options(synchronize_session=False)
+                )
         self.session.execute(
             StageChange.__table__.insert(),
             [
@@ -522,37 +637,89 @@ class Scorer:
         """Today's snapshot of each account, overwritten as the day goes on."""
         if not rows:
             return
+        columns = ("score", "tier", "stage", "mqa", "surging", "engaged_contacts")
+        if self.session.get_bind().dialect.name == "postgresql":
+            arrays = {name: [row[name] for row in rows] for name in SNAPSHOT_ARRAYS}
+            self.session.execute(
+                text(
+                    "INSERT INTO account_snapshots (workspace_id, day, "
+                    + ", ".join(SNAPSHOT_ARRAYS)
+                    + ") SELECT :ws, :day, "
+                    + ", ".join(
+                        f"unnest(CAST(:{name} AS {kind}[]))"
+                        for name, kind in SNAPSHOT_ARRAYS.items()
+                    )
+                    + " ON CONFLICT (account_id, day) DO UPDATE SET "
+                    + ", ".join(f"{name} = excluded.{name}" for name in columns)
+                ),
+                {**arrays, "ws": self.workspace_id, "day": self.today},
+            )
+            return
         stmt = dialect_insert(self.session.get_bind().dialect.name, AccountSnapshot.__table__)
         self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["account_id", "day"],
-                set_={
-                    name: stmt.excluded[name]
-                    for name in ("score", "tier", "stage", "mqa", "surging", "engaged_contacts")
-                },
+                set_={name: stmt.excluded[name] for name in columns},
             ),
-            rows,
+            [{**row, "workspace_id": self.workspace_id, "day": self.today} for row in rows],
         )
 
     # --- the whole workspace ---------------------------------------------------------
 
     def refresh_workspace(self) -> ScoreResult:
-        """The daily pass: every lead score decayed to today (one UPDATE), then every
-        account re-judged in chunks (surges, tiers, MQA), with today's snapshots."""
+        """The daily pass: every account re-judged in chunks (decay, surges, tiers, MQA),
+        with today's snapshots. Contacts are not rewritten: their decay is one factor."""
+        return self._refresh_all_accounts()
+
+    def recompute(self) -> ScoreResult:
+        """Every lead score summed again from the ledger, then every account: what repairs
+        scores if anything ever drifted from the ledger. Rows already right are not
+        rewritten."""
+        sums = (
+            select(
+                ScoreEntry.contact_id,
+                func.sum(ScoreEntry.weight).label("mass"),
+                func.max(case((ScoreEntry.points > 0, ScoreEntry.occurred_at))).label("engaged"),
+            )
+            .where(ScoreEntry.workspace_id == self.workspace_id)
+            .group_by(ScoreEntry.contact_id)
+            .subquery()
+        )
         factor = decay_factor(self.now, self.model.half_life_days)
         self.session.execute(
             update(Contact)
-            .where(Contact.workspace_id == self.workspace_id, Contact.score_mass != 0)
+            .where(
+                Contact.id == sums.c.contact_id,
+                or_(
+                    Contact.score_mass != sums.c.mass,
+                    Contact.last_engaged_at.is_distinct_from(sums.c.engaged),
+                ),
+            )
             .values(
-                lead_score=case((Contact.score_mass > 0, Contact.score_mass * factor), else_=0.0),
+                score_mass=sums.c.mass,
+                lead_score=case((sums.c.mass > 0, sums.c.mass * factor), else_=0.0),
+                last_engaged_at=sums.c.engaged,
                 scored_at=self.now,
             )
             .execution_options(synchronize_session=False)
         )
+        has_entries = select(ScoreEntry.id).where(ScoreEntry.contact_id == Contact.id).exists()
+        self.session.execute(
+            update(Contact)
+            .where(
+                Contact.workspace_id == self.workspace_id,
+                Contact.score_mass != 0,
+                ~has_entries,
+            )
+            .values(score_mass=0.0, lead_score=0.0, last_engaged_at=None, scored_at=self.now)
+            .execution_options(synchronize_session=False)
+        )
+        return self._refresh_all_accounts()
+
+    def _refresh_all_accounts(self) -> ScoreResult:
         result = ScoreResult()
-        for chunk in self._chunks(
-            select(Account.id).where(Account.workspace_id == self.workspace_id)
-        ):
+        accounts = select(Account.id).where(Account.workspace_id == self.workspace_id)
+        for chunk in self._chunks(accounts):
             result.add(self.refresh_accounts(chunk))
         return result
 
@@ -592,6 +759,10 @@ class _Judgement:
     def advance(self, stages, candidate: str | None, reason: str) -> None:
         if advance(stages, self.stage, candidate):
             self.stage, self.reason = candidate, reason
+
+
+def _kind(account) -> str:
+    return "目标客户" if account.is_target else "客户"
 
 
 def _interaction_columns():

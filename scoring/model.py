@@ -232,24 +232,32 @@ class MqaRule:
     min_account_score: float | None = None
     tiers: tuple[int, ...] = ()  # only accounts of these tiers (none: any)
 
+    def senior_levels(self) -> tuple[str, ...]:
+        """The seniorities that count as senior: the level and those above it."""
+        return SENIORITY_ORDER[SENIORITY_ORDER.index(self.senior_level) :]
+
     def met(
         self, engaged: Iterable[Engagement], account_score: float = 0.0, tier: int | None = None
     ) -> bool:
         engaged = list(engaged)
         roles = {e.role for e in engaged if e.role and e.role != "other"}
-        floor = SENIORITY_ORDER.index(self.senior_level)
         seniors = [
             e
             for e in engaged
-            if e.seniority in SENIORITY_ORDER
-            and SENIORITY_ORDER.index(e.seniority) >= floor
-            and e.minutes >= self.senior_minutes
+            if e.seniority in self.senior_levels() and e.minutes >= self.senior_minutes
         ]
+        return self.met_counts(len(roles), len(seniors), account_score, tier)
+
+    def met_counts(
+        self, roles: int, seniors: int, account_score: float = 0.0, tier: int | None = None
+    ) -> bool:
+        """`met`, from counts: distinct engaged committee roles, and engaged seniors with
+        enough minutes (what the per-batch SQL counts)."""
         if self.min_account_score is not None and account_score < self.min_account_score:
             return False
         if self.tiers and tier not in self.tiers:
             return False
-        return len(roles) >= self.min_roles and len(seniors) >= self.senior_count
+        return roles >= self.min_roles and seniors >= self.senior_count
 
 
 @dataclass(frozen=True)

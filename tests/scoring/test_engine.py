@@ -17,8 +17,8 @@ from models import (
     ScoreEntry,
     StageChange,
 )
-from scoring.engine import Scorer, load_model, save_model, set_stage
-from scoring.model import PRESETS, MqaRule, Model, ScoreRule, TierRule
+from scoring.engine import Scorer, lead_score_at, load_model, save_model, set_stage
+from scoring.model import PRESETS, Member, Model, MqaRule, ScoreRule, TierRule, account_score
 from tests.conftest import harpoon_of
 
 NOW = datetime(2026, 11, 22, 4, tzinfo=UTC)  # 12:00 in Shanghai
@@ -146,18 +146,38 @@ def test_negative_rules_lower_the_score_but_never_below_zero(db, workspace_id):
     assert db.get(Contact, person.id).lead_score == 0
 
 
-def test_decay_halves_a_score_each_half_life_without_rewriting_the_ledger(db, workspace_id):
-    person = contact(db, workspace_id)
+def test_decay_halves_a_score_each_half_life_without_rewriting_anything(db, workspace_id):
+    company = account(db, workspace_id)
+    person = contact(db, workspace_id, company, "engineer", "staff")
     score(db, workspace_id, [act(db, person, "form.submit")])
     assert db.get(Contact, person.id).lead_score == pytest.approx(20)
+    mass = db.get(Contact, person.id).score_mass
     weights = db.scalars(select(ScoreEntry.weight)).all()
-    Scorer.load(db, workspace_id, NOW + timedelta(days=30)).refresh_workspace()
-    db.expire_all()
-    assert db.get(Contact, person.id).lead_score == pytest.approx(10)
-    Scorer.load(db, workspace_id, NOW + timedelta(days=60)).refresh_workspace()
-    db.expire_all()
-    assert db.get(Contact, person.id).lead_score == pytest.approx(5)
+    for days, lead in ((30, 10), (60, 5)):
+        later = NOW + timedelta(days=days)
+        assert lead_score_at(mass, later, 30) == pytest.approx(lead)
+        Scorer.load(db, workspace_id, later).refresh_workspace()
+        db.expire_all()
+        # The account sees the decayed lead score (x 0.8 for an engineer, + 10 breadth),
+        # its recency decaying on its own half-life of 30 days.
+        recency = 0.5 ** (days / 30)
+        assert db.get(Account, company.id).score == pytest.approx((lead * 0.8 + 10) * recency)
     assert db.scalars(select(ScoreEntry.weight)).all() == weights
+    assert db.get(Contact, person.id).score_mass == mass
+
+
+def test_recompute_repairs_lead_scores_from_the_ledger(db, workspace_id):
+    person = contact(db, workspace_id)
+    idle = contact(db, workspace_id)
+    score(db, workspace_id, [act(db, person, "form.submit")])
+    right = db.get(Contact, person.id).score_mass
+    db.get(Contact, person.id).score_mass = 999.0
+    db.get(Contact, idle.id).score_mass = 5.0
+    db.commit()
+    Scorer.load(db, workspace_id, NOW).recompute()
+    db.expire_all()
+    assert db.get(Contact, person.id).score_mass == pytest.approx(right)
+    assert db.get(Contact, idle.id).score_mass == 0
 
 
 def test_presets_weigh_decision_makers_or_engineers_and_add_breadth(db, workspace_id):
@@ -311,3 +331,32 @@ def test_a_rescore_rebuilds_the_ledger_under_the_new_rules(db, workspace_id):
     assert db.get(Contact, person.id).lead_score == pytest.approx(100)
     recency = 0.5 ** (1 / 30)  # the latest message is a day old
     assert db.get(Account, company.id).score == pytest.approx((100 * 2 * 2 + 10) * recency, 0.01)
+
+
+def test_the_sql_account_score_is_the_explained_one(db, workspace_id):
+    """The per-batch SQL and scoring.model.account_score (the account page's explanation)
+    agree, for every role and seniority, known or not."""
+    company = account(db, workspace_id)
+    people = [
+        contact(db, workspace_id, company, role, seniority)
+        for role, seniority in [
+            ("cio", "c_level"),
+            ("engineer", None),
+            (None, "vp"),
+            ("other", "manager"),
+            ("marketing", "staff"),  # a role the weights do not name
+            ("cfo", "intern"),  # nor this seniority
+        ]
+    ]
+    touches = [act(db, p, "form.submit", days_ago=n) for n, p in enumerate(people)]
+    touches.append(act(db, people[1], "wecom.contact_removed"))  # 20 - 15: still engaged
+    score(db, workspace_id, touches)
+    model = load_model(db, workspace_id)
+    members = [
+        Member(p.id, p.role, p.seniority, lead_score_at(c.score_mass, NOW, 30), c.last_engaged_at)
+        for p in people
+        if (c := db.get(Contact, p.id))
+    ]
+    explained = account_score(members, model.weights, NOW)
+    assert db.get(Account, company.id).score == pytest.approx(explained.score, abs=0.01)
+    assert len(explained.contributions) == 6

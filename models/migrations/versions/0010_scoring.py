@@ -183,9 +183,6 @@ def upgrade() -> None:
             sa.Column("last_engaged_at", models.base.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column("stage", sa.String(length=30), nullable=True))
-        batch_op.create_index(
-            "ix_contacts_workspace_lead_score", ["workspace_id", "lead_score"], unique=False
-        )
 
     # Accounts already on the ICP list start in the first stage.
     op.execute("UPDATE accounts SET stage = 'target' WHERE is_target")
@@ -193,7 +190,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.drop_index("ix_contacts_workspace_lead_score")
         batch_op.drop_column("stage")
         batch_op.drop_column("last_engaged_at")
         batch_op.drop_column("scored_at")
