@@ -74,7 +74,6 @@ from scoring.model import DEFAULT_RULES, matching_rule  # noqa: E402
 from wechat import simulate  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
-BATCH = 200  # the drain's default batch (HARPOON_INBOX_BATCH_SIZE)
 ROLES = ["cio", "cto", "engineer", "procurement", "finance", "it_manager", "ceo", None]
 SENIORITIES = ["c_level", "vp", "director", "manager", "staff", None]
 KINDS = [
@@ -87,6 +86,7 @@ KINDS = [
     ("live.watch", {}, 25),
     ("wecom.contact_added", {}, 0),
 ]
+WARMUP_CALLBACKS = 300
 TARGETS = {"a_events": 5000, "a_ratio": 10, "b_seconds": 60, "c_p95": 2.0}
 
 
@@ -95,6 +95,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--part", default="a,b,c", help="which benches: a, b, c")
     parser.add_argument("--events", type=int, default=20_000, help="(a) events scored")
     parser.add_argument("--naive", type=int, default=1_000, help="(a) events, naive jobs")
+    parser.add_argument(
+        "--batches", default="200,1000", help="(a) batch sizes (the drain's default is 200)"
+    )
     parser.add_argument("--accounts", type=int, default=100_000, help="(b) accounts")
     parser.add_argument("--contacts", type=int, default=1_000_000, help="(b) contacts")
     parser.add_argument("--rate", type=float, default=1000, help="(c) callbacks per second")
@@ -178,21 +181,6 @@ def record_interactions(db: Database, ws: int, contact_ids: list[int], count: in
     return ids
 
 
-def interaction_rows(session, ids):
-    return session.execute(
-        select(
-            Interaction.id,
-            Interaction.contact_id,
-            Interaction.kind,
-            Interaction.properties,
-            Interaction.engagement_minutes.label("minutes"),
-            Interaction.occurred_at,
-        )
-        .where(Interaction.id.in_(ids))
-        .order_by(Interaction.id)
-    ).all()
-
-
 # --- (a) throughput ----------------------------------------------------------------
 
 
@@ -200,14 +188,16 @@ def part_a(db: Database, database_url: str, args) -> dict:
     ws = new_workspace(db, "bench-a")
     first_contact = insert_people(db, ws, 1000, 20_000)
     contacts = list(range(first_contact, first_contact + 20_000))
-    ours_ids = record_interactions(db, ws, contacts, args.events)
-    started = time.perf_counter()
-    for start in range(0, len(ours_ids), BATCH):
-        with db.session() as session:
-            scorer = Scorer.load(session, ws)
-            scorer.score_interactions(interaction_rows(session, ours_ids[start : start + BATCH]))
-            session.commit()
-    ours = len(ours_ids) / (time.perf_counter() - started)
+    rates = {}
+    for batch in (int(size) for size in args.batches.split(",")):
+        ours_ids = record_interactions(db, ws, contacts, args.events, seed=batch)
+        started = time.perf_counter()
+        for start in range(0, len(ours_ids), batch):
+            with db.session() as session:
+                scorer = Scorer.load(session, ws)
+                scorer.score_interaction_ids(ours_ids[start : start + batch])
+                session.commit()
+        rates[batch] = len(ours_ids) / (time.perf_counter() - started)
 
     naive_ids = record_interactions(db, ws, contacts, args.naive, seed=12)
     os.environ["BENCH_SCORING_DATABASE_URL"] = database_url
@@ -224,12 +214,13 @@ def part_a(db: Database, database_url: str, args) -> dict:
             select(func.count()).where(ScoreEntry.interaction_id.in_(naive_ids))
         )
     redis.flushdb()
-    print(
-        f"(a) scoring stage: ours {ours:,.0f} events/s ({len(ours_ids):,} events, batches of "
-        f"{BATCH}); naive {naive:,.0f} events/s ({len(naive_ids):,} jobs, {scored} scored); "
-        f"ratio {ours / naive:.1f}x"
-    )
-    return {"ours": ours, "naive": naive}
+    for batch, rate in rates.items():
+        print(
+            f"(a) scoring stage, batches of {batch}: {rate:,.0f} events/s ({args.events:,} "
+            f"events over 20,000 contacts of 1,000 accounts), {rate / naive:.1f}x naive"
+        )
+    print(f"(a) naive: {naive:,.0f} events/s ({len(naive_ids):,} jobs, {scored} scored)")
+    return {"naive": naive, "rates": rates}
 
 
 _naive_db: list[Database] = []
@@ -306,6 +297,17 @@ def part_b(db: Database, args) -> dict:
             ),
             {"ws": ws, "epoch": EPOCH},
         )
+        # As the pipeline keeps them: each contact's score mass is its ledger's sum.
+        session.execute(
+            text(
+                """
+                UPDATE contacts SET score_mass = l.weight, lead_score = l.points,
+                    last_engaged_at = l.occurred_at
+                FROM score_ledger l WHERE l.contact_id = contacts.id AND l.workspace_id = :ws
+                """
+            ),
+            {"ws": ws},
+        )
         session.commit()
         session.execute(text("ANALYZE"))
     seeded = time.perf_counter() - started
@@ -349,14 +351,10 @@ def part_c(database_url: str, args) -> dict:
         channel_id = create_channel(settings, creds)
         db = Database()
         db.configure(database_url, (key,))
-        openids = seed_followers(db, channel_id, followers)
+        everyone = seed_followers(db, channel_id, followers + WARMUP_CALLBACKS)
+        warmup, openids = everyone[:WARMUP_CALLBACKS], everyone[WARMUP_CALLBACKS:]
         flush_redis(REDIS_URL)
         env = server_env(database_url, REDIS_URL, key, instance_dir, creds, channel_id)
-        callbacks = []
-        for n, openid in enumerate(openids):
-            xml = simulate.oa_text(openid, "想了解报价", 31_000_000_000 + n)
-            message = simulate.oa_message(creds, xml, mode="safe")
-            callbacks.append((message.query, message.body))
         path = f"/callbacks/wechat/{channel_id}"
         with (
             gunicorn_server("ours", ["wsgi:app"], env, path, Path(tmp)) as server,
@@ -364,17 +362,20 @@ def part_c(database_url: str, args) -> dict:
         ):
             seen = LedgerWatch(db, channel_id)
             seen.start()
-            start_at, tally = open_loop(server, path, callbacks, args)
-            deadline = time.monotonic() + 180
-            while len(seen.times) < tally.ok and time.monotonic() < deadline:
-                time.sleep(0.2)
+            # Warm-up (connections, imports, first drains), then the measured load.
+            for batch in (warmup, openids):
+                seen.times.clear()
+                start_at, tally = open_loop(server, path, text_callbacks(creds, batch), args)
+                deadline = time.monotonic() + 180
+                while len(seen.times) < tally.ok and time.monotonic() < deadline:
+                    time.sleep(0.2)
             seen.stop()
         db.dispose()
     contact_of = {openid: n for n, openid in enumerate(openids)}
     latencies = [
         seen.times[contact] - (start_at + contact_of[openid] / args.rate)
         for openid, contact in seen.contact_by_openid.items()
-        if contact in seen.times
+        if contact in seen.times and openid in contact_of
     ]
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
     print(
@@ -382,7 +383,16 @@ def part_c(database_url: str, args) -> dict:
         f"{tally.failed} failed, {len(latencies)} scored; callback -> account score "
         f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(latencies, default=0):.2f} s"
     )
-    return {"p50": p50, "p95": p95, "scored": len(latencies), "sent": len(callbacks)}
+    return {"p50": p50, "p95": p95, "scored": len(latencies), "sent": len(openids)}
+
+
+def text_callbacks(creds, openids: list[str]) -> list[tuple[str, bytes]]:
+    callbacks = []
+    for openid in openids:
+        xml = simulate.oa_text(openid, "想了解报价", 31_000_000_000 + int(openid[6:]))
+        message = simulate.oa_message(creds, xml, mode="safe")
+        callbacks.append((message.query, message.body))
+    return callbacks
 
 
 def seed_followers(db: Database, channel_id: int, count: int) -> list[str]:
@@ -420,7 +430,7 @@ class LedgerWatch(threading.Thread):
         self.db, self.channel_id = db, channel_id
         self.times: dict[int, float] = {}
         self.contact_by_openid: dict[str, int] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         with self.db.session() as session:
@@ -431,7 +441,7 @@ class LedgerWatch(threading.Thread):
                 ).all()
             )
         last = 0
-        while not self._stop.wait(0.05):
+        while not self._halt.wait(0.05):
             with self.db.session() as session:
                 rows = session.execute(
                     text("SELECT id, contact_id FROM score_ledger WHERE id > :last ORDER BY id"),
@@ -443,7 +453,7 @@ class LedgerWatch(threading.Thread):
                 last = max(last, entry_id)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -520,12 +530,13 @@ def print_report(summary: dict) -> None:
     print("\n| bench | figure | target | verdict |\n|---|---|---|---|")
     if "a" in summary:
         a = summary["a"]
-        ratio = a["ours"] / a["naive"]
-        ok = a["ours"] >= TARGETS["a_events"] and ratio >= TARGETS["a_ratio"]
-        print(
-            f"| (a) scoring stage | {a['ours']:,.0f} events/s, {ratio:.1f}x naive | "
-            f">= 5,000/s and >= 10x | {'PASS' if ok else 'FAIL'} |"
-        )
+        for batch, rate in a["rates"].items():
+            ratio = rate / a["naive"]
+            ok = rate >= TARGETS["a_events"] and ratio >= TARGETS["a_ratio"]
+            print(
+                f"| (a) scoring stage, batch {batch} | {rate:,.0f} events/s, {ratio:.1f}x naive "
+                f"| >= 5,000/s and >= 10x | {'PASS' if ok else 'FAIL'} |"
+            )
     if "b" in summary:
         b = summary["b"]
         ok = b["recompute"] < TARGETS["b_seconds"]

@@ -46,7 +46,7 @@ from scoring.model import (
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
-CHUNK = 5000  # accounts or contacts per statement in the whole-workspace passes
+CHUNK = 5000  # contacts per step of a rescore of history
 # The columns the account UPDATE and the snapshot INSERT send as PostgreSQL arrays.
 ACCOUNT_ARRAYS = {
     "id": "bigint",
@@ -89,7 +89,9 @@ def load_model(session: Session, workspace_id: int) -> Model:
 def save_model(
     session: Session, workspace_id: int, model: Model, note: str, user_id: int | None = None
 ) -> ScoringModel:
-    """Store a new version; returns it (the previous versions stay as history)."""
+    """Store a new version; returns it (the previous versions stay as history). Saves of
+    one workspace queue on its row, so two at once never take the same number."""
+    session.execute(select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
     latest = session.scalar(
         select(func.max(ScoringModel.version)).where(ScoringModel.workspace_id == workspace_id)
     )
@@ -187,6 +189,18 @@ class Scorer:
         rows = self.session.execute(
             _interaction_columns().where(
                 Interaction.source_event_id.in_(event_ids),
+                Interaction.workspace_id == self.workspace_id,
+            )
+        ).all()
+        return self.score_interactions(rows)
+
+    def score_interaction_ids(self, interaction_ids: Sequence[int]) -> ScoreResult:
+        """Score these recorded interactions (touchpoints from outside the inbox, tests)."""
+        if not interaction_ids:
+            return ScoreResult()
+        rows = self.session.execute(
+            _interaction_columns().where(
+                Interaction.id.in_(interaction_ids),
                 Interaction.workspace_id == self.workspace_id,
             )
         ).all()
@@ -328,8 +342,7 @@ class Scorer:
                 judgement.advance(stages, rules.aware, "first interaction")
             if (row.lead_score or 0) < threshold <= lead:
                 judgement.advance(stages, rules.engaged, f"lead score {lead:.0f} ≥ {threshold:g}")
-            if judgement.stage != row.stage:
-                moves.append(("contact", contact_id, row.stage, judgement.stage, judgement.reason))
+            moves += [("contact", contact_id, *step) for step in judgement.steps]
         result.stage_changes += self._move(Contact, moves)
         accounts = sorted({row.account_id for row in before.values() if row.account_id})
         result.add(self.refresh_accounts(accounts))
@@ -337,13 +350,17 @@ class Scorer:
 
     # --- accounts --------------------------------------------------------------------
 
-    def refresh_accounts(self, account_ids: list[int]) -> ScoreResult:
-        """Score, fit, tier, MQA, surge and stage of these accounts: one aggregate read of
-        their contacts' ledger windows, one UPDATE, their stage moves and today's
-        snapshots."""
-        result = ScoreResult(accounts=len(account_ids))
-        if not account_ids:
-            return result
+    def refresh_accounts(self, account_ids: list[int] | None) -> ScoreResult:
+        """Score, fit, tier, MQA, surge and stage of these accounts (None: all of the
+        workspace's): one aggregate read of their contacts' ledger windows, one UPDATE,
+        their stage moves and today's snapshots."""
+        if account_ids is not None and not account_ids:
+            return ScoreResult()
+        scope = (
+            Account.workspace_id == self.workspace_id
+            if account_ids is None
+            else Account.id.in_(account_ids)
+        )
         accounts = self.session.execute(
             select(
                 Account.id,
@@ -359,15 +376,15 @@ class Scorer:
                 Account.mqa,
                 Account.mqa_since,
                 Account.surging,
-            ).where(Account.id.in_(account_ids), Account.workspace_id == self.workspace_id)
+            ).where(scope, Account.workspace_id == self.workspace_id)
         ).all()
+        result = ScoreResult(accounts=len(accounts))
         engagement = self._engagement(account_ids)
         updates, moves, snapshots = [], [], []
         for account in accounts:
             change = self._judge(account, engagement.get(account.id))
             updates.append(change.values)
-            if change.stage != account.stage:
-                moves.append(("account", account.id, account.stage, change.stage, change.reason))
+            moves += [("account", account.id, *step) for step in change.steps]
             result.alerts += change.alerts
             snapshots.append(change.snapshot)
         self._write_accounts(updates)
@@ -375,7 +392,7 @@ class Scorer:
         self._snapshot(snapshots)
         return result
 
-    def _engagement(self, account_ids: list[int]) -> dict:
+    def _engagement(self, account_ids: list[int] | None) -> dict:
         """One row per account, aggregated in SQL: the weighted sum of its contacts' lead
         scores, its engaged roles, its latest engagement, its ledger sums over the surge,
         intent and engagement windows, and per MQA rule its engaged roles and seniors.
@@ -416,7 +433,13 @@ class Scorer:
                 ScoreEntry,
                 and_(ScoreEntry.contact_id == Contact.id, ScoreEntry.occurred_at >= since),
             )
-            .where(Contact.account_id.in_(account_ids), Contact.merged_into_id.is_(None))
+            .where(
+                Contact.account_id.is_not(None)
+                if account_ids is None
+                else Contact.account_id.in_(account_ids),
+                Contact.workspace_id == self.workspace_id,
+                Contact.merged_into_id.is_(None),
+            )
             .group_by(Contact.id)
             .subquery()
         )
@@ -516,7 +539,10 @@ class Scorer:
         first = stages[0].key
         if account.stage is None and account.is_target:
             judgement.advance(stages, first, "on the target-account list")
-        if judgement.stage in (None, first) and row is not None and row.ever_engaged:
+        # Aware at the first engagement (an account that had no score), not whenever a
+        # person moved it back to the first stage.
+        fresh = judgement.stage is None or not account.score
+        if fresh and row is not None and row.ever_engaged:
             judgement.advance(stages, rules.aware, "first interaction")
         if (account.score or 0) < rules.engaged_account_score <= score:
             judgement.advance(
@@ -606,8 +632,9 @@ class Scorer:
         if not moves:
             return 0
         if set_columns:
+            final = {subject_id: to for _, subject_id, _, to, _ in moves}  # last step wins
             by_stage: dict[str, list[int]] = defaultdict(list)
-            for _, subject_id, _, to, _ in moves:
+            for subject_id, to in final.items():
                 by_stage[to].append(subject_id)
             for stage, ids in by_stage.items():
                 self.session.execute(
@@ -717,11 +744,9 @@ class Scorer:
         return self._refresh_all_accounts()
 
     def _refresh_all_accounts(self) -> ScoreResult:
-        result = ScoreResult()
-        accounts = select(Account.id).where(Account.workspace_id == self.workspace_id)
-        for chunk in self._chunks(accounts):
-            result.add(self.refresh_accounts(chunk))
-        return result
+        """Every account in one pass: one aggregate over the workspace's ledger window
+        costs far less than the same query per chunk of accounts."""
+        return self.refresh_accounts(None)
 
     def rescore_history(self) -> ScoreResult:
         """Rebuild the ledger from every interaction under the model in force (after its
@@ -751,14 +776,16 @@ class Scorer:
 @dataclass
 class _Judgement:
     stage: str | None
-    reason: str | None = None
+    steps: list[tuple[str | None, str, str]] = field(default_factory=list)  # from, to, why
     alerts: list[OwnerAlert] = field(default_factory=list)
     values: dict = field(default_factory=dict)
     snapshot: dict = field(default_factory=dict)
 
     def advance(self, stages, candidate: str | None, reason: str) -> None:
+        """Move on if the rule may; each step is recorded, so the history has no gaps."""
         if advance(stages, self.stage, candidate):
-            self.stage, self.reason = candidate, reason
+            self.steps.append((self.stage, candidate, reason))
+            self.stage = candidate
 
 
 def _kind(account) -> str:

@@ -53,7 +53,7 @@ NAVIGATION = [
     ("admin.segments", _("Segments"), "view"),
     ("admin.pushes", _("Pushes"), "view"),
     ("admin.journeys", _("Journeys"), "view"),
-    ("admin.scoring", _("Scoring"), "view"),
+    ("admin.scoring", _("Scoring"), "scoring.manage"),
     ("admin.channels", _("Channels"), "channels.view"),
     ("admin.contact_ways", _("Contact Me codes"), "channels.view"),
     ("admin.staff", _("Staff"), "contacts.view"),
@@ -168,6 +168,7 @@ def init_app(app: Flask) -> None:
         imports,
         inbox,
         notifications,
+        scoring,
         tags,
         wecom,
     )

@@ -1,10 +1,13 @@
 """Accounts: target companies and the ones contacts revealed, with their buying committee."""
 
+from datetime import datetime, timedelta
 from math import ceil, isfinite
+from zoneinfo import ZoneInfo
 
 from flask import (
     abort,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -15,7 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, distinct, func, null, select
 from wtforms import (
     BooleanField,
     FloatField,
@@ -34,14 +37,23 @@ from app.admin.contacts import (
     assign_account_manually,
     key_properties,
 )
-from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS
+from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS, stage_names
+from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
 from app.extensions import harpoon
 from handlers.accounts import BUYING_COMMITTEE, tag_account_industry
 from handlers.tags import Followups, TagBook, contact_tags
 from handlers.titles import SENIORITIES
-from models import Account, Channel, Contact, Interaction, User
+from models import Account, AccountSnapshot, Channel, Contact, Interaction, User, utcnow
+from scoring.engine import Scorer, lead_score_at, load_model
+from scoring.model import Member, Model, account_score
 
 PAGE_SIZE = 50
+# The list's sort keys (a column each); a first click sorts the best first, names A-Z.
+SORTS = ("score", "tier", "stage", "surge", "fit", "name")
+DEFAULT_SORT = "score"
+FIRST_DIRECTION = {"tier": "asc", "name": "asc"}  # tier 1 is the best
+CONTRIBUTORS_SHOWN = 50
+TREND_DAYS = 90
 CONTACTS_SHOWN = 200
 INTERACTIONS_SHOWN = 50
 # What the edit form changes, named as on the model (and in the audit trail).
@@ -131,14 +143,83 @@ def _owner_choices(ws: int, current_owner_id: int | None) -> list[SelectChoice]:
     ]
 
 
+def _sort_args() -> tuple[str, str]:
+    """The list's order from the query string; anything unknown gets the default."""
+    sort = request.args.get("sort")
+    if sort not in SORTS:
+        sort = DEFAULT_SORT
+    direction = request.args.get("dir")
+    if direction not in ("asc", "desc"):
+        direction = FIRST_DIRECTION.get(sort, "desc")
+    return sort, direction
+
+
+def _order_by(sort: str, direction: str, stage_keys: list[str]) -> list:
+    """ORDER BY for a sort key, in SQL (the list pages through many thousand accounts);
+    accounts without a value go last either way, ties by target first, then name."""
+
+    def ordered(column, *, nulls_last=True):
+        order = column.desc() if direction == "desc" else column.asc()
+        return [column.is_(None), order] if nulls_last else [order]
+
+    if sort == "name":
+        return ordered(Account.name, nulls_last=False) + ordered(Account.id, nulls_last=False)
+    if sort == "stage":
+        # The model's order, not the keys' alphabetical one; unknown stages sort as none.
+        ranks = {key: n for n, key in enumerate(stage_keys)}
+        columns = ordered(case(ranks, value=Account.stage, else_=None) if ranks else null())
+    elif sort == "surge":
+        columns = ordered(Account.surging, nulls_last=False) + ordered(
+            func.coalesce(Account.surge_ratio, 0.0), nulls_last=False
+        )
+    else:
+        # score and fit are never NULL: plain ORDER BY, so the score index serves the default.
+        columns = ordered(getattr(Account, sort), nulls_last=Account.__table__.c[sort].nullable)
+    return [*columns, Account.is_target.desc(), Account.name, Account.id]
+
+
+def _sort_links(sort: str, direction: str, args: dict) -> dict[str, tuple[str, str | None]]:
+    """Each sortable column's header link (keeping the filters; back to page one) and its
+    aria-sort value: a second click on the sorted column reverses it."""
+    links = {}
+    for key in SORTS:
+        if key == sort:
+            after = "asc" if direction == "desc" else "desc"
+            state = "descending" if direction == "desc" else "ascending"
+        else:
+            after, state = FIRST_DIRECTION.get(key, "desc"), None
+        links[key] = (url_for("admin.accounts", **args, sort=key, dir=after), state)
+    return links
+
+
 @bp.get("/accounts")
 @requires("contacts.view")
 def accounts():
     ws = workspace_id()
+    model = load_model(db(), ws)
+    names = stage_names(model.stages)
+    tiers = sorted({rule.tier for rule in model.tiers})
     filters = {
         name: request.args.get(name, "").strip()
-        for name in ("q", "target", "industry", "region", "owner")
+        for name in (
+            "q",
+            "target",
+            "industry",
+            "region",
+            "owner",
+            "tier",
+            "stage",
+            "mqa",
+            "surging",
+        )
     }
+    # Values the selects do not offer are dropped, so the pager never carries them on.
+    if filters["tier"] not in {str(tier) for tier in tiers} | {"none"}:
+        filters["tier"] = ""
+    if filters["stage"] not in names:
+        filters["stage"] = ""
+    for flag in ("mqa", "surging"):
+        filters[flag] = "1" if filters[flag] == "1" else ""
     conditions = [Account.workspace_id == ws]
     if filters["q"]:
         conditions.append(Account.name.icontains(filters["q"], autoescape=True))
@@ -152,6 +233,17 @@ def accounts():
         conditions.append(Account.owner_id.is_(None))
     elif filters["owner"].isdigit():
         conditions.append(Account.owner_id == int(filters["owner"]))
+    if filters["tier"] == "none":
+        conditions.append(Account.tier.is_(None))
+    elif filters["tier"]:
+        conditions.append(Account.tier == int(filters["tier"]))
+    if filters["stage"]:
+        conditions.append(Account.stage == filters["stage"])
+    if filters["mqa"]:
+        conditions.append(Account.mqa.is_(True))
+    if filters["surging"]:
+        conditions.append(Account.surging.is_(True))
+    sort, direction = _sort_args()
     total = db().scalar(select(func.count()).select_from(Account).where(*conditions))
     pages = max(1, ceil(total / PAGE_SIZE))
     page = min(max(request.args.get("page", 1, type=int), 1), pages)
@@ -161,7 +253,7 @@ def accounts():
             select(Account, User.name)
             .outerjoin(User, (User.id == Account.owner_id) & (User.workspace_id == ws))
             .where(*conditions)
-            .order_by(Account.is_target.desc(), Account.name, Account.id)
+            .order_by(*_order_by(sort, direction, list(names)))
             .limit(PAGE_SIZE)
             .offset((page - 1) * PAGE_SIZE)
         )
@@ -189,13 +281,22 @@ def accounts():
     partial = request.headers.get("HX-Request") and not request.headers.get(
         "HX-History-Restore-Request"
     )
+    active_filters = {name: value for name, value in filters.items() if value}
+    # The order rides along in the pager's links and the filter form when it is not the default.
+    order = {} if (sort, direction) == (DEFAULT_SORT, "desc") else {"sort": sort, "dir": direction}
     response = make_response(
         render_template(
             "admin/accounts_table.html" if partial else "admin/accounts.html",
             rows=rows,
             stats=stats,
             filters=filters,
-            active_filters={name: value for name, value in filters.items() if value},
+            active_filters=active_filters,
+            order=order,
+            pager_args={**active_filters, **order},
+            sort_links=_sort_links(sort, direction, active_filters),
+            stage_names=names,
+            tier_options=[(str(tier), _("Tier %(tier)s", tier=tier)) for tier in tiers]
+            + [("none", _("No tier"))],
             page=page,
             pages=pages,
             total=total,
@@ -233,8 +334,10 @@ def _account_page(
     account: Account,
     form: AccountForm | None = None,
     attach_form: AttachContactForm | None = None,
+    stage_form: StageForm | None = None,
 ):
     ws = account.workspace_id
+    model = load_model(db(), ws)
     if can("accounts.manage"):
         form = form or AccountForm(formdata=None, obj=account)
         form.owner_id.choices = _owner_choices(ws, account.owner_id)
@@ -276,9 +379,88 @@ def _account_page(
             for interaction, contact_name, channel_name in interactions
         ],
         interaction_labels=INTERACTION_LABELS,
+        contributions=_contributions(account, model, of_account),
+        ledger=ledger(ws, Contact.account_id == account.id),
+        trend=_trend(account, stage_names(model.stages)),
+        trend_days=TREND_DAYS,
+        **scoring_context(model, "account", account, stage_form),
         **_committee(of_account),
         **LABELS,
     )
+
+
+def _contributions(account: Account, model: Model, of_account: tuple) -> dict:
+    """Which contacts make the account's score: scoring.model.account_score, the engine's
+    arithmetic per contact, over lead scores as of the account's last scoring (so the
+    parts add up to its score)."""
+    at = account.scored_at or utcnow()
+    people = db().execute(
+        select(
+            Contact.id,
+            Contact.name,
+            Contact.role,
+            Contact.seniority,
+            Contact.score_mass,
+            Contact.last_engaged_at,
+        ).where(*of_account, Contact.score_mass > 0)
+    )
+    by_id = {person.id: person for person in people}
+    lead = {
+        person.id: lead_score_at(person.score_mass, at, model.half_life_days)
+        for person in by_id.values()
+    }
+    scored = account_score(
+        (Member(p.id, p.role, p.seniority, lead[p.id], p.last_engaged_at) for p in by_id.values()),
+        model.weights,
+        at,
+    )
+    before_recency = sum(scored.contributions.values()) + scored.breadth
+    ranked = sorted(scored.contributions.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "rows": [
+            {
+                "contact": by_id[contact_id],
+                "lead_score": lead[contact_id],
+                "weight": model.weights.of(by_id[contact_id].role, by_id[contact_id].seniority),
+                "points": points,
+                "share": points / before_recency if before_recency else 0.0,
+            }
+            for contact_id, points in ranked[:CONTRIBUTORS_SHOWN]
+        ],
+        "total": len(ranked),
+        "roles": sorted(scored.engaged_roles),
+        "breadth": scored.breadth,
+        "breadth_share": scored.breadth / before_recency if before_recency else 0.0,
+        "bonus": model.weights.breadth_bonus,
+        "recency": scored.recency,
+        "half_life": model.weights.recency_half_life_days,
+        "score": scored.score,
+    }
+
+
+def _trend(account: Account, names: dict[str, str]) -> list[list]:
+    """The account's daily snapshots over the last TREND_DAYS days, for the chart:
+    [day, score, tier, stage name, MQA, surging]."""
+    today = datetime.now(ZoneInfo(g.get("workspace_timezone") or "Asia/Shanghai")).date()
+    rows = db().execute(
+        select(
+            AccountSnapshot.day,
+            AccountSnapshot.score,
+            AccountSnapshot.tier,
+            AccountSnapshot.stage,
+            AccountSnapshot.mqa,
+            AccountSnapshot.surging,
+        )
+        .where(
+            AccountSnapshot.account_id == account.id,
+            AccountSnapshot.day > today - timedelta(days=TREND_DAYS),
+        )
+        .order_by(AccountSnapshot.day)
+    )
+    return [
+        [day.isoformat(), round(score, 1), tier, names.get(stage, stage), mqa, surging]
+        for day, score, tier, stage, mqa, surging in rows
+    ]
 
 
 def _committee(of_account: tuple) -> dict:
@@ -382,3 +564,33 @@ def accounts_attach_contact(account_id: int):
             )
             return redirect(url_for("admin.accounts_detail", account_id=account.id))
     return _account_page(account, attach_form=form)
+
+
+@bp.post("/accounts/<int:account_id>/stage")
+@requires("stages.move")
+def accounts_move_stage(account_id: int):
+    account = _account_or_404(account_id)
+    model = load_model(db(), account.workspace_id)
+    form = stage_form(model, account.stage, StageForm())
+    if not form.validate_on_submit():
+        return _account_page(account, stage_form=form)
+    names = stage_names(model.stages)
+    if not move_stage(account, form):
+        flash(_("%(name)s is at %(stage)s already.", name=account.name, stage=names[account.stage]))
+        return redirect(url_for("admin.accounts_detail", account_id=account.id))
+    db().commit()
+    # Re-judged at once: today's snapshot takes the new stage, and the rules see it.
+    Scorer.load(db(), account.workspace_id).refresh_accounts([account.id])
+    db().commit()
+    flash(
+        _("Moved %(name)s to %(stage)s.", name=account.name, stage=names[form.stage.data]),
+        "success",
+    )
+    if account.stage != form.stage.data:
+        flash(
+            _(
+                "The scoring rules then moved it on to %(stage)s.",
+                stage=names.get(account.stage, account.stage),
+            )
+        )
+    return redirect(url_for("admin.accounts_detail", account_id=account.id))

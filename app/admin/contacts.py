@@ -23,10 +23,13 @@ from app.admin.labels import (
     SENIORITY_LABELS,
     TAG_GROUP_LABELS,
     TAG_SOURCE_LABELS,
+    stage_names,
     tag_label,
 )
+from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
 from app.extensions import harpoon
 from handlers.accounts import account_named, assign_account
+from handlers.notify import notify_owners
 from handlers.tags import MAX_TAG_NAME, Followups, TagBook, apply_tags, contact_tags, remove_tags
 from models import (
     Account,
@@ -39,11 +42,14 @@ from models import (
     Identity,
     IdentityKind,
     Interaction,
+    ScoreEntry,
     Staff,
     Tag,
     TagGroup,
     TagSource,
+    utcnow,
 )
+from scoring.engine import Scorer, lead_score_at, load_model
 
 PAGE_SIZE = 50
 TIMELINE_SIZE = 100
@@ -62,6 +68,18 @@ INTERACTION_LABELS = {
     "wecom.contact_edited": _l("WeCom contact edited"),
     "wecom.contact_removed": _l("WeCom contact removed"),
     "wecom.transfer_failed": _l("WeCom transfer failed"),
+    # Recorded by content, forms, email, live streams, events and sales (scored too).
+    "content.view": _l("Viewed content"),
+    "content.like": _l("Liked content"),
+    "content.share": _l("Shared content"),
+    "form.submit": _l("Submitted a form"),
+    "email.open": _l("Opened an email"),
+    "email.click": _l("Clicked a link in an email"),
+    "email.unsubscribe": _l("Unsubscribed from email"),
+    "live.watch": _l("Watched a live stream"),
+    "event.register": _l("Registered for an event"),
+    "event.checkin": _l("Checked in at an event"),
+    "sales.meeting": _l("Met sales"),
 }
 # The properties worth a glance on the timeline, in display order.
 PROPERTY_LABELS = {
@@ -188,8 +206,10 @@ def _contact_page(
     contact: Contact,
     tag_form: "TagForm | None" = None,
     account_form: "AccountNameForm | None" = None,
+    stage_form: StageForm | None = None,
 ):
     ws = workspace_id()
+    model = load_model(db(), ws)
     identities = (
         db()
         .execute(
@@ -221,6 +241,9 @@ def _contact_page(
         interaction_labels=INTERACTION_LABELS,
         wecom_relations=_wecom_relations(contact),
         add_way_labels=ADD_WAY_LABELS,
+        lead_score=lead_score_at(contact.score_mass, utcnow(), model.half_life_days),
+        ledger=ledger(ws, ScoreEntry.contact_id == contact.id),
+        **scoring_context(model, "contact", contact, stage_form),
         **_profile_context(contact, tag_form, account_form),
     )
 
@@ -538,8 +561,18 @@ def assign_account_manually(contact: Contact, account: Account) -> None:
         contact.id,
         {"account_id": [before, account.id], "account": account.name},
     )
+    _rejudge(contact.workspace_id, followups, before, account.id)
     db().commit()
     harpoon().queue.enqueue_followups(followups.jobs)
+
+
+def _rejudge(workspace_id: int, followups: Followups, *account_ids: int | None) -> None:
+    """The accounts a person left or joined: their scores, tiers and MQA at once (an
+    owner hears of an MQA this makes, as from the drain)."""
+    db().flush()
+    scorer = Scorer.load(db(), workspace_id)
+    result = scorer.refresh_accounts([i for i in account_ids if i is not None])
+    notify_owners(db(), result.alerts, followups)
 
 
 def detach_account(contact: Contact) -> None:
@@ -556,7 +589,10 @@ def detach_account(contact: Contact) -> None:
         .execution_options(synchronize_session=False)
     )
     audit(db(), "contact.detach_account", "contact", contact.id, {"account_id": [before, None]})
+    followups = Followups()
+    _rejudge(contact.workspace_id, followups, before)
     db().commit()
+    harpoon().queue.enqueue_followups(followups.jobs)
 
 
 @bp.post("/contacts/<int:contact_id>/account")
@@ -586,3 +622,23 @@ def contacts_detach_account(contact_id: int):
     if not safe_path(back, "/admin/"):
         back = url_for("admin.contacts_detail", contact_id=contact.id)
     return redirect(back)
+
+
+@bp.post("/contacts/<int:contact_id>/stage")
+@requires("stages.move")
+def contacts_move_stage(contact_id: int):
+    contact = _live_contact_or_404(contact_id)
+    model = load_model(db(), contact.workspace_id)
+    form = stage_form(model, contact.stage, StageForm())
+    if not form.validate_on_submit():
+        return _contact_page(contact, stage_form=form)
+    names = stage_names(model.stages)
+    label = contact.name or f"#{contact.id}"
+    if move_stage(contact, form):
+        db().commit()
+        flash(
+            _("Moved %(name)s to %(stage)s.", name=label, stage=names[form.stage.data]), "success"
+        )
+    else:
+        flash(_("%(name)s is at %(stage)s already.", name=label, stage=names[contact.stage]))
+    return redirect(url_for("admin.contacts_detail", contact_id=contact.id))

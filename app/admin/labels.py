@@ -5,9 +5,11 @@ one labels it from here, so a role reads the same on Contacts, Accounts and Tags
 """
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from handlers.titles import SENIORITIES
 from models import AccountSource, Tag, TagGroup, TagSource
+from scoring.model import DEFAULT_STAGES, Stage
 
 CONTACT_ROLE_LABELS = {
     "ceo": _l("CEO"),
@@ -63,6 +65,8 @@ ACCOUNT_SOURCE_LABELS = {
 NOTIFICATION_KIND_LABELS = {
     "target_account_add": _l("A target account's contact added them"),
     "customer_lost": _l("A customer deleted them"),
+    "account_mqa": _l("An account they own reached MQA"),
+    "account_surge": _l("An account they own is surging"),
 }
 
 # FollowRelation.add_way: how a customer reached the salesperson (WeCom's codes worth a name).
@@ -80,6 +84,30 @@ ADD_WAY_LABELS = {
     201: _l("Shared by a colleague"),
     202: _l("Assigned by an administrator"),
 }
+
+# The shipped stages, translated (in their own context: "Target" the stage is not the
+# audit log's target); a stage a workspace added or renamed shows its own name.
+STAGE_LABELS = {
+    "target": lazy_pgettext("stage", "Target"),
+    "aware": lazy_pgettext("stage", "Aware"),
+    "engaged": lazy_pgettext("stage", "Engaged"),
+    "mqa": lazy_pgettext("stage", "MQA"),
+    "meeting": lazy_pgettext("stage", "Meeting"),
+    "opportunity": lazy_pgettext("stage", "Opportunity"),
+    "customer": lazy_pgettext("stage", "Customer"),
+    "expansion": lazy_pgettext("stage", "Expansion"),
+}
+SHIPPED_STAGE_NAMES = {stage.key: stage.name for stage in DEFAULT_STAGES}
+
+
+def stage_names(stages: tuple[Stage, ...]) -> dict[str, str]:
+    """A scoring model's stage keys -> the names to show, in the model's order."""
+    return {
+        stage.key: str(STAGE_LABELS[stage.key])
+        if SHIPPED_STAGE_NAMES.get(stage.key) == stage.name
+        else stage.name
+        for stage in stages
+    }
 
 
 # Groups whose tags are named by a code, with the codes' labels.

@@ -96,6 +96,7 @@ def test_cron_jobs_resolve_to_job_functions(app):
         "app.jobs.sweep_inbox",
         "app.jobs.tag_inactive_contacts",
         "app.jobs.refresh_group_send_results",
+        "app.jobs.refresh_scores",
     ]
     assert all(callable(import_string(job["func"])) for job in jobs)
 

@@ -48,6 +48,7 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
     queue._enqueue_periodic(last_run)
     assert sorted(job.func_name for job in queue.default.jobs) == [
         "app.jobs.refresh_group_send_results",
+        "app.jobs.refresh_scores",
         "app.jobs.sweep_inbox",
         "app.jobs.tag_inactive_contacts",
     ]

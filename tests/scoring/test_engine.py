@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.channels import workspace_named
 from models import (
     Account,
     AccountSnapshot,
@@ -19,22 +18,8 @@ from models import (
 )
 from scoring.engine import Scorer, lead_score_at, load_model, save_model, set_stage
 from scoring.model import PRESETS, Member, Model, MqaRule, ScoreRule, TierRule, account_score
-from tests.conftest import harpoon_of
 
 NOW = datetime(2026, 11, 22, 4, tzinfo=UTC)  # 12:00 in Shanghai
-
-
-@pytest.fixture
-def db(app):
-    with harpoon_of(app).db.session() as session:
-        yield session
-
-
-@pytest.fixture
-def workspace_id(db):
-    workspace = workspace_named(db, "acme")
-    db.commit()
-    return workspace.id
 
 
 def account(db, workspace_id, name=None, **fields) -> Account:
@@ -76,17 +61,7 @@ def score(db, workspace_id, interactions, now=NOW, model=None):
     scorer = Scorer.load(db, workspace_id, now)
     if model is not None:
         scorer.model = model
-    rows = db.execute(
-        select(
-            Interaction.id,
-            Interaction.contact_id,
-            Interaction.kind,
-            Interaction.properties,
-            Interaction.engagement_minutes.label("minutes"),
-            Interaction.occurred_at,
-        ).where(Interaction.id.in_([i.id for i in interactions]))
-    ).all()
-    result = scorer.score_interactions(rows)
+    result = scorer.score_interaction_ids([i.id for i in interactions])
     db.expire_all()
     return result
 

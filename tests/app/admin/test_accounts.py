@@ -1,9 +1,12 @@
-"""Accounts page: list filters and counts, the buying-committee grid, editing, manual assignment."""
+"""Accounts page: list filters, counts and scoring orders, the buying-committee grid, editing,
+manual assignment; the account's score explained, its stage history and moves by hand."""
 
+import json
 import re
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, select
 
 from app.channels import workspace_named
@@ -12,14 +15,18 @@ from handlers.companies import normalize_company
 from handlers.tags import TagBook, apply_tags, contact_tags
 from models import (
     Account,
+    AccountSnapshot,
     AccountSource,
     AuditLog,
     Contact,
     Interaction,
+    StageChange,
     TagGroup,
     TagSource,
+    User,
     utcnow,
 )
+from scoring.engine import Scorer
 from tests.app.admin.conftest import csrf_token, in_english, make_user
 from tests.conftest import harpoon_of
 
@@ -508,3 +515,305 @@ def test_another_workspace_never_sees_or_changes_acme_accounts(app, signed_in):
     assert account_ids(other.get("/admin/accounts").text) == [own]
     assert "Huaxin" not in other.get("/admin/accounts?q=huaxin").text
     assert load(app, Contact, contact).account_id == account
+
+
+# --- scoring: the list's columns, orders and filters; the account page's explanation ---
+
+
+def ranked_accounts(app) -> dict[str, int]:
+    """Four accounts whose scoring columns disagree, so each order tells them apart."""
+    return {
+        "delta": make_account(
+            app,
+            "Delta",
+            score=300,
+            tier=1,
+            stage="mqa",
+            fit=90,
+            mqa=True,
+            mqa_since=utcnow(),
+            surging=True,
+            surge_ratio=3.2,
+        ),
+        "bravo": make_account(
+            app, "Bravo", score=120, tier=2, stage="engaged", fit=70, surge_ratio=1.5
+        ),
+        "charlie": make_account(
+            app, "Charlie", score=50, stage="customer", fit=20, surging=True, surge_ratio=2.1
+        ),
+        "alpha": make_account(app, "Alpha", score=0, tier=3, fit=0),
+    }
+
+
+@pytest.mark.parametrize(
+    ("sort", "descending"),
+    [
+        ("score", ["delta", "bravo", "charlie", "alpha"]),
+        ("tier", ["alpha", "bravo", "delta", "charlie"]),  # no tier last, either way
+        ("stage", ["charlie", "delta", "bravo", "alpha"]),  # the model's order, not A-Z
+        ("surge", ["delta", "charlie", "bravo", "alpha"]),  # surging first, then the ratio
+        ("fit", ["delta", "bravo", "charlie", "alpha"]),
+        ("name", ["delta", "charlie", "bravo", "alpha"]),
+    ],
+)
+def test_the_list_sorts_by_each_scoring_column_both_ways(app, signed_in, sort, descending):
+    client = signed_in("viewer")
+    ids = ranked_accounts(app)
+
+    def listed(direction):
+        page = client.get("/admin/accounts", query_string={"sort": sort, "dir": direction})
+        return account_ids(page.text)
+
+    assert listed("desc") == [ids[name] for name in descending]
+    ascending = [*reversed(descending)]
+    if sort in ("tier", "stage"):  # the account without a value stays last
+        ascending = [*reversed(descending[:-1]), descending[-1]]
+    assert listed("asc") == [ids[name] for name in ascending]
+
+
+def test_the_list_order_is_validated_and_headers_keep_the_filters(app, signed_in):
+    client = in_english(signed_in("viewer"))
+    ids = ranked_accounts(app)
+    by_score = [ids[name] for name in ("delta", "bravo", "charlie", "alpha")]
+    assert account_ids(client.get("/admin/accounts").text) == by_score  # the default
+    nonsense = client.get("/admin/accounts?sort=id;drop&dir=sideways")
+    assert nonsense.status_code == 200 and account_ids(nonsense.text) == by_score
+    # A first click sorts best first: tier 1 up, names A-Z.
+    tiers = account_ids(client.get("/admin/accounts?sort=tier").text)
+    assert tiers == [ids["delta"], ids["bravo"], ids["alpha"], ids["charlie"]]
+
+    page = client.get("/admin/accounts?surging=1&sort=score&dir=desc").text
+    headers = dict(re.findall(r'data-sort="(\w+)"[^>]*><a href="([^"]+)"', page))
+    assert headers["score"] == "/admin/accounts?surging=1&amp;sort=score&amp;dir=asc"
+    assert headers["name"] == "/admin/accounts?surging=1&amp;sort=name&amp;dir=asc"
+    assert headers["fit"] == "/admin/accounts?surging=1&amp;sort=fit&amp;dir=desc"
+    assert 'data-sort="score" aria-sort="descending"' in page
+    # The filter form carries a chosen order on; the default needs no parameters.
+    page = client.get("/admin/accounts?sort=fit&dir=asc").text
+    assert '<input type="hidden" name="sort" value="fit">' in page
+    assert '<input type="hidden" name="dir" value="asc">' in page
+    assert 'type="hidden" name="sort"' not in client.get("/admin/accounts").text
+
+
+def test_the_list_shows_and_filters_scoring(app, signed_in):
+    client = in_english(signed_in("viewer"))
+    ids = ranked_accounts(app)
+
+    def listed(**args):
+        return account_ids(client.get("/admin/accounts", query_string=args).text)
+
+    assert listed(tier="1") == [ids["delta"]]
+    assert listed(tier="none") == [ids["charlie"]]
+    assert listed(stage="engaged") == [ids["bravo"]]
+    assert listed(mqa="1") == [ids["delta"]]
+    assert listed(surging="1") == [ids["delta"], ids["charlie"]]
+    assert listed(surging="1", sort="name") == [ids["charlie"], ids["delta"]]
+    assert len(listed(tier="7", stage="nonsense", mqa="yes")) == 4  # ignored
+    page = client.get("/admin/accounts").text
+    delta = row_of(page, ids["delta"])
+    assert '<td class="num" data-score>300</td>' in delta
+    assert "Tier 1" in delta and ">MQA</span>" in delta and "↑ 3.2×" in delta
+    assert 'data-stage="mqa">MQA<' in delta
+    assert "1.5×" in row_of(page, ids["bravo"]) and "↑" not in row_of(page, ids["bravo"])
+    assert 'data-stage="customer">Customer<' in row_of(page, ids["charlie"])
+    assert '<option value="engaged"' in page and '<option value="none"' in page
+
+
+def test_the_pager_keeps_the_order(app, signed_in):
+    for n in range(55):
+        make_account(app, f"Account {n:02d}", fit=n)
+    client = in_english(signed_in("viewer"))
+    first = client.get("/admin/accounts?sort=fit&dir=asc").text
+    assert 'href="/admin/accounts?page=2&amp;sort=fit&amp;dir=asc"' in first
+    second = client.get("/admin/accounts?sort=fit&dir=asc&page=2").text
+    assert len(account_ids(second)) == 5
+    assert account_ids(second)[-1] == account_ids(client.get("/admin/accounts?sort=fit").text)[0]
+
+
+def scored_account(app, name="Huaxin Tech"):
+    """A target account scored by the engine: its CIO (C-level) submitted a form and met
+    sales, its engineer read the pricing page; returns (account id, {name: contact id})."""
+    now = utcnow()
+    with harpoon_of(app).db.session() as session:
+        ws = workspace_named(session, "acme").id
+        account = Account(
+            workspace_id=ws, name=name, normalized_name=normalize_company(name), is_target=True
+        )
+        session.add(account)
+        session.flush()
+        people = {
+            "Li": Contact(
+                workspace_id=ws, account_id=account.id, name="Li", role="cio", seniority="c_level"
+            ),
+            "Zhou": Contact(
+                workspace_id=ws,
+                account_id=account.id,
+                name="Zhou",
+                role="engineer",
+                seniority="staff",
+            ),
+        }
+        session.add_all(people.values())
+        session.flush()
+        touches = [
+            ("Li", "form.submit", {}, 2),
+            ("Li", "sales.meeting", {}, 1),
+            ("Zhou", "content.view", {"topic": "pricing"}, 0.1),
+        ]
+        rows = []
+        for person, kind, properties, days_ago in touches:
+            interaction = Interaction(
+                workspace_id=ws,
+                contact_id=people[person].id,
+                account_id=account.id,
+                kind=kind,
+                properties=properties,
+                occurred_at=now - timedelta(days=days_ago),
+            )
+            session.add(interaction)
+            rows.append(interaction)
+        session.flush()
+        Scorer.load(session, ws).score_interaction_ids([row.id for row in rows])
+        session.commit()
+        return account.id, {person: contact.id for person, contact in people.items()}
+
+
+def test_the_account_page_explains_its_score(app, signed_in):
+    account_id, people = scored_account(app)
+    page = in_english(signed_in("viewer")).get(f"/admin/accounts/{account_id}")
+    assert page.status_code == 200
+    text = page.text
+    account = load(app, Account, account_id)
+    assert account.stage == "engaged" and account.score > 100
+    scoring = text[text.index('id="account-scoring"') :][:3000]
+    assert f"{account.score:,.1f}".rstrip("0").rstrip(".") in scoring
+    assert "Engaged" in scoring and "Tier" in scoring
+
+    breakdown = text[text.index('id="score-contributions"') : text.index('id="ledger"')]
+    rows = re.findall(r'data-contribution="(\d+)"', breakdown)
+    assert rows == [str(people["Li"]), str(people["Zhou"])]  # the largest first
+    li = breakdown[breakdown.index(f'data-contribution="{people["Li"]}"') :][:900]
+    assert "CIO" in li and "C-level" in li and "× 4" in li  # 2.0 for the role, 2.0 for C-level
+    zhou = breakdown[breakdown.index(f'data-contribution="{people["Zhou"]}"') :][:900]
+    assert "× 0.8" in zhou and "10" in zhou  # the pricing page's 10 points
+    assert "Breadth: 2 committee roles engaged × 10" in breakdown
+    assert "CIO, Engineer" in breakdown
+    # The parts add up to the account's score.
+    total = re.search(r"<strong>= ([\d,.]+)</strong>", breakdown).group(1)
+    assert float(total.replace(",", "")) == pytest.approx(account.score, abs=0.1)
+
+    ledger = text[text.index('id="ledger"') : text.index('id="buying-committee"')]
+    assert re.findall(r'data-rule="(\w+)"', ledger) == ["content_pricing", "meeting", "form_submit"]
+    assert "Met sales" in ledger and "Submitted a form" in ledger and "Viewed content" in ledger
+    assert "+30" in ledger and "Zhou" in ledger
+
+    history = text[text.index('id="stage-card"') : text.index('id="score-contributions"')]
+    assert "Engaged" in history and "account score" in history and ">rule<" in history
+    assert 'action="/admin/accounts/' not in history  # a viewer may not move stages
+    trend = json.loads(re.search(r'id="trend-data"[^>]*>(.*?)</script>', text, re.S).group(1))
+    day, score, _tier, stage, mqa, _surging = trend["points"][-1]
+    assert (score, stage, mqa) == (round(account.score, 1), "Engaged", False)
+    with harpoon_of(app).db.session() as session:
+        snapshot = select(AccountSnapshot.day).where(AccountSnapshot.account_id == account_id)
+        assert day == session.scalar(snapshot).isoformat()
+    assert "echarts.min.js" in text
+
+
+def test_an_unscored_account_page_says_so(app, signed_in):
+    account = make_account(app, "Quiet Co")
+    text = in_english(signed_in("viewer")).get(f"/admin/accounts/{account}").text
+    assert "Not scored yet" in text and "No points yet." in text
+    assert "No contact of this account has scored points yet." in text
+    assert "No stage change yet." in text and 'id="trend-data"' not in text
+    assert "echarts.min.js" not in text
+
+
+def test_sales_move_an_account_back_with_a_reason(app, signed_in):
+    account_id, _people = scored_account(app)
+    client = in_english(signed_in("sales"))
+    page = client.get(f"/admin/accounts/{account_id}").text
+    form = page[page.index('class="stage-move"') :]
+    assert f'action="/admin/accounts/{account_id}/stage"' in page
+    for key, reason in (
+        ("meeting", "Meeting held"),
+        ("opportunity", "Opportunity opened"),
+        ("customer", "Won: now a customer"),
+    ):
+        assert f'data-stage="{key}" data-reason="{reason}"' in form
+
+    response = post(
+        client, f"/admin/accounts/{account_id}/stage", {"stage": "aware", "reason": " 预算冻结 "}
+    )
+    assert response.status_code == 302
+    with harpoon_of(app).db.session() as session:
+        change = session.scalars(
+            select(StageChange)
+            .where(StageChange.subject == "account", StageChange.subject_id == account_id)
+            .order_by(StageChange.id.desc())
+        ).first()
+        sales = session.scalar(select(User.id).where(User.role == "sales"))
+        log = session.scalars(select(AuditLog).where(AuditLog.action == "account.stage")).one()
+        snapshot = session.scalar(
+            select(AccountSnapshot.stage).where(AccountSnapshot.account_id == account_id)
+        )
+    assert (change.from_stage, change.to_stage, change.reason) == ("engaged", "aware", "预算冻结")
+    assert change.user_id == sales
+    assert log.changes["stage"] == ["engaged", "aware"] and log.changes["reason"] == "预算冻结"
+    # Re-judged at once: no rule crossed, so the move back sticks; today's snapshot follows.
+    assert load(app, Account, account_id).stage == "aware" and snapshot == "aware"
+    page = client.get(response.headers["Location"]).text
+    assert "Moved Huaxin Tech to Aware." in page
+    history = page[page.index('class="stage-history"') :]
+    assert "预算冻结" in history and "Sales User" in history
+    assert history.index("预算冻结") < history.index("account score")  # newest first
+
+    again = post(client, f"/admin/accounts/{account_id}/stage", {"stage": "aware", "reason": "x"})
+    assert "Huaxin Tech is at Aware already." in client.get(again.headers["Location"]).text
+
+
+def test_a_bad_stage_move_shows_field_errors_and_saves_nothing(app, signed_in):
+    account_id, _people = scored_account(app)
+    client = in_english(signed_in("marketer"))
+    for data, message in (
+        ({"stage": "won", "reason": "签约"}, "Not a valid choice."),
+        ({"stage": "customer", "reason": "   "}, "This field is required."),
+        ({"stage": "customer", "reason": "x" * 301}, "Field cannot be longer than 300"),
+    ):
+        response = post(client, f"/admin/accounts/{account_id}/stage", data)
+        assert response.status_code == 200 and message in response.text, data
+        assert response.text.count('class="field has-error"') == 1
+    assert load(app, Account, account_id).stage == "engaged"
+    with harpoon_of(app).db.session() as session:
+        moves = select(StageChange.to_stage, StageChange.user_id).where(
+            StageChange.subject == "account"
+        )
+        # Only the rules' steps, none by a person.
+        assert session.execute(moves.order_by(StageChange.id)).all() == [
+            ("target", None),
+            ("aware", None),
+            ("engaged", None),
+        ]
+
+
+def test_a_viewer_may_not_move_stages(app, signed_in):
+    account_id, people = scored_account(app)
+    viewer = signed_in("viewer")
+    data = {"stage": "customer", "reason": "won"}
+    assert post(viewer, f"/admin/accounts/{account_id}/stage", data).status_code == 403
+    assert post(viewer, f"/admin/contacts/{people['Li']}/stage", data).status_code == 403
+    assert load(app, Account, account_id).stage == "engaged"
+    other = signed_in("owner", "other")
+    assert post(other, f"/admin/accounts/{account_id}/stage", data).status_code == 404
+
+
+def test_moving_a_person_between_accounts_re_judges_both(app, signed_in):
+    client = in_english(signed_in("marketer"))
+    account_id, people = scored_account(app)
+    other = make_account(app, "Zhongke Soft")
+    before = load(app, Account, account_id).score
+    post(client, f"/admin/contacts/{people['Li']}/account", {"account_name": "Zhongke Soft"})
+    # The CIO's points left with them: the old account drops, the new one rises at once.
+    assert load(app, Account, account_id).score < before
+    assert load(app, Account, other).score > 0
+    post(client, f"/admin/contacts/{people['Li']}/account/detach", {})
+    assert load(app, Account, other).score == 0

@@ -1,15 +1,16 @@
-"""Contacts page: list, search, pagination, interaction counts, detail with the timeline."""
+"""Contacts page: list, search, pagination, interaction counts, detail with the timeline,
+the lead score, points and stage, moved by hand."""
 
 import re
 import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.channels import workspace_named
-from models import Account, Contact, utcnow
-from tests.app.admin.conftest import in_english
+from models import Account, AuditLog, Contact, StageChange, utcnow
+from tests.app.admin.conftest import csrf_token, in_english
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
 from tests.helpers import identities, post_oa, post_wecom
 from wechat import simulate
@@ -204,3 +205,51 @@ def test_another_workspace_never_sees_acme_contacts(app, client, signed_in, foll
     assert contact_ids(other.get("/admin/contacts").text) == [own]
     assert contact_ids(other.get("/admin/contacts?q=o_li").text) == [own]
     assert contact_ids(other.get("/admin/contacts?q=wm_zhao").text) == []
+
+
+def test_detail_shows_the_lead_score_points_and_stage(app, signed_in, followers):
+    """Li's follow, menu tap and message, scored by the drain that recorded them."""
+    li = followers["o_li"]
+    text = in_english(signed_in("viewer")).get(f"/admin/contacts/{li}").text
+    scoring = text[text.index('id="contact-scoring"') : text.index('id="stage-card"')]
+    lead = float(re.search(r"data-lead-score>([\d.,]+)<", scoring).group(1))
+    assert lead == pytest.approx(5 + 2 + 4, abs=0.1)  # minutes old: hardly decayed
+    assert 'data-stage="aware">Aware<' in scoring and "Not yet" not in scoring
+    ledger = text[text.index('id="ledger"') : text.index("<h2>Identities</h2>")]
+    assert re.findall(r'data-rule="(\w+)"', ledger) == ["message", "menu_click", "follow"]
+    assert "Sent a message" in ledger and "+5" in ledger and "<th>Contact</th>" not in ledger
+    history = text[text.index('id="stage-card"') : text.index('id="ledger"')]
+    assert "first interaction" in history and ">rule<" in history
+    assert "Move stage" not in history  # a viewer may not
+
+
+def test_sales_move_a_contacts_stage_with_a_reason(app, signed_in, followers):
+    li = followers["o_li"]
+    client = in_english(signed_in("sales"))
+    token = csrf_token(client.get(f"/admin/contacts/{li}").text)
+
+    def move(stage, reason):
+        data = {"stage": stage, "reason": reason, "csrf_token": token}
+        return client.post(f"/admin/contacts/{li}/stage", data=data)
+
+    for stage, reason, message in (
+        ("sql", "约了演示", "Not a valid choice."),
+        ("meeting", "", "This field is required."),
+    ):
+        response = move(stage, reason)
+        assert response.status_code == 200 and message in response.text
+        assert 'class="timeline"' in response.text  # the whole page, with the error
+    response = move("meeting", "约了演示")
+    assert response.status_code == 302
+    assert f"Moved #{li} to Meeting." in client.get(response.headers["Location"]).text
+    with harpoon_of(app).db.session() as session:
+        assert session.get(Contact, li).stage == "meeting"
+        change = session.scalars(
+            select(StageChange).where(
+                StageChange.subject == "contact", StageChange.user_id.is_not(None)
+            )
+        ).one()
+        log = session.scalars(select(AuditLog).where(AuditLog.action == "contact.stage")).one()
+    assert (change.subject_id, change.from_stage, change.to_stage) == (li, "aware", "meeting")
+    assert change.reason == "约了演示" and change.user_id == log.user_id
+    assert log.changes["stage"] == ["aware", "meeting"]

@@ -1,0 +1,166 @@
+"""The ABM metrics of a workspace's target accounts and its stage funnel, each a grouped
+query or two, never a loop over accounts: reach, buying-committee coverage, awareness,
+engagement and impact as they stand, and day by day from the account snapshots."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import and_, case, distinct, func, or_, select
+from sqlalchemy.orm import Session
+
+from models import Account, AccountSnapshot, Contact, ScoreEntry
+from scoring.model import Model
+
+
+def stages_from(model: Model, key: str | None) -> list[str]:
+    """The model's stage keys from `key` on, in its order; none if it has no such stage."""
+    keys = [stage.key for stage in model.stages]
+    return keys[keys.index(key) :] if key in keys else []
+
+
+def _thresholds(model: Model) -> tuple[list[str], list[str], list[str]]:
+    """The stages that count as aware, engaged and impact (MQA): the ones the stage rules
+    move to, and every later one."""
+    rules = model.stage_rules
+    return (
+        stages_from(model, rules.aware or "aware"),
+        stages_from(model, rules.engaged or "engaged"),
+        stages_from(model, rules.mqa or "mqa"),
+    )
+
+
+def _count_if(condition):
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    key: str
+    accounts: int  # at this stage now
+    reached: int  # at this stage or a later one
+
+
+def stage_funnel(session: Session, workspace_id: int, model: Model) -> list[FunnelStage]:
+    """The workspace's accounts per stage, in the model's order (stages it no longer has
+    are left out)."""
+    counts = dict(
+        session.execute(
+            select(Account.stage, func.count())
+            .where(Account.workspace_id == workspace_id, Account.stage.is_not(None))
+            .group_by(Account.stage)
+        ).all()
+    )
+    funnel, reached = [], 0
+    for stage in reversed(model.stages):
+        reached += counts.get(stage.key, 0)
+        funnel.append(FunnelStage(stage.key, counts.get(stage.key, 0), reached))
+    return funnel[::-1]
+
+
+@dataclass(frozen=True)
+class AbmMetrics:
+    """Counts of target accounts; the shares are of all target accounts."""
+
+    targets: int
+    reached: int  # at least one known contact
+    aware: int  # any interaction: a ledger entry, or the aware stage or later
+    engaged: int  # engagement points, or the engaged stage or later
+    impact: int  # at the MQA stage or later
+    impact_acv: float  # their expected annual contract value, summed
+    committee_roles: tuple[str, ...]
+    roles_known: dict[str, int]  # committee role -> target accounts where someone holds it
+
+    def share(self, count: int) -> float:
+        return count / self.targets if self.targets else 0.0
+
+    @property
+    def coverage(self) -> float:
+        """Known committee roles over every role of every target account."""
+        slots = self.targets * len(self.committee_roles)
+        return sum(self.roles_known.values()) / slots if slots else 0.0
+
+
+def abm_metrics(
+    session: Session, workspace_id: int, model: Model, committee_roles: Sequence[str]
+) -> AbmMetrics:
+    """Two queries: the five counts over the target accounts, then the roles known."""
+    aware, engaged, impact = _thresholds(model)
+    of_account = and_(Contact.account_id == Account.id, Contact.merged_into_id.is_(None))
+    has_contact = select(Contact.id).where(of_account).exists()
+    has_points = (
+        select(ScoreEntry.id).join(Contact, Contact.id == ScoreEntry.contact_id).where(of_account)
+    ).exists()
+    at_impact = Account.stage.in_(impact)
+    targets = (Account.workspace_id == workspace_id, Account.is_target.is_(True))
+    row = session.execute(
+        select(
+            func.count(),
+            _count_if(has_contact),
+            _count_if(or_(Account.stage.in_(aware), has_points)),
+            _count_if(or_(Account.engagement_points > 0, Account.stage.in_(engaged))),
+            _count_if(at_impact),
+            func.coalesce(func.sum(case((at_impact, Account.acv), else_=0.0)), 0.0),
+        ).where(*targets)
+    ).one()
+    roles_known = dict(
+        session.execute(
+            select(Contact.role, func.count(distinct(Contact.account_id)))
+            .join(Account, Account.id == Contact.account_id)
+            .where(
+                *targets,
+                Contact.workspace_id == workspace_id,
+                Contact.merged_into_id.is_(None),
+                Contact.role.in_(committee_roles),
+            )
+            .group_by(Contact.role)
+        ).all()
+    )
+    return AbmMetrics(
+        targets=row[0],
+        reached=row[1],
+        aware=row[2],
+        engaged=row[3],
+        impact=row[4],
+        impact_acv=float(row[5] or 0.0),
+        committee_roles=tuple(committee_roles),
+        roles_known={role: roles_known.get(role, 0) for role in committee_roles},
+    )
+
+
+@dataclass(frozen=True)
+class AbmDay:
+    """The target accounts snapshotted on a day, and how many were where."""
+
+    day: date
+    accounts: int
+    aware: int  # engaged contacts, or the aware stage or later
+    engaged: int  # the engaged stage or later (snapshots keep no engagement points)
+    impact: int
+    surging: int
+
+
+def abm_trend(session: Session, workspace_id: int, model: Model, since: date) -> list[AbmDay]:
+    """Day by day from `since`, one grouped query over the snapshots of today's target
+    accounts; days without snapshots are absent."""
+    aware, engaged, impact = _thresholds(model)
+    snapshot = AccountSnapshot
+    rows = session.execute(
+        select(
+            snapshot.day,
+            func.count(),
+            _count_if(or_(snapshot.stage.in_(aware), snapshot.engaged_contacts > 0)),
+            _count_if(snapshot.stage.in_(engaged)),
+            _count_if(snapshot.stage.in_(impact)),
+            _count_if(snapshot.surging.is_(True)),
+        )
+        .join(Account, Account.id == snapshot.account_id)
+        .where(
+            snapshot.workspace_id == workspace_id,
+            snapshot.day >= since,
+            Account.is_target.is_(True),
+        )
+        .group_by(snapshot.day)
+        .order_by(snapshot.day)
+    ).all()
+    return [AbmDay(*row) for row in rows]
