@@ -71,13 +71,13 @@ def _log_drain(workspace_id: int, result) -> None:
 
 
 def followup(job):
-    """A per-channel job asked for through JobQueue.enqueue_followups: it clears its request
-    flag first, so an ask made while it runs queues the next run."""
+    """A per-channel (or per-workspace) job asked for through JobQueue.enqueue_followups: it
+    clears its request flag first, so an ask made while it runs queues the next run."""
 
     @functools.wraps(job)
-    def run(channel_id: int):
-        harpoon().queue.followup_started(job.__name__, channel_id)
-        return job(channel_id)
+    def run(key: int):
+        harpoon().queue.followup_started(job.__name__, key)
+        return job(key)
 
     return run
 
@@ -190,11 +190,13 @@ def refresh_scores() -> dict:
     }
 
 
+@followup
 def refresh_workspace_scores(workspace_id: int) -> dict:
     """The model's weights, MQA, tier or stage rules changed: re-judge the accounts."""
     return _score(workspace_id, "refresh_workspace")
 
 
+@followup
 def rescore_workspace(workspace_id: int) -> dict:
     """The model's rules or half-life changed: rebuild the ledger from history."""
     return _score(workspace_id, "rescore_history")

@@ -14,7 +14,10 @@ class Account(Base):
         UniqueConstraint("workspace_id", "normalized_name"),
         Index("ix_accounts_workspace_domain", "workspace_id", "domain"),
         Index("ix_accounts_workspace_target", "workspace_id", "is_target"),
+        # The accounts list sorts and filters by these (score first by default).
         Index("ix_accounts_workspace_score", "workspace_id", "score"),
+        Index("ix_accounts_workspace_tier", "workspace_id", "tier"),
+        Index("ix_accounts_workspace_stage", "workspace_id", "stage"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

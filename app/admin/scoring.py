@@ -42,8 +42,8 @@ TABS = {
     "stages": _l("Stages & surge"),
     "history": _l("History"),
 }
-RESCORE_JOB = "app.jobs.rescore_workspace"
-REFRESH_JOB = "app.jobs.refresh_workspace_scores"
+RESCORE_JOB = "rescore_workspace"  # app.jobs, asked for like a drain's follow-ups
+REFRESH_JOB = "refresh_workspace_scores"
 HISTORY_PAGE_SIZE = 50
 EXAMPLES = 10  # accounts a preview lists
 # What a score rule may count: what tag rules count, and every kind the shipped rules score.
@@ -708,7 +708,8 @@ def _recalculate(before: Model, after: Model, version: int, note: str) -> None:
     ws = workspace_id()
     job = RESCORE_JOB if _rescores(before, after) else REFRESH_JOB
     try:
-        harpoon().queue.enqueue(job, ws)
+        # A burst of saves makes one job; a save while it runs makes the next.
+        harpoon().queue.enqueue_followups({(job, ws)})
     except RedisError as exc:
         log.warning("%s for workspace %s could not be queued: %s", job, ws, exc)
         flash(

@@ -169,9 +169,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("scored_at", models.base.UTCDateTime(timezone=True), nullable=True)
         )
-        batch_op.create_index(
-            "ix_accounts_workspace_score", ["workspace_id", "score"], unique=False
-        )
+        for column in ("score", "tier", "stage"):
+            batch_op.create_index(
+                f"ix_accounts_workspace_{column}", ["workspace_id", column], unique=False
+            )
 
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("score_mass", sa.Float(), nullable=False, server_default="0"))
@@ -197,7 +198,8 @@ def downgrade() -> None:
         batch_op.drop_column("score_mass")
 
     with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.drop_index("ix_accounts_workspace_score")
+        for column in ("score", "tier", "stage"):
+            batch_op.drop_index(f"ix_accounts_workspace_{column}")
         batch_op.drop_column("scored_at")
         batch_op.drop_column("engagement_points")
         batch_op.drop_column("intent_points")
