@@ -96,3 +96,4 @@ class AccountSnapshot(Base):
     mqa: Mapped[bool] = mapped_column(Boolean, default=False)
     surging: Mapped[bool] = mapped_column(Boolean, default=False)
     engaged_contacts: Mapped[int] = mapped_column(Integer, default=0)
+    engagement_points: Mapped[float] = mapped_column(Float, default=0.0)

@@ -69,6 +69,7 @@ SNAPSHOT_ARRAYS = {
     "mqa": "boolean",
     "surging": "boolean",
     "engaged_contacts": "integer",
+    "engagement_points": "float8",
 }
 
 
@@ -594,6 +595,7 @@ class Scorer:
             "mqa": mqa,
             "surging": surging,
             "engaged_contacts": row.engaged_contacts if row else 0,
+            "engagement_points": round(engagement_points, 2),
         }
         return judgement
 
@@ -664,7 +666,7 @@ class Scorer:
         """Today's snapshot of each account, overwritten as the day goes on."""
         if not rows:
             return
-        columns = ("score", "tier", "stage", "mqa", "surging", "engaged_contacts")
+        columns = tuple(name for name in SNAPSHOT_ARRAYS if name != "account_id")
         if self.session.get_bind().dialect.name == "postgresql":
             arrays = {name: [row[name] for row in rows] for name in SNAPSHOT_ARRAYS}
             self.session.execute(
@@ -750,27 +752,30 @@ class Scorer:
 
     def rescore_history(self) -> ScoreResult:
         """Rebuild the ledger from every interaction under the model in force (after its
-        rules or half-life changed), contact chunk by chunk, then refresh everything."""
-        result = ScoreResult()
-        contacts = select(Contact.id).where(
-            Contact.workspace_id == self.workspace_id, Contact.merged_into_id.is_(None)
+        rules or half-life changed), then refresh every account."""
+        contacts = self.session.scalars(
+            select(Contact.id)
+            .where(Contact.workspace_id == self.workspace_id, Contact.merged_into_id.is_(None))
+            .order_by(Contact.id)
         )
-        for chunk in self._chunks(contacts):
+        result = self.rescore_contacts(list(contacts))
+        result.add(self.refresh_workspace())
+        return result
+
+    def rescore_contacts(self, contact_ids: list[int]) -> ScoreResult:
+        """Rebuild these contacts' ledger entries from their interactions, chunk by chunk,
+        with their lead scores and their accounts."""
+        result = ScoreResult()
+        for start in range(0, len(contact_ids), CHUNK):
+            chunk = contact_ids[start : start + CHUNK]
             self.session.execute(delete(ScoreEntry).where(ScoreEntry.contact_id.in_(chunk)))
             rows = self.session.execute(
                 _interaction_columns().where(Interaction.contact_id.in_(chunk))
             ).all()
-            scored = self.score_interactions(rows)
-            result.entries += scored.entries
+            result.add(self.score_interactions(rows))
             untouched = sorted(set(chunk) - {row.contact_id for row in rows})
-            self.refresh_contacts(untouched)  # no interactions left: back to zero
-        result.add(self.refresh_workspace())
+            result.add(self.refresh_contacts(untouched))  # no interactions left: back to zero
         return result
-
-    def _chunks(self, ids_query) -> Iterable[list[int]]:
-        ids = list(self.session.scalars(ids_query.order_by(*ids_query.selected_columns)))
-        for start in range(0, len(ids), CHUNK):
-            yield ids[start : start + CHUNK]
 
 
 @dataclass

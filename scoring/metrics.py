@@ -135,7 +135,7 @@ class AbmDay:
     day: date
     accounts: int
     aware: int  # engaged contacts, or the aware stage or later
-    engaged: int  # the engaged stage or later (snapshots keep no engagement points)
+    engaged: int  # engagement points, or the engaged stage or later
     impact: int
     surging: int
 
@@ -150,7 +150,7 @@ def abm_trend(session: Session, workspace_id: int, model: Model, since: date) ->
             snapshot.day,
             func.count(),
             _count_if(or_(snapshot.stage.in_(aware), snapshot.engaged_contacts > 0)),
-            _count_if(snapshot.stage.in_(engaged)),
+            _count_if(or_(snapshot.engagement_points > 0, snapshot.stage.in_(engaged))),
             _count_if(snapshot.stage.in_(impact)),
             _count_if(snapshot.surging.is_(True)),
         )

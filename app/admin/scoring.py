@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.admin import bp, db
@@ -46,6 +46,7 @@ RESCORE_JOB = "rescore_workspace"  # app.jobs, asked for like a drain's follow-u
 REFRESH_JOB = "refresh_workspace_scores"
 HISTORY_PAGE_SIZE = 50
 EXAMPLES = 10  # accounts a preview lists
+PREVIEW_SAMPLE = 5000  # accounts a preview judges; a larger workspace is sampled evenly
 # What a score rule may count: what tag rules count, and every kind the shipped rules score.
 SCORED_KINDS = tuple(dict.fromkeys([*INTERACTION_KINDS, *config.RULE_KINDS]))
 KIND_LABELS = {
@@ -121,6 +122,7 @@ class Impact:
 
     accounts: int
     rescored: bool  # the ledger was rebuilt (rules or half-life changed)
+    sampled_from: int | None = None  # the workspace's accounts, when only a sample was judged
     tier_up: int = 0
     tier_down: int = 0
     mqa_in: int = 0
@@ -613,29 +615,49 @@ def _editing(section: str, current: Model):
 
 
 def _impact(current: Model, proposed: Model) -> Impact:
-    """Score the workspace under `proposed` inside a savepoint, read every account's tier,
-    MQA and score, and roll everything back."""
+    """Score the workspace under `proposed` inside a savepoint, read the accounts' tier,
+    MQA and score, and roll everything back. A workspace of more than PREVIEW_SAMPLE
+    accounts is judged on an even sample of them, so the preview stays a request."""
     session, ws = db(), workspace_id()
-    before = _account_states()
+    ids = list(
+        session.scalars(select(Account.id).where(Account.workspace_id == ws).order_by(Account.id))
+    )
+    sample = None
+    if len(ids) > PREVIEW_SAMPLE:
+        step = len(ids) / PREVIEW_SAMPLE
+        sample = [ids[int(n * step)] for n in range(PREVIEW_SAMPLE)]
+    before = _account_states(sample)
     rescored = _rescores(current, proposed)
     scorer = Scorer(session, ws, proposed, workspace_zone(session, ws), utcnow())
     savepoint = session.begin_nested()
     try:
-        if rescored:
+        if sample is None and rescored:
             scorer.rescore_history()
-        else:
+        elif sample is None:
             scorer.refresh_workspace()
-        after = _account_states()
+        else:
+            if rescored:
+                contacts = session.scalars(
+                    select(Contact.id).where(
+                        Contact.account_id.in_(sample), Contact.merged_into_id.is_(None)
+                    )
+                )
+                scorer.rescore_contacts(list(contacts))
+            scorer.refresh_accounts(sample)
+        after = _account_states(sample)
     finally:
         savepoint.rollback()
         session.rollback()  # the request's transaction too: no lock outlives the preview
-    return _compare(before, after, rescored)
+    impact = _compare(before, after, rescored)
+    impact.sampled_from = len(ids) if sample is not None else None
+    return impact
 
 
-def _account_states() -> dict[int, AccountState]:
+def _account_states(sample: list[int] | None) -> dict[int, AccountState]:
+    scope = Account.workspace_id == workspace_id()
     rows = db().execute(
         select(Account.id, Account.name, Account.tier, Account.mqa, Account.score).where(
-            Account.workspace_id == workspace_id()
+            scope if sample is None else and_(scope, Account.id.in_(sample))
         )
     )
     return {

@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("mqa", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("surging", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("engaged_contacts", sa.Integer(), nullable=False),
+        sa.Column("engagement_points", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_account_snapshots_account_id_accounts")
         ),

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select
 
+from app.admin import scoring as scoring_page
 from app.channels import workspace_named
 from models import (
     Account,
@@ -688,3 +689,19 @@ def test_versions_belong_to_their_workspace(app, signed_in):
     assert "globex's" not in page and "The shipped model is in force" in page
     assert post(client, f"{PAGE}/history/1/restore", {}).status_code == 404
     assert asdict(latest_model(app)) == asdict(Model())
+
+
+def test_a_large_workspace_is_previewed_on_an_even_sample(app, signed_in, monkeypatch):
+    monkeypatch.setattr(scoring_page, "PREVIEW_SAMPLE", 2)
+    committee_accounts(app)  # three accounts
+    before = database_state(app)
+    client = in_english(signed_in("marketer"))
+    for url, preview, data in (
+        (f"{PAGE}?tab=tiers", "tiers", {"tiers.1.min_acv": "1", "tiers.2.min_fit": "0"}),
+        (f"{PAGE}/rules/message/edit", "rule", {"points": "100"}),  # a rescore, sampled
+    ):
+        headers = {"HX-Request": "true"}
+        page = submit(client, url, f"{PAGE}/preview/{preview}", data, headers=headers)
+        assert "Out of an even sample of 2 of the 3 accounts:" in page.text
+        assert len(re.findall(r'data-example="([^"]+)"', page.text)) <= 2
+    assert database_state(app) == before
