@@ -67,6 +67,9 @@ def _messages(**extra) -> dict:
     return {"required": REQUIRED, "null": REQUIRED, **extra}
 
 
+MIN_HALF_LIFE_DAYS = 7
+
+
 def number(
     error: str,
     *,
@@ -285,8 +288,10 @@ class WeightsSchema(FormSchema):
     seniorities = fields.Nested(SeniorityWeights, required=True, error_messages=_messages())
     breadth_bonus = number(N_("From 0 to 1000."), low=0, high=1000)
     recency_half_life_days = number(N_("More than 0 days."), low=0, above=True)
+    # Ledger weights grow as 2^(days since 2025 / half-life): at 7 days they stay within
+    # a float's range until about 2044 (scoring.engine.EPOCH).
     half_life_days = number(
-        N_("More than 0 days; empty for no decay."), low=0, above=True, optional=True
+        N_("At least 7 days; empty for no decay."), low=MIN_HALF_LIFE_DAYS, optional=True
     )
 
 

@@ -107,3 +107,13 @@ def test_form_names_nest_into_lists_and_a_far_row_is_ignored():
         "tiers": ["1"],
         "x.y": "",
     }
+
+
+def test_the_lead_half_life_is_at_least_a_week_so_ledger_weights_stay_finite():
+    values = config.flatten(config.weights_form(Model()))
+    values["half_life_days"] = "6.9"
+    assert mistakes(config.load_weights, values) == {
+        "half_life_days": ["At least 7 days; empty for no decay."]
+    }
+    values["half_life_days"] = "7"
+    assert load(config.load_weights, values)["half_life_days"] == 7
