@@ -369,23 +369,17 @@ def scoring_rescore(workspace):
 def _run_scorer(workspace: str | None, method: str) -> None:
     import time
 
-    from handlers.notify import notify_owners
-    from handlers.tags import Followups
-    from scoring.engine import Scorer
+    from app.jobs import score_workspace
 
-    h = harpoon()
-    followups = Followups()
-    with h.db.session() as session:
-        for workspace_id in _workspace_ids(session, workspace):
-            started = time.monotonic()
-            result = getattr(Scorer.load(session, workspace_id), method)()
-            notify_owners(session, result.alerts, followups)
-            session.commit()
-            click.echo(
-                f"workspace {workspace_id}: {result.accounts} accounts, {result.entries} ledger "
-                f"entries, {len(result.alerts)} alerts in {time.monotonic() - started:.1f} s"
-            )
-    h.queue.enqueue_followups(followups.jobs)
+    with harpoon().db.session() as session:
+        workspace_ids = _workspace_ids(session, workspace)
+    for workspace_id in workspace_ids:
+        started = time.monotonic()
+        summary = score_workspace(workspace_id, method)
+        click.echo(
+            f"workspace {workspace_id}: {summary['accounts']} accounts, {summary['entries']} "
+            f"ledger entries, {summary['alerts']} alerts in {time.monotonic() - started:.1f} s"
+        )
 
 
 def init_app(app: Flask) -> None:

@@ -186,23 +186,26 @@ def refresh_scores() -> dict:
     with harpoon().db.session() as session:
         workspace_ids = list(session.scalars(select(Workspace.id).order_by(Workspace.id)))
     return {
-        workspace_id: _score(workspace_id, "refresh_workspace") for workspace_id in workspace_ids
+        workspace_id: score_workspace(workspace_id, "refresh_workspace")
+        for workspace_id in workspace_ids
     }
 
 
 @followup
 def refresh_workspace_scores(workspace_id: int) -> dict:
     """The model's weights, MQA, tier or stage rules changed: re-judge the accounts."""
-    return _score(workspace_id, "refresh_workspace")
+    return score_workspace(workspace_id, "refresh_workspace")
 
 
 @followup
 def rescore_workspace(workspace_id: int) -> dict:
     """The model's rules or half-life changed: rebuild the ledger from history."""
-    return _score(workspace_id, "rescore_history")
+    return score_workspace(workspace_id, "rescore_history")
 
 
-def _score(workspace_id: int, method: str) -> dict:
+def score_workspace(workspace_id: int, method: str) -> dict:
+    """Run one whole-workspace Scorer pass (refresh_workspace, recompute, rescore_history),
+    commit it, and tell the owners of what it found (the jobs above and the CLI)."""
     h = harpoon()
     followups = Followups()
     with h.db.session() as session:

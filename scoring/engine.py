@@ -238,10 +238,13 @@ class Scorer:
                         "occurred_at": hit.occurred_at,
                     }
                 )
-        if entries:
+        if entries:  # the count is of rows inserted: a replay's entries are already there
             dialect = self.session.get_bind().dialect.name
-            self.session.execute(insert_ignoring_conflicts(dialect, ScoreEntry.__table__), entries)
-        result.entries = len(entries)
+            inserted = self.session.execute(
+                insert_ignoring_conflicts(dialect, ScoreEntry.__table__).returning(ScoreEntry.id),
+                entries,
+            )
+            result.entries = len(inserted.all())
         result.add(self.refresh_contacts(list(by_contact)))
         return result
 

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
+from app.admin.contacts import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS
-from app.admin.tags import BEHAVIOR_LABELS
 from app.extensions import harpoon
 from handlers.rule_config import INTERACTION_KINDS
 from handlers.titles import SENIORITIES
@@ -49,13 +49,6 @@ EXAMPLES = 10  # accounts a preview lists
 PREVIEW_SAMPLE = 5000  # accounts a preview judges; a larger workspace is sampled evenly
 # What a score rule may count: what tag rules count, and every kind the shipped rules score.
 SCORED_KINDS = tuple(dict.fromkeys([*INTERACTION_KINDS, *config.RULE_KINDS]))
-KIND_LABELS = {
-    **BEHAVIOR_LABELS,
-    "content.share": _l("Shared content"),
-    "email.unsubscribe": _l("Unsubscribed from emails"),
-    "event.register": _l("Registered for an event"),
-    "sales.meeting": _l("Met sales"),
-}
 PRESET_LABELS = {"top_down": _l("Top-down"), "bottom_up": _l("Bottom-up")}
 PRESET_HINTS = {
     "top_down": _l("Decision makers weigh more: the CEO, CIO and CTO, C-level and VPs."),
@@ -190,7 +183,11 @@ def _in_force():
 
 
 def _rules_context(current: Model, _values) -> dict:
-    return {"rules": current.rules, "kind_labels": KIND_LABELS, "signal_labels": SIGNAL_LABELS}
+    return {
+        "rules": current.rules,
+        "kind_labels": INTERACTION_LABELS,
+        "signal_labels": SIGNAL_LABELS,
+    }
 
 
 def _weights_context(current: Model, values: dict | None) -> dict:
@@ -355,7 +352,7 @@ def _rule_page(current, rule, values, errors=None, preview=None, fragment=False)
 
 
 def _kind_option(kind: str) -> str:
-    return f"{KIND_LABELS[kind]} · {kind}" if kind in KIND_LABELS else kind
+    return f"{INTERACTION_LABELS[kind]} · {kind}" if kind in INTERACTION_LABELS else kind
 
 
 def _propose_rule(current: Model, values: dict, key: str | None) -> Proposal:

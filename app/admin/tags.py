@@ -116,17 +116,6 @@ PROBLEM_ROWS = 50
 # The tag's sync flag -> the channels it mirrors the tag on.
 SYNC_CHANNEL_KINDS = {"sync_wechat": ChannelKind.OA, "sync_wecom": ChannelKind.WECOM}
 PROBLEM_STATUSES = (SyncStatus.FAILED, SyncStatus.OVER_LIMIT)
-# What a behavior rule may count, in words: the Contacts timeline's labels and the rest.
-BEHAVIOR_LABELS = {
-    **INTERACTION_LABELS,
-    "content.view": _l("Viewed content"),
-    "content.like": _l("Liked content"),
-    "form.submit": _l("Submitted a form"),
-    "email.open": _l("Opened an email"),
-    "email.click": _l("Clicked a link in an email"),
-    "live.watch": _l("Watched a live stream"),
-    "event.checkin": _l("Checked in at an event"),
-}
 
 
 @dataclass(frozen=True)
@@ -628,7 +617,7 @@ def rule_summary(rule: TagRule) -> str:
         summary = _(
             "At least %(count)s× %(kinds)s within %(days)s days",
             count=config.get("min_count", ""),
-            kinds=", ".join(str(BEHAVIOR_LABELS.get(k, k)) for k in config.get("kinds", [])),
+            kinds=", ".join(str(INTERACTION_LABELS.get(k, k)) for k in config.get("kinds", [])),
             days=config.get("days", ""),
         )
         if config.get("property"):
@@ -696,7 +685,7 @@ def _rule_fields_context(kind: str, form: RuleForm, values: dict, errors: dict) 
         "takes_tag": kind not in TAGLESS_KINDS,
         "takes_reply": kind in REPLY_KINDS,
         "match_labels": MATCH_LABELS,
-        "interaction_labels": BEHAVIOR_LABELS,
+        "interaction_labels": INTERACTION_LABELS,
         "form": form,
     }
 
