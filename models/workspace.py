@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
+from models.base import Base, JSONDoc, UTCDateTime, utcnow
 
 
 class Workspace(Base):
@@ -14,4 +14,8 @@ class Workspace(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # A push to more followers than this waits for an admin's approval.
+    push_approval_threshold: Mapped[int] = mapped_column(Integer, default=1000)
+    # Contacts who receive a push's preview (message/mass/preview).
+    push_test_contact_ids: Mapped[list] = mapped_column(JSONDoc, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -52,6 +52,7 @@ NAVIGATION = [
     ("admin.menus", _("Menus"), "view"),
     ("admin.segments", _("Segments"), "view"),
     ("admin.pushes", _("Pushes"), "view"),
+    ("admin.qr_codes", _("QR codes"), "view"),
     ("admin.journeys", _("Journeys"), "view"),
     ("admin.scoring", _("Scoring"), "scoring.manage"),
     ("admin.channels", _("Channels"), "channels.view"),

@@ -29,6 +29,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "scoring.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # Sales log meetings, opportunities and wins by moving an account's or contact's stage.
     "stages.move": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    # Outreach: segments, OA menus, channel QR codes and pushes are the marketers'.
+    "segments.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    "menus.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    "qrcodes.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    "pushes.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Sending a push to more followers than the workspace's threshold needs an admin.
+    "pushes.approve": frozenset({Role.OWNER, Role.ADMIN}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }
