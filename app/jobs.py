@@ -12,7 +12,8 @@ from handlers.imports import run_import
 from handlers.inbox import RetryPolicy, drain, exclusive_drain, workspaces_due
 from handlers.rules import tag_inactive
 from handlers.tags import Followups
-from models import Channel, ChannelKind, GroupSend, TagRule, Workspace
+from models import Channel, ChannelKind, GroupSend, Push, TagRule, Workspace
+from outreach import pushes
 from scoring.engine import Scorer
 
 log = logging.getLogger(__name__)
@@ -342,3 +343,31 @@ def sync_staff(channel_id: int) -> dict:
         "deactivated": result.deactivated,
         "mapped": result.mapped,
     }
+
+
+def push_limits() -> pushes.PushLimits:
+    s = harpoon().settings
+    return pushes.PushLimits(window_hours=s.cs_window_hours, window_messages=s.cs_window_messages)
+
+
+def send_push(push_id: int) -> str:
+    """Plan and send a due push, or resume one whose worker died (safe to run twice: the
+    push's heartbeat is its lock)."""
+    with harpoon().db.session() as session:
+        push = session.get(Push, push_id)
+        if push is None:
+            raise LookupError(f"no push {push_id}")
+        channel = _channel(session, push.channel_id)
+        threshold = session.get(Workspace, push.workspace_id).push_approval_threshold
+        status = pushes.run_push(session, push_id, _client(channel), push_limits(), threshold)
+    log.info("push %s: %s", push_id, status)
+    return status
+
+
+def send_due_pushes() -> list[int]:
+    """Periodic: scheduled pushes whose time has come, and sending ones gone quiet."""
+    with harpoon().db.session() as session:
+        due = pushes.due_pushes(session)
+    for push_id in due:
+        harpoon().queue.enqueue("app.jobs.send_push", push_id, timeout=3600)
+    return due

@@ -44,6 +44,9 @@ class Settings:
     login_rate_limit: str = "10 per minute"
     # Reverse proxies in front of gunicorn whose X-Forwarded-For/-Proto to trust.
     proxy_hops: int = 0
+    # The OA customer-service window after a follower's message (WECHAT.md: uncertain).
+    cs_window_hours: float = 48.0
+    cs_window_messages: int = 5
 
     @property
     def secure_cookies(self) -> bool:
@@ -88,6 +91,8 @@ _ENV = {
     "HARPOON_SECRET_KEY": ("secret_key", str),
     "HARPOON_LOGIN_RATE_LIMIT": ("login_rate_limit", str),
     "HARPOON_PROXY_HOPS": ("proxy_hops", int),
+    "HARPOON_CS_WINDOW_HOURS": ("cs_window_hours", float),
+    "HARPOON_CS_WINDOW_MESSAGES": ("cs_window_messages", int),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)

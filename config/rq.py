@@ -18,4 +18,5 @@ def cron_jobs(settings: Settings) -> list[dict]:
         {"func": "app.jobs.tag_inactive_contacts", "queue": default, "interval": 86400},
         {"func": "app.jobs.refresh_group_send_results", "queue": default, "interval": 600},
         {"func": "app.jobs.refresh_scores", "queue": default, "interval": 86400},
+        {"func": "app.jobs.send_due_pushes", "queue": default, "interval": 60},
     ]

@@ -42,11 +42,23 @@ TOKEN_TIMEOUT_SECONDS = 5
 class WeChatApiError(Exception):
     """The platform refused a call, after Harpoon's retries."""
 
-    def __init__(self, errcode: int | None, errmsg: str, path: str = ""):
+    def __init__(
+        self, errcode: int | None, errmsg: str, path: str = "", answer: dict | None = None
+    ):
         super().__init__(f"{path}: {errcode} {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
         self.path = path
+        # The refusal's whole body: some carry data (45065 "clientmsgid exist" has the msg_id).
+        self.answer = answer or {}
+
+
+def _answer(exc: WeChatClientException) -> dict:
+    try:
+        answer = exc.response.json()
+    except (AttributeError, ValueError):
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 def platform_url(api_url: str, real_url: str) -> str:
@@ -178,7 +190,7 @@ class _SharedTokenMixin:
                     time.sleep(self.retry.delay(busy_attempt))
                     busy_attempt += 1
                     continue
-                raise WeChatApiError(errcode, exc.errmsg or "", where) from exc
+                raise WeChatApiError(errcode, exc.errmsg or "", where, _answer(exc)) from exc
             except requests.RequestException as exc:
                 # A POST whose answer timed out may have been carried out: never replay it.
                 replayable = method.lower() == "get" or isinstance(exc, requests.ConnectionError)

@@ -85,6 +85,19 @@ def _normalize_oa(msg) -> NormalizedEvent:
         case oa_events.ScanCodePushEvent() | oa_events.ScanCodeWaitMsgEvent():
             info = msg.scan_code_info or {}
             return _oa_event(msg, "wechat.menu_scan", key=msg.key, result=info.get("ScanResult"))
+        case oa_events.MassSendJobFinishEvent():
+            return _oa_event(
+                msg,
+                "wechat.mass_send_finished",
+                msg_id=msg.id,
+                status=msg.status,
+                total_count=msg.total_count,
+                filter_count=msg.filter_count,
+                sent_count=msg.sent_count,
+                error_count=msg.error_count,
+            )
+        case oa_events.TemplateSendJobFinishEvent():
+            return _oa_event(msg, "wechat.template_send_finished", msg_id=msg.id, status=msg.status)
         case oa_messages.TextMessage():
             return _oa_message(msg, content=msg.content)
         case oa_messages.LinkMessage():

@@ -61,6 +61,7 @@ CLIENTMSGID_SECONDS = 24 * 3600
 
 MAX_TEMPLATES = 25
 TEMPLATE_SENDS_PER_DAY = 100_000
+MASS_PREVIEWS_PER_DAY = 100
 
 QR_DEFAULT_EXPIRE_SECONDS = 60
 QR_MAX_EXPIRE_SECONDS = 2_592_000
@@ -150,7 +151,7 @@ class Received:
     at: float
 
 
-MASS, CUSTOM, TEMPLATE = "mass", "custom", "template"
+MASS, CUSTOM, TEMPLATE, PREVIEW = "mass", "custom", "template", "preview"
 
 
 @dataclass
@@ -282,6 +283,7 @@ class OAState:
     menu_deletes: DailyQuota = field(default_factory=DailyQuota)
     mass_sends: DailyQuota = field(default_factory=DailyQuota)  # subscription accounts
     template_sends: DailyQuota = field(default_factory=DailyQuota)
+    mass_previews: DailyQuota = field(default_factory=DailyQuota)
     # Message, menu and job ids; a random start so two sandboxes rarely share an id.
     last_id: int = field(default_factory=lambda: 10**9 + secrets.randbelow(10**9))
 
@@ -798,6 +800,24 @@ def mass_send():
         _count_mass_call(state)
         audience, openids = _audience_by_openids(data.get("touser"))
         return _submit_mass_job(tenant, state, data, audience, openids)
+
+
+@bp.post("/cgi-bin/message/mass/preview")
+def mass_preview():
+    """message/mass/preview: one follower ({"touser"}) sees the mass message as it will be
+    sent; not counted in their monthly four; 100 a day."""
+    _, state = authenticated()
+    data = body()
+    msgtype, content = _message_content(data, MASS_MSGTYPES)
+    with current_sandbox().lock:
+        now = current_sandbox().now()
+        follower = _follower(state, str(data.get("touser", "")))
+        if not follower.subscribe:
+            raise ApiError(43004, "require subscribe")
+        state.mass_previews.take(now, MASS_PREVIEWS_PER_DAY)
+        msg_id = state.new_id()
+        follower.received.append(Received(PREVIEW, msg_id, msgtype, content, now))
+    return ok(msg_id=msg_id)
 
 
 def _count_mass_call(state: OAState) -> None:
