@@ -75,14 +75,18 @@ def _callback(channel_id: int, platform: str):
 
 
 def _passive_reply(channel: ChannelKeys, query: CallbackQuery, fields: dict) -> str | None:
-    """A keyword or menu rule's reply, sent back inside this request (no API call)."""
+    """A keyword or menu rule's reply, or a channel QR code's welcome to a follow or scan
+    through it, sent back inside this request (no API call)."""
+    replies = harpoon().replies.get(channel.workspace_id)
+    event = fields.get("Event") if fields.get("MsgType") == "event" else None
     if fields.get("MsgType") == "text":
-        kind, text = "wechat.message", fields.get("Content")
-    elif fields.get("MsgType") == "event" and fields.get("Event") == "CLICK":
-        kind, text = "wechat.menu_click", fields.get("EventKey")
+        content = replies.reply_to("wechat.message", fields.get("Content"))
+    elif event == "CLICK":
+        content = replies.reply_to("wechat.menu_click", fields.get("EventKey"))
+    elif event in ("subscribe", "SCAN"):
+        content = replies.welcome(channel.id, event, fields.get("EventKey"))
     else:
         return None
-    content = harpoon().replies.get(channel.workspace_id).reply_to(kind, text)
     if not content:
         return None
     return protocol.oa_text_reply(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from werkzeug.serving import make_server
 
 from app.channels import (
@@ -29,12 +29,19 @@ from app.channels import (
     generate_token,
     workspace_named,
 )
-from app.demo_data import SELF_ID_MENU, demo_contact_ways, seed_demo_tagging
+from app.demo_data import (
+    demo_contact_ways,
+    demo_menu_document,
+    demo_qr_codes,
+    seed_demo_outreach,
+    seed_demo_tagging,
+)
 from app.extensions import harpoon
 from app.users import create_user
 from config import ROOT
 from handlers.contact_ways import contact_way_for_state, create_contact_way
 from handlers.staff import sync_staff
+from handlers.tags import TagBook, queue_holders_sync
 from models import (
     Account,
     Channel,
@@ -42,13 +49,19 @@ from models import (
     Contact,
     InboundEvent,
     Interaction,
+    QrCode,
     Role,
+    Tag,
+    TagRemote,
+    TagSyncItem,
     User,
 )
+from outreach import menus
+from outreach.qrcodes import create_qr_code, renew_qr_code
 from wechat.clients import WeChatClients
 from wechat.sandbox import create_sandbox, wecom
 from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant
-from wechat.sandbox.simulator import CHANNELS, Simulator
+from wechat.sandbox.simulator import Simulator
 
 DEMO_WORKSPACE = "Demo"
 # The demo's own sign-in, printed by `make run`; a real deployment uses `flask users create`.
@@ -59,27 +72,6 @@ DEMO_CORP_ID = "wwdemo0000000001"
 STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
 OWNER_STAFF = "zhangsan"
 CONTACT_STATES = ["expo2026-booth", "webinar"]
-DEFAULT_MENU = {
-    "button": [
-        {
-            "name": "解决方案",
-            "sub_button": [
-                {"type": "click", "name": "行业案例", "key": "CASES"},
-                {"type": "view", "name": "产品白皮书", "url": "https://harpoon.example/whitepaper"},
-                {"type": "click", "name": "价格方案", "key": "PRICING"},
-                {"type": "click", "name": "预约演示", "key": "BOOK_DEMO"},
-            ],
-        },
-        SELF_ID_MENU,
-        {
-            "name": "关于我们",
-            "sub_button": [
-                {"type": "view", "name": "公司介绍", "url": "https://harpoon.example/about"},
-                {"type": "click", "name": "联系销售", "key": "CONTACT_SALES"},
-            ],
-        },
-    ]
-}
 
 
 @dataclass
@@ -216,6 +208,7 @@ def seed_workspace(db) -> DemoChannels:
             )
         session.commit()
         seed_demo_tagging(session, workspace.id, owner.id, DEMO_LOGIN)
+        seed_demo_outreach(session, workspace.id, found[ChannelKind.OA].id, owner.id)
         return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])
 
 
@@ -247,17 +240,8 @@ def register_tenant(state: Sandbox, channel: Channel, base: str) -> None:
 def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels, db) -> dict:
     """Menus, channel QR codes, staff and 联系我 codes, made through Harpoon's own clients."""
     oa_client = clients.oa(channels.oa.app_id, channels.oa.secret)
-    oa_client.menu.create(DEFAULT_MENU)
-    tickets = {}
-    for scene in CHANNELS:
-        if scene != "search":
-            qr = oa_client.qrcode.create(
-                {
-                    "action_name": "QR_LIMIT_STR_SCENE",
-                    "action_info": {"scene": {"scene_str": scene}},
-                }
-            )
-            tickets[scene] = qr["ticket"]
+    publish_demo_menus(db, channels.oa, oa_client)
+    tickets = seed_qr_codes(db, channels.oa, oa_client)
     corp = state.tenant(channels.wecom.app_id)
     for userid, name in STAFF.items():
         # The demo sign-in is 张三 in WeCom too: the owner of the target accounts gets
@@ -267,6 +251,54 @@ def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels
     contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
     seed_contact_ways(db, channels.wecom, contact_client)
     return tickets
+
+
+def publish_demo_menus(db, channel: Channel, client) -> None:
+    """The OA's menus, published through outreach.menus as the admin page publishes them:
+    the live version again on a rerun (a marketer's edits survive), else the demo's."""
+    with db.session() as session:
+        channel = session.get(Channel, channel.id)
+        forget_oa_tags(session, channel)
+        owner_id = session.scalar(select(User.id).where(User.email == DEMO_LOGIN))
+        live = menus.published_of(session, channel.id)
+        document = live.document if live else demo_menu_document(session, channel.workspace_id)
+        version = menus.new_version(channel, document, owner_id)
+        result = menus.publish(session, channel, client, version, owner_id)
+        session.commit()
+    if not result.ok:
+        raise click.ClickException(f"the sandbox refused the demo menus: {result.version.error}")
+
+
+def forget_oa_tags(session, channel: Channel) -> None:
+    """The sandbox starts empty on every run: the OA tags an earlier run made are gone, so
+    they are made again and every holder of a synced tag is mirrored anew (the sweeper
+    runs the sync; a follower is tagged once they follow again)."""
+    session.execute(delete(TagSyncItem).where(TagSyncItem.channel_id == channel.id))
+    session.execute(delete(TagRemote).where(TagRemote.channel_id == channel.id))
+    book = TagBook(session, channel.workspace_id)
+    synced = select(Tag).where(Tag.workspace_id == channel.workspace_id, Tag.sync_wechat)
+    for tag in session.scalars(synced):
+        queue_holders_sync(session, book, tag)
+
+
+def seed_qr_codes(db, channel: Channel, client) -> dict[str, str]:
+    """The channel QR codes the simulated followers scan, made through the same function
+    as the admin page (each with its tags and welcome); on a rerun the fresh sandbox
+    issues their tickets again. Returns the tickets by scene."""
+    with db.session() as session:
+        channel = session.get(Channel, channel.id)
+        tickets = {}
+        for spec in demo_qr_codes(session, channel.workspace_id):
+            code = session.scalar(
+                select(QrCode).where(QrCode.channel_id == channel.id, QrCode.scene == spec["scene"])
+            )
+            if code is None:
+                code = create_qr_code(session, channel, client, permanent=True, **spec)
+            else:
+                renew_qr_code(session, code, client)
+            tickets[code.scene] = code.ticket
+        session.commit()
+        return tickets
 
 
 def seed_contact_ways(db, channel: Channel, client) -> None:

@@ -9,6 +9,7 @@ seniority, industry, interest and source tags.
 import csv
 import io
 from dataclasses import replace
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,10 +17,20 @@ from sqlalchemy.orm import Session
 from handlers.imports import run_import
 from handlers.rule_config import DEFAULT_PROFILE_PATTERN
 from handlers.tags import TagBook
-from models import AccountImport, RuleKind, TagGroup, TagRule
+from models import (
+    AccountImport,
+    Push,
+    PushStatus,
+    RuleKind,
+    SavedSegment,
+    TagGroup,
+    TagRule,
+    utcnow,
+)
+from outreach.segments import Segment, save_segment
 from scoring.engine import save_model
 from scoring.model import Fit, Model, MqaRule
-from wechat.sandbox.simulator import COMPANIES
+from wechat.sandbox.simulator import CHANNELS, COMPANIES
 
 # Size, ACV and domain of the larger targets; the simulator gives name, industry and region.
 ICP_EXTRA = {
@@ -43,6 +54,62 @@ SELF_ID_MENU = {
     "sub_button": [{"type": "click", "name": name, "key": key} for name, key, _ in SELF_ID_BUTTONS],
 }
 PROFILE_REPLY = "谢谢！已记下您的职位和公司，稍后为您推荐同行业的案例。"
+
+# The OA's menus (Step 7): a default for everyone, and one conditional menu per industry
+# (the tag a follower gets from their account's industry) whose own buttons tag an
+# interest and answer the tap.
+SOLUTION_BUTTONS = [
+    {"type": "click", "name": "行业案例", "key": "CASES"},
+    {"type": "click", "name": "价格方案", "key": "PRICING"},
+    {"type": "click", "name": "预约演示", "key": "BOOK_DEMO"},
+]
+SOLUTIONS_MENU = {
+    "name": "解决方案",
+    "sub_button": [
+        SOLUTION_BUTTONS[0],
+        {"type": "view", "name": "产品白皮书", "url": "https://harpoon.example/whitepaper"},
+        *SOLUTION_BUTTONS[1:],
+    ],
+}
+ABOUT_MENU = {
+    "name": "关于我们",
+    "sub_button": [
+        {"type": "view", "name": "公司介绍", "url": "https://harpoon.example/about"},
+        {"type": "view", "name": "产品白皮书", "url": "https://harpoon.example/whitepaper"},
+        {"type": "click", "name": "联系销售", "key": "CONTACT_SALES"},
+    ],
+}
+# industry -> (its menu's name, [(button, key, interest tag, reply)])
+INDUSTRY_MENUS = {
+    "医美": (
+        "医美专区",
+        [
+            ("我要整形", "MED_CONSULT", "整形咨询", "已为您预约医美顾问，稍后电话联系您。"),
+            ("医美快讯", "MED_NEWS", "医美资讯", "本周医美快讯：合规获客与私域运营，详见推送。"),
+        ],
+    ),
+    "教育": (
+        "教育专区",
+        [
+            ("我要报名", "EDU_SIGNUP", "报名意向", "报名信息已收到，课程顾问会尽快联系您。"),
+            ("教育资讯", "EDU_NEWS", "教育资讯", "本周教育资讯：招生季的线索培育，详见推送。"),
+        ],
+    ),
+    "制造": (
+        "智能制造",
+        [
+            ("智能工厂方案", "MFG_FACTORY", "智能工厂", "智能工厂方案已发送，顾问会约您参观产线。"),
+            ("设备联网案例", "MFG_IOT", "工业互联网", "设备联网案例集已发送，请查收。"),
+        ],
+    ),
+    "金融": (
+        "金融专区",
+        [
+            ("合规风控方案", "FIN_COMPLIANCE", "合规风控", "合规风控方案已发送，顾问稍后联系您。"),
+            ("金融资讯", "FIN_NEWS", "金融资讯", "本周金融科技资讯已发送，请查收。"),
+        ],
+    ),
+}
 
 
 def icp_csv(owner_email: str) -> bytes:
@@ -179,6 +246,66 @@ def _clicks(key: str, count: int) -> dict:
     }
 
 
+def demo_menu_document(session: Session, workspace_id: int) -> dict:
+    """The demo OA's menus as an outreach.menus document: each industry's menu keeps the
+    "我是..." menu and the solution clicks the scoring rules count."""
+    book = TagBook(session, workspace_id)
+    conditional = []
+    for industry, (menu_name, buttons) in INDUSTRY_MENUS.items():
+        own = [
+            {
+                "type": "click",
+                "name": name,
+                "key": key,
+                "tag_id": book.get(session, TagGroup.INTEREST, interest).id,
+                "reply": reply,
+            }
+            for name, key, interest, reply in buttons
+        ]
+        conditional.append(
+            {
+                "tag_id": book.get(session, TagGroup.INDUSTRY, industry).id,
+                "buttons": [
+                    {"name": menu_name, "sub_button": own + SOLUTION_BUTTONS},
+                    SELF_ID_MENU,
+                    ABOUT_MENU,
+                ],
+            }
+        )
+    return {"default": [SOLUTIONS_MENU, SELF_ID_MENU, ABOUT_MENU], "conditional": conditional}
+
+
+def demo_qr_codes(session: Session, workspace_id: int) -> list[dict]:
+    """The simulator's channel QR scenes as permanent codes with tags and a welcome (its
+    "search" channel has none: those people find the account by searching)."""
+    book = TagBook(session, workspace_id)
+
+    def tags(*names: tuple[str, str]) -> list[int]:
+        return [book.get(session, group, name).id for group, name in names]
+
+    codes = {
+        "expo2026": {
+            "name": "2026 工博会展台",
+            "tag_ids": tags((TagGroup.SOURCE, "展会")),
+            "welcome_reply": "欢迎来到 Harpoon 展台！回复“试用”申请试用，"
+            "或点菜单“预约演示”请顾问现场讲解。",
+        },
+        "webinar-cio": {
+            "name": "CIO 数字化转型直播",
+            "tag_ids": tags((TagGroup.SOURCE, "直播研讨会"), (TagGroup.INTEREST, "数字化转型")),
+            "welcome_reply": "感谢报名 CIO 数字化转型直播！开播前会提醒您，"
+            "回放和讲义也会发到这里。",
+        },
+        "whitepaper-ai": {
+            "name": "AI 白皮书下载",
+            "tag_ids": tags((TagGroup.SOURCE, "白皮书"), (TagGroup.INTEREST, "AI")),
+            "welcome_reply": "《制造业 AI 落地白皮书》在这里：https://harpoon.example/whitepaper"
+            " 读完想了解方案，回复“报价”即可。",
+        },
+    }
+    return [{"scene": scene, **codes[scene]} for scene in CHANNELS if scene in codes]
+
+
 def demo_contact_ways(session: Session, workspace_id: int) -> list[dict]:
     """The simulator's 联系我 states as codes with source tags and a welcome."""
     book = TagBook(session, workspace_id)
@@ -204,3 +331,40 @@ def demo_contact_ways(session: Session, workspace_id: int) -> list[dict]:
             "也欢迎预约一对一演示。",
         },
     ]
+
+
+# Saved segments, and a push to one of them that goes out a minute and a half after the
+# demo starts, once simulated followers have arrived (the cron job sends due pushes).
+DEMO_SEGMENTS = [
+    (
+        "华东 IT 决策者",
+        "华东地区目标客户的 CIO / CTO，近 30 天活跃",
+        Segment(roles=("cio", "cto"), regions=("华东",), active_within_days=30),
+    ),
+    ("医美行业", "医美行业客户的全部联系人", Segment(industries=("医美",))),
+]
+DEMO_PUSH_TEXT = "华东区 CIO 闭门会：本周五下午两点，聊聊数据平台选型。回复「报名」即可预留席位。"
+
+
+def seed_demo_outreach(session: Session, workspace_id: int, oa_channel_id: int, owner_id: int):
+    """Once per workspace: the demo's segments and a scheduled push to the first."""
+    if session.scalar(select(SavedSegment.id).where(SavedSegment.workspace_id == workspace_id)):
+        return
+    saved = [
+        save_segment(session, workspace_id, name, description, segment.to_document(), owner_id)
+        for name, description, segment in DEMO_SEGMENTS
+    ]
+    session.add(
+        Push(
+            workspace_id=workspace_id,
+            channel_id=oa_channel_id,
+            name="CIO 闭门会邀请",
+            content={"type": "text", "text": DEMO_PUSH_TEXT},
+            segment_id=saved[0].id,
+            status=PushStatus.SCHEDULED,
+            scheduled_at=utcnow() + timedelta(seconds=90),
+            prefer_service_window=True,
+            created_by=owner_id,
+        )
+    )
+    session.commit()

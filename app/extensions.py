@@ -8,6 +8,7 @@ from flask import current_app
 from app.queue import JobQueue
 from config import Settings
 from handlers.inbox import InboxWriter
+from handlers.qr_codes import QrCodeBook
 from handlers.rules import RuleBook
 from models import Channel, Database
 from wechat.clients import WeChatClients
@@ -70,13 +71,30 @@ def channel_cache(db: Database, ttl_seconds: float) -> TtlCache:
     return TtlCache(load, ttl_seconds)
 
 
-def reply_rules(db: Database, ttl_seconds: float) -> TtlCache:
-    """Each workspace's rules, compiled: a message callback picks its passive reply
-    from them without a database round trip."""
+@dataclass(frozen=True)
+class PassiveReplies:
+    """What a workspace's callbacks may answer inside the request: its rules' replies and
+    its channel QR codes' welcomes."""
 
-    def load(workspace_id: int) -> RuleBook:
+    rules: RuleBook
+    qr_codes: QrCodeBook
+
+    def reply_to(self, event_kind: str, text: str | None) -> str | None:
+        return self.rules.reply_to(event_kind, text)
+
+    def welcome(self, channel_id: int, event: str | None, event_key: str | None) -> str | None:
+        return self.qr_codes.welcome(channel_id, event, event_key)
+
+
+def reply_rules(db: Database, ttl_seconds: float) -> TtlCache:
+    """Each workspace's rules, compiled, and QR code welcomes: a callback picks its passive
+    reply from them without a database round trip."""
+
+    def load(workspace_id: int) -> PassiveReplies:
         with db.session() as session:
-            return RuleBook.load(session, workspace_id)
+            return PassiveReplies(
+                RuleBook.load(session, workspace_id), QrCodeBook.load(session, workspace_id)
+            )
 
     return TtlCache(load, ttl_seconds)
 

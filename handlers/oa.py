@@ -5,8 +5,9 @@ from sqlalchemy.orm import Session
 from handlers.accounts import assign_account
 from handlers.contacts import set_title
 from handlers.interactions import record_interaction
+from handlers.qr_codes import scene_tags
 from handlers.registry import EventContext, handles
-from handlers.rules import apply_matching, source_tags
+from handlers.rules import apply_matching
 from models import AccountSource, Contact, Identity, IdentityKind, RuleKind
 
 ENRICH_FOLLOWERS = "enrich_followers"
@@ -53,7 +54,8 @@ def on_touch(session: Session, ctx: EventContext) -> None:
 
 
 def apply_rules(session: Session, ctx: EventContext, contact: Contact) -> None:
-    """Keyword, self-identification (menu "我是..." or "我是XX，来自YY"), and source rules."""
+    """Keyword, self-identification (menu "我是..." or "我是XX，来自YY"), and a scene's tags
+    (its channel QR code's, and source rules)."""
     event, batch = ctx.event, ctx.batch
     rules, followups = batch.rules(session), batch.followups
     match event.kind:
@@ -93,5 +95,6 @@ def apply_rules(session: Session, ctx: EventContext, contact: Contact) -> None:
         case "wechat.follow" | "wechat.scan":
             scene = event.properties.get("scene")
             if scene:
+                code = batch.qr_codes(session).get(ctx.channel_id, str(scene))
                 book = batch.tags(session)
-                source_tags(session, book, rules, contact.id, str(scene), followups)
+                scene_tags(session, book, rules, code, contact.id, str(scene), followups)

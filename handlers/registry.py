@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from handlers.contacts import title_dictionary
 from handlers.identity import IdentityCache
+from handlers.qr_codes import QrCodeBook
 from handlers.rules import RuleBook
 from handlers.tags import Followups, TagBook
 from handlers.titles import TitleDictionary
@@ -31,6 +32,7 @@ class Batch:
     _tags: TagBook | None = None
     _rules: RuleBook | None = None
     _titles: TitleDictionary | None = None
+    _qr_codes: QrCodeBook | None = None
 
     def tags(self, session: Session) -> TagBook:
         if self._tags is None:
@@ -46,6 +48,11 @@ class Batch:
         if self._titles is None:
             self._titles = title_dictionary(session, self.workspace_id)
         return self._titles
+
+    def qr_codes(self, session: Session) -> QrCodeBook:
+        if self._qr_codes is None:
+            self._qr_codes = QrCodeBook.load(session, self.workspace_id)
+        return self._qr_codes
 
     def touch(self, contact_id: int, kind: str) -> None:
         self.touched.setdefault(contact_id, set()).add(kind)

@@ -40,6 +40,8 @@ MAX_MENU_KEY_BYTES = 128  # WeChat's limit on a click menu's key
 TAGLESS_KINDS = frozenset({RuleKind.PROFILE})
 # Only rules that answer a message or a menu tap inside the callback may reply.
 REPLY_KINDS = frozenset({RuleKind.KEYWORD, RuleKind.MENU, RuleKind.PROFILE})
+# A menu button may only answer the tap: its rule needs a tag or a reply.
+TAG_OR_REPLY_KINDS = frozenset({RuleKind.MENU})
 
 REQUIRED = {"required": "Required.", "null": "Required."}
 
@@ -189,7 +191,9 @@ def validate_rule(kind: str, config: dict, *, has_tag: bool, reply: str | None) 
     errors: dict = {}
     if kind in TAGLESS_KINDS and has_tag:
         errors["tag"] = ["A profile rule records the title and company; it applies no tag."]
-    elif kind not in TAGLESS_KINDS and not has_tag:
+    elif kind in TAG_OR_REPLY_KINDS and not has_tag and not reply:
+        errors["tag"] = ["Choose the tag this rule applies, or give it a reply."]
+    elif kind not in TAGLESS_KINDS | TAG_OR_REPLY_KINDS and not has_tag:
         errors["tag"] = ["Choose the tag this rule applies."]
     if reply and kind not in REPLY_KINDS:
         errors["reply"] = ["Only keyword, menu and profile rules reply."]

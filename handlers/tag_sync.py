@@ -97,6 +97,14 @@ def _due(session: Session, channel: Channel) -> list[TagSyncItem]:
     )
 
 
+def ensure_remote_tags(
+    session: Session, channel: Channel, client, tag_ids: set[int]
+) -> dict[int, TagRemote]:
+    """Each tag's twin on the channel, created on the platform when missing (an OA menu
+    can match only a tag WeChat has); a twin whose status is not OK carries the error."""
+    return _ensure_remotes(session, channel, client, tag_ids, SyncResult())
+
+
 def _ensure_remotes(
     session: Session, channel: Channel, client, tag_ids: set[int], result: SyncResult
 ) -> dict[int, TagRemote]:

@@ -1,9 +1,14 @@
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, JSONDoc, UTCDateTime, utcnow
+
+# Interactions that carry a QR scene; a query that names them literally can use the
+# partial index below (a bound parameter cannot match its predicate).
+SCAN_KINDS = ("wechat.follow", "wechat.scan")
+SCAN_PREDICATE = f"kind IN ({', '.join(repr(kind) for kind in SCAN_KINDS)})"
 
 
 class Interaction(Base):
@@ -15,6 +20,14 @@ class Interaction(Base):
         UniqueConstraint("source_event_id", "kind"),
         Index("ix_interactions_workspace_occurred", "workspace_id", "occurred_at"),
         Index("ix_interactions_contact_occurred", "contact_id", "occurred_at"),
+        # Channel QR code stats: a channel's follows and scans only (a small slice of all).
+        Index(
+            "ix_interactions_channel_scans",
+            "channel_id",
+            "occurred_at",
+            postgresql_where=text(SCAN_PREDICATE),
+            sqlite_where=text(SCAN_PREDICATE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

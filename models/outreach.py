@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,7 +62,8 @@ class MenuVersion(Base):
     status: Mapped[str] = mapped_column(String(12), default=MenuStatus.DRAFT)
     note: Mapped[str] = mapped_column(String(200), default="")
     error: Mapped[str | None] = mapped_column(String(500))
-    # tag id (as text) -> the platform's menuid of its conditional menu
+    # What publishing made: {"menus": {tag id (as text): the platform's menuid of its
+    # conditional menu}, "rules": {click key: id of the MENU tag rule made for it}}
     remote_ids: Mapped[dict] = mapped_column(JSONDoc, default=dict)
     # A rollback republishes an earlier version's document as a new version.
     restored_from_id: Mapped[int | None] = mapped_column(
@@ -185,6 +187,7 @@ class PushBatch(Base):
     # Mass sends: the platform keeps it 24 h and answers a repeat with the first msg_id.
     clientmsgid: Mapped[str] = mapped_column(String(64))
     tag_remote_id: Mapped[int | None] = mapped_column(Integer)  # mass_tag: the OA tag id
+    first_position: Mapped[int] = mapped_column(Integer, default=0)
     size: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(12), default=BatchStatus.PLANNED)
     msg_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -213,8 +216,14 @@ class PushRecipient(Base):
 
     __tablename__ = "push_recipients"
     __table_args__ = (
-        Index("ix_push_recipients_batch", "batch_id"),
-        Index("ix_push_recipients_msgid", "msgid"),
+        Index("ix_push_recipients_position", "push_id", "mechanism", "position"),
+        # Only template messages have one: a partial index skips the million NULLs.
+        Index(
+            "ix_push_recipients_msgid",
+            "msgid",
+            postgresql_where=text("msgid IS NOT NULL"),
+            sqlite_where=text("msgid IS NOT NULL"),
+        ),
     )
 
     push_id: Mapped[int] = mapped_column(
@@ -223,7 +232,9 @@ class PushRecipient(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
     openid: Mapped[str | None] = mapped_column(String(128))
     mechanism: Mapped[str | None] = mapped_column(String(12))
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("push_batches.id"))
+    # Rank among the push's recipients of the same mechanism, numbered by the planning
+    # INSERT itself: a batch is a range of positions (no UPDATE of a million rows).
+    position: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default=RecipientStatus.PLANNED)
     reason: Mapped[str | None] = mapped_column(String(40))
     msgid: Mapped[int | None] = mapped_column(BigInteger)  # a template message's

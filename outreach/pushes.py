@@ -12,6 +12,7 @@ left "sending" is counted as interrupted, never sent again.
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,9 @@ from math import ceil
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import and_, case, false, func, insert, literal, select, update
+from sqlalchemy import and_, case, false, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from models import (
@@ -240,14 +243,11 @@ def plan_push(session: Session, push: Push, limits: PushLimits, now: datetime | 
         raise PushError(
             "a subscription account mass-sends only to every follower or to one synced tag"
         )
-    _insert_recipients(session, push, limits, service, now)
-    if content["type"] != "template":
-        mass_mechanism = Mechanism.MASS_TAG if mass_filter is not None else Mechanism.MASS_OPENID
-        session.execute(
-            update(PushRecipient)
-            .where(PushRecipient.push_id == push.id, PushRecipient.mechanism == MASS_PLACEHOLDER)
-            .values(mechanism=mass_mechanism)
-        )
+    mass_mechanism = Mechanism.MASS_TAG if mass_filter is not None else Mechanism.MASS_OPENID
+    _insert_recipients(session, push, limits, service, mass_mechanism, now)
+    if session.get_bind().dialect.name == "postgresql":
+        # Up to a million rows just arrived: the numbering below needs their statistics.
+        session.execute(text("ANALYZE push_recipients"))
     number = 0
     if mass_filter is not None:
         number = _batch(session, push, Mechanism.MASS_TAG, 10**9, number, mass_filter)
@@ -259,11 +259,13 @@ def plan_push(session: Session, push: Push, limits: PushLimits, now: datetime | 
     push.report = delivery_report(session, push.id)
 
 
-MASS_PLACEHOLDER = "mass"
-
-
 def _insert_recipients(
-    session: Session, push: Push, limits: PushLimits, service: bool, now: datetime
+    session: Session,
+    push: Push,
+    limits: PushLimits,
+    service: bool,
+    mass_mechanism: str,
+    now: datetime,
 ) -> None:
     audience = audience_query(session, push, now).subquery()
     openids = (
@@ -319,7 +321,7 @@ def _insert_recipients(
         if push.fallback_template:
             routes.append((over_quota, Mechanism.TEMPLATE))
         routes.append((over_quota, None))
-        default = literal(MASS_PLACEHOLDER)
+        default = literal(mass_mechanism)
     mechanism = case(*routes, else_=default)
     reason = case(
         (openids.c.openid.is_(None), Reason.NO_OPENID),
@@ -330,24 +332,35 @@ def _insert_recipients(
     status = case(
         (mechanism.is_(None), RecipientStatus.SKIPPED), else_=literal(RecipientStatus.PLANNED)
     )
-    rows = (
+    routed = (
         select(
-            literal(push.id),
-            audience.c.id,
+            audience.c.id.label("contact_id"),
             openids.c.openid,
-            mechanism,
-            status,
-            reason,
+            mechanism.label("mechanism"),
+            status.label("status"),
+            reason.label("reason"),
         )
         .select_from(audience)
         .outerjoin(openids, openids.c.contact_id == audience.c.id)
         .outerjoin(quota, quota.c.openid == openids.c.openid)
         .outerjoin(windows, windows.c.contact_id == audience.c.id)
         .outerjoin(service_sent, service_sent.c.contact_id == audience.c.id)
+        .subquery()
+    )
+    position = func.row_number().over(partition_by=routed.c.mechanism, order_by=routed.c.contact_id)
+    rows = select(
+        literal(push.id),
+        routed.c.contact_id,
+        routed.c.openid,
+        routed.c.mechanism,
+        routed.c.status,
+        routed.c.reason,
+        case((routed.c.mechanism.isnot(None), position - 1), else_=None),
     )
     session.execute(
         insert(PushRecipient).from_select(
-            ["push_id", "contact_id", "openid", "mechanism", "status", "reason"], rows
+            ["push_id", "contact_id", "openid", "mechanism", "status", "reason", "position"],
+            rows,
         )
     )
 
@@ -360,7 +373,7 @@ def _batch(
     number: int,
     mass_filter: dict | None = None,
 ) -> int:
-    """Number the push's planned recipients of one mechanism into batches of at most
+    """Cut the positions of one mechanism's recipients into batches of at most
     `per_batch`, spread evenly (a lone last openid would be refused: 40130). Returns the
     last batch number used."""
     planned = session.scalar(
@@ -381,34 +394,24 @@ def _batch(
                 "mechanism": mechanism,
                 "clientmsgid": f"harpoon-push-{push.id}-{number + n + 1}",
                 "tag_remote_id": (mass_filter or {}).get("tag_id"),
+                "first_position": n * size,
                 "size": min(size, planned - n * size),
                 "status": BatchStatus.PLANNED,
             }
             for n in range(batches)
         ],
     )
-    ranked = (
-        select(
-            PushRecipient.contact_id,
-            (
-                number + 1 + (func.row_number().over(order_by=PushRecipient.contact_id) - 1) // size
-            ).label("number"),
-        )
-        .where(PushRecipient.push_id == push.id, PushRecipient.mechanism == mechanism)
-        .subquery()
-    )
-    batch_id = (
-        select(PushBatch.id)
-        .where(PushBatch.push_id == push.id, PushBatch.number == ranked.c.number)
-        .scalar_subquery()
-    )
-    session.execute(
-        update(PushRecipient)
-        .where(PushRecipient.push_id == push.id, PushRecipient.contact_id == ranked.c.contact_id)
-        .values(batch_id=batch_id),
-        execution_options={"synchronize_session": False},
-    )
     return number + batches
+
+
+def in_batch(batch: PushBatch) -> list:
+    """The WHERE clauses of a batch's recipients."""
+    return [
+        PushRecipient.push_id == batch.push_id,
+        PushRecipient.mechanism == batch.mechanism,
+        PushRecipient.position >= batch.first_position,
+        PushRecipient.position < batch.first_position + batch.size,
+    ]
 
 
 # --- dispatch ----------------------------------------------------------------------------
@@ -431,6 +434,8 @@ def dispatch_push(
 ) -> DispatchResult:
     """Send every batch not yet submitted, in order, committing around each call."""
     result = DispatchResult()
+    limiter = MassCallLimiter(MASS_CALLS_PER_MINUTE, pace)
+    reported_at = now()
     _settle_interrupted(session, push)
     batches = session.scalars(
         select(PushBatch)
@@ -443,19 +448,39 @@ def dispatch_push(
     for batch in batches:
         push.heartbeat_at = now()
         if batch.mechanism in MASS_MECHANISMS:
+            limiter.wait()
             _send_mass(session, push, batch, client, now, pace)
         else:
             sent, failed = _send_singles(session, push, batch, client, now)
             result.sent += sent
             result.failed += failed
         result.batches += 1
-        push.report = delivery_report(session, push.id)
+        if now() - reported_at >= REPORT_EVERY:  # the page's progress, not per batch
+            push.report, reported_at = delivery_report(session, push.id), now()
         session.commit()
     push.status = PushStatus.SENT
     push.finished_at = now()
     push.report = delivery_report(session, push.id)
     session.commit()
     return result
+
+
+REPORT_EVERY = timedelta(seconds=5)
+MASS_CALLS_PER_MINUTE = 60  # the platform's rate for mass-send calls (WECHAT.md)
+
+
+class MassCallLimiter:
+    """Stay under the platform's mass calls a minute rather than meet its 45009: wait
+    until the oldest of the last minute's calls is a minute old."""
+
+    def __init__(self, per_minute: int, pace: Callable[[float], None]):
+        self.per_minute, self.pace = per_minute, pace
+        self.calls: deque[float] = deque()
+
+    def wait(self) -> None:
+        if len(self.calls) >= self.per_minute:
+            self.pace(max(0.0, self.calls.popleft() + 60.0 - time.monotonic()))
+        self.calls.append(time.monotonic())
 
 
 MASS_RATE_LIMITED = 45009
@@ -473,8 +498,8 @@ def _send_mass(session, push, batch, client, now, pace) -> None:
         openids = list(
             session.scalars(
                 select(PushRecipient.openid)
-                .where(PushRecipient.batch_id == batch.id)
-                .order_by(PushRecipient.contact_id)
+                .where(*in_batch(batch))
+                .order_by(PushRecipient.position)
             )
         )
         if len(openids) == 1:  # mass/send refuses a single openid (40130); a repeat goes once
@@ -514,7 +539,7 @@ def _call_paced(client, path: str, payload: dict, pace, attempts: int = 6):
 def _mark_batch(session, batch, status: str, reason: str | None, sent_at) -> None:
     session.execute(
         update(PushRecipient)
-        .where(PushRecipient.batch_id == batch.id)
+        .where(*in_batch(batch))
         .values(status=status, reason=reason, sent_at=sent_at),
         execution_options={"synchronize_session": False},
     )
@@ -526,13 +551,9 @@ def _count_quota(session: Session, push: Push, batch: PushBatch, at: datetime) -
         return
     month = platform_month(at)
     rows = select(literal(push.channel_id), literal(month), PushRecipient.openid, literal(1)).where(
-        PushRecipient.batch_id == batch.id, PushRecipient.openid.isnot(None)
+        *in_batch(batch), PushRecipient.openid.isnot(None)
     )
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = upsert(MassQuota).from_select(["channel_id", "month", "openid", "received"], rows)
     session.execute(
         statement.on_conflict_do_update(
@@ -543,12 +564,12 @@ def _count_quota(session: Session, push: Push, batch: PushBatch, at: datetime) -
 
 
 def _send_singles(session, push, batch, client, now) -> tuple[int, int]:
-    """One call per recipient, in contact order, each outcome committed as it comes: a
+    """One call per recipient, in position order, each outcome committed as it comes: a
     crash leaves at most the one in flight uncertain (see _settle_interrupted)."""
     recipients = session.execute(
         select(PushRecipient.contact_id, PushRecipient.openid)
-        .where(PushRecipient.batch_id == batch.id, PushRecipient.status == RecipientStatus.PLANNED)
-        .order_by(PushRecipient.contact_id)
+        .where(*in_batch(batch), PushRecipient.status == RecipientStatus.PLANNED)
+        .order_by(PushRecipient.position)
     ).all()
     batch.status = BatchStatus.SUBMITTING
     _mark_where(session, batch, RecipientStatus.PLANNED, RecipientStatus.SENDING)
@@ -590,14 +611,14 @@ SEND_ERRORS = {45015: Reason.WINDOW_EXPIRED, 45047: Reason.WINDOW_QUOTA, 43004: 
 def _mark_where(session, batch, current: str, new: str, reason: str | None = None) -> None:
     session.execute(
         update(PushRecipient)
-        .where(PushRecipient.batch_id == batch.id, PushRecipient.status == current)
+        .where(*in_batch(batch), PushRecipient.status == current)
         .values(status=new, reason=reason),
         execution_options={"synchronize_session": False},
     )
 
 
 def _settle_interrupted(session: Session, push: Push) -> None:
-    """After a crash in single sends: the first recipient still "sending" (contact order)
+    """After a crash in single sends: the first recipient still "sending" (by position)
     was in flight and may have received it — counted, never repeated; the rest were not
     reached yet and go back to planned."""
     interrupted = session.scalars(
@@ -609,15 +630,14 @@ def _settle_interrupted(session: Session, push: Push) -> None:
     ).all()
     for batch in interrupted:
         in_flight = session.scalar(
-            select(func.min(PushRecipient.contact_id)).where(
-                PushRecipient.batch_id == batch.id,
-                PushRecipient.status == RecipientStatus.SENDING,
+            select(func.min(PushRecipient.position)).where(
+                *in_batch(batch), PushRecipient.status == RecipientStatus.SENDING
             )
         )
         if in_flight is not None:
             session.execute(
                 update(PushRecipient)
-                .where(PushRecipient.push_id == push.id, PushRecipient.contact_id == in_flight)
+                .where(*in_batch(batch), PushRecipient.position == in_flight)
                 .values(status=RecipientStatus.FAILED, reason=Reason.INTERRUPTED),
                 execution_options={"synchronize_session": False},
             )

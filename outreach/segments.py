@@ -5,16 +5,35 @@ it into a single SELECT of contact ids — tags, roles, stages, scores, tiers, M
 regions, channels, activity windows, interaction counts and account attributes all
 become WHERE clauses, EXISTS / IN subqueries and one join to accounts, never Python
 filtering. Counting, sampling and materializing a segment are that query wrapped.
+
+`load_segment` checks the admin's form (SegmentSchema) and `segment_form` fills it;
+a saved segment (models.SavedSegment) is stored by `save_segment` and read back by
+`segment_of` / `saved_contacts_query`, which pushes and journeys select from.
 """
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 
+from marshmallow import ValidationError, post_load, validate, validates_schema
+from marshmallow import fields as schema_fields
 from sqlalchemy import Select, distinct, exists, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Account, Contact, ContactTag, Identity, IdentityKind, Interaction, utcnow
-from scoring.engine import decay_factor
+from models import (
+    Account,
+    Contact,
+    ContactTag,
+    Identity,
+    IdentityKind,
+    Interaction,
+    SavedSegment,
+    utcnow,
+)
+from scoring import config as form
+from scoring.config import N_
+from scoring.engine import decay_factor, load_model
 
 
 @dataclass(frozen=True)
@@ -61,7 +80,10 @@ class Segment:
     interactions: InteractionCount | None = None
 
     def to_document(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in ((), None, {})}
+        """What is set, as JSON stores it: empty lists, open ranges and None left out."""
+        return {
+            k: _as_json(v) for k, v in asdict(self).items() if v not in ((), None, asdict(Range()))
+        }
 
     @classmethod
     def from_document(cls, doc: dict) -> "Segment":
@@ -78,6 +100,14 @@ class Segment:
                 value = tuple(value)
             values[f.name] = value
         return cls(**values)
+
+
+def _as_json(value):
+    if isinstance(value, tuple | list):
+        return [_as_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    return value
 
 
 _ACCOUNT_FILTERS = (
@@ -211,3 +241,322 @@ def sample(session: Session, query: Select, limit: int = 20) -> list[Contact]:
     ids = query.order_by(Contact.last_seen_at.desc(), Contact.id.desc()).limit(limit)
     contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))}
     return sorted(contacts.values(), key=lambda c: (c.last_seen_at, c.id), reverse=True)
+
+
+# --- the admin's form ------------------------------------------------------------------
+
+MAX_DAYS = 3650  # ten years: any activity window a marketer means
+MAX_PICKED = 200  # values one list filter may hold
+MAX_INTERACTIONS = 10_000
+DEFAULT_WINDOW_DAYS = 30  # what a new form offers for an interaction count's window
+NOT_CHOICES = N_("Not a list of choices.")
+NAME_TAKEN = N_("Another segment has this name.")
+UNKNOWN_TAG = N_("Not a tag of this workspace: was it deleted?")
+UNKNOWN_STAGE = N_("Not one of the workspace's stages.")
+# The inputs that post several values (checkboxes, multiple selects), by their form names.
+LIST_FILTERS = (
+    "tags_all",
+    "tags_any",
+    "tags_none",
+    "roles",
+    "seniorities",
+    "stages",
+    "account_stages",
+    "tiers",
+    "regions",
+    "industries",
+    "channel_ids",
+)
+MULTIPLE_INPUTS = (*LIST_FILTERS, "interactions.kinds")
+# Yes / no / either (empty) for the account's MQA and target flags.
+EITHER = {"yes": True, "no": False}
+
+
+@dataclass(frozen=True)
+class SegmentChoices:
+    """What a workspace's segments may name, read by the caller (the schema never queries).
+    Contacts and accounts move through the same stages."""
+
+    tag_ids: frozenset[int] = frozenset()
+    roles: frozenset[str] = frozenset()
+    seniorities: frozenset[str] = frozenset()
+    stages: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    channel_ids: frozenset[int] = frozenset()
+
+
+class Picked(schema_fields.Field):
+    """What a multiple select or a group of checkboxes posts: nothing, one value or several;
+    ids and tiers with `whole`, else short texts. Each kept once."""
+
+    def __init__(self, *, whole: bool = False, **kwargs):
+        super().__init__(load_default=list, **kwargs)
+        self.whole = whole
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        values = value if isinstance(value, list | tuple) else [value]
+        picked = []
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                raise ValidationError(NOT_CHOICES)
+            text = str(item).strip()
+            if not text:
+                continue
+            if self.whole and not (text.isascii() and text.isdigit() and len(text) < 19):
+                raise ValidationError(NOT_CHOICES)
+            if len(text) > 50:
+                raise ValidationError(N_("Each value at most 50 characters."))
+            picked.append(int(text) if self.whole else text)
+        picked = list(dict.fromkeys(picked))
+        if len(picked) > MAX_PICKED:
+            raise ValidationError(N_("At most 200 choices."))
+        return sorted(picked) if self.whole else picked
+
+
+class RangeSchema(form.FormSchema):
+    """A score range; an empty end is open."""
+
+    error_messages = {"type": N_("Not a range.")}
+
+    min = form.number(N_("At least 0; empty for no minimum."), low=0, optional=True)
+    max = form.number(N_("At least 0; empty for no maximum."), low=0, optional=True)
+
+    @validates_schema
+    def _ordered(self, data, **_kwargs):
+        low, high = data.get("min"), data.get("max")
+        if low is not None and high is not None and low > high:
+            raise ValidationError(N_("At least the minimum."), "max")
+
+
+class InteractionCountSchema(form.FormSchema):
+    """At least `min` interactions (of the ticked kinds, else of any) in the last
+    `within_days`; no minimum, no interaction filter."""
+
+    error_messages = {"type": N_("Not an interaction count.")}
+
+    kinds = Picked()
+    min = form.count(
+        N_("From 1 to 10000; empty for no interaction filter."),
+        low=1,
+        high=MAX_INTERACTIONS,
+        optional=True,
+    )
+    within_days = form.count(N_("From 1 to 3650 days."), low=1, high=MAX_DAYS, optional=True)
+
+    @validates_schema
+    def _complete(self, data, **_kwargs):
+        if data["min"] is None and data["kinds"]:
+            raise ValidationError(N_("How many at least: required with the kinds."), "min")
+        if data["min"] is not None and data["within_days"] is None:
+            raise ValidationError(N_("Required with a count."), "within_days")
+
+
+def _range() -> schema_fields.Nested:
+    return schema_fields.Nested(RangeSchema, load_default=dict)
+
+
+def _either() -> schema_fields.String:
+    return form.choice(EITHER, N_("Yes, no or either."), load_default=None)
+
+
+def _days() -> schema_fields.Integer:
+    return form.count(
+        N_("From 1 to 3650 days; empty for no limit."), low=1, high=MAX_DAYS, optional=True
+    )
+
+
+class SegmentSchema(form.FormSchema):
+    """The admin's segment form -> a Segment, with a message per input for each mistake:
+    unknown tags, roles, stages, kinds or channels, reversed ranges, windows that leave
+    no one."""
+
+    tags_all = Picked(whole=True)
+    tags_any = Picked(whole=True)
+    tags_none = Picked(whole=True)
+    roles = Picked()
+    seniorities = Picked()
+    stages = Picked()
+    account_stages = Picked()
+    lead_score = _range()
+    account_score = _range()
+    tiers = Picked(whole=True)
+    mqa = _either()
+    regions = Picked()
+    industries = Picked()
+    target_accounts = _either()
+    min_employees = form.count(
+        N_("A whole number, at least 0; empty for any size."), low=0, optional=True
+    )
+    min_acv = form.number(N_("At least 0; empty for any ACV."), low=0, optional=True)
+    channel_ids = Picked(whole=True)
+    active_within_days = _days()
+    inactive_for_days = _days()
+    interactions = schema_fields.Nested(InteractionCountSchema, load_default=dict)
+
+    def __init__(self, choices: SegmentChoices):
+        super().__init__()
+        self.choices = choices
+
+    @validates_schema(skip_on_field_errors=False)
+    def _known_and_satisfiable(self, data, **_kwargs):
+        known = self.choices
+        checks = {
+            "tags_all": (known.tag_ids, UNKNOWN_TAG),
+            "tags_any": (known.tag_ids, UNKNOWN_TAG),
+            "tags_none": (known.tag_ids, UNKNOWN_TAG),
+            "roles": (known.roles, N_("Not a known role.")),
+            "seniorities": (known.seniorities, N_("Not a known seniority.")),
+            "stages": (known.stages, UNKNOWN_STAGE),
+            "account_stages": (known.stages, UNKNOWN_STAGE),
+            "tiers": (form.TIERS, N_("Tier 1, 2 or 3.")),
+            "channel_ids": (known.channel_ids, N_("Not a channel of this workspace.")),
+        }
+        errors: dict = {
+            name: [message]
+            for name, (values, message) in checks.items()
+            if any(value not in values for value in data.get(name, ()))
+        }
+        if any(kind not in known.kinds for kind in data.get("interactions", {}).get("kinds", ())):
+            errors["interactions"] = {"kinds": [N_("Not an interaction Harpoon records.")]}
+        wanted = {*data.get("tags_all", ()), *data.get("tags_any", ())}
+        if "tags_none" not in errors and wanted & set(data.get("tags_none", ())):
+            errors["tags_none"] = [N_("A tag cannot be both wanted and excluded.")]
+        active, inactive = data.get("active_within_days"), data.get("inactive_for_days")
+        if active is not None and inactive is not None and active <= inactive:
+            errors["inactive_for_days"] = [
+                N_("Fewer days than “active within”, or no one can match.")
+            ]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _segment(self, data, **_kwargs) -> Segment:
+        counted = data.pop("interactions")
+        values = {name: tuple(v) if isinstance(v, list) else v for name, v in data.items()}
+        return Segment(
+            **{
+                **values,
+                "lead_score": Range(**data["lead_score"]),
+                "account_score": Range(**data["account_score"]),
+                "mqa": EITHER.get(data["mqa"]),
+                "target_accounts": EITHER.get(data["target_accounts"]),
+                "interactions": InteractionCount(
+                    tuple(counted["kinds"]), counted["min"], counted["within_days"]
+                )
+                if counted.get("min") is not None
+                else None,
+            }
+        )
+
+
+class LabelSchema(form.FormSchema):
+    name = form.text(N_("1 to 100 characters."), high=100, required=True)
+    description = schema_fields.String(
+        validate=validate.Length(max=300, error=N_("At most 300 characters.")),
+        load_default="",
+    )
+
+
+def load_segment(data: Mapping, choices: SegmentChoices) -> Segment:
+    """The segment a form describes (nested data, see scoring.config.unflatten), or a
+    ValidationError keyed like its inputs."""
+    return SegmentSchema(choices).load(data)
+
+
+def load_named_segment(data: Mapping, choices: SegmentChoices) -> tuple[str, str, Segment]:
+    """(name, description, segment) from the whole form; every mistake at once."""
+    errors: dict = {}
+    try:
+        label = LabelSchema().load(data)
+    except ValidationError as exc:
+        errors.update(exc.messages)
+    try:
+        segment = load_segment(data, choices)
+    except ValidationError as exc:
+        errors.update(exc.messages)
+    if errors:
+        raise ValidationError(errors)
+    return label["name"], label["description"], segment
+
+
+def segment_form(segment: Segment) -> dict:
+    """A segment as its form shows it, by the form's dotted input names."""
+    counted = segment.interactions
+    shown_either = {value: key for key, value in EITHER.items()}
+    return {
+        **{name: [str(value) for value in getattr(segment, name)] for name in LIST_FILTERS},
+        "lead_score.min": form.shown(segment.lead_score.min),
+        "lead_score.max": form.shown(segment.lead_score.max),
+        "account_score.min": form.shown(segment.account_score.min),
+        "account_score.max": form.shown(segment.account_score.max),
+        "mqa": shown_either.get(segment.mqa, ""),
+        "target_accounts": shown_either.get(segment.target_accounts, ""),
+        "min_employees": form.shown(segment.min_employees),
+        "min_acv": form.shown(segment.min_acv),
+        "active_within_days": form.shown(segment.active_within_days),
+        "inactive_for_days": form.shown(segment.inactive_for_days),
+        "interactions.kinds": list(counted.kinds) if counted else [],
+        "interactions.min": form.shown(counted.min) if counted else "",
+        "interactions.within_days": form.shown(
+            counted.within_days if counted else DEFAULT_WINDOW_DAYS
+        ),
+    }
+
+
+# --- saved segments --------------------------------------------------------------------
+
+
+def save_segment(
+    session: Session,
+    workspace_id: int,
+    name: str,
+    description: str,
+    document: dict,
+    user_id: int | None,
+    *,
+    saved: SavedSegment | None = None,
+) -> SavedSegment:
+    """A new saved segment, or `saved` changed (its last count forgotten when the filter
+    changed). Names are unique in a workspace: a ValidationError on "name" otherwise.
+    Flushed, not committed."""
+    segment = Segment.from_document(document)
+    same_name = [SavedSegment.workspace_id == workspace_id, SavedSegment.name == name]
+    if saved is not None:
+        same_name.append(SavedSegment.id != saved.id)
+    if session.scalar(select(SavedSegment.id).where(*same_name).limit(1)) is not None:
+        raise ValidationError({"name": [NAME_TAKEN]})
+    row = saved or SavedSegment(workspace_id=workspace_id, created_by=user_id)
+    if row.document is None or Segment.from_document(row.document) != segment:
+        row.last_count = row.counted_at = None
+    row.name, row.description, row.document = name, description, segment.to_document()
+    row.updated_at = utcnow()
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # saved under this name a moment ago
+        raise ValidationError({"name": [NAME_TAKEN]}) from None
+    return row
+
+
+def segment_of(session: Session, saved_segment_id: int, workspace_id: int) -> Segment:
+    """A saved segment's filter; LookupError when the workspace has no such segment."""
+    document = session.scalar(
+        select(SavedSegment.document).where(
+            SavedSegment.id == saved_segment_id, SavedSegment.workspace_id == workspace_id
+        )
+    )
+    if document is None:
+        raise LookupError(f"no segment {saved_segment_id} in workspace {workspace_id}")
+    return Segment.from_document(document)
+
+
+def saved_contacts_query(
+    session: Session, saved: SavedSegment, *, now: datetime | None = None
+) -> Select:
+    """The saved segment's contacts as of `now`, under the lead-score half-life of the
+    workspace's scoring model."""
+    half_life = load_model(session, saved.workspace_id).half_life_days
+    return contacts_query(
+        Segment.from_document(saved.document), saved.workspace_id, half_life, now=now
+    )

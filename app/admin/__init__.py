@@ -168,8 +168,12 @@ def init_app(app: Flask) -> None:
         group_sends,
         imports,
         inbox,
+        menus,
         notifications,
+        pushes,
+        qr_codes,
         scoring,
+        segments,
         tags,
         wecom,
     )

@@ -97,6 +97,7 @@ def test_cron_jobs_resolve_to_job_functions(app):
         "app.jobs.tag_inactive_contacts",
         "app.jobs.refresh_group_send_results",
         "app.jobs.refresh_scores",
+        "app.jobs.send_due_pushes",
     ]
     assert all(callable(import_string(job["func"])) for job in jobs)
 

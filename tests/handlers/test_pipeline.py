@@ -135,7 +135,7 @@ def test_unknown_event_types_are_stored_and_ignored(app, client, oa_channel, wec
     post_oa(
         client,
         oa_channel,
-        simulate.oa_event("gh_harpoon", "MASSSENDJOBFINISH", MsgID=1000001, Status="send success"),
+        simulate.oa_event("o_x", "kf_create_session", KfAccount="test1@test"),
     )
     post_wecom(
         client,
@@ -157,7 +157,7 @@ def test_unknown_event_types_are_stored_and_ignored(app, client, oa_channel, wec
     assert [row.status for row in rows] == ["ignored"] * 3
     assert [row.kind for row in rows] == [
         "some_future_event",
-        "masssendjobfinish",
+        "kf_create_session",
         "change_external_chat",
     ]
     assert contacts(app) == [] and interactions(app) == []

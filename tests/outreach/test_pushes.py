@@ -167,7 +167,10 @@ def push_of(app, push_id) -> Push:
 
 
 def test_openid_batches_reach_the_segment_and_the_platform_reports_delivery(
-    app, platform, oa, monkeypatch
+    app,
+    platform,  # noqa: F811
+    oa,
+    monkeypatch,
 ):
     monkeypatch.setattr(pushes, "MASS_BATCH", 2)
     ids = follow(app, platform, "o_a", "o_b", "o_c", "o_out")

@@ -49,8 +49,30 @@ AT = 1_700_000_000
         ),
         (
             simulate.oa_event("o", "TEMPLATESENDJOBFINISH", at=AT, MsgID=5, Status="success"),
-            None,
-            {},
+            "wechat.template_send_finished",
+            {"msg_id": 5, "status": "success"},
+        ),
+        (
+            simulate.oa_event(
+                "mphelper",
+                "MASSSENDJOBFINISH",
+                at=AT,
+                MsgID=7,
+                Status="send success",
+                TotalCount=3,
+                FilterCount=2,
+                SentCount=2,
+                ErrorCount=0,
+            ),
+            "wechat.mass_send_finished",
+            {
+                "msg_id": 7,
+                "status": "send success",
+                "total_count": 3,
+                "filter_count": 2,
+                "sent_count": 2,
+                "error_count": 0,
+            },
         ),
         (
             simulate.wecom_contact_event(

@@ -211,6 +211,7 @@ def upgrade() -> None:
         sa.Column("mechanism", sa.String(length=12), nullable=False),
         sa.Column("clientmsgid", sa.String(length=64), nullable=False),
         sa.Column("tag_remote_id", sa.Integer(), nullable=True),
+        sa.Column("first_position", sa.Integer(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("msg_id", sa.BigInteger(), nullable=True),
@@ -240,14 +241,11 @@ def upgrade() -> None:
         ),
         sa.Column("openid", sa.String(length=128), nullable=True),
         sa.Column("mechanism", sa.String(length=12), nullable=True),
-        sa.Column("batch_id", sa.Integer(), nullable=True),
+        sa.Column("position", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("reason", sa.String(length=40), nullable=True),
         sa.Column("msgid", sa.BigInteger(), nullable=True),
         sa.Column("sent_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["push_batches.id"], name=op.f("fk_push_recipients_batch_id_push_batches")
-        ),
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_push_recipients_contact_id_contacts")
         ),
@@ -259,8 +257,28 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("push_id", "contact_id", name=op.f("pk_push_recipients")),
     )
-    op.create_index("ix_push_recipients_batch", "push_recipients", ["batch_id"], unique=False)
-    op.create_index("ix_push_recipients_msgid", "push_recipients", ["msgid"], unique=False)
+    op.create_index(
+        "ix_push_recipients_position",
+        "push_recipients",
+        ["push_id", "mechanism", "position"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_push_recipients_msgid",
+        "push_recipients",
+        ["msgid"],
+        unique=False,
+        postgresql_where=sa.text("msgid IS NOT NULL"),
+        sqlite_where=sa.text("msgid IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_interactions_channel_scans",
+        "interactions",
+        ["channel_id", "occurred_at"],
+        unique=False,
+        postgresql_where=sa.text("kind IN ('wechat.follow', 'wechat.scan')"),
+        sqlite_where=sa.text("kind IN ('wechat.follow', 'wechat.scan')"),
+    )
     op.add_column(
         "workspaces",
         sa.Column("push_approval_threshold", sa.Integer(), nullable=False, server_default="1000"),
@@ -277,10 +295,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_interactions_channel_scans", table_name="interactions")
     op.drop_column("workspaces", "push_test_contact_ids")
     op.drop_column("workspaces", "push_approval_threshold")
     op.drop_index("ix_push_recipients_msgid", table_name="push_recipients")
-    op.drop_index("ix_push_recipients_batch", table_name="push_recipients")
+    op.drop_index("ix_push_recipients_position", table_name="push_recipients")
     op.drop_table("push_recipients")
     op.drop_index("ix_push_batches_msg_id", table_name="push_batches")
     op.drop_table("push_batches")
