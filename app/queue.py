@@ -239,9 +239,11 @@ class JobQueue:
         interval = self.settings.sweep_interval_seconds
         last_run: dict[str, float] = {}
         while True:
-            if not self._wake.wait(timeout=interval):
-                self._enqueue_periodic(last_run)
+            self._wake.wait(timeout=interval)
             self._wake.clear()
+            # Every pass, not only on a quiet timeout: steady traffic wakes this thread
+            # constantly, and the cron jobs (sweeper, due pushes) must still run.
+            self._enqueue_periodic(last_run)
             try:
                 # RQ's per-burst lines would drown the service's own log.
                 self.worker(app, ThreadWorker).work(burst=True, logging_level="WARNING")

@@ -83,7 +83,7 @@ def test_build_publish_and_preview_a_tag_based_menu(app, platform, live_server, 
     field(page, "conditional.0.buttons.0.reply").fill("整形顾问稍后联系您")
     press(page, "publish")
     problem = page.locator("#menu-conditional\\.0 .field.has-error").first
-    expect(problem).to_contain_text("At most 16 bytes")
+    expect(problem).to_contain_text("最多 16 字节")
     problem.scroll_into_view_if_needed()
     screenshot(page, "menus-field-error")
 
