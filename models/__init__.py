@@ -14,6 +14,15 @@ from models.contact import (
 from models.imports import AccountImport, ImportStatus
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
+from models.journey import (
+    OPEN_STATUSES,
+    Enrolment,
+    EnrolmentStatus,
+    Journey,
+    JourneyStatus,
+    JourneyVersion,
+    Step,
+)
 from models.outreach import (
     MASS_MECHANISMS,
     BatchStatus,
@@ -62,6 +71,7 @@ __all__ = [
     "ACCOUNT_SOURCE_STRENGTH",
     "EXCLUSIVE_GROUPS",
     "MASS_MECHANISMS",
+    "OPEN_STATUSES",
     "Account",
     "AccountImport",
     "AccountSnapshot",
@@ -76,6 +86,8 @@ __all__ = [
     "ContactTag",
     "ContactWay",
     "Database",
+    "Enrolment",
+    "EnrolmentStatus",
     "FollowRelation",
     "GroupSend",
     "Identity",
@@ -84,6 +96,9 @@ __all__ = [
     "InboundEvent",
     "InboxStatus",
     "Interaction",
+    "Journey",
+    "JourneyStatus",
+    "JourneyVersion",
     "MassQuota",
     "Mechanism",
     "MenuStatus",
@@ -105,6 +120,7 @@ __all__ = [
     "Staff",
     "StaffNotification",
     "StageChange",
+    "Step",
     "SyncAction",
     "SyncStatus",
     "Tag",

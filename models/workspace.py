@@ -18,4 +18,6 @@ class Workspace(Base):
     push_approval_threshold: Mapped[int] = mapped_column(Integer, default=1000)
     # Contacts who receive a push's preview (message/mass/preview).
     push_test_contact_ids: Mapped[list] = mapped_column(JSONDoc, default=list)
+    # Marketing messages (journey messages and pushes) a contact receives a day at most.
+    messages_per_day: Mapped[int] = mapped_column(Integer, default=2)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -27,19 +27,22 @@ class ScoreRule:
     signal: str | None = None  # "intent" (researching) or "engagement" (talking to us)
 
     def matches(self, kind: str, properties: dict) -> bool:
-        if kind != self.kind:
-            return False
-        for name, wanted in self.where.items():
-            value = str(properties.get(name, ""))
-            if wanted.startswith("contains:"):
-                if wanted.removeprefix("contains:") not in value:
-                    return False
-            elif value != wanted:
-                return False
-        return True
+        return kind == self.kind and properties_match(self.where, properties)
 
     def points_for(self, minutes: float) -> float:
         return self.points + self.per_minute * max(minutes, 0.0)
+
+
+def properties_match(where: dict[str, str], properties: dict) -> bool:
+    """Every filtered property equals its value; a value "contains:x" matches a substring."""
+    for name, wanted in where.items():
+        value = str(properties.get(name, ""))
+        if wanted.startswith("contains:"):
+            if wanted.removeprefix("contains:") not in value:
+                return False
+        elif value != wanted:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
