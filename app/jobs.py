@@ -12,6 +12,7 @@ from handlers.imports import run_import
 from handlers.inbox import RetryPolicy, drain, exclusive_drain, workspaces_due
 from handlers.rules import tag_inactive
 from handlers.tags import Followups
+from journeys import engine as journeys
 from models import Channel, ChannelKind, GroupSend, Push, TagRule, Workspace
 from outreach import pushes
 from scoring.engine import Scorer
@@ -370,4 +371,39 @@ def send_due_pushes() -> list[int]:
         due = pushes.due_pushes(session)
     for push_id in due:
         harpoon().queue.enqueue("app.jobs.send_push", push_id, timeout=3600)
+    return due
+
+
+@followup
+def run_journeys(workspace_id: int) -> dict:
+    """The workspace's due journey steps (high priority: journeys act within seconds)."""
+    h = harpoon()
+    platform = journeys.Platform(
+        oa_client=lambda channel: h.wechat.oa(channel.app_id, channel.secret),
+        webhook_secret=h.settings.secret_key,
+    )
+    with h.db.session() as session:
+        result = journeys.run_due(session, workspace_id, platform)
+    h.queue.enqueue_followups(result.followups.jobs)
+    if result.enrolments:
+        log.info(
+            "workspace %s journeys: %s enrolments, %s steps, %s sent, %s skipped, "
+            "%s deferred by the daily cap, %s failed",
+            workspace_id,
+            result.enrolments,
+            result.steps,
+            result.sent,
+            result.skipped,
+            result.deferred,
+            result.failed,
+        )
+    return {"enrolments": result.enrolments, "steps": result.steps}
+
+
+def run_due_journeys() -> list[int]:
+    """Periodic: workspaces with journey steps due (waits over, timeouts, deferrals)."""
+    h = harpoon()
+    with h.db.session() as session:
+        due = journeys.due_workspaces(session)
+    h.queue.enqueue_followups({(journeys.RUN_JOURNEYS, workspace_id) for workspace_id in due})
     return due

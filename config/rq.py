@@ -19,4 +19,5 @@ def cron_jobs(settings: Settings) -> list[dict]:
         {"func": "app.jobs.refresh_group_send_results", "queue": default, "interval": 600},
         {"func": "app.jobs.refresh_scores", "queue": default, "interval": 86400},
         {"func": "app.jobs.send_due_pushes", "queue": default, "interval": 60},
+        {"func": "app.jobs.run_due_journeys", "queue": default, "interval": 15},
     ]

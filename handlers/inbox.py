@@ -22,6 +22,7 @@ from handlers.interactions import record_buffered_interactions
 from handlers.notify import notify_owners
 from handlers.registry import HANDLERS, Batch, EventContext
 from handlers.rules import evaluate_behavior
+from journeys.engine import on_interactions, touches_of_events
 from models import InboundEvent, InboxStatus, utcnow
 from models.base import insert_ignoring_conflicts
 from models.contact import IdentityKind
@@ -150,7 +151,9 @@ def _process_batch(
         batch = _new_batch(session, workspace_id, keys, fast=False)
         outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=True)
     _after_batch(session, batch)
-    _score(session, batch, [o["id"] for o in outcomes if o["status"] == InboxStatus.DONE])
+    handled = [o["id"] for o in outcomes if o["status"] == InboxStatus.DONE]
+    _score(session, batch, handled)
+    _journeys(session, batch, handled)
     if outcomes:
         session.execute(update(InboundEvent), outcomes)
     result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
@@ -242,6 +245,17 @@ def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
             notify_owners(session, result.alerts, batch.followups)
     except Exception:  # the events stay handled; `flask scoring rescore` catches up
         log.exception("scoring failed for workspace %s", batch.workspace_id)
+
+
+def _journeys(session: Session, batch: Batch, event_ids: list[int]) -> None:
+    """Goals, awaited events, jumps and new enrolments for what the batch recorded; the
+    steps they make due run in a `run_journeys` job right after the commit."""
+    try:
+        with session.begin_nested():
+            touches = touches_of_events(session, event_ids)
+            on_interactions(session, batch.workspace_id, touches, batch.followups)
+    except Exception:  # the events stay handled; journeys miss this batch's triggers
+        log.exception("journeys failed for workspace %s", batch.workspace_id)
 
 
 def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -> dict:

@@ -98,6 +98,7 @@ def test_cron_jobs_resolve_to_job_functions(app):
         "app.jobs.refresh_group_send_results",
         "app.jobs.refresh_scores",
         "app.jobs.send_due_pushes",
+        "app.jobs.run_due_journeys",
     ]
     assert all(callable(import_string(job["func"])) for job in jobs)
 

@@ -49,6 +49,7 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
     assert sorted(job.func_name for job in queue.default.jobs) == [
         "app.jobs.refresh_group_send_results",
         "app.jobs.refresh_scores",
+        "app.jobs.run_due_journeys",
         "app.jobs.send_due_pushes",
         "app.jobs.sweep_inbox",
         "app.jobs.tag_inactive_contacts",

@@ -1,0 +1,857 @@
+"""Journeys at work: interactions from the drain enrol, jump, satisfy waits and reach
+goals (`on_interactions`, in the batch's transaction); the due-step runner (`run_due`)
+claims enrolments whose time has come and walks them through their nodes.
+
+Every node an enrolment reaches is logged in `journey_steps`, unique per enrolment,
+version, node and move. An action that talks to a person is logged (and committed)
+before its call, so a retried job or a crash between claim and send never sends twice;
+the price is that a crash right after the log leaves that one message unsent.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import requests
+from marshmallow import ValidationError
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from handlers.group_send import create_group_send
+from handlers.notify import notify_owner
+from handlers.tags import Followups, TagBook, apply_tags, remove_tags
+from journeys.model import MESSAGE_ACTIONS, Journey, Node, event_filter
+from models import (
+    OPEN_STATUSES,
+    Account,
+    Channel,
+    Contact,
+    ContactTag,
+    Enrolment,
+    EnrolmentStatus,
+    FollowRelation,
+    Identity,
+    IdentityKind,
+    Interaction,
+    JourneyStatus,
+    JourneyVersion,
+    PushRecipient,
+    Step,
+    TagSource,
+    Workspace,
+    utcnow,
+)
+from models import Journey as JourneyRow
+from scoring.engine import set_stage
+from wechat.clients import WeChatApiError
+
+log = logging.getLogger(__name__)
+
+RUN_JOURNEYS = "run_journeys"
+MAX_HOPS = 50  # nodes one enrolment may pass in one run (loops need a wait anyway)
+LEASE = timedelta(minutes=5)
+SEND_GROUP_SEND = "send_group_send"
+
+
+@dataclass(frozen=True)
+class Version:
+    journey_id: int
+    version: int
+    model: Journey
+
+
+class Versions:
+    """Journey documents by (journey, version), parsed once per batch or run."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._cache: dict[tuple[int, int], Journey] = {}
+
+    def model(self, journey_id: int, version: int) -> Journey:
+        key = (journey_id, version)
+        if key not in self._cache:
+            doc = self.session.scalar(
+                select(JourneyVersion.document).where(
+                    JourneyVersion.journey_id == journey_id, JourneyVersion.version == version
+                )
+            )
+            self._cache[key] = Journey.from_document(doc or {"nodes": []})
+        return self._cache[key]
+
+    def live(self, workspace_id: int) -> list[Version]:
+        rows = self.session.execute(
+            select(JourneyRow.id, JourneyRow.live_version)
+            .where(
+                JourneyRow.workspace_id == workspace_id,
+                JourneyRow.status == JourneyStatus.LIVE,
+                JourneyRow.live_version.isnot(None),
+            )
+            .order_by(JourneyRow.id)
+        ).all()
+        return [Version(j, v, self.model(j, v)) for j, v in rows]
+
+
+# --- interactions from the drain --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Touch:
+    id: int
+    contact_id: int
+    account_id: int | None
+    kind: str
+    properties: dict
+    occurred_at: datetime
+
+
+def touches_of_events(session: Session, event_ids: list[int]) -> list[Touch]:
+    if not event_ids:
+        return []
+    rows = session.execute(
+        select(
+            Interaction.id,
+            Interaction.contact_id,
+            Interaction.account_id,
+            Interaction.kind,
+            Interaction.properties,
+            Interaction.occurred_at,
+        )
+        .where(Interaction.source_event_id.in_(event_ids))
+        .order_by(Interaction.occurred_at, Interaction.id)
+    ).all()
+    return [Touch(*row) for row in rows]
+
+
+def on_interactions(
+    session: Session,
+    workspace_id: int,
+    touches: list[Touch],
+    followups: Followups | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Goals, event waits, jumps and new enrolments for these interactions; returns how many
+    enrolments are due now (a `run_journeys` job is asked for)."""
+    now = now or utcnow()
+    versions = Versions(session)
+    live = versions.live(workspace_id)
+    if not live or not touches:
+        return 0
+    journey_ids = [v.journey_id for v in live]
+    contact_ids = {t.contact_id for t in touches}
+    account_ids = {t.account_id for t in touches if t.account_id}
+    open_rows = session.scalars(
+        select(Enrolment).where(
+            Enrolment.journey_id.in_(journey_ids),
+            Enrolment.status.in_(OPEN_STATUSES),
+            or_(
+                Enrolment.contact_id.in_(contact_ids),
+                Enrolment.account_id.in_(account_ids or {-1}),
+            ),
+        )
+    ).all()
+    open_by_subject = {(e.journey_id, _subject(e)): e for e in open_rows}
+    last_entered = _last_entries(session, journey_ids, contact_ids, account_ids)
+    due = 0
+    for touch in touches:
+        for version in live:
+            subject = _touch_subject(version.model, touch)
+            if subject is None:
+                continue
+            enrolment = open_by_subject.get((version.journey_id, subject))
+            if enrolment is not None:
+                due += _react(session, versions, enrolment, touch, now)
+                if enrolment.status not in OPEN_STATUSES:
+                    del open_by_subject[(version.journey_id, subject)]
+                continue
+            entries = version.model.entry_points(touch.kind, touch.properties)
+            if not entries or not _may_enter(
+                version.model, last_entered.get((version.journey_id, subject)), now
+            ):
+                continue
+            enrolment = _enrol(session, workspace_id, version, entries[0], touch, now)
+            open_by_subject[(version.journey_id, subject)] = enrolment
+            last_entered[(version.journey_id, subject)] = now
+            due += 1
+    if due and followups is not None:
+        followups.add(RUN_JOURNEYS, workspace_id)
+    return due
+
+
+def _subject(enrolment: Enrolment) -> tuple[str, int]:
+    if enrolment.account_id is not None and enrolment.contact_id is None:
+        return ("account", enrolment.account_id)
+    return ("contact", enrolment.contact_id)
+
+
+def _touch_subject(model: Journey, touch: Touch) -> tuple[str, int] | None:
+    if model.scope == "account":
+        return ("account", touch.account_id) if touch.account_id else None
+    return ("contact", touch.contact_id)
+
+
+def _last_entries(session, journey_ids, contact_ids, account_ids) -> dict:
+    rows = session.execute(
+        select(
+            Enrolment.journey_id,
+            Enrolment.contact_id,
+            Enrolment.account_id,
+            func.max(Enrolment.entered_at),
+        )
+        .where(
+            Enrolment.journey_id.in_(journey_ids),
+            or_(
+                Enrolment.contact_id.in_(contact_ids),
+                Enrolment.account_id.in_(account_ids or {-1}),
+            ),
+        )
+        .group_by(Enrolment.journey_id, Enrolment.contact_id, Enrolment.account_id)
+    ).all()
+    last = {}
+    for journey_id, contact_id, account_id, entered in rows:
+        key = ("contact", contact_id) if contact_id is not None else ("account", account_id)
+        last[(journey_id, key)] = max(entered, last.get((journey_id, key), entered))
+    return last
+
+
+def _may_enter(model: Journey, last_entered: datetime | None, now: datetime) -> bool:
+    if last_entered is None or model.reentry == "always":
+        return True
+    if model.reentry == "period":
+        return now - last_entered >= timedelta(days=model.reentry_days or 0)
+    return False  # once
+
+
+def _enrol(session, workspace_id, version: Version, node: Node, touch: Touch, now) -> Enrolment:
+    account_scope = version.model.scope == "account"
+    enrolment = Enrolment(
+        workspace_id=workspace_id,
+        journey_id=version.journey_id,
+        version=version.version,
+        contact_id=None if account_scope else touch.contact_id,
+        account_id=touch.account_id,
+        node_id=node.id,
+        status=EnrolmentStatus.ACTIVE,
+        next_run_at=now,
+        visit=1,
+        entered_at=now,
+        entered_node=node.id,
+        entered_because={
+            "trigger": node.trigger,
+            "interaction_id": touch.id,
+            "kind": touch.kind,
+            "contact_id": touch.contact_id,
+        },
+    )
+    session.add(enrolment)
+    session.flush()
+    _arrive(session, enrolment, "entered", {"kind": touch.kind, "interaction_id": touch.id})
+    return enrolment
+
+
+def _react(session, versions: Versions, enrolment: Enrolment, touch: Touch, now) -> int:
+    """A goal ends it; the awaited event moves it on; another entry node's trigger makes it
+    jump there. Returns 1 when it became due now."""
+    model = versions.model(enrolment.journey_id, enrolment.version)
+    detail = {"kind": touch.kind, "interaction_id": touch.id, "contact_id": touch.contact_id}
+    if model.goal_met(touch.kind, touch.properties):
+        _log(session, enrolment, enrolment.node_id, "goal", detail)
+        _finish(enrolment, EnrolmentStatus.GOAL, now)
+        return 0
+    node = model.node(enrolment.node_id)
+    awaited = node.wait.get("event") if node.type == "wait" and node.wait else None
+    waiting = enrolment.status == EnrolmentStatus.WAITING and awaited
+    if waiting and event_filter(awaited).matches(touch.kind, touch.properties):
+        _complete_step(session, enrolment, "done", detail)
+        _move(enrolment, node.next, now)
+        return 1
+    for target in model.entry_points(touch.kind, touch.properties):
+        if target.id != enrolment.node_id and not _visited(session, enrolment, target.id):
+            _move(enrolment, target.id, now)
+            _arrive(session, enrolment, "jumped", detail)
+            return 1
+    return 0
+
+
+# --- the due-step runner ------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    enrolments: int = 0
+    steps: int = 0
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failed: int = 0
+    followups: Followups = field(default_factory=Followups)
+
+
+@dataclass
+class Platform:
+    """What actions reach outside the database with: an OA client for a channel, and an
+    HTTP session for webhooks. The app composes it; tests point it at the sandbox."""
+
+    oa_client: Callable[[Channel], object]
+    http: requests.Session = field(default_factory=requests.Session)
+    webhook_secret: str = ""
+
+
+def due_workspaces(session: Session, now: datetime | None = None) -> list[int]:
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(Enrolment.workspace_id)
+            .where(Enrolment.status.in_(OPEN_STATUSES), Enrolment.next_run_at <= now)
+            .distinct()
+        )
+    )
+
+
+def run_due(
+    session: Session,
+    workspace_id: int,
+    platform: Platform,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    batch_size: int = 500,
+    max_batches: int = 200,
+) -> RunResult:
+    """Claim due enrolments in batches (SKIP LOCKED on PostgreSQL, so runners share the
+    work) and walk each until it waits, ends, or is deferred by the frequency cap."""
+    result = RunResult()
+    runner = _Runner(session, workspace_id, platform, now, result)
+    for _ in range(max_batches):
+        query = (
+            select(Enrolment)
+            .where(
+                Enrolment.workspace_id == workspace_id,
+                Enrolment.status.in_(OPEN_STATUSES),
+                Enrolment.next_run_at <= now(),
+            )
+            .order_by(Enrolment.next_run_at)
+            .limit(batch_size)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        claimed = session.scalars(query).all()
+        if not claimed:
+            break
+        # A lease, committed: other runners pass over these until it runs out (a runner
+        # that dies leaves them due again, and the step log makes the retry harmless).
+        for enrolment in claimed:
+            enrolment.next_run_at = now() + LEASE
+        session.commit()
+        for enrolment in claimed:
+            runner.advance(enrolment)
+            result.enrolments += 1
+        session.commit()
+    return result
+
+
+class _Runner:
+    def __init__(self, session, workspace_id, platform, now, result: RunResult):
+        self.session, self.platform, self.now, self.result = session, platform, now, result
+        self.versions = Versions(session)
+        workspace = session.get(Workspace, workspace_id)
+        self.zone = ZoneInfo(workspace.timezone or "Asia/Shanghai")
+        self.cap = workspace.messages_per_day
+        self.book = TagBook(session, workspace_id)
+
+    def advance(self, enrolment: Enrolment) -> None:
+        model = self.versions.model(enrolment.journey_id, enrolment.version)
+        for _ in range(MAX_HOPS):
+            if enrolment.status not in OPEN_STATUSES:
+                return
+            if not self._step(enrolment, model.node(enrolment.node_id)):
+                return
+        log.warning("enrolment %s passed %s nodes in one run", enrolment.id, MAX_HOPS)
+
+    def _step(self, enrolment: Enrolment, node: Node) -> bool:
+        """Run one node; True to go straight on to the next."""
+        session, now = self.session, self.now()
+        self.result.steps += 1
+        if enrolment.status == EnrolmentStatus.WAITING:  # its event never came
+            _complete_step(session, enrolment, "timed_out", {})
+            _move(enrolment, node.timeout_next, now)
+            return True
+        match node.type:
+            case "entry":
+                _log(session, enrolment, node.id, "done", {})
+                _move(enrolment, node.next, now)
+            case "exit":
+                _log(session, enrolment, node.id, "done", {})
+                _finish(enrolment, EnrolmentStatus.COMPLETED, now)
+                return False
+            case "wait":
+                return self._wait(enrolment, node, now)
+            case "branch":
+                taken, target = self._branch(enrolment, node)
+                _log(session, enrolment, node.id, "done", {"branch": taken})
+                _move(enrolment, target, now)
+            case "action":
+                return self._action(enrolment, node, now)
+        return True
+
+    def _wait(self, enrolment: Enrolment, node: Node, now: datetime) -> bool:
+        if _logged(self.session, enrolment) is not None:  # woken: the wait is over
+            _complete_step(self.session, enrolment, "done", {})
+            _move(enrolment, node.next, now)
+            return True
+        wait = node.wait
+        if wait.get("event"):
+            enrolment.status = EnrolmentStatus.WAITING
+            enrolment.next_run_at = now + timedelta(minutes=wait["timeout_minutes"])
+        elif wait.get("until_time"):
+            enrolment.next_run_at = self._next_time_of_day(wait["until_time"], now)
+        else:
+            enrolment.next_run_at = now + timedelta(minutes=wait["minutes"])
+        _log(
+            self.session,
+            enrolment,
+            node.id,
+            "waiting",
+            {"until": enrolment.next_run_at.isoformat()},
+        )
+        return False
+
+    def _next_time_of_day(self, hhmm: str, now: datetime) -> datetime:
+        hour, minute = (int(part) for part in hhmm.split(":"))
+        local = now.astimezone(self.zone)
+        at = datetime.combine(local.date(), time(hour, minute), self.zone)
+        if at <= local:
+            at = datetime.combine(local.date() + timedelta(days=1), time(hour, minute), self.zone)
+        return at.astimezone(now.tzinfo)
+
+    # --- actions -----------------------------------------------------------------
+
+    def _action(self, enrolment: Enrolment, node: Node, now: datetime) -> bool:
+        session, action = self.session, node.action
+        skipped_because = self._already_done(enrolment, node)
+        if skipped_because:
+            _log(session, enrolment, node.id, "skipped", {"because": skipped_because})
+            self.result.skipped += 1
+            _move(enrolment, node.next, now)
+            return True
+        contact = self._contact(enrolment)
+        capped = action["kind"] in MESSAGE_ACTIONS and contact is not None
+        if capped and self._messages_today(contact.id, now) >= self.cap:
+            enrolment.next_run_at = self._next_local_midnight(now)  # deferred, not dropped
+            self.result.deferred += 1
+            return False
+        # Logged and committed before the call: a retry finds it and never sends twice.
+        if _logged(session, enrolment) is not None:
+            _move(enrolment, node.next, now)
+            return True
+        try:
+            with session.begin_nested():
+                step = _log(session, enrolment, node.id, "sending", {"action": action["kind"]})
+            session.commit()
+        except IntegrityError:  # another runner logged it a moment ago
+            session.rollback()
+            return False
+        outcome, detail = self._execute(enrolment, contact, action)
+        step.outcome = outcome
+        step.detail = {
+            **detail,
+            "action": action["kind"],
+            "message": action["kind"] in MESSAGE_ACTIONS and outcome == "done",
+            "contact_id": contact.id if contact else None,
+        }
+        if outcome == "done":
+            self.result.sent += 1
+        else:
+            self.result.failed += 1
+        _move(enrolment, node.next, now)
+        session.commit()
+        return True
+
+    def _already_done(self, enrolment: Enrolment, node: Node) -> str | None:
+        skip = node.skip_if
+        if not skip:
+            return None
+        event = event_filter(skip["event"])
+        since = enrolment.entered_at if skip.get("since", "enrolment") == "enrolment" else None
+        for kind, properties in self._interactions(enrolment, event.kind, since):
+            if event.matches(kind, properties):
+                when = "since enrolment" if since else "ever"
+                return f"{event.kind} {when}"
+        return None
+
+    def _interactions(self, enrolment: Enrolment, kind: str, since: datetime | None):
+        query = select(Interaction.kind, Interaction.properties).where(Interaction.kind == kind)
+        if enrolment.contact_id is not None:
+            query = query.where(Interaction.contact_id == enrolment.contact_id)
+        else:
+            query = query.where(Interaction.account_id == enrolment.account_id)
+        if since is not None:
+            query = query.where(Interaction.occurred_at >= since)
+        return self.session.execute(query.limit(500)).all()
+
+    def _contact(self, enrolment: Enrolment) -> Contact | None:
+        contact_id = enrolment.contact_id or enrolment.entered_because.get("contact_id")
+        return self.session.get(Contact, contact_id) if contact_id else None
+
+    def _messages_today(self, contact_id: int, now: datetime) -> int:
+        start = self._local_midnight(now)
+        journey_messages = self.session.scalar(
+            select(func.count())
+            .select_from(Step)
+            .join(Enrolment, Enrolment.id == Step.enrolment_id)
+            .where(
+                or_(
+                    Enrolment.contact_id == contact_id,
+                    Step.detail["contact_id"].as_integer() == contact_id,
+                ),
+                Step.at >= start,
+                Step.outcome == "done",
+                Step.detail["message"].as_boolean().is_(True),
+            )
+        )
+        pushes = self.session.scalar(
+            select(func.count()).where(
+                PushRecipient.contact_id == contact_id, PushRecipient.sent_at >= start
+            )
+        )
+        return journey_messages + pushes
+
+    def _local_midnight(self, now: datetime) -> datetime:
+        local = now.astimezone(self.zone)
+        return datetime.combine(local.date(), time(0), self.zone).astimezone(now.tzinfo)
+
+    def _next_local_midnight(self, now: datetime) -> datetime:
+        return self._local_midnight(now) + timedelta(days=1)
+
+    def _execute(self, enrolment, contact, action) -> tuple[str, dict]:
+        kind = action["kind"]
+        try:
+            match kind:
+                case "add_tag" | "remove_tag":
+                    return self._tag(enrolment, contact, action)
+                case "set_stage":
+                    return self._stage(enrolment, contact, action)
+                case "notify_owner" | "wecom_message":
+                    return self._notify(enrolment, contact, action)
+                case "cs_message" | "template_message":
+                    return self._oa_message(contact, action)
+                case "wecom_group_task":
+                    return self._group_task(enrolment, contact, action)
+                case "webhook":
+                    return self._webhook(enrolment, contact, action)
+        except WeChatApiError as exc:
+            return "failed", {"error": f"{exc.errcode} {exc.errmsg}"}
+        except requests.RequestException as exc:
+            return "failed", {"error": f"webhook: {exc}"[:300]}
+        except ValidationError as exc:  # e.g. a group task to someone no longer a customer
+            return "failed", {"error": str(exc.messages)[:300]}
+        return "failed", {"error": f"unknown action {kind}"}
+
+    def _tag(self, enrolment, contact, action) -> tuple[str, dict]:
+        tag = self.book.by_id(action["tag_id"])
+        contacts = self._members(enrolment, contact)
+        if tag is None or not contacts:
+            return "failed", {"error": "no such tag" if tag is None else "no contact"}
+        if action["kind"] == "add_tag":
+            apply_tags(
+                self.session,
+                self.book,
+                contacts,
+                [tag],
+                source=TagSource.RULE,
+                followups=self.result.followups,
+            )
+        else:
+            remove_tags(self.session, self.book, contacts, [tag], followups=self.result.followups)
+        return "done", {"tag_id": tag.id}
+
+    def _members(self, enrolment, contact) -> list[int]:
+        if enrolment.contact_id is not None:
+            return [enrolment.contact_id]
+        return list(
+            self.session.scalars(
+                select(Contact.id).where(
+                    Contact.account_id == enrolment.account_id, Contact.merged_into_id.is_(None)
+                )
+            )
+        )
+
+    def _stage(self, enrolment, contact, action) -> tuple[str, dict]:
+        subject = (
+            self.session.get(Account, enrolment.account_id)
+            if enrolment.contact_id is None
+            else contact
+        )
+        if subject is None:
+            return "failed", {"error": "no subject"}
+        set_stage(self.session, subject, action["stage"], f"journey {enrolment.journey_id}")
+        return "done", {"stage": action["stage"]}
+
+    def _notify(self, enrolment, contact, action) -> tuple[str, dict]:
+        account_id = enrolment.account_id or (contact.account_id if contact else None)
+        account = self.session.get(Account, account_id) if account_id else None
+        if account is None or account.owner_id is None:
+            return "failed", {"error": "no owner"}
+        who = (contact.name or f"#{contact.id}") if contact else account.name
+        text = (
+            action["text"]
+            if action["kind"] == "notify_owner"
+            else f"请联系 {who}：{action['text']}"
+        )
+        sent = notify_owner(
+            self.session,
+            account,
+            kind="journey",
+            text=f"{who} · {text}",
+            dedupe_key=f"journey:{enrolment.id}:{enrolment.visit}",
+            followups=self.result.followups,
+        )
+        return ("done" if sent else "failed"), {"notified": sent}
+
+    def _oa_message(self, contact, action) -> tuple[str, dict]:
+        if contact is None:
+            return "failed", {"error": "no contact"}
+        identity = self.session.scalar(
+            select(Identity)
+            .where(
+                Identity.contact_id == contact.id,
+                Identity.kind == IdentityKind.OPENID,
+                Identity.following.isnot(False),
+            )
+            .order_by(Identity.id)
+        )
+        if identity is None:
+            return "failed", {"error": "not a follower"}
+        client = self.platform.oa_client(self.session.get(Channel, identity.channel_id))
+        if action["kind"] == "cs_message":
+            client.post(
+                "message/custom/send",
+                data={
+                    "touser": identity.value,
+                    "msgtype": "text",
+                    "text": {"content": action["text"]},
+                },
+            )
+            return "done", {"openid": identity.value}
+        answer = client.post(
+            "message/template/send",
+            data={
+                "touser": identity.value,
+                "template_id": action["template_id"],
+                "url": action.get("url", ""),
+                "data": {k: {"value": v} for k, v in action["data"].items()},
+            },
+        )
+        return "done", {"openid": identity.value, "msgid": answer.get("msgid")}
+
+    def _group_task(self, enrolment, contact, action) -> tuple[str, dict]:
+        relation = self.session.scalar(
+            select(FollowRelation)
+            .where(
+                FollowRelation.contact_id == (contact.id if contact else -1),
+                FollowRelation.removed_at.is_(None),
+            )
+            .order_by(FollowRelation.id)
+        )
+        if relation is None:
+            return "failed", {"error": "not a WeCom customer"}
+        new = create_group_send(
+            self.session,
+            enrolment.workspace_id,
+            relation.channel_id,
+            relation.staff_userid,
+            action["text"],
+            [relation.external_userid],
+            None,
+        )
+        self.result.followups.add(SEND_GROUP_SEND, new.group_send.id)
+        return "done", {"group_send_id": new.group_send.id, "staff": relation.staff_userid}
+
+    def _webhook(self, enrolment, contact, action) -> tuple[str, dict]:
+        body = json.dumps(
+            {
+                "journey_id": enrolment.journey_id,
+                "version": enrolment.version,
+                "node_id": enrolment.node_id,
+                "enrolment_id": enrolment.id,
+                "contact_id": contact.id if contact else None,
+                "account_id": enrolment.account_id,
+            },
+            ensure_ascii=False,
+        ).encode()
+        secret = (action.get("secret") or self.platform.webhook_secret).encode()
+        signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
+        response = self.platform.http.post(
+            action["url"],
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Harpoon-Signature": f"sha256={signature}",
+                "X-Harpoon-Delivery": f"{enrolment.id}-{enrolment.visit}",
+            },
+            timeout=5,
+        )
+        if response.status_code >= 300:
+            return "failed", {"error": f"webhook answered {response.status_code}"}
+        return "done", {"status": response.status_code}
+
+    # --- branches ------------------------------------------------------------------
+
+    def _branch(self, enrolment: Enrolment, node: Node) -> tuple[int | None, str | None]:
+        for n, branch in enumerate(node.branches):
+            if self._holds(enrolment, branch["condition"]):
+                return n, branch["next"]
+        return None, node.otherwise
+
+    def _holds(self, enrolment: Enrolment, condition: dict) -> bool:
+        session = self.session
+        contact = self._contact(enrolment)
+        match condition["kind"]:
+            case "has_tag":
+                members = self._members(enrolment, contact)
+                return bool(
+                    members
+                    and session.scalar(
+                        select(ContactTag.contact_id)
+                        .where(
+                            ContactTag.contact_id.in_(members),
+                            ContactTag.tag_id == condition["tag_id"],
+                        )
+                        .limit(1)
+                    )
+                )
+            case "score_at_least":
+                if condition["of"] == "account":
+                    account_id = enrolment.account_id or (contact.account_id if contact else None)
+                    account = session.get(Account, account_id) if account_id else None
+                    return bool(account and (account.score or 0) >= condition["at_least"])
+                return bool(contact and (contact.lead_score or 0) >= condition["at_least"])
+            case "stage_in":
+                subject = (
+                    contact if enrolment.contact_id else session.get(Account, enrolment.account_id)
+                )
+                return bool(subject and subject.stage in condition["stages"])
+            case "interacted":
+                event = event_filter(condition["event"])
+                if "within_days" in condition:
+                    since = self.now() - timedelta(days=condition["within_days"])
+                elif condition.get("since", "enrolment") == "enrolment":
+                    since = enrolment.entered_at
+                else:
+                    since = None
+                return any(
+                    event.matches(kind, props)
+                    for kind, props in self._interactions(enrolment, event.kind, since)
+                )
+            case "first_event":
+                first_a = self._first(enrolment, event_filter(condition["a"]))
+                first_b = self._first(enrolment, event_filter(condition["b"]))
+                return first_a is not None and (first_b is None or first_a <= first_b)
+        return False
+
+    def _first(self, enrolment: Enrolment, event) -> datetime | None:
+        query = select(Interaction.occurred_at, Interaction.properties).where(
+            Interaction.kind == event.kind, Interaction.occurred_at >= enrolment.entered_at
+        )
+        if enrolment.contact_id is not None:
+            query = query.where(Interaction.contact_id == enrolment.contact_id)
+        else:
+            query = query.where(Interaction.account_id == enrolment.account_id)
+        for occurred_at, properties in self.session.execute(
+            query.order_by(Interaction.occurred_at)
+        ):
+            if event.matches(event.kind, properties):
+                return occurred_at
+        return None
+
+
+# --- the step log and moves ------------------------------------------------------------
+
+
+def _log(session: Session, enrolment: Enrolment, node_id: str, outcome: str, detail: dict) -> Step:
+    """The step of this move; one already logged (a retried run) is returned as it is."""
+    existing = session.scalar(
+        select(Step).where(
+            Step.enrolment_id == enrolment.id,
+            Step.version == enrolment.version,
+            Step.node_id == node_id,
+            Step.visit == enrolment.visit,
+        )
+    )
+    if existing is not None:
+        return existing
+    step = Step(
+        enrolment_id=enrolment.id,
+        journey_id=enrolment.journey_id,
+        version=enrolment.version,
+        node_id=node_id,
+        visit=enrolment.visit,
+        outcome=outcome,
+        detail=detail,
+        at=utcnow(),
+    )
+    session.add(step)
+    session.flush()
+    return step
+
+
+def _arrive(session: Session, enrolment: Enrolment, outcome: str, detail: dict) -> None:
+    """Entered or jumped here by a trigger: logged as its own move, so running the node
+    (the next move) is not mistaken for a step already taken."""
+    _log(session, enrolment, enrolment.node_id, outcome, detail)
+    enrolment.visit += 1
+
+
+def _logged(session: Session, enrolment: Enrolment) -> Step | None:
+    """The step of the enrolment's current move, if it has one."""
+    return session.scalar(
+        select(Step).where(
+            Step.enrolment_id == enrolment.id,
+            Step.version == enrolment.version,
+            Step.node_id == enrolment.node_id,
+            Step.visit == enrolment.visit,
+        )
+    )
+
+
+def _complete_step(session: Session, enrolment: Enrolment, outcome: str, detail: dict) -> None:
+    step = _logged(session, enrolment)
+    if step is None:
+        _log(session, enrolment, enrolment.node_id, outcome, detail)
+    else:
+        step.outcome, step.detail = outcome, {**step.detail, **detail}
+
+
+def _visited(session: Session, enrolment: Enrolment, node_id: str) -> bool:
+    return (
+        session.scalar(
+            select(Step.id)
+            .where(
+                Step.enrolment_id == enrolment.id,
+                Step.node_id == node_id,
+                Step.outcome.in_(("done", "skipped", "sending", "waiting")),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _move(enrolment: Enrolment, target: str | None, now: datetime) -> None:
+    if target is None:
+        _finish(enrolment, EnrolmentStatus.COMPLETED, now)
+        return
+    enrolment.node_id = target
+    enrolment.visit += 1
+    enrolment.status = EnrolmentStatus.ACTIVE
+    enrolment.next_run_at = now
+
+
+def _finish(enrolment: Enrolment, status: str, now: datetime) -> None:
+    enrolment.status = status
+    enrolment.next_run_at = None
+    enrolment.finished_at = now
