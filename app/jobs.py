@@ -401,9 +401,13 @@ def run_journeys(workspace_id: int) -> dict:
 
 
 def run_due_journeys() -> list[int]:
-    """Periodic: workspaces with journey steps due (waits over, timeouts, deferrals)."""
+    """Periodic: condition triggers (tags, stages, MQA, scores, segments, dates) checked,
+    then the workspaces with journey steps due (new entries, waits over, timeouts)."""
     h = harpoon()
     with h.db.session() as session:
+        for workspace_id in journeys.live_workspaces(session):
+            journeys.scan_triggers(session, workspace_id)
+        session.commit()
         due = journeys.due_workspaces(session)
     h.queue.enqueue_followups({(journeys.RUN_JOURNEYS, workspace_id) for workspace_id in due})
     return due

@@ -172,6 +172,16 @@ def validate(doc: dict) -> dict[str, list[str]]:
         _check_node(node, f"nodes.{n}", set(ids), problems)
         if ids.count(node.get("id") if isinstance(node, dict) else None) > 1:
             problems.add(f"nodes.{n}.id", "Another node has this id.")
+    condition_kinds = {
+        n["trigger"].get("kind")
+        for n in nodes
+        if isinstance(n, dict) and isinstance(n.get("trigger"), dict)
+    }
+    if reentry == "always" and condition_kinds & {"segment_entered", "score_crossed"}:
+        problems.add(
+            "reentry",
+            "A segment or score trigger holds on every check: choose once or once per period.",
+        )
     if not any(isinstance(n, dict) and n.get("trigger") for n in nodes):
         problems.add("nodes", "No node has an entry trigger: nobody could enter.")
     if not problems:

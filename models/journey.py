@@ -28,6 +28,9 @@ class Journey(Base):
     status: Mapped[str] = mapped_column(String(12), default=JourneyStatus.DRAFT)
     # The version new enrolments start on; editing a live journey makes a new one.
     live_version: Mapped[int | None] = mapped_column(Integer)
+    # Condition triggers (tags added, stages reached, MQA, scores, segments, dates) are
+    # checked for what happened since this moment.
+    triggers_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

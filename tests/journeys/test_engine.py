@@ -416,3 +416,90 @@ def test_the_daily_cap_defers_the_third_message_to_tomorrow(app, platform, oa): 
     ]
     deferred = [e for e in enrolments(app, ids["o_fang"]) if e.status == EnrolmentStatus.ACTIVE]
     assert len(deferred) == 1 and deferred[0].next_run_at > utcnow() + timedelta(minutes=1)
+
+
+def tag_journey(trigger: dict, tag: int, **settings) -> dict:
+    return {
+        **settings,
+        "nodes": [
+            {"id": "start", "type": "entry", "trigger": trigger, "next": "tag"},
+            {"id": "tag", "type": "action", "action": {"kind": "add_tag", "tag_id": tag}},
+        ],
+    }
+
+
+def scan(app, at=None) -> int:  # noqa: F811
+    with session_of(app) as session:
+        workspace_id = session.scalar(select(Workspace.id))
+        enrolled = engine.scan_triggers(session, workspace_id, at)
+        session.commit()
+        return enrolled
+
+
+def test_condition_triggers_enrol_what_happened_since_the_last_check(app, tags):  # noqa: F811
+    from handlers.tags import apply_tags
+    from models import Account, TagSource
+    from scoring.engine import set_stage
+
+    fang, li, wang = person(app, "王芳"), person(app, "李娜"), person(app, "王伟")
+    live(app, tag_journey({"kind": "tag_added", "tag_id": tags["vip"]}, tags["watched"]), "t")
+    live(app, tag_journey({"kind": "stage_reached", "stage": "engaged"}, tags["nudged"]), "s")
+    assert scan(app) == 0
+    with session_of(app) as session:
+        book = TagBook(session, session.scalar(select(Workspace.id)))
+        apply_tags(session, book, [fang], [book.by_id(tags["vip"])], source=TagSource.MANUAL)
+        set_stage(session, session.get(Contact, li), "engaged", "sales call")
+        session.commit()
+    assert scan(app) == 2  # 王芳 tagged vip, 李娜 reached engaged
+    assert scan(app) == 0  # nothing new since
+    run(app)
+    assert tags["watched"] in tagged(app, fang) and tags["nudged"] in tagged(app, li)
+
+    mqa = tag_journey({"kind": "mqa_entered"}, tags["link_sent"], scope="account")
+    live(app, mqa, "mqa")
+    scan(app)
+    with session_of(app) as session:
+        account = Account(
+            workspace_id=session.scalar(select(Workspace.id)),
+            name="华信",
+            normalized_name="华信",
+            mqa=True,
+            mqa_since=utcnow(),
+        )
+        session.add(account)
+        session.flush()
+        session.get(Contact, wang).account_id = account.id
+        session.commit()
+    assert scan(app) == 1  # the account enters, once
+    run(app)
+    assert tags["link_sent"] in tagged(app, wang)
+
+
+def test_a_date_enrols_a_segment_once_and_people_enrol_by_hand(app, tags):  # noqa: F811
+    from models import SavedSegment
+    from outreach.segments import Segment
+
+    fang, li = person(app, "王芳"), person(app, "李娜")
+    with session_of(app) as session:
+        segment = SavedSegment(
+            workspace_id=session.scalar(select(Workspace.id)),
+            name="everyone",
+            document=Segment().to_document(),
+        )
+        session.add(segment)
+        session.commit()
+        segment_id = segment.id
+    at = utcnow() + timedelta(hours=1)
+    trigger = {"kind": "date", "at": at.isoformat(), "segment_id": segment_id}
+    live(app, tag_journey(trigger, tags["vip"]), "webinar day")
+    assert scan(app) == 0  # not yet
+    assert scan(app, at + timedelta(seconds=5)) == 2
+    assert scan(app, at + timedelta(minutes=1)) == 0
+
+    manual = live(app, tag_journey({"kind": "manual"}, tags["watched"]), "by hand")
+    with session_of(app) as session:
+        assert engine.enrol_manually(session, manual, [fang, li, fang], user_id=None) == 2
+        assert engine.enrol_manually(session, manual, [fang], user_id=None) == 0  # once
+        session.commit()
+    run(app, at + timedelta(minutes=2))
+    assert tagged(app, fang) == {tags["vip"], tags["watched"]}

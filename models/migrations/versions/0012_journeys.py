@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=300), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("live_version", sa.Integer(), nullable=True),
+        sa.Column("triggers_checked_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", models.base.UTCDateTime(timezone=True), nullable=False),
