@@ -60,6 +60,8 @@ RUN_JOURNEYS = "run_journeys"
 MAX_HOPS = 50  # nodes one enrolment may pass in one run (loops need a wait anyway)
 LEASE = timedelta(minutes=5)
 SEND_GROUP_SEND = "send_group_send"
+# Actions whose effect is outside the database: committed as "sending" before the call.
+EXTERNAL_ACTIONS = frozenset({"cs_message", "template_message", "webhook"})
 
 
 @dataclass(frozen=True)
@@ -536,9 +538,12 @@ def run_due(
         for enrolment in claimed:
             enrolment.next_run_at = now() + LEASE
         session.commit()
-        for enrolment in claimed:
-            runner.advance(enrolment)
-            result.enrolments += 1
+        runner.prefetch(claimed)
+        with session.no_autoflush:  # steps and moves go to the database together
+            for enrolment in claimed:
+                runner.advance(enrolment)
+                result.enrolments += 1
+            runner.apply_tag_changes()
         session.commit()
     return result
 
@@ -551,14 +556,57 @@ class _Runner:
         self.zone = ZoneInfo(workspace.timezone or "Asia/Shanghai")
         self.cap = workspace.messages_per_day
         self.book = TagBook(session, workspace_id)
+        self.logged: set[tuple] = set()  # (enrolment, version, node, move) already logged
+        # (add_tag | remove_tag, tag id) -> contacts: applied once per batch
+        self.tag_changes: dict[tuple[str, int], set[int]] = {}
+
+    def prefetch(self, claimed: list[Enrolment]) -> None:
+        """One query for the claimed enrolments' logged steps, one for their contacts."""
+        ids = [e.id for e in claimed]
+        self.logged = {
+            tuple(row)
+            for row in self.session.execute(
+                select(Step.enrolment_id, Step.version, Step.node_id, Step.visit).where(
+                    Step.enrolment_id.in_(ids)
+                )
+            )
+        }
+        contact_ids = {e.contact_id or e.entered_because.get("contact_id") for e in claimed}
+        self.session.scalars(select(Contact).where(Contact.id.in_(contact_ids - {None}))).all()
+
+    def _already_logged(self, enrolment: Enrolment) -> bool:
+        key = (enrolment.id, enrolment.version, enrolment.node_id, enrolment.visit)
+        return not self.fresh and key in self.logged
+
+    def apply_tag_changes(self) -> None:
+        for (kind, tag_id), contact_ids in sorted(self.tag_changes.items()):
+            tag = self.book.by_id(tag_id)
+            if kind == "add_tag":
+                apply_tags(
+                    self.session,
+                    self.book,
+                    contact_ids,
+                    [tag],
+                    source=TagSource.RULE,
+                    followups=self.result.followups,
+                )
+            else:
+                remove_tags(
+                    self.session, self.book, contact_ids, [tag], followups=self.result.followups
+                )
+        self.tag_changes.clear()
 
     def advance(self, enrolment: Enrolment) -> None:
         model = self.versions.model(enrolment.journey_id, enrolment.version)
+        # Its first move this run may have been logged by a runner that died; every move
+        # after that is new, so the step log needs no lookup for it.
+        self.fresh = False
         for _ in range(MAX_HOPS):
             if enrolment.status not in OPEN_STATUSES:
                 return
             if not self._step(enrolment, model.node(enrolment.node_id)):
                 return
+            self.fresh = True
         log.warning("enrolment %s passed %s nodes in one run", enrolment.id, MAX_HOPS)
 
     def _step(self, enrolment: Enrolment, node: Node) -> bool:
@@ -571,24 +619,24 @@ class _Runner:
             return True
         match node.type:
             case "entry":
-                _log(session, enrolment, node.id, "done", {})
+                self._log(enrolment, "done", {})
                 _move(enrolment, node.next, now)
             case "exit":
-                _log(session, enrolment, node.id, "done", {})
+                self._log(enrolment, "done", {})
                 _finish(enrolment, EnrolmentStatus.COMPLETED, now)
                 return False
             case "wait":
                 return self._wait(enrolment, node, now)
             case "branch":
                 taken, target = self._branch(enrolment, node)
-                _log(session, enrolment, node.id, "done", {"branch": taken})
+                self._log(enrolment, "done", {"branch": taken})
                 _move(enrolment, target, now)
             case "action":
                 return self._action(enrolment, node, now)
         return True
 
     def _wait(self, enrolment: Enrolment, node: Node, now: datetime) -> bool:
-        if _logged(self.session, enrolment) is not None:  # woken: the wait is over
+        if self._already_logged(enrolment):  # woken: the wait is over
             _complete_step(self.session, enrolment, "done", {})
             _move(enrolment, node.next, now)
             return True
@@ -600,14 +648,15 @@ class _Runner:
             enrolment.next_run_at = self._next_time_of_day(wait["until_time"], now)
         else:
             enrolment.next_run_at = now + timedelta(minutes=wait["minutes"])
-        _log(
-            self.session,
-            enrolment,
-            node.id,
-            "waiting",
-            {"until": enrolment.next_run_at.isoformat()},
-        )
+        self._log(enrolment, "waiting", {"until": enrolment.next_run_at.isoformat()})
         return False
+
+    def _log(self, enrolment: Enrolment, outcome: str, detail: dict) -> Step:
+        if self._already_logged(enrolment):
+            return _log(self.session, enrolment, enrolment.node_id, outcome, detail)
+        step = _new_step(enrolment, enrolment.node_id, outcome, detail)
+        self.session.add(step)
+        return step
 
     def _next_time_of_day(self, hhmm: str, now: datetime) -> datetime:
         hour, minute = (int(part) for part in hhmm.split(":"))
@@ -623,7 +672,7 @@ class _Runner:
         session, action = self.session, node.action
         skipped_because = self._already_done(enrolment, node)
         if skipped_because:
-            _log(session, enrolment, node.id, "skipped", {"because": skipped_because})
+            self._log(enrolment, "skipped", {"because": skipped_because})
             self.result.skipped += 1
             _move(enrolment, node.next, now)
             return True
@@ -633,17 +682,20 @@ class _Runner:
             enrolment.next_run_at = self._next_local_midnight(now)  # deferred, not dropped
             self.result.deferred += 1
             return False
-        # Logged and committed before the call: a retry finds it and never sends twice.
-        if _logged(session, enrolment) is not None:
-            _move(enrolment, node.next, now)
+        if self._already_logged(enrolment):
+            _move(enrolment, node.next, now)  # a runner that died took this step
             return True
-        try:
-            with session.begin_nested():
-                step = _log(session, enrolment, node.id, "sending", {"action": action["kind"]})
-            session.commit()
-        except IntegrityError:  # another runner logged it a moment ago
-            session.rollback()
-            return False
+        if action["kind"] in EXTERNAL_ACTIONS:
+            # Logged and committed before the call: a retry finds it and never sends twice.
+            self.apply_tag_changes()
+            try:
+                with session.begin_nested():
+                    step = _log(session, enrolment, node.id, "sending", {"action": action["kind"]})
+                session.commit()
+            except IntegrityError:  # another runner logged it a moment ago
+                return False
+        else:  # a database change: atomic with its step in the batch's transaction
+            step = self._log(enrolment, "sending", {"action": action["kind"]})
         outcome, detail = self._execute(enrolment, contact, action)
         step.outcome = outcome
         step.detail = {
@@ -657,7 +709,8 @@ class _Runner:
         else:
             self.result.failed += 1
         _move(enrolment, node.next, now)
-        session.commit()
+        if action["kind"] in EXTERNAL_ACTIONS:
+            session.commit()
         return True
 
     def _already_done(self, enrolment: Enrolment, node: Node) -> str | None:
@@ -745,17 +798,7 @@ class _Runner:
         contacts = self._members(enrolment, contact)
         if tag is None or not contacts:
             return "failed", {"error": "no such tag" if tag is None else "no contact"}
-        if action["kind"] == "add_tag":
-            apply_tags(
-                self.session,
-                self.book,
-                contacts,
-                [tag],
-                source=TagSource.RULE,
-                followups=self.result.followups,
-            )
-        else:
-            remove_tags(self.session, self.book, contacts, [tag], followups=self.result.followups)
+        self.tag_changes.setdefault((action["kind"], tag.id), set()).update(contacts)
         return "done", {"tag_id": tag.id}
 
     def _members(self, enrolment, contact) -> list[int]:
@@ -961,6 +1004,19 @@ class _Runner:
 # --- the step log and moves ------------------------------------------------------------
 
 
+def _new_step(enrolment: Enrolment, node_id: str, outcome: str, detail: dict) -> Step:
+    return Step(
+        enrolment_id=enrolment.id,
+        journey_id=enrolment.journey_id,
+        version=enrolment.version,
+        node_id=node_id,
+        visit=enrolment.visit,
+        outcome=outcome,
+        detail=detail,
+        at=utcnow(),
+    )
+
+
 def _log(session: Session, enrolment: Enrolment, node_id: str, outcome: str, detail: dict) -> Step:
     """The step of this move; one already logged (a retried run) is returned as it is."""
     existing = session.scalar(
@@ -973,16 +1029,7 @@ def _log(session: Session, enrolment: Enrolment, node_id: str, outcome: str, det
     )
     if existing is not None:
         return existing
-    step = Step(
-        enrolment_id=enrolment.id,
-        journey_id=enrolment.journey_id,
-        version=enrolment.version,
-        node_id=node_id,
-        visit=enrolment.visit,
-        outcome=outcome,
-        detail=detail,
-        at=utcnow(),
-    )
+    step = _new_step(enrolment, node_id, outcome, detail)
     session.add(step)
     session.flush()
     return step
