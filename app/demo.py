@@ -33,6 +33,7 @@ from app.demo_data import (
     demo_contact_ways,
     demo_menu_document,
     demo_qr_codes,
+    seed_demo_journey,
     seed_demo_outreach,
     seed_demo_tagging,
 )
@@ -47,6 +48,7 @@ from models import (
     Channel,
     ChannelKind,
     Contact,
+    Enrolment,
     InboundEvent,
     Interaction,
     QrCode,
@@ -209,6 +211,7 @@ def seed_workspace(db) -> DemoChannels:
         session.commit()
         seed_demo_tagging(session, workspace.id, owner.id, DEMO_LOGIN)
         seed_demo_outreach(session, workspace.id, found[ChannelKind.OA].id, owner.id)
+        seed_demo_journey(session, workspace.id, owner.id)
         return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])
 
 
@@ -366,6 +369,10 @@ def status_line(db, state: Sandbox) -> str:
                 .group_by(Account.tier)
             ).all()
         )
+        enrolments = dict(
+            session.execute(select(Enrolment.status, func.count()).group_by(Enrolment.status)).all()
+        )
+        mid_journey = session.scalar(select(func.count()).where(Enrolment.entered_node != "start"))
     with state.lock:
         finished = [d for d in state.deliveries if d.done]
         failed = sum(1 for d in finished if not d.accepted)
@@ -381,4 +388,7 @@ def status_line(db, state: Sandbox) -> str:
         f"  accounts: MQA {mqa}, tiers "
         + "/".join(str(tiers.get(tier, 0)) for tier in (1, 2, 3))
         + (f", hottest {hottest.name} {hottest.score:.0f}" if hottest and hottest.score else "")
+        + "\n  journeys: "
+        + (", ".join(f"{status} {count}" for status, count in sorted(enrolments.items())) or "-")
+        + f" (entered mid-journey {mid_journey})"
     )

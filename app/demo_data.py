@@ -19,6 +19,9 @@ from handlers.rule_config import DEFAULT_PROFILE_PATTERN
 from handlers.tags import TagBook
 from models import (
     AccountImport,
+    Journey,
+    JourneyStatus,
+    JourneyVersion,
     Push,
     PushStatus,
     RuleKind,
@@ -364,6 +367,92 @@ def seed_demo_outreach(session: Session, workspace_id: int, oa_channel_id: int, 
             status=PushStatus.SCHEDULED,
             scheduled_at=utcnow() + timedelta(seconds=90),
             prefer_service_window=True,
+            created_by=owner_id,
+        )
+    )
+    session.commit()
+
+
+def demo_journey(tag_ids: dict[str, int]) -> dict:
+    """New followers: a welcome, then wait up to 10 minutes for 预约演示; whoever books is
+    tagged and their owner told. Sales adding someone in WeCom enters mid-journey."""
+    return {
+        "scope": "contact",
+        "reentry": "once",
+        "nodes": [
+            {
+                "id": "start",
+                "type": "entry",
+                "trigger": {"kind": "interaction", "event": {"kind": "wechat.follow"}},
+                "next": "welcome",
+            },
+            {
+                "id": "welcome",
+                "type": "action",
+                "action": {
+                    "kind": "cs_message",
+                    "text": "欢迎关注！点菜单「解决方案 → 预约演示」，顾问一对一为您讲解。",
+                },
+                "next": "wait_demo",
+            },
+            {
+                "id": "wait_demo",
+                "type": "wait",
+                "wait": {
+                    "event": {"kind": "wechat.menu_click", "where": {"key": "BOOK_DEMO"}},
+                    "timeout_minutes": 10,
+                },
+                "next": "hot",
+                "timeout_next": "done",
+            },
+            {
+                "id": "hot",
+                "type": "action",
+                "action": {"kind": "add_tag", "tag_id": tag_ids["演示意向"]},
+                "next": "tell_owner",
+            },
+            {
+                "id": "tell_owner",
+                "type": "action",
+                "action": {"kind": "notify_owner", "text": "预约了演示，请尽快联系"},
+                "next": "done",
+            },
+            {
+                "id": "added_in_wecom",
+                "type": "action",
+                "trigger": {"kind": "interaction", "event": {"kind": "wecom.contact_added"}},
+                "action": {"kind": "add_tag", "tag_id": tag_ids["企微已加"]},
+                "next": "done",
+            },
+            {"id": "done", "type": "exit"},
+        ],
+    }
+
+
+def seed_demo_journey(session: Session, workspace_id: int, owner_id: int) -> None:
+    """Once per workspace: the demo journey, live."""
+    if session.scalar(select(Journey.id).where(Journey.workspace_id == workspace_id)):
+        return
+    book = TagBook(session, workspace_id)
+    tag_ids = {
+        name: book.get(session, TagGroup.BEHAVIOR, name).id for name in ("演示意向", "企微已加")
+    }
+    journey = Journey(
+        workspace_id=workspace_id,
+        name="新粉丝培育",
+        description="欢迎语 → 等待预约演示 → 通知负责人；企微添加的客户中途进入",
+        status=JourneyStatus.LIVE,
+        live_version=1,
+        created_by=owner_id,
+    )
+    session.add(journey)
+    session.flush()
+    session.add(
+        JourneyVersion(
+            journey_id=journey.id,
+            version=1,
+            document=demo_journey(tag_ids),
+            note="演示",
             created_by=owner_id,
         )
     )

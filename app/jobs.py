@@ -45,7 +45,7 @@ def drain_inbox(workspace_id: int) -> dict:
                     workspace_id,
                     batch_size=s.inbox_batch_size,
                     policy=policy,
-                    after_commit=h.queue.enqueue_followups,
+                    after_commit=_after_batch_commit,
                 )
             _log_drain(workspace_id, result)
             for key in total:
@@ -57,6 +57,16 @@ def drain_inbox(workspace_id: int) -> dict:
     if more or h.queue.drain_requested(workspace_id):
         h.queue.enqueue_drain(workspace_id)
     return total
+
+
+def _after_batch_commit(jobs: set[tuple[str, int]]) -> None:
+    """A drained batch's follow-up jobs are queued, but the journey steps it made due run
+    right here, between batches: a drain kept busy by steady traffic would hold a queued
+    job back for as long as it runs."""
+    due = {job for job in jobs if job[0] == journeys.RUN_JOURNEYS}
+    harpoon().queue.enqueue_followups(jobs - due)
+    for _, workspace_id in due:
+        run_journeys.__wrapped__(workspace_id)
 
 
 def _log_drain(workspace_id: int, result) -> None:
