@@ -265,6 +265,7 @@ def _react(session, versions: Versions, enrolment: Enrolment, touch: Touch, now)
     model = versions.model(enrolment.journey_id, enrolment.version)
     detail = {"kind": touch.kind, "interaction_id": touch.id, "contact_id": touch.contact_id}
     if model.goal_met(touch.kind, touch.properties):
+        enrolment.visit += 1  # a move of its own, beside the step it was on
         _log(session, enrolment, enrolment.node_id, "goal", detail)
         _finish(enrolment, EnrolmentStatus.GOAL, now)
         return 0
@@ -520,16 +521,18 @@ def run_due(
     for _ in range(max_batches):
         query = (
             select(Enrolment)
+            .join(JourneyRow, JourneyRow.id == Enrolment.journey_id)
             .where(
                 Enrolment.workspace_id == workspace_id,
                 Enrolment.status.in_(OPEN_STATUSES),
                 Enrolment.next_run_at <= now(),
+                JourneyRow.status == JourneyStatus.LIVE,  # a paused journey holds everyone
             )
             .order_by(Enrolment.next_run_at)
             .limit(batch_size)
         )
         if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, of=Enrolment)
         claimed = session.scalars(query).all()
         if not claimed:
             break

@@ -168,6 +168,7 @@ def init_app(app: Flask) -> None:
         group_sends,
         imports,
         inbox,
+        journeys,
         menus,
         notifications,
         pushes,

@@ -36,6 +36,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "pushes.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # Sending a push to more followers than the workspace's threshold needs an admin.
     "pushes.approve": frozenset({Role.OWNER, Role.ADMIN}),
+    # Journeys (editing, going live, pausing, archiving, moving enrolments) are the marketers'.
+    "journeys.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }

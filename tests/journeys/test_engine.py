@@ -503,3 +503,28 @@ def test_a_date_enrols_a_segment_once_and_people_enrol_by_hand(app, tags):  # no
         session.commit()
     run(app, at + timedelta(minutes=2))
     assert tagged(app, fang) == {tags["vip"], tags["watched"]}
+
+
+def test_a_paused_journey_holds_everyone_and_a_goal_is_logged(app, tags, journey):  # noqa: F811
+    fang, li = person(app, "王芳"), person(app, "李娜")
+    with session_of(app) as session:
+        session.get(Journey, journey).status = JourneyStatus.PAUSED
+        session.commit()
+    act(app, fang, "wecom.contact_added")  # paused: nobody new enters
+    with session_of(app) as session:
+        session.get(Journey, journey).status = JourneyStatus.LIVE
+        session.commit()
+    act(app, li, "wecom.contact_added")
+    with session_of(app) as session:
+        session.get(Journey, journey).status = JourneyStatus.PAUSED
+        session.commit()
+    assert run(app).enrolments == 0  # 李娜 is due but held
+    assert tagged(app, li) == set() and enrolments(app, fang) == []
+    act(app, li, "sales.meeting")  # a paused journey's goal is not watched either
+    with session_of(app) as session:
+        session.get(Journey, journey).status = JourneyStatus.LIVE
+        session.commit()
+    run(app)
+    act(app, li, "sales.meeting")
+    assert ("start", "goal") in steps(app, li) or ("wait_watch", "goal") in steps(app, li)
+    assert enrolments(app, li)[0].status == EnrolmentStatus.GOAL
