@@ -19,10 +19,7 @@ callback's scheduled send to its journey step committed (the drain enrols, the
 
 import argparse
 import multiprocessing
-import secrets
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,27 +28,17 @@ if str(ROOT) not in sys.path or sys.path[0] != str(ROOT):
     sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from bench.callback_ingest import (  # noqa: E402
     DEFAULT_DATABASE_URL,
-    bench_credentials,
     bench_database,
-    create_channel,
-    flush_redis,
-    gunicorn_server,
     percentile,
-    server_env,
 )
 from bench.scoring import (  # noqa: E402
-    REDIS_URL,
-    WARMUP_CALLBACKS,
+    callback_latencies,
     insert_people,
     new_workspace,
-    open_loop,
-    rq_worker,
-    seed_followers,
-    text_callbacks,
 )
 from handlers.tags import TagBook  # noqa: E402
 from journeys import engine  # noqa: E402
@@ -61,7 +48,6 @@ from models import (  # noqa: E402
     JourneyStatus,
     JourneyVersion,
     TagGroup,
-    Workspace,
     migrate,
 )
 
@@ -252,91 +238,20 @@ def baseline(db: Database, n: int) -> float:
 # --- (b) ---------------------------------------------------------------------------------
 
 
-class StepWatch(threading.Thread):
-    """When each contact's journey action step (committed) appears."""
-
-    def __init__(self, db: Database, channel_id: int, journey_id: int):
-        super().__init__(daemon=True)
-        self.db, self.channel_id, self.journey_id = db, channel_id, journey_id
-        self.times: dict[int, float] = {}
-        self.contact_by_openid: dict[str, int] = {}
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        with self.db.session() as session:
-            self.contact_by_openid = dict(
-                session.execute(
-                    text("SELECT value, contact_id FROM identities WHERE channel_id = :c"),
-                    {"c": self.channel_id},
-                ).all()
-            )
-        last = 0
-        while not self._halt.wait(0.05):
-            with self.db.session() as session:
-                rows = session.execute(
-                    text(
-                        "SELECT s.id, e.contact_id FROM journey_steps s "
-                        "JOIN enrolments e ON e.id = s.enrolment_id "
-                        "WHERE s.id > :last AND s.journey_id = :j AND s.node_id = 'tag' "
-                        "AND s.outcome = 'done' ORDER BY s.id"
-                    ),
-                    {"last": last, "j": self.journey_id},
-                ).all()
-            now = time.monotonic()
-            for step_id, contact_id in rows:
-                self.times.setdefault(contact_id, now)
-                last = max(last, step_id)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
+STEP_ROWS = (
+    "SELECT s.id, e.contact_id FROM journey_steps s "
+    "JOIN enrolments e ON e.id = s.enrolment_id "
+    "WHERE s.id > :last AND s.journey_id = :j AND s.node_id = 'tag' "
+    "AND s.outcome = 'done' ORDER BY s.id"
+)
 
 
-def part_b(url: str, key: str, args) -> None:
-    followers = int(args.rate * args.seconds)
-    creds = bench_credentials()
-    with tempfile.TemporaryDirectory(prefix="harpoon-journeys-") as tmp:
-        instance_dir = Path(tmp) / "instance"
-        settings = {
-            "database_url": url,
-            "redis_url": REDIS_URL,
-            "encryption_keys": (key,),
-            "secret_key": secrets.token_hex(32),
-            "instance_dir": instance_dir,
-            "log_level": "WARNING",
-        }
-        channel_id = create_channel(settings, creds)
-        db = Database()
-        db.configure(url, (key,))
-        everyone = seed_followers(db, channel_id, followers + WARMUP_CALLBACKS)
-        warmup, openids = everyone[:WARMUP_CALLBACKS], everyone[WARMUP_CALLBACKS:]
-        with db.session() as session:
-            ws = session.scalar(select(Workspace.id).where(Workspace.name == "bench"))
+def part_b(url: str, args) -> None:
+    def prepare(db: Database, ws: int) -> dict:
         trigger = {"kind": "interaction", "event": {"kind": "wechat.message"}}
-        journey_id = live_journey(db, ws, trigger)
-        flush_redis(REDIS_URL)
-        env = server_env(url, REDIS_URL, key, instance_dir, creds, channel_id)
-        path = f"/callbacks/wechat/{channel_id}"
-        with (
-            gunicorn_server("ours", ["wsgi:app"], env, path, Path(tmp)) as server,
-            rq_worker(env, Path(tmp)),
-        ):
-            seen = StepWatch(db, channel_id, journey_id)
-            seen.start()
-            for batch in (warmup, openids):
-                seen.times.clear()
-                start_at, tally = open_loop(server, path, text_callbacks(creds, batch), args)
-                deadline = time.monotonic() + 180
-                while len(seen.times) < tally.ok and time.monotonic() < deadline:
-                    time.sleep(0.2)
-            seen.stop()
-        db.dispose()
-    contact_of = {openid: n for n, openid in enumerate(openids)}
-    latencies = [
-        seen.times[contact] - (start_at + contact_of[openid] / args.rate)
-        for openid, contact in seen.contact_by_openid.items()
-        if contact in seen.times and openid in contact_of
-    ]
+        return {"j": live_journey(db, ws, trigger)}
+
+    latencies, tally, _ = callback_latencies(url, args, STEP_ROWS, prepare)
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
     print(
         f"(b) {args.rate:.0f} callbacks/s for {args.seconds:.0f} s: {tally.ok} answered, "
@@ -361,7 +276,7 @@ def main() -> int:
             if "a" in parts:
                 part_a(url, key, db, args)
             if "b" in parts:
-                part_b(url, key, args)
+                part_b(url, args)
         finally:
             db.dispose()
     return 0

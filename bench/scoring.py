@@ -334,11 +334,30 @@ def part_b(db: Database, args) -> dict:
 # --- (c) callback -> account score ----------------------------------------------------
 
 
+LEDGER_ROWS = "SELECT id, contact_id FROM score_ledger WHERE id > :last ORDER BY id"
+
+
 def part_c(database_url: str, args) -> dict:
+    latencies, tally, sent = callback_latencies(database_url, args, LEDGER_ROWS)
+    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    print(
+        f"(c) {args.rate:.0f} callbacks/s for {args.seconds:.0f} s: {tally.ok} answered, "
+        f"{tally.failed} failed, {len(latencies)} scored; callback -> account score "
+        f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(latencies, default=0):.2f} s"
+    )
+    return {"p50": p50, "p95": p95, "scored": len(latencies), "sent": sent}
+
+
+def callback_latencies(database_url: str, args, rows_sql: str, prepare=None):
+    """Open-loop text callbacks from followers already in accounts, through gunicorn and
+    one worker, after a warm-up: each one's latency from its scheduled send until a row
+    of `rows_sql` (id, contact_id; ids after :last) names its contact. `prepare(db,
+    workspace_id)` returns extra parameters for the query. Returns (latencies, tally,
+    followers measured)."""
     followers = int(args.rate * args.seconds)
     key = Fernet.generate_key().decode()
     creds = bench_credentials()
-    with tempfile.TemporaryDirectory(prefix="harpoon-scoring-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="harpoon-latency-") as tmp:
         instance_dir = Path(tmp) / "instance"
         settings = {
             "database_url": database_url,
@@ -353,6 +372,9 @@ def part_c(database_url: str, args) -> dict:
         db.configure(database_url, (key,))
         everyone = seed_followers(db, channel_id, followers + WARMUP_CALLBACKS)
         warmup, openids = everyone[:WARMUP_CALLBACKS], everyone[WARMUP_CALLBACKS:]
+        with db.session() as session:
+            ws = session.scalar(select(Workspace.id).where(Workspace.name == "bench"))
+        params = prepare(db, ws) if prepare else {}
         flush_redis(REDIS_URL)
         env = server_env(database_url, REDIS_URL, key, instance_dir, creds, channel_id)
         path = f"/callbacks/wechat/{channel_id}"
@@ -360,7 +382,7 @@ def part_c(database_url: str, args) -> dict:
             gunicorn_server("ours", ["wsgi:app"], env, path, Path(tmp)) as server,
             rq_worker(env, Path(tmp)),
         ):
-            seen = LedgerWatch(db, channel_id)
+            seen = RowWatch(db, channel_id, rows_sql, params)
             seen.start()
             # Warm-up (connections, imports, first drains), then the measured load.
             for batch in (warmup, openids):
@@ -377,13 +399,7 @@ def part_c(database_url: str, args) -> dict:
         for openid, contact in seen.contact_by_openid.items()
         if contact in seen.times and openid in contact_of
     ]
-    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-    print(
-        f"(c) {args.rate:.0f} callbacks/s for {args.seconds:.0f} s: {tally.ok} answered, "
-        f"{tally.failed} failed, {len(latencies)} scored; callback -> account score "
-        f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(latencies, default=0):.2f} s"
-    )
-    return {"p50": p50, "p95": p95, "scored": len(latencies), "sent": len(openids)}
+    return latencies, tally, len(openids)
 
 
 def text_callbacks(creds, openids: list[str]) -> list[tuple[str, bytes]]:
@@ -422,12 +438,12 @@ def seed_followers(db: Database, channel_id: int, count: int) -> list[str]:
         )
 
 
-class LedgerWatch(threading.Thread):
-    """When each contact's ledger entry (committed with its account's score) appears."""
+class RowWatch(threading.Thread):
+    """When each contact first appears in rows of `sql` (id, contact_id; ids after :last)."""
 
-    def __init__(self, db: Database, channel_id: int):
+    def __init__(self, db: Database, channel_id: int, sql: str, params: dict):
         super().__init__(daemon=True)
-        self.db, self.channel_id = db, channel_id
+        self.db, self.channel_id, self.sql, self.params = db, channel_id, sql, params
         self.times: dict[int, float] = {}
         self.contact_by_openid: dict[str, int] = {}
         self._halt = threading.Event()
@@ -443,14 +459,11 @@ class LedgerWatch(threading.Thread):
         last = 0
         while not self._halt.wait(0.05):
             with self.db.session() as session:
-                rows = session.execute(
-                    text("SELECT id, contact_id FROM score_ledger WHERE id > :last ORDER BY id"),
-                    {"last": last},
-                ).all()
+                rows = session.execute(text(self.sql), {**self.params, "last": last}).all()
             now = time.monotonic()
-            for entry_id, contact_id in rows:
+            for row_id, contact_id in rows:
                 self.times.setdefault(contact_id, now)
-                last = max(last, entry_id)
+                last = max(last, row_id)
 
     def stop(self) -> None:
         self._halt.set()
