@@ -27,6 +27,25 @@ from models.base import insert_ignoring_conflicts
 PERSONAL_KINDS = ("unionid", "phone", "email")
 
 
+def normalize_phone(phone: str) -> str:
+    """One spelling per number: digits only, China's country code dropped
+    ("+86 138-0013-8000" and "13800138000" are one person)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            return digits[len(prefix) :]
+    return digits
+
+
+def normalized_identity(kind: str, value: str) -> str:
+    value = value.strip()
+    if kind == "phone":
+        return normalize_phone(value)
+    if kind == "email":
+        return value.lower()
+    return value
+
+
 def live(session: Session, contact: Contact) -> Contact:
     """The contact itself, or the one it was merged into."""
     while contact.merged_into_id is not None:
@@ -62,7 +81,7 @@ def attach_identity(
     """Give the contact this identity. If another contact already has it, both are one
     person: they are merged, and the surviving contact is returned."""
     contact = live(session, contact)
-    value = value.strip()
+    value = normalized_identity(kind, value)
     if not value:
         return contact
     existing = find_identity(session, contact.workspace_id, kind, channel_id, value)

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session, joinedload
 from models import Contact, Identity
 
 IdentityKey = tuple[str, int | None, str]  # (kind, channel_id, value)
+# Identities that only mean something on one channel (an OA's openid, a corp's external id).
+CHANNEL_KINDS = frozenset({"openid", "external_userid"})
 
 
 class IdentityCache:
@@ -29,6 +31,13 @@ class IdentityCache:
         )
         for identity in rows:
             self._by_key[(identity.kind, identity.channel_id, identity.value)] = identity
+
+    def known(self, kind: str, channel_id: int | None, value: str) -> Identity | None:
+        """A preloaded identity; channel None matches the value on any channel (a touchpoint
+        may name an external_userid without its corp)."""
+        if channel_id is not None or kind not in CHANNEL_KINDS:
+            return self._by_key.get((kind, channel_id, value))
+        return next((i for (k, _, v), i in self._by_key.items() if k == kind and v == value), None)
 
     def create_missing(self, session: Session, first_seen: dict[IdentityKey, datetime]) -> None:
         """Contacts for every identity of the batch not known yet, in one flush (the

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from handlers import touchpoints
 from handlers.identity import IdentityCache
 from handlers.interactions import record_buffered_interactions
 from handlers.notify import notify_owners
@@ -140,15 +141,17 @@ def _process_batch(
     parsed: list[tuple[InboundEvent, NormalizedEvent | Exception]] = []
     for row in rows:
         try:
-            parsed.append((row, normalize(row.platform, row.payload)))
+            parsed.append((row, _parse(row)))
         except Exception as exc:  # a payload wechatpy cannot parse fails alone
             parsed.append((row, exc))
-    keys = _identity_keys(parsed)
-    done = optimistic and _optimistic_pass(session, workspace_id, keys, parsed, now, policy, result)
+    keys, lookups = _identity_keys(parsed)
+    done = optimistic and _optimistic_pass(
+        session, workspace_id, keys, lookups, parsed, now, policy, result
+    )
     if done:
         batch, outcomes = done
     else:  # a savepoint per event: a failing event fails alone
-        batch = _new_batch(session, workspace_id, keys, fast=False)
+        batch = _new_batch(session, workspace_id, keys, lookups, fast=False)
         outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=True)
     _after_batch(session, batch)
     handled = [o["id"] for o in outcomes if o["status"] == InboxStatus.DONE]
@@ -161,12 +164,18 @@ def _process_batch(
     return len(rows), batch.followups.jobs
 
 
-def _optimistic_pass(session, workspace_id, keys, parsed, now, policy, result):
+def _parse(row: InboundEvent) -> NormalizedEvent:
+    if row.platform in touchpoints.PLATFORMS:
+        return touchpoints.parse(row.platform, row.payload)
+    return normalize(row.platform, row.payload)
+
+
+def _optimistic_pass(session, workspace_id, keys, lookups, parsed, now, policy, result):
     """The whole batch in one savepoint, its writes flushed together: (batch, outcomes),
     or None when anything failed (rolled back; the caller goes event by event)."""
     try:
         with session.begin_nested(), session.no_autoflush:
-            batch = _new_batch(session, workspace_id, keys, fast=True)
+            batch = _new_batch(session, workspace_id, keys, lookups, fast=True)
             outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=False)
             session.flush()  # the batch's changes in grouped statements
             record_buffered_interactions(session, batch)
@@ -180,9 +189,11 @@ def _optimistic_pass(session, workspace_id, keys, parsed, now, policy, result):
     return batch, outcomes
 
 
-def _new_batch(session: Session, workspace_id: int, keys: dict, *, fast: bool) -> Batch:
+def _new_batch(
+    session: Session, workspace_id: int, keys: dict, lookups: set, *, fast: bool
+) -> Batch:
     identities = IdentityCache(workspace_id)
-    identities.preload(session, set(keys))
+    identities.preload(session, set(keys) | lookups)
     if fast:
         identities.create_missing(session, keys)
     return Batch(workspace_id, identities, buffer_interactions=fast)
@@ -262,15 +273,22 @@ def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -
     return {"id": row.id, "status": status, "kind": kind, "processed_at": now, "last_error": None}
 
 
-def _identity_keys(parsed) -> dict[tuple[str, int | None, str], datetime]:
-    """The identities the batch's events name, each with the time of its earliest event."""
+def _identity_keys(parsed) -> tuple[dict[tuple[str, int | None, str], datetime], set]:
+    """The identities the batch's callbacks name, each with the time of its earliest event
+    (made into contacts up front), and those its touchpoints name (only looked up: one
+    touchpoint may name several identities of one person)."""
     keys: dict[tuple[str, int | None, str], datetime] = {}
+    lookups: set[tuple[str, int | None, str]] = set()
     for row, event in parsed:
-        if isinstance(event, NormalizedEvent) and event.subject and event.kind in HANDLERS:
+        if not isinstance(event, NormalizedEvent) or event.kind not in HANDLERS:
+            continue
+        if event.platform in touchpoints.PLATFORMS:
+            lookups.update(touchpoints.identity_keys(event))
+        elif event.subject:
             kind = IdentityKind.OPENID if event.platform == OA else IdentityKind.EXTERNAL_USERID
             key = (kind, row.channel_id, event.subject)
             keys[key] = min(keys.get(key, event.occurred_at), event.occurred_at)
-    return keys
+    return keys, lookups
 
 
 def _fail(

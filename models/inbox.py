@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, UTCDateTime, utcnow
@@ -21,6 +21,16 @@ class InboundEvent(Base):
     __tablename__ = "inbound_events"
     __table_args__ = (
         UniqueConstraint("channel_id", "dedupe_key"),
+        # Touchpoints that name no channel (the API's, a form's outside WeChat) dedupe per
+        # workspace: NULLs never conflict in the constraint above.
+        Index(
+            "uq_inbound_events_workspace_dedupe_no_channel",
+            "workspace_id",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=text("channel_id IS NULL"),
+            sqlite_where=text("channel_id IS NULL"),
+        ),
         # The drain's claim query and the sweeper's scan.
         Index("ix_inbound_events_due", "status", "workspace_id", "next_attempt_at"),
         # The drain claims WeCom's events before the OA's.
@@ -39,10 +49,12 @@ class InboundEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
-    platform: Mapped[str] = mapped_column(String(10))  # "oa" or "wecom"
+    # None for a touchpoint that names no channel.
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
+    # "oa" or "wecom" (an XML callback), "web" or "api" (a JSON touchpoint).
+    platform: Mapped[str] = mapped_column(String(10))
     dedupe_key: Mapped[str] = mapped_column(String(255))
-    # The decrypted XML exactly as WeChat sent it.
+    # The decrypted XML exactly as WeChat sent it, or a touchpoint's JSON.
     payload: Mapped[str] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(10), default=InboxStatus.PENDING)

@@ -29,6 +29,8 @@ class NormalizedEvent:
     staff_userid: str | None = None
     # The platform's own name for the event, kept for logs and the inbox page.
     source_type: str = ""
+    # A touchpoint's (handlers.touchpoints) identities, person, minutes and references.
+    details: dict = field(default_factory=dict)
 
 
 def normalize(platform: str, xml: str) -> NormalizedEvent:

@@ -1,0 +1,374 @@
+"""Touchpoints that arrive without a WeChat callback.
+
+The web's (a tracked link opened, reading time, a like, a share, a form submitted)
+and the API's (email opens and clicks, live-stream minutes, offline events,
+webinars, meetings a CRM logged) enter the same durable inbox as callbacks, as
+JSON, and the drain records them like any other interaction: the person is found
+by any identity they name (openid, unionid, external_userid, phone, email),
+enriched by what they state (title -> role, company -> account), and scored and
+fed to journeys with the rest of the batch.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+from sqlalchemy.orm import Session
+
+from handlers.accounts import assign_account
+from handlers.contacts import attach_identity, find_identity, live, normalized_identity, set_title
+from handlers.interactions import record_interaction
+from handlers.registry import EventContext, handles
+from handlers.tags import apply_tags
+from models import (
+    AccountSource,
+    Contact,
+    Form,
+    FormSubmission,
+    IdentityKind,
+    InboxStatus,
+    PageView,
+    TagSource,
+)
+from wechat.events import NormalizedEvent
+
+WEB = "web"  # Harpoon's own pages: tracked links, the reading beacon, forms
+API = "api"  # POST /api/v1/touchpoints
+PLATFORMS = (WEB, API)
+SEND_FORM_FOLLOWUPS = "send_form_followups"
+
+# Every kind a touchpoint may be, with what it means (the OpenAPI document shows these).
+KINDS = {
+    "content.view": "Opened a content item (a tracked link, or a page elsewhere).",
+    "content.read": "Reading time on a page: `minutes`.",
+    "content.like": "Liked a content item.",
+    "content.share": "Shared a content item.",
+    "content.comment": "Commented on a content item.",
+    "form.submit": "Submitted a form (`person` carries what they stated).",
+    "email.open": "Opened an email.",
+    "email.click": "Clicked a link in an email.",
+    "email.unsubscribe": "Unsubscribed from email.",
+    "email.bounce": "An email to them bounced.",
+    "live.join": "Joined a live stream.",
+    "live.leave": "Left a live stream.",
+    "live.watch": "Watched a live stream: `minutes` watched.",
+    "event.register": "Registered for an offline event.",
+    "event.checkin": "Checked in at an offline event.",
+    "webinar.register": "Registered for a webinar.",
+    "webinar.attend": "Attended a webinar: `minutes` attended.",
+    "sales.meeting": "A meeting with sales, logged by the CRM.",
+    "sales.call": "A call with sales, logged by the CRM.",
+}
+# Identities, in the order they name a person: the first one known wins, the rest join.
+IDENTITY_ORDER = (
+    IdentityKind.OPENID,
+    IdentityKind.EXTERNAL_USERID,
+    IdentityKind.UNIONID,
+    IdentityKind.PHONE,
+    IdentityKind.EMAIL,
+)
+CHANNEL_BOUND = (IdentityKind.OPENID, IdentityKind.EXTERNAL_USERID)
+MAX_BATCH = 1000
+MAX_PROPERTIES_BYTES = 4096
+MAX_AGE = timedelta(days=365)
+MAX_FUTURE = timedelta(minutes=5)
+
+
+# ---- the API's items ---------------------------------------------------------------------
+
+
+class PersonSchema(Schema):
+    """What the person stated (a registration, a CRM record): enriches the contact."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(validate=validate.Length(1, 100))
+    company = fields.String(validate=validate.Length(1, 200))
+    title = fields.String(validate=validate.Length(1, 100))
+
+
+class TouchpointSchema(Schema):
+    """One touchpoint of the API's batch. At least one identity names the person."""
+
+    class Meta:
+        unknown = RAISE
+
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf(tuple(KINDS)),
+        metadata={"description": "What happened.", "enum": list(KINDS)},
+    )
+    external_id = fields.String(
+        validate=validate.Length(1, 128),
+        metadata={"description": "Your id of this touchpoint: posting it again adds nothing."},
+    )
+    occurred_at = fields.AwareDateTime(
+        metadata={"description": "When it happened (ISO 8601 with offset); default: now."}
+    )
+    openid = fields.String(validate=validate.Length(1, 128))
+    channel_id = fields.Integer(
+        strict=True,
+        metadata={
+            "description": "The OA an openid belongs to; needed when the workspace has several OAs."
+        },
+    )
+    unionid = fields.String(validate=validate.Length(1, 128))
+    external_userid = fields.String(validate=validate.Length(1, 128))
+    phone = fields.String(validate=validate.Length(5, 32))
+    email = fields.Email(validate=validate.Length(3, 254))
+    minutes = fields.Float(
+        validate=validate.Range(0, 1440),
+        metadata={"description": "Engagement minutes (watching, reading, attending)."},
+    )
+    person = fields.Nested(PersonSchema)
+    properties = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 64)),
+        metadata={"description": "Anything else worth keeping, e.g. campaign, url, topics."},
+    )
+
+    @validates_schema
+    def _checks(self, data: dict, **_) -> None:
+        if not any(data.get(kind) for kind in IDENTITY_ORDER):
+            raise ValidationError(
+                "Name the person: openid, unionid, external_userid, phone or email.",
+                "_schema",
+            )
+        if data.get("phone") and len(normalized_identity("phone", data["phone"])) < 5:
+            raise ValidationError("Not a phone number.", "phone")
+        when = data.get("occurred_at")
+        now = datetime.now(UTC)
+        if when is not None and when > now + MAX_FUTURE:
+            raise ValidationError("In the future.", "occurred_at")
+        if when is not None and when < now - MAX_AGE:
+            raise ValidationError("More than a year ago.", "occurred_at")
+        properties = data.get("properties") or {}
+        if len(json.dumps(properties, ensure_ascii=False).encode()) > MAX_PROPERTIES_BYTES:
+            raise ValidationError(f"Over {MAX_PROPERTIES_BYTES} bytes.", "properties")
+
+
+TOUCHPOINT = TouchpointSchema()
+
+
+def api_row(workspace_id: int, item: dict, received_at: datetime) -> dict:
+    """The inbox row of one valid API item (TouchpointSchema's output)."""
+    occurred = item.get("occurred_at") or received_at
+    identity = {kind: item[kind] for kind in (*IDENTITY_ORDER, "channel_id") if item.get(kind)}
+    payload = {
+        "kind": item["kind"],
+        "occurred_at": occurred.astimezone(UTC).isoformat(),
+        "identity": identity,
+        "person": item.get("person") or {},
+        "properties": item.get("properties") or {},
+        "minutes": item.get("minutes") or 0.0,
+    }
+    if item.get("external_id"):
+        payload["external_id"] = item["external_id"]
+        key = f"api:{item['external_id']}"
+    else:  # the same content at the same moment is one touchpoint
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"api:h:{digest[:40]}"
+    return inbox_row(workspace_id, None, API, key, payload, received_at)
+
+
+def inbox_row(
+    workspace_id: int,
+    channel_id: int | None,
+    platform: str,
+    dedupe_key: str,
+    payload: dict,
+    received_at: datetime,
+) -> dict:
+    return {
+        "workspace_id": workspace_id,
+        "channel_id": channel_id,
+        "platform": platform,
+        "dedupe_key": dedupe_key,
+        "payload": json.dumps(payload, ensure_ascii=False, default=str),
+        "status": InboxStatus.PENDING.value,
+        "attempts": 0,
+        "received_at": received_at,
+    }
+
+
+# ---- in the drain -------------------------------------------------------------------------
+
+
+def parse(platform: str, payload: str) -> NormalizedEvent:
+    data = json.loads(payload)
+    kind = data["kind"]
+    return NormalizedEvent(
+        kind=kind if kind in KINDS else None,
+        platform=platform,
+        subject=None,
+        occurred_at=datetime.fromisoformat(data["occurred_at"]),
+        properties=data.get("properties") or {},
+        source_type=f"{platform}:{kind}",
+        details={
+            "identity": data.get("identity") or {},
+            "person": data.get("person") or {},
+            "minutes": float(data.get("minutes") or 0.0),
+            "refs": data.get("refs") or {},
+        },
+    )
+
+
+def identity_keys(event: NormalizedEvent) -> list[tuple[str, int | None, str]]:
+    """(kind, channel_id, value) of every identity the touchpoint names, strongest first; a
+    channel-bound identity without its channel has channel None (matched on any)."""
+    given = event.details.get("identity") or {}
+    channel_id = given.get("channel_id")
+    keys = []
+    for kind in IDENTITY_ORDER:
+        value = given.get(kind)
+        if value:
+            value = normalized_identity(kind, str(value))
+            keys.append((kind, channel_id if kind in CHANNEL_BOUND else None, value))
+    return keys
+
+
+@handles(*KINDS)
+def on_touchpoint(session: Session, ctx: EventContext) -> None:
+    event = ctx.event
+    contact = _person(session, ctx)
+    if contact is None:
+        raise ValueError("the touchpoint names no identity that can make a contact")
+    contact = _enrich(session, ctx, contact, event.details.get("person") or {})
+    if event.occurred_at > contact.last_seen_at:
+        contact.last_seen_at = event.occurred_at
+    session.flush()
+    record_interaction(
+        session, ctx, contact, engagement_minutes=event.details.get("minutes") or 0.0
+    )
+    ctx.batch.touch(contact.id, event.kind)
+    refs = event.details.get("refs") or {}
+    if refs.get("view_id") and event.kind == "content.view":
+        _link_view(session, ctx, contact, refs["view_id"])
+    if refs.get("submission_id"):
+        _link_submission(session, ctx, contact, refs["submission_id"])
+
+
+def _person(session: Session, ctx: EventContext) -> Contact | None:
+    """The contact the touchpoint names: the first known identity's, else a new one made
+    from the strongest identity that can stand alone; every other identity joins it."""
+    keys = identity_keys(ctx.event)
+    known = next(
+        (
+            (key, found)
+            for key in keys
+            if (found := ctx.identities.known(*key) or _lookup(session, ctx, *key))
+        ),
+        None,
+    )
+    if known is not None:
+        first, identity = known
+        contact = live(session, identity.contact)
+    else:
+        creatable = [k for k in keys if k[0] not in CHANNEL_BOUND or k[1] is not None]
+        if not creatable:
+            return None
+        first = creatable[0]
+        identity = ctx.identities.resolve(session, *first, ctx.event.occurred_at)
+        contact = identity.contact
+    for key in keys:
+        if key != first and not (key[0] in CHANNEL_BOUND and key[1] is None):
+            kind, channel_id, value = key
+            contact = attach_identity(
+                session,
+                ctx.batch.tags(session),
+                contact,
+                kind,
+                value,
+                channel_id=channel_id,
+                followups=ctx.batch.followups,
+            )
+    return contact
+
+
+def _lookup(session: Session, ctx: EventContext, kind: str, channel_id: int | None, value: str):
+    """An identity the batch did not preload (created earlier in this batch)."""
+    if channel_id is None and kind in CHANNEL_BOUND:
+        return None
+    return find_identity(session, ctx.workspace_id, kind, channel_id, value)
+
+
+def _enrich(session: Session, ctx: EventContext, contact: Contact, person: dict) -> Contact:
+    """What the person stated: name, title (-> role and seniority), company (-> account);
+    without a company, an email at a company domain names the account."""
+    batch = ctx.batch
+    book, followups = batch.tags(session), batch.followups
+    if person.get("name"):
+        contact.name = person["name"][: Contact.__table__.c.name.type.length]
+    if person.get("title"):
+        set_title(
+            session, book, batch.titles(session), contact, person["title"], followups=followups
+        )
+    if person.get("company"):
+        assign_account(
+            session,
+            book,
+            contact,
+            source=AccountSource.FORM,
+            company=person["company"],
+            followups=followups,
+        )
+    else:
+        email = (ctx.event.details.get("identity") or {}).get("email")
+        if email:
+            assign_account(
+                session, book, contact, source=AccountSource.EMAIL, email=email, followups=followups
+            )
+    return contact
+
+
+def _link_view(session: Session, ctx: EventContext, contact: Contact, view_id: int) -> None:
+    """The view's reader, whether it made them known (a lead for its sharer), and the
+    sharing reader's contact."""
+    view = session.get(PageView, view_id)
+    if view is None or view.workspace_id != ctx.workspace_id:
+        return
+    view.contact_id = contact.id
+    view.new_lead = contact.first_seen_at >= ctx.event.occurred_at - timedelta(seconds=1)
+    if view.sharer_openid and view.sharer_contact_id is None:
+        sharer = find_identity(
+            session, ctx.workspace_id, IdentityKind.OPENID, view.channel_id, view.sharer_openid
+        )
+        if sharer is not None and sharer.contact_id != contact.id:
+            view.sharer_contact_id = live(session, sharer.contact).id
+
+
+def _link_submission(
+    session: Session, ctx: EventContext, contact: Contact, submission_id: int
+) -> None:
+    """The submission's contact, the form's tags, and its follow-up after the commit."""
+    submission = session.get(FormSubmission, submission_id)
+    if submission is None or submission.workspace_id != ctx.workspace_id:
+        return
+    submission.contact_id = contact.id
+    if submission.sharer_openid and submission.sharer_contact_id is None:
+        sharer = find_identity(
+            session,
+            ctx.workspace_id,
+            IdentityKind.OPENID,
+            submission.channel_id,
+            submission.sharer_openid,
+        )
+        if sharer is not None and sharer.contact_id != contact.id:
+            submission.sharer_contact_id = live(session, sharer.contact).id
+    form = session.get(Form, submission.form_id)
+    book = ctx.batch.tags(session)
+    tags = [tag for tag in map(book.by_id, form.tag_ids or []) if tag is not None]
+    if tags:
+        apply_tags(
+            session, book, [contact.id], tags, source=TagSource.RULE, followups=ctx.batch.followups
+        )
+    if submission.followup_status == "pending":
+        ctx.batch.followups.add(SEND_FORM_FOLLOWUPS, ctx.workspace_id)
