@@ -39,11 +39,16 @@ def create_app(test_config: dict | None = None) -> Flask:
         replies=reply_rules(db, settings.channel_cache_seconds),
     )
 
-    from app import admin, callbacks, cli, health
+    from app import admin, api, callbacks, cli, health, public
 
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
     admin.init_app(app)
     admin.csrf.exempt(callbacks.bp)  # WeChat signs its callbacks; it sends no CSRF token
+    # Readers' pages and the API carry signed tokens and keys of their own instead.
+    admin.csrf.exempt(public.bp)
+    admin.csrf.exempt(api.bp)
     cli.init_app(app)
     return app

@@ -11,6 +11,7 @@ from handlers.inbox import InboxWriter
 from handlers.qr_codes import QrCodeBook
 from handlers.rules import RuleBook
 from models import Channel, Database
+from outreach.tokens import Signer
 from wechat.clients import WeChatClients
 
 
@@ -108,6 +109,15 @@ class Harpoon:
     inbox: InboxWriter
     wechat: WeChatClients
     replies: TtlCache
+
+    @property
+    def signer(self) -> Signer:
+        """Signs and checks the tokens in public URLs (shares, views, forms, OAuth state)."""
+        return Signer(self.settings.secret_key)
+
+    def public_url(self, path: str) -> str:
+        """An absolute URL of a public page (tracked links, forms) as readers reach it."""
+        return f"{self.settings.public_base_url}{path}"
 
 
 def harpoon() -> Harpoon:

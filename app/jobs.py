@@ -14,7 +14,8 @@ from handlers.rules import tag_inactive
 from handlers.tags import Followups
 from journeys import engine as journeys
 from models import Channel, ChannelKind, GroupSend, Push, TagRule, Workspace
-from outreach import pushes
+from outreach import forms, pushes
+from outreach.mail import Mailer
 from scoring.engine import Scorer
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,28 @@ def send_notifications(channel_id: int) -> dict:
             result.failed,
         )
     return {"messages": result.messages, "notifications": result.notifications}
+
+
+@followup
+def send_form_followups(workspace_id: int) -> dict:
+    """The download a form promised: a WeChat message in the window, else an email."""
+    h = harpoon()
+    settings = h.settings
+    platform = forms.FollowUpPlatform(
+        oa_client=lambda channel: h.wechat.oa(channel.app_id, channel.secret),
+        mailer=Mailer(settings.smtp_url, settings.mail_from) if settings.smtp_url else None,
+        public_url=h.public_url,
+    )
+    with h.db.session() as session:
+        result = forms.send_follow_ups(session, workspace_id, platform)
+    if result.failed:
+        log.warning(
+            "workspace %s form follow-ups: %s sent, %s failed",
+            workspace_id,
+            result.sent,
+            result.failed,
+        )
+    return {"sent": result.sent, "failed": result.failed}
 
 
 def _group_send(session, group_send_id: int) -> GroupSend:

@@ -19,14 +19,16 @@ from rq.timeouts import TimerDeathPenalty
 
 from config import Settings
 from config.rq import cron_jobs
+from handlers.touchpoints import SEND_FORM_FOLLOWUPS
 from handlers.welcome import SEND_WELCOMES
 from journeys.engine import RUN_JOURNEYS
 
 log = logging.getLogger(__name__)
 DRAIN_JOB = "app.jobs.drain_inbox"
 SWEEP_JOB = "app.jobs.sweep_inbox"
-# Jobs with a deadline: WeCom's welcome message must go out within 20 s of the add.
-HIGH_PRIORITY_JOBS = frozenset({SEND_WELCOMES, RUN_JOURNEYS})
+# Jobs with a deadline: WeCom's welcome message must go out within 20 s of the add; a
+# form's download while the visitor still looks at their phone.
+HIGH_PRIORITY_JOBS = frozenset({SEND_WELCOMES, RUN_JOURNEYS, SEND_FORM_FOLLOWUPS})
 
 
 class AppWorker(SimpleWorker):

@@ -82,7 +82,7 @@ KINDS = [
     ("wechat.menu_view", {"url": "https://harpoon.example/whitepaper"}, 0),
     ("wechat.message", {"content": "报价多少"}, 0),
     ("wechat.follow", {}, 0),
-    ("content.view", {"topic": "pricing"}, 3),
+    ("content.view", {"topics": ["pricing"]}, 3),
     ("live.watch", {}, 25),
     ("wecom.contact_added", {}, 0),
 ]

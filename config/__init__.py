@@ -47,6 +47,11 @@ class Settings:
     # The OA customer-service window after a follower's message (WECHAT.md: uncertain).
     cs_window_hours: float = 48.0
     cs_window_messages: int = 5
+    # Email (a form's follow-up): smtp[s]://user:password@host:port; empty sends none.
+    smtp_url: str = ""
+    mail_from: str = "Harpoon <noreply@harpoon.local>"
+    # Touchpoint API requests per minute per key.
+    api_rate_limit: str = "120 per minute"
 
     @property
     def secure_cookies(self) -> bool:
@@ -93,6 +98,9 @@ _ENV = {
     "HARPOON_PROXY_HOPS": ("proxy_hops", int),
     "HARPOON_CS_WINDOW_HOURS": ("cs_window_hours", float),
     "HARPOON_CS_WINDOW_MESSAGES": ("cs_window_messages", int),
+    "HARPOON_SMTP_URL": ("smtp_url", str),
+    "HARPOON_MAIL_FROM": ("mail_from", str),
+    "HARPOON_API_RATE_LIMIT": ("api_rate_limit", str),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)

@@ -18,6 +18,7 @@ from handlers.notify import SEND_NOTIFICATIONS, notify_owner, notify_staff
 from handlers.oa import ENRICH_FOLLOWERS
 from handlers.rules import RuleBook, source_tags
 from handlers.tags import SYNC_TAGS, Followups, TagBook, apply_tags, remove_tags
+from handlers.touchpoints import SEND_FORM_FOLLOWUPS
 from handlers.wecom import ENRICH_EXTERNAL_CONTACTS, follow_relation
 from handlers.welcome import SEND_WELCOMES
 from models import (
@@ -26,6 +27,8 @@ from models import (
     Channel,
     ContactTag,
     FollowRelation,
+    FollowUpStatus,
+    FormSubmission,
     Identity,
     IdentityKind,
     NotificationStatus,
@@ -289,6 +292,18 @@ def followups_due(session: Session, grace_seconds: int) -> set[tuple[str, int]]:
             .where(
                 StaffNotification.status == NotificationStatus.PENDING,
                 StaffNotification.created_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    jobs |= {
+        (SEND_FORM_FOLLOWUPS, workspace_id)
+        for (workspace_id,) in session.execute(
+            select(FormSubmission.workspace_id)
+            .where(
+                FormSubmission.followup_status == FollowUpStatus.PENDING,
+                FormSubmission.contact_id.is_not(None),
+                FormSubmission.submitted_at <= stale,
             )
             .distinct()
         )

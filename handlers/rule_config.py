@@ -9,6 +9,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from handlers.touchpoints import KINDS as TOUCHPOINT_KINDS
 from models import RuleKind
 
 # What a behavior rule may count: the interaction kinds the pipeline records.
@@ -21,13 +22,8 @@ INTERACTION_KINDS = [
     "wechat.message",
     "wechat.location",
     "wecom.contact_added",
-    "content.view",
-    "content.like",
-    "form.submit",
-    "email.open",
-    "email.click",
-    "live.watch",
-    "event.checkin",
+    # Touchpoints from Harpoon's pages and the API (handlers.touchpoints.KINDS).
+    *TOUCHPOINT_KINDS,
 ]
 # "我是信息中心主任，来自华信科技" -> title 信息中心主任, company 华信科技.
 DEFAULT_PROFILE_PATTERN = (

@@ -105,7 +105,7 @@ class TouchpointSchema(Schema):
     kind = fields.String(
         required=True,
         validate=validate.OneOf(tuple(KINDS)),
-        metadata={"description": "What happened.", "enum": list(KINDS)},
+        metadata={"description": "What happened."},
     )
     external_id = fields.String(
         validate=validate.Length(1, 128),
@@ -135,24 +135,26 @@ class TouchpointSchema(Schema):
         metadata={"description": "Anything else worth keeping, e.g. campaign, url, topics."},
     )
 
-    @validates_schema
-    def _checks(self, data: dict, **_) -> None:
-        if not any(data.get(kind) for kind in IDENTITY_ORDER):
-            raise ValidationError(
-                "Name the person: openid, unionid, external_userid, phone or email.",
-                "_schema",
-            )
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _checks(self, data: dict, original: dict, **_) -> None:
+        errors: dict[str, list[str]] = {}
+        if not any(original.get(kind) for kind in IDENTITY_ORDER):
+            errors["_schema"] = [
+                "Name the person: openid, unionid, external_userid, phone or email."
+            ]
         if data.get("phone") and len(normalized_identity("phone", data["phone"])) < 5:
-            raise ValidationError("Not a phone number.", "phone")
+            errors["phone"] = ["Not a phone number."]
         when = data.get("occurred_at")
         now = datetime.now(UTC)
         if when is not None and when > now + MAX_FUTURE:
-            raise ValidationError("In the future.", "occurred_at")
+            errors["occurred_at"] = ["In the future."]
         if when is not None and when < now - MAX_AGE:
-            raise ValidationError("More than a year ago.", "occurred_at")
+            errors["occurred_at"] = ["More than a year ago."]
         properties = data.get("properties") or {}
         if len(json.dumps(properties, ensure_ascii=False).encode()) > MAX_PROPERTIES_BYTES:
-            raise ValidationError(f"Over {MAX_PROPERTIES_BYTES} bytes.", "properties")
+            errors["properties"] = [f"Over {MAX_PROPERTIES_BYTES} bytes."]
+        if errors:
+            raise ValidationError(errors)
 
 
 TOUCHPOINT = TouchpointSchema()

@@ -24,6 +24,9 @@ CODE_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 # Reading time below this is noise (a page opened and closed), not recorded as minutes.
 MIN_READ_SECONDS = 5
+# While the reader stays, heartbeats update the page's statistics; reading is recorded when
+# they leave, or once this much is unrecorded (a closed WebView may never say goodbye).
+HEARTBEAT_RECORD_SECONDS = 120
 # A beacon never claims more reading than the time since the view began, plus this slack.
 CLOCK_SLACK_SECONDS = 5
 
@@ -190,10 +193,15 @@ def target_of_view(session: Session, view: PageView) -> Target:
 
 
 def report_reading(
-    session: Session, view: PageView, seconds: int, now: datetime | None = None
+    session: Session,
+    view: PageView,
+    seconds: int,
+    *,
+    leaving: bool = False,
+    now: datetime | None = None,
 ) -> float:
     """The beacon: the page was read for `seconds` in all. Returns the minutes recorded
-    now as a `content.read` (the reading not recorded before), 0 when too little.
+    now as a `content.read` (the reading not recorded before), 0 when none.
 
     A claim is capped by the time since the view began: a beacon cannot make up reading."""
     now = now or utcnow()
@@ -208,7 +216,7 @@ def report_reading(
         return 0.0
     # Claim the unrecorded seconds: a concurrent beacon of the same view claims none twice.
     recorded = view.recorded_seconds
-    if seconds - recorded < MIN_READ_SECONDS:
+    if seconds - recorded < (MIN_READ_SECONDS if leaving else HEARTBEAT_RECORD_SECONDS):
         return 0.0
     claimed = session.execute(
         update(PageView)

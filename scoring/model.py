@@ -34,13 +34,16 @@ class ScoreRule:
 
 
 def properties_match(where: dict[str, str], properties: dict) -> bool:
-    """Every filtered property equals its value; a value "contains:x" matches a substring."""
+    """Every filtered property equals its value; a value "contains:x" matches a substring.
+    A list property (a content item's topics) matches when one of its items does."""
     for name, wanted in where.items():
-        value = str(properties.get(name, ""))
+        value = properties.get(name, "")
+        values = [str(v) for v in value] if isinstance(value, list) else [str(value)]
         if wanted.startswith("contains:"):
-            if wanted.removeprefix("contains:") not in value:
+            needle = wanted.removeprefix("contains:")
+            if not any(needle in v for v in values):
                 return False
-        elif value != wanted:
+        elif wanted not in values:
             return False
     return True
 
@@ -422,7 +425,7 @@ DEFAULT_RULES = (
         "content_pricing",
         "content.view",
         10,
-        where={"topic": "pricing"},
+        where={"topics": "pricing"},
         per_day=2,
         signal="intent",
     ),
@@ -435,13 +438,26 @@ DEFAULT_RULES = (
         max_points=200,
         signal="intent",
     ),
+    # Reading time the page's beacon reports: points per minute only.
+    ScoreRule(
+        "content_read",
+        "content.read",
+        0,
+        per_minute=0.5,
+        max_points=60,
+        signal="engagement",
+    ),
     ScoreRule("content_like", "content.like", 2, per_day=5, signal="engagement"),
+    ScoreRule("content_comment", "content.comment", 3, per_day=5, signal="engagement"),
     ScoreRule("content_share", "content.share", 5, per_day=5, signal="engagement"),
     ScoreRule("form_submit", "form.submit", 20, signal="engagement"),
     ScoreRule("email_open", "email.open", 1, per_day=1),
     ScoreRule("email_click", "email.click", 3, per_day=3, signal="intent"),
     ScoreRule("email_unsubscribe", "email.unsubscribe", -10),
+    ScoreRule("live_join", "live.join", 2, per_day=1, signal="engagement"),
     ScoreRule("live_watch", "live.watch", 5, per_minute=0.5, signal="engagement"),
+    ScoreRule("webinar_register", "webinar.register", 10, signal="engagement"),
+    ScoreRule("webinar_attend", "webinar.attend", 15, per_minute=0.5, signal="engagement"),
     ScoreRule("event_register", "event.register", 10, signal="engagement"),
     ScoreRule("event_checkin", "event.checkin", 25, signal="engagement"),
     ScoreRule("meeting", "sales.meeting", 30, signal="engagement"),

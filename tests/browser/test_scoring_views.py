@@ -47,7 +47,7 @@ ACCOUNTS = [
 ]
 KINDS = [
     ("wechat.menu_click", {"key": "PRICING"}, 0),
-    ("content.view", {"topic": "pricing"}, 4),
+    ("content.view", {"topics": ["pricing"]}, 4),
     ("content.view", {"title": "白皮书"}, 12),
     ("wechat.message", {}, 0),
     ("email.click", {}, 0),

@@ -228,7 +228,7 @@ def test_tiers_follow_fit_acv_intent_and_engagement(db, workspace_id):
     touches = []
     for company in (big, researching, stranger):
         person = contact(db, workspace_id, company, "cio", "director")
-        touches += [act(db, person, "content.view", topic="pricing")]  # intent
+        touches += [act(db, person, "content.view", topics=["pricing"])]  # intent
         if company is big:
             touches += [act(db, person, "form.submit")]  # engagement
     score(db, workspace_id, touches)

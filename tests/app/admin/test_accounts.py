@@ -658,7 +658,7 @@ def scored_account(app, name="Huaxin Tech"):
         touches = [
             ("Li", "form.submit", {}, 2),
             ("Li", "sales.meeting", {}, 1),
-            ("Zhou", "content.view", {"topic": "pricing"}, 0.1),
+            ("Zhou", "content.view", {"topics": ["pricing"]}, 0.1),
         ]
         rows = []
         for person, kind, properties, days_ago in touches:

@@ -513,7 +513,7 @@ def committee_accounts(app) -> dict[str, int]:
             "cio",
             "vp",
             ("live.watch", 10, 90, {}),
-            ("content.view", 1, 0, {"topic": "pricing"}),
+            ("content.view", 1, 0, {"topics": ["pricing"]}),
         )
         person(first, "engineer", "staff", ("wechat.message", 5, 0, {}))
         person(first, "procurement", "staff", ("wechat.message", 5, 0, {}))

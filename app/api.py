@@ -1,0 +1,345 @@
+"""The touchpoint API: external systems (email, live streaming, event check-in, webinars,
+the CRM) post what people did; each valid item goes to the durable inbox in one INSERT,
+each invalid one is reported with its reasons, and the drain scores the rest.
+
+Authentication: `Authorization: Bearer <key>` (a workspace's API key). With a key that
+requires it, or whenever the header is sent, `X-Harpoon-Signature` must be a valid HMAC
+of the body (outreach.api_keys). Posting an item again with its `external_id` adds
+nothing.
+"""
+
+import functools
+import hashlib
+import logging
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, request
+from marshmallow import ValidationError
+from sqlalchemy import select, update
+
+from app.admin import limiter
+from app.extensions import harpoon
+from handlers.contacts import live, normalized_identity
+from handlers.touchpoints import KINDS, MAX_BATCH, TOUCHPOINT, TouchpointSchema, api_row
+from models import (
+    Account,
+    ApiKey,
+    Channel,
+    ChannelKind,
+    Contact,
+    Identity,
+    InboundEvent,
+    Interaction,
+    utcnow,
+)
+from models.base import insert_ignoring_conflicts
+from outreach.api_keys import key_for, signature_problem
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+SIGNATURE_HEADER = "X-Harpoon-Signature"
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def _error(status: int, message: str, **extra):
+    log.info("touchpoint API %s: %s", status, message)
+    return {"error": message, **extra}, status
+
+
+def _presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip()
+    return request.headers.get("X-Api-Key")
+
+
+def rate_limit_key() -> str:
+    """Limits count per API key (its hash: the key itself never lands in Redis)."""
+    presented = _presented_key() or request.remote_addr or ""
+    return hashlib.sha256(presented.encode()).hexdigest()[:32]
+
+
+def _authenticate(session, body: bytes):
+    """(workspace id, None) for a live key whose signature holds; (None, error answer)."""
+    key = key_for(session, _presented_key())
+    if key is None:
+        return None, _error(401, "missing, unknown or revoked API key")
+    if key.require_signature or request.headers.get(SIGNATURE_HEADER):
+        problem = signature_problem(key.signing_secret, request.headers.get(SIGNATURE_HEADER), body)
+        if problem:
+            return None, _error(401, problem)
+    session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
+    return key.workspace_id, None
+
+
+@bp.post("/touchpoints")
+@limiter.limit(lambda: harpoon().settings.api_rate_limit, key_func=rate_limit_key)
+def post_touchpoints():
+    h = harpoon()
+    request.max_content_length = MAX_BODY_BYTES
+    body = request.get_data(cache=True)
+    with h.db.session() as session:
+        workspace_id, refusal = _authenticate(session, body)
+        if refusal:
+            return refusal
+        oa_ids = set(
+            session.scalars(
+                select(Channel.id).where(
+                    Channel.workspace_id == workspace_id, Channel.kind == ChannelKind.OA
+                )
+            )
+        )
+        session.commit()
+    document = request.get_json(silent=True)
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        return _error(400, 'the body must be JSON: {"items": [touchpoint, ...]}')
+    if len(items) > MAX_BATCH:
+        return _error(413, f"at most {MAX_BATCH} items per request, got {len(items)}")
+    received = utcnow()
+    results, rows = [], []
+    for index, item in enumerate(items):
+        try:
+            valid = TOUCHPOINT.load(item if isinstance(item, dict) else {"": item})
+            _channel_of_openid(valid, oa_ids)
+        except ValidationError as exc:
+            results.append({"index": index, "status": "rejected", "errors": exc.messages})
+            continue
+        rows.append(api_row(workspace_id, valid, received))
+        results.append({"index": index, "status": None, "key": rows[-1]["dedupe_key"]})
+    stored = _store(rows)
+    for result in results:
+        key_of_item = result.pop("key", None)
+        if result["status"] is None:
+            result["status"] = "accepted" if key_of_item in stored else "duplicate"
+            stored.discard(key_of_item)  # the same item twice in one batch: once
+        if result["status"] != "rejected":
+            result.pop("errors", None)
+    counts = {
+        status: sum(r["status"] == status for r in results)
+        for status in ("accepted", "duplicate", "rejected")
+    }
+    if counts["accepted"]:
+        h.queue.drain_requests.mark(workspace_id)
+    answer = {
+        "accepted": counts["accepted"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "items": results,
+    }
+    return answer, 422 if counts["rejected"] == len(items) else 200
+
+
+def _channel_of_openid(item: dict, oa_ids: set[int]) -> None:
+    """An openid belongs to one OA: the one named, or the workspace's only one."""
+    if not item.get("openid"):
+        return
+    channel_id = item.get("channel_id")
+    if channel_id is not None and channel_id not in oa_ids:
+        raise ValidationError({"channel_id": ["Not an OA of this workspace."]})
+    if channel_id is None:
+        if len(oa_ids) != 1:
+            raise ValidationError(
+                {"channel_id": [f"Name the OA of the openid: this workspace has {len(oa_ids)}."]}
+            )
+        item["channel_id"] = next(iter(oa_ids))
+
+
+def _store(rows: list[dict]) -> set[str]:
+    """Every row in one INSERT ... ON CONFLICT DO NOTHING; the keys that were new."""
+    if not rows:
+        return set()
+    engine = harpoon().db.autocommit_engine
+    stmt = (
+        insert_ignoring_conflicts(engine.dialect.name, InboundEvent.__table__)
+        .values(rows)
+        .returning(InboundEvent.dedupe_key)
+    )
+    with engine.connect() as conn:
+        return set(conn.scalars(stmt))
+
+
+LOOKUP_KINDS = ("phone", "email", "openid", "unionid", "external_userid")
+
+
+@bp.get("/contacts")
+@limiter.limit(lambda: harpoon().settings.api_rate_limit, key_func=rate_limit_key)
+def find_contacts():
+    """The contacts an identity names, with their scores and latest touchpoints (for the
+    system that posted them: "did our live stream move this lead?")."""
+    given = {k: request.args[k] for k in LOOKUP_KINDS if request.args.get(k)}
+    if len(given) != 1:
+        return _error(400, f"give exactly one of {', '.join(LOOKUP_KINDS)}")
+    [(kind, value)] = given.items()
+    with harpoon().db.session() as session:
+        # A GET signs its query string, as a POST signs its body.
+        workspace_id, refusal = _authenticate(session, request.query_string)
+        if refusal:
+            return refusal
+        session.commit()
+        found = session.scalars(
+            select(Contact)
+            .join(Identity, Identity.contact_id == Contact.id)
+            .where(
+                Identity.workspace_id == workspace_id,
+                Identity.kind == kind,
+                Identity.value == normalized_identity(kind, value),
+            )
+            .distinct()
+        ).all()
+        return {"contacts": [_contact(session, live(session, c)) for c in found]}
+
+
+def _contact(session, contact: Contact) -> dict:
+    account = session.get(Account, contact.account_id) if contact.account_id else None
+    latest = session.execute(
+        select(Interaction.kind, Interaction.occurred_at, Interaction.engagement_minutes)
+        .where(Interaction.contact_id == contact.id)
+        .order_by(Interaction.occurred_at.desc())
+        .limit(10)
+    ).all()
+    return {
+        "id": contact.id,
+        "name": contact.name,
+        "title": contact.title,
+        "role": contact.role,
+        "lead_score": round(contact.lead_score, 2),
+        "scored_at": contact.scored_at.isoformat() if contact.scored_at else None,
+        "account": None
+        if account is None
+        else {
+            "name": account.name,
+            "score": round(account.score, 2),
+            "tier": account.tier,
+            "mqa": account.mqa,
+        },
+        "latest": [
+            {"kind": kind, "occurred_at": when.isoformat(), "minutes": minutes}
+            for kind, when, minutes in latest
+        ],
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return openapi_document()
+
+
+@functools.cache
+def openapi_document() -> dict:
+    spec = APISpec(
+        title="Harpoon touchpoint API",
+        version="1",
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": "Post what people did outside WeChat's callbacks: email, live "
+            "streams, offline events, webinars, meetings. Kinds:\n\n"
+            + "\n".join(f"- `{kind}`: {meaning}" for kind, meaning in KINDS.items())
+        },
+    )
+    spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Touchpoint", schema=TouchpointSchema)
+    item_result = {
+        "type": "object",
+        "properties": {
+            "index": {"type": "integer"},
+            "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
+            "errors": {
+                "type": "object",
+                "description": "Field -> messages (only for a rejected item).",
+            },
+        },
+    }
+    answer = {
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "rejected": {"type": "integer"},
+            "items": {"type": "array", "items": item_result},
+        },
+    }
+    error = {"type": "object", "properties": {"error": {"type": "string"}}}
+    spec.path(
+        path="/api/v1/touchpoints",
+        operations={
+            "post": {
+                "summary": f"Record up to {MAX_BATCH} touchpoints",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {
+                        "name": SIGNATURE_HEADER,
+                        "in": "header",
+                        "required": False,
+                        "description": "t=<unix seconds>,v1=<hex HMAC-SHA256(signing secret, "
+                        '"<t>." + body)>; required by keys that require signatures, '
+                        "checked whenever sent; at most 5 minutes old.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["items"],
+                                "properties": {
+                                    "items": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": MAX_BATCH,
+                                        "items": {"$ref": "#/components/schemas/Touchpoint"},
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Per item: accepted, duplicate (its external_id was "
+                        "posted before) or rejected with its errors.",
+                        "content": {"application/json": {"schema": answer}},
+                    },
+                    "400": {
+                        "description": "Not JSON, or no items list.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    "401": {
+                        "description": "Bad API key or signature.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    "413": {"description": f"More than {MAX_BATCH} items, or a body over 4 MB."},
+                    "422": {
+                        "description": "Every item was rejected (same body as 200).",
+                        "content": {"application/json": {"schema": answer}},
+                    },
+                    "429": {"description": "Too many requests for this key."},
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/contacts",
+        operations={
+            "get": {
+                "summary": "The contacts an identity names: lead score, account, latest "
+                "touchpoints",
+                "security": [{"apiKey": []}],
+                "parameters": [
+                    {"name": kind, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for kind in LOOKUP_KINDS
+                ],
+                "responses": {
+                    "200": {"description": '{"contacts": [...]}, empty when nobody matches.'},
+                    "400": {"description": "Not exactly one identity given."},
+                    "401": {"description": "Bad API key or signature."},
+                },
+            }
+        },
+    )
+    return spec.to_dict()

@@ -1,0 +1,103 @@
+"""Keys for the touchpoint API: shown once, stored as SHA-256; an optional HMAC signature
+of the request body, with a timestamp so a captured request cannot be replayed later.
+
+Signature header: `X-Harpoon-Signature: t=<unix seconds>,v1=<hex>` where hex is
+HMAC-SHA256(signing secret, "<t>." + body).
+"""
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models import ApiKey, utcnow
+
+KEY_PREFIX = "hk_"
+SECRET_PREFIX = "hs_"
+SHOWN_PREFIX_LENGTH = 10
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key as created: the only time its full value exists outside the caller."""
+
+    row: ApiKey
+    key: str
+    signing_secret: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(
+    session: Session,
+    workspace_id: int,
+    name: str,
+    *,
+    require_signature: bool = False,
+    created_by: int | None = None,
+) -> NewKey:
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    signing_secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        workspace_id=workspace_id,
+        name=name[:100],
+        prefix=key[:SHOWN_PREFIX_LENGTH],
+        key_hash=hash_key(key),
+        signing_secret=signing_secret,
+        require_signature=require_signature,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return NewKey(row, key, signing_secret)
+
+
+def revoke_api_key(session: Session, workspace_id: int, key_id: int) -> bool:
+    done = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.workspace_id == workspace_id)
+        .where(ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return done.rowcount == 1
+
+
+def key_for(session: Session, presented: str | None) -> ApiKey | None:
+    """The live key a request presents, or None."""
+    if not presented or not presented.startswith(KEY_PREFIX):
+        return None
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(presented)))
+    if row is None or row.revoked_at is not None:
+        return None
+    return row
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The signature header's value for a body (what a client computes)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def signature_problem(secret: str, header: str | None, body: bytes) -> str | None:
+    """Why a signature header does not vouch for the body; None when it does."""
+    if not header:
+        return "missing signature"
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(parts.get("t", ""))
+    except ValueError:
+        return "malformed signature"
+    if abs(time.time() - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+        return "signature timestamp too old or in the future"
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    if not hmac.compare_digest(expected, parts.get("v1", "")):
+        return "signature does not match the body"
+    return None

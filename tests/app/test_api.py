@@ -1,0 +1,277 @@
+"""The touchpoint API: keys and signatures, per-item validation, idempotent re-posting by
+external_id, and live-stream minutes that the drain scores."""
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from app.channels import workspace_named
+from models import (
+    Account,
+    Contact,
+    Identity,
+    InboundEvent,
+    Interaction,
+    ScoreEntry,
+)
+from outreach.api_keys import create_api_key, revoke_api_key, sign
+from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
+
+
+def new_key(app, *, require_signature=False, workspace="acme"):
+    with harpoon_of(app).db.session() as session:
+        ws = workspace_named(session, workspace)
+        key = create_api_key(session, ws.id, "直播平台", require_signature=require_signature)
+        session.commit()
+        return key
+
+
+def post(client, key: str | None, body, *, signature: str | None = None):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if signature:
+        headers["X-Harpoon-Signature"] = signature
+    return client.post("/api/v1/touchpoints", data=raw, headers=headers)
+
+
+def rows(app, model, *where):
+    with harpoon_of(app).db.session() as session:
+        return list(session.scalars(select(model).where(*where).order_by(model.id)))
+
+
+LIVE = {
+    "kind": "live.watch",
+    "external_id": "live-2026-11-22:13800138000",
+    "phone": "13800138000",
+    "minutes": 42,
+    "person": {"name": "李娜", "company": "南京紫金银行", "title": "CTO"},
+    "properties": {"stream": "AI 发布会"},
+}
+
+
+def test_live_minutes_posted_through_the_api_are_recorded_and_scored(app, client):
+    key = new_key(app)
+    answer = post(client, key.key, {"items": [LIVE]})
+    assert answer.status_code == 200
+    assert answer.json == {
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": 0,
+        "items": [{"index": 0, "status": "accepted"}],
+    }
+    run_jobs(app)
+
+    [watch] = rows(app, Interaction)
+    assert (watch.kind, watch.engagement_minutes) == ("live.watch", 42)
+    assert watch.properties == {"stream": "AI 发布会"}
+    [entry] = rows(app, ScoreEntry)
+    assert entry.rule_key == "live_watch" and entry.points == 5 + 0.5 * 42
+    with harpoon_of(app).db.session() as session:
+        contact = session.get(Contact, watch.contact_id)
+        assert (contact.name, contact.role, contact.lead_score > 0) == ("李娜", "cto", True)
+        assert session.get(Account, contact.account_id).name == "南京紫金银行"
+    [identity] = rows(app, Identity)
+    assert (identity.kind, identity.value) == ("phone", "13800138000")
+    assert rows(app, type(key.row))[0].last_used_at is not None
+
+
+def test_posting_again_with_the_same_external_id_adds_nothing(app, client):
+    key = new_key(app)
+    first = post(client, key.key, {"items": [LIVE]})
+    again = post(client, key.key, {"items": [LIVE, LIVE]})
+    assert first.json["accepted"] == 1
+    assert again.status_code == 200
+    assert again.json["duplicates"] == 2 and again.json["accepted"] == 0
+    run_jobs(app)
+    assert len(rows(app, InboundEvent)) == 1 and len(rows(app, Interaction)) == 1
+
+
+def test_each_invalid_item_is_reported_and_the_valid_ones_are_stored(app, client):
+    make_channel(app, "oa", OA_CREDS)
+    make_channel(app, "wecom", WECOM_CREDS)
+    key = new_key(app)
+    items = [
+        {"kind": "email.open", "email": "li.na@zijinbank.com", "external_id": "e1"},
+        {"kind": "email.teleport", "email": "a@b.cn"},
+        {"kind": "email.click"},
+        {"kind": "event.checkin", "phone": "123", "occurred_at": "2099-01-01T00:00:00+08:00"},
+        {"kind": "sales.meeting", "email": "not-an-email", "surprise": 1},
+        "not an object",
+        {"kind": "event.checkin", "openid": "oAbc", "external_id": "c1"},
+        {"kind": "webinar.attend", "unionid": "u1", "minutes": -3},
+    ]
+    answer = post(client, key.key, {"items": items})
+    assert answer.status_code == 200
+    assert (answer.json["accepted"], answer.json["rejected"]) == (2, 6)
+    results = answer.json["items"]
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "accepted",  # the workspace's only OA is the openid's
+        "rejected",
+    ]
+    assert set(results[1]["errors"]) == {"kind"}
+    assert "_schema" in results[2]["errors"]
+    assert set(results[3]["errors"]) == {"phone", "occurred_at"}
+    assert set(results[4]["errors"]) == {"email", "surprise"}
+    assert set(results[7]["errors"]) == {"minutes"}
+    assert len(rows(app, InboundEvent)) == 2
+    run_jobs(app)
+    contacts = {i.kind: i.contact_id for i in rows(app, Interaction)}
+    assert set(contacts) == {"email.open", "event.checkin"}
+
+
+def test_an_openid_needs_its_oa_named_when_there_are_several(app, client):
+    first = make_channel(app, "oa", OA_CREDS)
+    make_channel(app, "oa", replace(OA_CREDS, app_id="wx0000000000000002"))
+    key = new_key(app)
+    answer = post(
+        client,
+        key.key,
+        {
+            "items": [
+                {"kind": "email.open", "openid": "o1"},
+                {"kind": "email.open", "openid": "o1", "channel_id": 9999},
+                {"kind": "email.open", "openid": "o1", "channel_id": first},
+            ]
+        },
+    )
+    assert [r["status"] for r in answer.json["items"]] == ["rejected", "rejected", "accepted"]
+    assert "channel_id" in answer.json["items"][0]["errors"]
+
+
+def test_a_touchpoint_joins_the_person_its_identities_already_name(app, client):
+    """A phone the person gave before, and an email new to us: one contact, not two."""
+    key = new_key(app)
+    post(client, key.key, {"items": [{"kind": "event.register", "phone": "13900001111"}]})
+    run_jobs(app)
+    post(
+        client,
+        key.key,
+        {
+            "items": [
+                {
+                    "kind": "event.checkin",
+                    "phone": "+86 139 0000 1111",
+                    "email": "Zhou@Example.cn",
+                }
+            ]
+        },
+    )
+    run_jobs(app)
+    register, checkin = rows(app, Interaction)
+    assert register.contact_id == checkin.contact_id
+    values = {i.value for i in rows(app, Identity)}
+    assert values == {"13900001111", "zhou@example.cn"}
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"not json", 400),
+        ({"items": []}, 400),
+        ({"things": [LIVE]}, 400),
+        ({"items": [LIVE] * 1001}, 413),
+    ],
+)
+def test_a_malformed_body_is_refused_whole(app, client, body, status):
+    key = new_key(app)
+    assert post(client, key.key, body).status_code == status
+    assert rows(app, InboundEvent) == []
+
+
+def test_all_items_rejected_is_422(app, client):
+    key = new_key(app)
+    answer = post(client, key.key, {"items": [{"kind": "email.open"}]})
+    assert answer.status_code == 422 and answer.json["rejected"] == 1
+
+
+def test_unknown_revoked_or_missing_keys_are_refused(app, client):
+    key = new_key(app)
+    assert post(client, None, {"items": [LIVE]}).status_code == 401
+    assert post(client, "hk_made-up", {"items": [LIVE]}).status_code == 401
+    with harpoon_of(app).db.session() as session:
+        assert revoke_api_key(session, key.row.workspace_id, key.row.id)
+        session.commit()
+    assert post(client, key.key, {"items": [LIVE]}).status_code == 401
+    assert rows(app, InboundEvent) == []
+
+
+def test_signatures_are_checked_when_required_or_sent(app, client):
+    key = new_key(app, require_signature=True)
+    body = json.dumps({"items": [LIVE]}).encode()
+    good = sign(key.signing_secret, body)
+    stale = sign(key.signing_secret, body, int(time.time()) - 600)
+    other_body = sign(key.signing_secret, body + b" ")
+    wrong_secret = sign("hs_not-it", body)
+
+    assert post(client, key.key, body).status_code == 401  # required, missing
+    for bad in (stale, other_body, wrong_secret, "t=abc,v1=00", "garbage"):
+        assert post(client, key.key, body, signature=bad).status_code == 401
+    assert rows(app, InboundEvent) == []
+    assert post(client, key.key, body, signature=good).status_code == 200
+
+    unsigned_key = new_key(app)  # not required, but checked when sent
+    assert post(client, unsigned_key.key, body, signature=wrong_secret).status_code == 401
+
+
+def test_a_key_posts_to_its_own_workspace_only(app, client):
+    theirs = new_key(app, workspace="globex")
+    post(client, theirs.key, {"items": [LIVE]})
+    [event] = rows(app, InboundEvent)
+    with harpoon_of(app).db.session() as session:
+        assert event.workspace_id == workspace_named(session, "globex").id
+
+
+def test_the_openapi_document_describes_the_endpoint(client):
+    document = client.get("/api/v1/openapi.json").json
+    assert document["openapi"] == "3.1.0"
+    post_op = document["paths"]["/api/v1/touchpoints"]["post"]
+    items = post_op["requestBody"]["content"]["application/json"]["schema"]["properties"]["items"]
+    assert items["maxItems"] == 1000
+    touchpoint = document["components"]["schemas"]["Touchpoint"]
+    assert "live.watch" in touchpoint["properties"]["kind"]["enum"]
+    assert touchpoint["properties"]["minutes"]["maximum"] == 1440
+
+
+def test_each_key_has_its_own_request_rate(make_app):
+    app = make_app(api_rate_limit="2 per minute")
+    client = app.test_client()
+    busy, calm = new_key(app), new_key(app)
+    answers = [post(client, busy.key, {"items": [LIVE]}).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+    assert post(client, calm.key, {"items": [LIVE]}).status_code == 200
+
+
+def test_a_contact_is_looked_up_by_identity_with_its_score(app, client):
+    key = new_key(app, require_signature=True)
+    body = json.dumps({"items": [LIVE]}).encode()
+    post(client, key.key, body, signature=sign(key.signing_secret, body))
+    run_jobs(app)
+    query = b"phone=%2B86%20138%200013%208000"
+    headers = {
+        "Authorization": f"Bearer {key.key}",
+        "X-Harpoon-Signature": sign(key.signing_secret, query),
+    }
+    answer = client.get(f"/api/v1/contacts?{query.decode()}", headers=headers)
+    assert answer.status_code == 200
+    [contact] = answer.json["contacts"]
+    assert contact["name"] == "李娜" and contact["lead_score"] > 20
+    assert contact["account"]["name"] == "南京紫金银行"
+    assert contact["latest"][0]["kind"] == "live.watch"
+    assert contact["latest"][0]["minutes"] == 42
+    unsigned = client.get(
+        f"/api/v1/contacts?{query.decode()}", headers={"Authorization": headers["Authorization"]}
+    )
+    assert unsigned.status_code == 401
+    both = client.get("/api/v1/contacts?phone=1&email=a@b.cn", headers=headers)
+    assert both.status_code == 400
