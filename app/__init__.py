@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.extensions import Harpoon, channel_cache, reply_rules
+from app.extensions import Harpoon, channel_cache, link_cache, reply_rules
 from app.logs import configure_logging
 from app.queue import JobQueue
 from config import load_settings
@@ -37,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             TokenStore(queue.connection, prefix=f"{settings.queue_prefix}:wechat"),
         ),
         replies=reply_rules(db, settings.channel_cache_seconds),
+        links=link_cache(db, settings.channel_cache_seconds),
     )
 
     from app import admin, api, callbacks, cli, health, public

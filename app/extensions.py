@@ -11,6 +11,7 @@ from handlers.inbox import InboxWriter
 from handlers.qr_codes import QrCodeBook
 from handlers.rules import RuleBook
 from models import Channel, Database
+from outreach.content import Target, target_of
 from outreach.tokens import Signer
 from wechat.clients import WeChatClients
 
@@ -72,6 +73,17 @@ def channel_cache(db: Database, ttl_seconds: float) -> TtlCache:
     return TtlCache(load, ttl_seconds)
 
 
+def link_cache(db: Database, ttl_seconds: float) -> TtlCache:
+    """Tracked links by code with what they lead to: every reader's click needs one, and a
+    marketer's change (or archiving) shows within the TTL. Read-only, detached rows."""
+
+    def load(code: str) -> Target | None:
+        with db.session() as session:
+            return target_of(session, code)
+
+    return TtlCache(load, ttl_seconds)
+
+
 @dataclass(frozen=True)
 class PassiveReplies:
     """What a workspace's callbacks may answer inside the request: its rules' replies and
@@ -109,6 +121,7 @@ class Harpoon:
     inbox: InboxWriter
     wechat: WeChatClients
     replies: TtlCache
+    links: TtlCache
 
     @property
     def signer(self) -> Signer:

@@ -30,7 +30,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.extensions import harpoon
+from app.extensions import ChannelKeys, harpoon
 from models import Channel, ChannelKind, Contact, ContactWay, PageView, Staff
 from outreach import content as links
 from outreach import forms
@@ -79,9 +79,14 @@ def _sharer(workspace_id: int, token: str | None) -> Sharer | None:
         return None
 
 
-def _oa(session: Session, channel_id: int | None) -> Channel | None:
-    channel = session.get(Channel, channel_id) if channel_id else None
+def _oa(channel_id: int | None) -> ChannelKeys | None:
+    """The link's OA, from the per-process channel cache."""
+    channel = harpoon().channels.get(channel_id) if channel_id else None
     return channel if channel is not None and channel.kind == ChannelKind.OA else None
+
+
+def _target(code: str) -> links.Target | None:
+    return harpoon().links.get(code)
 
 
 def _not_found():
@@ -91,11 +96,11 @@ def _not_found():
 @bp.get("/t/<code>")
 def open_link(code: str):
     """A tracked link: who opens it (OAuth inside WeChat), then the content."""
+    target = _target(code)
+    if target is None:
+        return _not_found()
+    channel = _oa(target.link.channel_id)
     with _session() as session:
-        target = links.target_of(session, code)
-        if target is None:
-            return _not_found()
-        channel = _oa(session, target.link.channel_id)
         share = request.args.get("s")
         sharer = _sharer(target.workspace_id, share)
         openid = _visitor(target.workspace_id, channel.id if channel else None)
@@ -112,7 +117,7 @@ def open_link(code: str):
         return _recorded(session, target, view)
 
 
-def _start_oauth(channel: Channel, code: str, share: str | None):
+def _start_oauth(channel: ChannelKeys, code: str, share: str | None):
     """Off to WeChat's silent OAuth; the state is a nonce bound to this browser."""
     h = harpoon()
     nonce = secrets.token_urlsafe(16)
@@ -145,15 +150,16 @@ def oauth_return():
     if not state or not secrets.compare_digest(state, str(context.get("n", ""))):
         log.warning("OAuth return refused: state does not match this browser's")
         return _message(_("This link has expired. Please open it again."), 400)
+    target = _target(str(context.get("l", "")))
+    if target is None:
+        return _not_found()
+    channel = _oa(target.link.channel_id)
     with _session() as session:
-        target = links.target_of(session, str(context.get("l", "")))
-        if target is None:
-            return _not_found()
-        channel = _oa(session, target.link.channel_id)
         openid = None
         if channel is not None and request.args.get("code"):
+            secret = session.get(Channel, channel.id).secret
             try:
-                openid = h.wechat.oauth_openid(channel.app_id, channel.secret, request.args["code"])
+                openid = h.wechat.oauth_openid(channel.app_id, secret, request.args["code"])
             except WeChatApiError as exc:  # the reader still gets the content, unnamed
                 log.warning("OAuth code refused on channel %s: %s", channel.id, exc)
         sharer = _sharer(target.workspace_id, context.get("s"))
@@ -200,10 +206,10 @@ def _message(message: str, status: int):
 def page(code: str):
     """A hosted page or form, for the reader its view token names."""
     h = harpoon()
+    target = _target(code)
+    if target is None or not target.hosted:
+        return _not_found()
     with _session() as session:
-        target = links.target_of(session, code)
-        if target is None or not target.hosted:
-            return _not_found()
         try:
             view = links.view_of_token(session, h.signer, request.args.get("v"))
         except TokenError:
@@ -309,10 +315,10 @@ def beacon():
 def submit_form(code: str):
     """A form posted: checked, stored with its touchpoint, then thanked."""
     h = harpoon()
+    target = _target(code)
+    if target is None or target.form is None:
+        return _not_found()
     with _session() as session:
-        target = links.target_of(session, code)
-        if target is None or target.form is None:
-            return _not_found()
         try:
             token = h.signer.verify(Purpose.FORM, request.form.get("form_token"))
         except TokenError as exc:

@@ -9,8 +9,9 @@
     validation). Target: >= 10,000 items/s and >= 0.25 of the baseline.
 (b) Drain: the drain over those N x M touchpoints (each names a new person by phone with
     a title and company: contact, identity, role, account, interaction, score), against
-    the drain over as many OA text messages from as many new followers, which the
-    pipeline already handles. Target: >= 0.5 of the callbacks' events/s.
+    the drain over as many OA text messages from as many new followers introducing
+    themselves ("我是CIO，来自..." through the self-identification rule: the same title
+    and company work). Target: >= 0.5 of the callbacks' events/s.
 (c) Tracked link: K openings of /t/<code> by a reader the visitor cookie names (a page
     view and its touchpoint in one transaction, then the redirect), against a bare Flask
     route answering the same redirect. Reported per request; target p50 < 10 ms.
@@ -44,8 +45,18 @@ from bench.callback_ingest import (  # noqa: E402
     percentile,
 )
 from handlers.inbox import drain  # noqa: E402
+from handlers.rule_config import DEFAULT_PROFILE_PATTERN  # noqa: E402
 from handlers.touchpoints import API, inbox_row  # noqa: E402
-from models import Content, InboundEvent, InboxStatus, Interaction, migrate, utcnow  # noqa: E402
+from models import (  # noqa: E402
+    Content,
+    InboundEvent,
+    InboxStatus,
+    Interaction,
+    RuleKind,
+    TagRule,
+    migrate,
+    utcnow,
+)
 from models.base import insert_ignoring_conflicts  # noqa: E402
 from outreach.api_keys import create_api_key  # noqa: E402
 from outreach.content import create_link  # noqa: E402
@@ -141,6 +152,11 @@ def timed_drain(app, workspace_id: int) -> tuple[int, float]:
     return handled, time.perf_counter() - started
 
 
+def intro(n: int) -> str:
+    """What a follower says of themselves: the same title and company the API items state."""
+    return f"我是{TITLES[n % len(TITLES)]}，来自{COMPANIES[n % len(COMPANIES)]}"
+
+
 def text_callbacks(channel_id: int, app_id: str, count: int) -> list[dict]:
     now = utcnow()
     rows = []
@@ -149,7 +165,7 @@ def text_callbacks(channel_id: int, app_id: str, count: int) -> list[dict]:
             f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
             f"<FromUserName><![CDATA[oBench{n:07d}]]></FromUserName>"
             f"<CreateTime>{int(now.timestamp())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[你好]]></Content><MsgId>{9_000_000 + n}</MsgId></xml>"
+            f"<Content><![CDATA[{intro(n)}]]></Content><MsgId>{9_000_000 + n}</MsgId></xml>"
         )
         rows.append(
             {
@@ -277,6 +293,14 @@ def main() -> None:
                 aes_key=None,
             )
             key = create_api_key(session, workspace.id, "bench").key
+            session.add(
+                TagRule(
+                    workspace_id=callbacks.id,
+                    kind=RuleKind.PROFILE,
+                    name="我是…来自…",
+                    config={"pattern": DEFAULT_PROFILE_PATTERN},
+                )
+            )
             session.commit()
             ids = workspace.id, callbacks.id, oa.id, reader_oa.id
         with app.app_context():

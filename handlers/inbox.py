@@ -144,14 +144,14 @@ def _process_batch(
             parsed.append((row, _parse(row)))
         except Exception as exc:  # a payload wechatpy cannot parse fails alone
             parsed.append((row, exc))
-    keys, lookups = _identity_keys(parsed)
+    keys, touches = _identity_keys(parsed)
     done = optimistic and _optimistic_pass(
-        session, workspace_id, keys, lookups, parsed, now, policy, result
+        session, workspace_id, keys, touches, parsed, now, policy, result
     )
     if done:
         batch, outcomes = done
     else:  # a savepoint per event: a failing event fails alone
-        batch = _new_batch(session, workspace_id, keys, lookups, fast=False)
+        batch = _new_batch(session, workspace_id, keys, touches, fast=False)
         outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=True)
     _after_batch(session, batch)
     handled = [o["id"] for o in outcomes if o["status"] == InboxStatus.DONE]
@@ -170,12 +170,12 @@ def _parse(row: InboundEvent) -> NormalizedEvent:
     return normalize(row.platform, row.payload)
 
 
-def _optimistic_pass(session, workspace_id, keys, lookups, parsed, now, policy, result):
+def _optimistic_pass(session, workspace_id, keys, touches, parsed, now, policy, result):
     """The whole batch in one savepoint, its writes flushed together: (batch, outcomes),
     or None when anything failed (rolled back; the caller goes event by event)."""
     try:
         with session.begin_nested(), session.no_autoflush:
-            batch = _new_batch(session, workspace_id, keys, lookups, fast=True)
+            batch = _new_batch(session, workspace_id, keys, touches, fast=True)
             outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=False)
             session.flush()  # the batch's changes in grouped statements
             record_buffered_interactions(session, batch)
@@ -190,11 +190,17 @@ def _optimistic_pass(session, workspace_id, keys, lookups, parsed, now, policy, 
 
 
 def _new_batch(
-    session: Session, workspace_id: int, keys: dict, lookups: set, *, fast: bool
+    session: Session, workspace_id: int, keys: dict, touches: list, *, fast: bool
 ) -> Batch:
     identities = IdentityCache(workspace_id)
-    identities.preload(session, set(keys) | lookups)
+    identities.preload(session, set(keys) | {key for named, _ in touches for key in named})
     if fast:
+        # A touchpoint naming nobody known makes its person from its strongest identity.
+        for named, occurred_at in touches:
+            if not any(identities.known(*key) for key in named):
+                first = touchpoints.creatable(named)
+                if first is not None:
+                    keys[first] = min(keys.get(first, occurred_at), occurred_at)
         identities.create_missing(session, keys)
     return Batch(workspace_id, identities, buffer_interactions=fast)
 
@@ -273,22 +279,22 @@ def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -
     return {"id": row.id, "status": status, "kind": kind, "processed_at": now, "last_error": None}
 
 
-def _identity_keys(parsed) -> tuple[dict[tuple[str, int | None, str], datetime], set]:
+def _identity_keys(parsed) -> tuple[dict[tuple[str, int | None, str], datetime], list]:
     """The identities the batch's callbacks name, each with the time of its earliest event
-    (made into contacts up front), and those its touchpoints name (only looked up: one
-    touchpoint may name several identities of one person)."""
+    (made into contacts up front), and each touchpoint's identities with its time (looked
+    up first: one touchpoint may name several identities of one person)."""
     keys: dict[tuple[str, int | None, str], datetime] = {}
-    lookups: set[tuple[str, int | None, str]] = set()
+    touches: list[tuple[list[tuple[str, int | None, str]], datetime]] = []
     for row, event in parsed:
         if not isinstance(event, NormalizedEvent) or event.kind not in HANDLERS:
             continue
         if event.platform in touchpoints.PLATFORMS:
-            lookups.update(touchpoints.identity_keys(event))
+            touches.append((touchpoints.identity_keys(event), event.occurred_at))
         elif event.subject:
             kind = IdentityKind.OPENID if event.platform == OA else IdentityKind.EXTERNAL_USERID
             key = (kind, row.channel_id, event.subject)
             keys[key] = min(keys.get(key, event.occurred_at), event.occurred_at)
-    return keys, lookups
+    return keys, touches
 
 
 def _fail(

@@ -258,28 +258,26 @@ def on_touchpoint(session: Session, ctx: EventContext) -> None:
         _link_submission(session, ctx, contact, refs["submission_id"])
 
 
+def creatable(keys: list[tuple[str, int | None, str]]) -> tuple[str, int | None, str] | None:
+    """The strongest identity that can stand alone (an openid or external_userid only
+    with its channel)."""
+    return next((k for k in keys if k[0] not in CHANNEL_BOUND or k[1] is not None), None)
+
+
 def _person(session: Session, ctx: EventContext) -> Contact | None:
     """The contact the touchpoint names: the first known identity's, else a new one made
     from the strongest identity that can stand alone; every other identity joins it."""
     keys = identity_keys(ctx.event)
-    known = next(
-        (
-            (key, found)
-            for key in keys
-            if (found := ctx.identities.known(*key) or _lookup(session, ctx, *key))
-        ),
-        None,
-    )
+    known = next(((key, found) for key in keys if (found := ctx.identities.known(*key))), None)
     if known is not None:
         first, identity = known
         contact = live(session, identity.contact)
     else:
-        creatable = [k for k in keys if k[0] not in CHANNEL_BOUND or k[1] is not None]
-        if not creatable:
+        first = creatable(keys)
+        if first is None:
             return None
-        first = creatable[0]
         identity = ctx.identities.resolve(session, *first, ctx.event.occurred_at)
-        contact = identity.contact
+        contact = live(session, identity.contact)
     for key in keys:
         if key != first and not (key[0] in CHANNEL_BOUND and key[1] is None):
             kind, channel_id, value = key
@@ -293,13 +291,6 @@ def _person(session: Session, ctx: EventContext) -> Contact | None:
                 followups=ctx.batch.followups,
             )
     return contact
-
-
-def _lookup(session: Session, ctx: EventContext, kind: str, channel_id: int | None, value: str):
-    """An identity the batch did not preload (created earlier in this batch)."""
-    if channel_id is None and kind in CHANNEL_BOUND:
-        return None
-    return find_identity(session, ctx.workspace_id, kind, channel_id, value)
 
 
 def _enrich(session: Session, ctx: EventContext, contact: Contact, person: dict) -> Contact:
