@@ -1,5 +1,6 @@
 """Inbox: what the durable inbox holds, what needs attention, and the operator's retry."""
 
+import json
 import logging
 import math
 from datetime import timedelta
@@ -82,7 +83,7 @@ def inbox():
         everything=sum(counts.values()),
         status=status,
         tabs=STATUS_TABS,
-        rows=rows,
+        rows=[(event, name or _source(event)) for event, name in rows],
         page=page,
         pages=max(math.ceil(total / PAGE_SIZE), 1),
         oldest_pending=oldest_pending,
@@ -143,10 +144,14 @@ def _render(template: str, **context) -> str:
     )
 
 
+# Where a touchpoint that names no channel came from.
+SOURCE_LABELS = {"api": _l("Touchpoint API"), "web": _l("Harpoon pages")}
+
+
 def _events(ws: int):
     return (
         select(InboundEvent, Channel.name)
-        .join(Channel, Channel.id == InboundEvent.channel_id)
+        .outerjoin(Channel, Channel.id == InboundEvent.channel_id)
         .where(InboundEvent.workspace_id == ws)
     )
 
@@ -155,7 +160,11 @@ def _event_or_404(event_id: int) -> tuple[InboundEvent, str]:
     row = db().execute(_events(workspace_id()).where(InboundEvent.id == event_id)).first()
     if row is None:
         abort(404)
-    return row[0], row[1]
+    return row[0], row[1] or _source(row[0])
+
+
+def _source(event: InboundEvent) -> str:
+    return str(SOURCE_LABELS.get(event.platform, event.platform))
 
 
 def _request_drain(ws: int) -> None:
@@ -173,7 +182,13 @@ def _back_to(target: str | None) -> str:
 
 
 def pretty_xml(payload: str) -> str:
-    """The payload indented for reading, CDATA kept; as stored when it does not parse."""
+    """The payload indented for reading, CDATA kept (a touchpoint's JSON indented); as
+    stored when it does not parse."""
+    if payload.lstrip().startswith("{"):
+        try:
+            return json.dumps(json.loads(payload), ensure_ascii=False, indent=2)
+        except ValueError:
+            return payload
     try:
         document = minidom.parseString(payload)
     except ExpatError:
@@ -192,7 +207,13 @@ def _strip_blank_text(node) -> None:
 
 
 def xml_fields(payload: str) -> list[tuple[str, str]]:
-    """The payload's fields in document order; a nested one as Parent/Child."""
+    """The payload's fields in document order; a nested one as Parent/Child (a touchpoint's
+    JSON alike)."""
+    if payload.lstrip().startswith("{"):
+        try:
+            return _json_fields(json.loads(payload), "")
+        except ValueError:
+            return []
     try:
         root = ElementTree.fromstring(payload)
     except ElementTree.ParseError:
@@ -208,6 +229,19 @@ def xml_fields(payload: str) -> list[tuple[str, str]]:
                 fields.append((name, (child.text or "").strip()))
 
     walk(root, "")
+    return fields
+
+
+def _json_fields(value, prefix: str) -> list[tuple[str, str]]:
+    if not isinstance(value, dict):
+        return [(prefix.rstrip("/"), json.dumps(value, ensure_ascii=False))]
+    fields = []
+    for name, child in value.items():
+        if isinstance(child, dict) and child:
+            fields += _json_fields(child, f"{prefix}{name}/")
+        else:
+            text = child if isinstance(child, str) else json.dumps(child, ensure_ascii=False)
+            fields.append((f"{prefix}{name}", text))
     return fields
 
 

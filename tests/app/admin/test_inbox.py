@@ -5,6 +5,7 @@ import re
 from sqlalchemy import select
 
 from app.channels import workspace_named
+from handlers.touchpoints import api_row
 from models import AuditLog, InboundEvent, User, utcnow
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
@@ -214,3 +215,21 @@ def test_another_workspaces_event_is_not_found(app, client, oa_channel, signed_i
     assert retry(admin, other.id).status_code == 404
     assert event(app, other.id).status == "failed"
     assert signed_in("admin", "globex").get(f"/admin/inbox/{other.id}").status_code == 200
+
+
+def test_a_touchpoint_without_a_channel_is_listed_with_its_source_and_json(app, signed_in):
+    """The touchpoint API's rows name no channel; a failed one is listed and readable."""
+    with harpoon_of(app).db.session() as session:
+        ws = workspace_named(session, "acme")
+        row = api_row(ws.id, {"kind": "email.open", "email": "a@b.cn"}, utcnow())
+        event = InboundEvent(**row, next_attempt_at=utcnow())
+        event.status, event.last_error = "failed", "ValueError: boom"
+        session.add(event)
+        session.commit()
+        event_id = event.id
+    client = signed_in("admin")
+    listing = client.get("/admin/inbox")
+    assert listing.status_code == 200 and event_id in row_ids(listing.text)
+    detail = client.get(f"/admin/inbox/{event_id}")
+    assert detail.status_code == 200
+    assert "email.open" in detail.text and "a@b.cn" in detail.text
