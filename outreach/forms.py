@@ -81,10 +81,11 @@ def submission_schema(form: Form) -> Schema:
             )
         spec[name] = field
     if form.consent_text:
+        agree = N_("Please agree to continue.")
         spec["consent"] = fields.Boolean(
             required=True,
-            validate=validate.Equal(True, error=N_("Please agree to continue.")),
-            error_messages=messages,
+            validate=validate.Equal(True, error=agree),
+            error_messages={"required": agree, "null": agree},
         )
     return Schema.from_dict(spec, name="FormSubmissionSchema")(unknown=EXCLUDE)
 
