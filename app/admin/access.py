@@ -38,6 +38,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "pushes.approve": frozenset({Role.OWNER, Role.ADMIN}),
     # Journeys (editing, going live, pausing, archiving, moving enrolments) are the marketers'.
     "journeys.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # The content library: content items, forms and their tracked links.
+    "content.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Keys for the touchpoint API let a system write as the workspace.
+    "api_keys.manage": frozenset({Role.OWNER, Role.ADMIN}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }

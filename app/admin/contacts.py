@@ -20,6 +20,7 @@ from app.admin.labels import (
     ADD_WAY_LABELS,
     CODE_GROUPS,
     CONTACT_ROLE_LABELS,
+    LINK_MEDIUM_LABELS,
     SENIORITY_LABELS,
     TAG_GROUP_LABELS,
     TAG_SOURCE_LABELS,
@@ -70,16 +71,24 @@ INTERACTION_LABELS = {
     "wecom.transfer_failed": _l("WeCom transfer failed"),
     # Recorded by content, forms, email, live streams, events and sales (scored too).
     "content.view": _l("Viewed content"),
+    "content.read": _l("Read content"),
     "content.like": _l("Liked content"),
     "content.share": _l("Shared content"),
+    "content.comment": _l("Commented on content"),
     "form.submit": _l("Submitted a form"),
     "email.open": _l("Opened an email"),
     "email.click": _l("Clicked a link in an email"),
     "email.unsubscribe": _l("Unsubscribed from email"),
+    "email.bounce": _l("An email to them bounced"),
+    "live.join": _l("Joined a live stream"),
+    "live.leave": _l("Left a live stream"),
     "live.watch": _l("Watched a live stream"),
     "event.register": _l("Registered for an event"),
     "event.checkin": _l("Checked in at an event"),
+    "webinar.register": _l("Registered for a webinar"),
+    "webinar.attend": _l("Attended a webinar"),
     "sales.meeting": _l("Met sales"),
+    "sales.call": _l("Had a call with sales"),
 }
 # The properties worth a glance on the timeline, in display order.
 PROPERTY_LABELS = {
@@ -95,13 +104,28 @@ PROPERTY_LABELS = {
     "state": _l("Contact Me state"),
     "removed_by": _l("Removed by"),
     "fail_reason": _l("Reason"),
+    "medium": _l("Placed in"),
+    "topics": _l("Topics"),
+    "products": _l("Products"),
+    "campaign": _l("Campaign"),
 }
+# Properties holding a code, shown by its label.
+PROPERTY_VALUE_LABELS = {"medium": LINK_MEDIUM_LABELS}
 
 
 def key_properties(properties: dict) -> list[tuple[str, object]]:
     return [
-        (label, properties[name]) for name, label in PROPERTY_LABELS.items() if name in properties
+        (label, _property_value(name, properties[name]))
+        for name, label in PROPERTY_LABELS.items()
+        if name in properties
     ]
+
+
+def _property_value(name: str, value):
+    if isinstance(value, list):  # topics, products
+        return "、".join(str(item) for item in value)
+    labels = PROPERTY_VALUE_LABELS.get(name, {})
+    return str(labels[value]) if isinstance(value, str) and value in labels else value
 
 
 @bp.get("/contacts")

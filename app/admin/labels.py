@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
 
 from handlers.titles import SENIORITIES
-from models import AccountSource, Tag, TagGroup, TagSource
+from models import AccountSource, ContentKind, LinkMedium, Tag, TagGroup, TagSource
 from scoring.model import DEFAULT_STAGES, Stage
 
 CONTACT_ROLE_LABELS = {
@@ -59,6 +59,25 @@ ACCOUNT_SOURCE_LABELS = {
     AccountSource.WECOM: _l("WeCom corp name"),
     AccountSource.WECOM_REMARK: _l("WeCom remark by sales"),
     AccountSource.MANUAL: _l("Manual assignment"),
+}
+
+# Content.kind and TrackedLink.medium (also in the properties of a view's interactions).
+CONTENT_KIND_LABELS = {
+    ContentKind.ARTICLE: _l("Article"),
+    ContentKind.PAGE: _l("Landing page"),
+    ContentKind.VIDEO: _l("Video"),
+    ContentKind.DOWNLOAD: _l("Download"),
+    ContentKind.LIVE: _l("Live stream"),
+    ContentKind.EVENT: _l("Event or webinar"),
+}
+LINK_MEDIUM_LABELS = {
+    LinkMedium.MENU: _l("OA menu"),
+    LinkMedium.PUSH: _l("Push"),
+    LinkMedium.ARTICLE: _l("In an article"),
+    LinkMedium.QR: _l("QR code"),
+    LinkMedium.EMAIL: _l("Email"),
+    LinkMedium.FORM: _l("Form follow-up"),
+    LinkMedium.OTHER: _l("Other"),
 }
 
 # StaffNotification.kind: what the salesperson was told about.

@@ -1,0 +1,29 @@
+"""Advocacy: who brings readers and leads by sharing content — staff members through their
+personal links, customers by forwarding what they read — ranked by the leads they brought,
+then by views, over the last 7, 30 or 90 days (outreach.library.leaderboard: one query)."""
+
+from flask import render_template, request
+
+from app.admin import bp, db
+from app.admin.access import requires, workspace_id
+from app.admin.content import window
+from outreach import library
+
+TOP = 100
+KINDS = (library.SharerKind.STAFF, library.SharerKind.CONTACT)
+
+
+@bp.get("/advocacy")
+@requires("view")
+def advocacy():
+    days, since = window()
+    kind = request.args.get("kind")
+    kind = kind if kind in KINDS else None
+    return render_template(
+        "admin/advocacy.html",
+        advocates=library.leaderboard(db(), workspace_id(), since, kind=kind, limit=TOP),
+        days=days,
+        windows=library.WINDOWS,
+        kind=kind,
+        top=TOP,
+    )
