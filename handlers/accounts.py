@@ -57,23 +57,32 @@ def email_domain(email: str | None) -> str | None:
     return domain
 
 
-def account_named(session: Session, workspace_id: int, name: str) -> Account | None:
-    """The account of this company name, created on first sight; None for an empty name."""
+def account_named(
+    session: Session, workspace_id: int, name: str, known: dict | None = None
+) -> Account | None:
+    """The account of this company name, created on first sight; None for an empty name.
+    `known` (normalized name -> account) spares a batch one query per mention."""
     name = " ".join(name.split())[:NAME_LENGTH]
     key = normalize_company(name)
     if not key:
         return None
-    account = _by_key(session, workspace_id, key)
+    account = known.get(key) if known is not None else None
+    if account is None:
+        account = _by_key(session, workspace_id, key)
     if account is not None:
+        if known is not None:
+            known[key] = account
         return account
     try:
         with session.begin_nested():
             account = Account(workspace_id=workspace_id, name=name, normalized_name=key)
             session.add(account)
             session.flush()
-        return account
     except IntegrityError:  # created meanwhile by another worker
-        return _by_key(session, workspace_id, key)
+        account = _by_key(session, workspace_id, key)
+    if known is not None and account is not None:
+        known[key] = account
+    return account
 
 
 def _by_key(session: Session, workspace_id: int, key: str) -> Account | None:
@@ -101,14 +110,16 @@ def assign_account(
     email: str | None = None,
     account: Account | None = None,
     followups: Followups | None = None,
+    known_accounts: dict | None = None,
 ) -> bool:
     """Attach the contact to the account a source names; False when a stronger source
-    already decided (a marketer's manual assignment is never overridden)."""
+    already decided (a marketer's manual assignment is never overridden). `known_accounts`:
+    a batch's accounts by normalized name (see account_named)."""
     current = contact.account_source
     if current is not None and ACCOUNT_SOURCE_STRENGTH[source] < ACCOUNT_SOURCE_STRENGTH[current]:
         return False
     if account is None and company:
-        account = account_named(session, contact.workspace_id, company)
+        account = account_named(session, contact.workspace_id, company, known_accounts)
     if account is None and email:
         domain = email_domain(email)
         account = account_for_domain(session, contact.workspace_id, domain) if domain else None

@@ -87,6 +87,7 @@ def apply_rules(session: Session, ctx: EventContext, contact: Contact) -> None:
                         source=AccountSource.SELF,
                         company=stated["company"],
                         followups=followups,
+                        known_accounts=batch.accounts,
                     )
         case "wechat.menu_click":
             book = batch.tags(session)

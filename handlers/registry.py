@@ -29,6 +29,8 @@ class Batch:
     followups: Followups = field(default_factory=Followups)
     # contact id -> the interaction kinds it performed in this batch (for behavior rules)
     touched: dict[int, set[str]] = field(default_factory=dict)
+    # Accounts the batch's events named, by normalized company name.
+    accounts: dict = field(default_factory=dict)
     _tags: TagBook | None = None
     _rules: RuleBook | None = None
     _titles: TitleDictionary | None = None
@@ -61,6 +63,7 @@ class Batch:
         """After an event rolled back: drop what it may have cached (new contacts, tags)."""
         self.identities.forget_new(session)
         self._tags = None
+        self.accounts = {}
 
 
 @dataclass

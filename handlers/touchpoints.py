@@ -312,6 +312,7 @@ def _enrich(session: Session, ctx: EventContext, contact: Contact, person: dict)
             source=AccountSource.FORM,
             company=person["company"],
             followups=followups,
+            known_accounts=batch.accounts,
         )
     else:
         email = (ctx.event.details.get("identity") or {}).get("email")
