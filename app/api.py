@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from app.admin import limiter
 from app.extensions import harpoon
 from handlers.contacts import live, normalized_identity
-from handlers.touchpoints import KINDS, MAX_BATCH, TOUCHPOINT, TouchpointSchema, api_row
+from handlers.touchpoints import KINDS, MAX_BATCH, TouchpointSchema, api_row
 from models import (
     Account,
     ApiKey,
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 SIGNATURE_HEADER = "X-Harpoon-Signature"
+TOUCHPOINTS = TouchpointSchema(many=True)
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
@@ -100,12 +101,14 @@ def post_touchpoints():
         return _error(413, f"at most {MAX_BATCH} items per request, got {len(items)}")
     received = utcnow()
     results, rows = [], []
-    for index, item in enumerate(items):
-        try:
-            valid = TOUCHPOINT.load(item if isinstance(item, dict) else {"": item})
-            _channel_of_openid(valid, oa_ids)
-        except ValidationError as exc:
-            results.append({"index": index, "status": "rejected", "errors": exc.messages})
+    for index, valid, errors in _checked(items):
+        if not errors:
+            try:
+                _channel_of_openid(valid, oa_ids)
+            except ValidationError as exc:
+                errors = exc.messages
+        if errors:
+            results.append({"index": index, "status": "rejected", "errors": errors})
             continue
         rows.append(api_row(workspace_id, valid, received))
         results.append({"index": index, "status": None, "key": rows[-1]["dedupe_key"]})
@@ -130,6 +133,16 @@ def post_touchpoints():
         "items": results,
     }
     return answer, 422 if counts["rejected"] == len(items) else 200
+
+
+def _checked(items: list):
+    """(index, valid item, errors) per item: the batch through the schema at once (a third
+    faster than item by item, bench/touchpoints.py (a))."""
+    try:
+        return [(i, item, None) for i, item in enumerate(TOUCHPOINTS.load(items))]
+    except ValidationError as exc:
+        errors = exc.messages if isinstance(exc.messages, dict) else {}
+        return [(i, item, errors.get(i)) for i, item in enumerate(exc.valid_data or [])]
 
 
 def _channel_of_openid(item: dict, oa_ids: set[int]) -> None:
