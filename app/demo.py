@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, or_, select
 from werkzeug.serving import make_server
 
 from app.channels import (
@@ -30,9 +30,12 @@ from app.channels import (
     workspace_named,
 )
 from app.demo_data import (
+    ARTICLE_LINKS,
     demo_contact_ways,
+    demo_links,
     demo_menu_document,
     demo_qr_codes,
+    seed_demo_content,
     seed_demo_journey,
     seed_demo_outreach,
     seed_demo_tagging,
@@ -45,12 +48,16 @@ from handlers.staff import sync_staff
 from handlers.tags import TagBook, queue_holders_sync
 from models import (
     Account,
+    ApiKey,
     Channel,
     ChannelKind,
     Contact,
     Enrolment,
+    FollowUpStatus,
+    FormSubmission,
     InboundEvent,
     Interaction,
+    PageView,
     QrCode,
     Role,
     Tag,
@@ -59,6 +66,7 @@ from models import (
     User,
 )
 from outreach import menus
+from outreach.api_keys import create_api_key, revoke_api_key
 from outreach.qrcodes import create_qr_code, renew_qr_code
 from wechat.clients import WeChatClients
 from wechat.sandbox import create_sandbox, wecom
@@ -74,6 +82,7 @@ DEMO_CORP_ID = "wwdemo0000000001"
 STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
 OWNER_STAFF = "zhangsan"
 CONTACT_STATES = ["expo2026-booth", "webinar"]
+DEMO_API_KEY = "演示：直播平台脚本"
 
 
 @dataclass
@@ -105,10 +114,13 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     threading.Thread(target=sandbox_server.serve_forever, daemon=True).start()
 
-    channels = seed_workspace(h.db)
+    channels = seed_workspace(h.db, base)
     register_tenants(state, channels, base)
     clients = WeChatClients(sandbox_url, h.wechat.store)
-    tickets = seed_platform(state, clients, channels, h.db)
+    tickets = seed_platform(state, clients, channels, h.db, base)
+    api_key = issue_demo_api_key(h.db)
+    with h.db.session() as session:
+        links = demo_links(session, channels.oa.workspace_id, base)
 
     web = start_harpoon(port, sandbox_url)
     stop = threading.Event()
@@ -120,9 +132,6 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         click.echo(
             f"Callbacks {callback_url(base, channels.oa)}, {callback_url(base, channels.wecom)}"
         )
-        click.echo(
-            f"Simulating {population} people at {rate} actions/s (seed {seed}); Ctrl-C stops."
-        )
         simulator = Simulator(
             state,
             state.tenant(DEMO_OA_APPID),
@@ -132,6 +141,19 @@ def demo(port, sandbox_port, rate, population, seed, duration):
             staff=list(STAFF),
             contact_states=CONTACT_STATES,
             tickets=tickets,
+            harpoon_url=base,
+            articles=[links[key] for key in ARTICLE_LINKS if key in links],
+        )
+        example = "" if port == 8000 else f" --base {base}"
+        click.echo(
+            f"API       key {api_key} (shown once; the next run makes a new one)\n"
+            f"          .venv/bin/python examples/post_live_minutes.py --key {api_key}"
+            f"{example} --phone {simulator.people[0].phone}\n"
+            "          (posts live-stream minutes and shows the score move; a phone from a "
+            "'filled the form' line below names that person and their account)"
+        )
+        click.echo(
+            f"Simulating {population} people at {rate} actions/s (seed {seed}); Ctrl-C stops."
         )
         echo = lambda line: click.echo(f"  {line}")  # noqa: E731
         threading.Thread(target=simulator.run, args=(stop, rate, echo), daemon=True).start()
@@ -170,8 +192,9 @@ def sandbox_serve(port):
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
-def seed_workspace(db) -> DemoChannels:
-    """The demo workspace, its sign-in and its two channels, created once and reused after."""
+def seed_workspace(db, public_base: str) -> DemoChannels:
+    """The demo workspace, its sign-in, its two channels and its content library, created
+    once and reused after."""
     with db.session() as session:
         workspace = workspace_named(session, DEMO_WORKSPACE)
         owner = session.scalar(select(User).where(User.email == DEMO_LOGIN))
@@ -210,7 +233,10 @@ def seed_workspace(db) -> DemoChannels:
             )
         session.commit()
         seed_demo_tagging(session, workspace.id, owner.id, DEMO_LOGIN)
-        seed_demo_outreach(session, workspace.id, found[ChannelKind.OA].id, owner.id)
+        oa_id = found[ChannelKind.OA].id
+        seed_demo_content(session, workspace.id, oa_id, owner.id)
+        links = demo_links(session, workspace.id, public_base)
+        seed_demo_outreach(session, workspace.id, oa_id, owner.id, links)
         seed_demo_journey(session, workspace.id, owner.id)
         return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])
 
@@ -240,11 +266,14 @@ def register_tenant(state: Sandbox, channel: Channel, base: str) -> None:
     )
 
 
-def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels, db) -> dict:
-    """Menus, channel QR codes, staff and 联系我 codes, made through Harpoon's own clients."""
+def seed_platform(
+    state: Sandbox, clients: WeChatClients, channels: DemoChannels, db, public_base: str
+) -> dict:
+    """Menus, channel QR codes, staff and 联系我 codes, made through Harpoon's own clients;
+    menus and QR welcomes carry the content library's tracked links under `public_base`."""
     oa_client = clients.oa(channels.oa.app_id, channels.oa.secret)
-    publish_demo_menus(db, channels.oa, oa_client)
-    tickets = seed_qr_codes(db, channels.oa, oa_client)
+    publish_demo_menus(db, channels.oa, oa_client, public_base)
+    tickets = seed_qr_codes(db, channels.oa, oa_client, public_base)
     corp = state.tenant(channels.wecom.app_id)
     for userid, name in STAFF.items():
         # The demo sign-in is 张三 in WeCom too: the owner of the target accounts gets
@@ -256,7 +285,7 @@ def seed_platform(state: Sandbox, clients: WeChatClients, channels: DemoChannels
     return tickets
 
 
-def publish_demo_menus(db, channel: Channel, client) -> None:
+def publish_demo_menus(db, channel: Channel, client, public_base: str) -> None:
     """The OA's menus, published through outreach.menus as the admin page publishes them:
     the live version again on a rerun (a marketer's edits survive), else the demo's."""
     with db.session() as session:
@@ -264,7 +293,11 @@ def publish_demo_menus(db, channel: Channel, client) -> None:
         forget_oa_tags(session, channel)
         owner_id = session.scalar(select(User.id).where(User.email == DEMO_LOGIN))
         live = menus.published_of(session, channel.id)
-        document = live.document if live else demo_menu_document(session, channel.workspace_id)
+        if live:
+            document = live.document
+        else:
+            links = demo_links(session, channel.workspace_id, public_base)
+            document = demo_menu_document(session, channel.workspace_id, links)
         version = menus.new_version(channel, document, owner_id)
         result = menus.publish(session, channel, client, version, owner_id)
         session.commit()
@@ -284,14 +317,16 @@ def forget_oa_tags(session, channel: Channel) -> None:
         queue_holders_sync(session, book, tag)
 
 
-def seed_qr_codes(db, channel: Channel, client) -> dict[str, str]:
+def seed_qr_codes(db, channel: Channel, client, public_base: str = "") -> dict[str, str]:
     """The channel QR codes the simulated followers scan, made through the same function
-    as the admin page (each with its tags and welcome); on a rerun the fresh sandbox
-    issues their tickets again. Returns the tickets by scene."""
+    as the admin page (each with its tags and welcome, which carries the demo's tracked
+    links under `public_base`); on a rerun the fresh sandbox issues their tickets again.
+    Returns the tickets by scene."""
     with db.session() as session:
         channel = session.get(Channel, channel.id)
+        links = demo_links(session, channel.workspace_id, public_base) if public_base else {}
         tickets = {}
-        for spec in demo_qr_codes(session, channel.workspace_id):
+        for spec in demo_qr_codes(session, channel.workspace_id, links):
             code = session.scalar(
                 select(QrCode).where(QrCode.channel_id == channel.id, QrCode.scene == spec["scene"])
             )
@@ -316,8 +351,34 @@ def seed_contact_ways(db, channel: Channel, client) -> None:
         session.commit()
 
 
+def issue_demo_api_key(db) -> str:
+    """A key for the touchpoint API example: made anew each run (a key is shown only when
+    it is made), the previous run's revoked."""
+    with db.session() as session:
+        workspace = workspace_named(session, DEMO_WORKSPACE)
+        owner_id = session.scalar(select(User.id).where(User.email == DEMO_LOGIN))
+        earlier = session.scalars(
+            select(ApiKey.id).where(
+                ApiKey.workspace_id == workspace.id,
+                ApiKey.name == DEMO_API_KEY,
+                ApiKey.revoked_at.is_(None),
+            )
+        ).all()
+        for key_id in earlier:
+            revoke_api_key(session, workspace.id, key_id)
+        key = create_api_key(session, workspace.id, DEMO_API_KEY, created_by=owner_id)
+        session.commit()
+        return key.key
+
+
 def start_harpoon(port: int, sandbox_url: str) -> subprocess.Popen:
-    env = dict(os.environ, HARPOON_BIND=f"127.0.0.1:{port}", HARPOON_WECHAT_API_URL=sandbox_url)
+    # Tracked links, OAuth returns and follow-ups name the demo's own address.
+    env = dict(
+        os.environ,
+        HARPOON_BIND=f"127.0.0.1:{port}",
+        HARPOON_WECHAT_API_URL=sandbox_url,
+        HARPOON_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+    )
     env.setdefault("HARPOON_LOG_LEVEL", "WARNING")  # the status lines tell the story
     gunicorn = Path(sys.executable).parent / "gunicorn"
     return subprocess.Popen(
@@ -373,6 +434,25 @@ def status_line(db, state: Sandbox) -> str:
             session.execute(select(Enrolment.status, func.count()).group_by(Enrolment.status)).all()
         )
         mid_journey = session.scalar(select(func.count()).where(Enrolment.entered_node != "start"))
+        shared = or_(
+            PageView.sharer_openid.is_not(None),
+            PageView.sharer_staff_id.is_not(None),
+            PageView.sharer_contact_id.is_not(None),
+        )
+        reads, read_seconds, via_shares = session.execute(
+            select(
+                func.count(PageView.openid),
+                func.coalesce(func.sum(PageView.recorded_seconds), 0),
+                func.count(case((shared, 1))),
+            )
+        ).one()
+        forms = dict(
+            session.execute(
+                select(FormSubmission.followup_status, func.count()).group_by(
+                    FormSubmission.followup_status
+                )
+            ).all()
+        )
     with state.lock:
         finished = [d for d in state.deliveries if d.done]
         failed = sum(1 for d in finished if not d.accepted)
@@ -391,4 +471,7 @@ def status_line(db, state: Sandbox) -> str:
         + "\n  journeys: "
         + (", ".join(f"{status} {count}" for status, count in sorted(enrolments.items())) or "-")
         + f" (entered mid-journey {mid_journey})"
+        + f"\n  content: reads {reads} ({read_seconds / 60:.1f} min read), via shares "
+        f"{via_shares} | forms {sum(forms.values())} (follow-ups sent "
+        f"{forms.get(FollowUpStatus.SENT, 0)}, failed {forms.get(FollowUpStatus.FAILED, 0)})"
     )

@@ -1,9 +1,9 @@
-"""What the demo workspace starts with: an ICP list, tag rules, synced tags and its
-scoring model.
+"""What the demo workspace starts with: an ICP list, tag rules, synced tags, its
+scoring model, and a content library with tracked links and a form.
 
 The simulator's companies are the target accounts; the rules turn what the
-simulated followers do (menus, messages, QR scans, WeCom adds) into role,
-seniority, industry, interest and source tags.
+simulated followers do (menus, messages, QR scans, WeCom adds, pages read) into
+role, seniority, industry, interest and source tags.
 """
 
 import csv
@@ -19,16 +19,28 @@ from handlers.rule_config import DEFAULT_PROFILE_PATTERN
 from handlers.tags import TagBook
 from models import (
     AccountImport,
+    Content,
+    ContentKind,
     Journey,
     JourneyStatus,
     JourneyVersion,
+    LinkMedium,
     Push,
     PushStatus,
     RuleKind,
     SavedSegment,
     TagGroup,
     TagRule,
+    TrackedLink,
     utcnow,
+)
+from outreach.content import create_link, link_path
+from outreach.library import (
+    FormChoices,
+    load_content,
+    load_form_definition,
+    save_content,
+    save_form,
 )
 from outreach.segments import Segment, save_segment
 from scoring.engine import save_model
@@ -66,22 +78,6 @@ SOLUTION_BUTTONS = [
     {"type": "click", "name": "价格方案", "key": "PRICING"},
     {"type": "click", "name": "预约演示", "key": "BOOK_DEMO"},
 ]
-SOLUTIONS_MENU = {
-    "name": "解决方案",
-    "sub_button": [
-        SOLUTION_BUTTONS[0],
-        {"type": "view", "name": "产品白皮书", "url": "https://harpoon.example/whitepaper"},
-        *SOLUTION_BUTTONS[1:],
-    ],
-}
-ABOUT_MENU = {
-    "name": "关于我们",
-    "sub_button": [
-        {"type": "view", "name": "公司介绍", "url": "https://harpoon.example/about"},
-        {"type": "view", "name": "产品白皮书", "url": "https://harpoon.example/whitepaper"},
-        {"type": "click", "name": "联系销售", "key": "CONTACT_SALES"},
-    ],
-}
 # industry -> (its menu's name, [(button, key, interest tag, reply)])
 INDUSTRY_MENUS = {
     "医美": (
@@ -166,9 +162,9 @@ def seed_demo_tagging(session: Session, workspace_id: int, owner_id: int, owner_
             "读白皮书",
             (TagGroup.INTEREST, "白皮书"),
             {
-                "kinds": ["wechat.menu_view"],
-                "property": "url",
-                "value": "whitepaper",
+                "kinds": ["content.view"],
+                "property": "title",
+                "value": "白皮书",
                 "match": "contains",
                 "min_count": 1,
                 "days": 30,
@@ -249,10 +245,36 @@ def _clicks(key: str, count: int) -> dict:
     }
 
 
-def demo_menu_document(session: Session, workspace_id: int) -> dict:
+def demo_menu_document(session: Session, workspace_id: int, links: dict[str, str]) -> dict:
     """The demo OA's menus as an outreach.menus document: each industry's menu keeps the
-    "我是..." menu and the solution clicks the scoring rules count."""
+    "我是..." menu and the solution clicks the scoring rules count; `view` buttons open the
+    tracked links of the content library (`demo_links`), so a tap names its reader."""
     book = TagBook(session, workspace_id)
+
+    def views(*names: str) -> list[dict]:
+        return [
+            {"type": "view", "name": name, "url": links[MENU_LINKS[name]]}
+            for name in names
+            if MENU_LINKS[name] in links
+        ]
+
+    solutions = {
+        "name": "解决方案",
+        "sub_button": [
+            SOLUTION_BUTTONS[0],
+            *views("产品白皮书"),
+            SOLUTION_BUTTONS[1],
+            *views("价格详情"),
+            SOLUTION_BUTTONS[2],
+        ],
+    }
+    about = {
+        "name": "关于我们",
+        "sub_button": [
+            *views("产品白皮书", "客户案例", "ABM 实战"),
+            {"type": "click", "name": "联系销售", "key": "CONTACT_SALES"},
+        ],
+    }
     conditional = []
     for industry, (menu_name, buttons) in INDUSTRY_MENUS.items():
         own = [
@@ -271,27 +293,31 @@ def demo_menu_document(session: Session, workspace_id: int) -> dict:
                 "buttons": [
                     {"name": menu_name, "sub_button": own + SOLUTION_BUTTONS},
                     SELF_ID_MENU,
-                    ABOUT_MENU,
+                    about,
                 ],
             }
         )
-    return {"default": [SOLUTIONS_MENU, SELF_ID_MENU, ABOUT_MENU], "conditional": conditional}
+    return {"default": [solutions, SELF_ID_MENU, about], "conditional": conditional}
 
 
-def demo_qr_codes(session: Session, workspace_id: int) -> list[dict]:
+def demo_qr_codes(session: Session, workspace_id: int, links: dict[str, str]) -> list[dict]:
     """The simulator's channel QR scenes as permanent codes with tags and a welcome (its
-    "search" channel has none: those people find the account by searching)."""
+    "search" channel has none: those people find the account by searching). The expo's
+    welcome carries the registration form's link, the white paper code's the paper's."""
     book = TagBook(session, workspace_id)
 
     def tags(*names: tuple[str, str]) -> list[int]:
         return [book.get(session, group, name).id for group, name in names]
 
+    expo_form = f"登记领取《{WHITEPAPER}》：{links['expo_form']}" if "expo_form" in links else ""
+    paper = links.get("qr_whitepaper", "")
     codes = {
         "expo2026": {
             "name": "2026 工博会展台",
             "tag_ids": tags((TagGroup.SOURCE, "展会")),
-            "welcome_reply": "欢迎来到 Harpoon 展台！回复“试用”申请试用，"
-            "或点菜单“预约演示”请顾问现场讲解。",
+            "welcome_reply": "欢迎来到 Harpoon 展台！"
+            + (expo_form + "。" if expo_form else "")
+            + "回复“试用”申请试用，或点菜单“预约演示”请顾问现场讲解。",
         },
         "webinar-cio": {
             "name": "CIO 数字化转型直播",
@@ -302,8 +328,9 @@ def demo_qr_codes(session: Session, workspace_id: int) -> list[dict]:
         "whitepaper-ai": {
             "name": "AI 白皮书下载",
             "tag_ids": tags((TagGroup.SOURCE, "白皮书"), (TagGroup.INTEREST, "AI")),
-            "welcome_reply": "《制造业 AI 落地白皮书》在这里：https://harpoon.example/whitepaper"
-            " 读完想了解方案，回复“报价”即可。",
+            "welcome_reply": f"《{WHITEPAPER}》在这里"
+            + (f"：{paper}" if paper else "，点菜单“关于我们 → 产品白皮书”阅读")
+            + "。读完想了解方案，回复“报价”即可。",
         },
     }
     return [{"scene": scene, **codes[scene]} for scene in CHANNELS if scene in codes]
@@ -336,6 +363,162 @@ def demo_contact_ways(session: Session, workspace_id: int) -> list[dict]:
     ]
 
 
+# The content library (Step 9): hosted pages (read with the beacon) and one article
+# elsewhere, each reached through tracked links placed in a medium, so a view names its
+# reader and what the page is about scores.
+WHITEPAPER = "2026 制造业数字化转型白皮书（摘要）"
+CASE_STUDY = "AI 客服落地案例：南京紫金银行"
+PRICING = "Harpoon 价格方案"
+ABM_ARTICLE = "ABM 实战：B2B 营销如何找准采购委员会"
+DEMO_CONTENT = [
+    {
+        "kind": ContentKind.DOWNLOAD.value,
+        "title": WHITEPAPER,
+        "summary": "120 家制造企业的数字化转型调研：投入、路径与回报。",
+        "topics": "制造、数字化",
+        "products": "harpoon",
+        "body": "2026 年，制造业的数字化转型从“建系统”走向“用数据”。我们调研了 120 家"
+        "年营收 10 亿元以上的制造企业，七成已完成 ERP 与 MES 的基础建设，"
+        "但只有两成能把设备、订单和客户数据连起来做决策。\n\n"
+        "投入最多的三个方向是：设备联网与预测性维护、供应链协同、以及面向经销商和终端客户的"
+        "数字化营销。其中营销数字化的回报周期最短，平均 9 个月收回投入。\n\n"
+        "转型成功的企业有三个共同点：一把手亲自牵头、IT 与业务共用一套指标、"
+        "先在一条产线或一个区域做出样板再推广。\n\n"
+        "完整版白皮书附 12 个行业案例和一份自评清单，可在展台或公众号登记领取。",
+    },
+    {
+        "kind": ContentKind.PAGE.value,
+        "title": CASE_STUDY,
+        "summary": "智能客服上线半年，人工坐席压力下降四成。",
+        "topics": "金融、ai",
+        "products": "harpoon",
+        "body": "南京紫金银行的零售客户超过 600 万，过去每逢理财产品发售，"
+        "客服热线的排队时间都会超过 10 分钟。\n\n"
+        "项目组先用三个月梳理了 1,200 个高频问题，再以大模型加知识库的方式上线智能客服，"
+        "所有回答都可追溯到行内制度原文，满足合规审查。\n\n"
+        "上线半年后，七成咨询由智能客服直接解决，人工坐席的压力下降四成，"
+        "客户满意度从 86% 提升到 93%。\n\n"
+        "下一步，银行计划把同一套知识库开放给客户经理，在企业微信里为对公客户提供服务。",
+    },
+    {
+        "kind": ContentKind.PAGE.value,
+        "title": PRICING,
+        "summary": "按席位与联系人规模计费，私有化部署另议。",
+        "topics": "pricing",
+        "products": "harpoon",
+        "body": "标准版：每年 6.8 万元起，含 5 个席位、1 个服务号和 1 个企业微信，"
+        "适合刚开始做私域运营的团队。\n\n"
+        "专业版：每年 19.8 万元起，含 20 个席位、账户评分、客户旅程与 API，"
+        "适合以目标客户（ABM）为核心的 B2B 营销团队。\n\n"
+        "企业版：私有化部署，按联系人规模报价，提供专属顾问与 SLA 保障。\n\n"
+        "所有版本均可免费试用 30 天，回复“试用”即可申请。",
+    },
+    {
+        "kind": ContentKind.ARTICLE.value,
+        "title": ABM_ARTICLE,
+        "summary": "从一个人到一个采购委员会：B2B 营销的目标变了。",
+        "topics": "abm",
+        "url": "https://example.com/blog/abm-buying-committee",
+    },
+]
+DEMO_FORM = "领取白皮书 / 展会报名"
+DEMO_FORM_TAGS = [(TagGroup.SOURCE, "展会"), (TagGroup.INTEREST, "白皮书")]
+# Where each content item's tracked links are placed: (key, title, medium, label).
+DEMO_LINKS = [
+    ("menu_whitepaper", WHITEPAPER, LinkMedium.MENU, "菜单：产品白皮书"),
+    ("menu_case", CASE_STUDY, LinkMedium.MENU, "菜单：客户案例"),
+    ("menu_pricing", PRICING, LinkMedium.MENU, "菜单：价格详情"),
+    ("menu_abm", ABM_ARTICLE, LinkMedium.MENU, "菜单：ABM 实战"),
+    ("push_case", CASE_STUDY, LinkMedium.PUSH, "推送：CIO 闭门会邀请"),
+    ("article_pricing", PRICING, LinkMedium.ARTICLE, "文章：选型指南（阅读原文）"),
+    ("article_abm", ABM_ARTICLE, LinkMedium.ARTICLE, "文章：ABM 实战（转载）"),
+    ("qr_whitepaper", WHITEPAPER, LinkMedium.QR, "二维码：AI 白皮书欢迎语"),
+    ("expo_form", DEMO_FORM, LinkMedium.QR, "二维码：展会欢迎语"),
+]
+# A menu button's name -> the link it opens.
+MENU_LINKS = {
+    "产品白皮书": "menu_whitepaper",
+    "客户案例": "menu_case",
+    "价格详情": "menu_pricing",
+    "ABM 实战": "menu_abm",
+}
+# The links the simulated people come across in articles (a 阅读原文, a repost).
+ARTICLE_LINKS = ("article_pricing", "article_abm")
+
+
+def seed_demo_content(
+    session: Session, workspace_id: int, oa_channel_id: int, owner_id: int | None
+):
+    """Once per workspace: the content library, the expo's registration form handing out
+    the white paper, and their tracked links on the OA, made through the content library's
+    own schemas and functions."""
+    if session.scalar(select(Content.id).where(Content.workspace_id == workspace_id).limit(1)):
+        return
+    book = TagBook(session, workspace_id)
+    contents = {}
+    for spec in DEMO_CONTENT:
+        content = save_content(session, workspace_id, load_content(spec), user_id=owner_id)
+        contents[content.title] = content
+    tags = [book.get(session, *tag) for tag in DEMO_FORM_TAGS]
+    definition = load_form_definition(
+        {
+            "title": DEMO_FORM,
+            "intro": "感谢莅临 Harpoon 展台！留下联系方式，白皮书完整版会发到您的微信。",
+            "fields": {
+                "name": "required",
+                "company": "required",
+                "title": "required",
+                "phone": "required",
+                "email": "optional",
+            },
+            "consent_text": "我同意 Harpoon 就本次展会与我联系，并发送产品资讯。",
+            "thank_you": "登记成功！白皮书稍后发到您的微信。",
+            "tag_ids": [tag.id for tag in tags],
+            "download_content_id": contents[WHITEPAPER].id,
+            "follow_up": {
+                "wechat": True,
+                "email": True,
+                "message": "感谢莅临 Harpoon 展台，白皮书请查收：",
+            },
+        },
+        FormChoices(
+            tag_ids=frozenset(tag.id for tag in tags),
+            content_ids=frozenset(c.id for c in contents.values()),
+        ),
+    )
+    form = save_form(session, workspace_id, definition, user_id=owner_id)
+    for _, title, medium, label in DEMO_LINKS:
+        target = {"form_id": form.id} if title == DEMO_FORM else {"content_id": contents[title].id}
+        create_link(
+            session,
+            workspace_id,
+            **target,
+            channel_id=oa_channel_id,
+            medium=medium,
+            label=label,
+            created_by=owner_id,
+        )
+    session.commit()
+
+
+def demo_links(session: Session, workspace_id: int, public_base: str) -> dict[str, str]:
+    """The public URLs of the demo's tracked links by key (DEMO_LINKS), for the menus, the
+    push, the QR welcomes and the simulator; empty for a workspace without them."""
+    by_label = {
+        link.label: link
+        for link in session.scalars(
+            select(TrackedLink).where(
+                TrackedLink.workspace_id == workspace_id, TrackedLink.archived_at.is_(None)
+            )
+        )
+    }
+    return {
+        key: f"{public_base}{link_path(by_label[label])}"
+        for key, _, _, label in DEMO_LINKS
+        if label in by_label
+    }
+
+
 # Saved segments, and a push to one of them that goes out a minute and a half after the
 # demo starts, once simulated followers have arrived (the cron job sends due pushes).
 DEMO_SEGMENTS = [
@@ -349,10 +532,16 @@ DEMO_SEGMENTS = [
 DEMO_PUSH_TEXT = "华东区 CIO 闭门会：本周五下午两点，聊聊数据平台选型。回复「报名」即可预留席位。"
 
 
-def seed_demo_outreach(session: Session, workspace_id: int, oa_channel_id: int, owner_id: int):
-    """Once per workspace: the demo's segments and a scheduled push to the first."""
+def seed_demo_outreach(
+    session: Session, workspace_id: int, oa_channel_id: int, owner_id: int, links: dict[str, str]
+):
+    """Once per workspace: the demo's segments and a scheduled push to the first, which
+    carries the case study's tracked link (medium push)."""
     if session.scalar(select(SavedSegment.id).where(SavedSegment.workspace_id == workspace_id)):
         return
+    text = DEMO_PUSH_TEXT
+    if "push_case" in links:
+        text += f"会前可先读《{CASE_STUDY}》：{links['push_case']}"
     saved = [
         save_segment(session, workspace_id, name, description, segment.to_document(), owner_id)
         for name, description, segment in DEMO_SEGMENTS
@@ -362,7 +551,7 @@ def seed_demo_outreach(session: Session, workspace_id: int, oa_channel_id: int, 
             workspace_id=workspace_id,
             channel_id=oa_channel_id,
             name="CIO 闭门会邀请",
-            content={"type": "text", "text": DEMO_PUSH_TEXT},
+            content={"type": "text", "text": text},
             segment_id=saved[0].id,
             status=PushStatus.SCHEDULED,
             scheduled_at=utcnow() + timedelta(seconds=90),

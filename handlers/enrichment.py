@@ -85,13 +85,14 @@ def enrich_followers(
         identities = _unenriched(session, channel, IdentityKind.OPENID, OPENIDS_PER_USER_BATCH)
         if not identities:
             return result
-        infos = {
-            info.get("openid"): info for info in user_infos(client, [i.value for i in identities])
-        }
+        infos = _user_infos(client, [i.value for i in identities])
         now = utcnow()
         for identity in identities:
             info = infos.get(identity.value) or {}
             identity.enriched_at = now
+            if "error" in info:  # not an openid of this OA (e.g. one a touchpoint named)
+                identity.details = info
+                continue
             identity.details = {
                 k: info[k]
                 for k in (
@@ -120,6 +121,29 @@ def enrich_followers(
         session.commit()
     result.more = True  # its share done; more may wait
     return result
+
+
+INVALID_OPENID = 40003
+
+
+def _user_infos(client, openids: list[str]) -> dict[str, dict]:
+    """user/info by openid, 100 a call; a batch the platform refuses for an invalid openid
+    is asked one by one, so one bad openid (posted through the API, say) never blocks the
+    channel's enrichment: its answer is {"error": ...}."""
+    try:
+        return {info.get("openid"): info for info in user_infos(client, openids)}
+    except WeChatApiError as exc:
+        if exc.errcode != INVALID_OPENID:
+            raise
+    infos = {}
+    for openid in openids:
+        try:
+            infos[openid] = client.user.get(openid)
+        except WeChatApiError as exc:
+            if exc.errcode != INVALID_OPENID:
+                raise
+            infos[openid] = {"error": f"{exc.errcode} {exc.errmsg}"}
+    return infos
 
 
 def enrich_external_contacts(

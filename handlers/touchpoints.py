@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from handlers.accounts import assign_account
 from handlers.contacts import attach_identity, find_identity, live, normalized_identity, set_title
 from handlers.interactions import record_interaction
+from handlers.oa import ENRICH_FOLLOWERS
 from handlers.registry import EventContext, handles
 from handlers.tags import apply_tags
 from models import (
@@ -277,6 +278,8 @@ def _person(session: Session, ctx: EventContext) -> Contact | None:
             return None
         identity = ctx.identities.resolve(session, *first, ctx.event.occurred_at)
         contact = live(session, identity.contact)
+    if first[0] == IdentityKind.OPENID and identity.enriched_at is None:
+        ctx.batch.followups.add(ENRICH_FOLLOWERS, first[1])  # user/info: unionid, following
     for key in keys:
         if key != first and not (key[0] in CHANNEL_BOUND and key[1] is None):
             kind, channel_id, value = key

@@ -454,13 +454,16 @@ DEFAULT_RULES = (
     ScoreRule("email_open", "email.open", 1, per_day=1),
     ScoreRule("email_click", "email.click", 3, per_day=3, signal="intent"),
     ScoreRule("email_unsubscribe", "email.unsubscribe", -10),
+    ScoreRule("email_bounce", "email.bounce", 0),
     ScoreRule("live_join", "live.join", 2, per_day=1, signal="engagement"),
+    ScoreRule("live_leave", "live.leave", 0),  # the minutes come with live.watch
     ScoreRule("live_watch", "live.watch", 5, per_minute=0.5, signal="engagement"),
     ScoreRule("webinar_register", "webinar.register", 10, signal="engagement"),
     ScoreRule("webinar_attend", "webinar.attend", 15, per_minute=0.5, signal="engagement"),
     ScoreRule("event_register", "event.register", 10, signal="engagement"),
     ScoreRule("event_checkin", "event.checkin", 25, signal="engagement"),
     ScoreRule("meeting", "sales.meeting", 30, signal="engagement"),
+    ScoreRule("sales_call", "sales.call", 15, per_day=1, signal="engagement"),
 )
 
 DEFAULT_TIERS = (

@@ -149,6 +149,9 @@ def test_make_run_demo_shows_traffic_flowing(embedded_env, tmp_path):
     done = int(re.search(r"done (\d+)", status[-1]).group(1))
     assert done > 0
     assert "followed via" in result.stdout
+    assert "examples/post_live_minutes.py --key hk_" in result.stdout
+    reads = [line for line in result.stdout.splitlines() if "content: reads " in line]
+    assert reads and int(re.search(r"content: reads (\d+)", reads[-1]).group(1)) > 0
 
 
 def admin_page(base: str, email: str, password: str, path: str) -> str:

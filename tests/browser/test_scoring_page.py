@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from app.channels import workspace_named
 from scoring.engine import load_model
-from scoring.model import PRESETS
+from scoring.model import DEFAULT_RULES, PRESETS
 from tests.app.admin.conftest import make_user
 from tests.app.admin.test_scoring import committee_accounts
 from tests.browser.conftest import screenshot
@@ -24,7 +24,7 @@ def test_a_marketer_previews_and_saves_the_bottom_up_preset(app, live_server, pa
 
     page.click("nav.sidebar a[href='/admin/scoring']")
     expect(page.locator("main")).to_contain_text("The shipped model is in force")
-    expect(page.locator("table.score-rules tbody tr")).to_have_count(26)
+    expect(page.locator("table.score-rules tbody tr")).to_have_count(len(DEFAULT_RULES))
     screenshot(page, "scoring_rules")
 
     for tab in ("mqa", "tiers", "stages"):

@@ -308,3 +308,28 @@ def test_the_beacon_records_reading_likes_and_shares_of_real_views_only(app, pla
     assert entry.minutes == read.engagement_minutes and entry.points == pytest.approx(
         0.5 * read.engagement_minutes
     )
+
+
+def test_an_openid_the_platform_does_not_know_never_blocks_the_oas_enrichment(
+    app, platform, channel_id
+):
+    """A reader's openid is looked up (user/info) like a follower's; a bogus one posted
+    through the API is marked, and the batch it came with is enriched all the same."""
+    from outreach.api_keys import create_api_key
+
+    _, code = make_content(app, channel_id)
+    open_in_wechat(app.test_client(), platform, f"/t/{code}", "oRealReader")
+    with harpoon_of(app).db.session() as session:
+        key = create_api_key(session, workspace_named(session, "acme").id, "crm").key
+        session.commit()
+    answer = app.test_client().post(
+        "/api/v1/touchpoints",
+        json={"items": [{"kind": "email.open", "openid": "oNobodyAtAll"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert answer.json["accepted"] == 1
+    run_jobs(app)
+
+    details = {i.value: i.details for i in all_rows(app, Identity, Identity.kind == "openid")}
+    assert details["oRealReader"]["subscribe"] == 0  # read, never followed
+    assert details["oNobodyAtAll"] == {"error": "40003 invalid openid"}

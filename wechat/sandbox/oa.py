@@ -17,8 +17,11 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, jsonify, redirect, request
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
 from wechat import simulate
+from wechat.callbacks import CallbackRejected, parse_xml
 from wechat.sandbox.core import OA, ApiError, Sandbox, Tenant, body, ok
 from wechat.sandbox.core import sandbox as current_sandbox
 
@@ -1129,7 +1132,8 @@ def _new_qrcode(state: OAState, action: str, scene_id: int, scene_str: str) -> Q
 def oauth_authorize():
     """connect/oauth2/authorize: redirects (302) to redirect_uri?code=CODE&state=S.
     Sandbox only: `openid` says who is reading, which WeChat knows and we must be told.
-    The sandbox grants snsapi_base only."""
+    The sandbox grants snsapi_base only. A reader who does not follow the OA is a user of
+    it from now on, as on WeChat: user/info answers `subscribe: 0` for them."""
     args = request.args
     tenant = current_sandbox().tenant(args.get("appid", ""))
     if not args.get("redirect_uri"):
@@ -1145,6 +1149,8 @@ def oauth_authorize():
             del codes[stale.code]
         grant = OAuthCode(secrets.token_urlsafe(24), args["openid"], "snsapi_base", now)
         codes[grant.code] = grant
+        followers = state_of(tenant).followers
+        followers.setdefault(grant.openid, Follower(grant.openid, subscribe=0))
     return redirect(_with_query(args["redirect_uri"], code=grant.code, state=args.get("state", "")))
 
 
@@ -1284,6 +1290,51 @@ def share_location(
             Precision=precision,
         )
         return _deliver(sandbox, tenant, xml)
+
+
+def passive_reply(sandbox: Sandbox, tenant: Tenant, xml: str) -> str | None:
+    """What the follower saw in their chat in answer to the callback `xml` (the app's
+    passive text reply, decrypted as WeChat does): "" when the app answered with no reply
+    (or something the sandbox cannot read), None while the callback is unanswered."""
+    with sandbox.lock:
+        delivery = next((d for d in reversed(sandbox.deliveries) if d.xml == xml), None)
+        if delivery is None:
+            return ""
+        if not delivery.done:
+            return None
+        answer = delivery.answer.strip() if delivery.accepted else ""
+    if not answer.startswith("<xml>"):
+        return ""
+    try:
+        fields = parse_xml(answer)
+        if fields.get("Encrypt"):
+            crypto = WeChatCrypto(tenant.token, tenant.aes_key, tenant.app_id)
+            plain = crypto.decrypt_message(
+                answer, fields.get("MsgSignature"), fields.get("TimeStamp"), fields.get("Nonce")
+            )
+            fields = parse_xml(plain)
+    except (CallbackRejected, InvalidAppIdException, InvalidSignatureException, ValueError):
+        return ""  # a reply WeChat could not read either: the follower sees nothing
+    return (fields.get("Content") or "") if fields.get("MsgType") == "text" else ""
+
+
+def received_texts(sandbox: Sandbox, tenant: Tenant, openid: str) -> list[str]:
+    """The texts of the messages the OA sent a follower (mass, custom, template, preview),
+    oldest first, as their chat shows them."""
+    with sandbox.lock:
+        follower = state_of(tenant).followers.get(openid)
+        contents = [r.content for r in follower.received] if follower else []
+    return [text for content in contents for text in _texts(content)]
+
+
+def _texts(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _texts(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
 
 
 def _following(tenant: Tenant, openid: str) -> Follower:

@@ -781,6 +781,15 @@ def test_oauth_code_expires_after_5_minutes(api, sandbox_state):
     assert exchange(api, "forged")["errcode"] == 40029
 
 
+def test_a_reader_who_does_not_follow_is_a_user_of_the_oa_after_oauth(api, wx, followers):
+    assert wx.get("user/info", openid="o_reader")["errcode"] == 40003
+    code_from(authorize(api))
+    assert wx.get("user/info", openid="o_reader") == {"subscribe": 0, "openid": "o_reader"}
+    assert wx.get("user/get")["total"] == 0  # a user, not a follower
+    followers("o_reader")  # following later works as for anyone
+    assert wx.get("user/info", openid="o_reader")["subscribe"] == 1
+
+
 def test_oauth_errors(api):
     assert exchange(api, code_from(authorize(api)), secret="wrong")["errcode"] == 40125
     assert authorize(api, openid="").json["errcode"] == 41009
