@@ -30,6 +30,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.admin import limiter
 from app.extensions import ChannelKeys, harpoon
 from models import Channel, ChannelKind, Contact, ContactWay, PageView, Staff
 from outreach import content as links
@@ -280,7 +281,10 @@ def _sharer_card(session: Session, view: PageView) -> dict | None:
     return None
 
 
+# Per client address: generous (a conference's Wi-Fi is one address), but a script
+# cannot flood a view's reading or a form.
 @bp.post("/b")
+@limiter.limit("600 per minute")
 def beacon():
     """The landing page reports reading time, a like or a share of its view."""
     h = harpoon()
@@ -312,6 +316,7 @@ def beacon():
 
 
 @bp.post("/f/<code>")
+@limiter.limit("60 per minute")
 def submit_form(code: str):
     """A form posted: checked, stored with its touchpoint, then thanked."""
     h = harpoon()

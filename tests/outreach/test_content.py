@@ -333,3 +333,12 @@ def test_an_openid_the_platform_does_not_know_never_blocks_the_oas_enrichment(
     details = {i.value: i.details for i in all_rows(app, Identity, Identity.kind == "openid")}
     assert details["oRealReader"]["subscribe"] == 0  # read, never followed
     assert details["oNobodyAtAll"] == {"error": "40003 invalid openid"}
+
+
+def test_a_script_cannot_flood_the_beacon(app, platform, channel_id):
+    _, code = make_content(app, channel_id, body="正文")
+    client = app.test_client()
+    page = open_in_wechat(client, platform, f"/t/{code}", "oFlood")
+    token = view_token_of(app, page.location)
+    answers = [client.post("/b", data={"v": token, "e": "like"}).status_code for _ in range(601)]
+    assert answers.count(204) == 600 and answers[-1] == 429
