@@ -111,10 +111,12 @@ def assign_account(
     account: Account | None = None,
     followups: Followups | None = None,
     known_accounts: dict | None = None,
+    later: "AccountMoves | None" = None,
 ) -> bool:
     """Attach the contact to the account a source names; False when a stronger source
     already decided (a marketer's manual assignment is never overridden). `known_accounts`:
-    a batch's accounts by normalized name (see account_named)."""
+    a batch's accounts by normalized name (see account_named); `later`: the history and
+    industry tag follow at the end of the batch, together (AccountMoves)."""
     current = contact.account_source
     if current is not None and ACCOUNT_SOURCE_STRENGTH[source] < ACCOUNT_SOURCE_STRENGTH[current]:
         return False
@@ -131,20 +133,56 @@ def assign_account(
     if contact.account_id == account.id:
         return True
     contact.account_id = account.id
+    if later is not None:
+        later.add(contact.id)
+        return True
     session.flush()
-    # The person's whole history now counts for the account.
+    _follow_account(session, book, [contact.id], account, followups)
+    return True
+
+
+def _follow_account(
+    session: Session,
+    book: TagBook,
+    contact_ids: list[int],
+    account: Account,
+    followups: Followups | None,
+) -> None:
+    """The people's whole history now counts for the account, and they carry its industry."""
     session.execute(
         update(Interaction)
-        .where(Interaction.contact_id == contact.id)
+        .where(Interaction.contact_id.in_(contact_ids))
         .values(account_id=account.id)
         .execution_options(synchronize_session=False)
     )
     if account.industry:
         tag = book.get(session, TagGroup.INDUSTRY, account.industry)
-        apply_tags(
-            session, book, [contact.id], [tag], source=TagSource.ACCOUNT, followups=followups
-        )
-    return True
+        apply_tags(session, book, contact_ids, [tag], source=TagSource.ACCOUNT, followups=followups)
+
+
+class AccountMoves:
+    """Contacts a batch moved to another account: their history and industry tags follow
+    at the end of the batch, one statement per account instead of per event."""
+
+    def __init__(self):
+        self._contact_ids: set[int] = set()
+
+    def add(self, contact_id: int) -> None:
+        self._contact_ids.add(contact_id)
+
+    def apply(self, session: Session, book: TagBook, followups: Followups | None) -> None:
+        session.flush()
+        by_account: dict[int, list[int]] = {}
+        for contact_id in self._contact_ids:
+            contact = session.get(Contact, contact_id)
+            while contact.merged_into_id is not None:  # merged meanwhile: the kept one moves
+                contact = session.get(Contact, contact.merged_into_id)
+            if contact.account_id is not None:
+                by_account.setdefault(contact.account_id, []).append(contact.id)
+        self._contact_ids = set()
+        for account_id, contact_ids in by_account.items():
+            account = session.get(Account, account_id)
+            _follow_account(session, book, sorted(set(contact_ids)), account, followups)
 
 
 def tag_account_industry(

@@ -229,8 +229,10 @@ def set_title(
     *,
     only_if_known: bool = False,
     followups: Followups | None = None,
+    later: "TitleTags | None" = None,
 ) -> bool:
-    """Record the contact's title and tag the role and seniority it states.
+    """Record the contact's title and tag the role and seniority it states (with `later`,
+    the tags wait for the batch's one statement per tag: TitleTags).
 
     `only_if_known`: for text that may not be a title at all ("我是张三"), keep it only
     when the dictionary recognizes it. Returns whether the title was recorded.
@@ -248,9 +250,36 @@ def set_title(
     tags = [book.get(session, TagGroup.SENIORITY, normalized.seniority)]
     if normalized.role != "other":
         tags.append(book.get(session, TagGroup.ROLE, normalized.role))
+    if later is not None:
+        later.add(contact.id, tags)
+        return True
     session.flush()
     apply_tags(session, book, [contact.id], tags, source=TagSource.TITLE, followups=followups)
     return True
+
+
+class TitleTags:
+    """Role and seniority tags that a batch's titles stated, applied at the end of the batch
+    with one apply_tags per distinct tag set instead of one per event (a contact's last
+    title in the batch wins)."""
+
+    def __init__(self):
+        self._by_contact: dict[int, tuple] = {}
+
+    def add(self, contact_id: int, tags: list) -> None:
+        self._by_contact[contact_id] = tuple(tags)
+
+    def apply(self, session: Session, book: TagBook, followups: Followups | None) -> None:
+        session.flush()  # tags the batch named first
+        groups: dict[tuple, list[int]] = {}
+        for contact_id, tags in self._by_contact.items():
+            kept = live(session, session.get(Contact, contact_id)).id  # merged meanwhile?
+            groups.setdefault(tags, []).append(kept)
+        self._by_contact = {}
+        for tags, contact_ids in groups.items():
+            apply_tags(
+                session, book, contact_ids, list(tags), source=TagSource.TITLE, followups=followups
+            )
 
 
 def retag_titles(

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from handlers import touchpoints
+from handlers.accounts import AccountMoves
+from handlers.contacts import TitleTags
 from handlers.identity import IdentityCache
 from handlers.interactions import record_buffered_interactions
 from handlers.notify import notify_owners
@@ -177,6 +179,7 @@ def _optimistic_pass(session, workspace_id, keys, touches, parsed, now, policy, 
         with session.begin_nested(), session.no_autoflush:
             batch = _new_batch(session, workspace_id, keys, touches, fast=True)
             outcomes = _handle_all(session, batch, parsed, now, policy, result, isolate=False)
+            batch.finish(session)
             session.flush()  # the batch's changes in grouped statements
             record_buffered_interactions(session, batch)
     except Exception as exc:
@@ -202,7 +205,13 @@ def _new_batch(
                 if first is not None:
                     keys[first] = min(keys.get(first, occurred_at), occurred_at)
         identities.create_missing(session, keys)
-    return Batch(workspace_id, identities, buffer_interactions=fast)
+    return Batch(
+        workspace_id,
+        identities,
+        buffer_interactions=fast,
+        title_tags=TitleTags() if fast else None,
+        account_moves=AccountMoves() if fast else None,
+    )
 
 
 def _handle_all(session, batch, parsed, now, policy, result, *, isolate: bool) -> list[dict]:

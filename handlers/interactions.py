@@ -2,6 +2,7 @@
 
 from sqlalchemy.orm import Session
 
+from handlers.contacts import live
 from handlers.registry import EventContext
 from models import Contact, Interaction, utcnow
 from models.base import insert_ignoring_conflicts
@@ -38,8 +39,13 @@ def record_interaction(
 
 
 def record_buffered_interactions(session: Session, batch) -> None:
-    """The batch's held-back interactions, in one statement."""
+    """The batch's held-back interactions, in one statement, each with its contact and
+    account as of now (a later event of the batch may have named the account, or merged
+    the person into another contact)."""
     if batch.interactions:
+        for row in batch.interactions:
+            contact = live(session, session.get(Contact, row["contact_id"]))
+            row["contact_id"], row["account_id"] = contact.id, contact.account_id
         session.execute(_insert(session), batch.interactions)
         batch.interactions = []
 

@@ -78,6 +78,7 @@ def apply_rules(session: Session, ctx: EventContext, contact: Contact) -> None:
                         stated["title"],
                         only_if_known=True,
                         followups=followups,
+                        later=batch.title_tags,
                     )
                 if stated.get("company"):
                     assign_account(
@@ -88,6 +89,7 @@ def apply_rules(session: Session, ctx: EventContext, contact: Contact) -> None:
                         company=stated["company"],
                         followups=followups,
                         known_accounts=batch.accounts,
+                        later=batch.account_moves,
                     )
         case "wechat.menu_click":
             book = batch.tags(session)

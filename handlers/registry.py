@@ -6,7 +6,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from handlers.contacts import title_dictionary
+from handlers.accounts import AccountMoves
+from handlers.contacts import TitleTags, title_dictionary
 from handlers.identity import IdentityCache
 from handlers.qr_codes import QrCodeBook
 from handlers.rules import RuleBook
@@ -31,6 +32,10 @@ class Batch:
     touched: dict[int, set[str]] = field(default_factory=dict)
     # Accounts the batch's events named, by normalized company name.
     accounts: dict = field(default_factory=dict)
+    # Role and seniority tags of titles stated in the batch, applied together at its end
+    # (the optimistic pass only: event by event, each applies its own).
+    title_tags: TitleTags | None = None
+    account_moves: AccountMoves | None = None
     _tags: TagBook | None = None
     _rules: RuleBook | None = None
     _titles: TitleDictionary | None = None
@@ -55,6 +60,13 @@ class Batch:
         if self._qr_codes is None:
             self._qr_codes = QrCodeBook.load(session, self.workspace_id)
         return self._qr_codes
+
+    def finish(self, session: Session) -> None:
+        """What the batch's events left for its end."""
+        if self.title_tags is not None:
+            self.title_tags.apply(session, self.tags(session), self.followups)
+        if self.account_moves is not None:
+            self.account_moves.apply(session, self.tags(session), self.followups)
 
     def touch(self, contact_id: int, kind: str) -> None:
         self.touched.setdefault(contact_id, set()).add(kind)

@@ -304,7 +304,13 @@ def _enrich(session: Session, ctx: EventContext, contact: Contact, person: dict)
         contact.name = person["name"][: Contact.__table__.c.name.type.length]
     if person.get("title"):
         set_title(
-            session, book, batch.titles(session), contact, person["title"], followups=followups
+            session,
+            book,
+            batch.titles(session),
+            contact,
+            person["title"],
+            followups=followups,
+            later=batch.title_tags,
         )
     if person.get("company"):
         assign_account(
@@ -315,12 +321,19 @@ def _enrich(session: Session, ctx: EventContext, contact: Contact, person: dict)
             company=person["company"],
             followups=followups,
             known_accounts=batch.accounts,
+            later=batch.account_moves,
         )
     else:
         email = (ctx.event.details.get("identity") or {}).get("email")
         if email:
             assign_account(
-                session, book, contact, source=AccountSource.EMAIL, email=email, followups=followups
+                session,
+                book,
+                contact,
+                source=AccountSource.EMAIL,
+                email=email,
+                followups=followups,
+                later=batch.account_moves,
             )
     return contact
 
