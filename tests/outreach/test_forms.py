@@ -5,7 +5,10 @@ else an email through a real SMTP server."""
 
 import re
 import socket
+import time
+from types import SimpleNamespace
 
+import itsdangerous.timed
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
@@ -248,3 +251,26 @@ def test_forged_or_foreign_form_tokens_are_refused(app, platform, channel_id):
     run_jobs(app)
     assert all_rows(app, FormSubmission) == []
     assert all_rows(app, Interaction, Interaction.kind == "form.submit") == []
+
+
+def test_an_expired_form_or_view_token_is_refused(app, platform, channel_id, monkeypatch):
+    """A day-old rendering of the form, or beacon of the page, stores nothing."""
+    code = make_form(app, channel_id)
+    client = app.test_client()
+    open_form(client, platform, code, "oLate")
+    [view] = all_rows(app, PageView)
+    signer = Signer("test-secret-key")
+    real_time = time.time
+    monkeypatch.setattr(
+        itsdangerous.timed, "time", SimpleNamespace(time=lambda: real_time() - 2 * 86400)
+    )
+    old_form = signer.sign(Purpose.FORM, {"f": view.form_id, "v": view.id, "n": "late"})
+    old_view = signer.sign(Purpose.VIEW, {"v": view.id, "w": view.workspace_id})
+    monkeypatch.undo()
+
+    answer = client.post(f"/f/{code}", data={"form_token": old_form, **FILLED}, headers=WECHAT)
+    assert answer.status_code == 400
+    assert client.post("/b", data={"v": old_view, "e": "like"}).status_code == 400
+    run_jobs(app)
+    assert all_rows(app, FormSubmission) == []
+    assert all_rows(app, Interaction, Interaction.kind.in_(("form.submit", "content.like"))) == []
