@@ -127,15 +127,14 @@ def _start_oauth(channel: ChannelKeys, code: str, share: str | None):
         channel.app_id, h.public_url(url_for("public.oauth_return")), state=nonce
     )
     response = redirect(url)
-    response.set_cookie(
-        OAUTH_COOKIE,
-        context,
-        max_age=600,
-        httponly=True,
-        samesite="Lax",
-        secure=h.settings.secure_cookies,
-    )
+    _set_cookie(response, OAUTH_COOKIE, context, max_age=600)
     return response
+
+
+def _set_cookie(response, name: str, value: str, *, max_age: int) -> None:
+    """HttpOnly, and Lax: sent on the top-level return from WeChat's OAuth page."""
+    secure = harpoon().settings.secure_cookies
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", secure=secure)
 
 
 @bp.get("/t/oauth")
@@ -178,14 +177,7 @@ def oauth_return():
         visitor = h.signer.sign(
             Purpose.VISITOR, {"w": target.workspace_id, "ch": channel.id, "o": openid}
         )
-        response.set_cookie(
-            _visitor_cookie(channel.id),
-            visitor,
-            max_age=30 * 24 * 3600,
-            httponly=True,
-            samesite="Lax",
-            secure=h.settings.secure_cookies,
-        )
+        _set_cookie(response, _visitor_cookie(channel.id), visitor, max_age=30 * 24 * 3600)
     return response
 
 

@@ -5,6 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from handlers.companies import normalize_company
+from handlers.contacts import live
 from handlers.tags import Followups, TagBook, apply_tags
 from models import ACCOUNT_SOURCE_STRENGTH, Account, Contact, Interaction, TagGroup, TagSource
 
@@ -174,9 +175,7 @@ class AccountMoves:
         session.flush()
         by_account: dict[int, list[int]] = {}
         for contact_id in self._contact_ids:
-            contact = session.get(Contact, contact_id)
-            while contact.merged_into_id is not None:  # merged meanwhile: the kept one moves
-                contact = session.get(Contact, contact.merged_into_id)
+            contact = live(session, session.get(Contact, contact_id))  # merged meanwhile?
             if contact.account_id is not None:
                 by_account.setdefault(contact.account_id, []).append(contact.id)
         self._contact_ids = set()

@@ -35,10 +35,13 @@ from models import (
     Form,
     FormSubmission,
     IdentityKind,
+    InboundEvent,
     InboxStatus,
     PageView,
     TagSource,
+    TrackedLink,
 )
+from models.base import insert_ignoring_conflicts
 from wechat.events import NormalizedEvent
 
 WEB = "web"  # Harpoon's own pages: tracked links, the reading beacon, forms
@@ -201,6 +204,21 @@ def inbox_row(
     }
 
 
+def store_web_touchpoint(
+    session: Session,
+    workspace_id: int,
+    channel_id: int | None,
+    dedupe_key: str,
+    payload: dict,
+    received_at: datetime,
+) -> bool:
+    """A touchpoint of Harpoon's pages into the inbox, in the caller's transaction (with the
+    row it is about); False when the inbox had it already."""
+    row = inbox_row(workspace_id, channel_id, WEB, dedupe_key, payload, received_at)
+    stmt = insert_ignoring_conflicts(session.get_bind().dialect.name, InboundEvent.__table__)
+    return session.execute(stmt.values(row)).rowcount == 1
+
+
 # ---- in the drain -------------------------------------------------------------------------
 
 
@@ -246,7 +264,6 @@ def on_touchpoint(session: Session, ctx: EventContext) -> None:
     contact = _enrich(session, ctx, contact, event.details.get("person") or {})
     if event.occurred_at > contact.last_seen_at:
         contact.last_seen_at = event.occurred_at
-    session.flush()
     record_interaction(
         session, ctx, contact, engagement_minutes=event.details.get("minutes") or 0.0
     )
@@ -347,11 +364,19 @@ def _link_view(session: Session, ctx: EventContext, contact: Contact, view_id: i
     view.contact_id = contact.id
     view.new_lead = contact.first_seen_at >= ctx.event.occurred_at - timedelta(seconds=1)
     if view.sharer_openid and view.sharer_contact_id is None:
-        sharer = find_identity(
-            session, ctx.workspace_id, IdentityKind.OPENID, view.channel_id, view.sharer_openid
-        )
-        if sharer is not None and sharer.contact_id != contact.id:
-            view.sharer_contact_id = live(session, sharer.contact).id
+        view.sharer_contact_id = _sharing_contact(session, view, contact)
+
+
+def _sharing_contact(session: Session, view: PageView, reader: Contact) -> int | None:
+    """The contact of the reader who shared the link (by their openid on the link's OA);
+    None when unknown yet, or when it is the reader themselves."""
+    channel_id = session.get(TrackedLink, view.link_id).channel_id
+    sharer = find_identity(
+        session, view.workspace_id, IdentityKind.OPENID, channel_id, view.sharer_openid
+    )
+    if sharer is None or sharer.contact_id == reader.id:
+        return None
+    return live(session, sharer.contact).id
 
 
 def _link_submission(
@@ -362,16 +387,9 @@ def _link_submission(
     if submission is None or submission.workspace_id != ctx.workspace_id:
         return
     submission.contact_id = contact.id
-    if submission.sharer_openid and submission.sharer_contact_id is None:
-        sharer = find_identity(
-            session,
-            ctx.workspace_id,
-            IdentityKind.OPENID,
-            submission.channel_id,
-            submission.sharer_openid,
-        )
-        if sharer is not None and sharer.contact_id != contact.id:
-            submission.sharer_contact_id = live(session, sharer.contact).id
+    view = session.get(PageView, submission.page_view_id) if submission.page_view_id else None
+    if view is not None and view.sharer_openid and submission.sharer_contact_id is None:
+        submission.sharer_contact_id = _sharing_contact(session, view, contact)
     form = session.get(Form, submission.form_id)
     book = ctx.batch.tags(session)
     tags = [tag for tag in map(book.by_id, form.tag_ids or []) if tag is not None]

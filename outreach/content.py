@@ -15,9 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from handlers.touchpoints import WEB, inbox_row
-from models import Content, Form, InboundEvent, LinkMedium, PageView, TrackedLink, utcnow
-from models.base import insert_ignoring_conflicts
+from handlers.touchpoints import store_web_touchpoint
+from models import Content, Form, LinkMedium, PageView, TrackedLink, utcnow
 from outreach.tokens import Purpose, Sharer, Signer, TokenError
 
 CODE_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -180,9 +179,9 @@ def _touch(
         "minutes": minutes,
         "refs": {"view_id": view.id},
     }
-    row = inbox_row(target.workspace_id, view.channel_id, WEB, dedupe_key, payload, now)
-    stmt = insert_ignoring_conflicts(session.get_bind().dialect.name, InboundEvent.__table__)
-    return session.execute(stmt.values(row)).rowcount == 1
+    return store_web_touchpoint(
+        session, target.workspace_id, view.channel_id, dedupe_key, payload, now
+    )
 
 
 def target_of_view(session: Session, view: PageView) -> Target:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from handlers.contacts import normalize_phone
-from handlers.touchpoints import WEB, inbox_row
+from handlers.touchpoints import store_web_touchpoint
 from models import (
     Channel,
     Content,
@@ -25,13 +25,11 @@ from models import (
     Form,
     FormField,
     FormSubmission,
-    InboundEvent,
     LinkMedium,
     PageView,
     TrackedLink,
     utcnow,
 )
-from models.base import insert_ignoring_conflicts
 from outreach.content import create_link, link_path
 from outreach.mail import Mailer, MailError
 from wechat.clients import WeChatApiError
@@ -159,11 +157,9 @@ def submit(
         "properties": properties,
         "refs": {"submission_id": submission.id},
     }
-    row = inbox_row(
-        form.workspace_id, submission.channel_id, WEB, f"form:{submission.id}", payload, now
+    store_web_touchpoint(
+        session, form.workspace_id, submission.channel_id, f"form:{submission.id}", payload, now
     )
-    stmt = insert_ignoring_conflicts(session.get_bind().dialect.name, InboundEvent.__table__)
-    session.execute(stmt.values(row))
     return submission, True
 
 
