@@ -42,6 +42,12 @@ class Settings:
     # Signs admin sessions and CSRF tokens.
     secret_key: str = ""
     login_rate_limit: str = "10 per minute"
+    # Failed sign-ins (core/sign_in.py): per account and address, per account, their window,
+    # and the longest wait between attempts on an account under attack.
+    login_address_failures: int = 5
+    login_account_failures: int = 10
+    login_failure_window_seconds: int = 900
+    login_backoff_max_seconds: int = 60
     # Reverse proxies in front of gunicorn whose X-Forwarded-For/-Proto to trust.
     proxy_hops: int = 0
     # The OA customer-service window after a follower's message (WECHAT.md: uncertain).
@@ -95,6 +101,10 @@ _ENV = {
     "HARPOON_WECHAT_API_URL": ("wechat_api_url", lambda v: v.rstrip("/")),
     "HARPOON_SECRET_KEY": ("secret_key", str),
     "HARPOON_LOGIN_RATE_LIMIT": ("login_rate_limit", str),
+    "HARPOON_LOGIN_ADDRESS_FAILURES": ("login_address_failures", int),
+    "HARPOON_LOGIN_ACCOUNT_FAILURES": ("login_account_failures", int),
+    "HARPOON_LOGIN_FAILURE_WINDOW_SECONDS": ("login_failure_window_seconds", int),
+    "HARPOON_LOGIN_BACKOFF_MAX_SECONDS": ("login_backoff_max_seconds", int),
     "HARPOON_PROXY_HOPS": ("proxy_hops", int),
     "HARPOON_CS_WINDOW_HOURS": ("cs_window_hours", float),
     "HARPOON_CS_WINDOW_MESSAGES": ("cs_window_messages", int),

@@ -1,4 +1,4 @@
-"""Signed tokens for every URL that names a person or a sharer.
+"""Signed tokens for every URL that names a person or a sharer, and for cookies.
 
 HMAC-SHA256 over the payload and its issue time (itsdangerous), one salt per
 purpose so a token of one kind is never accepted as another. A forged, altered or
@@ -20,6 +20,7 @@ class Purpose(StrEnum):
     OAUTH_STATE = "oauth"  # the state of one OAuth round trip
     VIEW = "view"  # one page view: the beacon and the like button name it
     FORM = "form"  # one rendering of a form: its submission names it
+    DEVICE = "device"  # a browser that signed in to an admin account (a cookie)
 
 
 # How long each kind of token is good for.
@@ -29,6 +30,7 @@ MAX_AGE = {
     Purpose.OAUTH_STATE: 600,
     Purpose.VIEW: DAY,
     Purpose.FORM: DAY,
+    Purpose.DEVICE: 180 * DAY,
 }
 
 

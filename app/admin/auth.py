@@ -1,6 +1,7 @@
 """Sign in, sign out, language."""
 
 import hmac
+import logging
 import secrets
 
 from flask import flash, g, redirect, render_template, request, session, url_for
@@ -15,7 +16,11 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from app.admin import LOCALES, bp, db, limiter, login_manager
 from app.extensions import harpoon
+from core.sign_in import Refusal, SignInGuard, SignInPolicy, account_key
 from models import User, Workspace, utcnow
+from outreach.tokens import MAX_AGE, Purpose, TokenError
+
+log = logging.getLogger(__name__)
 
 
 class LoginForm(FlaskForm):
@@ -47,34 +52,91 @@ def _login_limit() -> str:
     return harpoon().settings.login_rate_limit
 
 
-def _login_email() -> str:
-    return (request.form.get("email") or "").strip().lower()
+KNOWN_DEVICE_COOKIE = "hp_device"
+
+
+def _guard() -> SignInGuard:
+    settings = harpoon().settings
+    policy = SignInPolicy(
+        address_failures=settings.login_address_failures,
+        account_failures=settings.login_account_failures,
+        window_seconds=settings.login_failure_window_seconds,
+        backoff_max_seconds=settings.login_backoff_max_seconds,
+    )
+    return SignInGuard(harpoon().queue.connection, settings.queue_prefix, policy)
+
+
+def _known_device(account: str) -> bool:
+    """This browser signed in to the account before (the signed cookie names it)."""
+    try:
+        payload = harpoon().signer.verify(Purpose.DEVICE, request.cookies.get(KNOWN_DEVICE_COOKIE))
+    except TokenError:
+        return False
+    return payload.get("a") == account
+
+
+def _remember_device(response, account: str) -> None:
+    settings = harpoon().settings
+    response.set_cookie(
+        KNOWN_DEVICE_COOKIE,
+        harpoon().signer.sign(Purpose.DEVICE, {"a": account}),
+        max_age=MAX_AGE[Purpose.DEVICE],
+        path=bp.url_prefix,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.secure_cookies,
+    )
+
+
+def _refusal_message(refusal: Refusal) -> str:
+    if refusal.reason == "address":
+        minutes = -(-refusal.retry_after // 60)
+        return _(
+            "Too many failed sign-ins to this account from your network. "
+            "Try again in %(minutes)d min.",
+            minutes=minutes,
+        )
+    return _(
+        "This account has had many failed sign-ins, so attempts are slowed down. Try again "
+        "in %(seconds)d s, or from a browser you signed in with before.",
+        seconds=refusal.retry_after,
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])  # per client address
-@limiter.limit(_login_limit, methods=["POST"], key_func=_login_email)  # per account
+@limiter.limit(_login_limit, methods=["POST"])  # per client address, whatever the account
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("admin.dashboard"))
     form = LoginForm()
-    if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        user = db().scalar(select(User).where(func.lower(User.email) == email))
-        # Hash even for an unknown email: the answer's timing must not tell who has an account.
-        password_ok = (user or _NOBODY).check_password(form.password.data)
-        if user is not None and user.active and password_ok:
-            user.last_login_at = utcnow()
-            db().commit()
-            locale = session.get("locale")  # chosen on the sign-in page
-            session.clear()  # a fresh session on sign-in: no fixation
-            if locale in LOCALES and locale != user.locale:
-                user.locale = locale
-                db().commit()
-            login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+    if not form.validate_on_submit():
+        return render_template("admin/login.html", form=form)
+    email = form.email.data.strip().lower()
+    account, address, guard = account_key(email), request.remote_addr or "", _guard()
+    refusal = guard.check(account, address, known_device=_known_device(account))
+    if refusal is not None:
+        log.info("sign-in refused (%s) for an account from %s", refusal.reason, address)
+        form.password.errors.append(_refusal_message(refusal))
+        return render_template("admin/login.html", form=form), 429
+    user = db().scalar(select(User).where(func.lower(User.email) == email))
+    # Hash even for an unknown email: the answer's timing must not tell who has an account.
+    password_ok = (user or _NOBODY).check_password(form.password.data)
+    if user is None or not user.active or not password_ok:
+        guard.failed(account, address)
         form.password.errors.append(_("Wrong email or password."))
-    return render_template("admin/login.html", form=form)
+        return render_template("admin/login.html", form=form)
+    guard.succeeded(account, address)
+    user.last_login_at = utcnow()
+    db().commit()
+    locale = session.get("locale")  # chosen on the sign-in page
+    session.clear()  # a fresh session on sign-in: no fixation
+    if locale in LOCALES and locale != user.locale:
+        user.locale = locale
+        db().commit()
+    login_user(user)
+    response = redirect(_safe_next(request.args.get("next")))
+    _remember_device(response, account)
+    return response
 
 
 def _nobody() -> User:

@@ -74,24 +74,74 @@ def test_only_an_admin_path_renders_the_admin_error_page(client):
     assert client.get("/callbacks/wechat/999?timestamp=1").status_code == 404
 
 
-def test_rate_limits_per_client_behind_a_proxy_and_per_account(make_app):
+def attempt_from(app, address, email="marketer@acme.example", password="nope-nope-nope"):
+    """One sign-in from a fresh browser at a client address (behind one proxy)."""
+    return attempt_in(app.test_client(), address, email, password)
+
+
+def attempt_in(client, address, email="marketer@acme.example", password="nope-nope-nope"):
+    page = client.get("/admin/login", headers={"X-Forwarded-For": address})
+    return client.post(
+        "/admin/login",
+        data={"email": email, "password": password, "csrf_token": csrf_token(page.text)},
+        headers={"X-Forwarded-For": address},
+    )
+
+
+def test_requests_are_limited_per_client_address_behind_a_proxy(make_app):
     app = make_app(login_rate_limit="2 per minute", proxy_hops=1)
     client = app.test_client()
     make_user(app, "marketer")
+    codes = [attempt_in(client, "203.0.113.7", "a@acme.example").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert attempt_in(client, "198.51.100.9", "b@acme.example").status_code == 200
 
-    def attempt(client_ip, email="marketer@acme.example"):
-        page = client.get("/admin/login", headers={"X-Forwarded-For": client_ip})
-        return client.post(
-            "/admin/login",
-            data={"email": email, "password": "nope-nope-nope"}
-            | {"csrf_token": csrf_token(page.text)},
-            headers={"X-Forwarded-For": client_ip},
-        ).status_code
 
-    assert [attempt("203.0.113.7", "a@acme.example") for _ in range(3)] == [200, 200, 429]
-    assert attempt("198.51.100.9", "b@acme.example") == 200  # another client, another account
-    # One account guessed from many addresses is slowed down all the same.
-    assert [attempt(f"192.0.2.{n}") for n in range(3)] == [200, 200, 429]
+def test_ten_failures_from_ten_addresses_do_not_lock_the_real_user_out(make_app):
+    app = make_app(proxy_hops=1)
+    make_user(app, "marketer")
+    for n in range(10):
+        assert attempt_from(app, f"192.0.2.{n}").status_code == 200
+    # The real user, on a browser that never signed in here, from their own address.
+    answer = attempt_from(app, "198.51.100.20", password=PASSWORD)
+    assert answer.status_code == 302 and answer.location == "/admin/"
+
+
+def test_one_guessing_address_is_stopped_and_nobody_else_is(make_app):
+    app = make_app(proxy_hops=1)
+    make_user(app, "marketer")
+    guesser = app.test_client()
+    assert [attempt_in(guesser, "203.0.113.7").status_code for _ in range(5)] == [200] * 5
+    stopped = attempt_in(guesser, "203.0.113.7", password=PASSWORD)
+    assert stopped.status_code == 429
+    assert "Too many failed sign-ins to this account from your network" in stopped.text or (
+        "来自您网络的登录失败次数过多" in stopped.text
+    )
+    # The same address may still sign in to another account; the user elsewhere is untouched.
+    make_user(app, "sales")
+    other = attempt_in(guesser, "203.0.113.7", "sales@acme.example", PASSWORD)
+    assert other.status_code == 302
+    assert attempt_from(app, "198.51.100.20", password=PASSWORD).status_code == 302
+
+
+def test_many_addresses_slow_an_account_down_but_its_known_browser_gets_in(make_app):
+    app = make_app(proxy_hops=1)
+    make_user(app, "marketer")
+    users_browser = app.test_client()
+    assert attempt_in(users_browser, "198.51.100.20", password=PASSWORD).status_code == 302
+    users_browser.post(
+        "/admin/logout", data={"csrf_token": csrf_token(users_browser.get("/admin/").text)}
+    )
+
+    answers = [attempt_from(app, f"192.0.2.{n}") for n in range(30)]
+    # Ten at full speed, then one attempt per doubling delay (1 s, 2 s, 4 s...): most wait.
+    codes = [a.status_code for a in answers]
+    assert codes[:11] == [200] * 11 and codes.count(429) >= 10
+    slowed = next(a for a in answers if a.status_code == 429)
+    assert "attempts are slowed down" in slowed.text or "登录已被放慢" in slowed.text
+
+    answer = attempt_in(users_browser, "198.51.100.20", password=PASSWORD)
+    assert answer.status_code == 302 and answer.location == "/admin/"
 
 
 def test_a_session_cookie_is_worthless_after_sign_out(app, client):

@@ -1,0 +1,1 @@
+"""Pieces with no domain: they import nothing of ours above config."""
