@@ -4,8 +4,10 @@ each invalid one is reported with its reasons, and the drain scores the rest.
 
 Authentication: `Authorization: Bearer <key>` (a workspace's API key). With a key that
 requires it, or whenever the header is sent, `X-Harpoon-Signature` must be a valid HMAC
-of the body (outreach.api_keys). Posting an item again with its `external_id` adds
-nothing.
+of the body (outreach.api_keys); a signed POST is accepted once, seen again it is refused
+(409).
+An unsigned request is a bearer credential with no replay window. Posting an item again
+with its `external_id` adds nothing.
 """
 
 import functools
@@ -16,6 +18,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, request
 from marshmallow import ValidationError
+from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
 from app.admin import limiter
@@ -34,7 +37,7 @@ from models import (
     utcnow,
 )
 from models.base import insert_ignoring_conflicts
-from outreach.api_keys import key_for, signature_problem
+from outreach.api_keys import first_use_of_signature, key_for, signature_problem
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -42,6 +45,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 SIGNATURE_HEADER = "X-Harpoon-Signature"
 TOUCHPOINTS = TouchpointSchema(many=True)
 MAX_BODY_BYTES = 4 * 1024 * 1024
+REPLAYED = (
+    "this signature was used already: a replay, or the same body signed twice in one second "
+    "(sign each request when you send it)"
+)
 
 
 def _error(status: int, message: str, **extra):
@@ -62,8 +69,11 @@ def rate_limit_key() -> str:
     return hashlib.sha256(presented.encode()).hexdigest()[:32]
 
 
-def _authenticate(session, body: bytes):
-    """(workspace id, None) for a live key whose signature holds; (None, error answer)."""
+def _authenticate(session, body: bytes, *, writes: bool):
+    """(workspace id, None) for a live key whose signature holds; (None, error answer).
+
+    A signature on a request that `writes` is accepted once; a read (a lookup a client
+    polls) may be repeated within the signature's window: it changes nothing."""
     key = key_for(session, _presented_key())
     if key is None:
         return None, _error(401, "missing, unknown or revoked API key")
@@ -71,8 +81,21 @@ def _authenticate(session, body: bytes):
         problem = signature_problem(key.signing_secret, request.headers.get(SIGNATURE_HEADER), body)
         if problem:
             return None, _error(401, problem)
+        if writes and not _first_use(key, request.headers[SIGNATURE_HEADER]):
+            return None, _error(409, REPLAYED)
     session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
     return key.workspace_id, None
+
+
+def _first_use(key: ApiKey, header: str) -> bool:
+    """Redis down lets a signed request through (the database, not Redis, must hold
+    ingestion), with a warning: replays go unnoticed meanwhile."""
+    h = harpoon()
+    try:
+        return first_use_of_signature(h.queue.connection, h.settings.queue_prefix, key.id, header)
+    except RedisError as exc:
+        log.warning("API signature replay check skipped (key %s): %s", key.id, exc)
+        return True
 
 
 @bp.post("/touchpoints")
@@ -82,7 +105,7 @@ def post_touchpoints():
     request.max_content_length = MAX_BODY_BYTES
     body = request.get_data(cache=True)
     with h.db.session() as session:
-        workspace_id, refusal = _authenticate(session, body)
+        workspace_id, refusal = _authenticate(session, body, writes=True)
         if refusal:
             return refusal
         oa_ids = set(
@@ -188,7 +211,7 @@ def find_contacts():
     [(kind, value)] = given.items()
     with harpoon().db.session() as session:
         # A GET signs its query string, as a POST signs its body.
-        workspace_id, refusal = _authenticate(session, request.query_string)
+        workspace_id, refusal = _authenticate(session, request.query_string, writes=False)
         if refusal:
             return refusal
         session.commit()
@@ -289,7 +312,8 @@ def openapi_document() -> dict:
                         "required": False,
                         "description": "t=<unix seconds>,v1=<hex HMAC-SHA256(signing secret, "
                         '"<t>." + body)>; required by keys that require signatures, '
-                        "checked whenever sent; at most 5 minutes old.",
+                        "checked whenever sent; at most 5 minutes old; each signature "
+                        "is accepted once.",
                         "schema": {"type": "string"},
                     }
                 ],
@@ -324,6 +348,11 @@ def openapi_document() -> dict:
                     },
                     "401": {
                         "description": "Bad API key or signature.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    "409": {
+                        "description": "The signature was used already (a replay): nothing "
+                        "was stored.",
                         "content": {"application/json": {"schema": error}},
                     },
                     "413": {"description": f"More than {MAX_BATCH} items, or a body over 4 MB."},

@@ -2,7 +2,8 @@
 of the request body, with a timestamp so a captured request cannot be replayed later.
 
 Signature header: `X-Harpoon-Signature: t=<unix seconds>,v1=<hex>` where hex is
-HMAC-SHA256(signing secret, "<t>." + body).
+HMAC-SHA256(signing secret, "<t>." + body). Each signature is accepted once: a request
+seen again within the tolerance is a replay (whether or not its items carry external_id).
 """
 
 import hashlib
@@ -11,6 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -90,7 +92,7 @@ def signature_problem(secret: str, header: str | None, body: bytes) -> str | Non
     """Why a signature header does not vouch for the body; None when it does."""
     if not header:
         return "missing signature"
-    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    parts = _signature_parts(header)
     try:
         timestamp = int(parts.get("t", ""))
     except ValueError:
@@ -101,3 +103,19 @@ def signature_problem(secret: str, header: str | None, body: bytes) -> str | Non
     if not hmac.compare_digest(expected, parts.get("v1", "")):
         return "signature does not match the body"
     return None
+
+
+def _signature_parts(header: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+
+
+def first_use_of_signature(connection: Redis, prefix: str, key_id: int, header: str) -> bool:
+    """Record a signature signature_problem accepted; False when it was seen before.
+
+    Its digest names one timestamp and body however the header around it is written, and
+    stays recorded for as long as any clock within the tolerance could accept it."""
+    digest = _signature_parts(header)["v1"]
+    recorded = connection.set(
+        f"{prefix}:api-signature:{key_id}:{digest}", 1, nx=True, ex=2 * SIGNATURE_TOLERANCE_SECONDS
+    )
+    return bool(recorded)

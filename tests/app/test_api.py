@@ -224,6 +224,42 @@ def test_signatures_are_checked_when_required_or_sent(app, client):
     assert post(client, unsigned_key.key, body, signature=wrong_secret).status_code == 401
 
 
+def test_a_signed_request_replayed_within_its_window_stores_nothing_more(app, client):
+    key = new_key(app, require_signature=True)
+    no_external_id = {k: v for k, v in LIVE.items() if k != "external_id"}
+    body = json.dumps({"items": [no_external_id]}).encode()
+    signature = sign(key.signing_secret, body)
+    answers = [post(client, key.key, body, signature=signature) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 409, 409, 409, 409]
+    assert "used already" in answers[1].json["error"]
+    assert len(rows(app, InboundEvent)) == 1
+    # Written differently around the same digest, it is the same signature.
+    timestamp, digest = signature.split(",")
+    for disguised in (f"{digest},{timestamp}", f"{timestamp},{digest},", f"x=1,{signature}"):
+        assert post(client, key.key, body, signature=disguised).status_code == 409
+    # Signed anew, the same body is a new request. A signed lookup changes nothing: a client
+    # may poll it with one signature.
+    later = sign(key.signing_secret, body, int(time.time()) + 1)
+    assert post(client, key.key, body, signature=later).status_code == 200
+    assert len(rows(app, InboundEvent)) == 2
+    query = b"phone=13800138000"
+    headers = {
+        "Authorization": f"Bearer {key.key}",
+        "X-Harpoon-Signature": sign(key.signing_secret, query),
+    }
+    lookups = [client.get(f"/api/v1/contacts?{query.decode()}", headers=headers) for _ in "ab"]
+    assert [a.status_code for a in lookups] == [200, 200]
+
+
+def test_a_signature_is_remembered_as_long_as_it_could_be_accepted(app, client):
+    key = new_key(app)  # signatures not required, but one sent is checked and recorded
+    body = json.dumps({"items": [LIVE]}).encode()
+    assert post(client, key.key, body, signature=sign(key.signing_secret, body)).status_code == 200
+    connection = harpoon_of(app).queue.connection
+    [recorded] = connection.keys("harpoon:api-signature:*")
+    assert 300 < connection.ttl(recorded) <= 600
+
+
 def test_a_key_posts_to_its_own_workspace_only(app, client):
     theirs = new_key(app, workspace="globex")
     post(client, theirs.key, {"items": [LIVE]})
