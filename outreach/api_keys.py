@@ -106,7 +106,9 @@ def signature_problem(secret: str, header: str | None, body: bytes) -> str | Non
 
 
 def _signature_parts(header: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    """The header's parts by name: one parser for the check and the replay record, so the
+    digest recorded is the one that was verified."""
+    return dict(part.strip().partition("=")[::2] for part in header.split(","))
 
 
 def first_use_of_signature(connection: Redis, prefix: str, key_id: int, header: str) -> bool:
