@@ -9,7 +9,9 @@ and forms.
   counts, for nobody's share).
 - `/p/<code>?v=<view token>`: the hosted page. Forwarded to someone else, it becomes a
   share by the reader it was made for.
-- `/b`: the beacon (reading time, like, share) names its view by a signed token.
+- `/b`: the beacon (reading time, like, share) names its view by a signed token, and
+  counts only from the browser that opened the view: the token carries the hash of a
+  random id in that browser's cookie. Anyone with the page's URL may read it.
 - A form's POST carries a signed token of the form's rendering; the same rendering
   posted twice is one submission.
 Nothing a forged token claims is stored, so it never scores.
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__, template_folder="templates")
 
 OAUTH_COOKIE = "hp_oauth"
+BROWSER_COOKIE = "hp_b"  # a random id of the reader's browser: its views' beacons count
+BROWSER_COOKIE_MAX_AGE = 30 * 24 * 3600
 WECHAT_AGENT = "MicroMessenger"
 BEACON_EVENTS = ("read", "like", "share")
 MAX_BEACON_SECONDS = 6 * 3600
@@ -182,13 +186,22 @@ def oauth_return():
 
 
 def _recorded(session: Session, target: links.Target, view: PageView):
-    """After a view is committed: a drain for its touchpoint, then the content."""
+    """After a view is committed: a drain for its touchpoint, then the content (a hosted
+    page's view bound to this browser)."""
     if view.openid:
         harpoon().queue.drain_requests.mark(target.workspace_id)
     if not target.hosted:
         return redirect(target.content.url)
-    token = links.view_token(harpoon().signer, view)
-    return redirect(url_for("public.page", code=target.link.code, v=token))
+    browser_id = _browser_id() or secrets.token_urlsafe(18)
+    token = links.view_token(harpoon().signer, view, links.browser_tag(browser_id))
+    response = redirect(url_for("public.page", code=target.link.code, v=token))
+    _set_cookie(response, BROWSER_COOKIE, browser_id, max_age=BROWSER_COOKIE_MAX_AGE)
+    return response
+
+
+def _browser_id() -> str | None:
+    browser_id = request.cookies.get(BROWSER_COOKIE, "")
+    return browser_id if 0 < len(browser_id) <= 64 else None
 
 
 def _message(message: str, status: int):
@@ -204,7 +217,7 @@ def page(code: str):
         return _not_found()
     with _session() as session:
         try:
-            view = links.view_of_token(session, h.signer, request.args.get("v"))
+            view, browser = links.view_of_token(session, h.signer, request.args.get("v"))
         except TokenError:
             return redirect(url_for("public.open_link", code=code))
         if view.link_id != target.link.id:
@@ -213,10 +226,13 @@ def page(code: str):
             # Someone else opened the reader's page (forwarded): it counts as their share.
             token = share_token(h.signer, links.reader_sharer(view))
             return redirect(url_for("public.open_link", code=code, s=token))
-        return _render_page(session, target, view)
+        return _render_page(session, target, view, browser)
 
 
-def _render_page(session: Session, target, view: PageView, *, errors=None, values=None):
+def _render_page(
+    session: Session, target, view: PageView, browser: str, *, errors=None, values=None
+):
+    """The page of a view; its beacon and form stay bound to the view's browser."""
     h = harpoon()
     sharer = links.reader_sharer(view)
     share_url = h.public_url(url_for("public.open_link", code=target.link.code))
@@ -227,7 +243,8 @@ def _render_page(session: Session, target, view: PageView, *, errors=None, value
     form_token = None
     if target.form is not None:
         form_token = h.signer.sign(
-            Purpose.FORM, {"f": target.form.id, "v": view.id, "n": secrets.token_hex(12)}
+            Purpose.FORM,
+            {"f": target.form.id, "v": view.id, "b": browser, "n": secrets.token_hex(12)},
         )
     return render_template(
         "public/page.html",
@@ -235,7 +252,7 @@ def _render_page(session: Session, target, view: PageView, *, errors=None, value
         content=target.content,
         form=target.form,
         paragraphs=_paragraphs(target.content.body if target.content else target.form.intro),
-        view_token=links.view_token(h.signer, view),
+        view_token=links.view_token(h.signer, view, browser),
         share_url=share_url,
         card=_sharer_card(session, view),
         form_token=form_token,
@@ -286,10 +303,14 @@ def beacon():
         abort(400)
     with _session() as session:
         try:
-            view = links.view_of_token(session, h.signer, request.form.get("v"))
+            view, browser = links.view_of_token(session, h.signer, request.form.get("v"))
         except TokenError as exc:
             log.info("beacon refused: view token %s", exc.reason)
             abort(400)
+        if not links.same_browser(browser, request.cookies.get(BROWSER_COOKIE)):
+            # A forwarded page's URL: its reader's reading, likes and shares are theirs alone.
+            log.info("beacon refused: view %s was opened by another browser", view.id)
+            abort(403)
         if event == "read":
             try:
                 seconds = min(int(request.form.get("s", "")), MAX_BEACON_SECONDS)
@@ -330,7 +351,8 @@ def submit_form(code: str):
             posted["consent"] = "true"
         data, errors = forms.check_submission(target.form, posted)
         if errors:
-            return _render_page(session, target, view, errors=errors, values=posted)
+            browser = str(token.get("b") or "")
+            return _render_page(session, target, view, browser, errors=errors, values=posted)
         forms.submit(session, target.form, data, nonce=str(token.get("n", "")), view=view)
         session.commit()
         h.queue.drain_requests.mark(target.workspace_id)

@@ -7,6 +7,8 @@ same transaction: the drain ties it to the contact, scores it and feeds journeys
 reading beacon, likes and shares of a view are touchpoints of that view the same way.
 """
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,7 +148,8 @@ def open_view(
         openid=openid,
         started_at=now,
     )
-    if sharer is not None and sharer.openid != openid:  # sharing with yourself is no share
+    # Sharing with yourself is no share; an anonymous reader's sharer counts all the same.
+    if sharer is not None and not (openid and sharer.openid == openid):
         view.sharer_staff_id = sharer.staff_id
         view.sharer_contact_id = sharer.contact_id
         if sharer.openid:
@@ -254,17 +257,30 @@ def share(session: Session, view: PageView, now: datetime | None = None) -> int:
     return view.shares
 
 
-def view_token(signer: Signer, view: PageView) -> str:
-    return signer.sign(Purpose.VIEW, {"v": view.id, "w": view.workspace_id})
+def browser_tag(browser_id: str) -> str:
+    """What a view token says of the browser that opened the view: a hash, so the token
+    (in a URL anyone may be forwarded) never carries the browser's own id."""
+    return hashlib.sha256(browser_id.encode()).hexdigest()[:32]
 
 
-def view_of_token(session: Session, signer: Signer, token: str | None) -> PageView:
-    """The view a (valid, unexpired) view token names; TokenError otherwise."""
+def view_token(signer: Signer, view: PageView, browser: str) -> str:
+    """A token naming the view, bound to the browser (its tag) that opened it."""
+    return signer.sign(Purpose.VIEW, {"v": view.id, "w": view.workspace_id, "b": browser})
+
+
+def view_of_token(session: Session, signer: Signer, token: str | None) -> tuple[PageView, str]:
+    """The view a (valid, unexpired) view token names and the tag of the browser it is
+    bound to; TokenError otherwise."""
     payload = signer.verify(Purpose.VIEW, token)
     view = session.get(PageView, payload.get("v"))
     if view is None or view.workspace_id != payload.get("w"):
         raise TokenError("invalid")
-    return view
+    return view, str(payload.get("b") or "")
+
+
+def same_browser(bound: str, browser_id: str | None) -> bool:
+    """The browser that sends a view's beacon is the one that opened the view."""
+    return bool(bound and browser_id) and hmac.compare_digest(bound, browser_tag(browser_id))
 
 
 def reader_sharer(view: PageView) -> Sharer | None:

@@ -14,6 +14,7 @@ from app.channels import workspace_named
 from app.demo import register_tenant
 from models import (
     Channel,
+    Contact,
     Content,
     ContentKind,
     Identity,
@@ -241,6 +242,31 @@ def test_a_staff_share_is_attributed_and_forged_or_expired_shares_are_not(
     assert via_share == [True, None, None, None]
 
 
+def test_a_personal_share_keeps_its_sharer_for_a_reader_outside_wechat(app, platform, channel_id):
+    _, code = make_content(app, channel_id)
+    workspace_id, staff_id = staff_member(app, channel_id)
+    with harpoon_of(app).db.session() as session:
+        customer = Contact(workspace_id=workspace_id, name="王芳")
+        session.add(customer)
+        session.commit()
+        customer_id = customer.id
+    signer = Signer("test-secret-key")
+    for sharer in (
+        Sharer(workspace_id, staff_id=staff_id),
+        Sharer(workspace_id, contact_id=customer_id),
+    ):
+        answer = app.test_client().get(
+            f"/t/{code}?s={share_token(signer, sharer)}", headers=BROWSER
+        )
+        assert answer.status_code == 302 and answer.location == "https://example.com/pricing"
+
+    views = all_rows(app, PageView)
+    assert [(v.openid, v.sharer_staff_id, v.sharer_contact_id) for v in views] == [
+        (None, staff_id, None),
+        (None, None, customer_id),
+    ]
+
+
 def test_a_forwarded_page_becomes_its_readers_share_and_brings_them_a_lead(
     app, platform, channel_id
 ):
@@ -308,6 +334,34 @@ def test_the_beacon_records_reading_likes_and_shares_of_real_views_only(app, pla
     assert entry.minutes == read.engagement_minutes and entry.points == pytest.approx(
         0.5 * read.engagement_minutes
     )
+
+
+@pytest.mark.parametrize("reader", ["oBound", None], ids=["in WeChat", "anonymous"])
+def test_a_forwarded_view_token_lets_a_stranger_read_but_not_report_as_the_reader(
+    app, platform, channel_id, reader
+):
+    _, code = make_content(app, channel_id, body="正文", topics=["ai"])
+    client = app.test_client()
+    if reader:
+        page = open_in_wechat(client, platform, f"/t/{code}", reader)
+    else:
+        page = client.get(f"/t/{code}", headers=BROWSER)
+    token = view_token_of(app, page.location)
+    run_jobs(app)
+
+    stranger = app.test_client()
+    if reader is None:  # an anonymous page is anyone's to read; a named one becomes a share
+        assert "正文" in stranger.get(page.location, headers=BROWSER).text
+    stranger.set_cookie("hp_b", "a-browser-id-of-their-own")
+    for fields in ({"e": "read", "s": "30", "f": "1"}, {"e": "like"}, {"e": "share"}):
+        assert stranger.post("/b", data={"v": token, **fields}).status_code == 403
+    run_jobs(app)
+    [view] = all_rows(app, PageView)
+    assert (view.active_seconds, view.liked, view.shares) == (0, False, 0)
+    assert [i.kind for i in all_rows(app, Interaction)] == (["content.view"] if reader else [])
+
+    assert client.post("/b", data={"v": token, "e": "like"}).status_code == 204
+    assert all_rows(app, PageView)[0].liked
 
 
 def test_an_openid_the_platform_does_not_know_never_blocks_the_oas_enrichment(
