@@ -1,0 +1,1 @@
+"""Pieces with no domain: outbound requests to configured addresses."""
