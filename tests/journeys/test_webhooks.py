@@ -11,9 +11,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from core import outbound
 from core.outbound import Outbound
 from journeys import engine
 from journeys.engine import Platform, Touch
+from journeys.model import validate
 from journeys.webhooks import rotate_secret
 from models import (
     Contact,
@@ -75,9 +77,8 @@ def webhook_journey(app, workspace_id: int, url: str) -> int:
         return journey.id
 
 
-def submit_and_run(app, workspace_id: int, platform: Platform, now=None) -> Step:
-    """A contact submits a form, the journey runs; the webhook step as logged."""
-    now = now or utcnow()
+def submit(app, workspace_id: int, now) -> None:
+    """A contact submits a form: the drain's journey reactions enrol them."""
     with session_of(app) as session:
         contact = Contact(workspace_id=workspace_id, name="王芳")
         session.add(contact)
@@ -90,6 +91,13 @@ def submit_and_run(app, workspace_id: int, platform: Platform, now=None) -> Step
         touch = Touch(row.id, contact.id, None, "form.submit", {}, now)
         engine.on_interactions(session, workspace_id, [touch], now=now)
         session.commit()
+
+
+def submit_and_run(app, workspace_id: int, platform: Platform, now=None) -> Step:
+    """A contact submits a form, the journey runs; the webhook step as logged."""
+    now = now or utcnow()
+    submit(app, workspace_id, now)
+    with session_of(app) as session:
         engine.run_due(session, workspace_id, platform, now=lambda: now)
         return session.scalars(
             select(Step).where(Step.node_id == "call").order_by(Step.id.desc())
@@ -218,3 +226,30 @@ def test_a_receiver_answering_a_huge_body_is_cut_off(app, ws, receiver):
     step = submit_and_run(app, ws, Platform(oa_client=None, outbound=Outbound(LOOPBACK)))
     assert step.outcome == "done"
     assert receiver.server.sent_bytes < 8 * 1024 * 1024  # Harpoon hung up after the cap
+
+
+def test_a_literal_internal_address_is_a_field_error_when_saved(make_app):
+    document = {
+        "nodes": [
+            {
+                "id": "start",
+                "type": "entry",
+                "trigger": {"kind": "interaction", "event": {"kind": "form.submit"}},
+                "next": "call",
+            },
+            {
+                "id": "call",
+                "type": "action",
+                "action": {"kind": "webhook", "url": "http://169.254.169.254/latest/"},
+            },
+        ]
+    }
+    make_app()
+    assert validate(document) == {
+        "nodes.1.action.url": ["A private or local address: only public addresses can be reached."]
+    }
+    make_app(outbound_allow=("169.254.0.0/16",))  # an operator's on-premise receiver
+    try:
+        assert validate(document) == {}
+    finally:
+        outbound.configure(())
