@@ -37,22 +37,19 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 
-class OutboundError(Exception):
-    """A request that did not get an answer; the message is for the operator's log."""
+class Refused(Exception):
+    """The target is not an address Harpoon may reach; nothing was sent. The message,
+    for the operator's log, names the address."""
 
 
-class Refused(OutboundError):
-    """The target is not an address Harpoon may reach; nothing was sent."""
-
-
-class Unreachable(OutboundError):
+class Unreachable(Exception):
     """The target could not be resolved, connected to or read from in time."""
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
-    body: bytes
+    body: bytes  # as sent, not decompressed (a small gzip could not grow past the cap)
     truncated: bool  # the receiver sent more than the cap
 
 
@@ -255,7 +252,7 @@ class Outbound:
     def _read(self, response: requests.Response, deadline: float) -> tuple[bytes, bool]:
         """At most max_bytes of the body, within the deadline (a trickle does not hold us)."""
         read = bytearray()
-        for chunk in response.iter_content(8192):
+        for chunk in response.raw.stream(8192, decode_content=False):
             read += chunk
             if len(read) > self.max_bytes:
                 return bytes(read[: self.max_bytes]), True
