@@ -7,6 +7,7 @@ from app.extensions import Harpoon, channel_cache, link_cache, reply_rules
 from app.logs import configure_logging
 from app.queue import JobQueue
 from config import load_settings
+from core import outbound
 from handlers.inbox import InboxWriter
 from models import Database
 from wechat.clients import TokenStore, WeChatClients
@@ -25,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db = Database()
     db.configure(settings.database_url, settings.encryption_keys)
+    outbound.configure(settings.outbound_allow)
     queue = JobQueue(settings)
     app.extensions["harpoon"] = Harpoon(
         settings=settings,

@@ -6,6 +6,7 @@ import logging
 from sqlalchemy import select
 
 from app.extensions import harpoon
+from core.outbound import Outbound
 from handlers import contacts, enrichment, group_send, notify, staff, tag_sync, welcome
 from handlers.enrichment import followups_due
 from handlers.imports import run_import
@@ -413,7 +414,7 @@ def run_journeys(workspace_id: int) -> dict:
     h = harpoon()
     platform = journeys.Platform(
         oa_client=lambda channel: h.wechat.oa(channel.app_id, channel.secret),
-        webhook_secret=h.settings.secret_key,
+        outbound=Outbound(h.settings.outbound_allow),
     )
     with h.db.session() as session:
         result = journeys.run_due(session, workspace_id, platform)

@@ -5,7 +5,9 @@ in-process queue and worker). DATABASE_URL and REDIS_URL switch to PostgreSQL
 and real RQ workers; nothing else changes.
 """
 
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -58,6 +60,8 @@ class Settings:
     mail_from: str = "Harpoon <noreply@harpoon.local>"
     # Touchpoint API requests per minute per key.
     api_rate_limit: str = "120 per minute"
+    # Networks and host names webhooks may reach besides public addresses (on-premise).
+    outbound_allow: tuple[str, ...] = ()
 
     @property
     def secure_cookies(self) -> bool:
@@ -76,6 +80,21 @@ class Settings:
     def queue_names(self) -> tuple[str, str]:
         """(high, default): high is for work on a platform deadline."""
         return (f"{self.queue_prefix}-high", f"{self.queue_prefix}-default")
+
+
+HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?$")
+
+
+def _allow_list(value: str) -> tuple[str, ...]:
+    """Comma-separated networks (10.0.0.0/8, 192.168.1.20, fd00::/8) and host names."""
+    entries = tuple(entry.strip() for entry in value.split(",") if entry.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            if not HOST_NAME.match(entry):
+                raise ValueError(f"{entry!r} is neither a network nor a host name") from None
+    return entries
 
 
 _ENV = {
@@ -111,6 +130,7 @@ _ENV = {
     "HARPOON_SMTP_URL": ("smtp_url", str),
     "HARPOON_MAIL_FROM": ("mail_from", str),
     "HARPOON_API_RATE_LIMIT": ("api_rate_limit", str),
+    "HARPOON_OUTBOUND_ALLOW": ("outbound_allow", _allow_list),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)

@@ -8,8 +8,6 @@ before its call, so a retried job or a crash between claim and send never sends 
 the price is that a crash right after the log leaves that one message unsent.
 """
 
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -17,16 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import requests
 from marshmallow import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.outbound import Outbound, Refused, Unreachable
 from handlers.group_send import create_group_send
 from handlers.notify import notify_owner
 from handlers.tags import Followups, TagBook, apply_tags, remove_tags
 from journeys.model import MESSAGE_ACTIONS, Journey, Node, event_filter
+from journeys.webhooks import delivery_headers, signing_secrets
 from models import (
     OPEN_STATUSES,
     Account,
@@ -62,6 +61,9 @@ LEASE = timedelta(minutes=5)
 SEND_GROUP_SEND = "send_group_send"
 # Actions whose effect is outside the database: committed as "sending" before the call.
 EXTERNAL_ACTIONS = frozenset({"cs_message", "template_message", "webhook"})
+WEBHOOK_NO_SECRET = "webhook not sent: the workspace has no webhook signing secret yet"
+WEBHOOK_REFUSED = "webhook not sent: not a public address"
+WEBHOOK_UNREACHABLE = "webhook failed: no answer from the address"
 
 
 @dataclass(frozen=True)
@@ -476,12 +478,12 @@ class RunResult:
 
 @dataclass
 class Platform:
-    """What actions reach outside the database with: an OA client for a channel, and an
-    HTTP session for webhooks. The app composes it; tests point it at the sandbox."""
+    """What actions reach outside the database with: an OA client for a channel, and the
+    outbound client webhooks go through (public addresses only, unless allow-listed). The
+    app composes it; tests point it at the sandbox and at receivers they allow-list."""
 
     oa_client: Callable[[Channel], object]
-    http: requests.Session = field(default_factory=requests.Session)
-    webhook_secret: str = ""
+    outbound: Outbound = field(default_factory=Outbound)
 
 
 def live_workspaces(session: Session) -> list[int]:
@@ -790,8 +792,6 @@ class _Runner:
                     return self._webhook(enrolment, contact, action)
         except WeChatApiError as exc:
             return "failed", {"error": f"{exc.errcode} {exc.errmsg}"}
-        except requests.RequestException as exc:
-            return "failed", {"error": f"webhook: {exc}"[:300]}
         except ValidationError as exc:  # e.g. a group task to someone no longer a customer
             return "failed", {"error": str(exc.messages)[:300]}
         return "failed", {"error": f"unknown action {kind}"}
@@ -907,8 +907,15 @@ class _Runner:
         return "done", {"group_send_id": new.group_send.id, "staff": relation.staff_userid}
 
     def _webhook(self, enrolment, contact, action) -> tuple[str, dict]:
+        """POSTed with the workspace's signing secret; a refused or unreachable address
+        is logged for the operator and shown in the step log without its details, so
+        the step log cannot map what answers where."""
+        signing = signing_secrets(self.session, enrolment.workspace_id, self.now())
+        if not signing:
+            return "failed", {"error": WEBHOOK_NO_SECRET}
         body = json.dumps(
             {
+                "workspace_id": enrolment.workspace_id,
                 "journey_id": enrolment.journey_id,
                 "version": enrolment.version,
                 "node_id": enrolment.node_id,
@@ -918,21 +925,31 @@ class _Runner:
             },
             ensure_ascii=False,
         ).encode()
-        secret = (action.get("secret") or self.platform.webhook_secret).encode()
-        signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
-        response = self.platform.http.post(
-            action["url"],
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Harpoon-Signature": f"sha256={signature}",
-                "X-Harpoon-Delivery": f"{enrolment.id}-{enrolment.visit}",
-            },
-            timeout=5,
-        )
-        if response.status_code >= 300:
-            return "failed", {"error": f"webhook answered {response.status_code}"}
-        return "done", {"status": response.status_code}
+        delivery_id = f"{enrolment.id}-{enrolment.visit}"
+        headers = delivery_headers(signing, enrolment.workspace_id, delivery_id, body)
+        try:
+            answer = self.platform.outbound.post(action["url"], body, headers)
+        except Refused as exc:
+            log.warning(
+                "webhook refused: workspace %s journey %s enrolment %s: %s",
+                enrolment.workspace_id,
+                enrolment.journey_id,
+                enrolment.id,
+                exc,
+            )
+            return "failed", {"error": WEBHOOK_REFUSED}
+        except Unreachable as exc:
+            log.warning(
+                "webhook unreachable: workspace %s journey %s enrolment %s: %s",
+                enrolment.workspace_id,
+                enrolment.journey_id,
+                enrolment.id,
+                exc,
+            )
+            return "failed", {"error": WEBHOOK_UNREACHABLE}
+        if not 200 <= answer.status < 300:  # a redirect too: it is not followed
+            return "failed", {"error": f"webhook answered {answer.status}"}
+        return "done", {"status": answer.status, "delivery": delivery_id}
 
     # --- branches ------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from core.outbound import url_problem
 from scoring.model import properties_match
 
 NODE_TYPES = ("entry", "wait", "action", "branch", "exit")
@@ -33,7 +34,7 @@ ACTION_KINDS = (
     "add_tag",
     "remove_tag",
     "set_stage",
-    "webhook",  # POST, signed with HMAC-SHA256
+    "webhook",  # POST to a public address, signed with the workspace's secret
 )
 CONDITION_KINDS = ("has_tag", "score_at_least", "stage_in", "interacted", "first_event")
 SCOPES = ("contact", "account")
@@ -309,10 +310,8 @@ def _check_action(action, path: str, problems: Problems) -> None:
     elif kind == "set_stage":
         if not _text(action.get("stage"), 30):
             problems.add(f"{path}.stage", "Choose a stage.")
-    elif kind == "webhook":
-        url = action.get("url")
-        if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or len(url) > 1024:
-            problems.add(f"{path}.url", "An http(s) address of at most 1024 characters.")
+    elif kind == "webhook" and (problem := url_problem(action.get("url"))):
+        problems.add(f"{path}.url", problem)
 
 
 def _check_condition(condition, path: str, problems: Problems) -> None:

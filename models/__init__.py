@@ -67,6 +67,7 @@ from models.tag import (
     TitleSynonym,
 )
 from models.user import AuditLog, Role, User
+from models.webhook import WebhookSecret
 from models.wecom import (
     ContactWay,
     FollowRelation,
@@ -153,6 +154,7 @@ __all__ = [
     "TitleSynonym",
     "TrackedLink",
     "User",
+    "WebhookSecret",
     "WelcomeMessage",
     "WelcomeStatus",
     "Workspace",

@@ -81,11 +81,15 @@ def key_for(session: Session, presented: str | None) -> ApiKey | None:
     return row
 
 
+def signature_digest(secret: str, timestamp: int, body: bytes) -> str:
+    """Hex HMAC-SHA256 of "<timestamp>." + body: the v1 of a signature header."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     """The signature header's value for a body (what a client computes)."""
     timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+    return f"t={timestamp},v1={signature_digest(secret, timestamp, body)}"
 
 
 def signature_problem(secret: str, header: str | None, body: bytes) -> str | None:

@@ -17,6 +17,7 @@ from app import create_app
 from app.channels import add_channel, workspace_named
 from app.extensions import harpoon
 from models import Base, migrate
+from tests.webhook_receiver import Receiver
 from wechat.simulate import Credentials
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -163,3 +164,11 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 (allow-list it: loopback is refused otherwise)."""
+    server = Receiver()
+    yield server
+    server.close()

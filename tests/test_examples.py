@@ -2,15 +2,19 @@
 
 import runpy
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from app.channels import workspace_named
 from app.queue import ThreadWorker
-from outreach.api_keys import create_api_key
+from journeys import engine
+from models import utcnow
+from outreach.api_keys import create_api_key, sign
 from tests.app.test_api import post
 from tests.conftest import harpoon_of, run_jobs
+from tests.journeys.test_webhooks import submit, webhook_journey, with_secret
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -82,3 +86,39 @@ def test_the_example_signs_when_given_the_secret(app, live_server, worker, capsy
     assert main([*args, "--secret", key.signing_secret, "--minutes", "10"]) == 0
     out = capsys.readouterr().out
     assert "before: nobody yet" in out and "lead score +10.0" in out
+
+
+def test_the_webhook_receiver_acts_once_on_what_the_workspace_signed(make_app):
+    app = make_app(outbound_allow=("127.0.0.1/32",))
+    names = runpy.run_path(str(EXAMPLES / "receive_webhooks.py"))
+    with harpoon_of(app).db.session() as session:
+        workspace_id = workspace_named(session, "acme").id
+        session.commit()
+    secret = with_secret(app, workspace_id)
+    delivered = []
+    server = names["make_server"]([secret], lambda delivery, payload: delivered.append(payload))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        journey_id = webhook_journey(
+            app, workspace_id, f"http://127.0.0.1:{server.server_port}/harpoon"
+        )
+        submit(app, workspace_id, utcnow())
+        harpoon_of(app).queue.enqueue_followups({(engine.RUN_JOURNEYS, workspace_id)})
+        run_jobs(app)  # the job composes the outbound client from the settings
+        assert [(p["workspace_id"], p["journey_id"]) for p in delivered] == [
+            (workspace_id, journey_id)
+        ]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    problem = names["signature_problem"]
+    body, now = b'{"journey_id": 1}', time.time()
+    signed = sign(secret, body, int(now))
+    assert problem([secret], signed, body, now) is None
+    assert problem(["whsec_old", secret], signed, body, now) is None  # during a rotation
+    assert problem([secret], signed, body + b" ", now) == "signature does not match"
+    app_secret = harpoon_of(app).settings.secret_key
+    assert problem([secret], sign(app_secret, body, int(now)), body, now) is not None
+    assert problem([secret], signed, body, now + 301) == "timestamp too old or in the future"
+    assert problem([secret], None, body, now) == "missing signature"

@@ -60,6 +60,7 @@ NAVIGATION = [
     ("admin.scoring", _("Scoring"), "scoring.manage"),
     ("admin.channels", _("Channels"), "channels.view"),
     ("admin.api_keys", _("API keys"), "api_keys.manage"),
+    ("admin.webhooks", _("Webhooks"), "webhooks.manage"),
     ("admin.contact_ways", _("Contact Me codes"), "channels.view"),
     ("admin.staff", _("Staff"), "contacts.view"),
     ("admin.inbox", _("Inbox"), "inbox.view"),
@@ -184,6 +185,7 @@ def init_app(app: Flask) -> None:
         scoring,
         segments,
         tags,
+        webhooks,
         wecom,
     )
 

@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "content.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # Keys for the touchpoint API let a system write as the workspace.
     "api_keys.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    # The webhook signing secret: whoever holds it can forge the workspace's webhooks.
+    "webhooks.manage": frozenset({Role.OWNER, Role.ADMIN}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }

@@ -1,0 +1,59 @@
+"""Webhook signing: the workspace's secret that every journey webhook is signed with,
+created or rotated here and shown once, on the answer to that POST (never through the
+session cookie); Harpoon keeps it encrypted. Owners and admins only, as for API keys.
+"""
+
+from flask import make_response, render_template
+from flask_login import current_user
+
+from app.admin import bp, db
+from app.admin.access import audit, requires, workspace_id
+from journeys.webhooks import (
+    DELIVERY_HEADER,
+    ROTATION_GRACE,
+    SIGNATURE_HEADER,
+    WORKSPACE_HEADER,
+    NewSecret,
+    rotate_secret,
+    secret_of,
+)
+from models import User
+from outreach.api_keys import SIGNATURE_TOLERANCE_SECONDS
+
+
+@bp.get("/webhooks")
+@requires("webhooks.manage")
+def webhooks():
+    return _page()
+
+
+@bp.post("/webhooks/secret")
+@requires("webhooks.manage")
+def webhooks_rotate():
+    new = rotate_secret(db(), workspace_id(), created_by=current_user.id)
+    audit(
+        db(),
+        "webhook_secret.rotate" if new.rotated else "webhook_secret.create",
+        "webhook_secret",
+        new.row.id,
+        {"prefix": new.row.prefix},
+    )
+    db().commit()
+    response = make_response(_page(new=new))
+    response.headers["Cache-Control"] = "no-store"  # the secret is in this answer only
+    return response
+
+
+def _page(*, new: NewSecret | None = None):
+    row = secret_of(db(), workspace_id())
+    creator = db().get(User, row.created_by) if row and row.created_by else None
+    return render_template(
+        "admin/webhooks.html",
+        row=row,
+        creator=creator,
+        new=new,
+        workspace=workspace_id(),
+        headers=(WORKSPACE_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER),
+        grace_hours=int(ROTATION_GRACE.total_seconds() // 3600),
+        tolerance_minutes=SIGNATURE_TOLERANCE_SECONDS // 60,
+    )

@@ -1,0 +1,88 @@
+"""Signing the webhooks a workspace's journeys send, with a secret of the workspace's own.
+
+Each delivery carries the workspace, a delivery id (the same on every retry of one step,
+so a receiver can drop repeats) and `X-Harpoon-Signature: t=<unix seconds>,v1=<hex>`,
+hex = HMAC-SHA256(secret, "<t>." + body), the scheme the touchpoint API checks. After a
+rotation the previous secret signs too, as a second v1, for ROTATION_GRACE: a receiver
+accepts a delivery when any v1 matches a secret it holds, and switches at its own pace.
+A workspace without a secret sends no webhook: it must create one first (shown once).
+"""
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import WebhookSecret, utcnow
+from outreach.api_keys import signature_digest
+
+SECRET_PREFIX = "whsec_"
+SHOWN_PREFIX_LENGTH = 10
+ROTATION_GRACE = timedelta(hours=24)
+WORKSPACE_HEADER = "X-Harpoon-Workspace"
+DELIVERY_HEADER = "X-Harpoon-Delivery"
+SIGNATURE_HEADER = "X-Harpoon-Signature"
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A secret as created or rotated: the only time its value leaves Harpoon."""
+
+    row: WebhookSecret
+    secret: str
+    rotated: bool
+
+
+def secret_of(session: Session, workspace_id: int) -> WebhookSecret | None:
+    return session.scalar(select(WebhookSecret).where(WebhookSecret.workspace_id == workspace_id))
+
+
+def rotate_secret(
+    session: Session, workspace_id: int, *, created_by: int | None = None
+) -> NewSecret:
+    """A new secret for the workspace: its first, or one replacing the current, which
+    keeps signing beside it for ROTATION_GRACE. Flushed, not committed."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    row = secret_of(session, workspace_id)
+    rotated = row is not None
+    if row is None:
+        row = WebhookSecret(workspace_id=workspace_id)
+        session.add(row)
+    else:
+        row.previous_secret, row.previous_until = row.secret, now + ROTATION_GRACE
+    row.secret, row.prefix = secret, secret[:SHOWN_PREFIX_LENGTH]
+    row.created_by, row.created_at = created_by, now
+    session.flush()
+    return NewSecret(row, secret, rotated)
+
+
+def signing_secrets(session: Session, workspace_id: int, now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery is signed with now: the current one, then the previous one
+    while its grace lasts. Empty when the workspace has none."""
+    row = secret_of(session, workspace_id)
+    if row is None:
+        return ()
+    if row.previous_secret and row.previous_until and row.previous_until > now:
+        return (row.secret, row.previous_secret)
+    return (row.secret,)
+
+
+def delivery_headers(
+    signing: tuple[str, ...],
+    workspace_id: int,
+    delivery_id: str,
+    body: bytes,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signatures = ",".join(f"v1={signature_digest(s, timestamp, body)}" for s in signing)
+    return {
+        "Content-Type": "application/json",
+        WORKSPACE_HEADER: str(workspace_id),
+        DELIVERY_HEADER: delivery_id,
+        SIGNATURE_HEADER: f"t={timestamp},{signatures}",
+    }

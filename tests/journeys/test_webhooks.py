@@ -1,0 +1,255 @@
+"""Journey webhooks: signed with the workspace's own secret (never the app's), with the
+workspace and a delivery id; to public addresses only, so loopback, private and metadata
+addresses are refused and logged, and the step log tells nothing about what answered."""
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core import outbound
+from core.outbound import Outbound
+from journeys import engine
+from journeys.engine import Platform, Touch
+from journeys.model import validate
+from journeys.webhooks import rotate_secret
+from models import (
+    Contact,
+    Interaction,
+    Journey,
+    JourneyStatus,
+    JourneyVersion,
+    Step,
+    Workspace,
+    utcnow,
+)
+from tests.conftest import harpoon_of
+
+LOOPBACK = ("127.0.0.1/32",)
+
+
+def session_of(app):
+    return harpoon_of(app).db.session()
+
+
+@pytest.fixture
+def ws(app):
+    with session_of(app) as session:
+        workspace = Workspace(name="acme")
+        session.add(workspace)
+        session.commit()
+        return workspace.id
+
+
+def with_secret(app, workspace_id: int) -> str:
+    with session_of(app) as session:
+        new = rotate_secret(session, workspace_id)
+        session.commit()
+        return new.secret
+
+
+def webhook_journey(app, workspace_id: int, url: str) -> int:
+    document = {
+        "scope": "contact",
+        "reentry": "always",
+        "nodes": [
+            {
+                "id": "start",
+                "type": "entry",
+                "trigger": {"kind": "interaction", "event": {"kind": "form.submit"}},
+                "next": "call",
+            },
+            {"id": "call", "type": "action", "action": {"kind": "webhook", "url": url}},
+        ],
+    }
+    with session_of(app) as session:
+        journey = Journey(
+            workspace_id=workspace_id, name="crm", status=JourneyStatus.LIVE, live_version=1
+        )
+        session.add(journey)
+        session.flush()
+        session.add(JourneyVersion(journey_id=journey.id, version=1, document=document))
+        session.commit()
+        return journey.id
+
+
+def submit(app, workspace_id: int, now) -> None:
+    """A contact submits a form: the drain's journey reactions enrol them."""
+    with session_of(app) as session:
+        contact = Contact(workspace_id=workspace_id, name="王芳")
+        session.add(contact)
+        session.flush()
+        row = Interaction(
+            workspace_id=workspace_id, contact_id=contact.id, kind="form.submit", occurred_at=now
+        )
+        session.add(row)
+        session.flush()
+        touch = Touch(row.id, contact.id, None, "form.submit", {}, now)
+        engine.on_interactions(session, workspace_id, [touch], now=now)
+        session.commit()
+
+
+def submit_and_run(app, workspace_id: int, platform: Platform, now=None) -> Step:
+    """A contact submits a form, the journey runs; the webhook step as logged."""
+    now = now or utcnow()
+    submit(app, workspace_id, now)
+    with session_of(app) as session:
+        engine.run_due(session, workspace_id, platform, now=lambda: now)
+        return session.scalars(
+            select(Step).where(Step.node_id == "call").order_by(Step.id.desc())
+        ).first()
+
+
+def v1s(header: str) -> tuple[int, list[str]]:
+    parts = [part.split("=", 1) for part in header.split(",")]
+    return int(dict(parts)["t"]), [value for name, value in parts if name == "v1"]
+
+
+def digest(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def test_a_delivery_is_signed_with_the_workspace_secret_not_the_app_secret(app, ws, receiver):
+    secret = with_secret(app, ws)
+    journey_id = webhook_journey(app, ws, receiver.url("/ok"))
+
+    step = submit_and_run(app, ws, Platform(oa_client=None, outbound=Outbound(LOOPBACK)))
+
+    assert step.outcome == "done"
+    (received,) = receiver.received
+    body = json.loads(received.body)
+    assert (body["workspace_id"], body["journey_id"]) == (ws, journey_id)
+    assert received.headers["X-Harpoon-Workspace"] == str(ws)
+    assert received.headers["X-Harpoon-Delivery"] == f"{body['enrolment_id']}-{step.visit}"
+    assert step.detail["delivery"] == received.headers["X-Harpoon-Delivery"]
+    timestamp, (signature,) = v1s(received.headers["X-Harpoon-Signature"])
+    assert abs(timestamp - utcnow().timestamp()) < 60
+    assert signature == digest(secret, timestamp, received.body)
+    app_secret = harpoon_of(app).settings.secret_key
+    assert signature != digest(app_secret, timestamp, received.body)
+    assert app_secret.encode() not in received.body
+
+
+def test_each_workspace_signs_with_its_own_secret(app, ws, receiver):
+    with session_of(app) as session:
+        other = Workspace(name="globex")
+        session.add(other)
+        session.commit()
+        other_id = other.id
+    secrets = {ws: with_secret(app, ws), other_id: with_secret(app, other_id)}
+    platform = Platform(oa_client=None, outbound=Outbound(LOOPBACK))
+    for workspace_id in secrets:
+        webhook_journey(app, workspace_id, receiver.url("/ok"))
+        submit_and_run(app, workspace_id, platform)
+
+    assert len(receiver.received) == 2
+    for received in receiver.received:
+        workspace_id = int(received.headers["X-Harpoon-Workspace"])
+        timestamp, (signature,) = v1s(received.headers["X-Harpoon-Signature"])
+        assert signature == digest(secrets[workspace_id], timestamp, received.body)
+        assert json.loads(received.body)["workspace_id"] == workspace_id
+
+
+def test_without_a_workspace_secret_nothing_is_sent(app, ws, receiver):
+    webhook_journey(app, ws, receiver.url("/ok"))
+    step = submit_and_run(app, ws, Platform(oa_client=None, outbound=Outbound(LOOPBACK)))
+    assert (step.outcome, step.detail["error"]) == ("failed", engine.WEBHOOK_NO_SECRET)
+    assert receiver.received == []
+
+
+def test_after_a_rotation_both_secrets_sign_until_the_grace_ends(app, ws, receiver):
+    old = with_secret(app, ws)
+    new = with_secret(app, ws)
+    webhook_journey(app, ws, receiver.url("/ok"))
+    platform = Platform(oa_client=None, outbound=Outbound(LOOPBACK))
+
+    submit_and_run(app, ws, platform)
+    submit_and_run(app, ws, platform, now=utcnow() + timedelta(hours=25))
+
+    during, after = receiver.received
+    timestamp, signatures = v1s(during.headers["X-Harpoon-Signature"])
+    assert signatures == [digest(new, timestamp, during.body), digest(old, timestamp, during.body)]
+    timestamp, signatures = v1s(after.headers["X-Harpoon-Signature"])
+    assert signatures == [digest(new, timestamp, after.body)]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://127.0.0.1:{port}/ok",
+        "http://localhost:{port}/ok",
+        "http://[::1]:{port}/ok",
+        "http://10.20.30.40:{port}/ok",
+        "http://169.254.169.254/latest/meta-data/",
+    ],
+)
+def test_internal_addresses_are_refused_logged_and_not_described(
+    app, ws, receiver, caplog, address
+):
+    with_secret(app, ws)
+    journey_id = webhook_journey(app, ws, address.format(port=receiver.port))
+
+    with caplog.at_level(logging.WARNING, logger="journeys.engine"):
+        step = submit_and_run(app, ws, Platform(oa_client=None))
+
+    assert receiver.received == []
+    assert step.outcome == "failed"
+    assert step.detail["error"] == engine.WEBHOOK_REFUSED  # no status, no connection detail
+    assert "status" not in step.detail
+    (line,) = [r.getMessage() for r in caplog.records if "webhook refused" in r.getMessage()]
+    assert f"workspace {ws} journey {journey_id} " in line
+
+
+def test_a_redirect_is_not_followed(app, ws, receiver):
+    with_secret(app, ws)
+    webhook_journey(app, ws, receiver.url("/redirect"))
+    step = submit_and_run(app, ws, Platform(oa_client=None, outbound=Outbound(LOOPBACK)))
+    assert (step.outcome, step.detail["error"]) == ("failed", "webhook answered 302")
+    assert receiver.paths() == ["/redirect"]
+
+
+def test_a_slow_receiver_fails_the_step_quickly(app, ws, receiver):
+    with_secret(app, ws)
+    webhook_journey(app, ws, receiver.url("/slow"))
+    outbound = Outbound(LOOPBACK, timeout=0.5)
+    step = submit_and_run(app, ws, Platform(oa_client=None, outbound=outbound))
+    assert (step.outcome, step.detail["error"]) == ("failed", engine.WEBHOOK_UNREACHABLE)
+
+
+def test_a_receiver_answering_a_huge_body_is_cut_off(app, ws, receiver):
+    with_secret(app, ws)
+    webhook_journey(app, ws, receiver.url("/huge"))
+    step = submit_and_run(app, ws, Platform(oa_client=None, outbound=Outbound(LOOPBACK)))
+    assert step.outcome == "done"
+    assert receiver.server.sent_bytes < 8 * 1024 * 1024  # Harpoon hung up after the cap
+
+
+def test_a_literal_internal_address_is_a_field_error_when_saved(make_app):
+    document = {
+        "nodes": [
+            {
+                "id": "start",
+                "type": "entry",
+                "trigger": {"kind": "interaction", "event": {"kind": "form.submit"}},
+                "next": "call",
+            },
+            {
+                "id": "call",
+                "type": "action",
+                "action": {"kind": "webhook", "url": "http://169.254.169.254/latest/"},
+            },
+        ]
+    }
+    make_app()
+    assert validate(document) == {
+        "nodes.1.action.url": ["A private or local address: only public addresses can be reached."]
+    }
+    make_app(outbound_allow=("169.254.0.0/16",))  # an operator's on-premise receiver
+    try:
+        assert validate(document) == {}
+    finally:
+        outbound.configure(())
