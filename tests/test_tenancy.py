@@ -22,6 +22,7 @@ from app.demo import register_tenant
 from app.jobs import run_due_journeys
 from core.references import DECLARED
 from handlers import contact_ways
+from handlers.tag_sync import ensure_remote_tags
 from handlers.tags import TagBook, apply_tags
 from journeys import definitions
 from models import (
@@ -42,6 +43,7 @@ from models import (
     SavedSegment,
     Staff,
     TagGroup,
+    TagRemote,
     TagRule,
     TagSource,
     TrackedLink,
@@ -49,6 +51,7 @@ from models import (
 )
 from outreach import content, pushes, qrcodes
 from outreach.forms import download_link
+from outreach.segments import Segment, contacts_query, count
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
 from tests.handlers.test_identity_and_tags import platform  # noqa: F401
 from tests.outreach.test_pushes import (  # noqa: F401
@@ -97,15 +100,16 @@ def session_of(app):  # noqa: F811
 
 @pytest.fixture
 def world(app, platform, live_server) -> World:  # noqa: F811
-    """A and B, rows made alternately; B's OA is the sandbox's."""
-    a_oa = make_channel(app, "oa", A_OA, workspace="acme", account_type="service")
+    """A and B, rows made alternately; both OAs are the sandbox's."""
+    a_oa = make_channel(app, "oa", A_OA, workspace="acme", account_type="service", secret=OA_SECRET)
     b_oa = make_channel(
         app, "oa", OA_CREDS, workspace="beta", account_type="service", secret=OA_SECRET
     )
     a_wecom = make_channel(app, "wecom", A_WECOM, workspace="acme")
     b_wecom = make_channel(app, "wecom", WECOM_CREDS, workspace="beta")
     with session_of(app) as session:
-        register_tenant(platform.state, session.get(Channel, b_oa), live_server)
+        for oa in (a_oa, b_oa):
+            register_tenant(platform.state, session.get(Channel, oa), live_server)
         ids = {}
         for name, oa, wecom in (("acme", a_oa, a_wecom), ("beta", b_oa, b_wecom)):
             ids[name] = {
@@ -408,22 +412,68 @@ def test_a_push_on_another_workspaces_oa_or_segment_reaches_nobody(
     assert received(platform, "o_beta", MASS) == []
 
 
-def test_codes_rules_and_forms_naming_another_workspaces_tags_tag_nobody_with_them(
+def test_a_qr_code_and_a_tag_rule_naming_another_workspaces_tag_tag_nobody_with_it(
     app,  # noqa: F811
+    platform,  # noqa: F811
     world,
 ):
-    """The tag lookups of QR codes, 联系我 codes, tag rules and forms go through the
-    workspace's TagBook: B's tag id named by A's rows is no tag at all."""
+    """A's code and keyword rule, rewritten to name B's tag, through the sandbox and the
+    drain: A's follower gets none of B's tags, and B's tag stays unheld."""
+    a_client = harpoon_of(app).wechat.oa(A_OA.app_id, OA_SECRET)
     with session_of(app) as session:
-        book = TagBook(session, world.a.workspace)
-        assert book.by_id(world.b.tag) is None and book.by_id(world.a.tag) is not None
-        contact = Contact(workspace_id=world.a.workspace, name="王芳")
-        session.add(contact)
-        session.flush()
-        apply_tags(session, book, [contact.id], [book.by_id(world.a.tag)], source=TagSource.MANUAL)
-        assert set(
-            session.scalars(select(ContactTag.tag_id).where(ContactTag.contact_id == contact.id))
-        ) == {world.a.tag}
+        channel = session.get(Channel, world.a.oa)
+        code = qrcodes.create_qr_code(
+            session, channel, a_client, name="展会", permanent=True, tag_ids=[world.a.tag]
+        )
+        code.tag_ids = [world.b.tag]
+        session.add(
+            TagRule(
+                workspace_id=world.a.workspace,
+                kind=RuleKind.KEYWORD,
+                name="vip",
+                tag_id=world.b.tag,
+                config={"match": "contains", "pattern": "vip"},
+            )
+        )
+        session.commit()
+        ticket = code.ticket
+    a_tenant = platform.state.tenant(A_OA.app_id)
+    sandbox_oa.follow(platform.state, a_tenant, "o_acme", ticket=ticket)
+    settle(app, platform)
+    sandbox_oa.send_text(platform.state, a_tenant, "o_acme", "我是 vip 客户")
+    settle(app, platform)
+    with session_of(app) as session:
+        held = session.execute(select(ContactTag.workspace_id, ContactTag.tag_id)).all()
+        follower = session.scalar(select(Contact).where(Contact.workspace_id == world.a.workspace))
+    assert follower is not None  # the drain did handle A's follow and message
+    assert (world.b.workspace, world.b.tag) not in held
+    assert all(tag_id != world.b.tag for _ws, tag_id in held)
+
+
+def test_a_menu_naming_another_workspaces_tag_makes_no_oa_tag_of_it(app, world):  # noqa: F811
+    """Publishing a conditional menu mirrors its tags to the OA: B's tag is not A's to mirror
+    (its name would reach A's OA)."""
+    with session_of(app) as session:
+        channel = session.get(Channel, world.a.oa)
+        assert ensure_remote_tags(session, channel, None, {world.b.tag}) == {}
+        assert session.scalars(select(TagRemote)).all() == []
+
+
+def test_a_segment_naming_another_workspaces_tags_and_oa_selects_nobody(
+    app,  # noqa: F811
+    platform,  # noqa: F811
+    world,
+):
+    ids = follow(app, platform, "o_beta")
+    with session_of(app) as session:
+        book = TagBook(session, world.b.workspace)
+        apply_tags(
+            session, book, [ids["o_beta"]], [book.by_id(world.b.tag)], source=TagSource.MANUAL
+        )
+        session.commit()
+        theirs = Segment(tags_any=(world.b.tag,), channel_ids=(world.b.oa,))
+        assert count(session, contacts_query(theirs, world.b.workspace, None)) == 1
+        assert count(session, contacts_query(theirs, world.a.workspace, None)) == 0
 
 
 def test_a_form_or_link_naming_another_workspaces_content_hands_nothing_out(app, world):  # noqa: F811
