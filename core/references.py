@@ -16,29 +16,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.text import N_
-from models import Channel, Content, Form, SavedSegment, Staff, Tag
+from models import SavedSegment, Tag
 
 
 @dataclass(frozen=True)
 class Target:
-    """What an id names: `column` of `model`, a model whose rows carry `workspace_id`."""
+    """What an id names: a row of `model`, a model whose rows carry `workspace_id`."""
 
     model: type
-    column: str
     message: str
-    kind: type = int
 
-    def accepts(self, value) -> bool:
-        return isinstance(value, self.kind) and not isinstance(value, bool)
+    @staticmethod
+    def accepts(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
 
 
-TAG = Target(Tag, "id", N_("Not a tag of this workspace."))
+TAG = Target(Tag, N_("Not a tag of this workspace."))
 NOT_WORKSPACE_TAGS = N_("Not tags of this workspace.")  # a list of tags has one message
-SEGMENT = Target(SavedSegment, "id", N_("Not a segment of this workspace."))
-CHANNEL = Target(Channel, "id", N_("Not a channel of this workspace."))
-CONTENT = Target(Content, "id", N_("Not content of this workspace."))
-FORM = Target(Form, "id", N_("Not a form of this workspace."))
-STAFF = Target(Staff, "userid", N_("Not a salesperson of this workspace."), str)
+SEGMENT = Target(SavedSegment, N_("Not a segment of this workspace."))
 
 
 @dataclass(frozen=True)
@@ -86,10 +81,10 @@ def unknown_references(
 
 
 def _held(session: Session, workspace_id: int, target: Target, values: set) -> set:
-    column = getattr(target.model, target.column)
+    model = target.model
     return set(
         session.scalars(
-            select(column).where(target.model.workspace_id == workspace_id, column.in_(values))
+            select(model.id).where(model.workspace_id == workspace_id, model.id.in_(values))
         )
     )
 
