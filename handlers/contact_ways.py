@@ -15,7 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Channel, ContactWay, Staff, Tag, utcnow
+from core.references import (
+    NOT_WORKSPACE_TAGS,
+    TAG,
+    Reference,
+    declare,
+    unknown_references,
+)
+from models import Channel, ContactWay, Staff, utcnow
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,8 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 REQUIRED = "Required."
 STATE_TAKEN = "Another code of this channel uses this state (deleted codes keep theirs)."
 NOT_ACTIVE_STAFF = "Not staff with the customer-contact permission: {userids}."
-NOT_WORKSPACE_TAGS = "Not tags of this workspace."
+# Staff are checked against the code's own corp (stricter than the workspace), below.
+REFERENCES = declare("contact_way", Reference("tag_ids", TAG, NOT_WORKSPACE_TAGS))
 
 
 def unknown_placeholders(text: str) -> list[str]:
@@ -208,16 +216,7 @@ def _checked(session: Session, channel: Channel, data: dict, way_id: int | None)
     missing = [userid for userid in values["staff_userids"] if userid not in active]
     if missing:
         errors["staff_userids"] = [NOT_ACTIVE_STAFF.format(userids=", ".join(missing))]
-    if values["tag_ids"]:
-        found = set(
-            session.scalars(
-                select(Tag.id).where(
-                    Tag.workspace_id == channel.workspace_id, Tag.id.in_(values["tag_ids"])
-                )
-            )
-        )
-        if found != set(values["tag_ids"]):
-            errors["tag_ids"] = [NOT_WORKSPACE_TAGS]
+    errors.update(unknown_references(session, channel.workspace_id, values, REFERENCES))
     if errors:
         raise ValidationError(errors)
     return values

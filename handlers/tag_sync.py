@@ -113,11 +113,15 @@ def _ensure_remotes(
         r.tag_id: r
         for r in session.scalars(
             select(TagRemote).where(
-                TagRemote.channel_id == channel.id, TagRemote.tag_id.in_(tag_ids)
+                TagRemote.workspace_id == channel.workspace_id,
+                TagRemote.channel_id == channel.id,
+                TagRemote.tag_id.in_(tag_ids),
             )
         )
     }
-    tags = session.scalars(select(Tag).where(Tag.id.in_(tag_ids))).all()
+    tags = session.scalars(
+        select(Tag).where(Tag.workspace_id == channel.workspace_id, Tag.id.in_(tag_ids))
+    ).all()
     for tag in tags:
         remote = remotes.get(tag.id)
         if remote is not None and remote.status == RemoteStatus.OK and remote.remote_id:

@@ -6,7 +6,8 @@ Versions: a version that has been live never changes; enrolments finish on the v
 they started on, or move to another with `migrate_enrolments`. Saving a journey that
 has never gone live overwrites its single version 1 (nobody can be on it); saving one
 that has makes a new version whenever the document changed, which goes live only when
-asked (`go_live`). Every document saved passes journeys.model.validate.
+asked (`go_live`). Every document saved passes journeys.model.validate, and every tag or
+segment it names must be one of the workspace's (`document_problems`).
 
 No Flask here: messages are marked N_ and translated by the admin.
 """
@@ -21,6 +22,7 @@ from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.references import SEGMENT, TAG, Reference, declare, unknown_references
 from journeys.model import validate as validate_document
 from models import (
     OPEN_STATUSES,
@@ -43,6 +45,13 @@ STALE = N_(
     "Someone saved a newer version of this journey meanwhile: saving again replaces it with yours."
 )
 MAX_NOTE = 200
+REFERENCES = declare(
+    "journey",
+    Reference("nodes.*.trigger.tag_id", TAG),
+    Reference("nodes.*.trigger.segment_id", SEGMENT),
+    Reference("nodes.*.action.tag_id", TAG),
+    Reference("nodes.*.branches.*.condition.tag_id", TAG),
+)
 
 # Labels of the document's codes, for the editor and the history (translated there).
 NODE_TYPE_LABELS = {
@@ -118,7 +127,7 @@ def create_journey(
 ) -> Journey:
     """A draft journey with its document as version 1. Every mistake at once, keyed by
     "name", "description" or the document's paths. Flushed, not committed."""
-    errors: dict = dict(validate_document(document))
+    errors = document_problems(session, workspace_id, document)
     try:
         name, description = check_head(name, description)
     except ValidationError as exc:
@@ -146,6 +155,15 @@ def create_journey(
     )
     session.flush()
     return journey
+
+
+def document_problems(session: Session, workspace_id: int, document: dict) -> dict:
+    """Every mistake of a journey document by path, the ids it names included: each must
+    be one of the workspace's."""
+    problems: dict = dict(validate_document(document))
+    for path, messages in unknown_references(session, workspace_id, document, REFERENCES).items():
+        problems.setdefault(path, []).extend(messages)
+    return problems
 
 
 def rename_journey(session: Session, journey: Journey, name: str, description: str) -> None:
@@ -184,7 +202,7 @@ def save_version(
     path for a document with mistakes. Flushed, not committed."""
     if journey.status == JourneyStatus.ARCHIVED:
         raise JourneyError(N_("An archived journey cannot change."))
-    errors: dict = dict(validate_document(document))
+    errors = document_problems(session, journey.workspace_id, document)
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
         errors["note"] = [N_("At most 200 characters.")]
@@ -260,8 +278,8 @@ def go_live(session: Session, journey: Journey, version: int | None = None) -> J
     )
     if chosen is None:
         raise JourneyError(N_("The journey has no such version."))
-    problems = validate_document(chosen.document)
-    if problems:  # saved under older rules
+    problems = document_problems(session, journey.workspace_id, chosen.document)
+    if problems:  # saved under older rules, or naming what the workspace no longer holds
         raise ValidationError(problems)
     journey.live_version, journey.status, journey.updated_at = (
         chosen.version,

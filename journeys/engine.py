@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.outbound import Outbound, Refused, Unreachable
+from core.references import scoped_get
 from handlers.group_send import create_group_send
 from handlers.notify import notify_owner
 from handlers.tags import Followups, TagBook, apply_tags, remove_tags
@@ -154,6 +155,7 @@ def on_interactions(
     account_ids = {t.account_id for t in touches if t.account_id}
     open_rows = session.scalars(
         select(Enrolment).where(
+            Enrolment.workspace_id == workspace_id,
             Enrolment.journey_id.in_(journey_ids),
             Enrolment.status.in_(OPEN_STATUSES),
             or_(
@@ -346,7 +348,9 @@ def _trigger_subjects(session, workspace_id, version: Version, trigger, since, n
     match trigger["kind"]:
         case "tag_added":
             contacts = select(ContactTag.contact_id).where(
-                ContactTag.tag_id == trigger["tag_id"], ContactTag.created_at > since
+                ContactTag.workspace_id == workspace_id,
+                ContactTag.tag_id == trigger["tag_id"],
+                ContactTag.created_at > since,
             )
         case "stage_reached":
             changes = select(StageChange.subject_id).where(
@@ -386,15 +390,17 @@ def _trigger_subjects(session, workspace_id, version: Version, trigger, since, n
         case "segment_entered" | "date":
             if trigger["kind"] == "date" and not (since < _moment(trigger["at"], now) <= now):
                 return []
-            saved = session.get(SavedSegment, trigger["segment_id"])
-            if saved is None or saved.workspace_id != workspace_id:
+            saved = scoped_get(session, SavedSegment, trigger["segment_id"], workspace_id)
+            if saved is None:
                 return []
             contacts = saved_contacts_query(session, saved, now=now)
     if contacts is None:
         return []
     rows = session.execute(
         select(Contact.id, Contact.account_id).where(
-            Contact.id.in_(contacts), Contact.merged_into_id.is_(None)
+            Contact.workspace_id == workspace_id,
+            Contact.id.in_(contacts),
+            Contact.merged_into_id.is_(None),
         )
     ).all()
     if account_scope:
@@ -556,6 +562,7 @@ def run_due(
 class _Runner:
     def __init__(self, session, workspace_id, platform, now, result: RunResult):
         self.session, self.platform, self.now, self.result = session, platform, now, result
+        self.workspace_id = workspace_id
         self.versions = Versions(session)
         workspace = session.get(Workspace, workspace_id)
         self.zone = ZoneInfo(workspace.timezone or "Asia/Shanghai")
@@ -577,7 +584,11 @@ class _Runner:
             )
         }
         contact_ids = {e.contact_id or e.entered_because.get("contact_id") for e in claimed}
-        self.session.scalars(select(Contact).where(Contact.id.in_(contact_ids - {None}))).all()
+        self.session.scalars(
+            select(Contact).where(
+                Contact.workspace_id == self.workspace_id, Contact.id.in_(contact_ids - {None})
+            )
+        ).all()
 
     def _already_logged(self, enrolment: Enrolment) -> bool:
         key = (enrolment.id, enrolment.version, enrolment.node_id, enrolment.visit)
@@ -742,7 +753,7 @@ class _Runner:
 
     def _contact(self, enrolment: Enrolment) -> Contact | None:
         contact_id = enrolment.contact_id or enrolment.entered_because.get("contact_id")
-        return self.session.get(Contact, contact_id) if contact_id else None
+        return scoped_get(self.session, Contact, contact_id, self.workspace_id)
 
     def _messages_today(self, contact_id: int, now: datetime) -> int:
         start = self._local_midnight(now)
@@ -810,14 +821,16 @@ class _Runner:
         return list(
             self.session.scalars(
                 select(Contact.id).where(
-                    Contact.account_id == enrolment.account_id, Contact.merged_into_id.is_(None)
+                    Contact.workspace_id == self.workspace_id,
+                    Contact.account_id == enrolment.account_id,
+                    Contact.merged_into_id.is_(None),
                 )
             )
         )
 
     def _stage(self, enrolment, contact, action) -> tuple[str, dict]:
         subject = (
-            self.session.get(Account, enrolment.account_id)
+            scoped_get(self.session, Account, enrolment.account_id, self.workspace_id)
             if enrolment.contact_id is None
             else contact
         )
@@ -828,7 +841,7 @@ class _Runner:
 
     def _notify(self, enrolment, contact, action) -> tuple[str, dict]:
         account_id = enrolment.account_id or (contact.account_id if contact else None)
-        account = self.session.get(Account, account_id) if account_id else None
+        account = scoped_get(self.session, Account, account_id, self.workspace_id)
         if account is None or account.owner_id is None:
             return "failed", {"error": "no owner"}
         who = (contact.name or f"#{contact.id}") if contact else account.name
@@ -970,6 +983,7 @@ class _Runner:
                     and session.scalar(
                         select(ContactTag.contact_id)
                         .where(
+                            ContactTag.workspace_id == self.workspace_id,
                             ContactTag.contact_id.in_(members),
                             ContactTag.tag_id == condition["tag_id"],
                         )
@@ -979,12 +993,14 @@ class _Runner:
             case "score_at_least":
                 if condition["of"] == "account":
                     account_id = enrolment.account_id or (contact.account_id if contact else None)
-                    account = session.get(Account, account_id) if account_id else None
+                    account = scoped_get(session, Account, account_id, self.workspace_id)
                     return bool(account and (account.score or 0) >= condition["at_least"])
                 return bool(contact and (contact.lead_score or 0) >= condition["at_least"])
             case "stage_in":
                 subject = (
-                    contact if enrolment.contact_id else session.get(Account, enrolment.account_id)
+                    contact
+                    if enrolment.contact_id
+                    else scoped_get(session, Account, enrolment.account_id, self.workspace_id)
                 )
                 return bool(subject and subject.stage in condition["stages"])
             case "interacted":

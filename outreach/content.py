@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.references import scoped_get
 from handlers.touchpoints import store_web_touchpoint
 from models import Content, Form, LinkMedium, PageView, TrackedLink, utcnow
 from outreach.tokens import Purpose, Sharer, Signer, TokenError
@@ -98,8 +99,10 @@ def target_of(session: Session, code: str) -> Target | None:
     link = session.scalar(select(TrackedLink).where(TrackedLink.code == code))
     if link is None or link.archived_at is not None:
         return None
-    content = session.get(Content, link.content_id) if link.content_id else None
-    form = session.get(Form, link.form_id) if link.form_id else None
+    content = scoped_get(session, Content, link.content_id, link.workspace_id)
+    form = scoped_get(session, Form, link.form_id, link.workspace_id)
+    if (content is None) == (form is None):  # naming another workspace's
+        return None
     if (content is not None and content.archived_at) or (form is not None and form.archived_at):
         return None
     return Target(link, content, form)
@@ -189,8 +192,8 @@ def _touch(
 
 def target_of_view(session: Session, view: PageView) -> Target:
     link = session.get(TrackedLink, view.link_id)
-    content = session.get(Content, view.content_id) if view.content_id else None
-    form = session.get(Form, view.form_id) if view.form_id else None
+    content = scoped_get(session, Content, view.content_id, view.workspace_id)
+    form = scoped_get(session, Form, view.form_id, view.workspace_id)
     return Target(link, content, form)
 
 

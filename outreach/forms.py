@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.references import scoped_get
 from handlers.contacts import normalize_phone
 from handlers.touchpoints import store_web_touchpoint
 from models import (
@@ -184,11 +185,12 @@ class FollowUpResult:
 def download_link(session: Session, form: Form, channel_id: int | None) -> TrackedLink | None:
     """The tracked link (medium "form") a form's follow-up hands out, made once per form
     and OA; None when the form has no download."""
-    if form.download_content_id is None:
+    if scoped_get(session, Content, form.download_content_id, form.workspace_id) is None:
         return None
     label = f"form:{form.id}"
     link = session.scalar(
         select(TrackedLink).where(
+            TrackedLink.workspace_id == form.workspace_id,
             TrackedLink.content_id == form.download_content_id,
             TrackedLink.medium == LinkMedium.FORM,
             TrackedLink.label == label,

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from core.references import scoped_get
 from models import (
     MASS_MECHANISMS,
     BatchStatus,
@@ -186,14 +187,15 @@ def segment_of(session: Session, push: Push) -> Segment | None:
 def audience_query(session: Session, push: Push, now: datetime):
     """One SELECT of the targeted contact ids."""
     if push.segment_id is not None:
-        saved = session.get(SavedSegment, push.segment_id)
-        if saved is None or saved.workspace_id != push.workspace_id:
+        saved = scoped_get(session, SavedSegment, push.segment_id, push.workspace_id)
+        if saved is None:
             raise PushError("the push's segment no longer exists")
         return segments.saved_contacts_query(session, saved, now=now)
     return (
         select(Identity.contact_id.label("id"))
         .join(Contact, Contact.id == Identity.contact_id)
         .where(
+            Identity.workspace_id == push.workspace_id,
             Identity.channel_id == push.channel_id,
             Identity.kind == IdentityKind.OPENID,
             Identity.following.isnot(False),
@@ -218,6 +220,7 @@ def sendall_filter(session: Session, push: Push) -> dict | None:
         return None
     remote_id = session.scalar(
         select(TagRemote.remote_id).where(
+            TagRemote.workspace_id == push.workspace_id,
             TagRemote.tag_id == tags[0],
             TagRemote.channel_id == push.channel_id,
             TagRemote.status == RemoteStatus.OK,
@@ -233,7 +236,9 @@ def plan_push(session: Session, push: Push, limits: PushLimits, now: datetime | 
     """Write the push's recipients and batches (one statement each) and its planned counts.
     Raises PushError when the channel cannot send it."""
     now = now or utcnow()
-    channel = session.get(Channel, push.channel_id)
+    channel = scoped_get(session, Channel, push.channel_id, push.workspace_id)
+    if channel is None:
+        raise PushError("the push's Official Account is not one of the workspace's")
     service = (channel.account_type or SERVICE) == SERVICE
     content = push.content
     mass_filter = sendall_filter(session, push)
@@ -270,7 +275,11 @@ def _insert_recipients(
     audience = audience_query(session, push, now).subquery()
     openids = (
         select(Identity.contact_id, Identity.value.label("openid"), Identity.following)
-        .where(Identity.channel_id == push.channel_id, Identity.kind == IdentityKind.OPENID)
+        .where(
+            Identity.workspace_id == push.workspace_id,
+            Identity.channel_id == push.channel_id,
+            Identity.kind == IdentityKind.OPENID,
+        )
         .subquery()
     )
     quota = (
@@ -850,6 +859,7 @@ def preview_push(session: Session, push: Push, client, contact_ids: list[int]) -
     monthly four), or the template message itself. openid -> "ok" or the refusal."""
     openids = session.scalars(
         select(Identity.value).where(
+            Identity.workspace_id == push.workspace_id,
             Identity.contact_id.in_(contact_ids or [-1]),
             Identity.channel_id == push.channel_id,
             Identity.kind == IdentityKind.OPENID,

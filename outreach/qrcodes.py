@@ -20,8 +20,15 @@ from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.references import (
+    NOT_WORKSPACE_TAGS,
+    TAG,
+    Reference,
+    declare,
+    unknown_references,
+)
 from handlers.rule_config import MAX_REPLY
-from models import Channel, ChannelKind, Interaction, QrCode, Tag, utcnow
+from models import Channel, ChannelKind, Interaction, QrCode, utcnow
 from models.interaction import SCAN_KINDS
 
 
@@ -52,7 +59,7 @@ NO_FREE_SCENE = N_("Every permanent number of this channel is taken: use a text 
 EXPIRY_REQUIRED = N_("A temporary code needs its validity.")
 EXPIRY_RANGE = N_("A temporary code is valid from 60 seconds to 30 days.")
 PERMANENT_NO_EXPIRY = N_("A permanent code does not expire.")
-NOT_WORKSPACE_TAGS = N_("Not tags of this workspace.")
+REFERENCES = declare("qr_code", Reference("tag_ids", TAG, NOT_WORKSPACE_TAGS))
 REPLY_TOO_LONG = N_("At most 600 characters.")
 
 
@@ -279,16 +286,7 @@ def _check_database(
         )
         if taken:
             errors["scene"] = [SCENE_TAKEN]
-    if values["tag_ids"]:
-        found = set(
-            session.scalars(
-                select(Tag.id).where(
-                    Tag.workspace_id == workspace_id, Tag.id.in_(values["tag_ids"])
-                )
-            )
-        )
-        if found != set(values["tag_ids"]):
-            errors["tag_ids"] = [NOT_WORKSPACE_TAGS]
+    errors.update(unknown_references(session, workspace_id, values, REFERENCES))
     if errors:
         raise ValidationError(errors)
 

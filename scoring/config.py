@@ -21,6 +21,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from core.text import N_
 from scoring.model import (
     DEFAULT_RULES,
     PRESETS,
@@ -36,12 +37,6 @@ from scoring.model import (
     TierRule,
     Weights,
 )
-
-
-def N_(message: str) -> str:
-    """Marks a message for the translation catalog; the admin page translates it."""
-    return message
-
 
 REQUIRED = N_("Required.")
 NOT_A_NUMBER = N_("Not a number.")

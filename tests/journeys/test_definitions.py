@@ -42,10 +42,23 @@ def session(app):
 
 
 @pytest.fixture
-def ws(session):
+def ws(session, monkeypatch):
     workspace = workspace_named(session, "acme")
     session.commit()
+    # The document's tag must be one of the workspace's.
+    monkeypatch.setitem(follow_up_action(LIVE_THEN_WECOM), "tag_id", tag_of(session, workspace.id))
     return workspace.id
+
+
+def tag_of(session, workspace_id: int) -> int:
+    tag = Tag(workspace_id=workspace_id, group="behavior", name="看过直播")
+    session.add(tag)
+    session.commit()
+    return tag.id
+
+
+def follow_up_action(document: dict) -> dict:
+    return next(node for node in document["nodes"] if node["id"] == "follow_up")["action"]
 
 
 def doc(**changes) -> dict:
@@ -109,7 +122,12 @@ def test_create_names_every_mistake_by_its_path(session, ws):
         create_journey(session, ws, "直播跟进", "", doc(), None)
     assert caught.value.messages == {"name": ["Another journey has this name."]}
     other = workspace_named(session, "other").id
-    assert create_journey(session, other, "直播跟进", "", doc(), None).id != journey.id
+    with pytest.raises(ValidationError) as caught:
+        create_journey(session, other, "直播跟进", "", doc(), None)
+    assert caught.value.messages == {"nodes.4.action.tag_id": ["Not a tag of this workspace."]}
+    theirs = doc()
+    follow_up_action(theirs)["tag_id"] = tag_of(session, other)
+    assert create_journey(session, other, "直播跟进", "", theirs, None).id != journey.id
 
 
 def test_a_draft_overwrites_its_version_a_live_journey_gets_new_ones(session, ws):

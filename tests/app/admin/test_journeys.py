@@ -121,20 +121,26 @@ def workspace(app) -> int:
 def make_journey(app, name="直播跟进", live=True, document=None) -> int:
     with harpoon_of(app).db.session() as session:
         ws = workspace_named(session, "acme").id
-        tag = session.scalar(select(Tag).where(Tag.workspace_id == ws, Tag.name == "看过直播"))
-        if tag is None:
-            tag = Tag(workspace_id=ws, group="behavior", name="看过直播")
-            session.add(tag)
-            session.flush()
-        document = copy.deepcopy(document or LIVE_THEN_WECOM)
-        for node in document["nodes"]:
-            if node["id"] == "follow_up":
-                node["action"]["tag_id"] = tag.id
+        document = with_own_tag(session, ws, document or LIVE_THEN_WECOM)
         journey = create_journey(session, ws, name, "WeCom, then the live stream", document, None)
         if live:
             go_live(session, journey)
         session.commit()
         return journey.id
+
+
+def with_own_tag(session, ws: int, document: dict) -> dict:
+    """The document, its follow-up tagging with a tag of the workspace."""
+    tag = session.scalar(select(Tag).where(Tag.workspace_id == ws, Tag.name == "看过直播"))
+    if tag is None:
+        tag = Tag(workspace_id=ws, group="behavior", name="看过直播")
+        session.add(tag)
+        session.flush()
+    document = copy.deepcopy(document)
+    for node in document["nodes"]:
+        if node["id"] == "follow_up":
+            node["action"]["tag_id"] = tag.id
+    return document
 
 
 def journey_of(app, journey_id) -> Journey:
@@ -224,9 +230,9 @@ def test_anyone_signed_in_reads_journeys_only_marketers_and_admins_change_them(a
 def test_another_workspaces_journey_is_out_of_reach(app, signed_in):
     client = marketer(signed_in)
     with harpoon_of(app).db.session() as session:
-        theirs = create_journey(
-            session, workspace_named(session, "other").id, "Theirs", "", LIVE_THEN_WECOM, None
-        )
+        other = workspace_named(session, "other").id
+        document = with_own_tag(session, other, LIVE_THEN_WECOM)
+        theirs = create_journey(session, other, "Theirs", "", document, None)
         session.commit()
         theirs_id = theirs.id
     token = csrf_token(client.get(LIST).text)
@@ -480,6 +486,20 @@ def test_mistakes_deep_in_a_node_show_beside_their_input(app, signed_in):
     assert errors_at(page, "nodes.4.id") == ["Another node has this id."]
     assert errors_at(page, "nodes.1.skip_if.event.where") == ["Property names and values as text."]
     assert form_of(page)["nodes.1.skip_if.event.where"] == "no colon here"
+    assert version_numbers(app, journey_id) == [1]
+
+
+def test_a_tag_of_another_workspace_is_refused_beside_its_input(app, signed_in):
+    client = marketer(signed_in)
+    journey_id = make_journey(app)
+    with harpoon_of(app).db.session() as session:
+        theirs = with_own_tag(session, workspace_named(session, "other").id, LIVE_THEN_WECOM)
+        session.commit()
+    their_tag = str(theirs["nodes"][4]["action"]["tag_id"])  # the next id after ours
+    path = f"{LIST}/{journey_id}/edit"
+    response = post(client, path, client.get(path).text, {"nodes.4.action.tag_id": their_tag})
+    assert response.status_code == 400
+    assert errors_at(response.text, "nodes.4.action.tag_id") == ["Not a tag of this workspace."]
     assert version_numbers(app, journey_id) == [1]
 
 

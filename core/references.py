@@ -1,0 +1,116 @@
+"""Ids a document names, checked to belong to the workspace when it is saved.
+
+Each kind of document declares its id-bearing fields once (`declare`): the dotted path
+of the field ("nodes.*.trigger.tag_id", "*" standing for every item of a list) and the
+`Target` it names. `unknown_references` checks a document against its declaration with
+one query per target, and answers the mistakes keyed by the concrete path
+("nodes.2.trigger.tag_id"), the way forms and editors show field errors. `DECLARED`
+holds every declaration, so a test can make sure each field has its tenancy case.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.text import N_
+from models import SavedSegment, Tag
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an id names: a row of `model`, a model whose rows carry `workspace_id`."""
+
+    model: type
+    message: str
+
+    @staticmethod
+    def accepts(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+
+TAG = Target(Tag, N_("Not a tag of this workspace."))
+NOT_WORKSPACE_TAGS = N_("Not tags of this workspace.")  # a list of tags has one message
+SEGMENT = Target(SavedSegment, N_("Not a segment of this workspace."))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A field of a document holding an id (or a list of ids) of `target`."""
+
+    path: str
+    target: Target
+    message: str | None = None  # instead of the target's, where the form words it its way
+
+
+DECLARED: dict[str, tuple[Reference, ...]] = {}
+
+
+def declare(document: str, *references: Reference) -> tuple[Reference, ...]:
+    """Registers the id-bearing fields of a kind of document; returns them."""
+    DECLARED[document] = references
+    return references
+
+
+def unknown_references(
+    session: Session, workspace_id: int, document: Mapping, references: tuple[Reference, ...]
+) -> dict[str, list[str]]:
+    """path -> [message] for every id the document names that the workspace does not hold.
+    Values of the wrong type are left to the document's own validation."""
+    named: list[tuple[str, Reference, object]] = [
+        (path, reference, value)
+        for reference in references
+        for path, value in _values_at(document, reference.path.split("."), [])
+        if reference.target.accepts(value)
+    ]
+    wanted: dict[Target, set] = defaultdict(set)
+    for _path, reference, value in named:
+        wanted[reference.target].add(value)
+    held = {
+        target: _held(session, workspace_id, target, values) for target, values in wanted.items()
+    }
+    errors: dict[str, list[str]] = {}
+    for path, reference, value in named:
+        if value not in held[reference.target]:
+            message = reference.message or reference.target.message
+            if message not in errors.setdefault(path, []):
+                errors[path].append(message)
+    return errors
+
+
+def _held(session: Session, workspace_id: int, target: Target, values: set) -> set:
+    model = target.model
+    return set(
+        session.scalars(
+            select(model.id).where(model.workspace_id == workspace_id, model.id.in_(values))
+        )
+    )
+
+
+def _values_at(data, parts: list[str], at: list[str]) -> Iterator[tuple[str, object]]:
+    """(concrete path, value) for each place the path reaches; a list found at the end
+    gives each of its items under the list's own path."""
+    if not parts:
+        for value in data if isinstance(data, list | tuple) else [data]:
+            yield ".".join(at), value
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        if isinstance(data, Mapping):
+            items = data.items()
+        elif isinstance(data, list | tuple):
+            items = enumerate(data)
+        else:
+            return
+        for key, item in items:
+            yield from _values_at(item, rest, [*at, str(key)])
+    elif isinstance(data, Mapping) and data.get(head) is not None:
+        yield from _values_at(data[head], rest, [*at, head])
+
+
+def scoped_get(session: Session, model: type, row_id: int | None, workspace_id: int):
+    """The workspace's row of `model` with this id; None for none, or another workspace's."""
+    row = session.get(model, row_id) if row_id is not None else None
+    return row if row is not None and row.workspace_id == workspace_id else None
