@@ -17,6 +17,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, request
 from marshmallow import ValidationError
 from sqlalchemy import select, update
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from app.admin import limiter
 from app.extensions import harpoon
@@ -47,6 +48,13 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 def _error(status: int, message: str, **extra):
     log.info("touchpoint API %s: %s", status, message)
     return {"error": message, **extra}, status
+
+
+@bp.errorhandler(BadRequest)
+@bp.errorhandler(RequestEntityTooLarge)
+def _unreadable_body(refused: HTTPException):
+    """A body app.inputs refused (and logged), answered in the API's JSON."""
+    return {"error": refused.description}, refused.code
 
 
 def _presented_key() -> str | None:
