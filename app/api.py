@@ -327,7 +327,7 @@ def openapi_document() -> dict:
                         "content": {"application/json": {"schema": answer}},
                     },
                     "400": {
-                        "description": "Not JSON, or no items list.",
+                        "description": "Not JSON, no items list, or a NUL character in it.",
                         "content": {"application/json": {"schema": error}},
                     },
                     "401": {
