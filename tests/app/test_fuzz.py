@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 from app.admin import limiter
 from app.channels import workspace_named
 from handlers.touchpoints import KINDS
-from models import Form, FormSubmission, InboundEvent, PageView
+from models import FormSubmission, InboundEvent, PageView
 from outreach.api_keys import create_api_key
-from outreach.content import create_link
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
+from tests.helpers import open_form_outside_wechat
 from wechat import simulate
 from wechat.events import normalize
 
@@ -276,27 +276,7 @@ def test_garbage_to_the_touchpoint_api(app, client, api_key, document, raw, sign
 
 @pytest.fixture
 def form_link(app):
-    """A form's link and, as a reader outside WeChat gets them, a view and form token."""
-    with harpoon_of(app).db.session() as session:
-        workspace = workspace_named(session, "acme")
-        form = Form(
-            workspace_id=workspace.id,
-            title="报名",
-            fields={"name": "required", "phone": "optional", "email": "optional"},
-            consent_text="我同意",
-        )
-        session.add(form)
-        session.flush()
-        code = create_link(session, workspace.id, form_id=form.id).code
-        session.commit()
-    client = app.test_client()
-    landed = client.get(f"/t/{code}")
-    page = client.get(landed.location)
-    return {
-        "code": code,
-        "view": re.search(r"v=([^&\"']+)", landed.location).group(1),
-        "form_token": re.search(r'name="form_token" value="([^"]+)"', page.text).group(1),
-    }
+    return open_form_outside_wechat(app)
 
 
 @given(code=odd_text, query=raw_queries, in_wechat=st.booleans())
@@ -308,7 +288,7 @@ def test_garbage_to_tracked_links(app, client, form_link, code, query, in_wechat
 
 @given(code=st.one_of(odd_text, st.just("real")), query=raw_queries)
 def test_garbage_to_hosted_pages(app, client, form_link, code, query):
-    code = form_link["code"] if code == "real" else code
+    code = form_link.code if code == "real" else code
     path = f"/p/{quote(code, safe='')}?{query}"
     check(app, "/p/<code>", lambda: client.get(path), forged=True)
 
@@ -322,7 +302,7 @@ def test_garbage_to_the_beacon(app, client, form_link, fields, event, real_view)
     if event:
         fields["e"] = event
     if real_view:
-        fields["v"] = form_link["view"]
+        fields["v"] = form_link.view
     check(app, "/b beacon", lambda: client.post("/b", data=fields), forged=not real_view)
 
 
@@ -334,6 +314,6 @@ def test_garbage_to_the_beacon(app, client, form_link, fields, event, real_view)
 )
 def test_garbage_to_a_form(app, client, form_link, fields, real_token):
     if real_token:
-        fields["form_token"] = form_link["form_token"]
-    send = lambda: client.post(f"/f/{form_link['code']}", data=fields)  # noqa: E731
+        fields["form_token"] = form_link.form_token
+    send = lambda: client.post(f"/f/{form_link.code}", data=fields)  # noqa: E731
     check(app, "/f/<code> form", send, forged=not real_token)

@@ -4,7 +4,6 @@ werkzeug's server and gunicorn, whose chunk parsers fail in different ways."""
 
 import io
 import json
-import re
 import socket
 import time
 from urllib.parse import urlsplit
@@ -15,11 +14,11 @@ from sqlalchemy import func, select
 from app.api import MAX_BODY_BYTES
 from app.channels import workspace_named
 from app.public import MAX_POST_BYTES
-from models import Form, FormSubmission, InboundEvent, PageView
+from models import FormSubmission, InboundEvent, PageView
 from outreach.api_keys import create_api_key
-from outreach.content import create_link
 from tests.app.admin.conftest import make_user, sign_in
 from tests.conftest import OA_CREDS, harpoon_of, make_channel
+from tests.helpers import open_form_outside_wechat
 from wechat import simulate
 
 LIST_PAGES = [("/admin/contacts", "q"), ("/admin/accounts", "q"), ("/admin/audit", "action")]
@@ -57,33 +56,16 @@ def test_nul_in_a_query_parameter_name_or_a_path_is_refused(owner):
     assert owner.get("/admin/contacts/1%00").status_code == 400
 
 
-def form_page(app) -> tuple[str, str, str]:
-    """A form's link code, a view token and the rendering's form token, as a reader outside
-    WeChat gets them."""
-    with harpoon_of(app).db.session() as session:
-        workspace = workspace_named(session, "acme")
-        form = Form(
-            workspace_id=workspace.id, title="报名", fields={"name": "required"}, consent_text=""
-        )
-        session.add(form)
-        session.flush()
-        code = create_link(session, workspace.id, form_id=form.id).code
-        session.commit()
-    client = app.test_client()
-    landed = client.get(f"/t/{code}")
-    page = client.get(landed.location)
-    view = re.search(r"v=([^&\"']+)", landed.location).group(1)
-    token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
-    return code, view, token
-
-
 def test_nul_in_a_readers_form_is_refused_and_nothing_stored(app, client):
-    code, _, token = form_page(app)
+    opened = open_form_outside_wechat(app)
+    code, token = opened.code, opened.form_token
     before = stored(app)
-    response = client.post(f"/f/{code}", data={"form_token": token, "name": "王\x00伟"})
+    response = client.post(
+        f"/f/{code}", data={"form_token": token, "name": "王\x00伟", "consent": "y"}
+    )
     assert response.status_code == 400
     assert stored(app) == before
-    response = client.post(f"/f/{code}", data={"form_token": token, "name": "王伟"})
+    response = client.post(f"/f/{code}", data={"form_token": token, "name": "王伟", "consent": "y"})
     assert response.status_code == 200
     assert count(app, FormSubmission) == 1
 
@@ -172,7 +154,8 @@ def test_chunked_bodies_on_a_real_server(app, server, plain_channel):
     with harpoon_of(app).db.session() as session:
         key = create_api_key(session, workspace_named(session, "acme").id, "直播").key
         session.commit()
-    code, view, token = form_page(app)
+    opened = open_form_outside_wechat(app)
+    code, view, token = opened.code, opened.view, opened.form_token
     callback_path, callback_body = callback_over_the_limit(app, plain_channel)
     form = {"Content-Type": "application/x-www-form-urlencoded", **CHUNKED}
     api = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", **CHUNKED}
