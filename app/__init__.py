@@ -3,6 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import inputs
 from app.extensions import Harpoon, channel_cache, link_cache, reply_rules
 from app.logs import configure_logging
 from app.queue import JobQueue
@@ -17,6 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app; `test_config` overrides settings by name (see config.Settings)."""
     settings = load_settings(**(test_config or {}))
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    inputs.init_app(app)
     if settings.proxy_hops:
         # Client addresses (rate limits, logs) and https from the proxy's headers.
         app.wsgi_app = ProxyFix(

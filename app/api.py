@@ -20,6 +20,7 @@ from flask import Blueprint, request
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from app.admin import limiter
 from app.extensions import harpoon
@@ -54,6 +55,13 @@ REPLAYED = (
 def _error(status: int, message: str, **extra):
     log.info("touchpoint API %s: %s", status, message)
     return {"error": message, **extra}, status
+
+
+@bp.errorhandler(BadRequest)
+@bp.errorhandler(RequestEntityTooLarge)
+def _unreadable_body(refused: HTTPException):
+    """A body app.inputs refused (and logged), answered in the API's JSON."""
+    return {"error": refused.description}, refused.code
 
 
 def _presented_key() -> str | None:
@@ -343,7 +351,7 @@ def openapi_document() -> dict:
                         "content": {"application/json": {"schema": answer}},
                     },
                     "400": {
-                        "description": "Not JSON, or no items list.",
+                        "description": "Not JSON, no items list, or a NUL character in it.",
                         "content": {"application/json": {"schema": error}},
                     },
                     "401": {

@@ -49,6 +49,13 @@ BROWSER_COOKIE_MAX_AGE = 30 * 24 * 3600
 WECHAT_AGENT = "MicroMessenger"
 BEACON_EVENTS = ("read", "like", "share")
 MAX_BEACON_SECONDS = 6 * 3600
+# A form's or a beacon's few short fields; a longer body is refused (app.inputs).
+MAX_POST_BYTES = 64 * 1024
+
+
+@bp.before_request
+def _limit_body() -> None:
+    request.max_content_length = MAX_POST_BYTES
 
 
 def _session() -> Session:

@@ -31,7 +31,7 @@ from models.base import insert_ignoring_conflicts
 from models.contact import IdentityKind
 from scoring.engine import Scorer
 from wechat.callbacks import OA, WECOM
-from wechat.events import NormalizedEvent, normalize
+from wechat.events import NormalizedEvent, Unnormalizable, normalize
 
 log = logging.getLogger(__name__)
 _DUE = (InboxStatus.PENDING, InboxStatus.FAILED)
@@ -311,7 +311,8 @@ def _fail(
 ) -> None:
     row.attempts += 1
     row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-    if row.attempts >= policy.max_attempts:
+    # A payload that cannot be normalized reads the same on every retry.
+    if row.attempts >= policy.max_attempts or isinstance(exc, Unnormalizable):
         row.status = InboxStatus.DEAD
         result.dead += 1
     else:

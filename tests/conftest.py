@@ -2,13 +2,21 @@
 or on SQLite + the in-process queue."""
 
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
@@ -16,9 +24,26 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.channels import add_channel, workspace_named
 from app.extensions import harpoon
+from config import ENVIRONMENT_VARIABLES, ROOT
+from handlers.registry import HANDLERS
 from models import Base, migrate
 from tests.webhook_receiver import Receiver
 from wechat.simulate import Credentials
+
+# Fuzz tests (tests/app/test_fuzz.py): the same examples on every run, none remembered
+# between runs; fixtures are shared by a test's examples on purpose (one app, one database).
+hypothesis_settings.register_profile(
+    "harpoon",
+    max_examples=150,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "thorough", parent=hypothesis_settings.get_profile("harpoon"), max_examples=2000
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harpoon"))
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -148,11 +173,70 @@ def make_channel(app, kind, creds, *, workspace="acme", **fields):
         return channel.id
 
 
+@pytest.fixture
+def failing_clicks(monkeypatch):
+    """Menu clicks fail in their handler, as one meeting a bug or an unreachable row would
+    (the callback refuses what cannot be normalized, so no click fails on its own)."""
+
+    def fail(session, ctx):
+        raise LookupError(f"click of {ctx.event.subject} failed in its handler")
+
+    monkeypatch.setitem(HANDLERS, "wechat.menu_click", fail)
+
+
 def run_jobs(app):
     """Send pending drain requests, then run every queued job with a real RQ SimpleWorker."""
     queue = harpoon_of(app).queue
     queue.drain_requests.flush()
     return queue.worker(app).work(burst=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn_server(app, database_url, tmp_path):
+    """The test app's database and settings served by gunicorn as production runs it
+    (config/gunicorn.py): its HTTP parsing, not werkzeug's."""
+    settings = harpoon_of(app).settings
+    bind = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=TEST_REDIS_URL,
+        HARPOON_ENCRYPTION_KEYS=ENCRYPTION_KEY,
+        HARPOON_SECRET_KEY=settings.secret_key,
+        HARPOON_INSTANCE_DIR=str(tmp_path / "gunicorn"),
+        HARPOON_CALLBACK_MAX_BYTES=str(settings.callback_max_bytes),
+        HARPOON_BIND=bind,
+        HARPOON_WEB_THREADS="2",
+    )
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "config/gunicorn.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://{bind}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
 
 
 @pytest.fixture

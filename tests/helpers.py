@@ -1,8 +1,13 @@
 """Small factories and queries shared by the tests."""
 
+import re
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
-from models import Contact, Identity, InboundEvent, Interaction
+from app.channels import workspace_named
+from models import Contact, Form, Identity, InboundEvent, Interaction
+from outreach.content import create_link
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of
 from wechat import simulate
 
@@ -40,3 +45,31 @@ def contacts(app):
 
 def identities(app):
     return all_of(app, Identity)
+
+
+@dataclass(frozen=True)
+class OpenedForm:
+    code: str  # the form's tracked link
+    view: str  # the view token of the reader's page
+    form_token: str  # the token of the form's rendering
+
+
+def open_form_outside_wechat(app) -> OpenedForm:
+    """A new form (name required; phone and email optional), opened by a reader outside
+    WeChat: what their browser then holds."""
+    with harpoon_of(app).db.session() as session:
+        workspace = workspace_named(session, "acme")
+        fields = {"name": "required", "phone": "optional", "email": "optional"}
+        form = Form(workspace_id=workspace.id, title="报名", fields=fields, consent_text="我同意")
+        session.add(form)
+        session.flush()
+        code = create_link(session, workspace.id, form_id=form.id).code
+        session.commit()
+    client = app.test_client()
+    landed = client.get(f"/t/{code}")
+    page = client.get(landed.location)
+    return OpenedForm(
+        code=code,
+        view=re.search(r"v=([^&\"']+)", landed.location).group(1),
+        form_token=re.search(r'name="form_token" value="([^"]+)"', page.text).group(1),
+    )

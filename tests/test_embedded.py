@@ -6,7 +6,6 @@ gunicorn serves the app; its in-process worker drains the inbox into SQLite.
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,16 +17,11 @@ from pathlib import Path
 import pytest
 
 from config import ENVIRONMENT_VARIABLES
+from tests.conftest import free_port
 from wechat import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

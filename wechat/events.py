@@ -5,6 +5,7 @@ them onto Harpoon's interaction kinds. A kind of None means "stored, not
 handled": the platform sent something Harpoon does not act on (yet).
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from wechatpy.parser import parse_message as parse_oa
 from wechatpy.work import events as wecom_events
 from wechatpy.work.parser import parse_message as parse_wecom
 
-from wechat.callbacks import OA, WECOM
+from wechat.callbacks import OA, WECOM, CallbackRejected, parse_xml
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,70 @@ class NormalizedEvent:
     details: dict = field(default_factory=dict)
 
 
+class Unnormalizable(ValueError):
+    """A callback no handler can read: refused at the callback, dead at once in the drain."""
+
+
+# Elements the platforms nest by design (menu scans, photos and locations, push results'
+# copyright checks, subscription-message events, WeCom batch jobs, cards, approvals and
+# member attributes); every other element holds text only.
+NESTED_ELEMENTS = frozenset(
+    {
+        "ScanCodeInfo",
+        "SendPicsInfo",
+        "SendLocationInfo",
+        "CopyrightCheckResult",
+        "ArticleUrlResult",
+        "SubscribeMsgPopupEvent",
+        "SubscribeMsgChangeEvent",
+        "SubscribeMsgSentEvent",
+        "BatchJob",
+        "SelectedItems",
+        "ApprovalInfo",
+        "ExtAttr",
+    }
+)
+# Unix seconds: 12 digits reach past the year 9999, which datetime cannot hold anyway.
+_CREATE_TIME = re.compile(r"[0-9]{1,12}")
+
+
 def normalize(platform: str, xml: str) -> NormalizedEvent:
-    if platform == OA:
-        return _normalize_oa(parse_oa(xml))
-    if platform == WECOM:
+    """The one judge of "normalizable": the callback refuses what this raises Unnormalizable
+    on, so the drain, reading the same XML, never meets it."""
+    if platform not in (OA, WECOM):
+        raise ValueError(f"unknown platform {platform!r}")
+    try:
+        fields = parse_xml(xml)
+    except CallbackRejected as rejected:
+        raise Unnormalizable(rejected.reason) from None
+    problem = _shape_problem(fields)
+    if problem:
+        raise Unnormalizable(problem)
+    try:
+        if platform == OA:
+            return _normalize_oa(parse_oa(xml))
         return _normalize_wecom(parse_wecom(xml))
-    raise ValueError(f"unknown platform {platform!r}")
+    except (ValueError, OverflowError) as exc:  # a number field wechatpy cannot convert
+        raise Unnormalizable(f"{type(exc).__name__}: {exc}") from None
+
+
+def _shape_problem(fields: dict) -> str | None:
+    """What keeps a flat WeChat document from being one event, if anything."""
+    for name, value in fields.items():
+        if name in NESTED_ELEMENTS:
+            if value is not None and not isinstance(value, dict):
+                return f"<{name}> holds text, not elements"
+        elif value is not None and not isinstance(value, str):
+            return f"nested elements or attributes in <{name}>"
+    if not fields.get("MsgType"):
+        return "no MsgType"
+    if fields["MsgType"].lower() == "event" and not fields.get("Event"):
+        return "an event without Event"
+    if not fields.get("FromUserName"):
+        return "no FromUserName"
+    if not _CREATE_TIME.fullmatch(fields.get("CreateTime") or ""):
+        return "CreateTime missing or not a number"
+    return None
 
 
 def _when(msg) -> datetime:

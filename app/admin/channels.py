@@ -29,6 +29,12 @@ MODE_LABELS = {
     MessageMode.COMPATIBLE: _l("Compatible mode"),
     MessageMode.PLAIN: _l("Plaintext mode"),
 }
+# Plaintext messages carry no signature of their own (app.callbacks); the README says so too.
+PLAIN_MODE_RISK = _l(
+    "In plaintext mode WeChat signs only the callback URL's query string, not the message: "
+    "whoever captures one callback URL can post any message with it while its timestamp is "
+    "fresh (5 minutes). Choose safe mode unless the account cannot use it."
+)
 ACCOUNT_TYPE_LABELS = {"service": _l("Service account"), "subscription": _l("Subscription account")}
 # What the OA console calls each mode, so the instructions name the option to pick there.
 CONSOLE_MODE_NAMES = {
@@ -156,6 +162,7 @@ def _labels() -> dict:
     return {
         "kind_labels": KIND_LABELS,
         "mode_labels": MODE_LABELS,
+        "plain_mode_risk": PLAIN_MODE_RISK,
         "account_type_labels": ACCOUNT_TYPE_LABELS,
     }
 

@@ -311,3 +311,26 @@ def test_a_contact_is_looked_up_by_identity_with_its_score(app, client):
     assert unsigned.status_code == 401
     both = client.get("/api/v1/contacts?phone=1&email=a@b.cn", headers=headers)
     assert both.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t={now},v1=签名",
+        "t={now},v1=" + "é" * 64,
+        "t={now},v1=" + "A" * 64,
+        "t={now},v1=" + "0" * 63,
+        "t=１２３,v1=" + "0" * 64,
+        "t={now}",
+        "v1=" + "0" * 64,
+        "t=,v1=",
+        "=,=,",
+    ],
+)
+def test_a_malformed_signature_header_is_a_clear_401(app, client, header):
+    key = new_key(app, require_signature=True)
+    signature = header.format(now=int(time.time()))
+    response = post(client, key.key, {"items": [LIVE]}, signature=signature)
+    assert response.status_code == 401
+    assert response.json["error"].startswith("malformed signature: expected t=<unix seconds>")
+    assert rows(app, InboundEvent) == []

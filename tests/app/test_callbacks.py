@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import InboundEvent
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
+from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
 from wechat import simulate
 from wechat.simulate import Credentials
 
@@ -329,3 +329,84 @@ def test_callbacks_carry_no_admin_machinery(client, oa_channel):
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
     assert not any(name.lower().startswith("x-ratelimit") for name, _ in response.headers)
+
+
+def _without(xml: str, name: str) -> str:
+    start, end = xml.index(f"<{name}>"), xml.index(f"</{name}>") + len(name) + 3
+    return xml[:start] + xml[end:]
+
+
+TEXT = simulate.oa_text("o_odd", "x", 51)
+CLICK = simulate.oa_event("o_odd", "CLICK", EventKey="k")
+ADD = simulate.wecom_contact_event(
+    WECOM_CREDS.app_id, "add_external_contact", user_id="zhangsan", external_user_id="wm_odd"
+)
+UNNORMALIZABLE_OA = {
+    "nested Content": TEXT.replace("<![CDATA[x]]>", "<b>x</b>"),
+    "nested EventKey": CLICK.replace("<![CDATA[k]]>", "<b>k</b>"),
+    "an attribute": TEXT.replace("<Content>", '<Content lang="zh">'),
+    "empty FromUserName": simulate.oa_event("", "subscribe"),
+    "no FromUserName": _without(CLICK, "FromUserName"),
+    "non-numeric CreateTime": CLICK.replace("<CreateTime>", "<CreateTime>soon"),
+    "no CreateTime": _without(TEXT, "CreateTime"),
+    "non-numeric MsgId": TEXT.replace("<MsgId>51", "<MsgId>x51"),
+    "an event without Event": _without(CLICK, "Event"),
+}
+UNNORMALIZABLE_WECOM = {
+    "nested ExternalUserID": ADD.replace("<![CDATA[wm_odd]]>", "<i>wm_odd</i>"),
+    "no FromUserName": _without(ADD, "FromUserName"),
+    "non-numeric CreateTime": ADD.replace("<CreateTime>", "<CreateTime>-"),
+}
+
+
+@pytest.mark.parametrize("mode", ["plain", "safe"])
+@pytest.mark.parametrize("xml", UNNORMALIZABLE_OA.values(), ids=UNNORMALIZABLE_OA.keys())
+def test_a_signed_oa_callback_that_cannot_be_normalized_is_refused(app, client, caplog, mode, xml):
+    channel_id = make_channel(app, "oa", OA_CREDS, message_mode=mode)
+    callback = simulate.oa_message(OA_CREDS, xml, mode=mode)
+    response = post(client, f"/callbacks/wechat/{channel_id}", callback)
+    assert response.status_code == 400
+    assert response.text.startswith("cannot be normalized")
+    assert inbox_rows(app) == []
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].startswith("callback refused"), refusals
+
+
+@pytest.mark.parametrize("xml", UNNORMALIZABLE_WECOM.values(), ids=UNNORMALIZABLE_WECOM.keys())
+def test_a_signed_wecom_callback_that_cannot_be_normalized_is_refused(
+    app, client, wecom_channel, xml
+):
+    callback = simulate.wecom_message(WECOM_CREDS, xml)
+    response = post(client, f"/callbacks/wecom/{wecom_channel}", callback)
+    assert response.status_code == 400
+    assert inbox_rows(app) == []
+
+
+def test_elements_the_platform_nests_by_design_are_accepted(app, client, oa_channel):
+    scan = simulate.oa_event("o_scan", "scancode_push", EventKey="scan_badge").replace(
+        "</xml>",
+        "<ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType>"
+        "<ScanResult><![CDATA[BADGE-0042]]></ScanResult></ScanCodeInfo></xml>",
+    )
+    callback = simulate.oa_message(OA_CREDS, scan)
+    assert post(client, f"/callbacks/wechat/{oa_channel}", callback).status_code == 200
+    assert [row.payload for row in inbox_rows(app)] == [scan]
+
+
+def test_an_unnormalizable_event_already_in_the_inbox_dies_at_once(app, oa_channel):
+    """One stored before the callback refused such input: a retry would read it the same."""
+    h = harpoon_of(app)
+    workspace_id = h.channels.get(oa_channel).workspace_id
+    payload = UNNORMALIZABLE_OA["nested Content"]
+    h.inbox.store(
+        workspace_id=workspace_id,
+        channel_id=oa_channel,
+        platform="oa",
+        dedupe_key="msg|51",
+        payload=payload,
+    )
+    h.queue.drain_requests.mark(workspace_id)
+    run_jobs(app)
+    [row] = inbox_rows(app)
+    assert (row.status, row.attempts) == ("dead", 1)
+    assert "nested elements" in row.last_error

@@ -56,11 +56,11 @@ def test_add_channel_refuses_bad_fields(runner):
     assert duplicate.exit_code == 2 and "already connected" in duplicate.output
 
 
-def test_inbox_stats_and_retry(app, runner):
+def test_inbox_stats_and_retry(app, runner, failing_clicks):
     channel_id = make_channel(app, "oa", OA_CREDS)
     client = app.test_client()
-    post_oa(client, channel_id, simulate.oa_event("", "CLICK", EventKey="K"))
-    post_oa(client, channel_id, simulate.oa_event("o_ok", "CLICK", EventKey="K"))
+    post_oa(client, channel_id, simulate.oa_event("o_click", "CLICK", EventKey="K"))
+    post_oa(client, channel_id, simulate.oa_event("o_ok", "subscribe"))
     run_jobs(app)
     stats = runner.invoke(args=["inbox", "stats"]).output
     assert "done" in stats and "failed" in stats

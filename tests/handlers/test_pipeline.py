@@ -163,17 +163,16 @@ def test_unknown_event_types_are_stored_and_ignored(app, client, oa_channel, wec
     assert contacts(app) == [] and interactions(app) == []
 
 
-def test_a_failing_event_is_marked_and_the_batch_goes_on(app, client, oa_channel):
+def test_a_failing_event_is_marked_and_the_batch_goes_on(app, client, oa_channel, failing_clicks):
     now = int(time.time())
     post_oa(client, oa_channel, simulate.oa_event("o_1", "subscribe", at=now))
-    # A CLICK with no FromUserName: the handler cannot tell who clicked.
-    post_oa(client, oa_channel, simulate.oa_event("", "CLICK", at=now, EventKey="K"))
+    post_oa(client, oa_channel, simulate.oa_event("o_click", "CLICK", at=now, EventKey="K"))
     post_oa(client, oa_channel, simulate.oa_event("o_2", "subscribe", at=now))
     run_jobs(app)
     statuses = [(row.status, row.attempts) for row in inbox(app)]
     assert statuses == [("done", 0), ("failed", 1), ("done", 0)]
     failed = inbox(app)[1]
-    assert "event names no openid" in failed.last_error
+    assert "click of o_click failed in its handler" in failed.last_error
     assert failed.next_attempt_at > failed.received_at
     assert len(contacts(app)) == 2
 
@@ -209,10 +208,10 @@ def test_failed_event_is_retried_with_backoff_then_succeeds(app, client, oa_chan
     assert len(interactions(app)) == 1
 
 
-def test_event_goes_dead_after_max_attempts(make_app, client, oa_channel):
+def test_event_goes_dead_after_max_attempts(make_app, client, oa_channel, failing_clicks):
     app = make_app(inbox_max_attempts=2)
     client = app.test_client()
-    post_oa(client, oa_channel, simulate.oa_event("", "CLICK", EventKey="K"))
+    post_oa(client, oa_channel, simulate.oa_event("o_click", "CLICK", EventKey="K"))
     run_jobs(app)
     _make_due(app, inbox(app)[0].id)
     with app.app_context():

@@ -1,7 +1,7 @@
 import pytest
 
 from wechat import simulate
-from wechat.events import normalize
+from wechat.events import Unnormalizable, normalize
 
 AT = 1_700_000_000
 
@@ -117,3 +117,36 @@ def test_normalize(xml, kind, properties):
     assert event.kind == kind
     assert event.properties == properties
     assert event.occurred_at.timestamp() == AT
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        simulate.oa_text("o", "x", 9, at=AT).replace("<![CDATA[x]]>", "<b>x</b>"),
+        simulate.oa_event("o", "CLICK", at=AT, EventKey="k").replace("<![CDATA[k]]>", "<k/>"),
+        simulate.oa_event("o", "VIEW", at=AT).replace("<ToUserName>", '<ToUserName id="1">'),
+        simulate.oa_event("", "subscribe", at=AT),
+        simulate.oa_event("o", "subscribe", at=AT).replace(f"<CreateTime>{AT}", "<CreateTime>x"),
+        simulate.oa_event("o", "subscribe", at=AT).replace(f"<CreateTime>{AT}", "<CreateTime>"),
+        simulate.oa_event("o", "subscribe", at=AT).replace(str(AT), "9" * 12),
+        simulate.oa_text("o", "hi", 9, at=AT).replace("<MsgId>9", "<MsgId>nine"),
+        simulate.oa_event("o", "LOCATION", at=AT, Latitude="north", Longitude=1, Precision=1),
+        "<xml><MsgType>text</MsgType>",
+        "<xml/>",
+    ],
+)
+def test_what_cannot_be_normalized_says_so(xml):
+    with pytest.raises(Unnormalizable):
+        normalize("oa", xml)
+
+
+def test_a_menu_scan_keeps_its_nested_result():
+    xml = simulate.oa_event("o", "scancode_waitmsg", at=AT, EventKey="badge").replace(
+        "</xml>",
+        "<ScanCodeInfo><ScanType>qrcode</ScanType><ScanResult>B-42</ScanResult></ScanCodeInfo></xml>",
+    )
+    event = normalize("oa", xml)
+    assert (event.kind, event.properties) == (
+        "wechat.menu_scan",
+        {"key": "badge", "result": "B-42"},
+    )

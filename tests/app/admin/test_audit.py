@@ -34,8 +34,8 @@ def options(html):
     return re.findall(r'<option value="([^"]+)"', html.split('id="audit-action"')[1])
 
 
-def test_a_retry_appears_with_who_did_it(app, client, oa_channel, signed_in):
-    post_oa(client, oa_channel, simulate.oa_event("", "CLICK", EventKey="K"))
+def test_a_retry_appears_with_who_did_it(app, client, oa_channel, signed_in, failing_clicks):
+    post_oa(client, oa_channel, simulate.oa_event("o_click", "CLICK", EventKey="K"))
     run_jobs(app)
     admin = signed_in("admin")
     page = admin.get("/admin/inbox").text

@@ -236,3 +236,27 @@ def test_another_workspace_gets_404_and_never_sees_the_channel(app, signed_in, o
     make_channel(app, "oa", OA_CREDS, workspace="other")  # the same OA in both is allowed
     assert OA_CREDS.app_id in client.get("/admin/channels").text
     assert channels(app)[0].aes_key == OA_CREDS.aes_key and audits(app) == []
+
+
+WECHAT_SAFE = simulate.Credentials("wx00000000000000af", OA_CREDS.token, OA_CREDS.aes_key)
+PLAIN_MODE_RISK = "WeChat signs only the callback URL's query string, not the message"
+
+
+def test_plaintext_mode_says_what_it_risks_where_it_is_chosen_and_shown(app, signed_in):
+    owner = in_english(signed_in("owner"))
+    new_page = owner.get("/admin/channels/new/oa").text
+    assert PLAIN_MODE_RISK in new_page and "Safe mode recommended" in new_page
+
+    plain = make_channel(app, "oa", OA_CREDS, message_mode="plain")
+    safe = make_channel(app, "oa", WECHAT_SAFE, message_mode="safe")
+    assert PLAIN_MODE_RISK in owner.get(f"/admin/channels/{plain}").text
+    assert PLAIN_MODE_RISK not in owner.get(f"/admin/channels/{safe}").text
+    listed = owner.get("/admin/channels").text
+    assert listed.count("Safe mode recommended") == 1
+
+
+def test_the_plaintext_mode_warning_is_in_chinese_by_default(app, signed_in):
+    plain = make_channel(app, "oa", OA_CREDS, message_mode="plain")
+    page = signed_in("owner").get(f"/admin/channels/{plain}").text
+    assert "明文模式下，微信只对回调 URL 的查询参数签名" in page
+    assert "建议使用安全模式" in page

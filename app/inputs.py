@@ -1,0 +1,123 @@
+"""What every view may trust about a request's input, checked where the input is read.
+
+- A streamed (chunked) body is read up to the request's `max_content_length`: one byte
+  more is a 413, never a silently truncated body, and a malformed chunk is a 400 whatever
+  the server's own chunk parser raises (werkzeug's dev server and gunicorn differ).
+- A NUL byte in the path, the query string, a form or a JSON body is a 400, and so is a
+  query string that is not UTF-8: no database driver ever sees one (PostgreSQL refuses
+  NUL in text).
+
+Each refusal is one log line. Views set their body limit (`request.max_content_length`)
+before they read the body; the checks run when it is read.
+"""
+
+import io
+import logging
+from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
+
+from flask import Flask, abort, request
+from flask import Request as FlaskRequest
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import get_input_stream
+
+log = logging.getLogger(__name__)
+
+
+def refuse(reason: str, status: int = 400):
+    log.warning(
+        "request refused status=%s reason=%s path=%s remote=%s",
+        status,
+        reason,
+        request.path,
+        request.remote_addr,
+    )
+    abort(status, reason)
+
+
+class StreamedBody(io.RawIOBase):
+    """A body without Content-Length, counted as it is read."""
+
+    def __init__(self, stream, max_bytes: int | None):
+        self._stream = stream
+        self._max_bytes = max_bytes
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._stream.read(len(buffer))
+        except Exception:  # each server's chunk parser raises its own type
+            refuse("malformed chunked body")
+        self._read += len(data)
+        if self._max_bytes is not None and self._read > self._max_bytes:
+            refuse(f"body over {self._max_bytes} bytes", RequestEntityTooLarge.code)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _holds_nul(values: Iterable) -> bool:
+    return any("\x00" in value for value in values if isinstance(value, str))
+
+
+def _strings_in(document) -> Iterable[str]:
+    """Every key and string value of a JSON document."""
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            yield key
+            yield from _strings_in(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _strings_in(value)
+
+
+class Request(FlaskRequest):
+    @cached_property
+    def stream(self):
+        limit, length = self.max_content_length, self.content_length
+        if limit is not None and length is not None and length > limit:
+            refuse(f"body of {length} bytes over {limit}", RequestEntityTooLarge.code)
+        if "wsgi.input_terminated" in self.environ and length is None:
+            return StreamedBody(self.environ["wsgi.input"], limit)
+        return get_input_stream(self.environ, max_content_length=limit)
+
+    @cached_property
+    def args(self):
+        decoded = unquote_to_bytes(self.query_string.replace(b"+", b" "))
+        if b"\x00" in decoded:
+            refuse("NUL byte in the query string")
+        try:
+            decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            refuse("query string is not UTF-8")
+        return super().args
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        form, files = self.form, self.files
+        names = [*form.keys(), *form.values(), *(f.filename for f in files.values())]
+        if _holds_nul(names):
+            # Nothing of a refused form stays readable on this request.
+            self.__dict__["form"] = self.__dict__["files"] = self.parameter_storage_class()
+            refuse("NUL byte in the form")
+
+    def get_json(self, force=False, silent=False, cache=True):
+        document = super().get_json(force=force, silent=silent, cache=cache)
+        if _holds_nul(_strings_in(document)):
+            refuse("NUL byte in the JSON body")
+        return document
+
+
+def refuse_nul_in_path() -> None:
+    if "\x00" in request.path:
+        refuse("NUL byte in the path")
+
+
+def init_app(app: Flask) -> None:
+    app.request_class = Request
+    app.before_request(refuse_nul_in_path)
