@@ -412,51 +412,27 @@ def save_touchpoints(app, world: World):
     return errors, "items.1.channel_id"
 
 
-def admin_of(app, world: World):
-    """A's marketer signed in, pages in English."""
-    client = app.test_client()
-    with session_of(app) as session:
-        email = session.get(User, world.a.user).email
-    assert sign_in(client, email).status_code == 302
-    return in_english(client)
+def save_in_admin(document: str, field: str, holding: str, action):
+    """A's marketer (pages in English) posts B's id in `field` to the page at `action(A)`;
+    the declared message the page shows (given the id as %(id)s), keyed by the field."""
 
+    def case(app, world: World):
+        client = app.test_client()
+        with session_of(app) as session:
+            email = session.get(User, world.a.user).email
+        assert sign_in(client, email).status_code == 302
+        client = in_english(client)
+        value = getattr(world.b, holding)
+        token = csrf_token(client.get("/admin/").text)
+        page = client.post(
+            action(world.a), data={field: str(value), "csrf_token": token}, follow_redirects=True
+        ).text
+        (reference,) = [ref for ref in DECLARED[document] if ref.path == field]
+        message = reference.message or reference.target.message
+        shown = html.escape(message % {"id": value}) in page
+        return ({field: [message]} if shown else {}), field
 
-def shown(page: str, document: str, path: str, value) -> dict:
-    """{path: [the declared message]} when the page shows it (given the id as %(id)s)."""
-    (reference,) = [ref for ref in DECLARED[document] if ref.path == path]
-    message = reference.message or reference.target.message
-    return {path: [message]} if html.escape(message % {"id": value}) in page else {}
-
-
-def save_account_owner(app, world: World):
-    client = admin_of(app, world)
-    token = csrf_token(client.get("/admin/accounts").text)
-    page = client.post(
-        f"/admin/accounts/{world.a.account}/edit",
-        data={"owner_id": str(world.b.user), "csrf_token": token},
-    ).text
-    return shown(page, "account", "owner_id", world.b.user), "owner_id"
-
-
-def save_account_contact(app, world: World):
-    client = admin_of(app, world)
-    token = csrf_token(client.get("/admin/accounts").text)
-    page = client.post(
-        f"/admin/accounts/{world.a.account}/contacts",
-        data={"contact_id": str(world.b.contact), "csrf_token": token},
-    ).text
-    return shown(page, "account_contact", "contact_id", world.b.contact), "contact_id"
-
-
-def save_staff_user(app, world: World):
-    client = admin_of(app, world)
-    token = csrf_token(client.get("/admin/staff").text)
-    page = client.post(
-        f"/admin/staff/{world.a.staff_row}/user",
-        data={"user_id": str(world.b.user), "csrf_token": token},
-        follow_redirects=True,
-    ).text
-    return shown(page, "staff", "user_id", world.b.user), "user_id"
+    return case
 
 
 SAVE_CASES = {
@@ -496,9 +472,18 @@ SAVE_CASES = {
     ("group_send", "channel_id"): save_group_send("channel_id"),
     ("group_send", "staff_userid"): save_group_send("staff_userid"),
     ("touchpoints", "items.*.channel_id"): save_touchpoints,
-    ("account", "owner_id"): save_account_owner,
-    ("account_contact", "contact_id"): save_account_contact,
-    ("staff", "user_id"): save_staff_user,
+    ("account", "owner_id"): save_in_admin(
+        "account", "owner_id", "user", lambda a: f"/admin/accounts/{a.account}/edit"
+    ),
+    ("account_contact", "contact_id"): save_in_admin(
+        "account_contact",
+        "contact_id",
+        "contact",
+        lambda a: f"/admin/accounts/{a.account}/contacts",
+    ),
+    ("staff", "user_id"): save_in_admin(
+        "staff", "user_id", "user", lambda a: f"/admin/staff/{a.staff_row}/user"
+    ),
 }
 
 
