@@ -25,7 +25,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 from app.admin import limiter
 from app.extensions import harpoon
 from handlers.contacts import live, normalized_identity
-from handlers.touchpoints import KINDS, MAX_BATCH, TouchpointSchema, api_row
+from handlers.touchpoints import KINDS, MAX_BATCH, TouchpointSchema, api_row, foreign_channels
 from models import (
     Account,
     ApiKey,
@@ -132,7 +132,13 @@ def post_touchpoints():
         return _error(413, f"at most {MAX_BATCH} items per request, got {len(items)}")
     received = utcnow()
     results, rows = [], []
-    for index, valid, errors in _checked(items):
+    checked = _checked(items)
+    with h.db.session() as session:
+        foreign = foreign_channels(
+            session, workspace_id, {index: item for index, item, errors in checked if not errors}
+        )
+    for index, valid, errors in checked:
+        errors = errors or foreign.get(index)
         if not errors:
             try:
                 _channel_of_openid(valid, oa_ids)

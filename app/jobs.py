@@ -329,8 +329,9 @@ def send_group_send(group_send_id: int) -> str:
     """Hand a salesperson's group send to WeCom, where they confirm it."""
     with harpoon().db.session() as session:
         row = _group_send(session, group_send_id)
-        channel = _channel(session, row.channel_id)
-        group_send.send_group_send(session, row, _client(channel))
+        channel = group_send.corp_of(session, row)
+        if channel is not None:
+            group_send.send_group_send(session, row, _client(channel))
         return row.status
 
 
@@ -338,8 +339,9 @@ def fetch_group_send_results(group_send_id: int) -> str:
     """Who got a group send: each recipient's status as WeCom reports it now."""
     with harpoon().db.session() as session:
         row = _group_send(session, group_send_id)
-        channel = _channel(session, row.channel_id)
-        group_send.fetch_group_send_results(session, row, _client(channel))
+        channel = group_send.corp_of(session, row)
+        if channel is not None:
+            group_send.fetch_group_send_results(session, row, _client(channel))
         return row.status
 
 

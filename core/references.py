@@ -4,36 +4,48 @@ Each kind of document declares its id-bearing fields once (`declare`): the dotte
 of the field ("nodes.*.trigger.tag_id", "*" standing for every item of a list) and the
 `Target` it names. `unknown_references` checks a document against its declaration with
 one query per target, and answers the mistakes keyed by the concrete path
-("nodes.2.trigger.tag_id"), the way forms and editors show field errors. `DECLARED`
-holds every declaration, so a test can make sure each field has its tenancy case.
+("nodes.2.trigger.tag_id"), the way forms and editors show field errors;
+`check_references` raises them as a ValidationError. `DECLARED` holds every
+declaration, so a test can make sure each field has its tenancy case.
 """
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.text import N_
-from models import SavedSegment, Tag
+from models import Channel, Contact, Content, Form, SavedSegment, Staff, Tag, User
 
 
 @dataclass(frozen=True)
 class Target:
-    """What an id names: a row of `model`, a model whose rows carry `workspace_id`."""
+    """What an id names: the row of `model` whose `key` column holds it (its id, or a
+    staff member's WeCom userid), a model whose rows carry `workspace_id`."""
 
     model: type
     message: str
+    key: str = "id"
 
-    @staticmethod
-    def accepts(value) -> bool:
+    def accepts(self, value) -> bool:
+        if self.key != "id":
+            return isinstance(value, str) and value != ""
         return isinstance(value, int) and not isinstance(value, bool)
 
 
+MAX_ID = 2**63  # a larger number is no row's id, and no database takes it as a parameter
 TAG = Target(Tag, N_("Not a tag of this workspace."))
 NOT_WORKSPACE_TAGS = N_("Not tags of this workspace.")  # a list of tags has one message
 SEGMENT = Target(SavedSegment, N_("Not a segment of this workspace."))
+CHANNEL = Target(Channel, N_("Not a channel of this workspace."))
+CONTENT = Target(Content, N_("Not content of this workspace."))
+FORM = Target(Form, N_("Not a form of this workspace."))
+STAFF = Target(Staff, N_("Not a staff member of this workspace."), key="userid")
+USER = Target(User, N_("Not a user of this workspace."))
+CONTACT = Target(Contact, N_("Not a contact of this workspace."))
 
 
 @dataclass(frozen=True)
@@ -80,12 +92,24 @@ def unknown_references(
     return errors
 
 
+def check_references(
+    session: Session, workspace_id: int, document: Mapping, references: tuple[Reference, ...]
+) -> None:
+    """A ValidationError keyed by path when the document names what the workspace does not
+    hold."""
+    errors = unknown_references(session, workspace_id, document, references)
+    if errors:
+        raise ValidationError(errors)
+
+
 def _held(session: Session, workspace_id: int, target: Target, values: set) -> set:
     model = target.model
+    key = getattr(model, target.key)
+    values = {value for value in values if not isinstance(value, int) or abs(value) < MAX_ID}
+    if not values:
+        return set()
     return set(
-        session.scalars(
-            select(model.id).where(model.workspace_id == workspace_id, model.id.in_(values))
-        )
+        session.scalars(select(key).where(model.workspace_id == workspace_id, key.in_(values)))
     )
 
 

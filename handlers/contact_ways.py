@@ -114,11 +114,14 @@ class ContactWayInput(Schema):
 def contact_way_for_state(
     session: Session, channel_id: int, state: str | None
 ) -> ContactWay | None:
-    """The live code an add's State names (None for an add without one, or a deleted code)."""
+    """The live code an add's State names (None for an add without one, or a deleted code);
+    only a code of the corp's own workspace."""
     if not state:
         return None
+    workspace = select(Channel.workspace_id).where(Channel.id == channel_id).scalar_subquery()
     return session.scalars(
         select(ContactWay).where(
+            ContactWay.workspace_id == workspace,
             ContactWay.channel_id == channel_id,
             ContactWay.state == state,
             ContactWay.deleted_at.is_(None),

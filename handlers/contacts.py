@@ -47,9 +47,12 @@ def normalized_identity(kind: str, value: str) -> str:
 
 
 def live(session: Session, contact: Contact) -> Contact:
-    """The contact itself, or the one it was merged into."""
+    """The contact itself, or the one it was merged into (never another workspace's)."""
     while contact.merged_into_id is not None:
-        contact = session.get(Contact, contact.merged_into_id)
+        kept = session.get(Contact, contact.merged_into_id)
+        if kept is None or kept.workspace_id != contact.workspace_id:
+            return contact
+        contact = kept
     return contact
 
 
@@ -125,6 +128,8 @@ def merge_contacts(
     """
     if drop.merged_into_id == keep.id or drop.id == keep.id:
         return
+    if drop.workspace_id != keep.workspace_id:
+        raise ValueError(f"contacts {keep.id} and {drop.id} are of two workspaces: never merged")
     session.flush()
     for model in (Identity, Interaction, FollowRelation, ScoreEntry):
         session.execute(

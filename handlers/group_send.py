@@ -18,6 +18,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.references import CHANNEL, STAFF, Reference, check_references, declare, scoped_get
 from models import Channel, ChannelKind, FollowRelation, GroupSend, Staff, utcnow
 from wechat.clients import TRANSIENT_ERRORS, WeChatApiError, chunks
 
@@ -33,6 +34,9 @@ QUEUED_GRACE = timedelta(minutes=10)
 LOOKUP_CHUNK = 500
 # Per-customer send statuses in get_groupmsg_send_result.
 NOT_SENT, SENT, NOT_A_FRIEND, MONTHLY_LIMIT = 0, 1, 2, 3
+REFERENCES = declare(
+    "group_send", Reference("channel_id", CHANNEL), Reference("staff_userid", STAFF)
+)
 
 
 class GroupSendStatus(StrEnum):
@@ -86,6 +90,8 @@ def create_group_send(
     data = GroupSendSchema().load(
         {"staff_userid": staff_userid, "text": text, "external_userids": external_userids}
     )
+    named = {"channel_id": channel_id, "staff_userid": data["staff_userid"]}
+    check_references(session, workspace_id, named, REFERENCES)
     channel = session.scalar(
         select(Channel).where(
             Channel.id == channel_id,
@@ -97,6 +103,7 @@ def create_group_send(
         raise ValidationError({"channel_id": ["No such WeCom corp in this workspace."]})
     staff = session.scalar(
         select(Staff).where(
+            Staff.workspace_id == workspace_id,
             Staff.channel_id == channel.id,
             Staff.userid == data["staff_userid"],
             Staff.active.is_(True),
@@ -142,6 +149,18 @@ def active_customers(
             )
         )
     return found
+
+
+def corp_of(session: Session, group_send: GroupSend) -> Channel | None:
+    """The group send's WeCom corp, its own workspace's; None (the send failed, committed)
+    for one naming another workspace's corp."""
+    channel = scoped_get(session, Channel, group_send.channel_id, group_send.workspace_id)
+    if channel is None:
+        group_send.status = GroupSendStatus.FAILED
+        group_send.error = "the corp is not this workspace's"
+        session.commit()
+        log.warning("group send %s names another workspace's corp", group_send.id)
+    return channel
 
 
 def send_group_send(session: Session, group_send: GroupSend, client) -> None:

@@ -8,9 +8,11 @@ messages name the offending keys (plus `tag` and `reply`).
 import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from sqlalchemy.orm import Session
 
+from core.references import TAG, Reference, check_references, declare
 from handlers.touchpoints import KINDS as TOUCHPOINT_KINDS
-from models import RuleKind
+from models import RuleKind, Tag
 
 # What a behavior rule may count: the interaction kinds the pipeline records.
 INTERACTION_KINDS = [
@@ -40,6 +42,7 @@ REPLY_KINDS = frozenset({RuleKind.KEYWORD, RuleKind.MENU, RuleKind.PROFILE})
 TAG_OR_REPLY_KINDS = frozenset({RuleKind.MENU})
 
 REQUIRED = {"required": "Required.", "null": "Required."}
+REFERENCES = declare("tag_rule", Reference("tag_id", TAG))
 
 
 class Count(fields.Integer):
@@ -202,3 +205,9 @@ def validate_rule(kind: str, config: dict, *, has_tag: bool, reply: str | None) 
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def rule_tag(session: Session, workspace_id: int, tag_id: int) -> Tag:
+    """The workspace's tag a rule applies; a ValidationError on "tag_id" for any other."""
+    check_references(session, workspace_id, {"tag_id": tag_id}, REFERENCES)
+    return session.get(Tag, tag_id)

@@ -23,6 +23,7 @@ from marshmallow import (
 )
 from sqlalchemy.orm import Session
 
+from core.references import CHANNEL, Reference, declare, scoped_get, unknown_references
 from handlers.accounts import assign_account
 from handlers.contacts import attach_identity, find_identity, live, normalized_identity, set_title
 from handlers.interactions import record_interaction
@@ -98,6 +99,23 @@ class PersonSchema(Schema):
     name = fields.String(validate=validate.Length(1, 100))
     company = fields.String(validate=validate.Length(1, 200))
     title = fields.String(validate=validate.Length(1, 100))
+
+
+# The API's batch: each item's channel_id must name one of the workspace's channels.
+BATCH_REFERENCES = declare("touchpoints", Reference("items.*.channel_id", CHANNEL))
+
+
+def foreign_channels(
+    session: Session, workspace_id: int, items: dict[int, dict]
+) -> dict[int, dict[str, list[str]]]:
+    """index -> errors of the items (valid ones, by their index in the batch) that name
+    another workspace's channel; one query for the batch."""
+    errors: dict[int, dict[str, list[str]]] = {}
+    unknown = unknown_references(session, workspace_id, {"items": items}, BATCH_REFERENCES)
+    for path, messages in unknown.items():
+        _items, index, field = path.split(".")
+        errors.setdefault(int(index), {})[field] = messages
+    return errors
 
 
 class TouchpointSchema(Schema):
@@ -390,9 +408,9 @@ def _link_submission(
     view = session.get(PageView, submission.page_view_id) if submission.page_view_id else None
     if view is not None and view.sharer_openid and submission.sharer_contact_id is None:
         submission.sharer_contact_id = _sharing_contact(session, view, contact)
-    form = session.get(Form, submission.form_id)
+    form = scoped_get(session, Form, submission.form_id, ctx.workspace_id)
     book = ctx.batch.tags(session)
-    tags = [tag for tag in map(book.by_id, form.tag_ids or []) if tag is not None]
+    tags = [tag for tag in map(book.by_id, form.tag_ids if form else []) if tag is not None]
     if tags:
         apply_tags(
             session, book, [contact.id], tags, source=TagSource.RULE, followups=ctx.batch.followups

@@ -866,15 +866,21 @@ class _Runner:
         identity = self.session.scalar(
             select(Identity)
             .where(
+                Identity.workspace_id == self.workspace_id,
                 Identity.contact_id == contact.id,
                 Identity.kind == IdentityKind.OPENID,
                 Identity.following.isnot(False),
             )
             .order_by(Identity.id)
         )
-        if identity is None:
+        channel = (
+            scoped_get(self.session, Channel, identity.channel_id, self.workspace_id)
+            if identity is not None
+            else None
+        )
+        if channel is None:
             return "failed", {"error": "not a follower"}
-        client = self.platform.oa_client(self.session.get(Channel, identity.channel_id))
+        client = self.platform.oa_client(channel)
         if action["kind"] == "cs_message":
             client.post(
                 "message/custom/send",

@@ -17,7 +17,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.references import scoped_get
+from core.references import (
+    CHANNEL,
+    CONTENT,
+    FORM,
+    Reference,
+    check_references,
+    declare,
+    scoped_get,
+)
 from handlers.touchpoints import store_web_touchpoint
 from models import Content, Form, LinkMedium, PageView, TrackedLink, utcnow
 from outreach.tokens import Purpose, Sharer, Signer, TokenError
@@ -31,6 +39,14 @@ MIN_READ_SECONDS = 5
 HEARTBEAT_RECORD_SECONDS = 120
 # A beacon never claims more reading than the time since the view began, plus this slack.
 CLOCK_SLACK_SECONDS = 5
+
+
+LINK_REFERENCES = declare(
+    "tracked_link",
+    Reference("content_id", CONTENT),
+    Reference("form_id", FORM),
+    Reference("channel_id", CHANNEL),
+)
 
 
 def new_code() -> str:
@@ -48,9 +64,12 @@ def create_link(
     label: str = "",
     created_by: int | None = None,
 ) -> TrackedLink:
-    """A new short link to a content item or a form (exactly one)."""
+    """A new short link to a content item or a form (exactly one); a ValidationError keyed
+    by argument when one names another workspace's row."""
     if (content_id is None) == (form_id is None):
         raise ValueError("a link goes to a content item or a form")
+    named = {"content_id": content_id, "form_id": form_id, "channel_id": channel_id}
+    check_references(session, workspace_id, named, LINK_REFERENCES)
     for _ in range(5):
         try:
             with session.begin_nested():

@@ -184,9 +184,12 @@ class FollowUpResult:
 
 def download_link(session: Session, form: Form, channel_id: int | None) -> TrackedLink | None:
     """The tracked link (medium "form") a form's follow-up hands out, made once per form
-    and OA; None when the form has no download."""
+    and OA (none for an OA that is not the form's workspace's); None when the form has no
+    download."""
     if scoped_get(session, Content, form.download_content_id, form.workspace_id) is None:
         return None
+    if scoped_get(session, Channel, channel_id, form.workspace_id) is None:
+        channel_id = None
     label = f"form:{form.id}"
     link = session.scalar(
         select(TrackedLink).where(
@@ -246,7 +249,13 @@ def send_follow_ups(
             continue
         submission.followup_status = FollowUpStatus.SENDING
         submission.followup_at = utcnow()
-        form = session.get(Form, submission.form_id)
+        form = scoped_get(session, Form, submission.form_id, workspace_id)
+        if form is None:
+            submission.followup_status = FollowUpStatus.FAILED
+            submission.followup_error = "the form is not this workspace's"
+            session.commit()
+            result.failed += 1
+            continue
         text = follow_up_text(session, form, submission, platform)
         session.commit()
         status, channel, error = _deliver(session, form, submission, text, platform)
@@ -266,8 +275,9 @@ def _deliver(session, form: Form, submission: FormSubmission, text: str, platfor
     email; each refusal is kept in the error."""
     follow_up = form.follow_up or {}
     problems = []
-    if follow_up.get("wechat") and submission.openid and submission.channel_id:
-        client = platform.oa_client(session.get(Channel, submission.channel_id))
+    channel = scoped_get(session, Channel, submission.channel_id, submission.workspace_id)
+    if follow_up.get("wechat") and submission.openid and channel is not None:
+        client = platform.oa_client(channel)
         try:
             client.post(
                 "message/custom/send",

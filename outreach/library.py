@@ -21,6 +21,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 from sqlalchemy import Select, and_, case, distinct, func, null, select, union_all
 from sqlalchemy.orm import Session, aliased
 
+from core.references import CONTENT, TAG, Reference, check_references, declare
 from models import (
     Account,
     Channel,
@@ -66,6 +67,11 @@ URL_OR_BODY = N_("Either a link to the content or a page body for Harpoon to hos
 NOT_BOTH = N_("A link or a page body, not both: a hosted page has no link elsewhere.")
 NOT_WORKSPACE_TAGS = N_("Not tags of this workspace.")
 NOT_WORKSPACE_CONTENT = N_("Choose content of the library (archived content is not handed out).")
+FORM_REFERENCES = declare(
+    "form",
+    Reference("tag_ids", TAG, NOT_WORKSPACE_TAGS),
+    Reference("download_content_id", CONTENT, NOT_WORKSPACE_CONTENT),
+)
 
 
 # ---- input ------------------------------------------------------------------------------
@@ -317,7 +323,9 @@ def save_form(
     user_id: int | None = None,
     row: Form | None = None,
 ) -> Form:
-    """A new form, or `row` changed (flushed, not committed)."""
+    """A new form, or `row` changed (flushed, not committed); a ValidationError keyed by
+    field when it names another workspace's tags or content."""
+    check_references(session, workspace_id, values, FORM_REFERENCES)
     if row is None:
         row = Form(workspace_id=workspace_id, created_by=user_id)
         session.add(row)

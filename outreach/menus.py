@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.references import TAG, Reference, declare, unknown_references
 from handlers.rule_config import MAX_MENU_KEY_BYTES, MAX_REPLY, validate_rule
 from handlers.tag_sync import OA_TAGS_PER_ACCOUNT, ensure_remote_tags
 from handlers.tags import Followups, TagBook, queue_holders_sync
@@ -75,6 +76,14 @@ KEY_USED_ELSEWHERE = N_(
 )
 TAG_REQUIRED = N_("Choose the tag whose followers see this menu.")
 TAG_UNKNOWN = N_("Not a tag of this workspace.")
+REFERENCES = declare(
+    "menu",
+    Reference("default.*.tag_id", TAG, TAG_UNKNOWN),
+    Reference("default.*.sub_button.*.tag_id", TAG, TAG_UNKNOWN),
+    Reference("conditional.*.tag_id", TAG, TAG_UNKNOWN),
+    Reference("conditional.*.buttons.*.tag_id", TAG, TAG_UNKNOWN),
+    Reference("conditional.*.buttons.*.sub_button.*.tag_id", TAG, TAG_UNKNOWN),
+)
 TAG_TWICE = N_("This tag already has a conditional menu above.")
 TAG_NO_ROOM = N_(
     "WeChat allows 100 tags per Official Account and all are in use: this tag cannot become one."
@@ -93,7 +102,7 @@ class MenuInvalid(Exception):
 class MenuContext:
     """What checking a channel's document needs from the database."""
 
-    tag_ids: frozenset[int]  # the workspace's tags
+    unknown: frozenset[str]  # positions naming a tag the workspace does not hold
     no_room: frozenset[int]  # tags the OA has no room left to create
     # click key -> (tag id, reply) that other OAs' published menus give it (rules are
     # per workspace, so one key does one thing)
@@ -203,7 +212,7 @@ def _check_menu_tag(tag_id, position, seen, context, errors) -> None:
         errors[position] = TAG_REQUIRED
     elif tag_id in seen:
         errors[position] = TAG_TWICE
-    elif context is not None and tag_id not in context.tag_ids:
+    elif context is not None and _unknown_tag(tag_id, position, context):
         errors[position] = TAG_UNKNOWN
     elif context is not None and tag_id in context.no_room:
         errors[position] = TAG_NO_ROOM
@@ -298,8 +307,13 @@ def _check_keys(document: dict, context: MenuContext | None, errors: dict) -> No
                 continue
             at = f"{position}.{i}" + ("" if j is None else f".sub_button.{j}")
             key, action = button.get("key"), _action(button)
-            if context is not None and action[0] not in (None, *context.tag_ids):
-                errors[f"{at}.tag_id"] = TAG_UNKNOWN
+            tag_at = f"{at}.tag_id"
+            if (
+                context is not None
+                and action[0] is not None
+                and _unknown_tag(action[0], tag_at, context)
+            ):
+                errors[tag_at] = TAG_UNKNOWN
             if not isinstance(key, str) or f"{at}.key" in errors:
                 continue
             foreign = context.foreign_actions.get(key) if context is not None else None
@@ -309,11 +323,22 @@ def _check_keys(document: dict, context: MenuContext | None, errors: dict) -> No
                 errors[f"{at}.key"] = KEY_ACTIONS_DIFFER
 
 
+def _unknown_tag(tag_id, position: str, context: MenuContext) -> bool:
+    return not TAG.accepts(tag_id) or position in context.unknown
+
+
 def _bytes(text: str) -> int:
     return len(text.encode())
 
 
-def menu_context(session: Session, channel: Channel) -> MenuContext:
+def menu_context(session: Session, channel: Channel, document) -> MenuContext:
+    """What checking `document` on this channel needs: the positions of its tags that are
+    not the workspace's (core.references), the OA's room for tags, other OAs' keys."""
+    unknown = (
+        frozenset(unknown_references(session, channel.workspace_id, document, REFERENCES))
+        if isinstance(document, dict)
+        else frozenset()
+    )
     tag_ids = frozenset(
         session.scalars(select(Tag.id).where(Tag.workspace_id == channel.workspace_id))
     )
@@ -336,7 +361,7 @@ def menu_context(session: Session, channel: Channel) -> MenuContext:
     for version in others:
         for key, (tag_id, reply, _) in click_actions(version.document).items():
             foreign.setdefault(key, (tag_id, reply))
-    return MenuContext(tag_ids, frozenset(no_room), foreign)
+    return MenuContext(unknown, frozenset(no_room), foreign)
 
 
 # --- versions -------------------------------------------------------------------------
@@ -411,7 +436,7 @@ def publish(
         raise ValueError("menus are for Official Accounts")
     # One publish per OA at a time: two interleaved would mix their menus on the platform.
     session.execute(select(Channel.id).where(Channel.id == channel.id).with_for_update())
-    errors = validate_menu(version.document, menu_context(session, channel))
+    errors = validate_menu(version.document, menu_context(session, channel, version.document))
     if errors:
         raise MenuInvalid(errors)
     session.add(version)

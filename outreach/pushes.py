@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from core.references import scoped_get
+from core.references import CHANNEL, SEGMENT, Reference, check_references, declare, scoped_get
 from models import (
     MASS_MECHANISMS,
     BatchStatus,
@@ -84,6 +84,16 @@ class PushLimits:
     mass_per_month: int = 4
     window_hours: float = 48
     window_messages: int = 5
+
+
+REFERENCES = declare("push", Reference("channel_id", CHANNEL), Reference("segment_id", SEGMENT))
+
+
+def check_push(session: Session, push: Push) -> None:
+    """A ValidationError keyed "channel_id" or "segment_id" when the push names another
+    workspace's OA or segment."""
+    named = {"channel_id": push.channel_id, "segment_id": push.segment_id}
+    check_references(session, push.workspace_id, named, REFERENCES)
 
 
 # --- content -----------------------------------------------------------------------------

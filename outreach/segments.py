@@ -21,6 +21,7 @@ from sqlalchemy import Select, distinct, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.references import CHANNEL, TAG, Reference, declare, unknown_references
 from models import (
     Account,
     Contact,
@@ -141,7 +142,7 @@ def contacts_query(
     if any(getattr(segment, name) not in ((), None, Range()) for name in _ACCOUNT_FILTERS):
         query = query.join(Account, Account.id == Contact.account_id)
     conditions = []
-    conditions += _tags(segment)
+    conditions += _tags(segment, workspace_id)
     if segment.roles:
         conditions.append(Contact.role.in_(segment.roles))
     if segment.seniorities:
@@ -157,35 +158,39 @@ def contacts_query(
             conditions.append(Contact.score_mass <= bounds.max / factor)
     conditions += _account(segment)
     if segment.channel_ids:
-        conditions.append(_in_channels(segment.channel_ids))
+        conditions.append(_in_channels(segment.channel_ids, workspace_id))
     if segment.active_within_days is not None:
         conditions.append(Contact.last_seen_at >= now - timedelta(days=segment.active_within_days))
     if segment.inactive_for_days is not None:
         conditions.append(Contact.last_seen_at < now - timedelta(days=segment.inactive_for_days))
     if segment.interactions is not None:
-        conditions.append(_interaction_count(segment.interactions, now))
+        conditions.append(_interaction_count(segment.interactions, workspace_id, now))
     return query.where(*conditions)
 
 
-def _tags(segment: Segment) -> list:
+def _tags(segment: Segment, workspace_id: int) -> list:
     conditions = []
     if segment.tags_all:
         holders = (
             select(ContactTag.contact_id)
-            .where(ContactTag.tag_id.in_(segment.tags_all))
+            .where(ContactTag.workspace_id == workspace_id, ContactTag.tag_id.in_(segment.tags_all))
             .group_by(ContactTag.contact_id)
             .having(func.count(distinct(ContactTag.tag_id)) == len(set(segment.tags_all)))
         )
         conditions.append(Contact.id.in_(holders))
     if segment.tags_any:
-        conditions.append(_has_tag(segment.tags_any))
+        conditions.append(_has_tag(segment.tags_any, workspace_id))
     if segment.tags_none:
-        conditions.append(~_has_tag(segment.tags_none))
+        conditions.append(~_has_tag(segment.tags_none, workspace_id))
     return conditions
 
 
-def _has_tag(tag_ids):
-    return exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag_id.in_(tag_ids))
+def _has_tag(tag_ids, workspace_id: int):
+    return exists().where(
+        ContactTag.contact_id == Contact.id,
+        ContactTag.workspace_id == workspace_id,
+        ContactTag.tag_id.in_(tag_ids),
+    )
 
 
 def _account(segment: Segment) -> list:
@@ -213,19 +218,22 @@ def _account(segment: Segment) -> list:
     return conditions
 
 
-def _in_channels(channel_ids):
+def _in_channels(channel_ids, workspace_id: int):
     """Reachable there: following the OA (an openid identity that follows) or a customer
     of the corp (an external_userid identity)."""
     return exists().where(
         Identity.contact_id == Contact.id,
+        Identity.workspace_id == workspace_id,
         Identity.channel_id.in_(channel_ids),
         (Identity.kind == IdentityKind.EXTERNAL_USERID) | Identity.following.is_(True),
     )
 
 
-def _interaction_count(count: InteractionCount, now: datetime):
+def _interaction_count(count: InteractionCount, workspace_id: int, now: datetime):
     since = now - timedelta(days=count.within_days)
-    active = select(Interaction.contact_id).where(Interaction.occurred_at >= since)
+    active = select(Interaction.contact_id).where(
+        Interaction.workspace_id == workspace_id, Interaction.occurred_at >= since
+    )
     if count.kinds:
         active = active.where(Interaction.kind.in_(count.kinds))
     active = active.group_by(Interaction.contact_id).having(func.count() >= count.min)
@@ -253,6 +261,14 @@ NOT_CHOICES = N_("Not a list of choices.")
 NAME_TAKEN = N_("Another segment has this name.")
 UNKNOWN_TAG = N_("Not a tag of this workspace: was it deleted?")
 UNKNOWN_STAGE = N_("Not one of the workspace's stages.")
+UNKNOWN_CHANNEL = N_("Not a channel of this workspace.")
+REFERENCES = declare(
+    "segment",
+    Reference("tags_all", TAG, UNKNOWN_TAG),
+    Reference("tags_any", TAG, UNKNOWN_TAG),
+    Reference("tags_none", TAG, UNKNOWN_TAG),
+    Reference("channel_ids", CHANNEL, UNKNOWN_CHANNEL),
+)
 # The inputs that post several values (checkboxes, multiple selects), by their form names.
 LIST_FILTERS = (
     "tags_all",
@@ -409,7 +425,7 @@ class SegmentSchema(form.FormSchema):
             "stages": (known.stages, UNKNOWN_STAGE),
             "account_stages": (known.stages, UNKNOWN_STAGE),
             "tiers": (form.TIERS, N_("Tier 1, 2 or 3.")),
-            "channel_ids": (known.channel_ids, N_("Not a channel of this workspace.")),
+            "channel_ids": (known.channel_ids, UNKNOWN_CHANNEL),
         }
         errors: dict = {
             name: [message]
@@ -517,14 +533,17 @@ def save_segment(
     saved: SavedSegment | None = None,
 ) -> SavedSegment:
     """A new saved segment, or `saved` changed (its last count forgotten when the filter
-    changed). Names are unique in a workspace: a ValidationError on "name" otherwise.
-    Flushed, not committed."""
+    changed). Names are unique in a workspace, and the tags and channels it names are the
+    workspace's: a ValidationError keyed by input otherwise. Flushed, not committed."""
     segment = Segment.from_document(document)
+    errors = unknown_references(session, workspace_id, segment.to_document(), REFERENCES)
     same_name = [SavedSegment.workspace_id == workspace_id, SavedSegment.name == name]
     if saved is not None:
         same_name.append(SavedSegment.id != saved.id)
     if session.scalar(select(SavedSegment.id).where(*same_name).limit(1)) is not None:
-        raise ValidationError({"name": [NAME_TAKEN]})
+        errors["name"] = [NAME_TAKEN]
+    if errors:
+        raise ValidationError(errors)
     row = saved or SavedSegment(workspace_id=workspace_id, created_by=user_id)
     if row.document is None or Segment.from_document(row.document) != segment:
         row.last_count = row.counted_at = None

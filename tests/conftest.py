@@ -23,11 +23,13 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.channels import add_channel, workspace_named
+from app.demo import register_tenant
 from app.extensions import harpoon
 from config import ENVIRONMENT_VARIABLES, ROOT
 from handlers.registry import HANDLERS
-from models import Base, migrate
+from models import Base, Channel, migrate
 from tests.webhook_receiver import Receiver
+from tests.wechat.sandbox_server import SandboxServer
 from wechat.simulate import Credentials
 
 # Fuzz tests (tests/app/test_fuzz.py): the same examples on every run, none remembered
@@ -48,6 +50,13 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harpoon")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 ENCRYPTION_KEY = Fernet.generate_key().decode()
+OA_SECRET = "oa-app-secret"  # the AppSecret of the sandbox's OA (`oa`)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sandbox: the module's `app` talks to the `platform` sandbox over HTTP"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -119,9 +128,25 @@ def _empty_tables(db):
                 conn.execute(text(f"DELETE FROM {table}"))
 
 
+@pytest.fixture(scope="module")
+def platform():
+    """The sandbox WeChat and WeCom on a real port, one per module."""
+    server = SandboxServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture
-def app(make_app):
-    return make_app()
+def app(make_app, request):
+    """The app; in a module marked `sandbox`, talking to `platform`, emptied for the test."""
+    if request.node.get_closest_marker("sandbox") is None:
+        return make_app()
+    platform = request.getfixturevalue("platform")
+    with platform.state.lock:
+        platform.state.tenants.clear()
+        platform.state.faults.clear()
+        platform.state.clock_offset = 0
+    return make_app(wechat_api_url=platform.url)
 
 
 @pytest.fixture
@@ -155,6 +180,17 @@ def oa_channel(app):
 @pytest.fixture
 def wecom_channel(app):
     return make_channel(app, "wecom", WECOM_CREDS)
+
+
+@pytest.fixture
+def oa(app, platform, live_server):
+    """A safe-mode service OA registered in the sandbox (its AppSecret OA_SECRET); its id."""
+    channel_id = make_channel(
+        app, "oa", OA_CREDS, message_mode="safe", account_type="service", secret=OA_SECRET
+    )
+    with harpoon_of(app).db.session() as session:
+        register_tenant(platform.state, session.get(Channel, channel_id), live_server)
+    return channel_id
 
 
 def make_channel(app, kind, creds, *, workspace="acme", **fields):

@@ -3,35 +3,56 @@ of A has a neighbour of B one id away).
 
 Saving: each id-bearing field a document declares (core.references.DECLARED) has a case
 that saves a document of A naming B's id and gets a field error at that field; a field
-declared without a case fails `test_every_declared_id_field_has_a_case`.
+declared without a case fails `test_every_declared_id_field_has_a_case`, and an input of a
+schema or admin form named like an id that is neither declared nor listed as naming no
+workspace row fails `test_every_id_input_is_declared_or_names_no_workspace_row`.
 
 Engines: documents of A written around the validation (straight into the database) that
 name B's ids act on nothing of B — the journey of the original finding end to end through
-the drain and the journey jobs, pushes, QR codes, tag rules, forms and tracked links.
+the drain and the journey jobs, pushes, QR codes, tag rules, menus, segments, forms and
+tracked links, merges, form follow-ups and group sends.
 """
 
 import copy
+import html
+import importlib
+import pkgutil
+import re
 from dataclasses import dataclass
 
+import marshmallow
 import pytest
+import wtforms
 from marshmallow import ValidationError
+from marshmallow import fields as schema_fields
 from sqlalchemy import select
 
-import app as _app  # noqa: F401  (every domain module, hence every declaration)
+from app import jobs
 from app.demo import register_tenant
 from app.jobs import run_due_journeys
+from app.users import create_user
 from core.references import DECLARED
 from handlers import contact_ways
+from handlers.contacts import attach_identity, live
+from handlers.group_send import create_group_send
+from handlers.rule_config import rule_tag
 from handlers.tag_sync import ensure_remote_tags
 from handlers.tags import TagBook, apply_tags
+from handlers.touchpoints import foreign_channels
 from journeys import definitions
+from journeys.engine import enrol_manually
 from models import (
+    Account,
     Channel,
     Contact,
     ContactTag,
     Content,
     Enrolment,
+    FollowUpStatus,
     Form,
+    FormSubmission,
+    GroupSend,
+    Identity,
     Journey,
     JourneyStatus,
     JourneyVersion,
@@ -47,26 +68,23 @@ from models import (
     TagRule,
     TagSource,
     TrackedLink,
+    User,
     Workspace,
+    utcnow,
 )
-from outreach import content, pushes, qrcodes
+from outreach import content, forms, library, menus, pushes, qrcodes, segments
+from outreach.content import create_link
 from outreach.forms import download_link
 from outreach.segments import Segment, contacts_query, count
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
-from tests.handlers.test_identity_and_tags import platform  # noqa: F401
-from tests.outreach.test_pushes import (  # noqa: F401
-    LIMITS,
-    OA_SECRET,
-    app,
-    client_of,
-    follow,
-    received,
-    settle,
-    tenant,
-)
+from tests.app.admin.conftest import PASSWORD, csrf_token, in_english, sign_in
+from tests.conftest import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, make_channel
+from tests.outreach.test_pushes import LIMITS, client_of, follow, received, settle, tenant
 from wechat.sandbox import oa as sandbox_oa
 from wechat.sandbox.oa import CUSTOM, MASS
 from wechat.simulate import Credentials
+
+pytestmark = pytest.mark.sandbox
+PACKAGES = ("app", "core", "handlers", "journeys", "outreach", "scoring")  # what declares
 
 A_OA = Credentials(app_id="wx0a0a0a0a0a0a0a0a", token=OA_CREDS.token, aes_key=OA_CREDS.aes_key)
 A_WECOM = Credentials(
@@ -85,7 +103,11 @@ class Holdings:
     segment: int
     content: int
     form: int
-    staff: str
+    user: int
+    contact: int
+    account: int
+    staff: str  # the salesperson's WeCom userid
+    staff_row: int
 
 
 @dataclass(frozen=True)
@@ -94,12 +116,12 @@ class World:
     b: Holdings
 
 
-def session_of(app):  # noqa: F811
+def session_of(app):
     return harpoon_of(app).db.session()
 
 
 @pytest.fixture
-def world(app, platform, live_server) -> World:  # noqa: F811
+def world(app, platform, live_server) -> World:
     """A and B, rows made alternately; both OAs are the sandbox's."""
     a_oa = make_channel(app, "oa", A_OA, workspace="acme", account_type="service", secret=OA_SECRET)
     b_oa = make_channel(
@@ -117,30 +139,46 @@ def world(app, platform, live_server) -> World:  # noqa: F811
                 "oa": oa,
                 "wecom": wecom,
             }
+        now = utcnow()
+        corp_of = {ids[name]["workspace"]: ids[name]["wecom"] for name in ids}
         made = {
             "tag": lambda ws, n: TagBook(session, ws).get(session, TagGroup.INTEREST, f"t{n}").id,
             "segment": lambda ws, n: _added(session, SavedSegment(workspace_id=ws, name=f"s{n}")),
             "content": lambda ws, n: _added(session, Content(workspace_id=ws, title=f"c{n}")),
             "form": lambda ws, n: _added(session, Form(workspace_id=ws, title=f"f{n}")),
+            "user": lambda ws, n: _added(session, _user(session, ws, n)),
+            "contact": lambda ws, n: _added(
+                session, Contact(workspace_id=ws, name=n, first_seen_at=now, last_seen_at=now)
+            ),
+            "account": lambda ws, n: _added(
+                session, Account(workspace_id=ws, name=n, normalized_name=n)
+            ),
+            "staff_row": lambda ws, n: _added(
+                session,
+                Staff(
+                    workspace_id=ws,
+                    channel_id=corp_of[ws],
+                    userid=f"{n}-sales",
+                    name="销售",
+                ),
+            ),
         }
         for field, make in made.items():
             for n in range(2):  # A, B, A, B: each id of A has B's on both sides
                 for name in ("acme", "beta"):
                     ids[name][field] = make(ids[name]["workspace"], f"{name}{n}")
         for name in ("acme", "beta"):
-            session.add(
-                Staff(
-                    workspace_id=ids[name]["workspace"],
-                    channel_id=ids[name]["wecom"],
-                    userid=f"{name}-sales",
-                    name="销售",
-                )
-            )
-            ids[name]["staff"] = f"{name}-sales"
+            ids[name]["staff"] = session.get(Staff, ids[name]["staff_row"]).userid
         session.commit()
     world = World(Holdings(**ids["acme"]), Holdings(**ids["beta"]))
-    assert world.b.tag == world.a.tag + 1 and world.b.segment == world.a.segment + 1
+    for field in made:
+        assert getattr(world.b, field) == getattr(world.a, field) + 1, field
     return world
+
+
+def _user(session, workspace_id: int, n: str):
+    workspace = session.get(Workspace, workspace_id)
+    return create_user(session, workspace, f"{n}@example.com", n, PASSWORD, "marketer")
 
 
 def _added(session, row) -> int:
@@ -195,7 +233,7 @@ def _put(document: dict, path: str, value) -> dict:
     return document
 
 
-def save_journey(app, world: World, path: str, holding: str):  # noqa: F811
+def save_journey(app, world: World, path: str, holding: str):
     """Saves A's journey with B's id at `path`: (the errors, the path they should be at)."""
     document = _put(journey_document(world.a), path, getattr(world.b, holding))
     with session_of(app) as session:
@@ -206,7 +244,16 @@ def save_journey(app, world: World, path: str, holding: str):  # noqa: F811
     return {}, path
 
 
-def save_qr_code(app, world: World):  # noqa: F811
+def errors_of(save) -> dict:
+    """The field errors a save refuses with; {} when it saved."""
+    try:
+        save()
+    except ValidationError as exc:
+        return exc.messages
+    return {}
+
+
+def save_qr_code(app, world: World):
     with session_of(app) as session:
         code = QrCode(
             workspace_id=world.a.workspace,
@@ -217,14 +264,13 @@ def save_qr_code(app, world: World):  # noqa: F811
         )
         session.add(code)
         session.flush()
-        try:
-            qrcodes.update_qr_code(session, code, name="展会", tag_ids=[world.a.tag, world.b.tag])
-        except ValidationError as exc:
-            return exc.messages, "tag_ids"
-    return {}, "tag_ids"
+        tag_ids = [world.a.tag, world.b.tag]
+        return errors_of(
+            lambda: qrcodes.update_qr_code(session, code, name="展会", tag_ids=tag_ids)
+        ), "tag_ids"
 
 
-def save_contact_way(app, world: World):  # noqa: F811
+def save_contact_way(app, world: World):
     data = {
         "name": "华东销售",
         "state": "east",
@@ -233,47 +279,333 @@ def save_contact_way(app, world: World):  # noqa: F811
     }
     with session_of(app) as session:
         channel = session.get(Channel, world.a.wecom)
-        try:  # refused before WeCom is called: no client needed
-            contact_ways.create_contact_way(session, channel, None, data)
-        except ValidationError as exc:
-            return exc.messages, "tag_ids"
-    return {}, "tag_ids"
+        # refused before WeCom is called: no client needed
+        return errors_of(
+            lambda: contact_ways.create_contact_way(session, channel, None, data)
+        ), "tag_ids"
+
+
+def save_segment(field: str, holding: str):
+    def case(app, world: World):
+        named = {field: [getattr(world.a, holding), getattr(world.b, holding)]}
+        with session_of(app) as session:
+            return errors_of(
+                lambda: segments.save_segment(session, world.a.workspace, "s", "", named, None)
+            ), field
+
+    return case
+
+
+def _click(key: str, tag_id: int) -> dict:
+    return {"name": key, "type": "click", "key": key, "tag_id": tag_id}
+
+
+def menu_document(tag_id: int) -> dict:
+    """A menu with a tag at each place a menu names one."""
+    return {
+        "default": [_click("A", tag_id), {"name": "更多", "sub_button": [_click("B", tag_id)]}],
+        "conditional": [
+            {
+                "tag_id": tag_id,
+                "buttons": [
+                    _click("C", tag_id),
+                    {"name": "更多", "sub_button": [_click("D", tag_id)]},
+                ],
+            }
+        ],
+    }
+
+
+def save_menu(path: str):
+    """The check that the menu editor shows on saving and that publishing enforces."""
+
+    def case(app, world: World):
+        document = _put(menu_document(world.a.tag), path, world.b.tag)
+        with session_of(app) as session:
+            channel = session.get(Channel, world.a.oa)
+            errors = menus.validate_menu(document, menus.menu_context(session, channel, document))
+        return {position: [message] for position, message in errors.items()}, path
+
+    return case
+
+
+def save_push(field: str, holding: str):
+    def case(app, world: World):
+        push = Push(
+            workspace_id=world.a.workspace, channel_id=world.a.oa, segment_id=world.a.segment
+        )
+        setattr(push, field, getattr(world.b, holding))
+        with session_of(app) as session:
+            return errors_of(lambda: pushes.check_push(session, push)), field
+
+    return case
+
+
+def save_tag_rule(app, world: World):
+    with session_of(app) as session:
+        return errors_of(lambda: rule_tag(session, world.a.workspace, world.b.tag)), "tag_id"
+
+
+def save_form(field: str, value_of):
+    def case(app, world: World):
+        values = {
+            "title": "白皮书下载",
+            "intro": "",
+            "fields": {"phone": "required"},
+            "consent_text": "",
+            "thank_you": "",
+            "tag_ids": [world.a.tag],
+            "download_content_id": world.a.content,
+            "follow_up": {},
+            field: value_of(world),
+        }
+        with session_of(app) as session:
+            return errors_of(lambda: library.save_form(session, world.a.workspace, values)), field
+
+    return case
+
+
+def save_link(field: str, holding: str):
+    def case(app, world: World):
+        named = {"content_id": world.a.content, "channel_id": world.a.oa}
+        if field == "form_id":
+            named = {"form_id": world.a.form}
+        named[field] = getattr(world.b, holding)
+        with session_of(app) as session:
+            return errors_of(lambda: create_link(session, world.a.workspace, **named)), field
+
+    return case
+
+
+def save_group_send(field: str):
+    def case(app, world: World):
+        named = {"channel_id": world.a.wecom, "staff_userid": world.a.staff}
+        named[field] = {"channel_id": world.b.wecom, "staff_userid": world.b.staff}[field]
+        with session_of(app) as session:
+            return errors_of(
+                lambda: create_group_send(
+                    session,
+                    world.a.workspace,
+                    text="你好",
+                    external_userids=["wm_x"],
+                    created_by=None,
+                    **named,
+                )
+            ), field
+
+    return case
+
+
+def save_touchpoints(app, world: World):
+    """The API's batch: the second item names B's corp."""
+    items = {
+        0: {"kind": "email.open", "external_userid": "wm_a", "channel_id": world.a.wecom},
+        1: {"kind": "email.open", "external_userid": "wm_b", "channel_id": world.b.wecom},
+    }
+    with session_of(app) as session:
+        refused = foreign_channels(session, world.a.workspace, items)
+    errors = {
+        f"items.{index}.{field}": messages
+        for index, item_errors in refused.items()
+        for field, messages in item_errors.items()
+    }
+    return errors, "items.1.channel_id"
+
+
+def save_in_admin(document: str, field: str, holding: str, action):
+    """A's marketer (pages in English) posts B's id in `field` to the page at `action(A)`;
+    the declared message the page shows (given the id as %(id)s), keyed by the field."""
+
+    def case(app, world: World):
+        client = app.test_client()
+        with session_of(app) as session:
+            email = session.get(User, world.a.user).email
+        assert sign_in(client, email).status_code == 302
+        client = in_english(client)
+        value = getattr(world.b, holding)
+        token = csrf_token(client.get("/admin/").text)
+        page = client.post(
+            action(world.a), data={field: str(value), "csrf_token": token}, follow_redirects=True
+        ).text
+        (reference,) = [ref for ref in DECLARED[document] if ref.path == field]
+        message = reference.message or reference.target.message
+        shown = html.escape(message % {"id": value}) in page
+        return ({field: [message]} if shown else {}), field
+
+    return case
 
 
 SAVE_CASES = {
-    ("journey", "nodes.*.trigger.tag_id"): lambda app, w: save_journey(  # noqa: F811
+    ("journey", "nodes.*.trigger.tag_id"): lambda app, w: save_journey(
         app, w, "nodes.0.trigger.tag_id", "tag"
     ),
-    ("journey", "nodes.*.trigger.segment_id"): lambda app, w: save_journey(  # noqa: F811
+    ("journey", "nodes.*.trigger.segment_id"): lambda app, w: save_journey(
         app, w, "nodes.1.trigger.segment_id", "segment"
     ),
-    ("journey", "nodes.*.branches.*.condition.tag_id"): lambda app, w: save_journey(  # noqa: F811
+    ("journey", "nodes.*.branches.*.condition.tag_id"): lambda app, w: save_journey(
         app, w, "nodes.2.branches.0.condition.tag_id", "tag"
     ),
-    ("journey", "nodes.*.action.tag_id"): lambda app, w: save_journey(  # noqa: F811
+    ("journey", "nodes.*.action.tag_id"): lambda app, w: save_journey(
         app, w, "nodes.3.action.tag_id", "tag"
     ),
     ("qr_code", "tag_ids"): save_qr_code,
     ("contact_way", "tag_ids"): save_contact_way,
+    ("segment", "tags_all"): save_segment("tags_all", "tag"),
+    ("segment", "tags_any"): save_segment("tags_any", "tag"),
+    ("segment", "tags_none"): save_segment("tags_none", "tag"),
+    ("segment", "channel_ids"): save_segment("channel_ids", "oa"),
+    ("menu", "default.*.tag_id"): save_menu("default.0.tag_id"),
+    ("menu", "default.*.sub_button.*.tag_id"): save_menu("default.1.sub_button.0.tag_id"),
+    ("menu", "conditional.*.tag_id"): save_menu("conditional.0.tag_id"),
+    ("menu", "conditional.*.buttons.*.tag_id"): save_menu("conditional.0.buttons.0.tag_id"),
+    ("menu", "conditional.*.buttons.*.sub_button.*.tag_id"): save_menu(
+        "conditional.0.buttons.1.sub_button.0.tag_id"
+    ),
+    ("push", "channel_id"): save_push("channel_id", "oa"),
+    ("push", "segment_id"): save_push("segment_id", "segment"),
+    ("tag_rule", "tag_id"): save_tag_rule,
+    ("form", "tag_ids"): save_form("tag_ids", lambda w: [w.a.tag, w.b.tag]),
+    ("form", "download_content_id"): save_form("download_content_id", lambda w: w.b.content),
+    ("tracked_link", "content_id"): save_link("content_id", "content"),
+    ("tracked_link", "form_id"): save_link("form_id", "form"),
+    ("tracked_link", "channel_id"): save_link("channel_id", "oa"),
+    ("group_send", "channel_id"): save_group_send("channel_id"),
+    ("group_send", "staff_userid"): save_group_send("staff_userid"),
+    ("touchpoints", "items.*.channel_id"): save_touchpoints,
+    ("account", "owner_id"): save_in_admin(
+        "account", "owner_id", "user", lambda a: f"/admin/accounts/{a.account}/edit"
+    ),
+    ("account_contact", "contact_id"): save_in_admin(
+        "account_contact",
+        "contact_id",
+        "contact",
+        lambda a: f"/admin/accounts/{a.account}/contacts",
+    ),
+    ("staff", "user_id"): save_in_admin(
+        "staff", "user_id", "user", lambda a: f"/admin/staff/{a.staff_row}/user"
+    ),
 }
 
 
+def declared_fields() -> set[tuple[str, str]]:
+    """(document, path) of every declaration, every module imported first (a module
+    declares its documents' fields when imported)."""
+    for package in PACKAGES:
+        root = importlib.import_module(package)
+        for module in pkgutil.walk_packages(root.__path__, f"{package}."):
+            importlib.import_module(module.name)
+    return {(document, ref.path) for document, refs in DECLARED.items() for ref in refs}
+
+
 def test_every_declared_id_field_has_a_case():
-    declared = {(document, ref.path) for document, refs in DECLARED.items() for ref in refs}
+    declared = declared_fields()
     assert declared, "no document declares its id-bearing fields"
     assert declared - SAVE_CASES.keys() == set(), "declared id fields without a tenancy case"
     assert SAVE_CASES.keys() - declared == set(), "cases for fields nobody declares"
 
 
+# ---- every id-bearing input of a schema or form is declared (or is no workspace row's id) ---
+
+# Each input named like an id (`*_id`, `*_ids`), by "module.Class" and its dotted path
+# (a list's items as "*"), and the declared field of the document it saves into.
+DECLARED_INPUTS = {
+    ("app.admin.accounts.AccountForm", "owner_id"): ("account", "owner_id"),
+    ("app.admin.accounts.AttachContactForm", "contact_id"): ("account_contact", "contact_id"),
+    ("app.admin.qr_codes.QrCodeForm", "tag_ids"): ("qr_code", "tag_ids"),
+    ("app.admin.qr_codes.QrCodeEditForm", "tag_ids"): ("qr_code", "tag_ids"),
+    ("app.admin.tags.RuleForm", "tag_id"): ("tag_rule", "tag_id"),
+    ("app.admin.wecom.ContactWayForm", "tag_ids"): ("contact_way", "tag_ids"),
+    ("app.admin.wecom.StaffUserForm", "user_id"): ("staff", "user_id"),
+    ("handlers.contact_ways.ContactWayInput", "tag_ids"): ("contact_way", "tag_ids"),
+    ("handlers.touchpoints.TouchpointSchema", "channel_id"): (
+        "touchpoints",
+        "items.*.channel_id",
+    ),
+    ("outreach.library.FormDefinitionSchema", "tag_ids"): ("form", "tag_ids"),
+    ("outreach.library.FormDefinitionSchema", "download_content_id"): (
+        "form",
+        "download_content_id",
+    ),
+    ("outreach.library.LinkSchema", "channel_id"): ("tracked_link", "channel_id"),
+    ("outreach.qrcodes.QrCodeInput", "tag_ids"): ("qr_code", "tag_ids"),
+    ("outreach.qrcodes.QrCodeChanges", "tag_ids"): ("qr_code", "tag_ids"),
+    ("outreach.segments.SegmentSchema", "channel_ids"): ("segment", "channel_ids"),
+}
+# Inputs named like an id that name no row of a workspace, and why.
+NOT_WORKSPACE_ROWS = {
+    ("app.admin.channels.OAChannelForm", "app_id"): "WeChat's AppID of the OA being connected",
+    ("app.admin.channels.WeComChannelForm", "app_id"): "WeCom's corp id being connected",
+    ("app.admin.channels.WeComChannelForm", "agent_id"): "WeCom's id of the corp's app",
+    ("app.admin.pushes.PushForm", "media_id"): "a media id in the OA's WeChat library",
+    ("app.admin.pushes.PushForm", "template_id"): "a template id WeChat gave the OA",
+    ("app.admin.pushes.PushForm", "fallback_template_id"): "a template id WeChat gave the OA",
+    ("outreach.pushes.ContentSchema", "media_id"): "a media id in the OA's WeChat library",
+    ("outreach.pushes.ContentSchema", "template_id"): "a template id WeChat gave the OA",
+    ("handlers.touchpoints.TouchpointSchema", "external_id"): "the sender's id of the touchpoint",
+}
+ID_NAME = re.compile(r"_ids?$")
+
+
+def _subclasses(base: type):
+    for cls in base.__subclasses__():
+        yield cls
+        yield from _subclasses(cls)
+
+
+def _schema_inputs(schema: type, at: str = ""):
+    """The dotted path of each input of a marshmallow schema, through Nested and List."""
+    for name, field in schema._declared_fields.items():
+        yield from _field_inputs(field, f"{at}{field.data_key or name}")
+
+
+def _field_inputs(field, path: str):
+    yield path
+    if isinstance(field, schema_fields.Nested):
+        nested = field.nested if isinstance(field.nested, type) else type(field.nested)
+        yield from _schema_inputs(nested, f"{path}.")
+    elif isinstance(field, schema_fields.List):
+        yield from _field_inputs(field.inner, f"{path}.*")
+
+
+def _form_inputs(form: type):
+    for name in dir(form):
+        unbound = getattr(form, name, None)
+        if isinstance(unbound, wtforms.fields.core.UnboundField):
+            yield name
+
+
+def id_inputs() -> set[tuple[str, str]]:
+    """Every input named like an id of the schemas and admin forms the code defines."""
+    declared_fields()  # imports every module, hence every schema and form
+    found = set()
+    for base, inputs in ((marshmallow.Schema, _schema_inputs), (wtforms.Form, _form_inputs)):
+        for cls in _subclasses(base):
+            if not cls.__module__.startswith(tuple(f"{p}." for p in PACKAGES)):
+                continue
+            for path in inputs(cls):
+                if ID_NAME.search(path.rsplit(".", 1)[-1]):
+                    found.add((f"{cls.__module__}.{cls.__qualname__}", path))
+    return found
+
+
+def test_every_id_input_is_declared_or_names_no_workspace_row():
+    """A new input named like an id fails here until its document declares it (and so has
+    a save case above) or it is listed as naming no row of a workspace."""
+    found = id_inputs()
+    assert found - DECLARED_INPUTS.keys() - NOT_WORKSPACE_ROWS.keys() == set()
+    assert (DECLARED_INPUTS.keys() | NOT_WORKSPACE_ROWS.keys()) - found == set(), "stale entries"
+    assert set(DECLARED_INPUTS.values()) - declared_fields() == set()
+
+
 @pytest.mark.parametrize("field", sorted(SAVE_CASES), ids="{0[0]}:{0[1]}".format)
-def test_saving_a_document_naming_another_workspaces_id_is_a_field_error(app, world, field):  # noqa: F811
+def test_saving_a_document_naming_another_workspaces_id_is_a_field_error(app, world, field):
     errors, path = SAVE_CASES[field](app, world)
     document, declared_path = field
     (reference,) = [ref for ref in DECLARED[document] if ref.path == declared_path]
     assert errors.get(path) == [reference.message or reference.target.message], errors
 
 
-def test_a_journey_naming_only_its_own_ids_saves_and_goes_live(app, world):  # noqa: F811
+def test_a_journey_naming_only_its_own_ids_saves_and_goes_live(app, world):
     with session_of(app) as session:
         journey = definitions.create_journey(
             session, world.a.workspace, "j", "", journey_document(world.a), None
@@ -281,7 +613,7 @@ def test_a_journey_naming_only_its_own_ids_saves_and_goes_live(app, world):  # n
         assert definitions.go_live(session, journey).version == 1
 
 
-def test_a_version_naming_another_workspaces_tag_never_goes_live(app, world):  # noqa: F811
+def test_a_version_naming_another_workspaces_tag_never_goes_live(app, world):
     """One stored before the check (or around it) is refused when put live."""
     journey_id = _live_journey(app, world.a.workspace, journey_document(world.b), live=False)
     with session_of(app) as session, pytest.raises(ValidationError) as refused:
@@ -297,7 +629,7 @@ def test_a_version_naming_another_workspaces_tag_never_goes_live(app, world):  #
 # ---- engines: documents written around the validation act on nothing of B ---------------
 
 
-def _live_journey(app, workspace_id: int, document: dict, live=True) -> int:  # noqa: F811
+def _live_journey(app, workspace_id: int, document: dict, live=True) -> int:
     with session_of(app) as session:
         journey = Journey(
             workspace_id=workspace_id,
@@ -313,8 +645,8 @@ def _live_journey(app, workspace_id: int, document: dict, live=True) -> int:  # 
 
 
 def test_a_journey_triggered_by_another_workspaces_tag_never_enrols_its_contacts(
-    app,  # noqa: F811
-    platform,  # noqa: F811
+    app,
+    platform,
     world,
 ):
     """The finding: A's live journey on B's tag moved B's contact to "customer" and messaged
@@ -375,8 +707,8 @@ def test_a_journey_triggered_by_another_workspaces_tag_never_enrols_its_contacts
 
 
 def test_a_push_on_another_workspaces_oa_or_segment_reaches_nobody(
-    app,  # noqa: F811
-    platform,  # noqa: F811
+    app,
+    platform,
     world,
 ):
     ids = follow(app, platform, "o_beta")
@@ -413,8 +745,8 @@ def test_a_push_on_another_workspaces_oa_or_segment_reaches_nobody(
 
 
 def test_a_qr_code_and_a_tag_rule_naming_another_workspaces_tag_tag_nobody_with_it(
-    app,  # noqa: F811
-    platform,  # noqa: F811
+    app,
+    platform,
     world,
 ):
     """A's code and keyword rule, rewritten to name B's tag, through the sandbox and the
@@ -450,7 +782,7 @@ def test_a_qr_code_and_a_tag_rule_naming_another_workspaces_tag_tag_nobody_with_
     assert all(tag_id != world.b.tag for _ws, tag_id in held)
 
 
-def test_a_menu_naming_another_workspaces_tag_makes_no_oa_tag_of_it(app, world):  # noqa: F811
+def test_a_menu_naming_another_workspaces_tag_makes_no_oa_tag_of_it(app, world):
     """Publishing a conditional menu mirrors its tags to the OA: B's tag is not A's to mirror
     (its name would reach A's OA)."""
     with session_of(app) as session:
@@ -460,8 +792,8 @@ def test_a_menu_naming_another_workspaces_tag_makes_no_oa_tag_of_it(app, world):
 
 
 def test_a_segment_naming_another_workspaces_tags_and_oa_selects_nobody(
-    app,  # noqa: F811
-    platform,  # noqa: F811
+    app,
+    platform,
     world,
 ):
     ids = follow(app, platform, "o_beta")
@@ -476,7 +808,7 @@ def test_a_segment_naming_another_workspaces_tags_and_oa_selects_nobody(
         assert count(session, contacts_query(theirs, world.a.workspace, None)) == 0
 
 
-def test_a_form_or_link_naming_another_workspaces_content_hands_nothing_out(app, world):  # noqa: F811
+def test_a_form_or_link_naming_another_workspaces_content_hands_nothing_out(app, world):
     with session_of(app) as session:
         form = Form(
             workspace_id=world.a.workspace, title="白皮书下载", download_content_id=world.b.content
@@ -493,3 +825,123 @@ def test_a_form_or_link_naming_another_workspaces_content_hands_nothing_out(app,
             session.add(link)
             session.flush()
             assert content.target_of(session, link.code) is None
+
+
+def test_a_merge_never_joins_contacts_of_two_workspaces(app, world):
+    """An identity of A written around the pipeline to point at B's contact, and a contact
+    of A "merged into" B's: attaching the identity merges nothing, and A's contact lives on
+    as itself."""
+    with session_of(app) as session:
+        session.add(
+            Identity(
+                workspace_id=world.a.workspace,
+                contact_id=world.b.contact,
+                kind="email",
+                value="li@huaxin.com",
+            )
+        )
+        session.flush()
+        book = TagBook(session, world.a.workspace)
+        ours = session.get(Contact, world.a.contact)
+        with pytest.raises(ValueError, match="two workspaces"):
+            attach_identity(session, book, ours, "email", "li@huaxin.com")
+        session.rollback()
+        ours = session.get(Contact, world.a.contact)
+        ours.merged_into_id = world.b.contact
+        session.flush()
+        assert live(session, ours).id == world.a.contact
+        session.rollback()
+        assert session.get(Contact, world.b.contact).merged_into_id is None
+
+
+def test_a_form_follow_up_on_another_workspaces_oa_messages_nobody(app, platform, world):
+    """A's submission, written to name B's OA and B's follower: the follow-up is not sent
+    through B's OA (nor does its link name B's OA)."""
+    follow(app, platform, "o_beta")
+    with session_of(app) as session:
+        form = session.get(Form, world.a.form)
+        form.download_content_id = world.a.content
+        form.follow_up = {"wechat": True}
+        session.add(
+            FormSubmission(
+                workspace_id=world.a.workspace,
+                form_id=world.a.form,
+                nonce="n1",
+                channel_id=world.b.oa,
+                openid="o_beta",
+                contact_id=world.a.contact,
+                followup_status=FollowUpStatus.PENDING,
+            )
+        )
+        session.commit()
+    h = harpoon_of(app)
+    platform_of_follow_ups = forms.FollowUpPlatform(
+        oa_client=lambda channel: h.wechat.oa(channel.app_id, OA_SECRET),
+        mailer=None,
+        public_url=lambda path: f"https://harpoon.example{path}",
+    )
+    with session_of(app) as session:
+        result = forms.send_follow_ups(session, world.a.workspace, platform_of_follow_ups)
+        assert (result.sent, result.failed) == (0, 1)
+        links = session.scalars(select(TrackedLink.channel_id)).all()
+    assert received(platform, "o_beta", CUSTOM) == []
+    assert world.b.oa not in links
+
+
+def test_a_group_send_naming_another_workspaces_corp_is_never_handed_to_it(app, world):
+    with session_of(app) as session:
+        row = GroupSend(
+            workspace_id=world.a.workspace,
+            channel_id=world.b.wecom,
+            staff_userid=world.b.staff,
+            text="A 的群发",
+            external_userids=["wm_beta"],
+            status="queued",
+        )
+        session.add(row)
+        session.commit()
+        group_send_id = row.id
+    with app.app_context():
+        jobs.send_group_send(group_send_id)
+        jobs.fetch_group_send_results(group_send_id)
+    with session_of(app) as session:
+        row = session.get(GroupSend, group_send_id)
+        assert (row.status, row.msgid) == ("failed", None)
+        assert row.error == "the corp is not this workspace's"
+
+
+def test_a_journey_message_goes_only_through_its_workspaces_oa(app, platform, world):
+    """A's contact carrying an openid identity written to name B's OA and B's follower: A's
+    journey message is not sent through B's OA."""
+    follow(app, platform, "o_beta")
+    journey_id = _live_journey(
+        app,
+        world.a.workspace,
+        {
+            "nodes": [
+                {"id": "start", "type": "entry", "trigger": {"kind": "manual"}, "next": "hi"},
+                {
+                    "id": "hi",
+                    "type": "action",
+                    "action": {"kind": "cs_message", "text": "A 的问候"},
+                },
+            ]
+        },
+    )
+    with session_of(app) as session:
+        session.add(
+            Identity(
+                workspace_id=world.a.workspace,
+                contact_id=world.a.contact,
+                kind="openid",
+                channel_id=world.b.oa,
+                value="o_beta",
+                following=True,
+            )
+        )
+        assert enrol_manually(session, journey_id, [world.a.contact], None) == 1
+        session.commit()
+    with app.app_context():
+        run_due_journeys()
+    settle(app, platform)
+    assert received(platform, "o_beta", CUSTOM) == []

@@ -3,9 +3,11 @@
 from functools import wraps
 
 from flask import abort, g, request
+from flask_babel import gettext
 from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
 
+from core.references import Reference, unknown_references
 from models import AuditLog, Role
 
 # Each permission lists the roles that hold it; every view and JSON API names one.
@@ -90,3 +92,15 @@ def audit(session: Session, action: str, target_type: str, target_id, changes: d
             changes={**changes, "ip": request.remote_addr},
         )
     )
+
+
+def ids_of_workspace(session: Session, form, references: tuple[Reference, ...]) -> bool:
+    """Whether every id the form's inputs name (one input per declared path) is the
+    workspace's; the declaration's message (given the id as %(id)s) beside each input that
+    names another's."""
+    named = {reference.path: form[reference.path].data for reference in references}
+    problems = unknown_references(session, workspace_id(), named, references)
+    for path, messages in problems.items():
+        field = form[path]
+        field.errors = [*field.errors, *(gettext(text, id=field.data) for text in messages)]
+    return not problems

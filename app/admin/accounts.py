@@ -30,7 +30,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from app.admin import bp, db
-from app.admin.access import audit, can, requires, workspace_id
+from app.admin.access import audit, can, ids_of_workspace, requires, workspace_id
 from app.admin.contacts import (
     INTERACTION_LABELS,
     LABELS,
@@ -40,6 +40,8 @@ from app.admin.contacts import (
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS, stage_names
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
 from app.extensions import harpoon
+from core.references import CONTACT, USER, Reference, declare
+from core.text import N_
 from handlers.accounts import BUYING_COMMITTEE, tag_account_industry
 from handlers.tags import Followups, TagBook, contact_tags
 from handlers.titles import SENIORITIES
@@ -68,6 +70,10 @@ EDITABLE = (
     "is_target",
 )
 MAX_CONTACT_ID = 2**63 - 1
+ACCOUNT_REFERENCES = declare("account", Reference("owner_id", USER))
+ATTACH_REFERENCES = declare(
+    "account_contact", Reference("contact_id", CONTACT, N_("No contact #%(id)s in this workspace."))
+)
 
 
 def _text(value):
@@ -493,7 +499,8 @@ def accounts_edit(account_id: int):
     account = _account_or_404(account_id)
     form = AccountForm()
     form.owner_id.choices = _owner_choices(account.workspace_id, account.owner_id)
-    if not form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if not ids_of_workspace(db(), form, ACCOUNT_REFERENCES) or not valid:
         return _account_page(account, form=form)
     before = {name: getattr(account, name) for name in EDITABLE}
     for name in EDITABLE:
@@ -534,17 +541,9 @@ def accounts_edit(account_id: int):
 def accounts_attach_contact(account_id: int):
     account = _account_or_404(account_id)
     form = AttachContactForm()
-    if form.validate_on_submit():
-        contact = db().scalar(
-            select(Contact).where(
-                Contact.id == form.contact_id.data, Contact.workspace_id == account.workspace_id
-            )
-        )
-        if contact is None:
-            form.contact_id.errors.append(
-                _("No contact #%(id)s in this workspace.", id=form.contact_id.data)
-            )
-        elif contact.merged_into_id is not None:
+    if form.validate_on_submit() and ids_of_workspace(db(), form, ATTACH_REFERENCES):
+        contact = db().get(Contact, form.contact_id.data)
+        if contact.merged_into_id is not None:
             form.contact_id.errors.append(
                 _(
                     "Contact #%(id)s was merged into #%(kept)s: attach that one.",

@@ -90,7 +90,9 @@ def _render_editor(channel: Channel, channels: list[Channel], status: int = 200)
     document = draft.document if draft else (published.document if published else None)
     document = document or _starter_document()
     # A page never saved shows no complaints about its empty starter button.
-    errors = menus.validate_menu(document, menus.menu_context(db(), channel)) if draft else {}
+    errors = (
+        menus.validate_menu(document, menus.menu_context(db(), channel, document)) if draft else {}
+    )
     book = TagBook(db(), workspace_id())
     page = render_template(
         "admin/menus.html",
@@ -307,7 +309,7 @@ def menus_draft(channel_id: int):
     audit(db(), "menu.draft", "channel", channel.id, {"op": op, "target": target or None})
     db().commit()
     if op == "publish":
-        errors = menus.validate_menu(document, menus.menu_context(db(), channel))
+        errors = menus.validate_menu(document, menus.menu_context(db(), channel, document))
         if errors:
             flash(
                 _("The draft is saved, but it cannot be published yet: fix the marked fields."),
@@ -476,7 +478,7 @@ def menus_publish(channel_id: int):
     if draft is None:
         flash(_("There is no draft to publish."), "error")
         return redirect(url_for("admin.menus", channel=channel.id))
-    if menus.validate_menu(draft.document, menus.menu_context(db(), channel)):
+    if menus.validate_menu(draft.document, menus.menu_context(db(), channel, draft.document)):
         flash(_("The draft cannot be published yet: fix the marked fields."), "error")
         return redirect(url_for("admin.menus", channel=channel.id))
     book = TagBook(db(), workspace_id())

@@ -238,6 +238,13 @@ def _fill(push: Push, form: PushForm) -> bool:
     push.name = form.name.data
     push.channel_id = int(form.channel.data)
     push.segment_id = int(form.audience.data) if form.audience.data else None
+    try:
+        pushes.check_push(db(), push)
+    except SchemaError as exc:
+        for key, messages in exc.messages.items():
+            target = form[{"channel_id": "channel", "segment_id": "audience"}[key]]
+            target.errors = [*target.errors, *(_(message) for message in messages)]
+        return False
     push.content = content
     push.prefer_service_window = form.prefer_service_window.data
     push.fallback_template = (

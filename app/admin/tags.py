@@ -34,6 +34,7 @@ from handlers.rule_config import (
     INTERACTION_KINDS,
     REPLY_KINDS,
     TAGLESS_KINDS,
+    rule_tag,
     validate_rule,
 )
 from handlers.tags import (
@@ -701,11 +702,14 @@ def _pick_tag(form: RuleForm, kind: str) -> tuple[Tag | None, bool]:
             _add_error(form.new_tag_name, _code_names(group))
         return None, True
     if form.tag_id.data:
-        # The choices are this workspace's tags: anything else is refused before a lookup.
-        if form.tag_id.data not in dict(form.tag_id.choices):
-            _add_error(form.tag_id, _("Not a tag of this workspace."))
+        picked = form.tag_id.data
+        try:
+            tag_id = int(picked) if picked.isascii() and picked.isdigit() else picked
+            return rule_tag(db(), workspace_id(), tag_id), True
+        except ValidationError as exc:
+            for message in exc.messages["tag_id"]:
+                _add_error(form.tag_id, _(message))
             return None, True
-        return db().get(Tag, int(form.tag_id.data)), True
     return None, False
 
 

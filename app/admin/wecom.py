@@ -27,10 +27,11 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.admin import bp, db
-from app.admin.access import audit, requires, workspace_id
+from app.admin.access import audit, ids_of_workspace, requires, workspace_id
 from app.admin.dashboard import last_days, local_day
 from app.admin.labels import ADD_WAY_LABELS, TAG_GROUP_LABELS, error_messages, tag_label
 from app.extensions import harpoon
+from core.references import USER, Reference, declare
 from handlers.contact_ways import (
     MAX_NAME,
     MAX_STAFF,
@@ -60,6 +61,7 @@ from models import (
 from wechat.clients import WeChatApiError
 
 ADDS_DAYS = 30
+STAFF_USER_REFERENCES = declare("staff", Reference("user_id", USER))
 CUSTOMERS_PAGE_SIZE = 50
 # What WeCom's refusals of a code mean for the person filling in the form.
 WECOM_REFUSALS = {
@@ -499,7 +501,11 @@ def staff_map_user(staff_id: int):
     member = _staff_or_404(staff_id)
     form = StaffUserForm()
     form.user_id.choices = _user_choices(member.workspace_id)
-    if not form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if not ids_of_workspace(db(), form, STAFF_USER_REFERENCES):
+        flash(_(USER.message), "error")
+        return redirect(url_for("admin.staff"))
+    if not valid:
         flash(_("Choose a user of this workspace."), "error")
         return redirect(url_for("admin.staff"))
     before = member.user_id

@@ -149,6 +149,34 @@ def test_an_openid_needs_its_oa_named_when_there_are_several(app, client):
     assert "channel_id" in answer.json["items"][0]["errors"]
 
 
+def test_an_item_naming_another_workspaces_channel_is_rejected(app, client):
+    """An external_userid of another workspace's corp, or its OA with no openid: the item is
+    refused with a field error, the rest of the batch stored."""
+    ours = make_channel(app, "wecom", WECOM_CREDS)
+    theirs = make_channel(
+        app, "wecom", replace(WECOM_CREDS, app_id="ww0000000000000002"), workspace="globex"
+    )
+    their_oa = make_channel(app, "oa", OA_CREDS, workspace="globex")
+    key = new_key(app)
+    answer = post(
+        client,
+        key.key,
+        {
+            "items": [
+                {"kind": "email.open", "external_userid": "wm_1", "channel_id": ours},
+                {"kind": "email.open", "external_userid": "wm_1", "channel_id": theirs},
+                {"kind": "email.open", "phone": "13800138000", "channel_id": their_oa},
+            ]
+        },
+    )
+    assert answer.status_code == 200
+    items = answer.json["items"]
+    assert [r["status"] for r in items] == ["accepted", "rejected", "rejected"]
+    assert items[1]["errors"] == {"channel_id": ["Not a channel of this workspace."]}
+    assert items[2]["errors"] == {"channel_id": ["Not a channel of this workspace."]}
+    assert len(rows(app, InboundEvent)) == 1
+
+
 def test_a_touchpoint_joins_the_person_its_identities_already_name(app, client):
     """A phone the person gave before, and an email new to us: one contact, not two."""
     key = new_key(app)

@@ -1,19 +1,21 @@
 """A push in a real browser: the form shows the fields of the chosen content, the draft is
 sent to a segment through the sandbox, and the report draws its delivery funnel."""
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.app.admin.conftest import make_user
 from tests.browser.conftest import screenshot
 from tests.browser.test_admin import sign_in
-from tests.handlers.test_identity_and_tags import platform  # noqa: F401
-from tests.outreach.test_pushes import app, follow, oa, received, settle, tag_segment  # noqa: F401
+from tests.outreach.test_pushes import follow, received, settle, tag_segment
+
+pytestmark = pytest.mark.sandbox
 
 
 def test_a_marketer_sends_a_segmented_push_and_reads_its_report(
-    app,  # noqa: F811
-    platform,  # noqa: F811
-    oa,  # noqa: F811
+    app,
+    platform,
+    oa,
     live_server,
     page,
 ):

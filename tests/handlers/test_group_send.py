@@ -21,7 +21,6 @@ from handlers.group_send import (
 )
 from models import Channel, FollowRelation, GroupSend, Staff, utcnow
 from tests.conftest import WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.handlers.test_identity_and_tags import platform  # noqa: F401
 from wechat.clients import WeChatApiError
 from wechat.sandbox import wecom
 from wechat.sandbox.core import Fault
@@ -30,18 +29,11 @@ from wechat.sandbox.wecom import MSG_TEMPLATES_PER_CUSTOMER_PER_MONTH
 CONTACT_SECRET = "contact-secret"
 TEXT = "本周五下午两点，华东区 CIO 闭门会，欢迎报名。"
 
-
-@pytest.fixture
-def app(make_app, platform):  # noqa: F811
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
-    return make_app(wechat_api_url=platform.url)
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
-def corp(app, platform, live_server):  # noqa: F811
+def corp(app, platform, live_server):
     """A WeCom corp with two salespeople; 张三 has customers wm_a, wm_b and wm_c."""
     channel_id = make_channel(app, "wecom", WECOM_CREDS, secret=CONTACT_SECRET)
     with session_of(app) as session:
@@ -65,11 +57,11 @@ def corp(app, platform, live_server):  # noqa: F811
     return channel_id
 
 
-def tenant(platform):  # noqa: F811
+def tenant(platform):
     return platform.state.tenant(WECOM_CREDS.app_id)
 
 
-def customer(platform, external_userid, *, userid="zhangsan"):  # noqa: F811
+def customer(platform, external_userid, *, userid="zhangsan"):
     wecom.add_external_contact(
         platform.state,
         tenant(platform),
@@ -79,7 +71,7 @@ def customer(platform, external_userid, *, userid="zhangsan"):  # noqa: F811
     )
 
 
-def settle(app, platform):  # noqa: F811
+def settle(app, platform):
     platform.state.wait_for_deliveries()
     while run_jobs(app):
         platform.state.wait_for_deliveries()
@@ -117,11 +109,11 @@ def group_send(app, group_send_id) -> GroupSend:
         return session.get(GroupSend, group_send_id)
 
 
-def confirm(platform, msgid):  # noqa: F811
+def confirm(platform, msgid):
     wecom.confirm_msg_template(platform.state, tenant(platform), msgid)
 
 
-def templates(platform):  # noqa: F811
+def templates(platform):
     return wecom.state_of(tenant(platform)).msg_templates
 
 
@@ -131,7 +123,7 @@ def errors_of(app, corp, recipients, **kwargs) -> dict:
     return raised.value.messages
 
 
-def test_send_then_results_before_and_after_the_staff_member_confirms(app, platform, corp):  # noqa: F811
+def test_send_then_results_before_and_after_the_staff_member_confirms(app, platform, corp):
     group_send_id, not_customers = create(app, corp, ["wm_a", "wm_b", "wm_li", "wm_nobody"])
     # 李四's customer and a stranger are reported, not silently dropped.
     assert not_customers == ["wm_li", "wm_nobody"]
@@ -163,7 +155,7 @@ def test_send_then_results_before_and_after_the_staff_member_confirms(app, platf
     assert done.status == GroupSendStatus.CONFIRMED and done.results_at >= waiting.results_at
 
 
-def test_a_send_with_a_msgid_is_never_handed_to_wecom_again(app, platform, corp):  # noqa: F811
+def test_a_send_with_a_msgid_is_never_handed_to_wecom_again(app, platform, corp):
     group_send_id, _ = create(app, corp, ["wm_a"])
     send(app, group_send_id)
     msgid = group_send(app, group_send_id).msgid
@@ -180,7 +172,7 @@ def test_a_send_with_a_msgid_is_never_handed_to_wecom_again(app, platform, corp)
     assert group_send(app, group_send_id).msgid == msgid
 
 
-def test_the_monthly_limit_shows_in_the_fail_list_and_the_results(app, platform, corp):  # noqa: F811
+def test_the_monthly_limit_shows_in_the_fail_list_and_the_results(app, platform, corp):
     for _ in range(MSG_TEMPLATES_PER_CUSTOMER_PER_MONTH - 1):
         earlier, _ = create(app, corp, ["wm_a"])
         send(app, earlier)
@@ -206,7 +198,7 @@ def test_the_monthly_limit_shows_in_the_fail_list_and_the_results(app, platform,
     assert templates(platform)[sent.msgid].external_userids == ["wm_b"]
 
 
-def test_a_send_nobody_can_receive_fails_with_wecoms_error(app, platform, corp):  # noqa: F811
+def test_a_send_nobody_can_receive_fails_with_wecoms_error(app, platform, corp):
     group_send_id, _ = create(app, corp, ["wm_a"])
     # wm_a left after the send was made: WeCom has no one to send it to.
     wecom.delete_follow_user(
@@ -220,7 +212,7 @@ def test_a_send_nobody_can_receive_fails_with_wecoms_error(app, platform, corp):
     assert templates(platform) == {}
 
 
-def test_a_busy_platform_raises_and_leaves_the_send_queued(app, platform, corp):  # noqa: F811
+def test_a_busy_platform_raises_and_leaves_the_send_queued(app, platform, corp):
     group_send_id, _ = create(app, corp, ["wm_a"])
     platform.state.add_fault(
         Fault("/wecom/cgi-bin/externalcontact/add_msg_template", errcode=-1, times=20)
@@ -235,7 +227,7 @@ def test_a_busy_platform_raises_and_leaves_the_send_queued(app, platform, corp):
     assert group_send(app, group_send_id).status == GroupSendStatus.SENT
 
 
-def test_results_are_read_page_by_page(app, platform, corp, monkeypatch):  # noqa: F811
+def test_results_are_read_page_by_page(app, platform, corp, monkeypatch):
     monkeypatch.setattr(handler, "RESULTS_PAGE_SIZE", 1)
     group_send_id, _ = create(app, corp, ["wm_a", "wm_b", "wm_c"])
     send(app, group_send_id)
@@ -244,7 +236,7 @@ def test_results_are_read_page_by_page(app, platform, corp, monkeypatch):  # noq
     assert group_send(app, group_send_id).results == {"wm_a": SENT, "wm_b": SENT, "wm_c": SENT}
 
 
-def test_an_unknown_msgid_is_recorded_as_an_error(app, platform, corp):  # noqa: F811
+def test_an_unknown_msgid_is_recorded_as_an_error(app, platform, corp):
     group_send_id, _ = create(app, corp, ["wm_a"])
     send(app, group_send_id)
     with session_of(app) as session:
@@ -268,7 +260,7 @@ def test_bad_input_is_refused_by_field(app, corp, kwargs, key):
     assert key in errors_of(app, corp, ["wm_a"], **kwargs)
 
 
-def test_recipients_must_be_the_staff_members_active_customers(app, platform, corp):  # noqa: F811
+def test_recipients_must_be_the_staff_members_active_customers(app, platform, corp):
     assert "external_userids" in errors_of(app, corp, [])
     assert "external_userids" in errors_of(app, corp, ["wm_li", "wm_nobody"])
     # A relation 张三 deleted is no longer a customer of his.
@@ -285,7 +277,7 @@ def test_recipients_must_be_the_staff_members_active_customers(app, platform, co
     assert "staff_userid" in errors_of(app, corp, ["wm_a"])
 
 
-def test_the_periodic_job_refreshes_the_weeks_sends_and_requeues_lost_ones(app, platform, corp):  # noqa: F811
+def test_the_periodic_job_refreshes_the_weeks_sends_and_requeues_lost_ones(app, platform, corp):
     waiting, _ = create(app, corp, ["wm_a"])
     old, _ = create(app, corp, ["wm_b"])
     lost, _ = create(app, corp, ["wm_c"])

@@ -26,29 +26,13 @@ from models import (
     TagSyncItem,
     utcnow,
 )
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.wechat.sandbox_server import SandboxServer
+from tests.conftest import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, make_channel, run_jobs
 from wechat.callbacks import parse_xml
 from wechat.sandbox import oa, wecom
 from wechat.sandbox.core import Fault
 
-OA_SECRET, CONTACT_SECRET = "oa-app-secret", "contact-secret"
-
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
-    return make_app(wechat_api_url=platform.url)
+CONTACT_SECRET = "contact-secret"
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture

@@ -23,24 +23,17 @@ from models import (
 )
 from tests.app.admin.conftest import make_user
 from tests.conftest import WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.handlers.test_identity_and_tags import platform, tag_names  # noqa: F401
+from tests.handlers.test_identity_and_tags import tag_names
 from wechat.sandbox import wecom
 
 CONTACT_SECRET, AGENT_SECRET, AGENT_ID = "contact-secret", "agent-secret", "1000002"
+
+pytestmark = pytest.mark.sandbox
 WELCOME = "{name}您好，我是{staff}，为您准备了{last_read}。"
 
 
 @pytest.fixture
-def app(make_app, platform):  # noqa: F811
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
-    return make_app(wechat_api_url=platform.url)
-
-
-@pytest.fixture
-def corp(app, platform, live_server):  # noqa: F811
+def corp(app, platform, live_server):
     channel_id = make_channel(
         app,
         "wecom",
@@ -62,11 +55,11 @@ def corp(app, platform, live_server):  # noqa: F811
     return channel_id
 
 
-def tenant(platform):  # noqa: F811
+def tenant(platform):
     return platform.state.tenant(WECOM_CREDS.app_id)
 
 
-def settle(app, platform):  # noqa: F811
+def settle(app, platform):
     platform.state.wait_for_deliveries()
     while run_jobs(app):
         platform.state.wait_for_deliveries()
@@ -90,7 +83,7 @@ def add_way(app, channel_id, state="expo-booth", *, tag=None, welcome=WELCOME) -
         return way.id
 
 
-def customer(platform, external_userid, *, userid="zhangsan", **fields):  # noqa: F811
+def customer(platform, external_userid, *, userid="zhangsan", **fields):
     return wecom.add_external_contact(
         platform.state,
         tenant(platform),
@@ -106,7 +99,7 @@ def rows(app, model):
         return session.scalars(select(model).order_by(model.id)).all()
 
 
-def test_same_second_adds_through_one_code_are_both_kept_and_welcomed(app, platform, corp):  # noqa: F811
+def test_same_second_adds_through_one_code_are_both_kept_and_welcomed(app, platform, corp):
     way_id = add_way(app, corp, tag="source:展会")
     customer(platform, "wm_a", name="王芳", state="expo-booth")
     customer(platform, "wm_b", name="李娜", state="expo-booth")  # the same second
@@ -127,7 +120,7 @@ def test_same_second_adds_through_one_code_are_both_kept_and_welcomed(app, platf
     assert all(w.sent_at >= w.received_at for w in welcomes)
 
 
-def test_a_redelivered_add_never_sends_a_second_welcome(app, platform, corp):  # noqa: F811
+def test_a_redelivered_add_never_sends_a_second_welcome(app, platform, corp):
     add_way(app, corp)
     customer(platform, "wm_once", state="expo-booth")
     settle(app, platform)
@@ -138,7 +131,7 @@ def test_a_redelivered_add_never_sends_a_second_welcome(app, platform, corp):  #
     assert len(rows(app, WelcomeMessage)) == 1
 
 
-def test_a_welcome_past_the_20_second_window_is_marked_missed(app, platform, corp):  # noqa: F811
+def test_a_welcome_past_the_20_second_window_is_marked_missed(app, platform, corp):
     add_way(app, corp)
     platform.state.clock_offset = -30  # the add happened 30 s ago; its callback is late
     customer(platform, "wm_late", state="expo-booth")
@@ -148,7 +141,7 @@ def test_a_welcome_past_the_20_second_window_is_marked_missed(app, platform, cor
     assert wecom.state_of(tenant(platform)).welcome_messages == []
 
 
-def test_a_customer_who_chatted_gets_no_second_welcome(app, platform, corp):  # noqa: F811
+def test_a_customer_who_chatted_gets_no_second_welcome(app, platform, corp):
     add_way(app, corp)
     customer(platform, "wm_chat", state="expo-booth")
     settle(app, platform)
@@ -160,7 +153,7 @@ def test_a_customer_who_chatted_gets_no_second_welcome(app, platform, corp):  # 
     assert len(rows(app, WelcomeMessage)) == 1  # the re-add carried no WelcomeCode
 
 
-def test_relations_end_by_either_side_and_a_lost_customer_is_reported(app, platform, corp):  # noqa: F811
+def test_relations_end_by_either_side_and_a_lost_customer_is_reported(app, platform, corp):
     customer(platform, "wm_x", userid="zhangsan")
     customer(platform, "wm_x", userid="lisi")
     settle(app, platform)
@@ -182,7 +175,7 @@ def test_relations_end_by_either_side_and_a_lost_customer_is_reported(app, platf
 
 def test_an_add_from_a_target_account_notifies_the_salesperson_and_the_owner(
     app,
-    platform,  # noqa: F811
+    platform,
     corp,
 ):
     owner = make_user(app, "sales", workspace="acme", email="lisi@acme.example")
@@ -211,7 +204,7 @@ def test_an_add_from_a_target_account_notifies_the_salesperson_and_the_owner(
     assert "你负责的目标客户" in messages["lisi"].content["content"]
 
 
-def test_a_burst_of_notifications_is_one_digest_and_the_limit_defers(app, platform, corp):  # noqa: F811
+def test_a_burst_of_notifications_is_one_digest_and_the_limit_defers(app, platform, corp):
     with harpoon_of(app).db.session() as session:
         workspace_id = session.get(Channel, corp).workspace_id
         for n in range(12):
@@ -262,7 +255,7 @@ def test_a_burst_of_notifications_is_one_digest_and_the_limit_defers(app, platfo
     assert len(wecom.state_of(tenant(platform)).app_messages) == 1
 
 
-def test_the_welcome_knows_what_the_follower_read_on_the_oa(app, platform, corp, live_server):  # noqa: F811
+def test_the_welcome_knows_what_the_follower_read_on_the_oa(app, platform, corp, live_server):
     from tests.conftest import OA_CREDS
     from wechat.sandbox import oa
 

@@ -26,17 +26,18 @@ from models import (
     utcnow,
 )
 from tests.conftest import harpoon_of
-from tests.handlers.test_identity_and_tags import platform  # noqa: F401
-from tests.outreach.test_pushes import app, client_of, follow, oa, received  # noqa: F401
+from tests.outreach.test_pushes import client_of, follow, received
 from wechat.sandbox.oa import CUSTOM
 
+pytestmark = pytest.mark.sandbox
 
-def session_of(app):  # noqa: F811
+
+def session_of(app):
     return harpoon_of(app).db.session()
 
 
 @pytest.fixture
-def ws(app):  # noqa: F811
+def ws(app):
     with session_of(app) as session:
         workspace = Workspace(name="acme")
         session.add(workspace)
@@ -44,7 +45,7 @@ def ws(app):  # noqa: F811
         return workspace.id
 
 
-def tag_id(app, name: str) -> int:  # noqa: F811
+def tag_id(app, name: str) -> int:
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))
         tag = TagBook(session, workspace_id).get(session, TagGroup.BEHAVIOR, name)
@@ -52,7 +53,7 @@ def tag_id(app, name: str) -> int:  # noqa: F811
         return tag.id
 
 
-def live(app, document: dict, name="live stream") -> int:  # noqa: F811
+def live(app, document: dict, name="live stream") -> int:
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))
         journey = Journey(
@@ -65,7 +66,7 @@ def live(app, document: dict, name="live stream") -> int:  # noqa: F811
         return journey.id
 
 
-def new_version(app, journey_id: int, document: dict) -> None:  # noqa: F811
+def new_version(app, journey_id: int, document: dict) -> None:
     with session_of(app) as session:
         journey = session.get(Journey, journey_id)
         version = journey.live_version + 1
@@ -74,7 +75,7 @@ def new_version(app, journey_id: int, document: dict) -> None:  # noqa: F811
         session.commit()
 
 
-def person(app, name="王芳") -> int:  # noqa: F811
+def person(app, name="王芳") -> int:
     with session_of(app) as session:
         contact = Contact(workspace_id=session.scalar(select(Workspace.id)), name=name)
         session.add(contact)
@@ -82,7 +83,7 @@ def person(app, name="王芳") -> int:  # noqa: F811
         return contact.id
 
 
-def act(app, contact_id: int, kind: str, at=None, **properties) -> None:  # noqa: F811
+def act(app, contact_id: int, kind: str, at=None, **properties) -> None:
     """An interaction, recorded and handed to the journeys as the drain does."""
     at = at or utcnow()
     with session_of(app) as session:
@@ -100,7 +101,7 @@ def act(app, contact_id: int, kind: str, at=None, **properties) -> None:  # noqa
         session.commit()
 
 
-def run(app, at=None, platform=None) -> engine.RunResult:  # noqa: F811
+def run(app, at=None, platform=None) -> engine.RunResult:
     at = at or utcnow()
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))
@@ -112,7 +113,7 @@ def run(app, at=None, platform=None) -> engine.RunResult:  # noqa: F811
         )
 
 
-def steps(app, contact_id: int) -> list[tuple[str, str]]:  # noqa: F811
+def steps(app, contact_id: int) -> list[tuple[str, str]]:
     with session_of(app) as session:
         rows = session.execute(
             select(Step.node_id, Step.outcome)
@@ -123,14 +124,14 @@ def steps(app, contact_id: int) -> list[tuple[str, str]]:  # noqa: F811
     return [tuple(row) for row in rows]
 
 
-def enrolments(app, contact_id: int) -> list[Enrolment]:  # noqa: F811
+def enrolments(app, contact_id: int) -> list[Enrolment]:
     with session_of(app) as session:
         return session.scalars(
             select(Enrolment).where(Enrolment.contact_id == contact_id).order_by(Enrolment.id)
         ).all()
 
 
-def tagged(app, contact_id: int) -> set[int]:  # noqa: F811
+def tagged(app, contact_id: int) -> set[int]:
     with session_of(app) as session:
         return set(
             session.scalars(select(ContactTag.tag_id).where(ContactTag.contact_id == contact_id))
@@ -185,16 +186,16 @@ def live_stream_journey(link_tag: int, watched_tag: int, nudge_tag: int) -> dict
 
 
 @pytest.fixture
-def tags(app, ws):  # noqa: F811
+def tags(app, ws):
     return {name: tag_id(app, name) for name in ("link_sent", "watched", "nudged", "vip")}
 
 
 @pytest.fixture
-def journey(app, tags):  # noqa: F811
+def journey(app, tags):
     return live(app, live_stream_journey(tags["link_sent"], tags["watched"], tags["nudged"]))
 
 
-def test_wecom_first_gets_the_link_then_the_follow_up_when_they_watch(app, tags, journey):  # noqa: F811
+def test_wecom_first_gets_the_link_then_the_follow_up_when_they_watch(app, tags, journey):
     fang = person(app)
     act(app, fang, "wecom.contact_added")
     run(app)
@@ -215,7 +216,7 @@ def test_wecom_first_gets_the_link_then_the_follow_up_when_they_watch(app, tags,
 
 
 def test_who_watches_first_enters_at_the_follow_up_and_never_gets_the_link(
-    app,  # noqa: F811
+    app,
     tags,
     journey,
 ):
@@ -229,7 +230,7 @@ def test_who_watches_first_enters_at_the_follow_up_and_never_gets_the_link(
     assert only.entered_node == "follow_up" and only.entered_because["kind"] == "live.watch"
 
 
-def test_a_watch_before_the_journey_existed_skips_the_link(app, tags):  # noqa: F811
+def test_a_watch_before_the_journey_existed_skips_the_link(app, tags):
     fang = person(app)
     act(app, fang, "live.watch")  # no journey yet
     live(app, live_stream_journey(tags["link_sent"], tags["watched"], tags["nudged"]))
@@ -241,7 +242,7 @@ def test_a_watch_before_the_journey_existed_skips_the_link(app, tags):  # noqa: 
     assert skipped.node_id == "send_link" and skipped.detail == {"because": "live.watch ever"}
 
 
-def test_nobody_watching_times_out_into_the_nudge(app, tags, journey):  # noqa: F811
+def test_nobody_watching_times_out_into_the_nudge(app, tags, journey):
     fang = person(app)
     act(app, fang, "wecom.contact_added")
     run(app)
@@ -252,7 +253,7 @@ def test_nobody_watching_times_out_into_the_nudge(app, tags, journey):  # noqa: 
     assert ("wait_watch", "timed_out") in steps(app, fang)
 
 
-def test_a_goal_ends_the_journey(app, tags, journey):  # noqa: F811
+def test_a_goal_ends_the_journey(app, tags, journey):
     fang = person(app)
     act(app, fang, "wecom.contact_added")
     run(app)
@@ -264,7 +265,7 @@ def test_a_goal_ends_the_journey(app, tags, journey):  # noqa: F811
     assert tags["watched"] not in tagged(app, fang)
 
 
-def test_a_branch_on_which_event_came_first(app, tags):  # noqa: F811
+def test_a_branch_on_which_event_came_first(app, tags):
     doc = {
         "nodes": [
             {
@@ -321,7 +322,7 @@ def test_a_branch_on_which_event_came_first(app, tags):  # noqa: F811
     ("policy", "days", "entries"),
     [("once", None, 1), ("period", 30, 2), ("always", None, 3)],
 )
-def test_re_entry_policies(app, tags, policy, days, entries):  # noqa: F811
+def test_re_entry_policies(app, tags, policy, days, entries):
     doc = {
         "reentry": policy,
         "reentry_days": days,
@@ -344,7 +345,7 @@ def test_re_entry_policies(app, tags, policy, days, entries):  # noqa: F811
     assert len(enrolments(app, fang)) == entries
 
 
-def test_enrolments_finish_on_their_version(app, tags, journey):  # noqa: F811
+def test_enrolments_finish_on_their_version(app, tags, journey):
     fang, li = person(app, "王芳"), person(app, "李娜")
     act(app, fang, "wecom.contact_added")
     run(app)
@@ -376,14 +377,14 @@ class WorkerDied(Exception):
     pass
 
 
-def test_a_follow_is_answered_through_the_real_pipeline(app, platform, oa):  # noqa: F811
+def test_a_follow_is_answered_through_the_real_pipeline(app, platform, oa):
     live(app, cs_journey())
     follow(app, platform, "o_fang")  # the drain enrols, the run_journeys job sends
     (message,) = received(platform, "o_fang", CUSTOM)
     assert message.content == {"content": "欢迎关注！回复「直播」获取链接。"}
 
 
-def test_a_crash_between_claim_and_send_never_sends_twice(app, platform, oa):  # noqa: F811
+def test_a_crash_between_claim_and_send_never_sends_twice(app, platform, oa):
     class DiesAfterSending:
         def __init__(self, client):
             self.client = client
@@ -403,7 +404,7 @@ def test_a_crash_between_claim_and_send_never_sends_twice(app, platform, oa):  #
     assert enrolment.status == EnrolmentStatus.COMPLETED
 
 
-def test_the_daily_cap_defers_the_third_message_to_tomorrow(app, platform, oa):  # noqa: F811
+def test_the_daily_cap_defers_the_third_message_to_tomorrow(app, platform, oa):
     ids = follow(app, platform, "o_fang")
     for n in range(3):
         live(app, cs_journey(f"第{n + 1}条"), name=f"j{n}")
@@ -428,7 +429,7 @@ def tag_journey(trigger: dict, tag: int, **settings) -> dict:
     }
 
 
-def scan(app, at=None) -> int:  # noqa: F811
+def scan(app, at=None) -> int:
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))
         enrolled = engine.scan_triggers(session, workspace_id, at)
@@ -436,7 +437,7 @@ def scan(app, at=None) -> int:  # noqa: F811
         return enrolled
 
 
-def test_condition_triggers_enrol_what_happened_since_the_last_check(app, tags):  # noqa: F811
+def test_condition_triggers_enrol_what_happened_since_the_last_check(app, tags):
     from handlers.tags import apply_tags
     from models import Account, TagSource
     from scoring.engine import set_stage
@@ -475,7 +476,7 @@ def test_condition_triggers_enrol_what_happened_since_the_last_check(app, tags):
     assert tags["link_sent"] in tagged(app, wang)
 
 
-def test_a_date_enrols_a_segment_once_and_people_enrol_by_hand(app, tags):  # noqa: F811
+def test_a_date_enrols_a_segment_once_and_people_enrol_by_hand(app, tags):
     from models import SavedSegment
     from outreach.segments import Segment
 
@@ -505,7 +506,7 @@ def test_a_date_enrols_a_segment_once_and_people_enrol_by_hand(app, tags):  # no
     assert tagged(app, fang) == {tags["vip"], tags["watched"]}
 
 
-def test_a_paused_journey_holds_everyone_and_a_goal_is_logged(app, tags, journey):  # noqa: F811
+def test_a_paused_journey_holds_everyone_and_a_goal_is_logged(app, tags, journey):
     fang, li = person(app, "王芳"), person(app, "李娜")
     with session_of(app) as session:
         session.get(Journey, journey).status = JourneyStatus.PAUSED

@@ -193,7 +193,7 @@ def test_one_key_does_one_thing():
 
 def test_the_database_checks():
     context = MenuContext(
-        tag_ids=frozenset({5, 6, 7}),
+        unknown=frozenset({"default.1.tag_id", "conditional.2.tag_id"}),  # 99 and 42
         no_room=frozenset({7}),
         foreign_actions={"SHARED": (5, None)},
     )

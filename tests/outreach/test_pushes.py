@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.demo import register_tenant
 from handlers.tags import TagBook, apply_tags
 from models import (
     BatchStatus,
@@ -31,38 +30,23 @@ from models import (
 from outreach import pushes
 from outreach.pushes import PushLimits, Reason
 from outreach.segments import Segment
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
-from tests.handlers.test_identity_and_tags import platform  # noqa: F401
+from tests.conftest import OA_CREDS, OA_SECRET, harpoon_of, run_jobs
 from wechat.sandbox import oa as sandbox_oa
 from wechat.sandbox.oa import MASS, PREVIEW, TEMPLATE, state_of
 
-OA_SECRET = "oa-app-secret"
+pytestmark = pytest.mark.sandbox
 LIMITS = PushLimits()
 TEXT = {"type": "text", "text": "华东区 CIO 闭门会本周五举行，欢迎报名。"}
 FALLBACK = {"template_id": "", "data": {"first": "闭门会邀请"}, "url": "https://example.com/e"}
 
 
 @pytest.fixture
-def app(make_app, platform):  # noqa: F811
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
-    return make_app(wechat_api_url=platform.url)
-
-
-@pytest.fixture
-def oa(app, platform, live_server):  # noqa: F811
-    """A service OA registered in the sandbox, with a template for fallbacks."""
-    channel_id = make_channel(
-        app, "oa", OA_CREDS, message_mode="safe", account_type="service", secret=OA_SECRET
-    )
-    with session_of(app) as session:
-        register_tenant(platform.state, session.get(Channel, channel_id), live_server)
+def oa(app, oa):
+    """The sandbox's service OA, with a template for fallbacks."""
     FALLBACK["template_id"] = client_of(app).post(
         "template/api_add_template", data={"template_id_short": "TM00015"}
     )["template_id"]
-    return channel_id
+    return oa
 
 
 def session_of(app):
@@ -73,17 +57,17 @@ def client_of(app):
     return harpoon_of(app).wechat.oa(OA_CREDS.app_id, OA_SECRET)
 
 
-def tenant(platform):  # noqa: F811
+def tenant(platform):
     return platform.state.tenant(OA_CREDS.app_id)
 
 
-def settle(app, platform):  # noqa: F811
+def settle(app, platform):
     platform.state.wait_for_deliveries()
     while run_jobs(app):
         platform.state.wait_for_deliveries()
 
 
-def follow(app, platform, *openids):  # noqa: F811
+def follow(app, platform, *openids):
     for openid in openids:
         sandbox_oa.follow(platform.state, tenant(platform), openid)
     settle(app, platform)
@@ -96,7 +80,7 @@ def follow(app, platform, *openids):  # noqa: F811
     return dict(rows)
 
 
-def received(platform, openid, kind=MASS):  # noqa: F811
+def received(platform, openid, kind=MASS):
     follower = state_of(tenant(platform)).followers[openid]
     return [r for r in follower.received if r.kind == kind]
 
@@ -168,7 +152,7 @@ def push_of(app, push_id) -> Push:
 
 def test_openid_batches_reach_the_segment_and_the_platform_reports_delivery(
     app,
-    platform,  # noqa: F811
+    platform,
     oa,
     monkeypatch,
 ):
@@ -199,7 +183,7 @@ def test_openid_batches_reach_the_segment_and_the_platform_reports_delivery(
     assert report["mass_jobs_finished"] == 2
 
 
-def test_one_synced_tag_is_one_mass_send_by_tag(app, platform, oa):  # noqa: F811
+def test_one_synced_tag_is_one_mass_send_by_tag(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b", "o_c")
     segment_id = tag_segment(app, [ids["o_a"], ids["o_b"]], name="cio-club", synced=True)
     harpoon_of(app).queue.enqueue("app.jobs.sync_tags", oa)
@@ -216,7 +200,7 @@ def test_one_synced_tag_is_one_mass_send_by_tag(app, platform, oa):  # noqa: F81
     assert [len(received(platform, o)) for o in ("o_a", "o_b", "o_c")] == [1, 1, 0]
 
 
-def test_the_fifth_mass_message_of_a_month_is_routed_not_dropped(app, platform, oa):  # noqa: F811
+def test_the_fifth_mass_message_of_a_month_is_routed_not_dropped(app, platform, oa):
     ids = follow(app, platform, "o_window", "o_template", "o_none", "o_fresh")
     # o_window writes in: their customer-service window is open for 48 hours.
     sandbox_oa.send_text(platform.state, tenant(platform), "o_window", "请发资料")
@@ -251,7 +235,7 @@ def test_the_fifth_mass_message_of_a_month_is_routed_not_dropped(app, platform, 
     assert report["skipped"][Reason.MONTHLY_QUOTA] == 2  # o_none and o_template
 
 
-def test_the_quota_starts_again_in_the_next_month_beijing_time(app, platform, oa):  # noqa: F811
+def test_the_quota_starts_again_in_the_next_month_beijing_time(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b")
     segment_id = tag_segment(app, list(ids.values()))
     for _ in range(4):
@@ -277,7 +261,7 @@ def test_the_quota_starts_again_in_the_next_month_beijing_time(app, platform, oa
     assert pushes.platform_month(datetime(2026, 11, 30, 16, 30, tzinfo=UTC)) == "2026-12"
 
 
-def test_a_resubmitted_batch_repeats_its_clientmsgid_and_sends_nothing_twice(app, platform, oa):  # noqa: F811
+def test_a_resubmitted_batch_repeats_its_clientmsgid_and_sends_nothing_twice(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b")
     push_id = make_push(app, oa, tag_segment(app, list(ids.values())))
     run(app, push_id)
@@ -318,7 +302,7 @@ class DiesAfter:
         return answer
 
 
-def test_a_crash_mid_push_resumes_without_duplicates(app, platform, oa, monkeypatch):  # noqa: F811
+def test_a_crash_mid_push_resumes_without_duplicates(app, platform, oa, monkeypatch):
     monkeypatch.setattr(pushes, "MASS_BATCH", 2)
     openids = [f"o_{n}" for n in range(6)]
     ids = follow(app, platform, *openids)
@@ -336,7 +320,7 @@ def test_a_crash_mid_push_resumes_without_duplicates(app, platform, oa, monkeypa
     assert push_of(app, push_id).report["sent"] == {Mechanism.MASS_OPENID: 6}
 
 
-def test_a_crash_among_single_sends_never_repeats_one(app, platform, oa):  # noqa: F811
+def test_a_crash_among_single_sends_never_repeats_one(app, platform, oa):
     openids = ["o_a", "o_b", "o_c"]
     ids = follow(app, platform, *openids)
     push_id = make_push(
@@ -357,7 +341,7 @@ def test_a_crash_among_single_sends_never_repeats_one(app, platform, oa):  # noq
     assert plan["o_c"][1] == RecipientStatus.SENT
 
 
-def test_a_customer_service_window_that_closes_before_dispatch(app, platform, oa):  # noqa: F811
+def test_a_customer_service_window_that_closes_before_dispatch(app, platform, oa):
     ids = follow(app, platform, "o_open", "o_stale")
     for openid in ids:
         sandbox_oa.send_text(platform.state, tenant(platform), openid, "你好")
@@ -390,7 +374,7 @@ def test_a_customer_service_window_that_closes_before_dispatch(app, platform, oa
     assert received(platform, "o_open", sandbox_oa.CUSTOM) == []
 
 
-def test_template_results_arrive_as_templatesendjobfinish(app, platform, oa):  # noqa: F811
+def test_template_results_arrive_as_templatesendjobfinish(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b")
     push_id = make_push(
         app, oa, tag_segment(app, list(ids.values())), content={"type": "template", **FALLBACK}
@@ -401,7 +385,7 @@ def test_template_results_arrive_as_templatesendjobfinish(app, platform, oa):  #
     assert push_of(app, push_id).report["delivered"] == 2
 
 
-def test_a_large_push_waits_for_approval(app, platform, oa):  # noqa: F811
+def test_a_large_push_waits_for_approval(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b", "o_c")
     push_id = make_push(app, oa, tag_segment(app, list(ids.values())), status=PushStatus.DRAFT)
     with session_of(app) as session:
@@ -418,7 +402,7 @@ def test_a_large_push_waits_for_approval(app, platform, oa):  # noqa: F811
     assert [len(received(platform, o)) for o in ids] == [1, 1, 1]
 
 
-def test_the_audience_growing_past_the_threshold_asks_for_approval_again(app, platform, oa):  # noqa: F811
+def test_the_audience_growing_past_the_threshold_asks_for_approval_again(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b", "o_c")
     push_id = make_push(app, oa, tag_segment(app, list(ids.values())))
     assert run(app, push_id, threshold=2) == PushStatus.AWAITING_APPROVAL
@@ -426,7 +410,7 @@ def test_the_audience_growing_past_the_threshold_asks_for_approval_again(app, pl
     assert all(not received(platform, o) for o in ids)
 
 
-def test_preview_goes_to_test_followers_outside_their_monthly_four(app, platform, oa):  # noqa: F811
+def test_preview_goes_to_test_followers_outside_their_monthly_four(app, platform, oa):
     ids = follow(app, platform, "o_tester", "o_other")
     push_id = make_push(app, oa, None, status=PushStatus.DRAFT)
     with session_of(app) as session:
@@ -438,7 +422,7 @@ def test_preview_goes_to_test_followers_outside_their_monthly_four(app, platform
     assert received(platform, "o_tester") == [] and received(platform, "o_other", PREVIEW) == []
 
 
-def test_every_follower_is_one_sendall_and_unfollowers_are_skipped(app, platform, oa):  # noqa: F811
+def test_every_follower_is_one_sendall_and_unfollowers_are_skipped(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b", "o_gone")
     sandbox_oa.unfollow(platform.state, tenant(platform), "o_gone")
     settle(app, platform)
@@ -456,7 +440,7 @@ def _recipient_contacts(app, push_id):
         ).all()
 
 
-def test_a_subscription_account_cannot_send_to_a_segment(app, platform, oa):  # noqa: F811
+def test_a_subscription_account_cannot_send_to_a_segment(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b")
     with session_of(app) as session:
         session.get(Channel, oa).account_type = "subscription"

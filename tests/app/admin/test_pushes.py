@@ -1,25 +1,19 @@
 """Pushes pages against the sandbox: the form and its field errors, settings (threshold and
 test followers), preview, send, approval by an admin, the delivery report, cancel."""
 
+import pytest
 from sqlalchemy import select
 
 from models import AuditLog, Push, PushStatus, Workspace
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.app.admin.test_channels import field_errors
-from tests.conftest import harpoon_of
-from tests.handlers.test_identity_and_tags import platform  # noqa: F401
-from tests.outreach.test_pushes import (  # noqa: F401
-    app,
-    follow,
-    oa,
-    received,
-    run_jobs,
-    settle,
-    tag_segment,
-)
+from tests.conftest import harpoon_of, run_jobs
+from tests.outreach.test_pushes import follow, received, settle, tag_segment
 from wechat.sandbox.oa import PREVIEW
 
 PAGE = "/admin/pushes"
+
+pytestmark = pytest.mark.sandbox
 
 
 def form_data(channel_id, segment_id="", **overrides):
@@ -39,12 +33,12 @@ def post(client, path, data=None, page=PAGE):
     return client.post(path, data={**(data or {}), "csrf_token": token})
 
 
-def push_row(app) -> Push:  # noqa: F811
+def push_row(app) -> Push:
     with harpoon_of(app).db.session() as session:
         return session.scalars(select(Push).order_by(Push.id.desc())).first()
 
 
-def test_the_form_names_what_is_wrong(app, oa, signed_in):  # noqa: F811
+def test_the_form_names_what_is_wrong(app, oa, signed_in):
     client = in_english(signed_in("marketer"))
     response = post(
         client,
@@ -67,7 +61,7 @@ def test_the_form_names_what_is_wrong(app, oa, signed_in):  # noqa: F811
     assert push_row(app) is None
 
 
-def test_a_marketer_drafts_previews_and_sends_a_push(app, platform, oa, signed_in):  # noqa: F811
+def test_a_marketer_drafts_previews_and_sends_a_push(app, platform, oa, signed_in):
     ids = follow(app, platform, "o_tester", "o_a", "o_b")
     segment_id = tag_segment(app, [ids["o_a"], ids["o_b"]])
     admin = in_english(signed_in("admin"))
@@ -100,7 +94,7 @@ def test_a_marketer_drafts_previews_and_sends_a_push(app, platform, oa, signed_i
     assert "push.create" in actions and "push.submit" in actions
 
 
-def test_a_push_over_the_threshold_waits_for_an_admin(app, platform, oa, signed_in):  # noqa: F811
+def test_a_push_over_the_threshold_waits_for_an_admin(app, platform, oa, signed_in):
     ids = follow(app, platform, "o_a", "o_b", "o_c")
     segment_id = tag_segment(app, list(ids.values()))
     with harpoon_of(app).db.session() as session:
@@ -121,7 +115,7 @@ def test_a_push_over_the_threshold_waits_for_an_admin(app, platform, oa, signed_
     assert [len(received(platform, o)) for o in ids] == [1, 1, 1]
 
 
-def test_a_scheduled_push_waits_and_can_be_cancelled(app, platform, oa, signed_in):  # noqa: F811
+def test_a_scheduled_push_waits_and_can_be_cancelled(app, platform, oa, signed_in):
     follow(app, platform, "o_a", "o_b")
     marketer = in_english(signed_in("marketer"))
     data = form_data(oa, schedule="at", send_at="2099-01-01T09:00")
@@ -136,7 +130,7 @@ def test_a_scheduled_push_waits_and_can_be_cancelled(app, platform, oa, signed_i
     assert push_row(app).status == PushStatus.CANCELLED
 
 
-def test_viewers_read_but_do_not_write(app, oa, signed_in):  # noqa: F811
+def test_viewers_read_but_do_not_write(app, oa, signed_in):
     viewer = signed_in("viewer")
     assert viewer.get(PAGE).status_code == 200
     assert viewer.get(f"{PAGE}/new").status_code == 403

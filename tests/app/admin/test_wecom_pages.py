@@ -353,7 +353,7 @@ def test_mapping_a_salesperson_to_a_user(app, signed_in, channel_id):
 
     post_with_token(client, path, {"user_id": users["viewer@globex.example"]})
     assert the_staff(app, "lisi").user_id == users["marketer@acme.example"]
-    assert "Choose a user of this workspace." in client.get("/admin/staff").text
+    assert "Not a user of this workspace." in client.get("/admin/staff").text
 
     post_with_token(client, path, {"user_id": ""})
     assert the_staff(app, "lisi").user_id is None
