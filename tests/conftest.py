@@ -53,10 +53,22 @@ ENCRYPTION_KEY = Fernet.generate_key().decode()
 OA_SECRET = "oa-app-secret"  # the AppSecret of the sandbox's OA (`oa`)
 
 
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "sandbox: the module's `app` talks to the `platform` sandbox over HTTP"
     )
+    config.addinivalue_line(
+        "markers", "browser: drives Chromium (tests/browser); `-m 'not browser'` leaves them out"
+    )
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")
