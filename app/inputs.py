@@ -118,6 +118,12 @@ def refuse_nul_in_path() -> None:
         refuse("NUL byte in the path")
 
 
+# Every body's ceiling unless its view sets its own (callbacks, the API, readers' posts,
+# imports): an admin form is a few kilobytes, and the CSRF check reads it before any view.
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
 def init_app(app: Flask) -> None:
     app.request_class = Request
+    app.config["MAX_CONTENT_LENGTH"] = DEFAULT_MAX_BODY_BYTES
     app.before_request(refuse_nul_in_path)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.api import MAX_BODY_BYTES
 from app.channels import workspace_named
+from app.inputs import DEFAULT_MAX_BODY_BYTES
 from app.public import MAX_POST_BYTES
 from models import FormSubmission, InboundEvent, PageView
 from outreach.api_keys import create_api_key
@@ -111,6 +112,17 @@ def test_a_streamed_body_over_the_limit_is_a_413_not_a_truncated_body(app, clien
     )
     assert response.status_code == 413
     assert count(app, InboundEvent) == 0
+
+
+def test_an_admin_post_has_a_ceiling_before_the_csrf_check_reads_it(app, client):
+    """A stranger's huge form to the sign-in page is a 413 unread, not parsed to disk."""
+    body = b"email=a%40b.example&password=" + b"x" * DEFAULT_MAX_BODY_BYTES
+    response = client.post(
+        "/admin/login", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 413
+    small = client.post("/admin/login", data={"email": "a@b.example", "password": "x"})
+    assert small.status_code != 413
 
 
 # --- real servers ----------------------------------------------------------------------
