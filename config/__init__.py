@@ -54,9 +54,13 @@ class Settings:
     api_rate_limit: str = "120 per minute"
 
     @property
+    def served_over_https(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
     def secure_cookies(self) -> bool:
         """Cookies only over HTTPS when Harpoon is served over HTTPS."""
-        return self.public_base_url.startswith("https://")
+        return self.served_over_https
 
     @property
     def embedded_database(self) -> bool:
