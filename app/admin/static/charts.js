@@ -6,6 +6,18 @@
   const escape = Harpoon.escapeHtml;
   const percent = (value) => (value == null ? "—" : `${Math.round(value * 1000) / 10}%`);
   const day = (d) => d.slice(5);
+  // Rows of {name, share}: one bar per row, the share of target accounts beside it.
+  const shareBars = (rows, nameWidth, color, tooltip) => ({
+    grid: {left: nameWidth, right: 48, top: 8, bottom: 8},
+    tooltip: {trigger: "axis", axisPointer: {type: "shadow"}, ...tooltip},
+    xAxis: {type: "value", max: 1, show: false},
+    yAxis: {type: "category", inverse: true, data: rows.map((row) => row.name)},
+    series: [{
+      type: "bar", data: rows.map((row) => row.share), itemStyle: {color},
+      label: {show: true, position: "right", formatter: (p) => percent(p.value)},
+      showBackground: true,
+    }],
+  });
 
   const CHARTS = {
     follows: (chart, data, element) => chart.setOption({
@@ -37,33 +49,11 @@
       }],
     }),
 
-    "abm-metrics": (chart, data) => chart.setOption({
-      grid: {left: 130, right: 48, top: 8, bottom: 8},
-      tooltip: {trigger: "axis", axisPointer: {type: "shadow"}, valueFormatter: percent},
-      xAxis: {type: "value", max: 1, show: false},
-      yAxis: {type: "category", inverse: true, data: data.metrics.map((m) => m.name)},
-      series: [{
-        type: "bar", data: data.metrics.map((m) => m.share), itemStyle: {color: "#0b6e4f"},
-        label: {show: true, position: "right", formatter: (p) => percent(p.value)},
-        showBackground: true,
-      }],
-    }),
+    "abm-metrics": (chart, data) => chart.setOption(shareBars(data.metrics, 130, "#0b6e4f", {valueFormatter: percent})),
 
-    "abm-roles": (chart, data) => chart.setOption({
-      grid: {left: 90, right: 48, top: 8, bottom: 8},
-      tooltip: {
-        trigger: "axis",
-        axisPointer: {type: "shadow"},
-        formatter: (ps) => `${escape(ps[0].name)}: ${percent(ps[0].value)} (${escape(data.roles[ps[0].dataIndex].accounts)} / ${escape(data.targets)})`,
-      },
-      xAxis: {type: "value", max: 1, show: false},
-      yAxis: {type: "category", inverse: true, data: data.roles.map((r) => r.name)},
-      series: [{
-        type: "bar", data: data.roles.map((r) => r.share), itemStyle: {color: "#1d3fa8"},
-        label: {show: true, position: "right", formatter: (p) => percent(p.value)},
-        showBackground: true,
-      }],
-    }),
+    "abm-roles": (chart, data) => chart.setOption(shareBars(data.roles, 90, "#1d3fa8", {
+      formatter: (ps) => `${escape(ps[0].name)}: ${percent(ps[0].value)} (${escape(data.roles[ps[0].dataIndex].accounts)} / ${escape(data.targets)})`,
+    })),
 
     "abm-trend": (chart, data) => chart.setOption({
       grid: {left: 48, right: 16, top: 40, bottom: 28},
