@@ -44,8 +44,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         links=link_cache(db, settings.channel_cache_seconds),
     )
 
-    from app import admin, api, callbacks, cli, health, public
+    from app import admin, api, callbacks, cli, health, public, security
 
+    security.init_app(app)
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(public.bp)

@@ -64,9 +64,13 @@ class Settings:
     outbound_allow: tuple[str, ...] = ()
 
     @property
+    def served_over_https(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
     def secure_cookies(self) -> bool:
         """Cookies only over HTTPS when Harpoon is served over HTTPS."""
-        return self.public_base_url.startswith("https://")
+        return self.served_over_https
 
     @property
     def embedded_database(self) -> bool:

@@ -25,12 +25,32 @@ def browser():
         browser.close()
 
 
+# Every document reports what the Content-Security-Policy refused, before its own scripts run.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.harpoonCspViolation(`${event.effectiveDirective} refused ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile}:${event.lineNumber} on ${event.documentURI}`);
+});
+"""
+
+
 @pytest.fixture
 def page(browser):
+    """A page that fails its test on any CSP violation, seen as an event or on the console."""
     context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    violations = []
+    context.expose_binding("harpoonCspViolation", lambda _source, text: violations.append(text))
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
+    page.on(
+        "console",
+        lambda message: (
+            "Content Security Policy" in message.text and violations.append(message.text)
+        ),
+    )
     yield page
     context.close()
+    assert not violations, "the Content-Security-Policy refused:\n" + "\n".join(violations)
 
 
 def screenshot(page, name: str) -> Path:

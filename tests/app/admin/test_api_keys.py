@@ -51,7 +51,7 @@ def test_revoking_a_key_refuses_it_from_then_on(app, signed_in):
     (row,) = all_of(app, ApiKey)
     assert row.require_signature is False
     page = client.get("/admin/api-keys").text
-    assert "Revoke the key \\u201cCRM\\u201d?" in page  # asked to confirm
+    assert 'data-confirm="Revoke the key “CRM”?' in page  # asked to confirm
 
     response = client.post(
         f"/admin/api-keys/{row.id}/revoke", data={"csrf_token": csrf_token(page)}

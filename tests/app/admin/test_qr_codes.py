@@ -281,7 +281,8 @@ def test_the_detail_chart_has_scans_and_follows_per_day(app, platform, signed_in
         assert (chart["follows"][-1], chart["scans"][-1], chart["people"][-1]) == (1, 1, 2)
         assert sum(chart["scans"]) == (1 if days == 7 else 2)
         assert chart["names"] == {"scans": "Scans", "follows": "Follows", "people": "People"}
-    assert "echarts.min.js" in page and "chartsReady" in page
+    assert "echarts.min.js" in page and "charts.js" in page
+    assert 'data-chart="qr-scans" data-source="scans-data"' in page
 
 
 # --- changing ------------------------------------------------------------------------

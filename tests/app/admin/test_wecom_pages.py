@@ -173,7 +173,8 @@ def test_the_list_shows_codes_with_staff_tags_adds_and_the_chart(
     series = {s["name"]: s["counts"] for s in chart["series"]}
     assert sum(series["2026 展会展台"]) == 3 and series["2026 展会展台"][-1] in (1, 2, 3)
     assert sum(series["Webinar"]) == 0
-    assert "echarts.min.js" in page and "chartsReady" in page
+    assert "echarts.min.js" in page and "charts.js" in page
+    assert 'data-chart="contact-way-adds" data-source="adds-data"' in page
 
 
 @pytest.mark.parametrize(
