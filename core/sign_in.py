@@ -3,10 +3,12 @@
 Two counts of failed sign-ins, both in a window that starts at the first failure:
 - per account and client address: past `address_failures`, that address may not try that
   account again until the window ends (one guessing address is stopped; nobody else is);
-- per account from anywhere: past `account_failures`, attempts on the account go through
-  a gate, one per delay that doubles with each further failure up to
-  `backoff_max_seconds`. A browser that signed in to the account before (a known device)
-  skips the gate, so failures sent from many addresses never lock the real user out.
+- per account from anywhere: past `account_failures`, each address's attempts on the account
+  go through a gate of their own, one per delay that doubles with each further failure up to
+  `backoff_max_seconds`. Attempts from other addresses never take this address's opening, so
+  a fresh address's first attempt always has its password checked.
+A browser that signed in to the account before (a known device) skips both, so whoever shares
+the user's address or floods the account never locks the user's own browser out.
 """
 
 import hashlib
@@ -52,8 +54,8 @@ class SignInGuard:
     def _account(self, account: str) -> str:
         return f"{self._prefix}:account:{account}"
 
-    def _gate(self, account: str) -> str:
-        return f"{self._prefix}:gate:{account}"
+    def _gate(self, account: str, address: str) -> str:
+        return f"{self._prefix}:gate:{account}:{address}"
 
     def check(self, account: str, address: str, *, known_device: bool) -> Refusal | None:
         """None when this attempt may check its password. Redis down refuses nobody: the
@@ -65,17 +67,21 @@ class SignInGuard:
             return None
 
     def _check(self, account: str, address: str, known_device: bool) -> Refusal | None:
+        if known_device:
+            return None
         pair, whole = self._pair(account, address), self._account(account)
         pair_failures, account_failures = (int(n or 0) for n in self._redis.mget(pair, whole))
         if pair_failures >= self.policy.address_failures:
             return Refusal("address", self._ttl(pair))
-        if known_device or account_failures < self.policy.account_failures:
+        if account_failures < self.policy.account_failures:
             return None
         excess = account_failures - self.policy.account_failures
         delay = min(2**excess, self.policy.backoff_max_seconds)
-        if self._redis.set(self._gate(account), 1, nx=True, ex=delay):
+        gate = self._gate(account, address)
+        # SET NX EX: one opening per address and delay, however many processes race for it.
+        if self._redis.set(gate, 1, nx=True, ex=delay):
             return None
-        return Refusal("account", self._ttl(self._gate(account)))
+        return Refusal("account", self._ttl(gate))
 
     def _ttl(self, key: str) -> int:
         return max(int(self._redis.ttl(key)), 1)

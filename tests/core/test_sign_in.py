@@ -1,4 +1,4 @@
-"""The sign-in counters on their own: windows, the doubling and bounded gate, forgiveness."""
+"""The sign-in counters on their own: windows, the doubling and bounded gates, forgiveness."""
 
 import fakeredis
 
@@ -21,16 +21,31 @@ def test_every_counter_expires_with_its_window():
     assert all(0 < g._redis.ttl(key) <= POLICY.window_seconds for key in keys)
 
 
-def test_the_gate_doubles_and_never_waits_longer_than_the_bound():
+def test_each_address_has_its_own_gate_that_doubles_up_to_the_bound():
     g = guard()
     account = account_key("someone@example.com")
-    for n in range(POLICY.account_failures + 10):
+    for n in range(POLICY.account_failures):
         g.failed(account, f"192.0.2.{n}")
-    assert g.check(account, "198.51.100.1", known_device=False) is None  # through the gate
+    assert g.check(account, "198.51.100.1", known_device=False) is None  # through its gate
+    assert g._redis.ttl(f"test:sign-in:gate:{account}:198.51.100.1") == 1
+    for n in range(10):
+        g.failed(account, f"192.0.2.{n}")
+    assert g.check(account, "198.51.100.2", known_device=False) is None
     refusal = g.check(account, "198.51.100.2", known_device=False)
     assert refusal.reason == "account" and refusal.retry_after <= POLICY.backoff_max_seconds
-    assert g._redis.ttl("test:sign-in:gate:" + account) == POLICY.backoff_max_seconds
-    assert g.check(account, "198.51.100.3", known_device=True) is None
+    assert g._redis.ttl(f"test:sign-in:gate:{account}:198.51.100.2") == POLICY.backoff_max_seconds
+    assert g.check(account, "198.51.100.3", known_device=False) is None  # a fresh address
+    assert g.check(account, "198.51.100.2", known_device=True) is None
+
+
+def test_an_attack_from_many_addresses_never_takes_a_fresh_address_s_opening():
+    g = guard()
+    account = account_key("someone@example.com")
+    for round_ in range(3):
+        for n in range(20):
+            if g.check(account, f"192.0.2.{n}", known_device=False) is None:
+                g.failed(account, f"192.0.2.{n}")
+        assert g.check(account, f"198.51.100.{round_}", known_device=False) is None
 
 
 def test_a_success_forgives_the_address_but_not_the_account():
@@ -38,7 +53,16 @@ def test_a_success_forgives_the_address_but_not_the_account():
     account = account_key("someone@example.com")
     for _ in range(POLICY.address_failures):
         g.failed(account, "203.0.113.7")
-    assert g.check(account, "203.0.113.7", known_device=True).reason == "address"
+    assert g.check(account, "203.0.113.7", known_device=False).reason == "address"
     g.succeeded(account, "203.0.113.7")
     assert g.check(account, "203.0.113.7", known_device=False) is None
     assert int(g._redis.get("test:sign-in:account:" + account)) == POLICY.address_failures
+
+
+def test_a_known_device_is_not_stopped_by_failures_from_its_address():
+    g = guard()
+    account = account_key("someone@example.com")
+    for _ in range(POLICY.account_failures):
+        g.failed(account, "203.0.113.7")
+    assert g.check(account, "203.0.113.7", known_device=False).reason == "address"
+    assert g.check(account, "203.0.113.7", known_device=True) is None
