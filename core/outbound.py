@@ -1,12 +1,14 @@
 """Requests to addresses someone typed in (a journey's webhook), kept off internal ones.
 
-Only public addresses are reached: loopback, private, link-local, multicast, unspecified
-and reserved ones are refused, IPv4 and IPv6 alike (an IPv4-mapped IPv6 address counts as
-the IPv4 one), unless the operator allow-lists a network or a host name for an
-on-premise receiver. The host is resolved and checked before the request, and again
-inside the connection, which connects to the very address it checked (the Host header,
-TLS SNI and certificate check keep the host name) and checks the socket's peer: a DNS
-answer that changes between the two (rebinding) reaches nothing internal.
+Only public addresses are reached: loopback, private, link-local, multicast, unspecified,
+reserved and other non-global ones are refused, IPv4 and IPv6 alike (an IPv4-mapped IPv6
+address counts as the IPv4 one; a 6to4 or Teredo address is refused unless the IPv4
+addresses it carries are public, since a relay delivers there), unless the operator
+allow-lists a network or a host name for an on-premise receiver. The host is resolved
+and checked before the request, and again inside the connection, which connects to the
+very address it checked (the Host header, TLS SNI and certificate check keep the host
+name) and checks the socket's peer: a DNS answer that changes between the two
+(rebinding) reaches nothing internal.
 
 No redirect is followed (a 3xx is the answer), at most `max_bytes` of the answer are
 read, within `timeout` seconds to connect and `timeout` more to read it all; http and
@@ -33,6 +35,9 @@ MAX_RESPONSE_BYTES = 64 * 1024
 MAX_URL_LENGTH = 1024
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Not global though some Pythons' is_global says so: IETF protocol assignments (RFC 6890,
+# e.g. 192.0.0.8) and the IPv6 documentation range of RFC 9637.
+NOT_GLOBAL = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("3fff::/20"))
 # host, port -> the addresses it resolves to (a seam: tests make DNS change its answer)
 Resolver = Callable[[str, int], list[str]]
 
@@ -67,14 +72,29 @@ def _address(text: str) -> Address | None:
     return address
 
 
+def _embedded_ipv4(address: Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses a 6to4 or Teredo (server, client) address carries."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.sixtofour is not None:
+            return (address.sixtofour,)
+        if address.teredo is not None:
+            return address.teredo
+    return ()
+
+
 def is_public(address: Address) -> bool:
-    """Reachable on the internet: not loopback, private, link-local, multicast,
-    unspecified, reserved or shared (carrier-grade NAT)."""
-    return address.is_global and not (
-        address.is_multicast
-        or address.is_reserved
-        or address.is_link_local
-        or getattr(address, "is_site_local", False)
+    """Reachable on the internet: global, and not multicast, reserved, link-local,
+    site-local or in NOT_GLOBAL; a 6to4 or Teredo address only when what it carries is."""
+    return (
+        address.is_global
+        and not (
+            address.is_multicast
+            or address.is_reserved
+            or address.is_link_local
+            or getattr(address, "is_site_local", False)
+            or any(address in network for network in NOT_GLOBAL)
+        )
+        and all(is_public(carried) for carried in _embedded_ipv4(address))
     )
 
 

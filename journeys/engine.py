@@ -932,8 +932,10 @@ class _Runner:
         signing = signing_secrets(self.session, enrolment.workspace_id, self.now())
         if not signing:
             return "failed", {"error": WEBHOOK_NO_SECRET}
+        delivery_id = f"{enrolment.id}-{enrolment.visit}"
         body = json.dumps(
             {
+                "delivery_id": delivery_id,  # signed, unlike its header: what receivers dedupe on
                 "workspace_id": enrolment.workspace_id,
                 "journey_id": enrolment.journey_id,
                 "version": enrolment.version,
@@ -944,7 +946,6 @@ class _Runner:
             },
             ensure_ascii=False,
         ).encode()
-        delivery_id = f"{enrolment.id}-{enrolment.visit}"
         headers = delivery_headers(signing, enrolment.workspace_id, delivery_id, body)
         try:
             answer = self.platform.outbound.post(action["url"], body, headers)

@@ -1,11 +1,14 @@
 """Signing the webhooks a workspace's journeys send, with a secret of the workspace's own.
 
-Each delivery carries the workspace, a delivery id (the same on every retry of one step,
-so a receiver can drop repeats) and `X-Harpoon-Signature: t=<unix seconds>,v1=<hex>`,
-hex = HMAC-SHA256(secret, "<t>." + body), the scheme the touchpoint API checks. After a
+Each delivery's body carries the workspace and a delivery id (the same on every retry of
+one step, so a receiver can drop repeats), signed by `X-Harpoon-Signature: t=<unix
+seconds>,v1=<hex>`, hex = HMAC-SHA256(secret, "<t>." + body), the scheme the touchpoint
+API checks. The workspace and delivery headers repeat them unsigned, for routing only. After a
 rotation the previous secret signs too, as a second v1, for ROTATION_GRACE: a receiver
 accepts a delivery when any v1 matches a secret it holds, and switches at its own pace.
-A workspace without a secret sends no webhook: it must create one first (shown once).
+Rotating again during the grace is allowed (a leaked secret must be replaceable at once)
+and ends it: the secret replaced first stops signing. A workspace without a secret sends
+no webhook: it must create one first (shown once).
 """
 
 import secrets
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import WebhookSecret, utcnow
@@ -34,30 +38,48 @@ class NewSecret:
     row: WebhookSecret
     secret: str
     rotated: bool
+    ended_grace: bool  # a previous secret still in its grace stopped signing
 
 
 def secret_of(session: Session, workspace_id: int) -> WebhookSecret | None:
     return session.scalar(select(WebhookSecret).where(WebhookSecret.workspace_id == workspace_id))
 
 
+def in_grace(row: WebhookSecret, now: datetime) -> bool:
+    """The previous secret still signs beside the current one."""
+    return bool(row.previous_secret and row.previous_until and row.previous_until > now)
+
+
 def rotate_secret(
     session: Session, workspace_id: int, *, created_by: int | None = None
-) -> NewSecret:
+) -> NewSecret | None:
     """A new secret for the workspace: its first, or one replacing the current, which
-    keeps signing beside it for ROTATION_GRACE. Flushed, not committed."""
+    keeps signing beside it for ROTATION_GRACE (and the one before stops). None when
+    another request created the workspace's first secret meanwhile. Flushed, not
+    committed."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     row = secret_of(session, workspace_id)
-    rotated = row is not None
     if row is None:
-        row = WebhookSecret(workspace_id=workspace_id)
-        session.add(row)
-    else:
-        row.previous_secret, row.previous_until = row.secret, now + ROTATION_GRACE
+        row = WebhookSecret(
+            workspace_id=workspace_id,
+            secret=secret,
+            prefix=secret[:SHOWN_PREFIX_LENGTH],
+            created_by=created_by,
+            created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # the unique workspace_id: the other request's is kept
+            return None
+        return NewSecret(row, secret, rotated=False, ended_grace=False)
+    ended_grace = in_grace(row, now)
+    row.previous_secret, row.previous_until = row.secret, now + ROTATION_GRACE
     row.secret, row.prefix = secret, secret[:SHOWN_PREFIX_LENGTH]
     row.created_by, row.created_at = created_by, now
     session.flush()
-    return NewSecret(row, secret, rotated)
+    return NewSecret(row, secret, rotated=True, ended_grace=ended_grace)
 
 
 def signing_secrets(session: Session, workspace_id: int, now: datetime) -> tuple[str, ...]:
@@ -66,7 +88,7 @@ def signing_secrets(session: Session, workspace_id: int, now: datetime) -> tuple
     row = secret_of(session, workspace_id)
     if row is None:
         return ()
-    if row.previous_secret and row.previous_until and row.previous_until > now:
+    if in_grace(row, now):
         return (row.secret, row.previous_secret)
     return (row.secret,)
 

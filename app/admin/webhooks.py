@@ -3,7 +3,8 @@ created or rotated here and shown once, on the answer to that POST (never throug
 session cookie); Harpoon keeps it encrypted. Owners and admins only, as for API keys.
 """
 
-from flask import make_response, render_template
+from flask import flash, make_response, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.admin import bp, db
@@ -14,10 +15,11 @@ from journeys.webhooks import (
     SIGNATURE_HEADER,
     WORKSPACE_HEADER,
     NewSecret,
+    in_grace,
     rotate_secret,
     secret_of,
 )
-from models import User
+from models import User, utcnow
 from outreach.api_keys import SIGNATURE_TOLERANCE_SECONDS
 
 
@@ -31,6 +33,15 @@ def webhooks():
 @requires("webhooks.manage")
 def webhooks_rotate():
     new = rotate_secret(db(), workspace_id(), created_by=current_user.id)
+    if new is None:
+        flash(
+            _(
+                "Another request created the signing secret a moment ago and showed it there. "
+                "If nobody has it, rotate it."
+            ),
+            "error",
+        )
+        return redirect(url_for("admin.webhooks"))
     audit(
         db(),
         "webhook_secret.rotate" if new.rotated else "webhook_secret.create",
@@ -52,6 +63,7 @@ def _page(*, new: NewSecret | None = None):
         row=row,
         creator=creator,
         new=new,
+        in_grace=row is not None and in_grace(row, utcnow()),
         workspace=workspace_id(),
         headers=(WORKSPACE_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER),
         grace_hours=int(ROTATION_GRACE.total_seconds() // 3600),

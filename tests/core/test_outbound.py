@@ -59,6 +59,31 @@ def test_private_link_local_multicast_and_reserved_addresses_are_refused(url):
     assert time.monotonic() - started < 1  # refused before any connection attempt
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[2002:7f00:1::]",  # 6to4 carrying 127.0.0.1
+        "[2002:a9fe:a9fe::]",  # 6to4 carrying the metadata address 169.254.169.254
+        "[2002:a00:1::]",  # 6to4 carrying 10.0.0.1
+        "[2001:0:5db8:d70e:0:fbff:80ff:fffe]",  # Teredo, client 127.0.0.1
+        "192.0.0.8",  # IETF protocol assignments, 192.0.0.0/24
+        "192.0.0.9",
+        "192.0.0.170",
+        "[3fff::1]",  # IPv6 documentation
+    ],
+)
+def test_addresses_carrying_an_internal_one_or_not_global_are_refused(host):
+    assert url_problem(f"http://{host}/hook") is not None
+    with pytest.raises(Refused):
+        post(Outbound(), f"http://{host}/hook")
+    with pytest.raises(Refused):  # resolved from a name too
+        post(Outbound(resolve=lambda name, port: [host.strip("[]")]), "http://hooks.example.com/x")
+
+
+def test_a_6to4_address_carrying_a_public_one_is_public():
+    assert url_problem("http://[2002:5db8:d70e::1]/hook") is None  # carries 93.184.215.14
+
+
 def test_a_name_resolving_to_a_private_address_among_public_ones_is_refused(receiver):
     client = Outbound(resolve=lambda host, port: [PUBLIC, "10.1.2.3"])
     with pytest.raises(Refused):

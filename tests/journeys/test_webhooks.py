@@ -124,7 +124,8 @@ def test_a_delivery_is_signed_with_the_workspace_secret_not_the_app_secret(app, 
     body = json.loads(received.body)
     assert (body["workspace_id"], body["journey_id"]) == (ws, journey_id)
     assert received.headers["X-Harpoon-Workspace"] == str(ws)
-    assert received.headers["X-Harpoon-Delivery"] == f"{body['enrolment_id']}-{step.visit}"
+    assert body["delivery_id"] == f"{body['enrolment_id']}-{step.visit}"  # signed
+    assert received.headers["X-Harpoon-Delivery"] == body["delivery_id"]
     assert step.detail["delivery"] == received.headers["X-Harpoon-Delivery"]
     timestamp, (signature,) = v1s(received.headers["X-Harpoon-Signature"])
     assert abs(timestamp - utcnow().timestamp()) < 60

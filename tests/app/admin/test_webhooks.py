@@ -5,7 +5,8 @@ import re
 
 from sqlalchemy import text
 
-from journeys.webhooks import signing_secrets
+from journeys import webhooks
+from journeys.webhooks import rotate_secret, signing_secrets
 from models import AuditLog, WebhookSecret, utcnow
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.app.admin.test_content import session_of
@@ -62,6 +63,51 @@ def test_rotating_shows_the_new_secret_and_keeps_the_old_one_signing_for_a_while
         assert signing_secrets(session, row.workspace_id, utcnow()) == (second, first)
     actions = [entry.action for entry in all_of(app, AuditLog)]
     assert actions == ["webhook_secret.create", "webhook_secret.rotate"]
+
+
+def rotate(client) -> str:
+    page = client.get("/admin/webhooks").text
+    return client.post("/admin/webhooks/secret", data={"csrf_token": csrf_token(page)}).text
+
+
+def test_rotating_again_during_the_grace_ends_it_and_says_so(app, signed_in):
+    client = in_english(signed_in("owner"))
+    first = shown_secret(rotate(client))
+    second = shown_secret(rotate(client))
+    page = client.get("/admin/webhooks").text
+    assert "The previous secret also signs until " in page
+    assert 'data-confirm="Rotate the signing secret again? The previous secret stops signing' in (
+        page
+    )
+
+    answer = rotate(client)  # a leaked secret must be replaceable at once
+    third = shown_secret(answer)
+    assert "no longer signs: this rotation ended its grace" in answer
+    (row,) = all_of(app, WebhookSecret)
+    with session_of(app) as session:
+        assert signing_secrets(session, row.workspace_id, utcnow()) == (third, second)
+    assert first not in (row.secret, row.previous_secret)
+
+
+def test_a_first_secret_created_meanwhile_by_another_request_is_kept(app, signed_in, monkeypatch):
+    client = in_english(signed_in("owner"))
+    page = client.get("/admin/webhooks").text
+    with session_of(app) as session:  # the other request, committed after ours looked
+        workspace_id = session.execute(text("SELECT id FROM workspaces")).scalar_one()
+        theirs = rotate_secret(session, workspace_id).secret
+        session.commit()
+    monkeypatch.setattr(webhooks, "secret_of", lambda session, workspace_id: None)
+
+    response = client.post("/admin/webhooks/secret", data={"csrf_token": csrf_token(page)})
+
+    assert response.status_code == 302
+    monkeypatch.undo()
+    shown = client.get(response.headers["Location"]).text
+    assert "Another request created the signing secret a moment ago" in shown
+    assert theirs not in shown  # shown once, to the request that made it
+    (row,) = all_of(app, WebhookSecret)
+    assert row.secret == theirs
+    assert all_of(app, AuditLog) == []
 
 
 def test_only_owners_and_admins_manage_the_secret(app, signed_in):
