@@ -21,7 +21,6 @@ clock and the pages follow what Harpoon answers.
 import heapq
 import html
 import itertools
-import json
 import random
 import re
 import threading
@@ -98,7 +97,7 @@ WELCOME_TAP_SECONDS = (3, 12)
 DOWNLOAD_LOOK_SECONDS = (10, 25)
 # What a hosted page shows (app/templates/public/page.html): the reading beacon's view
 # token, the page's share link, a form's action and its rendering's token.
-VIEW_TOKEN = re.compile(r'var view = ("(?:[^"\\]|\\.)*");')
+VIEW_TOKEN = re.compile(r'data-view="([^"]*)"')
 SHARE_URL = re.compile(r'<p class="share-url" id="share-url">([^<]*)</p>')
 FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
@@ -379,7 +378,7 @@ class Simulator:
         return Page(
             url=response.url,
             title=html.unescape(heading.group(1)) if heading else "",
-            view_token=json.loads(token.group(1)),
+            view_token=html.unescape(token.group(1)),
             share_url=html.unescape(share.group(1)).strip() if share else "",
             form_action=urljoin(response.url, html.unescape(action.group(1))) if action else "",
             form_token=html.unescape(form_token.group(1)) if form_token else "",
