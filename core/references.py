@@ -70,22 +70,24 @@ def unknown_references(
     session: Session, workspace_id: int, document: Mapping, references: tuple[Reference, ...]
 ) -> dict[str, list[str]]:
     """path -> [message] for every id the document names that the workspace does not hold.
-    Values of the wrong type are left to the document's own validation."""
+    A value of the wrong type ("abc" for a row id) holds nothing either: it is refused here
+    with the same message, whatever the document's own validation makes of it."""
     named: list[tuple[str, Reference, object]] = [
         (path, reference, value)
         for reference in references
         for path, value in _values_at(document, reference.path.split("."), [])
-        if reference.target.accepts(value)
     ]
     wanted: dict[Target, set] = defaultdict(set)
     for _path, reference, value in named:
-        wanted[reference.target].add(value)
+        if reference.target.accepts(value):
+            wanted[reference.target].add(value)
     held = {
         target: _held(session, workspace_id, target, values) for target, values in wanted.items()
     }
     errors: dict[str, list[str]] = {}
     for path, reference, value in named:
-        if value not in held[reference.target]:
+        target = reference.target
+        if not target.accepts(value) or value not in held[target]:
             message = reference.message or reference.target.message
             if message not in errors.setdefault(path, []):
                 errors[path].append(message)
