@@ -261,13 +261,12 @@ NOT_CHOICES = N_("Not a list of choices.")
 NAME_TAKEN = N_("Another segment has this name.")
 UNKNOWN_TAG = N_("Not a tag of this workspace: was it deleted?")
 UNKNOWN_STAGE = N_("Not one of the workspace's stages.")
-UNKNOWN_CHANNEL = N_("Not a channel of this workspace.")
 REFERENCES = declare(
     "segment",
     Reference("tags_all", TAG, UNKNOWN_TAG),
     Reference("tags_any", TAG, UNKNOWN_TAG),
     Reference("tags_none", TAG, UNKNOWN_TAG),
-    Reference("channel_ids", CHANNEL, UNKNOWN_CHANNEL),
+    Reference("channel_ids", CHANNEL),
 )
 # The inputs that post several values (checkboxes, multiple selects), by their form names.
 LIST_FILTERS = (
@@ -425,7 +424,7 @@ class SegmentSchema(form.FormSchema):
             "stages": (known.stages, UNKNOWN_STAGE),
             "account_stages": (known.stages, UNKNOWN_STAGE),
             "tiers": (form.TIERS, N_("Tier 1, 2 or 3.")),
-            "channel_ids": (known.channel_ids, UNKNOWN_CHANNEL),
+            "channel_ids": (known.channel_ids, CHANNEL.message),
         }
         errors: dict = {
             name: [message]
