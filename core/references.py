@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import BigInteger, select
 from sqlalchemy.orm import Session
 
 from core.text import N_
@@ -36,7 +36,6 @@ class Target:
         return isinstance(value, int) and not isinstance(value, bool)
 
 
-MAX_ID = 2**63  # a larger number is no row's id, and no database takes it as a parameter
 TAG = Target(Tag, N_("Not a tag of this workspace."))
 NOT_WORKSPACE_TAGS = N_("Not tags of this workspace.")  # a list of tags has one message
 SEGMENT = Target(SavedSegment, N_("Not a segment of this workspace."))
@@ -107,7 +106,9 @@ def check_references(
 def _held(session: Session, workspace_id: int, target: Target, values: set) -> set:
     model = target.model
     key = getattr(model, target.key)
-    values = {value for value in values if not isinstance(value, int) or abs(value) < MAX_ID}
+    # A larger number is no row's id, and PostgreSQL refuses it for the column's type.
+    largest = 2**63 if isinstance(key.type, BigInteger) else 2**31
+    values = {value for value in values if not isinstance(value, int) or abs(value) < largest}
     if not values:
         return set()
     return set(

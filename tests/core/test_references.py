@@ -24,7 +24,9 @@ def tagged(app):
         yield session, workspace_id, tag.id
 
 
-@pytest.mark.parametrize("wrong", ["abc", "１２", "", 1.0, True, None, [[1]], {"id": 1}])
+@pytest.mark.parametrize(
+    "wrong", ["abc", "１２", "", 1.0, True, None, [[1]], {"id": 1}, 2**31, -(2**40), 2**70]
+)
 def test_a_value_of_the_wrong_type_is_an_unknown_reference(tagged, wrong):
     session, workspace_id, tag_id = tagged
     document = {"tag_id": wrong if wrong is not None else tag_id, "tag_ids": [tag_id, wrong]}

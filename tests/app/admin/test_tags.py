@@ -383,9 +383,10 @@ def test_a_rule_of_another_workspaces_tag_is_refused(app, signed_in):
     assert all_of(app, TagRule) == []
 
 
-@pytest.mark.parametrize("picked", ["abc", "１２", "12abc"])
+@pytest.mark.parametrize("picked", ["abc", "１２", "12abc", "99999999999"])
 def test_a_rule_whose_tag_is_not_an_id_is_a_field_error(app, signed_in, picked):
-    """No tag id at all (a full-width "１２" too): the form says so, never a 500."""
+    """No tag id at all (a full-width "１２", a number past the column's range): the form
+    says so, never a 500."""
     client = in_english(signed_in("marketer"))
     add_tag(app, "interest", "云")
     response = post(
