@@ -183,12 +183,13 @@ def _checked(items: list):
 
 
 def _channel_of_openid(item: dict, oa_ids: set[int]) -> None:
-    """An openid belongs to one OA: the one named, or the workspace's only one."""
+    """An openid belongs to one OA: the one named, or the workspace's only one. That a
+    named channel is the workspace's, foreign_channels has checked."""
     if not item.get("openid"):
         return
     channel_id = item.get("channel_id")
     if channel_id is not None and channel_id not in oa_ids:
-        raise ValidationError({"channel_id": ["Not an OA of this workspace."]})
+        raise ValidationError({"channel_id": ["Not an OA: an openid belongs to an OA."]})
     if channel_id is None:
         if len(oa_ids) != 1:
             raise ValidationError(

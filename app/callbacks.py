@@ -14,7 +14,7 @@ from app.extensions import ChannelKeys, harpoon
 from models import Channel, utcnow
 from wechat import callbacks as protocol
 from wechat.callbacks import OA, WECOM, CallbackQuery, CallbackRejected
-from wechat.events import Unnormalizable, normalize
+from wechat.events import Unnormalizable, normalize_fields
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ def _callback(channel_id: int, platform: str):
         body = request.get_data(cache=False)  # over the limit or malformed: app.inputs refuses
         xml = _open_message(channel, query, body)  # signature first, then decryption
         protocol.check_fresh(query.timestamp, max_age)
-        fields = protocol.parse_xml(xml)
-        _check_normalizable(platform, xml)
+        fields = protocol.parse_xml(xml)  # the one parse: normalization reads these fields
+        _check_normalizable(platform, fields)
     except CallbackRejected as rejected:
         _log_refusal(channel_id, rejected.status, rejected.reason)
         return _text(rejected.reason, rejected.status)
@@ -70,10 +70,10 @@ def _callback(channel_id: int, platform: str):
     return _text("success")
 
 
-def _check_normalizable(platform: str, xml: str) -> None:
+def _check_normalizable(platform: str, fields: dict) -> None:
     """Refuse what the drain could never read: it would fail there on every retry."""
     try:
-        normalize(platform, xml)
+        normalize_fields(platform, fields)
     except Unnormalizable as problem:
         raise CallbackRejected(400, f"cannot be normalized: {problem}") from None
 

@@ -7,16 +7,12 @@ import string
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.text import N_
 from models import Channel, ChannelKind, MessageMode, Workspace
 
 _ALNUM = string.ascii_letters + string.digits
 _TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
-
-
-def N_(message: str) -> str:
-    """Marks a message for the translation catalog; the admin page translates it."""
-    return message
 
 
 class ChannelError(ValueError):

@@ -100,8 +100,12 @@ class Request(FlaskRequest):
     def _load_form_data(self) -> None:
         super()._load_form_data()
         form, files = self.form, self.files
-        names = [*form.keys(), *form.values(), *(f.filename for f in files.values())]
-        if _holds_nul(names):
+        # multi=True: every value of a repeated field, not only its first.
+        texts = [
+            *(text for pair in form.items(multi=True) for text in pair),
+            *(text for name, upload in files.items(multi=True) for text in (name, upload.filename)),
+        ]
+        if _holds_nul(texts):
             # Nothing of a refused form stays readable on this request.
             self.__dict__["form"] = self.__dict__["files"] = self.parameter_storage_class()
             refuse("NUL byte in the form")

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import BigInteger, select
 from sqlalchemy.orm import Session
 
 from core.text import N_
@@ -36,7 +36,6 @@ class Target:
         return isinstance(value, int) and not isinstance(value, bool)
 
 
-MAX_ID = 2**63  # a larger number is no row's id, and no database takes it as a parameter
 TAG = Target(Tag, N_("Not a tag of this workspace."))
 NOT_WORKSPACE_TAGS = N_("Not tags of this workspace.")  # a list of tags has one message
 SEGMENT = Target(SavedSegment, N_("Not a segment of this workspace."))
@@ -70,22 +69,24 @@ def unknown_references(
     session: Session, workspace_id: int, document: Mapping, references: tuple[Reference, ...]
 ) -> dict[str, list[str]]:
     """path -> [message] for every id the document names that the workspace does not hold.
-    Values of the wrong type are left to the document's own validation."""
+    A value of the wrong type ("abc" for a row id) holds nothing either: it is refused here
+    with the same message, whatever the document's own validation makes of it."""
     named: list[tuple[str, Reference, object]] = [
         (path, reference, value)
         for reference in references
         for path, value in _values_at(document, reference.path.split("."), [])
-        if reference.target.accepts(value)
     ]
     wanted: dict[Target, set] = defaultdict(set)
     for _path, reference, value in named:
-        wanted[reference.target].add(value)
+        if reference.target.accepts(value):
+            wanted[reference.target].add(value)
     held = {
         target: _held(session, workspace_id, target, values) for target, values in wanted.items()
     }
     errors: dict[str, list[str]] = {}
     for path, reference, value in named:
-        if value not in held[reference.target]:
+        target = reference.target
+        if not target.accepts(value) or value not in held[target]:
             message = reference.message or reference.target.message
             if message not in errors.setdefault(path, []):
                 errors[path].append(message)
@@ -105,7 +106,9 @@ def check_references(
 def _held(session: Session, workspace_id: int, target: Target, values: set) -> set:
     model = target.model
     key = getattr(model, target.key)
-    values = {value for value in values if not isinstance(value, int) or abs(value) < MAX_ID}
+    # A larger number is no row's id, and PostgreSQL refuses it for the column's type.
+    largest = 2**63 if isinstance(key.type, BigInteger) else 2**31
+    values = {value for value in values if not isinstance(value, int) or abs(value) < largest}
     if not values:
         return set()
     return set(

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.references import scoped_get
+from core.text import N_
 from handlers.contacts import normalize_phone
 from handlers.touchpoints import store_web_touchpoint
 from models import (
@@ -36,11 +37,6 @@ from outreach.mail import Mailer, MailError
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
-
-
-def N_(message: str) -> str:
-    """Marks a message for the translation catalog; the page translates it."""
-    return message
 
 
 REQUIRED = N_("Required.")

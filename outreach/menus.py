@@ -75,14 +75,13 @@ KEY_USED_ELSEWHERE = N_(
     "Another Official Account's menu gives this key another tag or reply: use another key."
 )
 TAG_REQUIRED = N_("Choose the tag whose followers see this menu.")
-TAG_UNKNOWN = N_("Not a tag of this workspace.")
 REFERENCES = declare(
     "menu",
-    Reference("default.*.tag_id", TAG, TAG_UNKNOWN),
-    Reference("default.*.sub_button.*.tag_id", TAG, TAG_UNKNOWN),
-    Reference("conditional.*.tag_id", TAG, TAG_UNKNOWN),
-    Reference("conditional.*.buttons.*.tag_id", TAG, TAG_UNKNOWN),
-    Reference("conditional.*.buttons.*.sub_button.*.tag_id", TAG, TAG_UNKNOWN),
+    Reference("default.*.tag_id", TAG),
+    Reference("default.*.sub_button.*.tag_id", TAG),
+    Reference("conditional.*.tag_id", TAG),
+    Reference("conditional.*.buttons.*.tag_id", TAG),
+    Reference("conditional.*.buttons.*.sub_button.*.tag_id", TAG),
 )
 TAG_TWICE = N_("This tag already has a conditional menu above.")
 TAG_NO_ROOM = N_(
@@ -213,7 +212,7 @@ def _check_menu_tag(tag_id, position, seen, context, errors) -> None:
     elif tag_id in seen:
         errors[position] = TAG_TWICE
     elif context is not None and _unknown_tag(tag_id, position, context):
-        errors[position] = TAG_UNKNOWN
+        errors[position] = TAG.message
     elif context is not None and tag_id in context.no_room:
         errors[position] = TAG_NO_ROOM
     seen.add(tag_id)
@@ -313,7 +312,7 @@ def _check_keys(document: dict, context: MenuContext | None, errors: dict) -> No
                 and action[0] is not None
                 and _unknown_tag(action[0], tag_at, context)
             ):
-                errors[tag_at] = TAG_UNKNOWN
+                errors[tag_at] = TAG.message
             if not isinstance(key, str) or f"{at}.key" in errors:
                 continue
             foreign = context.foreign_actions.get(key) if context is not None else None

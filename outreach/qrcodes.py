@@ -27,15 +27,10 @@ from core.references import (
     declare,
     unknown_references,
 )
+from core.text import N_
 from handlers.rule_config import MAX_REPLY
 from models import Channel, ChannelKind, Interaction, QrCode, utcnow
 from models.interaction import SCAN_KINDS
-
-
-def N_(message: str) -> str:
-    """Marks a message for the translation catalog; the admin page translates it."""
-    return message
-
 
 MAX_NAME = QrCode.__table__.c.name.type.length
 MAX_SCENE_CHARS = QrCode.__table__.c.scene.type.length  # WeChat's limit too: 64

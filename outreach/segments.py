@@ -261,13 +261,12 @@ NOT_CHOICES = N_("Not a list of choices.")
 NAME_TAKEN = N_("Another segment has this name.")
 UNKNOWN_TAG = N_("Not a tag of this workspace: was it deleted?")
 UNKNOWN_STAGE = N_("Not one of the workspace's stages.")
-UNKNOWN_CHANNEL = N_("Not a channel of this workspace.")
 REFERENCES = declare(
     "segment",
     Reference("tags_all", TAG, UNKNOWN_TAG),
     Reference("tags_any", TAG, UNKNOWN_TAG),
     Reference("tags_none", TAG, UNKNOWN_TAG),
-    Reference("channel_ids", CHANNEL, UNKNOWN_CHANNEL),
+    Reference("channel_ids", CHANNEL),
 )
 # The inputs that post several values (checkboxes, multiple selects), by their form names.
 LIST_FILTERS = (
@@ -290,15 +289,14 @@ EITHER = {"yes": True, "no": False}
 
 @dataclass(frozen=True)
 class SegmentChoices:
-    """What a workspace's segments may name, read by the caller (the schema never queries).
+    """The values a workspace's segments may name, read by the caller (the schema never
+    queries); its tags and channels are checked by `load_segment` (core.references).
     Contacts and accounts move through the same stages."""
 
-    tag_ids: frozenset[int] = frozenset()
     roles: frozenset[str] = frozenset()
     seniorities: frozenset[str] = frozenset()
     stages: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
-    channel_ids: frozenset[int] = frozenset()
 
 
 class Picked(schema_fields.Field):
@@ -417,15 +415,11 @@ class SegmentSchema(form.FormSchema):
     def _known_and_satisfiable(self, data, **_kwargs):
         known = self.choices
         checks = {
-            "tags_all": (known.tag_ids, UNKNOWN_TAG),
-            "tags_any": (known.tag_ids, UNKNOWN_TAG),
-            "tags_none": (known.tag_ids, UNKNOWN_TAG),
             "roles": (known.roles, N_("Not a known role.")),
             "seniorities": (known.seniorities, N_("Not a known seniority.")),
             "stages": (known.stages, UNKNOWN_STAGE),
             "account_stages": (known.stages, UNKNOWN_STAGE),
             "tiers": (form.TIERS, N_("Tier 1, 2 or 3.")),
-            "channel_ids": (known.channel_ids, UNKNOWN_CHANNEL),
         }
         errors: dict = {
             name: [message]
@@ -435,7 +429,7 @@ class SegmentSchema(form.FormSchema):
         if any(kind not in known.kinds for kind in data.get("interactions", {}).get("kinds", ())):
             errors["interactions"] = {"kinds": [N_("Not an interaction Harpoon records.")]}
         wanted = {*data.get("tags_all", ()), *data.get("tags_any", ())}
-        if "tags_none" not in errors and wanted & set(data.get("tags_none", ())):
+        if wanted & set(data.get("tags_none", ())):
             errors["tags_none"] = [N_("A tag cannot be both wanted and excluded.")]
         active, inactive = data.get("active_within_days"), data.get("inactive_for_days")
         if active is not None and inactive is not None and active <= inactive:
@@ -473,13 +467,28 @@ class LabelSchema(form.FormSchema):
     )
 
 
-def load_segment(data: Mapping, choices: SegmentChoices) -> Segment:
+def load_segment(
+    session: Session, workspace_id: int, data: Mapping, choices: SegmentChoices
+) -> Segment:
     """The segment a form describes (nested data, see scoring.config.unflatten), or a
-    ValidationError keyed like its inputs."""
-    return SegmentSchema(choices).load(data)
+    ValidationError keyed like its inputs, the tags and channels that are not the
+    workspace's included (also beside other mistakes)."""
+    try:
+        segment = SegmentSchema(choices).load(data)
+    except ValidationError as exc:
+        errors, named = dict(exc.messages), exc.valid_data or {}
+    else:
+        errors, named = {}, segment.to_document()
+    # An unknown tag is the mistake to fix first: it stands for what the schema said of it.
+    errors.update(unknown_references(session, workspace_id, named, REFERENCES))
+    if errors:
+        raise ValidationError(errors)
+    return segment
 
 
-def load_named_segment(data: Mapping, choices: SegmentChoices) -> tuple[str, str, Segment]:
+def load_named_segment(
+    session: Session, workspace_id: int, data: Mapping, choices: SegmentChoices
+) -> tuple[str, str, Segment]:
     """(name, description, segment) from the whole form; every mistake at once."""
     errors: dict = {}
     try:
@@ -487,7 +496,7 @@ def load_named_segment(data: Mapping, choices: SegmentChoices) -> tuple[str, str
     except ValidationError as exc:
         errors.update(exc.messages)
     try:
-        segment = load_segment(data, choices)
+        segment = load_segment(session, workspace_id, data, choices)
     except ValidationError as exc:
         errors.update(exc.messages)
     if errors:

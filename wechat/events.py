@@ -1,19 +1,21 @@
 """Turn a callback's plaintext XML into one platform-neutral event.
 
-wechatpy parses the XML into its typed messages and events; this module maps
-them onto Harpoon's interaction kinds. A kind of None means "stored, not
+The XML is parsed once (`wechat.callbacks.parse_xml`); wechatpy's typed messages and
+events are built from that document, and this module maps them onto Harpoon's
+interaction kinds. A kind of None means "stored, not
 handled": the platform sent something Harpoon does not act on (yet).
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from wechatpy import events as oa_events
 from wechatpy import messages as oa_messages
-from wechatpy.parser import parse_message as parse_oa
+from wechatpy.messages import UnknownMessage
 from wechatpy.work import events as wecom_events
-from wechatpy.work.parser import parse_message as parse_wecom
+from wechatpy.work import messages as wecom_messages
 
 from wechat.callbacks import OA, WECOM, CallbackRejected, parse_xml
 
@@ -38,55 +40,74 @@ class Unnormalizable(ValueError):
     """A callback no handler can read: refused at the callback, dead at once in the drain."""
 
 
-# Elements the platforms nest by design (menu scans, photos and locations, push results'
-# copyright checks, subscription-message events, WeCom batch jobs, cards, approvals and
-# member attributes); every other element holds text only.
-NESTED_ELEMENTS = frozenset(
-    {
-        "ScanCodeInfo",
-        "SendPicsInfo",
-        "SendLocationInfo",
-        "CopyrightCheckResult",
-        "ArticleUrlResult",
-        "SubscribeMsgPopupEvent",
-        "SubscribeMsgChangeEvent",
-        "SubscribeMsgSentEvent",
-        "BatchJob",
-        "SelectedItems",
-        "ApprovalInfo",
-        "ExtAttr",
-    }
-)
+# Shapes of the elements the platforms nest: an element's children hold text, except those
+# its shape names, which hold elements of their own shape (or text) and may repeat (the
+# platforms' lists, e.g. <PicList><item>...</item><item>...</item></PicList>).
+Shape = Mapping[str, "Shape"]
+TEXT_CHILDREN: Shape = {}
+# Menu scans, photos and locations; push results' copyright checks and article urls;
+# subscription-message events; WeCom batch jobs, template-card selections, approvals
+# (sys_approval_change and open_approval_change) and member attributes. Every other
+# top-level element holds text only.
+NESTED_ELEMENTS: dict[str, Shape] = {
+    "ScanCodeInfo": TEXT_CHILDREN,
+    "SendPicsInfo": {"PicList": {"item": TEXT_CHILDREN}},
+    "SendLocationInfo": TEXT_CHILDREN,
+    "CopyrightCheckResult": {"ResultList": {"item": TEXT_CHILDREN}},
+    "ArticleUrlResult": {"ResultList": {"item": TEXT_CHILDREN}},
+    "SubscribeMsgPopupEvent": {"List": TEXT_CHILDREN},
+    "SubscribeMsgChangeEvent": {"List": TEXT_CHILDREN},
+    "SubscribeMsgSentEvent": {"List": TEXT_CHILDREN},
+    "BatchJob": TEXT_CHILDREN,
+    "SelectedItems": {"SelectedItem": {"OptionIds": {"OptionId": TEXT_CHILDREN}}},
+    "ApprovalInfo": {
+        "Applyer": TEXT_CHILDREN,
+        "SpRecord": {"Details": {"Approver": TEXT_CHILDREN, "MediaId": TEXT_CHILDREN}},
+        "Notifyer": TEXT_CHILDREN,
+        "Comments": {"CommentUserInfo": TEXT_CHILDREN, "Attach": TEXT_CHILDREN},
+        "ApprovalNodes": {"ApprovalNode": {"Items": {"Item": TEXT_CHILDREN}}},
+        "NotifyNodes": {"NotifyNode": TEXT_CHILDREN},
+    },
+    "ExtAttr": {"Item": {"Text": TEXT_CHILDREN, "Web": TEXT_CHILDREN}},
+}
 # Unix seconds: 12 digits reach past the year 9999, which datetime cannot hold anyway.
 _CREATE_TIME = re.compile(r"[0-9]{1,12}")
 
 
 def normalize(platform: str, xml: str) -> NormalizedEvent:
-    """The one judge of "normalizable": the callback refuses what this raises Unnormalizable
-    on, so the drain, reading the same XML, never meets it."""
-    if platform not in (OA, WECOM):
-        raise ValueError(f"unknown platform {platform!r}")
+    """A stored payload as one event (the drain's reading of the inbox)."""
     try:
         fields = parse_xml(xml)
     except CallbackRejected as rejected:
         raise Unnormalizable(rejected.reason) from None
+    return normalize_fields(platform, fields)
+
+
+def normalize_fields(platform: str, fields: Mapping) -> NormalizedEvent:
+    """The one judge of "normalizable", over the document `wechat.callbacks.parse_xml` made
+    of the XML: the callback, which has parsed it already, refuses what this raises
+    Unnormalizable on, so the drain, reading the same XML, never meets it."""
+    read = _READERS.get(platform)
+    if read is None:
+        raise ValueError(f"unknown platform {platform!r}")
     problem = _shape_problem(fields)
     if problem:
         raise Unnormalizable(problem)
     try:
-        if platform == OA:
-            return _normalize_oa(parse_oa(xml))
-        return _normalize_wecom(parse_wecom(xml))
+        return read(dict(fields))  # a copy: wechatpy writes into the document it reads
     except (ValueError, OverflowError) as exc:  # a number field wechatpy cannot convert
         raise Unnormalizable(f"{type(exc).__name__}: {exc}") from None
 
 
-def _shape_problem(fields: dict) -> str | None:
-    """What keeps a flat WeChat document from being one event, if anything."""
+def _shape_problem(fields: Mapping) -> str | None:
+    """What keeps a WeChat document from being one event, if anything."""
     for name, value in fields.items():
         if name in NESTED_ELEMENTS:
             if value is not None and not isinstance(value, dict):
                 return f"<{name}> holds text, not elements"
+            problem = _nesting_problem(name, value, NESTED_ELEMENTS[name])
+            if problem:
+                return problem
         elif value is not None and not isinstance(value, str):
             return f"nested elements or attributes in <{name}>"
     if not fields.get("MsgType"):
@@ -98,6 +119,48 @@ def _shape_problem(fields: dict) -> str | None:
     if not _CREATE_TIME.fullmatch(fields.get("CreateTime") or ""):
         return "CreateTime missing or not a number"
     return None
+
+
+def _nesting_problem(name: str, value, shape: Shape) -> str | None:
+    """Whether an element (or each item of a repeated one) holds more than its shape."""
+    for item in value if isinstance(value, list) else [value]:
+        if item is None or isinstance(item, str):
+            continue
+        for child, held in item.items():
+            if child.startswith(("@", "#")):  # an attribute, or text beside elements
+                return f"attributes or mixed content in <{name}>"
+            if child in shape:
+                problem = _nesting_problem(child, held, shape[child])
+                if problem:
+                    return problem
+            elif held is not None and not isinstance(held, str):
+                return f"nested elements in <{name}><{child}>"
+    return None
+
+
+def _oa_typed(fields: dict):
+    """wechatpy's typed OA message or event of a parsed document: what its parse_message
+    makes of the XML, without parsing it again."""
+    message_type = fields["MsgType"].lower()
+    if message_type != "event":
+        return oa_messages.MESSAGE_TYPES.get(message_type, UnknownMessage)(fields)
+    event = fields["Event"].lower()
+    key = fields.get("EventKey") or ""
+    if event == "subscribe" and key.startswith(("scanbarcode|", "scanimage|")):
+        event = fields["Event"] = "subscribe_scan_product"
+    elif event == "subscribe" and key.startswith("qrscene_"):
+        event = fields["Event"] = "subscribe_scan"
+        fields["EventKey"] = key.removeprefix("qrscene_")
+    return oa_events.EVENT_TYPES.get(event, UnknownMessage)(fields)
+
+
+def _wecom_typed(fields: dict):
+    """wechatpy's typed WeCom message or event of a parsed document, as its parse_message
+    makes it."""
+    message_type = fields["MsgType"].lower()
+    if message_type != "event":
+        return wecom_messages.MESSAGE_TYPES.get(message_type, UnknownMessage)(fields)
+    return wecom_events.EVENT_TYPES.get(fields["Event"].lower(), UnknownMessage)(fields)
 
 
 def _when(msg) -> datetime:
@@ -233,3 +296,10 @@ def _normalize_wecom(msg) -> NormalizedEvent:
         occurred_at=_when(msg),
         source_type=_source_type(msg),
     )
+
+
+# The platform -> its reading of a checked document.
+_READERS = {
+    OA: lambda fields: _normalize_oa(_oa_typed(fields)),
+    WECOM: lambda fields: _normalize_wecom(_wecom_typed(fields)),
+}

@@ -32,7 +32,6 @@ from models import (
     Push,
     PushStatus,
     SavedSegment,
-    Tag,
     User,
     utcnow,
 )
@@ -202,7 +201,9 @@ def _previewed(values: dict, model: Model, saved: SavedSegment | None):
     """(errors, None) for a form with mistakes, else ({}, its Preview). The count of a
     saved segment's own filter is kept as its last count."""
     try:
-        segment = load_segment(config.unflatten(values.items()), _choices(model))
+        segment = load_segment(
+            db(), workspace_id(), config.unflatten(values.items()), _choices(model)
+        )
     except ValidationError as exc:
         return _errors(exc), None
     preview = _preview(segment, model)
@@ -250,7 +251,7 @@ def _save(saved: SavedSegment | None):
     )
     try:
         name, description, segment = load_named_segment(
-            config.unflatten(values.items()), _choices(model)
+            db(), ws, config.unflatten(values.items()), _choices(model)
         )
         row = save_segment(
             db(), ws, name, description, segment.to_document(), current_user.id, saved=saved
@@ -383,14 +384,11 @@ def _kinds() -> list[str]:
 
 
 def _choices(model: Model) -> SegmentChoices:
-    ws = workspace_id()
     return SegmentChoices(
-        tag_ids=frozenset(db().scalars(select(Tag.id).where(Tag.workspace_id == ws))),
         roles=frozenset(CONTACT_ROLE_LABELS),
         seniorities=frozenset(SENIORITIES),
         stages=frozenset(stage.key for stage in model.stages),
         kinds=frozenset(_kinds()),
-        channel_ids=frozenset(db().scalars(select(Channel.id).where(Channel.workspace_id == ws))),
     )
 
 

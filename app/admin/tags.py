@@ -28,6 +28,7 @@ from app.admin.labels import (
     tag_label,
 )
 from app.extensions import harpoon
+from core.references import TAG
 from handlers.contacts import title_dictionary
 from handlers.rule_config import (
     DEFAULT_PROFILE_PATTERN,
@@ -703,9 +704,12 @@ def _pick_tag(form: RuleForm, kind: str) -> tuple[Tag | None, bool]:
         return None, True
     if form.tag_id.data:
         picked = form.tag_id.data
+        # Only the ASCII digits the picker offers: int() would also read "１２".
+        if not (picked.isascii() and picked.isdigit()):
+            _add_error(form.tag_id, _(TAG.message))
+            return None, True
         try:
-            tag_id = int(picked) if picked.isascii() and picked.isdigit() else picked
-            return rule_tag(db(), workspace_id(), tag_id), True
+            return rule_tag(db(), workspace_id(), int(picked)), True
         except ValidationError as exc:
             for message in exc.messages["tag_id"]:
                 _add_error(form.tag_id, _(message))

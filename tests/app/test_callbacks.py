@@ -341,6 +341,23 @@ CLICK = simulate.oa_event("o_odd", "CLICK", EventKey="k")
 ADD = simulate.wecom_contact_event(
     WECOM_CREDS.app_id, "add_external_contact", user_id="zhangsan", external_user_id="wm_odd"
 )
+
+
+def _with(xml: str, element: str) -> str:
+    return xml.replace("</xml>", f"{element}</xml>")
+
+
+MENU_SCAN = simulate.oa_event("o_scan", "scancode_push", EventKey="scan_badge")
+MENU_PHOTOS = simulate.oa_event("o_pics", "pic_weixin", EventKey="photos")
+BATCH_JOB = simulate.xml_document(
+    {
+        "ToUserName": WECOM_CREDS.app_id,
+        "FromUserName": "sys",
+        "CreateTime": int(time.time()),
+        "MsgType": "event",
+        "Event": "batch_job_result",
+    }
+)
 UNNORMALIZABLE_OA = {
     "nested Content": TEXT.replace("<![CDATA[x]]>", "<b>x</b>"),
     "nested EventKey": CLICK.replace("<![CDATA[k]]>", "<b>k</b>"),
@@ -351,9 +368,25 @@ UNNORMALIZABLE_OA = {
     "no CreateTime": _without(TEXT, "CreateTime"),
     "non-numeric MsgId": TEXT.replace("<MsgId>51", "<MsgId>x51"),
     "an event without Event": _without(CLICK, "Event"),
+    "nested inside ScanCodeInfo": _with(
+        MENU_SCAN, "<ScanCodeInfo><ScanResult><c>y</c></ScanResult></ScanCodeInfo>"
+    ),
+    "an attribute inside ScanCodeInfo": _with(
+        MENU_SCAN, '<ScanCodeInfo><ScanResult a="1">y</ScanResult></ScanCodeInfo>'
+    ),
+    "a repeated text element in ScanCodeInfo": _with(
+        MENU_SCAN,
+        "<ScanCodeInfo><ScanResult>y</ScanResult><ScanResult>z</ScanResult></ScanCodeInfo>",
+    ),
+    "nested inside a PicList item": _with(
+        MENU_PHOTOS,
+        "<SendPicsInfo><Count>1</Count><PicList><item><PicMd5Sum><b>x</b></PicMd5Sum></item>"
+        "</PicList></SendPicsInfo>",
+    ),
 }
 UNNORMALIZABLE_WECOM = {
     "nested ExternalUserID": ADD.replace("<![CDATA[wm_odd]]>", "<i>wm_odd</i>"),
+    "nested inside BatchJob": _with(BATCH_JOB, "<BatchJob><JobId><id>1</id></JobId></BatchJob>"),
     "no FromUserName": _without(ADD, "FromUserName"),
     "non-numeric CreateTime": ADD.replace("<CreateTime>", "<CreateTime>-"),
 }
@@ -382,15 +415,50 @@ def test_a_signed_wecom_callback_that_cannot_be_normalized_is_refused(
     assert inbox_rows(app) == []
 
 
-def test_elements_the_platform_nests_by_design_are_accepted(app, client, oa_channel):
-    scan = simulate.oa_event("o_scan", "scancode_push", EventKey="scan_badge").replace(
-        "</xml>",
+NESTED_BY_DESIGN = {
+    "a menu scan": _with(
+        MENU_SCAN,
         "<ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType>"
-        "<ScanResult><![CDATA[BADGE-0042]]></ScanResult></ScanCodeInfo></xml>",
-    )
-    callback = simulate.oa_message(OA_CREDS, scan)
+        "<ScanResult><![CDATA[BADGE-0042]]></ScanResult></ScanCodeInfo>",
+    ),
+    "a menu's photos": _with(
+        MENU_PHOTOS,
+        "<SendPicsInfo><Count>2</Count><PicList>"
+        "<item><PicMd5Sum><![CDATA[1b5f7c23b5bf75682a53e7b6d163e185]]></PicMd5Sum></item>"
+        "<item><PicMd5Sum><![CDATA[5f7c231b5bf75682a53e7b6d163e1851]]></PicMd5Sum></item>"
+        "</PicList></SendPicsInfo>",
+    ),
+    "a push's copyright check": _with(
+        simulate.oa_event("mphelper", "MASSSENDJOBFINISH", MsgID=7, Status="send success"),
+        "<CopyrightCheckResult><Count>1</Count><ResultList><item><ArticleIdx>1</ArticleIdx>"
+        "<UserDeclareState>0</UserDeclareState></item></ResultList>"
+        "<CheckState>2</CheckState></CopyrightCheckResult>",
+    ),
+}
+
+
+@pytest.mark.parametrize("xml", NESTED_BY_DESIGN.values(), ids=NESTED_BY_DESIGN.keys())
+def test_elements_the_platform_nests_by_design_are_accepted(app, client, oa_channel, xml):
+    callback = simulate.oa_message(OA_CREDS, xml)
     assert post(client, f"/callbacks/wechat/{oa_channel}", callback).status_code == 200
-    assert [row.payload for row in inbox_rows(app)] == [scan]
+    assert [row.payload for row in inbox_rows(app)] == [xml]
+
+
+def test_a_wecom_approval_with_its_lists_is_accepted(app, client, wecom_channel):
+    approval = _with(
+        BATCH_JOB.replace("batch_job_result", "sys_approval_change"),
+        "<ApprovalInfo><SpNo>202001140001</SpNo><SpStatus>1</SpStatus>"
+        "<Applyer><UserId><![CDATA[zhangsan]]></UserId><Party>1</Party></Applyer>"
+        "<SpRecord><SpStatus>1</SpStatus><Details><Approver><UserId>lisi</UserId></Approver>"
+        "<Speech></Speech><SpTime>0</SpTime></Details></SpRecord>"
+        "<SpRecord><SpStatus>1</SpStatus><Details><Approver><UserId>wangwu</UserId></Approver>"
+        "</Details></SpRecord>"
+        "<Notifyer><UserId>zhaoliu</UserId></Notifyer><Notifyer><UserId>qianqi</UserId></Notifyer>"
+        "<StatuChangeEvent>1</StatuChangeEvent></ApprovalInfo>",
+    )
+    callback = simulate.wecom_message(WECOM_CREDS, approval)
+    assert post(client, f"/callbacks/wecom/{wecom_channel}", callback).status_code == 200
+    assert [row.payload for row in inbox_rows(app)] == [approval]
 
 
 def test_an_unnormalizable_event_already_in_the_inbox_dies_at_once(app, oa_channel):

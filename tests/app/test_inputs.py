@@ -15,9 +15,9 @@ from app.api import MAX_BODY_BYTES
 from app.channels import workspace_named
 from app.inputs import DEFAULT_MAX_BODY_BYTES
 from app.public import MAX_POST_BYTES
-from models import FormSubmission, InboundEvent, PageView
+from models import FormSubmission, InboundEvent, PageView, SavedSegment
 from outreach.api_keys import create_api_key
-from tests.app.admin.conftest import make_user, sign_in
+from tests.app.admin.conftest import csrf_token, make_user, sign_in
 from tests.conftest import OA_CREDS, harpoon_of, make_channel
 from tests.helpers import open_form_outside_wechat
 from wechat import simulate
@@ -69,6 +69,29 @@ def test_nul_in_a_readers_form_is_refused_and_nothing_stored(app, client):
     response = client.post(f"/f/{code}", data={"form_token": token, "name": "王伟", "consent": "y"})
     assert response.status_code == 200
     assert count(app, FormSubmission) == 1
+
+
+def test_nul_in_a_repeated_field_of_a_readers_form_is_refused(app, client):
+    """Only the first value of a repeated field is clean: the check reads every one."""
+    opened = open_form_outside_wechat(app)
+    before = stored(app)
+    response = client.post(
+        f"/f/{opened.code}",
+        data={"form_token": opened.form_token, "name": ["王伟", "王\x00伟"], "consent": "y"},
+    )
+    assert response.status_code == 400
+    assert stored(app) == before
+
+
+def test_nul_in_a_repeated_field_of_an_admin_list_input_is_refused(app, owner):
+    """The segment form reads its industries with getlist: a NUL in the second is a 400."""
+    page = owner.get("/admin/segments/new").text
+    response = owner.post(
+        "/admin/segments/new",
+        data={"csrf_token": csrf_token(page), "name": "制造", "industries": ["制造", "制\x00造"]},
+    )
+    assert response.status_code == 400
+    assert count(app, SavedSegment) == 0
 
 
 def test_nul_in_an_api_json_body_is_a_json_400_and_nothing_stored(app, client):

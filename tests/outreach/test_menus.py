@@ -7,6 +7,7 @@ import copy
 import pytest
 from sqlalchemy import select
 
+from core.references import TAG
 from handlers.rules import RuleBook
 from handlers.tags import Followups
 from models import (
@@ -205,9 +206,9 @@ def test_the_database_checks():
     )
     assert validate_menu(document, context) == {
         "default.0.key": menus.KEY_USED_ELSEWHERE,
-        "default.1.tag_id": menus.TAG_UNKNOWN,
+        "default.1.tag_id": TAG.message,
         "conditional.1.tag_id": menus.TAG_NO_ROOM,
-        "conditional.2.tag_id": menus.TAG_UNKNOWN,
+        "conditional.2.tag_id": TAG.message,
     }
 
 

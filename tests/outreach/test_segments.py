@@ -1,12 +1,13 @@
 """Segments compile to one SQL query: every filter on its own, combined, and round-tripped
 through the stored document; the admin's form checked by the schema; saved segments."""
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 
 import pytest
 from marshmallow import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.channels import workspace_named
 from models import (
@@ -307,29 +308,54 @@ def test_a_document_holds_only_what_is_set():
 # ---- the admin's form ------------------------------------------------------------------------
 
 CHOICES = SegmentChoices(
-    tag_ids=frozenset({1, 2, 3}),
     roles=frozenset({"cio", "cto"}),
     seniorities=frozenset({"vp", "c_level"}),
     stages=frozenset({"aware", "engaged"}),
     kinds=frozenset({"wechat.menu_click", "content.view"}),
-    channel_ids=frozenset({7}),
 )
+NO_SUCH_ID = 2**40
 
 
-def load(values: dict) -> Segment:
-    return load_segment(unflatten(values.items()), CHOICES)
+@dataclass(frozen=True)
+class FormWorkspace:
+    """A workspace whose segment form is loaded: three tags and an OA to name."""
+
+    session: Session
+    workspace_id: int
+    tags: tuple[int, int, int]
+    channel: int
+
+    def load(self, values: dict) -> Segment:
+        return load_segment(self.session, self.workspace_id, unflatten(values.items()), CHOICES)
+
+    def load_named(self, values: dict) -> tuple[str, str, Segment]:
+        return load_named_segment(
+            self.session, self.workspace_id, unflatten(values.items()), CHOICES
+        )
 
 
-def errors_of(values: dict, load=load) -> dict[str, list[str]]:
+@pytest.fixture
+def ws_form(app):
+    channel = make_channel(app, "oa", OA_CREDS)
+    with harpoon_of(app).db.session() as session:
+        ws = session.get(Channel, channel).workspace_id
+        tags = [Tag(workspace_id=ws, group="interest", name=name) for name in ("云", "AI", "价格")]
+        session.add_all(tags)
+        session.commit()
+        yield FormWorkspace(session, ws, tuple(tag.id for tag in tags), channel)
+
+
+def errors_of(load, values: dict) -> dict[str, list[str]]:
     with pytest.raises(ValidationError) as raised:
         load(values)
     return flat_errors(raised.value.messages)
 
 
-def test_the_form_loads_every_filter_and_shows_it_back():
+def test_the_form_loads_every_filter_and_shows_it_back(ws_form):
+    one, two, three = ws_form.tags
     segment = Segment(
-        tags_all=(1,),
-        tags_any=(2, 3),
+        tags_all=(one,),
+        tags_any=(two, three),
         tags_none=(),
         roles=("cio", "cto"),
         seniorities=("vp",),
@@ -344,7 +370,7 @@ def test_the_form_loads_every_filter_and_shows_it_back():
         target_accounts=True,
         min_employees=0,
         min_acv=500_000,
-        channel_ids=(7,),
+        channel_ids=(ws_form.channel,),
         active_within_days=90,
         inactive_for_days=14,
         interactions=InteractionCount(("content.view",), 3, 30),
@@ -352,32 +378,36 @@ def test_the_form_loads_every_filter_and_shows_it_back():
     values = segment_form(segment)
     assert values["mqa"] == "no" and values["target_accounts"] == "yes"
     assert values["lead_score.max"] == "80.5" and values["tiers"] == ["1", "3"]
-    assert load({**values, "csrf_token": "x"}) == segment
+    assert ws_form.load({**values, "csrf_token": "x"}) == segment
     # An empty form is every contact; a new form offers a 30-day interaction window.
-    assert load(segment_form(Segment())) == Segment()
+    assert ws_form.load(segment_form(Segment())) == Segment()
     assert segment_form(Segment())["interactions.within_days"] == "30"
 
 
-def test_the_form_takes_one_value_or_several_each_once():
-    assert load({"roles": "cio", "tags_any": ["3", "1", "3", " "]}) == Segment(
-        roles=("cio",), tags_any=(1, 3)
+def test_the_form_takes_one_value_or_several_each_once(ws_form):
+    one, _two, three = (str(tag) for tag in ws_form.tags)
+    assert ws_form.load({"roles": "cio", "tags_any": [three, one, three, " "]}) == Segment(
+        roles=("cio",), tags_any=tuple(sorted((int(one), int(three))))
     )
-    assert load({"lead_score.min": " 5 ", "lead_score.max": ""}) == Segment(lead_score=Range(min=5))
+    assert ws_form.load({"lead_score.min": " 5 ", "lead_score.max": ""}) == Segment(
+        lead_score=Range(min=5)
+    )
     # Kinds without a minimum count are a mistake; a window without one is no filter.
-    assert load({"interactions.within_days": "30"}).interactions is None
+    assert ws_form.load({"interactions.within_days": "30"}).interactions is None
 
 
-def test_the_form_s_mistakes_are_keyed_by_input():
+def test_the_form_s_mistakes_are_keyed_by_input(ws_form):
     assert errors_of(
+        ws_form.load,
         {
-            "tags_all": ["1", "x"],
-            "tags_any": ["4"],
+            "tags_all": [str(ws_form.tags[0]), "x"],
+            "tags_any": [str(NO_SUCH_ID)],
             "roles": ["ceo"],
             "seniorities": ["intern"],
             "stages": ["won"],
             "account_stages": ["lost"],
             "tiers": ["0"],
-            "channel_ids": ["8"],
+            "channel_ids": [str(NO_SUCH_ID)],
             "regions": ["x" * 51],
             "industries": [str(n) for n in range(201)],
             "lead_score.min": "-5",
@@ -392,7 +422,7 @@ def test_the_form_s_mistakes_are_keyed_by_input():
             "interactions.kinds": ["sales.call"],
             "interactions.min": "0",
             "interactions.within_days": "x",
-        }
+        },
     ) == {
         "tags_all": ["Not a list of choices."],
         "tags_any": ["Not a tag of this workspace: was it deleted?"],
@@ -418,35 +448,61 @@ def test_the_form_s_mistakes_are_keyed_by_input():
     }
 
 
-def test_filters_that_leave_no_one_or_half_an_interaction_count_are_mistakes():
-    assert errors_of({"tags_all": "1", "tags_any": "2", "tags_none": ["2", "3"]}) == {
+def test_another_workspaces_tag_or_channel_is_unknown_to_the_form(app, ws_form):
+    with harpoon_of(app).db.session() as session:
+        other = workspace_named(session, "other").id
+        theirs = Tag(workspace_id=other, group="interest", name="云")
+        session.add(theirs)
+        session.commit()
+        their_tag = theirs.id
+    their_oa = make_channel(
+        app, "oa", replace(OA_CREDS, app_id="wx0000000000000009"), workspace="other"
+    )
+    assert errors_of(
+        ws_form.load, {"tags_all": str(their_tag), "channel_ids": [str(their_oa)]}
+    ) == {
+        "tags_all": ["Not a tag of this workspace: was it deleted?"],
+        "channel_ids": ["Not a channel of this workspace."],
+    }
+
+
+def test_filters_that_leave_no_one_or_half_an_interaction_count_are_mistakes(ws_form):
+    one, two, three = (str(tag) for tag in ws_form.tags)
+    load = ws_form.load
+    assert errors_of(load, {"tags_all": one, "tags_any": two, "tags_none": [two, three]}) == {
         "tags_none": ["A tag cannot be both wanted and excluded."]
     }
-    assert errors_of({"active_within_days": "30", "inactive_for_days": "30"}) == {
+    # An unknown tag among the excluded is the mistake to fix first.
+    assert errors_of(load, {"tags_any": two, "tags_none": [two, str(NO_SUCH_ID)]}) == {
+        "tags_none": ["Not a tag of this workspace: was it deleted?"]
+    }
+    assert errors_of(load, {"active_within_days": "30", "inactive_for_days": "30"}) == {
         "inactive_for_days": ["Fewer days than “active within”, or no one can match."]
     }
     # Active within 60 days but not in the last 30: a window, not a contradiction.
     assert load({"active_within_days": "60", "inactive_for_days": "30"}).inactive_for_days == 30
-    assert errors_of({"interactions.kinds": "content.view"}) == {
+    assert errors_of(load, {"interactions.kinds": "content.view"}) == {
         "interactions.min": ["How many at least: required with the kinds."]
     }
-    assert errors_of({"interactions.min": "2"}) == {
+    assert errors_of(load, {"interactions.min": "2"}) == {
         "interactions.within_days": ["Required with a count."]
     }
-    assert errors_of({"lead_score": "high", "interactions": "many"}) == {
+    assert errors_of(load, {"lead_score": "high", "interactions": "many"}) == {
         "lead_score": ["Not a range."],
         "interactions": ["Not an interaction count."],
     }
 
 
-def test_a_named_segment_reports_the_name_and_the_filters_at_once():
-    def named(values):
-        return load_named_segment(unflatten(values.items()), CHOICES)
-
-    assert errors_of({"name": " ", "description": "x" * 301, "roles": "ceo"}, named) == {
+def test_a_named_segment_reports_the_name_and_the_filters_at_once(ws_form):
+    named = ws_form.load_named
+    unknown = str(NO_SUCH_ID)
+    assert errors_of(
+        named, {"name": " ", "description": "x" * 301, "roles": "ceo", "tags_any": unknown}
+    ) == {
         "name": ["Required."],
         "description": ["At most 300 characters."],
         "roles": ["Not a known role."],
+        "tags_any": ["Not a tag of this workspace: was it deleted?"],
     }
     assert named({"name": " CIOs ", "roles": "cio"}) == ("CIOs", "", Segment(roles=("cio",)))
 

@@ -1,7 +1,8 @@
 import pytest
 
 from wechat import simulate
-from wechat.events import Unnormalizable, normalize
+from wechat.callbacks import parse_xml
+from wechat.events import Unnormalizable, normalize, normalize_fields
 
 AT = 1_700_000_000
 
@@ -133,6 +134,18 @@ def test_normalize(xml, kind, properties):
         simulate.oa_event("o", "LOCATION", at=AT, Latitude="north", Longitude=1, Precision=1),
         "<xml><MsgType>text</MsgType>",
         "<xml/>",
+        *(
+            simulate.oa_event("o", "scancode_push", at=AT).replace("</xml>", f"{inside}</xml>")
+            for inside in (
+                "<ScanCodeInfo><ScanResult><c>y</c></ScanResult></ScanCodeInfo>",
+                '<ScanCodeInfo a="1"><ScanResult>y</ScanResult></ScanCodeInfo>',
+                "<ScanCodeInfo>x<ScanResult>y</ScanResult></ScanCodeInfo>",
+                "<SendPicsInfo><PicList><item><PicMd5Sum><b/></PicMd5Sum></item></PicList>"
+                "</SendPicsInfo>",
+                "<SendPicsInfo><PicList><item>a</item><item><x><y/></x></item></PicList>"
+                "</SendPicsInfo>",
+            )
+        ),
     ],
 )
 def test_what_cannot_be_normalized_says_so(xml):
@@ -150,3 +163,13 @@ def test_a_menu_scan_keeps_its_nested_result():
         "wechat.menu_scan",
         {"key": "badge", "result": "B-42"},
     )
+
+
+def test_normalizing_parsed_fields_reads_them_as_the_xml_and_leaves_them_as_they_were():
+    """The callback parses once and keeps using its fields (dedupe key, a QR welcome)."""
+    xml = simulate.oa_event("o", "subscribe", at=AT, EventKey="qrscene_expo", Ticket="T")
+    fields = parse_xml(xml)
+    event = normalize_fields("oa", fields)
+    assert event == normalize("oa", xml)
+    assert (event.kind, event.properties) == ("wechat.follow", {"scene": "expo", "ticket": "T"})
+    assert fields == parse_xml(xml)

@@ -383,6 +383,22 @@ def test_a_rule_of_another_workspaces_tag_is_refused(app, signed_in):
     assert all_of(app, TagRule) == []
 
 
+@pytest.mark.parametrize("picked", ["abc", "１２", "12abc", "99999999999"])
+def test_a_rule_whose_tag_is_not_an_id_is_a_field_error(app, signed_in, picked):
+    """No tag id at all (a full-width "１２", a number past the column's range): the form
+    says so, never a 500."""
+    client = in_english(signed_in("marketer"))
+    add_tag(app, "interest", "云")
+    response = post(
+        client,
+        "/admin/tags/rules/new",
+        {**RULE_BASE, "kind": "inactivity", "config-days": "30", "tag_id": picked},
+    )
+    assert response.status_code == 200
+    assert errors_at(response.text, "tag_id") == ["Not a tag of this workspace."]
+    assert all_of(app, TagRule) == []
+
+
 def test_choosing_a_kind_swaps_in_its_fields(app, signed_in):
     client = in_english(signed_in("marketer"))
     behavior = client.get("/admin/tags/rules/fields?kind=behavior", headers={"HX-Request": "true"})
