@@ -36,15 +36,6 @@ def session_of(app):
     return harpoon_of(app).db.session()
 
 
-@pytest.fixture
-def ws(app):
-    with session_of(app) as session:
-        workspace = Workspace(name="acme")
-        session.add(workspace)
-        session.commit()
-        return workspace.id
-
-
 def tag_id(app, name: str) -> int:
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))

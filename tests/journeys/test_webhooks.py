@@ -36,15 +36,6 @@ def session_of(app):
     return harpoon_of(app).db.session()
 
 
-@pytest.fixture
-def ws(app):
-    with session_of(app) as session:
-        workspace = Workspace(name="acme")
-        session.add(workspace)
-        session.commit()
-        return workspace.id
-
-
 def with_secret(app, workspace_id: int) -> str:
     with session_of(app) as session:
         new = rotate_secret(session, workspace_id)
