@@ -25,7 +25,7 @@ import pytest
 import wtforms
 from marshmallow import ValidationError
 from marshmallow import fields as schema_fields
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import jobs
 from app.demo import register_tenant
@@ -530,6 +530,12 @@ DECLARED_INPUTS = {
     ("outreach.qrcodes.QrCodeInput", "tag_ids"): ("qr_code", "tag_ids"),
     ("outreach.qrcodes.QrCodeChanges", "tag_ids"): ("qr_code", "tag_ids"),
     ("outreach.segments.SegmentSchema", "channel_ids"): ("segment", "channel_ids"),
+    ("outreach.segments.SegmentSchema", "tags_all"): ("segment", "tags_all"),
+    ("outreach.segments.SegmentSchema", "tags_any"): ("segment", "tags_any"),
+    ("outreach.segments.SegmentSchema", "tags_none"): ("segment", "tags_none"),
+    ("app.admin.pushes.PushForm", "channel"): ("push", "channel_id"),
+    ("app.admin.pushes.PushForm", "audience"): ("push", "segment_id"),
+    ("handlers.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
 }
 # Inputs named like an id that name no row of a workspace, and why.
 NOT_WORKSPACE_ROWS = {
@@ -542,8 +548,22 @@ NOT_WORKSPACE_ROWS = {
     ("outreach.pushes.ContentSchema", "media_id"): "a media id in the OA's WeChat library",
     ("outreach.pushes.ContentSchema", "template_id"): "a template id WeChat gave the OA",
     ("handlers.touchpoints.TouchpointSchema", "external_id"): "the sender's id of the touchpoint",
+    ("handlers.touchpoints.TouchpointSchema", "external_userid"): "WeCom's id of a person",
+    ("handlers.group_send.GroupSendSchema", "external_userids"): "WeCom's ids of the customers",
+    (
+        "handlers.imports.AccountRowSchema",
+        "owner",
+    ): "an email, looked up among the workspace's users",
+    ("app.admin.group_sends.GroupSendForm", "audience"): "all customers, or those with a tag",
+    ("scoring.config.WeightsSchema", "seniorities.staff"): "the staff seniority level",
+    ("app.admin.wecom.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
+    "code's own corp (test_staff_without_the_permission_or_foreign_tags_are_refused)",
+    ("handlers.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",
 }
-ID_NAME = re.compile(r"_ids?$")
+# Named like an id or like the row it picks (`tags_any`, `staff_userids`, a form's `channel`).
+ID_NAME = re.compile(
+    r"(_ids?|_userids?)$|^tags_|^(tag|channel|segment|audience|sender|owner|staff)s?$"
+)
 
 
 def _subclasses(base: type):
@@ -588,12 +608,69 @@ def id_inputs() -> set[tuple[str, str]]:
     return found
 
 
+def choose_in_admin(action, data):
+    """A's marketer posts B's row in a form that offers only A's own: the page refuses it
+    ("Not a valid choice") and nothing of B's is touched."""
+
+    def case(app, world: World):
+        client = app.test_client()
+        with session_of(app) as session:
+            email = session.get(User, world.a.user).email
+        assert sign_in(client, email).status_code == 302
+        client = in_english(client)
+        token = csrf_token(client.get("/admin/").text)
+        page = client.post(action(world.a), data={**data(world), "csrf_token": token})
+        return page.text
+
+    return case
+
+
+# Admin inputs that take only the workspace's own rows, offered as its choices.
+CHOSEN_FROM_THE_WORKSPACE = {
+    ("app.admin.contacts.TagForm", "tag"): choose_in_admin(
+        lambda a: f"/admin/contacts/{a.contact}/tags", lambda w: {"tag": str(w.b.tag)}
+    ),
+    ("app.admin.contacts.BulkTagForm", "tag"): choose_in_admin(
+        lambda a: "/admin/contacts/tags",
+        lambda w: {"contact_ids": str(w.a.contact), "operation": "add", "tag": str(w.b.tag)},
+    ),
+    ("app.admin.group_sends.GroupSendForm", "sender"): choose_in_admin(
+        lambda a: "/admin/group-sends",
+        lambda w: {"sender": str(w.b.staff_row), "audience": "all", "text": "你好"},
+    ),
+    ("app.admin.group_sends.GroupSendForm", "tag"): choose_in_admin(
+        lambda a: "/admin/group-sends",
+        lambda w: {
+            "sender": str(w.a.staff_row),
+            "audience": "tag",
+            "tag": str(w.b.tag),
+            "text": "你好",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("field", sorted(CHOSEN_FROM_THE_WORKSPACE), ids="{0[0]}:{0[1]}".format)
+def test_a_form_offering_the_workspaces_rows_refuses_another_workspaces(app, world, field):
+    page = CHOSEN_FROM_THE_WORKSPACE[field](app, world)
+    assert "Not a valid choice." in page
+    with session_of(app) as session:
+        assert (
+            session.scalar(
+                select(func.count()).select_from(ContactTag).where(ContactTag.tag_id == world.b.tag)
+            )
+            == 0
+        )
+        assert session.scalar(select(func.count()).select_from(GroupSend)) == 0
+
+
 def test_every_id_input_is_declared_or_names_no_workspace_row():
     """A new input named like an id fails here until its document declares it (and so has
     a save case above) or it is listed as naming no row of a workspace."""
     found = id_inputs()
-    assert found - DECLARED_INPUTS.keys() - NOT_WORKSPACE_ROWS.keys() == set()
-    assert (DECLARED_INPUTS.keys() | NOT_WORKSPACE_ROWS.keys()) - found == set(), "stale entries"
+    known = DECLARED_INPUTS.keys() | NOT_WORKSPACE_ROWS.keys() | CHOSEN_FROM_THE_WORKSPACE.keys()
+    assert found - known == set()
+    assert known - found == set(), "stale entries"
     assert set(DECLARED_INPUTS.values()) - declared_fields() == set()
 
 
