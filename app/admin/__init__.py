@@ -117,7 +117,11 @@ def error_page(error):
         return error
     if request.path.startswith("/admin/api/"):
         return {"error": error.name}, error.code
-    messages = {403: _("Your role may not open this page."), 404: _("No such page.")}
+    messages = {
+        403: _("Your role may not open this page."),
+        404: _("No such page."),
+        429: _("Too many requests from your address: wait a minute and try again."),
+    }
     return render_template(
         "admin/error.html", code=error.code, message=messages[error.code]
     ), error.code
@@ -217,7 +221,7 @@ def init_app(app: Flask) -> None:
         limiter.init_app(app)
     app.register_blueprint(bp)
     app.teardown_appcontext(close_db_session)
-    for code in (403, 404):
+    for code in (403, 404, 429):
         app.register_error_handler(code, error_page)
     app.jinja_env.globals.update(
         can=can,

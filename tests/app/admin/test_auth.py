@@ -92,8 +92,11 @@ def test_requests_are_limited_per_client_address_behind_a_proxy(make_app):
     app = make_app(login_rate_limit="2 per minute", proxy_hops=1)
     client = app.test_client()
     make_user(app, "marketer")
-    codes = [attempt_in(client, "203.0.113.7", "a@acme.example").status_code for _ in range(3)]
-    assert codes == [200, 200, 429]
+    answers = [attempt_in(client, "203.0.113.7", "a@acme.example") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert "您的网络地址请求过于频繁" in answers[-1].text or (
+        "Too many requests from your address" in answers[-1].text
+    )
     assert attempt_in(client, "198.51.100.9", "b@acme.example").status_code == 200
 
 
