@@ -154,10 +154,7 @@ def app(make_app, request):
     if request.node.get_closest_marker("sandbox") is None:
         return make_app()
     platform = request.getfixturevalue("platform")
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
+    platform.reset()
     return make_app(wechat_api_url=platform.url)
 
 

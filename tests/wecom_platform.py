@@ -40,10 +40,7 @@ def sandbox_platform():
 
 def app_on(make_app, platform, **overrides):
     """An app whose WeChat clients call `platform`, which starts the test empty."""
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
+    platform.reset()
     return make_app(wechat_api_url=platform.url, **overrides)
 
 

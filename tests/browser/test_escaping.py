@@ -64,11 +64,12 @@ from outreach import menus
 from scoring.engine import load_model
 from tests.browser.conftest import screenshot
 from tests.conftest import harpoon_of, run_jobs
-from tests.wecom_platform import app_on, sandbox_platform
 from wechat import simulate
 from wechat.clients import WeChatClients
 from wechat.sandbox.simulator import Simulator
 from wechat.simulate import Credentials
+
+pytestmark = pytest.mark.sandbox
 
 # Every marketer- or follower-editable text column, by model.
 PLANTED_COLUMNS = {
@@ -146,16 +147,6 @@ class Planted:
         short = f'"><img src=x onerror=xss({n})>'
         assert len(short) <= room, f"{where} holds {room} characters only"
         return short
-
-
-@pytest.fixture(scope="module")
-def platform():
-    yield from sandbox_platform()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    return app_on(make_app, platform)
 
 
 def seed_demo(app, platform, base: str) -> None:

@@ -16,6 +16,13 @@ class SandboxServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def reset(self) -> None:
+        """No tenants, no faults, the platform's clock on time: a test starts empty."""
+        with self.state.lock:
+            self.state.tenants.clear()
+            self.state.faults.clear()
+            self.state.clock_offset = 0
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()

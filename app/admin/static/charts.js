@@ -19,6 +19,16 @@
     }],
   });
 
+  // Counts per day with a legend above: one series each.
+  const daily = (days, series, legend = {top: 0}) => ({
+    grid: {left: 40, right: 16, top: 40, bottom: 28},
+    tooltip: {trigger: "axis"},
+    legend,
+    xAxis: {type: "category", data: days.map(day)},
+    yAxis: {type: "value", minInterval: 1},
+    series,
+  });
+
   const CHARTS = {
     follows: (chart, data, element) => chart.setOption({
       grid: {left: 40, right: 16, top: 16, bottom: 28},
@@ -28,14 +38,11 @@
       series: [{type: "bar", name: element.dataset.seriesName, data: data.follows.counts, itemStyle: {color: "#0b6e4f"}}],
     }),
 
-    kinds: (chart, data) => chart.setOption({
-      grid: {left: 40, right: 16, top: 40, bottom: 28},
-      tooltip: {trigger: "axis"},
-      legend: {type: "scroll", top: 0},
-      xAxis: {type: "category", data: data.interactions.days.map(day)},
-      yAxis: {type: "value", minInterval: 1},
-      series: data.interactions.series.map((s) => ({type: "bar", stack: "all", name: s.label, data: s.counts})),
-    }),
+    kinds: (chart, data) => chart.setOption(daily(
+      data.interactions.days,
+      data.interactions.series.map((s) => ({type: "bar", stack: "all", name: s.label, data: s.counts})),
+      {type: "scroll", top: 0},
+    )),
 
     "stage-funnel": (chart, data) => chart.setOption({
       tooltip: {
@@ -74,39 +81,22 @@
       }],
     }),
 
-    "qr-scans": (chart, data) => chart.setOption({
-      grid: {left: 40, right: 16, top: 40, bottom: 28},
-      tooltip: {trigger: "axis"},
-      legend: {top: 0},
-      xAxis: {type: "category", data: data.days.map(day)},
-      yAxis: {type: "value", minInterval: 1},
-      series: [
-        {type: "bar", name: data.names.follows, stack: "touches", data: data.follows},
-        {type: "bar", name: data.names.scans, stack: "touches", data: data.scans},
-        {type: "line", name: data.names.people, data: data.people, showSymbol: false},
-      ],
-    }),
+    "qr-scans": (chart, data) => chart.setOption(daily(data.days, [
+      {type: "bar", name: data.names.follows, stack: "touches", data: data.follows},
+      {type: "bar", name: data.names.scans, stack: "touches", data: data.scans},
+      {type: "line", name: data.names.people, data: data.people, showSymbol: false},
+    ])),
 
-    "content-views": (chart, data) => chart.setOption({
-      grid: {left: 40, right: 16, top: 40, bottom: 28},
-      tooltip: {trigger: "axis"},
-      legend: {top: 0},
-      xAxis: {type: "category", data: data.days.map(day)},
-      yAxis: {type: "value", minInterval: 1},
-      series: [
-        {type: "line", name: data.names.views, data: data.views, areaStyle: {opacity: 0.12}},
-        {type: "line", name: data.names.readers, data: data.readers},
-      ],
-    }),
+    "content-views": (chart, data) => chart.setOption(daily(data.days, [
+      {type: "line", name: data.names.views, data: data.views, areaStyle: {opacity: 0.12}},
+      {type: "line", name: data.names.readers, data: data.readers},
+    ])),
 
-    "contact-way-adds": (chart, data) => chart.setOption({
-      grid: {left: 40, right: 16, top: 40, bottom: 28},
-      tooltip: {trigger: "axis"},
-      legend: {type: "scroll", top: 0},
-      xAxis: {type: "category", data: data.days.map(day)},
-      yAxis: {type: "value", minInterval: 1},
-      series: data.series.map((s) => ({type: "line", name: s.name, data: s.counts, showSymbol: false})),
-    }),
+    "contact-way-adds": (chart, data) => chart.setOption(daily(
+      data.days,
+      data.series.map((s) => ({type: "line", name: s.name, data: s.counts, showSymbol: false})),
+      {type: "scroll", top: 0},
+    )),
 
     "account-trend": (chart, data) => {
       const labels = data.labels;
