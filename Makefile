@@ -38,9 +38,11 @@ serve: $(SETUP)
 test: $(SETUP) lint
 	$(BIN)/pytest
 
+# Formatting, lint, and DESIGN.md's layers (the import-linter contract in pyproject.toml).
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format .

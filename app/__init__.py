@@ -3,14 +3,14 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import inputs
+from app import inputs, jobs
 from app.extensions import Harpoon, channel_cache, link_cache, reply_rules
 from app.logs import configure_logging
 from app.queue import JobQueue
 from config import load_settings
 from core import outbound
-from handlers.inbox import InboxWriter
 from models import Database
+from pipeline.inbox import InboxWriter
 from wechat.clients import TokenStore, WeChatClients
 
 
@@ -29,7 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db = Database()
     db.configure(settings.database_url, settings.encryption_keys)
     outbound.configure(settings.outbound_allow)
-    queue = JobQueue(settings)
+    queue = JobQueue(settings, jobs.JOBS, jobs.cron_jobs(settings))
     app.extensions["harpoon"] = Harpoon(
         settings=settings,
         db=db,

@@ -4,7 +4,7 @@ each invalid one is reported with its reasons, and the drain scores the rest.
 
 Authentication: `Authorization: Bearer <key>` (a workspace's API key). With a key that
 requires it, or whenever the header is sent, `X-Harpoon-Signature` must be a valid HMAC
-of the body (outreach.api_keys); a signed POST is accepted once, seen again it is refused
+of the body (crm.api_keys); a signed POST is accepted once, seen again it is refused
 (409).
 An unsigned request is a bearer credential with no replay window. Posting an item again
 with its `external_id` adds nothing.
@@ -24,8 +24,9 @@ from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from app.admin import limiter
 from app.extensions import harpoon
-from handlers.contacts import live, normalized_identity
-from handlers.touchpoints import KINDS, MAX_BATCH, TouchpointSchema, api_row, foreign_channels
+from crm.api_keys import first_use_of_signature, key_for, signature_problem
+from crm.contacts import live, normalized_identity
+from crm.touchpoints import KINDS, MAX_BATCH, TouchpointSchema, api_row, foreign_channels
 from models import (
     Account,
     ApiKey,
@@ -38,7 +39,6 @@ from models import (
     utcnow,
 )
 from models.base import insert_ignoring_conflicts
-from outreach.api_keys import first_use_of_signature, key_for, signature_problem
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -9,9 +9,9 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from rq.cron import CronScheduler
 from sqlalchemy import select
-from werkzeug.utils import import_string
 
-from app.channels import (
+from app.extensions import harpoon
+from crm.channels import (
     ChannelError,
     add_channel,
     callback_url,
@@ -20,11 +20,10 @@ from app.channels import (
     rotate_aes_key,
     workspace_named,
 )
-from app.extensions import harpoon
-from app.users import UserError, create_user
-from config.rq import cron_jobs
-from handlers import inbox
+from crm.users import UserError, create_user
 from models import Channel, ChannelKind, InboundEvent, Role
+from pipeline import inbox
+from scoring.engine import refresh_accounts
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 channels_cli = AppGroup("channels", help="Connected OAs and WeCom corps.")
@@ -252,7 +251,7 @@ def _event_workspace(event_id: int) -> int:
 @with_appcontext
 def accounts_import(file, workspace, owner_default):
     """Import a target-account list from a CSV or XLSX file; prints the rows it refused."""
-    from handlers.imports import run_import, workspace_users
+    from crm.imports import run_import, workspace_users
     from models import AccountImport, ImportStatus, Workspace
 
     h = harpoon()
@@ -285,6 +284,7 @@ def accounts_import(file, workspace, owner_default):
             account_import.id,
             on_progress=show_progress,
             default_owner_id=default_owner_id,
+            refresh_accounts=refresh_accounts,
         )
     h.queue.enqueue_followups(result.followup_jobs)
     click.echo(
@@ -320,15 +320,13 @@ def worker(burst):
 @click.command("cron")
 @with_appcontext
 def cron():
-    """Run RQ's cron scheduler with the periodic jobs of config/rq.py."""
+    """Run RQ's cron scheduler with the periodic jobs of app/jobs.py (cron_jobs)."""
     h = harpoon()
     if h.settings.embedded_queue:
         raise click.ClickException("the embedded queue runs its periodic jobs itself")
     scheduler = CronScheduler(connection=h.queue.connection, logging_level=h.settings.log_level)
-    for job in cron_jobs(h.settings):
-        scheduler.register(
-            import_string(job["func"]), queue_name=job["queue"], interval=job["interval"]
-        )
+    for func, interval in h.queue.cron:
+        scheduler.register(func, queue_name=h.queue.default.name, interval=interval)
     scheduler.start()
 
 

@@ -22,14 +22,19 @@ from flask.cli import with_appcontext
 from sqlalchemy import case, delete, func, or_, select
 from werkzeug.serving import make_server
 
-from app.channels import (
+from app.extensions import harpoon
+from config import ROOT
+from crm.api_keys import create_api_key, revoke_api_key
+from crm.channels import (
     add_channel,
     callback_url,
     generate_aes_key,
     generate_token,
     workspace_named,
 )
-from app.demo_data import (
+from crm.tags import TagBook, queue_holders_sync
+from crm.users import create_user
+from demo.data import (
     ARTICLE_LINKS,
     demo_contact_ways,
     demo_links,
@@ -40,12 +45,6 @@ from app.demo_data import (
     seed_demo_outreach,
     seed_demo_tagging,
 )
-from app.extensions import harpoon
-from app.users import create_user
-from config import ROOT
-from handlers.contact_ways import contact_way_for_state, create_contact_way
-from handlers.staff import sync_staff
-from handlers.tags import TagBook, queue_holders_sync
 from models import (
     Account,
     ApiKey,
@@ -66,8 +65,9 @@ from models import (
     User,
 )
 from outreach import menus
-from outreach.api_keys import create_api_key, revoke_api_key
-from outreach.qrcodes import create_qr_code, renew_qr_code
+from outreach.qr_codes import create_qr_code, renew_qr_code
+from sales.contact_ways import contact_way_for_state, create_contact_way
+from sales.staff import sync_staff
 from wechat.clients import WeChatClients
 from wechat.sandbox import create_sandbox, wecom
 from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant

@@ -7,12 +7,12 @@ from flask import current_app
 
 from app.queue import JobQueue
 from config import Settings
-from handlers.inbox import InboxWriter
-from handlers.qr_codes import QrCodeBook
-from handlers.rules import RuleBook
+from core.tokens import Signer
+from crm.rules import RuleBook
 from models import Channel, Database
 from outreach.content import Target, target_of
-from outreach.tokens import Signer
+from outreach.qr_scans import QrCodeBook
+from pipeline.inbox import InboxWriter
 from wechat.clients import WeChatClients
 
 

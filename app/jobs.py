@@ -2,119 +2,113 @@
 
 import functools
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from app.extensions import harpoon
+from config import Settings
+from core.jobs import Followups, Job
 from core.outbound import Outbound
-from handlers import contacts, enrichment, group_send, notify, staff, tag_sync, welcome
-from handlers.enrichment import followups_due
-from handlers.imports import run_import
-from handlers.inbox import RetryPolicy, drain, exclusive_drain, workspaces_due
-from handlers.rules import tag_inactive
-from handlers.tags import Followups
+from crm import contacts
+from crm.imports import run_import
+from crm.rules import tag_inactive
 from journeys import engine as journeys
 from models import Channel, ChannelKind, GroupSend, Push, TagRule, Workspace
 from outreach import forms, pushes
 from outreach.mail import Mailer
-from scoring.engine import Scorer
+from pipeline.drain import RetryPolicy, drain_workspace
+from pipeline.sweeper import sweep
+from sales import group_send, notify, staff, welcome
+from scoring.engine import Scorer, refresh_accounts
+from sync import enrichment, tag_sync
 
 log = logging.getLogger(__name__)
 
 
-def drain_inbox(workspace_id: int) -> dict:
-    """Process every due inbound event of one workspace.
+JOBS: dict[Job, Callable] = {}  # the registry: job name -> the function that does it
 
-    One drain per workspace at a time: a drain that finds another running leaves the
-    request flag set, and the running one, seeing it, drains again before it stops.
-    """
+
+def job(name: Job, *, followup: bool = False) -> Callable[[Callable], Callable]:
+    """Register a job function under its name. A follow-up job (asked for through
+    JobQueue.enqueue_followups) first clears its request flag, so an ask made while it
+    runs queues the next run."""
+
+    def register(fn: Callable) -> Callable:
+        run = fn
+        if followup:
+
+            @functools.wraps(fn)
+            def run(key: int):
+                harpoon().queue.followup_started(name, key)
+                return fn(key)
+
+        if name in JOBS or name != fn.__name__:
+            raise ValueError(f"job {name} registered twice or under another name")
+        JOBS[name] = run
+        return run
+
+    return register
+
+
+def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
+    """The periodic jobs, each with its interval in seconds (RQ cron, or the embedded
+    worker's timer)."""
+    return [
+        (sweep_inbox, settings.sweep_interval_seconds),
+        (tag_inactive_contacts, 86400),
+        (refresh_group_send_results, 600),
+        (refresh_scores, 86400),
+        (send_due_pushes, 60),
+        (run_due_journeys, 15),
+    ]
+
+
+@job(Job.DRAIN_INBOX)
+def drain_inbox(workspace_id: int) -> dict:
+    """Process every due inbound event of one workspace (pipeline.drain)."""
     h = harpoon()
     s = h.settings
-    policy = RetryPolicy(
-        s.inbox_max_attempts, s.inbox_retry_base_seconds, s.inbox_retry_max_seconds
+    return drain_workspace(
+        h.db,
+        h.queue,
+        workspace_id,
+        policy=RetryPolicy(
+            s.inbox_max_attempts, s.inbox_retry_base_seconds, s.inbox_retry_max_seconds
+        ),
+        batch_size=s.inbox_batch_size,
+        after_commit=_after_batch_commit,
     )
-    total = {"done": 0, "ignored": 0, "failed": 0}
-    more = False
-    with exclusive_drain(h.db.engine, workspace_id) as mine:
-        if not mine:
-            return {**total, "skipped": True}
-        while True:
-            # Clear the request flag before reading: a callback after this point asks again.
-            h.queue.drain_started(workspace_id)
-            with h.db.session() as session:
-                result = drain(
-                    session,
-                    workspace_id,
-                    batch_size=s.inbox_batch_size,
-                    policy=policy,
-                    after_commit=_after_batch_commit,
-                )
-            _log_drain(workspace_id, result)
-            for key in total:
-                total[key] += getattr(result, key)
-            more = result.more
-            if more or not h.queue.drain_requested(workspace_id):
-                break
-    # Asked for between the last check and the lock's release, or out of time: go on.
-    if more or h.queue.drain_requested(workspace_id):
-        h.queue.enqueue_drain(workspace_id)
-    return total
 
 
 def _after_batch_commit(jobs: set[tuple[str, int]]) -> None:
     """A drained batch's follow-up jobs are queued, but the journey steps it made due run
     right here, between batches: a drain kept busy by steady traffic would hold a queued
     job back for as long as it runs."""
-    due = {job for job in jobs if job[0] == journeys.RUN_JOURNEYS}
+    due = {wanted for wanted in jobs if wanted[0] == Job.RUN_JOURNEYS}
     harpoon().queue.enqueue_followups(jobs - due)
     for _, workspace_id in due:
-        run_journeys.__wrapped__(workspace_id)
+        journey_steps(workspace_id)
 
 
-def _log_drain(workspace_id: int, result) -> None:
-    if result.handled:
-        log.info(
-            "drained workspace %s: %s done, %s ignored, %s failed, %s dead in %s batches",
-            workspace_id,
-            result.done,
-            result.ignored,
-            result.failed,
-            result.dead,
-            result.batches,
-        )
-
-
-def followup(job):
-    """A per-channel (or per-workspace) job asked for through JobQueue.enqueue_followups: it
-    clears its request flag first, so an ask made while it runs queues the next run."""
-
-    @functools.wraps(job)
-    def run(key: int):
-        harpoon().queue.followup_started(job.__name__, key)
-        return job(key)
-
-    return run
-
-
+@job(Job.SWEEP_INBOX)
 def sweep_inbox() -> list[int]:
-    """Re-queue drains for events left behind (Redis was down, a worker died, retries due)."""
+    """Re-queue drains and follow-ups for work left behind (Redis was down, a worker died,
+    retries due)."""
     h = harpoon()
     with h.db.session() as session:
-        due = workspaces_due(session, h.settings.sweep_grace_seconds)
-        followups = followups_due(session, h.settings.sweep_grace_seconds)
-        settled = contacts.settle_merged(session)
-        session.commit()
-    if settled:
-        log.info("sweeper moved %s late records of merged contacts", settled)
-    for workspace_id in due:
+        found = sweep(session, h.settings.sweep_grace_seconds)
+    if found.settled:
+        log.info("sweeper moved %s late records of merged contacts", found.settled)
+    for workspace_id in found.workspaces:
         # A fixed job id: while one sweeper drain waits in the queue, no second one joins it.
         h.queue.enqueue_drain(workspace_id, job_id=f"drain-inbox-{workspace_id}-sweep")
-    if due:
-        log.info("sweeper re-queued drains for workspaces %s", due)
-    if followups:
-        log.info("sweeper re-queued %s", sorted(followups))
-        h.queue.enqueue_followups(followups)
-    return due
+    if found.workspaces:
+        log.info("sweeper re-queued drains for workspaces %s", found.workspaces)
+    if found.followups:
+        log.info("sweeper re-queued %s", sorted(found.followups))
+        h.queue.enqueue_followups(found.followups)
+    return found.workspaces
 
 
 def _channel(session, channel_id: int) -> Channel:
@@ -131,32 +125,39 @@ def _client(channel: Channel):
     return clients.wecom(channel.app_id, channel.secret)
 
 
-@followup
+@job(Job.ENRICH_FOLLOWERS, followup=True)
 def enrich_followers(channel_id: int) -> dict:
     """user/info (100 per call) for an OA's followers not yet looked up."""
-    return _enrich(channel_id, enrichment.enrich_followers)
+    return _enrich(channel_id, Job.ENRICH_FOLLOWERS, enrichment.enrich_followers)
 
 
-@followup
+@job(Job.ENRICH_EXTERNAL_CONTACTS, followup=True)
 def enrich_external_contacts(channel_id: int) -> dict:
     """externalcontact/get for a corp's customers added or edited since the last run."""
-    return _enrich(channel_id, enrichment.enrich_external_contacts)
+    return _enrich(
+        channel_id,
+        Job.ENRICH_EXTERNAL_CONTACTS,
+        functools.partial(
+            enrichment.enrich_external_contacts,
+            on_customer=notify.tell_staff_a_target_added_them,
+        ),
+    )
 
 
-def _enrich(channel_id: int, enrich) -> dict:
+def _enrich(channel_id: int, name: Job, enrich: Callable) -> dict:
     h = harpoon()
     followups = Followups()
     with h.db.session() as session:
         channel = _channel(session, channel_id)
         result = enrich(session, channel, _client(channel), followups)
     if result.more:
-        followups.add(enrich.__name__, channel_id)
+        followups.add(name, channel_id)
     h.queue.enqueue_followups(followups.jobs)
     log.info("channel %s: %s looked up, %s merged", channel_id, result.looked_up, result.merged)
     return {"looked_up": result.looked_up, "merged": result.merged}
 
 
-@followup
+@job(Job.SYNC_TAGS, followup=True)
 def sync_tags(channel_id: int) -> dict:
     """Mirror synced tags to the channel: OA user tags or WeCom corp tags."""
     with harpoon().db.session() as session:
@@ -173,7 +174,7 @@ def sync_tags(channel_id: int) -> dict:
     return {"done": result.done, "failed": result.failed, "over_limit": result.over_limit}
 
 
-@followup
+@job(Job.PULL_CORP_TAGS, followup=True)
 def pull_corp_tags(channel_id: int) -> int:
     """Corp tags changed in the WeCom console: bring new ones into Harpoon."""
     with harpoon().db.session() as session:
@@ -181,6 +182,7 @@ def pull_corp_tags(channel_id: int) -> int:
         return tag_sync.pull_corp_tags(session, channel, _client(channel))
 
 
+@job(Job.TAG_INACTIVE_CONTACTS)
 def tag_inactive_contacts() -> int:
     """Daily: inactivity rules (e.g. no interaction in 60 days -> dormant)."""
     h = harpoon()
@@ -194,6 +196,7 @@ def tag_inactive_contacts() -> int:
     return tagged
 
 
+@job(Job.REFRESH_SCORES)
 def refresh_scores() -> dict:
     """Daily: decay every lead score to today, re-judge every account (surges, tiers, MQA,
     stages) and write today's snapshots; owners hear of new MQAs and surges."""
@@ -205,13 +208,13 @@ def refresh_scores() -> dict:
     }
 
 
-@followup
+@job(Job.REFRESH_WORKSPACE_SCORES, followup=True)
 def refresh_workspace_scores(workspace_id: int) -> dict:
     """The model's weights, MQA, tier or stage rules changed: re-judge the accounts."""
     return score_workspace(workspace_id, "refresh_workspace")
 
 
-@followup
+@job(Job.RESCORE_WORKSPACE, followup=True)
 def rescore_workspace(workspace_id: int) -> dict:
     """The model's rules or half-life changed: rebuild the ledger from history."""
     return score_workspace(workspace_id, "rescore_history")
@@ -232,11 +235,12 @@ def score_workspace(workspace_id: int, method: str) -> dict:
     return summary
 
 
+@job(Job.IMPORT_ACCOUNTS)
 def import_accounts(import_id: int) -> dict:
     """Import an uploaded target-account list (models.AccountImport)."""
     h = harpoon()
     with h.db.session() as session:
-        result = run_import(session, import_id)
+        result = run_import(session, import_id, refresh_accounts=refresh_accounts)
     log.info(
         "account import %s %s: %s created, %s updated, %s errors",
         import_id,
@@ -249,6 +253,7 @@ def import_accounts(import_id: int) -> dict:
     return {"created": result.created, "updated": result.updated, "errors": result.error_count}
 
 
+@job(Job.RETAG_TITLES)
 def retag_titles(workspace_id: int) -> int:
     """The title dictionary changed: re-read the workspace's recorded titles."""
     h = harpoon()
@@ -260,7 +265,7 @@ def retag_titles(workspace_id: int) -> int:
     return retagged
 
 
-@followup
+@job(Job.SEND_WELCOMES, followup=True)
 def send_welcomes(channel_id: int) -> dict:
     """The pending welcome messages of a WeCom corp (high-priority queue: 20 s window)."""
     with harpoon().db.session() as session:
@@ -278,7 +283,7 @@ def send_welcomes(channel_id: int) -> dict:
     return {"sent": result.sent, "missed": result.missed, "refused": result.refused}
 
 
-@followup
+@job(Job.SEND_NOTIFICATIONS, followup=True)
 def send_notifications(channel_id: int) -> dict:
     """Staff notifications as WeCom app messages: one digest per member, within the limit."""
     h = harpoon()
@@ -296,7 +301,7 @@ def send_notifications(channel_id: int) -> dict:
     return {"messages": result.messages, "notifications": result.notifications}
 
 
-@followup
+@job(Job.SEND_FORM_FOLLOWUPS, followup=True)
 def send_form_followups(workspace_id: int) -> dict:
     """The download a form promised: a WeChat message in the window, else an email."""
     h = harpoon()
@@ -325,6 +330,7 @@ def _group_send(session, group_send_id: int) -> GroupSend:
     return row
 
 
+@job(Job.SEND_GROUP_SEND)
 def send_group_send(group_send_id: int) -> str:
     """Hand a salesperson's group send to WeCom, where they confirm it."""
     with harpoon().db.session() as session:
@@ -335,6 +341,7 @@ def send_group_send(group_send_id: int) -> str:
         return row.status
 
 
+@job(Job.FETCH_GROUP_SEND_RESULTS)
 def fetch_group_send_results(group_send_id: int) -> str:
     """Who got a group send: each recipient's status as WeCom reports it now."""
     with harpoon().db.session() as session:
@@ -345,6 +352,7 @@ def fetch_group_send_results(group_send_id: int) -> str:
         return row.status
 
 
+@job(Job.REFRESH_GROUP_SEND_RESULTS)
 def refresh_group_send_results() -> int:
     """Periodic: results of the week's group sends, and a new job for a send whose was lost."""
     queue = harpoon().queue
@@ -353,14 +361,15 @@ def refresh_group_send_results() -> int:
         lost = group_send.queued_too_long(session)
     # No job ids: a failed job keeps its id for a day, and both jobs are safe to repeat.
     for group_send_id in due:
-        queue.enqueue("app.jobs.fetch_group_send_results", group_send_id)
+        queue.enqueue(Job.FETCH_GROUP_SEND_RESULTS, group_send_id)
     for group_send_id in lost:
-        queue.enqueue("app.jobs.send_group_send", group_send_id)
+        queue.enqueue(Job.SEND_GROUP_SEND, group_send_id)
     if lost:
         log.warning("group sends %s were still queued: their send jobs are queued again", lost)
     return len(due)
 
 
+@job(Job.SYNC_STAFF)
 def sync_staff(channel_id: int) -> dict:
     """The corp's members with the customer-contact permission, mapped to admin users."""
     with harpoon().db.session() as session:
@@ -387,6 +396,7 @@ def push_limits() -> pushes.PushLimits:
     return pushes.PushLimits(window_hours=s.cs_window_hours, window_messages=s.cs_window_messages)
 
 
+@job(Job.SEND_PUSH)
 def send_push(push_id: int) -> str:
     """Plan and send a due push, or resume one whose worker died (safe to run twice: the
     push's heartbeat is its lock)."""
@@ -401,18 +411,24 @@ def send_push(push_id: int) -> str:
     return status
 
 
+@job(Job.SEND_DUE_PUSHES)
 def send_due_pushes() -> list[int]:
     """Periodic: scheduled pushes whose time has come, and sending ones gone quiet."""
     with harpoon().db.session() as session:
         due = pushes.due_pushes(session)
     for push_id in due:
-        harpoon().queue.enqueue("app.jobs.send_push", push_id, timeout=3600)
+        harpoon().queue.enqueue(Job.SEND_PUSH, push_id, timeout=3600)
     return due
 
 
-@followup
+@job(Job.RUN_JOURNEYS, followup=True)
 def run_journeys(workspace_id: int) -> dict:
     """The workspace's due journey steps (high priority: journeys act within seconds)."""
+    return journey_steps(workspace_id)
+
+
+def journey_steps(workspace_id: int) -> dict:
+    """Walk the workspace's due journey steps (the job, or a drain between its batches)."""
     h = harpoon()
     platform = journeys.Platform(
         oa_client=lambda channel: h.wechat.oa(channel.app_id, channel.secret),
@@ -436,6 +452,7 @@ def run_journeys(workspace_id: int) -> dict:
     return {"enrolments": result.enrolments, "steps": result.steps}
 
 
+@job(Job.RUN_DUE_JOURNEYS)
 def run_due_journeys() -> list[int]:
     """Periodic: condition triggers (tags, stages, MQA, scores, segments, dates) checked,
     then the workspaces with journey steps due (new entries, waits over, timeouts)."""

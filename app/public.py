@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from app.admin import limiter
 from app.extensions import ChannelKeys, harpoon
+from core.tokens import Purpose, Sharer, TokenError, share_token, verify_share
 from models import Channel, ChannelKind, Contact, ContactWay, PageView, Staff
 from outreach import content as links
 from outreach import forms
-from outreach.tokens import Purpose, Sharer, TokenError, share_token, verify_share
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ new user sees callbacks processed with nothing but `make run`.
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 
 import fakeredis
@@ -18,17 +19,9 @@ from rq.exceptions import DuplicateJobError
 from rq.timeouts import TimerDeathPenalty
 
 from config import Settings
-from config.rq import cron_jobs
-from handlers.touchpoints import SEND_FORM_FOLLOWUPS
-from handlers.welcome import SEND_WELCOMES
-from journeys.engine import RUN_JOURNEYS
+from core.jobs import HIGH_PRIORITY, Job
 
 log = logging.getLogger(__name__)
-DRAIN_JOB = "app.jobs.drain_inbox"
-SWEEP_JOB = "app.jobs.sweep_inbox"
-# Jobs with a deadline: WeCom's welcome message must go out within 20 s of the add; a
-# form's download while the visitor still looks at their phone.
-HIGH_PRIORITY_JOBS = frozenset({SEND_WELCOMES, RUN_JOURNEYS, SEND_FORM_FOLLOWUPS})
 
 
 class AppWorker(SimpleWorker):
@@ -110,8 +103,18 @@ class DrainRequests:
 
 
 class JobQueue:
-    def __init__(self, settings: Settings):
+    """Enqueues jobs by name: `jobs` maps each name to its function (app.jobs.JOBS), and
+    `cron` lists the periodic ones with their intervals in seconds."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: Mapping[Job, Callable],
+        cron: Sequence[tuple[Callable, int]] = (),
+    ):
         self.settings = settings
+        self.jobs = jobs
+        self.cron = cron
         if settings.embedded_queue:
             self.connection = fakeredis.FakeRedis(server=fakeredis.FakeServer())
         else:
@@ -154,7 +157,7 @@ class JobQueue:
         """Enqueue a drain regardless of the flag; with a job_id, at most one is queued."""
         try:
             self.high.enqueue(
-                DRAIN_JOB,
+                self.jobs[Job.DRAIN_INBOX],
                 workspace_id,
                 job_id=job_id,
                 unique=job_id is not None,
@@ -168,13 +171,13 @@ class JobQueue:
         return True
 
     def enqueue(
-        self, job: str, *args, job_id: str | None = None, timeout: int = 600, high: bool = False
+        self, job: Job, *args, job_id: str | None = None, timeout: int = 600, high: bool = False
     ) -> bool:
-        """Enqueue a job by dotted path (on the high-priority queue with `high`); with a
-        job_id, at most one waits in the queue (a burst of asks makes one job)."""
+        """Enqueue a job by name (on the high-priority queue with `high`); with a job_id, at
+        most one waits in the queue (a burst of asks makes one job)."""
         try:
             (self.high if high else self.default).enqueue(
-                job,
+                self.jobs[job],
                 *args,
                 job_id=job_id,
                 unique=job_id is not None,
@@ -191,7 +194,7 @@ class JobQueue:
         return f"{self.settings.queue_prefix}:requested:{name}:{channel_id}"
 
     def enqueue_followups(self, jobs: set[tuple[str, int]]) -> None:
-        """The per-channel jobs a drain or an admin action asked for (handlers.tags.Followups).
+        """The per-channel jobs a drain or an admin action asked for (crm.tags.Followups).
 
         Like drains: a flag set with NX makes a burst of asks one job, and the job clears
         it when it starts, so an ask made while it runs queues the next run (a unique job
@@ -199,7 +202,7 @@ class JobQueue:
         sweeper)."""
         for name, channel_id in sorted(jobs):
             if self.connection.set(self._followup_flag(name, channel_id), 1, nx=True, ex=300):
-                self.enqueue(f"app.jobs.{name}", channel_id, high=name in HIGH_PRIORITY_JOBS)
+                self.enqueue(name, channel_id, high=name in HIGH_PRIORITY)
 
     def followup_started(self, name: str, channel_id: int) -> None:
         self.connection.delete(self._followup_flag(name, channel_id))
@@ -212,16 +215,16 @@ class JobQueue:
         return bool(self.connection.exists(self._drain_flag(workspace_id)))
 
     def enqueue_sweep(self) -> None:
-        self.default.enqueue(SWEEP_JOB, result_ttl=0, job_timeout=120)
+        self.default.enqueue(self.jobs[Job.SWEEP_INBOX], result_ttl=0, job_timeout=120)
         self._wake.set()
 
     def _enqueue_periodic(self, last_run: dict[str, float]) -> None:
         """The embedded stand-in for RQ cron: each cron job when its interval has passed."""
         now = time.monotonic()
-        for job in cron_jobs(self.settings):
-            if now - last_run.get(job["func"], -job["interval"]) >= job["interval"]:
-                last_run[job["func"]] = now
-                self.default.enqueue(job["func"], result_ttl=0, job_timeout=600)
+        for func, interval in self.cron:
+            if now - last_run.get(func.__name__, -interval) >= interval:
+                last_run[func.__name__] = now
+                self.default.enqueue(func, result_ttl=0, job_timeout=600)
 
     def worker(self, app: Flask, worker_class: type[AppWorker] = AppWorker) -> AppWorker:
         return worker_class(self.queues, connection=self.connection, app=app)

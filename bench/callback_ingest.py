@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: make app, models and wechat importable
 
-from app import channels, create_app  # noqa: E402
+from app import create_app  # noqa: E402
 from config import ENVIRONMENT_VARIABLES  # noqa: E402
+from crm import channels  # noqa: E402
 from models import migrate  # noqa: E402
 from wechat import simulate  # noqa: E402
 

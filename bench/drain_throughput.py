@@ -23,17 +23,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: make app, models and wechat importable
 
 from app import create_app  # noqa: E402
-from app.channels import add_channel, workspace_named  # noqa: E402
-from app.demo_data import seed_demo_tagging  # noqa: E402
 from app.extensions import harpoon  # noqa: E402
-from app.users import create_user  # noqa: E402
 from bench.callback_ingest import (  # noqa: E402
     DEFAULT_DATABASE_URL,
     bench_database,
     flush_redis,
 )
-from handlers.inbox import drain  # noqa: E402
+from crm.channels import add_channel, workspace_named  # noqa: E402
+from crm.users import create_user  # noqa: E402
+from demo.data import seed_demo_tagging  # noqa: E402
 from models import ContactWay, Role, migrate  # noqa: E402
+from pipeline.drain import drain  # noqa: E402
 from wechat import simulate  # noqa: E402
 from wechat.callbacks import dedupe_key, parse_xml  # noqa: E402
 

@@ -40,7 +40,7 @@ from bench.scoring import (  # noqa: E402
     insert_people,
     new_workspace,
 )
-from handlers.tags import TagBook  # noqa: E402
+from crm.tags import TagBook  # noqa: E402
 from journeys import engine  # noqa: E402
 from models import (  # noqa: E402
     Database,

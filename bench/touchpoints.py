@@ -37,16 +37,17 @@ from flask import Flask, redirect  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.channels import add_channel, workspace_named  # noqa: E402
 from bench.callback_ingest import (  # noqa: E402
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
     bench_database,
     percentile,
 )
-from handlers.inbox import drain  # noqa: E402
-from handlers.rule_config import DEFAULT_PROFILE_PATTERN  # noqa: E402
-from handlers.touchpoints import API, inbox_row  # noqa: E402
+from core.tokens import Purpose  # noqa: E402
+from crm.api_keys import create_api_key  # noqa: E402
+from crm.channels import add_channel, workspace_named  # noqa: E402
+from crm.rule_config import DEFAULT_PROFILE_PATTERN  # noqa: E402
+from crm.touchpoints import API, inbox_row  # noqa: E402
 from models import (  # noqa: E402
     Content,
     InboundEvent,
@@ -58,9 +59,8 @@ from models import (  # noqa: E402
     utcnow,
 )
 from models.base import insert_ignoring_conflicts  # noqa: E402
-from outreach.api_keys import create_api_key  # noqa: E402
 from outreach.content import create_link  # noqa: E402
-from outreach.tokens import Purpose  # noqa: E402
+from pipeline.drain import drain  # noqa: E402
 
 TARGET_ITEMS_PER_SECOND = 10_000
 TARGET_INGEST_RATIO = 0.25

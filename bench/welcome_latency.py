@@ -50,14 +50,15 @@ from callback_ingest import (  # noqa: E402
     stop_process_group,
 )
 
-from app import channels, create_app  # noqa: E402
+from app import create_app  # noqa: E402
 from app.demo import register_tenant  # noqa: E402
-from app.demo_data import SELF_ID_BUTTONS, seed_demo_tagging  # noqa: E402
-from app.users import create_user  # noqa: E402
 from config import ENVIRONMENT_VARIABLES  # noqa: E402
-from handlers.contact_ways import create_contact_way  # noqa: E402
-from handlers.staff import sync_staff  # noqa: E402
+from crm import channels  # noqa: E402
+from crm.users import create_user  # noqa: E402
+from demo.data import SELF_ID_BUTTONS, seed_demo_tagging  # noqa: E402
 from models import ChannelKind, Role, migrate  # noqa: E402
+from sales.contact_ways import create_contact_way  # noqa: E402
+from sales.staff import sync_staff  # noqa: E402
 from wechat.sandbox import create_sandbox, oa, wecom  # noqa: E402
 from wechat.sandbox.core import Sandbox, Tenant  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The inbound pipeline: a normalized event -> identity, tags, interactions.
+"""One module per event source: a normalized event -> CRM writes.
 
 `handlers.registry.HANDLERS` maps each event kind to the function that
 handles it; importing this package registers them all.

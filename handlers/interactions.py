@@ -2,7 +2,7 @@
 
 from sqlalchemy.orm import Session
 
-from handlers.contacts import live
+from crm.contacts import live
 from handlers.registry import EventContext
 from models import Contact, Interaction, utcnow
 from models.base import insert_ignoring_conflicts

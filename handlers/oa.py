@@ -2,15 +2,14 @@
 
 from sqlalchemy.orm import Session
 
-from handlers.accounts import assign_account
-from handlers.contacts import set_title
+from core.jobs import Job
+from crm.accounts import assign_account
+from crm.contacts import set_title
+from crm.rules import apply_matching
 from handlers.interactions import record_interaction
-from handlers.qr_codes import scene_tags
 from handlers.registry import EventContext, handles
-from handlers.rules import apply_matching
 from models import AccountSource, Contact, Identity, IdentityKind, RuleKind
-
-ENRICH_FOLLOWERS = "enrich_followers"
+from outreach.qr_scans import scene_tags
 
 
 def follower(session: Session, ctx: EventContext) -> Identity:
@@ -23,7 +22,7 @@ def follower(session: Session, ctx: EventContext) -> Identity:
         ctx.event.occurred_at,
     )
     if identity.enriched_at is None:  # user/info, in batches of 100, after the commit
-        ctx.batch.followups.add(ENRICH_FOLLOWERS, ctx.channel_id)
+        ctx.batch.followups.add(Job.ENRICH_FOLLOWERS, ctx.channel_id)
     return identity
 
 

@@ -6,13 +6,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from handlers.accounts import AccountMoves
-from handlers.contacts import TitleTags, title_dictionary
-from handlers.identity import IdentityCache
-from handlers.qr_codes import QrCodeBook
-from handlers.rules import RuleBook
-from handlers.tags import Followups, TagBook
-from handlers.titles import TitleDictionary
+from core.jobs import Followups
+from crm.accounts import AccountMoves
+from crm.contacts import TitleTags, title_dictionary
+from crm.identity import IdentityCache
+from crm.rules import RuleBook
+from crm.tags import TagBook
+from crm.titles import TitleDictionary
+from outreach.qr_scans import QrCodeBook
 from wechat.events import NormalizedEvent
 
 

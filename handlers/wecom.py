@@ -1,19 +1,17 @@
 """What Harpoon does with each WeCom customer-contact event."""
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers.contact_ways import contact_way_for_state
+from core.jobs import Job
+from crm.relations import follow_relation
+from crm.rules import source_tags
+from crm.tags import apply_tags
 from handlers.interactions import record_interaction
-from handlers.notify import notify_staff
 from handlers.registry import EventContext, handles
-from handlers.rules import source_tags
-from handlers.tags import apply_tags
-from handlers.welcome import SEND_WELCOMES, record_welcome
 from models import Contact, ContactWay, FollowRelation, Identity, IdentityKind, TagSource
-
-ENRICH_EXTERNAL_CONTACTS = "enrich_external_contacts"
-PULL_CORP_TAGS = "pull_corp_tags"
+from sales.contact_ways import contact_way_for_state
+from sales.notify import notify_staff
+from sales.welcome import record_welcome
 
 
 def external_contact(session: Session, ctx: EventContext) -> Identity:
@@ -51,7 +49,7 @@ def on_contact_change(session: Session, ctx: EventContext) -> None:
     if event.kind in ("wecom.contact_added", "wecom.contact_edited"):
         # externalcontact/get (name, company, position, unionid, remarks, tags) in a job.
         identity.enriched_at = None
-        ctx.batch.followups.add(ENRICH_EXTERNAL_CONTACTS, ctx.channel_id)
+        ctx.batch.followups.add(Job.ENRICH_EXTERNAL_CONTACTS, ctx.channel_id)
     if event.kind == "wecom.contact_added":
         _welcome(session, ctx, contact, way)
         book, followups = ctx.batch.tags(session), ctx.batch.followups
@@ -82,7 +80,7 @@ def _welcome(session: Session, ctx: EventContext, contact: Contact, way: Contact
         received_at=ctx.received_at,
     )
     if recorded:
-        ctx.batch.followups.add(SEND_WELCOMES, ctx.channel_id)
+        ctx.batch.followups.add(Job.SEND_WELCOMES, ctx.channel_id)
 
 
 def _tell_staff_they_lost(
@@ -98,36 +96,6 @@ def _tell_staff_they_lost(
         dedupe_key=f"lost:{ctx.inbound_event_id}",
         followups=ctx.batch.followups,
     )
-
-
-def follow_relation(
-    session: Session,
-    *,
-    workspace_id: int,
-    channel_id: int,
-    external_userid: str,
-    staff_userid: str,
-    contact_id: int,
-    create: bool = True,
-) -> FollowRelation | None:
-    """A staff member's relation with a customer, made on first sight if `create`."""
-    relation = session.scalars(
-        select(FollowRelation).where(
-            FollowRelation.channel_id == channel_id,
-            FollowRelation.external_userid == external_userid,
-            FollowRelation.staff_userid == staff_userid,
-        )
-    ).one_or_none()
-    if relation is None and create:
-        relation = FollowRelation(
-            workspace_id=workspace_id,
-            channel_id=channel_id,
-            contact_id=contact_id,
-            external_userid=external_userid,
-            staff_userid=staff_userid,
-        )
-        session.add(relation)
-    return relation
 
 
 def _update_relation(
@@ -165,4 +133,4 @@ def _update_relation(
 @handles("wecom.corp_tags_changed")
 def on_corp_tags_changed(session: Session, ctx: EventContext) -> None:
     """Someone edited corp tags in the WeCom console: re-read the list in a job."""
-    ctx.batch.followups.add(PULL_CORP_TAGS, ctx.channel_id)
+    ctx.batch.followups.add(Job.PULL_CORP_TAGS, ctx.channel_id)

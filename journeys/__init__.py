@@ -1,1 +1,1 @@
-"""Stages, journey definitions, enrollment and step execution (built in Step 8)."""
+"""Journeys: definitions and versions, the reactions the drain calls, triggers, the runner."""

@@ -20,11 +20,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.jobs import Followups, Job
 from core.outbound import Outbound, Refused, Unreachable
 from core.references import scoped_get
-from handlers.group_send import create_group_send
-from handlers.notify import notify_owner
-from handlers.tags import Followups, TagBook, apply_tags, remove_tags
+from crm.tags import TagBook, apply_tags, remove_tags
 from journeys.model import MESSAGE_ACTIONS, Journey, Node, event_filter
 from journeys.webhooks import delivery_headers, signing_secrets
 from models import (
@@ -51,15 +50,15 @@ from models import (
 )
 from models import Journey as JourneyRow
 from outreach.segments import saved_contacts_query
+from sales.group_send import create_group_send
+from sales.notify import notify_owner
 from scoring.engine import set_stage
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
 
-RUN_JOURNEYS = "run_journeys"
 MAX_HOPS = 50  # nodes one enrolment may pass in one run (loops need a wait anyway)
 LEASE = timedelta(minutes=5)
-SEND_GROUP_SEND = "send_group_send"
 # Actions whose effect is outside the database: committed as "sending" before the call.
 EXTERNAL_ACTIONS = frozenset({"cs_message", "template_message", "webhook"})
 WEBHOOK_NO_SECRET = "webhook not sent: the workspace has no webhook signing secret yet"
@@ -188,7 +187,7 @@ def on_interactions(
             last_entered[(version.journey_id, subject)] = now
             due += 1
     if due and followups is not None:
-        followups.add(RUN_JOURNEYS, workspace_id)
+        followups.add(Job.RUN_JOURNEYS, workspace_id)
     return due
 
 
@@ -922,7 +921,7 @@ class _Runner:
             [relation.external_userid],
             None,
         )
-        self.result.followups.add(SEND_GROUP_SEND, new.group_send.id)
+        self.result.followups.add(Job.SEND_GROUP_SEND, new.group_send.id)
         return "done", {"group_send_id": new.group_send.id, "staff": relation.staff_userid}
 
     def _webhook(self, enrolment, contact, action) -> tuple[str, dict]:

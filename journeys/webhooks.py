@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crm.api_keys import signature_digest
 from models import WebhookSecret, utcnow
-from outreach.api_keys import signature_digest
 
 SECRET_PREFIX = "whsec_"
 SHOWN_PREFIX_LENGTH = 10

@@ -23,7 +23,7 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     name: Mapped[str] = mapped_column(String(200))
-    # handlers.companies.normalize_company(name): one company, one account.
+    # crm.companies.normalize_company(name): one company, one account.
     normalized_name: Mapped[str] = mapped_column(String(200))
     # The email domain that identifies its people (e.g. "huaxin.com").
     domain: Mapped[str | None] = mapped_column(String(100))

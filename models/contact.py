@@ -48,7 +48,7 @@ class Contact(Base):
     # The company as the person or the salesperson wrote it (the account has the clean name).
     company: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str | None] = mapped_column(String(100))
-    # Normalized from the title (handlers.titles) or stated by the follower.
+    # Normalized from the title (crm.titles) or stated by the follower.
     role: Mapped[str | None] = mapped_column(String(30))
     seniority: Mapped[str | None] = mapped_column(String(20))
     # Set when a unionid / phone / email showed this is the same person as another contact.

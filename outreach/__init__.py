@@ -1,1 +1,2 @@
-"""Segments, tag-based menus, pushes, channel QR codes and tracked links (Step 7)."""
+"""Segments, tag-based menus, pushes, channel QR codes, content and tracked links, forms,
+email."""

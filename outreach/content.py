@@ -26,9 +26,9 @@ from core.references import (
     declare,
     scoped_get,
 )
-from handlers.touchpoints import store_web_touchpoint
+from core.tokens import Purpose, Sharer, Signer, TokenError
+from crm.touchpoints import store_web_touchpoint
 from models import Content, Form, LinkMedium, PageView, TrackedLink, utcnow
-from outreach.tokens import Purpose, Sharer, Signer, TokenError
 
 CODE_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from core.references import scoped_get
 from core.text import N_
-from handlers.contacts import normalize_phone
-from handlers.touchpoints import store_web_touchpoint
+from crm.contacts import normalize_phone
+from crm.touchpoints import store_web_touchpoint
 from models import (
     Channel,
     Content,

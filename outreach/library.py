@@ -39,7 +39,7 @@ from models import (
     TrackedLink,
     utcnow,
 )
-from outreach.qrcodes import day_start, local_days
+from outreach.qr_codes import day_start, local_days
 from outreach.segments import Picked
 from scoring import config as form
 from scoring.config import N_

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.jobs import Followups
 from core.references import TAG, Reference, declare, unknown_references
-from handlers.rule_config import MAX_MENU_KEY_BYTES, MAX_REPLY, validate_rule
-from handlers.tag_sync import OA_TAGS_PER_ACCOUNT, ensure_remote_tags
-from handlers.tags import Followups, TagBook, queue_holders_sync
+from crm.rule_config import MAX_MENU_KEY_BYTES, MAX_REPLY, validate_rule
+from crm.tags import TagBook, queue_holders_sync
 from models import (
     Channel,
     ChannelKind,
@@ -43,6 +43,7 @@ from models import (
     utcnow,
 )
 from scoring.config import N_
+from sync.tag_sync import OA_TAGS_PER_ACCOUNT, ensure_remote_tags
 from wechat.clients import WeChatApiError
 
 MAX_TOP_BUTTONS = 3

@@ -1,1 +1,1 @@
-"""Lead and account scoring, MQA, tiers and intent surges (built in Step 6)."""
+"""Lead and account scoring, MQA, tiers, intent surges and stages."""

@@ -834,3 +834,8 @@ def set_stage(
     )
     subject.stage = stage
     return True
+
+
+def refresh_accounts(session: Session, workspace_id: int, account_ids: list[int]) -> None:
+    """Judge these accounts now (fit, tier, stage): an import's hook, in its transaction."""
+    Scorer.load(session, workspace_id).refresh_accounts(account_ids)

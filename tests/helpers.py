@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import Contact, Form, Identity, InboundEvent, Interaction
 from outreach.content import create_link
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app.channels import workspace_named
 from app.queue import ThreadWorker
+from crm.api_keys import create_api_key, sign
+from crm.channels import workspace_named
 from journeys import engine
 from models import utcnow
-from outreach.api_keys import create_api_key, sign
 from tests.app.test_api import post
 from tests.conftest import harpoon_of, run_jobs
 from tests.journeys.test_webhooks import submit, webhook_journey, with_secret

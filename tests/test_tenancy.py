@@ -30,15 +30,12 @@ from sqlalchemy import func, select
 from app import jobs
 from app.demo import register_tenant
 from app.jobs import run_due_journeys
-from app.users import create_user
 from core.references import DECLARED
-from handlers import contact_ways
-from handlers.contacts import attach_identity, live
-from handlers.group_send import create_group_send
-from handlers.rule_config import rule_tag
-from handlers.tag_sync import ensure_remote_tags
-from handlers.tags import TagBook, apply_tags
-from handlers.touchpoints import foreign_channels
+from crm.contacts import attach_identity, live
+from crm.rule_config import rule_tag
+from crm.tags import TagBook, apply_tags
+from crm.touchpoints import foreign_channels
+from crm.users import create_user
 from journeys import definitions
 from journeys.engine import enrol_manually
 from models import (
@@ -72,10 +69,14 @@ from models import (
     Workspace,
     utcnow,
 )
-from outreach import content, forms, library, menus, pushes, qrcodes, segments
+from outreach import content, forms, library, menus, pushes, segments
+from outreach import qr_codes as qrcodes
 from outreach.content import create_link
 from outreach.forms import download_link
 from outreach.segments import Segment, contacts_query, count
+from sales import contact_ways
+from sales.group_send import create_group_send
+from sync.tag_sync import ensure_remote_tags
 from tests.app.admin.conftest import PASSWORD, csrf_token, in_english, sign_in
 from tests.conftest import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, make_channel
 from tests.outreach.test_pushes import LIMITS, client_of, follow, received, settle, tenant
@@ -516,8 +517,8 @@ DECLARED_INPUTS = {
     ("app.admin.tags.RuleForm", "tag_id"): ("tag_rule", "tag_id"),
     ("app.admin.wecom.ContactWayForm", "tag_ids"): ("contact_way", "tag_ids"),
     ("app.admin.wecom.StaffUserForm", "user_id"): ("staff", "user_id"),
-    ("handlers.contact_ways.ContactWayInput", "tag_ids"): ("contact_way", "tag_ids"),
-    ("handlers.touchpoints.TouchpointSchema", "channel_id"): (
+    ("sales.contact_ways.ContactWayInput", "tag_ids"): ("contact_way", "tag_ids"),
+    ("crm.touchpoints.TouchpointSchema", "channel_id"): (
         "touchpoints",
         "items.*.channel_id",
     ),
@@ -527,15 +528,15 @@ DECLARED_INPUTS = {
         "download_content_id",
     ),
     ("outreach.library.LinkSchema", "channel_id"): ("tracked_link", "channel_id"),
-    ("outreach.qrcodes.QrCodeInput", "tag_ids"): ("qr_code", "tag_ids"),
-    ("outreach.qrcodes.QrCodeChanges", "tag_ids"): ("qr_code", "tag_ids"),
+    ("outreach.qr_codes.QrCodeInput", "tag_ids"): ("qr_code", "tag_ids"),
+    ("outreach.qr_codes.QrCodeChanges", "tag_ids"): ("qr_code", "tag_ids"),
     ("outreach.segments.SegmentSchema", "channel_ids"): ("segment", "channel_ids"),
     ("outreach.segments.SegmentSchema", "tags_all"): ("segment", "tags_all"),
     ("outreach.segments.SegmentSchema", "tags_any"): ("segment", "tags_any"),
     ("outreach.segments.SegmentSchema", "tags_none"): ("segment", "tags_none"),
     ("app.admin.pushes.PushForm", "channel"): ("push", "channel_id"),
     ("app.admin.pushes.PushForm", "audience"): ("push", "segment_id"),
-    ("handlers.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
+    ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
 }
 # Inputs named like an id that name no row of a workspace, and why.
 NOT_WORKSPACE_ROWS = {
@@ -547,18 +548,18 @@ NOT_WORKSPACE_ROWS = {
     ("app.admin.pushes.PushForm", "fallback_template_id"): "a template id WeChat gave the OA",
     ("outreach.pushes.ContentSchema", "media_id"): "a media id in the OA's WeChat library",
     ("outreach.pushes.ContentSchema", "template_id"): "a template id WeChat gave the OA",
-    ("handlers.touchpoints.TouchpointSchema", "external_id"): "the sender's id of the touchpoint",
-    ("handlers.touchpoints.TouchpointSchema", "external_userid"): "WeCom's id of a person",
-    ("handlers.group_send.GroupSendSchema", "external_userids"): "WeCom's ids of the customers",
+    ("crm.touchpoints.TouchpointSchema", "external_id"): "the sender's id of the touchpoint",
+    ("crm.touchpoints.TouchpointSchema", "external_userid"): "WeCom's id of a person",
+    ("sales.group_send.GroupSendSchema", "external_userids"): "WeCom's ids of the customers",
     (
-        "handlers.imports.AccountRowSchema",
+        "crm.imports.AccountRowSchema",
         "owner",
     ): "an email, looked up among the workspace's users",
     ("app.admin.group_sends.GroupSendForm", "audience"): "all customers, or those with a tag",
     ("scoring.config.WeightsSchema", "seniorities.staff"): "the staff seniority level",
     ("app.admin.wecom.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
     "code's own corp (test_staff_without_the_permission_or_foreign_tags_are_refused)",
-    ("handlers.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",
+    ("sales.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",
 }
 # Named like an id or like the row it picks (`tags_any`, `staff_userids`, a form's `channel`).
 ID_NAME = re.compile(

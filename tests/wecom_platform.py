@@ -116,7 +116,7 @@ def wecom_client(app, channel_id: int):
 
 def sync_staff_now(app, channel_id: int):
     """Run the staff sync in-process, as the job does."""
-    from handlers.staff import sync_staff
+    from sales.staff import sync_staff
 
     client = wecom_client(app, channel_id)
     with harpoon_of(app).db.session() as session:

@@ -40,11 +40,12 @@ from app.admin.contacts import (
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS, stage_names
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
 from app.extensions import harpoon
+from core.jobs import Followups
 from core.references import CONTACT, USER, Reference, declare
 from core.text import N_
-from handlers.accounts import BUYING_COMMITTEE, tag_account_industry
-from handlers.tags import Followups, TagBook, contact_tags
-from handlers.titles import SENIORITIES
+from crm.accounts import BUYING_COMMITTEE, tag_account_industry
+from crm.tags import TagBook, contact_tags
+from crm.titles import SENIORITIES
 from models import Account, AccountSnapshot, Channel, Contact, Interaction, User, utcnow
 from scoring.engine import Scorer, lead_score_at, load_model
 from scoring.model import Member, Model, account_score

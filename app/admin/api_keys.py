@@ -14,14 +14,14 @@ from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.content import translated
 from app.extensions import harpoon
-from handlers.touchpoints import MAX_BATCH
-from models import ApiKey, User
-from outreach.api_keys import (
+from crm.api_keys import (
     SIGNATURE_TOLERANCE_SECONDS,
     NewKey,
     create_api_key,
     revoke_api_key,
 )
+from crm.touchpoints import MAX_BATCH
+from models import ApiKey, User
 from scoring import config
 from scoring.config import N_
 

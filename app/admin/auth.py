@@ -17,8 +17,8 @@ from wtforms.validators import DataRequired, Length, Regexp
 from app.admin import LOCALES, bp, db, limiter, login_manager
 from app.extensions import harpoon
 from core.sign_in import Refusal, SignInGuard, SignInPolicy, account_key
+from core.tokens import MAX_AGE, Purpose, TokenError
 from models import User, Workspace, utcnow
-from outreach.tokens import MAX_AGE, Purpose, TokenError
 
 log = logging.getLogger(__name__)
 

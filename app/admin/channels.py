@@ -12,7 +12,8 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
-from app.channels import (
+from app.extensions import harpoon
+from crm.channels import (
     ChannelError,
     add_channel,
     callback_url,
@@ -20,7 +21,6 @@ from app.channels import (
     generate_token,
     rotate_aes_key,
 )
-from app.extensions import harpoon
 from models import Channel, ChannelKind, MessageMode, Workspace
 
 KIND_LABELS = {ChannelKind.OA: _l("Official Account"), ChannelKind.WECOM: _l("WeCom")}
@@ -66,7 +66,7 @@ def _platform_id(label):
 
 
 class ChannelForm(FlaskForm):
-    """What every channel has; the shapes match app.channels, which stays the authority."""
+    """What every channel has; the shapes match crm.channels, which stays the authority."""
 
     name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=100)])
     token = StringField(

@@ -29,9 +29,9 @@ from app.admin.labels import (
 )
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
 from app.extensions import harpoon
-from handlers.accounts import account_named, assign_account
-from handlers.notify import notify_owners
-from handlers.tags import MAX_TAG_NAME, Followups, TagBook, apply_tags, contact_tags, remove_tags
+from core.jobs import Followups
+from crm.accounts import account_named, assign_account
+from crm.tags import MAX_TAG_NAME, TagBook, apply_tags, contact_tags, remove_tags
 from models import (
     Account,
     AccountSource,
@@ -50,6 +50,7 @@ from models import (
     TagSource,
     utcnow,
 )
+from sales.notify import notify_owners
 from scoring.engine import Scorer, lead_score_at, load_model
 
 PAGE_SIZE = 50

@@ -23,11 +23,11 @@ from app.admin.access import audit, requires, workspace_id
 from app.admin.channels import ACCOUNT_TYPE_LABELS
 from app.admin.labels import CONTENT_KIND_LABELS, LINK_MEDIUM_LABELS
 from app.extensions import harpoon
+from core.tokens import Sharer, share_token
 from models import Channel, Content, LinkMedium, Staff, TrackedLink, User
 from outreach import library
 from outreach.content import create_link, link_path
-from outreach.qrcodes import local_days
-from outreach.tokens import Sharer, share_token
+from outreach.qr_codes import local_days
 from scoring import config
 
 PAGE_SIZE = 50

@@ -13,9 +13,9 @@ from app.admin import bp, db
 from app.admin.access import requires, workspace_id
 from app.admin.contacts import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS, stage_names
-from handlers import inbox
-from handlers.accounts import BUYING_COMMITTEE
+from crm.accounts import BUYING_COMMITTEE
 from models import Identity, IdentityKind, Interaction, utcnow
+from pipeline import inbox
 from scoring.engine import load_model
 from scoring.metrics import AbmMetrics, abm_metrics, abm_trend, stage_funnel
 

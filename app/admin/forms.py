@@ -27,7 +27,7 @@ from app.admin.content import (
     window,
 )
 from app.admin.labels import CONTENT_KIND_LABELS, TAG_GROUP_LABELS, tag_label
-from handlers.tags import TagBook
+from crm.tags import TagBook
 from models import Content, FollowUpStatus, Form, FormField, Tag, User
 from outreach import library
 from scoring import config

@@ -20,7 +20,10 @@ from app.admin.access import audit, can, requires, workspace_id
 from app.admin.contacts import tag_filter_options
 from app.admin.labels import error_messages
 from app.extensions import harpoon
-from handlers.group_send import (
+from core.jobs import Job
+from crm.tags import TagBook
+from models import Channel, Contact, ContactTag, FollowRelation, GroupSend, Role, Staff, User
+from sales.group_send import (
     MAX_TEXT,
     MONTHLY_LIMIT,
     NOT_A_FRIEND,
@@ -30,8 +33,6 @@ from handlers.group_send import (
     create_group_send,
     result_counts,
 )
-from handlers.tags import TagBook
-from models import Channel, Contact, ContactTag, FollowRelation, GroupSend, Role, Staff, User
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def group_sends_create():
             ),
             "error",
         )
-    if _enqueue("app.jobs.send_group_send", group_send.id):
+    if _enqueue(Job.SEND_GROUP_SEND, group_send.id):
         flash(
             ngettext(
                 "The message goes to %(num)d customer once %(name)s confirms it in WeCom.",
@@ -285,7 +286,7 @@ def group_sends_refresh(group_send_id: int):
     group_send = _group_send_or_404(group_send_id)
     if not group_send.msgid:
         flash(_("WeCom does not have this message yet: there are no results to fetch."), "error")
-    elif _enqueue("app.jobs.fetch_group_send_results", group_send.id):
+    elif _enqueue(Job.FETCH_GROUP_SEND_RESULTS, group_send.id):
         flash(_("Fetching the results from WeCom: reload the page in a moment."), "success")
     else:
         flash(_("The job queue is unreachable: try again later."), "error")
@@ -366,7 +367,7 @@ def _group_send_or_404(group_send_id: int) -> GroupSend:
     return group_send
 
 
-def _enqueue(job: str, group_send_id: int) -> bool:
+def _enqueue(job: Job, group_send_id: int) -> bool:
     """False when Redis is down: the periodic refresh picks the send up later. No job id:
     a failed job keeps its id for a day, and both jobs are safe to repeat."""
     try:

@@ -30,7 +30,8 @@ from wtforms.validators import StopValidation
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
 from app.extensions import harpoon
-from handlers.imports import (
+from core.jobs import Job
+from crm.imports import (
     COLUMN_NAMES,
     EXTENSIONS,
     MAX_FILE_BYTES,
@@ -42,7 +43,7 @@ from handlers.imports import (
 from models import AccountImport, ImportStatus, User, utcnow
 
 log = logging.getLogger(__name__)
-IMPORT_JOB = "app.jobs.import_accounts"
+IMPORT_JOB = Job.IMPORT_ACCOUNTS
 IMPORT_JOB_TIMEOUT = 1800
 PAGE_SIZE = 20
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES
@@ -61,7 +62,7 @@ STATUS_BADGES = {
     ImportStatus.DONE: "ok",
     ImportStatus.FAILED: "error",
 }
-# handlers.imports.ImportFileError codes, worded for the reader.
+# crm.imports.ImportFileError codes, worded for the reader.
 FILE_ERRORS = {
     "empty": _l("The file is empty."),
     "no_name_column": _l(

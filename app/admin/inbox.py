@@ -18,7 +18,6 @@ from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.auth import safe_path
 from app.extensions import harpoon
-from handlers import inbox as inbox_handler
 from models import (
     Channel,
     Contact,
@@ -29,6 +28,7 @@ from models import (
     WelcomeStatus,
     utcnow,
 )
+from pipeline import inbox as inbox_handler
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50

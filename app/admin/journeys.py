@@ -25,7 +25,7 @@ from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.contacts import INTERACTION_LABELS, tag_filter_options
 from app.admin.labels import stage_names, tag_label
-from handlers.tags import TagBook
+from crm.tags import TagBook
 from journeys import definitions
 from journeys.definitions import (
     ACTION_LABELS,

@@ -7,7 +7,7 @@ one labels it from here, so a role reads the same on Contacts, Accounts and Tags
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
 
-from handlers.titles import SENIORITIES
+from crm.titles import SENIORITIES
 from models import AccountSource, ContentKind, LinkMedium, Tag, TagGroup, TagSource
 from scoring.model import DEFAULT_STAGES, Stage
 

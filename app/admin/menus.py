@@ -25,8 +25,9 @@ from app.admin.access import audit, requires, workspace_id
 from app.admin.contacts import tag_filter_options
 from app.admin.labels import TAG_GROUP_LABELS, tag_label
 from app.extensions import harpoon
-from handlers.rule_config import MAX_REPLY
-from handlers.tags import Followups, TagBook
+from core.jobs import Followups
+from crm.rule_config import MAX_REPLY
+from crm.tags import TagBook
 from models import (
     Channel,
     ChannelKind,

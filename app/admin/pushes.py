@@ -30,6 +30,7 @@ from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
 from app.admin.labels import error_messages
 from app.extensions import harpoon
+from core.jobs import Job
 from models import (
     BatchStatus,
     Channel,
@@ -575,7 +576,7 @@ def _start_if_due(push: Push) -> None:
         )
         return
     try:
-        harpoon().queue.enqueue("app.jobs.send_push", push.id, timeout=3600)
+        harpoon().queue.enqueue(Job.SEND_PUSH, push.id, timeout=3600)
     except RedisError as exc:
         log.warning("push %s could not be queued: %s", push.id, exc)
         flash(_("The job queue is unreachable: the push starts within a minute of its return."))

@@ -1,7 +1,7 @@
 """Channel QR codes: parametric OA codes per event, poster or webinar, with the tags a
 scan gives, the welcome reply it answers with, and their scans and follows per day.
 
-outreach.qrcodes asks WeChat first and stores the code after, so a refusal leaves
+outreach.qr_codes asks WeChat first and stores the code after, so a refusal leaves
 nothing behind; the image is drawn here from the code's content (segno), so no
 image service is needed.
 """
@@ -33,10 +33,10 @@ from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.labels import TAG_GROUP_LABELS, error_messages, tag_label
 from app.extensions import harpoon
-from handlers.rule_config import MAX_REPLY
-from handlers.tags import TagBook
+from crm.rule_config import MAX_REPLY
+from crm.tags import TagBook
 from models import Channel, ChannelKind, QrCode, TagGroup
-from outreach.qrcodes import (
+from outreach.qr_codes import (
     MAX_EXPIRE_SECONDS,
     MAX_NAME,
     MAX_PERMANENT_SCENE,
@@ -66,7 +66,7 @@ STATUS_LABELS = {
     QrStatus.ARCHIVED: _l("Archived"),
 }
 STATUS_BADGES = {QrStatus.ACTIVE: "ok", QrStatus.EXPIRED: "warn", QrStatus.ARCHIVED: ""}
-# Where each of outreach.qrcodes' error keys shows on the form.
+# Where each of outreach.qr_codes' error keys shows on the form.
 ERROR_FIELDS = {"permanent": "validity", "expire_seconds": "expire_days"}
 # What WeChat's refusals of qrcode/create mean for the person filling in the form.
 WECHAT_REFUSALS = {
@@ -88,7 +88,7 @@ def _strip(value):
 
 
 class QrCodeEditForm(FlaskForm):
-    """What Harpoon alone keeps of a code; outreach.qrcodes checks it."""
+    """What Harpoon alone keeps of a code; outreach.qr_codes checks it."""
 
     name = StringField(_l("Name"), filters=[_strip])
     tag_ids = SelectMultipleField(_l("Tags"), choices=[], coerce=int)
@@ -230,7 +230,7 @@ def qr_codes():
 
 
 def _scene_value(form: QrCodeForm) -> int | str | None:
-    """The scene as outreach.qrcodes takes it: an int for a number (None: the next free
+    """The scene as outreach.qr_codes takes it: an int for a number (None: the next free
     one), a str for a text."""
     if form.scene_kind.data == "text":
         return form.scene.data or ""
@@ -249,7 +249,7 @@ def _expire_seconds(days: int | None, permanent: bool) -> int | None:
 
 
 def _show_input_errors(form: FlaskForm, messages: dict) -> None:
-    """outreach.qrcodes' refusals, translated, on the fields they concern."""
+    """outreach.qr_codes' refusals, translated, on the fields they concern."""
     for key, errors in messages.items():
         name = ERROR_FIELDS.get(key, key)
         shown = [_(message) for message in error_messages(errors)]

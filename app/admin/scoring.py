@@ -25,8 +25,9 @@ from app.admin.access import audit, requires, workspace_id
 from app.admin.contacts import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS
 from app.extensions import harpoon
-from handlers.rule_config import INTERACTION_KINDS
-from handlers.titles import SENIORITIES
+from core.jobs import Job
+from crm.rule_config import INTERACTION_KINDS
+from crm.titles import SENIORITIES
 from models import Account, Contact, ScoringModel, User, utcnow
 from scoring import config
 from scoring.engine import Scorer, load_model, save_model, workspace_zone
@@ -42,8 +43,8 @@ TABS = {
     "stages": _l("Stages & surge"),
     "history": _l("History"),
 }
-RESCORE_JOB = "rescore_workspace"  # app.jobs, asked for like a drain's follow-ups
-REFRESH_JOB = "refresh_workspace_scores"
+RESCORE_JOB = Job.RESCORE_WORKSPACE  # asked for like a drain's follow-ups
+REFRESH_JOB = Job.REFRESH_WORKSPACE_SCORES
 HISTORY_PAGE_SIZE = 50
 EXAMPLES = 10  # accounts a preview lists
 PREVIEW_SAMPLE = 5000  # accounts a preview judges; a larger workspace is sampled evenly

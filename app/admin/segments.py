@@ -23,8 +23,8 @@ from app.admin.access import audit, requires, workspace_id
 from app.admin.channels import KIND_LABELS
 from app.admin.contacts import INTERACTION_LABELS, tag_filter_options
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS, stage_names
-from handlers.tags import TagBook
-from handlers.titles import SENIORITIES
+from crm.tags import TagBook
+from crm.titles import SENIORITIES
 from models import (
     Account,
     Channel,

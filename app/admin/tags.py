@@ -28,9 +28,10 @@ from app.admin.labels import (
     tag_label,
 )
 from app.extensions import harpoon
+from core.jobs import Followups, Job
 from core.references import TAG
-from handlers.contacts import title_dictionary
-from handlers.rule_config import (
+from crm.contacts import title_dictionary
+from crm.rule_config import (
     DEFAULT_PROFILE_PATTERN,
     INTERACTION_KINDS,
     REPLY_KINDS,
@@ -38,15 +39,8 @@ from handlers.rule_config import (
     rule_tag,
     validate_rule,
 )
-from handlers.tags import (
-    COLUMN_GROUPS,
-    MAX_TAG_NAME,
-    SYNC_TAGS,
-    Followups,
-    TagBook,
-    queue_holders_sync,
-)
-from handlers.titles import ROLE_RULES, SENIORITY_RULES, normalize_title
+from crm.tags import COLUMN_GROUPS, MAX_TAG_NAME, TagBook, queue_holders_sync
+from crm.titles import ROLE_RULES, SENIORITY_RULES, normalize_title
 from models import (
     Channel,
     ChannelKind,
@@ -225,7 +219,7 @@ class TagEditForm(FlaskForm):
 
 
 class RuleForm(FlaskForm):
-    """What every rule has; the kind's own settings are checked by handlers.rule_config."""
+    """What every rule has; the kind's own settings are checked by crm.rule_config."""
 
     kind = SelectField(
         _l("Kind"), choices=lambda: list(RULE_KIND_LABELS.items()), default=RuleKind.KEYWORD
@@ -937,7 +931,7 @@ def tags_synonym_create():
 def _retag_titles() -> None:
     """Contacts' recorded titles are re-read with the new dictionary, in a job."""
     ws = workspace_id()
-    harpoon().queue.enqueue("app.jobs.retag_titles", ws, job_id=f"retag_titles-{ws}")
+    harpoon().queue.enqueue(Job.RETAG_TITLES, ws, job_id=f"retag_titles-{ws}")
 
 
 @bp.post("/tags/dictionary/<int:synonym_id>/delete")
@@ -1010,7 +1004,7 @@ def tags_sync_run():
         db().commit()
     if not channel_ids:
         flash(_("No channel is connected yet."), "error")
-    elif _enqueue_sync({(SYNC_TAGS, channel_id) for channel_id in channel_ids}):
+    elif _enqueue_sync({(Job.SYNC_TAGS, channel_id) for channel_id in channel_ids}):
         flash(
             ngettext(
                 "Sync started for %(num)s channel.",
@@ -1038,7 +1032,7 @@ def tags_sync_retry():
     )
     audit(db(), "tag_sync.retry", "workspace", ws, {"items": retried})
     db().commit()
-    if _enqueue_sync({(SYNC_TAGS, channel_id) for channel_id in _workspace_channel_ids()}):
+    if _enqueue_sync({(Job.SYNC_TAGS, channel_id) for channel_id in _workspace_channel_ids()}):
         flash(
             ngettext(
                 "%(num)s failed item queued again.", "%(num)s failed items queued again.", retried

@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
+from crm.api_keys import SIGNATURE_TOLERANCE_SECONDS
 from journeys.webhooks import (
     DELIVERY_HEADER,
     ROTATION_GRACE,
@@ -20,7 +21,6 @@ from journeys.webhooks import (
     secret_of,
 )
 from models import User, utcnow
-from outreach.api_keys import SIGNATURE_TOLERANCE_SECONDS
 
 
 @bp.get("/webhooks")

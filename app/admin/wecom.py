@@ -1,6 +1,6 @@
 """WeCom sales pages: 联系我 codes with their adds, and the staff who receive them.
 
-A code lives in WeCom and in Harpoon: handlers.contact_ways changes both, WeCom
+A code lives in WeCom and in Harpoon: sales.contact_ways changes both, WeCom
 first, so a refusal leaves nothing behind. Staff come from a sync job; the
 admin maps each one to the user they sign in as, which links them to accounts.
 """
@@ -31,21 +31,9 @@ from app.admin.access import audit, ids_of_workspace, requires, workspace_id
 from app.admin.dashboard import last_days, local_day
 from app.admin.labels import ADD_WAY_LABELS, TAG_GROUP_LABELS, error_messages, tag_label
 from app.extensions import harpoon
+from core.jobs import Job
 from core.references import USER, Reference, declare
-from handlers.contact_ways import (
-    MAX_NAME,
-    MAX_STAFF,
-    MAX_STATE,
-    MAX_WELCOME,
-    STATE_TAKEN,
-    WELCOME_PLACEHOLDERS,
-    create_contact_way,
-    delete_contact_way,
-    unknown_placeholders,
-    update_contact_way,
-)
-from handlers.staff import staff_accounts
-from handlers.tags import TagBook
+from crm.tags import TagBook
 from models import (
     Account,
     Channel,
@@ -58,6 +46,19 @@ from models import (
     User,
     utcnow,
 )
+from sales.contact_ways import (
+    MAX_NAME,
+    MAX_STAFF,
+    MAX_STATE,
+    MAX_WELCOME,
+    STATE_TAKEN,
+    WELCOME_PLACEHOLDERS,
+    create_contact_way,
+    delete_contact_way,
+    unknown_placeholders,
+    update_contact_way,
+)
+from sales.staff import staff_accounts
 from wechat.clients import WeChatApiError
 
 ADDS_DAYS = 30
@@ -85,7 +86,7 @@ def _placeholder_list(names) -> str:
 
 
 class ContactWayForm(FlaskForm):
-    """The code as the admin edits it; handlers.contact_ways checks it again for WeCom."""
+    """The code as the admin edits it; sales.contact_ways checks it again for WeCom."""
 
     name = StringField(
         _l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=MAX_NAME)]
@@ -310,7 +311,7 @@ def _form_for(channel: Channel, way: ContactWay | None) -> ContactWayForm:
 
 
 def _show_input_errors(form: ContactWayForm, messages: dict) -> None:
-    """handlers.contact_ways' refusals, on the fields they concern."""
+    """sales.contact_ways' refusals, on the fields they concern."""
     for name, errors in messages.items():
         shown = [
             _("Another code of this channel uses this state.") if e == STATE_TAKEN else e
@@ -487,7 +488,7 @@ def _staff_or_404(staff_id: int) -> Staff:
 @requires("wecom.manage")
 def staff_sync(channel_id: int):
     channel = _wecom_channel_or_404(channel_id)
-    harpoon().queue.enqueue("app.jobs.sync_staff", channel.id, job_id=f"sync_staff-{channel.id}")
+    harpoon().queue.enqueue(Job.SYNC_STAFF, channel.id, job_id=f"sync_staff-{channel.id}")
     flash(
         _("Syncing the staff of %(name)s: reload the page in a moment.", name=channel.name),
         "success",

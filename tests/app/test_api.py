@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from app.channels import workspace_named
+from crm.api_keys import create_api_key, revoke_api_key, sign
+from crm.channels import workspace_named
 from models import (
     Account,
     Contact,
@@ -17,7 +18,6 @@ from models import (
     Interaction,
     ScoreEntry,
 )
-from outreach.api_keys import create_api_key, revoke_api_key, sign
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
 
 

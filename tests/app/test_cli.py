@@ -84,23 +84,29 @@ def test_worker_and_cron_refuse_the_embedded_queue(make_app):
         assert "embedded queue" in result.output
 
 
-def test_cron_jobs_resolve_to_job_functions(app):
+def test_every_job_name_has_a_function_rq_can_find_again(app):
+    """RQ stores a job as its function's dotted path and imports it in the worker."""
     from werkzeug.utils import import_string
 
-    from app.extensions import harpoon
-    from config.rq import cron_jobs
+    from app.jobs import JOBS
+    from core.jobs import Job
 
-    with app.app_context():
-        jobs = cron_jobs(harpoon().settings)
-    assert [job["func"] for job in jobs] == [
-        "app.jobs.sweep_inbox",
-        "app.jobs.tag_inactive_contacts",
-        "app.jobs.refresh_group_send_results",
-        "app.jobs.refresh_scores",
-        "app.jobs.send_due_pushes",
-        "app.jobs.run_due_journeys",
+    assert set(JOBS) == set(Job)
+    for name, func in JOBS.items():
+        assert import_string(f"{func.__module__}.{func.__qualname__}") is func, name
+
+
+def test_cron_jobs_are_registered_jobs(app):
+    queue = harpoon_of(app).queue
+    assert [func.__name__ for func, _interval in queue.cron] == [
+        "sweep_inbox",
+        "tag_inactive_contacts",
+        "refresh_group_send_results",
+        "refresh_scores",
+        "send_due_pushes",
+        "run_due_journeys",
     ]
-    assert all(callable(import_string(job["func"])) for job in jobs)
+    assert all(queue.jobs[func.__name__] is func for func, _interval in queue.cron)
 
 
 def test_worker_command_drains_with_real_redis(app, runner):

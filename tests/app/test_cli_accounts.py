@@ -1,6 +1,6 @@
 """`flask accounts import`: a list imported in-process, its refused rows printed."""
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import Account, AccountImport
 from tests.app.admin.conftest import make_user
 from tests.conftest import harpoon_of

@@ -4,7 +4,7 @@ asked for many times run once, and an ask made while one runs queues the next.""
 import pytest
 from sqlalchemy import text
 
-from handlers.inbox import DRAIN_LOCK_SPACE
+from pipeline.drain import DRAIN_LOCK_SPACE
 from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
 from tests.helpers import inbox, post_oa
 from wechat import simulate
@@ -46,7 +46,7 @@ def test_a_drain_that_finds_another_running_leaves_the_request_to_it(app):
 
 
 def test_wecom_events_are_drained_before_an_oa_backlog(app):
-    from handlers.inbox import drain
+    from pipeline.drain import drain
     from tests.conftest import WECOM_CREDS
     from tests.helpers import post_wecom
 

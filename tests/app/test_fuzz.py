@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.admin import limiter
-from app.channels import workspace_named
-from handlers.touchpoints import KINDS
+from crm.api_keys import create_api_key
+from crm.channels import workspace_named
+from crm.touchpoints import KINDS
 from models import FormSubmission, InboundEvent, PageView
-from outreach.api_keys import create_api_key
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
 from tests.helpers import open_form_outside_wechat
 from wechat import simulate

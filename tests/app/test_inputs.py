@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.api import MAX_BODY_BYTES
-from app.channels import workspace_named
 from app.inputs import DEFAULT_MAX_BODY_BYTES
 from app.public import MAX_POST_BYTES
+from crm.api_keys import create_api_key
+from crm.channels import workspace_named
 from models import FormSubmission, InboundEvent, PageView, SavedSegment
-from outreach.api_keys import create_api_key
 from tests.app.admin.conftest import csrf_token, make_user, sign_in
 from tests.conftest import OA_CREDS, harpoon_of, make_channel
 from tests.helpers import open_form_outside_wechat

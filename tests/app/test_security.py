@@ -3,8 +3,8 @@ WeChat's callbacks; HSTS only when Harpoon is served over HTTPS."""
 
 import pytest
 
-from app.channels import workspace_named
 from app.security import PAGE_POLICY, READER_POLICY, RESOURCE_POLICY, policy_header
+from crm.channels import workspace_named
 from models import Content, ContentKind
 from outreach.content import create_link
 from tests.app.admin.conftest import make_user, sign_in

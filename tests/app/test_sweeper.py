@@ -57,6 +57,6 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
     queue.default.empty()
     queue._enqueue_periodic(last_run)  # the next tick: no interval has passed yet
     assert queue.default.jobs == []
-    last_run["app.jobs.sweep_inbox"] -= harpoon_of(app).settings.sweep_interval_seconds
+    last_run["sweep_inbox"] -= harpoon_of(app).settings.sweep_interval_seconds
     queue._enqueue_periodic(last_run)
     assert [job.func_name for job in queue.default.jobs] == ["app.jobs.sweep_inbox"]

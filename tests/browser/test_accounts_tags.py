@@ -6,7 +6,7 @@ import re
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from handlers.rule_config import DEFAULT_PROFILE_PATTERN
+from crm.rule_config import DEFAULT_PROFILE_PATTERN
 from models import RuleKind, TagRule, Workspace
 from tests.app.admin.conftest import make_user
 from tests.browser.conftest import screenshot

@@ -19,7 +19,7 @@ from tests.app.admin.test_forms import submit
 from tests.browser.conftest import screenshot
 from tests.browser.test_admin import sign_in
 from tests.helpers import all_of
-from tests.outreach.test_qrcodes import tag_ids
+from tests.outreach.test_qr_codes import tag_ids
 
 
 def readers(app, link_id: int, staff_id: int) -> None:

@@ -25,7 +25,7 @@ from app.demo import (
     seed_platform,
     seed_workspace,
 )
-from app.demo_data import ARTICLE_LINKS, demo_links
+from demo.data import ARTICLE_LINKS, demo_links
 from models import (
     Account,
     AccountImport,

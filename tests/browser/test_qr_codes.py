@@ -11,7 +11,7 @@ from tests.app.admin.conftest import make_user
 from tests.browser.conftest import screenshot
 from tests.browser.test_admin import sign_in
 from tests.helpers import all_of
-from tests.outreach.test_qrcodes import connect_oa, tag_ids, touches
+from tests.outreach.test_qr_codes import connect_oa, tag_ids, touches
 from tests.wechat.sandbox_server import SandboxServer
 
 

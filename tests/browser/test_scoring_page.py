@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from scoring.engine import load_model
 from scoring.model import DEFAULT_RULES, PRESETS
 from tests.app.admin.conftest import make_user

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from playwright.sync_api import expect
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import Account, Contact, Interaction, utcnow
 from scoring.engine import Scorer
 from tests.app.admin.conftest import make_user

@@ -4,9 +4,9 @@ refused, a value of the wrong type included."""
 import pytest
 from marshmallow import ValidationError
 
-from app.channels import workspace_named
 from core.references import NOT_WORKSPACE_TAGS, TAG, Reference, unknown_references
-from handlers.rule_config import rule_tag
+from crm.channels import workspace_named
+from crm.rule_config import rule_tag
 from models import Tag
 from tests.conftest import harpoon_of
 

@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.demo import register_tenant
-from handlers.notify import MESSAGES_PER_MINUTE, notify_staff
-from handlers.tags import TagBook
+from crm.tags import TagBook
 from models import (
     Account,
     Channel,
@@ -21,9 +20,10 @@ from models import (
     WelcomeStatus,
     utcnow,
 )
+from sales.notify import MESSAGES_PER_MINUTE, notify_staff
 from tests.app.admin.conftest import make_user
 from tests.conftest import WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.handlers.test_identity_and_tags import tag_names
+from tests.crm.test_identity_and_tags import tag_names
 from wechat.sandbox import wecom
 
 CONTACT_SECRET, AGENT_SECRET, AGENT_ID = "contact-secret", "agent-secret", "1000002"

@@ -10,7 +10,7 @@ import pytest
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from journeys.definitions import (
     JourneyError,
     archive,

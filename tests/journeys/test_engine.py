@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handlers.tags import TagBook
+from crm.tags import TagBook
 from journeys import engine
 from journeys.engine import Platform, Touch
 from models import (
@@ -429,7 +429,7 @@ def scan(app, at=None) -> int:
 
 
 def test_condition_triggers_enrol_what_happened_since_the_last_check(app, tags):
-    from handlers.tags import apply_tags
+    from crm.tags import apply_tags
     from models import Account, TagSource
     from scoring.engine import set_stage
 

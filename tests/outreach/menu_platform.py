@@ -8,7 +8,8 @@ go through Harpoon's real pipeline.
 from sqlalchemy import select
 
 from app.demo import register_tenant
-from handlers.tags import Followups, TagBook, apply_tags
+from core.jobs import Followups
+from crm.tags import TagBook, apply_tags
 from models import Channel, Identity, IdentityKind, TagSource
 from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
 from wechat.sandbox import oa

@@ -10,8 +10,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.channels import workspace_named
 from app.demo import register_tenant
+from core.tokens import Purpose, Sharer, Signer, share_token
+from crm.channels import workspace_named
 from models import (
     Channel,
     Contact,
@@ -25,7 +26,6 @@ from models import (
     Staff,
 )
 from outreach.content import create_link
-from outreach.tokens import Purpose, Sharer, Signer, share_token
 from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
 from tests.wechat.sandbox_server import SandboxServer
 
@@ -369,7 +369,7 @@ def test_an_openid_the_platform_does_not_know_never_blocks_the_oas_enrichment(
 ):
     """A reader's openid is looked up (user/info) like a follower's; a bogus one posted
     through the API is marked, and the batch it came with is enriched all the same."""
-    from outreach.api_keys import create_api_key
+    from crm.api_keys import create_api_key
 
     _, code = make_content(app, channel_id)
     open_in_wechat(app.test_client(), platform, f"/t/{code}", "oRealReader")

@@ -13,7 +13,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from app.channels import workspace_named
+from core.tokens import Purpose, Signer
+from crm.channels import workspace_named
 from models import (
     Account,
     Contact,
@@ -30,7 +31,6 @@ from models import (
 )
 from models.content import FollowUpStatus
 from outreach.content import create_link
-from outreach.tokens import Purpose, Signer
 from tests.conftest import OA_CREDS, harpoon_of, run_jobs
 from tests.outreach.test_content import WECHAT, all_rows, connect_oa, open_in_wechat
 from tests.wechat.sandbox_server import SandboxServer

@@ -7,9 +7,9 @@ import copy
 import pytest
 from sqlalchemy import select
 
+from core.jobs import Followups
 from core.references import TAG
-from handlers.rules import RuleBook
-from handlers.tags import Followups
+from crm.rules import RuleBook
 from models import (
     Channel,
     ContactTag,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from handlers.tags import TagBook, apply_tags
+from crm.tags import TagBook, apply_tags
 from models import (
     BatchStatus,
     Channel,

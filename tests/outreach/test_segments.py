@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import (
     Account,
     Channel,

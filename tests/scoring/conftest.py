@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from tests.conftest import harpoon_of
 
 

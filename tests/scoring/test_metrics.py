@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.channels import workspace_named
-from handlers.accounts import BUYING_COMMITTEE
+from crm.accounts import BUYING_COMMITTEE
+from crm.channels import workspace_named
 from models import Account, AccountSnapshot, Contact, Interaction, ScoreEntry
 from scoring.metrics import abm_metrics, abm_trend, stage_funnel, stages_from
 from scoring.model import Model, Stage, StageRules

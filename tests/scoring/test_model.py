@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handlers.rule_config import INTERACTION_KINDS
+from crm.rule_config import INTERACTION_KINDS
 from scoring.model import (
     DEFAULT_RULES,
     PRESETS,

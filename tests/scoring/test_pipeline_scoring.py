@@ -6,8 +6,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from handlers.inbox import drain
 from models import Account, Contact, InboundEvent, ScoreEntry, StageChange
+from pipeline.drain import drain
 from tests.conftest import harpoon_of, run_jobs
 from tests.helpers import inbox, post_oa
 from wechat import simulate

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from app.channels import workspace_named
-from app.users import create_user
+from crm.channels import workspace_named
+from crm.users import create_user
 from tests.conftest import harpoon_of
 
 PASSWORD = "correct horse battery"

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select
 
-from app.channels import workspace_named
-from handlers.accounts import assign_account
-from handlers.companies import normalize_company
-from handlers.tags import TagBook, apply_tags, contact_tags
+from crm.accounts import assign_account
+from crm.channels import workspace_named
+from crm.companies import normalize_company
+from crm.tags import TagBook, apply_tags, contact_tags
 from models import (
     Account,
     AccountSnapshot,

@@ -6,8 +6,8 @@ import re
 
 from sqlalchemy import text
 
+from crm.api_keys import key_for
 from models import ApiKey, AuditLog
-from outreach.api_keys import key_for
 from tests.app.admin.conftest import csrf_token, in_english, post_form
 from tests.app.admin.test_channels import field_errors
 from tests.app.admin.test_content import session_of

@@ -2,7 +2,7 @@
 
 import re
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import AuditLog
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.conftest import harpoon_of, run_jobs

@@ -4,7 +4,7 @@ import re
 
 from sqlalchemy import select
 
-from handlers.tags import TagBook, apply_tags, contact_tags
+from crm.tags import TagBook, apply_tags, contact_tags
 from models import AccountSource, AuditLog, Contact, Tag, TagGroup, TagSource
 from tests.app.admin.conftest import in_english
 from tests.app.admin.test_accounts import load, make_account, make_contact, post

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import Account, AuditLog, Contact, StageChange, utcnow
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs

@@ -15,8 +15,9 @@ import pytest
 
 from app.admin.contacts import INTERACTION_LABELS, PROPERTY_LABELS, key_properties
 from app.admin.labels import LINK_MEDIUM_LABELS
-from app.channels import workspace_named
-from handlers.touchpoints import KINDS
+from core.tokens import Signer, verify_share
+from crm.channels import workspace_named
+from crm.touchpoints import KINDS
 from models import (
     Account,
     AuditLog,
@@ -30,7 +31,6 @@ from models import (
 )
 from outreach import library
 from outreach.content import create_link
-from outreach.tokens import Signer, verify_share
 from tests.app.admin.conftest import csrf_token, in_english, make_user, post_form, sign_in
 from tests.app.admin.test_channels import field_errors
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel

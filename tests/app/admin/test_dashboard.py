@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import Account, AccountSnapshot, Contact
 from tests.app.admin.conftest import in_english
 from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs

@@ -21,7 +21,7 @@ from tests.app.admin.test_content import (
     workspace_id,
 )
 from tests.helpers import all_of
-from tests.outreach.test_qrcodes import tag_ids
+from tests.outreach.test_qr_codes import tag_ids
 
 
 def definition(**changes) -> dict:

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from app.channels import workspace_named
-from handlers.group_send import MONTHLY_LIMIT, NOT_SENT, SENT, GroupSendStatus
-from handlers.tags import TagBook
+from crm.channels import workspace_named
+from crm.tags import TagBook
 from models import (
     AuditLog,
     Channel,
@@ -23,6 +22,7 @@ from models import (
     User,
     utcnow,
 )
+from sales.group_send import MONTHLY_LIMIT, NOT_SENT, SENT, GroupSendStatus
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.app.admin.test_channels import field_errors
 from tests.conftest import harpoon_of

@@ -10,7 +10,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from app.admin import imports as imports_page
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import Account, AccountImport, AuditLog
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.conftest import harpoon_of, run_jobs

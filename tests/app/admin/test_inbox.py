@@ -5,8 +5,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from app.channels import workspace_named
-from handlers.touchpoints import api_row
+from crm.channels import workspace_named
+from crm.touchpoints import api_row
 from models import AuditLog, InboundEvent, User, utcnow
 from tests.app.admin.conftest import csrf_token, in_english
 from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 from sqlalchemy import select
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from journeys.definitions import create_journey, go_live, save_version
 from models import (
     AuditLog,

@@ -3,7 +3,7 @@
 import re
 from datetime import timedelta
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import Channel, NotificationStatus, Staff, StaffNotification, utcnow
 from tests.app.admin.conftest import in_english
 from tests.conftest import harpoon_of

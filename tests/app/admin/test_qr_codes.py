@@ -15,7 +15,7 @@ from tests.app.admin.conftest import csrf_token, in_english, post_form
 from tests.app.admin.test_channels import field_errors
 from tests.conftest import OA_CREDS
 from tests.helpers import all_of, post_oa
-from tests.outreach.test_qrcodes import (
+from tests.outreach.test_qr_codes import (
     connect_oa,
     create,
     sandbox_codes,

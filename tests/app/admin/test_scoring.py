@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.admin import scoring as scoring_page
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import (
     Account,
     AccountSnapshot,

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import select
 
-from app.channels import workspace_named
+from crm.channels import workspace_named
 from models import AuditLog, Push, PushStatus, SavedSegment, Tag
 from outreach.segments import Range, Segment
 from tests.app.admin.conftest import csrf_token, in_english

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.channels import workspace_named
-from handlers.rule_config import DEFAULT_PROFILE_PATTERN
+from crm.channels import workspace_named
+from crm.rule_config import DEFAULT_PROFILE_PATTERN
 from models import (
     AuditLog,
     Contact,

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.channels import workspace_named
-from handlers.accounts import account_named
-from handlers.tags import TagBook
+from crm.accounts import account_named
+from crm.channels import workspace_named
+from crm.tags import TagBook
 from models import AuditLog, Contact, ContactWay, FollowRelation, Staff, TagGroup, User, utcnow
 from tests.app.admin.conftest import csrf_token, in_english, post_form
 from tests.app.admin.test_channels import field_errors

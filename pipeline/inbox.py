@@ -1,0 +1,172 @@
+"""The durable inbox: callbacks and touchpoints stored as rows (the database is the source
+of truth; Redis only carries "please drain"), and what operators read and do with them."""
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from models import InboundEvent, InboxStatus, utcnow
+from models.base import insert_ignoring_conflicts
+
+
+def retry(session: Session, event_id: int, workspace_id: int | None = None) -> bool:
+    """Put a failed or dead event back in line now (the operator's retry).
+
+    `workspace_id`, when given, must own the event (the admin page passes the user's).
+    """
+    scope = [] if workspace_id is None else [InboundEvent.workspace_id == workspace_id]
+    updated = session.execute(
+        update(InboundEvent)
+        .where(
+            *scope,
+            InboundEvent.id == event_id,
+            InboundEvent.status.in_((InboxStatus.FAILED, InboxStatus.DEAD)),
+        )
+        .values(status=InboxStatus.PENDING, next_attempt_at=utcnow(), attempts=0)
+    )
+    return updated.rowcount == 1
+
+
+def status_counts(session: Session, workspace_id: int) -> dict[str, int]:
+    """How many of a workspace's events are in each status."""
+    rows = session.execute(
+        select(InboundEvent.status, func.count())
+        .where(InboundEvent.workspace_id == workspace_id)
+        .group_by(InboundEvent.status)
+    )
+    return dict(rows.all())
+
+
+def oldest_pending(session: Session, workspace_id: int) -> datetime | None:
+    """When the longest-waiting pending event of a workspace arrived."""
+    return session.scalar(
+        select(func.min(InboundEvent.received_at)).where(
+            InboundEvent.workspace_id == workspace_id,
+            InboundEvent.status == InboxStatus.PENDING,
+        )
+    )
+
+
+def stats(session: Session) -> list[dict]:
+    """Counts per workspace and status, with the oldest pending event's age."""
+    rows = session.execute(
+        select(
+            InboundEvent.workspace_id,
+            InboundEvent.status,
+            func.count(),
+            func.min(InboundEvent.received_at),
+        ).group_by(InboundEvent.workspace_id, InboundEvent.status)
+    )
+    return [
+        {"workspace_id": ws, "status": status, "count": count, "oldest": oldest}
+        for ws, status, count, oldest in rows
+    ]
+
+
+class InboxWriter:
+    """Stores callbacks in the inbox; concurrent requests share one INSERT.
+
+    Group commit: a request that finds no write under way becomes the writer,
+    inserts every row waiting (its own first) in one statement and one commit,
+    then hands the pen to the next waiting request. Every request still
+    answers WeChat only once the commit carrying its row is done.
+    """
+
+    def __init__(self, engine: Engine, max_batch: int = 200):
+        self._engine = engine
+        self._max_batch = max_batch
+        self._statement = (
+            insert_ignoring_conflicts(engine.dialect.name, InboundEvent.__table__)
+            .values(
+                {
+                    "workspace_id": bindparam("workspace_id"),
+                    "channel_id": bindparam("channel_id"),
+                    "platform": bindparam("platform"),
+                    "dedupe_key": bindparam("dedupe_key"),
+                    "payload": bindparam("payload"),
+                    "status": bindparam("status"),
+                    "attempts": bindparam("attempts"),
+                    "received_at": bindparam("received_at"),
+                    "next_attempt_at": bindparam("received_at"),
+                }
+            )
+            .returning(InboundEvent.channel_id, InboundEvent.dedupe_key)
+        )
+        self._lock = threading.Lock()
+        self._waiting: list[_PendingRow] = []
+        self._writing = False
+
+    def store(
+        self, *, workspace_id: int, channel_id: int, platform: str, dedupe_key: str, payload: str
+    ) -> bool:
+        """Insert one callback; False when it is a retry the inbox already has."""
+        row = _PendingRow(
+            {
+                "workspace_id": workspace_id,
+                "channel_id": channel_id,
+                "platform": platform,
+                "dedupe_key": dedupe_key,
+                "payload": payload,
+                "status": InboxStatus.PENDING.value,
+                "attempts": 0,
+                "received_at": utcnow(),
+            }
+        )
+        with self._lock:
+            self._waiting.append(row)
+            lead, self._writing = not self._writing, True
+        if not lead:
+            row.wake.wait()
+        if not row.written:  # led from the start, or handed the pen
+            self._write_batch()
+        if row.error is not None:
+            raise row.error
+        return row.stored
+
+    def _write_batch(self) -> None:
+        with self._lock:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+        try:
+            inserted = self._insert([row.params for row in batch])
+        except Exception as exc:  # every request of the batch answers with it
+            for row in batch:
+                row.error = exc
+        else:
+            for row in batch:
+                key = (row.params["channel_id"], row.params["dedupe_key"])
+                row.stored = key in inserted
+                inserted.discard(key)  # a retry in the same batch is not new
+        for row in batch:
+            row.written = True
+            row.wake.set()
+        with self._lock:
+            if self._waiting:
+                self._waiting[0].wake.set()  # not written: it becomes the writer
+            else:
+                self._writing = False
+
+    def _insert(self, rows: list[dict]) -> set[tuple[int, str]]:
+        """One autocommit INSERT ... ON CONFLICT DO NOTHING, retried on a dropped connection."""
+        for attempt in (1, 2):
+            try:
+                with self._engine.connect() as conn:
+                    return {tuple(r) for r in conn.execute(self._statement, rows)}
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class _PendingRow:
+    params: dict
+    wake: threading.Event = field(default_factory=threading.Event)
+    written: bool = False
+    stored: bool = False
+    error: Exception | None = None

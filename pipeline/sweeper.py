@@ -1,0 +1,127 @@
+"""The sweeper: what a drain or a follow-up job should have taken by now, found in the
+database and asked for again (Redis was down, a worker died, a retry is due)."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from core.jobs import Job
+from crm.contacts import settle_merged
+from models import (
+    FollowUpStatus,
+    FormSubmission,
+    Identity,
+    IdentityKind,
+    InboundEvent,
+    InboxStatus,
+    NotificationStatus,
+    StaffNotification,
+    SyncStatus,
+    TagSyncItem,
+    WelcomeMessage,
+    WelcomeStatus,
+    utcnow,
+)
+
+
+@dataclass
+class Sweep:
+    workspaces: list[int]  # with events a drain should have taken by now
+    followups: set[tuple[str, int]]  # follow-up jobs whose work is still waiting
+    settled: int  # late records of merged contacts moved to their survivor
+
+
+def sweep(session: Session, grace_seconds: int) -> Sweep:
+    """What is overdue, found in one pass (and merged contacts' late records settled)."""
+    found = Sweep(
+        workspaces=workspaces_due(session, grace_seconds),
+        followups=followups_due(session, grace_seconds),
+        settled=settle_merged(session),
+    )
+    session.commit()
+    return found
+
+
+def workspaces_due(session: Session, grace_seconds: int) -> list[int]:
+    """Workspaces with events a drain should have taken by now (for the sweeper)."""
+    now = utcnow()
+    stale = now - timedelta(seconds=grace_seconds)
+    stmt = (
+        select(InboundEvent.workspace_id)
+        .where(
+            or_(
+                (InboundEvent.status == InboxStatus.PENDING)
+                & (InboundEvent.next_attempt_at <= stale),
+                (InboundEvent.status == InboxStatus.FAILED) & (InboundEvent.next_attempt_at <= now),
+            )
+        )
+        .distinct()
+    )
+    return list(session.scalars(stmt))
+
+
+def followups_due(session: Session, grace_seconds: int) -> set[tuple[str, int]]:
+    """Enrichment and tag sync left behind (a job failed, Redis was down): for the sweeper."""
+    now = utcnow()
+    stale = now - timedelta(seconds=grace_seconds)
+    jobs = {
+        (
+            Job.ENRICH_FOLLOWERS if kind == IdentityKind.OPENID else Job.ENRICH_EXTERNAL_CONTACTS,
+            channel_id,
+        )
+        for kind, channel_id in session.execute(
+            select(Identity.kind, Identity.channel_id)
+            .where(
+                Identity.enriched_at.is_(None),
+                Identity.channel_id.is_not(None),
+                Identity.kind.in_((IdentityKind.OPENID, IdentityKind.EXTERNAL_USERID)),
+                Identity.created_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    jobs |= {
+        (Job.SYNC_TAGS, channel_id)
+        for (channel_id,) in session.execute(
+            select(TagSyncItem.channel_id)
+            .where(
+                TagSyncItem.status.in_((SyncStatus.PENDING, SyncStatus.FAILED)),
+                TagSyncItem.next_attempt_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    jobs |= {
+        (Job.SEND_NOTIFICATIONS, channel_id)
+        for (channel_id,) in session.execute(
+            select(StaffNotification.channel_id)
+            .where(
+                StaffNotification.status == NotificationStatus.PENDING,
+                StaffNotification.created_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    jobs |= {
+        (Job.SEND_FORM_FOLLOWUPS, workspace_id)
+        for (workspace_id,) in session.execute(
+            select(FormSubmission.workspace_id)
+            .where(
+                FormSubmission.followup_status == FollowUpStatus.PENDING,
+                FormSubmission.contact_id.is_not(None),
+                FormSubmission.submitted_at <= stale,
+            )
+            .distinct()
+        )
+    }
+    jobs |= {
+        (Job.SEND_WELCOMES, channel_id)
+        for (channel_id,) in session.execute(
+            select(WelcomeMessage.channel_id)
+            .where(WelcomeMessage.status == WelcomeStatus.PENDING)
+            .distinct()
+        )
+    }
+    return jobs

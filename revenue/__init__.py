@@ -1,0 +1,1 @@
+"""Opportunities, attribution and lifecycle KPIs."""

@@ -1,0 +1,265 @@
+"""联系我 codes: a QR code that reaches one or several salespeople and stamps every add
+with its `state`, the channel attribution.
+
+WeCom has no list API for them, so the ContactWay row is the only record: it is
+written only after WeCom accepted the change, and a deleted code keeps its row
+(with deleted_at) because the adds it brought point at it. States are unique per
+channel, deleted codes included, so a state always names one code.
+"""
+
+import logging
+import re
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.references import (
+    NOT_WORKSPACE_TAGS,
+    TAG,
+    Reference,
+    declare,
+    unknown_references,
+)
+from models import Channel, ContactWay, Staff, utcnow
+from wechat.clients import WeChatApiError
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = ContactWay.__table__.c.name.type.length
+MAX_STATE = ContactWay.__table__.c.state.type.length  # WeCom's limit too: 30 characters
+MAX_WELCOME = ContactWay.__table__.c.welcome_text.type.length
+MAX_STAFF = 100  # members per code, WeCom's limit
+MAX_REMARK = 30  # WeCom's limit on the code's remark, where the console shows our name
+SINGLE, MULTI = 1, 2  # add_contact_way types: one member / several
+QR_CODE = 2  # add_contact_way scene
+UNKNOWN_CONFIG_ID = 41044
+# Filled in by the welcome message (sales.welcome) from what Harpoon knows.
+WELCOME_PLACEHOLDERS = ("name", "account", "staff", "last_read")
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+REQUIRED = "Required."
+STATE_TAKEN = "Another code of this channel uses this state (deleted codes keep theirs)."
+NOT_ACTIVE_STAFF = "Not staff with the customer-contact permission: {userids}."
+# Staff are checked against the code's own corp (stricter than the workspace), below.
+REFERENCES = declare("contact_way", Reference("tag_ids", TAG, NOT_WORKSPACE_TAGS))
+
+
+def unknown_placeholders(text: str) -> list[str]:
+    """The {placeholders} in a welcome text that nothing fills in, in order of appearance."""
+    names = PLACEHOLDER.findall(text or "")
+    return list(dict.fromkeys(name for name in names if name not in WELCOME_PLACEHOLDERS))
+
+
+class Text(fields.String):
+    """A string with its surrounding spaces dropped (values pasted into forms carry them)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+def _not_blank(value: str) -> None:
+    if not value:
+        raise ValidationError(REQUIRED)
+
+
+class ContactWayInput(Schema):
+    """A code as the admin form gives it: checked before WeCom is asked anything."""
+
+    name = Text(
+        required=True,
+        validate=[_not_blank, validate.Length(max=MAX_NAME)],
+        error_messages={"required": REQUIRED},
+    )
+    state = Text(
+        required=True,
+        validate=[
+            _not_blank,
+            validate.Length(max=MAX_STATE, error=f"At most {MAX_STATE} characters."),
+            validate.Regexp(r"^\S+$", error="No spaces."),
+        ],
+        error_messages={"required": REQUIRED},
+    )
+    staff_userids = fields.List(
+        Text(validate=validate.Length(1, Staff.__table__.c.userid.type.length)),
+        required=True,
+        validate=validate.Length(1, MAX_STAFF, error=f"Choose 1 to {MAX_STAFF} staff members."),
+        error_messages={"required": f"Choose 1 to {MAX_STAFF} staff members."},
+    )
+    skip_verify = fields.Boolean(load_default=True)
+    tag_ids = fields.List(fields.Integer(strict=True), load_default=list)
+    welcome_text = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=MAX_WELCOME, error=f"At most {MAX_WELCOME} characters."),
+    )
+
+    @validates("welcome_text")
+    def _known_placeholders(self, value: str | None, **_kwargs):
+        unknown = unknown_placeholders(value or "")
+        if unknown:
+            shown = ", ".join(f"{{{name}}}" for name in unknown)
+            allowed = ", ".join(f"{{{name}}}" for name in WELCOME_PLACEHOLDERS)
+            raise ValidationError(f"Unknown placeholder {shown}: use only {allowed}.")
+
+    @post_load
+    def _tidy(self, data: dict, **_kwargs) -> dict:
+        data["staff_userids"] = list(dict.fromkeys(data["staff_userids"]))
+        data["tag_ids"] = list(dict.fromkeys(data["tag_ids"]))
+        data["welcome_text"] = (data["welcome_text"] or "").strip() or None
+        return data
+
+
+def contact_way_for_state(
+    session: Session, channel_id: int, state: str | None
+) -> ContactWay | None:
+    """The live code an add's State names (None for an add without one, or a deleted code);
+    only a code of the corp's own workspace."""
+    if not state:
+        return None
+    workspace = select(Channel.workspace_id).where(Channel.id == channel_id).scalar_subquery()
+    return session.scalars(
+        select(ContactWay).where(
+            ContactWay.workspace_id == workspace,
+            ContactWay.channel_id == channel_id,
+            ContactWay.state == state,
+            ContactWay.deleted_at.is_(None),
+        )
+    ).one_or_none()
+
+
+def create_contact_way(session: Session, channel: Channel, client, data: dict) -> ContactWay:
+    """Create the code in WeCom, then its row (flushed, not committed: the caller commits
+    it with its audit entry). ValidationError for bad input, before any call;
+    WeChatApiError when WeCom refuses, with nothing stored."""
+    values = _checked(session, channel, data, way_id=None)
+    answer = client.external_contact.add_contact_way(**_remote_fields(values))
+    way = ContactWay(
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        config_id=answer["config_id"],
+        qr_code=answer.get("qr_code"),
+        **values,
+    )
+    try:
+        with session.begin_nested():
+            session.add(way)
+    except IntegrityError:  # the same state saved meanwhile by someone else
+        _delete_remote(client, answer["config_id"])
+        raise ValidationError({"state": [STATE_TAKEN]}) from None
+    return way
+
+
+def update_contact_way(session: Session, way: ContactWay, client, data: dict) -> bool:
+    """Apply an edit in WeCom, then to the row (flushed, not committed). Returns True when
+    the QR code changed: WeCom cannot turn a one-person code into a several-person one
+    (or back), so that edit replaces the code, with the same state."""
+    channel = session.get(Channel, way.channel_id)
+    values = _checked(session, channel, data, way_id=way.id)
+    remote = _remote_fields(values)
+    old_config_id = way.config_id
+    replacement = None  # (config_id, qr_code) of a code that replaces the old one
+    if remote["type"] != _way_type(way.staff_userids):
+        answer = client.external_contact.add_contact_way(**remote)
+        replacement = answer["config_id"], answer.get("qr_code")
+    elif remote != _remote_fields(_current_values(way)):
+        client.external_contact.update_contact_way(
+            way.config_id,
+            remote["remark"],
+            skip_verify=remote["skip_verify"],
+            state=remote["state"],
+            user=remote["user"],
+        )
+    try:
+        with session.begin_nested():
+            for name, value in values.items():
+                setattr(way, name, value)
+            if replacement:
+                way.config_id, way.qr_code = replacement
+    except IntegrityError:  # the same state saved meanwhile by someone else
+        if replacement:
+            _delete_remote(client, replacement[0])
+        raise ValidationError({"state": [STATE_TAKEN]}) from None
+    if replacement:
+        _delete_remote(client, old_config_id)
+    return replacement is not None
+
+
+def delete_contact_way(session: Session, way: ContactWay, client) -> None:
+    """Delete the code in WeCom; the row stays, marked deleted (not committed)."""
+    _delete_remote(client, way.config_id, strict=True)
+    way.deleted_at = utcnow()
+    session.flush()
+
+
+def _checked(session: Session, channel: Channel, data: dict, way_id: int | None) -> dict:
+    """The input cleaned, or a ValidationError keyed by field: the input's shape first,
+    then what the database knows (a state in use, staff, tags)."""
+    values = ContactWayInput().load(data)
+    errors: dict[str, list[str]] = {}
+    taken = session.scalar(
+        select(ContactWay.id).where(
+            ContactWay.channel_id == channel.id,
+            ContactWay.state == values["state"],
+            ContactWay.id != (way_id or 0),
+        )
+    )
+    if taken:
+        errors["state"] = [STATE_TAKEN]
+    active = set(
+        session.scalars(
+            select(Staff.userid).where(
+                Staff.channel_id == channel.id,
+                Staff.active.is_(True),
+                Staff.userid.in_(values["staff_userids"]),
+            )
+        )
+    )
+    missing = [userid for userid in values["staff_userids"] if userid not in active]
+    if missing:
+        errors["staff_userids"] = [NOT_ACTIVE_STAFF.format(userids=", ".join(missing))]
+    errors.update(unknown_references(session, channel.workspace_id, values, REFERENCES))
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def _way_type(staff_userids: list[str]) -> int:
+    return SINGLE if len(staff_userids) == 1 else MULTI
+
+
+def _remote_fields(values: dict) -> dict:
+    """What WeCom keeps of a code (tags and the welcome text are Harpoon's own)."""
+    return {
+        "type": _way_type(values["staff_userids"]),
+        "scene": QR_CODE,
+        "remark": values["name"][:MAX_REMARK],
+        "skip_verify": values["skip_verify"],
+        "state": values["state"],
+        "user": list(values["staff_userids"]),
+    }
+
+
+def _current_values(way: ContactWay) -> dict:
+    return {
+        "name": way.name,
+        "skip_verify": way.skip_verify,
+        "state": way.state,
+        "staff_userids": way.staff_userids,
+    }
+
+
+def _delete_remote(client, config_id: str | None, *, strict: bool = False) -> None:
+    """del_contact_way; a code WeCom no longer knows is as good as deleted. Unless
+    `strict`, a refusal is only logged: the code is already detached from Harpoon."""
+    if not config_id:
+        return
+    try:
+        client.external_contact.del_contact_way(config_id)
+    except WeChatApiError as exc:
+        if exc.errcode == UNKNOWN_CONFIG_ID:
+            return
+        if strict:
+            raise
+        log.warning("del_contact_way %s failed, left in WeCom: %s", config_id, exc)
