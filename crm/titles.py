@@ -1,7 +1,7 @@
 """Job titles, Chinese and English, normalized to a buying-committee role and a seniority.
 
 A shipped default dictionary: ordered rules, first match wins. A workspace's
-own synonyms (Step 4's admin page) go in front of these.
+own synonyms (the Tags page's title dictionary) go in front of these.
 """
 
 import re

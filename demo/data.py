@@ -70,7 +70,7 @@ SELF_ID_MENU = {
 }
 PROFILE_REPLY = "谢谢！已记下您的职位和公司，稍后为您推荐同行业的案例。"
 
-# The OA's menus (Step 7): a default for everyone, and one conditional menu per industry
+# The OA's menus: a default for everyone, and one conditional menu per industry
 # (the tag a follower gets from their account's industry) whose own buttons tag an
 # interest and answer the tap.
 SOLUTION_BUTTONS = [
@@ -196,7 +196,7 @@ def seed_demo_tagging(session: Session, workspace_id: int, owner_id: int, owner_
                 position=position,
             )
         )
-    # Role tags drive the conditional menus (Step 7): mirror them as OA user tags;
+    # Role tags drive the conditional menus: mirror them as OA user tags;
     # interest in pricing is what sales want to see in WeCom.
     for _, _, role in SELF_ID_BUTTONS:
         book.get(session, TagGroup.ROLE, role).sync_wechat = True
@@ -363,7 +363,7 @@ def demo_contact_ways(session: Session, workspace_id: int) -> list[dict]:
     ]
 
 
-# The content library (Step 9): hosted pages (read with the beacon) and one article
+# The content library: hosted pages (read with the beacon) and one article
 # elsewhere, each reached through tracked links placed in a medium, so a view names its
 # reader and what the page is about scores.
 WHITEPAPER = "2026 制造业数字化转型白皮书（摘要）"

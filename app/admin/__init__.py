@@ -41,7 +41,7 @@ babel = Babel()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 LOCALES = {"zh_CN": "中文", "en": "English"}
-# (endpoint, label, permission): the order of the navigation. Pages of later steps join here.
+# (endpoint, label, permission): the order of the navigation.
 NAVIGATION = [
     ("admin.dashboard", _("Dashboard"), "view"),
     ("admin.accounts", _("Accounts"), "contacts.view"),

@@ -1,4 +1,4 @@
-"""initial schema
+"""Initial schema
 
 Revision ID: 0001
 Revises:

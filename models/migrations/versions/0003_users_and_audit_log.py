@@ -1,4 +1,4 @@
-"""users and audit log
+"""Users and audit log
 
 Revision ID: 0003
 Revises: 0002

@@ -1,4 +1,4 @@
-"""indexes for the admin lists: inbox by status and time, audit log by action
+"""Indexes for the admin lists: inbox by status and time, audit log by action
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""indexes for the contacts list and search by identity value
+"""Indexes for the contacts list and search by identity value
 
 Revision ID: 0005
 Revises: 0004

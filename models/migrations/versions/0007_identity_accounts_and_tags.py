@@ -1,4 +1,4 @@
-"""Step 4: identity enrichment and merges, accounts (ICP), tags, rules, sync, imports
+"""Identity enrichment and merges, accounts (ICP), tags, rules, sync, imports
 
 Revision ID: 0007
 Revises: 0006

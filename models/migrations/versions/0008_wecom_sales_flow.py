@@ -1,4 +1,4 @@
-"""Step 5: staff, 联系我 channels, welcome messages, staff notifications, group sends
+"""Staff, 联系我 channels, welcome messages, staff notifications, group sends
 
 Revision ID: 0008
 Revises: 0007

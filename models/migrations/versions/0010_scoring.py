@@ -1,4 +1,4 @@
-"""Step 6: scoring model, ledger, stages, snapshots
+"""Scoring model, ledger, stages, snapshots
 
 Revision ID: 0010
 Revises: 0009

@@ -1,4 +1,4 @@
-"""Step 7: segments, menus, QR codes, pushes
+"""Segments, menus, QR codes, pushes
 
 Revision ID: 0011
 Revises: 0010

@@ -1,4 +1,4 @@
-"""Step 8: journeys, versions, enrolments, step log
+"""Journeys, versions, enrolments, step log
 
 Revision ID: 0012
 Revises: 0011

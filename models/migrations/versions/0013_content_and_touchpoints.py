@@ -1,4 +1,4 @@
-"""Step 9: content, tracked links, page views, forms, API keys; touchpoints in the inbox
+"""Content, tracked links, page views, forms, API keys; touchpoints in the inbox
 
 Revision ID: 0013
 Revises: 0012
