@@ -1,4 +1,4 @@
-"""Identities.following_changed_at: apply follow state newest-event-first
+"""identities.following_changed_at: apply follow state newest-event-first
 
 Revision ID: 0002
 Revises: 0001

@@ -1,4 +1,4 @@
-"""Users.session_token: sign-out and password changes end every session
+"""users.session_token: sign-out and password changes end every session
 
 Revision ID: 0006
 Revises: 0005

@@ -1,4 +1,4 @@
-"""Inbound_events: an index for claiming WeCom's events before the OA's
+"""inbound_events: an index for claiming WeCom's events before the OA's
 
 Revision ID: 0009
 Revises: 0008

@@ -1,4 +1,4 @@
-"""Webhook_secrets: each workspace signs its webhooks with a key of its own
+"""webhook_secrets: each workspace signs its webhooks with a key of its own
 
 Revision ID: 0014
 Revises: 0013
