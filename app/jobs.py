@@ -462,5 +462,5 @@ def run_due_journeys() -> list[int]:
             journeys.scan_triggers(session, workspace_id)
         session.commit()
         due = journeys.due_workspaces(session)
-    h.queue.enqueue_followups({(journeys.RUN_JOURNEYS, workspace_id) for workspace_id in due})
+    h.queue.enqueue_followups({(Job.RUN_JOURNEYS, workspace_id) for workspace_id in due})
     return due
