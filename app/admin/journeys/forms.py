@@ -24,9 +24,7 @@ from scoring.model import Model
 
 # Durations are typed as an amount and a unit; the document holds minutes.
 UNITS = {"minutes": 1, "hours": 60, "days": 1440}
-
 MAX_BRANCHES = 20
-
 MAX_GOALS = 20
 
 

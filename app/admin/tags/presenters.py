@@ -69,6 +69,7 @@ PROBLEM_ROWS = 50
 
 
 def tags_tab(session: Session, ws: int) -> dict:
+    """The tags by group, how many contacts hold and rules apply each, the new-tag form."""
     by_group: dict[str, list[Tag]] = {group: [] for group in TagGroup}
     for tag in workspace_tags(session, ws):
         by_group.setdefault(tag.group, []).append(tag)
@@ -85,6 +86,7 @@ def tags_tab(session: Session, ws: int) -> dict:
 
 
 def rules_tab(session: Session, ws: int) -> dict:
+    """The rules by kind, in the order they run, each with its tag and what it matches."""
     by_kind: dict[str, list] = {kind: [] for kind in RuleKind}
     for rule, tag in rules_with_tags(session, ws):
         by_kind.setdefault(rule.kind, []).append((rule, tag, rule_summary(rule)))
@@ -97,6 +99,8 @@ def rules_tab(session: Session, ws: int) -> dict:
 
 
 def dictionary_tab(session: Session, ws: int, title: str) -> dict:
+    """The synonyms, the new-synonym form, and what the dictionaries make of `title` and of
+    a few sample titles."""
     return {
         "synonyms": workspace_synonyms(session, ws),
         "form": SynonymForm(formdata=None),
@@ -120,6 +124,7 @@ def tried_title(session: Session, ws: int, title: str) -> dict:
 
 
 def sync_tab(session: Session, ws: int) -> dict:
+    """Each channel with its items by status and the tags it mirrors; the newest problems."""
     counts = tag_stats.sync_counts(session, ws)
     per_channel = channel_rows(
         workspace_channels(session, ws),
