@@ -1,11 +1,12 @@
-"""Connecting an OA or WeCom corp: validation, generated credentials, the callback URL."""
+"""Connecting an OA or WeCom corp: validation, generated credentials, the callback URL; the
+workspace's channels listed."""
 
 import re
 import secrets
 import string
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from core.text import N_
 from models import Channel, ChannelKind, MessageMode, Workspace
@@ -104,3 +105,20 @@ def rotate_aes_key(channel: Channel, new_key: str) -> None:
 def callback_url(base_url: str, channel: Channel) -> str:
     path = "wechat" if channel.kind == ChannelKind.OA else "wecom"
     return f"{base_url}/callbacks/{path}/{channel.id}"
+
+
+def workspace_channels(session: Session, workspace_id: int) -> list[Channel]:
+    """The workspace's channels, oldest first, with their name and kind only: the secrets
+    are neither loaded nor decrypted."""
+    return list(
+        session.scalars(
+            select(Channel)
+            .options(load_only(Channel.name, Channel.kind, Channel.created_at))
+            .where(Channel.workspace_id == workspace_id)
+            .order_by(Channel.created_at, Channel.id)
+        )
+    )
+
+
+def workspace_channel_ids(session: Session, workspace_id: int) -> list[int]:
+    return list(session.scalars(select(Channel.id).where(Channel.workspace_id == workspace_id)))

@@ -1,4 +1,5 @@
-"""Tag rules: which rule fires on which event, and what it does to the contact.
+"""Tag rules: which rule fires on which event, and what it does to the contact; the
+workspace's rules as the admin lists and orders them.
 
 The matching is pure (the callback request uses it to pick a passive reply);
 applying the tags happens in the drain, through crm.tags.
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs import Followups
 from crm.tags import TagBook, apply_tags, remove_tags
-from models import Contact, Interaction, RuleKind, TagGroup, TagRule, TagSource, utcnow
+from models import Contact, Interaction, RuleKind, Tag, TagGroup, TagRule, TagSource, utcnow
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,28 @@ class RuleBook:
                 if rule.reply:
                     return rule.reply
         return None
+
+
+def rules_with_tags(session: Session, workspace_id: int) -> list[tuple[TagRule, Tag | None]]:
+    """Every rule of the workspace, enabled or not, in the order they run, with its tag."""
+    return list(
+        session.execute(
+            select(TagRule, Tag)
+            .outerjoin(Tag, Tag.id == TagRule.tag_id)
+            .where(TagRule.workspace_id == workspace_id)
+            .order_by(TagRule.position, TagRule.id)
+        )
+    )
+
+
+def next_rule_position(session: Session, workspace_id: int, kind: str) -> int:
+    """The position after the last of the kind's rules: a new rule runs after them."""
+    last = session.scalar(
+        select(func.max(TagRule.position)).where(
+            TagRule.workspace_id == workspace_id, TagRule.kind == kind
+        )
+    )
+    return 0 if last is None else last + 1
 
 
 def apply_matching(

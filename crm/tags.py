@@ -1,4 +1,5 @@
-"""Putting tags on contacts and taking them off, in batches, and queueing their sync.
+"""Putting tags on contacts and taking them off, in batches, and queueing their sync; the
+workspace's tags as a marketer manages them (listed, named, deleted with what names them).
 
 Every path that tags someone (rules in the drain, the title dictionary, an
 account's industry, a marketer in the admin, WeCom) goes through
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from core.jobs import Followups, Job
 from models import (
     EXCLUSIVE_GROUPS,
+    Channel,
     Contact,
     ContactTag,
     FollowRelation,
@@ -24,6 +26,8 @@ from models import (
     SyncStatus,
     Tag,
     TagGroup,
+    TagRemote,
+    TagRule,
     TagSyncItem,
     utcnow,
 )
@@ -80,6 +84,66 @@ class TagBook:
                     Tag.workspace_id == self.workspace_id, Tag.group == group, Tag.name == name
                 )
             ).one()
+
+
+def workspace_tags(session: Session, workspace_id: int) -> list[Tag]:
+    """The workspace's tags, by group then name."""
+    return list(
+        session.scalars(
+            select(Tag).where(Tag.workspace_id == workspace_id).order_by(Tag.group, Tag.name)
+        )
+    )
+
+
+def tag_name_taken(
+    session: Session, workspace_id: int, group: str, name: str, except_id: int | None = None
+) -> bool:
+    """Whether another tag of the group has this name."""
+    taken = session.scalar(
+        select(Tag.id).where(
+            Tag.workspace_id == workspace_id,
+            Tag.group == group,
+            Tag.name == name,
+            Tag.id != (except_id or 0),
+        )
+    )
+    return bool(taken)
+
+
+def delete_tag(session: Session, tag: Tag) -> tuple[int, int]:
+    """Delete the tag and what names it: its holders (their role/seniority column too, when
+    it mirrors the tag), its rules, its sync items and remote tags. Returns how many
+    contacts held it and how many rules applied it."""
+    ws = tag.workspace_id
+    column = COLUMN_GROUPS.get(tag.group)
+    if column:  # the contacts' role/seniority column mirrors the tag
+        holders = select(ContactTag.contact_id).where(
+            ContactTag.workspace_id == ws, ContactTag.tag_id == tag.id
+        )
+        session.execute(
+            update(Contact)
+            .where(
+                Contact.workspace_id == ws,
+                Contact.id.in_(holders),
+                getattr(Contact, column) == tag.name,
+            )
+            .values({column: None})
+            .execution_options(synchronize_session=False)
+        )
+    contacts = session.execute(
+        delete(ContactTag).where(ContactTag.workspace_id == ws, ContactTag.tag_id == tag.id)
+    ).rowcount
+    rules = session.execute(
+        delete(TagRule).where(TagRule.workspace_id == ws, TagRule.tag_id == tag.id)
+    ).rowcount
+    session.execute(
+        delete(TagSyncItem).where(TagSyncItem.workspace_id == ws, TagSyncItem.tag_id == tag.id)
+    )
+    session.execute(
+        delete(TagRemote).where(TagRemote.workspace_id == ws, TagRemote.tag_id == tag.id)
+    )
+    session.delete(tag)
+    return contacts, rules
 
 
 def apply_tags(
@@ -220,6 +284,34 @@ def queue_holders_sync(
     ):
         _queue_sync(session, book, [(c, tag.id) for c in contact_ids], SyncAction.ADD, followups)
         after = contact_ids[-1]
+
+
+def drop_unsent_sync(
+    session: Session, workspace_id: int, tag_id: int, channel_kinds: list[str]
+) -> None:
+    """Forget the tag's items not sent yet (pending or failed) to channels of these kinds:
+    its sync there was turned off, so they are no longer wanted."""
+    channels = select(Channel.id).where(
+        Channel.workspace_id == workspace_id, Channel.kind.in_(channel_kinds)
+    )
+    session.execute(
+        delete(TagSyncItem).where(
+            TagSyncItem.workspace_id == workspace_id,
+            TagSyncItem.tag_id == tag_id,
+            TagSyncItem.channel_id.in_(channels),
+            TagSyncItem.status.in_((SyncStatus.PENDING, SyncStatus.FAILED)),
+        )
+    )
+
+
+def retry_failed_sync(session: Session, workspace_id: int) -> int:
+    """Make the workspace's failed sync items due again, attempts reset; how many."""
+    return session.execute(
+        update(TagSyncItem)
+        .where(TagSyncItem.workspace_id == workspace_id, TagSyncItem.status == SyncStatus.FAILED)
+        .values(status=SyncStatus.PENDING, attempts=0, error=None, next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def _queue_sync(

@@ -1,4 +1,4 @@
-"""Creating admin users (CLI, demo seeding and later the Settings page)."""
+"""Creating admin users (CLI, demo seeding and later the Settings page), and their names."""
 
 import re
 
@@ -34,3 +34,10 @@ def create_user(
     session.add(user)
     session.flush()
     return user
+
+
+def user_names(session: Session, workspace_id: int) -> dict[int, str]:
+    """The workspace's users: id -> name."""
+    return dict(
+        session.execute(select(User.id, User.name).where(User.workspace_id == workspace_id)).all()
+    )

@@ -166,6 +166,17 @@ def document_problems(session: Session, workspace_id: int, document: dict) -> di
     return problems
 
 
+def segment_names(session: Session, workspace_id: int) -> dict[int, str]:
+    """The workspace's segments a journey may name: id -> name, by name."""
+    return dict(
+        session.execute(
+            select(SavedSegment.id, SavedSegment.name)
+            .where(SavedSegment.workspace_id == workspace_id)
+            .order_by(SavedSegment.name)
+        ).all()
+    )
+
+
 def rename_journey(session: Session, journey: Journey, name: str, description: str) -> None:
     """A new name and description (no new version: they are not part of the document)."""
     name, description = check_head(name, description)
@@ -233,6 +244,11 @@ def save_version(
     except IntegrityError:  # another save took this number a moment ago
         raise ValidationError({"": [STALE]}) from None
     return version
+
+
+def workspace_journeys(session: Session, workspace_id: int) -> list[Journey]:
+    """The workspace's journeys, in no particular order."""
+    return list(session.scalars(select(Journey).where(Journey.workspace_id == workspace_id)))
 
 
 def latest_version(session: Session, journey_id: int) -> JourneyVersion | None:

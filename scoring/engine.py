@@ -27,7 +27,6 @@ from models import (
     Interaction,
     ScoreEntry,
     ScoringModel,
-    StageChange,
     Workspace,
     utcnow,
 )
@@ -42,6 +41,8 @@ from scoring.model import (
     score_touches,
     tier_of,
 )
+from scoring.stages import record_stage_moves
+from scoring.stages import set_stage as set_stage  # journeys.engine imports it from here
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,9 @@ class Scorer:
             if (row.lead_score or 0) < threshold <= lead:
                 judgement.advance(stages, rules.engaged, f"lead score {lead:.0f} ≥ {threshold:g}")
             moves += [("contact", contact_id, *step) for step in judgement.steps]
-        result.stage_changes += self._move(Contact, moves)
+        result.stage_changes += record_stage_moves(
+            self.session, self.workspace_id, Contact, moves, self.now
+        )
         accounts = sorted({row.account_id for row in before.values() if row.account_id})
         result.add(self.refresh_accounts(accounts))
         return result
@@ -392,7 +395,9 @@ class Scorer:
             result.alerts += change.alerts
             snapshots.append(change.snapshot)
         self._write_accounts(updates)
-        result.stage_changes += self._move(Account, moves, set_columns=False)
+        result.stage_changes += record_stage_moves(
+            self.session, self.workspace_id, Account, moves, self.now, set_columns=False
+        )
         self._snapshot(snapshots)
         return result
 
@@ -631,40 +636,6 @@ class Scorer:
     def today(self) -> date:
         return self.now.astimezone(self.zone).date()
 
-    def _move(self, model, moves: list[tuple], *, set_columns: bool = True) -> int:
-        """Record stage moves and, for contacts, set the column, one UPDATE per stage
-        reached (accounts set it in their own UPDATE)."""
-        if not moves:
-            return 0
-        if set_columns:
-            final = {subject_id: to for _, subject_id, _, to, _ in moves}  # last step wins
-            by_stage: dict[str, list[int]] = defaultdict(list)
-            for subject_id, to in final.items():
-                by_stage[to].append(subject_id)
-            for stage, ids in by_stage.items():
-                self.session.execute(
-                    update(model)
-                    .where(model.id.in_(ids))
-                    .values(stage=stage)
-                    .execution_options(synchronize_session=False)
-                )
-        self.session.execute(
-            StageChange.__table__.insert(),
-            [
-                {
-                    "workspace_id": self.workspace_id,
-                    "subject": subject,
-                    "subject_id": subject_id,
-                    "from_stage": before,
-                    "to_stage": to,
-                    "reason": reason,
-                    "changed_at": self.now,
-                }
-                for subject, subject_id, before, to, reason in moves
-            ],
-        )
-        return len(moves)
-
     def _snapshot(self, rows: list[dict]) -> None:
         """Today's snapshot of each account, overwritten as the day goes on."""
         if not rows:
@@ -809,31 +780,6 @@ def _interaction_columns():
         Interaction.engagement_minutes.label("minutes"),
         Interaction.occurred_at,
     )
-
-
-def set_stage(
-    session: Session,
-    subject: Account | Contact,
-    stage: str,
-    reason: str,
-    user_id: int | None = None,
-) -> bool:
-    """A person's move, to any stage, forward or back; False if it is the stage already."""
-    if subject.stage == stage:
-        return False
-    session.add(
-        StageChange(
-            workspace_id=subject.workspace_id,
-            subject="account" if isinstance(subject, Account) else "contact",
-            subject_id=subject.id,
-            from_stage=subject.stage,
-            to_stage=stage,
-            reason=reason[:300],
-            user_id=user_id,
-        )
-    )
-    subject.stage = stage
-    return True
 
 
 def refresh_accounts(session: Session, workspace_id: int, account_ids: list[int]) -> None:

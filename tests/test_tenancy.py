@@ -523,7 +523,7 @@ DECLARED_INPUTS = {
     ("app.admin.accounts.AttachContactForm", "contact_id"): ("account_contact", "contact_id"),
     ("app.admin.qr_codes.QrCodeForm", "tag_ids"): ("qr_code", "tag_ids"),
     ("app.admin.qr_codes.QrCodeEditForm", "tag_ids"): ("qr_code", "tag_ids"),
-    ("app.admin.tags.RuleForm", "tag_id"): ("tag_rule", "tag_id"),
+    ("app.admin.tags.forms.RuleForm", "tag_id"): ("tag_rule", "tag_id"),
     ("app.admin.wecom.ContactWayForm", "tag_ids"): ("contact_way", "tag_ids"),
     ("app.admin.wecom.StaffUserForm", "user_id"): ("staff", "user_id"),
     ("sales.contact_ways.ContactWayInput", "tag_ids"): ("contact_way", "tag_ids"),

@@ -5,20 +5,19 @@ points ledger. The routes are the account's and the contact's (accounts.py, cont
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.admin import db
 from app.admin.access import audit, can
 from app.admin.labels import stage_names
-from models import Account, Contact, Interaction, ScoreEntry, StageChange, User
-from scoring.engine import set_stage
+from models import Account, Contact
+from scoring.ledger import newest_entries
 from scoring.model import Model
+from scoring.stages import REASON_LENGTH, set_stage, stage_history
 
 HISTORY_SHOWN = 50
 LEDGER_SHOWN = 25
-REASON_LENGTH = StageChange.__table__.c.reason.type.length
 # The quick buttons: stage key -> (button, the reason they fill in); shown if the model has it.
 QUICK_MOVES = {
     "meeting": (_l("Meeting held"), _l("Meeting held")),
@@ -65,40 +64,10 @@ def move_stage(subject: Account | Contact, form: StageForm) -> bool:
     return moved
 
 
-def stage_history(subject: str, subject_id: int, workspace_id: int) -> list:
-    """(change, user name or None for a rule), newest first."""
-    return (
-        db()
-        .execute(
-            select(StageChange, User.name)
-            .outerjoin(User, User.id == StageChange.user_id)
-            .where(
-                StageChange.workspace_id == workspace_id,
-                StageChange.subject == subject,
-                StageChange.subject_id == subject_id,
-            )
-            .order_by(StageChange.changed_at.desc(), StageChange.id.desc())
-            .limit(HISTORY_SHOWN)
-        )
-        .all()
-    )
-
-
 def ledger(workspace_id: int, *conditions) -> list:
     """The newest ledger entries matching `conditions` (on ScoreEntry or Contact):
     (entry, interaction kind, contact name)."""
-    return (
-        db()
-        .execute(
-            select(ScoreEntry, Interaction.kind, Contact.name)
-            .join(Contact, Contact.id == ScoreEntry.contact_id)
-            .join(Interaction, Interaction.id == ScoreEntry.interaction_id)
-            .where(ScoreEntry.workspace_id == workspace_id, *conditions)
-            .order_by(ScoreEntry.occurred_at.desc(), ScoreEntry.id.desc())
-            .limit(LEDGER_SHOWN)
-        )
-        .all()
-    )
+    return newest_entries(db(), workspace_id, *conditions, limit=LEDGER_SHOWN)
 
 
 def scoring_context(model: Model, subject: str, row: Account | Contact, form) -> dict:
@@ -110,6 +79,8 @@ def scoring_context(model: Model, subject: str, row: Account | Contact, form) ->
         "quick_moves": [
             (key, label, reason) for key, (label, reason) in QUICK_MOVES.items() if key in names
         ],
-        "stage_history": stage_history(subject, row.id, row.workspace_id),
+        "stage_history": stage_history(
+            db(), row.workspace_id, subject, row.id, limit=HISTORY_SHOWN
+        ),
         "ledger_limit": LEDGER_SHOWN,
     }

@@ -431,7 +431,7 @@ def scan(app, at=None) -> int:
 def test_condition_triggers_enrol_what_happened_since_the_last_check(app, tags):
     from crm.tags import apply_tags
     from models import Account, TagSource
-    from scoring.engine import set_stage
+    from scoring.stages import set_stage
 
     fang, li, wang = person(app, "王芳"), person(app, "李娜"), person(app, "王伟")
     live(app, tag_journey({"kind": "tag_added", "tag_id": tags["vip"]}, tags["watched"]), "t")

@@ -16,8 +16,9 @@ from models import (
     ScoreEntry,
     StageChange,
 )
-from scoring.engine import Scorer, lead_score_at, load_model, save_model, set_stage
+from scoring.engine import Scorer, lead_score_at, load_model, save_model
 from scoring.model import PRESETS, Member, Model, MqaRule, ScoreRule, TierRule, account_score
+from scoring.stages import set_stage
 
 NOW = datetime(2026, 11, 22, 4, tzinfo=UTC)  # 12:00 in Shanghai
 
