@@ -104,3 +104,34 @@ def rotate_aes_key(channel: Channel, new_key: str) -> None:
 def callback_url(base_url: str, channel: Channel) -> str:
     path = "wechat" if channel.kind == ChannelKind.OA else "wecom"
     return f"{base_url}/callbacks/{path}/{channel.id}"
+
+
+def channels_of(
+    session: Session, workspace_id: int, kind: str, *, by_name: bool = False
+) -> list[Channel]:
+    """The workspace's channels of a kind: the first connected first, or by name."""
+    order = (Channel.name,) if by_name else (Channel.created_at, Channel.id)
+    return list(
+        session.scalars(
+            select(Channel)
+            .where(Channel.workspace_id == workspace_id, Channel.kind == kind)
+            .order_by(*order)
+        )
+    )
+
+
+def channel_names(session: Session, workspace_id: int) -> dict[int, str]:
+    return dict(
+        session.execute(
+            select(Channel.id, Channel.name).where(Channel.workspace_id == workspace_id)
+        ).all()
+    )
+
+
+def channel_options(session: Session, workspace_id: int) -> list:
+    """(id, name, kind) of every channel of the workspace, by kind then name."""
+    return session.execute(
+        select(Channel.id, Channel.name, Channel.kind)
+        .where(Channel.workspace_id == workspace_id)
+        .order_by(Channel.kind, Channel.name)
+    ).all()
