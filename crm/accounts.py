@@ -8,7 +8,15 @@ from core.jobs import Followups
 from crm.companies import normalize_company
 from crm.contacts import live
 from crm.tags import TagBook, apply_tags
-from models import ACCOUNT_SOURCE_STRENGTH, Account, Contact, Interaction, TagGroup, TagSource
+from models import (
+    ACCOUNT_SOURCE_STRENGTH,
+    Account,
+    AccountSource,
+    Contact,
+    Interaction,
+    TagGroup,
+    TagSource,
+)
 
 # Addresses at these say nothing about the employer.
 FREE_EMAIL_DOMAINS = frozenset(
@@ -141,6 +149,24 @@ def assign_account(
     session.flush()
     _follow_account(session, book, [contact.id], account, followups)
     return True
+
+
+def detach_account(session: Session, contact: Contact) -> int | None:
+    """Take the contact off its account by hand; returns the account it left. Its history
+    leaves with it, and as a manual choice the weaker automatic sources may not attach it
+    again."""
+    before = contact.account_id
+    contact.account_id = None
+    contact.account_source = AccountSource.MANUAL
+    session.execute(
+        update(Interaction)
+        .where(
+            Interaction.contact_id == contact.id, Interaction.workspace_id == contact.workspace_id
+        )
+        .values(account_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return before
 
 
 def _follow_account(

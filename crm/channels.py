@@ -122,3 +122,34 @@ def workspace_channels(session: Session, workspace_id: int) -> list[Channel]:
 
 def workspace_channel_ids(session: Session, workspace_id: int) -> list[int]:
     return list(session.scalars(select(Channel.id).where(Channel.workspace_id == workspace_id)))
+
+
+def channels_of(
+    session: Session, workspace_id: int, kind: str, *, by_name: bool = False
+) -> list[Channel]:
+    """The workspace's channels of a kind: the first connected first, or by name."""
+    order = (Channel.name,) if by_name else (Channel.created_at, Channel.id)
+    return list(
+        session.scalars(
+            select(Channel)
+            .where(Channel.workspace_id == workspace_id, Channel.kind == kind)
+            .order_by(*order)
+        )
+    )
+
+
+def channel_names(session: Session, workspace_id: int) -> dict[int, str]:
+    return dict(
+        session.execute(
+            select(Channel.id, Channel.name).where(Channel.workspace_id == workspace_id)
+        ).all()
+    )
+
+
+def channel_options(session: Session, workspace_id: int) -> list:
+    """(id, name, kind) of every channel of the workspace, by kind then name."""
+    return session.execute(
+        select(Channel.id, Channel.name, Channel.kind)
+        .where(Channel.workspace_id == workspace_id)
+        .order_by(Channel.kind, Channel.name)
+    ).all()

@@ -1,8 +1,9 @@
-"""Creating admin users (CLI, demo seeding and later the Settings page), and their names."""
+"""Creating admin users (CLI, demo seeding), and the workspace's
+users as the admin pages' pickers and names read them."""
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from models import Role, User, Workspace
@@ -36,8 +37,31 @@ def create_user(
     return user
 
 
-def user_names(session: Session, workspace_id: int) -> dict[int, str]:
-    """The workspace's users: id -> name."""
-    return dict(
-        session.execute(select(User.id, User.name).where(User.workspace_id == workspace_id)).all()
-    )
+def user_names(
+    session: Session, workspace_id: int, user_ids: list[int] | None = None
+) -> dict[int, str]:
+    """user id -> name, of every user of the workspace or of those in `user_ids`."""
+    query = select(User.id, User.name).where(User.workspace_id == workspace_id)
+    if user_ids is not None:
+        query = query.where(User.id.in_(user_ids))
+    return dict(session.execute(query).all())
+
+
+def users_by_name(session: Session, workspace_id: int) -> list[Row]:
+    """(id, name) of every user of the workspace, by name."""
+    return session.execute(
+        select(User.id, User.name).where(User.workspace_id == workspace_id).order_by(User.name)
+    ).all()
+
+
+def assignable_users(session: Session, workspace_id: int, current_id: int | None) -> list[Row]:
+    """(id, name) of the active users, and of `current_id` (who may be deactivated since)."""
+    return session.execute(
+        select(User.id, User.name)
+        .where(User.workspace_id == workspace_id, User.active.is_(True) | (User.id == current_id))
+        .order_by(User.name, User.id)
+    ).all()
+
+
+def workspace_user(session: Session, workspace_id: int, user_id: int | None) -> User | None:
+    return session.scalar(select(User).where(User.id == user_id, User.workspace_id == workspace_id))

@@ -33,6 +33,10 @@ from crm.tags import TagBook, queue_holders_sync
 from models import (
     Channel,
     ChannelKind,
+    Contact,
+    ContactTag,
+    Identity,
+    IdentityKind,
     MenuStatus,
     MenuVersion,
     RemoteStatus,
@@ -618,3 +622,110 @@ def _shape(buttons: list[dict]) -> list:
         )
         for b in buttons
     ]
+
+
+# --- what the editor shows beside the menus ------------------------------------------------
+
+
+def menu_history(session: Session, channel: Channel, limit: int) -> list[MenuVersion]:
+    """The channel's versions that went to WeChat (live, replaced or refused), newest first."""
+    return list(
+        session.scalars(
+            select(MenuVersion)
+            .where(
+                MenuVersion.workspace_id == channel.workspace_id,
+                MenuVersion.channel_id == channel.id,
+                MenuVersion.status != MenuStatus.DRAFT,
+            )
+            .order_by(MenuVersion.created_at.desc(), MenuVersion.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def follower_counts(session: Session, channel: Channel, document: dict) -> dict[int, int]:
+    """How many of the OA's followers hold each conditional menu's tag."""
+    tag_ids = [tag_id for _, tag_id, _ in menus_of(document) if isinstance(tag_id, int)]
+    if not tag_ids:
+        return {}
+    rows = session.execute(
+        select(ContactTag.tag_id, func.count(func.distinct(Identity.id)))
+        .join(Identity, Identity.contact_id == ContactTag.contact_id)
+        .where(
+            ContactTag.workspace_id == channel.workspace_id,
+            ContactTag.tag_id.in_(tag_ids),
+            Identity.channel_id == channel.id,
+            Identity.kind == IdentityKind.OPENID,
+            Identity.following.is_(True),
+        )
+        .group_by(ContactTag.tag_id)
+    )
+    return dict(rows.all())
+
+
+def hand_rules(
+    session: Session, workspace_id: int, published: MenuVersion | None
+) -> dict[str, list[str]]:
+    """Menu-click rules made on the tags page (not by a publish), their names by key: they
+    act on a tap too."""
+    owned = set(((published.remote_ids or {}).get("rules") or {}).values()) if published else set()
+    rules = session.scalars(
+        select(TagRule).where(
+            TagRule.workspace_id == workspace_id,
+            TagRule.kind == RuleKind.MENU,
+            TagRule.enabled.is_(True),
+        )
+    )
+    by_key: dict[str, list[str]] = {}
+    for rule in rules:
+        key = (rule.config or {}).get("key")
+        if key and rule.id not in owned:
+            by_key.setdefault(key, []).append(rule.name)
+    return by_key
+
+
+def recent_followers(session: Session, channel: Channel, limit: int) -> list:
+    """The OA's most recently active followers: (openid, name, company)."""
+    return session.execute(
+        select(Identity.value, Contact.name, Contact.company)
+        .join(Contact, Contact.id == Identity.contact_id)
+        .where(
+            Identity.workspace_id == channel.workspace_id,
+            Identity.channel_id == channel.id,
+            Identity.kind == IdentityKind.OPENID,
+            Identity.following.is_(True),
+            Contact.merged_into_id.is_(None),
+        )
+        .order_by(Contact.last_seen_at.desc().nulls_last(), Identity.id.desc())
+        .limit(limit)
+    ).all()
+
+
+def follower(session: Session, channel: Channel, openid: str) -> Contact | None:
+    """The contact behind an openid of the OA."""
+    return session.scalar(
+        select(Contact)
+        .join(Identity, Identity.contact_id == Contact.id)
+        .where(
+            Identity.workspace_id == channel.workspace_id,
+            Identity.channel_id == channel.id,
+            Identity.kind == IdentityKind.OPENID,
+            Identity.value == openid,
+        )
+    )
+
+
+def expected_menu(session: Session, contact: Contact, document: dict) -> int | None:
+    """The tag of the first conditional menu the contact's Harpoon tags select, or None."""
+    held = set(
+        session.scalars(
+            select(ContactTag.tag_id).where(
+                ContactTag.workspace_id == contact.workspace_id,
+                ContactTag.contact_id == contact.id,
+            )
+        )
+    )
+    for _position, tag_id, _buttons in menus_of(document)[1:]:
+        if tag_id in held:
+            return tag_id
+    return None

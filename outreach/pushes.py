@@ -20,7 +20,7 @@ from math import ceil
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import and_, case, false, func, insert, literal, select, text, update
+from sqlalchemy import Select, and_, case, false, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -889,3 +889,25 @@ def preview_push(session: Session, push: Push, client, contact_ids: list[int]) -
             continue
         results[openid] = "ok"
     return results
+
+
+# --- the admin's lists ------------------------------------------------------------------
+
+
+def pushes_query(workspace_id: int) -> Select:
+    """(push, segment name or None, channel name), the newest first."""
+    return (
+        select(Push, SavedSegment.name, Channel.name)
+        .outerjoin(SavedSegment, SavedSegment.id == Push.segment_id)
+        .join(Channel, Channel.id == Push.channel_id)
+        .where(Push.workspace_id == workspace_id)
+        .order_by(Push.created_at.desc(), Push.id.desc())
+    )
+
+
+def batches_of(session: Session, push: Push) -> list[PushBatch]:
+    return list(
+        session.scalars(
+            select(PushBatch).where(PushBatch.push_id == push.id).order_by(PushBatch.number)
+        )
+    )

@@ -421,3 +421,20 @@ def daily_scans(session: Session, code: QrCode, zone: str, days: list[date]) -> 
         )
     }
     return [DayScans(day, *found.get(n, (0, 0, 0))) for n, day in enumerate(days)]
+
+
+# --- the list -----------------------------------------------------------------------------
+
+
+def qr_codes_of(session: Session, workspace_id: int, *, archived: bool) -> list[QrCode]:
+    """The workspace's codes, the newest first; the archived ones too when `archived`."""
+    query = select(QrCode).where(QrCode.workspace_id == workspace_id)
+    if not archived:
+        query = query.where(QrCode.archived.is_(False))
+    return list(session.scalars(query.order_by(QrCode.created_at.desc(), QrCode.id.desc())))
+
+
+def archived_count(session: Session, workspace_id: int) -> int:
+    return session.scalar(
+        select(func.count()).where(QrCode.workspace_id == workspace_id, QrCode.archived.is_(True))
+    )

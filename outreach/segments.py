@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 
 from marshmallow import ValidationError, post_load, validate, validates_schema
 from marshmallow import fields as schema_fields
-from sqlalchemy import Select, distinct, exists, func, select
+from sqlalchemy import Select, delete, distinct, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.references import CHANNEL, TAG, Reference, declare, unknown_references
+from crm.directory import account_names_by_id
 from models import (
     Account,
     Contact,
@@ -29,12 +30,15 @@ from models import (
     Identity,
     IdentityKind,
     Interaction,
+    Push,
+    PushStatus,
     SavedSegment,
+    User,
     utcnow,
 )
 from scoring import config as form
 from scoring.config import N_
-from scoring.engine import decay_factor, load_model
+from scoring.engine import decay_factor, lead_score_at, load_model
 
 
 @dataclass(frozen=True)
@@ -587,4 +591,128 @@ def saved_contacts_query(
     half_life = load_model(session, saved.workspace_id).half_life_days
     return contacts_query(
         Segment.from_document(saved.document), saved.workspace_id, half_life, now=now
+    )
+
+
+# ---- the workspace's saved segments, and the pushes that read them ----------------------
+
+# Pushes that still read their segment (to plan or to send): its deletion would make them
+# pushes to every follower (pushes.segment_id is ON DELETE SET NULL).
+PENDING_PUSHES = (
+    PushStatus.DRAFT,
+    PushStatus.AWAITING_APPROVAL,
+    PushStatus.SCHEDULED,
+    PushStatus.SENDING,
+)
+
+
+def saved_segments(session: Session, workspace_id: int) -> list[SavedSegment]:
+    """The workspace's saved segments, by name."""
+    return list(
+        session.scalars(
+            select(SavedSegment)
+            .where(SavedSegment.workspace_id == workspace_id)
+            .order_by(SavedSegment.name)
+        )
+    )
+
+
+def segment_names(session: Session, workspace_id: int) -> set[str]:
+    return set(
+        session.scalars(select(SavedSegment.name).where(SavedSegment.workspace_id == workspace_id))
+    )
+
+
+def segments_with_pushes(session: Session, workspace_id: int) -> list:
+    """(segment, its author's name, pushes to it, pushes to it not sent yet), by name."""
+    used = (
+        select(Push.segment_id, func.count().label("pushes"))
+        .where(Push.workspace_id == workspace_id, Push.segment_id.is_not(None))
+        .group_by(Push.segment_id)
+        .subquery()
+    )
+    pending = (
+        select(Push.segment_id, func.count().label("pushes"))
+        .where(
+            Push.workspace_id == workspace_id,
+            Push.segment_id.is_not(None),
+            Push.status.in_(PENDING_PUSHES),
+        )
+        .group_by(Push.segment_id)
+        .subquery()
+    )
+    return session.execute(
+        select(
+            SavedSegment,
+            User.name,
+            func.coalesce(used.c.pushes, 0),
+            func.coalesce(pending.c.pushes, 0),
+        )
+        .outerjoin(User, User.id == SavedSegment.created_by)
+        .outerjoin(used, used.c.segment_id == SavedSegment.id)
+        .outerjoin(pending, pending.c.segment_id == SavedSegment.id)
+        .where(SavedSegment.workspace_id == workspace_id)
+        .order_by(SavedSegment.name)
+    ).all()
+
+
+def pending_pushes(session: Session, workspace_id: int, segment_id: int) -> int:
+    """How many pushes not sent yet target the segment."""
+    return session.scalar(
+        select(func.count()).where(
+            Push.workspace_id == workspace_id,
+            Push.segment_id == segment_id,
+            Push.status.in_(PENDING_PUSHES),
+        )
+    )
+
+
+def delete_saved_segment(session: Session, saved: SavedSegment) -> bool:
+    """Delete the segment unless a push not sent yet targets it (then False). One
+    statement: a push that takes the segment meanwhile keeps it."""
+    deleted = session.execute(
+        delete(SavedSegment)
+        .where(
+            SavedSegment.id == saved.id,
+            SavedSegment.workspace_id == saved.workspace_id,
+            ~exists().where(Push.segment_id == saved.id, Push.status.in_(PENDING_PUSHES)),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(deleted.rowcount)
+
+
+@dataclass(frozen=True)
+class SegmentPreview:
+    """Who is in a segment now: how many of the workspace's contacts, and a few of them
+    (contact, company, lead score today), most recently active first."""
+
+    members: int
+    total: int
+    people: list[tuple[Contact, str | None, float]]
+    counted_at: datetime
+
+
+def preview_segment(
+    session: Session, workspace_id: int, segment: Segment, half_life_days, size: int
+) -> SegmentPreview:
+    now = utcnow()
+    query = contacts_query(segment, workspace_id, half_life_days, now=now)
+    people = sample(session, query, size)
+    companies = account_names_by_id(
+        session, workspace_id, {c.account_id for c in people if c.account_id}
+    )
+    everyone = contacts_query(Segment(), workspace_id, half_life_days, now=now)
+    return SegmentPreview(
+        members=count(session, query),
+        total=count(session, everyone),
+        people=[
+            (
+                contact,
+                companies.get(contact.account_id) or contact.company,
+                lead_score_at(contact.score_mass, now, half_life_days),
+            )
+            for contact in people
+        ],
+        counted_at=now,
     )

@@ -9,12 +9,14 @@ channel, deleted codes included, so a state always names one code.
 
 import logging
 import re
+from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.days import last_days, local_day
 from core.references import (
     NOT_WORKSPACE_TAGS,
     TAG,
@@ -22,7 +24,7 @@ from core.references import (
     declare,
     unknown_references,
 )
-from models import Channel, ContactWay, Staff, utcnow
+from models import Channel, ContactWay, FollowRelation, Staff, utcnow
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
@@ -263,3 +265,62 @@ def _delete_remote(client, config_id: str | None, *, strict: bool = False) -> No
         if strict:
             raise
         log.warning("del_contact_way %s failed, left in WeCom: %s", config_id, exc)
+
+
+# ---- the codes page ---------------------------------------------------------------------
+
+
+def contact_ways_of(session: Session, workspace_id: int) -> list[ContactWay]:
+    """The workspace's codes, the deleted ones last, each group oldest first."""
+    return list(
+        session.scalars(
+            select(ContactWay)
+            .where(ContactWay.workspace_id == workspace_id)
+            .order_by(ContactWay.deleted_at.is_not(None), ContactWay.created_at, ContactWay.id)
+        )
+    )
+
+
+def staff_to_choose(session: Session, channel: Channel, current: list[str]) -> list[Staff]:
+    """The corp's staff a code may reach: the active ones, and whoever it reaches now."""
+    return list(
+        session.scalars(
+            select(Staff)
+            .where(
+                Staff.workspace_id == channel.workspace_id,
+                Staff.channel_id == channel.id,
+                Staff.active.is_(True) | Staff.userid.in_(current),
+            )
+            .order_by(Staff.name, Staff.userid)
+        )
+    )
+
+
+def adds_per_code(
+    session: Session, workspace_id: int, timezone: str, days: int
+) -> tuple[list[str], dict[int, dict[str, int]], dict[int, int]]:
+    """The adds the workspace's codes brought: (the last `days` calendar days in the time
+    zone, code id -> day -> adds on those days, code id -> adds in all)."""
+    since = utcnow() - timedelta(days=days)
+    by_way = (
+        FollowRelation.workspace_id == workspace_id,
+        FollowRelation.contact_way_id.is_not(None),
+    )
+    total = dict(
+        session.execute(
+            select(FollowRelation.contact_way_id, func.count())
+            .where(*by_way)
+            .group_by(FollowRelation.contact_way_id)
+        ).all()
+    )
+    shown = last_days(days, timezone)
+    day = local_day(session, FollowRelation.added_at, timezone)
+    daily: dict[int, dict[str, int]] = {}
+    for way_id, on, count in session.execute(
+        select(FollowRelation.contact_way_id, day, func.count())
+        .where(*by_way, FollowRelation.added_at >= since - timedelta(days=1))
+        .group_by(FollowRelation.contact_way_id, day)
+    ):
+        if on in shown:
+            daily.setdefault(way_id, {})[on] = count
+    return shown, daily, total

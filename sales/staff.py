@@ -4,10 +4,10 @@ user each one is, so their accounts and customers meet on one page."""
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, aliased
 
-from models import Account, Channel, Staff, User, utcnow
+from models import Account, Channel, Contact, ContactWay, FollowRelation, Staff, User, utcnow
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
@@ -108,4 +108,98 @@ def staff_accounts(session: Session, staff: Staff) -> list[Account]:
             .where(Account.workspace_id == staff.workspace_id, Account.owner_id == staff.user_id)
             .order_by(Account.name, Account.id)
         )
+    )
+
+
+def contact_relations(session: Session, workspace_id: int, contact_id: int) -> list:
+    """A contact's WeCom relations across staff: (relation, staff name, 联系我 code name),
+    the latest added first."""
+    return session.execute(
+        select(FollowRelation, Staff.name, ContactWay.name)
+        .outerjoin(
+            Staff,
+            (Staff.channel_id == FollowRelation.channel_id)
+            & (Staff.userid == FollowRelation.staff_userid),
+        )
+        .outerjoin(ContactWay, ContactWay.id == FollowRelation.contact_way_id)
+        .where(
+            FollowRelation.contact_id == contact_id,
+            FollowRelation.workspace_id == workspace_id,
+        )
+        .order_by(FollowRelation.added_at.desc(), FollowRelation.id.desc())
+    ).all()
+
+
+# ---- the staff pages --------------------------------------------------------------------
+
+
+def staff_names(session: Session, workspace_id: int) -> dict[tuple[int, str], str | None]:
+    """(channel id, userid) -> the staff member's name."""
+    rows = session.execute(
+        select(Staff.channel_id, Staff.userid, Staff.name).where(Staff.workspace_id == workspace_id)
+    )
+    return {(channel_id, userid): name for channel_id, userid, name in rows}
+
+
+def staff_with_users(session: Session, workspace_id: int) -> list:
+    """(staff member, their admin user's name or None): the active first, by name."""
+    return session.execute(
+        select(Staff, User.name)
+        .outerjoin(User, (User.id == Staff.user_id) & (User.workspace_id == workspace_id))
+        .where(Staff.workspace_id == workspace_id)
+        .order_by(Staff.active.desc(), Staff.name, Staff.userid)
+    ).all()
+
+
+def _counts_by_staff(session: Session, workspace_id: int, *conditions) -> dict:
+    rows = session.execute(
+        select(FollowRelation.channel_id, FollowRelation.staff_userid, func.count())
+        .where(FollowRelation.workspace_id == workspace_id, *conditions)
+        .group_by(FollowRelation.channel_id, FollowRelation.staff_userid)
+    )
+    return {(channel_id, userid): count for channel_id, userid, count in rows}
+
+
+def customer_counts(session: Session, workspace_id: int) -> dict[tuple[int, str], int]:
+    """(channel id, userid) -> the customers the staff member has now."""
+    return _counts_by_staff(session, workspace_id, FollowRelation.removed_at.is_(None))
+
+
+def lost_counts(session: Session, workspace_id: int) -> dict[tuple[int, str], int]:
+    """(channel id, userid) -> the customers who removed the staff member."""
+    return _counts_by_staff(session, workspace_id, FollowRelation.removed_by == "customer")
+
+
+def mappable_users(session: Session, workspace_id: int) -> list:
+    """(id, name, email) of the active users, and of deactivated ones some staff member is
+    still mapped to; by name."""
+    mapped = select(Staff.user_id).where(
+        Staff.workspace_id == workspace_id, Staff.user_id.is_not(None)
+    )
+    return session.execute(
+        select(User.id, User.name, User.email)
+        .where(User.workspace_id == workspace_id, User.active.is_(True) | User.id.in_(mapped))
+        .order_by(User.name, User.id)
+    ).all()
+
+
+def customers_query(staff: Staff) -> Select:
+    """The staff member's customers, present and past: (relation, contact, account or None,
+    联系我 code name or None), the latest added first."""
+    ws = staff.workspace_id
+    customer_account = aliased(Account)
+    return (
+        select(FollowRelation, Contact, customer_account, ContactWay.name)
+        .join(Contact, (Contact.id == FollowRelation.contact_id) & (Contact.workspace_id == ws))
+        .outerjoin(
+            customer_account,
+            (customer_account.id == Contact.account_id) & (customer_account.workspace_id == ws),
+        )
+        .outerjoin(ContactWay, ContactWay.id == FollowRelation.contact_way_id)
+        .where(
+            FollowRelation.workspace_id == ws,
+            FollowRelation.channel_id == staff.channel_id,
+            FollowRelation.staff_userid == staff.userid,
+        )
+        .order_by(FollowRelation.added_at.desc().nulls_last(), FollowRelation.id.desc())
     )

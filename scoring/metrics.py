@@ -1,12 +1,13 @@
 """The ABM metrics of a workspace's target accounts and its stage funnel, each a grouped
 query or two, never a loop over accounts: reach, buying-committee coverage, awareness,
-engagement and impact as they stand, and day by day from the account snapshots."""
+engagement and impact as they stand, and day by day from the account snapshots; the
+accounts and contacts at each stage, and one account's daily trend."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, case, distinct, func, or_, select
+from sqlalchemy import Row, and_, case, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import Account, AccountSnapshot, Contact, ScoreEntry
@@ -164,3 +165,38 @@ def abm_trend(session: Session, workspace_id: int, model: Model, since: date) ->
         .order_by(snapshot.day)
     ).all()
     return [AbmDay(*row) for row in rows]
+
+
+def stage_counts(session: Session, workspace_id: int) -> dict[str, dict[str, int]]:
+    """How many accounts and contacts hold each stage key (any key, in the model or not)."""
+    return {
+        subject: dict(
+            session.execute(
+                select(model.stage, func.count())
+                .where(model.workspace_id == workspace_id, model.stage.is_not(None))
+                .group_by(model.stage)
+            ).all()
+        )
+        for subject, model in (("accounts", Account), ("contacts", Contact))
+    }
+
+
+def account_trend(session: Session, account: Account, since: date) -> list[Row]:
+    """The account's daily snapshots after `since`, oldest first: (day, score, tier, stage,
+    mqa, surging)."""
+    return session.execute(
+        select(
+            AccountSnapshot.day,
+            AccountSnapshot.score,
+            AccountSnapshot.tier,
+            AccountSnapshot.stage,
+            AccountSnapshot.mqa,
+            AccountSnapshot.surging,
+        )
+        .where(
+            AccountSnapshot.workspace_id == account.workspace_id,
+            AccountSnapshot.account_id == account.id,
+            AccountSnapshot.day > since,
+        )
+        .order_by(AccountSnapshot.day)
+    ).all()

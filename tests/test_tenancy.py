@@ -519,13 +519,13 @@ def test_every_declared_id_field_has_a_case():
 # Each input named like an id (`*_id`, `*_ids`), by "module.Class" and its dotted path
 # (a list's items as "*"), and the declared field of the document it saves into.
 DECLARED_INPUTS = {
-    ("app.admin.accounts.AccountForm", "owner_id"): ("account", "owner_id"),
-    ("app.admin.accounts.AttachContactForm", "contact_id"): ("account_contact", "contact_id"),
-    ("app.admin.qr_codes.QrCodeForm", "tag_ids"): ("qr_code", "tag_ids"),
-    ("app.admin.qr_codes.QrCodeEditForm", "tag_ids"): ("qr_code", "tag_ids"),
+    ("app.admin.accounts.forms.AccountForm", "owner_id"): ("account", "owner_id"),
+    ("app.admin.accounts.forms.AttachContactForm", "contact_id"): ("account_contact", "contact_id"),
+    ("app.admin.qr_codes.forms.QrCodeForm", "tag_ids"): ("qr_code", "tag_ids"),
+    ("app.admin.qr_codes.forms.QrCodeEditForm", "tag_ids"): ("qr_code", "tag_ids"),
     ("app.admin.tags.forms.RuleForm", "tag_id"): ("tag_rule", "tag_id"),
-    ("app.admin.wecom.ContactWayForm", "tag_ids"): ("contact_way", "tag_ids"),
-    ("app.admin.wecom.StaffUserForm", "user_id"): ("staff", "user_id"),
+    ("app.admin.wecom.forms.ContactWayForm", "tag_ids"): ("contact_way", "tag_ids"),
+    ("app.admin.wecom.forms.StaffUserForm", "user_id"): ("staff", "user_id"),
     ("sales.contact_ways.ContactWayInput", "tag_ids"): ("contact_way", "tag_ids"),
     ("crm.touchpoints.TouchpointSchema", "channel_id"): (
         "touchpoints",
@@ -543,8 +543,8 @@ DECLARED_INPUTS = {
     ("outreach.segments.SegmentSchema", "tags_all"): ("segment", "tags_all"),
     ("outreach.segments.SegmentSchema", "tags_any"): ("segment", "tags_any"),
     ("outreach.segments.SegmentSchema", "tags_none"): ("segment", "tags_none"),
-    ("app.admin.pushes.PushForm", "channel"): ("push", "channel_id"),
-    ("app.admin.pushes.PushForm", "audience"): ("push", "segment_id"),
+    ("app.admin.pushes.forms.PushForm", "channel"): ("push", "channel_id"),
+    ("app.admin.pushes.forms.PushForm", "audience"): ("push", "segment_id"),
     ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
 }
 # Inputs named like an id that name no row of a workspace, and why.
@@ -552,9 +552,9 @@ NOT_WORKSPACE_ROWS = {
     ("app.admin.channels.OAChannelForm", "app_id"): "WeChat's AppID of the OA being connected",
     ("app.admin.channels.WeComChannelForm", "app_id"): "WeCom's corp id being connected",
     ("app.admin.channels.WeComChannelForm", "agent_id"): "WeCom's id of the corp's app",
-    ("app.admin.pushes.PushForm", "media_id"): "a media id in the OA's WeChat library",
-    ("app.admin.pushes.PushForm", "template_id"): "a template id WeChat gave the OA",
-    ("app.admin.pushes.PushForm", "fallback_template_id"): "a template id WeChat gave the OA",
+    ("app.admin.pushes.forms.PushForm", "media_id"): "a media id in the OA's WeChat library",
+    ("app.admin.pushes.forms.PushForm", "template_id"): "a template id WeChat gave the OA",
+    ("app.admin.pushes.forms.PushForm", "fallback_template_id"): "a template id WeChat gave the OA",
     ("outreach.pushes.ContentSchema", "media_id"): "a media id in the OA's WeChat library",
     ("outreach.pushes.ContentSchema", "template_id"): "a template id WeChat gave the OA",
     ("crm.touchpoints.TouchpointSchema", "external_id"): "the sender's id of the touchpoint",
@@ -566,7 +566,7 @@ NOT_WORKSPACE_ROWS = {
     ): "an email, looked up among the workspace's users",
     ("app.admin.group_sends.GroupSendForm", "audience"): "all customers, or those with a tag",
     ("scoring.config.WeightsSchema", "seniorities.staff"): "the staff seniority level",
-    ("app.admin.wecom.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
+    ("app.admin.wecom.forms.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
     "code's own corp (test_staff_without_the_permission_or_foreign_tags_are_refused)",
     ("sales.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",
 }
@@ -637,10 +637,10 @@ def choose_in_admin(action, data):
 
 # Admin inputs that take only the workspace's own rows, offered as its choices.
 CHOSEN_FROM_THE_WORKSPACE = {
-    ("app.admin.contacts.TagForm", "tag"): choose_in_admin(
+    ("app.admin.contacts.forms.TagForm", "tag"): choose_in_admin(
         lambda a: f"/admin/contacts/{a.contact}/tags", lambda w: {"tag": str(w.b.tag)}
     ),
-    ("app.admin.contacts.BulkTagForm", "tag"): choose_in_admin(
+    ("app.admin.contacts.forms.BulkTagForm", "tag"): choose_in_admin(
         lambda a: "/admin/contacts/tags",
         lambda w: {"contact_ids": str(w.a.contact), "operation": "add", "tag": str(w.b.tag)},
     ),

@@ -1,13 +1,13 @@
 """Audit: who changed what in this workspace, newest first."""
 
 import json
-import math
 
 from flask import render_template, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
+from app.admin.lookups import paginate
 from models import AuditLog, User
 
 PAGE_SIZE = 50
@@ -18,7 +18,6 @@ PAGE_SIZE = 50
 def audit():
     ws = workspace_id()
     action = request.args.get("action", "")
-    page = max(request.args.get("page", 1, type=int), 1)
     actions = list(
         db().scalars(
             select(AuditLog.action)
@@ -30,26 +29,24 @@ def audit():
     shown = [AuditLog.workspace_id == ws]
     if action:
         shown.append(AuditLog.action == action)
-    total = db().scalar(select(func.count()).select_from(AuditLog).where(*shown))
-    rows = db().execute(
+    listed = paginate(
         select(AuditLog, User.name, User.email)
         .outerjoin(User, User.id == AuditLog.user_id)
         .where(*shown)
-        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc()),
+        PAGE_SIZE,
     )
     entries = [
         {"log": log, "user_name": name, "user_email": email, "changes": compact(log.changes)}
-        for log, name, email in rows
+        for log, name, email in listed.rows
     ]
     return render_template(
         "admin/audit.html",
         entries=entries,
         actions=actions,
         action=action,
-        page=page,
-        pages=max(math.ceil(total / PAGE_SIZE), 1),
+        page=listed.page,
+        pages=listed.pages,
     )
 
 

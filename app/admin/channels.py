@@ -1,6 +1,6 @@
 """Channels: the workspace's connected OAs and WeCom corps, connecting one, rotating its key."""
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
+from app.admin.lookups import scoped_or_404
 from app.extensions import harpoon
 from crm.channels import (
     ChannelError,
@@ -149,15 +150,6 @@ NEW_CHANNEL_FORMS = {ChannelKind.OA: OAChannelForm, ChannelKind.WECOM: WeComChan
 AUDITED_FIELDS = ("kind", "name", "app_id", "message_mode", "account_type", "agent_id")
 
 
-def _channel_or_404(channel_id: int) -> Channel:
-    channel = db().scalar(
-        select(Channel).where(Channel.id == channel_id, Channel.workspace_id == workspace_id())
-    )
-    if channel is None:
-        abort(404)
-    return channel
-
-
 def _labels() -> dict:
     return {
         "kind_labels": KIND_LABELS,
@@ -232,7 +224,7 @@ def channels_new(kind: str):
 @bp.get("/channels/<int:channel_id>")
 @requires("channels.view")
 def channels_detail(channel_id: int):
-    channel = _channel_or_404(channel_id)
+    channel = scoped_or_404(Channel, channel_id)
     return render_template(
         "admin/channels_detail.html",
         channel=channel,
@@ -245,7 +237,7 @@ def channels_detail(channel_id: int):
 @bp.post("/channels/<int:channel_id>/rotate-aes-key")
 @requires("channels.manage")
 def channels_rotate_aes_key(channel_id: int):
-    channel = _channel_or_404(channel_id)
+    channel = scoped_or_404(Channel, channel_id)
     rotate_aes_key(channel, generate_aes_key())
     audit(db(), "channel.rotate_aes_key", "channel", channel.id, {"name": channel.name})
     db().commit()

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
@@ -22,6 +22,7 @@ from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.channels import ACCOUNT_TYPE_LABELS
 from app.admin.labels import CONTENT_KIND_LABELS, LINK_MEDIUM_LABELS
+from app.admin.lookups import Archivable, archive_or_restore, scoped_or_404
 from app.extensions import harpoon
 from core.tokens import Sharer, share_token
 from models import Channel, Content, LinkMedium, Staff, TrackedLink, User
@@ -165,13 +166,7 @@ def forget_links(*, content_id: int | None = None, form_id: int | None = None) -
 @requires("content.manage")
 def links_archive(link_id: int):
     """Retire a link: opening it finds nothing from now on; its views stay counted."""
-    link = db().scalar(
-        select(TrackedLink).where(
-            TrackedLink.id == link_id, TrackedLink.workspace_id == workspace_id()
-        )
-    )
-    if link is None:
-        abort(404)
+    link = scoped_or_404(TrackedLink, link_id)
     if library.set_archived(db(), link, True):
         audit(db(), "tracked_link.archive", "tracked_link", link.id, {"code": link.code})
         db().commit()
@@ -288,36 +283,33 @@ def content_new():
 @bp.route("/content/<int:content_id>/edit", methods=["GET", "POST"])
 @requires("content.manage")
 def content_edit(content_id: int):
-    row = _content_or_404(content_id)
+    row = scoped_or_404(Content, content_id)
     if request.method == "POST":
         return _save(row)
     return _editor(row, "url" if row.url else "body", library.content_form(row))
 
 
-def _archive(content_id: int, archived: bool):
-    row = _content_or_404(content_id)
-    if library.set_archived(db(), row, archived):
-        action = "content.archive" if archived else "content.restore"
-        audit(db(), action, "content", row.id, {"title": row.title})
-        db().commit()
-        forget_links(content_id=row.id)
-    if archived:
-        flash(_("“%(title)s” archived: its links no longer open.", title=row.title), "success")
-        return redirect(url_for("admin.content"))
-    flash(_("“%(title)s” restored.", title=row.title), "success")
-    return redirect(url_for("admin.content_detail", content_id=row.id))
+ARCHIVABLE = Archivable(
+    kind="content",
+    set_archived=library.set_archived,
+    after_commit=lambda row: forget_links(content_id=row.id),
+    archived=lambda row: _("“%(title)s” archived: its links no longer open.", title=row.title),
+    restored=lambda row: _("“%(title)s” restored.", title=row.title),
+    list_url=lambda: url_for("admin.content"),
+    detail_url=lambda row: url_for("admin.content_detail", content_id=row.id),
+)
 
 
 @bp.post("/content/<int:content_id>/archive")
 @requires("content.manage")
 def content_archive(content_id: int):
-    return _archive(content_id, True)
+    return archive_or_restore(scoped_or_404(Content, content_id), True, ARCHIVABLE)
 
 
 @bp.post("/content/<int:content_id>/restore")
 @requires("content.manage")
 def content_restore(content_id: int):
-    return _archive(content_id, False)
+    return archive_or_restore(scoped_or_404(Content, content_id), False, ARCHIVABLE)
 
 
 # ---- one item -----------------------------------------------------------------------------
@@ -333,13 +325,13 @@ class ShareRow:
 @bp.get("/content/<int:content_id>")
 @requires("view")
 def content_detail(content_id: int):
-    return _detail(_content_or_404(content_id))
+    return _detail(scoped_or_404(Content, content_id))
 
 
 @bp.post("/content/<int:content_id>/links")
 @requires("content.manage")
 def content_links_new(content_id: int):
-    row = _content_or_404(content_id)
+    row = scoped_or_404(Content, content_id)
     back = url_for("admin.content_detail", content_id=row.id, days=request.args.get("days"))
     if row.archived_at is not None:
         flash(_("Archived content gets no new links: restore it first."), "error")
@@ -396,12 +388,3 @@ def _share_rows(links: list[library.LinkStats]) -> dict:
     ]
     rows.sort(key=lambda share: not share.yours)
     return {"link": chosen, "rows": rows, "links": [item.link for item in links]}
-
-
-def _content_or_404(content_id: int) -> Content:
-    row = db().scalar(
-        select(Content).where(Content.id == content_id, Content.workspace_id == workspace_id())
-    )
-    if row is None:
-        abort(404)
-    return row

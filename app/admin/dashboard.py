@@ -1,18 +1,18 @@
 """Dashboard: followers, follows per day, interactions per day by kind, inbox health; the
 accounts' stage funnel and the ABM metrics of the target accounts (scoring.metrics)."""
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from flask import g, jsonify, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, select
 
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
-from app.admin.contacts import INTERACTION_LABELS
+from app.admin.contacts.presenters import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS, stage_names
+from core.days import last_days, local_day
 from crm.accounts import BUYING_COMMITTEE
 from models import Identity, IdentityKind, Interaction, utcnow
 from pipeline import inbox
@@ -43,22 +43,6 @@ ABM_TREND = {
     "impact": _l("Impact"),
     "surging": _l("Surging"),
 }
-
-
-def local_day(column, timezone: str):
-    """The calendar day of a UTC timestamp in the workspace's time zone, in SQL."""
-    dialect = db().get_bind().dialect.name
-    if dialect == "postgresql":
-        return func.to_char(func.timezone(timezone, column), "YYYY-MM-DD")
-    # SQLite has no time zones: today's offset, in minutes (right for fixed-offset zones
-    # such as Asia/Shanghai; approximate across a daylight-saving change).
-    minutes = int(datetime.now(ZoneInfo(timezone)).utcoffset().total_seconds() // 60)
-    return func.date(column, literal_column(f"'{minutes:+d} minutes'"))
-
-
-def last_days(count: int, timezone: str) -> list[str]:
-    today = datetime.now(ZoneInfo(timezone)).date()
-    return [(today - timedelta(days=n)).isoformat() for n in range(count - 1, -1, -1)]
 
 
 @bp.get("/")
@@ -179,7 +163,7 @@ def dashboard_series():
     """Chart data: follows per day, interactions per day by kind (workspace time zone)."""
     ws, tz = workspace_id(), g.get("workspace_timezone", "Asia/Shanghai")
     follow_days = last_days(FOLLOW_DAYS, tz)
-    day = local_day(Interaction.occurred_at, tz)
+    day = local_day(db(), Interaction.occurred_at, tz)
     follows = dict(
         db()
         .execute(

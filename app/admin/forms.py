@@ -6,7 +6,7 @@ outreach.library checks the editor and counts; the public form and the follow-up
 outreach.forms' and app/public.py's.
 """
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
-from app.admin.contacts import tag_filter_options
+from app.admin.contacts.presenters import tag_filter_options
 from app.admin.content import (
     audit_changes,
     for_audit,
@@ -27,6 +27,7 @@ from app.admin.content import (
     window,
 )
 from app.admin.labels import CONTENT_KIND_LABELS, TAG_GROUP_LABELS, tag_label
+from app.admin.lookups import Archivable, archive_or_restore, scoped_or_404
 from crm.tags import TagBook
 from models import Content, FollowUpStatus, Form, FormField, Tag, User
 from outreach import library
@@ -173,36 +174,33 @@ def forms_new():
 @bp.route("/forms/<int:form_id>/edit", methods=["GET", "POST"])
 @requires("content.manage")
 def forms_edit(form_id: int):
-    row = _form_or_404(form_id)
+    row = scoped_or_404(Form, form_id)
     if request.method == "POST":
         return _save(row)
     return _editor(row, library.form_values(row))
 
 
-def _archive(form_id: int, archived: bool):
-    row = _form_or_404(form_id)
-    if library.set_archived(db(), row, archived):
-        action = "form.archive" if archived else "form.restore"
-        audit(db(), action, "form", row.id, {"title": row.title})
-        db().commit()
-        forget_links(form_id=row.id)
-    if archived:
-        flash(_("Form “%(title)s” archived: its links no longer open.", title=row.title), "success")
-        return redirect(url_for("admin.forms"))
-    flash(_("Form “%(title)s” restored.", title=row.title), "success")
-    return redirect(url_for("admin.forms_detail", form_id=row.id))
+ARCHIVABLE = Archivable(
+    kind="form",
+    set_archived=library.set_archived,
+    after_commit=lambda row: forget_links(form_id=row.id),
+    archived=lambda row: _("Form “%(title)s” archived: its links no longer open.", title=row.title),
+    restored=lambda row: _("Form “%(title)s” restored.", title=row.title),
+    list_url=lambda: url_for("admin.forms"),
+    detail_url=lambda row: url_for("admin.forms_detail", form_id=row.id),
+)
 
 
 @bp.post("/forms/<int:form_id>/archive")
 @requires("content.manage")
 def forms_archive(form_id: int):
-    return _archive(form_id, True)
+    return archive_or_restore(scoped_or_404(Form, form_id), True, ARCHIVABLE)
 
 
 @bp.post("/forms/<int:form_id>/restore")
 @requires("content.manage")
 def forms_restore(form_id: int):
-    return _archive(form_id, False)
+    return archive_or_restore(scoped_or_404(Form, form_id), False, ARCHIVABLE)
 
 
 # ---- one form -----------------------------------------------------------------------------
@@ -211,13 +209,13 @@ def forms_restore(form_id: int):
 @bp.get("/forms/<int:form_id>")
 @requires("view")
 def forms_detail(form_id: int):
-    return _detail(_form_or_404(form_id))
+    return _detail(scoped_or_404(Form, form_id))
 
 
 @bp.post("/forms/<int:form_id>/links")
 @requires("content.manage")
 def forms_links_new(form_id: int):
-    row = _form_or_404(form_id)
+    row = scoped_or_404(Form, form_id)
     back = url_for("admin.forms_detail", form_id=row.id, days=request.args.get("days"))
     if row.archived_at is not None:
         flash(_("An archived form gets no new links: restore it first."), "error")
@@ -255,10 +253,3 @@ def _detail(row: Form, link_context: dict | None = None, status: int = 200):
         follow_up_channels=FOLLOW_UP_CHANNELS,
         **(link_context or link_form_context(library.oa_channels(session, ws))),
     ), status
-
-
-def _form_or_404(form_id: int) -> Form:
-    row = db().scalar(select(Form).where(Form.id == form_id, Form.workspace_id == workspace_id()))
-    if row is None:
-        abort(404)
-    return row

@@ -1,9 +1,8 @@
 """Group sends: a salesperson's message to their WeCom customers, and who received it."""
 
 import logging
-from math import ceil
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -11,16 +10,18 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError as SchemaError
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from wtforms import RadioField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
-from app.admin.contacts import tag_filter_options
+from app.admin.contacts.presenters import tag_filter_options
 from app.admin.labels import error_messages
+from app.admin.lookups import paginate, paginate_list, scoped_or_404
 from app.extensions import harpoon
 from core.jobs import Job
+from crm.channels import channel_names
 from crm.tags import TagBook
 from models import Channel, Contact, ContactTag, FollowRelation, GroupSend, Role, Staff, User
 from sales.group_send import (
@@ -33,6 +34,7 @@ from sales.group_send import (
     create_group_send,
     result_counts,
 )
+from sales.staff import staff_names
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +122,12 @@ def _senders() -> list[Staff]:
 
 def _form(**kwargs) -> GroupSendForm:
     form = GroupSendForm(**kwargs)
-    channel_names = dict(
-        db()
-        .execute(select(Channel.id, Channel.name).where(Channel.workspace_id == workspace_id()))
-        .all()
-    )
+    names = channel_names(db(), workspace_id())
     form.sender.choices = [SelectChoice("", _("Choose the sender"))] + [
         SelectChoice(
             str(staff.id),
             f"{staff.name or staff.userid} ({staff.userid})",
-            optgroup=channel_names[staff.channel_id],
+            optgroup=names[staff.channel_id],
         )
         for staff in _senders()
     ]
@@ -234,13 +232,9 @@ def group_sends_create():
 @bp.get("/group-sends/<int:group_send_id>")
 @requires("contacts.view")
 def group_sends_detail(group_send_id: int):
-    group_send = _group_send_or_404(group_send_id)
-    total = len(group_send.external_userids)
-    pages = max(1, ceil(total / RECIPIENTS_PAGE_SIZE))
-    page = min(max(request.args.get("page", 1, type=int), 1), pages)
-    shown = group_send.external_userids[
-        (page - 1) * RECIPIENTS_PAGE_SIZE : page * RECIPIENTS_PAGE_SIZE
-    ]
+    group_send = scoped_or_404(GroupSend, group_send_id)
+    listed = paginate_list(group_send.external_userids, RECIPIENTS_PAGE_SIZE)
+    shown = listed.rows
     contacts = {
         external_userid: (contact_id, name)
         for external_userid, contact_id, name in db().execute(
@@ -274,8 +268,8 @@ def group_sends_detail(group_send_id: int):
         created_by=db().get(User, group_send.created_by) if group_send.created_by else None,
         counts=_counts(group_send),
         recipients=recipients,
-        page=page,
-        pages=pages,
+        page=listed.page,
+        pages=listed.pages,
         **_labels(),
     )
 
@@ -283,7 +277,7 @@ def group_sends_detail(group_send_id: int):
 @bp.post("/group-sends/<int:group_send_id>/refresh")
 @requires("group_send.create")
 def group_sends_refresh(group_send_id: int):
-    group_send = _group_send_or_404(group_send_id)
+    group_send = scoped_or_404(GroupSend, group_send_id)
     if not group_send.msgid:
         flash(_("WeCom does not have this message yet: there are no results to fetch."), "error")
     elif _enqueue(Job.FETCH_GROUP_SEND_RESULTS, group_send.id):
@@ -295,16 +289,12 @@ def group_sends_refresh(group_send_id: int):
 
 def _list_page(form: GroupSendForm | None):
     ws = workspace_id()
-    total = db().scalar(select(func.count()).where(GroupSend.workspace_id == ws))
-    pages = max(1, ceil(total / PAGE_SIZE))
-    page = min(max(request.args.get("page", 1, type=int), 1), pages)
-    rows = db().execute(
+    listed = paginate(
         select(GroupSend, User.name)
         .outerjoin(User, User.id == GroupSend.created_by)
         .where(GroupSend.workspace_id == ws)
-        .order_by(GroupSend.created_at.desc(), GroupSend.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+        .order_by(GroupSend.created_at.desc(), GroupSend.id.desc()),
+        PAGE_SIZE,
     )
     staff_names = _staff_names(ws)
     return render_template(
@@ -316,11 +306,11 @@ def _list_page(form: GroupSendForm | None):
                 created_by,
                 _counts(group_send),
             )
-            for group_send, created_by in rows
+            for group_send, created_by in listed.rows
         ],
         form=form,
-        page=page,
-        pages=pages,
+        page=listed.page,
+        pages=listed.pages,
         excerpt_chars=EXCERPT_CHARS,
         **_labels(),
     )
@@ -348,23 +338,7 @@ def _labels() -> dict:
 
 
 def _staff_names(ws: int) -> dict[tuple[int, str], str]:
-    return {
-        (channel_id, userid): name or userid
-        for channel_id, userid, name in db().execute(
-            select(Staff.channel_id, Staff.userid, Staff.name).where(Staff.workspace_id == ws)
-        )
-    }
-
-
-def _group_send_or_404(group_send_id: int) -> GroupSend:
-    group_send = db().scalar(
-        select(GroupSend).where(
-            GroupSend.id == group_send_id, GroupSend.workspace_id == workspace_id()
-        )
-    )
-    if group_send is None:
-        abort(404)
-    return group_send
+    return {key: name or key[1] for key, name in staff_names(db(), ws).items()}
 
 
 def _enqueue(job: Job, group_send_id: int) -> bool:

@@ -4,11 +4,9 @@ import codecs
 import csv
 import io
 import logging
-from math import ceil
 
 from flask import (
     Response,
-    abort,
     flash,
     redirect,
     render_template,
@@ -22,13 +20,14 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import defer
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms.validators import StopValidation
 
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
+from app.admin.lookups import paginate, scoped_or_404
 from app.extensions import harpoon
 from core.jobs import Job
 from crm.imports import (
@@ -40,6 +39,7 @@ from crm.imports import (
     check_file,
     error_count,
 )
+from crm.users import workspace_user
 from models import AccountImport, ImportStatus, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -190,24 +190,16 @@ def _enqueue(account_import: AccountImport) -> None:
 
 
 def _imports_page(form: ImportForm):
-    ws = workspace_id()
-    total = db().scalar(
-        select(func.count()).select_from(AccountImport).where(AccountImport.workspace_id == ws)
-    )
-    pages = max(1, ceil(total / PAGE_SIZE))
-    page = min(max(request.args.get("page", 1, type=int), 1), pages)
-    rows = db().execute(
-        _imports(ws)
-        .order_by(AccountImport.created_at.desc(), AccountImport.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+    listed = paginate(
+        _imports(workspace_id()).order_by(AccountImport.created_at.desc(), AccountImport.id.desc()),
+        PAGE_SIZE,
     )
     return _render(
         "admin/imports.html",
         form=form,
-        rows=rows.all(),
-        page=page,
-        pages=pages,
+        rows=listed.rows,
+        page=listed.page,
+        pages=listed.pages,
         max_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
         column_help=[(COLUMN_HELP[name], names) for name, names in COLUMN_NAMES.items()],
     )
@@ -217,14 +209,14 @@ def _imports_page(form: ImportForm):
 @requires("accounts.import")
 def imports_row(import_id: int):
     """One import's row, which htmx asks for every second while the import runs."""
-    account_import, uploader = _import_or_404(import_id)
+    account_import, uploader = _import_and_uploader(import_id)
     return _render("admin/imports_row.html", job=account_import, uploader=uploader)
 
 
 @bp.get("/accounts/import/<int:import_id>")
 @requires("accounts.import")
 def imports_detail(import_id: int):
-    account_import, uploader = _import_or_404(import_id)
+    account_import, uploader = _import_and_uploader(import_id)
     return _render(
         "admin/import.html",
         job=account_import,
@@ -235,7 +227,7 @@ def imports_detail(import_id: int):
 @bp.get("/accounts/import/<int:import_id>/errors.csv")
 @requires("accounts.import")
 def imports_errors_csv(import_id: int):
-    account_import, _uploader = _import_or_404(import_id)
+    account_import, _uploader = _import_and_uploader(import_id)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([_("Line"), _("Reason")])
@@ -271,11 +263,12 @@ def _imports(ws: int):
     )
 
 
-def _import_or_404(import_id: int) -> tuple[AccountImport, str | None]:
-    row = db().execute(_imports(workspace_id()).where(AccountImport.id == import_id)).first()
-    if row is None:
-        abort(404)
-    return row[0], row[1]
+def _import_and_uploader(import_id: int) -> tuple[AccountImport, str | None]:
+    """The workspace's import (its stored file unread: the row is polled every second) and
+    who uploaded it."""
+    account_import = scoped_or_404(AccountImport, import_id, options=[defer(AccountImport.content)])
+    uploader = workspace_user(db(), account_import.workspace_id, account_import.user_id)
+    return account_import, uploader.name if uploader else None
 
 
 def _render(template: str, **context) -> str:

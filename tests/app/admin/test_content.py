@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.admin.contacts import INTERACTION_LABELS, PROPERTY_LABELS, key_properties
+from app.admin.contacts.presenters import INTERACTION_LABELS, PROPERTY_LABELS, key_properties
 from app.admin.labels import LINK_MEDIUM_LABELS
 from core.tokens import Signer, verify_share
 from crm.channels import workspace_named

@@ -11,7 +11,6 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select
 
-from app.admin import scoring as scoring_page
 from crm.channels import workspace_named
 from models import (
     Account,
@@ -25,6 +24,7 @@ from models import (
     User,
     utcnow,
 )
+from scoring import preview as scoring_preview
 from scoring.engine import Scorer, load_model, save_model
 from scoring.model import PRESETS, Model, MqaRule, Stage, TierRule
 from tests.app.admin.conftest import csrf_token, in_english
@@ -692,7 +692,7 @@ def test_versions_belong_to_their_workspace(app, signed_in):
 
 
 def test_a_large_workspace_is_previewed_on_an_even_sample(app, signed_in, monkeypatch):
-    monkeypatch.setattr(scoring_page, "PREVIEW_SAMPLE", 2)
+    monkeypatch.setattr(scoring_preview, "PREVIEW_SAMPLE", 2)
     committee_accounts(app)  # three accounts
     before = database_state(app)
     client = in_english(signed_in("marketer"))

@@ -1,0 +1,73 @@
+"""What the push pages show: statuses, mechanisms and skip reasons in words, and a push's
+delivery funnel."""
+
+from datetime import datetime
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app.admin.pushes.forms import zone
+from models import BatchStatus, Mechanism, PushStatus
+from outreach.pushes import MAX_TEXT, Reason
+
+STATUS_LABELS = {
+    PushStatus.DRAFT: _l("Draft"),
+    PushStatus.AWAITING_APPROVAL: _l("Awaiting approval"),
+    PushStatus.SCHEDULED: _l("Scheduled"),
+    PushStatus.SENDING: _l("Sending"),
+    PushStatus.SENT: _l("Sent"),
+    PushStatus.FAILED: _l("Failed"),
+    PushStatus.CANCELLED: _l("Cancelled"),
+}
+STATUS_BADGES = {
+    PushStatus.AWAITING_APPROVAL: "warn",
+    PushStatus.SCHEDULED: "warn",
+    PushStatus.SENDING: "warn",
+    PushStatus.SENT: "ok",
+    PushStatus.FAILED: "error",
+}
+MECHANISM_LABELS = {
+    Mechanism.MASS_TAG: _l("Mass send to a tag / everyone"),
+    Mechanism.MASS_OPENID: _l("Mass send by openid lists"),
+    Mechanism.CS: _l("Customer-service message"),
+    Mechanism.TEMPLATE: _l("Template message"),
+}
+REASON_LABELS = {
+    Reason.NO_OPENID: _l("Not a follower of this account"),
+    Reason.UNFOLLOWED: _l("Unfollowed"),
+    Reason.MONTHLY_QUOTA: _l("Had this month's 4 mass messages"),
+    Reason.WINDOW_EXPIRED: _l("Service window closed before the send"),
+    Reason.WINDOW_QUOTA: _l("Service window's messages used up"),
+    Reason.INTERRUPTED: _l("Interrupted by a crash (maybe delivered)"),
+}
+BATCH_LABELS = {
+    BatchStatus.PLANNED: _l("Planned"),
+    BatchStatus.SUBMITTING: _l("Submitting"),
+    BatchStatus.SUBMITTED: _l("Submitted, waiting for WeChat's result"),
+    BatchStatus.FINISHED: _l("Finished"),
+    BatchStatus.FAILED: _l("Failed"),
+}
+
+
+def funnel(report: dict) -> list[tuple[str, int]]:
+    """Targeted -> reachable -> sent -> delivered, for the funnel chart."""
+    targeted = report.get("targeted", 0)
+    skipped = sum(report.get("skipped", {}).values())
+    return [
+        (_("Targeted"), targeted),
+        (_("Reachable"), targeted - skipped),
+        (_("Sent"), sum(report.get("sent", {}).values())),
+        (_("Delivered"), report.get("delivered", 0)),
+    ]
+
+
+def labels() -> dict:
+    return {
+        "status_labels": STATUS_LABELS,
+        "status_badges": STATUS_BADGES,
+        "mechanism_labels": MECHANISM_LABELS,
+        "reason_labels": REASON_LABELS,
+        "batch_labels": BATCH_LABELS,
+        "max_text": MAX_TEXT,
+        "now": datetime.now(zone()),
+    }

@@ -1,0 +1,257 @@
+"""The WeCom pages' routes: 联系我 codes with their adds, and the staff who receive them."""
+
+from flask import flash, g, redirect, render_template, url_for
+from flask_babel import gettext as _
+from marshmallow import ValidationError as InputError
+
+from app.admin import bp, db
+from app.admin.access import audit, ids_of_workspace, requires, workspace_id
+from app.admin.labels import ADD_WAY_LABELS, TAG_GROUP_LABELS, tag_label
+from app.admin.lookups import paginate, scoped_or_404
+from app.admin.wecom.forms import (
+    AUDITED_FIELDS,
+    STAFF_USER_REFERENCES,
+    ContactWayForm,
+    StaffUserForm,
+    placeholder_list,
+    show_input_errors,
+    user_choices,
+)
+from app.admin.wecom.presenters import adds_chart, wecom_refusal
+from app.extensions import harpoon
+from core.jobs import Job
+from core.references import USER
+from crm.channels import channels_of
+from crm.directory import accounts_per_owner
+from crm.tags import TagBook
+from models import Channel, ChannelKind, ContactWay, Staff, User
+from sales.contact_ways import (
+    MAX_STAFF,
+    WELCOME_PLACEHOLDERS,
+    adds_per_code,
+    contact_ways_of,
+    create_contact_way,
+    delete_contact_way,
+    staff_to_choose,
+    update_contact_way,
+)
+from sales.staff import (
+    customer_counts,
+    customers_query,
+    lost_counts,
+    mappable_users,
+    staff_accounts,
+    staff_names,
+    staff_with_users,
+)
+from wechat.clients import WeChatApiError
+
+ADDS_DAYS = 30
+CUSTOMERS_PAGE_SIZE = 50
+IS_WECOM = Channel.kind == ChannelKind.WECOM
+NOT_DELETED = ContactWay.deleted_at.is_(None)
+
+
+def _client(channel: Channel):
+    return harpoon().wechat.wecom(channel.app_id, channel.secret)
+
+
+# --- 联系我 codes -------------------------------------------------------------
+
+
+@bp.get("/contact-ways")
+@requires("channels.view")
+def contact_ways():
+    ws = workspace_id()
+    channels = channels_of(db(), ws, ChannelKind.WECOM)
+    ways = contact_ways_of(db(), ws)
+    tz = g.get("workspace_timezone") or "Asia/Shanghai"
+    days, daily, total = adds_per_code(db(), ws, tz, ADDS_DAYS)
+    recent, chart = adds_chart(ways, days, daily)
+    return render_template(
+        "admin/contact_ways.html",
+        channels=channels,
+        channel_names={channel.id: channel.name for channel in channels},
+        ways=ways,
+        staff_names=staff_names(db(), ws),
+        book=TagBook(db(), ws),
+        recent=recent,
+        total=total,
+        chart=chart,
+        adds_days=ADDS_DAYS,
+        group_labels=TAG_GROUP_LABELS,
+        tag_label=tag_label,
+    )
+
+
+def _form_for(channel: Channel, way: ContactWay | None) -> ContactWayForm:
+    """The form with this channel's staff (active ones, and whoever the code has now)."""
+    staff = staff_to_choose(db(), channel, way.staff_userids if way else [])
+    return ContactWayForm(obj=way, staff=staff, book=TagBook(db(), channel.workspace_id))
+
+
+def _save(channel: Channel, way: ContactWay | None):
+    """The new/edit form: GET shows it, POST saves it in WeCom and here or shows why not."""
+    form = _form_for(channel, way)
+    if form.validate_on_submit():
+        before = {name: getattr(way, name) for name in AUDITED_FIELDS} if way else {}
+        try:
+            if way is None:
+                way = create_contact_way(db(), channel, _client(channel), form.values())
+                replaced = False
+            else:
+                replaced = update_contact_way(db(), way, _client(channel), form.values())
+        except InputError as exc:
+            db().rollback()
+            show_input_errors(form, exc.messages)
+        except WeChatApiError as exc:
+            db().rollback()
+            form.form_errors.append(wecom_refusal(exc))
+        else:
+            after = {name: getattr(way, name) for name in AUDITED_FIELDS}
+            if before:
+                changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+                action = "contact_way.update"
+            else:
+                changes = {**after, "channel_id": channel.id}
+                action = "contact_way.create"
+            if replaced:
+                changes["config_id"] = "replaced"
+            if changes:
+                audit(db(), action, "contact_way", way.id, changes)
+            db().commit()
+            flash(_("Contact Me code %(name)s saved.", name=way.name), "success")
+            if replaced:
+                flash(
+                    _(
+                        "WeCom cannot switch a code between one and several staff members, "
+                        "so it has a new QR code: replace the old one wherever it is printed."
+                    ),
+                    "error",
+                )
+            return redirect(url_for("admin.contact_ways"))
+    return render_template(
+        "admin/contact_way_form.html",
+        form=form,
+        channel=channel,
+        way=way,
+        placeholders=placeholder_list(WELCOME_PLACEHOLDERS),
+        max_staff=MAX_STAFF,
+    )
+
+
+@bp.route("/contact-ways/new/<int:channel_id>", methods=["GET", "POST"])
+@requires("wecom.manage")
+def contact_ways_new(channel_id: int):
+    return _save(scoped_or_404(Channel, channel_id, IS_WECOM), None)
+
+
+@bp.route("/contact-ways/<int:way_id>/edit", methods=["GET", "POST"])
+@requires("wecom.manage")
+def contact_ways_edit(way_id: int):
+    way = scoped_or_404(ContactWay, way_id, NOT_DELETED)
+    return _save(scoped_or_404(Channel, way.channel_id, IS_WECOM), way)
+
+
+@bp.post("/contact-ways/<int:way_id>/delete")
+@requires("wecom.manage")
+def contact_ways_delete(way_id: int):
+    way = scoped_or_404(ContactWay, way_id, NOT_DELETED)
+    channel = scoped_or_404(Channel, way.channel_id, IS_WECOM)
+    try:
+        delete_contact_way(db(), way, _client(channel))
+    except WeChatApiError as exc:
+        db().rollback()
+        flash(wecom_refusal(exc), "error")
+    else:
+        audit(
+            db(),
+            "contact_way.delete",
+            "contact_way",
+            way.id,
+            {"name": way.name, "state": way.state},
+        )
+        db().commit()
+        flash(_("Contact Me code %(name)s deleted.", name=way.name), "success")
+    return redirect(url_for("admin.contact_ways"))
+
+
+# --- staff ------------------------------------------------------------------
+
+
+@bp.get("/staff")
+@requires("contacts.view")
+def staff():
+    ws = workspace_id()
+    channels = channels_of(db(), ws, ChannelKind.WECOM)
+    by_channel: dict[int, list] = {channel.id: [] for channel in channels}
+    for member, user_name in staff_with_users(db(), ws):
+        by_channel.setdefault(member.channel_id, []).append((member, user_name))
+    return render_template(
+        "admin/staff.html",
+        channels=channels,
+        by_channel=by_channel,
+        customers=customer_counts(db(), ws),
+        lost=lost_counts(db(), ws),
+        owned=accounts_per_owner(db(), ws),
+        user_choices=user_choices(mappable_users(db(), ws)),
+    )
+
+
+@bp.post("/staff/sync/<int:channel_id>")
+@requires("wecom.manage")
+def staff_sync(channel_id: int):
+    channel = scoped_or_404(Channel, channel_id, IS_WECOM)
+    harpoon().queue.enqueue(Job.SYNC_STAFF, channel.id, job_id=f"sync_staff-{channel.id}")
+    flash(
+        _("Syncing the staff of %(name)s: reload the page in a moment.", name=channel.name),
+        "success",
+    )
+    return redirect(url_for("admin.staff"))
+
+
+@bp.post("/staff/<int:staff_id>/user")
+@requires("wecom.manage")
+def staff_map_user(staff_id: int):
+    member = scoped_or_404(Staff, staff_id)
+    form = StaffUserForm()
+    form.user_id.choices = user_choices(mappable_users(db(), member.workspace_id))
+    valid = form.validate_on_submit()
+    if not ids_of_workspace(db(), form, STAFF_USER_REFERENCES):
+        flash(_(USER.message), "error")
+        return redirect(url_for("admin.staff"))
+    if not valid:
+        flash(_("Choose a user of this workspace."), "error")
+        return redirect(url_for("admin.staff"))
+    before = member.user_id
+    if form.user_id.data != before:
+        member.user_id = form.user_id.data
+        audit(
+            db(),
+            "staff.map_user",
+            "staff",
+            member.id,
+            {"userid": member.userid, "user_id": [before, member.user_id]},
+        )
+        db().commit()
+    flash(_("%(name)s's admin user saved.", name=member.name), "success")
+    return redirect(url_for("admin.staff"))
+
+
+@bp.get("/staff/<int:staff_id>")
+@requires("contacts.view")
+def staff_detail(staff_id: int):
+    member = scoped_or_404(Staff, staff_id)
+    customers = paginate(customers_query(member), CUSTOMERS_PAGE_SIZE)
+    return render_template(
+        "admin/staff_detail.html",
+        member=member,
+        channel=db().get(Channel, member.channel_id),
+        user=db().get(User, member.user_id) if member.user_id else None,
+        customers=customers.rows,
+        total=customers.total,
+        page=customers.page,
+        pages=customers.pages,
+        accounts=staff_accounts(db(), member),
+        add_way_labels=ADD_WAY_LABELS,
+    )
