@@ -1,5 +1,7 @@
 """Fixtures: the same suite on PostgreSQL + Redis (TEST_DATABASE_URL / TEST_REDIS_URL)
-or on SQLite + the in-process queue."""
+or on SQLite + the in-process queue. Rows are built by tests/factories.py, and what the
+tests share besides is in tests/helpers.py; a test module imports from those, never from
+another test module (tests/test_layout.py checks)."""
 
 import os
 import socket
@@ -22,15 +24,14 @@ from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.demo import register_tenant
-from app.extensions import harpoon
 from config import ENVIRONMENT_VARIABLES, ROOT
-from crm.channels import add_channel, workspace_named
 from handlers.registry import HANDLERS
-from models import Base, Channel, migrate
+from models import Base, migrate
+from tests.factories import make_channel, make_oa, make_people
+from tests.helpers import WECOM_CREDS, harpoon_of
+from tests.oa_platform import connect_oa
 from tests.webhook_receiver import Receiver
 from tests.wechat.sandbox_server import SandboxServer
-from wechat.simulate import Credentials
 
 # Fuzz tests (tests/app/test_fuzz.py): the same examples on every run, none remembered
 # between runs; fixtures are shared by a test's examples on purpose (one app, one database).
@@ -50,7 +51,6 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harpoon")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 ENCRYPTION_KEY = Fernet.generate_key().decode()
-OA_SECRET = "oa-app-secret"  # the AppSecret of the sandbox's OA (`oa`)
 
 
 BROWSER_TESTS = Path(__file__).parent / "browser"
@@ -125,11 +125,6 @@ def make_app(database_url, tmp_path):
         harpoon_of(app).db.dispose()
 
 
-def harpoon_of(app):
-    with app.app_context():
-        return harpoon()
-
-
 def _empty_tables(db):
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with db.engine.begin() as conn:
@@ -168,22 +163,10 @@ def runner(app):
     return app.test_cli_runner()
 
 
-OA_CREDS = Credentials(
-    app_id="wx5f3a9e0c1b2d4e6f",
-    token="harpoontoken",
-    aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
-)
-WECOM_CREDS = Credentials(
-    app_id="ww1a2b3c4d5e6f7a8b",
-    token="wecomtoken",
-    aes_key="ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut",
-)
-
-
 @pytest.fixture
 def oa_channel(app):
     """A safe-mode service OA; returns its id."""
-    return make_channel(app, "oa", OA_CREDS, message_mode="safe", account_type="service")
+    return make_oa(app)
 
 
 @pytest.fixture
@@ -194,28 +177,13 @@ def wecom_channel(app):
 @pytest.fixture
 def oa(app, platform, live_server):
     """A safe-mode service OA registered in the sandbox (its AppSecret OA_SECRET); its id."""
-    channel_id = make_channel(
-        app, "oa", OA_CREDS, message_mode="safe", account_type="service", secret=OA_SECRET
-    )
-    with harpoon_of(app).db.session() as session:
-        register_tenant(platform.state, session.get(Channel, channel_id), live_server)
-    return channel_id
+    return connect_oa(app, platform, live_server)
 
 
-def make_channel(app, kind, creds, *, workspace="acme", **fields):
-    with harpoon_of(app).db.session() as session:
-        channel = add_channel(
-            session,
-            workspace_named(session, workspace),
-            kind=kind,
-            name=f"{kind} {creds.app_id}",
-            app_id=creds.app_id,
-            token=creds.token,
-            aes_key=creds.aes_key,
-            **fields,
-        )
-        session.commit()
-        return channel.id
+@pytest.fixture
+def people(app):
+    """make_people's contacts, accounts, tags and identities."""
+    return make_people(app)
 
 
 @pytest.fixture
@@ -227,13 +195,6 @@ def failing_clicks(monkeypatch):
         raise LookupError(f"click of {ctx.event.subject} failed in its handler")
 
     monkeypatch.setitem(HANDLERS, "wechat.menu_click", fail)
-
-
-def run_jobs(app):
-    """Send pending drain requests, then run every queued job with a real RQ SimpleWorker."""
-    queue = harpoon_of(app).queue
-    queue.drain_requests.flush()
-    return queue.worker(app).work(burst=True)
 
 
 def free_port() -> int:

@@ -1,15 +1,61 @@
-"""Small factories and queries shared by the tests."""
+"""What the tests share besides fixtures and rows: the test channels' credentials, the
+app's services, callbacks signed as WeChat signs them, the queue run for real, and queries.
 
+Rows are built by tests/factories.py; fixtures live in the conftest files. This module
+imports neither, so both may import it."""
+
+import json
 import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from app.extensions import harpoon
 from crm.channels import workspace_named
-from models import Contact, Form, Identity, InboundEvent, Interaction
+from journeys import engine
+from journeys.engine import Touch
+from models import AuditLog, Contact, ContactTag, Form, Identity, InboundEvent, Interaction, Tag
 from outreach.content import create_link
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of
 from wechat import simulate
+from wechat.simulate import Credentials
+
+# ---- the test channels ---------------------------------------------------------------------
+
+OA_CREDS = Credentials(
+    app_id="wx5f3a9e0c1b2d4e6f",
+    token="harpoontoken",
+    aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+)
+WECOM_CREDS = Credentials(
+    app_id="ww1a2b3c4d5e6f7a8b",
+    token="wecomtoken",
+    aes_key="ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut",
+)
+OA_SECRET = "oa-app-secret"  # the AppSecret of the sandbox's OA (`oa`)
+# Where the sandbox would deliver callbacks; nothing listens, and API calls send none.
+NO_CALLBACKS = "http://127.0.0.1:9"
+
+
+# ---- the app -------------------------------------------------------------------------------
+
+
+def harpoon_of(app):
+    with app.app_context():
+        return harpoon()
+
+
+def session_of(app):
+    return harpoon_of(app).db.session()
+
+
+def run_jobs(app):
+    """Send pending drain requests, then run every queued job with a real RQ SimpleWorker."""
+    queue = harpoon_of(app).queue
+    queue.drain_requests.flush()
+    return queue.worker(app).work(burst=True)
+
+
+# ---- requests ------------------------------------------------------------------------------
 
 
 def post_oa(client, channel_id, xml, mode="safe"):
@@ -26,9 +72,33 @@ def post_wecom(client, channel_id, xml):
     return response
 
 
+def post_touchpoints(client, key: str | None, body, *, signature: str | None = None):
+    """POST to the touchpoint API as a caller does: the key as bearer, the body as JSON."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if signature:
+        headers["X-Harpoon-Signature"] = signature
+    return client.post("/api/v1/touchpoints", data=raw, headers=headers)
+
+
+# ---- queries -------------------------------------------------------------------------------
+
+
 def all_of(app, model, *order_by):
     with harpoon_of(app).db.session() as session:
         return list(session.scalars(select(model).order_by(*(order_by or [model.id]))))
+
+
+def all_rows(app, model, *where):
+    with harpoon_of(app).db.session() as session:
+        return list(session.scalars(select(model).where(*where).order_by(model.id)))
+
+
+def load(app, model, row_id):
+    with harpoon_of(app).db.session() as session:
+        return session.get(model, row_id)
 
 
 def inbox(app):
@@ -45,6 +115,42 @@ def contacts(app):
 
 def identities(app):
     return all_of(app, Identity)
+
+
+def audit_actions(app) -> list[str]:
+    return [entry.action for entry in all_of(app, AuditLog)]
+
+
+def tag_names(session, contact_id):
+    """The contact's tags as "group:name"."""
+    rows = session.execute(
+        select(Tag.group, Tag.name)
+        .join(ContactTag, ContactTag.tag_id == Tag.id)
+        .where(ContactTag.contact_id == contact_id)
+    )
+    return {f"{group}:{name}" for group, name in rows}
+
+
+# ---- people ------------------------------------------------------------------------------
+
+
+def submit_form_for_journeys(app, workspace_id: int, now) -> None:
+    """A new contact submits a form: the drain's journey reactions enrol them."""
+    with session_of(app) as session:
+        contact = Contact(workspace_id=workspace_id, name="王芳")
+        session.add(contact)
+        session.flush()
+        row = Interaction(
+            workspace_id=workspace_id, contact_id=contact.id, kind="form.submit", occurred_at=now
+        )
+        session.add(row)
+        session.flush()
+        touch = Touch(row.id, contact.id, None, "form.submit", {}, now)
+        engine.on_interactions(session, workspace_id, [touch], now=now)
+        session.commit()
+
+
+# ---- a reader outside WeChat ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ import pytest
 
 from app.queue import ThreadWorker
 from core.jobs import Job
-from crm.api_keys import create_api_key, sign
+from crm.api_keys import sign
 from crm.channels import workspace_named
 from models import utcnow
-from tests.app.test_api import post
-from tests.conftest import harpoon_of, run_jobs
-from tests.journeys.test_webhooks import submit, webhook_journey, with_secret
+from tests.factories import new_key, webhook_journey, with_secret
+from tests.helpers import harpoon_of, run_jobs, submit_form_for_journeys
+from tests.helpers import post_touchpoints as post
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -43,14 +43,6 @@ def worker(app):
     yield
     stop.set()
     thread.join(timeout=10)
-
-
-def new_key(app, *, require_signature=False):
-    with harpoon_of(app).db.session() as session:
-        workspace = workspace_named(session, "acme")
-        key = create_api_key(session, workspace.id, "直播平台", require_signature=require_signature)
-        session.commit()
-        return key
 
 
 def test_live_minutes_posted_by_the_example_are_seen_scored(
@@ -115,7 +107,7 @@ def acme_with_secret(app) -> tuple[int, str]:
 def deliver(app, workspace_id: int, url: str) -> int:
     """A journey posting a webhook to url, run once by the queue's job; its id."""
     journey_id = webhook_journey(app, workspace_id, url)
-    submit(app, workspace_id, utcnow())
+    submit_form_for_journeys(app, workspace_id, utcnow())
     harpoon_of(app).queue.enqueue_followups({(Job.RUN_JOURNEYS, workspace_id)})
     run_jobs(app)  # the job composes the outbound client from the settings
     return journey_id

@@ -79,14 +79,16 @@ from outreach.segments import Segment, contacts_query, count
 from sales import contact_ways
 from sales.group_send import create_group_send
 from sync.tag_sync import ensure_remote_tags
-from tests.app.admin.conftest import PASSWORD, csrf_token, in_english, sign_in
-from tests.conftest import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, make_channel
-from tests.outreach.test_pushes import LIMITS, client_of, follow, received, settle, tenant
+from tests.app.admin.conftest import csrf_token, in_english, sign_in
+from tests.factories import PASSWORD, make_channel
+from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, session_of
+from tests.oa_platform import client_of, follow, received, settle, tenant
 from wechat.sandbox import oa as sandbox_oa
 from wechat.sandbox.oa import CUSTOM, MASS
 from wechat.simulate import Credentials
 
 pytestmark = pytest.mark.sandbox
+LIMITS = pushes.PushLimits()
 # What may declare: every package of the layers contract but the platform, models and settings.
 PACKAGES = tuple(
     package
@@ -124,10 +126,6 @@ class Holdings:
 class World:
     a: Holdings
     b: Holdings
-
-
-def session_of(app):
-    return harpoon_of(app).db.session()
 
 
 @pytest.fixture

@@ -1,14 +1,5 @@
-"""The WeCom sandbox for tests whose code calls the WeCom API over HTTP.
-
-Plain functions, for a test module's own fixtures:
-
-    @pytest.fixture(scope="module")
-    def platform():
-        yield from sandbox_platform()
-
-    @pytest.fixture
-    def app(make_app, platform):
-        return app_on(make_app, platform)
+"""The WeCom sandbox for tests whose code calls the WeCom API over HTTP (mark the module
+`sandbox`: its `app` then talks to the `platform` fixture, emptied for each test).
 
 API calls trigger no callbacks (as on the real platform), so these tests need no
 live server; a test that plays people in the WeCom client (add_external_contact)
@@ -19,29 +10,14 @@ from sqlalchemy import select
 
 from app.demo import register_tenant
 from models import Channel, Staff
-from tests.conftest import WECOM_CREDS, harpoon_of, make_channel
-from tests.wechat.sandbox_server import SandboxServer
+from tests.factories import make_channel
+from tests.helpers import NO_CALLBACKS, WECOM_CREDS, harpoon_of
 from wechat.sandbox import wecom
 from wechat.sandbox.core import Fault
 from wechat.simulate import Credentials
 
 CONTACT_SECRET = "contact-secret"
 AGENT_SECRET = "agent-secret"
-# Where the sandbox would deliver callbacks; nothing listens, and API calls send none.
-NO_CALLBACKS = "http://127.0.0.1:9"
-
-
-def sandbox_platform():
-    """A sandbox on a real port for the module (yield it from a module-scoped fixture)."""
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-def app_on(make_app, platform, **overrides):
-    """An app whose WeChat clients call `platform`, which starts the test empty."""
-    platform.reset()
-    return make_app(wechat_api_url=platform.url, **overrides)
 
 
 def connect_corp(
@@ -69,18 +45,6 @@ def connect_corp(
 
 def corp(platform, creds: Credentials = WECOM_CREDS):
     return platform.state.tenant(creds.app_id)
-
-
-def add_staff(platform, userid, name, *, creds=WECOM_CREDS, email="", customer_contact=True):
-    """A member joins the corp in WeCom (Harpoon learns of them by syncing)."""
-    return wecom.add_staff(
-        platform.state,
-        corp(platform, creds),
-        userid,
-        name,
-        email=email,
-        customer_contact=customer_contact,
-    )
 
 
 def set_customer_contact(platform, userid, allowed: bool, *, creds=WECOM_CREDS) -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from crm.api_keys import create_api_key, revoke_api_key, sign
+from crm.api_keys import revoke_api_key, sign
 from crm.channels import workspace_named
 from models import (
     Account,
@@ -18,25 +18,9 @@ from models import (
     Interaction,
     ScoreEntry,
 )
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
-
-
-def new_key(app, *, require_signature=False, workspace="acme"):
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, workspace)
-        key = create_api_key(session, ws.id, "直播平台", require_signature=require_signature)
-        session.commit()
-        return key
-
-
-def post(client, key: str | None, body, *, signature: str | None = None):
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    if signature:
-        headers["X-Harpoon-Signature"] = signature
-    return client.post("/api/v1/touchpoints", data=raw, headers=headers)
+from tests.factories import make_channel, new_key
+from tests.helpers import OA_CREDS, WECOM_CREDS, harpoon_of, run_jobs
+from tests.helpers import post_touchpoints as post
 
 
 def rows(app, model, *where):

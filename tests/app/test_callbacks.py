@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import InboundEvent
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, WECOM_CREDS, harpoon_of, run_jobs
 from wechat import simulate
 from wechat.simulate import Credentials
 

@@ -1,7 +1,7 @@
 import pytest
 
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
-from tests.helpers import inbox, post_oa
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, harpoon_of, inbox, post_oa, run_jobs
 from wechat import simulate
 
 

@@ -1,9 +1,7 @@
 """`flask accounts import`: a list imported in-process, its refused rows printed."""
 
-from crm.channels import workspace_named
 from models import Account, AccountImport
-from tests.app.admin.conftest import make_user
-from tests.conftest import harpoon_of
+from tests.factories import make_user, workspace_id
 from tests.helpers import all_of
 
 
@@ -11,12 +9,6 @@ def write(tmp_path, name, text, encoding="utf-8-sig"):
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
     return str(path)
-
-
-def make_workspace(app, name="acme"):
-    with harpoon_of(app).db.session() as session:
-        workspace_named(session, name)
-        session.commit()
 
 
 def test_import_prints_counts_and_each_refused_line(app, runner, tmp_path):
@@ -57,7 +49,7 @@ def test_default_owner(app, runner, tmp_path):
 
 
 def test_a_file_that_cannot_be_read_exits_non_zero(app, runner, tmp_path):
-    make_workspace(app)
+    workspace_id(app)
     path = write(tmp_path, "icp.csv", "industry\nRetail\n")
     result = runner.invoke(args=["accounts", "import", path, "--workspace", "acme"])
     assert result.exit_code == 1

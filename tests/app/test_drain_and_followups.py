@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import text
 
 from pipeline.drain import DRAIN_LOCK_SPACE
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
-from tests.helpers import inbox, post_oa
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, harpoon_of, inbox, post_oa, run_jobs
 from wechat import simulate
 
 
@@ -47,8 +47,7 @@ def test_a_drain_that_finds_another_running_leaves_the_request_to_it(app):
 
 def test_wecom_events_are_drained_before_an_oa_backlog(app):
     from pipeline.drain import drain
-    from tests.conftest import WECOM_CREDS
-    from tests.helpers import post_wecom
+    from tests.helpers import WECOM_CREDS, post_wecom
 
     oa_id = make_channel(app, "oa", OA_CREDS)
     wecom_id = make_channel(app, "wecom", WECOM_CREDS)

@@ -25,8 +25,8 @@ from crm.api_keys import create_api_key
 from crm.channels import workspace_named
 from crm.touchpoints import KINDS
 from models import FormSubmission, InboundEvent, PageView
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
-from tests.helpers import open_form_outside_wechat
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, WECOM_CREDS, harpoon_of, open_form_outside_wechat
 from wechat import simulate
 from wechat.events import normalize
 

@@ -17,9 +17,9 @@ from app.public import MAX_POST_BYTES
 from crm.api_keys import create_api_key
 from crm.channels import workspace_named
 from models import FormSubmission, InboundEvent, PageView, SavedSegment
-from tests.app.admin.conftest import csrf_token, make_user, sign_in
-from tests.conftest import OA_CREDS, harpoon_of, make_channel
-from tests.helpers import open_form_outside_wechat
+from tests.app.admin.conftest import csrf_token, sign_in
+from tests.factories import make_channel, make_user
+from tests.helpers import OA_CREDS, harpoon_of, open_form_outside_wechat
 from wechat import simulate
 
 LIST_PAGES = [("/admin/contacts", "q"), ("/admin/accounts", "q"), ("/admin/audit", "action")]

@@ -7,9 +7,9 @@ from app.security import PAGE_POLICY, READER_POLICY, RESOURCE_POLICY, policy_hea
 from crm.channels import workspace_named
 from models import Content, ContentKind
 from outreach.content import create_link
-from tests.app.admin.conftest import make_user, sign_in
-from tests.conftest import harpoon_of
-from tests.helpers import post_oa
+from tests.app.admin.conftest import sign_in
+from tests.factories import make_user
+from tests.helpers import harpoon_of, post_oa
 from wechat import simulate
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/130.0"}

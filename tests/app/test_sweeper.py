@@ -1,7 +1,6 @@
 """Nothing is lost when Redis is down at callback time: the sweeper picks it up."""
 
-from tests.conftest import harpoon_of, run_jobs
-from tests.helpers import inbox, interactions, post_oa
+from tests.helpers import harpoon_of, inbox, interactions, post_oa, run_jobs
 from wechat import simulate
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
@@ -9,7 +8,8 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 def test_callback_is_acked_and_stored_while_redis_is_down(make_app, caplog):
     app = make_app()
-    from tests.conftest import OA_CREDS, make_channel
+    from tests.factories import make_channel
+    from tests.helpers import OA_CREDS
 
     channel_id = make_channel(app, "oa", OA_CREDS)
     redis_down = make_app(redis_url=UNREACHABLE_REDIS)

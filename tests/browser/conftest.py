@@ -1,9 +1,12 @@
 """Browser tests: Playwright driving Debian's Chromium against a live Harpoon server."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+from tests.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("HARPOON_SCREENSHOTS", "/tmp/harpoon-screenshots"))
@@ -58,3 +61,12 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page, base, email):
+    """Sign in on the login page as the user make_user made with this email."""
+    page.goto(f"{base}/admin/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button.primary")
+    page.wait_for_url(re.compile(r"/admin/$"))

@@ -8,11 +8,9 @@ from sqlalchemy import select
 
 from crm.rule_config import DEFAULT_PROFILE_PATTERN
 from models import RuleKind, TagRule, Workspace
-from tests.app.admin.conftest import make_user
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
-from tests.helpers import post_oa
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_channel, make_user
+from tests.helpers import OA_CREDS, harpoon_of, post_oa, run_jobs
 from wechat import simulate
 
 INTRODUCTIONS = [

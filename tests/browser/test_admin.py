@@ -1,23 +1,12 @@
 """The admin pages in a real browser: sign in, navigate, a form error, a chart,
 language switch, a page refused to a role. Screenshots for a person to look at."""
 
-import re
-
 from playwright.sync_api import expect
 
-from tests.app.admin.conftest import PASSWORD, make_user
-from tests.browser.conftest import screenshot
-from tests.conftest import OA_CREDS, make_channel, run_jobs
-from tests.helpers import post_oa
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_channel, make_user
+from tests.helpers import OA_CREDS, post_oa, run_jobs
 from wechat import simulate
-
-
-def sign_in(page, base, email):
-    page.goto(f"{base}/admin/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button.primary")
-    page.wait_for_url(re.compile(r"/admin/$"))
 
 
 def seed_traffic(app):

@@ -7,19 +7,18 @@ import re
 from playwright.sync_api import expect
 
 from models import Content, TrackedLink
-from tests.app.admin.conftest import make_user
-from tests.app.admin.test_content import (
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import (
     make_account,
     make_contact,
+    make_oa,
     make_staff,
-    oa,
+    make_submission,
+    make_user,
+    tag_ids,
     view,
 )
-from tests.app.admin.test_forms import submit
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
 from tests.helpers import all_of
-from tests.outreach.test_qr_codes import tag_ids
 
 
 def readers(app, link_id: int, staff_id: int) -> None:
@@ -46,7 +45,7 @@ def readers(app, link_id: int, staff_id: int) -> None:
 
 def test_the_content_library_day(app, live_server, page):
     make_user(app, "owner")
-    channel_id = oa(app)
+    channel_id = make_oa(app)
     zhang = make_staff(app, "张销售", "zhang")
     make_staff(app, "刘销售", "liu")
     tag_ids(app, "interest:智能制造", "source:2026 展会")
@@ -117,7 +116,7 @@ def test_the_content_library_day(app, live_server, page):
     for n in range(6):
         view(app, form_link.id, days_ago=n)
     people = [make_contact(app, name) for name in ("孙工", "周总")]
-    submit(
+    make_submission(
         app,
         form_link.form_id,
         "b1",
@@ -128,7 +127,7 @@ def test_the_content_library_day(app, live_server, page):
         followup_status="sent",
         followup_channel="wechat",
     )
-    submit(
+    make_submission(
         app,
         form_link.form_id,
         "b2",

@@ -63,7 +63,7 @@ from models import (
 from outreach import menus
 from scoring.engine import load_model
 from tests.browser.conftest import screenshot
-from tests.conftest import harpoon_of, run_jobs
+from tests.helpers import harpoon_of, run_jobs
 from wechat import simulate
 from wechat.clients import WeChatClients
 from wechat.sandbox.simulator import Simulator
@@ -190,7 +190,7 @@ def seed_demo(app, platform, base: str) -> None:
     run_jobs(app)
 
 
-def add_draft_push(session) -> None:
+def plant_draft_push(session) -> None:
     """A copy of the demo's push as a draft: only a draft has an edit page."""
     push = session.scalars(select(Push)).first()
     session.expunge(push)
@@ -203,7 +203,7 @@ def add_draft_push(session) -> None:
 def plant_everywhere(app) -> Planted:
     planted = Planted()
     with harpoon_of(app).db.session() as session:
-        add_draft_push(session)
+        plant_draft_push(session)
         published = session.scalars(select(MenuVersion)).first()
         menu = copy.deepcopy(published.document)
         for model, columns in PLANTED_COLUMNS.items():
@@ -219,9 +219,9 @@ def plant_everywhere(app) -> Planted:
             for row in session.scalars(select(model)):
                 where = f"{model.__tablename__}.{column} #{row.id}"
                 setattr(row, column, plant_in_document(getattr(row, column), planted, where))
-        add_draft_menu(session, published.channel_id, menu, planted)
+        plant_in_draft_menu(session, published.channel_id, menu, planted)
         plant_in_stages(session, planted)
-        add_journey_with_planted_nodes(session, planted)
+        plant_journey_nodes(session, planted)
         session.commit()
     return planted
 
@@ -253,7 +253,7 @@ def plant_in_document(document, planted: Planted, where: str):
     return document
 
 
-def add_draft_menu(session, channel_id: int, document: dict, planted: Planted) -> None:
+def plant_in_draft_menu(session, channel_id: int, document: dict, planted: Planted) -> None:
     """A draft of the live menus, sub-buttons' names planted: the draft's review before
     publishing exists for a draft WeChat would take only (a sub-button's name holds 60
     bytes, a top-level one's 16: too few for script)."""
@@ -288,7 +288,7 @@ def plant_in_stages(session, planted: Planted) -> None:
     }
 
 
-def add_journey_with_planted_nodes(session, planted: Planted) -> None:
+def plant_journey_nodes(session, planted: Planted) -> None:
     """The demo journey again, each node's id (the graph's label and tooltip) planted."""
     demo = session.scalars(select(JourneyVersion)).first()
     document = copy.deepcopy(demo.document)

@@ -7,12 +7,9 @@ import re
 from playwright.sync_api import expect
 
 from models import Contact
-from tests.app.admin.conftest import make_user
-from tests.app.admin.test_journeys import enrol, log_step, make_journey, workspace
-from tests.browser.conftest import SCREENSHOTS, screenshot
-from tests.browser.test_admin import sign_in
-from tests.conftest import harpoon_of
-from tests.journeys.test_model import LIVE_THEN_WECOM
+from tests.browser.conftest import SCREENSHOTS, screenshot, sign_in
+from tests.factories import LIVE_THEN_WECOM, enrol, log_step, make_journey, make_user, workspace_id
+from tests.helpers import harpoon_of
 
 
 def with_a_branch() -> dict:
@@ -39,7 +36,7 @@ def with_a_branch() -> dict:
 def test_the_journey_page_draws_the_graph_with_counts(app, live_server, page):
     make_user(app, "marketer")
     journey_id = make_journey(app, document=with_a_branch())
-    ws = workspace(app)
+    ws = workspace_id(app)
     with harpoon_of(app).db.session() as session:
         contacts = [Contact(workspace_id=ws, name=f"联系人{n}") for n in range(6)]
         session.add_all(contacts)

@@ -8,35 +8,14 @@ import pytest
 from playwright.sync_api import expect
 
 from models import MenuStatus, MenuVersion
-from tests.app.admin.conftest import make_user
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_user
 from tests.helpers import all_of
-from tests.outreach.menu_platform import (
-    connect_oa,
-    follow,
-    oa_tenant,
-    settle,
-    tag,
-    tag_followers,
-)
-from tests.wechat.sandbox_server import SandboxServer
+from tests.oa_platform import connect_oa
+from tests.outreach.menu_platform import follow, oa_tenant, settle, tag, tag_followers
 from wechat.sandbox import oa
 
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-    return make_app(wechat_api_url=platform.url)
+pytestmark = pytest.mark.sandbox
 
 
 def field(page, name: str):

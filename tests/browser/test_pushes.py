@@ -4,10 +4,9 @@ sent to a segment through the sandbox, and the report draws its delivery funnel.
 import pytest
 from playwright.sync_api import expect
 
-from tests.app.admin.conftest import make_user
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
-from tests.outreach.test_pushes import follow, received, settle, tag_segment
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_user, tag_segment
+from tests.oa_platform import follow, received, settle
 
 pytestmark = pytest.mark.sandbox
 

@@ -7,27 +7,12 @@ import pytest
 from playwright.sync_api import expect
 
 from models import QrCode, utcnow
-from tests.app.admin.conftest import make_user
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_user, tag_ids, touches
 from tests.helpers import all_of
-from tests.outreach.test_qr_codes import connect_oa, tag_ids, touches
-from tests.wechat.sandbox_server import SandboxServer
+from tests.oa_platform import connect_oa
 
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-    return make_app(wechat_api_url=platform.url)
+pytestmark = pytest.mark.sandbox
 
 
 def test_create_a_code_and_read_its_page(app, platform, live_server, page):

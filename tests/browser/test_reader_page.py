@@ -2,7 +2,7 @@
 opened the view, and the same URL opened in another browser reads but reports nothing."""
 
 from models import ContentKind, PageView
-from tests.app.admin.test_content import make_content, make_link
+from tests.factories import make_content, make_link
 from tests.helpers import all_of
 
 

@@ -8,11 +8,9 @@ from playwright.sync_api import expect
 from crm.channels import workspace_named
 from scoring.engine import load_model
 from scoring.model import DEFAULT_RULES, PRESETS
-from tests.app.admin.conftest import make_user
-from tests.app.admin.test_scoring import committee_accounts
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
-from tests.conftest import harpoon_of
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import committee_accounts, make_user
+from tests.helpers import harpoon_of
 
 
 def test_a_marketer_previews_and_saves_the_bottom_up_preset(app, live_server, page):

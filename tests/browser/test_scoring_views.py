@@ -11,10 +11,9 @@ from playwright.sync_api import expect
 from crm.channels import workspace_named
 from models import Account, Contact, Interaction, utcnow
 from scoring.engine import Scorer
-from tests.app.admin.conftest import make_user
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
-from tests.conftest import harpoon_of
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_user
+from tests.helpers import harpoon_of
 
 DAYS = 60
 # name, target, industry, acv, committee (role, seniority, name), touches a week

@@ -6,11 +6,9 @@ import re
 from playwright.sync_api import expect
 
 from models import SavedSegment
-from tests.app.admin.conftest import make_user
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_people, make_user
 from tests.helpers import all_of
-from tests.outreach.test_segments import make_people
 
 
 def test_a_marketer_builds_a_segment_watching_its_live_count(app, live_server, page):

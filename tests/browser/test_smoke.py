@@ -1,5 +1,5 @@
-from tests.app.admin.conftest import PASSWORD, make_user
 from tests.browser.conftest import screenshot
+from tests.factories import PASSWORD, make_user
 
 
 def test_sign_in_and_see_the_dashboard_chart(app, live_server, page):

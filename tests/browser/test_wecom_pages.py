@@ -18,10 +18,9 @@ from models import (
     Workspace,
     utcnow,
 )
-from tests.app.admin.conftest import make_user
-from tests.browser.conftest import screenshot
-from tests.browser.test_admin import sign_in
-from tests.conftest import WECOM_CREDS, harpoon_of, make_channel
+from tests.browser.conftest import screenshot, sign_in
+from tests.factories import make_channel, make_user
+from tests.helpers import WECOM_CREDS, harpoon_of
 
 
 def seed_sales(app) -> int:

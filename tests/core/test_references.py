@@ -8,7 +8,7 @@ from core.references import NOT_WORKSPACE_TAGS, TAG, Reference, unknown_referenc
 from crm.channels import workspace_named
 from crm.rule_config import rule_tag
 from models import Tag
-from tests.conftest import harpoon_of
+from tests.helpers import harpoon_of
 
 REFERENCES = (Reference("tag_id", TAG), Reference("tag_ids", TAG, NOT_WORKSPACE_TAGS))
 

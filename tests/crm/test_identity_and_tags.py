@@ -14,7 +14,6 @@ from models import (
     Channel,
     Contact,
     ContactMerge,
-    ContactTag,
     FollowRelation,
     Identity,
     Interaction,
@@ -22,11 +21,19 @@ from models import (
     SyncStatus,
     Tag,
     TagRemote,
-    TagRule,
     TagSyncItem,
     utcnow,
 )
-from tests.conftest import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, make_channel, run_jobs
+from tests.factories import add_rule, make_channel
+from tests.helpers import (
+    OA_CREDS,
+    OA_SECRET,
+    WECOM_CREDS,
+    harpoon_of,
+    run_jobs,
+    session_of,
+    tag_names,
+)
 from wechat.callbacks import parse_xml
 from wechat.sandbox import oa, wecom
 from wechat.sandbox.core import Fault
@@ -63,41 +70,8 @@ def settle(app, platform):
         platform.state.wait_for_deliveries()
 
 
-def session_of(app):
-    return harpoon_of(app).db.session()
-
-
 def live_contacts(session):
     return session.scalars(select(Contact).where(Contact.merged_into_id.is_(None))).all()
-
-
-def tag_names(session, contact_id):
-    rows = session.execute(
-        select(Tag.group, Tag.name)
-        .join(ContactTag, ContactTag.tag_id == Tag.id)
-        .where(ContactTag.contact_id == contact_id)
-    )
-    return {f"{group}:{name}" for group, name in rows}
-
-
-def add_rule(app, kind, config, *, tag=None, reply=None):
-    with session_of(app) as session:
-        workspace_id = session.scalar(select(Channel.workspace_id).limit(1))
-        tag_id = None
-        if tag:
-            group, name = tag.split(":", 1)
-            tag_id = TagBook(session, workspace_id).get(session, group, name).id
-        session.add(
-            TagRule(
-                workspace_id=workspace_id,
-                kind=kind,
-                name=f"{kind} rule",
-                tag_id=tag_id,
-                config=config,
-                reply=reply,
-            )
-        )
-        session.commit()
 
 
 def qr_ticket(app, scene: str) -> str:
@@ -168,9 +142,9 @@ def test_keyword_rule_tags_and_replies_inside_the_callback(app, client, platform
 
     add_rule(
         app,
-        RuleKind.KEYWORD,
-        {"match": "contains", "pattern": "报价"},
-        tag="interest:pricing",
+        "interest:pricing",
+        kind=RuleKind.KEYWORD,
+        config={"match": "contains", "pattern": "报价"},
         reply="报价单稍后发您，也可回复“联系销售”。",
     )
     oa_id, _ = channels
@@ -192,11 +166,13 @@ def test_keyword_rule_tags_and_replies_inside_the_callback(app, client, platform
 
 
 def test_self_identification_by_menu_and_by_message(app, platform, channels):
-    add_rule(app, RuleKind.MENU, {"key": "IAM_PROCUREMENT"}, tag="role:procurement")
+    add_rule(app, "role:procurement", kind=RuleKind.MENU, config={"key": "IAM_PROCUREMENT"})
     add_rule(
         app,
-        RuleKind.PROFILE,
-        {"pattern": r"我是(?P<title>[^，,]{2,20})(?:[，,]\s*来自(?P<company>[^，,。]{2,40}))?"},
+        kind=RuleKind.PROFILE,
+        config={
+            "pattern": r"我是(?P<title>[^，,]{2,20})(?:[，,]\s*来自(?P<company>[^，,。]{2,40}))?"
+        },
     )
     tenant = oa_tenant(platform)
     for openid in ("o_a", "o_b", "o_c"):
@@ -226,8 +202,9 @@ def test_self_identification_by_menu_and_by_message(app, platform, channels):
 def test_behavior_rule_counts_within_the_window(app, platform, channels):
     add_rule(
         app,
-        RuleKind.BEHAVIOR,
-        {
+        "interest:pricing",
+        kind=RuleKind.BEHAVIOR,
+        config={
             "kinds": ["wechat.menu_click"],
             "property": "key",
             "value": "PRICING",
@@ -235,7 +212,6 @@ def test_behavior_rule_counts_within_the_window(app, platform, channels):
             "min_count": 3,
             "days": 30,
         },
-        tag="interest:pricing",
     )
     tenant = oa_tenant(platform)
     oa.follow(platform.state, tenant, "o_keen")
@@ -257,7 +233,7 @@ def test_behavior_rule_counts_within_the_window(app, platform, channels):
 def test_inactivity_tag_applied_daily_and_removed_on_the_next_interaction(app, platform, channels):
     from crm.rules import tag_inactive
 
-    add_rule(app, RuleKind.INACTIVITY, {"days": 60}, tag="lifecycle:dormant")
+    add_rule(app, "lifecycle:dormant", kind=RuleKind.INACTIVITY, config={"days": 60})
     tenant = oa_tenant(platform)
     oa.follow(platform.state, tenant, "o_sleepy")
     settle(app, platform)

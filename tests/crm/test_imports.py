@@ -12,9 +12,8 @@ from crm.channels import workspace_named
 from crm.imports import AccountRowSchema, ImportFileError, check_file, parse_number, run_import
 from models import Account, AccountImport, Contact, ContactTag, Tag, TagGroup, TagSource
 from scoring.engine import refresh_accounts
-from tests.app.admin.conftest import make_user
-from tests.conftest import harpoon_of
-from tests.helpers import all_of
+from tests.factories import make_user
+from tests.helpers import all_of, harpoon_of
 
 
 def stored(app, filename, content, workspace="acme") -> int:

@@ -7,11 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from app.demo import register_tenant
-from crm.tags import TagBook
 from models import (
     Account,
     Channel,
-    ContactWay,
     FollowRelation,
     NotificationStatus,
     Staff,
@@ -21,15 +19,13 @@ from models import (
     utcnow,
 )
 from sales.notify import MESSAGES_PER_MINUTE, notify_staff
-from tests.app.admin.conftest import make_user
-from tests.conftest import WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.crm.test_identity_and_tags import tag_names
+from tests.factories import add_way, make_channel, make_user
+from tests.helpers import WECOM_CREDS, harpoon_of, run_jobs, tag_names
 from wechat.sandbox import wecom
 
 CONTACT_SECRET, AGENT_SECRET, AGENT_ID = "contact-secret", "agent-secret", "1000002"
 
 pytestmark = pytest.mark.sandbox
-WELCOME = "{name}您好，我是{staff}，为您准备了{last_read}。"
 
 
 @pytest.fixture
@@ -63,24 +59,6 @@ def settle(app, platform):
     platform.state.wait_for_deliveries()
     while run_jobs(app):
         platform.state.wait_for_deliveries()
-
-
-def add_way(app, channel_id, state="expo-booth", *, tag=None, welcome=WELCOME) -> int:
-    with harpoon_of(app).db.session() as session:
-        workspace_id = session.get(Channel, channel_id).workspace_id
-        tag_ids = [TagBook(session, workspace_id).get(session, *tag.split(":")).id] if tag else []
-        way = ContactWay(
-            workspace_id=workspace_id,
-            channel_id=channel_id,
-            name="展会展台",
-            state=state,
-            staff_userids=["zhangsan"],
-            tag_ids=tag_ids,
-            welcome_text=welcome,
-        )
-        session.add(way)
-        session.commit()
-        return way.id
 
 
 def customer(platform, external_userid, *, userid="zhangsan", **fields):
@@ -256,7 +234,7 @@ def test_a_burst_of_notifications_is_one_digest_and_the_limit_defers(app, platfo
 
 
 def test_the_welcome_knows_what_the_follower_read_on_the_oa(app, platform, corp, live_server):
-    from tests.conftest import OA_CREDS
+    from tests.helpers import OA_CREDS
     from wechat.sandbox import oa
 
     oa_id = make_channel(

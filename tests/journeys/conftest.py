@@ -3,7 +3,7 @@
 import pytest
 
 from models import Workspace
-from tests.conftest import harpoon_of
+from tests.helpers import harpoon_of
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from journeys.definitions import (
     versions,
 )
 from models import Account, Contact, Enrolment, JourneyVersion, Step, Tag, utcnow
-from tests.conftest import harpoon_of
-from tests.journeys.test_model import LIVE_THEN_WECOM
+from tests.factories import LIVE_THEN_WECOM
+from tests.helpers import harpoon_of
 
 NOW = utcnow()
 

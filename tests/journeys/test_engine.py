@@ -25,15 +25,11 @@ from models import (
     Workspace,
     utcnow,
 )
-from tests.conftest import harpoon_of
-from tests.outreach.test_pushes import client_of, follow, received
+from tests.helpers import session_of
+from tests.oa_platform import client_of, follow, received
 from wechat.sandbox.oa import CUSTOM
 
 pytestmark = pytest.mark.sandbox
-
-
-def session_of(app):
-    return harpoon_of(app).db.session()
 
 
 def tag_id(app, name: str) -> int:

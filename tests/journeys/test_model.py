@@ -4,50 +4,7 @@ mistake is named by its path, loops need a wait, and entry points match interact
 import copy
 
 from journeys.model import Journey, validate
-
-# "Add our WeCom, then get the live-stream link" — and whoever watches the live stream
-# first enters at the follow-up, skipping the link.
-LIVE_THEN_WECOM = {
-    "scope": "contact",
-    "reentry": "once",
-    "goals": [{"kind": "sales.meeting"}],
-    "nodes": [
-        {
-            "id": "start",
-            "type": "entry",
-            "trigger": {"kind": "interaction", "event": {"kind": "wecom.contact_added"}},
-            "next": "send_link",
-        },
-        {
-            "id": "send_link",
-            "type": "action",
-            "action": {"kind": "wecom_message", "text": "直播链接：https://live.example/1"},
-            "skip_if": {"event": {"kind": "live.watch"}, "since": "ever"},
-            "next": "wait_watch",
-        },
-        {
-            "id": "wait_watch",
-            "type": "wait",
-            "wait": {"event": {"kind": "live.watch"}, "timeout_minutes": 2880},
-            "next": "follow_up",
-            "timeout_next": "nudge",
-        },
-        {
-            "id": "nudge",
-            "type": "action",
-            "action": {"kind": "notify_owner", "text": "客户未观看直播，请跟进"},
-            "next": "done",
-        },
-        {
-            "id": "follow_up",
-            "type": "action",
-            "trigger": {"kind": "interaction", "event": {"kind": "live.watch"}},
-            "action": {"kind": "add_tag", "tag_id": 7},
-            "next": "done",
-        },
-        {"id": "done", "type": "exit"},
-    ],
-}
+from tests.factories import LIVE_THEN_WECOM
 
 
 def broken(**changes) -> dict:

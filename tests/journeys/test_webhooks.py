@@ -14,80 +14,23 @@ from sqlalchemy import select
 from core import outbound
 from core.outbound import Outbound
 from journeys import engine
-from journeys.engine import Platform, Touch
+from journeys.engine import Platform
 from journeys.model import validate
-from journeys.webhooks import rotate_secret
 from models import (
-    Contact,
-    Interaction,
-    Journey,
-    JourneyStatus,
-    JourneyVersion,
     Step,
     Workspace,
     utcnow,
 )
-from tests.conftest import harpoon_of
+from tests.factories import webhook_journey, with_secret
+from tests.helpers import harpoon_of, session_of, submit_form_for_journeys
 
 LOOPBACK = ("127.0.0.1/32",)
-
-
-def session_of(app):
-    return harpoon_of(app).db.session()
-
-
-def with_secret(app, workspace_id: int) -> str:
-    with session_of(app) as session:
-        new = rotate_secret(session, workspace_id)
-        session.commit()
-        return new.secret
-
-
-def webhook_journey(app, workspace_id: int, url: str) -> int:
-    document = {
-        "scope": "contact",
-        "reentry": "always",
-        "nodes": [
-            {
-                "id": "start",
-                "type": "entry",
-                "trigger": {"kind": "interaction", "event": {"kind": "form.submit"}},
-                "next": "call",
-            },
-            {"id": "call", "type": "action", "action": {"kind": "webhook", "url": url}},
-        ],
-    }
-    with session_of(app) as session:
-        journey = Journey(
-            workspace_id=workspace_id, name="crm", status=JourneyStatus.LIVE, live_version=1
-        )
-        session.add(journey)
-        session.flush()
-        session.add(JourneyVersion(journey_id=journey.id, version=1, document=document))
-        session.commit()
-        return journey.id
-
-
-def submit(app, workspace_id: int, now) -> None:
-    """A contact submits a form: the drain's journey reactions enrol them."""
-    with session_of(app) as session:
-        contact = Contact(workspace_id=workspace_id, name="王芳")
-        session.add(contact)
-        session.flush()
-        row = Interaction(
-            workspace_id=workspace_id, contact_id=contact.id, kind="form.submit", occurred_at=now
-        )
-        session.add(row)
-        session.flush()
-        touch = Touch(row.id, contact.id, None, "form.submit", {}, now)
-        engine.on_interactions(session, workspace_id, [touch], now=now)
-        session.commit()
 
 
 def submit_and_run(app, workspace_id: int, platform: Platform, now=None) -> Step:
     """A contact submits a form, the journey runs; the webhook step as logged."""
     now = now or utcnow()
-    submit(app, workspace_id, now)
+    submit_form_for_journeys(app, workspace_id, now)
     with session_of(app) as session:
         engine.run_due(session, workspace_id, platform, now=lambda: now)
         return session.scalars(

@@ -1,30 +1,18 @@
 """An OA on the sandbox with followers Harpoon knows, for the menu tests.
 
-Plain functions for a test module's fixtures (see tests/wecom_platform.py): the
-sandbox delivers its callbacks to `live_server`, so following, tagging and tag sync
-go through Harpoon's real pipeline.
+Plain functions for a module marked `sandbox` whose OA is connected with
+tests/oa_platform.py's connect_oa(app, platform, live_server): the sandbox delivers its
+callbacks to `live_server`, so following, tagging and tag sync go through Harpoon's real
+pipeline.
 """
 
 from sqlalchemy import select
 
-from app.demo import register_tenant
 from core.jobs import Followups
 from crm.tags import TagBook, apply_tags
 from models import Channel, Identity, IdentityKind, TagSource
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
+from tests.helpers import OA_CREDS, OA_SECRET, harpoon_of, run_jobs
 from wechat.sandbox import oa
-
-OA_SECRET = "oa-app-secret"
-
-
-def connect_oa(app, platform, callback_base: str) -> int:
-    """A service OA the sandbox knows, delivering callbacks to `callback_base`."""
-    channel_id = make_channel(
-        app, "oa", OA_CREDS, message_mode="safe", account_type="service", secret=OA_SECRET
-    )
-    with harpoon_of(app).db.session() as session:
-        register_tenant(platform.state, session.get(Channel, channel_id), callback_base)
-    return channel_id
 
 
 def oa_tenant(platform):

@@ -8,54 +8,24 @@ from urllib.parse import urlsplit
 import itsdangerous.timed
 import pytest
 import requests
-from sqlalchemy import select
 
-from app.demo import register_tenant
 from core.tokens import Purpose, Sharer, Signer, share_token
 from crm.channels import workspace_named
 from models import (
-    Channel,
     Contact,
-    Content,
-    ContentKind,
     Identity,
     Interaction,
-    LinkMedium,
     PageView,
     ScoreEntry,
     Staff,
 )
-from outreach.content import create_link
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
-from tests.wechat.sandbox_server import SandboxServer
+from tests.factories import make_content_with_link
+from tests.helpers import OA_CREDS, all_rows, harpoon_of, run_jobs
+from tests.oa_platform import WECHAT, connect_oa, local, open_in_wechat
 
-OA_SECRET = "oa-app-secret"
-WECHAT = {"User-Agent": "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.50 NetType/WIFI"}
+pytestmark = pytest.mark.sandbox
+
 BROWSER = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/130.0"}
-
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-    return make_app(wechat_api_url=platform.url)
-
-
-def connect_oa(app, platform) -> int:
-    """A service OA the sandbox knows (its callbacks go nowhere); returns its id."""
-    channel_id = make_channel(
-        app, "oa", OA_CREDS, message_mode="safe", account_type="service", secret=OA_SECRET
-    )
-    with harpoon_of(app).db.session() as session:
-        register_tenant(platform.state, session.get(Channel, channel_id), "http://127.0.0.1:9")
-    return channel_id
 
 
 @pytest.fixture
@@ -63,60 +33,10 @@ def channel_id(app, platform):
     return connect_oa(app, platform)
 
 
-def make_content(app, channel_id, *, url="https://example.com/pricing", body=None, topics=None):
-    """A content item and its tracked link (medium: menu); returns (content id, link code)."""
-    with harpoon_of(app).db.session() as session:
-        workspace = workspace_named(session, "acme")
-        content = Content(
-            workspace_id=workspace.id,
-            kind=ContentKind.PAGE if body else ContentKind.ARTICLE,
-            title="价格方案",
-            url=None if body else url,
-            body=body,
-            topics=topics if topics is not None else ["pricing"],
-            products=["harpoon"],
-        )
-        session.add(content)
-        session.flush()
-        link = create_link(
-            session,
-            workspace.id,
-            content_id=content.id,
-            channel_id=channel_id,
-            medium=LinkMedium.MENU,
-        )
-        session.commit()
-        return content.id, link.code
-
-
-def local(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
-
-
-def open_in_wechat(client, platform, path: str, openid: str, *, code_sink=None):
-    """Open a link as WeChat's browser does: our redirect to the platform's authorize page
-    (the sandbox is told who reads; WeChat knows), its redirect back with a code."""
-    answer = client.get(path, headers=WECHAT)
-    if answer.status_code == 302 and answer.location.startswith(platform.url):
-        authorize = answer.location.split("#")[0] + f"&openid={openid}"
-        back = requests.get(authorize, allow_redirects=False, timeout=5)
-        assert back.status_code == 302, back.text
-        if code_sink is not None:
-            code_sink.append(back.headers["Location"])
-        answer = client.get(local(back.headers["Location"]), headers=WECHAT)
-    return answer
-
-
-def all_rows(app, model, *where):
-    with harpoon_of(app).db.session() as session:
-        return list(session.scalars(select(model).where(*where).order_by(model.id)))
-
-
 def test_a_reader_in_wechat_is_named_by_silent_oauth_and_the_view_is_scored(
     app, platform, channel_id
 ):
-    content_id, code = make_content(app, channel_id)
+    content_id, code = make_content_with_link(app, channel_id)
     client = app.test_client()
 
     first = client.get(f"/t/{code}", headers=WECHAT)
@@ -143,8 +63,8 @@ def test_a_reader_in_wechat_is_named_by_silent_oauth_and_the_view_is_scored(
 
 
 def test_the_visitor_cookie_spares_the_next_link_its_oauth_round_trip(app, platform, channel_id):
-    _, code = make_content(app, channel_id)
-    _, other = make_content(app, channel_id, url="https://example.com/case")
+    _, code = make_content_with_link(app, channel_id)
+    _, other = make_content_with_link(app, channel_id, url="https://example.com/case")
     client = app.test_client()
     open_in_wechat(client, platform, f"/t/{code}", "oReader2")
 
@@ -154,7 +74,7 @@ def test_the_visitor_cookie_spares_the_next_link_its_oauth_round_trip(app, platf
 
 
 def test_an_oauth_return_with_a_state_not_of_this_browser_is_refused(app, platform, channel_id):
-    _, code = make_content(app, channel_id)
+    _, code = make_content_with_link(app, channel_id)
     victim, attacker = app.test_client(), app.test_client()
     returns = []
     open_in_wechat(attacker, platform, f"/t/{code}", "oAttacker", code_sink=returns)
@@ -173,7 +93,7 @@ def test_an_oauth_return_with_a_state_not_of_this_browser_is_refused(app, platfo
 
 
 def test_a_code_the_platform_refuses_still_shows_the_content_unnamed(app, platform, channel_id):
-    _, code = make_content(app, channel_id)
+    _, code = make_content_with_link(app, channel_id)
     client = app.test_client()
     returns = []
     open_in_wechat(client, platform, f"/t/{code}", "oReader3", code_sink=returns)
@@ -192,7 +112,7 @@ def test_a_code_the_platform_refuses_still_shows_the_content_unnamed(app, platfo
 
 
 def test_outside_wechat_a_view_counts_but_names_and_scores_nobody(app, platform, channel_id):
-    _, code = make_content(app, channel_id)
+    _, code = make_content_with_link(app, channel_id)
     answer = app.test_client().get(f"/t/{code}", headers=BROWSER)
     assert answer.status_code == 302 and answer.location == "https://example.com/pricing"
     run_jobs(app)
@@ -219,7 +139,7 @@ def staff_member(app, channel_id) -> tuple[int, int]:
 def test_a_staff_share_is_attributed_and_forged_or_expired_shares_are_not(
     app, platform, channel_id, monkeypatch
 ):
-    _, code = make_content(app, channel_id)
+    _, code = make_content_with_link(app, channel_id)
     workspace_id, staff_id = staff_member(app, channel_id)
     signer = Signer("test-secret-key")
     token = share_token(signer, Sharer(workspace_id, staff_id=staff_id))
@@ -243,7 +163,7 @@ def test_a_staff_share_is_attributed_and_forged_or_expired_shares_are_not(
 
 
 def test_a_personal_share_keeps_its_sharer_for_a_reader_outside_wechat(app, platform, channel_id):
-    _, code = make_content(app, channel_id)
+    _, code = make_content_with_link(app, channel_id)
     workspace_id, staff_id = staff_member(app, channel_id)
     with harpoon_of(app).db.session() as session:
         customer = Contact(workspace_id=workspace_id, name="王芳")
@@ -270,7 +190,7 @@ def test_a_personal_share_keeps_its_sharer_for_a_reader_outside_wechat(app, plat
 def test_a_forwarded_page_becomes_its_readers_share_and_brings_them_a_lead(
     app, platform, channel_id
 ):
-    _, code = make_content(app, channel_id, body="第一段。\n\n第二段。", topics=["ai"])
+    _, code = make_content_with_link(app, channel_id, body="第一段。\n\n第二段。", topics=["ai"])
     reader = app.test_client()
     page = open_in_wechat(reader, platform, f"/t/{code}", "oSharer")
     assert page.status_code == 302 and page.location.startswith(f"/p/{code}?v=")
@@ -298,7 +218,7 @@ def view_token_of(app, location: str) -> str:
 
 
 def test_the_beacon_records_reading_likes_and_shares_of_real_views_only(app, platform, channel_id):
-    _, code = make_content(app, channel_id, body="正文", topics=["ai"])
+    _, code = make_content_with_link(app, channel_id, body="正文", topics=["ai"])
     client = app.test_client()
     page = open_in_wechat(client, platform, f"/t/{code}", "oBeacon")
     token = view_token_of(app, page.location)
@@ -340,7 +260,7 @@ def test_the_beacon_records_reading_likes_and_shares_of_real_views_only(app, pla
 def test_a_forwarded_view_token_lets_a_stranger_read_but_not_report_as_the_reader(
     app, platform, channel_id, reader
 ):
-    _, code = make_content(app, channel_id, body="正文", topics=["ai"])
+    _, code = make_content_with_link(app, channel_id, body="正文", topics=["ai"])
     client = app.test_client()
     if reader:
         page = open_in_wechat(client, platform, f"/t/{code}", reader)
@@ -371,7 +291,7 @@ def test_an_openid_the_platform_does_not_know_never_blocks_the_oas_enrichment(
     through the API is marked, and the batch it came with is enriched all the same."""
     from crm.api_keys import create_api_key
 
-    _, code = make_content(app, channel_id)
+    _, code = make_content_with_link(app, channel_id)
     open_in_wechat(app.test_client(), platform, f"/t/{code}", "oRealReader")
     with harpoon_of(app).db.session() as session:
         key = create_api_key(session, workspace_named(session, "acme").id, "crm").key
@@ -390,7 +310,7 @@ def test_an_openid_the_platform_does_not_know_never_blocks_the_oas_enrichment(
 
 
 def test_a_script_cannot_flood_the_beacon(app, platform, channel_id):
-    _, code = make_content(app, channel_id, body="正文")
+    _, code = make_content_with_link(app, channel_id, body="正文")
     client = app.test_client()
     page = open_in_wechat(client, platform, f"/t/{code}", "oFlood")
     token = view_token_of(app, page.location)

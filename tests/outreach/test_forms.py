@@ -14,27 +14,23 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from core.tokens import Purpose, Signer
-from crm.channels import workspace_named
 from models import (
     Account,
     Contact,
     ContactTag,
-    Content,
-    Form,
     FormSubmission,
     Identity,
     Interaction,
-    LinkMedium,
     PageView,
     Tag,
-    TagGroup,
 )
 from models.content import FollowUpStatus
-from outreach.content import create_link
-from tests.conftest import OA_CREDS, harpoon_of, run_jobs
-from tests.outreach.test_content import WECHAT, all_rows, connect_oa, open_in_wechat
-from tests.wechat.sandbox_server import SandboxServer
+from tests.factories import make_form_with_link
+from tests.helpers import OA_CREDS, all_rows, harpoon_of, run_jobs
+from tests.oa_platform import WECHAT, connect_oa, open_in_wechat
 from wechat.sandbox import oa
+
+pytestmark = pytest.mark.sandbox
 
 
 class Inbox:
@@ -59,18 +55,11 @@ def smtp():
     controller.stop()
 
 
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def app(make_app, platform, smtp):
+    """The sandbox's app (see conftest's), sending mail through `smtp`; both start empty."""
     smtp.messages.clear()
-    with platform.state.lock:
-        platform.state.tenants.clear()
+    platform.reset()
     return make_app(wechat_api_url=platform.url, smtp_url=smtp.url)
 
 
@@ -81,41 +70,6 @@ def channel_id(app, platform):
 
 def received(platform, openid: str) -> list:
     return oa.state_of(platform.state.tenant(OA_CREDS.app_id)).followers[openid].received
-
-
-def make_form(app, channel_id, **overrides) -> str:
-    """A registration form handing out a white paper; returns its link's code."""
-    with harpoon_of(app).db.session() as session:
-        workspace = workspace_named(session, "acme")
-        paper = Content(
-            workspace_id=workspace.id, kind="download", title="AI 白皮书", url="https://x.cn/ai.pdf"
-        )
-        tag = Tag(workspace_id=workspace.id, group=TagGroup.INTEREST, name="AI 白皮书")
-        session.add_all([paper, tag])
-        session.flush()
-        form = Form(
-            workspace_id=workspace.id,
-            title="领取 AI 白皮书",
-            fields={
-                "name": "required",
-                "company": "required",
-                "title": "required",
-                "phone": "required",
-                "email": "optional",
-            },
-            consent_text="我同意接收产品资讯",
-            tag_ids=[tag.id],
-            download_content_id=paper.id,
-            follow_up={"wechat": True, "email": True, "message": "感谢报名，白皮书在这里"},
-            **overrides,
-        )
-        session.add(form)
-        session.flush()
-        link = create_link(
-            session, workspace.id, form_id=form.id, channel_id=channel_id, medium=LinkMedium.QR
-        )
-        session.commit()
-        return link.code
 
 
 FILLED = {
@@ -140,7 +94,7 @@ def open_form(client, platform, code: str, openid: str):
 
 
 def test_a_form_shows_each_problem_by_its_field_and_stores_nothing(app, platform, channel_id):
-    code = make_form(app, channel_id)
+    code = make_form_with_link(app, channel_id)
     client = app.test_client()
     page = open_form(client, platform, code, "oVisitor1")
     posted = {"form_token": form_token(page.text), "name": "王伟", "email": "not-an-email"}
@@ -157,7 +111,7 @@ def test_a_form_shows_each_problem_by_its_field_and_stores_nothing(app, platform
 def test_a_submission_enriches_the_contact_and_its_follow_up_comes_in_wechat(
     app, platform, channel_id, smtp
 ):
-    code = make_form(app, channel_id)
+    code = make_form_with_link(app, channel_id)
     tenant = platform.state.tenant(OA_CREDS.app_id)
     oa.follow(platform.state, tenant, "oVisitor2")  # scanned the event's code: a window opens
     client = app.test_client()
@@ -207,7 +161,7 @@ def contact_tags(session, contact_id):
 
 
 def test_outside_the_window_the_follow_up_goes_by_email(app, platform, channel_id, smtp):
-    code = make_form(app, channel_id)
+    code = make_form_with_link(app, channel_id)
     client = app.test_client()
     page = open_form(client, platform, code, "oStranger")  # read the link, never followed
     client.post(f"/f/{code}", data={"form_token": form_token(page.text), **FILLED}, headers=WECHAT)
@@ -224,7 +178,7 @@ def test_outside_the_window_the_follow_up_goes_by_email(app, platform, channel_i
 
 
 def test_without_window_or_email_the_follow_up_fails_with_its_reasons(app, platform, channel_id):
-    code = make_form(app, channel_id)
+    code = make_form_with_link(app, channel_id)
     oa.follow(platform.state, platform.state.tenant(OA_CREDS.app_id), "oStranger2")
     platform.state.advance(3600)  # the follow's window closed long ago
     client = app.test_client()
@@ -239,7 +193,7 @@ def test_without_window_or_email_the_follow_up_fails_with_its_reasons(app, platf
 
 
 def test_forged_or_foreign_form_tokens_are_refused(app, platform, channel_id):
-    code = make_form(app, channel_id)
+    code = make_form_with_link(app, channel_id)
     client = app.test_client()
     page = open_form(client, platform, code, "oVisitor3")
     [view] = all_rows(app, PageView)
@@ -255,7 +209,7 @@ def test_forged_or_foreign_form_tokens_are_refused(app, platform, channel_id):
 
 def test_an_expired_form_or_view_token_is_refused(app, platform, channel_id, monkeypatch):
     """A day-old rendering of the form, or beacon of the page, stores nothing."""
-    code = make_form(app, channel_id)
+    code = make_form_with_link(app, channel_id)
     client = app.test_client()
     open_form(client, platform, code, "oLate")
     [view] = all_rows(app, PageView)

@@ -22,9 +22,9 @@ from models import (
 )
 from outreach import menus
 from outreach.menus import MenuContext, MenuInvalid, validate_menu
-from tests.conftest import harpoon_of
+from tests.helpers import harpoon_of
+from tests.oa_platform import connect_oa
 from tests.outreach.menu_platform import (
-    connect_oa,
     follow,
     oa_client,
     oa_tenant,
@@ -34,9 +34,10 @@ from tests.outreach.menu_platform import (
     wechat_tags_of,
     workspace_of,
 )
-from tests.wechat.sandbox_server import SandboxServer
 from wechat.sandbox import oa
 from wechat.sandbox.core import Fault
+
+pytestmark = pytest.mark.sandbox
 
 
 def click(name: str, key: str, **action) -> dict:
@@ -235,22 +236,6 @@ def test_wechat_gets_each_type_s_own_fields():
 
 
 # ---- publishing against the sandbox --------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
-    return make_app(wechat_api_url=platform.url)
 
 
 @pytest.fixture

@@ -9,12 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from core.jobs import Job
-from crm.tags import TagBook, apply_tags
 from models import (
     BatchStatus,
     Channel,
-    Identity,
-    IdentityKind,
     Interaction,
     Mechanism,
     Push,
@@ -22,22 +19,18 @@ from models import (
     PushRecipient,
     PushStatus,
     RecipientStatus,
-    SavedSegment,
-    TagGroup,
-    TagSource,
-    Workspace,
     utcnow,
 )
 from outreach import pushes
 from outreach.pushes import PushLimits, Reason
-from outreach.segments import Segment
-from tests.conftest import OA_CREDS, OA_SECRET, harpoon_of, run_jobs
+from tests.factories import make_push, tag_segment
+from tests.helpers import harpoon_of, session_of
+from tests.oa_platform import client_of, follow, received, settle, tenant
 from wechat.sandbox import oa as sandbox_oa
-from wechat.sandbox.oa import MASS, PREVIEW, TEMPLATE, state_of
+from wechat.sandbox.oa import PREVIEW, TEMPLATE, state_of
 
 pytestmark = pytest.mark.sandbox
 LIMITS = PushLimits()
-TEXT = {"type": "text", "text": "华东区 CIO 闭门会本周五举行，欢迎报名。"}
 FALLBACK = {"template_id": "", "data": {"first": "闭门会邀请"}, "url": "https://example.com/e"}
 
 
@@ -48,75 +41,6 @@ def oa(app, oa):
         "template/api_add_template", data={"template_id_short": "TM00015"}
     )["template_id"]
     return oa
-
-
-def session_of(app):
-    return harpoon_of(app).db.session()
-
-
-def client_of(app):
-    return harpoon_of(app).wechat.oa(OA_CREDS.app_id, OA_SECRET)
-
-
-def tenant(platform):
-    return platform.state.tenant(OA_CREDS.app_id)
-
-
-def settle(app, platform):
-    platform.state.wait_for_deliveries()
-    while run_jobs(app):
-        platform.state.wait_for_deliveries()
-
-
-def follow(app, platform, *openids):
-    for openid in openids:
-        sandbox_oa.follow(platform.state, tenant(platform), openid)
-    settle(app, platform)
-    with session_of(app) as session:
-        rows = session.execute(
-            select(Identity.value, Identity.contact_id).where(
-                Identity.kind == IdentityKind.OPENID, Identity.value.in_(openids)
-            )
-        ).all()
-    return dict(rows)
-
-
-def received(platform, openid, kind=MASS):
-    follower = state_of(tenant(platform)).followers[openid]
-    return [r for r in follower.received if r.kind == kind]
-
-
-def tag_segment(app, contact_ids, name="vip", *, synced=False) -> int:
-    """A segment of one manual tag held by these contacts (mirrored to the OA: synced)."""
-    with session_of(app) as session:
-        workspace_id = session.scalar(select(Workspace.id))
-        book = TagBook(session, workspace_id)
-        tag = book.get(session, TagGroup.MANUAL, name)
-        tag.sync_wechat = synced
-        apply_tags(session, book, contact_ids, [tag], source=TagSource.MANUAL)
-        segment = SavedSegment(
-            workspace_id=workspace_id,
-            name=name,
-            document=Segment(tags_any=(tag.id,)).to_document(),
-        )
-        session.add(segment)
-        session.commit()
-        return segment.id
-
-
-def make_push(app, channel_id, segment_id=None, content=TEXT, **fields) -> int:
-    with session_of(app) as session:
-        push = Push(
-            workspace_id=session.get(Channel, channel_id).workspace_id,
-            channel_id=channel_id,
-            name="CIO 闭门会",
-            content=content,
-            segment_id=segment_id,
-            **{"status": PushStatus.SCHEDULED, **fields},
-        )
-        session.add(push)
-        session.commit()
-        return push.id
 
 
 def run(app, push_id, *, at=None, client=None, threshold=10**6) -> str:

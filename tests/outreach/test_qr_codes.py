@@ -9,12 +9,11 @@ from marshmallow import ValidationError
 from sqlalchemy import event, select
 from wechatpy.crypto import PrpCrypto
 
-from app.demo import register_tenant, seed_qr_codes
+from app.demo import seed_qr_codes
 from crm.channels import workspace_named
 from crm.tags import TagBook
 from models import (
     Channel,
-    Contact,
     ContactTag,
     Identity,
     Interaction,
@@ -26,7 +25,6 @@ from models import (
 from outreach import qr_codes as qrcodes
 from outreach.qr_codes import (
     QrStatus,
-    create_qr_code,
     daily_scans,
     local_days,
     next_free_scene,
@@ -36,41 +34,15 @@ from outreach.qr_codes import (
     status_of,
     update_qr_code,
 )
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.wechat.sandbox_server import SandboxServer
+from tests.factories import make_channel, make_qr_code, tag_ids, touches
+from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, run_jobs, session_of
+from tests.oa_platform import connect_oa, sandbox_codes, settle, tenant
 from wechat.callbacks import aes_key_bytes, parse_xml
 from wechat.clients import WeChatApiError
 from wechat.sandbox import oa
 from wechat.sandbox.core import Fault
 
-OA_SECRET = "oa-app-secret"
-NO_CALLBACKS = "http://127.0.0.1:9"
-
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.deliveries.clear()
-        platform.state.clock_offset = 0
-    return make_app(wechat_api_url=platform.url)
-
-
-def connect_oa(app, platform, callback_base=NO_CALLBACKS) -> int:
-    channel_id = make_channel(
-        app, "oa", OA_CREDS, message_mode="safe", account_type="service", secret=OA_SECRET
-    )
-    with harpoon_of(app).db.session() as session:
-        register_tenant(platform.state, session.get(Channel, channel_id), callback_base)
-    return channel_id
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
@@ -85,42 +57,8 @@ def live_channel_id(app, platform, live_server):
     return connect_oa(app, platform, live_server)
 
 
-def session_of(app):
-    return harpoon_of(app).db.session()
-
-
 def oa_client(app):
     return harpoon_of(app).wechat.oa(OA_CREDS.app_id, OA_SECRET)
-
-
-def tenant(platform):
-    return platform.state.tenant(OA_CREDS.app_id)
-
-
-def sandbox_codes(platform) -> dict[str, oa.QrCode]:
-    with platform.state.lock:
-        return dict(oa.state_of(tenant(platform)).qrcodes)
-
-
-def tag_ids(app, *names: str) -> list[int]:
-    """Tags "group:name" of the acme workspace, created when new."""
-    with session_of(app) as session:
-        ws = workspace_named(session, "acme").id
-        book = TagBook(session, ws)
-        ids = [book.get(session, *name.split(":", 1)).id for name in names]
-        session.commit()
-        return ids
-
-
-def create(app, channel_id, **values) -> QrCode:
-    """create_qr_code with sensible defaults, committed; returns the detached row."""
-    values = {"name": "2026 展会", "permanent": True, **values}
-    with session_of(app) as session:
-        code = create_qr_code(session, session.get(Channel, channel_id), oa_client(app), **values)
-        session.commit()
-        session.refresh(code)
-        session.expunge(code)
-        return code
 
 
 def rows(app) -> list[QrCode]:
@@ -144,7 +82,7 @@ def test_creates_each_kind_of_code(
     app, platform, channel_id, permanent, scene, expire_seconds, action, scene_field
 ):
     before = utcnow()
-    code = create(
+    code = make_qr_code(
         app,
         channel_id,
         permanent=permanent,
@@ -177,9 +115,9 @@ def test_creates_each_kind_of_code(
 
 
 def test_no_scene_takes_the_next_free_number(app, platform, channel_id):
-    create(app, channel_id, scene=1)
-    create(app, channel_id, scene="3")  # a text of digits takes that number too
-    second = create(app, channel_id)
+    make_qr_code(app, channel_id, scene=1)
+    make_qr_code(app, channel_id, scene="3")  # a text of digits takes that number too
+    second = make_qr_code(app, channel_id)
     assert (second.scene, second.scene_is_int) == ("2", True)
     with session_of(app) as session:
         assert next_free_scene(session, channel_id, permanent=True) == 4
@@ -214,18 +152,18 @@ ERRORS = [
 @pytest.mark.parametrize(("changes", "field", "message"), ERRORS)
 def test_refuses_bad_input_before_asking_wechat(app, platform, channel_id, changes, field, message):
     with pytest.raises(ValidationError) as refused:
-        create(app, channel_id, **changes)
+        make_qr_code(app, channel_id, **changes)
     assert refused.value.messages[field] == [message]
     assert sandbox_codes(platform) == {} and rows(app) == []
 
 
 def test_refuses_a_scene_in_use_even_by_an_archived_code(app, platform, channel_id):
-    first = create(app, channel_id, scene="expo2026")
+    first = make_qr_code(app, channel_id, scene="expo2026")
     with session_of(app) as session:
         set_archived(session, session.get(QrCode, first.id), True)
         session.commit()
     with pytest.raises(ValidationError) as refused:
-        create(app, channel_id, scene="expo2026", name="again")
+        make_qr_code(app, channel_id, scene="expo2026", name="again")
     assert refused.value.messages == {"scene": [qrcodes.SCENE_TAKEN]}
     assert len(sandbox_codes(platform)) == 1 and len(rows(app)) == 1
 
@@ -236,7 +174,7 @@ def test_refuses_tags_of_another_workspace(app, platform, channel_id):
         foreign = TagBook(session, other).get(session, TagGroup.SOURCE, "别家").id
         session.commit()
     with pytest.raises(ValidationError) as refused:
-        create(app, channel_id, tag_ids=[*tag_ids(app, "source:展会"), foreign])
+        make_qr_code(app, channel_id, tag_ids=[*tag_ids(app, "source:展会"), foreign])
     assert refused.value.messages == {"tag_ids": [qrcodes.NOT_WORKSPACE_TAGS]}
     assert sandbox_codes(platform) == {}
 
@@ -244,21 +182,23 @@ def test_refuses_tags_of_another_workspace(app, platform, channel_id):
 def test_only_an_official_account_has_codes(app, platform):
     wecom_id = make_channel(app, "wecom", WECOM_CREDS)
     with pytest.raises(ValueError, match="not an Official Account"):
-        create(app, wecom_id)
+        make_qr_code(app, wecom_id)
 
 
 @pytest.mark.parametrize("errcode", [48001, 40053])
 def test_a_wechat_refusal_surfaces_and_stores_nothing(app, platform, channel_id, errcode):
     platform.state.add_fault(Fault("/oa/cgi-bin/qrcode/create", errcode=errcode))
     with pytest.raises(WeChatApiError) as refused:
-        create(app, channel_id, scene="expo2026")
+        make_qr_code(app, channel_id, scene="expo2026")
     assert refused.value.errcode == errcode
     assert rows(app) == []
-    assert create(app, channel_id, scene="expo2026").scene == "expo2026"  # nothing left behind
+    assert (
+        make_qr_code(app, channel_id, scene="expo2026").scene == "expo2026"
+    )  # nothing left behind
 
 
 def test_edit_changes_only_what_harpoon_keeps(app, platform, channel_id):
-    code = create(app, channel_id, scene="expo2026", welcome_reply="旧的欢迎语")
+    code = make_qr_code(app, channel_id, scene="expo2026", welcome_reply="旧的欢迎语")
     new_tags = tag_ids(app, "interest:白皮书")
     with session_of(app) as session:
         row = session.get(QrCode, code.id)
@@ -282,7 +222,7 @@ def test_edit_changes_only_what_harpoon_keeps(app, platform, channel_id):
 
 
 def test_status_and_renewal_of_a_temporary_code(app, platform, channel_id):
-    code = create(app, channel_id, permanent=False, scene=7, expire_seconds=60)
+    code = make_qr_code(app, channel_id, permanent=False, scene=7, expire_seconds=60)
     assert status_of(code, code.expires_at + timedelta(seconds=1)) == QrStatus.EXPIRED
     with session_of(app) as session:
         row = session.get(QrCode, code.id)
@@ -300,7 +240,7 @@ def test_status_and_renewal_of_a_temporary_code(app, platform, channel_id):
 
 
 def test_renewing_a_permanent_code_gets_its_ticket_back(app, platform, channel_id):
-    code = create(app, channel_id, scene="expo2026")
+    code = make_qr_code(app, channel_id, scene="expo2026")
     with session_of(app) as session:
         row = session.get(QrCode, code.id)
         renew_qr_code(session, row, oa_client(app))
@@ -308,13 +248,6 @@ def test_renewing_a_permanent_code_gets_its_ticket_back(app, platform, channel_i
 
 
 # --- follows and scans through a code ------------------------------------------------
-
-
-def settle(app, platform):
-    """Every callback answered, every job run."""
-    platform.state.wait_for_deliveries()
-    while run_jobs(app):
-        platform.state.wait_for_deliveries()
 
 
 def passive_reply(delivery) -> dict | None:
@@ -339,7 +272,7 @@ def contact_of(session, openid: str) -> int:
 
 
 def test_a_follow_and_a_scan_through_a_code_tag_and_get_its_welcome(app, platform, live_channel_id):
-    code = create(
+    code = make_qr_code(
         app,
         live_channel_id,
         scene="expo2026",
@@ -377,7 +310,7 @@ def test_a_follow_and_a_scan_through_a_code_tag_and_get_its_welcome(app, platfor
 
 
 def test_a_code_without_a_welcome_answers_success(app, platform, live_channel_id):
-    code = create(app, live_channel_id, scene=12, tag_ids=tag_ids(app, "source:海报"))
+    code = make_qr_code(app, live_channel_id, scene=12, tag_ids=tag_ids(app, "source:海报"))
     oa.follow(platform.state, tenant(platform), "o_li", ticket=code.ticket)
     settle(app, platform)
     (delivery,) = platform.state.deliveries
@@ -390,7 +323,7 @@ def test_a_code_without_a_welcome_answers_success(app, platform, live_channel_id
 
 
 def test_a_batch_reads_the_codes_once(app, platform, live_channel_id):
-    code = create(app, live_channel_id, scene="expo2026", tag_ids=tag_ids(app, "source:展会"))
+    code = make_qr_code(app, live_channel_id, scene="expo2026", tag_ids=tag_ids(app, "source:展会"))
     for n in range(5):
         oa.follow(platform.state, tenant(platform), f"o_{n}", ticket=code.ticket)
     platform.state.wait_for_deliveries()
@@ -414,31 +347,6 @@ def test_a_batch_reads_the_codes_once(app, platform, live_channel_id):
 
 
 # --- statistics ----------------------------------------------------------------------
-
-
-def touches(app, channel_id, rows_: list[tuple[str, str, str, datetime]]) -> int:
-    """Interactions (kind, scene, person, when); returns the workspace id."""
-    with session_of(app) as session:
-        ws = session.get(Channel, channel_id).workspace_id
-        people: dict[str, int] = {}
-        for kind, scene, person, when in rows_:
-            if person not in people:
-                contact = Contact(workspace_id=ws, name=person)
-                session.add(contact)
-                session.flush()
-                people[person] = contact.id
-            session.add(
-                Interaction(
-                    workspace_id=ws,
-                    contact_id=people[person],
-                    channel_id=channel_id,
-                    kind=kind,
-                    properties={"scene": scene},
-                    occurred_at=when,
-                )
-            )
-        session.commit()
-        return ws
 
 
 def code_row(ws, channel_id, scene) -> QrCode:

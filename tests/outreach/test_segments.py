@@ -11,16 +11,10 @@ from sqlalchemy.orm import Session
 
 from crm.channels import workspace_named
 from models import (
-    Account,
     Channel,
     Contact,
-    ContactTag,
-    Identity,
-    IdentityKind,
-    Interaction,
     SavedSegment,
     Tag,
-    utcnow,
 )
 from outreach.segments import (
     InteractionCount,
@@ -38,139 +32,10 @@ from outreach.segments import (
     segment_of,
 )
 from scoring.config import flat_errors, unflatten
-from scoring.engine import decay_factor, save_model
+from scoring.engine import save_model
 from scoring.model import Model
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
-
-NOW = utcnow()
-
-
-@pytest.fixture
-def people(app):
-    return make_people(app)
-
-
-def make_people(app) -> dict:
-    """Four live contacts in two accounts and none, a merged one and one of another
-    workspace, with tags, identities and interactions."""
-    channel_id = make_channel(app, "oa", OA_CREDS)
-    wecom_id = make_channel(app, "wecom", WECOM_CREDS)
-    with harpoon_of(app).db.session() as session:
-        ws = session.get(Channel, channel_id).workspace_id
-        other_ws = workspace_named(session, "other").id
-        big = Account(
-            workspace_id=ws,
-            name="华信",
-            normalized_name="华信",
-            is_target=True,
-            industry="制造",
-            region="华东",
-            employees=3000,
-            acv=800_000,
-            score=300,
-            tier=1,
-            mqa=True,
-            stage="mqa",
-        )
-        small = Account(
-            workspace_id=ws,
-            name="小店",
-            normalized_name="小店",
-            industry="零售",
-            region="华南",
-            employees=20,
-            acv=10_000,
-            score=20,
-            tier=None,
-            stage="aware",
-        )
-        session.add_all([big, small])
-        session.flush()
-        factor = decay_factor(NOW, 30)
-
-        def person(name, account, role, seniority, lead, stage, days_idle, **extra):
-            contact = Contact(
-                workspace_id=extra.pop("workspace_id", ws),
-                name=name,
-                account_id=account.id if account else None,
-                role=role,
-                seniority=seniority,
-                score_mass=lead / factor,
-                lead_score=lead,
-                stage=stage,
-                last_seen_at=NOW - timedelta(days=days_idle),
-                **extra,
-            )
-            session.add(contact)
-            session.flush()
-            return contact
-
-        people = {
-            "cio": person("cio", big, "cio", "c_level", 80, "engaged", 1),
-            "eng": person("eng", big, "engineer", "staff", 10, "aware", 40),
-            "buyer": person("buyer", small, "procurement", "manager", 35, "engaged", 3),
-            "loner": person("loner", None, None, None, 0, None, 90),
-            "merged": person("merged", big, "cio", "c_level", 80, "engaged", 1),
-            "stranger": person("stranger", None, "cio", "c_level", 80, "engaged", 1),
-        }
-        people["merged"].merged_into_id = people["cio"].id
-        people["stranger"].workspace_id = other_ws
-        tags = {}
-        for name in ("价格", "试用", "沉睡"):
-            tag = Tag(workspace_id=ws, group="interest", name=name)
-            session.add(tag)
-            session.flush()
-            tags[name] = tag.id
-        for who, names in {"cio": ["价格", "试用"], "eng": ["价格"], "loner": ["沉睡"]}.items():
-            for name in names:
-                session.add(
-                    ContactTag(
-                        contact_id=people[who].id, tag_id=tags[name], workspace_id=ws, source="rule"
-                    )
-                )
-        for who, following in (("cio", True), ("eng", False)):
-            session.add(
-                Identity(
-                    workspace_id=ws,
-                    contact_id=people[who].id,
-                    kind=IdentityKind.OPENID,
-                    channel_id=channel_id,
-                    value=f"o_{who}",
-                    following=following,
-                )
-            )
-        session.add(
-            Identity(
-                workspace_id=ws,
-                contact_id=people["buyer"].id,
-                kind=IdentityKind.EXTERNAL_USERID,
-                channel_id=wecom_id,
-                value="wm_buyer",
-            )
-        )
-        for who, kind, days_ago in (
-            ("cio", "wechat.menu_click", 1),
-            ("cio", "wechat.menu_click", 2),
-            ("cio", "wechat.message", 3),
-            ("eng", "wechat.menu_click", 40),
-            ("buyer", "wechat.menu_click", 5),
-        ):
-            session.add(
-                Interaction(
-                    workspace_id=ws,
-                    contact_id=people[who].id,
-                    kind=kind,
-                    occurred_at=NOW - timedelta(days=days_ago),
-                )
-            )
-        session.commit()
-        return {
-            "ws": ws,
-            "channel": channel_id,
-            "wecom": wecom_id,
-            "tags": tags,
-            "ids": {name: c.id for name, c in people.items()},
-        }
+from tests.factories import NOW, make_channel
+from tests.helpers import OA_CREDS, harpoon_of
 
 
 def names(app, people, segment: Segment) -> set[str]:

@@ -7,8 +7,17 @@ import pytest
 from handlers.registry import HANDLERS
 from models import InboundEvent
 from pipeline.drain import drain
-from tests.conftest import WECOM_CREDS, harpoon_of, run_jobs
-from tests.helpers import contacts, identities, inbox, interactions, post_oa, post_wecom
+from tests.helpers import (
+    WECOM_CREDS,
+    contacts,
+    harpoon_of,
+    identities,
+    inbox,
+    interactions,
+    post_oa,
+    post_wecom,
+    run_jobs,
+)
 from wechat import simulate
 
 

@@ -7,7 +7,8 @@ from sqlalchemy import create_engine, func, select
 
 from models import InboundEvent
 from pipeline.inbox import InboxWriter
-from tests.conftest import OA_CREDS, harpoon_of, make_channel
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, harpoon_of
 
 
 def store_from_threads(writer, channel_id, workspace_id, keys_per_thread):

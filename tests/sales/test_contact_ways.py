@@ -16,30 +16,20 @@ from sales.contact_ways import (
     unknown_placeholders,
     update_contact_way,
 )
-from tests.conftest import harpoon_of
+from tests.factories import add_staff
+from tests.helpers import harpoon_of
 from tests.wecom_platform import (
-    add_staff,
     api_calls,
-    app_on,
     connect_corp,
     contact_ways_in_wecom,
     fail_next,
-    sandbox_platform,
     set_customer_contact,
     sync_staff_now,
     wecom_client,
 )
 from wechat.clients import WeChatApiError
 
-
-@pytest.fixture(scope="module")
-def platform():
-    yield from sandbox_platform()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    return app_on(make_app, platform)
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture

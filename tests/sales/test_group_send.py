@@ -21,7 +21,8 @@ from sales.group_send import (
     fetch_group_send_results,
     send_group_send,
 )
-from tests.conftest import WECOM_CREDS, harpoon_of, make_channel, run_jobs
+from tests.factories import make_channel
+from tests.helpers import WECOM_CREDS, harpoon_of, run_jobs, session_of
 from wechat.clients import WeChatApiError
 from wechat.sandbox import wecom
 from wechat.sandbox.core import Fault
@@ -76,10 +77,6 @@ def settle(app, platform):
     platform.state.wait_for_deliveries()
     while run_jobs(app):
         platform.state.wait_for_deliveries()
-
-
-def session_of(app):
-    return harpoon_of(app).db.session()
 
 
 def client_of(app):

@@ -7,45 +7,24 @@ from sqlalchemy import select
 from core.jobs import Job
 from crm.accounts import account_named
 from crm.channels import workspace_named
-from crm.users import create_user
 from models import Staff
 from sales.staff import staff_accounts
-from tests.conftest import harpoon_of, run_jobs
+from tests.factories import add_staff, make_user
+from tests.helpers import harpoon_of, run_jobs
 from tests.wecom_platform import (
-    add_staff,
-    app_on,
     connect_corp,
     fail_next,
-    sandbox_platform,
     set_customer_contact,
     staff_of,
     sync_staff_now,
 )
 
-
-@pytest.fixture(scope="module")
-def platform():
-    yield from sandbox_platform()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    return app_on(make_app, platform)
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
 def channel_id(app, platform):
     return connect_corp(app, platform)
-
-
-def make_user(app, email, *, workspace="acme", role="sales", active=True):
-    with harpoon_of(app).db.session() as session:
-        user = create_user(
-            session, workspace_named(session, workspace), email, email, "a long password", role
-        )
-        user.active = active
-        session.commit()
-        return user.id
 
 
 def test_sync_mirrors_the_members_with_the_customer_contact_permission(app, platform, channel_id):
@@ -83,9 +62,9 @@ def test_a_member_who_lost_the_permission_turns_inactive_and_comes_back(app, pla
 
 
 def test_staff_map_to_the_workspace_user_with_the_same_email(app, platform, channel_id):
-    sales = make_user(app, "zhangsan@acme.example")
-    make_user(app, "lisi@acme.example", active=False)
-    make_user(app, "wangwu@acme.example", workspace="other")
+    sales = make_user(app, "sales", email="zhangsan@acme.example")
+    make_user(app, "sales", email="lisi@acme.example", active=False)
+    make_user(app, "sales", email="wangwu@acme.example", workspace="other")
     add_staff(platform, "zhangsan", "张三", email="ZhangSan@ACME.example")
     add_staff(platform, "lisi", "李四", email="lisi@acme.example")
     add_staff(platform, "wangwu", "王五", email="wangwu@acme.example")
@@ -99,8 +78,8 @@ def test_staff_map_to_the_workspace_user_with_the_same_email(app, platform, chan
 
 
 def test_a_manual_mapping_survives_the_sync(app, platform, channel_id):
-    by_email = make_user(app, "zhangsan@acme.example")
-    chosen = make_user(app, "manager@acme.example")
+    by_email = make_user(app, "sales", email="zhangsan@acme.example")
+    chosen = make_user(app, "sales", email="manager@acme.example")
     add_staff(platform, "zhangsan", "张三")
     sync_staff_now(app, channel_id)
     with harpoon_of(app).db.session() as session:
@@ -132,7 +111,7 @@ def test_the_job_syncs_the_channel(app, platform, channel_id):
 
 
 def test_staff_accounts_are_the_accounts_their_user_owns(app, platform, channel_id):
-    owner = make_user(app, "zhangsan@acme.example")
+    owner = make_user(app, "sales", email="zhangsan@acme.example")
     add_staff(platform, "zhangsan", "张三", email="zhangsan@acme.example")
     add_staff(platform, "lisi", "李四")
     sync_staff_now(app, channel_id)

@@ -3,7 +3,7 @@
 import pytest
 
 from crm.channels import workspace_named
-from tests.conftest import harpoon_of
+from tests.helpers import harpoon_of
 
 
 @pytest.fixture

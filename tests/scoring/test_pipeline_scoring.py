@@ -8,8 +8,7 @@ from sqlalchemy import select
 
 from models import Account, Contact, InboundEvent, ScoreEntry, StageChange
 from pipeline.drain import drain
-from tests.conftest import harpoon_of, run_jobs
-from tests.helpers import inbox, post_oa
+from tests.helpers import harpoon_of, inbox, post_oa, run_jobs
 from wechat import simulate
 
 

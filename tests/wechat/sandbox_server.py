@@ -17,10 +17,13 @@ class SandboxServer:
         self.thread.start()
 
     def reset(self) -> None:
-        """No tenants, no faults, the platform's clock on time: a test starts empty."""
+        """No tenants, no faults, no callbacks or errors recorded, the platform's clock on
+        time: a test starts empty."""
         with self.state.lock:
             self.state.tenants.clear()
             self.state.faults.clear()
+            self.state.deliveries.clear()
+            self.state.error_counts.clear()
             self.state.clock_offset = 0
 
     def close(self):

@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 import redis
 
-from tests.wechat.sandbox_server import SandboxServer
+from tests.factories import add_followers
 from wechat.clients import (
     RetryPolicy,
     TokenStore,
@@ -20,7 +20,6 @@ from wechat.clients import (
     tag_openids,
     user_infos,
 )
-from wechat.sandbox import oa as sandbox_oa
 from wechat.sandbox.core import Fault, Sandbox, Tenant
 
 APP_ID, SECRET = "wxclienttest00001", "client-secret"
@@ -29,36 +28,20 @@ FAST = RetryPolicy(busy_retries=3, base_delay=0.001, max_delay=0.01)
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = SandboxServer()
-    yield s
-    s.close()
-
-
 @pytest.fixture
-def platform(server):
-    state = server.state
-    with state.lock:
-        state.tenants.clear()
-        state.faults.clear()
-        state.error_counts.clear()
-        state.clock_offset = 0
-        state.OLD_TOKEN_GRACE_SECONDS = Sandbox.OLD_TOKEN_GRACE_SECONDS
+def platform(platform):
+    """conftest's sandbox, emptied but for this module's OA and corp."""
+    platform.reset()
+    state = platform.state
+    state.OLD_TOKEN_GRACE_SECONDS = Sandbox.OLD_TOKEN_GRACE_SECONDS  # a test may shorten it
     state.add_tenant(Tenant("oa", APP_ID, {"app": SECRET}, "tok", "T" * 43))
     state.add_tenant(Tenant("wecom", CORP_ID, {"contact": CONTACT_SECRET}, "tok", "T" * 43))
-    return server
+    return platform
 
 
 @pytest.fixture
 def clients(platform):
     return WeChatClients(platform.url, TokenStore(fakeredis.FakeRedis()), FAST)
-
-
-def add_followers(platform, count):
-    tenant = platform.state.tenant(APP_ID)
-    for n in range(count):
-        sandbox_oa.follow(platform.state, tenant, f"o_{n:04d}")
 
 
 def test_platform_url_rewrites_every_host():
@@ -84,7 +67,7 @@ def test_token_is_fetched_once_and_shared(clients, platform):
 
 
 def test_expired_token_is_refreshed_and_the_call_replayed_once(clients, platform):
-    add_followers(platform, 1)
+    add_followers(platform, 1, app_id=APP_ID)
     client = clients.oa(APP_ID, SECRET)
     assert client.user.get("o_0000")["openid"] == "o_0000"
     platform.state.expire_tokens(APP_ID)
@@ -104,7 +87,7 @@ def test_a_token_refused_twice_is_an_error_not_a_loop(clients, platform):
 
 @pytest.mark.parametrize("errcode", [45009, -1])
 def test_busy_answers_are_retried_with_backoff(clients, platform, errcode):
-    add_followers(platform, 1)
+    add_followers(platform, 1, app_id=APP_ID)
     platform.state.add_fault(Fault(path="/oa/cgi-bin/user/info", errcode=errcode, times=2))
     assert clients.oa(APP_ID, SECRET).user.get("o_0000")["openid"] == "o_0000"
 
@@ -124,7 +107,7 @@ def test_other_errors_are_raised_at_once(clients, platform):
 
 
 def test_tagging_and_user_info_are_chunked_to_platform_limits(clients, platform):
-    add_followers(platform, 130)
+    add_followers(platform, 130, app_id=APP_ID)
     client = clients.oa(APP_ID, SECRET)
     tag_id = client.tag.create("CIO")["id"]
     openids = [f"o_{n:04d}" for n in range(130)]
@@ -157,7 +140,7 @@ def _hammer(api_url, redis_url, prefix, calls, results):
 def test_four_processes_share_one_token_without_40001s(platform):
     if not TEST_REDIS_URL:
         pytest.skip("processes share tokens through Redis (TEST_REDIS_URL)")
-    add_followers(platform, 1)
+    add_followers(platform, 1, app_id=APP_ID)
     platform.state.OLD_TOKEN_GRACE_SECONDS = 0  # a second fetch would break the first at once
     prefix = f"harpoon-test-{uuid.uuid4().hex[:8]}:wechat"  # no token left by an earlier run
     context = multiprocessing.get_context("spawn")
@@ -197,7 +180,7 @@ class RecordingPolicy(RetryPolicy):
 
 
 def test_each_busy_answer_backs_off_one_step_further(platform):
-    add_followers(platform, 1)
+    add_followers(platform, 1, app_id=APP_ID)
     policy = RecordingPolicy()
     client = WeChatClients(platform.url, TokenStore(fakeredis.FakeRedis()), policy).oa(
         APP_ID, SECRET
@@ -208,7 +191,7 @@ def test_each_busy_answer_backs_off_one_step_further(platform):
 
 
 def test_malformed_token_answer_40014_is_refreshed_once(clients, platform):
-    add_followers(platform, 1)
+    add_followers(platform, 1, app_id=APP_ID)
     client = clients.oa(APP_ID, SECRET)
     clients.store.set(client.access_token_key, "garbled", 600)
     assert client.user.get("o_0000")["openid"] == "o_0000"
@@ -223,7 +206,7 @@ def test_api_groups_with_their_own_base_url_reach_the_sandbox(clients, platform)
 
 
 def test_a_post_whose_answer_timed_out_is_not_replayed(clients, platform):
-    add_followers(platform, 1)
+    add_followers(platform, 1, app_id=APP_ID)
     client = clients.oa(APP_ID, SECRET)
     client.access_token  # noqa: B018
     client.timeout = 0.2
@@ -243,7 +226,7 @@ def test_network_failures_are_typed(platform):
 
 
 def test_oauth_gives_the_readers_openid(clients, platform):
-    add_followers(platform, 1)
+    add_followers(platform, 1, app_id=APP_ID)
     url = clients.oauth_authorize_url(APP_ID, "https://harpoon.example/read?a=1", state="art-7")
     parts = urllib.parse.urlsplit(url)
     sandbox = platform.app.test_client()

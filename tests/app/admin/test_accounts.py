@@ -27,46 +27,14 @@ from models import (
     utcnow,
 )
 from scoring.engine import Scorer
-from tests.app.admin.conftest import csrf_token, in_english, make_user
-from tests.conftest import harpoon_of
-
-
-def make_account(app, name, *, workspace="acme", **fields) -> int:
-    with harpoon_of(app).db.session() as session:
-        account = Account(
-            workspace_id=workspace_named(session, workspace).id,
-            name=name,
-            normalized_name=normalize_company(name),
-            **fields,
-        )
-        session.add(account)
-        session.commit()
-        return account.id
-
-
-def make_contact(app, name, *, workspace="acme", minutes_ago=0, **fields) -> int:
-    with harpoon_of(app).db.session() as session:
-        seen = utcnow() - timedelta(minutes=minutes_ago)
-        contact = Contact(
-            workspace_id=workspace_named(session, workspace).id,
-            name=name,
-            first_seen_at=seen,
-            last_seen_at=seen,
-            **fields,
-        )
-        session.add(contact)
-        session.commit()
-        return contact.id
+from tests.app.admin.conftest import csrf_token, in_english
+from tests.factories import make_account, make_contact, make_user
+from tests.helpers import harpoon_of, load
 
 
 def shanghai_time(moment) -> str:
     """As the pages show a time: in the workspace's zone (Asia/Shanghai, UTC+8 all year)."""
     return (moment + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
-
-
-def load(app, model, row_id):
-    with harpoon_of(app).db.session() as session:
-        return session.get(model, row_id)
 
 
 def post(client, path, data, **kwargs):

@@ -4,16 +4,17 @@ brought, over a window; one list or either kind alone."""
 import re
 
 from tests.app.admin.conftest import in_english
-from tests.app.admin.test_content import (
+from tests.factories import (
     make_account,
     make_contact,
     make_content,
+    make_form,
     make_link,
+    make_oa,
     make_staff,
-    oa,
+    make_submission,
     view,
 )
-from tests.app.admin.test_forms import make_form, submit
 
 
 def ranking(page: str) -> list[tuple[str, list[str]]]:
@@ -32,14 +33,14 @@ def ranking(page: str) -> list[tuple[str, list[str]]]:
 
 
 def test_sharers_rank_by_leads_then_views(app, signed_in):
-    channel_id = oa(app)
+    channel_id = make_oa(app)
     content_id = make_content(app)
     link_id, _code = make_link(app, content_id=content_id, channel_id=channel_id)
     form_id = make_form(app)
     acme, globex = make_account(app, "艾克米制造"), make_account(app, "环球电子")
     customer = make_contact(app, "王总", account_id=acme, title="CIO")
     readers = [make_contact(app, f"读者{n}", account_id=[acme, globex][n % 2]) for n in range(4)]
-    merged = make_contact(app, "读者0（旧）", merged_into=readers[0])
+    merged = make_contact(app, "读者0（旧）", merged_into_id=readers[0])
     zhang, li = make_staff(app, "张销售", "zhang"), make_staff(app, "李销售", "li")
 
     # 张: 3 views by 2 readers (one a new lead), one anonymous, and a form submission.
@@ -47,7 +48,7 @@ def test_sharers_rank_by_leads_then_views(app, signed_in):
     view(app, link_id, contact_id=merged, sharer_staff_id=zhang, days_ago=1)
     view(app, link_id, contact_id=readers[1], sharer_staff_id=zhang)
     view(app, link_id, sharer_staff_id=zhang)
-    submit(app, form_id, "z1", contact_id=readers[2], sharer_staff_id=zhang)
+    make_submission(app, form_id, "z1", contact_id=readers[2], sharer_staff_id=zhang)
     # The customer: 5 views by one reader, no lead.
     for n in range(5):
         view(app, link_id, contact_id=readers[3], sharer_contact_id=customer, days_ago=n)

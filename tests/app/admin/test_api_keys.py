@@ -8,10 +8,8 @@ from sqlalchemy import text
 
 from crm.api_keys import key_for
 from models import ApiKey, AuditLog
-from tests.app.admin.conftest import csrf_token, in_english, post_form
-from tests.app.admin.test_channels import field_errors
-from tests.app.admin.test_content import session_of
-from tests.helpers import all_of
+from tests.app.admin.conftest import csrf_token, field_errors, in_english, post_form
+from tests.helpers import all_of, session_of
 
 
 def shown_key(page: str, prefix: str) -> str:

@@ -1,6 +1,7 @@
 """Sign-in, roles, CSRF, rate limiting, language, vendor assets."""
 
-from tests.app.admin.conftest import PASSWORD, csrf_token, make_user, sign_in
+from tests.app.admin.conftest import csrf_token, sign_in
+from tests.factories import PASSWORD, make_user
 
 
 def test_pages_need_sign_in(client):

@@ -1,14 +1,13 @@
 """Channels page: list, connecting an OA or WeCom corp, the detail page, key rotation."""
 
-import html
 import re
 
 import pytest
 
 from models import AuditLog, Channel
-from tests.app.admin.conftest import csrf_token, in_english, post_form
-from tests.conftest import OA_CREDS, WECOM_CREDS, make_channel
-from tests.helpers import all_of, post_oa
+from tests.app.admin.conftest import csrf_token, field_errors, in_english, post_form
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, WECOM_CREDS, all_of, post_oa
 from wechat import simulate
 
 NEW_OA = {
@@ -21,16 +20,6 @@ NEW_OA = {
     "aes_key": "",
 }
 SECRET_VALUES = (NEW_OA["secret"], "supersecret", "agentsecret")
-
-
-def field_errors(page: str, name: str) -> list[str]:
-    """The errors shown in the form field that holds the input `name`."""
-    for block in re.findall(r'<div class="field[^"]*">(.*?)</div>', page, re.S):
-        if f'name="{name}"' in block:
-            return [
-                html.unescape(e) for e in re.findall(r'<small class="error"[^>]*>(.*?)<', block)
-            ]
-    raise AssertionError(f"no field {name} on the page")
 
 
 def channels(app):

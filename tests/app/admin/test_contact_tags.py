@@ -6,10 +6,18 @@ from sqlalchemy import select
 
 from crm.tags import TagBook, apply_tags, contact_tags
 from models import AccountSource, AuditLog, Contact, Tag, TagGroup, TagSource
-from tests.app.admin.conftest import in_english
-from tests.app.admin.test_accounts import load, make_account, make_contact, post
-from tests.app.admin.test_contacts import contact_ids, row_of
-from tests.conftest import harpoon_of
+from tests.app.admin.conftest import (
+    contact_ids,
+    in_english,
+)
+from tests.app.admin.conftest import (
+    contact_row as row_of,
+)
+from tests.app.admin.conftest import (
+    post_with_token as post,
+)
+from tests.factories import make_account, make_contact
+from tests.helpers import harpoon_of, load
 
 
 def tag(app, contact_ids, group, name, workspace_id=None) -> int:

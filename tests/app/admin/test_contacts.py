@@ -3,48 +3,24 @@ the lead score, points and stage, moved by hand."""
 
 import re
 import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from crm.channels import workspace_named
-from models import Account, AuditLog, Contact, StageChange, utcnow
-from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.helpers import identities, post_oa, post_wecom
+from models import Account, AuditLog, Contact, StageChange
+from tests.app.admin.conftest import contact_ids, csrf_token, in_english
+from tests.app.admin.conftest import contact_row as row_of
+from tests.factories import add_contacts, make_channel
+from tests.helpers import (
+    OA_CREDS,
+    WECOM_CREDS,
+    harpoon_of,
+    identities,
+    post_oa,
+    post_wecom,
+    run_jobs,
+)
 from wechat import simulate
-
-
-def contact_ids(page: str) -> list[int]:
-    """The contacts listed in the table, in order."""
-    return [int(n) for n in re.findall(r'href="/admin/contacts/(\d+)"', page)]
-
-
-def row_of(page: str, contact_id: int) -> str:
-    for row in re.findall(r"<tr>(.*?)</tr>", page, re.S):
-        if f'href="/admin/contacts/{contact_id}"' in row:
-            return row
-    raise AssertionError(f"contact {contact_id} is not listed")
-
-
-def add_contacts(app, count, *, workspace="acme", name="Lead"):
-    """`count` contacts, the first seen most recently; returns their ids in that order."""
-    now = utcnow()
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, workspace)
-        contacts = [
-            Contact(
-                workspace_id=ws.id,
-                name=f"{name} {n}",
-                first_seen_at=now - timedelta(days=1),
-                last_seen_at=now - timedelta(minutes=n),
-            )
-            for n in range(count)
-        ]
-        session.add_all(contacts)
-        session.commit()
-        return [c.id for c in contacts]
 
 
 def name_contact(app, contact_id, name, account=None):

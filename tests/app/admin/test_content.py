@@ -1,158 +1,47 @@
 """The content library pages: the list with its figures and window, the editor and its
 field errors, a content item's page (links, staff share links, chart, top accounts,
-latest readers), tracked links, archive; the contact timeline's labels for touchpoints.
-
-The factories here make the rows the public pages and the drain would (views, links,
-staff, contacts in accounts); the forms and advocacy tests use them too."""
+latest readers), tracked links, archive; the contact timeline's labels for touchpoints."""
 
 import html
 import json
 import re
 from dataclasses import replace
-from datetime import timedelta
 
 import pytest
 
 from app.admin.contacts.presenters import INTERACTION_LABELS, PROPERTY_LABELS, key_properties
 from app.admin.labels import LINK_MEDIUM_LABELS
 from core.tokens import Signer, verify_share
-from crm.channels import workspace_named
 from crm.touchpoints import KINDS
 from models import (
-    Account,
     AuditLog,
-    Channel,
-    Contact,
     Content,
-    PageView,
-    Staff,
     TrackedLink,
-    utcnow,
 )
 from outreach import library
-from outreach.content import create_link
-from tests.app.admin.conftest import csrf_token, in_english, make_user, post_form, sign_in
-from tests.app.admin.test_channels import field_errors
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
-from tests.helpers import all_of
+from tests.app.admin.conftest import (
+    csrf_token,
+    field_errors,
+    in_english,
+    post_form,
+    row_cells,
+    sign_in,
+)
+from tests.factories import (
+    make_account,
+    make_channel,
+    make_contact,
+    make_content,
+    make_link,
+    make_oa,
+    make_staff,
+    make_user,
+    view,
+    workspace_id,
+)
+from tests.helpers import OA_CREDS, all_of, audit_actions
 
 # ---- factories ----------------------------------------------------------------------------
-
-
-def session_of(app):
-    return harpoon_of(app).db.session()
-
-
-def workspace_id(app, name="acme") -> int:
-    with session_of(app) as session:
-        ws = workspace_named(session, name).id
-        session.commit()
-        return ws
-
-
-def make_content(app, workspace="acme", **values) -> int:
-    values = {"title": "2026 制造业数字化白皮书", "url": "https://example.com/wp", **values}
-    with session_of(app) as session:
-        content = Content(workspace_id=workspace_named(session, workspace).id, **values)
-        session.add(content)
-        session.commit()
-        return content.id
-
-
-def make_link(app, *, content_id=None, form_id=None, channel_id=None, medium="menu", label=""):
-    """A tracked link; returns (id, code)."""
-    with session_of(app) as session:
-        target = session.get(Content, content_id) if content_id else None
-        ws = target.workspace_id if target else workspace_id(app)
-        link = create_link(
-            session,
-            ws,
-            content_id=content_id,
-            form_id=form_id,
-            channel_id=channel_id,
-            medium=medium,
-            label=label,
-        )
-        session.commit()
-        return link.id, link.code
-
-
-def make_account(app, name: str) -> int:
-    with session_of(app) as session:
-        account = Account(
-            workspace_id=workspace_id(app), name=name, normalized_name=name.casefold()
-        )
-        session.add(account)
-        session.commit()
-        return account.id
-
-
-def make_contact(app, name: str, *, account_id=None, title=None, merged_into=None) -> int:
-    with session_of(app) as session:
-        contact = Contact(
-            workspace_id=workspace_id(app),
-            name=name,
-            title=title,
-            account_id=account_id,
-            merged_into_id=merged_into,
-        )
-        session.add(contact)
-        session.commit()
-        return contact.id
-
-
-def make_staff(app, name: str, userid: str, *, active=True, user_id=None) -> int:
-    """A staff member of the acme workspace's WeCom corp (connected on first use)."""
-    corps = [channel.id for channel in all_of(app, Channel) if channel.kind == "wecom"]
-    channel_id = corps[0] if corps else make_channel(app, "wecom", WECOM_CREDS)
-    with session_of(app) as session:
-        staff = Staff(
-            workspace_id=workspace_id(app),
-            channel_id=channel_id,
-            userid=userid,
-            name=name,
-            active=active,
-            user_id=user_id,
-        )
-        session.add(staff)
-        session.commit()
-        return staff.id
-
-
-def view(app, link_id: int, *, contact_id=None, days_ago: float = 0, **fields) -> int:
-    """A page view through a link, `days_ago` days back."""
-    with session_of(app) as session:
-        link = session.get(TrackedLink, link_id)
-        row = PageView(
-            workspace_id=link.workspace_id,
-            link_id=link.id,
-            content_id=link.content_id,
-            form_id=link.form_id,
-            channel_id=link.channel_id,
-            contact_id=contact_id,
-            openid=f"o_{contact_id}" if contact_id else None,
-            started_at=utcnow() - timedelta(days=days_ago),
-            **fields,
-        )
-        session.add(row)
-        session.commit()
-        return row.id
-
-
-def oa(app) -> int:
-    return make_channel(app, "oa", OA_CREDS, message_mode="safe", account_type="service")
-
-
-def audit_actions(app) -> list[str]:
-    return [entry.action for entry in all_of(app, AuditLog)]
-
-
-def row_cells(page: str, row_id: str) -> list[str]:
-    """The number cells of a table row, by the row's id."""
-    match = re.search(rf'<tr id="{row_id}"[^>]*>(.*?)</tr>', page, re.S)
-    assert match, f"no row {row_id}"
-    cells = re.findall(r'<td class="num">(.*?)</td>', match.group(1), re.S)
-    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
 
 
 def chart_data(page: str, script_id: str) -> dict:
@@ -301,7 +190,7 @@ def readers(app):
     """One content item read through two links by people of two accounts, a contact merged
     into another, an anonymous view, a staff member's and a customer's shares, and a view
     40 days ago (outside the default 30-day window)."""
-    channel_id = oa(app)
+    channel_id = make_oa(app)
     content_id = make_content(app, topics=["AI"])
     menu_id, menu_code = make_link(app, content_id=content_id, channel_id=channel_id)
     push_id, push_code = make_link(
@@ -310,7 +199,7 @@ def readers(app):
     acme, globex = make_account(app, "艾克米制造"), make_account(app, "环球电子")
     wang = make_contact(app, "王总", account_id=acme, title="CIO")
     li = make_contact(app, "李工", account_id=acme, title="工程师")
-    li_before = make_contact(app, "李工（旧）", merged_into=li)
+    li_before = make_contact(app, "李工（旧）", merged_into_id=li)
     zhao = make_contact(app, "赵经理", account_id=globex)
     staff = make_staff(app, "张销售", "zhang")
     view(app, menu_id, contact_id=wang, days_ago=1, active_seconds=120, liked=True, shares=2)
@@ -428,7 +317,7 @@ def test_each_active_staff_member_has_a_personal_share_link(app, signed_in, read
 
 
 def test_a_marketer_makes_a_tracked_link_on_the_first_official_account(app, signed_in):
-    first = oa(app)
+    first = make_oa(app)
     second = make_channel(app, "oa", replace(OA_CREDS, app_id="wx0000000000000002"))
     content_id = make_content(app)
     client = in_english(signed_in("marketer"))
@@ -472,7 +361,7 @@ def test_a_marketer_makes_a_tracked_link_on_the_first_official_account(app, sign
     ],
 )
 def test_a_bad_link_shows_its_mistake_in_place(app, signed_in, data, field, message):
-    oa(app)
+    make_oa(app)
     content_id = make_content(app)
     client = in_english(signed_in("marketer"))
     token = csrf_token(client.get(f"/admin/content/{content_id}").text)

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from crm.channels import workspace_named
 from models import Account, AccountSnapshot, Contact
 from tests.app.admin.conftest import in_english
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
-from tests.helpers import post_oa
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, harpoon_of, post_oa, run_jobs
 from wechat import simulate
 
 

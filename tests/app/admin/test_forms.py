@@ -5,23 +5,20 @@ submissions (contact, what they stated, consent, follow-up, sharer), permissions
 import pytest
 
 from models import AuditLog, Form, FormSubmission, TrackedLink, utcnow
-from tests.app.admin.conftest import csrf_token, in_english, post_form
-from tests.app.admin.test_channels import field_errors
-from tests.app.admin.test_content import (
-    audit_actions,
+from tests.app.admin.conftest import csrf_token, field_errors, in_english, post_form, row_cells
+from tests.factories import (
     make_account,
     make_contact,
     make_content,
+    make_form,
     make_link,
+    make_oa,
     make_staff,
-    oa,
-    row_cells,
-    session_of,
+    make_submission,
+    tag_ids,
     view,
-    workspace_id,
 )
-from tests.helpers import all_of
-from tests.outreach.test_qr_codes import tag_ids
+from tests.helpers import all_of, audit_actions, session_of
 
 
 def definition(**changes) -> dict:
@@ -39,28 +36,6 @@ def definition(**changes) -> dict:
         "follow_up.message": "",
         **changes,
     }
-
-
-def make_form(app, workspace="acme", **values) -> int:
-    values = {
-        "title": "预约演示",
-        "fields": {"name": "required", "phone": "required"},
-        "consent_text": "我同意",
-        **values,
-    }
-    with session_of(app) as session:
-        form = Form(workspace_id=workspace_id(app, workspace), **values)
-        session.add(form)
-        session.commit()
-        return form.id
-
-
-def submit(app, form_id: int, nonce: str, **fields) -> int:
-    with session_of(app) as session:
-        row = FormSubmission(workspace_id=workspace_id(app), form_id=form_id, nonce=nonce, **fields)
-        session.add(row)
-        session.commit()
-        return row.id
 
 
 # ---- the editor ---------------------------------------------------------------------------
@@ -199,7 +174,7 @@ def test_viewers_read_but_do_not_manage(app, signed_in):
 
 
 def test_the_list_and_the_page_count_views_submissions_and_follow_ups(app, signed_in):
-    channel_id = oa(app)
+    channel_id = make_oa(app)
     form_id = make_form(app, consent_text="我同意")
     link_id, code = make_link(app, form_id=form_id, channel_id=channel_id, medium="push")
     account = make_account(app, "艾克米制造")
@@ -208,7 +183,7 @@ def test_the_list_and_the_page_count_views_submissions_and_follow_ups(app, signe
     for n in range(4):
         view(app, link_id, days_ago=n)
     view(app, link_id, days_ago=45)
-    submit(
+    make_submission(
         app,
         form_id,
         "n1",
@@ -220,8 +195,8 @@ def test_the_list_and_the_page_count_views_submissions_and_follow_ups(app, signe
         followup_channel="wechat",
         followup_error="outside the 48-hour window and no email",
     )
-    submit(app, form_id, "n2", data={"name": "新人", "phone": "13900000000"}, consent=True)
-    old = submit(app, form_id, "n3", data={"phone": "13700000000"}, followup_status="sent")
+    make_submission(app, form_id, "n2", data={"name": "新人", "phone": "13900000000"}, consent=True)
+    old = make_submission(app, form_id, "n3", data={"phone": "13700000000"}, followup_status="sent")
     with session_of(app) as session:
         session.get(FormSubmission, old).submitted_at = utcnow().replace(year=2020)
         session.commit()
@@ -247,7 +222,7 @@ def test_the_list_and_the_page_count_views_submissions_and_follow_ups(app, signe
 def test_submissions_page_through(app, signed_in):
     form_id = make_form(app)
     for n in range(53):
-        submit(app, form_id, f"n{n}", data={"phone": f"1380000{n:04d}"})
+        make_submission(app, form_id, f"n{n}", data={"phone": f"1380000{n:04d}"})
     client = in_english(signed_in("viewer"))
     first = client.get(f"/admin/forms/{form_id}").text
     assert first.count('<tr id="submission-') == 50 and "Page 1 of 2" in first
@@ -256,7 +231,7 @@ def test_submissions_page_through(app, signed_in):
 
 
 def test_a_link_to_the_form_and_archiving(app, signed_in):
-    channel_id = oa(app)
+    channel_id = make_oa(app)
     form_id = make_form(app)
     client = in_english(signed_in("marketer"))
     token = csrf_token(client.get(f"/admin/forms/{form_id}").text)

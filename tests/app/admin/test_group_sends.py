@@ -23,10 +23,9 @@ from models import (
     utcnow,
 )
 from sales.group_send import MONTHLY_LIMIT, NOT_SENT, SENT, GroupSendStatus
-from tests.app.admin.conftest import csrf_token, in_english
-from tests.app.admin.test_channels import field_errors
-from tests.conftest import harpoon_of
-from tests.helpers import all_of
+from tests.app.admin.conftest import csrf_token, field_errors, in_english
+from tests.factories import add_group_send
+from tests.helpers import all_of, harpoon_of
 
 PAGE = "/admin/group-sends"
 TEXT = "本周五下午两点，华东区 CIO 闭门会，欢迎报名。"
@@ -126,20 +125,6 @@ def sender_options(page: str) -> list[str]:
     return [html.unescape(o) for o in re.findall(r"<option [^>]*>([^<]+)</option>", select_html)]
 
 
-def add_group_send(app, corp, **fields) -> int:
-    with harpoon_of(app).db.session() as session:
-        group_send = GroupSend(
-            workspace_id=session.get(Channel, corp.channel_id).workspace_id,
-            channel_id=corp.channel_id,
-            staff_userid="zhangsan",
-            text=TEXT,
-            **fields,
-        )
-        session.add(group_send)
-        session.commit()
-        return group_send.id
-
-
 def test_a_marketer_sends_to_the_senders_customers_with_a_tag(app, signed_in, corp):
     client = in_english(signed_in("marketer"))
     page = client.get(PAGE).text
@@ -221,7 +206,7 @@ def test_sales_send_only_as_their_own_staff_member(app, signed_in, corp):
 
 def test_a_viewer_sees_the_list_but_may_not_send_or_refresh(app, signed_in, corp):
     group_send_id = add_group_send(
-        app, corp, external_userids=["wm_a"], msgid="msg_1", status=GroupSendStatus.SENT
+        app, corp.channel_id, external_userids=["wm_a"], msgid="msg_1", status=GroupSendStatus.SENT
     )
     client = signed_in("viewer")
     page = client.get(PAGE)
@@ -237,7 +222,7 @@ def test_a_viewer_sees_the_list_but_may_not_send_or_refresh(app, signed_in, corp
 def test_the_detail_page_shows_each_recipients_result(app, signed_in, corp):
     group_send_id = add_group_send(
         app,
-        corp,
+        corp.channel_id,
         external_userids=["wm_a", "wm_b", "wm_x"],
         fail_list=["wm_x"],
         msgid="msg_1",
@@ -247,7 +232,7 @@ def test_the_detail_page_shows_each_recipients_result(app, signed_in, corp):
     )
     waiting_id = add_group_send(
         app,
-        corp,
+        corp.channel_id,
         external_userids=["wm_a"],
         msgid="msg_2",
         results={"wm_a": NOT_SENT},
@@ -272,9 +257,9 @@ def test_the_detail_page_shows_each_recipients_result(app, signed_in, corp):
 
 def test_refresh_queues_the_results_job(app, signed_in, corp):
     sent = add_group_send(
-        app, corp, external_userids=["wm_a"], msgid="msg_1", status=GroupSendStatus.SENT
+        app, corp.channel_id, external_userids=["wm_a"], msgid="msg_1", status=GroupSendStatus.SENT
     )
-    queued = add_group_send(app, corp, external_userids=["wm_a"])
+    queued = add_group_send(app, corp.channel_id, external_userids=["wm_a"])
     client = in_english(signed_in("sales"))
     token = csrf_token(client.get(PAGE).text)
     response = client.post(f"{PAGE}/{sent}/refresh", data={"csrf_token": token})
@@ -286,7 +271,7 @@ def test_refresh_queues_the_results_job(app, signed_in, corp):
 
 
 def test_another_workspaces_group_send_is_not_found(app, signed_in, corp):
-    group_send_id = add_group_send(app, corp, external_userids=["wm_a"], msgid="msg_1")
+    group_send_id = add_group_send(app, corp.channel_id, external_userids=["wm_a"], msgid="msg_1")
     with harpoon_of(app).db.session() as session:
         workspace_named(session, "other")
         session.commit()

@@ -13,8 +13,7 @@ from app.admin import imports as imports_page
 from crm.channels import workspace_named
 from models import Account, AccountImport, AuditLog
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import harpoon_of, run_jobs
-from tests.helpers import all_of
+from tests.helpers import all_of, harpoon_of, run_jobs
 
 PAGE = "/admin/accounts/import"
 LIST = (

@@ -9,8 +9,8 @@ from crm.channels import workspace_named
 from crm.touchpoints import api_row
 from models import AuditLog, InboundEvent, User, utcnow
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
-from tests.helpers import inbox, post_oa
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, harpoon_of, inbox, post_oa, run_jobs
 from wechat import simulate
 
 # Menu clicks fail in their handler here: the failed rows this page lists and retries.

@@ -1,44 +1,14 @@
 """The inbox page's alert on welcome messages missed or refused in the last 24 hours."""
 
 import re
-from datetime import timedelta
 
 from crm.channels import workspace_named
-from models import Channel, Contact, Staff, WelcomeMessage, WelcomeStatus, utcnow
+from models import WelcomeStatus
 from tests.app.admin.conftest import in_english
-from tests.conftest import harpoon_of
+from tests.factories import add_welcomes
+from tests.helpers import harpoon_of
 
 PAGE = "/admin/inbox"
-
-
-def add_welcomes(app, channel_id, rows) -> dict[str, int]:
-    """rows: (external_userid, status, received hours ago, seconds late, error)."""
-    contacts = {}
-    with harpoon_of(app).db.session() as session:
-        ws = session.get(Channel, channel_id).workspace_id
-        session.add(Staff(workspace_id=ws, channel_id=channel_id, userid="zhangsan", name="张三"))
-        for external_userid, status, hours_ago, late, error in rows:
-            contact = Contact(workspace_id=ws, name=f"客户{external_userid}")
-            session.add(contact)
-            session.flush()
-            contacts[external_userid] = contact.id
-            received = utcnow() - timedelta(hours=hours_ago)
-            session.add(
-                WelcomeMessage(
-                    workspace_id=ws,
-                    channel_id=channel_id,
-                    contact_id=contact.id,
-                    external_userid=external_userid,
-                    staff_userid="zhangsan",
-                    welcome_code=f"code-{external_userid}",
-                    status=status,
-                    error=error,
-                    added_at=received - timedelta(seconds=late),
-                    received_at=received,
-                )
-            )
-        session.commit()
-    return contacts
 
 
 def alert(page: str) -> str | None:

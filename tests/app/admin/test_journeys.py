@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from sqlalchemy import select
 
 from crm.channels import workspace_named
-from journeys.definitions import create_journey, go_live, save_version
+from journeys.definitions import create_journey, save_version
 from models import (
     AuditLog,
     Contact,
@@ -21,14 +21,19 @@ from models import (
     Journey,
     JourneyVersion,
     SavedSegment,
-    Step,
     Tag,
     utcnow,
 )
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import harpoon_of
-from tests.helpers import all_of
-from tests.journeys.test_model import LIVE_THEN_WECOM
+from tests.factories import (
+    LIVE_THEN_WECOM,
+    enrol,
+    log_step,
+    make_journey,
+    with_own_tag,
+    workspace_id,
+)
+from tests.helpers import all_of, harpoon_of
 
 LIST = "/admin/journeys"
 NEW = "/admin/journeys/new"
@@ -111,38 +116,6 @@ def marketer(signed_in):
     return in_english(signed_in("marketer"))
 
 
-def workspace(app) -> int:
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, "acme").id
-        session.commit()
-        return ws
-
-
-def make_journey(app, name="直播跟进", live=True, document=None) -> int:
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, "acme").id
-        document = with_own_tag(session, ws, document or LIVE_THEN_WECOM)
-        journey = create_journey(session, ws, name, "WeCom, then the live stream", document, None)
-        if live:
-            go_live(session, journey)
-        session.commit()
-        return journey.id
-
-
-def with_own_tag(session, ws: int, document: dict) -> dict:
-    """The document, its follow-up tagging with a tag of the workspace."""
-    tag = session.scalar(select(Tag).where(Tag.workspace_id == ws, Tag.name == "看过直播"))
-    if tag is None:
-        tag = Tag(workspace_id=ws, group="behavior", name="看过直播")
-        session.add(tag)
-        session.flush()
-    document = copy.deepcopy(document)
-    for node in document["nodes"]:
-        if node["id"] == "follow_up":
-            node["action"]["tag_id"] = tag.id
-    return document
-
-
 def journey_of(app, journey_id) -> Journey:
     with harpoon_of(app).db.session() as session:
         return session.get(Journey, journey_id)
@@ -150,42 +123,6 @@ def journey_of(app, journey_id) -> Journey:
 
 def version_numbers(app, journey_id) -> list[int]:
     return [v.version for v in all_of(app, JourneyVersion) if v.journey_id == journey_id]
-
-
-def enrol(app, journey_id, node, status="active", version=1, contact_id=None, **fields):
-    with harpoon_of(app).db.session() as session:
-        journey = session.get(Journey, journey_id)
-        enrolment = Enrolment(
-            workspace_id=journey.workspace_id,
-            journey_id=journey_id,
-            version=version,
-            contact_id=contact_id,
-            node_id=node,
-            status=status,
-            entered_node=fields.pop("entered_node", "start"),
-            next_run_at=utcnow(),
-            **fields,
-        )
-        session.add(enrolment)
-        session.commit()
-        return enrolment.id
-
-
-def log_step(app, enrolment_id, node, outcome, visit, detail=None):
-    with harpoon_of(app).db.session() as session:
-        enrolment = session.get(Enrolment, enrolment_id)
-        session.add(
-            Step(
-                enrolment_id=enrolment_id,
-                journey_id=enrolment.journey_id,
-                version=enrolment.version,
-                node_id=node,
-                visit=visit,
-                outcome=outcome,
-                detail=detail or {},
-            )
-        )
-        session.commit()
 
 
 def graph_of(page: str) -> dict:
@@ -307,7 +244,7 @@ def test_every_node_type_posts_its_own_fields(app, signed_in):
     """A journey using every kind of field, posted from the form, comes back whole."""
     client = marketer(signed_in)
     make_journey(app, "tags", live=False)  # the tag the branch uses
-    ws = workspace(app)
+    ws = workspace_id(app)
     with harpoon_of(app).db.session() as session:
         tag_id = session.scalar(select(Tag.id))
         segment = SavedSegment(workspace_id=ws, name="华东 IT", document={})
@@ -702,7 +639,7 @@ def test_enrolments_move_to_another_version_node_by_node(app, signed_in):
 def test_the_contact_page_tells_the_contacts_journeys(app, signed_in):
     client = marketer(signed_in)
     journey_id = make_journey(app)
-    ws = workspace(app)
+    ws = workspace_id(app)
     with harpoon_of(app).db.session() as session:
         contact = Contact(workspace_id=ws, name="王总")
         session.add(contact)

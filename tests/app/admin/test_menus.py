@@ -9,37 +9,15 @@ import pytest
 from models import AuditLog, MenuStatus, MenuVersion, TagRule
 from outreach import menus
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import harpoon_of
-from tests.helpers import all_of
-from tests.outreach.menu_platform import (
-    connect_oa,
-    follow,
-    oa_tenant,
-    settle,
-    tag,
-    tag_followers,
-    workspace_of,
-)
-from tests.wechat.sandbox_server import SandboxServer
+from tests.helpers import all_of, harpoon_of
+from tests.oa_platform import connect_oa
+from tests.outreach.menu_platform import follow, oa_tenant, settle, tag, tag_followers, workspace_of
 from wechat.sandbox import oa
 from wechat.sandbox.core import Fault
 
+pytestmark = pytest.mark.sandbox
+
 PAGE = "/admin/menus"
-
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-    return make_app(wechat_api_url=platform.url)
 
 
 @pytest.fixture

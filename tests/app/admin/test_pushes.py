@@ -5,10 +5,10 @@ import pytest
 from sqlalchemy import select
 
 from models import AuditLog, Push, PushStatus, Workspace
-from tests.app.admin.conftest import csrf_token, in_english
-from tests.app.admin.test_channels import field_errors
-from tests.conftest import harpoon_of, run_jobs
-from tests.outreach.test_pushes import follow, received, settle, tag_segment
+from tests.app.admin.conftest import csrf_token, field_errors, in_english
+from tests.factories import tag_segment
+from tests.helpers import harpoon_of, run_jobs
+from tests.oa_platform import follow, received, settle
 from wechat.sandbox.oa import PREVIEW
 
 PAGE = "/admin/pushes"

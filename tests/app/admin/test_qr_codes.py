@@ -11,38 +11,20 @@ from sqlalchemy import select
 from wechatpy.crypto import PrpCrypto
 
 from models import AuditLog, QrCode, utcnow
-from tests.app.admin.conftest import csrf_token, in_english, post_form
-from tests.app.admin.test_channels import field_errors
-from tests.conftest import OA_CREDS
-from tests.helpers import all_of, post_oa
-from tests.outreach.test_qr_codes import (
-    connect_oa,
-    create,
-    sandbox_codes,
-    session_of,
-    tag_ids,
-    touches,
+from tests.app.admin.conftest import (
+    field_errors,
+    in_english,
+    post_form,
+    post_with_token,
 )
-from tests.wechat.sandbox_server import SandboxServer
+from tests.factories import make_qr_code, tag_ids, touches
+from tests.helpers import OA_CREDS, all_of, audit_actions, post_oa, session_of
+from tests.oa_platform import connect_oa, sandbox_codes
 from wechat import simulate
 from wechat.callbacks import aes_key_bytes, parse_xml
 from wechat.sandbox.core import Fault
 
-
-@pytest.fixture(scope="module")
-def platform():
-    server = SandboxServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    with platform.state.lock:
-        platform.state.tenants.clear()
-        platform.state.faults.clear()
-        platform.state.clock_offset = 0
-    return make_app(wechat_api_url=platform.url)
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
@@ -65,15 +47,6 @@ def code_form(**changes):
 def the_code(app) -> QrCode:
     (code,) = all_of(app, QrCode)
     return code
-
-
-def post_with_token(client, path, data=None):
-    token = csrf_token(client.get("/admin/").text)
-    return client.post(path, data={**(data or {}), "csrf_token": token})
-
-
-def audit_actions(app) -> list[str]:
-    return [entry.action for entry in all_of(app, AuditLog)]
 
 
 def subscribe_reply(client, channel_id, event_key: str) -> str | None:
@@ -128,7 +101,7 @@ def test_a_marketer_creates_a_code_and_sees_its_page(app, platform, signed_in, c
 
 def test_an_empty_number_scene_takes_the_next_free_one(app, platform, signed_in, channel_id):
     client = in_english(signed_in("marketer"))
-    create(app, channel_id, scene=1)
+    make_qr_code(app, channel_id, scene=1)
     post_form(
         client,
         f"/admin/qr-codes/new/{channel_id}",
@@ -181,7 +154,7 @@ def test_bad_input_shows_on_its_field_and_reaches_no_api(
 
 def test_a_scene_in_use_is_refused_on_its_field(app, platform, signed_in, channel_id):
     client = in_english(signed_in("marketer"))
-    create(app, channel_id, scene="expo2026")
+    make_qr_code(app, channel_id, scene="expo2026")
     response = post_form(client, f"/admin/qr-codes/new/{channel_id}", code_form())
     assert field_errors(response.text, "scene") == [
         "Another code of this channel uses this scene (expired and archived codes keep theirs)."
@@ -203,7 +176,7 @@ def test_a_wechat_refusal_shows_on_the_form(app, platform, signed_in, channel_id
 
 
 def test_viewers_read_but_do_not_manage(app, platform, signed_in, channel_id):
-    code = create(app, channel_id, scene="expo2026")
+    code = make_qr_code(app, channel_id, scene="expo2026")
     client = in_english(signed_in("viewer"))
     listing = client.get("/admin/qr-codes").text
     assert "2026 展会" in listing and "New QR code" not in listing
@@ -215,7 +188,7 @@ def test_viewers_read_but_do_not_manage(app, platform, signed_in, channel_id):
 
 
 def test_another_workspace_cannot_see_a_code(app, platform, signed_in, channel_id):
-    code = create(app, channel_id, scene="expo2026")
+    code = make_qr_code(app, channel_id, scene="expo2026")
     client = signed_in("marketer", workspace="other")
     assert client.get(f"/admin/qr-codes/{code.id}").status_code == 404
     assert client.get(f"/admin/qr-codes/{code.id}/qr.svg").status_code == 404
@@ -227,9 +200,9 @@ def test_another_workspace_cannot_see_a_code(app, platform, signed_in, channel_i
 
 
 def test_the_list_shows_totals_and_status_per_account(app, platform, signed_in, channel_id):
-    expo = create(app, channel_id, scene="expo2026", tag_ids=tag_ids(app, "source:展会"))
-    old = create(app, channel_id, name="旧海报", permanent=False, scene=5, expire_seconds=60)
-    gone = create(app, channel_id, name="已归档", scene="gone")
+    expo = make_qr_code(app, channel_id, scene="expo2026", tag_ids=tag_ids(app, "source:展会"))
+    old = make_qr_code(app, channel_id, name="旧海报", permanent=False, scene=5, expire_seconds=60)
+    gone = make_qr_code(app, channel_id, name="已归档", scene="gone")
     with session_of(app) as session:
         session.get(QrCode, old.id).expires_at = utcnow() - timedelta(minutes=1)
         session.get(QrCode, gone.id).archived = True
@@ -262,7 +235,7 @@ def test_the_list_shows_totals_and_status_per_account(app, platform, signed_in, 
 
 
 def test_the_detail_chart_has_scans_and_follows_per_day(app, platform, signed_in, channel_id):
-    code = create(app, channel_id, scene="expo2026")
+    code = make_qr_code(app, channel_id, scene="expo2026")
     now = utcnow()
     touches(
         app,
@@ -291,7 +264,7 @@ def test_the_detail_chart_has_scans_and_follows_per_day(app, platform, signed_in
 def test_an_edit_reaches_the_callbacks_welcome_at_once(
     app, client, platform, signed_in, channel_id
 ):
-    code = create(app, channel_id, scene="expo2026", welcome_reply="旧的欢迎语")
+    code = make_qr_code(app, channel_id, scene="expo2026", welcome_reply="旧的欢迎语")
     assert subscribe_reply(client, channel_id, "qrscene_expo2026") == "旧的欢迎语"  # cached now
     admin = in_english(signed_in("marketer"))
     form = admin.get(f"/admin/qr-codes/{code.id}/edit").text
@@ -322,7 +295,7 @@ def test_an_edit_reaches_the_callbacks_welcome_at_once(
 
 
 def test_archive_restore_and_renew(app, platform, signed_in, channel_id):
-    code = create(app, channel_id, permanent=False, scene=9, expire_seconds=3600)
+    code = make_qr_code(app, channel_id, permanent=False, scene=9, expire_seconds=3600)
     client = in_english(signed_in("marketer"))
 
     archived = post_with_token(client, f"/admin/qr-codes/{code.id}/archive")

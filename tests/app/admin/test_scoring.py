@@ -28,21 +28,14 @@ from scoring import preview as scoring_preview
 from scoring.engine import Scorer, load_model, save_model
 from scoring.model import PRESETS, Model, MqaRule, Stage, TierRule
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import harpoon_of, run_jobs
-from tests.helpers import all_of
+from tests.factories import committee_accounts, workspace_id
+from tests.helpers import all_of, harpoon_of, run_jobs
 
 PAGE = "/admin/scoring"
 RESCORE = "app.jobs.rescore_workspace"
 REFRESH = "app.jobs.refresh_workspace_scores"
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-def workspace_id(app, name="acme") -> int:
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, name)
-        session.commit()
-        return ws.id
 
 
 class FormReader(HTMLParser):
@@ -470,62 +463,6 @@ def test_weights_tiers_and_stages_with_mistakes_save_nothing(app, signed_in):
 
 
 # ---- preview -----------------------------------------------------------------------------
-
-
-def committee_accounts(app) -> dict[str, int]:
-    """Three accounts, scored under the shipped model:
-    甲: a target; CIO (VP, 90 minutes live), engineer and procurement engaged, pricing read:
-        tier 2 (intent, no ACV for tier 1), MQA (three roles, a VP with 60+ minutes).
-    乙: not a target, an engineer's form: no tier, no MQA.
-    丙: a target; CIO (VP, 120 minutes) and an engineer: tier 3, no MQA (two roles)."""
-    ws = workspace_id(app)
-    now = utcnow()
-    ids = {}
-    with harpoon_of(app).db.session() as session:
-
-        def company(name, **fields):
-            row = Account(workspace_id=ws, name=name, normalized_name=name, **fields)
-            session.add(row)
-            session.flush()
-            ids[name] = row.id
-            return row
-
-        def person(account, role, seniority, *touches):
-            row = Contact(workspace_id=ws, account_id=account.id, role=role, seniority=seniority)
-            session.add(row)
-            session.flush()
-            for kind, days, minutes, properties in touches:
-                session.add(
-                    Interaction(
-                        workspace_id=ws,
-                        contact_id=row.id,
-                        account_id=account.id,
-                        kind=kind,
-                        properties=properties,
-                        engagement_minutes=minutes,
-                        occurred_at=now - timedelta(days=days),
-                    )
-                )
-
-        first = company("甲公司", is_target=True)
-        person(
-            first,
-            "cio",
-            "vp",
-            ("live.watch", 10, 90, {}),
-            ("content.view", 1, 0, {"topics": ["pricing"]}),
-        )
-        person(first, "engineer", "staff", ("wechat.message", 5, 0, {}))
-        person(first, "procurement", "staff", ("wechat.message", 5, 0, {}))
-        second = company("乙公司")
-        person(second, "engineer", "staff", ("form.submit", 3, 0, {}))
-        third = company("丙公司", is_target=True)
-        person(third, "cio", "vp", ("live.watch", 10, 120, {}))
-        person(third, "engineer", "staff", ("wechat.message", 5, 0, {}))
-        session.flush()
-        Scorer.load(session, ws).rescore_history()
-        session.commit()
-    return ids
 
 
 def database_state(app) -> dict:

@@ -6,26 +6,19 @@ import html
 import re
 from html.parser import HTMLParser
 
-import pytest
 from sqlalchemy import select
 
 from crm.channels import workspace_named
 from models import AuditLog, Push, PushStatus, SavedSegment, Tag
 from outreach.segments import Range, Segment
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import harpoon_of
-from tests.helpers import all_of
-from tests.outreach.test_segments import make_people
+from tests.factories import add_push, add_segment
+from tests.helpers import all_of, harpoon_of
 
 LIST = "/admin/segments"
 NEW = "/admin/segments/new"
 PREVIEW = "/admin/segments/preview"
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def people(app):
-    return make_people(app)
 
 
 class FormReader(HTMLParser):
@@ -111,31 +104,6 @@ def saved_segments(app) -> list[SavedSegment]:
 
 def audits(app) -> list[AuditLog]:
     return [entry for entry in all_of(app, AuditLog) if entry.action.startswith("segment")]
-
-
-def add_segment(app, people, name="CIOs", document=None, **extra) -> int:
-    with harpoon_of(app).db.session() as session:
-        row = SavedSegment(
-            workspace_id=people["ws"], name=name, document=document or {"roles": ["cio"]}, **extra
-        )
-        session.add(row)
-        session.commit()
-        return row.id
-
-
-def add_push(app, people, segment_id, status) -> int:
-    with harpoon_of(app).db.session() as session:
-        push = Push(
-            workspace_id=people["ws"],
-            channel_id=people["channel"],
-            name=f"push {status}",
-            content={"type": "text", "text": "hi"},
-            segment_id=segment_id,
-            status=status,
-        )
-        session.add(push)
-        session.commit()
-        return push.id
 
 
 # ---- who may do what -----------------------------------------------------------------------

@@ -7,14 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from crm.channels import workspace_named
 from crm.rule_config import DEFAULT_PROFILE_PATTERN
 from models import (
     AuditLog,
     Contact,
     ContactTag,
-    Identity,
-    IdentityKind,
     Tag,
     TagRemote,
     TagRule,
@@ -23,70 +20,10 @@ from models import (
     utcnow,
 )
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
-from tests.helpers import all_of
+from tests.factories import add_contact, add_rule, add_tag, make_channel, workspace_id
+from tests.helpers import OA_CREDS, WECOM_CREDS, all_of, audit_actions, harpoon_of
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-def workspace_id(app, name="acme") -> int:
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, name)
-        session.commit()
-        return ws.id
-
-
-def add_tag(app, group, name, *, workspace="acme", **fields) -> int:
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, workspace)
-        tag = Tag(workspace_id=ws.id, group=group, name=name, **fields)
-        session.add(tag)
-        session.commit()
-        return tag.id
-
-
-def add_contact(app, tag_ids=(), *, workspace="acme", openid=None, channel_id=None, **fields):
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, workspace)
-        contact = Contact(workspace_id=ws.id, **fields)
-        session.add(contact)
-        session.flush()
-        for tag_id in tag_ids:
-            session.add(
-                ContactTag(
-                    contact_id=contact.id, tag_id=tag_id, workspace_id=ws.id, source="manual"
-                )
-            )
-        if openid:
-            session.add(
-                Identity(
-                    workspace_id=ws.id,
-                    contact_id=contact.id,
-                    kind=IdentityKind.OPENID,
-                    channel_id=channel_id,
-                    value=openid,
-                )
-            )
-        session.commit()
-        return contact.id
-
-
-def add_rule(app, tag_id, *, workspace="acme", **fields) -> int:
-    with harpoon_of(app).db.session() as session:
-        ws = workspace_named(session, workspace)
-        rule = TagRule(
-            workspace_id=ws.id,
-            tag_id=tag_id,
-            **{
-                "kind": "keyword",
-                "name": "Price",
-                "config": {"match": "contains", "pattern": "报价"},
-                **fields,
-            },
-        )
-        session.add(rule)
-        session.commit()
-        return rule.id
 
 
 def get(app, model, row_id):
@@ -108,10 +45,6 @@ def errors_at(page: str, input_id: str) -> list[str]:
                 html.unescape(e) for e in re.findall(r'<small class="error"[^>]*>(.*?)<', block)
             ]
     raise AssertionError(f"no input {input_id} on the page")
-
-
-def audit_actions(app) -> list[str]:
-    return [entry.action for entry in all_of(app, AuditLog)]
 
 
 def queued_jobs(app) -> list[str]:
@@ -707,7 +640,7 @@ def test_another_workspaces_tags_and_rules_are_out_of_reach(app, signed_in):
 
 
 def test_a_dictionary_change_retags_recorded_titles_but_not_stated_roles(app, signed_in):
-    from tests.conftest import run_jobs
+    from tests.helpers import run_jobs
 
     said_so = add_tag(app, "role", "cto")
     reads_anew = add_contact(app, title="数据管理部主任")

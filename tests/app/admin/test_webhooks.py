@@ -9,8 +9,7 @@ from journeys import webhooks
 from journeys.webhooks import rotate_secret, signing_secrets
 from models import AuditLog, WebhookSecret, utcnow
 from tests.app.admin.conftest import csrf_token, in_english
-from tests.app.admin.test_content import session_of
-from tests.helpers import all_of
+from tests.helpers import all_of, session_of
 
 
 def shown_secret(page: str) -> str:

@@ -11,40 +11,32 @@ from sqlalchemy import select
 from crm.accounts import account_named
 from crm.channels import workspace_named
 from crm.tags import TagBook
-from models import AuditLog, Contact, ContactWay, FollowRelation, Staff, TagGroup, User, utcnow
-from tests.app.admin.conftest import csrf_token, in_english, post_form
-from tests.app.admin.test_channels import field_errors
-from tests.conftest import harpoon_of, run_jobs
-from tests.helpers import all_of
-from tests.wechat.sandbox_server import SandboxServer
+from models import Contact, ContactWay, FollowRelation, Staff, TagGroup, User, utcnow
+from tests.app.admin.conftest import (
+    field_errors,
+    in_english,
+    post_form,
+    post_with_token,
+)
+from tests.factories import add_relation, add_staff
+from tests.helpers import all_of, audit_actions, harpoon_of, run_jobs
 from tests.wecom_platform import (
-    add_staff,
     api_calls,
-    app_on,
     connect_corp,
     contact_ways_in_wecom,
     fail_next,
-    sandbox_platform,
     set_customer_contact,
     sync_staff_now,
 )
 from wechat.simulate import Credentials
+
+pytestmark = pytest.mark.sandbox
 
 OTHER_CORP = Credentials(
     app_id="ww9f8e7d6c5b4a3f2e",
     token="othertoken",
     aes_key="0123456789abcdefghijklmnopqrstuvwxyzABCDEFG",
 )
-
-
-@pytest.fixture(scope="module")
-def platform() -> SandboxServer:
-    yield from sandbox_platform()
-
-
-@pytest.fixture
-def app(make_app, platform):
-    return app_on(make_app, platform)
 
 
 @pytest.fixture
@@ -80,41 +72,6 @@ def the_way(app, state="expo2026") -> ContactWay:
 
 def the_staff(app, userid) -> Staff:
     return next(s for s in all_of(app, Staff) if s.userid == userid)
-
-
-def post_with_token(client, path, data=None):
-    token = csrf_token(client.get("/admin/").text)
-    return client.post(path, data={**(data or {}), "csrf_token": token})
-
-
-def add_relation(app, channel_id, *, staff_userid, external_userid, name, way=None, **fields):
-    """A customer in a salesperson's contacts, as the callback pipeline records one."""
-    with harpoon_of(app).db.session() as session:
-        workspace = workspace_named(session, "acme")
-        contact = Contact(workspace_id=workspace.id, name=name)
-        if fields.pop("account", None):
-            contact.account_id = account_named(session, workspace.id, "华信科技").id
-        session.add(contact)
-        session.flush()
-        session.add(
-            FollowRelation(
-                workspace_id=workspace.id,
-                channel_id=channel_id,
-                contact_id=contact.id,
-                external_userid=external_userid,
-                staff_userid=staff_userid,
-                state=way.state if way else None,
-                contact_way_id=way.id if way else None,
-                added_at=fields.pop("added_at", utcnow()),
-                **fields,
-            )
-        )
-        session.commit()
-        return contact.id
-
-
-def audit_actions(app) -> list[str]:
-    return [entry.action for entry in all_of(app, AuditLog)]
 
 
 # --- 联系我 codes -------------------------------------------------------------

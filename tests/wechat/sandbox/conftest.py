@@ -1,5 +1,6 @@
 """Fixtures for sandbox tests: a sandbox with one OA and one WeCom corp, and a
-receiver that verifies and records the callbacks the sandbox delivers."""
+receiver that verifies and records the callbacks the sandbox delivers; what the tests
+add to the sandbox through its state or its API."""
 
 import threading
 
@@ -9,7 +10,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.work.crypto import WeChatCrypto as WeComCrypto
 from werkzeug.serving import make_server
 
-from wechat.sandbox import create_sandbox
+from wechat.sandbox import create_sandbox, wecom
 from wechat.sandbox.core import Tenant
 
 OA_APP_ID = "wxsandbox00000001"
@@ -126,3 +127,26 @@ def contact_token(api):
 def agent_token(api):
     url = f"/wecom/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={AGENT_SECRET}"
     return api.get(url).json["access_token"]
+
+
+def add_customer(sandbox_state, corp, external_userid, userid="alice", **kwargs):
+    """A customer adds the staff member `userid` in WeCom (named after their id)."""
+    kwargs.setdefault("name", external_userid.upper())
+    return wecom.add_external_contact(
+        sandbox_state, corp, userid=userid, external_userid=external_userid, **kwargs
+    )
+
+
+def add_tags(api, token, tags, **group):
+    """Corp tags of these names, added through the WeCom API; its answer."""
+    payload = {**group, "tag": [{"name": name} for name in tags]}
+    return api.post(
+        "/wecom/cgi-bin/externalcontact/add_corp_tag",
+        query_string={"access_token": token},
+        json=payload,
+    ).json
+
+
+def add_template(wx, short_id="TM00015"):
+    """A template from the library, added through the OA API; its answer."""
+    return wx.post("template/api_add_template", {"template_id_short": short_id})

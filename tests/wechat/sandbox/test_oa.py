@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.wechat.sandbox.conftest import OA_APP_ID, OA_SECRET
+from tests.wechat.sandbox.conftest import OA_APP_ID, OA_SECRET, add_template
 from wechat.sandbox import oa
 
 DAY = 24 * 3600
@@ -593,10 +593,6 @@ def test_custom_messages_are_recorded_and_refused_after_unfollow(
 
 
 # --- template messages ------------------------------------------------------------------
-
-
-def add_template(wx, short_id="TM00015"):
-    return wx.post("template/api_add_template", {"template_id_short": short_id})
 
 
 def test_template_send_reports_templatesendjobfinish(wx, followers, sandbox_state, receiver):

@@ -14,26 +14,21 @@ from app.demo import CONTACT_STATES, STAFF, DemoChannels, register_tenants, seed
 from crm.channels import workspace_named
 from demo.data import ARTICLE_LINKS, demo_links, seed_demo_content
 from models import Channel, FollowUpStatus, FormSubmission, PageView
-from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel, run_jobs
-from tests.helpers import contacts, inbox, interactions
-from tests.wechat.sandbox_server import SandboxServer
+from tests.factories import make_channel
+from tests.helpers import OA_CREDS, WECOM_CREDS, contacts, harpoon_of, inbox, interactions, run_jobs
 from wechat.clients import TokenStore, WeChatClients
 from wechat.sandbox import create_sandbox, simulator, wecom
 from wechat.sandbox.core import Tenant
 from wechat.sandbox.simulator import Simulator
 
-
-@pytest.fixture
-def sandbox_server():
-    server = SandboxServer()
-    yield server
-    server.close()
+pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
-def app(make_app, sandbox_server):
-    """Harpoon's own API calls (welcomes, enrichment) go to the sandbox too."""
-    return make_app(wechat_api_url=sandbox_server.url)
+def sandbox_server(platform):
+    """conftest's sandbox (the app's API calls go to it too), emptied for the test."""
+    platform.reset()
+    return platform
 
 
 def test_simulated_traffic_is_accepted_and_processed(app, live_server, sandbox_server):

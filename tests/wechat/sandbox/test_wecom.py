@@ -4,7 +4,13 @@ app messages, API limits and the callbacks of what people do in the client."""
 import pytest
 from wechatpy.work import parse_message
 
-from tests.wechat.sandbox.conftest import AGENT_SECRET, CONTACT_SECRET, CORP_ID
+from tests.wechat.sandbox.conftest import (
+    AGENT_SECRET,
+    CONTACT_SECRET,
+    CORP_ID,
+    add_customer,
+    add_tags,
+)
 from wechat.sandbox import wecom
 
 EXT = "/wecom/cgi-bin/externalcontact"
@@ -19,13 +25,6 @@ def corp(sandbox_state):
     wecom.add_staff(sandbox_state, tenant, "carol", "Carol", customer_contact=False)
     yield tenant
     sandbox_state.wait_for_deliveries()  # none may reach the next test's receiver
-
-
-def add_customer(sandbox_state, corp, external_userid, userid="alice", **kwargs):
-    kwargs.setdefault("name", external_userid.upper())
-    return wecom.add_external_contact(
-        sandbox_state, corp, userid=userid, external_userid=external_userid, **kwargs
-    )
 
 
 def get(api, path, token, **params):
@@ -340,12 +339,6 @@ def test_welcome_code_errors(api, sandbox_state, corp, contact_token):
 
 
 # --- corp tags --------------------------------------------------------------------
-
-
-def add_tags(api, token, tags, **group):
-    return post(
-        api, f"{EXT}/add_corp_tag", token, {**group, "tag": [{"name": name} for name in tags]}
-    )
 
 
 def test_corp_tags_add_list_edit(api, corp, contact_token):

@@ -1,0 +1,931 @@
+"""The rows the tests start from, built in one place: workspaces, users and keys, channels,
+contacts and accounts, tags and rules, content, links and forms, journeys, segments and
+pushes, the WeCom side of selling, and what people do on the sandbox platform.
+
+Each builder commits and returns the new row's id (or what its docstring says), with
+defaults a test changes by keyword. They write rows directly, as the pipeline or a page
+would have; a test that means to exercise the pipeline posts callbacks instead."""
+
+import copy
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from crm.accounts import account_named
+from crm.api_keys import create_api_key
+from crm.channels import add_channel, workspace_named
+from crm.companies import normalize_company
+from crm.tags import TagBook, apply_tags
+from crm.users import create_user
+from journeys.definitions import create_journey, go_live
+from journeys.webhooks import rotate_secret
+from models import (
+    Account,
+    Channel,
+    Contact,
+    ContactTag,
+    ContactWay,
+    Content,
+    ContentKind,
+    Enrolment,
+    FollowRelation,
+    Form,
+    FormSubmission,
+    GroupSend,
+    Identity,
+    IdentityKind,
+    Interaction,
+    Journey,
+    JourneyStatus,
+    JourneyVersion,
+    LinkMedium,
+    PageView,
+    Push,
+    PushStatus,
+    QrCode,
+    SavedSegment,
+    Staff,
+    Step,
+    Tag,
+    TagGroup,
+    TagRule,
+    TagSource,
+    TrackedLink,
+    WelcomeMessage,
+    Workspace,
+    utcnow,
+)
+from outreach.content import create_link
+from outreach.qr_codes import create_qr_code
+from outreach.segments import Segment
+from scoring.engine import Scorer, decay_factor
+from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, all_of, harpoon_of, session_of
+from wechat.sandbox import oa as sandbox_oa
+from wechat.sandbox import wecom
+
+PASSWORD = "correct horse battery"  # every user make_user makes signs in with it
+NOW = utcnow()  # make_people's "now": its people were last seen and scored around it
+
+# ---- workspaces, users, API keys ---------------------------------------------------------
+
+
+def workspace_id(app, name="acme") -> int:
+    """The id of the workspace named `name`, made when new."""
+    with session_of(app) as session:
+        ws = workspace_named(session, name).id
+        session.commit()
+        return ws
+
+
+def make_user(app, role="marketer", workspace="acme", email=None, *, active=True) -> int:
+    """A user of the role, signing in as `email` (role@workspace.example) with PASSWORD."""
+    with session_of(app) as session:
+        user = create_user(
+            session,
+            workspace_named(session, workspace),
+            email or f"{role}@{workspace}.example",
+            f"{role.title()} User",
+            PASSWORD,
+            role,
+        )
+        user.active = active
+        session.commit()
+        return user.id
+
+
+def new_key(app, *, require_signature=False, workspace="acme"):
+    """An API key of the workspace, as created (its secret values readable once)."""
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace)
+        key = create_api_key(session, ws.id, "直播平台", require_signature=require_signature)
+        session.commit()
+        return key
+
+
+# ---- channels ------------------------------------------------------------------------------
+
+
+def make_channel(app, kind, creds, *, workspace="acme", **fields) -> int:
+    with session_of(app) as session:
+        channel = add_channel(
+            session,
+            workspace_named(session, workspace),
+            kind=kind,
+            name=f"{kind} {creds.app_id}",
+            app_id=creds.app_id,
+            token=creds.token,
+            aes_key=creds.aes_key,
+            **fields,
+        )
+        session.commit()
+        return channel.id
+
+
+def make_oa(app) -> int:
+    """A safe-mode service OA (unknown to the sandbox)."""
+    return make_channel(app, "oa", OA_CREDS, message_mode="safe", account_type="service")
+
+
+# ---- contacts and accounts -----------------------------------------------------------------
+
+
+def make_account(app, name, *, workspace="acme", **fields) -> int:
+    with session_of(app) as session:
+        account = Account(
+            workspace_id=workspace_named(session, workspace).id,
+            name=name,
+            normalized_name=normalize_company(name),
+            **fields,
+        )
+        session.add(account)
+        session.commit()
+        return account.id
+
+
+def make_contact(app, name, *, workspace="acme", minutes_ago=0, **fields) -> int:
+    """A contact first and last seen `minutes_ago` minutes back."""
+    with session_of(app) as session:
+        seen = utcnow() - timedelta(minutes=minutes_ago)
+        contact = Contact(
+            workspace_id=workspace_named(session, workspace).id,
+            name=name,
+            first_seen_at=seen,
+            last_seen_at=seen,
+            **fields,
+        )
+        session.add(contact)
+        session.commit()
+        return contact.id
+
+
+def add_contact(app, tag_ids=(), *, workspace="acme", openid=None, channel_id=None, **fields):
+    """A contact holding these tags (manual), followed from `channel_id` as `openid`."""
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace)
+        contact = Contact(workspace_id=ws.id, **fields)
+        session.add(contact)
+        session.flush()
+        for tag_id in tag_ids:
+            session.add(
+                ContactTag(
+                    contact_id=contact.id, tag_id=tag_id, workspace_id=ws.id, source="manual"
+                )
+            )
+        if openid:
+            session.add(
+                Identity(
+                    workspace_id=ws.id,
+                    contact_id=contact.id,
+                    kind=IdentityKind.OPENID,
+                    channel_id=channel_id,
+                    value=openid,
+                )
+            )
+        session.commit()
+        return contact.id
+
+
+def add_contacts(app, count, *, workspace="acme", name="Lead"):
+    """`count` contacts, the first seen most recently; returns their ids in that order."""
+    now = utcnow()
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace)
+        contacts = [
+            Contact(
+                workspace_id=ws.id,
+                name=f"{name} {n}",
+                first_seen_at=now - timedelta(days=1),
+                last_seen_at=now - timedelta(minutes=n),
+            )
+            for n in range(count)
+        ]
+        session.add_all(contacts)
+        session.commit()
+        return [c.id for c in contacts]
+
+
+def make_staff(app, name: str, userid: str, *, active=True, user_id=None) -> int:
+    """A staff member of the acme workspace's WeCom corp (connected on first use)."""
+    corps = [channel.id for channel in all_of(app, Channel) if channel.kind == "wecom"]
+    channel_id = corps[0] if corps else make_channel(app, "wecom", WECOM_CREDS)
+    with session_of(app) as session:
+        staff = Staff(
+            workspace_id=workspace_id(app),
+            channel_id=channel_id,
+            userid=userid,
+            name=name,
+            active=active,
+            user_id=user_id,
+        )
+        session.add(staff)
+        session.commit()
+        return staff.id
+
+
+def make_people(app) -> dict:
+    """Four live contacts in two accounts and none, a merged one and one of another
+    workspace, with tags, identities and interactions."""
+    channel_id = make_channel(app, "oa", OA_CREDS)
+    wecom_id = make_channel(app, "wecom", WECOM_CREDS)
+    with session_of(app) as session:
+        ws = session.get(Channel, channel_id).workspace_id
+        other_ws = workspace_named(session, "other").id
+        big = Account(
+            workspace_id=ws,
+            name="华信",
+            normalized_name="华信",
+            is_target=True,
+            industry="制造",
+            region="华东",
+            employees=3000,
+            acv=800_000,
+            score=300,
+            tier=1,
+            mqa=True,
+            stage="mqa",
+        )
+        small = Account(
+            workspace_id=ws,
+            name="小店",
+            normalized_name="小店",
+            industry="零售",
+            region="华南",
+            employees=20,
+            acv=10_000,
+            score=20,
+            tier=None,
+            stage="aware",
+        )
+        session.add_all([big, small])
+        session.flush()
+        factor = decay_factor(NOW, 30)
+
+        def person(name, account, role, seniority, lead, stage, days_idle, **extra):
+            contact = Contact(
+                workspace_id=extra.pop("workspace_id", ws),
+                name=name,
+                account_id=account.id if account else None,
+                role=role,
+                seniority=seniority,
+                score_mass=lead / factor,
+                lead_score=lead,
+                stage=stage,
+                last_seen_at=NOW - timedelta(days=days_idle),
+                **extra,
+            )
+            session.add(contact)
+            session.flush()
+            return contact
+
+        people = {
+            "cio": person("cio", big, "cio", "c_level", 80, "engaged", 1),
+            "eng": person("eng", big, "engineer", "staff", 10, "aware", 40),
+            "buyer": person("buyer", small, "procurement", "manager", 35, "engaged", 3),
+            "loner": person("loner", None, None, None, 0, None, 90),
+            "merged": person("merged", big, "cio", "c_level", 80, "engaged", 1),
+            "stranger": person("stranger", None, "cio", "c_level", 80, "engaged", 1),
+        }
+        people["merged"].merged_into_id = people["cio"].id
+        people["stranger"].workspace_id = other_ws
+        tags = {}
+        for name in ("价格", "试用", "沉睡"):
+            tag = Tag(workspace_id=ws, group="interest", name=name)
+            session.add(tag)
+            session.flush()
+            tags[name] = tag.id
+        for who, names in {"cio": ["价格", "试用"], "eng": ["价格"], "loner": ["沉睡"]}.items():
+            for name in names:
+                session.add(
+                    ContactTag(
+                        contact_id=people[who].id, tag_id=tags[name], workspace_id=ws, source="rule"
+                    )
+                )
+        for who, following in (("cio", True), ("eng", False)):
+            session.add(
+                Identity(
+                    workspace_id=ws,
+                    contact_id=people[who].id,
+                    kind=IdentityKind.OPENID,
+                    channel_id=channel_id,
+                    value=f"o_{who}",
+                    following=following,
+                )
+            )
+        session.add(
+            Identity(
+                workspace_id=ws,
+                contact_id=people["buyer"].id,
+                kind=IdentityKind.EXTERNAL_USERID,
+                channel_id=wecom_id,
+                value="wm_buyer",
+            )
+        )
+        for who, kind, days_ago in (
+            ("cio", "wechat.menu_click", 1),
+            ("cio", "wechat.menu_click", 2),
+            ("cio", "wechat.message", 3),
+            ("eng", "wechat.menu_click", 40),
+            ("buyer", "wechat.menu_click", 5),
+        ):
+            session.add(
+                Interaction(
+                    workspace_id=ws,
+                    contact_id=people[who].id,
+                    kind=kind,
+                    occurred_at=NOW - timedelta(days=days_ago),
+                )
+            )
+        session.commit()
+        return {
+            "ws": ws,
+            "channel": channel_id,
+            "wecom": wecom_id,
+            "tags": tags,
+            "ids": {name: c.id for name, c in people.items()},
+        }
+
+
+def committee_accounts(app) -> dict[str, int]:
+    """Three accounts, scored under the shipped model:
+    甲: a target; CIO (VP, 90 minutes live), engineer and procurement engaged, pricing read:
+        tier 2 (intent, no ACV for tier 1), MQA (three roles, a VP with 60+ minutes).
+    乙: not a target, an engineer's form: no tier, no MQA.
+    丙: a target; CIO (VP, 120 minutes) and an engineer: tier 3, no MQA (two roles)."""
+    ws = workspace_id(app)
+    now = utcnow()
+    ids = {}
+    with session_of(app) as session:
+
+        def company(name, **fields):
+            row = Account(workspace_id=ws, name=name, normalized_name=name, **fields)
+            session.add(row)
+            session.flush()
+            ids[name] = row.id
+            return row
+
+        def person(account, role, seniority, *touches):
+            row = Contact(workspace_id=ws, account_id=account.id, role=role, seniority=seniority)
+            session.add(row)
+            session.flush()
+            for kind, days, minutes, properties in touches:
+                session.add(
+                    Interaction(
+                        workspace_id=ws,
+                        contact_id=row.id,
+                        account_id=account.id,
+                        kind=kind,
+                        properties=properties,
+                        engagement_minutes=minutes,
+                        occurred_at=now - timedelta(days=days),
+                    )
+                )
+
+        first = company("甲公司", is_target=True)
+        person(
+            first,
+            "cio",
+            "vp",
+            ("live.watch", 10, 90, {}),
+            ("content.view", 1, 0, {"topics": ["pricing"]}),
+        )
+        person(first, "engineer", "staff", ("wechat.message", 5, 0, {}))
+        person(first, "procurement", "staff", ("wechat.message", 5, 0, {}))
+        second = company("乙公司")
+        person(second, "engineer", "staff", ("form.submit", 3, 0, {}))
+        third = company("丙公司", is_target=True)
+        person(third, "cio", "vp", ("live.watch", 10, 120, {}))
+        person(third, "engineer", "staff", ("wechat.message", 5, 0, {}))
+        session.flush()
+        Scorer.load(session, ws).rescore_history()
+        session.commit()
+    return ids
+
+
+def touches(app, channel_id, rows_: list[tuple]) -> int:
+    """Interactions (kind, scene, person, when) through the channel, each person a contact
+    made on first mention; returns the workspace id."""
+    with session_of(app) as session:
+        ws = session.get(Channel, channel_id).workspace_id
+        people: dict[str, int] = {}
+        for kind, scene, person, when in rows_:
+            if person not in people:
+                contact = Contact(workspace_id=ws, name=person)
+                session.add(contact)
+                session.flush()
+                people[person] = contact.id
+            session.add(
+                Interaction(
+                    workspace_id=ws,
+                    contact_id=people[person],
+                    channel_id=channel_id,
+                    kind=kind,
+                    properties={"scene": scene},
+                    occurred_at=when,
+                )
+            )
+        session.commit()
+        return ws
+
+
+# ---- tags and rules ------------------------------------------------------------------------
+
+
+def add_tag(app, group, name, *, workspace="acme", **fields) -> int:
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace)
+        tag = Tag(workspace_id=ws.id, group=group, name=name, **fields)
+        session.add(tag)
+        session.commit()
+        return tag.id
+
+
+def tag_ids(app, *names: str) -> list[int]:
+    """Tags "group:name" of the acme workspace, created when new."""
+    with session_of(app) as session:
+        ws = workspace_named(session, "acme").id
+        book = TagBook(session, ws)
+        ids = [book.get(session, *name.split(":", 1)).id for name in names]
+        session.commit()
+        return ids
+
+
+def add_rule(
+    app, tag=None, *, workspace="acme", kind="keyword", name=None, config=None, **fields
+) -> int:
+    """A tag rule applying `tag`: a tag's id, or "group:name" (made when new); unless told,
+    a keyword rule on messages containing 报价."""
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        if isinstance(tag, str):
+            tag = TagBook(session, ws).get(session, *tag.split(":", 1)).id
+        rule = TagRule(
+            workspace_id=ws,
+            tag_id=tag,
+            kind=kind,
+            name=name or f"{kind} rule",
+            config=config if config is not None else {"match": "contains", "pattern": "报价"},
+            **fields,
+        )
+        session.add(rule)
+        session.commit()
+        return rule.id
+
+
+# ---- content, tracked links, forms ---------------------------------------------------------
+
+
+def make_content(app, workspace="acme", **values) -> int:
+    """A content item (a white paper unless told)."""
+    values = {"title": "2026 制造业数字化白皮书", "url": "https://example.com/wp", **values}
+    with session_of(app) as session:
+        content = Content(workspace_id=workspace_named(session, workspace).id, **values)
+        session.add(content)
+        session.commit()
+        return content.id
+
+
+def make_link(app, *, content_id=None, form_id=None, channel_id=None, medium="menu", label=""):
+    """A tracked link; returns (id, code)."""
+    with session_of(app) as session:
+        target = session.get(Content, content_id) if content_id else None
+        ws = target.workspace_id if target else workspace_id(app)
+        link = create_link(
+            session,
+            ws,
+            content_id=content_id,
+            form_id=form_id,
+            channel_id=channel_id,
+            medium=medium,
+            label=label,
+        )
+        session.commit()
+        return link.id, link.code
+
+
+def make_content_with_link(
+    app, channel_id, *, url="https://example.com/pricing", body=None, topics=None
+) -> tuple[int, str]:
+    """A pricing article at `url` (or, with a body, a hosted page) and its tracked link in
+    the channel's menu; returns (content id, link code)."""
+    content_id = make_content(
+        app,
+        kind=ContentKind.PAGE if body else ContentKind.ARTICLE,
+        title="价格方案",
+        url=None if body else url,
+        body=body,
+        topics=topics if topics is not None else ["pricing"],
+        products=["harpoon"],
+    )
+    _, code = make_link(app, content_id=content_id, channel_id=channel_id, medium=LinkMedium.MENU)
+    return content_id, code
+
+
+def view(app, link_id: int, *, contact_id=None, days_ago: float = 0, **fields) -> int:
+    """A page view through a link, `days_ago` days back."""
+    with session_of(app) as session:
+        link = session.get(TrackedLink, link_id)
+        row = PageView(
+            workspace_id=link.workspace_id,
+            link_id=link.id,
+            content_id=link.content_id,
+            form_id=link.form_id,
+            channel_id=link.channel_id,
+            contact_id=contact_id,
+            openid=f"o_{contact_id}" if contact_id else None,
+            started_at=utcnow() - timedelta(days=days_ago),
+            **fields,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def make_form(app, workspace="acme", **values) -> int:
+    """A form asking for a name and a phone (a demo's booking unless told)."""
+    values = {
+        "title": "预约演示",
+        "fields": {"name": "required", "phone": "required"},
+        "consent_text": "我同意",
+        **values,
+    }
+    with session_of(app) as session:
+        form = Form(workspace_id=workspace_id(app, workspace), **values)
+        session.add(form)
+        session.commit()
+        return form.id
+
+
+def make_form_with_link(app, channel_id, **overrides) -> str:
+    """A registration form handing out a white paper, tagging its fillers and following up
+    by WeChat and email, with its QR code's tracked link; returns the link's code."""
+    paper = make_content(app, kind="download", title="AI 白皮书", url="https://x.cn/ai.pdf")
+    tag = add_tag(app, TagGroup.INTEREST, "AI 白皮书")
+    form_id = make_form(
+        app,
+        title="领取 AI 白皮书",
+        fields={
+            "name": "required",
+            "company": "required",
+            "title": "required",
+            "phone": "required",
+            "email": "optional",
+        },
+        consent_text="我同意接收产品资讯",
+        tag_ids=[tag],
+        download_content_id=paper,
+        follow_up={"wechat": True, "email": True, "message": "感谢报名，白皮书在这里"},
+        **overrides,
+    )
+    _, code = make_link(app, form_id=form_id, channel_id=channel_id, medium=LinkMedium.QR)
+    return code
+
+
+def make_submission(app, form_id: int, nonce: str, **fields) -> int:
+    """A submission of the form, as the hosted form records one."""
+    with session_of(app) as session:
+        row = FormSubmission(workspace_id=workspace_id(app), form_id=form_id, nonce=nonce, **fields)
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+# ---- journeys ------------------------------------------------------------------------------
+
+# "Add our WeCom, then get the live-stream link" — and whoever watches the live stream
+# first enters at the follow-up, skipping the link.
+LIVE_THEN_WECOM = {
+    "scope": "contact",
+    "reentry": "once",
+    "goals": [{"kind": "sales.meeting"}],
+    "nodes": [
+        {
+            "id": "start",
+            "type": "entry",
+            "trigger": {"kind": "interaction", "event": {"kind": "wecom.contact_added"}},
+            "next": "send_link",
+        },
+        {
+            "id": "send_link",
+            "type": "action",
+            "action": {"kind": "wecom_message", "text": "直播链接：https://live.example/1"},
+            "skip_if": {"event": {"kind": "live.watch"}, "since": "ever"},
+            "next": "wait_watch",
+        },
+        {
+            "id": "wait_watch",
+            "type": "wait",
+            "wait": {"event": {"kind": "live.watch"}, "timeout_minutes": 2880},
+            "next": "follow_up",
+            "timeout_next": "nudge",
+        },
+        {
+            "id": "nudge",
+            "type": "action",
+            "action": {"kind": "notify_owner", "text": "客户未观看直播，请跟进"},
+            "next": "done",
+        },
+        {
+            "id": "follow_up",
+            "type": "action",
+            "trigger": {"kind": "interaction", "event": {"kind": "live.watch"}},
+            "action": {"kind": "add_tag", "tag_id": 7},
+            "next": "done",
+        },
+        {"id": "done", "type": "exit"},
+    ],
+}
+
+
+def with_own_tag(session, ws: int, document: dict) -> dict:
+    """The document, its follow-up tagging with a tag of the workspace."""
+    tag = session.scalar(select(Tag).where(Tag.workspace_id == ws, Tag.name == "看过直播"))
+    if tag is None:
+        tag = Tag(workspace_id=ws, group="behavior", name="看过直播")
+        session.add(tag)
+        session.flush()
+    document = copy.deepcopy(document)
+    for node in document["nodes"]:
+        if node["id"] == "follow_up":
+            node["action"]["tag_id"] = tag.id
+    return document
+
+
+def make_journey(app, name="直播跟进", live=True, document=None) -> int:
+    """The acme workspace's journey (LIVE_THEN_WECOM unless told), put live unless told."""
+    with session_of(app) as session:
+        ws = workspace_named(session, "acme").id
+        document = with_own_tag(session, ws, document or LIVE_THEN_WECOM)
+        journey = create_journey(session, ws, name, "WeCom, then the live stream", document, None)
+        if live:
+            go_live(session, journey)
+        session.commit()
+        return journey.id
+
+
+def enrol(app, journey_id, node, status="active", version=1, contact_id=None, **fields):
+    """An enrolment in the journey, at `node`."""
+    with session_of(app) as session:
+        journey = session.get(Journey, journey_id)
+        enrolment = Enrolment(
+            workspace_id=journey.workspace_id,
+            journey_id=journey_id,
+            version=version,
+            contact_id=contact_id,
+            node_id=node,
+            status=status,
+            entered_node=fields.pop("entered_node", "start"),
+            next_run_at=utcnow(),
+            **fields,
+        )
+        session.add(enrolment)
+        session.commit()
+        return enrolment.id
+
+
+def log_step(app, enrolment_id, node, outcome, visit, detail=None):
+    """A step of the enrolment, logged as the runner logs one."""
+    with session_of(app) as session:
+        enrolment = session.get(Enrolment, enrolment_id)
+        session.add(
+            Step(
+                enrolment_id=enrolment_id,
+                journey_id=enrolment.journey_id,
+                version=enrolment.version,
+                node_id=node,
+                visit=visit,
+                outcome=outcome,
+                detail=detail or {},
+            )
+        )
+        session.commit()
+
+
+def webhook_journey(app, workspace_id: int, url: str) -> int:
+    """A live journey posting a webhook to `url` for each form submitted."""
+    document = {
+        "scope": "contact",
+        "reentry": "always",
+        "nodes": [
+            {
+                "id": "start",
+                "type": "entry",
+                "trigger": {"kind": "interaction", "event": {"kind": "form.submit"}},
+                "next": "call",
+            },
+            {"id": "call", "type": "action", "action": {"kind": "webhook", "url": url}},
+        ],
+    }
+    with session_of(app) as session:
+        journey = Journey(
+            workspace_id=workspace_id, name="crm", status=JourneyStatus.LIVE, live_version=1
+        )
+        session.add(journey)
+        session.flush()
+        session.add(JourneyVersion(journey_id=journey.id, version=1, document=document))
+        session.commit()
+        return journey.id
+
+
+def with_secret(app, workspace_id: int) -> str:
+    """The workspace's new webhook signing secret."""
+    with session_of(app) as session:
+        new = rotate_secret(session, workspace_id)
+        session.commit()
+        return new.secret
+
+
+# ---- segments, pushes, QR codes ------------------------------------------------------------
+
+PUSH_TEXT = {"type": "text", "text": "华东区 CIO 闭门会本周五举行，欢迎报名。"}
+
+
+def tag_segment(app, contact_ids, name="vip", *, synced=False) -> int:
+    """A segment of one manual tag held by these contacts (mirrored to the OA: synced)."""
+    with session_of(app) as session:
+        workspace_id = session.scalar(select(Workspace.id))
+        book = TagBook(session, workspace_id)
+        tag = book.get(session, TagGroup.MANUAL, name)
+        tag.sync_wechat = synced
+        apply_tags(session, book, contact_ids, [tag], source=TagSource.MANUAL)
+        segment = SavedSegment(
+            workspace_id=workspace_id,
+            name=name,
+            document=Segment(tags_any=(tag.id,)).to_document(),
+        )
+        session.add(segment)
+        session.commit()
+        return segment.id
+
+
+def add_segment(app, people, name="CIOs", document=None, **extra) -> int:
+    """A saved segment of make_people's workspace (its CIOs unless told)."""
+    with session_of(app) as session:
+        row = SavedSegment(
+            workspace_id=people["ws"], name=name, document=document or {"roles": ["cio"]}, **extra
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def add_push(app, people, segment_id, status) -> int:
+    """A push of make_people's OA to the segment, in this status."""
+    with session_of(app) as session:
+        push = Push(
+            workspace_id=people["ws"],
+            channel_id=people["channel"],
+            name=f"push {status}",
+            content={"type": "text", "text": "hi"},
+            segment_id=segment_id,
+            status=status,
+        )
+        session.add(push)
+        session.commit()
+        return push.id
+
+
+def make_push(app, channel_id, segment_id=None, content=PUSH_TEXT, **fields) -> int:
+    """A push of the channel (scheduled unless told)."""
+    with session_of(app) as session:
+        push = Push(
+            workspace_id=session.get(Channel, channel_id).workspace_id,
+            channel_id=channel_id,
+            name="CIO 闭门会",
+            content=content,
+            segment_id=segment_id,
+            **{"status": PushStatus.SCHEDULED, **fields},
+        )
+        session.add(push)
+        session.commit()
+        return push.id
+
+
+def make_qr_code(app, channel_id, **values) -> QrCode:
+    """A channel QR code made through the OA's API (permanent unless told); the detached
+    row."""
+    values = {"name": "2026 展会", "permanent": True, **values}
+    with session_of(app) as session:
+        channel = session.get(Channel, channel_id)
+        client = harpoon_of(app).wechat.oa(channel.app_id, OA_SECRET)
+        code = create_qr_code(session, channel, client, **values)
+        session.commit()
+        session.refresh(code)
+        session.expunge(code)
+        return code
+
+
+# ---- the WeCom side of selling -------------------------------------------------------------
+
+WELCOME = "{name}您好，我是{staff}，为您准备了{last_read}。"
+
+
+def add_way(app, channel_id, state="expo-booth", *, tag=None, welcome=WELCOME) -> int:
+    """A 联系我 code of 张三's, tagging with `tag` ("group:name") when given."""
+    with session_of(app) as session:
+        workspace_id = session.get(Channel, channel_id).workspace_id
+        tag_ids = [TagBook(session, workspace_id).get(session, *tag.split(":")).id] if tag else []
+        way = ContactWay(
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            name="展会展台",
+            state=state,
+            staff_userids=["zhangsan"],
+            tag_ids=tag_ids,
+            welcome_text=welcome,
+        )
+        session.add(way)
+        session.commit()
+        return way.id
+
+
+def add_relation(app, channel_id, *, staff_userid, external_userid, name, way=None, **fields):
+    """A customer in a salesperson's contacts, as the callback pipeline records one."""
+    with session_of(app) as session:
+        workspace = workspace_named(session, "acme")
+        contact = Contact(workspace_id=workspace.id, name=name)
+        if fields.pop("account", None):
+            contact.account_id = account_named(session, workspace.id, "华信科技").id
+        session.add(contact)
+        session.flush()
+        session.add(
+            FollowRelation(
+                workspace_id=workspace.id,
+                channel_id=channel_id,
+                contact_id=contact.id,
+                external_userid=external_userid,
+                staff_userid=staff_userid,
+                state=way.state if way else None,
+                contact_way_id=way.id if way else None,
+                added_at=fields.pop("added_at", utcnow()),
+                **fields,
+            )
+        )
+        session.commit()
+        return contact.id
+
+
+def add_welcomes(app, channel_id, rows) -> dict[str, int]:
+    """张三's welcome messages, rows: (external_userid, status, received hours ago, seconds
+    late, error); returns the contact ids by external_userid."""
+    contacts = {}
+    with session_of(app) as session:
+        ws = session.get(Channel, channel_id).workspace_id
+        session.add(Staff(workspace_id=ws, channel_id=channel_id, userid="zhangsan", name="张三"))
+        for external_userid, status, hours_ago, late, error in rows:
+            contact = Contact(workspace_id=ws, name=f"客户{external_userid}")
+            session.add(contact)
+            session.flush()
+            contacts[external_userid] = contact.id
+            received = utcnow() - timedelta(hours=hours_ago)
+            session.add(
+                WelcomeMessage(
+                    workspace_id=ws,
+                    channel_id=channel_id,
+                    contact_id=contact.id,
+                    external_userid=external_userid,
+                    staff_userid="zhangsan",
+                    welcome_code=f"code-{external_userid}",
+                    status=status,
+                    error=error,
+                    added_at=received - timedelta(seconds=late),
+                    received_at=received,
+                )
+            )
+        session.commit()
+    return contacts
+
+
+def add_group_send(app, channel_id, **fields) -> int:
+    """A group send by 张三 of the corp."""
+    with session_of(app) as session:
+        group_send = GroupSend(
+            workspace_id=session.get(Channel, channel_id).workspace_id,
+            channel_id=channel_id,
+            staff_userid="zhangsan",
+            **{"text": "本周五下午两点，华东区 CIO 闭门会，欢迎报名。", **fields},
+        )
+        session.add(group_send)
+        session.commit()
+        return group_send.id
+
+
+# ---- people on the sandbox platform --------------------------------------------------------
+
+
+def add_staff(platform, userid, name, *, creds=WECOM_CREDS, email="", customer_contact=True):
+    """A member joins the corp in WeCom (Harpoon learns of them by syncing)."""
+    return wecom.add_staff(
+        platform.state,
+        platform.state.tenant(creds.app_id),
+        userid,
+        name,
+        email=email,
+        customer_contact=customer_contact,
+    )
+
+
+def add_followers(platform, count, *, app_id=OA_CREDS.app_id):
+    """`count` people follow the OA in the sandbox: o_0000, o_0001, ..."""
+    tenant = platform.state.tenant(app_id)
+    for n in range(count):
+        sandbox_oa.follow(platform.state, tenant, f"o_{n:04d}")
