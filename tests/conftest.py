@@ -22,10 +22,10 @@ from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.demo import register_tenant
 from app.extensions import harpoon
 from config import ENVIRONMENT_VARIABLES, ROOT
 from crm.channels import add_channel, workspace_named
+from demo.seed import register_tenant
 from handlers.registry import HANDLERS
 from models import Base, Channel, migrate
 from tests.webhook_receiver import Receiver

@@ -17,7 +17,7 @@ registers the corp with `live_server` as the callback base instead.
 
 from sqlalchemy import select
 
-from app.demo import register_tenant
+from demo.seed import register_tenant
 from models import Channel, Staff
 from tests.conftest import WECOM_CREDS, harpoon_of, make_channel
 from tests.wechat.sandbox_server import SandboxServer

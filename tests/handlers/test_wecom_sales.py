@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.demo import register_tenant
 from crm.tags import TagBook
+from demo.seed import register_tenant
 from models import (
     Account,
     Channel,

@@ -7,9 +7,9 @@ go through Harpoon's real pipeline.
 
 from sqlalchemy import select
 
-from app.demo import register_tenant
 from core.jobs import Followups
 from crm.tags import TagBook, apply_tags
+from demo.seed import register_tenant
 from models import Channel, Identity, IdentityKind, TagSource
 from tests.conftest import OA_CREDS, harpoon_of, make_channel, run_jobs
 from wechat.sandbox import oa

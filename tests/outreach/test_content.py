@@ -10,9 +10,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.demo import register_tenant
 from core.tokens import Purpose, Sharer, Signer, share_token
 from crm.channels import workspace_named
+from demo.seed import register_tenant
 from models import (
     Channel,
     Contact,
