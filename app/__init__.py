@@ -47,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     admin.init_app(app)
-    # Readers' pages and the API carry signed tokens and keys of their own instead.
+    # Readers' pages and the API carry signed tokens and keys of their own, not CSRF tokens.
     admin.csrf.exempt(public.bp)
     admin.csrf.exempt(api.bp)
     cli.init_app(app)
