@@ -1,6 +1,7 @@
 """The composition root: wires config, models, the queue and the web layer."""
 
 from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import inputs, jobs
@@ -19,11 +20,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     settings = load_settings(**(test_config or {}))
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     inputs.init_app(app)
-    if settings.proxy_hops:
-        # Client addresses (rate limits, logs) and https from the proxy's headers.
-        app.wsgi_app = ProxyFix(
-            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
-        )
     configure_logging(settings.log_level)
 
     db = Database()
@@ -47,14 +43,33 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app import admin, api, callbacks, cli, health, public, security
 
     security.init_app(app)
-    app.register_blueprint(callbacks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     admin.init_app(app)
-    admin.csrf.exempt(callbacks.bp)  # WeChat signs its callbacks; it sends no CSRF token
-    # Readers' pages and the API carry signed tokens and keys of their own instead.
+    # Readers' pages and the API carry signed tokens and keys of their own, not CSRF tokens.
     admin.csrf.exempt(public.bp)
     admin.csrf.exempt(api.bp)
     cli.init_app(app)
+    app.wsgi_app = DispatcherMiddleware(
+        app.wsgi_app, {callbacks.MOUNT: callback_app(app.extensions["harpoon"])}
+    )
+    if settings.proxy_hops:
+        # Client addresses (rate limits, logs) and https from the proxy's headers, for both.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
+    return app
+
+
+def callback_app(extension: Harpoon) -> Flask:
+    """WeChat's callbacks, thousands a second, as an app of their own: none of the admin's
+    session, CSRF, sign-in or rate-limit hooks run for them (WeChat signs each callback)."""
+    from app import callbacks, security
+
+    app = Flask(callbacks.__name__)
+    app.extensions["harpoon"] = extension
+    inputs.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(callbacks.bp)
     return app

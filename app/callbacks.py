@@ -3,6 +3,9 @@
 Verify, store in the inbox, ask for a drain, answer `success`: nothing else
 happens inside WeChat's 5-second deadline. A refused request gets a 4xx and
 one log line, and nothing is stored.
+
+They run as an app of their own (app.callback_app), mounted at MOUNT: the routes
+below answer `/callbacks/wechat/<id>` and `/callbacks/wecom/<id>`.
 """
 
 import logging
@@ -17,15 +20,16 @@ from wechat.callbacks import OA, WECOM, CallbackQuery, CallbackRejected
 from wechat.events import Unnormalizable, normalize_fields
 
 bp = Blueprint("callbacks", __name__)
+MOUNT = "/callbacks"
 log = logging.getLogger(__name__)
 
 
-@bp.route("/callbacks/wechat/<int:channel_id>", methods=["GET", "POST"])
+@bp.route("/wechat/<int:channel_id>", methods=["GET", "POST"])
 def wechat(channel_id: int):
     return _callback(channel_id, OA)
 
 
-@bp.route("/callbacks/wecom/<int:channel_id>", methods=["GET", "POST"])
+@bp.route("/wecom/<int:channel_id>", methods=["GET", "POST"])
 def wecom(channel_id: int):
     return _callback(channel_id, WECOM)
 

@@ -3,7 +3,8 @@
 One process tree: the sandbox platform (a thread here), Harpoon under
 gunicorn with its in-process worker (a child process), and the follower
 simulator (a thread here) acting on the sandbox, which delivers signed,
-encrypted callbacks to Harpoon. Ctrl-C stops everything.
+encrypted callbacks to Harpoon. Ctrl-C stops everything. What the demo
+seeds and the status it prints are demo/seed.py's.
 """
 
 import logging
@@ -14,81 +15,37 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app.extensions import harpoon
 from config import ROOT
-from crm.api_keys import create_api_key, revoke_api_key
-from crm.channels import (
-    add_channel,
-    callback_url,
-    generate_aes_key,
-    generate_token,
-    workspace_named,
+from crm.channels import callback_url
+from demo.data import ARTICLE_LINKS, demo_links
+from demo.seed import (
+    CONTACT_STATES,
+    DEMO_CORP_ID,
+    DEMO_LOGIN,
+    DEMO_OA_APPID,
+    DEMO_PASSWORD,
+    STAFF,
+    SeedingRefused,
+    issue_demo_api_key,
+    register_tenant,
+    register_tenants,
+    seed_platform,
+    seed_workspace,
+    status_line,
 )
-from crm.tags import TagBook, queue_holders_sync
-from crm.users import create_user
-from demo.data import (
-    ARTICLE_LINKS,
-    demo_contact_ways,
-    demo_links,
-    demo_menu_document,
-    demo_qr_codes,
-    seed_demo_content,
-    seed_demo_journey,
-    seed_demo_outreach,
-    seed_demo_tagging,
-)
-from models import (
-    Account,
-    ApiKey,
-    Channel,
-    ChannelKind,
-    Contact,
-    Enrolment,
-    FollowUpStatus,
-    FormSubmission,
-    InboundEvent,
-    Interaction,
-    PageView,
-    QrCode,
-    Role,
-    Tag,
-    TagRemote,
-    TagSyncItem,
-    User,
-)
-from outreach import menus
-from outreach.qr_codes import create_qr_code, renew_qr_code
-from sales.contact_ways import contact_way_for_state, create_contact_way
-from sales.staff import sync_staff
+from models import Channel
 from wechat.clients import WeChatClients
-from wechat.sandbox import create_sandbox, wecom
-from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant
+from wechat.sandbox import create_sandbox
+from wechat.sandbox.core import Sandbox
 from wechat.sandbox.simulator import Simulator
-
-DEMO_WORKSPACE = "Demo"
-# The demo's own sign-in, printed by `make run`; a real deployment uses `flask users create`.
-DEMO_LOGIN = "demo@harpoon.local"
-DEMO_PASSWORD = "harpoon-demo"
-DEMO_OA_APPID = "wxdemo0000000001"
-DEMO_CORP_ID = "wwdemo0000000001"
-STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
-OWNER_STAFF = "zhangsan"
-CONTACT_STATES = ["expo2026-booth", "webinar"]
-DEMO_API_KEY = "演示：直播平台脚本"
-
-
-@dataclass
-class DemoChannels:
-    oa: Channel
-    wecom: Channel
 
 
 @click.command("demo")
@@ -117,7 +74,10 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     channels = seed_workspace(h.db, base)
     register_tenants(state, channels, base)
     clients = WeChatClients(sandbox_url, h.wechat.store)
-    tickets = seed_platform(state, clients, channels, h.db, base)
+    try:
+        tickets = seed_platform(state, clients, channels, h.db, base)
+    except SeedingRefused as refused:
+        raise click.ClickException(str(refused)) from None
     api_key = issue_demo_api_key(h.db)
     with h.db.session() as session:
         links = demo_links(session, channels.oa.workspace_id, base)
@@ -192,185 +152,6 @@ def sandbox_serve(port):
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
-def seed_workspace(db, public_base: str) -> DemoChannels:
-    """The demo workspace, its sign-in, its two channels and its content library, created
-    once and reused after."""
-    with db.session() as session:
-        workspace = workspace_named(session, DEMO_WORKSPACE)
-        owner = session.scalar(select(User).where(User.email == DEMO_LOGIN))
-        if owner is None:
-            owner = create_user(
-                session, workspace, DEMO_LOGIN, "演示管理员", DEMO_PASSWORD, Role.OWNER
-            )
-        found = {
-            c.kind: c
-            for c in session.scalars(select(Channel).where(Channel.workspace_id == workspace.id))
-        }
-        if ChannelKind.OA not in found:
-            found[ChannelKind.OA] = add_channel(
-                session,
-                workspace,
-                kind=ChannelKind.OA,
-                name="Harpoon 演示服务号",
-                app_id=DEMO_OA_APPID,
-                token=generate_token(),
-                aes_key=generate_aes_key(),
-                secret=generate_token(),
-                account_type="service",
-            )
-        if ChannelKind.WECOM not in found:
-            found[ChannelKind.WECOM] = add_channel(
-                session,
-                workspace,
-                kind=ChannelKind.WECOM,
-                name="Harpoon 演示企业微信",
-                app_id=DEMO_CORP_ID,
-                token=generate_token(),
-                aes_key=generate_aes_key(),
-                secret=generate_token(),
-                agent_id="1000002",
-                agent_secret=generate_token(),
-            )
-        session.commit()
-        seed_demo_tagging(session, workspace.id, owner.id, DEMO_LOGIN)
-        oa_id = found[ChannelKind.OA].id
-        seed_demo_content(session, workspace.id, oa_id, owner.id)
-        links = demo_links(session, workspace.id, public_base)
-        seed_demo_outreach(session, workspace.id, oa_id, owner.id, links)
-        seed_demo_journey(session, workspace.id, owner.id)
-        return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])
-
-
-def register_tenants(state: Sandbox, channels: DemoChannels, base: str) -> None:
-    for channel in (channels.oa, channels.wecom):
-        register_tenant(state, channel, base)
-
-
-def register_tenant(state: Sandbox, channel: Channel, base: str) -> None:
-    """The sandbox knows the same credentials the channel holds, as WeChat would."""
-    if channel.kind == ChannelKind.OA:
-        secrets = {"app": channel.secret or ""}
-    else:
-        secrets = {"contact": channel.secret or "", "agent": channel.agent_secret or ""}
-    state.add_tenant(
-        Tenant(
-            OA if channel.kind == ChannelKind.OA else WECOM,
-            channel.app_id,
-            secrets,
-            channel.token,
-            channel.aes_key or "",
-            callback_url(base, channel),
-            account_type=channel.account_type or "service",
-            agent_id=channel.agent_id or "",
-        )
-    )
-
-
-def seed_platform(
-    state: Sandbox, clients: WeChatClients, channels: DemoChannels, db, public_base: str
-) -> dict:
-    """Menus, channel QR codes, staff and 联系我 codes, made through Harpoon's own clients;
-    menus and QR welcomes carry the content library's tracked links under `public_base`."""
-    oa_client = clients.oa(channels.oa.app_id, channels.oa.secret)
-    publish_demo_menus(db, channels.oa, oa_client, public_base)
-    tickets = seed_qr_codes(db, channels.oa, oa_client, public_base)
-    corp = state.tenant(channels.wecom.app_id)
-    for userid, name in STAFF.items():
-        # The demo sign-in is 张三 in WeCom too: the owner of the target accounts gets
-        # their alerts (MQA, surges, adds) as app messages.
-        email = DEMO_LOGIN if userid == OWNER_STAFF else ""
-        wecom.add_staff(state, corp, userid, name, email=email)
-    contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
-    seed_contact_ways(db, channels.wecom, contact_client)
-    return tickets
-
-
-def publish_demo_menus(db, channel: Channel, client, public_base: str) -> None:
-    """The OA's menus, published through outreach.menus as the admin page publishes them:
-    the live version again on a rerun (a marketer's edits survive), else the demo's."""
-    with db.session() as session:
-        channel = session.get(Channel, channel.id)
-        forget_oa_tags(session, channel)
-        owner_id = session.scalar(select(User.id).where(User.email == DEMO_LOGIN))
-        live = menus.published_of(session, channel.id)
-        if live:
-            document = live.document
-        else:
-            links = demo_links(session, channel.workspace_id, public_base)
-            document = demo_menu_document(session, channel.workspace_id, links)
-        version = menus.new_version(channel, document, owner_id)
-        result = menus.publish(session, channel, client, version, owner_id)
-        session.commit()
-    if not result.ok:
-        raise click.ClickException(f"the sandbox refused the demo menus: {result.version.error}")
-
-
-def forget_oa_tags(session, channel: Channel) -> None:
-    """The sandbox starts empty on every run: the OA tags an earlier run made are gone, so
-    they are made again and every holder of a synced tag is mirrored anew (the sweeper
-    runs the sync; a follower is tagged once they follow again)."""
-    session.execute(delete(TagSyncItem).where(TagSyncItem.channel_id == channel.id))
-    session.execute(delete(TagRemote).where(TagRemote.channel_id == channel.id))
-    book = TagBook(session, channel.workspace_id)
-    synced = select(Tag).where(Tag.workspace_id == channel.workspace_id, Tag.sync_wechat)
-    for tag in session.scalars(synced):
-        queue_holders_sync(session, book, tag)
-
-
-def seed_qr_codes(db, channel: Channel, client, public_base: str = "") -> dict[str, str]:
-    """The channel QR codes the simulated followers scan, made through the same function
-    as the admin page (each with its tags and welcome, which carries the demo's tracked
-    links under `public_base`); on a rerun the fresh sandbox issues their tickets again.
-    Returns the tickets by scene."""
-    with db.session() as session:
-        channel = session.get(Channel, channel.id)
-        links = demo_links(session, channel.workspace_id, public_base) if public_base else {}
-        tickets = {}
-        for spec in demo_qr_codes(session, channel.workspace_id, links):
-            code = session.scalar(
-                select(QrCode).where(QrCode.channel_id == channel.id, QrCode.scene == spec["scene"])
-            )
-            if code is None:
-                code = create_qr_code(session, channel, client, permanent=True, **spec)
-            else:
-                renew_qr_code(session, code, client)
-            tickets[code.scene] = code.ticket
-        session.commit()
-        return tickets
-
-
-def seed_contact_ways(db, channel: Channel, client) -> None:
-    """Staff synced from WeCom, and the 联系我 codes the simulated sales hand out, made
-    through the same functions as the admin page (each with its tags and welcome)."""
-    with db.session() as session:
-        channel = session.get(Channel, channel.id)
-        sync_staff(session, channel, client)
-        for spec in demo_contact_ways(session, channel.workspace_id):
-            if contact_way_for_state(session, channel.id, spec["state"]) is None:
-                create_contact_way(session, channel, client, spec)
-        session.commit()
-
-
-def issue_demo_api_key(db) -> str:
-    """A key for the touchpoint API example: made anew each run (a key is shown only when
-    it is made), the previous run's revoked."""
-    with db.session() as session:
-        workspace = workspace_named(session, DEMO_WORKSPACE)
-        owner_id = session.scalar(select(User.id).where(User.email == DEMO_LOGIN))
-        earlier = session.scalars(
-            select(ApiKey.id).where(
-                ApiKey.workspace_id == workspace.id,
-                ApiKey.name == DEMO_API_KEY,
-                ApiKey.revoked_at.is_(None),
-            )
-        ).all()
-        for key_id in earlier:
-            revoke_api_key(session, workspace.id, key_id)
-        key = create_api_key(session, workspace.id, DEMO_API_KEY, created_by=owner_id)
-        session.commit()
-        return key.key
-
-
 def start_harpoon(port: int, sandbox_url: str) -> subprocess.Popen:
     # Tracked links, OAuth returns and follow-ups name the demo's own address.
     env = dict(
@@ -408,70 +189,3 @@ def report_until(stop, db, state: Sandbox, web, duration: float, every: float = 
         click.echo(status_line(db, state))
         if duration and time.monotonic() - started >= duration:
             return
-
-
-def status_line(db, state: Sandbox) -> str:
-    with db.session() as session:
-        by_status = dict(
-            session.execute(
-                select(InboundEvent.status, func.count()).group_by(InboundEvent.status)
-            ).all()
-        )
-        contacts = session.scalar(select(func.count()).select_from(Contact))
-        interactions = session.scalar(select(func.count()).select_from(Interaction))
-        hottest = session.execute(
-            select(Account.name, Account.score).order_by(Account.score.desc()).limit(1)
-        ).first()
-        mqa = session.scalar(select(func.count()).where(Account.mqa.is_(True)))
-        tiers = dict(
-            session.execute(
-                select(Account.tier, func.count())
-                .where(Account.tier.is_not(None))
-                .group_by(Account.tier)
-            ).all()
-        )
-        enrolments = dict(
-            session.execute(select(Enrolment.status, func.count()).group_by(Enrolment.status)).all()
-        )
-        mid_journey = session.scalar(select(func.count()).where(Enrolment.entered_node != "start"))
-        shared = or_(
-            PageView.sharer_openid.is_not(None),
-            PageView.sharer_staff_id.is_not(None),
-            PageView.sharer_contact_id.is_not(None),
-        )
-        reads, read_seconds, via_shares = session.execute(
-            select(
-                func.count(PageView.openid),
-                func.coalesce(func.sum(PageView.recorded_seconds), 0),
-                func.count(case((shared, 1))),
-            )
-        ).one()
-        forms = dict(
-            session.execute(
-                select(FormSubmission.followup_status, func.count()).group_by(
-                    FormSubmission.followup_status
-                )
-            ).all()
-        )
-    with state.lock:
-        finished = [d for d in state.deliveries if d.done]
-        failed = sum(1 for d in finished if not d.accepted)
-        pending = len(state.deliveries) - len(finished)
-        corps = [wecom.state_of(t) for t in state.tenants.values() if t.kind == WECOM]
-        welcomes = sum(len(corp.welcome_messages) for corp in corps)
-        alerts = sum(len(corp.app_messages) for corp in corps)
-    inbox = ", ".join(f"{status} {count}" for status, count in sorted(by_status.items()))
-    return (
-        f"callbacks {len(finished)} (refused {failed}, in flight {pending}) | "
-        f"inbox: {inbox or 'empty'} | contacts {contacts} | interactions {interactions} | "
-        f"welcomes {welcomes} | sales alerts {alerts}\n"
-        f"  accounts: MQA {mqa}, tiers "
-        + "/".join(str(tiers.get(tier, 0)) for tier in (1, 2, 3))
-        + (f", hottest {hottest.name} {hottest.score:.0f}" if hottest and hottest.score else "")
-        + "\n  journeys: "
-        + (", ".join(f"{status} {count}" for status, count in sorted(enrolments.items())) or "-")
-        + f" (entered mid-journey {mid_journey})"
-        + f"\n  content: reads {reads} ({read_seconds / 60:.1f} min read), via shares "
-        f"{via_shares} | forms {sum(forms.values())} (follow-ups sent "
-        f"{forms.get(FollowUpStatus.SENT, 0)}, failed {forms.get(FollowUpStatus.FAILED, 0)})"
-    )

@@ -30,7 +30,7 @@ def refuse(reason: str, status: int = 400):
         "request refused status=%s reason=%s path=%s remote=%s",
         status,
         reason,
-        request.path,
+        request.script_root + request.path,  # the whole path, also under a mounted app
         request.remote_addr,
     )
     abort(status, reason)

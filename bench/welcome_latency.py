@@ -51,11 +51,11 @@ from callback_ingest import (  # noqa: E402
 )
 
 from app import create_app  # noqa: E402
-from app.demo import register_tenant  # noqa: E402
 from config import ENVIRONMENT_VARIABLES  # noqa: E402
 from crm import channels  # noqa: E402
 from crm.users import create_user  # noqa: E402
 from demo.data import SELF_ID_BUTTONS, seed_demo_tagging  # noqa: E402
+from demo.seed import register_tenant  # noqa: E402
 from models import ChannelKind, Role, migrate  # noqa: E402
 from sales.contact_ways import create_contact_way  # noqa: E402
 from sales.staff import sync_staff  # noqa: E402

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import select
 
-from app.demo import register_tenant
+from demo.seed import register_tenant
 from models import Channel, Identity, IdentityKind
 from tests.factories import make_channel
 from tests.helpers import NO_CALLBACKS, OA_CREDS, OA_SECRET, harpoon_of, run_jobs, session_of

@@ -29,7 +29,6 @@ from marshmallow import fields as schema_fields
 from sqlalchemy import func, select
 
 from app import jobs
-from app.demo import register_tenant
 from app.jobs import run_due_journeys
 from config import ROOT
 from core.references import DECLARED
@@ -38,6 +37,7 @@ from crm.rule_config import rule_tag
 from crm.tags import TagBook, apply_tags
 from crm.touchpoints import foreign_channels
 from crm.users import create_user
+from demo.seed import register_tenant
 from journeys import definitions
 from journeys.engine import enrol_manually
 from models import (

@@ -8,7 +8,7 @@ registers the corp with `live_server` as the callback base instead.
 
 from sqlalchemy import select
 
-from app.demo import register_tenant
+from demo.seed import register_tenant
 from models import Channel, Staff
 from tests.factories import make_channel
 from tests.helpers import NO_CALLBACKS, WECOM_CREDS, harpoon_of

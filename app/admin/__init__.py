@@ -4,7 +4,6 @@ Each page module registers its views on `bp`; the navigation shows only the
 pages that exist and that the user's role may open.
 """
 
-from contextlib import contextmanager
 from pathlib import Path
 
 from flask import (
@@ -127,20 +126,9 @@ def error_page(error):
     ), error.code
 
 
-@contextmanager
-def hooks_scoped_to_admin(app: Flask):
-    """Request hooks an extension registers inside this block run for admin pages only."""
-    registries = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
-    existing = [list(registry.get(None, [])) for registry in registries]
-    yield
-    for registry, before in zip(registries, existing, strict=True):
-        for hook in [h for h in registry.get(None, []) if h not in before]:
-            registry[None].remove(hook)
-            registry.setdefault(bp.name, []).append(hook)
-
-
 class AdminSessions(SecureCookieSessionInterface):
-    """Sessions exist on the admin pages only: WeChat's callbacks skip the cookie work."""
+    """Sessions exist on the admin pages only: readers' pages, the API and the health
+    check skip the cookie work (WeChat's callbacks are an app of their own)."""
 
     def open_session(self, app, request):
         if not request.path.startswith(bp.url_prefix):
@@ -213,12 +201,9 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "admin.login"
     login_manager.unauthorized_handler(_unauthorized)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    with hooks_scoped_to_admin(app):
-        # CSRF, sign-in and rate limits concern the admin pages only: the callback path
-        # (thousands of requests a second) skips their hooks.
-        csrf.init_app(app)
-        login_manager.init_app(app)
-        limiter.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
     app.register_blueprint(bp)
     app.teardown_appcontext(close_db_session)
     for code in (403, 404, 429):

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import String, select, update
 from sqlalchemy.orm import make_transient
 
-from app.demo import (
+from demo.data import ARTICLE_LINKS, demo_links
+from demo.seed import (
     CONTACT_STATES,
     DEMO_CORP_ID,
     DEMO_LOGIN,
@@ -25,7 +26,6 @@ from app.demo import (
     seed_platform,
     seed_workspace,
 )
-from demo.data import ARTICLE_LINKS, demo_links
 from models import (
     Account,
     AccountImport,

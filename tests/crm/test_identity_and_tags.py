@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.demo import register_tenant
 from crm.contacts import merge_contacts
 from crm.tags import TagBook
+from demo.seed import register_tenant
 from models import (
     Account,
     Channel,

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.demo import register_tenant
+from demo.seed import register_tenant
 from models import (
     Account,
     Channel,

@@ -9,9 +9,9 @@ from marshmallow import ValidationError
 from sqlalchemy import event, select
 from wechatpy.crypto import PrpCrypto
 
-from app.demo import seed_qr_codes
 from crm.channels import workspace_named
 from crm.tags import TagBook
+from demo.seed import seed_qr_codes
 from models import (
     Channel,
     ContactTag,

@@ -7,8 +7,8 @@ import pytest
 from marshmallow import ValidationError
 from sqlalchemy import select, update
 
-from app.demo import register_tenant
 from core.jobs import Job
+from demo.seed import register_tenant
 from models import Channel, FollowRelation, GroupSend, Staff, utcnow
 from sales import group_send as handler
 from sales.group_send import (

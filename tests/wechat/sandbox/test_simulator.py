@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from app.demo import CONTACT_STATES, STAFF, DemoChannels, register_tenants, seed_platform
 from crm.channels import workspace_named
 from demo.data import ARTICLE_LINKS, demo_links, seed_demo_content
+from demo.seed import CONTACT_STATES, STAFF, DemoChannels, register_tenants, seed_platform
 from models import Channel, FollowUpStatus, FormSubmission, PageView
 from tests.factories import make_channel
 from tests.helpers import OA_CREDS, WECOM_CREDS, contacts, harpoon_of, inbox, interactions, run_jobs
