@@ -749,7 +749,7 @@ def _ending(enrolment: Enrolment, journey_status: str) -> Reason:
 
 
 class _Describer:
-    """Builds the reasons from the engine's step details (journeys.engine) and the node in
+    """Builds the reasons from the step log's details (journeys.steps) and the node in
     its version, looking up the names of the tags and segments they mention."""
 
     def __init__(self, session, workspace_id, event_label, stage_label, time_label):
@@ -788,7 +788,7 @@ class _Describer:
             return "?"
 
     def because(self, because: dict) -> Reason:
-        """Why an enrolment entered: {"trigger": {...}, ...} (engine._enrol and friends)."""
+        """Why an enrolment entered: {"trigger": {...}, ...} (journeys.reactions, triggers)."""
         trigger = because.get("trigger")
         if not isinstance(trigger, dict):
             return Reason(N_("no reason recorded"))
@@ -881,7 +881,7 @@ class _Describer:
         return Reason(N_("no reason recorded"))
 
     def skip(self, detail: dict, node: dict) -> Reason:
-        """engine._already_done: the node's skip-if event happened ({"because": text})."""
+        """Skipped by the runner: the node's skip-if event happened ({"because": text})."""
         skip_if = node.get("skip_if") or {}
         if skip_if.get("event"):
             since = (
@@ -921,7 +921,7 @@ class _Describer:
                     N_("No condition held: on to %(next)s."), {"next": node.get("otherwise") or "?"}
                 )
             case "wait" if (node.get("wait") or {}).get("event") or detail.get("kind"):
-                # the awaited event came (engine._react)
+                # the awaited event came (journeys.reactions)
                 awaited = (node.get("wait") or {}).get("event") or {"kind": detail["kind"]}
                 return Reason(
                     N_("%(event)s came: on to %(next)s."),

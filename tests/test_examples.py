@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.queue import ThreadWorker
+from core.jobs import Job
 from crm.api_keys import create_api_key, sign
 from crm.channels import workspace_named
-from journeys import engine
 from models import utcnow
 from tests.app.test_api import post
 from tests.conftest import harpoon_of, run_jobs
@@ -116,7 +116,7 @@ def deliver(app, workspace_id: int, url: str) -> int:
     """A journey posting a webhook to url, run once by the queue's job; its id."""
     journey_id = webhook_journey(app, workspace_id, url)
     submit(app, workspace_id, utcnow())
-    harpoon_of(app).queue.enqueue_followups({(engine.RUN_JOURNEYS, workspace_id)})
+    harpoon_of(app).queue.enqueue_followups({(Job.RUN_JOURNEYS, workspace_id)})
     run_jobs(app)  # the job composes the outbound client from the settings
     return journey_id
 

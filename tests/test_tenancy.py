@@ -37,7 +37,7 @@ from crm.tags import TagBook, apply_tags
 from crm.touchpoints import foreign_channels
 from crm.users import create_user
 from journeys import definitions
-from journeys.engine import enrol_manually
+from journeys.triggers import enrol_manually
 from models import (
     Account,
     Channel,

@@ -126,8 +126,7 @@ def test_a_member_wecom_will_not_describe_is_kept_under_their_userid(app, platfo
 
 def test_the_job_syncs_the_channel(app, platform, channel_id):
     add_staff(platform, "zhangsan", "张三")
-    harpoon_of(app).queue.enqueue(Job.SYNC_STAFF, channel_id, job_id=f"sync_staff-{channel_id}"
-    )
+    harpoon_of(app).queue.enqueue(Job.SYNC_STAFF, channel_id, job_id=f"sync_staff-{channel_id}")
     run_jobs(app)
     assert set(staff_of(app, channel_id)) == {"zhangsan"}
 
