@@ -22,7 +22,9 @@ from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import forms as form
 from core.references import SEGMENT, TAG, Reference, declare, unknown_references
+from core.text import N_
 from journeys.model import validate as validate_document
 from models import (
     OPEN_STATUSES,
@@ -37,8 +39,6 @@ from models import (
     Tag,
     utcnow,
 )
-from scoring import config as form
-from scoring.config import N_
 
 NAME_TAKEN = N_("Another journey has this name.")
 STALE = N_(

@@ -1,7 +1,7 @@
 """The content library as marketers keep it: content items, forms and their tracked links,
 checked by marshmallow schemas, and the numbers the admin pages show.
 
-Each `load_*` takes what a form posts (nested, see scoring.config.unflatten) and returns
+Each `load_*` takes what a form posts (nested, see core.forms.unflatten) and returns
 the row's values, or raises a ValidationError keyed like the form's inputs (messages
 marked N_; the admin page translates them). What a schema cannot know (the workspace's
 tags, contents, channels) the caller passes in: the schemas never query.
@@ -21,7 +21,9 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 from sqlalchemy import Select, and_, case, distinct, func, null, select, union_all
 from sqlalchemy.orm import Session, aliased
 
+from core import forms as form
 from core.references import CONTENT, TAG, Reference, check_references, declare
+from core.text import N_
 from models import (
     Account,
     Channel,
@@ -41,8 +43,6 @@ from models import (
 )
 from outreach.qr_codes import day_start, local_days
 from outreach.segments import Picked
-from scoring import config as form
-from scoring.config import N_
 
 WINDOWS = (7, 30, 90)  # days the pages count over
 DEFAULT_WINDOW = 30

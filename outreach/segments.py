@@ -21,7 +21,9 @@ from sqlalchemy import Select, distinct, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import forms as form
 from core.references import CHANNEL, TAG, Reference, declare, unknown_references
+from core.text import N_
 from models import (
     Account,
     Contact,
@@ -32,9 +34,8 @@ from models import (
     SavedSegment,
     utcnow,
 )
-from scoring import config as form
-from scoring.config import N_
 from scoring.engine import decay_factor, load_model
+from scoring.forms import TIERS
 
 
 @dataclass(frozen=True)
@@ -419,7 +420,7 @@ class SegmentSchema(form.FormSchema):
             "seniorities": (known.seniorities, N_("Not a known seniority.")),
             "stages": (known.stages, UNKNOWN_STAGE),
             "account_stages": (known.stages, UNKNOWN_STAGE),
-            "tiers": (form.TIERS, N_("Tier 1, 2 or 3.")),
+            "tiers": (TIERS, N_("Tier 1, 2 or 3.")),
         }
         errors: dict = {
             name: [message]
@@ -470,7 +471,7 @@ class LabelSchema(form.FormSchema):
 def load_segment(
     session: Session, workspace_id: int, data: Mapping, choices: SegmentChoices
 ) -> Segment:
-    """The segment a form describes (nested data, see scoring.config.unflatten), or a
+    """The segment a form describes (nested data, see core.forms.unflatten), or a
     ValidationError keyed like its inputs, the tags and channels that are not the
     workspace's included (also beside other mistakes)."""
     try:

@@ -556,7 +556,7 @@ NOT_WORKSPACE_ROWS = {
         "owner",
     ): "an email, looked up among the workspace's users",
     ("app.admin.group_sends.GroupSendForm", "audience"): "all customers, or those with a tag",
-    ("scoring.config.WeightsSchema", "seniorities.staff"): "the staff seniority level",
+    ("scoring.forms.WeightsSchema", "seniorities.staff"): "the staff seniority level",
     ("app.admin.wecom.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
     "code's own corp (test_staff_without_the_permission_or_foreign_tags_are_refused)",
     ("sales.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",

@@ -23,12 +23,12 @@ from app.admin.access import audit, requires, workspace_id
 from app.admin.channels import ACCOUNT_TYPE_LABELS
 from app.admin.labels import CONTENT_KIND_LABELS, LINK_MEDIUM_LABELS
 from app.extensions import harpoon
+from core.forms import flat_errors
 from core.tokens import Sharer, share_token
 from models import Channel, Content, LinkMedium, Staff, TrackedLink, User
 from outreach import library
 from outreach.content import create_link, link_path
 from outreach.qr_codes import local_days
-from scoring import config
 
 PAGE_SIZE = 50
 RECENT_VIEWS = 20
@@ -49,7 +49,7 @@ def translated(exc: ValidationError) -> dict[str, list[str]]:
     """The schemas' messages by input name, in the user's language."""
     return {
         name: [_(message) for message in messages]
-        for name, messages in config.flat_errors(exc.messages).items()
+        for name, messages in flat_errors(exc.messages).items()
     }
 
 

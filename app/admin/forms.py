@@ -27,10 +27,10 @@ from app.admin.content import (
     window,
 )
 from app.admin.labels import CONTENT_KIND_LABELS, TAG_GROUP_LABELS, tag_label
+from core.forms import unflatten
 from crm.tags import TagBook
 from models import Content, FollowUpStatus, Form, FormField, Tag, User
 from outreach import library
-from scoring import config
 
 PAGE_SIZE = 50
 FIELD_LABELS = {
@@ -145,7 +145,7 @@ def _save(row: Form | None):
     choices, _tag_groups, _contents = _choices(row)
     before = library.audited(row) if row else None
     try:
-        checked = library.load_form_definition(config.unflatten(values.items()), choices)
+        checked = library.load_form_definition(unflatten(values.items()), choices)
         saved = library.save_form(db(), workspace_id(), checked, user_id=current_user.id, row=row)
     except ValidationError as exc:
         db().rollback()

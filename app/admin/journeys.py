@@ -25,6 +25,7 @@ from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.contacts import INTERACTION_LABELS, tag_filter_options
 from app.admin.labels import stage_names, tag_label
+from core.forms import flat_errors
 from crm.tags import TagBook
 from journeys import definitions
 from journeys.definitions import (
@@ -37,8 +38,8 @@ from journeys.definitions import (
 )
 from journeys.model import MAX_NODES, NODE_TYPES
 from models import Journey, JourneyStatus, SavedSegment, Tag, User
-from scoring import config
 from scoring.engine import load_model
+from scoring.forms import RULE_KINDS
 
 STATUS_LABELS = {
     JourneyStatus.DRAFT: _l("Draft"),
@@ -666,7 +667,7 @@ def _choices(model, document: dict) -> dict:
 
 def _event_kinds() -> list[str]:
     """Interactions a journey may wait for or enter on: every kind Harpoon labels or scores."""
-    return list(dict.fromkeys([*INTERACTION_LABELS, *config.RULE_KINDS]))
+    return list(dict.fromkeys([*INTERACTION_LABELS, *RULE_KINDS]))
 
 
 def _values(data, key: str):
@@ -685,7 +686,7 @@ def _errors(exc: ValidationError) -> dict[str, list[str]]:
     """The messages by input name, in the user's language."""
     return {
         path: [_(message) for message in messages]
-        for path, messages in config.flat_errors(exc.messages).items()
+        for path, messages in flat_errors(exc.messages).items()
     }
 
 

@@ -25,12 +25,27 @@ from app.admin.access import audit, requires, workspace_id
 from app.admin.contacts import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS
 from app.extensions import harpoon
+from core.forms import flat_errors, flatten, row_index, unflatten
 from core.jobs import Job
 from crm.rule_config import INTERACTION_KINDS
 from crm.titles import SENIORITIES
 from models import Account, Contact, ScoringModel, User, utcnow
-from scoring import config
 from scoring.engine import Scorer, load_model, save_model, workspace_zone
+from scoring.forms import (
+    ROLES,
+    RULE_KINDS,
+    TIERS,
+    load_mqa_rule,
+    load_rule,
+    load_stages,
+    load_tiers,
+    load_weights,
+    mqa_form,
+    rule_form,
+    stages_form,
+    tiers_form,
+    weights_form,
+)
 from scoring.model import PRESETS, Model, MqaRule, ScoreRule
 
 log = logging.getLogger(__name__)
@@ -49,7 +64,7 @@ HISTORY_PAGE_SIZE = 50
 EXAMPLES = 10  # accounts a preview lists
 PREVIEW_SAMPLE = 5000  # accounts a preview judges; a larger workspace is sampled evenly
 # What a score rule may count: what tag rules count, and every kind the shipped rules score.
-SCORED_KINDS = tuple(dict.fromkeys([*INTERACTION_KINDS, *config.RULE_KINDS]))
+SCORED_KINDS = tuple(dict.fromkeys([*INTERACTION_KINDS, *RULE_KINDS]))
 PRESET_LABELS = {"top_down": _l("Top-down"), "bottom_up": _l("Bottom-up")}
 PRESET_HINTS = {
     "top_down": _l("Decision makers weigh more: the CEO, CIO and CTO, C-level and VPs."),
@@ -194,11 +209,11 @@ def _rules_context(current: Model, _values) -> dict:
 def _weights_context(current: Model, values: dict | None) -> dict:
     presets = {}
     for name in PRESETS:
-        filled = config.flatten(config.weights_form(current, name))
+        filled = flatten(weights_form(current, name))
         presets[name] = {k: v for k, v in filled.items() if k not in ("preset", "half_life_days")}
     return {
-        "values": config.flatten(config.weights_form(current)) if values is None else values,
-        "roles": config.ROLES,
+        "values": flatten(weights_form(current)) if values is None else values,
+        "roles": ROLES,
         "role_labels": CONTACT_ROLE_LABELS,
         "seniorities": SENIORITIES,
         "seniority_labels": SENIORITY_LABELS,
@@ -214,11 +229,11 @@ def _mqa_context(current: Model, _values) -> dict:
 
 def _tiers_context(current: Model, values: dict | None) -> dict:
     return {
-        "values": config.flatten(config.tiers_form(current)) if values is None else values,
-        "tier_rows": range(len(config.TIERS)),
+        "values": flatten(tiers_form(current)) if values is None else values,
+        "tier_rows": range(len(TIERS)),
         "tier_options": [
             ("", _("— not used —")),
-            *((str(tier), _("Tier %(tier)s", tier=tier)) for tier in config.TIERS),
+            *((str(tier), _("Tier %(tier)s", tier=tier)) for tier in TIERS),
         ],
         "requirement_labels": REQUIREMENT_LABELS,
     }
@@ -226,7 +241,7 @@ def _tiers_context(current: Model, values: dict | None) -> dict:
 
 def _stages_context(current: Model, values: dict | None) -> dict:
     ws = workspace_id()
-    values = config.flatten(config.stages_form(current)) if values is None else values
+    values = flatten(stages_form(current)) if values is None else values
     rows = range(_row_count(values, "stages"))
     keys = [(values.get(f"stages.{i}.key", ""), values.get(f"stages.{i}.name", "")) for i in rows]
     counts = {
@@ -283,9 +298,7 @@ def _history_context(current: Model, _values) -> dict:
 
 def _row_count(values: dict, prefix: str) -> int:
     """How many rows a form's values hold under `prefix` ("stages.3.key" is row 3)."""
-    indexes = [
-        config.row_index(name.split(".")[1]) for name in values if name.startswith(f"{prefix}.")
-    ]
+    indexes = [row_index(name.split(".")[1]) for name in values if name.startswith(f"{prefix}.")]
     return max((index for index in indexes if index is not None), default=-1) + 1
 
 
@@ -328,7 +341,7 @@ def _rule_form(key: str | None):
     current = load_model(db(), workspace_id())
     rule = _rule_or_404(current, key)
     if request.method == "GET":
-        return _rule_page(current, rule, config.flatten(config.rule_form(rule)))
+        return _rule_page(current, rule, flatten(rule_form(rule)))
     values = _posted()
     try:
         proposal = _propose_rule(current, values, key)
@@ -357,10 +370,10 @@ def _kind_option(kind: str) -> str:
 
 
 def _propose_rule(current: Model, values: dict, key: str | None) -> Proposal:
-    data = config.unflatten(values.items())
+    data = unflatten(values.items())
     if key is not None:
         data["key"] = key  # a rule keeps its key: the ledger holds its points by it
-    rule = config.load_rule(
+    rule = load_rule(
         data,
         kinds={*SCORED_KINDS, *(r.kind for r in current.rules)},
         taken_keys=[r.key for r in current.rules if r.key != key],
@@ -392,7 +405,7 @@ def scoring_weights():
     values = _posted()
     preset = request.form.get("preset")
     if request.form.get("action") == "fill" and preset in PRESETS:  # the preset without JS
-        filled = config.flatten(config.weights_form(current, preset))
+        filled = flatten(weights_form(current, preset))
         return _render_tab(
             "weights",
             current,
@@ -402,7 +415,7 @@ def scoring_weights():
 
 
 def _propose_weights(current: Model, values: dict, _editing=None) -> Proposal:
-    proposed = replace(current, **config.load_weights(config.unflatten(values.items())))
+    proposed = replace(current, **load_weights(unflatten(values.items())))
     return Proposal(proposed, _section_note(_("Weights"), current, proposed))
 
 
@@ -443,7 +456,7 @@ def _mqa_form(index: int | None):
     current = load_model(db(), workspace_id())
     rule = _mqa_or_404(current, index)
     if request.method == "GET":
-        return _mqa_page(rule, index, config.flatten(config.mqa_form(rule)))
+        return _mqa_page(rule, index, flatten(mqa_form(rule)))
     values = _posted(lists=("tiers",))
     try:
         proposal = _propose_mqa(current, values, index)
@@ -461,12 +474,12 @@ def _mqa_page(rule, index, values, errors=None, preview=None, fragment=False):
         errors=errors or {},
         preview=preview,
         seniority_options=[(level, SENIORITY_LABELS[level]) for level in SENIORITIES],
-        tiers=config.TIERS,
+        tiers=TIERS,
     )
 
 
 def _propose_mqa(current: Model, values: dict, index: int | None) -> Proposal:
-    rule = config.load_mqa_rule(config.unflatten(values.items()))
+    rule = load_mqa_rule(unflatten(values.items()))
     rules = list(current.mqa_rules)
     if index is None:
         rules.append(rule)
@@ -487,7 +500,7 @@ def scoring_tiers():
 
 
 def _propose_tiers(current: Model, values: dict, _editing=None) -> Proposal:
-    proposed = replace(current, **config.load_tiers(config.unflatten(values.items())))
+    proposed = replace(current, **load_tiers(unflatten(values.items())))
     return Proposal(proposed, _section_note(_("Tiers and fit"), current, proposed))
 
 
@@ -504,10 +517,10 @@ def scoring_stages():
 
 
 def _rearranged(values: dict, action: str) -> dict:
-    data = config.unflatten(values.items())
+    data = unflatten(values.items())
     stages = [row for row in data.get("stages", []) if isinstance(row, dict)]
     verb, _sep, position = action.partition("-")
-    index = config.row_index(position)
+    index = row_index(position)
     index = -1 if index is None else index
     if verb == "add":
         stages.append({"key": "", "name": ""})
@@ -518,11 +531,11 @@ def _rearranged(values: dict, action: str) -> dict:
     elif verb == "down" and 0 <= index < len(stages) - 1:
         stages[index], stages[index + 1] = stages[index + 1], stages[index]
     rest = {name: value for name, value in values.items() if not name.startswith("stages.")}
-    return {**rest, **config.flatten({"stages": stages})}
+    return {**rest, **flatten({"stages": stages})}
 
 
 def _propose_stages(current: Model, values: dict, _editing=None) -> Proposal:
-    proposed = replace(current, **config.load_stages(config.unflatten(values.items())))
+    proposed = replace(current, **load_stages(unflatten(values.items())))
     return Proposal(proposed, _section_note(_("Stages and surge"), current, proposed))
 
 
@@ -689,7 +702,7 @@ def _compare(
 
 def _tier_rank(tier: int | None) -> int:
     """Tier 1 ranks first; no tier ranks after tier 3."""
-    return tier if tier is not None else len(config.TIERS) + 1
+    return tier if tier is not None else len(TIERS) + 1
 
 
 # ---- saving -----------------------------------------------------------------------------
@@ -808,5 +821,5 @@ def _errors(exc: ValidationError) -> dict[str, list[str]]:
     """The schema's messages by input name, in the user's language."""
     return {
         name: [_(message) for message in messages]
-        for name, messages in config.flat_errors(exc.messages).items()
+        for name, messages in flat_errors(exc.messages).items()
     }

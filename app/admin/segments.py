@@ -23,6 +23,7 @@ from app.admin.access import audit, requires, workspace_id
 from app.admin.channels import KIND_LABELS
 from app.admin.contacts import INTERACTION_LABELS, tag_filter_options
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS, stage_names
+from core.forms import flat_errors, unflatten
 from crm.tags import TagBook
 from crm.titles import SENIORITIES
 from models import (
@@ -48,8 +49,8 @@ from outreach.segments import (
     save_segment,
     segment_form,
 )
-from scoring import config
 from scoring.engine import lead_score_at, load_model
+from scoring.forms import RULE_KINDS, TIERS
 from scoring.model import Model
 
 SAMPLE_SIZE = 10
@@ -201,9 +202,7 @@ def _previewed(values: dict, model: Model, saved: SavedSegment | None):
     """(errors, None) for a form with mistakes, else ({}, its Preview). The count of a
     saved segment's own filter is kept as its last count."""
     try:
-        segment = load_segment(
-            db(), workspace_id(), config.unflatten(values.items()), _choices(model)
-        )
+        segment = load_segment(db(), workspace_id(), unflatten(values.items()), _choices(model))
     except ValidationError as exc:
         return _errors(exc), None
     preview = _preview(segment, model)
@@ -251,7 +250,7 @@ def _save(saved: SavedSegment | None):
     )
     try:
         name, description, segment = load_named_segment(
-            db(), ws, config.unflatten(values.items()), _choices(model)
+            db(), ws, unflatten(values.items()), _choices(model)
         )
         row = save_segment(
             db(), ws, name, description, segment.to_document(), current_user.id, saved=saved
@@ -380,7 +379,7 @@ def _pending_pushes(segment_id: int) -> int:
 
 def _kinds() -> list[str]:
     """Interactions a segment may count: every kind Harpoon labels or scores."""
-    return list(dict.fromkeys([*INTERACTION_LABELS, *config.RULE_KINDS]))
+    return list(dict.fromkeys([*INTERACTION_LABELS, *RULE_KINDS]))
 
 
 def _choices(model: Model) -> SegmentChoices:
@@ -425,7 +424,7 @@ def _options(model: Model, values: dict) -> dict:
         "seniorities": [(level, str(SENIORITY_LABELS[level])) for level in SENIORITIES],
         "stages": stages,
         "account_stages": stages,
-        "tiers": [(str(tier), _("Tier %(tier)s", tier=tier)) for tier in config.TIERS],
+        "tiers": [(str(tier), _("Tier %(tier)s", tier=tier)) for tier in TIERS],
         "regions": _account_values(Account.region),
         "industries": _account_values(Account.industry),
         "channel_ids": [
@@ -475,5 +474,5 @@ def _errors(exc: ValidationError) -> dict[str, list[str]]:
     """The schemas' messages by input name, in the user's language."""
     return {
         name: [_(message) for message in messages]
-        for name, messages in config.flat_errors(exc.messages).items()
+        for name, messages in flat_errors(exc.messages).items()
     }

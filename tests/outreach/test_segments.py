@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.forms import flat_errors, unflatten
 from crm.channels import workspace_named
 from models import (
     Account,
@@ -37,7 +38,6 @@ from outreach.segments import (
     segment_form,
     segment_of,
 )
-from scoring.config import flat_errors, unflatten
 from scoring.engine import decay_factor, save_model
 from scoring.model import Model
 from tests.conftest import OA_CREDS, WECOM_CREDS, harpoon_of, make_channel
