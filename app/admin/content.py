@@ -26,8 +26,8 @@ from app.extensions import harpoon
 from core.forms import flat_errors
 from core.tokens import Sharer, share_token
 from models import Channel, Content, LinkMedium, Staff, TrackedLink, User
-from outreach import library
 from outreach.content import create_link, link_path
+from outreach.library import editing, stats
 from outreach.qr_codes import local_days
 
 PAGE_SIZE = 50
@@ -41,8 +41,8 @@ def timezone() -> str:
 
 def window() -> tuple[int, datetime]:
     """The window the page counts over (?days=7|30|90) and its first moment."""
-    days = library.window_days(request.args.get("days", type=int))
-    return days, library.window_start(timezone(), days)
+    days = stats.window_days(request.args.get("days", type=int))
+    return days, stats.window_start(timezone(), days)
 
 
 def translated(exc: ValidationError) -> dict[str, list[str]]:
@@ -113,7 +113,7 @@ def posted_link(
     The caller refuses an archived target first (its links would not open)."""
     values = {name: request.form.get(name, "") for name in ("medium", "label", "channel_id")}
     try:
-        checked = library.load_link(values, frozenset(channel.id for channel in channels))
+        checked = editing.load_link(values, frozenset(channel.id for channel in channels))
     except ValidationError as exc:
         return None, values, translated(exc)
     ws = workspace_id()
@@ -172,7 +172,7 @@ def links_archive(link_id: int):
     )
     if link is None:
         abort(404)
-    if library.set_archived(db(), link, True):
+    if editing.set_archived(db(), link, True):
         audit(db(), "tracked_link.archive", "tracked_link", link.id, {"code": link.code})
         db().commit()
         harpoon().links.invalidate(link.code)
@@ -192,7 +192,7 @@ def content():
     days, since = window()
     archived = request.args.get("archived") == "1"
     search = request.args.get("q", "").strip()
-    listed = library.content_page(
+    listed = stats.content_page(
         db(),
         ws,
         since,
@@ -205,7 +205,7 @@ def content():
         "admin/contents.html",
         listed=listed,
         days=days,
-        windows=library.WINDOWS,
+        windows=stats.WINDOWS,
         archived=archived,
         search=search,
         kind_labels=CONTENT_KIND_LABELS,
@@ -237,12 +237,12 @@ def _editor(row: Content | None, source: str, values: dict, errors=None, status:
         errors=errors or {},
         kind_labels=CONTENT_KIND_LABELS,
         limits={
-            "title": library.MAX_TITLE,
-            "url": library.MAX_URL,
-            "summary": library.MAX_SUMMARY,
-            "body": library.MAX_BODY,
-            "names": library.MAX_NAMES,
-            "name": library.MAX_NAME,
+            "title": editing.MAX_TITLE,
+            "url": editing.MAX_URL,
+            "summary": editing.MAX_SUMMARY,
+            "body": editing.MAX_BODY,
+            "names": editing.MAX_NAMES,
+            "name": editing.MAX_NAME,
         },
     ), status
 
@@ -250,12 +250,12 @@ def _editor(row: Content | None, source: str, values: dict, errors=None, status:
 def _save(row: Content | None):
     source, values = _posted_content()
     checked = {**values, ("body" if source == "url" else "url"): ""}
-    before = library.audited(row) if row else None
+    before = editing.audited(row) if row else None
     try:
-        saved = library.save_content(
+        saved = editing.save_content(
             db(),
             workspace_id(),
-            library.load_content(checked),
+            editing.load_content(checked),
             user_id=current_user.id,
             content=row,
         )
@@ -266,9 +266,9 @@ def _save(row: Content | None):
             errors.setdefault("body", []).extend(errors.pop("url"))
         return _editor(row, source, values, errors, 400)
     if before is None:
-        audit(db(), "content.create", "content", saved.id, for_audit(library.audited(saved)))
+        audit(db(), "content.create", "content", saved.id, for_audit(editing.audited(saved)))
     else:
-        changes = audit_changes(before, library.audited(saved))
+        changes = audit_changes(before, editing.audited(saved))
         if changes:
             audit(db(), "content.update", "content", saved.id, changes)
     db().commit()
@@ -282,7 +282,7 @@ def _save(row: Content | None):
 def content_new():
     if request.method == "POST":
         return _save(None)
-    return _editor(None, "url", library.content_form())
+    return _editor(None, "url", editing.content_form())
 
 
 @bp.route("/content/<int:content_id>/edit", methods=["GET", "POST"])
@@ -291,12 +291,12 @@ def content_edit(content_id: int):
     row = _content_or_404(content_id)
     if request.method == "POST":
         return _save(row)
-    return _editor(row, "url" if row.url else "body", library.content_form(row))
+    return _editor(row, "url" if row.url else "body", editing.content_form(row))
 
 
 def _archive(content_id: int, archived: bool):
     row = _content_or_404(content_id)
-    if library.set_archived(db(), row, archived):
+    if editing.set_archived(db(), row, archived):
         action = "content.archive" if archived else "content.restore"
         audit(db(), action, "content", row.id, {"title": row.title})
         db().commit()
@@ -344,7 +344,7 @@ def content_links_new(content_id: int):
     if row.archived_at is not None:
         flash(_("Archived content gets no new links: restore it first."), "error")
         return redirect(back)
-    channels = library.oa_channels(db(), row.workspace_id)
+    channels = editing.oa_channels(db(), row.workspace_id)
     link, values, errors = posted_link(channels, content_id=row.id)
     if link is None:
         return _detail(row, link_context=link_form_context(channels, values, errors), status=400)
@@ -354,21 +354,21 @@ def content_links_new(content_id: int):
 def _detail(row: Content, link_context: dict | None = None, status: int = 200):
     ws, session = row.workspace_id, db()
     days, since = window()
-    channels = library.oa_channels(session, ws)
-    links = library.link_stats(session, ws, since, content_id=row.id)
-    chart_days = library.daily_views(
+    channels = editing.oa_channels(session, ws)
+    links = stats.link_stats(session, ws, since, content_id=row.id)
+    chart_days = stats.daily_views(
         session, ws, timezone(), local_days(timezone(), days), content_id=row.id
     )
     return render_template(
         "admin/content.html",
         row=row,
         days=days,
-        windows=library.WINDOWS,
-        totals=library.content_totals(session, ws, row.id, since),
+        windows=stats.WINDOWS,
+        totals=stats.content_totals(session, ws, row.id, since),
         links=links,
-        media=library.medium_stats(session, ws, since, content_id=row.id),
-        accounts=library.top_accounts(session, ws, row.id, since),
-        recent=library.recent_views(session, ws, row.id, RECENT_VIEWS),
+        media=stats.medium_stats(session, ws, since, content_id=row.id),
+        accounts=stats.top_accounts(session, ws, row.id, since),
+        recent=stats.recent_views(session, ws, row.id, RECENT_VIEWS),
         shares=_share_rows(links),
         chart={
             "days": [day.day.isoformat() for day in chart_days],
@@ -383,7 +383,7 @@ def _detail(row: Content, link_context: dict | None = None, status: int = 200):
     ), status
 
 
-def _share_rows(links: list[library.LinkStats]) -> dict:
+def _share_rows(links: list[stats.LinkStats]) -> dict:
     """Each active staff member's personal link through the chosen tracked link (?share=
     its id; the newest by default), the signed-in user's own first."""
     if not links:
@@ -392,7 +392,7 @@ def _share_rows(links: list[library.LinkStats]) -> dict:
     chosen = next((item.link for item in links if item.link.id == wanted), links[0].link)
     rows = [
         ShareRow(staff, share_url(chosen, staff), staff.user_id == current_user.id)
-        for staff in library.active_staff(db(), chosen.workspace_id)
+        for staff in editing.active_staff(db(), chosen.workspace_id)
     ]
     rows.sort(key=lambda share: not share.yours)
     return {"link": chosen, "rows": rows, "links": [item.link for item in links]}
