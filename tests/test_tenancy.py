@@ -86,7 +86,19 @@ from wechat.sandbox.oa import CUSTOM, MASS
 from wechat.simulate import Credentials
 
 pytestmark = pytest.mark.sandbox
-PACKAGES = ("app", "core", "handlers", "journeys", "outreach", "scoring")  # what declares
+PACKAGES = (  # what declares
+    "app",
+    "core",
+    "crm",
+    "handlers",
+    "journeys",
+    "outreach",
+    "pipeline",
+    "revenue",
+    "sales",
+    "scoring",
+    "sync",
+)
 
 A_OA = Credentials(app_id="wx0a0a0a0a0a0a0a0a", token=OA_CREDS.token, aes_key=OA_CREDS.aes_key)
 A_WECOM = Credentials(
