@@ -19,6 +19,8 @@ from models import OPEN_STATUSES, Enrolment, EnrolmentStatus, Interaction, utcno
 
 @dataclass(frozen=True)
 class Touch:
+    """An interaction of the batch, as the reactions read it."""
+
     id: int
     contact_id: int
     account_id: int | None

@@ -49,6 +49,8 @@ LEASE = timedelta(minutes=5)
 
 @dataclass
 class RunResult:
+    """What a run did (the job logs it), and the jobs its actions ask for."""
+
     enrolments: int = 0
     steps: int = 0
     sent: int = 0
@@ -69,6 +71,7 @@ class Platform:
 
 
 def due_workspaces(session: Session, now: datetime | None = None) -> list[int]:
+    """The workspaces with an open enrolment due by `now`: those a `run_journeys` is for."""
     now = now or utcnow()
     return list(
         session.scalars(
@@ -311,6 +314,7 @@ class Runner:
         return None
 
     def interactions(self, enrolment: Enrolment, kind: str, since: datetime | None):
+        """(kind, properties) of the subject's interactions of a kind, since a moment."""
         query = select(Interaction.kind, Interaction.properties).where(Interaction.kind == kind)
         if enrolment.contact_id is not None:
             query = query.where(Interaction.contact_id == enrolment.contact_id)
@@ -321,6 +325,7 @@ class Runner:
         return self.session.execute(query.limit(500)).all()
 
     def contact(self, enrolment: Enrolment) -> Contact | None:
+        """The enrolment's contact; for an account journey, the one whose touch enrolled it."""
         contact_id = enrolment.contact_id or enrolment.entered_because.get("contact_id")
         return scoped_get(self.session, Contact, contact_id, self.workspace_id)
 
