@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from core.jobs import Job
 from crm.tags import TagBook, apply_tags
 from models import (
     BatchStatus,
@@ -186,7 +187,7 @@ def test_openid_batches_reach_the_segment_and_the_platform_reports_delivery(
 def test_one_synced_tag_is_one_mass_send_by_tag(app, platform, oa):
     ids = follow(app, platform, "o_a", "o_b", "o_c")
     segment_id = tag_segment(app, [ids["o_a"], ids["o_b"]], name="cio-club", synced=True)
-    harpoon_of(app).queue.enqueue("app.jobs.sync_tags", oa)
+    harpoon_of(app).queue.enqueue(Job.SYNC_TAGS, oa)
     settle(app, platform)
 
     push_id = make_push(app, oa, segment_id)
