@@ -13,7 +13,7 @@ from core.outbound import Outbound
 from crm import contacts
 from crm.imports import run_import
 from crm.rules import tag_inactive
-from journeys import engine as journeys
+from journeys import runner, triggers
 from models import Channel, ChannelKind, GroupSend, Push, TagRule, Workspace
 from outreach import forms, pushes
 from outreach.mail import Mailer
@@ -430,12 +430,12 @@ def run_journeys(workspace_id: int) -> dict:
 def journey_steps(workspace_id: int) -> dict:
     """Walk the workspace's due journey steps (the job, or a drain between its batches)."""
     h = harpoon()
-    platform = journeys.Platform(
+    platform = runner.Platform(
         oa_client=lambda channel: h.wechat.oa(channel.app_id, channel.secret),
         outbound=Outbound(h.settings.outbound_allow),
     )
     with h.db.session() as session:
-        result = journeys.run_due(session, workspace_id, platform)
+        result = runner.run_due(session, workspace_id, platform)
     h.queue.enqueue_followups(result.followups.jobs)
     if result.enrolments:
         log.info(
@@ -458,9 +458,9 @@ def run_due_journeys() -> list[int]:
     then the workspaces with journey steps due (new entries, waits over, timeouts)."""
     h = harpoon()
     with h.db.session() as session:
-        for workspace_id in journeys.live_workspaces(session):
-            journeys.scan_triggers(session, workspace_id)
+        for workspace_id in triggers.live_workspaces(session):
+            triggers.scan_triggers(session, workspace_id)
         session.commit()
-        due = journeys.due_workspaces(session)
+        due = runner.due_workspaces(session)
     h.queue.enqueue_followups({(Job.RUN_JOURNEYS, workspace_id) for workspace_id in due})
     return due

@@ -5,7 +5,7 @@
         [--rate R] [--seconds S]
 
 (a) Seeds N contacts enrolled at the entry of a live journey (entry -> add a tag -> wait a
-day), all due now, and times `journeys.engine.run_due` with R runner processes sharing
+day), all due now, and times `journeys.runner.run_due` with R runner processes sharing
 the work through SKIP LOCKED: steps per second, and each enrolment's lag (its first
 step's time minus its due time). Baseline in the same run: a bare loop doing the
 minimum per enrolment a row-at-a-time runner must (claim it, write one step row, move
@@ -41,7 +41,7 @@ from bench.scoring import (  # noqa: E402
     new_workspace,
 )
 from crm.tags import TagBook  # noqa: E402
-from journeys import engine  # noqa: E402
+from journeys import runner  # noqa: E402
 from models import (  # noqa: E402
     Database,
     Journey,
@@ -128,9 +128,9 @@ def enrol_everyone(db: Database, ws: int, journey_id: int) -> None:
 def runner_process(url: str, key: str, ws: int, results) -> None:
     db = Database()
     db.configure(url, (key,))
-    platform = engine.Platform(oa_client=lambda channel: None)
+    platform = runner.Platform(oa_client=lambda channel: None)
     with db.session() as session:
-        result = engine.run_due(session, ws, platform, batch_size=200, max_batches=10**6)
+        result = runner.run_due(session, ws, platform, batch_size=200, max_batches=10**6)
     db.dispose()
     results.put(result.steps)
 

@@ -35,7 +35,7 @@ from models import (
     utcnow,
 )
 from outreach.content import create_link, link_path
-from outreach.library import (
+from outreach.library.editing import (
     FormChoices,
     load_content,
     load_form_definition,

@@ -22,7 +22,9 @@ from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import forms as form
 from core.references import SEGMENT, TAG, Reference, declare, unknown_references
+from core.text import N_
 from journeys.model import validate as validate_document
 from models import (
     OPEN_STATUSES,
@@ -37,8 +39,6 @@ from models import (
     Tag,
     utcnow,
 )
-from scoring import config as form
-from scoring.config import N_
 
 NAME_TAKEN = N_("Another journey has this name.")
 STALE = N_(
@@ -765,7 +765,7 @@ def _ending(enrolment: Enrolment, journey_status: str) -> Reason:
 
 
 class _Describer:
-    """Builds the reasons from the engine's step details (journeys.engine) and the node in
+    """Builds the reasons from the step log's details (journeys.steps) and the node in
     its version, looking up the names of the tags and segments they mention."""
 
     def __init__(self, session, workspace_id, event_label, stage_label, time_label):
@@ -804,7 +804,7 @@ class _Describer:
             return "?"
 
     def because(self, because: dict) -> Reason:
-        """Why an enrolment entered: {"trigger": {...}, ...} (engine._enrol and friends)."""
+        """Why an enrolment entered: {"trigger": {...}, ...} (journeys.reactions, triggers)."""
         trigger = because.get("trigger")
         if not isinstance(trigger, dict):
             return Reason(N_("no reason recorded"))
@@ -897,7 +897,7 @@ class _Describer:
         return Reason(N_("no reason recorded"))
 
     def skip(self, detail: dict, node: dict) -> Reason:
-        """engine._already_done: the node's skip-if event happened ({"because": text})."""
+        """Skipped by the runner: the node's skip-if event happened ({"because": text})."""
         skip_if = node.get("skip_if") or {}
         if skip_if.get("event"):
             since = (
@@ -937,7 +937,7 @@ class _Describer:
                     N_("No condition held: on to %(next)s."), {"next": node.get("otherwise") or "?"}
                 )
             case "wait" if (node.get("wait") or {}).get("event") or detail.get("kind"):
-                # the awaited event came (engine._react)
+                # the awaited event came (journeys.reactions)
                 awaited = (node.get("wait") or {}).get("event") or {"kind": detail["kind"]}
                 return Reason(
                     N_("%(event)s came: on to %(next)s."),

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs import Followups
 from core.references import TAG, Reference, declare, unknown_references
+from core.text import N_
 from crm.rule_config import MAX_MENU_KEY_BYTES, MAX_REPLY, validate_rule
 from crm.tags import TagBook, queue_holders_sync
 from models import (
@@ -46,7 +47,6 @@ from models import (
     TagRule,
     utcnow,
 )
-from scoring.config import N_
 from sync.tag_sync import OA_TAGS_PER_ACCOUNT, ensure_remote_tags
 from wechat.clients import WeChatApiError
 

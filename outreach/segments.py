@@ -21,7 +21,9 @@ from sqlalchemy import Select, delete, distinct, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import forms as form
 from core.references import CHANNEL, TAG, Reference, declare, unknown_references
+from core.text import N_
 from crm.directory import account_names_by_id
 from models import (
     Account,
@@ -36,9 +38,8 @@ from models import (
     User,
     utcnow,
 )
-from scoring import config as form
-from scoring.config import N_
 from scoring.engine import decay_factor, lead_score_at, load_model
+from scoring.forms import TIERS
 
 
 @dataclass(frozen=True)
@@ -423,7 +424,7 @@ class SegmentSchema(form.FormSchema):
             "seniorities": (known.seniorities, N_("Not a known seniority.")),
             "stages": (known.stages, UNKNOWN_STAGE),
             "account_stages": (known.stages, UNKNOWN_STAGE),
-            "tiers": (form.TIERS, N_("Tier 1, 2 or 3.")),
+            "tiers": (TIERS, N_("Tier 1, 2 or 3.")),
         }
         errors: dict = {
             name: [message]
@@ -474,7 +475,7 @@ class LabelSchema(form.FormSchema):
 def load_segment(
     session: Session, workspace_id: int, data: Mapping, choices: SegmentChoices
 ) -> Segment:
-    """The segment a form describes (nested data, see scoring.config.unflatten), or a
+    """The segment a form describes (nested data, see core.forms.unflatten), or a
     ValidationError keyed like its inputs, the tags and channels that are not the
     workspace's included (also beside other mistakes)."""
     try:

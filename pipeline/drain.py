@@ -23,7 +23,7 @@ from crm.identity import IdentityCache
 from crm.rules import evaluate_behavior
 from handlers.interactions import record_buffered_interactions
 from handlers.registry import HANDLERS, Batch, EventContext
-from journeys.engine import on_interactions, touches_of_events
+from journeys.reactions import on_interactions, touches_of_events
 from models import InboundEvent, InboxStatus, utcnow
 from models.contact import IdentityKind
 from sales.notify import notify_owners

@@ -42,7 +42,6 @@ from scoring.model import (
     tier_of,
 )
 from scoring.stages import record_stage_moves
-from scoring.stages import set_stage as set_stage  # journeys.engine imports it from here
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from models import Account, Contact, utcnow
-from scoring import config
 from scoring.engine import Scorer, workspace_zone
+from scoring.forms import TIERS
 from scoring.model import Model
 
 EXAMPLES = 10  # accounts a preview lists
@@ -128,4 +128,4 @@ def _compare(
 
 def _tier_rank(tier: int | None) -> int:
     """Tier 1 ranks first; no tier ranks after tier 3."""
-    return tier if tier is not None else len(config.TIERS) + 1
+    return tier if tier is not None else len(TIERS) + 1

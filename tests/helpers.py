@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app.extensions import harpoon
 from crm.channels import workspace_named
-from journeys import engine
-from journeys.engine import Touch
+from journeys import reactions
+from journeys.reactions import Touch
 from models import AuditLog, Contact, ContactTag, Form, Identity, InboundEvent, Interaction, Tag
 from outreach.content import create_link
 from wechat import simulate
@@ -146,7 +146,7 @@ def submit_form_for_journeys(app, workspace_id: int, now) -> None:
         session.add(row)
         session.flush()
         touch = Touch(row.id, contact.id, None, "form.submit", {}, now)
-        engine.on_interactions(session, workspace_id, [touch], now=now)
+        reactions.on_interactions(session, workspace_id, [touch], now=now)
         session.commit()
 
 

@@ -39,7 +39,7 @@ from crm.touchpoints import foreign_channels
 from crm.users import create_user
 from demo.seed import register_tenant
 from journeys import definitions
-from journeys.engine import enrol_manually
+from journeys.triggers import enrol_manually
 from models import (
     Account,
     Channel,
@@ -71,10 +71,11 @@ from models import (
     Workspace,
     utcnow,
 )
-from outreach import content, forms, library, menus, pushes, segments
+from outreach import content, forms, menus, pushes, segments
 from outreach import qr_codes as qrcodes
 from outreach.content import create_link
 from outreach.forms import download_link
+from outreach.library import editing
 from outreach.segments import Segment, contacts_query, count
 from sales import contact_ways
 from sales.group_send import create_group_send
@@ -368,7 +369,7 @@ def save_form(field: str, value_of):
             field: value_of(world),
         }
         with session_of(app) as session:
-            return errors_of(lambda: library.save_form(session, world.a.workspace, values)), field
+            return errors_of(lambda: editing.save_form(session, world.a.workspace, values)), field
 
     return case
 
@@ -529,12 +530,12 @@ DECLARED_INPUTS = {
         "touchpoints",
         "items.*.channel_id",
     ),
-    ("outreach.library.FormDefinitionSchema", "tag_ids"): ("form", "tag_ids"),
-    ("outreach.library.FormDefinitionSchema", "download_content_id"): (
+    ("outreach.library.editing.FormDefinitionSchema", "tag_ids"): ("form", "tag_ids"),
+    ("outreach.library.editing.FormDefinitionSchema", "download_content_id"): (
         "form",
         "download_content_id",
     ),
-    ("outreach.library.LinkSchema", "channel_id"): ("tracked_link", "channel_id"),
+    ("outreach.library.editing.LinkSchema", "channel_id"): ("tracked_link", "channel_id"),
     ("outreach.qr_codes.QrCodeInput", "tag_ids"): ("qr_code", "tag_ids"),
     ("outreach.qr_codes.QrCodeChanges", "tag_ids"): ("qr_code", "tag_ids"),
     ("outreach.segments.SegmentSchema", "channel_ids"): ("segment", "channel_ids"),
@@ -563,7 +564,7 @@ NOT_WORKSPACE_ROWS = {
         "owner",
     ): "an email, looked up among the workspace's users",
     ("app.admin.group_sends.GroupSendForm", "audience"): "all customers, or those with a tag",
-    ("scoring.config.WeightsSchema", "seniorities.staff"): "the staff seniority level",
+    ("scoring.forms.WeightsSchema", "seniorities.staff"): "the staff seniority level",
     ("app.admin.wecom.forms.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
     "code's own corp (test_staff_without_the_permission_or_foreign_tags_are_refused)",
     ("sales.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",

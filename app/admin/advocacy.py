@@ -1,16 +1,17 @@
 """Advocacy: who brings readers and leads by sharing content — staff members through their
 personal links, customers by forwarding what they read — ranked by the leads they brought,
-then by views, over the last 7, 30 or 90 days (outreach.library.leaderboard: one query)."""
+then by views, over the last 7, 30 or 90 days (outreach.library.advocacy.leaderboard: one query)."""
 
 from flask import render_template, request
 
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
 from app.admin.content import window
-from outreach import library
+from outreach.library import stats
+from outreach.library.advocacy import SharerKind, leaderboard
 
 TOP = 100
-KINDS = (library.SharerKind.STAFF, library.SharerKind.CONTACT)
+KINDS = (SharerKind.STAFF, SharerKind.CONTACT)
 
 
 @bp.get("/advocacy")
@@ -21,9 +22,9 @@ def advocacy():
     kind = kind if kind in KINDS else None
     return render_template(
         "admin/advocacy.html",
-        advocates=library.leaderboard(db(), workspace_id(), since, kind=kind, limit=TOP),
+        advocates=leaderboard(db(), workspace_id(), since, kind=kind, limit=TOP),
         days=days,
-        windows=library.WINDOWS,
+        windows=stats.WINDOWS,
         kind=kind,
         top=TOP,
     )

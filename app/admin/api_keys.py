@@ -14,6 +14,8 @@ from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.content import translated
 from app.extensions import harpoon
+from core.forms import FormSchema, text
+from core.text import N_
 from crm.api_keys import (
     SIGNATURE_TOLERANCE_SECONDS,
     NewKey,
@@ -22,15 +24,13 @@ from crm.api_keys import (
 )
 from crm.touchpoints import MAX_BATCH
 from models import ApiKey, User
-from scoring import config
-from scoring.config import N_
 
 TOUCHPOINTS_PATH = "/api/v1/touchpoints"
 OPENAPI_PATH = "/api/v1/openapi.json"
 
 
-class ApiKeySchema(config.FormSchema):
-    name = config.text(N_("1 to 100 characters."), high=100, required=True)
+class ApiKeySchema(FormSchema):
+    name = text(N_("1 to 100 characters."), high=100, required=True)
     require_signature = fields.Boolean(load_default=False)
 
 

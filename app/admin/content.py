@@ -24,12 +24,12 @@ from app.admin.channels import ACCOUNT_TYPE_LABELS
 from app.admin.labels import CONTENT_KIND_LABELS, LINK_MEDIUM_LABELS
 from app.admin.lookups import Archivable, archive_or_restore, scoped_or_404
 from app.extensions import harpoon
+from core.forms import flat_errors
 from core.tokens import Sharer, share_token
 from models import Channel, Content, LinkMedium, Staff, TrackedLink, User
-from outreach import library
 from outreach.content import create_link, link_path
+from outreach.library import editing, stats
 from outreach.qr_codes import local_days
-from scoring import config
 
 PAGE_SIZE = 50
 RECENT_VIEWS = 20
@@ -42,15 +42,15 @@ def timezone() -> str:
 
 def window() -> tuple[int, datetime]:
     """The window the page counts over (?days=7|30|90) and its first moment."""
-    days = library.window_days(request.args.get("days", type=int))
-    return days, library.window_start(timezone(), days)
+    days = stats.window_days(request.args.get("days", type=int))
+    return days, stats.window_start(timezone(), days)
 
 
 def translated(exc: ValidationError) -> dict[str, list[str]]:
     """The schemas' messages by input name, in the user's language."""
     return {
         name: [_(message) for message in messages]
-        for name, messages in config.flat_errors(exc.messages).items()
+        for name, messages in flat_errors(exc.messages).items()
     }
 
 
@@ -114,7 +114,7 @@ def posted_link(
     The caller refuses an archived target first (its links would not open)."""
     values = {name: request.form.get(name, "") for name in ("medium", "label", "channel_id")}
     try:
-        checked = library.load_link(values, frozenset(channel.id for channel in channels))
+        checked = editing.load_link(values, frozenset(channel.id for channel in channels))
     except ValidationError as exc:
         return None, values, translated(exc)
     ws = workspace_id()
@@ -167,7 +167,7 @@ def forget_links(*, content_id: int | None = None, form_id: int | None = None) -
 def links_archive(link_id: int):
     """Retire a link: opening it finds nothing from now on; its views stay counted."""
     link = scoped_or_404(TrackedLink, link_id)
-    if library.set_archived(db(), link, True):
+    if editing.set_archived(db(), link, True):
         audit(db(), "tracked_link.archive", "tracked_link", link.id, {"code": link.code})
         db().commit()
         harpoon().links.invalidate(link.code)
@@ -187,7 +187,7 @@ def content():
     days, since = window()
     archived = request.args.get("archived") == "1"
     search = request.args.get("q", "").strip()
-    listed = library.content_page(
+    listed = stats.content_page(
         db(),
         ws,
         since,
@@ -200,7 +200,7 @@ def content():
         "admin/contents.html",
         listed=listed,
         days=days,
-        windows=library.WINDOWS,
+        windows=stats.WINDOWS,
         archived=archived,
         search=search,
         kind_labels=CONTENT_KIND_LABELS,
@@ -232,12 +232,12 @@ def _editor(row: Content | None, source: str, values: dict, errors=None, status:
         errors=errors or {},
         kind_labels=CONTENT_KIND_LABELS,
         limits={
-            "title": library.MAX_TITLE,
-            "url": library.MAX_URL,
-            "summary": library.MAX_SUMMARY,
-            "body": library.MAX_BODY,
-            "names": library.MAX_NAMES,
-            "name": library.MAX_NAME,
+            "title": editing.MAX_TITLE,
+            "url": editing.MAX_URL,
+            "summary": editing.MAX_SUMMARY,
+            "body": editing.MAX_BODY,
+            "names": editing.MAX_NAMES,
+            "name": editing.MAX_NAME,
         },
     ), status
 
@@ -245,12 +245,12 @@ def _editor(row: Content | None, source: str, values: dict, errors=None, status:
 def _save(row: Content | None):
     source, values = _posted_content()
     checked = {**values, ("body" if source == "url" else "url"): ""}
-    before = library.audited(row) if row else None
+    before = editing.audited(row) if row else None
     try:
-        saved = library.save_content(
+        saved = editing.save_content(
             db(),
             workspace_id(),
-            library.load_content(checked),
+            editing.load_content(checked),
             user_id=current_user.id,
             content=row,
         )
@@ -261,9 +261,9 @@ def _save(row: Content | None):
             errors.setdefault("body", []).extend(errors.pop("url"))
         return _editor(row, source, values, errors, 400)
     if before is None:
-        audit(db(), "content.create", "content", saved.id, for_audit(library.audited(saved)))
+        audit(db(), "content.create", "content", saved.id, for_audit(editing.audited(saved)))
     else:
-        changes = audit_changes(before, library.audited(saved))
+        changes = audit_changes(before, editing.audited(saved))
         if changes:
             audit(db(), "content.update", "content", saved.id, changes)
     db().commit()
@@ -277,7 +277,7 @@ def _save(row: Content | None):
 def content_new():
     if request.method == "POST":
         return _save(None)
-    return _editor(None, "url", library.content_form())
+    return _editor(None, "url", editing.content_form())
 
 
 @bp.route("/content/<int:content_id>/edit", methods=["GET", "POST"])
@@ -286,12 +286,12 @@ def content_edit(content_id: int):
     row = scoped_or_404(Content, content_id)
     if request.method == "POST":
         return _save(row)
-    return _editor(row, "url" if row.url else "body", library.content_form(row))
+    return _editor(row, "url" if row.url else "body", editing.content_form(row))
 
 
 ARCHIVABLE = Archivable(
     kind="content",
-    set_archived=library.set_archived,
+    set_archived=editing.set_archived,
     after_commit=lambda row: forget_links(content_id=row.id),
     archived=lambda row: _("“%(title)s” archived: its links no longer open.", title=row.title),
     restored=lambda row: _("“%(title)s” restored.", title=row.title),
@@ -336,7 +336,7 @@ def content_links_new(content_id: int):
     if row.archived_at is not None:
         flash(_("Archived content gets no new links: restore it first."), "error")
         return redirect(back)
-    channels = library.oa_channels(db(), row.workspace_id)
+    channels = editing.oa_channels(db(), row.workspace_id)
     link, values, errors = posted_link(channels, content_id=row.id)
     if link is None:
         return _detail(row, link_context=link_form_context(channels, values, errors), status=400)
@@ -346,21 +346,21 @@ def content_links_new(content_id: int):
 def _detail(row: Content, link_context: dict | None = None, status: int = 200):
     ws, session = row.workspace_id, db()
     days, since = window()
-    channels = library.oa_channels(session, ws)
-    links = library.link_stats(session, ws, since, content_id=row.id)
-    chart_days = library.daily_views(
+    channels = editing.oa_channels(session, ws)
+    links = stats.link_stats(session, ws, since, content_id=row.id)
+    chart_days = stats.daily_views(
         session, ws, timezone(), local_days(timezone(), days), content_id=row.id
     )
     return render_template(
         "admin/content.html",
         row=row,
         days=days,
-        windows=library.WINDOWS,
-        totals=library.content_totals(session, ws, row.id, since),
+        windows=stats.WINDOWS,
+        totals=stats.content_totals(session, ws, row.id, since),
         links=links,
-        media=library.medium_stats(session, ws, since, content_id=row.id),
-        accounts=library.top_accounts(session, ws, row.id, since),
-        recent=library.recent_views(session, ws, row.id, RECENT_VIEWS),
+        media=stats.medium_stats(session, ws, since, content_id=row.id),
+        accounts=stats.top_accounts(session, ws, row.id, since),
+        recent=stats.recent_views(session, ws, row.id, RECENT_VIEWS),
         shares=_share_rows(links),
         chart={
             "days": [day.day.isoformat() for day in chart_days],
@@ -375,7 +375,7 @@ def _detail(row: Content, link_context: dict | None = None, status: int = 200):
     ), status
 
 
-def _share_rows(links: list[library.LinkStats]) -> dict:
+def _share_rows(links: list[stats.LinkStats]) -> dict:
     """Each active staff member's personal link through the chosen tracked link (?share=
     its id; the newest by default), the signed-in user's own first."""
     if not links:
@@ -384,7 +384,7 @@ def _share_rows(links: list[library.LinkStats]) -> dict:
     chosen = next((item.link for item in links if item.link.id == wanted), links[0].link)
     rows = [
         ShareRow(staff, share_url(chosen, staff), staff.user_id == current_user.id)
-        for staff in library.active_staff(db(), chosen.workspace_id)
+        for staff in editing.active_staff(db(), chosen.workspace_id)
     ]
     rows.sort(key=lambda share: not share.yours)
     return {"link": chosen, "rows": rows, "links": [item.link for item in links]}

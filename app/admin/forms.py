@@ -28,10 +28,10 @@ from app.admin.content import (
 )
 from app.admin.labels import CONTENT_KIND_LABELS, TAG_GROUP_LABELS, tag_label
 from app.admin.lookups import Archivable, archive_or_restore, scoped_or_404
+from core.forms import unflatten
 from crm.tags import TagBook
 from models import Content, FollowUpStatus, Form, FormField, Tag, User
-from outreach import library
-from scoring import config
+from outreach.library import editing, stats
 
 PAGE_SIZE = 50
 FIELD_LABELS = {
@@ -69,9 +69,9 @@ def forms():
     archived = request.args.get("archived") == "1"
     return render_template(
         "admin/forms.html",
-        rows=library.forms_with_totals(db(), workspace_id(), since, archived=archived),
+        rows=stats.forms_with_totals(db(), workspace_id(), since, archived=archived),
         days=days,
-        windows=library.WINDOWS,
+        windows=stats.WINDOWS,
         archived=archived,
         field_labels=FIELD_LABELS,
     )
@@ -89,7 +89,7 @@ def _posted() -> dict:
     }
 
 
-def _choices(row: Form | None) -> tuple[library.FormChoices, list, list]:
+def _choices(row: Form | None) -> tuple[editing.FormChoices, list, list]:
     """What the editor offers: the workspace's tags by group, and the library's content
     (an archived download the form still names shows, marked, so its mistake shows)."""
     ws = workspace_id()
@@ -114,7 +114,7 @@ def _choices(row: Form | None) -> tuple[library.FormChoices, list, list]:
         (str(group), [(str(tag_id), label) for tag_id, label in tags])
         for group, tags in tag_filter_options(book)
     ]
-    choices = library.FormChoices(
+    choices = editing.FormChoices(
         tag_ids=frozenset(db().scalars(select(Tag.id).where(Tag.workspace_id == ws))),
         content_ids=frozenset(item.id for item in contents),
     )
@@ -133,10 +133,10 @@ def _editor(row: Form | None, values: dict, errors=None, status: int = 200):
         tag_groups=tag_groups,
         contents=contents,
         limits={
-            "title": library.MAX_TITLE,
-            "intro": library.MAX_INTRO,
-            "text": library.MAX_FORM_TEXT,
-            "message": library.MAX_FOLLOW_UP,
+            "title": editing.MAX_TITLE,
+            "intro": editing.MAX_INTRO,
+            "text": editing.MAX_FORM_TEXT,
+            "message": editing.MAX_FOLLOW_UP,
         },
     ), status
 
@@ -144,17 +144,17 @@ def _editor(row: Form | None, values: dict, errors=None, status: int = 200):
 def _save(row: Form | None):
     values = _posted()
     choices, _tag_groups, _contents = _choices(row)
-    before = library.audited(row) if row else None
+    before = editing.audited(row) if row else None
     try:
-        checked = library.load_form_definition(config.unflatten(values.items()), choices)
-        saved = library.save_form(db(), workspace_id(), checked, user_id=current_user.id, row=row)
+        checked = editing.load_form_definition(unflatten(values.items()), choices)
+        saved = editing.save_form(db(), workspace_id(), checked, user_id=current_user.id, row=row)
     except ValidationError as exc:
         db().rollback()
         return _editor(row, values, translated(exc), 400)
     if before is None:
-        audit(db(), "form.create", "form", saved.id, for_audit(library.audited(saved)))
+        audit(db(), "form.create", "form", saved.id, for_audit(editing.audited(saved)))
     else:
-        changes = audit_changes(before, library.audited(saved))
+        changes = audit_changes(before, editing.audited(saved))
         if changes:
             audit(db(), "form.update", "form", saved.id, changes)
     db().commit()
@@ -168,7 +168,7 @@ def _save(row: Form | None):
 def forms_new():
     if request.method == "POST":
         return _save(None)
-    return _editor(None, library.form_values())
+    return _editor(None, editing.form_values())
 
 
 @bp.route("/forms/<int:form_id>/edit", methods=["GET", "POST"])
@@ -177,12 +177,12 @@ def forms_edit(form_id: int):
     row = scoped_or_404(Form, form_id)
     if request.method == "POST":
         return _save(row)
-    return _editor(row, library.form_values(row))
+    return _editor(row, editing.form_values(row))
 
 
 ARCHIVABLE = Archivable(
     kind="form",
-    set_archived=library.set_archived,
+    set_archived=editing.set_archived,
     after_commit=lambda row: forget_links(form_id=row.id),
     archived=lambda row: _("Form “%(title)s” archived: its links no longer open.", title=row.title),
     restored=lambda row: _("Form “%(title)s” restored.", title=row.title),
@@ -220,7 +220,7 @@ def forms_links_new(form_id: int):
     if row.archived_at is not None:
         flash(_("An archived form gets no new links: restore it first."), "error")
         return redirect(back)
-    channels = library.oa_channels(db(), row.workspace_id)
+    channels = editing.oa_channels(db(), row.workspace_id)
     link, values, errors = posted_link(channels, form_id=row.id)
     if link is None:
         return _detail(row, link_context=link_form_context(channels, values, errors), status=400)
@@ -235,10 +235,10 @@ def _detail(row: Form, link_context: dict | None = None, status: int = 200):
         "admin/form.html",
         row=row,
         days=days,
-        windows=library.WINDOWS,
-        totals=library.form_totals(session, ws, row.id, since),
-        links=library.link_stats(session, ws, since, form_id=row.id),
-        submissions=library.submissions_page(
+        windows=stats.WINDOWS,
+        totals=stats.form_totals(session, ws, row.id, since),
+        links=stats.link_stats(session, ws, since, form_id=row.id),
+        submissions=stats.submissions_page(
             session, ws, row.id, page=request.args.get("page", 1, type=int), page_size=PAGE_SIZE
         ),
         tags=[tag for tag_id in row.tag_ids or [] if (tag := book.by_id(tag_id))],
@@ -251,5 +251,5 @@ def _detail(row: Form, link_context: dict | None = None, status: int = 200):
         follow_up_labels=FOLLOW_UP_LABELS,
         follow_up_badges=FOLLOW_UP_BADGES,
         follow_up_channels=FOLLOW_UP_CHANNELS,
-        **(link_context or link_form_context(library.oa_channels(session, ws))),
+        **(link_context or link_form_context(editing.oa_channels(session, ws))),
     ), status

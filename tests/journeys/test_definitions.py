@@ -366,7 +366,7 @@ def test_a_contacts_history_says_why(session, ws):
     journey = create_journey(session, ws, "直播跟进", "", document, None)
     go_live(session, journey)
     watch = {"kind": "interaction", "event": {"kind": "live.watch"}}
-    # engine._enrol: entered at follow_up (its trigger), which adds a tag, then the exit.
+    # As the reactions enrol: entered at follow_up (its trigger), which adds a tag, then the exit.
     first = enrol(
         session,
         journey,

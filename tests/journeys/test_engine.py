@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from crm.tags import TagBook
-from journeys import engine
-from journeys.engine import Platform, Touch
+from journeys import reactions, runner, triggers
+from journeys.reactions import Touch
+from journeys.runner import Platform
 from models import (
     Contact,
     ContactTag,
@@ -84,15 +85,15 @@ def act(app, contact_id: int, kind: str, at=None, **properties) -> None:
         session.add(row)
         session.flush()
         touch = Touch(row.id, contact_id, None, kind, properties, at)
-        engine.on_interactions(session, row.workspace_id, [touch], now=at)
+        reactions.on_interactions(session, row.workspace_id, [touch], now=at)
         session.commit()
 
 
-def run(app, at=None, platform=None) -> engine.RunResult:
+def run(app, at=None, platform=None) -> runner.RunResult:
     at = at or utcnow()
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))
-        return engine.run_due(
+        return runner.run_due(
             session,
             workspace_id,
             platform or Platform(oa_client=lambda channel: client_of(app)),
@@ -419,7 +420,7 @@ def tag_journey(trigger: dict, tag: int, **settings) -> dict:
 def scan(app, at=None) -> int:
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))
-        enrolled = engine.scan_triggers(session, workspace_id, at)
+        enrolled = triggers.scan_triggers(session, workspace_id, at)
         session.commit()
         return enrolled
 
@@ -486,8 +487,8 @@ def test_a_date_enrols_a_segment_once_and_people_enrol_by_hand(app, tags):
 
     manual = live(app, tag_journey({"kind": "manual"}, tags["watched"]), "by hand")
     with session_of(app) as session:
-        assert engine.enrol_manually(session, manual, [fang, li, fang], user_id=None) == 2
-        assert engine.enrol_manually(session, manual, [fang], user_id=None) == 0  # once
+        assert triggers.enrol_manually(session, manual, [fang, li, fang], user_id=None) == 2
+        assert triggers.enrol_manually(session, manual, [fang], user_id=None) == 0  # once
         session.commit()
     run(app, at + timedelta(minutes=2))
     assert tagged(app, fang) == {tags["vip"], tags["watched"]}

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from core import outbound
 from core.outbound import Outbound
-from journeys import engine
-from journeys.engine import Platform
+from journeys import actions, runner
 from journeys.model import validate
+from journeys.runner import Platform
 from models import (
     Step,
     Workspace,
@@ -32,7 +32,7 @@ def submit_and_run(app, workspace_id: int, platform: Platform, now=None) -> Step
     now = now or utcnow()
     submit_form_for_journeys(app, workspace_id, now)
     with session_of(app) as session:
-        engine.run_due(session, workspace_id, platform, now=lambda: now)
+        runner.run_due(session, workspace_id, platform, now=lambda: now)
         return session.scalars(
             select(Step).where(Step.node_id == "call").order_by(Step.id.desc())
         ).first()
@@ -92,7 +92,7 @@ def test_each_workspace_signs_with_its_own_secret(app, ws, receiver):
 def test_without_a_workspace_secret_nothing_is_sent(app, ws, receiver):
     webhook_journey(app, ws, receiver.url("/ok"))
     step = submit_and_run(app, ws, Platform(oa_client=None, outbound=Outbound(LOOPBACK)))
-    assert (step.outcome, step.detail["error"]) == ("failed", engine.WEBHOOK_NO_SECRET)
+    assert (step.outcome, step.detail["error"]) == ("failed", actions.WEBHOOK_NO_SECRET)
     assert receiver.received == []
 
 
@@ -128,12 +128,12 @@ def test_internal_addresses_are_refused_logged_and_not_described(
     with_secret(app, ws)
     journey_id = webhook_journey(app, ws, address.format(port=receiver.port))
 
-    with caplog.at_level(logging.WARNING, logger="journeys.engine"):
+    with caplog.at_level(logging.WARNING, logger="journeys.actions"):
         step = submit_and_run(app, ws, Platform(oa_client=None))
 
     assert receiver.received == []
     assert step.outcome == "failed"
-    assert step.detail["error"] == engine.WEBHOOK_REFUSED  # no status, no connection detail
+    assert step.detail["error"] == actions.WEBHOOK_REFUSED  # no status, no connection detail
     assert "status" not in step.detail
     (line,) = [r.getMessage() for r in caplog.records if "webhook refused" in r.getMessage()]
     assert f"workspace {ws} journey {journey_id} " in line
@@ -152,7 +152,7 @@ def test_a_slow_receiver_fails_the_step_quickly(app, ws, receiver):
     webhook_journey(app, ws, receiver.url("/slow"))
     outbound = Outbound(LOOPBACK, timeout=0.5)
     step = submit_and_run(app, ws, Platform(oa_client=None, outbound=outbound))
-    assert (step.outcome, step.detail["error"]) == ("failed", engine.WEBHOOK_UNREACHABLE)
+    assert (step.outcome, step.detail["error"]) == ("failed", actions.WEBHOOK_UNREACHABLE)
 
 
 def test_a_receiver_answering_a_huge_body_is_cut_off(app, ws, receiver):

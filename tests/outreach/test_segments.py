@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.forms import flat_errors, unflatten
 from crm.channels import workspace_named
 from models import (
     Channel,
@@ -31,7 +32,6 @@ from outreach.segments import (
     segment_form,
     segment_of,
 )
-from scoring.config import flat_errors, unflatten
 from scoring.engine import save_model
 from scoring.model import Model
 from tests.factories import NOW, make_channel

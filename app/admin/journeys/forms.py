@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from app.admin.contacts import INTERACTION_LABELS, tag_filter_options
 from app.admin.labels import stage_names
+from core.forms import flat_errors
 from crm.tags import TagBook
 from journeys.definitions import segment_names
 from journeys.model import MAX_NODES, NODE_TYPES
-from scoring import config
+from scoring.forms import RULE_KINDS
 from scoring.model import Model
 
 # Durations are typed as an amount and a unit; the document holds minutes.
@@ -408,7 +409,7 @@ def editor_choices(session: Session, ws: int, model: Model, document: dict) -> d
 
 def _event_kinds() -> list[str]:
     """Interactions a journey may wait for or enter on: every kind Harpoon labels or scores."""
-    return list(dict.fromkeys([*INTERACTION_LABELS, *config.RULE_KINDS]))
+    return list(dict.fromkeys([*INTERACTION_LABELS, *RULE_KINDS]))
 
 
 def _values(data, key: str):
@@ -427,5 +428,5 @@ def form_errors(exc: ValidationError) -> dict[str, list[str]]:
     """The messages by input name, in the user's language."""
     return {
         path: [_(message) for message in messages]
-        for path, messages in config.flat_errors(exc.messages).items()
+        for path, messages in flat_errors(exc.messages).items()
     }

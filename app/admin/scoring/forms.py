@@ -8,12 +8,20 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
+from core.forms import flat_errors, flatten, row_index, unflatten
 from crm.rule_config import INTERACTION_KINDS
-from scoring import config
+from scoring.forms import (
+    RULE_KINDS,
+    load_mqa_rule,
+    load_rule,
+    load_stages,
+    load_tiers,
+    load_weights,
+)
 from scoring.model import Model
 
 # What a score rule may count: what tag rules count, and every kind the shipped rules score.
-SCORED_KINDS = tuple(dict.fromkeys([*INTERACTION_KINDS, *config.RULE_KINDS]))
+SCORED_KINDS = tuple(dict.fromkeys([*INTERACTION_KINDS, *RULE_KINDS]))
 PRESET_LABELS = {"top_down": _l("Top-down"), "bottom_up": _l("Bottom-up")}
 # A rule's settings by name, for the note of an edit.
 RULE_FIELD_LABELS = {
@@ -64,15 +72,15 @@ def errors_of(exc: ValidationError) -> dict[str, list[str]]:
     """The schema's messages by input name, in the user's language."""
     return {
         name: [_(message) for message in messages]
-        for name, messages in config.flat_errors(exc.messages).items()
+        for name, messages in flat_errors(exc.messages).items()
     }
 
 
 def propose_rule(current: Model, values: dict, key: str | None) -> Proposal:
-    data = config.unflatten(values.items())
+    data = unflatten(values.items())
     if key is not None:
         data["key"] = key  # a rule keeps its key: the ledger holds its points by it
-    rule = config.load_rule(
+    rule = load_rule(
         data,
         kinds={*SCORED_KINDS, *(r.kind for r in current.rules)},
         taken_keys=[r.key for r in current.rules if r.key != key],
@@ -95,12 +103,12 @@ def propose_rule(current: Model, values: dict, key: str | None) -> Proposal:
 
 
 def propose_weights(current: Model, values: dict, _editing=None) -> Proposal:
-    proposed = replace(current, **config.load_weights(config.unflatten(values.items())))
+    proposed = replace(current, **load_weights(unflatten(values.items())))
     return Proposal(proposed, section_note(_("Weights"), current, proposed))
 
 
 def propose_mqa(current: Model, values: dict, index: int | None) -> Proposal:
-    rule = config.load_mqa_rule(config.unflatten(values.items()))
+    rule = load_mqa_rule(unflatten(values.items()))
     rules = list(current.mqa_rules)
     if index is None:
         rules.append(rule)
@@ -112,12 +120,12 @@ def propose_mqa(current: Model, values: dict, index: int | None) -> Proposal:
 
 
 def propose_tiers(current: Model, values: dict, _editing=None) -> Proposal:
-    proposed = replace(current, **config.load_tiers(config.unflatten(values.items())))
+    proposed = replace(current, **load_tiers(unflatten(values.items())))
     return Proposal(proposed, section_note(_("Tiers and fit"), current, proposed))
 
 
 def propose_stages(current: Model, values: dict, _editing=None) -> Proposal:
-    proposed = replace(current, **config.load_stages(config.unflatten(values.items())))
+    proposed = replace(current, **load_stages(unflatten(values.items())))
     return Proposal(proposed, section_note(_("Stages and surge"), current, proposed))
 
 
@@ -133,10 +141,10 @@ PROPOSALS = {
 
 def rearranged(values: dict, action: str) -> dict:
     """The stages form after a row's button (add, up-N, down-N, delete-N), as typed."""
-    data = config.unflatten(values.items())
+    data = unflatten(values.items())
     stages = [row for row in data.get("stages", []) if isinstance(row, dict)]
     verb, _sep, position = action.partition("-")
-    index = config.row_index(position)
+    index = row_index(position)
     index = -1 if index is None else index
     if verb == "add":
         stages.append({"key": "", "name": ""})
@@ -147,7 +155,7 @@ def rearranged(values: dict, action: str) -> dict:
     elif verb == "down" and 0 <= index < len(stages) - 1:
         stages[index], stages[index + 1] = stages[index + 1], stages[index]
     rest = {name: value for name, value in values.items() if not name.startswith("stages.")}
-    return {**rest, **config.flatten({"stages": stages})}
+    return {**rest, **flatten({"stages": stages})}
 
 
 def section_note(section: str, before: Model, after: Model) -> str:

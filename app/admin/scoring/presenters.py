@@ -8,8 +8,9 @@ from app.admin.contacts.presenters import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS
 from app.admin.lookups import Page
 from app.admin.scoring.forms import PRESET_LABELS, SCORED_KINDS
+from core.forms import flatten, row_index
 from crm.titles import SENIORITIES
-from scoring import config
+from scoring.forms import ROLES, TIERS, stages_form, tiers_form, weights_form
 from scoring.model import PRESETS, Model
 
 TABS = {
@@ -48,11 +49,11 @@ def rules_context(current: Model, _values) -> dict:
 def weights_context(current: Model, values: dict | None) -> dict:
     presets = {}
     for name in PRESETS:
-        filled = config.flatten(config.weights_form(current, name))
+        filled = flatten(weights_form(current, name))
         presets[name] = {k: v for k, v in filled.items() if k not in ("preset", "half_life_days")}
     return {
-        "values": config.flatten(config.weights_form(current)) if values is None else values,
-        "roles": config.ROLES,
+        "values": flatten(weights_form(current)) if values is None else values,
+        "roles": ROLES,
         "role_labels": CONTACT_ROLE_LABELS,
         "seniorities": SENIORITIES,
         "seniority_labels": SENIORITY_LABELS,
@@ -68,11 +69,11 @@ def mqa_context(current: Model, _values) -> dict:
 
 def tiers_context(current: Model, values: dict | None) -> dict:
     return {
-        "values": config.flatten(config.tiers_form(current)) if values is None else values,
-        "tier_rows": range(len(config.TIERS)),
+        "values": flatten(tiers_form(current)) if values is None else values,
+        "tier_rows": range(len(TIERS)),
         "tier_options": [
             ("", _("— not used —")),
-            *((str(tier), _("Tier %(tier)s", tier=tier)) for tier in config.TIERS),
+            *((str(tier), _("Tier %(tier)s", tier=tier)) for tier in TIERS),
         ],
         "requirement_labels": REQUIREMENT_LABELS,
     }
@@ -80,7 +81,7 @@ def tiers_context(current: Model, values: dict | None) -> dict:
 
 def stages_context(current: Model, values: dict | None, counts: dict) -> dict:
     """`counts`: the accounts and contacts at each stage key (scoring.metrics.stage_counts)."""
-    values = config.flatten(config.stages_form(current)) if values is None else values
+    values = flatten(stages_form(current)) if values is None else values
     rows = range(row_count(values, "stages"))
     keys = [(values.get(f"stages.{i}.key", ""), values.get(f"stages.{i}.name", "")) for i in rows]
     return {
@@ -111,9 +112,7 @@ def history_context(versions: Page) -> dict:
 
 def row_count(values: dict, prefix: str) -> int:
     """How many rows a form's values hold under `prefix` ("stages.3.key" is row 3)."""
-    indexes = [
-        config.row_index(name.split(".")[1]) for name in values if name.startswith(f"{prefix}.")
-    ]
+    indexes = [row_index(name.split(".")[1]) for name in values if name.startswith(f"{prefix}.")]
     return max((index for index in indexes if index is not None), default=-1) + 1
 
 
@@ -135,5 +134,5 @@ def _kind_option(kind: str) -> str:
 def mqa_page_context() -> dict:
     return {
         "seniority_options": [(level, SENIORITY_LABELS[level]) for level in SENIORITIES],
-        "tiers": config.TIERS,
+        "tiers": TIERS,
     }

@@ -25,9 +25,10 @@ from app.admin.scoring.forms import (
     rearranged,
 )
 from app.extensions import harpoon
+from core.forms import flatten
 from core.jobs import Job
-from scoring import config
 from scoring.engine import load_model, save_model
+from scoring.forms import mqa_form, rule_form, weights_form
 from scoring.metrics import stage_counts
 from scoring.model import PRESETS, Model, MqaRule, ScoreRule
 from scoring.preview import Impact, preview_impact, rescores
@@ -128,7 +129,7 @@ def _rule_form(key: str | None):
     current = load_model(db(), workspace_id())
     rule = _rule_or_404(current, key)
     if request.method == "GET":
-        return _rule_page(current, rule, config.flatten(config.rule_form(rule)))
+        return _rule_page(current, rule, flatten(rule_form(rule)))
     values = posted()
     try:
         proposal = propose_rule(current, values, key)
@@ -158,7 +159,7 @@ def scoring_weights():
     values = posted()
     preset = request.form.get("preset")
     if request.form.get("action") == "fill" and preset in PRESETS:  # the preset without JS
-        filled = config.flatten(config.weights_form(current, preset))
+        filled = flatten(weights_form(current, preset))
         return _render_tab(
             "weights",
             current,
@@ -204,7 +205,7 @@ def _mqa_form(index: int | None):
     current = load_model(db(), workspace_id())
     rule = _mqa_or_404(current, index)
     if request.method == "GET":
-        return _mqa_page(rule, index, config.flatten(config.mqa_form(rule)))
+        return _mqa_page(rule, index, flatten(mqa_form(rule)))
     values = posted(lists=("tiers",))
     try:
         proposal = propose_mqa(current, values, index)

@@ -7,9 +7,10 @@ from marshmallow import ValidationError
 
 from app.admin.contacts.presenters import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS
+from core.forms import flat_errors
 from crm.titles import SENIORITIES
 from outreach.segments import MULTIPLE_INPUTS, SegmentChoices
-from scoring import config
+from scoring.forms import RULE_KINDS
 from scoring.model import Model
 
 
@@ -26,13 +27,13 @@ def errors_of(exc: ValidationError) -> dict[str, list[str]]:
     """The schemas' messages by input name, in the user's language."""
     return {
         name: [_(message) for message in messages]
-        for name, messages in config.flat_errors(exc.messages).items()
+        for name, messages in flat_errors(exc.messages).items()
     }
 
 
 def kinds() -> list[str]:
     """Interactions a segment may count: every kind Harpoon labels or scores."""
-    return list(dict.fromkeys([*INTERACTION_LABELS, *config.RULE_KINDS]))
+    return list(dict.fromkeys([*INTERACTION_LABELS, *RULE_KINDS]))
 
 
 def choices(model: Model) -> SegmentChoices:

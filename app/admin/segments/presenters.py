@@ -9,7 +9,7 @@ from app.admin.labels import CONTACT_ROLE_LABELS, SENIORITY_LABELS, stage_names
 from app.admin.segments.forms import kinds
 from crm.titles import SENIORITIES
 from outreach.segments import LIST_FILTERS
-from scoring import config
+from scoring.forms import TIERS
 from scoring.model import Model
 
 # Every input whose mistakes the live preview shows beside it.
@@ -65,7 +65,7 @@ def options(
         "seniorities": [(level, str(SENIORITY_LABELS[level])) for level in SENIORITIES],
         "stages": stages,
         "account_stages": stages,
-        "tiers": [(str(tier), _("Tier %(tier)s", tier=tier)) for tier in config.TIERS],
+        "tiers": [(str(tier), _("Tier %(tier)s", tier=tier)) for tier in TIERS],
         "regions": [(value, value) for value in regions],
         "industries": [(value, value) for value in industries],
         "channel_ids": [

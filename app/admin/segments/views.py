@@ -16,6 +16,7 @@ from app.admin.contacts.presenters import tag_filter_options
 from app.admin.lookups import scoped_or_404
 from app.admin.segments.forms import choices, copy_name, errors_of, posted
 from app.admin.segments.presenters import ERROR_INPUTS, options, sample_labels
+from core.forms import unflatten
 from crm.channels import channel_options
 from crm.directory import account_values
 from crm.tags import TagBook
@@ -33,7 +34,6 @@ from outreach.segments import (
     segment_names,
     segments_with_pushes,
 )
-from scoring import config
 from scoring.engine import load_model
 from scoring.model import Model
 
@@ -132,9 +132,7 @@ def _previewed(values: dict, model: Model, saved: SavedSegment | None):
     """(errors, None) for a form with mistakes, else ({}, its preview). The count of a
     saved segment's own filter is kept as its last count."""
     try:
-        segment = load_segment(
-            db(), workspace_id(), config.unflatten(values.items()), choices(model)
-        )
+        segment = load_segment(db(), workspace_id(), unflatten(values.items()), choices(model))
     except ValidationError as exc:
         return errors_of(exc), None
     preview = _preview(segment, model)
@@ -159,7 +157,7 @@ def _save(saved: SavedSegment | None):
     )
     try:
         name, description, segment = load_named_segment(
-            db(), ws, config.unflatten(values.items()), choices(model)
+            db(), ws, unflatten(values.items()), choices(model)
         )
         row = save_segment(
             db(), ws, name, description, segment.to_document(), current_user.id, saved=saved

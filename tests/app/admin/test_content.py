@@ -18,7 +18,7 @@ from models import (
     Content,
     TrackedLink,
 )
-from outreach import library
+from outreach.library import editing
 from tests.app.admin.conftest import (
     csrf_token,
     field_errors,
@@ -144,9 +144,9 @@ def test_bad_input_shows_on_its_field(app, signed_in, changes, field, message):
 
 
 def test_a_link_and_a_body_together_are_refused():
-    with pytest.raises(library.ValidationError) as refused:
-        library.load_content({"title": "x", "url": "https://example.com", "body": "正文"})
-    assert refused.value.messages == {"body": [library.NOT_BOTH]}
+    with pytest.raises(editing.ValidationError) as refused:
+        editing.load_content({"title": "x", "url": "https://example.com", "body": "正文"})
+    assert refused.value.messages == {"body": [editing.NOT_BOTH]}
 
 
 def test_viewers_read_but_do_not_manage(app, signed_in):

@@ -1,7 +1,7 @@
 """The scoring model's sections as the admin forms post them, checked before a save.
 
 Each `load_*` takes one section in the shape of its form (nested dicts and lists of
-strings, see `unflatten`) and returns what it changes in the Model, or raises a
+strings, see core.forms.unflatten) and returns what it changes in the Model, or raises a
 ValidationError whose messages are keyed like the form's inputs. The `*_form`
 functions give the same shapes from a Model, so a form starts from the model in force.
 No Flask and no database here; the admin page translates the messages (marked N_).
@@ -10,17 +10,21 @@ No Flask and no database here; the admin page translates the messages (marked N_
 import re
 from collections.abc import Iterable, Mapping
 
-from marshmallow import (
-    EXCLUDE,
-    Schema,
-    ValidationError,
-    fields,
-    post_load,
-    pre_load,
-    validate,
-    validates_schema,
-)
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
+from core.forms import (
+    FormSchema,
+    Names,
+    Several,
+    choice,
+    column,
+    count,
+    field_messages,
+    number,
+    rows,
+    shown,
+    text,
+)
 from core.text import N_
 from scoring.model import (
     DEFAULT_RULES,
@@ -38,9 +42,6 @@ from scoring.model import (
     Weights,
 )
 
-REQUIRED = N_("Required.")
-NOT_A_NUMBER = N_("Not a number.")
-NOT_WHOLE = N_("Not a whole number.")
 SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 # The kinds the shipped rules score (a superset of what tag rules may count).
 RULE_KINDS = tuple(dict.fromkeys(rule.kind for rule in DEFAULT_RULES))
@@ -51,111 +52,7 @@ MATCHES = ("equals", "contains")
 REQUIREMENTS = {"required": True, "absent": False, "either": None}
 TIERS = (1, 2, 3)
 MAX_STAGES = 20
-MAX_NAMES = 50  # industries or regions in the fit criteria
-MAX_ROWS = 50  # rows of one list a form may post (stages, tier rules, filters)
-
-
-# ---- fields -----------------------------------------------------------------------------
-
-
-def _messages(**extra) -> dict:
-    return {"required": REQUIRED, "null": REQUIRED, **extra}
-
-
 MIN_HALF_LIFE_DAYS = 7
-
-
-def number(
-    error: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    above: bool = False,
-    default: float | None = None,
-    optional: bool = False,
-) -> fields.Float:
-    """A finite number in [low, high] (or above `low`); `optional`: empty is None, and
-    `default`: empty is that value."""
-    missing = {"load_default": default} if optional or default is not None else {}
-    return fields.Float(
-        required=not missing,
-        allow_none=optional,
-        validate=validate.Range(low, high, min_inclusive=not above, error=error),
-        error_messages=_messages(invalid=NOT_A_NUMBER, special=NOT_A_NUMBER),
-        **missing,
-    )
-
-
-def count(
-    error: str, *, low: int, high: int | None = None, optional: bool = False
-) -> fields.Integer:
-    """A whole number in [low, high]; `optional`: empty is None."""
-    return fields.Integer(
-        required=not optional,
-        allow_none=optional,
-        validate=validate.Range(low, high, error=error),
-        error_messages=_messages(invalid=NOT_WHOLE),
-        **({"load_default": None} if optional else {}),
-    )
-
-
-def text(error: str, *, high: int, **kwargs) -> fields.String:
-    return fields.String(
-        validate=validate.Length(1, high, error=error), error_messages=_messages(), **kwargs
-    )
-
-
-def choice(choices: Iterable, error: str, **kwargs) -> fields.String:
-    return fields.String(
-        validate=validate.OneOf(list(choices), error=error), error_messages=_messages(), **kwargs
-    )
-
-
-class Several(fields.List):
-    """A list that a form may post as one value (one ticked checkbox)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str):
-            value = [value]
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class Names(fields.Field):
-    """Names typed in one input, separated by commas, 、 or new lines; each once."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        parts = re.split(r"[,，、;；\n]", value) if isinstance(value, str) else value
-        if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
-            raise ValidationError(N_("Names separated by commas."))
-        names = list(dict.fromkeys(p.strip() for p in parts if p.strip()))
-        if len(names) > MAX_NAMES:
-            raise ValidationError(N_("At most 50 names."))
-        if any(len(name) > 50 for name in names):
-            raise ValidationError(N_("Each name at most 50 characters."))
-        return names
-
-
-def rows(schema, error: str = N_("Not a list of rows."), **kwargs) -> fields.List:
-    return fields.List(
-        fields.Nested(schema, error_messages={"type": error}),
-        error_messages=_messages(invalid=error),
-        **kwargs,
-    )
-
-
-class FormSchema(Schema):
-    """What a form posts: text, stripped; an empty input is a missing one; inputs of no
-    concern to the section (the CSRF token, the button) are ignored."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    @pre_load
-    def _blank_is_missing(self, data, **_kwargs):
-        if not isinstance(data, Mapping):
-            return data
-        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-        return {k: v for k, v in stripped.items() if v != ""}
 
 
 # ---- score rules ------------------------------------------------------------------------
@@ -169,7 +66,7 @@ class FilterSchema(FormSchema):
             r"^[A-Za-z_][A-Za-z0-9_]{0,39}$",
             error=N_("A property name such as key, topic or url."),
         ),
-        error_messages=_messages(),
+        error_messages=field_messages(),
     )
     match = choice(MATCHES, N_("Equals or contains."), load_default="equals")
     value = text(N_("At most 200 characters."), high=200)
@@ -193,9 +90,9 @@ class ScoreRuleSchema(FormSchema):
                 SLUG, error=N_("Lower-case letters, digits and _, starting with a letter.")
             ),
         ],
-        error_messages=_messages(),
+        error_messages=field_messages(),
     )
-    kind = fields.String(required=True, error_messages=_messages())
+    kind = fields.String(required=True, error_messages=field_messages())
     where = rows(FilterSchema, load_default=list)
     points = number(N_("From -1000 to 1000."), low=-1000, high=1000)
     per_minute = number(N_("From 0 to 100."), low=0, high=100, default=0.0)
@@ -216,7 +113,7 @@ class ScoreRuleSchema(FormSchema):
             errors["kind"] = [N_("Not an interaction Harpoon records.")]
         if data.get("key") in self.taken_keys:
             errors["key"] = [N_("Another rule has this key.")]
-        properties = _column(original.get("where"), "property")
+        properties = column(original.get("where"), "property")
         for index, name in enumerate(properties):
             if name and name in properties[:index]:
                 errors.setdefault("where", {})[index] = {"property": [N_("Each property once.")]}
@@ -279,8 +176,8 @@ SeniorityWeights = FormSchema.from_dict(
 
 class WeightsSchema(FormSchema):
     preset = choice(PRESETS, N_("Top-down or bottom-up."), required=True)
-    roles = fields.Nested(RoleWeights, required=True, error_messages=_messages())
-    seniorities = fields.Nested(SeniorityWeights, required=True, error_messages=_messages())
+    roles = fields.Nested(RoleWeights, required=True, error_messages=field_messages())
+    seniorities = fields.Nested(SeniorityWeights, required=True, error_messages=field_messages())
     breadth_bonus = number(N_("From 0 to 1000."), low=0, high=1000)
     recency_half_life_days = number(N_("More than 0 days."), low=0, above=True)
     # Ledger weights grow as 2^(days since 2025 / half-life): at 7 days they stay within
@@ -334,7 +231,7 @@ class MqaRuleSchema(FormSchema):
     tiers = Several(
         fields.Integer(
             validate=validate.OneOf(TIERS, error=N_("Tier 1, 2 or 3.")),
-            error_messages=_messages(invalid=N_("Tier 1, 2 or 3.")),
+            error_messages=field_messages(invalid=N_("Tier 1, 2 or 3.")),
         ),
         load_default=list,
     )
@@ -396,14 +293,14 @@ class SignalsSchema(FormSchema):
 
 class TiersSchema(FormSchema):
     tiers = rows(TierRowSchema, load_default=list)
-    fit = fields.Nested(FitSchema, required=True, error_messages=_messages())
-    signals = fields.Nested(SignalsSchema, required=True, error_messages=_messages())
+    fit = fields.Nested(FitSchema, required=True, error_messages=field_messages())
+    signals = fields.Nested(SignalsSchema, required=True, error_messages=field_messages())
 
     # On the input as given, so a duplicate shows with the other mistakes at once.
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _each_tier_once(self, _data, original, **_kwargs):
         seen, errors = set(), {}
-        for index, tier in enumerate(_column(original.get("tiers"), "tier")):
+        for index, tier in enumerate(column(original.get("tiers"), "tier")):
             if tier and tier in seen:
                 errors[index] = {"tier": [N_("This tier has a rule already.")]}
             seen.add(tier)
@@ -487,7 +384,7 @@ class StageRowSchema(FormSchema):
                 SLUG, error=N_("Lower-case letters, digits and _, starting with a letter.")
             ),
         ],
-        error_messages=_messages(),
+        error_messages=field_messages(),
     )
     name = text(N_("1 to 40 characters."), high=40, required=True)
 
@@ -515,12 +412,12 @@ class StagesSchema(FormSchema):
             2, MAX_STAGES, error=N_("From 2 to 20 stages: a funnel has a start and an end.")
         ),
     )
-    stage_rules = fields.Nested(StageRulesSchema, required=True, error_messages=_messages())
-    surge = fields.Nested(SurgeSchema, required=True, error_messages=_messages())
+    stage_rules = fields.Nested(StageRulesSchema, required=True, error_messages=field_messages())
+    surge = fields.Nested(SurgeSchema, required=True, error_messages=field_messages())
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _keys_unique_and_targets_kept(self, _data, original, **_kwargs):
-        keys = _column(original.get("stages"), "key")
+        keys = column(original.get("stages"), "key")
         errors: dict = {}
         for index, key in enumerate(keys):
             if key and key in keys[:index]:
@@ -561,86 +458,3 @@ def stages_form(model: Model) -> dict:
         },
         "surge": {"factor": shown(surge.factor), "min_points": shown(surge.min_points)},
     }
-
-
-# ---- the form's flat names ----------------------------------------------------------------
-
-
-def shown(value) -> str:
-    """A value as a form shows it: None empty, 30.0 as 30."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def unflatten(items: Iterable[tuple[str, object]]) -> dict:
-    """Dotted input names -> nested data: "tiers.0.min_fit" is data["tiers"][0]["min_fit"]."""
-    root: dict = {}
-    for name, value in items:
-        *path, last = name.split(".")
-        if any(_digits(part) and row_index(part) is None for part in path):
-            continue  # a row past any list's end: not from the page
-        node = root
-        for part in path:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[last] = value
-    return _lists(root)
-
-
-def _column(rows, key: str) -> list[str]:
-    """One input of each row as typed (stripped); rows that are not rows count as empty."""
-    if not isinstance(rows, list):
-        return []
-    return [str(row.get(key) or "").strip() if isinstance(row, Mapping) else "" for row in rows]
-
-
-def row_index(part: str) -> int | None:
-    """The row a part of an input name stands for ("3" in "stages.3.key"), or None."""
-    return int(part) if _digits(part) and int(part) < MAX_ROWS else None
-
-
-def _digits(part: str) -> bool:
-    return part.isascii() and part.isdigit()
-
-
-def _lists(node):
-    if not isinstance(node, dict):
-        return node
-    if node and all(_digits(key) for key in node):
-        size = max(int(key) for key in node) + 1
-        return [_lists(node.get(str(index), {})) for index in range(size)]
-    return {key: _lists(value) for key, value in node.items()}
-
-
-def flatten(data, prefix: str = "") -> dict:
-    """Nested data -> dotted names (lists of plain values stay lists: checkboxes)."""
-    if isinstance(data, dict):
-        items = data.items()
-    elif isinstance(data, list) and any(isinstance(item, dict) for item in data):
-        items = ((str(index), item) for index, item in enumerate(data))
-    else:
-        return {prefix: data}
-    flat = {}
-    for key, value in items:
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
-def flat_errors(messages, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages keyed by the dotted input names; a row's or a
-    section's own messages under its name."""
-    if isinstance(messages, dict):
-        flat: dict[str, list[str]] = {}
-        for key, inner in messages.items():
-            name = prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key)
-            for path, found in flat_errors(inner, name).items():
-                flat.setdefault(path, []).extend(found)
-        return flat
-    if isinstance(messages, list):
-        return {prefix: [str(message) for message in messages]}
-    return {prefix: [str(messages)]}

@@ -1,0 +1,233 @@
+"""Journey actions as a registry: each action kind is one function with the same
+signature, `(run, enrolment, contact, action) -> (outcome, detail)`, registered under its
+kinds by `@register`. The runner calls `perform`; an action whose effect leaves the
+database (`external`) is logged and committed before its call.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from core.jobs import Job
+from core.outbound import Refused, Unreachable
+from core.references import scoped_get
+from journeys.webhooks import delivery_headers, signing_secrets
+from models import Account, Channel, Contact, Enrolment, FollowRelation, Identity, IdentityKind
+from sales.group_send import create_group_send
+from sales.notify import notify_owner
+from scoring.stages import set_stage
+from wechat.clients import WeChatApiError
+
+if TYPE_CHECKING:  # the runner calls the actions; they only read it
+    from journeys.runner import Runner
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_NO_SECRET = "webhook not sent: the workspace has no webhook signing secret yet"
+WEBHOOK_REFUSED = "webhook not sent: not a public address"
+WEBHOOK_UNREACHABLE = "webhook failed: no answer from the address"
+
+Outcome = tuple[str, dict]  # ("done" | "failed", what the step log keeps)
+Execute = Callable[["Runner", Enrolment, Contact | None, dict], Outcome]
+
+
+@dataclass(frozen=True)
+class Action:
+    execute: Execute
+    external: bool = False  # its effect is outside the database: committed before the call
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def register(*kinds: str, external: bool = False) -> Callable[[Execute], Execute]:
+    """Registers the decorated function as the action of these kinds."""
+
+    def add(execute: Execute) -> Execute:
+        for kind in kinds:
+            ACTIONS[kind] = Action(execute, external)
+        return execute
+
+    return add
+
+
+def is_external(kind: str) -> bool:
+    return kind in ACTIONS and ACTIONS[kind].external
+
+
+def perform(run: "Runner", enrolment: Enrolment, contact: Contact | None, action: dict) -> Outcome:
+    """The action's outcome; a platform's refusal or a rejected request is a failed step."""
+    kind = action["kind"]
+    try:
+        if kind in ACTIONS:
+            return ACTIONS[kind].execute(run, enrolment, contact, action)
+    except WeChatApiError as exc:
+        return "failed", {"error": f"{exc.errcode} {exc.errmsg}"}
+    except ValidationError as exc:  # e.g. a group task to someone no longer a customer
+        return "failed", {"error": str(exc.messages)[:300]}
+    return "failed", {"error": f"unknown action {kind}"}
+
+
+@register("add_tag", "remove_tag")
+def change_tag(run: "Runner", enrolment, contact, action) -> Outcome:
+    """Gathered on the run and applied once per batch (`Runner.apply_tag_changes`)."""
+    tag = run.book.by_id(action["tag_id"])
+    contacts = run.members(enrolment, contact)
+    if tag is None or not contacts:
+        return "failed", {"error": "no such tag" if tag is None else "no contact"}
+    run.tag_changes.setdefault((action["kind"], tag.id), set()).update(contacts)
+    return "done", {"tag_id": tag.id}
+
+
+@register("set_stage")
+def move_stage(run: "Runner", enrolment, contact, action) -> Outcome:
+    subject = (
+        scoped_get(run.session, Account, enrolment.account_id, run.workspace_id)
+        if enrolment.contact_id is None
+        else contact
+    )
+    if subject is None:
+        return "failed", {"error": "no subject"}
+    set_stage(run.session, subject, action["stage"], f"journey {enrolment.journey_id}")
+    return "done", {"stage": action["stage"]}
+
+
+@register("notify_owner", "wecom_message")
+def notify_account_owner(run: "Runner", enrolment, contact, action) -> Outcome:
+    account_id = enrolment.account_id or (contact.account_id if contact else None)
+    account = scoped_get(run.session, Account, account_id, run.workspace_id)
+    if account is None or account.owner_id is None:
+        return "failed", {"error": "no owner"}
+    who = (contact.name or f"#{contact.id}") if contact else account.name
+    text = action["text"] if action["kind"] == "notify_owner" else f"请联系 {who}：{action['text']}"
+    sent = notify_owner(
+        run.session,
+        account,
+        kind="journey",
+        text=f"{who} · {text}",
+        dedupe_key=f"journey:{enrolment.id}:{enrolment.visit}",
+        followups=run.result.followups,
+    )
+    return ("done" if sent else "failed"), {"notified": sent}
+
+
+@register("cs_message", "template_message", external=True)
+def oa_message(run: "Runner", enrolment, contact, action) -> Outcome:
+    if contact is None:
+        return "failed", {"error": "no contact"}
+    identity = run.session.scalar(
+        select(Identity)
+        .where(
+            Identity.workspace_id == run.workspace_id,
+            Identity.contact_id == contact.id,
+            Identity.kind == IdentityKind.OPENID,
+            Identity.following.isnot(False),
+        )
+        .order_by(Identity.id)
+    )
+    channel = (
+        scoped_get(run.session, Channel, identity.channel_id, run.workspace_id)
+        if identity is not None
+        else None
+    )
+    if channel is None:
+        return "failed", {"error": "not a follower"}
+    client = run.platform.oa_client(channel)
+    if action["kind"] == "cs_message":
+        client.post(
+            "message/custom/send",
+            data={
+                "touser": identity.value,
+                "msgtype": "text",
+                "text": {"content": action["text"]},
+            },
+        )
+        return "done", {"openid": identity.value}
+    answer = client.post(
+        "message/template/send",
+        data={
+            "touser": identity.value,
+            "template_id": action["template_id"],
+            "url": action.get("url", ""),
+            "data": {k: {"value": v} for k, v in action["data"].items()},
+        },
+    )
+    return "done", {"openid": identity.value, "msgid": answer.get("msgid")}
+
+
+@register("wecom_group_task")
+def group_task(run: "Runner", enrolment, contact, action) -> Outcome:
+    relation = run.session.scalar(
+        select(FollowRelation)
+        .where(
+            FollowRelation.contact_id == (contact.id if contact else -1),
+            FollowRelation.removed_at.is_(None),
+        )
+        .order_by(FollowRelation.id)
+    )
+    if relation is None:
+        return "failed", {"error": "not a WeCom customer"}
+    new = create_group_send(
+        run.session,
+        enrolment.workspace_id,
+        relation.channel_id,
+        relation.staff_userid,
+        action["text"],
+        [relation.external_userid],
+        None,
+    )
+    run.result.followups.add(Job.SEND_GROUP_SEND, new.group_send.id)
+    return "done", {"group_send_id": new.group_send.id, "staff": relation.staff_userid}
+
+
+@register("webhook", external=True)
+def webhook(run: "Runner", enrolment, contact, action) -> Outcome:
+    """POSTed with the workspace's signing secret; a refused or unreachable address
+    is logged for the operator and shown in the step log without its details, so
+    the step log cannot map what answers where."""
+    signing = signing_secrets(run.session, enrolment.workspace_id, run.now())
+    if not signing:
+        return "failed", {"error": WEBHOOK_NO_SECRET}
+    delivery_id = f"{enrolment.id}-{enrolment.visit}"
+    body = json.dumps(
+        {
+            "delivery_id": delivery_id,  # signed, unlike its header: what receivers dedupe on
+            "workspace_id": enrolment.workspace_id,
+            "journey_id": enrolment.journey_id,
+            "version": enrolment.version,
+            "node_id": enrolment.node_id,
+            "enrolment_id": enrolment.id,
+            "contact_id": contact.id if contact else None,
+            "account_id": enrolment.account_id,
+        },
+        ensure_ascii=False,
+    ).encode()
+    headers = delivery_headers(signing, enrolment.workspace_id, delivery_id, body)
+    try:
+        answer = run.platform.outbound.post(action["url"], body, headers)
+    except Refused as exc:
+        log.warning(
+            "webhook refused: workspace %s journey %s enrolment %s: %s",
+            enrolment.workspace_id,
+            enrolment.journey_id,
+            enrolment.id,
+            exc,
+        )
+        return "failed", {"error": WEBHOOK_REFUSED}
+    except Unreachable as exc:
+        log.warning(
+            "webhook unreachable: workspace %s journey %s enrolment %s: %s",
+            enrolment.workspace_id,
+            enrolment.journey_id,
+            enrolment.id,
+            exc,
+        )
+        return "failed", {"error": WEBHOOK_UNREACHABLE}
+    if not 200 <= answer.status < 300:  # a redirect too: it is not followed
+        return "failed", {"error": f"webhook answered {answer.status}"}
+    return "done", {"status": answer.status, "delivery": delivery_id}
