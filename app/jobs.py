@@ -81,7 +81,7 @@ def drain_inbox(workspace_id: int) -> dict:
     )
 
 
-def _after_batch_commit(jobs: set[tuple[str, int]]) -> None:
+def _after_batch_commit(jobs: set[tuple[Job, int]]) -> None:
     """A drained batch's follow-up jobs are queued, but the journey steps it made due run
     right here, between batches: a drain kept busy by steady traffic would hold a queued
     job back for as long as it runs."""

@@ -193,8 +193,8 @@ class JobQueue:
     def _followup_flag(self, name: str, channel_id: int) -> str:
         return f"{self.settings.queue_prefix}:requested:{name}:{channel_id}"
 
-    def enqueue_followups(self, jobs: set[tuple[str, int]]) -> None:
-        """The per-channel jobs a drain or an admin action asked for (crm.tags.Followups).
+    def enqueue_followups(self, jobs: set[tuple[Job, int]]) -> None:
+        """The per-channel jobs a drain or an admin action asked for (core.jobs.Followups).
 
         Like drains: a flag set with NX makes a burst of asks one job, and the job clears
         it when it starts, so an ask made while it runs queues the next run (a unique job

@@ -26,7 +26,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.jobs import Followups
+from core.jobs import Followups, Job
 from crm.accounts import tag_account_industry
 from crm.companies import normalize_company
 from crm.tags import TagBook
@@ -460,7 +460,7 @@ class ImportResult:
     updated: int = 0
     error_count: int = 0
     errors: list[dict] = field(default_factory=list)  # the first MAX_ERRORS_KEPT
-    followup_jobs: set[tuple[str, int]] = field(default_factory=set)
+    followup_jobs: set[tuple[Job, int]] = field(default_factory=set)
 
 
 def error_count(account_import: AccountImport) -> int:
@@ -477,8 +477,8 @@ def run_import(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     default_owner_id: int | None = None,
+    refresh_accounts: AccountsHook,
     chunk_size: int = CHUNK_SIZE,
-    refresh_accounts: AccountsHook | None = None,
 ) -> ImportResult:
     """Import the stored file, committing after each chunk so its progress shows.
 
@@ -521,7 +521,7 @@ def _run(
     on_progress: Callable[[int, int], None] | None,
     default_owner_id: int | None,
     chunk_size: int,
-    refresh_accounts: AccountsHook | None,
+    refresh_accounts: AccountsHook,
 ) -> ImportResult:
     account_import.status = ImportStatus.RUNNING
     account_import.total_rows = account_import.processed_rows = 0
@@ -580,7 +580,7 @@ def _finish(account_import: AccountImport, status: str, errors: list[dict]) -> N
     account_import.finished_at = utcnow()
 
 
-def _result(account_import: AccountImport, followup_jobs: set[tuple[str, int]]) -> ImportResult:
+def _result(account_import: AccountImport, followup_jobs: set[tuple[Job, int]]) -> ImportResult:
     return ImportResult(
         status=account_import.status,
         total_rows=account_import.total_rows,

@@ -81,7 +81,7 @@ class TagRule(Base):
     name: Mapped[str] = mapped_column(String(100))
     # The tag it applies; PROFILE rules set title and company instead.
     tag_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"))
-    # Kind-specific settings, validated by crm.rules.RULE_SCHEMAS.
+    # Kind-specific settings, validated by crm.rule_config.RULE_SCHEMAS.
     config: Mapped[dict] = mapped_column(JSONDoc, default=dict)
     # A passive reply sent inside the callback (KEYWORD and MENU rules).
     reply: Mapped[str | None] = mapped_column(Text)

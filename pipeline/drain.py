@@ -16,6 +16,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from core.jobs import Job
 from crm import touchpoints
 from crm.accounts import AccountMoves
 from crm.contacts import TitleTags
@@ -69,7 +70,7 @@ def drain(
     batch_size: int = 200,
     policy: RetryPolicy | None = None,
     max_seconds: float = 60.0,
-    after_commit: Callable[[set[tuple[str, int]]], None] | None = None,
+    after_commit: Callable[[set[tuple[Job, int]]], None] | None = None,
     optimistic: bool = True,
 ) -> DrainResult:
     """Process due events of one workspace until none is left or time is up.
@@ -133,7 +134,7 @@ def _process_batch(
     policy: RetryPolicy,
     result: DrainResult,
     optimistic: bool = True,
-) -> tuple[int, set[tuple[str, int]]]:
+) -> tuple[int, set[tuple[Job, int]]]:
     now = utcnow()
     rows = _claim(session, workspace_id, batch_size, now)
     if not rows:
@@ -273,7 +274,7 @@ def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
 
 def _journeys(session: Session, batch: Batch, event_ids: list[int]) -> None:
     """Goals, awaited events, jumps and new enrolments for what the batch recorded; the
-    steps they make due run in a `run_journeys` job right after the commit."""
+    steps they make due are walked right after the commit (the caller's `after_commit`)."""
     try:
         with session.begin_nested():
             touches = touches_of_events(session, event_ids)
@@ -364,7 +365,7 @@ def drain_workspace(
     *,
     policy: RetryPolicy,
     batch_size: int,
-    after_commit: Callable[[set[tuple[str, int]]], None],
+    after_commit: Callable[[set[tuple[Job, int]]], None],
 ) -> dict:
     """Process every due inbound event of one workspace: the drain job's loop.
 

@@ -29,7 +29,7 @@ from models import (
 @dataclass
 class Sweep:
     workspaces: list[int]  # with events a drain should have taken by now
-    followups: set[tuple[str, int]]  # follow-up jobs whose work is still waiting
+    followups: set[tuple[Job, int]]  # follow-up jobs whose work is still waiting
     settled: int  # late records of merged contacts moved to their survivor
 
 
@@ -62,7 +62,7 @@ def workspaces_due(session: Session, grace_seconds: int) -> list[int]:
     return list(session.scalars(stmt))
 
 
-def followups_due(session: Session, grace_seconds: int) -> set[tuple[str, int]]:
+def followups_due(session: Session, grace_seconds: int) -> set[tuple[Job, int]]:
     """Enrichment and tag sync left behind (a job failed, Redis was down): for the sweeper."""
     now = utcnow()
     stale = now - timedelta(seconds=grace_seconds)

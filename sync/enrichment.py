@@ -139,8 +139,9 @@ def enrich_external_contacts(
     channel: Channel,
     client,
     followups: Followups,
+    *,
+    on_customer: CustomerHook,
     max_contacts: int = 50,
-    on_customer: CustomerHook | None = None,
 ) -> EnrichResult:
     """externalcontact/get for the channel's customers added or edited since last time;
     `on_customer(session, channel, contact, external_userid, followups)` runs for each one
@@ -231,8 +232,7 @@ def enrich_external_contacts(
                     followups=followups,
                 )
         _reconcile_wecom_tags(session, book, contact.id, follows, corp_tags, followups)
-        if on_customer is not None:
-            on_customer(session, channel, contact, identity.value, followups)
+        on_customer(session, channel, contact, identity.value, followups)
         result.looked_up += 1
         session.commit()
     return result

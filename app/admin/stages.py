@@ -1,6 +1,7 @@
 """Stages by hand, and the scoring an account or contact page shows beside them: the Move
 stage form (sales log meetings, opportunities and wins with it), the stage history and the
-points ledger. The routes are the account's and the contact's (accounts.py, contacts.py)."""
+points ledger. The routes are the account's and the contact's (accounts/views.py,
+contacts/views.py)."""
 
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user

@@ -355,7 +355,7 @@ def test_an_internal_error_marks_the_import_failed_and_propagates(app, monkeypat
     monkeypatch.setattr(imports, "upsert_accounts", broken)
     import_id = stored(app, "icp.csv", csv_bytes("name\nA\n"))
     with harpoon_of(app).db.session() as session, pytest.raises(RuntimeError):
-        run_import(session, import_id)
+        run_import(session, import_id, refresh_accounts=refresh_accounts)
     failed = the_import(app, import_id)
     assert failed.status == "failed"
     assert "internal error after 0 rows" in failed.errors[-1]["reason"]
