@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from crm.rule_config import DEFAULT_PROFILE_PATTERN
 from models import RuleKind, TagRule, Workspace
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_channel, make_user
 from tests.helpers import OA_CREDS, harpoon_of, post_oa, run_jobs
 from wechat import simulate

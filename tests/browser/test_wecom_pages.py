@@ -18,7 +18,7 @@ from models import (
     Workspace,
     utcnow,
 )
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_channel, make_user
 from tests.helpers import WECOM_CREDS, harpoon_of
 

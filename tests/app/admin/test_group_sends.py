@@ -23,7 +23,7 @@ from models import (
     utcnow,
 )
 from sales.group_send import MONTHLY_LIMIT, NOT_SENT, SENT, GroupSendStatus
-from tests.app.admin.conftest import csrf_token, field_errors, in_english
+from tests.app.admin.helpers import csrf_token, field_errors, in_english
 from tests.factories import add_group_send
 from tests.helpers import all_of, harpoon_of
 

@@ -27,7 +27,7 @@ from models import (
 from scoring import preview as scoring_preview
 from scoring.engine import Scorer, load_model, save_model
 from scoring.model import PRESETS, Model, MqaRule, Stage, TierRule
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.factories import committee_accounts, workspace_id
 from tests.helpers import all_of, harpoon_of, run_jobs
 

@@ -19,7 +19,7 @@ from models import (
     TitleSynonym,
     utcnow,
 )
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.factories import add_contact, add_rule, add_tag, make_channel, workspace_id
 from tests.helpers import OA_CREDS, WECOM_CREDS, all_of, audit_actions, harpoon_of
 
