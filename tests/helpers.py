@@ -15,6 +15,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from app.extensions import harpoon
+from app.jobs import JOBS
+from core.jobs import Job
 from crm.channels import workspace_named
 from journeys import reactions
 from journeys.reactions import Touch
@@ -95,6 +97,13 @@ def harpoon_of(app):
 
 def session_of(app):
     return harpoon_of(app).db.session()
+
+
+def queued_jobs(app, lane="default") -> list[tuple[Job, tuple]]:
+    """The jobs waiting on the `default` or `high` queue as (name, arguments); a job whose
+    function is not the one the registry holds under a name fails the lookup."""
+    names = {function: name for name, function in JOBS.items()}
+    return [(names[job.func], job.args) for job in getattr(harpoon_of(app).queue, lane).jobs]
 
 
 def run_jobs(app):
