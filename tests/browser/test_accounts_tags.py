@@ -1,4 +1,4 @@
-"""Step 4's pages in a real browser: an account's buying committee filled by what
+"""The account and tag pages in a real browser: an account's buying committee filled by what
 followers said, tagging a contact by hand, and the Tags page's rules."""
 
 import re

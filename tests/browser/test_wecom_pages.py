@@ -1,4 +1,4 @@
-"""Step 5's pages in a real browser: 联系我 codes with their adds chart, staff and their
+"""The WeCom selling pages in a real browser: 联系我 codes with their adds chart, staff and their
 customers, a contact's WeCom relations, sales alerts and the inbox's missed welcomes."""
 
 import re
