@@ -4,7 +4,6 @@ tests share besides is in tests/helpers.py; a test module imports from those, ne
 another test module (tests/test_layout.py checks)."""
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,19 +15,26 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from app import create_app
 from config import ENVIRONMENT_VARIABLES, ROOT
 from handlers.registry import HANDLERS
-from models import Base, migrate
+from models import migrate
 from tests.factories import make_channel, make_oa, make_people
-from tests.helpers import WECOM_CREDS, harpoon_of
+from tests.helpers import (
+    ENCRYPTION_KEY,
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    WECOM_CREDS,
+    empty_tables,
+    free_port,
+    harpoon_of,
+    settings_for,
+)
 from tests.oa_platform import connect_oa
 from tests.webhook_receiver import Receiver
 from tests.wechat.sandbox_server import SandboxServer
@@ -48,13 +54,6 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harpoon"))
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
-ENCRYPTION_KEY = Fernet.generate_key().decode()
-
-
-BROWSER_TESTS = Path(__file__).parent / "browser"
-
 
 def pytest_configure(config):
     config.addinivalue_line(
@@ -66,8 +65,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
+    browser_tests = Path(__file__).parent / "browser"
     for item in items:
-        if BROWSER_TESTS in item.path.parents:
+        if browser_tests in item.path.parents:
             item.add_marker(pytest.mark.browser)
 
 
@@ -93,18 +93,6 @@ def database_url(tmp_path_factory):
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def settings_for(database_url, tmp_path, **overrides):
-    return {
-        "database_url": database_url,
-        "redis_url": TEST_REDIS_URL,
-        "instance_dir": tmp_path / "instance",
-        "encryption_keys": (ENCRYPTION_KEY,),
-        "secret_key": "test-secret-key",
-        "sweep_grace_seconds": 0,
-        **overrides,
-    }
-
-
 @pytest.fixture
 def make_app(database_url, tmp_path):
     """Build an app on the test database; tables and queues are emptied after the test."""
@@ -118,21 +106,11 @@ def make_app(database_url, tmp_path):
 
     yield build
     if apps:
-        _empty_tables(harpoon_of(apps[0]).db)
+        empty_tables(harpoon_of(apps[0]).db)
     if TEST_REDIS_URL:
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     for app in apps:
         harpoon_of(app).db.dispose()
-
-
-def _empty_tables(db):
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture(scope="module")
@@ -195,12 +173,6 @@ def failing_clicks(monkeypatch):
         raise LookupError(f"click of {ctx.event.subject} failed in its handler")
 
     monkeypatch.setitem(HANDLERS, "wechat.menu_click", fail)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -929,3 +929,26 @@ def add_followers(platform, count, *, app_id=OA_CREDS.app_id):
     tenant = platform.state.tenant(app_id)
     for n in range(count):
         sandbox_oa.follow(platform.state, tenant, f"o_{n:04d}")
+
+
+def add_customer(sandbox_state, corp, external_userid, userid="alice", **kwargs):
+    """A customer adds the staff member `userid` in WeCom (named after their id)."""
+    kwargs.setdefault("name", external_userid.upper())
+    return wecom.add_external_contact(
+        sandbox_state, corp, userid=userid, external_userid=external_userid, **kwargs
+    )
+
+
+def add_corp_tags(api, token, tags, **group):
+    """Corp tags of these names, added through the WeCom API; its answer."""
+    payload = {**group, "tag": [{"name": name} for name in tags]}
+    return api.post(
+        "/wecom/cgi-bin/externalcontact/add_corp_tag",
+        query_string={"access_token": token},
+        json=payload,
+    ).json
+
+
+def add_template(wx, short_id="TM00015"):
+    """A template from the library, added through the OA API; its answer."""
+    return wx.post("template/api_add_template", {"template_id_short": short_id})

@@ -1,23 +1,74 @@
-"""What the tests share besides fixtures and rows: the test channels' credentials, the
-app's services, callbacks signed as WeChat signs them, the queue run for real, and queries.
+"""What the tests share besides fixtures and rows: the database and queue the suite runs
+on, the test channels' credentials, the app's services, callbacks signed as WeChat signs
+them, the queue run for real, and queries.
 
 Rows are built by tests/factories.py; fixtures live in the conftest files. This module
 imports neither, so both may import it."""
 
 import json
+import os
 import re
+import socket
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from cryptography.fernet import Fernet
+from sqlalchemy import select, text
 
 from app.extensions import harpoon
+from app.jobs import JOBS
+from core.jobs import Job
 from crm.channels import workspace_named
 from journeys import reactions
 from journeys.reactions import Touch
-from models import AuditLog, Contact, ContactTag, Form, Identity, InboundEvent, Interaction, Tag
+from models import (
+    AuditLog,
+    Base,
+    Contact,
+    ContactTag,
+    Form,
+    Identity,
+    InboundEvent,
+    Interaction,
+    Tag,
+)
 from outreach.content import create_link
 from wechat import simulate
 from wechat.simulate import Credentials
+
+# ---- the test database and queue -----------------------------------------------------------
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+def settings_for(database_url, tmp_path, **overrides):
+    return {
+        "database_url": database_url,
+        "redis_url": TEST_REDIS_URL,
+        "instance_dir": tmp_path / "instance",
+        "encryption_keys": (ENCRYPTION_KEY,),
+        "secret_key": "test-secret-key",
+        "sweep_grace_seconds": 0,
+        **overrides,
+    }
+
+
+def empty_tables(db):
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 # ---- the test channels ---------------------------------------------------------------------
 
@@ -46,6 +97,13 @@ def harpoon_of(app):
 
 def session_of(app):
     return harpoon_of(app).db.session()
+
+
+def queued_jobs(app, lane="default") -> list[tuple[Job, tuple]]:
+    """The jobs waiting on the `default` or `high` queue as (name, arguments); a job whose
+    function is not the one the registry holds under a name fails the lookup."""
+    names = {function: name for name, function in JOBS.items()}
+    return [(names[job.func], job.args) for job in getattr(harpoon_of(app).queue, lane).jobs]
 
 
 def run_jobs(app):

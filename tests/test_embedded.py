@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from config import ENVIRONMENT_VARIABLES
-from tests.conftest import free_port
+from tests.helpers import free_port
 from wechat import simulate
 
 ROOT = Path(__file__).resolve().parent.parent

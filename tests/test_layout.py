@@ -1,7 +1,8 @@
-"""The suite's own layout: a test module imports fixtures, builders and helpers from the
-modules that hold them (conftest files, tests/factories.py, tests/helpers.py and the
-platform helpers), never from another test module; rows are built by tests/factories.py;
-the sandbox platform is started by one fixture."""
+"""The suite's own layout: conftest files hold fixtures, which pytest hands to the tests;
+builders and helpers are imported from the modules that hold them (tests/factories.py,
+the helpers modules and the platform helpers), never from a conftest or another test
+module; rows are built by tests/factories.py; the sandbox platform is started by one
+fixture."""
 
 import ast
 from pathlib import Path
@@ -23,9 +24,10 @@ def where(path: Path, node: ast.AST) -> str:
 def imported_modules(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
-    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-        # `from tests.x import test_y` names a module too
-        return [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        # `from tests.x import test_y` names a module too; a relative import keeps its dots
+        module = "." * node.level + (node.module or "")
+        return [module] + [f"{module.rstrip('.')}.{alias.name}" for alias in node.names]
     return []
 
 
@@ -40,6 +42,20 @@ def test_no_module_imports_from_a_test_module():
     assert not found, (
         "move what is shared to a conftest, tests/factories.py or tests/helpers.py:\n"
         + "\n".join(found)
+    )
+
+
+def test_no_module_imports_from_a_conftest():
+    found = [
+        f"{where(path, node)} imports {name}"
+        for path, tree in modules()
+        for node in ast.walk(tree)
+        for name in imported_modules(node)
+        if "conftest" in name.lstrip(".").split(".")
+    ]
+    assert not found, (
+        "a conftest holds fixtures only; import helpers from tests/helpers.py or a "
+        "helpers module beside the conftest, builders from tests/factories.py:\n" + "\n".join(found)
     )
 
 

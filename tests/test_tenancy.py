@@ -80,7 +80,7 @@ from outreach.segments import Segment, contacts_query, count
 from sales import contact_ways
 from sales.group_send import create_group_send
 from sync.tag_sync import ensure_remote_tags
-from tests.app.admin.conftest import csrf_token, in_english, sign_in
+from tests.app.admin.helpers import csrf_token, in_english, sign_in
 from tests.factories import PASSWORD, make_channel
 from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, session_of
 from tests.oa_platform import client_of, follow, received, settle, tenant

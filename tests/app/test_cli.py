@@ -1,7 +1,7 @@
 import pytest
 
 from tests.factories import make_channel
-from tests.helpers import OA_CREDS, harpoon_of, inbox, post_oa, run_jobs
+from tests.helpers import OA_CREDS, TEST_REDIS_URL, harpoon_of, inbox, post_oa, run_jobs
 from wechat import simulate
 
 
@@ -110,8 +110,6 @@ def test_cron_jobs_are_registered_jobs(app):
 
 
 def test_worker_command_drains_with_real_redis(app, runner):
-    from tests.conftest import TEST_REDIS_URL
-
     if not TEST_REDIS_URL:
         pytest.skip("`flask worker` needs REDIS_URL; this run uses the embedded queue")
     channel_id = make_channel(app, "oa", OA_CREDS)

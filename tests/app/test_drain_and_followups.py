@@ -4,9 +4,10 @@ asked for many times run once, and an ask made while one runs queues the next.""
 import pytest
 from sqlalchemy import text
 
+from core.jobs import Job
 from pipeline.drain import DRAIN_LOCK_SPACE
 from tests.factories import make_channel
-from tests.helpers import OA_CREDS, harpoon_of, inbox, post_oa, run_jobs
+from tests.helpers import OA_CREDS, harpoon_of, inbox, post_oa, queued_jobs, run_jobs
 from wechat import simulate
 
 
@@ -14,11 +15,11 @@ def test_a_burst_of_followup_asks_is_one_job_and_an_ask_while_it_runs_is_kept(ap
     queue = harpoon_of(app).queue
     for _ in range(3):
         queue.enqueue_followups({("sync_tags", 7), ("send_welcomes", 7)})
-    assert [job.func_name for job in queue.default.jobs] == ["app.jobs.sync_tags"]
-    assert [job.func_name for job in queue.high.jobs] == ["app.jobs.send_welcomes"]
+    assert [name for name, _args in queued_jobs(app)] == [Job.SYNC_TAGS]
+    assert [name for name, _args in queued_jobs(app, "high")] == [Job.SEND_WELCOMES]
     queue.followup_started("sync_tags", 7)  # the job began: the next ask queues another run
     queue.enqueue_followups({("sync_tags", 7)})
-    assert [job.func_name for job in queue.default.jobs] == ["app.jobs.sync_tags"] * 2
+    assert [name for name, _args in queued_jobs(app)] == [Job.SYNC_TAGS] * 2
 
 
 def test_a_drain_that_finds_another_running_leaves_the_request_to_it(app):

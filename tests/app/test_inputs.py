@@ -17,7 +17,7 @@ from app.public import MAX_POST_BYTES
 from crm.api_keys import create_api_key
 from crm.channels import workspace_named
 from models import FormSubmission, InboundEvent, PageView, SavedSegment
-from tests.app.admin.conftest import csrf_token, sign_in
+from tests.app.admin.helpers import csrf_token, sign_in
 from tests.factories import make_channel, make_user
 from tests.helpers import OA_CREDS, harpoon_of, open_form_outside_wechat
 from wechat import simulate

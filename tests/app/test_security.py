@@ -7,7 +7,7 @@ from app.security import PAGE_POLICY, READER_POLICY, RESOURCE_POLICY, policy_hea
 from crm.channels import workspace_named
 from models import Content, ContentKind
 from outreach.content import create_link
-from tests.app.admin.conftest import sign_in
+from tests.app.admin.helpers import sign_in
 from tests.factories import make_user
 from tests.helpers import harpoon_of, post_oa
 from wechat import simulate

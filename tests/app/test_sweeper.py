@@ -1,6 +1,7 @@
 """Nothing is lost when Redis is down at callback time: the sweeper picks it up."""
 
-from tests.helpers import harpoon_of, inbox, interactions, post_oa, run_jobs
+from core.jobs import Job
+from tests.helpers import harpoon_of, inbox, interactions, post_oa, queued_jobs, run_jobs
 from wechat import simulate
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
@@ -46,17 +47,17 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
     queue = harpoon_of(app).queue
     last_run: dict[str, float] = {}
     queue._enqueue_periodic(last_run)
-    assert sorted(job.func_name for job in queue.default.jobs) == [
-        "app.jobs.refresh_group_send_results",
-        "app.jobs.refresh_scores",
-        "app.jobs.run_due_journeys",
-        "app.jobs.send_due_pushes",
-        "app.jobs.sweep_inbox",
-        "app.jobs.tag_inactive_contacts",
+    assert sorted(name for name, _args in queued_jobs(app)) == [
+        Job.REFRESH_GROUP_SEND_RESULTS,
+        Job.REFRESH_SCORES,
+        Job.RUN_DUE_JOURNEYS,
+        Job.SEND_DUE_PUSHES,
+        Job.SWEEP_INBOX,
+        Job.TAG_INACTIVE_CONTACTS,
     ]
     queue.default.empty()
     queue._enqueue_periodic(last_run)  # the next tick: no interval has passed yet
     assert queue.default.jobs == []
     last_run["sweep_inbox"] -= harpoon_of(app).settings.sweep_interval_seconds
     queue._enqueue_periodic(last_run)
-    assert [job.func_name for job in queue.default.jobs] == ["app.jobs.sweep_inbox"]
+    assert [name for name, _args in queued_jobs(app)] == [Job.SWEEP_INBOX]

@@ -1,4 +1,4 @@
-"""Step 4's pages in a real browser: an account's buying committee filled by what
+"""The account and tag pages in a real browser: an account's buying committee filled by what
 followers said, tagging a contact by hand, and the Tags page's rules."""
 
 import re
@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from crm.rule_config import DEFAULT_PROFILE_PATTERN
 from models import RuleKind, TagRule, Workspace
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_channel, make_user
 from tests.helpers import OA_CREDS, harpoon_of, post_oa, run_jobs
 from wechat import simulate

@@ -3,7 +3,7 @@ language switch, a page refused to a role. Screenshots for a person to look at."
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_channel, make_user
 from tests.helpers import OA_CREDS, post_oa, run_jobs
 from wechat import simulate

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from models import Content, TrackedLink
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import (
     make_account,
     make_contact,

@@ -62,7 +62,7 @@ from models import (
 )
 from outreach import menus
 from scoring.engine import load_model
-from tests.browser.conftest import screenshot
+from tests.browser.helpers import screenshot
 from tests.helpers import harpoon_of, run_jobs
 from wechat import simulate
 from wechat.clients import WeChatClients

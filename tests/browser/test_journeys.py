@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from models import Contact
-from tests.browser.conftest import SCREENSHOTS, screenshot, sign_in
+from tests.browser.helpers import SCREENSHOTS, screenshot, sign_in
 from tests.factories import LIVE_THEN_WECOM, enrol, log_step, make_journey, make_user, workspace_id
 from tests.helpers import harpoon_of
 

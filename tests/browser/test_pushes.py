@@ -4,7 +4,7 @@ sent to a segment through the sandbox, and the report draws its delivery funnel.
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_user, tag_segment
 from tests.oa_platform import follow, received, settle
 

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from models import QrCode, utcnow
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_user, tag_ids, touches
 from tests.helpers import all_of
 from tests.oa_platform import connect_oa

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from crm.channels import workspace_named
 from scoring.engine import load_model
 from scoring.model import DEFAULT_RULES, PRESETS
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import committee_accounts, make_user
 from tests.helpers import harpoon_of
 

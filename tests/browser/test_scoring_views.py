@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from crm.channels import workspace_named
 from models import Account, Contact, Interaction, utcnow
 from scoring.engine import Scorer
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_user
 from tests.helpers import harpoon_of
 

@@ -6,7 +6,7 @@ import re
 from playwright.sync_api import expect
 
 from models import SavedSegment
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_people, make_user
 from tests.helpers import all_of
 

@@ -1,4 +1,4 @@
-from tests.browser.conftest import screenshot
+from tests.browser.helpers import screenshot
 from tests.factories import PASSWORD, make_user
 
 

@@ -1,4 +1,4 @@
-"""Step 5's pages in a real browser: 联系我 codes with their adds chart, staff and their
+"""The WeCom selling pages in a real browser: 联系我 codes with their adds chart, staff and their
 customers, a contact's WeCom relations, sales alerts and the inbox's missed welcomes."""
 
 import re
@@ -18,7 +18,7 @@ from models import (
     Workspace,
     utcnow,
 )
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.factories import make_channel, make_user
 from tests.helpers import WECOM_CREDS, harpoon_of
 

@@ -1,5 +1,5 @@
-"""Step 4 end to end against the sandbox: callbacks -> drain -> enrichment, merges,
-accounts, rules and tags -> sync back to WeChat and WeCom."""
+"""Contacts, identities and tags end to end against the sandbox: callbacks -> drain ->
+enrichment, merges, accounts, rules and tags -> sync back to WeChat and WeCom."""
 
 from datetime import timedelta
 

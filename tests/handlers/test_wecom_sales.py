@@ -1,5 +1,5 @@
-"""Step 5 against the sandbox: adds through 联系我 codes, welcome messages in the 20 s
-window, relations ended by either side, and notifications to the salesperson."""
+"""Selling through WeCom against the sandbox: adds through 联系我 codes, welcome messages
+in the 20 s window, relations ended by either side, and notifications to the salesperson."""
 
 from datetime import timedelta
 

@@ -27,7 +27,7 @@ from models import (
     utcnow,
 )
 from scoring.engine import Scorer
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.factories import make_account, make_contact, make_user
 from tests.helpers import harpoon_of, load
 

@@ -3,7 +3,7 @@ brought, over a window; one list or either kind alone."""
 
 import re
 
-from tests.app.admin.conftest import in_english
+from tests.app.admin.helpers import in_english
 from tests.factories import (
     make_account,
     make_contact,

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from crm.api_keys import key_for
 from models import ApiKey, AuditLog
-from tests.app.admin.conftest import csrf_token, field_errors, in_english, post_form
+from tests.app.admin.helpers import csrf_token, field_errors, in_english, post_form
 from tests.helpers import all_of, session_of
 
 

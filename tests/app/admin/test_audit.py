@@ -4,7 +4,7 @@ import re
 
 from crm.channels import workspace_named
 from models import AuditLog
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.helpers import harpoon_of, post_oa, run_jobs
 from wechat import simulate
 

@@ -1,6 +1,6 @@
 """Sign-in, roles, CSRF, rate limiting, language, vendor assets."""
 
-from tests.app.admin.conftest import csrf_token, sign_in
+from tests.app.admin.helpers import csrf_token, sign_in
 from tests.factories import PASSWORD, make_user
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from models import AuditLog, Channel
-from tests.app.admin.conftest import csrf_token, field_errors, in_english, post_form
+from tests.app.admin.helpers import csrf_token, field_errors, in_english, post_form
 from tests.factories import make_channel
 from tests.helpers import OA_CREDS, WECOM_CREDS, all_of, post_oa
 from wechat import simulate

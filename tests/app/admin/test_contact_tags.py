@@ -6,14 +6,14 @@ from sqlalchemy import select
 
 from crm.tags import TagBook, apply_tags, contact_tags
 from models import AccountSource, AuditLog, Contact, Tag, TagGroup, TagSource
-from tests.app.admin.conftest import (
+from tests.app.admin.helpers import (
     contact_ids,
     in_english,
 )
-from tests.app.admin.conftest import (
+from tests.app.admin.helpers import (
     contact_row as row_of,
 )
-from tests.app.admin.conftest import (
+from tests.app.admin.helpers import (
     post_with_token as post,
 )
 from tests.factories import make_account, make_contact

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select, update
 
 from models import Account, AuditLog, Contact, StageChange
-from tests.app.admin.conftest import contact_ids, csrf_token, in_english
-from tests.app.admin.conftest import contact_row as row_of
+from tests.app.admin.helpers import contact_ids, csrf_token, in_english
+from tests.app.admin.helpers import contact_row as row_of
 from tests.factories import add_contacts, make_channel
 from tests.helpers import (
     OA_CREDS,

@@ -19,7 +19,7 @@ from models import (
     TrackedLink,
 )
 from outreach.library import editing
-from tests.app.admin.conftest import (
+from tests.app.admin.helpers import (
     csrf_token,
     field_errors,
     in_english,

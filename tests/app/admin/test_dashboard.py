@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from crm.channels import workspace_named
 from models import Account, AccountSnapshot, Contact
-from tests.app.admin.conftest import in_english
+from tests.app.admin.helpers import in_english
 from tests.factories import make_channel
 from tests.helpers import OA_CREDS, harpoon_of, post_oa, run_jobs
 from wechat import simulate

@@ -5,7 +5,7 @@ submissions (contact, what they stated, consent, follow-up, sharer), permissions
 import pytest
 
 from models import AuditLog, Form, FormSubmission, TrackedLink, utcnow
-from tests.app.admin.conftest import csrf_token, field_errors, in_english, post_form, row_cells
+from tests.app.admin.helpers import csrf_token, field_errors, in_english, post_form, row_cells
 from tests.factories import (
     make_account,
     make_contact,

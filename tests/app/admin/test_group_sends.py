@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from core.jobs import Job
 from crm.channels import workspace_named
 from crm.tags import TagBook
 from models import (
@@ -23,9 +24,9 @@ from models import (
     utcnow,
 )
 from sales.group_send import MONTHLY_LIMIT, NOT_SENT, SENT, GroupSendStatus
-from tests.app.admin.conftest import csrf_token, field_errors, in_english
+from tests.app.admin.helpers import csrf_token, field_errors, in_english
 from tests.factories import add_group_send
-from tests.helpers import all_of, harpoon_of
+from tests.helpers import all_of, harpoon_of, queued_jobs
 
 PAGE = "/admin/group-sends"
 TEXT = "本周五下午两点，华东区 CIO 闭门会，欢迎报名。"
@@ -116,10 +117,6 @@ def submit(client, **fields):
     return client.post(PAGE, data={**data, "csrf_token": token})
 
 
-def queued_jobs(app):
-    return [(job.func_name, job.args) for job in harpoon_of(app).queue.default.jobs]
-
-
 def sender_options(page: str) -> list[str]:
     select_html = re.search(r'<select[^>]*name="sender".*?</select>', page, re.S).group(0)
     return [html.unescape(o) for o in re.findall(r"<option [^>]*>([^<]+)</option>", select_html)]
@@ -141,7 +138,7 @@ def test_a_marketer_sends_to_the_senders_customers_with_a_tag(app, signed_in, co
         GroupSendStatus.QUEUED,
     )
     assert group_send.text == TEXT and group_send.created_by is not None
-    assert queued_jobs(app) == [("app.jobs.send_group_send", (group_send.id,))]
+    assert queued_jobs(app) == [(Job.SEND_GROUP_SEND, (group_send.id,))]
     [log] = all_of(app, AuditLog)
     assert (log.action, log.changes["recipients"], log.changes["tag_id"]) == (
         "group_send.create",
@@ -264,7 +261,7 @@ def test_refresh_queues_the_results_job(app, signed_in, corp):
     token = csrf_token(client.get(PAGE).text)
     response = client.post(f"{PAGE}/{sent}/refresh", data={"csrf_token": token})
     assert response.status_code == 302 and response.location.endswith(f"{PAGE}/{sent}")
-    assert queued_jobs(app) == [("app.jobs.fetch_group_send_results", (sent,))]
+    assert queued_jobs(app) == [(Job.FETCH_GROUP_SEND_RESULTS, (sent,))]
     client.post(f"{PAGE}/{queued}/refresh", data={"csrf_token": token})
     assert "WeCom does not have this message yet" in client.get(f"{PAGE}/{queued}").text
     assert len(queued_jobs(app)) == 1

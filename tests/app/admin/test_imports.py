@@ -12,7 +12,7 @@ from werkzeug.test import encode_multipart
 from app.admin import imports as imports_page
 from crm.channels import workspace_named
 from models import Account, AccountImport, AuditLog
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.helpers import all_of, harpoon_of, run_jobs
 
 PAGE = "/admin/accounts/import"

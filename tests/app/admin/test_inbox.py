@@ -8,7 +8,7 @@ from sqlalchemy import select
 from crm.channels import workspace_named
 from crm.touchpoints import api_row
 from models import AuditLog, InboundEvent, User, utcnow
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.factories import make_channel
 from tests.helpers import OA_CREDS, harpoon_of, inbox, post_oa, run_jobs
 from wechat import simulate

@@ -4,7 +4,7 @@ import re
 
 from crm.channels import workspace_named
 from models import WelcomeStatus
-from tests.app.admin.conftest import in_english
+from tests.app.admin.helpers import in_english
 from tests.factories import add_welcomes
 from tests.helpers import harpoon_of
 

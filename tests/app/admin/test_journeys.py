@@ -24,7 +24,7 @@ from models import (
     Tag,
     utcnow,
 )
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.factories import (
     LIVE_THEN_WECOM,
     enrol,

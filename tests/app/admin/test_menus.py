@@ -8,7 +8,7 @@ import pytest
 
 from models import AuditLog, MenuStatus, MenuVersion, TagRule
 from outreach import menus
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.helpers import all_of, harpoon_of
 from tests.oa_platform import connect_oa
 from tests.outreach.menu_platform import follow, oa_tenant, settle, tag, tag_followers, workspace_of

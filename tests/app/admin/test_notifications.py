@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from crm.channels import workspace_named
 from models import Channel, NotificationStatus, Staff, StaffNotification, utcnow
-from tests.app.admin.conftest import in_english
+from tests.app.admin.helpers import in_english
 from tests.helpers import harpoon_of
 
 PAGE = "/admin/notifications"

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from models import AuditLog, Push, PushStatus, Workspace
-from tests.app.admin.conftest import csrf_token, field_errors, in_english
+from tests.app.admin.helpers import csrf_token, field_errors, in_english
 from tests.factories import tag_segment
 from tests.helpers import harpoon_of, run_jobs
 from tests.oa_platform import follow, received, settle

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from wechatpy.crypto import PrpCrypto
 
 from models import AuditLog, QrCode, utcnow
-from tests.app.admin.conftest import (
+from tests.app.admin.helpers import (
     field_errors,
     in_english,
     post_form,

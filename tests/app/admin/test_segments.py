@@ -11,7 +11,7 @@ from sqlalchemy import select
 from crm.channels import workspace_named
 from models import AuditLog, Push, PushStatus, SavedSegment, Tag
 from outreach.segments import Range, Segment
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.factories import add_push, add_segment
 from tests.helpers import all_of, harpoon_of
 

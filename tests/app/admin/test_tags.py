@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from core.jobs import Job
 from crm.rule_config import DEFAULT_PROFILE_PATTERN
 from models import (
     AuditLog,
@@ -19,9 +20,16 @@ from models import (
     TitleSynonym,
     utcnow,
 )
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.factories import add_contact, add_rule, add_tag, make_channel, workspace_id
-from tests.helpers import OA_CREDS, WECOM_CREDS, all_of, audit_actions, harpoon_of
+from tests.helpers import (
+    OA_CREDS,
+    WECOM_CREDS,
+    all_of,
+    audit_actions,
+    harpoon_of,
+    queued_jobs,
+)
 
 # ---- helpers -----------------------------------------------------------------------------
 
@@ -45,12 +53,6 @@ def errors_at(page: str, input_id: str) -> list[str]:
                 html.unescape(e) for e in re.findall(r'<small class="error"[^>]*>(.*?)<', block)
             ]
     raise AssertionError(f"no input {input_id} on the page")
-
-
-def queued_jobs(app) -> list[str]:
-    """The queued jobs as "name-argument", e.g. "sync_tags-1"."""
-    jobs = harpoon_of(app).queue.default.jobs
-    return [f"{job.func_name.rsplit('.', 1)[-1]}-{job.args[0]}" for job in jobs]
 
 
 # ---- tags --------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ def test_sync_flags_mirror_the_tag_on_everyone_who_holds_it(app, signed_in):
         "add",
         "pending",
     )
-    assert f"sync_tags-{oa}" in queued_jobs(app)
+    assert (Job.SYNC_TAGS, (oa,)) in queued_jobs(app)
     page = client.get("/admin/tags")
     assert re.search(rf'<tr id="tag-{tag}".*?name="sync_wechat" value="y" checked', page.text, re.S)
 
@@ -564,7 +566,7 @@ def test_sync_status_per_channel_and_retrying_the_failed_items(app, signed_in):
         ]
         other = session.scalar(select(TagSyncItem).where(TagSyncItem.subject == "o-x"))
         assert other.status == "failed"  # another workspace's item
-    assert sorted(queued_jobs(app)) == sorted([f"sync_tags-{oa}", f"sync_tags-{wecom}"])
+    assert sorted(queued_jobs(app)) == sorted([(Job.SYNC_TAGS, (oa,)), (Job.SYNC_TAGS, (wecom,))])
 
 
 def test_sync_now_asks_for_a_sync_of_each_channel(app, signed_in):
@@ -575,7 +577,7 @@ def test_sync_now_asks_for_a_sync_of_each_channel(app, signed_in):
     response = post(client, "/admin/tags/sync/run")
     assert "Sync started for 1 channel." in client.get(response.headers["Location"]).text
     post(client, "/admin/tags/sync/run")  # a job already waiting is not queued twice
-    assert queued_jobs(app) == [f"sync_tags-{oa}"]
+    assert queued_jobs(app) == [(Job.SYNC_TAGS, (oa,))]
     assert audit_actions(app) == ["tag_sync.run", "tag_sync.run"]
 
 

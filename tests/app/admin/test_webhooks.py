@@ -8,7 +8,7 @@ from sqlalchemy import text
 from journeys import webhooks
 from journeys.webhooks import rotate_secret, signing_secrets
 from models import AuditLog, WebhookSecret, utcnow
-from tests.app.admin.conftest import csrf_token, in_english
+from tests.app.admin.helpers import csrf_token, in_english
 from tests.helpers import all_of, session_of
 
 

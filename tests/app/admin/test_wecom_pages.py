@@ -12,7 +12,7 @@ from crm.accounts import account_named
 from crm.channels import workspace_named
 from crm.tags import TagBook
 from models import Contact, ContactWay, FollowRelation, Staff, TagGroup, User, utcnow
-from tests.app.admin.conftest import (
+from tests.app.admin.helpers import (
     field_errors,
     in_english,
     post_form,

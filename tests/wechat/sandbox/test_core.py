@@ -1,6 +1,6 @@
 """Tokens, faults, the clock and callback delivery."""
 
-from tests.wechat.sandbox.conftest import CORP_ID, OA_APP_ID, OA_SECRET
+from tests.wechat.sandbox.helpers import CORP_ID, OA_APP_ID, OA_SECRET
 from wechat import simulate
 
 

@@ -7,7 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.wechat.sandbox.conftest import OA_APP_ID, OA_SECRET, add_template
+from tests.factories import add_template
+from tests.wechat.sandbox.helpers import OA_APP_ID, OA_SECRET
 from wechat.sandbox import oa
 
 DAY = 24 * 3600

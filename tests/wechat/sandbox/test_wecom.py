@@ -4,13 +4,8 @@ app messages, API limits and the callbacks of what people do in the client."""
 import pytest
 from wechatpy.work import parse_message
 
-from tests.wechat.sandbox.conftest import (
-    AGENT_SECRET,
-    CONTACT_SECRET,
-    CORP_ID,
-    add_customer,
-    add_tags,
-)
+from tests.factories import add_corp_tags, add_customer
+from tests.wechat.sandbox.helpers import AGENT_SECRET, CONTACT_SECRET, CORP_ID
 from wechat.sandbox import wecom
 
 EXT = "/wecom/cgi-bin/externalcontact"
@@ -342,18 +337,20 @@ def test_welcome_code_errors(api, sandbox_state, corp, contact_token):
 
 
 def test_corp_tags_add_list_edit(api, corp, contact_token):
-    created = add_tags(api, contact_token, ["hot", "warm", "hot"], group_name="Intent")
+    created = add_corp_tags(api, contact_token, ["hot", "warm", "hot"], group_name="Intent")
     group = created["tag_group"]
     assert group["group_id"].startswith("et")
     assert [t["name"] for t in group["tag"]] == ["hot", "warm"]  # the same name once
     assert all(t["id"].startswith("et") for t in group["tag"])
-    more = add_tags(api, contact_token, ["cold"], group_name="Intent")  # existing group
+    more = add_corp_tags(api, contact_token, ["cold"], group_name="Intent")  # existing group
     assert more["tag_group"]["group_id"] == group["group_id"]
-    assert add_tags(api, contact_token, ["hot"], group_id=group["group_id"])["errcode"] == 40071
-    assert add_tags(api, contact_token, ["x"], group_id="etnope")["errcode"] == 40068
-    assert add_tags(api, contact_token, ["t" * 31], group_name="G")["errcode"] == 40072
-    assert add_tags(api, contact_token, [], group_name="Empty")["errcode"] == 40058
-    add_tags(api, contact_token, ["CN"], group_name="Region")
+    assert (
+        add_corp_tags(api, contact_token, ["hot"], group_id=group["group_id"])["errcode"] == 40071
+    )
+    assert add_corp_tags(api, contact_token, ["x"], group_id="etnope")["errcode"] == 40068
+    assert add_corp_tags(api, contact_token, ["t" * 31], group_name="G")["errcode"] == 40072
+    assert add_corp_tags(api, contact_token, [], group_name="Empty")["errcode"] == 40058
+    add_corp_tags(api, contact_token, ["CN"], group_name="Region")
 
     hot_id = group["tag"][0]["id"]
     listed = post(api, f"{EXT}/get_corp_tag_list", contact_token, {})["tag_group"]
@@ -375,7 +372,7 @@ def test_corp_tags_add_list_edit(api, corp, contact_token):
 
 def test_mark_tag_and_delete_tags(api, sandbox_state, corp, contact_token):
     add_customer(sandbox_state, corp, "wm_1")
-    group = add_tags(api, contact_token, ["hot", "warm"], group_name="Intent")["tag_group"]
+    group = add_corp_tags(api, contact_token, ["hot", "warm"], group_name="Intent")["tag_group"]
     hot, warm = (t["id"] for t in group["tag"])
     mark = {"userid": "alice", "external_userid": "wm_1", "add_tag": [hot, warm]}
     assert post(api, f"{EXT}/mark_tag", contact_token, mark)["errcode"] == 0
@@ -402,9 +399,9 @@ def test_mark_tag_and_delete_tags(api, sandbox_state, corp, contact_token):
 
 def test_corp_tag_limit(api, corp, contact_token, monkeypatch):
     monkeypatch.setattr(wecom, "CORP_TAGS_MAX", 3)
-    assert add_tags(api, contact_token, ["a", "b"], group_name="G")["errcode"] == 0
-    assert add_tags(api, contact_token, ["c", "d"], group_name="G")["errcode"] == 40126
-    assert add_tags(api, contact_token, ["c"], group_name="G")["errcode"] == 0
+    assert add_corp_tags(api, contact_token, ["a", "b"], group_name="G")["errcode"] == 0
+    assert add_corp_tags(api, contact_token, ["c", "d"], group_name="G")["errcode"] == 40126
+    assert add_corp_tags(api, contact_token, ["c"], group_name="G")["errcode"] == 0
 
 
 # --- group sends by staff -----------------------------------------------------------
