@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 
 from redis import Redis
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
-from models import ApiKey, utcnow
+from models import ApiKey, User, utcnow
 
 KEY_PREFIX = "hk_"
 SECRET_PREFIX = "hs_"
@@ -73,6 +73,16 @@ def revoke_api_key(session: Session, workspace_id: int, key_id: int) -> bool:
         .values(revoked_at=utcnow())
     )
     return done.rowcount == 1
+
+
+def workspace_keys(session: Session, workspace_id: int) -> list[Row]:
+    """(key, its creator's name) of the workspace: live keys first, newest first."""
+    return session.execute(
+        select(ApiKey, User.name)
+        .outerjoin(User, User.id == ApiKey.created_by)
+        .where(ApiKey.workspace_id == workspace_id)
+        .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc(), ApiKey.id.desc())
+    ).all()
 
 
 def key_for(session: Session, presented: str | None) -> ApiKey | None:

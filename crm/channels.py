@@ -120,6 +120,29 @@ def workspace_channels(session: Session, workspace_id: int) -> list[Channel]:
     )
 
 
+def channels_table(session: Session, workspace_id: int) -> list[Channel]:
+    """The workspace's channels, oldest first, with only what the channels table shows:
+    the encrypted credentials are not even loaded."""
+    return list(
+        session.scalars(
+            select(Channel)
+            .options(
+                load_only(
+                    Channel.kind,
+                    Channel.name,
+                    Channel.app_id,
+                    Channel.account_type,
+                    Channel.message_mode,
+                    Channel.verified_at,
+                    Channel.created_at,
+                )
+            )
+            .where(Channel.workspace_id == workspace_id)
+            .order_by(Channel.created_at, Channel.id)
+        )
+    )
+
+
 def workspace_channel_ids(session: Session, workspace_id: int) -> list[int]:
     return list(session.scalars(select(Channel.id).where(Channel.workspace_id == workspace_id)))
 

@@ -23,8 +23,8 @@ from xml.etree.ElementTree import ParseError
 import openpyxl
 from marshmallow import Schema, ValidationError, fields, validate
 from openpyxl.utils.exceptions import InvalidFileException
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, defer
 
 from core.jobs import Followups, Job
 from crm.accounts import tag_account_industry
@@ -326,6 +326,18 @@ class AccountRow:
     line: int
     key: str  # crm.companies.normalize_company(name)
     values: dict  # the Account columns the file gives, and only those
+
+
+def imports_with_uploader(workspace_id: int) -> Select:
+    """(import, its uploader's name) of the workspace, newest first, the stored files
+    unread: a statement, so a page can count and slice it."""
+    return (
+        select(AccountImport, User.name)
+        .outerjoin(User, User.id == AccountImport.user_id)
+        .options(defer(AccountImport.content))
+        .where(AccountImport.workspace_id == workspace_id)
+        .order_by(AccountImport.created_at.desc(), AccountImport.id.desc())
+    )
 
 
 def workspace_users(session: Session, workspace_id: int) -> dict[str, int]:

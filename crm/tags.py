@@ -95,6 +95,10 @@ def workspace_tags(session: Session, workspace_id: int) -> list[Tag]:
     )
 
 
+def workspace_tag_ids(session: Session, workspace_id: int) -> list[int]:
+    return list(session.scalars(select(Tag.id).where(Tag.workspace_id == workspace_id)))
+
+
 def tag_name_taken(
     session: Session, workspace_id: int, group: str, name: str, except_id: int | None = None
 ) -> bool:

@@ -63,5 +63,11 @@ def assignable_users(session: Session, workspace_id: int, current_id: int | None
     ).all()
 
 
+def user_by_email(session: Session, email: str) -> User | None:
+    """The user signing in with this (lowercased) email, of whichever workspace: an email
+    names one account across workspaces, and sign-in comes before any workspace."""
+    return session.scalar(select(User).where(func.lower(User.email) == email))
+
+
 def workspace_user(session: Session, workspace_id: int, user_id: int | None) -> User | None:
     return session.scalar(select(User).where(User.id == user_id, User.workspace_id == workspace_id))

@@ -91,6 +91,37 @@ def create_link(
     raise RuntimeError("no free link code after 5 draws")
 
 
+def link_codes(
+    session: Session,
+    workspace_id: int,
+    *,
+    content_id: int | None = None,
+    form_id: int | None = None,
+) -> list[str]:
+    """The codes of the workspace's links to this content (or, without one, to this form)."""
+    target = (
+        TrackedLink.content_id == content_id
+        if content_id is not None
+        else TrackedLink.form_id == form_id
+    )
+    return list(
+        session.scalars(
+            select(TrackedLink.code).where(TrackedLink.workspace_id == workspace_id, target)
+        )
+    )
+
+
+def live_contents(session: Session, workspace_id: int) -> list[Content]:
+    """The workspace's content that is not archived, newest first."""
+    return list(
+        session.scalars(
+            select(Content)
+            .where(Content.workspace_id == workspace_id, Content.archived_at.is_(None))
+            .order_by(Content.created_at.desc(), Content.id.desc())
+        )
+    )
+
+
 def link_path(link: TrackedLink) -> str:
     return f"/t/{link.code}"
 

@@ -5,12 +5,21 @@ accounts and contacts at each stage, and one account's daily trend."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Row, and_, case, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
-from models import Account, AccountSnapshot, Contact, ScoreEntry
+from core.days import local_day
+from models import (
+    Account,
+    AccountSnapshot,
+    Contact,
+    Identity,
+    IdentityKind,
+    Interaction,
+    ScoreEntry,
+)
 from scoring.model import Model
 
 
@@ -199,4 +208,49 @@ def account_trend(session: Session, account: Account, since: date) -> list[Row]:
             AccountSnapshot.day > since,
         )
         .order_by(AccountSnapshot.day)
+    ).all()
+
+
+def follower_count(session: Session, workspace_id: int) -> int:
+    """The workspace's OA identities that follow now."""
+    return session.scalar(
+        select(func.count()).where(
+            Identity.workspace_id == workspace_id,
+            Identity.kind == IdentityKind.OPENID,
+            Identity.following.is_(True),
+        )
+    )
+
+
+def interaction_count(
+    session: Session, workspace_id: int, since: datetime, kind: str | None = None
+) -> int:
+    """The workspace's interactions since `since` (of one kind when given)."""
+    shown = [Interaction.workspace_id == workspace_id, Interaction.occurred_at >= since]
+    if kind is not None:
+        shown.append(Interaction.kind == kind)
+    return session.scalar(select(func.count()).where(*shown))
+
+
+def daily_interactions(
+    session: Session, workspace_id: int, tz: str, since: datetime, kind: str | None = None
+) -> dict[str, int]:
+    """Local day (in `tz`) -> the workspace's interactions that day since `since`
+    (of one kind when given)."""
+    day = local_day(session, Interaction.occurred_at, tz)
+    shown = [Interaction.workspace_id == workspace_id, Interaction.occurred_at >= since]
+    if kind is not None:
+        shown.append(Interaction.kind == kind)
+    return dict(session.execute(select(day, func.count()).where(*shown).group_by(day)).all())
+
+
+def daily_interactions_by_kind(
+    session: Session, workspace_id: int, tz: str, since: datetime
+) -> list[Row]:
+    """(kind, local day in `tz`, count) of the workspace's interactions since `since`."""
+    day = local_day(session, Interaction.occurred_at, tz)
+    return session.execute(
+        select(Interaction.kind, day, func.count())
+        .where(Interaction.workspace_id == workspace_id, Interaction.occurred_at >= since)
+        .group_by(Interaction.kind, day)
     ).all()

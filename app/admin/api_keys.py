@@ -4,15 +4,15 @@ the answer to the creation (never through the session cookie, which the browser 
 read); Harpoon keeps the key's SHA-256 and the secret encrypted. Owners and admins only.
 """
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError, fields
-from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
 from app.admin.content import translated
+from app.admin.lookups import scoped_or_404
 from app.extensions import harpoon
 from core.forms import FormSchema, text
 from core.text import N_
@@ -21,9 +21,10 @@ from crm.api_keys import (
     NewKey,
     create_api_key,
     revoke_api_key,
+    workspace_keys,
 )
 from crm.touchpoints import MAX_BATCH
-from models import ApiKey, User
+from models import ApiKey
 
 TOUCHPOINTS_PATH = "/api/v1/touchpoints"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -78,11 +79,7 @@ def api_keys_new():
 @bp.post("/api-keys/<int:key_id>/revoke")
 @requires("api_keys.manage")
 def api_keys_revoke(key_id: int):
-    key = db().scalar(
-        select(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace_id == workspace_id())
-    )
-    if key is None:
-        abort(404)
+    key = scoped_or_404(ApiKey, key_id)
     if revoke_api_key(db(), key.workspace_id, key.id):
         audit(db(), "api_key.revoke", "api_key", key.id, {"name": key.name, "prefix": key.prefix})
         db().commit()
@@ -94,15 +91,9 @@ def api_keys_revoke(key_id: int):
 
 
 def _page(*, new: NewKey | None = None, values: dict | None = None, errors=None, status: int = 200):
-    rows = db().execute(
-        select(ApiKey, User.name)
-        .outerjoin(User, User.id == ApiKey.created_by)
-        .where(ApiKey.workspace_id == workspace_id())
-        .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc(), ApiKey.id.desc())
-    )
     return render_template(
         "admin/api_keys.html",
-        keys=rows.all(),
+        keys=workspace_keys(db(), workspace_id()),
         new=new,
         values=values or {},
         errors=errors or {},

@@ -3,12 +3,11 @@
 import json
 
 from flask import render_template, request
-from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
 from app.admin.lookups import paginate
-from models import AuditLog, User
+from crm.audit import audit_actions, audit_entries
 
 PAGE_SIZE = 50
 
@@ -18,24 +17,8 @@ PAGE_SIZE = 50
 def audit():
     ws = workspace_id()
     action = request.args.get("action", "")
-    actions = list(
-        db().scalars(
-            select(AuditLog.action)
-            .where(AuditLog.workspace_id == ws)
-            .distinct()
-            .order_by(AuditLog.action)
-        )
-    )
-    shown = [AuditLog.workspace_id == ws]
-    if action:
-        shown.append(AuditLog.action == action)
-    listed = paginate(
-        select(AuditLog, User.name, User.email)
-        .outerjoin(User, User.id == AuditLog.user_id)
-        .where(*shown)
-        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc()),
-        PAGE_SIZE,
-    )
+    actions = audit_actions(db(), ws)
+    listed = paginate(audit_entries(ws, action), PAGE_SIZE)
     entries = [
         {"log": log, "user_name": name, "user_email": email, "changes": compact(log.changes)}
         for log, name, email in listed.rows

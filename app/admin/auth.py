@@ -10,7 +10,6 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import refresh
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length, Regexp
 
@@ -18,6 +17,7 @@ from app.admin import LOCALES, bp, db, limiter, login_manager
 from app.extensions import harpoon
 from core.sign_in import Refusal, SignInGuard, SignInPolicy, account_key
 from core.tokens import MAX_AGE, Purpose, TokenError
+from crm.users import user_by_email
 from models import User, Workspace, utcnow
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def login():
         log.info("sign-in refused (%s) for an account from %s", refusal.reason, address)
         form.password.errors.append(_refusal_message(refusal))
         return render_template("admin/login.html", form=form), 429
-    user = db().scalar(select(User).where(func.lower(User.email) == email))
+    user = user_by_email(db(), email)
     # Hash even for an unknown email: the answer's timing must not tell who has an account.
     password_ok = (user or _NOBODY).check_password(form.password.data)
     if user is None or not user.active or not password_ok:

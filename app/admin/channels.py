@@ -4,9 +4,7 @@ from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import load_only
 from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
@@ -18,6 +16,7 @@ from crm.channels import (
     ChannelError,
     add_channel,
     callback_url,
+    channels_table,
     generate_aes_key,
     generate_token,
     rotate_aes_key,
@@ -163,23 +162,7 @@ def _labels() -> dict:
 @requires("channels.view")
 def channels():
     base_url = harpoon().settings.public_base_url
-    # Only what the table shows: the encrypted credentials are not even decrypted.
-    rows = db().scalars(
-        select(Channel)
-        .options(
-            load_only(
-                Channel.kind,
-                Channel.name,
-                Channel.app_id,
-                Channel.account_type,
-                Channel.message_mode,
-                Channel.verified_at,
-                Channel.created_at,
-            )
-        )
-        .where(Channel.workspace_id == workspace_id())
-        .order_by(Channel.created_at, Channel.id)
-    )
+    rows = channels_table(db(), workspace_id())
     return render_template(
         "admin/channels.html",
         channels=[(channel, callback_url(base_url, channel)) for channel in rows],

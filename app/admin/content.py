@@ -16,7 +16,6 @@ from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
-from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
@@ -27,7 +26,7 @@ from app.extensions import harpoon
 from core.forms import flat_errors
 from core.tokens import Sharer, share_token
 from models import Channel, Content, LinkMedium, Staff, TrackedLink, User
-from outreach.content import create_link, link_path
+from outreach.content import create_link, link_codes, link_path
 from outreach.library import editing, stats
 from outreach.qr_codes import local_days
 
@@ -150,14 +149,7 @@ def posted_link(
 def forget_links(*, content_id: int | None = None, form_id: int | None = None) -> None:
     """After a commit that changes what links lead to: this process's link cache reads the
     change at once (other processes within its few seconds)."""
-    target = (
-        TrackedLink.content_id == content_id
-        if content_id is not None
-        else TrackedLink.form_id == form_id
-    )
-    codes = db().scalars(
-        select(TrackedLink.code).where(TrackedLink.workspace_id == workspace_id(), target)
-    )
+    codes = link_codes(db(), workspace_id(), content_id=content_id, form_id=form_id)
     for code in codes:
         harpoon().links.invalidate(code)
 

@@ -6,18 +6,26 @@ from datetime import date, timedelta
 from flask import g, jsonify, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
 
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
 from app.admin.contacts.presenters import INTERACTION_LABELS
 from app.admin.labels import CONTACT_ROLE_LABELS, stage_names
-from core.days import last_days, local_day
+from core.days import last_days
 from crm.accounts import BUYING_COMMITTEE
-from models import Identity, IdentityKind, Interaction, utcnow
+from models import utcnow
 from pipeline import inbox
 from scoring.engine import load_model
-from scoring.metrics import AbmMetrics, abm_metrics, abm_trend, stage_funnel
+from scoring.metrics import (
+    AbmMetrics,
+    abm_metrics,
+    abm_trend,
+    daily_interactions,
+    daily_interactions_by_kind,
+    follower_count,
+    interaction_count,
+    stage_funnel,
+)
 
 FOLLOW_DAYS = 30
 KIND_DAYS = 14
@@ -50,23 +58,9 @@ ABM_TREND = {
 def dashboard():
     ws = workspace_id()
     since = utcnow() - timedelta(days=1)
-    followers = db().scalar(
-        select(func.count()).where(
-            Identity.workspace_id == ws,
-            Identity.kind == IdentityKind.OPENID,
-            Identity.following.is_(True),
-        )
-    )
-    interactions_24h = db().scalar(
-        select(func.count()).where(Interaction.workspace_id == ws, Interaction.occurred_at >= since)
-    )
-    follows_24h = db().scalar(
-        select(func.count()).where(
-            Interaction.workspace_id == ws,
-            Interaction.kind == "wechat.follow",
-            Interaction.occurred_at >= since,
-        )
-    )
+    followers = follower_count(db(), ws)
+    interactions_24h = interaction_count(db(), ws, since)
+    follows_24h = interaction_count(db(), ws, since, kind="wechat.follow")
     health = inbox.status_counts(db(), ws)
     oldest_pending = inbox.oldest_pending(db(), ws)
     metrics = abm_metrics(db(), ws, load_model(db(), ws), BUYING_COMMITTEE)
@@ -163,30 +157,16 @@ def dashboard_series():
     """Chart data: follows per day, interactions per day by kind (workspace time zone)."""
     ws, tz = workspace_id(), g.get("workspace_timezone", "Asia/Shanghai")
     follow_days = last_days(FOLLOW_DAYS, tz)
-    day = local_day(db(), Interaction.occurred_at, tz)
-    follows = dict(
-        db()
-        .execute(
-            select(day, func.count())
-            .where(
-                Interaction.workspace_id == ws,
-                Interaction.kind == "wechat.follow",
-                Interaction.occurred_at >= utcnow() - timedelta(days=FOLLOW_DAYS + 1),
-            )
-            .group_by(day)
-        )
-        .all()
+    follows = daily_interactions(
+        db(),
+        ws,
+        tz,
+        utcnow() - timedelta(days=FOLLOW_DAYS + 1),
+        kind="wechat.follow",
     )
     kind_days = last_days(KIND_DAYS, tz)
     by_kind: dict[str, dict[str, int]] = {}
-    rows = db().execute(
-        select(Interaction.kind, day, func.count())
-        .where(
-            Interaction.workspace_id == ws,
-            Interaction.occurred_at >= utcnow() - timedelta(days=KIND_DAYS + 1),
-        )
-        .group_by(Interaction.kind, day)
-    )
+    rows = daily_interactions_by_kind(db(), ws, tz, utcnow() - timedelta(days=KIND_DAYS + 1))
     for kind, on, count in rows:
         by_kind.setdefault(kind, {})[on] = count
     return jsonify(

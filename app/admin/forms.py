@@ -12,7 +12,6 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
 from flask_login import current_user
 from marshmallow import ValidationError
-from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, requires, workspace_id
@@ -29,8 +28,9 @@ from app.admin.content import (
 from app.admin.labels import CONTENT_KIND_LABELS, TAG_GROUP_LABELS, tag_label
 from app.admin.lookups import Archivable, archive_or_restore, scoped_or_404
 from core.forms import unflatten
-from crm.tags import TagBook
-from models import Content, FollowUpStatus, Form, FormField, Tag, User
+from crm.tags import TagBook, workspace_tag_ids
+from models import Content, FollowUpStatus, Form, FormField, User
+from outreach.content import live_contents
 from outreach.library import editing, stats
 
 PAGE_SIZE = 50
@@ -94,13 +94,7 @@ def _choices(row: Form | None) -> tuple[editing.FormChoices, list, list]:
     (an archived download the form still names shows, marked, so its mistake shows)."""
     ws = workspace_id()
     book = TagBook(db(), ws)
-    contents = list(
-        db().scalars(
-            select(Content)
-            .where(Content.workspace_id == ws, Content.archived_at.is_(None))
-            .order_by(Content.created_at.desc(), Content.id.desc())
-        )
-    )
+    contents = live_contents(db(), ws)
     offered = [
         (str(item.id), f"{item.title} · {CONTENT_KIND_LABELS.get(item.kind, item.kind)}")
         for item in contents
@@ -115,7 +109,7 @@ def _choices(row: Form | None) -> tuple[editing.FormChoices, list, list]:
         for group, tags in tag_filter_options(book)
     ]
     choices = editing.FormChoices(
-        tag_ids=frozenset(db().scalars(select(Tag.id).where(Tag.workspace_id == ws))),
+        tag_ids=frozenset(workspace_tag_ids(db(), ws)),
         content_ids=frozenset(item.id for item in contents),
     )
     return choices, tag_groups, offered

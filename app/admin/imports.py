@@ -20,7 +20,6 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from sqlalchemy.orm import defer
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms.validators import StopValidation
@@ -38,9 +37,10 @@ from crm.imports import (
     ImportFileError,
     check_file,
     error_count,
+    imports_with_uploader,
 )
 from crm.users import workspace_user
-from models import AccountImport, ImportStatus, User, utcnow
+from models import AccountImport, ImportStatus, utcnow
 
 log = logging.getLogger(__name__)
 IMPORT_JOB = Job.IMPORT_ACCOUNTS
@@ -191,7 +191,7 @@ def _enqueue(account_import: AccountImport) -> None:
 
 def _imports_page(form: ImportForm):
     listed = paginate(
-        _imports(workspace_id()).order_by(AccountImport.created_at.desc(), AccountImport.id.desc()),
+        imports_with_uploader(workspace_id()),
         PAGE_SIZE,
     )
     return _render(
@@ -250,16 +250,6 @@ def _csv_download(text: str, filename: str) -> Response:
         codecs.BOM_UTF8 + text.encode(),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-def _imports(ws: int):
-    """The workspace's imports with who uploaded each; the stored files stay unread."""
-    return (
-        select(AccountImport, User.name)
-        .outerjoin(User, User.id == AccountImport.user_id)
-        .options(defer(AccountImport.content))
-        .where(AccountImport.workspace_id == ws)
     )
 
 
