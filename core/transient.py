@@ -1,0 +1,28 @@
+"""The one place that decides whether a failed outbound call is worth trying again.
+
+Every sender (welcomes, notifications, journey messages and webhooks, tag sync, pushes,
+enrichment, group sends) asks `is_transient`: a transient failure leaves the work due
+with a backoff; anything else is final and recorded with its reason.
+"""
+
+import requests
+
+from core.outbound import Unreachable
+from wechat.clients import BUSY_ERRORS, TOKEN_ERRORS, WeChatApiError
+
+# A token the platform refused (another process refreshed it; it expired early), the
+# platform busy (-1, 45009), or no answer at all (errcode None: a timeout, a refused
+# connection, a garbled answer).
+TRANSIENT_ERRCODES = frozenset(TOKEN_ERRORS | BUSY_ERRORS | {None})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the call that raised `exc` may succeed if tried again later."""
+    if isinstance(exc, WeChatApiError):
+        return exc.errcode in TRANSIENT_ERRCODES
+    return isinstance(exc, Unreachable | requests.Timeout | requests.ConnectionError | TimeoutError)
+
+
+def transient_answer(status: int) -> bool:
+    """An HTTP status a webhook receiver may answer differently later (busy, down, limited)."""
+    return status in (408, 425, 429) or status >= 500
