@@ -6,6 +6,7 @@ with a backoff; anything else is final and recorded with its reason.
 """
 
 import requests
+from redis.exceptions import LockError
 
 from core.outbound import Unreachable
 from wechat.clients import BUSY_ERRORS, TOKEN_ERRORS, WeChatApiError
@@ -26,3 +27,17 @@ def is_transient(exc: BaseException) -> bool:
 def transient_answer(status: int) -> bool:
     """An HTTP status a webhook receiver may answer differently later (busy, down, limited)."""
     return status in (408, 425, 429) or status >= 500
+
+
+def may_have_gone_out(exc: BaseException) -> bool:
+    """Whether a failed call may all the same have been carried out by the platform: no
+    answer came back (a read timeout) or it could not be read. The platform refusing (an
+    errcode) or the connection never opening means nothing was done. A sender whose call
+    is not idempotent must not repeat such a call."""
+    if isinstance(exc, WeChatApiError):
+        if exc.errcode is not None:
+            return False
+        cause = exc.__cause__
+        return cause is None or may_have_gone_out(cause)
+    # A refused connection (ConnectTimeout included) or a lock not had: nothing was sent.
+    return not isinstance(exc, requests.ConnectionError | LockError)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.references import CHANNEL, SEGMENT, Reference, check_references, declare, scoped_get
+from core.transient import is_transient, may_have_gone_out
 from models import (
     MASS_MECHANISMS,
     BatchStatus,
@@ -504,7 +505,6 @@ class MassCallLimiter:
         self.calls.append(time.monotonic())
 
 
-MASS_RATE_LIMITED = 45009
 CLIENTMSGID_EXISTS = 45065
 
 
@@ -543,15 +543,18 @@ def _send_mass(session, push, batch, client, now, pace) -> None:
 
 
 def _call_paced(client, path: str, payload: dict, pace, attempts: int = 6):
-    """The answer, or the WeChatApiError that refused it. The platform's ~60 mass calls a
-    minute answer 45009: wait and repeat (same clientmsgid, so never twice)."""
+    """The answer, or the WeChatApiError that refused it. A transient refusal (the ~60 mass
+    calls a minute answer 45009; busy, a token refused) sent nothing: wait and repeat (same
+    clientmsgid, so never twice). A call that went unanswered (a POST timeout) may have been
+    carried out: it is never repeated here, and the batch fails as before; a resume after a
+    crash is what repeats the clientmsgid, and the platform's 45065 then names the msg_id."""
     for attempt in range(attempts):
         try:
             return client.post(path, data=payload)
         except WeChatApiError as exc:
             if exc.errcode == CLIENTMSGID_EXISTS and exc.answer.get("msg_id"):
                 return exc.answer
-            if exc.errcode != MASS_RATE_LIMITED or attempt == attempts - 1:
+            if not is_transient(exc) or may_have_gone_out(exc) or attempt == attempts - 1:
                 return exc
             pace(min(5.0 * 2**attempt, 30.0))
     return None
@@ -608,6 +611,9 @@ def _send_singles(session, push, batch, client, now) -> tuple[int, int]:
             else:
                 client.post("message/custom/send", data=service_message(push.content, openid))
         except WeChatApiError as exc:
+            # Final even when transient: the client already waited out a busy platform and
+            # refreshed a refused token, a timeout may have delivered it, and a push is a
+            # moment (a late service message would arrive out of its context).
             reason = SEND_ERRORS.get(exc.errcode, f"{Reason.PLATFORM}:{exc.errcode}")
             values = {"status": RecipientStatus.FAILED, "reason": reason[:40], "sent_at": None}
         session.execute(

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.references import CHANNEL, STAFF, Reference, check_references, declare, scoped_get
+from core.transient import is_transient, may_have_gone_out
 from models import Channel, ChannelKind, FollowRelation, GroupSend, Staff, utcnow
-from wechat.clients import TRANSIENT_ERRORS, WeChatApiError, chunks
+from wechat.clients import WeChatApiError, chunks
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,9 @@ def corp_of(session: Session, group_send: GroupSend) -> Channel | None:
 
 def send_group_send(session: Session, group_send: GroupSend, client) -> None:
     """Hand a queued group send to WeCom, once; commits. A transient error is raised and the
-    send stays queued (the periodic refresh queues it again); any other refusal fails it."""
+    send stays queued (the periodic refresh queues it again); any other refusal fails it, and
+    so does a call that went unanswered (it may be waiting for the salesperson already: a
+    second one would let them send it twice)."""
     # Row-locked (on PostgreSQL) while WeCom is called: a second job waits, then sees the msgid.
     session.refresh(group_send, with_for_update=True)
     if group_send.msgid or group_send.status != GroupSendStatus.QUEUED:
@@ -182,10 +185,11 @@ def send_group_send(session: Session, group_send: GroupSend, client) -> None:
             },
         )
     except WeChatApiError as exc:
-        if exc.errcode in TRANSIENT_ERRORS:
+        if is_transient(exc) and not may_have_gone_out(exc):
             session.rollback()
             raise
-        group_send.status, group_send.error = GroupSendStatus.FAILED, str(exc)[:500]
+        error = str(exc) if not may_have_gone_out(exc) else f"no answer, check WeCom: {exc}"
+        group_send.status, group_send.error = GroupSendStatus.FAILED, error[:500]
         session.commit()
         log.warning("group send %s refused: %s", group_send.id, exc)
         return
@@ -219,7 +223,7 @@ def fetch_group_send_results(session: Session, group_send: GroupSend, client) ->
             if not cursor:
                 break
     except WeChatApiError as exc:
-        if exc.errcode in TRANSIENT_ERRORS:
+        if is_transient(exc):
             raise
         group_send.error = str(exc)[:500]
         session.commit()

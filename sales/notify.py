@@ -5,7 +5,10 @@ dedupe key) and ask for a `send_notifications` job. The job sends each
 staff member's pending notes as one message — a burst becomes one digest —
 and keeps under WeCom's limit of about 30 app messages a minute per member
 (past it the platform drops them silently); what must wait stays pending for
-the sweeper.
+the sweeper. So does a note whose send failed transiently (core.transient: a
+token refused, the platform busy, no answer): it keeps its last error and the
+sweeper asks for it again; only a refusal that would be the same next time
+fails it.
 """
 
 import logging
@@ -16,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.jobs import Followups, Job
+from core.transient import is_transient
 from models import (
     Account,
     Channel,
@@ -26,7 +30,7 @@ from models import (
     utcnow,
 )
 from models.base import insert_ignoring_conflicts
-from wechat.clients import TRANSIENT_ERRORS, WeChatApiError
+from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,7 @@ class NotifyResult:
     messages: int = 0
     notifications: int = 0
     deferred: int = 0
+    retrying: int = 0  # a transient failure: still pending, with its error
     failed: int = 0
 
 
@@ -150,18 +155,32 @@ def send_notifications(session: Session, channel: Channel, client) -> NotifyResu
                 },
             )
         except WeChatApiError as exc:
-            if exc.errcode in TRANSIENT_ERRORS:
-                raise  # nothing was sent: RQ's retry, or the sweeper, tries again
+            # A timeout may have delivered the digest; sending it again is a duplicate
+            # reminder at worst, while giving up would lose it.
+            transient = is_transient(exc)
             for note in notes:
-                note.status, note.error = NotificationStatus.FAILED, str(exc)[:500]
-            result.failed += len(notes)
+                note.error = str(exc)[:500]
+                if not transient:
+                    note.status = NotificationStatus.FAILED
+            if transient:
+                result.retrying += len(notes)
+                log.warning(
+                    "channel %s: %s note(s) for %s stay pending, the sweeper retries: %s",
+                    channel.id,
+                    len(notes),
+                    userid,
+                    exc,
+                )
+            else:
+                result.failed += len(notes)
             session.commit()
             continue
         for note in notes:
-            note.status, note.sent_at, note.msgid = (
+            note.status, note.sent_at, note.msgid, note.error = (
                 NotificationStatus.SENT,
                 now,
                 answer.get("msgid"),
+                None,
             )
         result.messages += 1
         result.notifications += len(notes)

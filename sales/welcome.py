@@ -6,10 +6,13 @@ The drain records a pending WelcomeMessage for each add that carries a code
 welcome of the channel: personalized from the 联系我 code's text and what
 Harpoon knows, or marked missed when the window has passed. The code itself
 is the idempotency key: WeCom refuses a second use (41051), so nothing is
-ever sent twice.
+ever sent twice, and a send that failed transiently (core.transient: a token
+refused, the platform busy, no answer) is simply tried again, within the same
+job after a short pause, until it goes out or the window has passed.
 """
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.transient import is_transient
 from models import (
     Account,
     Channel,
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 WINDOW = timedelta(seconds=20)
 SEND_BATCH = 50
 SEND_CONCURRENCY = 8  # API calls in flight per channel; WeCom allows about 10,000 a minute
+# Between passes over welcomes whose send failed transiently: short, the window is 20 s.
+RETRY_PAUSE_SECONDS = (0.5, 1.0, 2.0, 4.0)
 # Reads worth mentioning: what the person last opened.
 READ_KINDS = ("content.view", "wechat.menu_view")
 FALLBACKS = {"name": "", "account": "", "staff": "", "last_read": "我们的产品资料"}
@@ -85,12 +91,14 @@ class WelcomeResult:
     missed: int = 0
     refused: int = 0
     skipped: int = 0
+    retried: int = 0  # sends that failed transiently and were tried again
 
 
 def send_welcomes(session: Session, channel: Channel, client) -> WelcomeResult:
     """Send the channel's pending welcomes, a batch at a time, the API calls of a batch in
     parallel (a burst of adds must not queue behind one HTTP call after another)."""
     result = WelcomeResult()
+    retry_passes = 0
     with ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="welcome") as pool:
         while True:
             pending = session.scalars(
@@ -105,11 +113,17 @@ def send_welcomes(session: Session, channel: Channel, client) -> WelcomeResult:
             ).all()
             if not pending:
                 return result
-            _send_batch(session, client, pool, pending, result)
+            retrying = _send_batch(session, client, pool, pending, result)
             session.commit()
+            if retrying:
+                # Still pending: the next pass sends them again, or marks them missed.
+                result.retried += retrying
+                time.sleep(RETRY_PAUSE_SECONDS[min(retry_passes, len(RETRY_PAUSE_SECONDS) - 1)])
+                retry_passes += 1
 
 
-def _send_batch(session: Session, client, pool, pending: list, result: WelcomeResult) -> None:
+def _send_batch(session: Session, client, pool, pending: list, result: WelcomeResult) -> int:
+    """Send what is still in its window; returns how many failed transiently (left pending)."""
     live = []
     for welcome in pending:
         if utcnow() - welcome.added_at > WINDOW:
@@ -137,19 +151,27 @@ def _send_batch(session: Session, client, pool, pending: list, result: WelcomeRe
             welcome.status = WelcomeStatus.SKIPPED
             result.skipped += 1
     sends = [(w.welcome_code, w.text) for w in outgoing]
+    retrying = 0
     for welcome, (error, at) in zip(
         outgoing, pool.map(lambda args: _post(client, *args), sends), strict=True
     ):
-        if error:
-            # 41051: they chatted already, or it was sent before a crash; 41050: code expired.
-            welcome.status, welcome.error = WelcomeStatus.REFUSED, error[:500]
-            result.refused += 1
-        else:
-            welcome.status, welcome.sent_at = WelcomeStatus.SENT, at
+        if error is None:
+            welcome.status, welcome.sent_at, welcome.error = WelcomeStatus.SENT, at, None
             result.sent += 1
+        elif is_transient(error):
+            # Safe to repeat even after a timeout: a code that was used is refused (41051).
+            welcome.error = str(error)[:500]
+            retrying += 1
+        else:
+            # 41051: they chatted already, or it was sent before a crash; 41050: code expired.
+            welcome.status, welcome.error = WelcomeStatus.REFUSED, str(error)[:500]
+            result.refused += 1
+    if retrying:
+        log.warning("%s welcome(s) failed transiently, trying again in the window", retrying)
+    return retrying
 
 
-def _post(client, welcome_code: str, text: str) -> tuple[str | None, datetime]:
+def _post(client, welcome_code: str, text: str) -> tuple[WeChatApiError | None, datetime]:
     """One send_welcome_msg: (the refusal, None when sent; when it was answered)."""
     try:
         client.post(
@@ -157,7 +179,7 @@ def _post(client, welcome_code: str, text: str) -> tuple[str | None, datetime]:
             data={"welcome_code": welcome_code, "text": {"content": text}},
         )
     except WeChatApiError as exc:
-        return str(exc), utcnow()
+        return exc, utcnow()
     return None, utcnow()
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.transient import is_transient
 from crm.tags import TagBook
 from models import (
     Channel,
@@ -31,13 +32,7 @@ from models import (
     TagSyncItem,
     utcnow,
 )
-from wechat.clients import (
-    OPENIDS_PER_TAGGING,
-    TOKEN_ERRORS,
-    TRANSIENT_ERRORS,
-    WeChatApiError,
-    chunks,
-)
+from wechat.clients import OPENIDS_PER_TAGGING, WeChatApiError, chunks
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +42,6 @@ OA_TAG_LIMIT = 45056
 OA_TAG_NAME_TAKEN = 45157
 OA_FOLLOWER_TAG_LIMIT = 45059
 WECOM_TAG_NAME_TAKEN = 40071
-# Worth another try later; anything else is about the request and is isolated per item.
-TRANSIENT = TRANSIENT_ERRORS | TOKEN_ERRORS
 WECOM_TAG_GROUP = "Harpoon"
 MAX_ATTEMPTS = 8
 BATCH = 2000
@@ -221,9 +214,10 @@ def _send_oa_batch(call, tag_remote_id: int, batch: list[TagSyncItem], result: S
     try:
         call(tag_remote_id, [item.subject for item in batch])
     except WeChatApiError as exc:
-        if exc.errcode in TRANSIENT:
+        # Worth another try later; anything else is about the request: isolate the item.
+        if is_transient(exc):
             for item in batch:
-                _fail(item, str(exc), result)
+                _fail(item, str(exc), result, transient=True)
             return
         if len(batch) == 1:
             if exc.errcode == OA_FOLLOWER_TAG_LIMIT:
@@ -323,7 +317,7 @@ def _sync_wecom(
                 )
         except WeChatApiError as exc:
             for item in customer_items:
-                _fail(item, str(exc), result)
+                _fail(item, str(exc), result, transient=is_transient(exc))
             continue
         for item in customer_items:
             _finish(item, SyncStatus.DONE, result)
@@ -375,8 +369,11 @@ def _over_limit(item: TagSyncItem, result: SyncResult) -> None:
     result.over_limit += 1
 
 
-def _fail(item: TagSyncItem, error: str, result: SyncResult) -> None:
-    item.attempts += 1
+def _fail(item: TagSyncItem, error: str, result: SyncResult, *, transient: bool = False) -> None:
+    """Tried again after a backoff. A refusal counts toward MAX_ATTEMPTS; a transient failure
+    never uses up the last one (a long outage must not abandon the work): it is retried at
+    a long backoff until the platform answers."""
+    item.attempts = min(item.attempts + 1, MAX_ATTEMPTS - 1) if transient else item.attempts + 1
     item.status = SyncStatus.FAILED
     item.error = error[:500]
     item.next_attempt_at = utcnow() + timedelta(seconds=min(30 * 2 ** (item.attempts - 1), 3600))

@@ -32,8 +32,6 @@ REAL_HOSTS = {
 }
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 BUSY_ERRORS = frozenset({45009, -1})
-# Worth trying again later: busy, or no answer at all (errcode None).
-TRANSIENT_ERRORS = BUSY_ERRORS | {None}
 OPENIDS_PER_TAGGING = 50
 OPENIDS_PER_USER_BATCH = 100
 TOKEN_TIMEOUT_SECONDS = 5
