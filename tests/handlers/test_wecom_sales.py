@@ -4,8 +4,10 @@ in the 20 s window, relations ended by either side, and notifications to the sal
 from datetime import timedelta
 
 import pytest
+import requests
 from sqlalchemy import select
 
+from core.jobs import Job
 from demo.seed import register_tenant
 from models import (
     Account,
@@ -116,6 +118,42 @@ def test_a_welcome_past_the_20_second_window_is_marked_missed(app, platform, cor
     settle(app, platform)
     (welcome,) = rows(app, WelcomeMessage)
     assert welcome.status == WelcomeStatus.MISSED
+    assert wecom.state_of(tenant(platform)).welcome_messages == []
+
+
+def fault(platform, endpoint: str, errcode: int, times: int) -> None:
+    """WeCom answers the next `times` calls to `endpoint` with `errcode`, asked over HTTP as
+    anyone driving the sandbox would."""
+    requests.post(
+        f"{platform.url}/sandbox/faults",
+        json={"path": f"/wecom/cgi-bin/{endpoint}", "errcode": errcode, "times": times},
+        timeout=5,
+    ).raise_for_status()
+
+
+def test_a_welcome_the_busy_platform_refused_is_sent_again_in_its_window(app, platform, corp):
+    add_way(app, corp)
+    # -1 on the first try and on each of the client's three busy retries.
+    fault(platform, "externalcontact/send_welcome_msg", -1, times=4)
+    customer(platform, "wm_busy", name="王芳", state="expo-booth")
+    settle(app, platform)
+    assert platform.state.error_counts[-1] == 4
+    (welcome,) = rows(app, WelcomeMessage)
+    assert welcome.status == WelcomeStatus.SENT and welcome.error is None
+    assert [m.external_userid for m in wecom.state_of(tenant(platform)).welcome_messages] == [
+        "wm_busy"
+    ]
+
+
+def test_a_welcome_still_failing_when_its_window_closes_is_missed(app, platform, corp):
+    add_way(app, corp)
+    platform.state.clock_offset = -18  # the add happened 18 s ago: 2 s of window are left
+    fault(platform, "externalcontact/send_welcome_msg", -1, times=10_000)
+    customer(platform, "wm_down", state="expo-booth")
+    settle(app, platform)
+    (welcome,) = rows(app, WelcomeMessage)
+    assert welcome.status == WelcomeStatus.MISSED
+    assert platform.state.error_counts[-1] >= 4  # it was tried, and tried again
     assert wecom.state_of(tenant(platform)).welcome_messages == []
 
 
@@ -253,3 +291,32 @@ def test_the_welcome_knows_what_the_follower_read_on_the_oa(app, platform, corp,
     assert message.text == {
         "content": "周明您好，我是张三，为您准备了https://harpoon.example/whitepaper。"
     }
+
+
+def test_a_staff_alert_refused_with_42001_stays_pending_and_the_sweeper_delivers_it(
+    app, platform, corp
+):
+    # The token refused twice: Harpoon's one refresh-and-replay meets 42001 again.
+    fault(platform, "message/send", 42001, times=2)
+    with harpoon_of(app).db.session() as session:
+        notify_staff(
+            session,
+            workspace_id=session.get(Channel, corp).workspace_id,
+            channel_id=corp,
+            staff_userid="zhangsan",
+            kind="test",
+            text="目标客户来访",
+        )
+        session.commit()
+    harpoon_of(app).queue.enqueue_followups({(Job.SEND_NOTIFICATIONS, corp)})
+    settle(app, platform)
+    (note,) = rows(app, StaffNotification)
+    assert note.status == NotificationStatus.PENDING and "42001" in note.error
+    assert wecom.state_of(tenant(platform)).app_messages == []
+
+    harpoon_of(app).queue.enqueue(Job.SWEEP_INBOX)  # what cron runs every sweep interval
+    settle(app, platform)
+    (note,) = rows(app, StaffNotification)
+    assert note.status == NotificationStatus.SENT and note.error is None
+    (message,) = wecom.state_of(tenant(platform)).app_messages
+    assert message.userid == "zhangsan" and message.content["content"] == "目标客户来访"
