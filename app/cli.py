@@ -1,15 +1,16 @@
 """`flask --app wsgi ...` commands: db, channels, worker, cron, inbox, users, accounts,
 scoring."""
 
+import functools
 from contextlib import ExitStack
 from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
-from rq.cron import CronScheduler
 from sqlalchemy import select
 
+from app import reconnect
 from app.extensions import harpoon
 from crm.channels import (
     ChannelError,
@@ -312,8 +313,27 @@ def worker(burst):
         )
     from flask import current_app
 
-    h.queue.worker(current_app._get_current_object()).work(
-        burst=burst, with_scheduler=True, logging_level=h.settings.log_level
+    app = current_app._get_current_object()
+
+    def ping() -> None:
+        h.queue.connection.ping()
+        reconnect.ping_database(h.db.engine)
+
+    def worker() -> reconnect.ReconnectingWorker:
+        return h.queue.worker(app, reconnect.ReconnectingWorker)
+
+    # Redis or PostgreSQL going away ends a run of RQ's loop; a fresh worker takes over
+    # once both answer again (app/reconnect.py).
+    reconnect.keep_running(
+        functools.partial(
+            reconnect.run_worker,
+            worker,
+            burst=burst,
+            with_scheduler=True,
+            logging_level=h.settings.log_level,
+        ),
+        ping,
+        "worker",
     )
 
 
@@ -324,10 +344,16 @@ def cron():
     h = harpoon()
     if h.settings.embedded_queue:
         raise click.ClickException("the embedded queue runs its periodic jobs itself")
-    scheduler = CronScheduler(connection=h.queue.connection, logging_level=h.settings.log_level)
+    scheduler = reconnect.ReconnectingCron(
+        connection=h.queue.connection, logging_level=h.settings.log_level
+    )
     for func, interval in h.queue.cron:
         scheduler.register(func, queue_name=h.queue.default.name, interval=interval)
-    scheduler.start()
+    # The same scheduler after a reconnect: each job keeps its schedule, and one that fell
+    # due while Redis was away is enqueued at once.
+    reconnect.keep_running(
+        functools.partial(reconnect.run_cron, scheduler), h.queue.connection.ping, "cron"
+    )
 
 
 def _workspace_ids(session, name: str | None) -> list[int]:
