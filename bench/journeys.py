@@ -1,5 +1,5 @@
 """Journeys under load: (a) 100K enrolments due at once, walked by the due-step runner;
-(b) callback -> journey action, under open-loop load through gunicorn and a worker.
+(b) callback -> journey action, under open-loop load through gunicorn and --workers workers.
 
     .venv/bin/python bench/journeys.py [--part a,b] [--enrolments N] [--runners R]
         [--rate R] [--seconds S]
@@ -65,6 +65,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=100, help="(b) callbacks per second")
     parser.add_argument("--seconds", type=float, default=10, help="(b) seconds of load")
     parser.add_argument("--processes", type=int, default=2, help="(b) generator processes")
+    parser.add_argument("--workers", type=int, default=2, help="(b) RQ worker processes")
     parser.add_argument("--concurrency", type=int, default=32, help="(b) connections")
     return parser.parse_args()
 

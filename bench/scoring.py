@@ -15,7 +15,7 @@
     and every account re-judged (`Scorer.recompute`), and the daily pass
     (`Scorer.refresh_workspace`).
 (c) Callback -> account score updated, under an open-loop load of --rate callbacks/s
-    for --seconds: gunicorn (config/gunicorn.py) and an RQ worker (`flask worker`),
+    for --seconds: gunicorn (config/gunicorn.py) and --workers RQ workers (`flask worker`),
     followers who already belong to accounts; each callback's latency runs from its
     scheduled send to the moment its ledger entry (committed with the account score)
     is visible.
@@ -102,6 +102,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--contacts", type=int, default=1_000_000, help="(b) contacts")
     parser.add_argument("--rate", type=float, default=1000, help="(c) callbacks per second")
     parser.add_argument("--seconds", type=float, default=10, help="(c) seconds of load")
+    parser.add_argument("--workers", type=int, default=2, help="(c) RQ worker processes")
     parser.add_argument("--processes", type=int, default=2, help="(c) generator processes")
     parser.add_argument("--concurrency", type=int, default=32, help="(c) connections")
     return parser.parse_args()
@@ -350,7 +351,7 @@ def part_c(database_url: str, args) -> dict:
 
 def callback_latencies(database_url: str, args, rows_sql: str, prepare=None):
     """Open-loop text callbacks from followers already in accounts, through gunicorn and
-    one worker, after a warm-up: each one's latency from its scheduled send until a row
+    `--workers` RQ workers, after a warm-up: each one's latency from its scheduled send until a row
     of `rows_sql` (id, contact_id; ids after :last) names its contact. `prepare(db,
     workspace_id)` returns extra parameters for the query. Returns (latencies, tally,
     followers measured)."""
@@ -380,7 +381,7 @@ def callback_latencies(database_url: str, args, rows_sql: str, prepare=None):
         path = f"/callbacks/wechat/{channel_id}"
         with (
             gunicorn_server("ours", ["wsgi:app"], env, path, Path(tmp)) as server,
-            rq_worker(env, Path(tmp)),
+            rq_worker(env, Path(tmp), getattr(args, "workers", 1)),
         ):
             seen = RowWatch(db, channel_id, rows_sql, params)
             seen.start()
@@ -497,21 +498,26 @@ def open_loop(server, path, callbacks, args) -> tuple[float, Tally]:
 
 
 @contextmanager
-def rq_worker(env: dict, log_dir: Path):
-    log_path = log_dir / "worker.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def rq_worker(env: dict, log_dir: Path, workers: int = 1):
+    """`workers` RQ worker processes (`flask worker`), each in its own process group."""
+    processes = []
     try:
-        yield process
+        for index in range(workers):
+            with open(log_dir / f"worker-{index}.log", "wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        yield processes
     finally:
-        stop_process_group(process)
+        for process in processes:
+            stop_process_group(process)
 
 
 # --- main ----------------------------------------------------------------------------

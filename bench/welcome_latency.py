@@ -1,6 +1,7 @@
 """Welcome latency bench: WeCom add -> welcome sent, quiet and under a burst.
 
     .venv/bin/python bench/welcome_latency.py [--rate R] [--seconds S] [--other-rate O]
+        [--workers 1,2] [--no-journeys]
 
 Creates a throwaway PostgreSQL database (dropped at the end, even on failure),
 runs the sandbox platform in this process, and Harpoon under gunicorn with two
@@ -11,10 +12,16 @@ Harpoon and records the welcome when send_welcome_msg reaches it, with
 at --rate while OA followers follow, tap menus and write at --other-rate.
 Harpoon's tables split each add's time into its stages: add -> callback stored,
 stored -> drained, drained -> welcome sent.
+
+With journeys (the default) two are live beside the welcomes: every new follower gets a
+customer-service message, and a follower's first menu tap calls a webhook that answers
+in 4.5 s. The whole run repeats for each count in --workers (a fresh database each time).
 """
 
 import argparse
+import http.server
 import itertools
+import json
 import logging
 import os
 import random
@@ -56,7 +63,8 @@ from crm import channels  # noqa: E402
 from crm.users import create_user  # noqa: E402
 from demo.data import SELF_ID_BUTTONS, seed_demo_tagging  # noqa: E402
 from demo.seed import register_tenant  # noqa: E402
-from models import ChannelKind, Role, migrate  # noqa: E402
+from journeys.webhooks import rotate_secret  # noqa: E402
+from models import ChannelKind, Journey, JourneyStatus, JourneyVersion, Role, migrate  # noqa: E402
 from sales.contact_ways import create_contact_way  # noqa: E402
 from sales.staff import sync_staff  # noqa: E402
 from wechat.sandbox import create_sandbox, oa, wecom  # noqa: E402
@@ -65,7 +73,7 @@ from wechat.sandbox.core import Sandbox, Tenant  # noqa: E402
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 HOST = "127.0.0.1"
-RQ_WORKERS = 2
+SLOW_WEBHOOK_SECONDS = 4.5  # the webhook journey's endpoint answers this late
 CALLBACK_SENDERS = 8  # the sandbox's delivery threads: as many as the web's 2 x 8 can answer
 BASELINE_RATE = 5.0
 BASELINE_SECONDS = 10.0
@@ -81,6 +89,7 @@ MESSAGES = ("你好", "价格多少钱？", "想申请试用", "我是IT负责�
 PAGES = ("https://harpoon.example/whitepaper", "https://harpoon.example/about")
 
 TARGET_P99_SECONDS = 3.0
+FOLLOWER_MESSAGE = "欢迎关注！回复「白皮书」获取 2026 数字化转型白皮书。"
 WELCOME_CODE_XML = re.compile(r"<WelcomeCode><!\[CDATA\[(.*?)\]\]></WelcomeCode>")
 
 
@@ -98,6 +107,48 @@ def sandbox_server():
     thread.start()
     try:
         yield app.extensions["sandbox"], f"http://{HOST}:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class SlowReceiver(http.server.ThreadingHTTPServer):
+    """The webhook journey's endpoint: answers 200 after SLOW_WEBHOOK_SECONDS, and keeps
+    when each delivery arrived (by the contact it names)."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        self.arrived: dict[int, float] = {}  # contact id -> first delivery's arrival
+        self.deliveries = 0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                at = time.time()
+                contact = json.loads(body or b"{}").get("contact_id")
+                receiver.deliveries += 1
+                receiver.arrived.setdefault(contact, at)
+                time.sleep(SLOW_WEBHOOK_SECONDS)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__((HOST, 0), Handler)
+
+
+@contextmanager
+def slow_receiver():
+    server = SlowReceiver()
+    thread = threading.Thread(target=server.serve_forever, name="webhook", daemon=True)
+    thread.start()
+    try:
+        yield server
     finally:
         server.shutdown()
         server.server_close()
@@ -124,6 +175,8 @@ class People:
         self.staff = itertools.cycle(STAFF)
         self.states = itertools.cycle(CONTACT_STATES)
         self.followers: list[str] = []
+        self.followed_at: dict[str, float] = {}  # openid -> when they followed (sandbox clock)
+        self.first_tap_at: dict[str, float] = {}  # openid -> their first menu tap
 
     def add(self, phase: Phase) -> None:
         """A new customer scans a code and adds one of its staff."""
@@ -143,11 +196,13 @@ class People:
         roll = self.rng.random()
         if roll < 0.25 or not self.followers:
             openid = f"oBench{next(self.serial):022d}"
+            self.followed_at[openid] = self.sandbox.now()
             oa.follow(self.sandbox, self.oa, openid)
             self.followers.append(openid)
             return
         openid = self.rng.choice(self.followers)
         if roll < 0.6:
+            self.first_tap_at.setdefault(openid, self.sandbox.now())
             oa.click(self.sandbox, self.oa, openid, self.rng.choice(MENU_KEYS))
         elif roll < 0.75:
             oa.view(self.sandbox, self.oa, openid, self.rng.choice(PAGES))
@@ -249,7 +304,44 @@ class Workspace:
     corp: Tenant
 
 
-def seed(settings: dict, sandbox: Sandbox, harpoon_base: str) -> Workspace:
+def journey(trigger_kind: str, action: dict, reentry: str) -> dict:
+    return {
+        "reentry": reentry,
+        "nodes": [
+            {
+                "id": "start",
+                "type": "entry",
+                "trigger": {"kind": "interaction", "event": {"kind": trigger_kind}},
+                "next": "act",
+            },
+            {"id": "act", "type": "action", "action": action, "next": "done"},
+            {"id": "done", "type": "exit"},
+        ],
+    }
+
+
+def seed_journeys(session, workspace_id: int, webhook_url: str) -> None:
+    """Two live journeys: a customer-service message to every new follower, and a webhook
+    (answering in 4.5 s) on a follower's first menu tap."""
+    rotate_secret(session, workspace_id)
+    documents = {
+        "bench welcome follower": journey(
+            "wechat.follow", {"kind": "cs_message", "text": FOLLOWER_MESSAGE}, "always"
+        ),
+        "bench slow webhook": journey(
+            "wechat.menu_click", {"kind": "webhook", "url": webhook_url}, "once"
+        ),
+    }
+    for name, document in documents.items():
+        row = Journey(workspace_id=workspace_id, name=name, status=JourneyStatus.LIVE)
+        row.live_version = 1
+        session.add(row)
+        session.flush()
+        session.add(JourneyVersion(journey_id=row.id, version=1, document=document))
+    session.commit()
+
+
+def seed(settings: dict, sandbox: Sandbox, harpoon_base: str, webhook_url: str | None) -> Workspace:
     """A workspace as the demo has it (tag rules, ICP list) with one OA and one WeCom corp,
     both registered in the sandbox; staff synced and 联系我 codes made through Harpoon's
     own client, each with a welcome naming the customer and the staff member."""
@@ -304,17 +396,19 @@ def seed(settings: dict, sandbox: Sandbox, harpoon_base: str) -> Workspace:
                 }
                 create_contact_way(session, corp_channel, client, spec)
             session.commit()
+            if webhook_url:
+                seed_journeys(session, workspace.id, webhook_url)
             return Workspace(sandbox.tenant(oa_channel.app_id), corp)
     finally:
         h.db.dispose()
 
 
 @contextmanager
-def rq_processes(env: dict, log_dir: Path):
+def rq_processes(env: dict, log_dir: Path, workers: int):
     """The RQ workers and the cron scheduler (its sweeper re-queues pending welcomes, as
     in production), each in its own process group."""
     flask = Path(sys.executable).parent / "flask"
-    commands = {f"worker-{index}": "worker" for index in range(RQ_WORKERS)}
+    commands = {f"worker-{index}": "worker" for index in range(workers)}
     commands["cron"] = "cron"
     processes, logs = [], []
     try:
@@ -350,6 +444,7 @@ def harpoon_env(database_url: str, redis_url: str, sandbox_url: str, instance_di
         "HARPOON_INSTANCE_DIR": str(instance_dir),
         "HARPOON_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "HARPOON_WECHAT_API_URL": sandbox_url,
+        "HARPOON_OUTBOUND_ALLOW": HOST,  # the slow webhook's endpoint on this machine
     }
 
 
@@ -549,15 +644,27 @@ def delivery_counts(sandbox: Sandbox) -> dict:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=200.0, help="burst adds per second")
+    parser.add_argument("--rate", type=float, default=50.0, help="burst adds per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="burst duration")
     parser.add_argument(
         "--other-rate", type=float, default=200.0, help="OA callbacks per second in the burst"
+    )
+    parser.add_argument(
+        "--workers", default="1,2", help="RQ worker counts, one whole run each (e.g. 1,2)"
+    )
+    parser.add_argument(
+        "--no-journeys", dest="journeys", action="store_false", help="no live journeys"
     )
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this directory")
     args = parser.parse_args()
     if min(args.rate, args.seconds) <= 0 or args.rate * args.seconds < 1 or args.other_rate < 0:
         parser.error("--rate x --seconds must make at least one add, --other-rate >= 0")
+    try:
+        args.worker_counts = [int(n) for n in args.workers.split(",")]
+    except ValueError:
+        parser.error("--workers: comma-separated whole numbers")
+    if not args.worker_counts or min(args.worker_counts) < 1:
+        parser.error("--workers: at least one worker")
     return args
 
 
@@ -591,15 +698,91 @@ def run_phases(people: People, sandbox: Sandbox, corp: Tenant, database_url: str
     return [baseline, burst]
 
 
-def main() -> int:
-    args = parse_args()
-    # A plain `kill` unwinds like Ctrl-C: processes stopped, database dropped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    admin_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+# --- the journeys beside the welcomes ---------------------------------------------
+
+
+JOURNEY_SETTLE_SECONDS = 60  # after the burst, for journey messages and webhooks to land
+
+
+@dataclass
+class JourneyFigures:
+    followers: int = 0  # new followers, each owed one customer-service message
+    messaged: int = 0
+    message_lags: list[float] = field(default_factory=list)  # follow -> message at the sandbox
+    tappers: int = 0  # followers who tapped a menu, each owed one webhook
+    webhooks: int = 0
+    webhook_lags: list[float] = field(default_factory=list)  # first tap -> webhook arrived
+
+
+def follower_messages(sandbox: Sandbox, oa_tenant: Tenant) -> dict[str, float]:
+    """openid -> when the journey's message reached them (the first, if several)."""
+    with sandbox.lock:
+        return {
+            openid: min(r.at for r in messages)
+            for openid, follower in oa.state_of(oa_tenant).followers.items()
+            if (
+                messages := [
+                    r
+                    for r in follower.received
+                    if r.kind == oa.CUSTOM and r.content.get("content") == FOLLOWER_MESSAGE
+                ]
+            )
+        }
+
+
+def openid_contacts(database_url: str) -> dict[str, int]:
+    dsn = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(dsn.render_as_string(hide_password=False)) as conn:
+        return dict(conn.execute("SELECT value, contact_id FROM identities WHERE kind = 'openid'"))
+
+
+def journey_figures(
+    people: People, sandbox: Sandbox, oa_tenant: Tenant, receiver: SlowReceiver, url: str
+) -> JourneyFigures:
+    """Waits (up to JOURNEY_SETTLE_SECONDS) for every owed message and webhook, then
+    measures them."""
+    deadline = time.monotonic() + JOURNEY_SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        contacts = openid_contacts(url)
+        owed_hooks = {contacts.get(o) for o in people.first_tap_at}
+        if len(follower_messages(sandbox, oa_tenant)) >= len(people.followed_at) and (
+            owed_hooks <= receiver.arrived.keys()
+        ):
+            break
+        time.sleep(0.5)
+    sent = follower_messages(sandbox, oa_tenant)
+    contacts = openid_contacts(url)
+    f = JourneyFigures(followers=len(people.followed_at), tappers=len(people.first_tap_at))
+    for openid, followed in people.followed_at.items():
+        if openid in sent:
+            f.messaged += 1
+            f.message_lags.append(sent[openid] - followed)
+    for openid, tapped in people.first_tap_at.items():
+        arrived = receiver.arrived.get(contacts.get(openid))
+        if arrived is not None:
+            f.webhooks += 1
+            f.webhook_lags.append(arrived - tapped)
+    return f
+
+
+def print_journeys(f: JourneyFigures) -> None:
+    def lags(values: list[float]) -> str:
+        if not values:
+            return "-"
+        return f"p50 {percentile(values, 0.5):.2f} s, p99 {percentile(values, 0.99):.2f} s"
+
+    print(
+        f"journeys: follower messages {f.messaged} of {f.followers} ({lags(f.message_lags)});"
+        f" webhooks {f.webhooks} of {f.tappers} ({lags(f.webhook_lags)}, the endpoint"
+        f" answers in {SLOW_WEBHOOK_SECONDS:g} s)"
+    )
+
+
+def run_once(args, workers: int, admin_url: str, redis_url: str):
+    """One whole run with `workers` RQ workers: (welcome figures per phase, journey figures)."""
     with tempfile.TemporaryDirectory(prefix="harpoon-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        log_dir = args.logs or tmp
+        log_dir = (args.logs / f"workers-{workers}") if args.logs else tmp
         log_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
             database_url = stack.enter_context(bench_database(admin_url))
@@ -607,6 +790,7 @@ def main() -> int:
             stack.callback(flush_redis, redis_url)
             migrate.upgrade(database_url)
             sandbox, sandbox_url = stack.enter_context(sandbox_server())
+            receiver = stack.enter_context(slow_receiver()) if args.journeys else None
             env = harpoon_env(database_url, redis_url, sandbox_url, tmp / "instance")
             web = stack.enter_context(gunicorn_server("web", ["wsgi:app"], env, "/", log_dir))
             settings = {
@@ -618,22 +802,59 @@ def main() -> int:
                 "log_level": "WARNING",
                 "wechat_api_url": sandbox_url,
             }
-            workspace = seed(settings, sandbox, f"http://{HOST}:{web.port}")
-            worker_logs = stack.enter_context(rq_processes(env, log_dir))
+            hook_url = f"http://{HOST}:{receiver.server_port}/hook" if receiver else None
+            workspace = seed(settings, sandbox, f"http://{HOST}:{web.port}", hook_url)
+            worker_logs = stack.enter_context(rq_processes(env, log_dir, workers))
             print(
-                f"sandbox on {sandbox_url}, Harpoon on :{web.port} (2 web workers),"
-                f" {RQ_WORKERS} RQ workers and cron; baseline {BASELINE_RATE:g} adds/s for"
-                f" {BASELINE_SECONDS:g} s, burst {args.rate:g} adds/s +"
-                f" {args.other_rate:g} OA callbacks/s for {args.seconds:g} s",
+                f"\n== {workers} RQ worker(s) and cron; sandbox on {sandbox_url}, Harpoon on"
+                f" :{web.port} (2 web workers); journeys {'live' if receiver else 'off'};"
+                f" baseline {BASELINE_RATE:g} adds/s for {BASELINE_SECONDS:g} s, burst"
+                f" {args.rate:g} adds/s + {args.other_rate:g} OA callbacks/s for"
+                f" {args.seconds:g} s",
                 flush=True,
             )
             people = People(sandbox, workspace.corp, workspace.oa)
             phases = run_phases(people, sandbox, workspace.corp, database_url, args)
+            journeys = (
+                journey_figures(people, sandbox, workspace.oa, receiver, database_url)
+                if receiver
+                else None
+            )
             trails = harpoon_trails(database_url)
             results = [figures(phase, sandbox, workspace.corp, trails) for phase in phases]
             deliveries = delivery_counts(sandbox)
         # Everything is stopped and the database dropped; the logs are still here.
         print_report(results, deliveries, [web.log_path, *worker_logs])
+        if journeys:
+            print_journeys(journeys)
+    return results, journeys
+
+
+def main() -> int:
+    args = parse_args()
+    # A plain `kill` unwinds like Ctrl-C: processes stopped, database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    admin_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    runs = {n: run_once(args, n, admin_url, redis_url) for n in args.worker_counts}
+    print(
+        f"\n{'workers':>7}{'adds':>6}{'sent':>6}{'missed':>7}{'add>welcome p50':>16}"
+        f"{'p99':>8}{'follower msgs':>14}{'msg p99 s':>10}{'webhooks':>10}{'hook p99 s':>11}"
+    )
+    for workers, (results, journeys) in runs.items():
+        burst = results[-1]
+        j = journeys or JourneyFigures()
+
+        def p99(values: list[float]) -> str:
+            return f"{percentile(values, 0.99):.2f}" if values else "-"
+
+        print(
+            f"{workers:7}{burst.adds:6}{burst.sent:6}{burst.missed:7}"
+            f"{seconds(percentile(burst.latencies, 0.5), ''):>16}"
+            f"{seconds(percentile(burst.latencies, 0.99), ''):>8}"
+            f"{f'{j.messaged}/{j.followers}':>14}{p99(j.message_lags):>10}"
+            f"{f'{j.webhooks}/{j.tappers}':>10}{p99(j.webhook_lags):>11}"
+        )
     return 0
 
 
