@@ -474,7 +474,7 @@ def test_an_unnormalizable_event_already_in_the_inbox_dies_at_once(app, oa_chann
         dedupe_key="msg|51",
         payload=payload,
     )
-    h.queue.drain_requests.mark(workspace_id)
+    h.queue.drain_requests.mark(workspace_id, 0)
     run_jobs(app)
     [row] = inbox_rows(app)
     assert (row.status, row.attempts) == ("dead", 1)
