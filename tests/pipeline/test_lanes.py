@@ -14,7 +14,7 @@ import time
 import pytest
 from rq.executions import Execution
 from rq.registry import StartedJobRegistry
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 import app.jobs as app_jobs
 from app.queue import ThreadWorker
@@ -23,10 +23,11 @@ from core.jobs import QUEUE_OF, Job, Urgency
 from core.lanes import lane_of
 from crm.channels import workspace_named
 from crm.touchpoints import person_key
-from models import Account, Contact, Identity, InboundEvent, Interaction
+from models import Account, Contact, Identity, InboundEvent, Interaction, utcnow
 from pipeline.drain import drain_lock_key
 from pipeline.inbox import callback_lane
-from tests.factories import add_contact, make_account, make_channel, make_oa
+from scoring.engine import Scorer
+from tests.factories import add_contact, make_account, make_channel, make_oa, touches
 from tests.helpers import (
     ENCRYPTION_KEY,
     OA_CREDS,
@@ -245,7 +246,6 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from app import create_app
-    from config import load_settings
     from handlers.registry import HANDLERS
 
     marker = Path(sys.argv[1])
@@ -257,7 +257,7 @@ CHILD = textwrap.dedent(
         time.sleep(120)  # killed here, its batch uncommitted
 
     HANDLERS["wechat.menu_click"] = held
-    app = create_app(load_settings())
+    app = create_app()  # the environment's settings: the test's database and Redis
     app.extensions["harpoon"].queue.worker(app).work(burst=True)
     """
 )
@@ -324,3 +324,47 @@ def test_lane_lock_keys_never_collide():
     keys = {drain_lock_key(ws, lane) for ws in range(1, 30) for lane in range(256)}
     assert len(keys) == 29 * 256
     assert InboundEvent.__table__.c.lane.nullable is False
+
+
+def test_two_lanes_scoring_one_account_at_once_lose_no_update(app, oa_channel):
+    """Lane A has scored Ann (uncommitted) when lane B scores Bob of the same account: B
+    waits for A's commit, then reads A's ledger, so the account keeps both."""
+    h = harpoon_of(app)
+    if h.db.is_sqlite:
+        pytest.skip("one SQLite writer: concurrent transactions need PostgreSQL")
+    now = utcnow()
+    ws = touches(
+        app, oa_channel, [("wechat.message", "", "Ann", now), ("wechat.message", "", "Bob", now)]
+    )
+    account = make_account(app, "Acme Corp")
+    with h.db.session() as session:
+        session.execute(update(Contact).values(account_id=account))
+        session.execute(update(Interaction).values(account_id=account))
+        session.commit()
+        ann, bob = session.scalars(select(Interaction.id).order_by(Interaction.id)).all()
+    first = h.db.session()
+    Scorer.load(first, ws).score_interaction_ids([ann])  # lane A: the account row locked
+
+    def lane_b():
+        with h.db.session() as second:
+            Scorer.load(second, ws).score_interaction_ids([bob])
+            second.commit()
+
+    other = threading.Thread(target=lane_b)
+    other.start()
+    with h.db.engine.connect() as conn:  # until lane B waits on lane A's lock
+        for _ in range(300):
+            if conn.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("lane B never waited for lane A")
+    first.commit()
+    first.close()
+    other.join()
+    with h.db.session() as session:
+        stored = session.scalar(select(Account.score).where(Account.id == account))
+        Scorer.load(session, ws).refresh_accounts([account])  # judged afresh from the ledger
+        fresh = session.scalar(select(Account.score).where(Account.id == account))
+    assert stored > 0
+    assert stored == pytest.approx(fresh, rel=1e-6)
