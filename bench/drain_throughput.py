@@ -56,6 +56,7 @@ from wechat.callbacks import dedupe_key, parse_xml  # noqa: E402
 REDIS_URL = "redis://127.0.0.1:6379/12"
 WORKERS_REDIS_URL = "redis://127.0.0.1:6379/14"
 PROCESS_START_SECONDS = 60
+WORKER_LOG = "/tmp/harpoon-drain-bench-workers.log"  # the workers' output (platform refusals)
 OA_APP_ID, CORP_ID = "wxdrainbench00001", "wwdrainbench00001"
 AES_KEY = "B" * 43
 
@@ -207,12 +208,14 @@ def drained_by_workers(h, url: str, workspace_id: int, workers: int, lanes: int,
     drain, and time until the workspace has no pending event; (done, failed, seconds)."""
     env = worker_env(url, h.settings, prefix, lanes)
     connection = redis.Redis.from_url(WORKERS_REDIS_URL)
+    log = open(WORKER_LOG, "a")  # noqa: SIM115 - closed with the workers
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         for _ in range(workers)
     ]
@@ -233,6 +236,7 @@ def drained_by_workers(h, url: str, workspace_id: int, workers: int, lanes: int,
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+        log.close()
     with h.db.session() as session:
         counts = dict(
             session.execute(
@@ -317,7 +321,8 @@ def main() -> None:
         print(f"{label:16} {done:7d} {failed:7d} {seconds:8.2f} {done / seconds:9.0f}")
     base, ours = (runs[k][0] / runs[k][2] for k in ("event by event", "ours"))
     print(f"\nratio ours / event by event: {ours / base:.1f}x")
-    print(f"\n(b) one workspace, {args.lanes} lanes, real RQ workers (scoring, a live journey)")
+    print(f"\n(b) one workspace, {args.lanes} lanes, real RQ workers (scoring, a live journey;")
+    print(f"    their log: {WORKER_LOG})")
     print(f"{'workers':16} {'events':>7} {'failed':>7} {'seconds':>8} {'events/s':>9}")
     for count, (done, failed, seconds) in workers.items():
         print(f"{count:<16d} {done:7d} {failed:7d} {seconds:8.2f} {done / seconds:9.0f}")
