@@ -147,9 +147,10 @@ def post_touchpoints():
         if errors:
             results.append({"index": index, "status": "rejected", "errors": errors})
             continue
-        rows.append(api_row(workspace_id, valid, received))
+        rows.append(api_row(workspace_id, valid, received, h.settings.inbox_lanes))
         results.append({"index": index, "status": None, "key": rows[-1]["dedupe_key"]})
     stored = _store(rows)
+    new_lanes = {row["lane"] for row in rows if row["dedupe_key"] in stored}
     for result in results:
         key_of_item = result.pop("key", None)
         if result["status"] is None:
@@ -161,8 +162,8 @@ def post_touchpoints():
         status: sum(r["status"] == status for r in results)
         for status in ("accepted", "duplicate", "rejected")
     }
-    if counts["accepted"]:
-        h.queue.drain_requests.mark(workspace_id)
+    for lane in sorted(new_lanes):
+        h.queue.drain_requests.mark(workspace_id, lane)
     answer = {
         "accepted": counts["accepted"],
         "duplicates": counts["duplicate"],

@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from app.extensions import ChannelKeys, harpoon
 from models import Channel, utcnow
+from pipeline.inbox import callback_lane
 from wechat import callbacks as protocol
 from wechat.callbacks import OA, WECOM, CallbackQuery, CallbackRejected
 from wechat.events import Unnormalizable, normalize_fields
@@ -64,9 +65,10 @@ def _callback(channel_id: int, platform: str):
         platform=platform,
         dedupe_key=protocol.dedupe_key(platform, fields, xml),
         payload=xml,
+        lane=(lane := callback_lane(platform, fields, h.settings.inbox_lanes)),
     )
     if stored:
-        h.queue.drain_requests.mark(channel.workspace_id)
+        h.queue.drain_requests.mark(channel.workspace_id, lane)
     if platform == OA:
         reply = _passive_reply(channel, query, fields)
         if reply:

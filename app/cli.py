@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app import reconnect
 from app.extensions import harpoon
+from core.jobs import Job
 from crm.channels import (
     ChannelError,
     add_channel,
@@ -222,9 +223,9 @@ def inbox_retry(event_id):
             f"within {h.settings.sweep_interval_seconds + h.settings.sweep_grace_seconds} s"
         )
         return
-    workspace_id = _event_workspace(event_id)
-    h.queue.enqueue_drain(workspace_id)
-    click.echo(f"event {event_id} queued for retry (drain of workspace {workspace_id})")
+    workspace_id, lane = _event_lane(event_id)
+    h.queue.enqueue_drain(workspace_id, lane)
+    click.echo(f"event {event_id} queued for retry (drain of workspace {workspace_id} lane {lane})")
 
 
 @inbox_cli.command("sweep")
@@ -235,12 +236,13 @@ def inbox_sweep():
 
     if harpoon().settings.embedded_queue:
         raise click.ClickException("the embedded queue sweeps inside the running service")
-    click.echo(f"drains requested for workspaces: {sweep_inbox() or 'none'}")
+    click.echo(f"drains requested for (workspace, lane): {sweep_inbox() or 'none'}")
 
 
-def _event_workspace(event_id: int) -> int:
+def _event_lane(event_id: int) -> tuple[int, int]:
     with harpoon().db.session() as session:
-        return session.get(InboundEvent, event_id).workspace_id
+        event = session.get(InboundEvent, event_id)
+        return event.workspace_id, event.lane
 
 
 @accounts_cli.command("import")
@@ -302,9 +304,15 @@ def accounts_import(file, workspace, owner_default):
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option(
+    "--queues",
+    default="high,default,low",
+    show_default=True,
+    help="The queues to serve, most urgent first (`high` for a dedicated welcome worker).",
+)
 @with_appcontext
-def worker(burst):
-    """Run an RQ worker (with the scheduler) on the high and default queues."""
+def worker(burst, queues):
+    """Run an RQ worker (with the scheduler) on the high, default and low queues."""
     h = harpoon()
     if h.settings.embedded_queue:
         raise click.ClickException(
@@ -313,6 +321,9 @@ def worker(burst):
         )
     from flask import current_app
 
+    urgencies = [name.strip() for name in queues.split(",") if name.strip()]
+    if not urgencies or not set(urgencies) <= {"high", "default", "low"}:
+        raise click.BadParameter("a comma-separated list of high, default, low", "--queues")
     app = current_app._get_current_object()
 
     def ping() -> None:
@@ -320,7 +331,7 @@ def worker(burst):
         reconnect.ping_database(h.db.engine)
 
     def worker() -> reconnect.ReconnectingWorker:
-        return h.queue.worker(app, reconnect.ReconnectingWorker)
+        return h.queue.worker(app, reconnect.ReconnectingWorker, urgencies=urgencies)
 
     # Redis or PostgreSQL going away ends a run of RQ's loop; a fresh worker takes over
     # once both answer again (app/reconnect.py).
@@ -348,7 +359,8 @@ def cron():
         connection=h.queue.connection, logging_level=h.settings.log_level
     )
     for func, interval in h.queue.cron:
-        scheduler.register(func, queue_name=h.queue.default.name, interval=interval)
+        queue = h.queue.queue_of(Job(func.__name__))  # each where its work belongs
+        scheduler.register(func, queue_name=queue.name, interval=interval)
     # The same scheduler after a reconnect: each job keeps its schedule, and one that fell
     # due while Redis was away is enqueued at once.
     reconnect.keep_running(

@@ -65,18 +65,21 @@ def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
 
 
 @job(Job.DRAIN_INBOX)
-def drain_inbox(workspace_id: int) -> dict:
-    """Process every due inbound event of one workspace (pipeline.drain)."""
+def drain_inbox(workspace_id: int, lane: int) -> dict:
+    """Process the due inbound events of one lane of a workspace, for at most
+    drain_max_seconds (pipeline.drain)."""
     h = harpoon()
     s = h.settings
     return drain_workspace(
         h.db,
         h.queue,
         workspace_id,
+        lane,
         policy=RetryPolicy(
             s.inbox_max_attempts, s.inbox_retry_base_seconds, s.inbox_retry_max_seconds
         ),
         batch_size=s.inbox_batch_size,
+        max_seconds=s.drain_max_seconds,
         after_commit=_after_batch_commit,
     )
 
@@ -92,23 +95,23 @@ def _after_batch_commit(jobs: set[tuple[Job, int]]) -> None:
 
 
 @job(Job.SWEEP_INBOX)
-def sweep_inbox() -> list[int]:
+def sweep_inbox() -> list[tuple[int, int]]:
     """Re-queue drains and follow-ups for work left behind (Redis was down, a worker died,
-    retries due)."""
+    retries due); the (workspace, lane) pairs found due."""
     h = harpoon()
     with h.db.session() as session:
         found = sweep(session, h.settings.sweep_grace_seconds)
     if found.settled:
         log.info("sweeper moved %s late records of merged contacts", found.settled)
-    for workspace_id in found.workspaces:
-        # A fixed job id: while one sweeper drain waits in the queue, no second one joins it.
-        h.queue.enqueue_drain(workspace_id, job_id=f"drain-inbox-{workspace_id}-sweep")
-    if found.workspaces:
-        log.info("sweeper re-queued drains for workspaces %s", found.workspaces)
+    # The request flag (a TTL, no job id) keeps one drain per lane waiting; a killed drain
+    # cleared it when it started, and a lost job's expires: neither blocks this.
+    asked = [lane for lane in found.lanes if h.queue.request_drain(*lane)]
+    if asked:
+        log.info("sweeper re-queued drains for (workspace, lane) %s", asked)
     if found.followups:
         log.info("sweeper re-queued %s", sorted(found.followups))
-        h.queue.enqueue_followups(found.followups)
-    return found.workspaces
+        h.queue.enqueue_followups(found.followups, force=True)
+    return found.lanes
 
 
 def _channel(session, channel_id: int) -> Channel:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from app.admin import limiter
 from app.extensions import ChannelKeys, harpoon
+from core.lanes import lane_of
 from core.tokens import Purpose, Sharer, TokenError, share_token, verify_share
 from models import Channel, ChannelKind, Contact, ContactWay, PageView, Staff
 from outreach import content as links
@@ -60,6 +61,10 @@ def _limit_body() -> None:
 
 def _session() -> Session:
     return harpoon().db.session()
+
+
+def _lanes() -> int:
+    return harpoon().settings.inbox_lanes
 
 
 def _visitor_cookie(channel_id: int) -> str:
@@ -124,6 +129,7 @@ def open_link(code: str):
             channel_id=channel.id if channel else None,
             openid=openid,
             sharer=sharer,
+            lanes=_lanes(),
         )
         session.commit()
         return _recorded(session, target, view)
@@ -180,6 +186,7 @@ def oauth_return():
             channel_id=channel.id if channel else None,
             openid=openid,
             sharer=sharer,
+            lanes=_lanes(),
         )
         session.commit()
         response = _recorded(session, target, view)
@@ -196,7 +203,7 @@ def _recorded(session: Session, target: links.Target, view: PageView):
     """After a view is committed: a drain for its touchpoint, then the content (a hosted
     page's view bound to this browser)."""
     if view.openid:
-        harpoon().queue.drain_requests.mark(target.workspace_id)
+        harpoon().queue.drain_requests.mark(target.workspace_id, lane_of(view.openid, _lanes()))
     if not target.hosted:
         return redirect(target.content.url)
     browser_id = _browser_id() or secrets.token_urlsafe(18)
@@ -324,14 +331,16 @@ def beacon():
             except ValueError:
                 abort(400)
             leaving = request.form.get("f") == "1"
-            recorded = links.report_reading(session, view, seconds, leaving=leaving) > 0
+            recorded = (
+                links.report_reading(session, view, seconds, leaving=leaving, lanes=_lanes()) > 0
+            )
         elif event == "like":
-            recorded = links.like(session, view)
+            recorded = links.like(session, view, lanes=_lanes())
         else:
-            recorded = links.share(session, view) == 1
+            recorded = links.share(session, view, lanes=_lanes()) == 1
         session.commit()
         if recorded and view.openid:
-            h.queue.drain_requests.mark(view.workspace_id)
+            h.queue.drain_requests.mark(view.workspace_id, lane_of(view.openid, _lanes()))
     return "", 204
 
 
@@ -360,9 +369,10 @@ def submit_form(code: str):
         if errors:
             browser = str(token.get("b") or "")
             return _render_page(session, target, view, browser, errors=errors, values=posted)
-        forms.submit(session, target.form, data, nonce=str(token.get("n", "")), view=view)
+        nonce = str(token.get("n", ""))
+        forms.submit(session, target.form, data, nonce=nonce, view=view, lanes=_lanes())
         session.commit()
-        h.queue.drain_requests.mark(target.workspace_id)
+        h.queue.drain_requests.mark(target.workspace_id)  # every lane: its person may be new
         download = None
         link = None
         if target.form.download_content_id:

@@ -19,7 +19,7 @@ from rq.exceptions import DuplicateJobError
 from rq.timeouts import TimerDeathPenalty
 
 from config import Settings
-from core.jobs import HIGH_PRIORITY, Job
+from core.jobs import QUEUE_OF, Job, Urgency
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,10 @@ class ThreadWorker(AppWorker):
 
 
 class DrainRequests:
-    """Callbacks mark their workspace; a thread of the process asks for the drains.
+    """Callbacks mark their (workspace, lane); a thread of the process asks for the drains.
 
     The callback answers WeChat without a Redis round trip, and a burst of
-    callbacks costs one request per workspace per pass, not one per callback.
+    callbacks costs one request per lane per pass, not one per callback.
     A mark is made after the row is committed, so the ordering request_drain
     relies on still holds; if the process dies first, the sweeper finds the row.
     """
@@ -62,15 +62,18 @@ class DrainRequests:
 
     def __init__(self, queue: "JobQueue"):
         self._queue = queue
-        self._marked: set[int] = set()
+        self._marked: set[tuple[int, int]] = set()
         self._lock = threading.Lock()  # guards _marked and the thread's start
         self._sending = threading.Lock()  # one pass at a time; flush() waits for it
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def mark(self, workspace_id: int) -> None:
+    def mark(self, workspace_id: int, lane: int | None = None) -> None:
+        """Ask for a drain of the lane that holds a new row (None: every lane, for a row
+        whose lane the caller does not know)."""
+        lanes = range(self._queue.settings.inbox_lanes) if lane is None else (lane,)
         with self._lock:
-            self._marked.add(workspace_id)
+            self._marked.update((workspace_id, each) for each in lanes)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="harpoon-drain-requests", daemon=True
@@ -83,13 +86,15 @@ class DrainRequests:
         with self._sending:
             with self._lock:
                 marked, self._marked = self._marked, set()
-            for workspace_id in sorted(marked):
+            for workspace_id, lane in sorted(marked):
                 try:
-                    self._queue.request_drain(workspace_id)
+                    self._queue.request_drain(workspace_id, lane)
                 except Exception as exc:  # the thread must live on; the rows are stored
                     log.warning(
-                        "drain request failed for workspace %s (the sweeper will ask again): %s",
+                        "drain request failed for workspace %s lane %s "
+                        "(the sweeper will ask again): %s",
                         workspace_id,
+                        lane,
                         exc,
                     )
 
@@ -121,62 +126,71 @@ class JobQueue:
             self.connection = redis.Redis.from_url(
                 settings.redis_url, socket_connect_timeout=1, socket_timeout=2
             )
-        high, default = settings.queue_names
-        self.high = Queue(high, connection=self.connection)
-        self.default = Queue(default, connection=self.connection)
+        self.by_urgency = {
+            urgency: Queue(name, connection=self.connection)
+            for urgency, name in zip(Urgency, settings.queue_names, strict=True)
+        }
+        self.high = self.by_urgency[Urgency.HIGH]
+        self.default = self.by_urgency[Urgency.DEFAULT]
+        self.low = self.by_urgency[Urgency.LOW]
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.drain_requests = DrainRequests(self)
 
     @property
     def queues(self) -> list[Queue]:
-        return [self.high, self.default]
+        """Every queue, in the order a worker serves them."""
+        return list(self.by_urgency.values())
 
-    def _drain_flag(self, workspace_id: int) -> str:
-        return f"{self.settings.queue_prefix}:drain-requested:{workspace_id}"
+    def queue_of(self, job: Job) -> Queue:
+        return self.by_urgency[QUEUE_OF[job]]
 
-    def request_drain(self, workspace_id: int) -> bool:
-        """Ask for a drain of this workspace; a burst of requests makes one job.
+    def _drain_flag(self, workspace_id: int, lane: int) -> str:
+        return f"{self.settings.queue_prefix}:drain-requested:{workspace_id}:{lane}"
 
-        The flag is set until a drain job starts (it clears the flag before it
-        reads the inbox), so every row committed before a request is seen by
-        the job that request made or by one already on its way.
+    def request_drain(self, workspace_id: int, lane: int) -> bool:
+        """Ask for a drain of this lane; a burst of requests makes one job.
+
+        The flag is set while a drain job of the lane waits in the queue (a drain
+        clears it before it reads the inbox), so every row committed before a
+        request is seen by the job that request made or by one already on its
+        way. Its TTL bounds how long a lost job (Redis restarted) holds it.
         """
-        flag = self._drain_flag(workspace_id)
+        flag = self._drain_flag(workspace_id, lane)
         if not self.connection.set(flag, 1, nx=True, ex=60):
             return False
-        try:
-            self.enqueue_drain(workspace_id)
-        except Exception:
-            with suppress(RedisError):  # do not leave a flag that blocks the next request
-                self.connection.delete(flag)
-            raise
+        self._enqueue_drain_job(workspace_id, lane, flag)
         return True
 
-    def enqueue_drain(self, workspace_id: int, *, job_id: str | None = None) -> bool:
-        """Enqueue a drain regardless of the flag; with a job_id, at most one is queued."""
+    def enqueue_drain(self, workspace_id: int, lane: int) -> None:
+        """Enqueue a drain of the lane at the back of the high queue, whatever the flag says
+        (a drain with work left, the operator's retry). No job id: a killed job holds none,
+        and a second drain of a lane already draining ends at once (its advisory lock)."""
+        flag = self._drain_flag(workspace_id, lane)
+        self.connection.set(flag, 1, ex=60)
+        self._enqueue_drain_job(workspace_id, lane, flag)
+
+    def _enqueue_drain_job(self, workspace_id: int, lane: int, flag: str) -> None:
         try:
-            self.high.enqueue(
+            self.queue_of(Job.DRAIN_INBOX).enqueue(
                 self.jobs[Job.DRAIN_INBOX],
                 workspace_id,
-                job_id=job_id,
-                unique=job_id is not None,
+                lane,
                 result_ttl=0,
                 failure_ttl=86400,
                 job_timeout=300,
             )
-        except DuplicateJobError:
-            return False
+        except Exception:
+            with suppress(RedisError):  # do not leave a flag that blocks the next request
+                self.connection.delete(flag)
+            raise
         self._wake.set()
-        return True
 
-    def enqueue(
-        self, job: Job, *args, job_id: str | None = None, timeout: int = 600, high: bool = False
-    ) -> bool:
-        """Enqueue a job by name (on the high-priority queue with `high`); with a job_id, at
-        most one waits in the queue (a burst of asks makes one job)."""
+    def enqueue(self, job: Job, *args, job_id: str | None = None, timeout: int = 600) -> bool:
+        """Enqueue a job by name on the queue of its urgency (core.jobs.QUEUE_OF); with a
+        job_id, at most one waits in the queue (a burst of asks makes one job)."""
         try:
-            (self.high if high else self.default).enqueue(
+            self.queue_of(job).enqueue(
                 self.jobs[job],
                 *args,
                 job_id=job_id,
@@ -193,29 +207,33 @@ class JobQueue:
     def _followup_flag(self, name: str, channel_id: int) -> str:
         return f"{self.settings.queue_prefix}:requested:{name}:{channel_id}"
 
-    def enqueue_followups(self, jobs: set[tuple[Job, int]]) -> None:
+    def enqueue_followups(self, jobs: set[tuple[Job, int]], *, force: bool = False) -> None:
         """The per-channel jobs a drain or an admin action asked for (core.jobs.Followups).
 
         Like drains: a flag set with NX makes a burst of asks one job, and the job clears
         it when it starts, so an ask made while it runs queues the next run (a unique job
         id would refuse that ask while the job exists, and the work would wait for the
-        sweeper)."""
+        sweeper). With `force` (the sweeper, for work overdue), the job is queued whatever
+        the flag says: a job killed after its flag was set must not hold it for 300 s."""
         for name, channel_id in sorted(jobs):
-            if self.connection.set(self._followup_flag(name, channel_id), 1, nx=True, ex=300):
-                self.enqueue(name, channel_id, high=name in HIGH_PRIORITY)
+            flag = self._followup_flag(name, channel_id)
+            if self.connection.set(flag, 1, nx=not force, ex=300):
+                self.enqueue(name, channel_id)
 
     def followup_started(self, name: str, channel_id: int) -> None:
         self.connection.delete(self._followup_flag(name, channel_id))
 
-    def drain_started(self, workspace_id: int) -> None:
-        self.connection.delete(self._drain_flag(workspace_id))
+    def drain_started(self, workspace_id: int, lane: int) -> None:
+        self.connection.delete(self._drain_flag(workspace_id, lane))
 
-    def drain_requested(self, workspace_id: int) -> bool:
-        """A callback asked for a drain since the last drain_started."""
-        return bool(self.connection.exists(self._drain_flag(workspace_id)))
+    def drain_requested(self, workspace_id: int, lane: int) -> bool:
+        """A drain of the lane was asked for since the last drain_started."""
+        return bool(self.connection.exists(self._drain_flag(workspace_id, lane)))
 
     def enqueue_sweep(self) -> None:
-        self.default.enqueue(self.jobs[Job.SWEEP_INBOX], result_ttl=0, job_timeout=120)
+        self.queue_of(Job.SWEEP_INBOX).enqueue(
+            self.jobs[Job.SWEEP_INBOX], result_ttl=0, job_timeout=120
+        )
         self._wake.set()
 
     def _enqueue_periodic(self, last_run: dict[str, float]) -> None:
@@ -224,10 +242,19 @@ class JobQueue:
         for func, interval in self.cron:
             if now - last_run.get(func.__name__, -interval) >= interval:
                 last_run[func.__name__] = now
-                self.default.enqueue(func, result_ttl=0, job_timeout=600)
+                self.queue_of(Job(func.__name__)).enqueue(func, result_ttl=0, job_timeout=600)
 
-    def worker(self, app: Flask, worker_class: type[AppWorker] = AppWorker) -> AppWorker:
-        return worker_class(self.queues, connection=self.connection, app=app)
+    def worker(
+        self,
+        app: Flask,
+        worker_class: type[AppWorker] = AppWorker,
+        urgencies: Sequence[Urgency | str] | None = None,
+    ) -> AppWorker:
+        """A worker serving these queues (all by default), most urgent first: a dedicated
+        high worker (`flask worker --queues high`) keeps welcomes clear of any backlog."""
+        wanted = set(Urgency) if urgencies is None else {Urgency(u) for u in urgencies}
+        queues = [queue for urgency, queue in self.by_urgency.items() if urgency in wanted]
+        return worker_class(queues, connection=self.connection, app=app)
 
     def ping(self) -> bool:
         return bool(self.connection.ping())

@@ -113,7 +113,7 @@ def part_a(app, key: str, workspace_id: int, batches: int, size: int) -> float:
     for body in baseline_bodies:
         now = utcnow()
         rows = [
-            inbox_row(workspace_id, None, API, f"bare:{i['external_id']}", i, now)
+            inbox_row(workspace_id, None, API, f"bare:{i['external_id']}", i, now, lanes=4)
             for i in json.loads(body)["items"]
         ]
         with engine.connect() as conn:

@@ -36,6 +36,11 @@ class Settings:
     inbox_max_attempts: int = 8
     inbox_retry_base_seconds: int = 30
     inbox_retry_max_seconds: int = 3600
+    # Lanes per workspace's inbox (by a hash of the person): drains of one workspace run in
+    # parallel, one per lane; one person's events stay in one lane, in order.
+    inbox_lanes: int = 4
+    # A drain job's time budget: past it, the job requeues itself behind what waits (welcomes).
+    drain_max_seconds: float = 2.0
     sweep_interval_seconds: int = 30
     sweep_grace_seconds: int = 20
     log_level: str = "INFO"
@@ -81,9 +86,20 @@ class Settings:
         return not self.redis_url
 
     @property
-    def queue_names(self) -> tuple[str, str]:
-        """(high, default): high is for work on a platform deadline."""
-        return (f"{self.queue_prefix}-high", f"{self.queue_prefix}-default")
+    def queue_names(self) -> tuple[str, str, str]:
+        """(high, default, low), the order workers serve them: high is for work on a platform
+        deadline (drains, welcomes), low for bulk work that may wait (enrichment, rescoring)."""
+        return tuple(f"{self.queue_prefix}-{urgency}" for urgency in ("high", "default", "low"))
+
+
+# Drain lock keys and lane numbers leave room for this many lanes per workspace.
+MAX_LANES = 256
+
+
+def _between(value, low, high):
+    if not low <= value <= high:
+        raise ValueError(f"must be from {low} to {high}")
+    return value
 
 
 HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?$")
@@ -118,6 +134,8 @@ _ENV = {
     "HARPOON_INBOX_MAX_ATTEMPTS": ("inbox_max_attempts", int),
     "HARPOON_INBOX_RETRY_BASE_SECONDS": ("inbox_retry_base_seconds", int),
     "HARPOON_INBOX_RETRY_MAX_SECONDS": ("inbox_retry_max_seconds", int),
+    "HARPOON_INBOX_LANES": ("inbox_lanes", lambda v: _between(int(v), 1, MAX_LANES)),
+    "HARPOON_DRAIN_MAX_SECONDS": ("drain_max_seconds", lambda v: _between(float(v), 0.1, 240)),
     "HARPOON_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", int),
     "HARPOON_SWEEP_GRACE_SECONDS": ("sweep_grace_seconds", int),
     "HARPOON_LOG_LEVEL": ("log_level", str),
@@ -166,6 +184,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
     if "database_url" in overrides:
         overrides["database_url"] = _sqlalchemy_url(overrides["database_url"])
     settings = replace(Settings(), **values, **overrides)
+    if not 1 <= settings.inbox_lanes <= MAX_LANES:
+        raise ConfigError(f"inbox_lanes must be from 1 to {MAX_LANES}")
     return _with_embedded_defaults(settings)
 
 

@@ -40,9 +40,44 @@ class Job(StrEnum):
     RUN_DUE_JOURNEYS = "run_due_journeys"
 
 
-# Jobs with a deadline: WeCom's welcome message must go out within 20 s of the add; a
-# form's download while the visitor still looks at their phone; journeys act in seconds.
-HIGH_PRIORITY = frozenset({Job.SEND_WELCOMES, Job.RUN_JOURNEYS, Job.SEND_FORM_FOLLOWUPS})
+class Urgency(StrEnum):
+    """The queue a job waits in; workers serve high, then default, then low."""
+
+    HIGH = "high"  # a platform deadline: welcomes (20 s), a form's download, the drain
+    DEFAULT = "default"  # people wait for it: journey steps, notifications, pushes
+    LOW = "low"  # bulk work that may wait: enrichment, tag sync, imports, rescoring
+
+
+_HIGH = Urgency.HIGH
+_DEFAULT = Urgency.DEFAULT
+_LOW = Urgency.LOW
+QUEUE_OF: dict[Job, Urgency] = {
+    # The drain makes the welcomes and passive-window replies, so it runs with them; the
+    # sweeper is recovery for drains and cheap, so it never waits behind a busy default.
+    Job.DRAIN_INBOX: _HIGH,
+    Job.SWEEP_INBOX: _HIGH,
+    Job.SEND_WELCOMES: _HIGH,
+    Job.SEND_FORM_FOLLOWUPS: _HIGH,
+    Job.RUN_JOURNEYS: _DEFAULT,
+    Job.RUN_DUE_JOURNEYS: _DEFAULT,
+    Job.SEND_NOTIFICATIONS: _DEFAULT,
+    Job.SEND_PUSH: _DEFAULT,
+    Job.SEND_DUE_PUSHES: _DEFAULT,
+    Job.SEND_GROUP_SEND: _DEFAULT,
+    Job.FETCH_GROUP_SEND_RESULTS: _DEFAULT,
+    Job.REFRESH_GROUP_SEND_RESULTS: _DEFAULT,
+    Job.ENRICH_FOLLOWERS: _LOW,
+    Job.ENRICH_EXTERNAL_CONTACTS: _LOW,
+    Job.SYNC_TAGS: _LOW,
+    Job.PULL_CORP_TAGS: _LOW,
+    Job.IMPORT_ACCOUNTS: _LOW,
+    Job.RETAG_TITLES: _LOW,
+    Job.REFRESH_WORKSPACE_SCORES: _LOW,
+    Job.RESCORE_WORKSPACE: _LOW,
+    Job.REFRESH_SCORES: _LOW,
+    Job.SYNC_STAFF: _LOW,
+    Job.TAG_INACTIVE_CONTACTS: _LOW,
+}
 
 
 @dataclass

@@ -132,6 +132,13 @@ def merge_contacts(
     if drop.workspace_id != keep.workspace_id:
         raise ValueError(f"contacts {keep.id} and {drop.id} are of two workspaces: never merged")
     session.flush()
+    # Both rows locked in id order: two drains merging across lanes wait, never deadlock.
+    session.execute(
+        select(Contact.id)
+        .where(Contact.workspace_id == keep.workspace_id, Contact.id.in_((keep.id, drop.id)))
+        .order_by(Contact.id)
+        .with_for_update()
+    )
     for model in (Identity, Interaction, FollowRelation, ScoreEntry):
         session.execute(
             update(model)

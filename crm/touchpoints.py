@@ -21,6 +21,7 @@ from marshmallow import (
 )
 from sqlalchemy.orm import Session
 
+from core.lanes import lane_of
 from core.references import CHANNEL, Reference, declare, unknown_references
 from crm.contacts import normalized_identity
 from models import (
@@ -166,7 +167,7 @@ class TouchpointSchema(Schema):
             raise ValidationError(errors)
 
 
-def api_row(workspace_id: int, item: dict, received_at: datetime) -> dict:
+def api_row(workspace_id: int, item: dict, received_at: datetime, lanes: int) -> dict:
     """The inbox row of one valid API item (TouchpointSchema's output)."""
     occurred = item.get("occurred_at") or received_at
     identity = {kind: item[kind] for kind in (*IDENTITY_ORDER, "channel_id") if item.get(kind)}
@@ -184,7 +185,16 @@ def api_row(workspace_id: int, item: dict, received_at: datetime) -> dict:
     else:  # the same content at the same moment is one touchpoint
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         key = f"api:h:{digest[:40]}"
-    return inbox_row(workspace_id, None, API, key, payload, received_at)
+    return inbox_row(workspace_id, None, API, key, payload, received_at, lanes)
+
+
+def person_key(identity: dict) -> str | None:
+    """The strongest identity a touchpoint names (its lane's key): an openid or
+    external_userid hashes as the callbacks of that person do."""
+    for kind in IDENTITY_ORDER:
+        if identity.get(kind):
+            return normalized_identity(kind, str(identity[kind]))
+    return None
 
 
 def inbox_row(
@@ -194,12 +204,14 @@ def inbox_row(
     dedupe_key: str,
     payload: dict,
     received_at: datetime,
+    lanes: int,
 ) -> dict:
     return {
         "workspace_id": workspace_id,
         "channel_id": channel_id,
         "platform": platform,
         "dedupe_key": dedupe_key,
+        "lane": lane_of(person_key(payload.get("identity") or {}), lanes),
         "payload": json.dumps(payload, ensure_ascii=False, default=str),
         "status": InboxStatus.PENDING.value,
         "attempts": 0,
@@ -214,10 +226,11 @@ def store_web_touchpoint(
     dedupe_key: str,
     payload: dict,
     received_at: datetime,
+    lanes: int,
 ) -> bool:
     """A touchpoint of Harpoon's pages into the inbox, in the caller's transaction (with the
     row it is about); False when the inbox had it already."""
-    row = inbox_row(workspace_id, channel_id, WEB, dedupe_key, payload, received_at)
+    row = inbox_row(workspace_id, channel_id, WEB, dedupe_key, payload, received_at, lanes)
     stmt = insert_ignoring_conflicts(session.get_bind().dialect.name, InboundEvent.__table__)
     return session.execute(stmt.values(row)).rowcount == 1
 

@@ -1,7 +1,16 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, UTCDateTime, utcnow
@@ -33,10 +42,11 @@ class InboundEvent(Base):
         ),
         # The drain's claim query and the sweeper's scan.
         Index("ix_inbound_events_due", "status", "workspace_id", "next_attempt_at"),
-        # The drain claims WeCom's events before the OA's.
+        # A drain claims its lane's events, WeCom's before the OA's.
         Index(
-            "ix_inbound_events_platform_due",
+            "ix_inbound_events_lane_due",
             "workspace_id",
+            "lane",
             "platform",
             "status",
             "next_attempt_at",
@@ -56,6 +66,8 @@ class InboundEvent(Base):
     dedupe_key: Mapped[str] = mapped_column(String(255))
     # The decrypted XML exactly as WeChat sent it, or a touchpoint's JSON.
     payload: Mapped[str] = mapped_column(Text)
+    # core.lanes.lane_of the person's key: the drain that takes it (one person, one lane).
+    lane: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     kind: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(10), default=InboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

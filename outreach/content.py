@@ -187,6 +187,7 @@ def open_view(
     channel_id: int | None,
     openid: str | None,
     sharer: Sharer | None,
+    lanes: int,
     now: datetime | None = None,
 ) -> PageView:
     """Record one opening of a link; a known reader's `content.view` goes to the inbox in
@@ -211,7 +212,7 @@ def open_view(
     session.flush()
     if openid:
         kind = "content.view"
-        _touch(session, target, view, kind, f"view:{view.id}", now)
+        _touch(session, target, view, kind, f"view:{view.id}", now, lanes)
     return view
 
 
@@ -222,6 +223,7 @@ def _touch(
     kind: str,
     dedupe_key: str,
     now: datetime,
+    lanes: int,
     *,
     minutes: float = 0.0,
     extra: dict | None = None,
@@ -236,7 +238,7 @@ def _touch(
         "refs": {"view_id": view.id},
     }
     return store_web_touchpoint(
-        session, target.workspace_id, view.channel_id, dedupe_key, payload, now
+        session, target.workspace_id, view.channel_id, dedupe_key, payload, now, lanes
     )
 
 
@@ -252,6 +254,7 @@ def report_reading(
     view: PageView,
     seconds: int,
     *,
+    lanes: int,
     leaving: bool = False,
     now: datetime | None = None,
 ) -> float:
@@ -282,22 +285,24 @@ def report_reading(
         return 0.0
     minutes = round((seconds - recorded) / 60, 2)
     target = target_of_view(session, view)
-    _touch(session, target, view, "content.read", f"read:{view.id}:{seconds}", now, minutes=minutes)
+    key = f"read:{view.id}:{seconds}"
+    _touch(session, target, view, "content.read", key, now, lanes, minutes=minutes)
     return minutes
 
 
-def like(session: Session, view: PageView, now: datetime | None = None) -> bool:
+def like(session: Session, view: PageView, *, lanes: int, now: datetime | None = None) -> bool:
     """The reader liked the page (once per view)."""
     now = now or utcnow()
     done = session.execute(
         update(PageView).where(PageView.id == view.id, PageView.liked.is_(False)).values(liked=True)
     ).rowcount
     if done and view.openid:
-        _touch(session, target_of_view(session, view), view, "content.like", f"like:{view.id}", now)
+        target = target_of_view(session, view)
+        _touch(session, target, view, "content.like", f"like:{view.id}", now, lanes)
     return bool(done)
 
 
-def share(session: Session, view: PageView, now: datetime | None = None) -> int:
+def share(session: Session, view: PageView, *, lanes: int, now: datetime | None = None) -> int:
     """The reader shared the page: counted per view; the first share is the touchpoint."""
     now = now or utcnow()
     session.execute(
@@ -306,7 +311,7 @@ def share(session: Session, view: PageView, now: datetime | None = None) -> int:
     session.refresh(view)
     if view.openid and view.shares == 1:
         target = target_of_view(session, view)
-        _touch(session, target, view, "content.share", f"share:{view.id}", now)
+        _touch(session, target, view, "content.share", f"share:{view.id}", now, lanes)
     return view.shares
 
 

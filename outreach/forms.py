@@ -106,6 +106,7 @@ def submit(
     *,
     nonce: str,
     view: PageView | None,
+    lanes: int,
     now: datetime | None = None,
 ) -> tuple[FormSubmission, bool]:
     """Store a checked submission and its `form.submit` touchpoint, in the caller's
@@ -155,7 +156,13 @@ def submit(
         "refs": {"submission_id": submission.id},
     }
     store_web_touchpoint(
-        session, form.workspace_id, submission.channel_id, f"form:{submission.id}", payload, now
+        session,
+        form.workspace_id,
+        submission.channel_id,
+        f"form:{submission.id}",
+        payload,
+        now,
+        lanes,
     )
     return submission, True
 

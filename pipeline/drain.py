@@ -1,7 +1,10 @@
-"""Draining the durable inbox: claim a batch, handle each event, record the outcome.
+"""Draining the durable inbox: claim a batch of one lane, handle each event, record the
+outcome.
 
 One bad event never blocks the batch: it runs in its own savepoint, and a
 failure is written on the row with a backoff, then retried by a later drain.
+Drains of a workspace's lanes run side by side; a deadlock or serialization
+failure between them rolls the batch back and runs it again.
 """
 
 import logging
@@ -14,6 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.jobs import Job
@@ -34,8 +38,12 @@ from wechat.events import NormalizedEvent, Unnormalizable, normalize
 
 log = logging.getLogger(__name__)
 _DUE = (InboxStatus.PENDING, InboxStatus.FAILED)
-# Advisory lock keys of drains: this offset plus the workspace id.
+# Advisory lock keys of drains: this offset plus the workspace id times MAX_LANES plus the lane.
 DRAIN_LOCK_SPACE = 7_340_000_000
+MAX_LANES = 256  # config.MAX_LANES
+# PostgreSQL's deadlock_detected, serialization_failure, lock_not_available: worth a rerun.
+RERUN_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+BATCH_RUNS = 4
 KIND_LENGTH = InboundEvent.__table__.c.kind.type.length
 
 
@@ -67,13 +75,15 @@ def drain(
     session: Session,
     workspace_id: int,
     *,
+    lane: int | None = None,
     batch_size: int = 200,
     policy: RetryPolicy | None = None,
     max_seconds: float = 60.0,
     after_commit: Callable[[set[tuple[Job, int]]], None] | None = None,
     optimistic: bool = True,
 ) -> DrainResult:
-    """Process due events of one workspace until none is left or time is up.
+    """Process due events of one lane of a workspace (None: every lane) until none is left
+    or time is up.
 
     `result.more` says events may remain: the caller asks for another drain
     rather than run past its job's timeout. `after_commit` gets each batch's
@@ -85,10 +95,9 @@ def drain(
     result = DrainResult()
     deadline = time.monotonic() + max_seconds
     while True:
-        claimed, followups = _process_batch(
-            session, workspace_id, batch_size, policy, result, optimistic
+        claimed, followups = _run_batch(
+            session, workspace_id, lane, batch_size, policy, result, optimistic
         )
-        session.commit()
         result.batches += 1
         if after_commit and followups:
             after_commit(followups)
@@ -99,23 +108,56 @@ def drain(
             return result
 
 
-def _claim(session: Session, workspace_id: int, batch_size: int, now: datetime):
-    """The next due events: WeCom's first (an add's welcome has 20 seconds), then the OA's,
-    each platform in arrival order."""
-    rows = _claim_where(session, workspace_id, batch_size, now, InboundEvent.platform == WECOM)
+def _run_batch(session, workspace_id, lane, batch_size, policy, result, optimistic):
+    """One batch, committed; rolled back and run again when it lost a deadlock or a
+    serialization race to a drain of another lane (its scoring and journeys included)."""
+    for run in range(1, BATCH_RUNS + 1):
+        counts = (result.done, result.ignored, result.failed, result.dead)
+        try:
+            outcome = _process_batch(
+                session, workspace_id, lane, batch_size, policy, result, optimistic
+            )
+            session.commit()
+            return outcome
+        except DBAPIError as exc:
+            session.rollback()
+            if not is_rerunnable(exc) or run == BATCH_RUNS:
+                raise
+            result.done, result.ignored, result.failed, result.dead = counts
+            log.info(
+                "batch of workspace %s lane %s run again (%s): %s",
+                workspace_id,
+                lane,
+                run,
+                getattr(exc.orig, "sqlstate", None),
+            )
+    raise AssertionError("unreachable")
+
+
+def is_rerunnable(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the same work succeeds when run again."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) in RERUN_SQLSTATES
+
+
+def _claim(session: Session, workspace_id: int, lane: int | None, batch_size: int, now):
+    """The next due events of the lane: WeCom's first (an add's welcome has 20 seconds),
+    then the OA's, each platform in arrival order (one person's events stay in order)."""
+    lanes = () if lane is None else (InboundEvent.lane == lane,)
+    wecom = (*lanes, InboundEvent.platform == WECOM)
+    rows = _claim_where(session, workspace_id, batch_size, now, wecom)
     if len(rows) < batch_size:
-        rows += _claim_where(
-            session, workspace_id, batch_size - len(rows), now, InboundEvent.platform != WECOM
-        )
+        others = (*lanes, InboundEvent.platform != WECOM)
+        rows += _claim_where(session, workspace_id, batch_size - len(rows), now, others)
     return rows
 
 
-def _claim_where(session: Session, workspace_id: int, limit: int, now: datetime, platform):
+def _claim_where(session: Session, workspace_id: int, limit: int, now: datetime, where):
     stmt = (
         select(InboundEvent)
         .where(
             InboundEvent.workspace_id == workspace_id,
-            platform,
+            *where,
             InboundEvent.status.in_(_DUE),
             InboundEvent.next_attempt_at <= now,
         )
@@ -130,13 +172,14 @@ def _claim_where(session: Session, workspace_id: int, limit: int, now: datetime,
 def _process_batch(
     session: Session,
     workspace_id: int,
+    lane: int | None,
     batch_size: int,
     policy: RetryPolicy,
     result: DrainResult,
     optimistic: bool = True,
 ) -> tuple[int, set[tuple[Job, int]]]:
     now = utcnow()
-    rows = _claim(session, workspace_id, batch_size, now)
+    rows = _claim(session, workspace_id, lane, batch_size, now)
     if not rows:
         return 0, set()
     parsed: list[tuple[InboundEvent, NormalizedEvent | Exception]] = []
@@ -182,6 +225,8 @@ def _optimistic_pass(session, workspace_id, keys, touches, parsed, now, policy, 
             session.flush()  # the batch's changes in grouped statements
             record_buffered_interactions(session, batch)
     except Exception as exc:
+        if is_rerunnable(exc):
+            raise  # the transaction holds locks the other drain waits for: run the batch again
         log.info("batch of workspace %s retried event by event: %s", workspace_id, exc)
         session.expire_all()
         return None
@@ -238,6 +283,8 @@ def _handle_all(session, batch, parsed, now, policy, result, *, isolate: bool) -
             with session.begin_nested():
                 handler(session, ctx)
         except Exception as exc:
+            if is_rerunnable(exc):
+                raise
             batch.forget_failed(session)
             row.kind = kind
             _fail(row, exc, now, policy, result)
@@ -257,7 +304,9 @@ def _after_batch(session: Session, batch: Batch) -> None:
                 batch.touched,
                 batch.followups,
             )
-    except Exception:  # the events stay handled; the contacts are re-evaluated when they act
+    except Exception as exc:  # the events stay handled; the contacts are re-evaluated when they act
+        if is_rerunnable(exc):
+            raise
         log.exception("behavior rules failed for workspace %s", batch.workspace_id)
 
 
@@ -268,7 +317,9 @@ def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
         with session.begin_nested():
             result = Scorer.load(session, batch.workspace_id).score_events(event_ids)
             notify_owners(session, result.alerts, batch.followups)
-    except Exception:  # the events stay handled; `flask scoring rescore` catches up
+    except Exception as exc:  # the events stay handled; `flask scoring rescore` catches up
+        if is_rerunnable(exc):
+            raise  # the batch runs again: a lost race must not drop its scores
         log.exception("scoring failed for workspace %s", batch.workspace_id)
 
 
@@ -279,7 +330,9 @@ def _journeys(session: Session, batch: Batch, event_ids: list[int]) -> None:
         with session.begin_nested():
             touches = touches_of_events(session, event_ids)
             on_interactions(session, batch.workspace_id, touches, batch.followups)
-    except Exception:  # the events stay handled; journeys miss this batch's triggers
+    except Exception as exc:  # the events stay handled; journeys miss this batch's triggers
+        if is_rerunnable(exc):
+            raise
         log.exception("journeys failed for workspace %s", batch.workspace_id)
 
 
@@ -329,14 +382,14 @@ def _fail(
 
 
 @contextmanager
-def exclusive_drain(engine: Engine, workspace_id: int) -> Iterator[bool]:
-    """Whether this worker may drain the workspace now: one drain per workspace at a time
-    on PostgreSQL (two drains of one workspace touch the same contacts and deadlock).
-    The lock lives on its own connection, across the drain's many transactions."""
+def exclusive_drain(engine: Engine, workspace_id: int, lane: int) -> Iterator[bool]:
+    """Whether this worker may drain the lane now: one drain per (workspace, lane) at a
+    time on PostgreSQL (one person's events in order). The lock lives on its own
+    connection, across the drain's many transactions, and dies with a killed worker's."""
     if engine.dialect.name != "postgresql":
         yield True  # SQLite: one writer anyway
         return
-    key = DRAIN_LOCK_SPACE + workspace_id
+    key = drain_lock_key(workspace_id, lane)
     with engine.connect() as conn:
         held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
         conn.commit()
@@ -348,63 +401,77 @@ def exclusive_drain(engine: Engine, workspace_id: int) -> Iterator[bool]:
                 conn.commit()
 
 
+def drain_lock_key(workspace_id: int, lane: int) -> int:
+    return DRAIN_LOCK_SPACE + workspace_id * MAX_LANES + lane
+
+
 class DrainSignals(Protocol):
     """The "please drain" flags a drain reads and clears (app.queue.JobQueue keeps them)."""
 
-    def drain_started(self, workspace_id: int) -> None: ...
+    def drain_started(self, workspace_id: int, lane: int) -> None: ...
 
-    def drain_requested(self, workspace_id: int) -> bool: ...
+    def drain_requested(self, workspace_id: int, lane: int) -> bool: ...
 
-    def enqueue_drain(self, workspace_id: int) -> bool: ...
+    def enqueue_drain(self, workspace_id: int, lane: int) -> None: ...
 
 
 def drain_workspace(
     db,
     signals: DrainSignals,
     workspace_id: int,
+    lane: int,
     *,
     policy: RetryPolicy,
     batch_size: int,
+    max_seconds: float,
     after_commit: Callable[[set[tuple[Job, int]]], None],
 ) -> dict:
-    """Process every due inbound event of one workspace: the drain job's loop.
+    """Process the due inbound events of one lane of a workspace: the drain job.
 
-    One drain per workspace at a time: a drain that finds another running leaves the
-    request flag set, and the running one, seeing it, drains again before it stops.
+    One drain per lane at a time: a drain that finds another running leaves the request
+    flag set, and the running one, seeing it, drains again before it stops. Past
+    `max_seconds` it stops and queues its next run at the back of the high queue, so a
+    welcome queued meanwhile goes first.
     """
     total = {"done": 0, "ignored": 0, "failed": 0}
     more = False
-    with exclusive_drain(db.engine, workspace_id) as mine:
+    deadline = time.monotonic() + max_seconds
+    with exclusive_drain(db.engine, workspace_id, lane) as mine:
         if not mine:
             return {**total, "skipped": True}
         while True:
             # Clear the request flag before reading: a callback after this point asks again.
-            signals.drain_started(workspace_id)
+            signals.drain_started(workspace_id, lane)
             with db.session() as session:
                 result = drain(
                     session,
                     workspace_id,
+                    lane=lane,
                     batch_size=batch_size,
                     policy=policy,
+                    max_seconds=max(deadline - time.monotonic(), 0.0),
                     after_commit=after_commit,
                 )
-            _log_drain(workspace_id, result)
+            _log_drain(workspace_id, lane, result)
             for key in total:
                 total[key] += getattr(result, key)
             more = result.more
-            if more or not signals.drain_requested(workspace_id):
+            if more or time.monotonic() >= deadline:
+                break
+            if not signals.drain_requested(workspace_id, lane):
                 break
     # Asked for between the last check and the lock's release, or out of time: go on.
-    if more or signals.drain_requested(workspace_id):
-        signals.enqueue_drain(workspace_id)
+    if more or signals.drain_requested(workspace_id, lane):
+        signals.enqueue_drain(workspace_id, lane)
     return total
 
 
-def _log_drain(workspace_id: int, result: DrainResult) -> None:
+def _log_drain(workspace_id: int, lane: int, result: DrainResult) -> None:
     if result.handled:
         log.info(
-            "drained workspace %s: %s done, %s ignored, %s failed, %s dead in %s batches",
+            "drained workspace %s lane %s: %s done, %s ignored, %s failed, %s dead in %s batches",
             workspace_id,
+            lane,
             result.done,
             result.ignored,
             result.failed,

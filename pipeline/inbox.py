@@ -10,8 +10,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from core.lanes import lane_of
 from models import InboundEvent, InboxStatus, utcnow
 from models.base import insert_ignoring_conflicts
+from wechat.callbacks import WECOM
+
+
+def callback_lane(platform: str, fields: dict, lanes: int) -> int:
+    """The lane of a callback (its parsed XML fields): the person it is about, i.e. the OA
+    follower's openid, or the WeCom customer's external_userid (else the sending user)."""
+    person = fields.get("ExternalUserID") if platform == WECOM else None
+    return lane_of(person or fields.get("FromUserName"), lanes)
 
 
 def retry(session: Session, event_id: int, workspace_id: int | None = None) -> bool:
@@ -89,6 +98,7 @@ class InboxWriter:
                     "platform": bindparam("platform"),
                     "dedupe_key": bindparam("dedupe_key"),
                     "payload": bindparam("payload"),
+                    "lane": bindparam("lane"),
                     "status": bindparam("status"),
                     "attempts": bindparam("attempts"),
                     "received_at": bindparam("received_at"),
@@ -102,9 +112,17 @@ class InboxWriter:
         self._writing = False
 
     def store(
-        self, *, workspace_id: int, channel_id: int, platform: str, dedupe_key: str, payload: str
+        self,
+        *,
+        workspace_id: int,
+        channel_id: int,
+        platform: str,
+        dedupe_key: str,
+        payload: str,
+        lane: int = 0,
     ) -> bool:
-        """Insert one callback; False when it is a retry the inbox already has."""
+        """Insert one callback (in its lane: callback_lane); False when it is a retry the
+        inbox already has."""
         row = _PendingRow(
             {
                 "workspace_id": workspace_id,
@@ -112,6 +130,7 @@ class InboxWriter:
                 "platform": platform,
                 "dedupe_key": dedupe_key,
                 "payload": payload,
+                "lane": lane,
                 "status": InboxStatus.PENDING.value,
                 "attempts": 0,
                 "received_at": utcnow(),

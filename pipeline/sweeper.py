@@ -28,7 +28,7 @@ from models import (
 
 @dataclass
 class Sweep:
-    workspaces: list[int]  # with events a drain should have taken by now
+    lanes: list[tuple[int, int]]  # (workspace, lane) with events a drain should have taken
     followups: set[tuple[Job, int]]  # follow-up jobs whose work is still waiting
     settled: int  # late records of merged contacts moved to their survivor
 
@@ -36,7 +36,7 @@ class Sweep:
 def sweep(session: Session, grace_seconds: int) -> Sweep:
     """What is overdue, found in one pass (and merged contacts' late records settled)."""
     found = Sweep(
-        workspaces=workspaces_due(session, grace_seconds),
+        lanes=lanes_due(session, grace_seconds),
         followups=followups_due(session, grace_seconds),
         settled=settle_merged(session),
     )
@@ -44,12 +44,13 @@ def sweep(session: Session, grace_seconds: int) -> Sweep:
     return found
 
 
-def workspaces_due(session: Session, grace_seconds: int) -> list[int]:
-    """Workspaces with events a drain should have taken by now (for the sweeper)."""
+def lanes_due(session: Session, grace_seconds: int) -> list[tuple[int, int]]:
+    """(workspace, lane) pairs with events a drain should have taken by now: pending ones
+    past the grace, failed ones whose retry time has come (for the sweeper)."""
     now = utcnow()
     stale = now - timedelta(seconds=grace_seconds)
     stmt = (
-        select(InboundEvent.workspace_id)
+        select(InboundEvent.workspace_id, InboundEvent.lane)
         .where(
             or_(
                 (InboundEvent.status == InboxStatus.PENDING)
@@ -58,8 +59,9 @@ def workspaces_due(session: Session, grace_seconds: int) -> list[int]:
             )
         )
         .distinct()
+        .order_by(InboundEvent.workspace_id, InboundEvent.lane)
     )
-    return list(session.scalars(stmt))
+    return [(workspace_id, lane) for workspace_id, lane in session.execute(stmt)]
 
 
 def followups_due(session: Session, grace_seconds: int) -> set[tuple[Job, int]]:

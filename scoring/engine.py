@@ -291,6 +291,7 @@ class Scorer:
         result = ScoreResult(contacts=len(contact_ids))
         if not contact_ids:
             return result
+        _lock_in_order(self.session, Contact, self.workspace_id, contact_ids)
         before = {
             row.id: row
             for row in self.session.execute(
@@ -362,6 +363,10 @@ class Scorer:
         their stage moves and today's snapshots."""
         if account_ids is not None and not account_ids:
             return ScoreResult()
+        if account_ids is not None:
+            # Locked before the aggregate is read: a drain of another lane scoring the same
+            # account waits for this one's commit, then reads its ledger (no lost update).
+            _lock_in_order(self.session, Account, self.workspace_id, account_ids)
         scope = (
             Account.workspace_id == self.workspace_id
             if account_ids is None
@@ -764,6 +769,17 @@ class _Judgement:
         if advance(stages, self.stage, candidate):
             self.steps.append((self.stage, candidate, reason))
             self.stage = candidate
+
+
+def _lock_in_order(session: Session, model, workspace_id: int, ids: Iterable[int]) -> None:
+    """Row locks on these contacts or accounts, taken in id order: drains of two lanes
+    touching the same rows queue up instead of deadlocking (a no-op on SQLite)."""
+    session.execute(
+        select(model.id)
+        .where(model.workspace_id == workspace_id, model.id.in_(sorted(set(ids))))
+        .order_by(model.id)
+        .with_for_update()
+    )
 
 
 def _kind(account) -> str:

@@ -99,11 +99,11 @@ def session_of(app):
     return harpoon_of(app).db.session()
 
 
-def queued_jobs(app, lane="default") -> list[tuple[Job, tuple]]:
-    """The jobs waiting on the `default` or `high` queue as (name, arguments); a job whose
-    function is not the one the registry holds under a name fails the lookup."""
+def queued_jobs(app, urgency="default") -> list[tuple[Job, tuple]]:
+    """The jobs waiting on the `high`, `default` or `low` queue as (name, arguments); a job
+    whose function is not the one the registry holds under a name fails the lookup."""
     names = {function: name for name, function in JOBS.items()}
-    return [(names[job.func], job.args) for job in getattr(harpoon_of(app).queue, lane).jobs]
+    return [(names[job.func], job.args) for job in getattr(harpoon_of(app).queue, urgency).jobs]
 
 
 def run_jobs(app):

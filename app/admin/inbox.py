@@ -116,7 +116,7 @@ def inbox_retry(event_id: int):
         audit(db(), "inbox.retry", "inbound_event", event.id, before)
     db().commit()
     if retried:
-        _request_drain(event.workspace_id)
+        _request_drain(event.workspace_id, event.lane)
         message, category = _("Queued for retry."), "success"
     else:
         message, category = _("Only a failed or dead event can be retried."), "error"
@@ -167,10 +167,10 @@ def _source(event: InboundEvent) -> str:
     return str(SOURCE_LABELS.get(event.platform, event.platform))
 
 
-def _request_drain(ws: int) -> None:
+def _request_drain(ws: int, lane: int) -> None:
     """On either queue a drain job: Redis workers, or the serving process's embedded worker."""
     try:
-        harpoon().queue.enqueue_drain(ws)
+        harpoon().queue.enqueue_drain(ws, lane)
     except RedisError as exc:  # the row is committed as pending: the sweeper finds it
         log.warning("drain request failed for workspace %s after a retry: %s", ws, exc)
 

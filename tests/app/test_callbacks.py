@@ -3,11 +3,11 @@
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from models import InboundEvent
-from tests.factories import make_channel
-from tests.helpers import OA_CREDS, WECOM_CREDS, harpoon_of, run_jobs
+from tests.factories import make_channel, workspace_id
+from tests.helpers import OA_CREDS, WECOM_CREDS, harpoon_of, queued_jobs, run_jobs
 from wechat import simulate
 from wechat.simulate import Credentials
 
@@ -233,7 +233,7 @@ def test_secrets_are_encrypted_at_rest(app, oa_channel):
         assert session.get(Channel, oa_channel).token == OA_CREDS.token
 
 
-def test_one_drain_job_per_burst(app, client, oa_channel):
+def test_one_drain_job_per_lane_per_burst(app, client, oa_channel):
     for n in range(20):
         xml = simulate.oa_text(f"o_{n}", "hi", 5000 + n)
         assert (
@@ -244,9 +244,13 @@ def test_one_drain_job_per_burst(app, client, oa_channel):
         )
     queue = harpoon_of(app).queue
     queue.drain_requests.flush()
-    assert queue.high.count == 1
     with harpoon_of(app).db.session() as session:
-        assert session.scalar(select(func.count()).select_from(InboundEvent)) == 20
+        lanes = list(session.scalars(select(InboundEvent.lane)))
+    assert len(lanes) == 20
+    assert len(set(lanes)) > 1  # 20 followers spread over the lanes
+    assert sorted(args for _name, args in queued_jobs(app, "high")) == [
+        (workspace_id(app), lane) for lane in sorted(set(lanes))
+    ]
 
 
 def test_drain_request_is_sent_by_the_background_thread(app, client, oa_channel):
@@ -474,7 +478,7 @@ def test_an_unnormalizable_event_already_in_the_inbox_dies_at_once(app, oa_chann
         dedupe_key="msg|51",
         payload=payload,
     )
-    h.queue.drain_requests.mark(workspace_id)
+    h.queue.drain_requests.mark(workspace_id, 0)
     run_jobs(app)
     [row] = inbox_rows(app)
     assert (row.status, row.attempts) == ("dead", 1)

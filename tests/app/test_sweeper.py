@@ -47,17 +47,19 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
     queue = harpoon_of(app).queue
     last_run: dict[str, float] = {}
     queue._enqueue_periodic(last_run)
-    assert sorted(name for name, _args in queued_jobs(app)) == [
-        Job.REFRESH_GROUP_SEND_RESULTS,
-        Job.REFRESH_SCORES,
-        Job.RUN_DUE_JOURNEYS,
-        Job.SEND_DUE_PUSHES,
-        Job.SWEEP_INBOX,
-        Job.TAG_INACTIVE_CONTACTS,
-    ]
-    queue.default.empty()
+    queued = {
+        urgency: sorted(name for name, _args in queued_jobs(app, urgency))
+        for urgency in ("high", "default", "low")
+    }
+    assert queued == {  # each on the queue its work belongs to (core.jobs.QUEUE_OF)
+        "high": [Job.SWEEP_INBOX],
+        "default": [Job.REFRESH_GROUP_SEND_RESULTS, Job.RUN_DUE_JOURNEYS, Job.SEND_DUE_PUSHES],
+        "low": [Job.REFRESH_SCORES, Job.TAG_INACTIVE_CONTACTS],
+    }
+    for each in queue.queues:
+        each.empty()
     queue._enqueue_periodic(last_run)  # the next tick: no interval has passed yet
-    assert queue.default.jobs == []
+    assert all(each.jobs == [] for each in queue.queues)
     last_run["sweep_inbox"] -= harpoon_of(app).settings.sweep_interval_seconds
     queue._enqueue_periodic(last_run)
-    assert [name for name, _args in queued_jobs(app)] == [Job.SWEEP_INBOX]
+    assert [name for name, _args in queued_jobs(app, "high")] == [Job.SWEEP_INBOX]

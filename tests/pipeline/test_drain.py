@@ -210,7 +210,7 @@ def test_failed_event_is_retried_with_backoff_then_succeeds(app, client, oa_chan
 
         assert sweep_inbox() == []
         _make_due(app, row.id)
-        assert sweep_inbox() == [row.workspace_id]
+        assert sweep_inbox() == [(row.workspace_id, row.lane)]
     run_jobs(app)
     [row] = inbox(app)
     assert (row.status, row.last_error) == ("done", None)
@@ -264,7 +264,7 @@ def test_two_drains_share_a_workspace_without_taking_the_same_rows(app, client, 
     db = harpoon_of(app).db
     workspace_id = inbox(app)[0].workspace_id
     with db.session() as first:
-        claimed = _claim(first, workspace_id, 4, utcnow())  # holds row locks until commit
+        claimed = _claim(first, workspace_id, None, 4, utcnow())  # holds row locks until commit
         assert len(claimed) == 4
         with db.session() as second:
             result = drain(second, workspace_id)
@@ -307,9 +307,12 @@ def test_a_long_backlog_is_drained_in_several_jobs(make_app, oa_channel):
 
 
 def test_an_identity_created_meanwhile_sends_the_batch_down_the_careful_path(
-    app, client, oa_channel, monkeypatch
+    make_app, oa_channel, monkeypatch
 ):
     from crm.identity import IdentityCache
+
+    app = make_app(inbox_lanes=1)  # both people in one batch
+    client = app.test_client()
 
     post_oa(client, oa_channel, simulate.oa_event("o_known", "subscribe"))
     run_jobs(app)

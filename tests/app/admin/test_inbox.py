@@ -225,7 +225,7 @@ def test_a_touchpoint_without_a_channel_is_listed_with_its_source_and_json(app, 
     """The touchpoint API's rows name no channel; a failed one is listed and readable."""
     with harpoon_of(app).db.session() as session:
         ws = workspace_named(session, "acme")
-        row = api_row(ws.id, {"kind": "email.open", "email": "a@b.cn"}, utcnow())
+        row = api_row(ws.id, {"kind": "email.open", "email": "a@b.cn"}, utcnow(), lanes=4)
         event = InboundEvent(**row, next_attempt_at=utcnow())
         event.status, event.last_error = "failed", "ValueError: boom"
         session.add(event)

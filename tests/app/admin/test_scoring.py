@@ -198,7 +198,7 @@ def test_a_new_rule_is_a_new_version_and_rescores_history(app, signed_in):
         "signal": "engagement",
     }
     assert version.document["rules"][:-1] == list(Model().to_document()["rules"])
-    assert queued_jobs(app) == [(Job.RESCORE_WORKSPACE, (workspace_id(app),))]
+    assert queued_jobs(app, "low") == [(Job.RESCORE_WORKSPACE, (workspace_id(app),))]
     [entry] = audits(app)
     assert (entry.action, entry.target_id) == ("scoring_model.save", "1")
     assert entry.changes["rules.webinar"][0] is None
@@ -230,7 +230,7 @@ def test_editing_a_rule_rescores_the_ledger_and_deleting_one_too(app, signed_in)
     rule = latest_model(app).rule("message")
     assert (rule.points, rule.per_day, rule.signal) == (50, None, "engagement")
     assert latest_model(app).rule("renamed") is None  # a rule keeps its key
-    assert queued_jobs(app) == [(Job.RESCORE_WORKSPACE, (ws,))]
+    assert queued_jobs(app, "low") == [(Job.RESCORE_WORKSPACE, (ws,))]
     run_jobs(app)
     points = all_of(app, ScoreEntry)
     assert [(entry.rule_key, entry.points) for entry in points] == [("message", 50)]
@@ -239,7 +239,7 @@ def test_editing_a_rule_rescores_the_ledger_and_deleting_one_too(app, signed_in)
     assert "Rule message deleted" in page_after(client, response)
     assert latest_model(app).rule("message") is None
     assert [v.version for v in versions(app)] == [1, 2]
-    assert queued_jobs(app) == [(Job.RESCORE_WORKSPACE, (ws,))]
+    assert queued_jobs(app, "low") == [(Job.RESCORE_WORKSPACE, (ws,))]
     assert post(client, f"{PAGE}/rules/message/delete", {}).status_code == 404
 
 
@@ -260,13 +260,13 @@ def test_the_bottom_up_preset_saves_its_weights_and_refreshes_the_accounts(app, 
     )
     model = latest_model(app)
     assert (model.preset, model.weights) == ("bottom_up", PRESETS["bottom_up"])
-    assert queued_jobs(app) == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
+    assert queued_jobs(app, "low") == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
 
     # The lead half-life: the ledger's weights depend on it, so history is rescored.
     response = submit(client, weights, f"{PAGE}/weights", {"half_life_days": ""})
     assert "Weights: lead score half-life" in page_after(client, response)
     assert latest_model(app).half_life_days is None
-    assert queued_jobs(app)[-1] == (Job.RESCORE_WORKSPACE, (workspace_id(app),))
+    assert queued_jobs(app, "low")[-1] == (Job.RESCORE_WORKSPACE, (workspace_id(app),))
 
 
 def test_mqa_rules_are_added_edited_and_deleted(app, signed_in):
@@ -300,10 +300,10 @@ def test_mqa_rules_are_added_edited_and_deleted(app, signed_in):
         "MQA rule “Buying committee engaged” deleted",
     ]
     # Three saves before the job ran: one refresh (it re-reads the latest model anyway).
-    assert queued_jobs(app) == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
+    assert queued_jobs(app, "low") == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
     run_jobs(app)
     post(client, f"{PAGE}/mqa/0/delete", {})
-    assert queued_jobs(app) == [
+    assert queued_jobs(app, "low") == [
         (Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))
     ]  # a later save asks again
 
@@ -334,7 +334,7 @@ def test_tiers_fit_and_signal_windows_are_saved_together(app, signed_in):
     )
     assert (model.fit.industries, model.fit.min_employees) == (("制造", "金融", "能源"), 500)
     assert model.signals.intent_days == 14
-    assert queued_jobs(app) == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
+    assert queued_jobs(app, "low") == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
     # The unused row shows as such; the form reads the saved model back.
     values = form_of(client.get(tiers).text)
     assert (values["tiers.1.tier"], values["fit.industries"]) == ("", "制造, 金融, 能源")
@@ -370,14 +370,14 @@ def test_stages_are_renamed_added_moved_and_deleted_then_saved(app, signed_in):
     ]
     assert model.stages[6] == Stage("customer", "客户")
     assert model.surge.factor == 3
-    assert queued_jobs(app) == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
+    assert queued_jobs(app, "low") == [(Job.REFRESH_WORKSPACE_SCORES, (workspace_id(app),))]
 
 
 def test_saving_what_is_in_force_saves_no_version(app, signed_in):
     client = in_english(signed_in("marketer"))
     response = submit(client, f"{PAGE}?tab=tiers", f"{PAGE}/tiers")
     assert "Nothing changed: no new version was saved." in page_after(client, response)
-    assert versions(app) == [] and queued_jobs(app) == [] and audits(app) == []
+    assert versions(app) == [] and queued_jobs(app, "low") == [] and audits(app) == []
 
 
 # ---- bad input ---------------------------------------------------------------------------
@@ -415,7 +415,7 @@ def test_a_rule_with_mistakes_shows_them_by_field_and_saves_nothing(app, signed_
     assert errors_at(bad_key.text, "key") == [
         "Lower-case letters, digits and _, starting with a letter."
     ]
-    assert versions(app) == [] and queued_jobs(app) == []
+    assert versions(app) == [] and queued_jobs(app, "low") == []
 
 
 def test_weights_tiers_and_stages_with_mistakes_save_nothing(app, signed_in):
@@ -456,7 +456,7 @@ def test_weights_tiers_and_stages_with_mistakes_save_nothing(app, signed_in):
     assert "From 2 to 20 stages: a funnel has a start and an end." in page.text
     assert errors_at(page.text, "surge.factor") == ["At least 1."]
     assert errors_at(page.text, "surge.min_points") == ["Required."]
-    assert versions(app) == [] and queued_jobs(app) == [] and audits(app) == []
+    assert versions(app) == [] and queued_jobs(app, "low") == [] and audits(app) == []
 
 
 # ---- preview -----------------------------------------------------------------------------
@@ -539,7 +539,7 @@ def test_the_preview_counts_tier_and_mqa_moves_and_leaves_the_database_as_it_was
     )
     assert sorted(re.findall(r'data-example="([^"]+)"', page.text)) == ["丙公司", "甲公司"]
     assert database_state(app) == before
-    assert queued_jobs(app) == []
+    assert queued_jobs(app, "low") == []
 
 
 def test_previewing_a_rule_change_rescores_history_and_rolls_it_back(app, signed_in):
@@ -600,12 +600,12 @@ def test_restoring_a_version_saves_it_again_as_the_newest(app, signed_in):
     assert "Version 3 saved (Restored version 1)" in page_after(client, response)
     assert [v.version for v in versions(app)] == [1, 2, 3]
     assert versions(app)[2].document == versions(app)[0].document
-    assert queued_jobs(app) == [(Job.RESCORE_WORKSPACE, (ws,))]  # the half-life came back
+    assert queued_jobs(app, "low") == [(Job.RESCORE_WORKSPACE, (ws,))]  # the half-life came back
 
     response = post(client, f"{PAGE}/history/0/restore", {})
     assert "Version 4 saved (Restored the shipped model)" in page_after(client, response)
     assert latest_model(app) == Model()
-    assert queued_jobs(app)[-1] == (
+    assert queued_jobs(app, "low")[-1] == (
         Job.REFRESH_WORKSPACE_SCORES,
         (ws,),
     )  # the same rules and half-life as version 3

@@ -148,7 +148,7 @@ def test_sync_flags_mirror_the_tag_on_everyone_who_holds_it(app, signed_in):
         "add",
         "pending",
     )
-    assert (Job.SYNC_TAGS, (oa,)) in queued_jobs(app)
+    assert (Job.SYNC_TAGS, (oa,)) in queued_jobs(app, "low")
     page = client.get("/admin/tags")
     assert re.search(rf'<tr id="tag-{tag}".*?name="sync_wechat" value="y" checked', page.text, re.S)
 
@@ -566,7 +566,9 @@ def test_sync_status_per_channel_and_retrying_the_failed_items(app, signed_in):
         ]
         other = session.scalar(select(TagSyncItem).where(TagSyncItem.subject == "o-x"))
         assert other.status == "failed"  # another workspace's item
-    assert sorted(queued_jobs(app)) == sorted([(Job.SYNC_TAGS, (oa,)), (Job.SYNC_TAGS, (wecom,))])
+    assert sorted(queued_jobs(app, "low")) == sorted(
+        [(Job.SYNC_TAGS, (oa,)), (Job.SYNC_TAGS, (wecom,))]
+    )
 
 
 def test_sync_now_asks_for_a_sync_of_each_channel(app, signed_in):
@@ -577,7 +579,7 @@ def test_sync_now_asks_for_a_sync_of_each_channel(app, signed_in):
     response = post(client, "/admin/tags/sync/run")
     assert "Sync started for 1 channel." in client.get(response.headers["Location"]).text
     post(client, "/admin/tags/sync/run")  # a job already waiting is not queued twice
-    assert queued_jobs(app) == [(Job.SYNC_TAGS, (oa,))]
+    assert queued_jobs(app, "low") == [(Job.SYNC_TAGS, (oa,))]
     assert audit_actions(app) == ["tag_sync.run", "tag_sync.run"]
 
 
