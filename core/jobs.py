@@ -23,6 +23,7 @@ class Job(StrEnum):
     # per workspace, asked for as follow-ups
     SEND_FORM_FOLLOWUPS = "send_form_followups"
     RUN_JOURNEYS = "run_journeys"
+    DELIVER_OUTBOX = "deliver_outbox"
     REFRESH_WORKSPACE_SCORES = "refresh_workspace_scores"
     RESCORE_WORKSPACE = "rescore_workspace"
     # one row each
@@ -41,8 +42,9 @@ class Job(StrEnum):
 
 
 # Jobs with a deadline: WeCom's welcome message must go out within 20 s of the add; a
-# form's download while the visitor still looks at their phone; journeys act in seconds.
-HIGH_PRIORITY = frozenset({Job.SEND_WELCOMES, Job.RUN_JOURNEYS, Job.SEND_FORM_FOLLOWUPS})
+# form's download while the visitor still looks at their phone. Journey steps and their
+# deliveries go on the default queue: a busy journey never delays a welcome.
+HIGH_PRIORITY = frozenset({Job.SEND_WELCOMES, Job.SEND_FORM_FOLLOWUPS})
 
 
 @dataclass

@@ -40,9 +40,7 @@ class OutboxItem(Base):
     kind: Mapped[str] = mapped_column(String(30))  # cs_message, template_message, webhook
     # e.g. "journey:<enrolment>:<version>:<node>:<visit>": one row per decision.
     idempotency_key: Mapped[str] = mapped_column(String(200))
-    step_id: Mapped[int | None] = mapped_column(
-        ForeignKey("journey_steps.id", ondelete="SET NULL")
-    )
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("journey_steps.id", ondelete="SET NULL"))
     # The person it is for (follows merges: the sender resolves the survivor).
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     # What backs off together: "oa:<channel id>", or a webhook's host.

@@ -69,6 +69,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_step", "outbox", ["step_id"], unique=False)
     op.create_index("ix_outbox_contact", "outbox", ["contact_id"], unique=False)
+    op.create_index(
+        "ix_contacts_merged_into",
+        "contacts",
+        ["merged_into_id"],
+        unique=False,
+        postgresql_where=sa.text("merged_into_id IS NOT NULL"),
+        sqlite_where=sa.text("merged_into_id IS NOT NULL"),
+    )
     with op.batch_alter_table("enrolments") as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -83,6 +91,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("enrolments") as batch_op:
         batch_op.drop_column("awaits_enrichment")
+    op.drop_index("ix_contacts_merged_into", table_name="contacts")
     op.drop_index("ix_outbox_contact", table_name="outbox")
     op.drop_index("ix_outbox_step", table_name="outbox")
     op.drop_index("ix_outbox_due", table_name="outbox")
