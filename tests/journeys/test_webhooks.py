@@ -171,7 +171,7 @@ def test_a_slow_receiver_is_retried_with_backoff_then_fails_the_step(app, ws, re
     for _ in range(delivery.MAX_ATTEMPTS - 1):
         now += delivery.RETRY_MAX
         with session_of(app) as session:
-            delivery.deliver_due(session, ws, platform, now=lambda: now)
+            delivery.deliver_due(session, ws, platform, now=lambda at=now: at)
     with session_of(app) as session:
         step = session.scalar(select(Step).where(Step.node_id == "call"))
         row = session.scalar(select(OutboxItem))
