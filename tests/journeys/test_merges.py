@@ -164,9 +164,7 @@ def test_a_watcher_who_adds_a_salesperson_gets_no_link_when_the_merge_lands_in_t
     assert link_sends(platform) == []
 
 
-def test_a_merged_oa_follower_gets_exactly_one_link_from_their_salesperson(
-    app, platform, channels
-):
+def test_a_merged_oa_follower_gets_exactly_one_link_from_their_salesperson(app, platform, channels):
     _, wecom_id = channels
     make_journey(app, "live link", document=link_journey())
     li = follower(app, platform, "o_li", "u_li")
