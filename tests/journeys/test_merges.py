@@ -106,7 +106,7 @@ def watched(app, contact_id: int) -> None:
         session.commit()
 
 
-def add_salesperson_before_enrichment(app, platform, external_userid: str, unionid: str):
+def salesperson_added_before_enrichment(app, platform, external_userid: str, unionid: str):
     """They add 张三 on WeCom; the drain enrols them and the journey runs, but WeCom's
     externalcontact/get fails for now (enrichment has not said who they are)."""
     platform.state.add_fault(Fault("/wecom/cgi-bin/externalcontact/get", errcode=48002, times=50))
@@ -151,7 +151,7 @@ def test_a_watcher_who_adds_a_salesperson_gets_no_link_when_the_merge_lands_in_t
     fang = follower(app, platform, "o_fang", "u_fang")
     watched(app, fang)
 
-    add_salesperson_before_enrichment(app, platform, "wm_fang", "u_fang")
+    salesperson_added_before_enrichment(app, platform, "wm_fang", "u_fang")
     held = the_enrolment(app)
     assert held.awaits_enrichment and held.contact_id != fang  # the new WeCom contact
     assert link_step(app) is None and link_sends(platform) == []
@@ -168,7 +168,7 @@ def test_a_merged_oa_follower_gets_exactly_one_link_from_their_salesperson(app, 
     _, wecom_id = channels
     make_journey(app, "live link", document=link_journey())
     li = follower(app, platform, "o_li", "u_li")
-    add_salesperson_before_enrichment(app, platform, "wm_li", "u_li")
+    salesperson_added_before_enrichment(app, platform, "wm_li", "u_li")
     enrichment_answers(app, platform, wecom_id)
 
     (sent,) = link_sends(platform)
@@ -182,7 +182,7 @@ def test_a_merged_oa_follower_gets_exactly_one_link_from_their_salesperson(app, 
 
 def test_after_the_wait_the_step_acts_on_whoever_the_contact_is_then(app, platform, channels):
     make_journey(app, "live link", document=link_journey())
-    add_salesperson_before_enrichment(app, platform, "wm_wang", "u_wang")
+    salesperson_added_before_enrichment(app, platform, "wm_wang", "u_wang")
     assert link_sends(platform) == []
     wait = timedelta(seconds=harpoon_of(app).settings.journey_enrichment_wait_seconds)
     later = utcnow() + wait + timedelta(seconds=1)
