@@ -3,6 +3,7 @@
 import functools
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -13,7 +14,7 @@ from core.outbound import Outbound
 from crm import contacts
 from crm.imports import run_import
 from crm.rules import tag_inactive
-from journeys import runner, triggers
+from journeys import delivery, runner, triggers
 from models import Channel, ChannelKind, GroupSend, Push, TagRule, Workspace
 from outreach import forms, pushes
 from outreach.mail import Mailer
@@ -85,13 +86,9 @@ def drain_inbox(workspace_id: int, lane: int) -> dict:
 
 
 def _after_batch_commit(jobs: set[tuple[Job, int]]) -> None:
-    """A drained batch's follow-up jobs are queued, but the journey steps it made due run
-    right here, between batches: a drain kept busy by steady traffic would hold a queued
-    job back for as long as it runs."""
-    due = {wanted for wanted in jobs if wanted[0] == Job.RUN_JOURNEYS}
-    harpoon().queue.enqueue_followups(jobs - due)
-    for _, workspace_id in due:
-        journey_steps(workspace_id)
+    """A drained batch's follow-up jobs are queued (journey steps included: they run in
+    their own job, never inside the drain)."""
+    harpoon().queue.enqueue_followups(jobs)
 
 
 @job(Job.SWEEP_INBOX)
@@ -426,33 +423,59 @@ def send_due_pushes() -> list[int]:
 
 @job(Job.RUN_JOURNEYS, followup=True)
 def run_journeys(workspace_id: int) -> dict:
-    """The workspace's due journey steps (high priority: journeys act within seconds)."""
+    """The workspace's due journey steps (database only: what reaches the outside goes to
+    the outbox, and a deliver_outbox job is asked for)."""
     return journey_steps(workspace_id)
 
 
 def journey_steps(workspace_id: int) -> dict:
-    """Walk the workspace's due journey steps (the job, or a drain between its batches)."""
+    """Walk the workspace's due journey steps."""
     h = harpoon()
-    platform = runner.Platform(
-        oa_client=lambda channel: h.wechat.oa(channel.app_id, channel.secret),
-        outbound=Outbound(h.settings.outbound_allow),
-    )
+    wait = timedelta(seconds=h.settings.journey_enrichment_wait_seconds)
     with h.db.session() as session:
-        result = runner.run_due(session, workspace_id, platform)
+        result = runner.run_due(session, workspace_id, enrichment_wait=wait)
     h.queue.enqueue_followups(result.followups.jobs)
     if result.enrolments:
         log.info(
-            "workspace %s journeys: %s enrolments, %s steps, %s sent, %s skipped, "
-            "%s deferred by the daily cap, %s failed",
+            "workspace %s journeys: %s enrolments, %s steps, %s done, %s queued to send, "
+            "%s skipped, %s deferred by the daily cap, %s awaiting enrichment, %s failed",
             workspace_id,
             result.enrolments,
             result.steps,
             result.sent,
+            result.queued,
             result.skipped,
             result.deferred,
+            result.awaiting_enrichment,
             result.failed,
         )
-    return {"enrolments": result.enrolments, "steps": result.steps}
+    return {"enrolments": result.enrolments, "steps": result.steps, "queued": result.queued}
+
+
+@job(Job.DELIVER_OUTBOX, followup=True)
+def deliver_outbox(workspace_id: int) -> dict:
+    """Send the workspace's due journey messages and webhooks (journeys.delivery)."""
+    h = harpoon()
+    platform = delivery.Platform(
+        oa_client=lambda channel: h.wechat.oa(channel.app_id, channel.secret),
+        outbound=Outbound(h.settings.outbound_allow),
+    )
+    with h.db.session() as session:
+        result = delivery.deliver_due(session, workspace_id, platform)
+    if result.more:
+        h.queue.enqueue_followups({(Job.DELIVER_OUTBOX, workspace_id)})
+    if result.failed or result.retrying or result.interrupted:
+        log.warning(
+            "workspace %s outbox: %s sent, %s failed, %s to retry, %s deferred, "
+            "%s interrupted by a sender that died",
+            workspace_id,
+            result.sent,
+            result.failed,
+            result.retrying,
+            result.deferred,
+            result.interrupted,
+        )
+    return {"sent": result.sent, "failed": result.failed, "retrying": result.retrying}
 
 
 @job(Job.RUN_DUE_JOURNEYS)

@@ -129,9 +129,8 @@ def enrol_everyone(db: Database, ws: int, journey_id: int) -> None:
 def runner_process(url: str, key: str, ws: int, results) -> None:
     db = Database()
     db.configure(url, (key,))
-    platform = runner.Platform(oa_client=lambda channel: None)
     with db.session() as session:
-        result = runner.run_due(session, ws, platform, batch_size=200, max_batches=10**6)
+        result = runner.run_due(session, ws, batch_size=200, max_batches=10**6)
     db.dispose()
     results.put(result.steps)
 

@@ -67,6 +67,9 @@ class Settings:
     api_rate_limit: str = "120 per minute"
     # Networks and host names webhooks may reach besides public addresses (on-premise).
     outbound_allow: tuple[str, ...] = ()
+    # A new WeCom customer's journey actions wait this long, at most, for enrichment to
+    # say who they are (their unionid may join them to a known person).
+    journey_enrichment_wait_seconds: float = 10.0
 
     @property
     def served_over_https(self) -> bool:
@@ -153,6 +156,7 @@ _ENV = {
     "HARPOON_MAIL_FROM": ("mail_from", str),
     "HARPOON_API_RATE_LIMIT": ("api_rate_limit", str),
     "HARPOON_OUTBOUND_ALLOW": ("outbound_allow", _allow_list),
+    "HARPOON_JOURNEY_ENRICHMENT_WAIT_SECONDS": ("journey_enrichment_wait_seconds", float),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)

@@ -23,6 +23,7 @@ class Job(StrEnum):
     # per workspace, asked for as follow-ups
     SEND_FORM_FOLLOWUPS = "send_form_followups"
     RUN_JOURNEYS = "run_journeys"
+    DELIVER_OUTBOX = "deliver_outbox"
     REFRESH_WORKSPACE_SCORES = "refresh_workspace_scores"
     RESCORE_WORKSPACE = "rescore_workspace"
     # one row each
@@ -60,6 +61,7 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.SEND_FORM_FOLLOWUPS: _HIGH,
     Job.RUN_JOURNEYS: _DEFAULT,
     Job.RUN_DUE_JOURNEYS: _DEFAULT,
+    Job.DELIVER_OUTBOX: _DEFAULT,
     Job.SEND_NOTIFICATIONS: _DEFAULT,
     Job.SEND_PUSH: _DEFAULT,
     Job.SEND_DUE_PUSHES: _DEFAULT,

@@ -13,14 +13,19 @@ from models import (
     Contact,
     ContactMerge,
     ContactTag,
+    Enrolment,
+    EnrolmentStatus,
     FollowRelation,
     Identity,
     Interaction,
+    OutboxItem,
     ScoreEntry,
+    Step,
     Tag,
     TagGroup,
     TagSource,
     TitleSynonym,
+    utcnow,
 )
 from models.base import insert_ignoring_conflicts
 
@@ -55,6 +60,17 @@ def live(session: Session, contact: Contact) -> Contact:
             return contact
         contact = kept
     return contact
+
+
+def merged_ids(session: Session, workspace_id: int, contact_id: int) -> list[int]:
+    """The contact and everyone merged into it (a merge points every earlier merged
+    contact at the survivor, so one level is all there is)."""
+    merged = session.scalars(
+        select(Contact.id).where(
+            Contact.workspace_id == workspace_id, Contact.merged_into_id == contact_id
+        )
+    )
+    return [contact_id, *merged]
 
 
 def find_identity(
@@ -122,7 +138,8 @@ def merge_contacts(
     reason: str,
     followups: Followups | None = None,
 ) -> None:
-    """Fold `drop` into `keep`: identities, interactions, tags and WeCom relations follow.
+    """Fold `drop` into `keep`: identities, interactions, tags, WeCom relations, journey
+    enrolments (with their steps) and unsent journey messages follow.
 
     The merged contact stays as a pointer (merged_into_id) so old references resolve;
     merging again does nothing.
@@ -139,7 +156,8 @@ def merge_contacts(
         .order_by(Contact.id)
         .with_for_update()
     )
-    for model in (Identity, Interaction, FollowRelation, ScoreEntry):
+    _merge_enrolments(session, keep, drop)
+    for model in (Identity, Interaction, FollowRelation, ScoreEntry, Enrolment, OutboxItem):
         session.execute(
             update(model)
             .where(model.contact_id == drop.id)
@@ -180,6 +198,45 @@ def merge_contacts(
     )
     # The merged person's openids and WeCom relations now carry the kept contact's tags.
     queue_contact_resync(session, book, keep.id, followups)
+
+
+def _merge_enrolments(session: Session, keep: Contact, drop: Contact) -> None:
+    """One person is on a journey once: where both are on it, the merged contact's
+    enrolment exits (logged as a move of its own); the rest move to `keep` with the
+    contact_id update beside the other tables."""
+    open_statuses = (EnrolmentStatus.ACTIVE, EnrolmentStatus.WAITING)
+    kept_journeys = select(Enrolment.journey_id).where(
+        Enrolment.workspace_id == keep.workspace_id,
+        Enrolment.contact_id == keep.id,
+        Enrolment.status.in_(open_statuses),
+    )
+    duplicates = session.scalars(
+        select(Enrolment).where(
+            Enrolment.workspace_id == drop.workspace_id,
+            Enrolment.contact_id == drop.id,
+            Enrolment.status.in_(open_statuses),
+            Enrolment.journey_id.in_(kept_journeys),
+        )
+    ).all()
+    now = utcnow()
+    for enrolment in duplicates:
+        enrolment.visit += 1
+        session.add(
+            Step(
+                enrolment_id=enrolment.id,
+                journey_id=enrolment.journey_id,
+                version=enrolment.version,
+                node_id=enrolment.node_id,
+                visit=enrolment.visit,
+                outcome="merged",
+                detail={"into": keep.id, "contact_id": drop.id},
+                at=now,
+            )
+        )
+        enrolment.status = EnrolmentStatus.EXITED
+        enrolment.next_run_at, enrolment.finished_at = None, now
+        enrolment.awaits_enrichment = False
+    session.flush()
 
 
 def _merge_tags(session: Session, keep: Contact, drop: Contact) -> None:

@@ -1,22 +1,21 @@
 """Journey actions as a registry: each action kind is one function with the same
 signature, `(run, enrolment, contact, action) -> (outcome, detail)`, registered under its
-kinds by `@register`. The runner calls `perform`; an action whose effect leaves the
-database (`external`) is logged and committed before its call.
+kinds by `@register`. The runner calls `perform`. An action whose effect leaves the
+database (`external`) calls nothing: it decides what to send and hands it to
+`run.send_later` (the outbox), and its step is "queued" until journeys.delivery sends it.
 """
 
-import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from marshmallow import ValidationError
 from sqlalchemy import select
 
 from core.jobs import Job
-from core.outbound import Refused, Unreachable
 from core.references import scoped_get
-from journeys.webhooks import delivery_headers, signing_secrets
+from journeys.webhooks import signing_secrets
 from models import Account, Channel, Contact, Enrolment, FollowRelation, Identity, IdentityKind
 from sales.group_send import create_group_send
 from sales.notify import notify_owner
@@ -26,20 +25,18 @@ from wechat.clients import WeChatApiError
 if TYPE_CHECKING:  # the runner calls the actions; they only read it
     from journeys.runner import Runner
 
-log = logging.getLogger(__name__)
-
 WEBHOOK_NO_SECRET = "webhook not sent: the workspace has no webhook signing secret yet"
 WEBHOOK_REFUSED = "webhook not sent: not a public address"
 WEBHOOK_UNREACHABLE = "webhook failed: no answer from the address"
 
-Outcome = tuple[str, dict]  # ("done" | "failed", what the step log keeps)
+Outcome = tuple[str, dict]  # ("done" | "queued" | "failed", what the step log keeps)
 Execute = Callable[["Runner", Enrolment, Contact | None, dict], Outcome]
 
 
 @dataclass(frozen=True)
 class Action:
     execute: Execute
-    external: bool = False  # its effect is outside the database: committed before the call
+    external: bool = False  # its effect is outside the database: sent from the outbox
 
 
 ACTIONS: dict[str, Action] = {}
@@ -118,6 +115,7 @@ def notify_account_owner(run: "Runner", enrolment, contact, action) -> Outcome:
 
 @register("cs_message", "template_message", external=True)
 def oa_message(run: "Runner", enrolment, contact, action) -> Outcome:
+    """To the person's openid on an OA they follow, through that OA."""
     if contact is None:
         return "failed", {"error": "no contact"}
     identity = run.session.scalar(
@@ -137,27 +135,18 @@ def oa_message(run: "Runner", enrolment, contact, action) -> Outcome:
     )
     if channel is None:
         return "failed", {"error": "not a follower"}
-    client = run.platform.oa_client(channel)
     if action["kind"] == "cs_message":
-        client.post(
-            "message/custom/send",
-            data={
-                "touser": identity.value,
-                "msgtype": "text",
-                "text": {"content": action["text"]},
-            },
-        )
-        return "done", {"openid": identity.value}
-    answer = client.post(
-        "message/template/send",
-        data={
-            "touser": identity.value,
+        message = {"msgtype": "text", "text": {"content": action["text"]}}
+    else:
+        message = {
             "template_id": action["template_id"],
             "url": action.get("url", ""),
             "data": {k: {"value": v} for k, v in action["data"].items()},
-        },
-    )
-    return "done", {"openid": identity.value, "msgid": answer.get("msgid")}
+        }
+    payload = {"channel_id": channel.id, "openid": identity.value, "message": message}
+    send = {"kind": action["kind"], "destination": f"oa:{channel.id}", "payload": payload}
+    run.send_later(enrolment, contact, send)
+    return "queued", {"openid": identity.value}
 
 
 @register("wecom_group_task")
@@ -187,47 +176,26 @@ def group_task(run: "Runner", enrolment, contact, action) -> Outcome:
 
 @register("webhook", external=True)
 def webhook(run: "Runner", enrolment, contact, action) -> Outcome:
-    """POSTed with the workspace's signing secret; a refused or unreachable address
-    is logged for the operator and shown in the step log without its details, so
-    the step log cannot map what answers where."""
-    signing = signing_secrets(run.session, enrolment.workspace_id, run.now())
-    if not signing:
+    """POSTed by the sender, signed with the workspace's secrets as they are then; the
+    delivery id is the same on every retry, so a receiver drops repeats."""
+    if not signing_secrets(run.session, enrolment.workspace_id, run.now()):
         return "failed", {"error": WEBHOOK_NO_SECRET}
     delivery_id = f"{enrolment.id}-{enrolment.visit}"
-    body = json.dumps(
-        {
-            "delivery_id": delivery_id,  # signed, unlike its header: what receivers dedupe on
-            "workspace_id": enrolment.workspace_id,
-            "journey_id": enrolment.journey_id,
-            "version": enrolment.version,
-            "node_id": enrolment.node_id,
-            "enrolment_id": enrolment.id,
-            "contact_id": contact.id if contact else None,
-            "account_id": enrolment.account_id,
-        },
-        ensure_ascii=False,
-    ).encode()
-    headers = delivery_headers(signing, enrolment.workspace_id, delivery_id, body)
-    try:
-        answer = run.platform.outbound.post(action["url"], body, headers)
-    except Refused as exc:
-        log.warning(
-            "webhook refused: workspace %s journey %s enrolment %s: %s",
-            enrolment.workspace_id,
-            enrolment.journey_id,
-            enrolment.id,
-            exc,
-        )
-        return "failed", {"error": WEBHOOK_REFUSED}
-    except Unreachable as exc:
-        log.warning(
-            "webhook unreachable: workspace %s journey %s enrolment %s: %s",
-            enrolment.workspace_id,
-            enrolment.journey_id,
-            enrolment.id,
-            exc,
-        )
-        return "failed", {"error": WEBHOOK_UNREACHABLE}
-    if not 200 <= answer.status < 300:  # a redirect too: it is not followed
-        return "failed", {"error": f"webhook answered {answer.status}"}
-    return "done", {"status": answer.status, "delivery": delivery_id}
+    body = {
+        "delivery_id": delivery_id,  # signed, unlike its header: what receivers dedupe on
+        "workspace_id": enrolment.workspace_id,
+        "journey_id": enrolment.journey_id,
+        "version": enrolment.version,
+        "node_id": enrolment.node_id,
+        "enrolment_id": enrolment.id,
+        "contact_id": contact.id if contact else None,
+        "account_id": enrolment.account_id,
+    }
+    host = urlsplit(action["url"]).netloc.lower() or action["url"]
+    send = {
+        "kind": "webhook",
+        "destination": f"webhook:{host}",
+        "payload": {"url": action["url"], "body": body},
+    }
+    run.send_later(enrolment, contact, send)
+    return "queued", {"delivery": delivery_id}

@@ -1,9 +1,12 @@
 """The due-step runner: `run_due` claims a workspace's enrolments whose time has come and
-walks each through its nodes until it waits, ends, or is deferred by the daily cap.
+walks each through its nodes until it waits, ends, or is deferred (the daily cap, a new
+WeCom customer's enrichment).
 
-An action that talks to a person is logged (and committed) before its call, so a
-retried job or a crash between claim and send never sends twice; the price is that a
-crash right after the log leaves that one message unsent.
+The walk touches only the database: an action that reaches the outside (a message, a
+webhook) is written to the outbox with its idempotency key, in the batch's transaction,
+and journeys.delivery sends it after the commit. So a batch is short, and its claimed
+enrolments stay locked (FOR UPDATE SKIP LOCKED) until it commits: no other runner can
+take one while it is walked.
 """
 
 import logging
@@ -13,12 +16,11 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.jobs import Followups
-from core.outbound import Outbound
+from core.jobs import Followups, Job
 from core.references import scoped_get
+from crm.contacts import live, merged_ids
 from crm.tags import TagBook, apply_tags, remove_tags
 from journeys.actions import is_external, perform
 from journeys.conditions import holds
@@ -27,12 +29,14 @@ from journeys.steps import complete_step, finish, log_step, move, new_step
 from journeys.versions import Versions
 from models import (
     OPEN_STATUSES,
-    Channel,
     Contact,
     Enrolment,
     EnrolmentStatus,
+    Identity,
+    IdentityKind,
     Interaction,
     JourneyStatus,
+    OutboxItem,
     PushRecipient,
     Step,
     TagSource,
@@ -44,7 +48,10 @@ from models import Journey as JourneyRow
 log = logging.getLogger(__name__)
 
 MAX_HOPS = 50  # nodes one enrolment may pass in one run (loops need a wait anyway)
-LEASE = timedelta(minutes=5)
+ENRICHMENT_WAIT = timedelta(seconds=10)
+# A message step counts against the daily cap once decided, not only once delivered: a
+# burst of journeys cannot queue more than the cap.
+COUNTED_OUTCOMES = ("done", "queued")
 
 
 @dataclass
@@ -53,21 +60,13 @@ class RunResult:
 
     enrolments: int = 0
     steps: int = 0
-    sent: int = 0
+    sent: int = 0  # actions done in the database
+    queued: int = 0  # messages and webhooks written to the outbox
     skipped: int = 0
-    deferred: int = 0
+    deferred: int = 0  # by the daily cap
+    awaiting_enrichment: int = 0
     failed: int = 0
     followups: Followups = field(default_factory=Followups)
-
-
-@dataclass
-class Platform:
-    """What actions reach outside the database with: an OA client for a channel, and the
-    outbound client webhooks go through (public addresses only, unless allow-listed). The
-    app composes it; tests point it at the sandbox and at receivers they allow-list."""
-
-    oa_client: Callable[[Channel], object]
-    outbound: Outbound = field(default_factory=Outbound)
 
 
 def due_workspaces(session: Session, now: datetime | None = None) -> list[int]:
@@ -85,16 +84,17 @@ def due_workspaces(session: Session, now: datetime | None = None) -> list[int]:
 def run_due(
     session: Session,
     workspace_id: int,
-    platform: Platform,
     *,
     now: Callable[[], datetime] = utcnow,
     batch_size: int = 500,
     max_batches: int = 200,
+    enrichment_wait: timedelta = ENRICHMENT_WAIT,
 ) -> RunResult:
     """Claim due enrolments in batches (SKIP LOCKED on PostgreSQL, so runners share the
-    work) and walk each until it waits, ends, or is deferred by the frequency cap."""
+    work) and walk each until it waits, ends, or is deferred; each batch is one
+    transaction, holding its enrolments' row locks while it walks them."""
     result = RunResult()
-    runner = Runner(session, workspace_id, platform, now, result)
+    runner = Runner(session, workspace_id, now, result, enrichment_wait)
     for _ in range(max_batches):
         query = (
             select(Enrolment)
@@ -112,12 +112,8 @@ def run_due(
             query = query.with_for_update(skip_locked=True, of=Enrolment)
         claimed = session.scalars(query).all()
         if not claimed:
+            session.rollback()
             break
-        # A lease, committed: other runners pass over these until it runs out (a runner
-        # that dies leaves them due again, and the step log makes the retry harmless).
-        for enrolment in claimed:
-            enrolment.next_run_at = now() + LEASE
-        session.commit()
         runner.prefetch(claimed)
         with session.no_autoflush:  # steps and moves go to the database together
             for enrolment in claimed:
@@ -130,11 +126,11 @@ def run_due(
 
 class Runner:
     """Walks one workspace's claimed enrolments; actions and conditions read the run
-    through it (its session, platform, clock, tag book and follow-ups)."""
+    through it (its session, clock, tag book, follow-ups and the outbox)."""
 
-    def __init__(self, session, workspace_id, platform, now, result: RunResult):
-        self.session, self.platform, self.now, self.result = session, platform, now, result
-        self.workspace_id = workspace_id
+    def __init__(self, session, workspace_id, now, result: RunResult, enrichment_wait):
+        self.session, self.now, self.result = session, now, result
+        self.workspace_id, self.enrichment_wait = workspace_id, enrichment_wait
         self.versions = Versions(session)
         workspace = session.get(Workspace, workspace_id)
         self.zone = ZoneInfo(workspace.timezone or "Asia/Shanghai")
@@ -143,10 +139,13 @@ class Runner:
         self.logged: set[tuple] = set()  # (enrolment, version, node, move) already logged
         # (add_tag | remove_tag, tag id) -> contacts: applied once per batch
         self.tag_changes: dict[tuple[str, int], set[int]] = {}
+        self.acting: Step | None = None  # the step of the action being performed
+        self._people: dict[int, list[int]] = {}  # contact -> it and those merged into it
 
     def prefetch(self, claimed: list[Enrolment]) -> None:
         """One query for the claimed enrolments' logged steps, one for their contacts."""
         ids = [e.id for e in claimed]
+        self._people = {}
         self.logged = {
             tuple(row)
             for row in self.session.execute(
@@ -161,6 +160,12 @@ class Runner:
                 Contact.workspace_id == self.workspace_id, Contact.id.in_(contact_ids - {None})
             )
         ).all()
+
+    def people(self, contact_id: int) -> list[int]:
+        """The contact and everyone merged into it, once per batch."""
+        if contact_id not in self._people:
+            self._people[contact_id] = merged_ids(self.session, self.workspace_id, contact_id)
+        return self._people[contact_id]
 
     def _already_logged(self, enrolment: Enrolment) -> bool:
         key = (enrolment.id, enrolment.version, enrolment.node_id, enrolment.visit)
@@ -255,14 +260,16 @@ class Runner:
         return at.astimezone(now.tzinfo)
 
     def _action(self, enrolment: Enrolment, node: Node, now: datetime) -> bool:
-        session, action = self.session, node.action
-        skipped_because = self._already_done(enrolment, node)
+        action = node.action
+        contact = self.contact(enrolment)
+        if self._awaits_enrichment(enrolment, contact, now):
+            return False
+        skipped_because = self._already_done(enrolment, node, contact)
         if skipped_because:
             self._log(enrolment, "skipped", {"because": skipped_because})
             self.result.skipped += 1
             move(enrolment, node.next, now)
             return True
-        contact = self.contact(enrolment)
         capped = action["kind"] in MESSAGE_ACTIONS and contact is not None
         if capped and self._messages_today(contact.id, now) >= self.cap:
             enrolment.next_run_at = self._next_local_midnight(now)  # deferred, not dropped
@@ -271,68 +278,115 @@ class Runner:
         if self._already_logged(enrolment):
             move(enrolment, node.next, now)  # a runner that died took this step
             return True
-        if is_external(action["kind"]):
-            # Logged and committed before the call: a retry finds it and never sends twice.
-            self.apply_tag_changes()
-            try:
-                with session.begin_nested():
-                    step = log_step(
-                        session, enrolment, node.id, "sending", {"action": action["kind"]}
-                    )
-                session.commit()
-            except IntegrityError:  # another runner logged it a moment ago
-                return False
-        else:  # a database change: atomic with its step in the batch's transaction
-            step = self._log(enrolment, "sending", {"action": action["kind"]})
+        self.acting = self._log(enrolment, "sending", {"action": action["kind"]})
         outcome, detail = perform(self, enrolment, contact, action)
-        step.outcome = outcome
-        step.detail = {
+        self.acting.outcome = outcome
+        self.acting.detail = {
             **detail,
             "action": action["kind"],
-            "message": action["kind"] in MESSAGE_ACTIONS and outcome == "done",
+            "message": action["kind"] in MESSAGE_ACTIONS and outcome in COUNTED_OUTCOMES,
             "contact_id": contact.id if contact else None,
         }
-        if outcome == "done":
+        self.acting = None
+        if outcome == "queued":
+            self.result.queued += 1
+        elif outcome == "done":
             self.result.sent += 1
         else:
             self.result.failed += 1
         move(enrolment, node.next, now)
-        if is_external(action["kind"]):
-            session.commit()
         return True
 
-    def _already_done(self, enrolment: Enrolment, node: Node) -> str | None:
+    def send_later(self, enrolment: Enrolment, contact: Contact | None, send: dict) -> None:
+        """The acting step's message or webhook, into the outbox with its idempotency key
+        (the step's own identity: one decision, one row); a sender delivers it."""
+        assert self.acting is not None and is_external(send["kind"])
+        key = f"journey:{enrolment.id}:{enrolment.version}:{enrolment.node_id}:{enrolment.visit}"
+        self.session.add(
+            OutboxItem(
+                workspace_id=self.workspace_id,
+                kind=send["kind"],
+                idempotency_key=key,
+                step=self.acting,
+                contact_id=contact.id if contact else None,
+                destination=send["destination"][:300],
+                payload=send["payload"],
+                next_attempt_at=self.now(),
+            )
+        )
+        self.result.followups.add(Job.DELIVER_OUTBOX, self.workspace_id)
+
+    def _awaits_enrichment(self, enrolment: Enrolment, contact: Contact | None, now) -> bool:
+        """A new WeCom customer not looked up yet may turn out to be someone known (their
+        unionid): the action waits for the enrichment, `enrichment_wait` at most after
+        the add, and acts on whoever they are then."""
+        if contact is None or not self.enrichment_wait:
+            enrolment.awaits_enrichment = False
+            return False
+        added = self.session.scalar(
+            select(func.max(Identity.created_at)).where(
+                Identity.workspace_id == self.workspace_id,
+                Identity.contact_id.in_(self.people(contact.id)),
+                Identity.kind == IdentityKind.EXTERNAL_USERID,
+                Identity.enriched_at.is_(None),
+            )
+        )
+        until = added + self.enrichment_wait if added is not None else None
+        if until is None or until <= now:
+            enrolment.awaits_enrichment = False
+            return False
+        enrolment.awaits_enrichment = True
+        enrolment.next_run_at = until
+        self.result.awaiting_enrichment += 1
+        return True
+
+    def _already_done(self, enrolment: Enrolment, node: Node, contact: Contact | None):
+        """Why the action's step is skipped (its event already happened), or None."""
         skip = node.skip_if
         if not skip:
             return None
         event = event_filter(skip["event"])
         since = enrolment.entered_at if skip.get("since", "enrolment") == "enrolment" else None
-        for kind, properties in self.interactions(enrolment, event.kind, since):
+        for kind, properties in self.interactions(enrolment, event.kind, since, contact):
             if event.matches(kind, properties):
                 when = "since enrolment" if since else "ever"
                 return f"{event.kind} {when}"
         return None
 
-    def interactions(self, enrolment: Enrolment, kind: str, since: datetime | None):
-        """(kind, properties) of the subject's interactions of a kind, since a moment."""
-        query = select(Interaction.kind, Interaction.properties).where(Interaction.kind == kind)
+    def interactions(
+        self, enrolment: Enrolment, kind: str, since: datetime | None, contact: Contact | None
+    ):
+        """(kind, properties) of the subject's interactions of a kind, since a moment: the
+        person's whole history (everyone merged into them too), or, for an account
+        journey, the account's and that of the person whose touch enrolled it."""
+        query = select(Interaction.kind, Interaction.properties).where(
+            Interaction.workspace_id == self.workspace_id, Interaction.kind == kind
+        )
+        people = self.people(contact.id) if contact else []
         if enrolment.contact_id is not None:
-            query = query.where(Interaction.contact_id == enrolment.contact_id)
+            query = query.where(Interaction.contact_id.in_(people or [enrolment.contact_id]))
         else:
-            query = query.where(Interaction.account_id == enrolment.account_id)
+            query = query.where(
+                or_(
+                    Interaction.account_id == enrolment.account_id,
+                    Interaction.contact_id.in_(people or [-1]),
+                )
+            )
         if since is not None:
             query = query.where(Interaction.occurred_at >= since)
         return self.session.execute(query.limit(500)).all()
 
     def contact(self, enrolment: Enrolment) -> Contact | None:
-        """The enrolment's contact; for an account journey, the one whose touch enrolled it."""
+        """The enrolment's contact; for an account journey, the one whose touch enrolled it.
+        Merged meanwhile: the person they were merged into."""
         contact_id = enrolment.contact_id or enrolment.entered_because.get("contact_id")
-        return scoped_get(self.session, Contact, contact_id, self.workspace_id)
+        contact = scoped_get(self.session, Contact, contact_id, self.workspace_id)
+        return live(self.session, contact) if contact is not None else None
 
     def members(self, enrolment: Enrolment, contact: Contact | None) -> list[int]:
         """The contact an enrolment moves, or every contact of the account it moves."""
         if enrolment.contact_id is not None:
-            return [enrolment.contact_id]
+            return [contact.id if contact is not None else enrolment.contact_id]
         return list(
             self.session.scalars(
                 select(Contact.id).where(
@@ -344,24 +398,29 @@ class Runner:
         )
 
     def _messages_today(self, contact_id: int, now: datetime) -> int:
+        """Journey messages decided or sent today, and pushes sent, to the person (and
+        to anyone merged into them: a merge does not reset the cap)."""
         start = self._local_midnight(now)
+        people = self.people(contact_id)
+        self.session.flush()  # this batch's messages count too
         journey_messages = self.session.scalar(
             select(func.count())
             .select_from(Step)
             .join(Enrolment, Enrolment.id == Step.enrolment_id)
             .where(
+                Enrolment.workspace_id == self.workspace_id,
                 or_(
-                    Enrolment.contact_id == contact_id,
-                    Step.detail["contact_id"].as_integer() == contact_id,
+                    Enrolment.contact_id.in_(people),
+                    Step.detail["contact_id"].as_integer().in_(people),
                 ),
                 Step.at >= start,
-                Step.outcome == "done",
+                Step.outcome.in_(COUNTED_OUTCOMES),
                 Step.detail["message"].as_boolean().is_(True),
             )
         )
         pushes = self.session.scalar(
             select(func.count()).where(
-                PushRecipient.contact_id == contact_id, PushRecipient.sent_at >= start
+                PushRecipient.contact_id.in_(people), PushRecipient.sent_at >= start
             )
         )
         return journey_messages + pushes

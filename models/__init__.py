@@ -35,6 +35,7 @@ from models.journey import (
     JourneyVersion,
     Step,
 )
+from models.outbox import OutboxItem, OutboxStatus
 from models.outreach import (
     MASS_MECHANISMS,
     BatchStatus,
@@ -126,6 +127,8 @@ __all__ = [
     "MenuVersion",
     "MessageMode",
     "NotificationStatus",
+    "OutboxItem",
+    "OutboxStatus",
     "PageView",
     "Push",
     "PushBatch",

@@ -38,6 +38,13 @@ class Contact(Base):
         Index("ix_contacts_workspace_last_seen", "workspace_id", "last_seen_at"),
         # The buying-committee views: an account's contacts by role.
         Index("ix_contacts_workspace_role", "workspace_id", "role"),
+        # Who was merged into a contact (a journey's skip check and cap read them all).
+        Index(
+            "ix_contacts_merged_into",
+            "merged_into_id",
+            postgresql_where=text("merged_into_id IS NOT NULL"),
+            sqlite_where=text("merged_into_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -4,7 +4,7 @@ time of their next step, and the step log that makes a retried step harmless."""
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, JSONDoc, UTCDateTime, utcnow
@@ -93,6 +93,11 @@ class Enrolment(Base):
     # Why: {"trigger": ..., "interaction_id": ...} for the contact's journey history.
     entered_because: Mapped[dict] = mapped_column(JSONDoc, default=dict)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its action waits (bounded) for enrichment to say who a new WeCom customer is; the
+    # enrichment makes it due at once when it knows.
+    awaits_enrichment: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
 
 class Step(Base):
@@ -111,7 +116,8 @@ class Step(Base):
     version: Mapped[int] = mapped_column(Integer)
     node_id: Mapped[str] = mapped_column(String(40))
     visit: Mapped[int] = mapped_column(Integer, default=1)
-    # entered, jumped, done, skipped, failed, waiting, timed_out, goal
+    # entered, jumped, done, skipped, failed, waiting, timed_out, goal, queued (its
+    # message or webhook is in the outbox), merged (its person was merged into another)
     outcome: Mapped[str] = mapped_column(String(12))
     detail: Mapped[dict] = mapped_column(JSONDoc, default=dict)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs import Job
 from crm.contacts import settle_merged
+from journeys.delivery import due_workspaces as outbox_due_workspaces
 from models import (
     FollowUpStatus,
     FormSubmission,
@@ -126,4 +127,5 @@ def followups_due(session: Session, grace_seconds: int) -> set[tuple[Job, int]]:
             .distinct()
         )
     }
+    jobs |= {(Job.DELIVER_OUTBOX, ws) for ws in outbox_due_workspaces(session, stale)}
     return jobs

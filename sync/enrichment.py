@@ -9,10 +9,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.jobs import Followups
+from core.jobs import Followups, Job
 from crm.accounts import assign_account
 from crm.contacts import attach_identity, live, set_title, title_dictionary
 from crm.relations import follow_relation
@@ -23,6 +23,7 @@ from models import (
     Channel,
     Contact,
     ContactTag,
+    Enrolment,
     Identity,
     IdentityKind,
     TagRemote,
@@ -104,7 +105,12 @@ def enrich_followers(
                     info["unionid"],
                     followups=followups,
                 )
-                result.merged += kept.id != contact.id or contact.merged_into_id is not None
+                merged = kept.id != contact.id or contact.merged_into_id is not None
+                result.merged += merged
+                if merged:
+                    release_enrichment_holds(
+                        session, channel.workspace_id, {kept.id, contact.id}, followups
+                    )
         result.looked_up += len(identities)
         session.commit()
     result.more = True  # its share done; more may wait
@@ -165,7 +171,7 @@ def enrich_external_contacts(
         identity.details = {
             k: external[k] for k in ("type", "corp_name", "position") if k in external
         }
-        contact = live(session, identity.contact)
+        contact = looked_up_as = live(session, identity.contact)
         contact.name = external.get("name") or contact.name
         if external.get("unionid"):
             kept = attach_identity(
@@ -233,9 +239,40 @@ def enrich_external_contacts(
                 )
         _reconcile_wecom_tags(session, book, contact.id, follows, corp_tags, followups)
         on_customer(session, channel, contact, identity.value, followups)
+        release_enrichment_holds(
+            session, channel.workspace_id, {looked_up_as.id, contact.id}, followups
+        )
         result.looked_up += 1
         session.commit()
     return result
+
+
+def release_enrichment_holds(
+    session: Session, workspace_id: int, contact_ids: set[int], followups: Followups
+) -> int:
+    """Journey steps waiting for these people's enrichment (journeys.runner) are due now:
+    the enrichment has said who they are. Asks for a journey run when any were."""
+    now = utcnow()
+    ids = list(contact_ids)
+    released = session.execute(
+        update(Enrolment)
+        .where(
+            Enrolment.workspace_id == workspace_id,
+            Enrolment.awaits_enrichment.is_(True),
+            or_(
+                Enrolment.contact_id.in_(ids),
+                and_(
+                    Enrolment.contact_id.is_(None),
+                    Enrolment.entered_because["contact_id"].as_integer().in_(ids),
+                ),
+            ),
+        )
+        .values(awaits_enrichment=False, next_run_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if released:
+        followups.add(Job.RUN_JOURNEYS, workspace_id)
+    return released
 
 
 def _corp_tag_map(session: Session, channel: Channel) -> dict[str, int]:

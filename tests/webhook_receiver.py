@@ -1,5 +1,6 @@
 """A webhook receiver on 127.0.0.1 for the tests: records every request it gets and
-answers by path (/ok, /status/<code>, /redirect -> /landed, /slow, /huge)."""
+answers by path (/ok, /status/<code>, /redirect -> /landed, /slow, /huge, and /hold, which
+answers once the test calls `release`)."""
 
 import threading
 import time
@@ -35,6 +36,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(SLOW_SECONDS)
             self._send(200, b"late")
+        elif self.path == "/hold":
+            self.server.released.wait(60)
+            self._send(200, b"ok")
         elif self.path == "/huge":
             self._huge()
         else:
@@ -70,12 +74,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     received: list[Received]
     sent_bytes: int
+    released: threading.Event
 
 
 class Receiver:
     def __init__(self):
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.received, self.server.sent_bytes = [], 0
+        self.server.released = threading.Event()
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -90,6 +96,11 @@ class Receiver:
     def paths(self) -> list[str]:
         return [r.path for r in self.received]
 
+    def release(self) -> None:
+        """/hold answers (those waiting, and every later one at once)."""
+        self.server.released.set()
+
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

@@ -1,7 +1,7 @@
 """Journeys at work: the live-stream / WeCom scenario both ways, waits with timeouts, a
-branch on which event came first, goal exit, re-entry policies, versions, a crash
-between claim and send, the daily message cap, and a follow through the real pipeline
-answered by a customer-service message in the sandbox."""
+branch on which event came first, goal exit, re-entry policies, versions, a sender that
+dies mid-send, the daily message cap, and a follow through the real pipeline answered
+by a customer-service message in the sandbox."""
 
 from datetime import timedelta
 
@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from crm.tags import TagBook
-from journeys import reactions, runner, triggers
+from journeys import delivery, reactions, runner, triggers
+from journeys.delivery import Platform
 from journeys.reactions import Touch
-from journeys.runner import Platform
 from models import (
     Contact,
     ContactTag,
@@ -90,15 +90,18 @@ def act(app, contact_id: int, kind: str, at=None, **properties) -> None:
 
 
 def run(app, at=None, platform=None) -> runner.RunResult:
+    """The runner walks what is due, then the sender delivers what it queued."""
     at = at or utcnow()
     with session_of(app) as session:
         workspace_id = session.scalar(select(Workspace.id))
-        return runner.run_due(
+        result = runner.run_due(session, workspace_id, now=lambda: at)
+        delivery.deliver_due(
             session,
             workspace_id,
             platform or Platform(oa_client=lambda channel: client_of(app)),
             now=lambda: at,
         )
+        return result
 
 
 def steps(app, contact_id: int) -> list[tuple[str, str]]:
@@ -372,7 +375,7 @@ def test_a_follow_is_answered_through_the_real_pipeline(app, platform, oa):
     assert message.content == {"content": "欢迎关注！回复「直播」获取链接。"}
 
 
-def test_a_crash_between_claim_and_send_never_sends_twice(app, platform, oa):
+def test_a_sender_dying_after_its_call_never_sends_twice(app, platform, oa):
     class DiesAfterSending:
         def __init__(self, client):
             self.client = client
@@ -386,10 +389,13 @@ def test_a_crash_between_claim_and_send_never_sends_twice(app, platform, oa):
     act(app, ids["o_fang"], "wechat.follow")
     with pytest.raises(WorkerDied):
         run(app, platform=Platform(oa_client=lambda channel: DiesAfterSending(client_of(app))))
-    run(app, utcnow() + timedelta(minutes=6))  # the lease ran out: claimed again
+    run(app, utcnow() + delivery.SEND_LEASE + timedelta(minutes=1))  # the lease ran out
     assert len(received(platform, "o_fang", CUSTOM)) == 1
     (enrolment,) = enrolments(app, ids["o_fang"])
     assert enrolment.status == EnrolmentStatus.COMPLETED
+    with session_of(app) as session:
+        step = session.scalar(select(Step).where(Step.node_id == "hello"))
+    assert (step.outcome, step.detail["error"]) == ("failed", delivery.INTERRUPTED)
 
 
 def test_the_daily_cap_defers_the_third_message_to_tomorrow(app, platform, oa):
@@ -398,7 +404,7 @@ def test_the_daily_cap_defers_the_third_message_to_tomorrow(app, platform, oa):
         live(app, cs_journey(f"第{n + 1}条"), name=f"j{n}")
     act(app, ids["o_fang"], "wechat.follow")
     result = run(app)
-    assert result.sent == 2 and result.deferred == 1
+    assert result.queued == 2 and result.deferred == 1
     assert [m.content["content"] for m in received(platform, "o_fang", CUSTOM)] == [
         "第1条",
         "第2条",

@@ -13,10 +13,12 @@ from sqlalchemy import select
 
 from core import outbound
 from core.outbound import Outbound
-from journeys import actions, runner
+from journeys import actions, delivery, runner
+from journeys.delivery import Platform
 from journeys.model import validate
-from journeys.runner import Platform
 from models import (
+    OutboxItem,
+    OutboxStatus,
     Step,
     Workspace,
     utcnow,
@@ -28,11 +30,13 @@ LOOPBACK = ("127.0.0.1/32",)
 
 
 def submit_and_run(app, workspace_id: int, platform: Platform, now=None) -> Step:
-    """A contact submits a form, the journey runs; the webhook step as logged."""
+    """A contact submits a form, the journey runs and the sender delivers; the webhook
+    step as logged."""
     now = now or utcnow()
     submit_form_for_journeys(app, workspace_id, now)
     with session_of(app) as session:
-        runner.run_due(session, workspace_id, platform, now=lambda: now)
+        runner.run_due(session, workspace_id, now=lambda: now)
+        delivery.deliver_due(session, workspace_id, platform, now=lambda: now)
         return session.scalars(
             select(Step).where(Step.node_id == "call").order_by(Step.id.desc())
         ).first()
@@ -128,7 +132,7 @@ def test_internal_addresses_are_refused_logged_and_not_described(
     with_secret(app, ws)
     journey_id = webhook_journey(app, ws, address.format(port=receiver.port))
 
-    with caplog.at_level(logging.WARNING, logger="journeys.actions"):
+    with caplog.at_level(logging.WARNING, logger="journeys.delivery"):
         step = submit_and_run(app, ws, Platform(oa_client=None))
 
     assert receiver.received == []
@@ -147,12 +151,34 @@ def test_a_redirect_is_not_followed(app, ws, receiver):
     assert receiver.paths() == ["/redirect"]
 
 
-def test_a_slow_receiver_fails_the_step_quickly(app, ws, receiver):
+def test_a_slow_receiver_is_retried_with_backoff_then_fails_the_step(app, ws, receiver):
     with_secret(app, ws)
     webhook_journey(app, ws, receiver.url("/slow"))
-    outbound = Outbound(LOOPBACK, timeout=0.5)
-    step = submit_and_run(app, ws, Platform(oa_client=None, outbound=outbound))
+    platform = Platform(oa_client=None, outbound=Outbound(LOOPBACK, timeout=0.5))
+    now = utcnow()
+    step = submit_and_run(app, ws, platform, now=now)
+    assert step.outcome == "queued"  # no answer in time: worth another try
+    with session_of(app) as session:
+        (row,) = session.scalars(select(OutboxItem)).all()
+    assert (row.status, row.attempts, row.last_error) == (
+        OutboxStatus.PENDING,
+        1,
+        actions.WEBHOOK_UNREACHABLE,
+    )
+    assert row.next_attempt_at > now
+    with session_of(app) as session:
+        assert delivery.deliver_due(session, ws, platform, now=lambda: now).sent == 0  # not due
+    for _ in range(delivery.MAX_ATTEMPTS - 1):
+        now += delivery.RETRY_MAX
+        with session_of(app) as session:
+            delivery.deliver_due(session, ws, platform, now=lambda at=now: at)
+    with session_of(app) as session:
+        step = session.scalar(select(Step).where(Step.node_id == "call"))
+        row = session.scalar(select(OutboxItem))
     assert (step.outcome, step.detail["error"]) == ("failed", actions.WEBHOOK_UNREACHABLE)
+    assert (row.status, row.attempts) == (OutboxStatus.FAILED, delivery.MAX_ATTEMPTS)
+    assert len(receiver.received) == delivery.MAX_ATTEMPTS
+    assert len({r.headers["X-Harpoon-Delivery"] for r in receiver.received}) == 1
 
 
 def test_a_receiver_answering_a_huge_body_is_cut_off(app, ws, receiver):
