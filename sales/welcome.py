@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 WINDOW = timedelta(seconds=20)
 SEND_BATCH = 50
 SEND_CONCURRENCY = 8  # API calls in flight per channel; WeCom allows about 10,000 a minute
-# Between passes over welcomes whose send failed transiently: short, the window is 20 s.
-RETRY_PAUSE_SECONDS = (0.5, 1.0, 2.0, 4.0)
+# Pauses between passes over welcomes that failed transiently: 3.5 s at most, so a platform
+# outage holds a high-queue worker briefly; what is still pending after them is sent by
+# the next send_welcomes (or marked missed once its window has passed).
+RETRY_PAUSE_SECONDS = (0.5, 1.0, 2.0)
 # Reads worth mentioning: what the person last opened.
 READ_KINDS = ("content.view", "wechat.menu_view")
 FALLBACKS = {"name": "", "account": "", "staff": "", "last_read": "我们的产品资料"}
@@ -118,7 +120,9 @@ def send_welcomes(session: Session, channel: Channel, client) -> WelcomeResult:
             if retrying:
                 # Still pending: the next pass sends them again, or marks them missed.
                 result.retried += retrying
-                time.sleep(RETRY_PAUSE_SECONDS[min(retry_passes, len(RETRY_PAUSE_SECONDS) - 1)])
+                if retry_passes == len(RETRY_PAUSE_SECONDS):
+                    return result
+                time.sleep(RETRY_PAUSE_SECONDS[retry_passes])
                 retry_passes += 1
 
 
