@@ -46,6 +46,12 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 SIGNATURE_HEADER = "X-Harpoon-Signature"
 TOUCHPOINTS = TouchpointSchema(many=True)
 MAX_BODY_BYTES = 4 * 1024 * 1024
+EXTERNAL_USERID_NOT_CORP = "Not a WeCom corp: an external_userid belongs to a WeCom corp."
+EXTERNAL_USERID_CORP_UNKNOWN = (
+    "Name the WeCom corp of the external_userid: this workspace has {count}."
+)
+# Identities that make a person without a channel.
+STANDALONE_IDENTITIES = ("unionid", "phone", "email")
 REPLAYED = (
     "this signature was used already: a replay, or the same body signed twice in one second "
     "(sign each request when you send it)"
@@ -116,13 +122,7 @@ def post_touchpoints():
         workspace_id, refusal = _authenticate(session, body, writes=True)
         if refusal:
             return refusal
-        oa_ids = set(
-            session.scalars(
-                select(Channel.id).where(
-                    Channel.workspace_id == workspace_id, Channel.kind == ChannelKind.OA
-                )
-            )
-        )
+        channels_by_kind = _channels_by_kind(session, workspace_id)
         session.commit()
     document = request.get_json(silent=True)
     items = document.get("items") if isinstance(document, dict) else None
@@ -141,7 +141,7 @@ def post_touchpoints():
         errors = errors or foreign.get(index)
         if not errors:
             try:
-                _channel_of_openid(valid, oa_ids)
+                bind_channels(valid, channels_by_kind)
             except ValidationError as exc:
                 errors = exc.messages
         if errors:
@@ -182,20 +182,55 @@ def _checked(items: list):
         return [(i, item, errors.get(i)) for i, item in enumerate(exc.valid_data or [])]
 
 
-def _channel_of_openid(item: dict, oa_ids: set[int]) -> None:
-    """An openid belongs to one OA: the one named, or the workspace's only one. That a
-    named channel is the workspace's, foreign_channels has checked."""
-    if not item.get("openid"):
-        return
+def _channels_by_kind(session, workspace_id: int) -> dict[str, set[int]]:
+    """The workspace's channel ids, OAs and WeCom corps apart."""
+    found: dict[str, set[int]] = {ChannelKind.OA: set(), ChannelKind.WECOM: set()}
+    for channel_id, kind in session.execute(
+        select(Channel.id, Channel.kind).where(Channel.workspace_id == workspace_id)
+    ):
+        found.setdefault(kind, set()).add(channel_id)
+    return found
+
+
+def bind_channels(item: dict, channels_by_kind: dict[str, set[int]]) -> None:
+    """Give the item's channel-bound identity its channel, or refuse the item.
+
+    An openid belongs to one OA, an external_userid to one WeCom corp: the one named in
+    `channel_id`, or the workspace's only one. An external_userid that is the item's only
+    identity must have its corp (the drain could make no person without it); beside an
+    openid it joins the workspace's only corp, and is matched on any corp otherwise. That a
+    named channel is the workspace's, foreign_channels has checked.
+    """
+    oa_ids, corp_ids = channels_by_kind[ChannelKind.OA], channels_by_kind[ChannelKind.WECOM]
     channel_id = item.get("channel_id")
-    if channel_id is not None and channel_id not in oa_ids:
-        raise ValidationError({"channel_id": ["Not an OA: an openid belongs to an OA."]})
-    if channel_id is None:
-        if len(oa_ids) != 1:
-            raise ValidationError(
-                {"channel_id": [f"Name the OA of the openid: this workspace has {len(oa_ids)}."]}
-            )
-        item["channel_id"] = next(iter(oa_ids))
+    if item.get("openid"):
+        if channel_id is not None and channel_id not in oa_ids:
+            raise ValidationError({"channel_id": ["Not an OA: an openid belongs to an OA."]})
+        if channel_id is None:
+            if len(oa_ids) != 1:
+                raise ValidationError(
+                    {
+                        "channel_id": [
+                            f"Name the OA of the openid: this workspace has {len(oa_ids)}."
+                        ]
+                    }
+                )
+            item["channel_id"] = next(iter(oa_ids))
+        if item.get("external_userid") and len(corp_ids) == 1:
+            item["corp_channel_id"] = next(iter(corp_ids))
+        return
+    if not item.get("external_userid"):
+        return
+    if channel_id is not None:
+        if channel_id not in corp_ids:
+            raise ValidationError({"channel_id": [EXTERNAL_USERID_NOT_CORP]})
+        return
+    if len(corp_ids) == 1:
+        item["channel_id"] = next(iter(corp_ids))
+    elif not any(item.get(kind) for kind in STANDALONE_IDENTITIES):
+        raise ValidationError(
+            {"channel_id": [EXTERNAL_USERID_CORP_UNKNOWN.format(count=len(corp_ids))]}
+        )
 
 
 def _store(rows: list[dict]) -> set[str]:
@@ -300,7 +335,15 @@ def openapi_document() -> dict:
             "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
             "errors": {
                 "type": "object",
-                "description": "Field -> messages (only for a rejected item).",
+                "description": "Field -> messages (only for a rejected item). Among them, "
+                "on `channel_id`: the channel is not the workspace's; an openid's channel is "
+                "not an OA; an external_userid's channel is not a WeCom corp; or the item "
+                "names an openid, or only an external_userid, without its channel while the "
+                "workspace has no or several OAs / WeCom corps.",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "examples": [
+                    {"channel_id": [EXTERNAL_USERID_CORP_UNKNOWN.format(count=2)]},
+                ],
             },
         },
     }
