@@ -46,6 +46,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 SIGNATURE_HEADER = "X-Harpoon-Signature"
 TOUCHPOINTS = TouchpointSchema(many=True)
 MAX_BODY_BYTES = 4 * 1024 * 1024
+OPENID_NOT_OA = "Not an OA: an openid belongs to an OA."
+OPENID_OA_UNKNOWN = "Name the OA of the openid: this workspace has {count}."
 EXTERNAL_USERID_NOT_CORP = "Not a WeCom corp: an external_userid belongs to a WeCom corp."
 EXTERNAL_USERID_CORP_UNKNOWN = (
     "Name the WeCom corp of the external_userid: this workspace has {count}."
@@ -141,7 +143,7 @@ def post_touchpoints():
         errors = errors or foreign.get(index)
         if not errors:
             try:
-                bind_channels(valid, channels_by_kind)
+                _bind_channels(valid, channels_by_kind)
             except ValidationError as exc:
                 errors = exc.messages
         if errors:
@@ -192,45 +194,40 @@ def _channels_by_kind(session, workspace_id: int) -> dict[str, set[int]]:
     return found
 
 
-def bind_channels(item: dict, channels_by_kind: dict[str, set[int]]) -> None:
+def _bind_channels(item: dict, channels_by_kind: dict[str, set[int]]) -> None:
     """Give the item's channel-bound identity its channel, or refuse the item.
 
     An openid belongs to one OA, an external_userid to one WeCom corp: the one named in
-    `channel_id`, or the workspace's only one. An external_userid that is the item's only
-    identity must have its corp (the drain could make no person without it); beside an
-    openid it joins the workspace's only corp, and is matched on any corp otherwise. That a
-    named channel is the workspace's, foreign_channels has checked.
+    `channel_id`, or the workspace's only one. An external_userid must have its corp when
+    it is all that names the person (the drain could make no person without it); beside an
+    openid it joins the workspace's only corp, and beside another identity it is matched on
+    any corp when the corp is not known. That a named channel is the workspace's,
+    foreign_channels has checked.
     """
     oa_ids, corp_ids = channels_by_kind[ChannelKind.OA], channels_by_kind[ChannelKind.WECOM]
-    channel_id = item.get("channel_id")
+    named = item.get("channel_id")
     if item.get("openid"):
-        if channel_id is not None and channel_id not in oa_ids:
-            raise ValidationError({"channel_id": ["Not an OA: an openid belongs to an OA."]})
-        if channel_id is None:
-            if len(oa_ids) != 1:
-                raise ValidationError(
-                    {
-                        "channel_id": [
-                            f"Name the OA of the openid: this workspace has {len(oa_ids)}."
-                        ]
-                    }
-                )
-            item["channel_id"] = next(iter(oa_ids))
+        item["channel_id"] = _the_channel(named, oa_ids, OPENID_NOT_OA, OPENID_OA_UNKNOWN)
         if item.get("external_userid") and len(corp_ids) == 1:
             item["corp_channel_id"] = next(iter(corp_ids))
-        return
-    if not item.get("external_userid"):
-        return
-    if channel_id is not None:
-        if channel_id not in corp_ids:
-            raise ValidationError({"channel_id": [EXTERNAL_USERID_NOT_CORP]})
-        return
-    if len(corp_ids) == 1:
-        item["channel_id"] = next(iter(corp_ids))
-    elif not any(item.get(kind) for kind in STANDALONE_IDENTITIES):
-        raise ValidationError(
-            {"channel_id": [EXTERNAL_USERID_CORP_UNKNOWN.format(count=len(corp_ids))]}
+    elif item.get("external_userid"):
+        standalone = any(item.get(kind) for kind in STANDALONE_IDENTITIES)
+        if named is None and len(corp_ids) != 1 and standalone:
+            return
+        item["channel_id"] = _the_channel(
+            named, corp_ids, EXTERNAL_USERID_NOT_CORP, EXTERNAL_USERID_CORP_UNKNOWN
         )
+
+
+def _the_channel(named: int | None, candidates: set[int], not_one: str, unknown: str) -> int:
+    """The named channel when it is one of the candidates, else the only candidate."""
+    if named is not None:
+        if named not in candidates:
+            raise ValidationError({"channel_id": [not_one]})
+        return named
+    if len(candidates) != 1:
+        raise ValidationError({"channel_id": [unknown.format(count=len(candidates))]})
+    return next(iter(candidates))
 
 
 def _store(rows: list[dict]) -> set[str]:
