@@ -46,6 +46,14 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 SIGNATURE_HEADER = "X-Harpoon-Signature"
 TOUCHPOINTS = TouchpointSchema(many=True)
 MAX_BODY_BYTES = 4 * 1024 * 1024
+OPENID_NOT_OA = "Not an OA: an openid belongs to an OA."
+OPENID_OA_UNKNOWN = "Name the OA of the openid: this workspace has {count}."
+EXTERNAL_USERID_NOT_CORP = "Not a WeCom corp: an external_userid belongs to a WeCom corp."
+EXTERNAL_USERID_CORP_UNKNOWN = (
+    "Name the WeCom corp of the external_userid: this workspace has {count}."
+)
+# Identities that make a person without a channel.
+STANDALONE_IDENTITIES = ("unionid", "phone", "email")
 REPLAYED = (
     "this signature was used already: a replay, or the same body signed twice in one second "
     "(sign each request when you send it)"
@@ -116,13 +124,7 @@ def post_touchpoints():
         workspace_id, refusal = _authenticate(session, body, writes=True)
         if refusal:
             return refusal
-        oa_ids = set(
-            session.scalars(
-                select(Channel.id).where(
-                    Channel.workspace_id == workspace_id, Channel.kind == ChannelKind.OA
-                )
-            )
-        )
+        channels_by_kind = _channels_by_kind(session, workspace_id)
         session.commit()
     document = request.get_json(silent=True)
     items = document.get("items") if isinstance(document, dict) else None
@@ -141,7 +143,7 @@ def post_touchpoints():
         errors = errors or foreign.get(index)
         if not errors:
             try:
-                _channel_of_openid(valid, oa_ids)
+                _bind_channels(valid, channels_by_kind)
             except ValidationError as exc:
                 errors = exc.messages
         if errors:
@@ -183,20 +185,50 @@ def _checked(items: list):
         return [(i, item, errors.get(i)) for i, item in enumerate(exc.valid_data or [])]
 
 
-def _channel_of_openid(item: dict, oa_ids: set[int]) -> None:
-    """An openid belongs to one OA: the one named, or the workspace's only one. That a
-    named channel is the workspace's, foreign_channels has checked."""
-    if not item.get("openid"):
-        return
-    channel_id = item.get("channel_id")
-    if channel_id is not None and channel_id not in oa_ids:
-        raise ValidationError({"channel_id": ["Not an OA: an openid belongs to an OA."]})
-    if channel_id is None:
-        if len(oa_ids) != 1:
-            raise ValidationError(
-                {"channel_id": [f"Name the OA of the openid: this workspace has {len(oa_ids)}."]}
-            )
-        item["channel_id"] = next(iter(oa_ids))
+def _channels_by_kind(session, workspace_id: int) -> dict[str, set[int]]:
+    """The workspace's channel ids, OAs and WeCom corps apart."""
+    found: dict[str, set[int]] = {ChannelKind.OA: set(), ChannelKind.WECOM: set()}
+    for channel_id, kind in session.execute(
+        select(Channel.id, Channel.kind).where(Channel.workspace_id == workspace_id)
+    ):
+        found.setdefault(kind, set()).add(channel_id)
+    return found
+
+
+def _bind_channels(item: dict, channels_by_kind: dict[str, set[int]]) -> None:
+    """Give the item's channel-bound identity its channel, or refuse the item.
+
+    An openid belongs to one OA, an external_userid to one WeCom corp: the one named in
+    `channel_id`, or the workspace's only one. An external_userid must have its corp when
+    it is all that names the person (the drain could make no person without it); beside an
+    openid it joins the workspace's only corp, and beside another identity it is matched on
+    any corp when the corp is not known. That a named channel is the workspace's,
+    foreign_channels has checked.
+    """
+    oa_ids, corp_ids = channels_by_kind[ChannelKind.OA], channels_by_kind[ChannelKind.WECOM]
+    named = item.get("channel_id")
+    if item.get("openid"):
+        item["channel_id"] = _the_channel(named, oa_ids, OPENID_NOT_OA, OPENID_OA_UNKNOWN)
+        if item.get("external_userid") and len(corp_ids) == 1:
+            item["corp_channel_id"] = next(iter(corp_ids))
+    elif item.get("external_userid"):
+        standalone = any(item.get(kind) for kind in STANDALONE_IDENTITIES)
+        if named is None and len(corp_ids) != 1 and standalone:
+            return
+        item["channel_id"] = _the_channel(
+            named, corp_ids, EXTERNAL_USERID_NOT_CORP, EXTERNAL_USERID_CORP_UNKNOWN
+        )
+
+
+def _the_channel(named: int | None, candidates: set[int], not_one: str, unknown: str) -> int:
+    """The named channel when it is one of the candidates, else the only candidate."""
+    if named is not None:
+        if named not in candidates:
+            raise ValidationError({"channel_id": [not_one]})
+        return named
+    if len(candidates) != 1:
+        raise ValidationError({"channel_id": [unknown.format(count=len(candidates))]})
+    return next(iter(candidates))
 
 
 def _store(rows: list[dict]) -> set[str]:
@@ -301,7 +333,15 @@ def openapi_document() -> dict:
             "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
             "errors": {
                 "type": "object",
-                "description": "Field -> messages (only for a rejected item).",
+                "description": "Field -> messages (only for a rejected item). Among them, "
+                "on `channel_id`: the channel is not the workspace's; an openid's channel is "
+                "not an OA; an external_userid's channel is not a WeCom corp; or the item "
+                "names an openid, or only an external_userid, without its channel while the "
+                "workspace has no or several OAs / WeCom corps.",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "examples": [
+                    {"channel_id": [EXTERNAL_USERID_CORP_UNKNOWN.format(count=2)]},
+                ],
             },
         },
     }

@@ -126,7 +126,12 @@ class TouchpointSchema(Schema):
     channel_id = fields.Integer(
         strict=True,
         metadata={
-            "description": "The OA an openid belongs to; needed when the workspace has several OAs."
+            "description": "The channel of the person's WeChat identity: the OA of the "
+            "`openid`, or, in an item without an openid, the WeCom corp of the "
+            "`external_userid`. Needed when the workspace has several OAs (for an openid), and "
+            "when an external_userid is the item's only identity and the workspace has no or "
+            "several WeCom corps; otherwise the item is rejected with an error on `channel_id`. "
+            "Must be a channel of the API key's workspace."
         },
     )
     unionid = fields.String(validate=validate.Length(1, 128))
@@ -170,7 +175,8 @@ class TouchpointSchema(Schema):
 def api_row(workspace_id: int, item: dict, received_at: datetime, lanes: int) -> dict:
     """The inbox row of one valid API item (TouchpointSchema's output)."""
     occurred = item.get("occurred_at") or received_at
-    identity = {kind: item[kind] for kind in (*IDENTITY_ORDER, "channel_id") if item.get(kind)}
+    named = (*IDENTITY_ORDER, "channel_id", "corp_channel_id")
+    identity = {kind: item[kind] for kind in named if item.get(kind)}
     payload = {
         "kind": item["kind"],
         "occurred_at": occurred.astimezone(UTC).isoformat(),
@@ -259,15 +265,22 @@ def parse(platform: str, payload: str) -> NormalizedEvent:
 
 def identity_keys(event: NormalizedEvent) -> list[tuple[str, int | None, str]]:
     """(kind, channel_id, value) of every identity the touchpoint names, strongest first; a
-    channel-bound identity without its channel has channel None (matched on any)."""
+    channel-bound identity without its channel has channel None (matched on any).
+
+    `channel_id` is the openid's OA, or the external_userid's corp when no openid is named;
+    beside an openid, the external_userid's corp is `corp_channel_id`."""
     given = event.details.get("identity") or {}
-    channel_id = given.get("channel_id")
+    channels = {
+        IdentityKind.OPENID: given.get("channel_id"),
+        IdentityKind.EXTERNAL_USERID: given.get("corp_channel_id")
+        or (None if given.get("openid") else given.get("channel_id")),
+    }
     keys = []
     for kind in IDENTITY_ORDER:
         value = given.get(kind)
         if value:
             value = normalized_identity(kind, str(value))
-            keys.append((kind, channel_id if kind in CHANNEL_BOUND else None, value))
+            keys.append((kind, channels.get(kind), value))
     return keys
 
 

@@ -80,9 +80,10 @@ def stats(session: Session) -> list[dict]:
 class InboxWriter:
     """Stores callbacks in the inbox; concurrent requests share one INSERT.
 
-    Group commit: a request that finds no write under way becomes the writer,
-    inserts every row waiting (its own first) in one statement and one commit,
-    then hands the pen to the next waiting request. Every request still
+    Group commit: a request that finds no write under way becomes the writer
+    and inserts its row; rows arriving meanwhile wait, and the writer done with
+    its INSERT hands the pen, with every row waiting by then, to the first of
+    them: one statement and one commit for the lot. Every request still
     answers WeChat only once the commit carrying its row is done.
     """
 
@@ -107,6 +108,10 @@ class InboxWriter:
             )
             .returning(InboundEvent.channel_id, InboundEvent.dedupe_key)
         )
+        # PostgreSQL: the driver's cursor. SQLAlchemy's per-statement work (compiling the
+        # multi-row VALUES, its execution context) cost a callback more CPU than verifying
+        # and decrypting it (py-spy under bench/callback_ingest.py).
+        self._driver_insert = _DriverInsert(engine) if engine.dialect.name == "postgresql" else None
         self._lock = threading.Lock()
         self._waiting: list[_PendingRow] = []
         self._writing = False
@@ -139,18 +144,23 @@ class InboxWriter:
         with self._lock:
             self._waiting.append(row)
             lead, self._writing = not self._writing, True
+            if lead:
+                row.batch = self._take_batch()
         if not lead:
-            row.wake.wait()
-        if not row.written:  # led from the start, or handed the pen
-            self._write_batch()
+            row.wake.acquire()  # released once: written, or handed the pen with a batch
+        if row.batch is not None:  # led from the start, or handed the pen
+            self._write(row.batch)
         if row.error is not None:
             raise row.error
         return row.stored
 
-    def _write_batch(self) -> None:
-        with self._lock:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: self._max_batch]
+    def _take_batch(self) -> list["_PendingRow"]:
+        """The rows waiting, oldest first, up to max_batch (with the lock held)."""
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        return batch
+
+    def _write(self, batch: list["_PendingRow"]) -> None:
         try:
             inserted = self._insert([row.params for row in batch])
         except Exception as exc:  # every request of the batch answers with it
@@ -162,16 +172,19 @@ class InboxWriter:
                 row.stored = key in inserted
                 inserted.discard(key)  # a retry in the same batch is not new
         for row in batch:
-            row.written = True
-            row.wake.set()
+            row.wake.release()
         with self._lock:
-            if self._waiting:
-                self._waiting[0].wake.set()  # not written: it becomes the writer
+            if self._waiting:  # the first waiting row writes them all
+                head = self._waiting[0]
+                head.batch = self._take_batch()
+                head.wake.release()
             else:
                 self._writing = False
 
     def _insert(self, rows: list[dict]) -> set[tuple[int, str]]:
         """One autocommit INSERT ... ON CONFLICT DO NOTHING, retried on a dropped connection."""
+        if self._driver_insert is not None:
+            return self._driver_insert(rows)
         for attempt in (1, 2):
             try:
                 with self._engine.connect() as conn:
@@ -182,10 +195,79 @@ class InboxWriter:
         raise AssertionError("unreachable")
 
 
+def _latch() -> threading.Lock:
+    """A one-shot wake-up: acquire blocks until another thread releases it. A plain lock,
+    not a threading.Event, whose Python-level Condition per wait and per set cost a
+    callback about as much CPU as its share of the INSERT (py-spy, as above)."""
+    latch = threading.Lock()
+    latch.acquire()
+    return latch
+
+
 @dataclass
 class _PendingRow:
     params: dict
-    wake: threading.Event = field(default_factory=threading.Event)
-    written: bool = False
+    wake: threading.Lock = field(default_factory=_latch)
+    batch: list["_PendingRow"] | None = None  # set for the row whose thread writes them
     stored: bool = False
     error: Exception | None = None
+
+
+class _DriverInsert:
+    """The inbox INSERT on PostgreSQL through the driver's connection from the engine's pool:
+    `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING channel_id,
+    dedupe_key` for whichever columns the rows carry (next_attempt_at = received_at: due at
+    once), each value through its column type's bind processing as a Core insert would.
+    Autocommit, as the engine is; a dropped connection is discarded and the INSERT retried
+    once on a fresh one."""
+
+    COPIED = {"next_attempt_at": "received_at"}
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._dropped = engine.dialect.loaded_dbapi.OperationalError
+        self._shapes: dict[tuple[str, ...], tuple[list[str], list[str], list]] = {}
+        self._statements: dict[tuple[tuple[str, ...], int], str] = {}
+
+    def __call__(self, rows: list[dict]) -> set[tuple[int, str]]:
+        sql, params = self._statement(rows)
+        for attempt in (1, 2):
+            connection = self._engine.raw_connection()
+            try:
+                cursor = connection.driver_connection.execute(sql, params, prepare=True)
+                return {(channel_id, key) for channel_id, key in cursor.fetchall()}
+            except self._dropped:
+                if attempt == 2 or not connection.driver_connection.closed:
+                    raise
+                connection.invalidate()
+            finally:
+                connection.close()
+        raise AssertionError("unreachable")
+
+    def _statement(self, rows: list[dict]) -> tuple[str, list]:
+        columns = tuple(rows[0])
+        if columns not in self._shapes:
+            self._shapes[columns] = self._shape(columns)
+        targets, sources, processors = self._shapes[columns]
+        params = []
+        for row in rows:
+            for name, process in zip(sources, processors, strict=True):
+                params.append(row[name] if process is None else process(row[name]))
+        key = (columns, len(rows))
+        if key not in self._statements:
+            one = "(" + ", ".join(["%s"] * len(targets)) + ")"
+            self._statements[key] = (
+                f"INSERT INTO {InboundEvent.__tablename__} ({', '.join(targets)})"
+                f" VALUES {', '.join([one] * len(rows))}"
+                " ON CONFLICT DO NOTHING RETURNING channel_id, dedupe_key"
+            )
+        return self._statements[key], params
+
+    def _shape(self, columns: tuple[str, ...]) -> tuple[list[str], list[str], list]:
+        """The columns inserted, the row keys their values come from, and their processing."""
+        copied = {target: source for target, source in self.COPIED.items() if source in columns}
+        targets = [*columns, *copied]
+        sources = [*columns, *copied.values()]
+        table = InboundEvent.__table__
+        processors = [table.c[name].type.bind_processor(self._engine.dialect) for name in sources]
+        return targets, sources, processors

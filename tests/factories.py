@@ -158,8 +158,18 @@ def make_contact(app, name, *, workspace="acme", minutes_ago=0, **fields) -> int
         return contact.id
 
 
-def add_contact(app, tag_ids=(), *, workspace="acme", openid=None, channel_id=None, **fields):
-    """A contact holding these tags (manual), followed from `channel_id` as `openid`."""
+def add_contact(
+    app,
+    tag_ids=(),
+    *,
+    workspace="acme",
+    openid=None,
+    external_userid=None,
+    channel_id=None,
+    **fields,
+):
+    """A contact holding these tags (manual), followed from `channel_id` as `openid`, or a
+    customer of the WeCom corp `channel_id` as `external_userid`."""
     with session_of(app) as session:
         ws = workspace_named(session, workspace)
         contact = Contact(workspace_id=ws.id, **fields)
@@ -171,16 +181,20 @@ def add_contact(app, tag_ids=(), *, workspace="acme", openid=None, channel_id=No
                     contact_id=contact.id, tag_id=tag_id, workspace_id=ws.id, source="manual"
                 )
             )
-        if openid:
-            session.add(
-                Identity(
-                    workspace_id=ws.id,
-                    contact_id=contact.id,
-                    kind=IdentityKind.OPENID,
-                    channel_id=channel_id,
-                    value=openid,
+        for kind, value in (
+            (IdentityKind.OPENID, openid),
+            (IdentityKind.EXTERNAL_USERID, external_userid),
+        ):
+            if value:
+                session.add(
+                    Identity(
+                        workspace_id=ws.id,
+                        contact_id=contact.id,
+                        kind=kind,
+                        channel_id=channel_id,
+                        value=value,
+                    )
                 )
-            )
         session.commit()
         return contact.id
 

@@ -18,7 +18,7 @@ from models import (
     Interaction,
     ScoreEntry,
 )
-from tests.factories import make_channel, new_key
+from tests.factories import add_contact, make_channel, new_key
 from tests.helpers import OA_CREDS, WECOM_CREDS, harpoon_of, run_jobs
 from tests.helpers import post_touchpoints as post
 
@@ -346,3 +346,153 @@ def test_a_malformed_signature_header_is_a_clear_401(app, client, header):
     assert response.status_code == 401
     assert response.json["error"].startswith("malformed signature: expected t=<unix seconds>")
     assert rows(app, InboundEvent) == []
+
+
+# ---- an item naming only an external_userid ------------------------------------------------
+
+CORP_2 = replace(WECOM_CREDS, app_id="ww0000000000000002")
+
+
+def _only_external_userid(**extra) -> dict:
+    return {"kind": "webinar.attend", "external_userid": "wmCustomer01", "minutes": 30, **extra}
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_an_external_userid_alone_joins_the_workspaces_only_corp(app, client, batch):
+    make_channel(app, "oa", OA_CREDS)  # an OA beside it changes nothing
+    corp = make_channel(app, "wecom", WECOM_CREDS)
+    key = new_key(app)
+    items = [_only_external_userid()]
+    if batch:
+        items.append({"kind": "email.open", "email": "li.na@zijinbank.com"})
+    answer = post(client, key.key, {"items": items})
+    assert answer.status_code == 200
+    assert answer.json["accepted"] == len(items)
+    assert answer.json["items"][0] == {"index": 0, "status": "accepted"}
+    run_jobs(app)
+
+    assert {e.status for e in rows(app, InboundEvent)} == {"done"}
+    [attended] = rows(app, Interaction, Interaction.kind == "webinar.attend")
+    assert attended.engagement_minutes == 30
+    [identity] = rows(app, Identity, Identity.contact_id == attended.contact_id)
+    assert (identity.kind, identity.channel_id, identity.value) == (
+        "external_userid",
+        corp,
+        "wmCustomer01",
+    )
+
+
+def test_an_external_userid_alone_lands_on_the_named_corp(app, client):
+    make_channel(app, "wecom", WECOM_CREDS)
+    second = make_channel(app, "wecom", CORP_2)
+    key = new_key(app)
+    answer = post(client, key.key, {"items": [_only_external_userid(channel_id=second)]})
+    assert answer.json["items"] == [{"index": 0, "status": "accepted"}]
+    run_jobs(app)
+    [attended] = rows(app, Interaction)
+    [identity] = rows(app, Identity, Identity.contact_id == attended.contact_id)
+    assert (identity.kind, identity.channel_id, identity.value) == (
+        "external_userid",
+        second,
+        "wmCustomer01",
+    )
+
+
+def test_an_existing_wecom_customer_gets_the_interaction(app, client):
+    """The customer a WeCom add made, named by their external_userid: no second person."""
+    corp = make_channel(app, "wecom", WECOM_CREDS)
+    customer = add_contact(app, external_userid="wmCustomer01", channel_id=corp, name="王强")
+    key = new_key(app)
+    answer = post(client, key.key, {"items": [_only_external_userid()]})
+    assert answer.json["accepted"] == 1
+    run_jobs(app)
+    [attended] = rows(app, Interaction)
+    assert attended.contact_id == customer
+    assert len(rows(app, Contact)) == 1 and len(rows(app, Identity)) == 1
+
+
+@pytest.mark.parametrize("corps", [0, 2], ids=["no corp", "two corps"])
+def test_an_external_userid_alone_without_its_corp_is_rejected(app, client, corps):
+    """Single form: 422 with the field error; batch form: the rest is stored."""
+    for creds in (WECOM_CREDS, CORP_2)[:corps]:
+        make_channel(app, "wecom", creds)
+    key = new_key(app)
+    message = f"Name the WeCom corp of the external_userid: this workspace has {corps}."
+
+    alone = post(client, key.key, {"items": [_only_external_userid()]})
+    assert alone.status_code == 422
+    assert alone.json["items"] == [
+        {"index": 0, "status": "rejected", "errors": {"channel_id": [message]}}
+    ]
+
+    batch = post(
+        client,
+        key.key,
+        {
+            "items": [
+                {"kind": "email.open", "email": "li.na@zijinbank.com"},
+                _only_external_userid(),
+                # Another identity makes the person: the external_userid needs no corp.
+                _only_external_userid(phone="13800138000"),
+            ]
+        },
+    )
+    assert batch.status_code == 200
+    assert [r["status"] for r in batch.json["items"]] == ["accepted", "rejected", "accepted"]
+    assert batch.json["items"][1]["errors"] == {"channel_id": [message]}
+    assert len(rows(app, InboundEvent)) == 2
+    run_jobs(app)
+    assert {e.status for e in rows(app, InboundEvent)} == {"done"}
+    assert not rows(app, Identity, Identity.kind == "external_userid")
+
+
+def test_an_external_userid_on_an_oa_or_another_workspaces_corp_is_rejected(app, client):
+    oa = make_channel(app, "oa", OA_CREDS)
+    make_channel(app, "wecom", WECOM_CREDS)
+    theirs = make_channel(app, "wecom", CORP_2, workspace="globex")
+    key = new_key(app)
+    answer = post(
+        client,
+        key.key,
+        {
+            "items": [
+                _only_external_userid(channel_id=oa),
+                _only_external_userid(channel_id=theirs),
+                _only_external_userid(),
+            ]
+        },
+    )
+    items = answer.json["items"]
+    assert [r["status"] for r in items] == ["rejected", "rejected", "accepted"]
+    assert items[0]["errors"] == {
+        "channel_id": ["Not a WeCom corp: an external_userid belongs to a WeCom corp."]
+    }
+    assert items[1]["errors"] == {"channel_id": ["Not a channel of this workspace."]}
+
+
+def test_an_openid_with_an_external_userid_binds_each_to_its_own_channel(app, client):
+    """channel_id names the openid's OA; the external_userid joins the only corp, not the OA."""
+    oa = make_channel(app, "oa", OA_CREDS)
+    corp = make_channel(app, "wecom", WECOM_CREDS)
+    key = new_key(app)
+    item = {"kind": "event.checkin", "openid": "oFollower1", "channel_id": oa}
+    answer = post(client, key.key, {"items": [{**item, "external_userid": "wmCustomer01"}]})
+    assert answer.json["accepted"] == 1
+    run_jobs(app)
+    bound = {(i.kind, i.channel_id, i.value) for i in rows(app, Identity)}
+    assert bound == {("openid", oa, "oFollower1"), ("external_userid", corp, "wmCustomer01")}
+    assert len({i.contact_id for i in rows(app, Identity)}) == 1
+
+
+def test_the_openapi_document_describes_the_channel_and_its_error(client):
+    document = client.get("/api/v1/openapi.json").json
+    channel = document["components"]["schemas"]["Touchpoint"]["properties"]["channel_id"]
+    assert "external_userid" in channel["description"] and "WeCom corp" in channel["description"]
+    item = document["paths"]["/api/v1/touchpoints"]["post"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]["properties"]["items"]["items"]
+    errors = item["properties"]["errors"]
+    assert "external_userid" in errors["description"]
+    assert errors["examples"] == [
+        {"channel_id": ["Name the WeCom corp of the external_userid: this workspace has 2."]}
+    ]
