@@ -218,7 +218,12 @@ class JobQueue:
         for name, channel_id in sorted(jobs):
             flag = self._followup_flag(name, channel_id)
             if self.connection.set(flag, 1, nx=not force, ex=300):
-                self.enqueue(name, channel_id)
+                try:
+                    self.enqueue(name, channel_id)
+                except Exception:
+                    with suppress(RedisError):  # a flag without its job would hold the asks
+                        self.connection.delete(flag)
+                    raise
 
     def followup_started(self, name: str, channel_id: int) -> None:
         self.connection.delete(self._followup_flag(name, channel_id))

@@ -69,7 +69,8 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.FETCH_GROUP_SEND_RESULTS: _DEFAULT,
     Job.REFRESH_GROUP_SEND_RESULTS: _DEFAULT,
     Job.ENRICH_FOLLOWERS: _LOW,
-    Job.ENRICH_EXTERNAL_CONTACTS: _LOW,
+    # A new WeCom customer's journey steps wait (bounded) for their unionid: not bulk work.
+    Job.ENRICH_EXTERNAL_CONTACTS: _DEFAULT,
     Job.SYNC_TAGS: _LOW,
     Job.PULL_CORP_TAGS: _LOW,
     Job.IMPORT_ACCOUNTS: _LOW,

@@ -41,3 +41,15 @@ def may_have_gone_out(exc: BaseException) -> bool:
         return cause is None or may_have_gone_out(cause)
     # A refused connection (ConnectTimeout included) or a lock not had: nothing was sent.
     return not isinstance(exc, requests.ConnectionError | LockError)
+
+
+# PostgreSQL's deadlock_detected, serialization_failure and lock_not_available: the
+# transaction lost a race to another (two drains of a workspace's lanes, a drain and a
+# runner); the same work succeeds when run again.
+RERUN_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def is_rerunnable(exc: BaseException) -> bool:
+    """A database error that rolling back and running the same transaction again cures."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) in RERUN_SQLSTATES

@@ -154,7 +154,7 @@ def merge_contacts(
         select(Contact.id)
         .where(Contact.workspace_id == keep.workspace_id, Contact.id.in_((keep.id, drop.id)))
         .order_by(Contact.id)
-        .with_for_update()
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as scoring locks them
     )
     _merge_enrolments(session, keep, drop)
     for model in (Identity, Interaction, FollowRelation, ScoreEntry, Enrolment, OutboxItem):

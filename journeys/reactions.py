@@ -65,7 +65,8 @@ def on_interactions(
     contact_ids = {t.contact_id for t in touches}
     account_ids = {t.account_id for t in touches if t.account_id}
     open_rows = session.scalars(
-        select(Enrolment).where(
+        select(Enrolment)
+        .where(
             Enrolment.workspace_id == workspace_id,
             Enrolment.journey_id.in_(journey_ids),
             Enrolment.status.in_(OPEN_STATUSES),
@@ -74,6 +75,10 @@ def on_interactions(
                 Enrolment.account_id.in_(account_ids or {-1}),
             ),
         )
+        .order_by(Enrolment.id)
+        # Locked: a runner walking one of them holds it until its batch commits, and the
+        # drain then reads where the runner left it (never writes back a stale node).
+        .with_for_update(key_share=True)
     ).all()
     open_by_subject = {(e.journey_id, _subject(e)): e for e in open_rows}
     last_entered = _last_entries(session, journey_ids, contact_ids, account_ids)

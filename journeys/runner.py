@@ -11,15 +11,17 @@ take one while it is walked.
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.jobs import Followups, Job
 from core.references import scoped_get
+from core.transient import is_rerunnable
 from crm.contacts import live, merged_ids
 from crm.tags import TagBook, apply_tags, remove_tags
 from journeys.actions import is_external, perform
@@ -47,6 +49,7 @@ from models import Journey as JourneyRow
 
 log = logging.getLogger(__name__)
 
+MAX_RERUNS = 4  # batches run again after losing a deadlock, per run
 MAX_HOPS = 50  # nodes one enrolment may pass in one run (loops need a wait anyway)
 ENRICHMENT_WAIT = timedelta(seconds=10)
 # A message step counts against the daily cap once decided, not only once delivered: a
@@ -95,6 +98,7 @@ def run_due(
     transaction, holding its enrolments' row locks while it walks them."""
     result = RunResult()
     runner = Runner(session, workspace_id, now, result, enrichment_wait)
+    reruns = 0
     for _ in range(max_batches):
         query = (
             select(Enrolment)
@@ -114,13 +118,25 @@ def run_due(
         if not claimed:
             session.rollback()
             break
-        runner.prefetch(claimed)
-        with session.no_autoflush:  # steps and moves go to the database together
-            for enrolment in claimed:
-                runner.advance(enrolment)
-                result.enrolments += 1
-            runner.apply_tag_changes()
-        session.commit()
+        before = replace(result, followups=Followups(set(result.followups.jobs)))
+        try:
+            runner.prefetch(claimed)
+            with session.no_autoflush:  # steps and moves go to the database together
+                for enrolment in claimed:
+                    runner.advance(enrolment)
+                    result.enrolments += 1
+                runner.apply_tag_changes()
+            session.commit()
+        except DBAPIError as exc:
+            # Lost a deadlock to a drain touching the same people: nothing of the batch
+            # happened; its enrolments are still due and the next claim takes them again.
+            session.rollback()
+            runner.tag_changes.clear()
+            reruns += 1
+            if not is_rerunnable(exc) or reruns > MAX_RERUNS:
+                raise
+            result.__dict__.update(before.__dict__)
+            log.info("journey batch of workspace %s run again: %s", workspace_id, exc.orig)
     return result
 
 

@@ -20,7 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from config import MAX_LANES
 from core.jobs import Job
+from core.transient import is_rerunnable
 from crm import touchpoints
 from crm.accounts import AccountMoves
 from crm.contacts import TitleTags
@@ -40,9 +42,7 @@ log = logging.getLogger(__name__)
 _DUE = (InboxStatus.PENDING, InboxStatus.FAILED)
 # Advisory lock keys of drains: this offset plus the workspace id times MAX_LANES plus the lane.
 DRAIN_LOCK_SPACE = 7_340_000_000
-MAX_LANES = 256  # config.MAX_LANES
 # PostgreSQL's deadlock_detected, serialization_failure, lock_not_available: worth a rerun.
-RERUN_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 BATCH_RUNS = 4
 KIND_LENGTH = InboundEvent.__table__.c.kind.type.length
 
@@ -132,12 +132,6 @@ def _run_batch(session, workspace_id, lane, batch_size, policy, result, optimist
                 getattr(exc.orig, "sqlstate", None),
             )
     raise AssertionError("unreachable")
-
-
-def is_rerunnable(exc: BaseException) -> bool:
-    """A deadlock or serialization failure: the same work succeeds when run again."""
-    orig = getattr(exc, "orig", exc)
-    return getattr(orig, "sqlstate", None) in RERUN_SQLSTATES
 
 
 def _claim(session: Session, workspace_id: int, lane: int | None, batch_size: int, now):

@@ -778,7 +778,10 @@ def _lock_in_order(session: Session, model, workspace_id: int, ids: Iterable[int
         select(model.id)
         .where(model.workspace_id == workspace_id, model.id.in_(sorted(set(ids))))
         .order_by(model.id)
-        .with_for_update()
+        # FOR NO KEY UPDATE: a row another transaction references in a new row (an
+        # interaction naming the account, a tag on the contact) takes FOR KEY SHARE, which
+        # this does not wait for; FOR UPDATE would deadlock two lanes every time.
+        .with_for_update(key_share=True)
     )
 
 

@@ -125,7 +125,7 @@ def a_job_runs(redis_server, queue_name: str, processes) -> None:
 def test_worker_and_cron_outlive_a_redis_restart_and_carry_on(
     app, redis_server, harpoon_process, tmp_path
 ):
-    high, default = harpoon_of(app).settings.queue_names
+    high, default, _ = harpoon_of(app).settings.queue_names
     worker, cron = harpoon_process("worker"), harpoon_process("cron")
     both = (worker, cron)
     wait_for(lambda: sweeps_enqueued_by_cron(redis_server), "sweep from cron", processes=both)

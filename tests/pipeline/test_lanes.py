@@ -368,3 +368,29 @@ def test_two_lanes_scoring_one_account_at_once_lose_no_update(app, oa_channel):
         fresh = session.scalar(select(Account.score).where(Account.id == account))
     assert stored > 0
     assert stored == pytest.approx(fresh, rel=1e-6)
+
+
+def test_scoring_an_account_another_lane_just_named_does_not_wait_for_it(app, oa_channel):
+    """Lane B has recorded an interaction naming the account (its foreign key holds FOR KEY
+    SHARE on the row until B commits); lane A scoring that account must not wait for B, or
+    A and B, each about to lock the account, would deadlock every time."""
+    h = harpoon_of(app)
+    if h.db.is_sqlite:
+        pytest.skip("one SQLite writer: concurrent transactions need PostgreSQL")
+    ws = touches(app, oa_channel, [("wechat.message", "", "Ann", utcnow())])
+    account = make_account(app, "Acme Corp")
+    with h.db.session() as session:
+        session.execute(update(Contact).values(account_id=account))
+        session.execute(update(Interaction).values(account_id=account))
+        session.commit()
+        [ann] = session.scalars(select(Interaction.id)).all()
+    with h.db.session() as lane_b, h.db.session() as lane_a:
+        lane_b.execute(
+            text("SELECT id FROM accounts WHERE id = :id FOR KEY SHARE"), {"id": account}
+        )
+        lane_a.execute(text("SET LOCAL lock_timeout = '2s'"))
+        Scorer.load(lane_a, ws).score_interaction_ids([ann])  # 55P03 if it waited
+        lane_a.commit()
+        lane_b.rollback()
+    with h.db.session() as session:
+        assert session.scalar(select(Account.score).where(Account.id == account)) > 0
