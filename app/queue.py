@@ -19,7 +19,7 @@ from rq.exceptions import DuplicateJobError
 from rq.timeouts import TimerDeathPenalty
 
 from config import Settings
-from core.jobs import QUEUE_OF, Job, Urgency
+from core.jobs import AT_FRONT, QUEUE_OF, Job, Urgency
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,18 @@ class DrainRequests:
         whose lane the caller does not know)."""
         lanes = range(self._queue.settings.inbox_lanes) if lane is None else (lane,)
         with self._lock:
+            # Marks already waiting mean the thread was woken and will take this one too
+            # (every wake is followed by a pass that takes what is marked): no second wake,
+            # whose Condition round costs a busy endpoint more than the mark itself.
+            wake = not self._marked
             self._marked.update((workspace_id, each) for each in lanes)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="harpoon-drain-requests", daemon=True
                 )
                 self._thread.start()
-        self._wake.set()
+        if wake:
+            self._wake.set()
 
     def flush(self) -> None:
         """Send every pending mark now (and wait for a pass already under way)."""
@@ -198,6 +203,7 @@ class JobQueue:
                 result_ttl=0,
                 failure_ttl=86400,
                 job_timeout=timeout,
+                at_front=job in AT_FRONT,
             )
         except DuplicateJobError:
             return False

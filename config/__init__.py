@@ -40,7 +40,7 @@ class Settings:
     # parallel, one per lane; one person's events stay in one lane, in order.
     inbox_lanes: int = 4
     # A drain job's time budget: past it, the job requeues itself behind what waits (welcomes).
-    drain_max_seconds: float = 2.0
+    drain_max_seconds: float = 0.5
     sweep_interval_seconds: int = 30
     sweep_grace_seconds: int = 20
     log_level: str = "INFO"

@@ -52,6 +52,9 @@ class Urgency(StrEnum):
 _HIGH = Urgency.HIGH
 _DEFAULT = Urgency.DEFAULT
 _LOW = Urgency.LOW
+# Jobs queued at the front of their queue: a welcome (20 seconds from the add) goes before
+# the drains waiting on the high queue, and a drain that asked for one steps aside.
+AT_FRONT = frozenset({Job.SEND_WELCOMES})
 QUEUE_OF: dict[Job, Urgency] = {
     # The drain makes the welcomes and passive-window replies, so it runs with them; the
     # sweeper is recovery for drains and cheap, so it never waits behind a busy default.

@@ -27,15 +27,17 @@ from models import Account, Contact, Identity, InboundEvent, Interaction, utcnow
 from pipeline.drain import drain_lock_key
 from pipeline.inbox import callback_lane
 from scoring.engine import Scorer
-from tests.factories import add_contact, make_account, make_channel, make_oa, touches
+from tests.factories import add_contact, add_way, make_account, make_channel, make_oa, touches
 from tests.helpers import (
     ENCRYPTION_KEY,
     OA_CREDS,
     TEST_REDIS_URL,
+    WECOM_CREDS,
     harpoon_of,
     inbox,
     interactions,
     post_oa,
+    post_wecom,
     run_jobs,
 )
 from wechat import simulate
@@ -183,7 +185,9 @@ def test_a_welcome_goes_before_a_busy_default_queue(app, monkeypatch):
     assert order == ["welcome", "journeys", "tags"]
 
 
-def test_a_drain_past_its_budget_requeues_behind_a_queued_welcome(make_app, monkeypatch):
+def test_a_welcome_goes_before_the_drains_waiting_on_the_high_queue(make_app, monkeypatch):
+    """A drain past its budget requeues itself at the back of the high queue; a welcome
+    is queued at its front, so it never waits for the drains."""
     app = make_app(inbox_lanes=1, inbox_batch_size=1, drain_max_seconds=0)
     client = app.test_client()
     channel = make_oa(app)
@@ -202,8 +206,51 @@ def test_a_drain_past_its_budget_requeues_behind_a_queued_welcome(make_app, monk
     queue.drain_requests.flush()  # the drain is queued first
     queue.enqueue(Job.SEND_WELCOMES, 1)
     run_jobs(app)
-    assert order[:3] == ["drain", "welcome", "drain"]
+    assert order[0] == "welcome"
+    assert order.count("drain") >= 3 and "welcome" not in order[1:]  # a batch of one a run
     assert [row.status for row in inbox(app)] == ["done"] * 3
+
+
+def test_a_drain_steps_aside_for_the_welcome_its_batch_asked_for(make_app, monkeypatch):
+    """With time left in its budget, a drain whose batch recorded a welcome ends its job:
+    the welcome runs next, then the drain goes on."""
+    app = make_app(inbox_lanes=1, inbox_batch_size=1, drain_max_seconds=60)
+    client = app.test_client()
+    corp = make_channel(app, "wecom", WECOM_CREDS)
+    add_way(app, corp, "expo")
+    now = int(time.time())
+    for n in range(2):
+        post_wecom(
+            client,
+            corp,
+            simulate.wecom_contact_event(
+                WECOM_CREDS.app_id,
+                "add_external_contact",
+                user_id="zhangsan",
+                external_user_id=f"wmADD{n}",
+                at=now,
+                State="expo",
+                WelcomeCode=f"WELCOME{n}",
+            ),
+        )
+    order = []
+    drain_inbox = app_jobs.drain_inbox
+
+    def drain(workspace_id, lane):
+        order.append("drain")
+        return drain_inbox(workspace_id, lane)
+
+    def welcome(channel_id):
+        order.append("welcome")
+        queue.followup_started(Job.SEND_WELCOMES, channel_id)  # as the real job does
+
+    queue = harpoon_of(app).queue
+    monkeypatch.setattr(app_jobs, "drain_inbox", drain)
+    monkeypatch.setattr(app_jobs, "send_welcomes", welcome)
+    queue.drain_requests.flush()
+    run_jobs(app)
+    assert order[:4] == ["drain", "welcome", "drain", "welcome"]
+    assert [row.status for row in inbox(app)] == ["done"] * 2
 
 
 def test_the_sweeper_recovers_after_its_own_drain_was_killed(app, oa_channel):
