@@ -32,10 +32,11 @@ def transient_answer(status: int) -> bool:
 def may_have_gone_out(exc: BaseException) -> bool:
     """Whether a failed call may all the same have been carried out by the platform: no
     answer came back (a read timeout) or it could not be read. The platform refusing (an
-    errcode) or the connection never opening means nothing was done. A sender whose call
-    is not idempotent must not repeat such a call."""
+    errcode), the connection never opening or the access token not had (the call was never
+    sent) means nothing was done. A sender whose call is not idempotent must not repeat
+    such a call."""
     if isinstance(exc, WeChatApiError):
-        if exc.errcode is not None:
+        if exc.errcode is not None or exc.token_failed:
             return False
         cause = exc.__cause__
         return cause is None or may_have_gone_out(cause)

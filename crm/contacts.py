@@ -1,6 +1,6 @@
 """One contact per person: identities that join contacts, merges, and what we know of them."""
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from models import (
     Identity,
     Interaction,
     OutboxItem,
+    OutboxStatus,
     ScoreEntry,
     Step,
     Tag,
@@ -201,42 +202,94 @@ def merge_contacts(
 
 
 def _merge_enrolments(session: Session, keep: Contact, drop: Contact) -> None:
-    """One person is on a journey once: where both are on it, the merged contact's
-    enrolment exits (logged as a move of its own); the rest move to `keep` with the
-    contact_id update beside the other tables."""
+    """One person is on a journey once: where both are on it, the enrolment further along
+    (more steps taken; the kept contact's on a tie) stays and the other one's exit (logged
+    as a move of its own), their unsent journey messages failed, never delivered, so no
+    step is acted on twice. The rest move to `keep` with the contact_id update beside the
+    other tables."""
     open_statuses = (EnrolmentStatus.ACTIVE, EnrolmentStatus.WAITING)
-    kept_journeys = select(Enrolment.journey_id).where(
-        Enrolment.workspace_id == keep.workspace_id,
-        Enrolment.contact_id == keep.id,
-        Enrolment.status.in_(open_statuses),
-    )
-    duplicates = session.scalars(
-        select(Enrolment).where(
-            Enrolment.workspace_id == drop.workspace_id,
-            Enrolment.contact_id == drop.id,
+    query = (
+        select(Enrolment)
+        .where(
+            Enrolment.workspace_id == keep.workspace_id,
+            Enrolment.contact_id.in_((keep.id, drop.id)),
             Enrolment.status.in_(open_statuses),
-            Enrolment.journey_id.in_(kept_journeys),
         )
-    ).all()
+        .order_by(Enrolment.id)
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # A runner walking them finishes first; one that comes after skips them (SKIP LOCKED).
+        query = query.with_for_update()
+    by_journey: dict[int, list[Enrolment]] = {}
+    for enrolment in session.scalars(query):
+        by_journey.setdefault(enrolment.journey_id, []).append(enrolment)
+    shared = [group for group in by_journey.values() if len({e.contact_id for e in group}) == 2]
+    if not shared:
+        return
+    ids = [enrolment.id for group in shared for enrolment in group]
+    steps_taken = dict(
+        session.execute(
+            select(Step.enrolment_id, func.count())
+            .where(Step.enrolment_id.in_(ids))
+            .group_by(Step.enrolment_id)
+        ).all()
+    )
     now = utcnow()
-    for enrolment in duplicates:
-        enrolment.visit += 1
-        session.add(
-            Step(
-                enrolment_id=enrolment.id,
-                journey_id=enrolment.journey_id,
-                version=enrolment.version,
-                node_id=enrolment.node_id,
-                visit=enrolment.visit,
-                outcome="merged",
-                detail={"into": keep.id, "contact_id": drop.id},
-                at=now,
+    exited = []
+    for group in shared:
+        ahead = max(group, key=lambda e: (steps_taken.get(e.id, 0), e.contact_id == keep.id, -e.id))
+        for enrolment in group:
+            if enrolment.contact_id == ahead.contact_id:
+                continue
+            enrolment.visit += 1
+            session.add(
+                Step(
+                    enrolment_id=enrolment.id,
+                    journey_id=enrolment.journey_id,
+                    version=enrolment.version,
+                    node_id=enrolment.node_id,
+                    visit=enrolment.visit,
+                    outcome="merged",
+                    detail={
+                        "into": keep.id,
+                        "contact_id": enrolment.contact_id,
+                        "enrolment_id": ahead.id,
+                    },
+                    at=now,
+                )
             )
-        )
-        enrolment.status = EnrolmentStatus.EXITED
-        enrolment.next_run_at, enrolment.finished_at = None, now
-        enrolment.awaits_enrichment = False
+            enrolment.status = EnrolmentStatus.EXITED
+            enrolment.next_run_at, enrolment.finished_at = None, now
+            enrolment.awaits_enrichment = False
+            exited.append(enrolment.id)
+    _fail_unsent(session, keep, exited)
     session.flush()
+
+
+def _fail_unsent(session: Session, keep: Contact, enrolment_ids: list[int]) -> None:
+    """The exited enrolments' messages and webhooks not yet sent are never sent: the
+    enrolment that stays took (or will take) those steps itself. A row a sender has
+    claimed meanwhile is its own (the lock waits for it, then it is no longer pending)."""
+    reason = f"merged into contact {keep.id}"
+    query = (
+        select(OutboxItem)
+        .join(Step, Step.id == OutboxItem.step_id)
+        .where(
+            OutboxItem.workspace_id == keep.workspace_id,
+            OutboxItem.status == OutboxStatus.PENDING,
+            Step.enrolment_id.in_(enrolment_ids),
+        )
+        .order_by(OutboxItem.id)
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=OutboxItem)
+    for row in session.scalars(query):
+        row.status, row.last_error = OutboxStatus.FAILED, reason
+        step = session.get(Step, row.step_id)
+        step.outcome = "failed"
+        step.detail = {**step.detail, "error": reason, "message": False}
 
 
 def _merge_tags(session: Session, keep: Contact, drop: Contact) -> None:

@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import requests
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.outbound import Outbound, Refused, Unreachable
 from core.references import scoped_get
-from core.transient import is_transient, transient_answer
+from core.transient import is_transient, may_have_gone_out, transient_answer
 from crm.contacts import live
 from journeys.actions import WEBHOOK_NO_SECRET, WEBHOOK_REFUSED, WEBHOOK_UNREACHABLE
 from journeys.webhooks import delivery_headers, signing_secrets
@@ -44,6 +44,8 @@ SLOW_SECONDS = 3.0  # a call this slow: the destination's other rows wait for a 
 MAX_THREADS = 8  # destinations sent to at once
 INTERRUPTED = "interrupted: not retried, it may have been sent"
 NO_ANSWER = "no answer: not retried, it may have been sent"
+UNPREPARED = "could not be prepared"
+UNEXPECTED = "unexpected error: not retried"
 
 
 @dataclass
@@ -100,7 +102,7 @@ def deliver_due(
         calls: dict[str, list[tuple[int, Call]]] = {}
         ready: list[tuple[OutboxItem, Attempt]] = []
         for row in rows:
-            prepared = _prepare(session, row, platform, now())
+            prepared = _prepare_row(session, row, platform, now())
             if isinstance(prepared, Attempt):
                 ready.append((row, prepared))
             else:
@@ -202,7 +204,11 @@ def _send_in_turn(calls: list[tuple[int, Call]], slow_seconds: float):
             attempts.append((row_id, DEFERRED))
             continue
         started = time.monotonic()
-        attempt = call()
+        try:
+            attempt = call()
+        except Exception as exc:  # one row's defect: that row fails, the others go on
+            log.exception("outbox %s: the call raised", row_id)
+            attempt = Attempt("failed", error=f"{UNEXPECTED}: {type(exc).__name__}: {exc}"[:300])
         attempts.append((row_id, attempt))
         slow = time.monotonic() - started >= slow_seconds
         stop = attempt.status == "retry" or slow
@@ -267,6 +273,19 @@ def _defer_backed_off(session: Session, workspace_id: int, backed_off: dict) -> 
     return deferred
 
 
+def _prepare_row(session: Session, row: OutboxItem, platform: Platform, now) -> Call | Attempt:
+    """`_prepare`, where an unexpected error (a channel secret that cannot be decrypted,
+    say) fails this row alone instead of stopping the workspace's sender on it. A database
+    error is not the row's: it propagates."""
+    try:
+        return _prepare(session, row, platform, now)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:
+        log.exception("outbox %s (%s): could not be prepared", row.id, row.kind)
+        return Attempt("failed", error=f"{UNPREPARED}: {type(exc).__name__}: {exc}"[:300])
+
+
 def _prepare(session: Session, row: OutboxItem, platform: Platform, now) -> Call | Attempt:
     """The row's call, ready to run off the session; or its outcome when nothing can be
     sent (a channel gone, no signing secret)."""
@@ -290,7 +309,7 @@ def _oa_call(session: Session, row: OutboxItem, platform: Platform) -> Call | At
         try:
             answer = client.post(path, data=data)
         except WeChatApiError as exc:
-            if _may_have_been_sent(exc):
+            if may_have_gone_out(exc):  # the message may be out: never sent again
                 return Attempt("failed", error=NO_ANSWER)
             error = f"{exc.errcode} {exc.errmsg}"
             return Attempt("retry" if is_transient(exc) else "failed", error=error)
@@ -300,15 +319,6 @@ def _oa_call(session: Session, row: OutboxItem, platform: Platform) -> Call | At
         return Attempt("sent", detail)
 
     return call
-
-
-def _may_have_been_sent(exc: WeChatApiError) -> bool:
-    """No answer to a request that reached the platform (it timed out reading): the
-    message may be out, so it is never sent again."""
-    cause = exc.__cause__
-    return isinstance(cause, requests.RequestException) and not isinstance(
-        cause, requests.ConnectionError
-    )
 
 
 def _webhook_call(session: Session, row: OutboxItem, outbound: Outbound, now) -> Call | Attempt:

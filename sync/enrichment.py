@@ -13,6 +13,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.jobs import Followups, Job
+from core.transient import is_transient
 from crm.accounts import assign_account
 from crm.contacts import attach_identity, live, set_title, title_dictionary
 from crm.relations import follow_relation
@@ -162,8 +163,18 @@ def enrich_external_contacts(
         try:
             data = client.external_contact.get(identity.value)
         except WeChatApiError as exc:
-            if exc.errcode != NOT_EXTERNAL_CONTACT:
+            if is_transient(exc):
                 raise
+            if exc.errcode != NOT_EXTERNAL_CONTACT:
+                # WeCom refuses this one (no permission, say): recorded, never asked again,
+                # so it does not stop the corp's enrichment for everyone after it.
+                log.warning("externalcontact/get refused for identity %s: %s", identity.id, exc)
+                identity.enriched_at = utcnow()
+                identity.details = {"error": f"{exc.errcode} {exc.errmsg}"}
+                people = {identity.contact_id, live(session, identity.contact).id}
+                release_enrichment_holds(session, channel.workspace_id, people, followups)
+                session.commit()
+                continue
             data = {}  # no staff member has them any more: nothing to learn
         identity.enriched_at = utcnow()
         external = data.get("external_contact") or {}

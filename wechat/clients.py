@@ -41,7 +41,13 @@ class WeChatApiError(Exception):
     """The platform refused a call, after Harpoon's retries."""
 
     def __init__(
-        self, errcode: int | None, errmsg: str, path: str = "", answer: dict | None = None
+        self,
+        errcode: int | None,
+        errmsg: str,
+        path: str = "",
+        answer: dict | None = None,
+        *,
+        token_failed: bool = False,
     ):
         super().__init__(f"{path}: {errcode} {errmsg}")
         self.errcode = errcode
@@ -49,6 +55,8 @@ class WeChatApiError(Exception):
         self.path = path
         # The refusal's whole body: some carry data (45065 "clientmsgid exist" has the msg_id).
         self.answer = answer or {}
+        # Getting the call's access token failed: the call itself was never sent.
+        self.token_failed = token_failed
 
 
 def _answer(exc: WeChatClientException) -> dict:
@@ -158,7 +166,7 @@ class _SharedTokenMixin:
             if not errcode:
                 return result
             if errcode not in BUSY_ERRORS or attempt == self.retry.busy_retries:
-                raise WeChatApiError(errcode, result.get("errmsg", ""), "token")
+                raise WeChatApiError(errcode, result.get("errmsg", ""), "token", token_failed=True)
             time.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")
 
@@ -171,6 +179,7 @@ class _SharedTokenMixin:
         busy_attempt = 0
         while True:
             attempt_kwargs = dict(kwargs, params=dict(kwargs.get("params") or {}))
+            token = None  # until it is had, nothing of this call has been sent
             try:
                 token = self.access_token
                 attempt_kwargs["params"]["access_token"] = token
@@ -193,11 +202,16 @@ class _SharedTokenMixin:
                 # A POST whose answer timed out may have been carried out: never replay it.
                 replayable = method.lower() == "get" or isinstance(exc, requests.ConnectionError)
                 if not replayable or busy_attempt >= self.retry.busy_retries:
-                    raise WeChatApiError(None, f"network: {exc}", where) from exc
+                    what = "network" if token is not None else "token fetch"
+                    raise WeChatApiError(
+                        None, f"{what}: {exc}", where, token_failed=token is None
+                    ) from exc
                 time.sleep(self.retry.delay(busy_attempt))
                 busy_attempt += 1
             except (ValueError, LockError) as exc:  # a garbled answer, a lock not had
-                raise WeChatApiError(None, f"{type(exc).__name__}: {exc}", where) from exc
+                raise WeChatApiError(
+                    None, f"{type(exc).__name__}: {exc}", where, token_failed=token is None
+                ) from exc
 
     def _url(self, url_or_endpoint: str, api_base_url: str | None) -> str:
         """Endpoints are joined to the API group's base (some groups have their own)."""
@@ -210,7 +224,7 @@ class _SharedTokenMixin:
         try:
             return self._refresh_token(stale=stale)
         except (requests.RequestException, ValueError, LockError) as exc:
-            raise WeChatApiError(None, f"token refresh: {exc}", where) from exc
+            raise WeChatApiError(None, f"token refresh: {exc}", where, token_failed=True) from exc
 
 
 class HarpoonOAClient(_SharedTokenMixin, OAClient):

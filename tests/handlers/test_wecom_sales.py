@@ -13,6 +13,7 @@ from models import (
     Account,
     Channel,
     FollowRelation,
+    Identity,
     NotificationStatus,
     Staff,
     StaffNotification,
@@ -121,12 +122,17 @@ def test_a_welcome_past_the_20_second_window_is_marked_missed(app, platform, cor
     assert wecom.state_of(tenant(platform)).welcome_messages == []
 
 
-def fault(platform, endpoint: str, errcode: int, times: int) -> None:
-    """WeCom answers the next `times` calls to `endpoint` with `errcode`, asked over HTTP as
-    anyone driving the sandbox would."""
+def fault(platform, endpoint: str, errcode: int, times: int, params: dict | None = None) -> None:
+    """WeCom answers the next `times` calls to `endpoint` (with these query `params`, if
+    given) with `errcode`, asked over HTTP as anyone driving the sandbox would."""
     requests.post(
         f"{platform.url}/sandbox/faults",
-        json={"path": f"/wecom/cgi-bin/{endpoint}", "errcode": errcode, "times": times},
+        json={
+            "path": f"/wecom/cgi-bin/{endpoint}",
+            "errcode": errcode,
+            "times": times,
+            "params": params,
+        },
         timeout=5,
     ).raise_for_status()
 
@@ -320,3 +326,27 @@ def test_a_staff_alert_refused_with_42001_stays_pending_and_the_sweeper_delivers
     assert note.status == NotificationStatus.SENT and note.error is None
     (message,) = wecom.state_of(tenant(platform)).app_messages
     assert message.userid == "zhangsan" and message.content["content"] == "目标客户来访"
+
+
+@pytest.mark.parametrize("errcode", [60011, 84014])  # no permission; not the corp's customer
+def test_a_customer_wecom_keeps_refusing_is_recorded_and_the_others_are_enriched(
+    app, platform, corp, errcode
+):
+    refused = {"external_userid": "wm_refused"}
+    fault(platform, "externalcontact/get", errcode, times=100, params=refused)
+    customer(platform, "wm_refused", name="刘备", position="总经理")
+    settle(app, platform)  # the first one looked up
+    customer(platform, "wm_zhao", name="赵云", position="采购总监")
+    customer(platform, "wm_ma", name="马超", position="CIO")
+    settle(app, platform)
+
+    with harpoon_of(app).db.session() as session:
+        identities = {
+            row.value: row
+            for row in session.scalars(select(Identity).where(Identity.kind == "external_userid"))
+        }
+        assert all(row.enriched_at is not None for row in identities.values())
+        assert identities["wm_refused"].details == {"error": f"{errcode} injected"}
+        assert identities["wm_zhao"].contact.name == "赵云"
+        assert identities["wm_ma"].contact.name == "马超"
+        assert identities["wm_refused"].contact.name != "刘备"

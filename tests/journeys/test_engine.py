@@ -364,8 +364,8 @@ def cs_journey(text="欢迎关注！回复「直播」获取链接。") -> dict:
     }
 
 
-class WorkerDied(Exception):
-    pass
+class WorkerDied(BaseException):
+    """The sender's death (as SystemExit): not an error a sender may catch and record."""
 
 
 def test_a_follow_is_answered_through_the_real_pipeline(app, platform, oa):

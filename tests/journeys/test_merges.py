@@ -22,6 +22,8 @@ from models import (
     FollowRelation,
     Identity,
     Interaction,
+    OutboxItem,
+    OutboxStatus,
     Step,
     Workspace,
     utcnow,
@@ -109,7 +111,7 @@ def watched(app, contact_id: int) -> None:
 def salesperson_added_before_enrichment(app, platform, external_userid: str, unionid: str):
     """They add 张三 on WeCom; the drain enrols them and the journey runs, but WeCom's
     externalcontact/get fails for now (enrichment has not said who they are)."""
-    platform.state.add_fault(Fault("/wecom/cgi-bin/externalcontact/get", errcode=48002, times=50))
+    platform.state.add_fault(Fault("/wecom/cgi-bin/externalcontact/get", errcode=-1, times=50))
     wecom.add_external_contact(
         platform.state,
         corp(platform),
@@ -267,3 +269,129 @@ def test_two_enrolments_of_one_person_become_one_and_send_one_link(app, platform
         merged = session.scalar(select(Step).where(Step.outcome == "merged"))
         assert merged.enrolment_id == rows[1].id and merged.detail["into"] == follower_id
     assert [m.content["content"] for m in received(platform, "o_zhao", CUSTOM)] == [LINK]
+
+
+def link_then_wait_journey(*, reminder: bool = False) -> dict:
+    """Register -> the link (at once, or after an hour) -> a day's wait -> the end; with
+    `reminder`, a second message an hour after the link."""
+    nodes = [
+        {
+            "id": "start",
+            "type": "entry",
+            "trigger": {"kind": "interaction", "event": {"kind": "live.register"}},
+            "next": "send_link" if reminder else "later",
+        },
+        {"id": "later", "type": "wait", "wait": {"minutes": 60}, "next": "send_link"},
+        {
+            "id": "send_link",
+            "type": "action",
+            "action": {"kind": "cs_message", "text": LINK},
+            "next": "mid" if reminder else "after",
+        },
+        {"id": "mid", "type": "wait", "wait": {"minutes": 60}, "next": "remind"},
+        {
+            "id": "remind",
+            "type": "action",
+            "action": {"kind": "cs_message", "text": "提醒：" + LINK},
+            "next": "after",
+        },
+        {"id": "after", "type": "wait", "wait": {"minutes": 1440}, "next": "done"},
+        {"id": "done", "type": "exit"},
+    ]
+    if reminder:
+        nodes = [node for node in nodes if node["id"] != "later"]
+    else:
+        nodes = [node for node in nodes if node["id"] not in ("mid", "remind")]
+    return {"reentry": "once", "nodes": nodes}
+
+
+def walk_and_send(app, at) -> None:
+    """The runner, then the sender, at `at`."""
+    with session_of(app) as session:
+        workspace_id = session.scalar(select(Workspace.id))
+        runner.run_due(session, workspace_id, now=lambda: at)
+        platform_ = delivery.Platform(oa_client=lambda channel: client_of(app))
+        delivery.deliver_due(session, workspace_id, platform_, now=lambda: at)
+
+
+def one_person(app, keep_id: int, drop_id: int, phone: str) -> None:
+    """`drop` gives a phone number that `keep` gives too: the two contacts merge."""
+    with session_of(app) as session:
+        book = TagBook(session, session.get(Contact, keep_id).workspace_id)
+        attach_identity(session, book, session.get(Contact, drop_id), "phone", phone)
+        session.commit()
+        kept = attach_identity(session, book, session.get(Contact, keep_id), "phone", phone)
+        session.commit()
+        assert kept.id == keep_id and session.get(Contact, drop_id).merged_into_id == keep_id
+
+
+def test_a_merge_keeps_the_enrolment_further_along_and_its_queued_link_goes_out_once(
+    app, platform, channels
+):
+    make_journey(app, "live link", document=link_then_wait_journey())
+    with session_of(app) as session:  # known by phone first: the contact that is kept
+        phone_only = Contact(workspace_id=session.scalar(select(Workspace.id)), name="钱")
+        session.add(phone_only)
+        session.commit()
+        keep_id = phone_only.id
+    drop_id = follower(app, platform, "o_qian", "u_qian")
+    assert keep_id < drop_id
+    now = utcnow()
+    registers(app, drop_id, now)
+    walk_and_send(app, now)
+    registers(app, keep_id, now + timedelta(minutes=30))
+    walk_and_send(app, now + timedelta(minutes=30))
+    with session_of(app) as session:  # the follower's link is queued, not yet sent
+        workspace_id = session.scalar(select(Workspace.id))
+        runner.run_due(session, workspace_id, now=lambda: now + timedelta(minutes=61))
+    assert received(platform, "o_qian", CUSTOM) == []
+
+    one_person(app, keep_id, drop_id, "13900139000")
+    walk_and_send(app, now + timedelta(minutes=91))  # the kept contact's wait is over too
+
+    assert [m.content["content"] for m in received(platform, "o_qian", CUSTOM)] == [LINK]
+    with session_of(app) as session:
+        rows = session.scalars(select(Enrolment).order_by(Enrolment.id)).all()
+        assert [(e.contact_id, e.status, e.node_id) for e in rows] == [
+            (keep_id, EnrolmentStatus.ACTIVE, "after"),  # the follower's, further along
+            (keep_id, EnrolmentStatus.EXITED, "later"),
+        ]
+        merged = session.scalar(select(Step).where(Step.outcome == "merged"))
+        assert merged.enrolment_id == rows[1].id and merged.detail["into"] == keep_id
+
+
+def test_the_exited_enrolments_unsent_message_is_failed_never_delivered(app, platform, channels):
+    make_journey(app, "live link", document=link_then_wait_journey(reminder=True))
+    keep_id = follower(app, platform, "o_sun", "u_sun")
+    drop_id = follower(app, platform, "o_sun_2", "u_sun_2")  # the same person, it turns out
+    now = utcnow()
+    registers(app, keep_id, now)
+    walk_and_send(app, now)
+    walk_and_send(app, now + timedelta(minutes=61))  # link and reminder out: further along
+    later = now + timedelta(minutes=70)
+    registers(app, drop_id, later)
+    with session_of(app) as session:  # the second one's link is queued, not yet sent
+        workspace_id = session.scalar(select(Workspace.id))
+        runner.run_due(session, workspace_id, now=lambda: later)
+
+    one_person(app, keep_id, drop_id, "13700137000")
+    walk_and_send(app, later + timedelta(minutes=61))
+
+    assert received(platform, "o_sun_2", CUSTOM) == []
+    assert [m.content["content"] for m in received(platform, "o_sun", CUSTOM)] == [
+        LINK,
+        "提醒：" + LINK,
+    ]
+    with session_of(app) as session:
+        (row,) = session.scalars(
+            select(OutboxItem).where(OutboxItem.status != OutboxStatus.SENT)
+        ).all()
+        assert (row.status, row.last_error) == (
+            OutboxStatus.FAILED,
+            f"merged into contact {keep_id}",
+        )
+        step = session.get(Step, row.step_id)
+        assert step.outcome == "failed" and step.detail["error"] == row.last_error
+        assert step.detail["message"] is False
+        exited = session.get(Enrolment, step.enrolment_id)
+        assert exited.status == EnrolmentStatus.EXITED

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -35,8 +36,8 @@ from models import (
     Workspace,
     utcnow,
 )
-from tests.factories import with_secret
-from tests.helpers import ENCRYPTION_KEY, TEST_DATABASE_URL, TEST_REDIS_URL, session_of
+from tests.factories import make_channel, with_secret
+from tests.helpers import ENCRYPTION_KEY, OA_CREDS, TEST_DATABASE_URL, TEST_REDIS_URL, session_of
 from tests.oa_platform import client_of, follow, received
 from wechat.sandbox.core import Fault
 from wechat.sandbox.oa import CUSTOM
@@ -268,6 +269,64 @@ def test_a_final_wechat_error_fails_the_step_with_its_reason(app, platform, oa):
     assert step.outcome == "failed" and step.detail["error"].startswith("45015")
     assert deliver(app, utcnow() + delivery.RETRY_MAX).failed == 0  # never again
     assert received(platform, "o_fang", CUSTOM) == []
+
+
+def test_a_row_whose_preparation_raises_fails_alone_and_the_others_go_out(app, platform, oa):
+    ids = follow(app, platform, "o_fang", "o_li", "o_wang")
+    journey(app, "hello", {"kind": "cs_message", "text": HELLO})
+    followed(app, ids.values())
+    walk(app)
+    # A second OA, whose secret cannot be decrypted, say.
+    broken_channel = make_channel(app, "oa", replace(OA_CREDS, app_id="wx00000000brokenoa"))
+    first, *others = outbox(app)
+    with session_of(app) as session:
+        row = session.get(OutboxItem, first.id)
+        row.payload = {**row.payload, "channel_id": broken_channel}
+        session.commit()
+
+    def oa_client(channel):
+        if channel.id == broken_channel:
+            raise ValueError("the channel's secret cannot be decrypted")
+        return client_of(app)
+
+    platform_ = Platform(oa_client=oa_client, outbound=Outbound(LOOPBACK))
+    with session_of(app) as session:
+        result = delivery.deliver_due(session, workspace(app), platform_)
+
+    assert (result.sent, result.failed) == (2, 1)
+    rows = {row.id: row for row in outbox(app)}
+    assert rows[first.id].status == OutboxStatus.FAILED
+    assert rows[first.id].last_error.startswith(delivery.UNPREPARED)
+    assert step_of(app, rows[first.id]).outcome == "failed"
+    assert {rows[row.id].status for row in others} == {OutboxStatus.SENT}
+    assert [len(received(platform, row.payload["openid"], CUSTOM)) for row in others] == [1, 1]
+
+
+def test_a_call_that_raises_fails_its_row_alone_and_the_rest_are_recorded(app, platform, oa):
+    ids = follow(app, platform, "o_fang", "o_li", "o_wang")
+    journey(app, "hello", {"kind": "cs_message", "text": HELLO})
+    followed(app, ids.values())
+    walk(app)
+    rows = outbox(app)
+    unlucky = rows[1].payload["openid"]  # sent after one row and before another
+    real = client_of(app)
+
+    class Flaky:
+        def post(self, path, data):
+            if data["touser"] == unlucky:
+                raise RuntimeError("a defect in the client")
+            return real.post(path, data=data)
+
+    platform_ = Platform(oa_client=lambda channel: Flaky(), outbound=Outbound(LOOPBACK))
+    with session_of(app) as session:
+        result = delivery.deliver_due(session, workspace(app), platform_)
+
+    assert (result.sent, result.failed) == (2, 1)
+    statuses = {row.payload["openid"]: row.status for row in outbox(app)}
+    assert statuses.pop(unlucky) == OutboxStatus.FAILED
+    assert set(statuses.values()) == {OutboxStatus.SENT}
+    assert [len(received(platform, openid, CUSTOM)) for openid in statuses] == [1, 1]
+    assert deliver(app, utcnow() + delivery.SEND_LEASE * 2).interrupted == 0
 
 
 SENDER = """

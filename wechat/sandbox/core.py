@@ -82,6 +82,7 @@ class Fault:
     errcode: int = 0
     times: int = 1
     latency_ms: int = 0
+    params: dict[str, str] | None = None  # only calls with these query parameters
 
 
 @dataclass
@@ -208,9 +209,13 @@ class Sandbox:
         with self.lock:
             self.faults.append(fault)
 
-    def take_fault(self, path: str) -> Fault | None:
+    def take_fault(self, path: str, params: dict[str, str] | None = None) -> Fault | None:
         with self.lock:
             for fault in self.faults:
+                if fault.params and any(
+                    (params or {}).get(k) != v for k, v in fault.params.items()
+                ):
+                    continue
                 if fault.path == "*" or path.startswith(fault.path):
                     fault.times -= 1
                     if fault.times <= 0:
@@ -318,7 +323,8 @@ def add_tenant():
 
 @control.post("/faults")
 def add_fault():
-    """Inject: {"path": "/oa/cgi-bin/tags" or "*", "errcode": 45009, "times": 2}."""
+    """Inject: {"path": "/oa/cgi-bin/tags" or "*", "errcode": 45009, "times": 2}; with
+    "params": {"external_userid": "wm_x"}, only calls carrying those query parameters."""
     data = request.get_json(force=True)
     sandbox().add_fault(Fault(**data))
     return jsonify(ok=True)
@@ -346,7 +352,7 @@ def apply_faults() -> Response | None:
     """before_request: an injected latency or errcode for this path."""
     if request.path.startswith("/sandbox"):
         return None
-    fault = sandbox().take_fault(request.path)
+    fault = sandbox().take_fault(request.path, request.args.to_dict())
     if fault is None:
         return None
     if fault.latency_ms:
