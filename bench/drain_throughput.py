@@ -172,9 +172,17 @@ def h_now():
 
 def timed_drain(h, workspace_id: int, optimistic: bool) -> tuple[int, int, float]:
     started = time.perf_counter()
+    done = failed = 0
     with h.db.session() as session:
-        result = drain(session, workspace_id, max_seconds=3600, optimistic=optimistic)
-    return result.done, result.failed + result.dead, time.perf_counter() - started
+        more = True
+        while more:  # a drain steps aside after a batch that asked for a welcome
+            result = drain(session, workspace_id, max_seconds=3600, optimistic=optimistic)
+            done, failed, more = (
+                done + result.done,
+                failed + result.failed + result.dead,
+                result.more,
+            )
+    return done, failed, time.perf_counter() - started
 
 
 def worker_env(url: str, settings, prefix: str, lanes: int) -> dict:
