@@ -22,6 +22,7 @@
 """
 
 import argparse
+import collections
 import multiprocessing
 import os
 import random
@@ -442,6 +443,8 @@ def seed_followers(db: Database, channel_id: int, count: int) -> list[str]:
 class RowWatch(threading.Thread):
     """When each contact first appears in rows of `sql` (id, contact_id; ids after :last)."""
 
+    LAG_SECONDS = 3.0  # longer than a drain batch or journey run holds its rows uncommitted
+
     def __init__(self, db: Database, channel_id: int, sql: str, params: dict):
         super().__init__(daemon=True)
         self.db, self.channel_id, self.sql, self.params = db, channel_id, sql, params
@@ -457,14 +460,21 @@ class RowWatch(threading.Thread):
                     {"c": self.channel_id},
                 ).all()
             )
-        last = 0
+        # Rows commit out of id order (drains of several lanes, several workers): each poll
+        # reads again from the highest id seen LAG_SECONDS ago, not from the highest seen.
+        last, marks = 0, collections.deque([(time.monotonic(), 0)])
         while not self._halt.wait(0.05):
+            now = time.monotonic()
+            while len(marks) > 1 and marks[1][0] <= now - self.LAG_SECONDS:
+                marks.popleft()
             with self.db.session() as session:
-                rows = session.execute(text(self.sql), {**self.params, "last": last}).all()
+                floor = {"last": marks[0][1]}
+                rows = session.execute(text(self.sql), {**self.params, **floor}).all()
             now = time.monotonic()
             for row_id, contact_id in rows:
                 self.times.setdefault(contact_id, now)
                 last = max(last, row_id)
+            marks.append((now, last))
 
     def stop(self) -> None:
         self._halt.set()

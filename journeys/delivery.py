@@ -7,8 +7,10 @@ them `sending` and commits before any call: a sender that dies mid-call leaves t
 may have been sent"), while a webhook is delivered again with the same delivery id
 (receivers drop repeats). A transient failure (core.transient) leaves the row pending
 with a backoff, up to MAX_ATTEMPTS. Each destination (an OA, a webhook host) is sent to
-on its own thread, one row after another: once it fails transiently or answers slowly,
-its other rows wait for a later run, and no destination ever waits for another.
+on its own thread, one row after another: once it fails transiently its other rows wait
+out the backoff; once it answers slowly they go in the next run (queued behind the
+work waiting meanwhile), so a slow endpoint still gets its deliveries, one job never
+holds a worker for long, and no destination ever waits for another.
 """
 
 import json
@@ -40,7 +42,7 @@ SEND_LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 6
 RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
-SLOW_SECONDS = 3.0  # a call this slow: the destination's other rows wait for a later run
+SLOW_SECONDS = 3.0  # a call this slow: the destination's other rows go in the next run
 MAX_THREADS = 8  # destinations sent to at once
 INTERRUPTED = "interrupted: not retried, it may have been sent"
 NO_ANSWER = "no answer: not retried, it may have been sent"
@@ -123,8 +125,9 @@ def deliver_due(
                 attempts, slow = future.result()
                 for row_id, attempt in attempts:
                     row = by_id[row_id]
-                    if slow:
-                        backed_off.setdefault(row.destination, now() + RETRY_BASE)
+                    if slow:  # its other rows go in the next run, after the queue's others
+                        backed_off.setdefault(row.destination, now())
+                        result.more = True
                     _record(session, row, attempt, now(), result, backed_off)
                 session.commit()  # each destination's outcomes as soon as it is done
     else:

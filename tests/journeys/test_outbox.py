@@ -227,6 +227,26 @@ def test_a_failing_webhook_host_backs_off_and_a_held_one_delays_no_message(
     assert [row.status for row in held] == [OutboxStatus.SENT]
 
 
+def test_a_slow_webhook_host_gets_the_rest_in_the_next_run(app, platform, oa, receiver):
+    """A slow answer (here: every answer counts as slow) ends the host's share of the run
+    without a backoff: its other rows are due at once and the run asks for another."""
+    with_secret(app, workspace(app))
+    ids = follow(app, platform, "o_fang", "o_li")
+    journey(app, "crm", {"kind": "webhook", "url": receiver.url("/ok")})
+    followed(app, ids.values())
+    walk(app)
+
+    first = deliver(app, slow_seconds=0)
+    assert (first.sent, first.deferred, first.more) == (1, 1, True)
+    [waiting] = [row for row in outbox(app) if row.status == OutboxStatus.PENDING]
+    assert waiting.attempts == 0 and waiting.next_attempt_at <= utcnow()
+
+    second = deliver(app, slow_seconds=0)
+    assert second.sent == 1
+    assert {row.status for row in outbox(app)} == {OutboxStatus.SENT}
+    assert receiver.paths() == ["/ok", "/ok"]
+
+
 def test_a_transient_wechat_error_is_retried_once_and_delivered_once(app, platform, oa):
     ids = follow(app, platform, "o_fang")
     journey(app, "hello", {"kind": "cs_message", "text": HELLO})
