@@ -82,12 +82,13 @@ def drain_inbox(workspace_id: int, lane: int) -> dict:
         batch_size=s.inbox_batch_size,
         max_seconds=s.drain_max_seconds,
         after_commit=_after_batch_commit,
+        enrichment_wait=timedelta(seconds=s.journey_enrichment_wait_seconds),
     )
 
 
 def _after_batch_commit(jobs: set[tuple[Job, int]]) -> None:
-    """A drained batch's follow-up jobs are queued (journey steps included: they run in
-    their own job, never inside the drain)."""
+    """A drained batch's follow-up jobs are queued: its welcomes, the outbox its journey
+    steps wrote, and a run_journeys for any step it could not walk."""
     harpoon().queue.enqueue_followups(jobs)
 
 

@@ -53,14 +53,15 @@ def on_interactions(
     touches: list[Touch],
     followups: Followups | None = None,
     now: datetime | None = None,
-) -> int:
-    """Goals, event waits, jumps and new enrolments for these interactions; returns how many
-    enrolments are due now (a `run_journeys` job is asked for)."""
+) -> list[Enrolment]:
+    """Goals, event waits, jumps and new enrolments for these interactions; returns the
+    enrolments due now (the drain walks them at once; a `run_journeys` job is asked for,
+    for whatever it could not)."""
     now = now or utcnow()
     versions = Versions(session)
     live = versions.live(workspace_id)
     if not live or not touches:
-        return 0
+        return []
     journey_ids = [v.journey_id for v in live]
     contact_ids = {t.contact_id for t in touches}
     account_ids = {t.account_id for t in touches if t.account_id}
@@ -82,7 +83,7 @@ def on_interactions(
     ).all()
     open_by_subject = {(e.journey_id, _subject(e)): e for e in open_rows}
     last_entered = _last_entries(session, journey_ids, contact_ids, account_ids)
-    due = 0
+    due: dict[int, Enrolment] = {}  # by id: one enrolment may be moved by several touches
     for touch in touches:
         for version in live:
             subject = _touch_subject(version.model, touch)
@@ -90,7 +91,8 @@ def on_interactions(
                 continue
             enrolment = open_by_subject.get((version.journey_id, subject))
             if enrolment is not None:
-                due += _react(session, versions, enrolment, touch, now)
+                if _react(session, versions, enrolment, touch, now):
+                    due[enrolment.id] = enrolment
                 if enrolment.status not in OPEN_STATUSES:
                     del open_by_subject[(version.journey_id, subject)]
                 continue
@@ -102,10 +104,10 @@ def on_interactions(
             enrolment = _enrol(session, workspace_id, version, entries[0], touch, now)
             open_by_subject[(version.journey_id, subject)] = enrolment
             last_entered[(version.journey_id, subject)] = now
-            due += 1
+            due[enrolment.id] = enrolment
     if due and followups is not None:
         followups.add(Job.RUN_JOURNEYS, workspace_id)
-    return due
+    return list(due.values())
 
 
 def _subject(enrolment: Enrolment) -> tuple[str, int]:

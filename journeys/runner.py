@@ -140,6 +140,36 @@ def run_due(
     return result
 
 
+def walk_now(
+    session: Session,
+    workspace_id: int,
+    enrolments: list[Enrolment],
+    *,
+    now: Callable[[], datetime] = utcnow,
+    enrichment_wait: timedelta = ENRICHMENT_WAIT,
+) -> RunResult:
+    """Walk enrolments the caller's transaction has just made due (the drain's reactions,
+    which hold them locked) until each waits, ends or is deferred: database work only, what
+    reaches the outside goes to the outbox. Not committed: the caller's commit is theirs."""
+    result = RunResult()
+    live = [e for e in enrolments if _journey_is_live(session, e.journey_id)]
+    if not live:
+        return result
+    runner = Runner(session, workspace_id, now, result, enrichment_wait)
+    runner.prefetch(live)
+    with session.no_autoflush:
+        for enrolment in live:
+            runner.advance(enrolment)
+            result.enrolments += 1
+        runner.apply_tag_changes()
+    return result
+
+
+def _journey_is_live(session: Session, journey_id: int) -> bool:
+    journey = session.get(JourneyRow, journey_id)
+    return journey is not None and journey.status == JourneyStatus.LIVE
+
+
 class Runner:
     """Walks one workspace's claimed enrolments; actions and conditions read the run
     through it (its session, clock, tag book, follow-ups and the outbox)."""

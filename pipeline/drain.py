@@ -31,6 +31,7 @@ from crm.rules import evaluate_behavior
 from handlers.interactions import record_buffered_interactions
 from handlers.registry import HANDLERS, Batch, EventContext
 from journeys.reactions import on_interactions, touches_of_events
+from journeys.runner import ENRICHMENT_WAIT, walk_now
 from models import InboundEvent, InboxStatus, utcnow
 from models.contact import IdentityKind
 from sales.notify import notify_owners
@@ -82,6 +83,7 @@ def drain(
     max_seconds: float = 60.0,
     after_commit: Callable[[set[tuple[Job, int]]], None] | None = None,
     optimistic: bool = True,
+    enrichment_wait: timedelta = ENRICHMENT_WAIT,
 ) -> DrainResult:
     """Process due events of one lane of a workspace (None: every lane) until none is left
     or time is up.
@@ -97,7 +99,7 @@ def drain(
     deadline = time.monotonic() + max_seconds
     while True:
         claimed, followups = _run_batch(
-            session, workspace_id, lane, batch_size, policy, result, optimistic
+            session, workspace_id, lane, batch_size, policy, result, optimistic, enrichment_wait
         )
         result.batches += 1
         if after_commit and followups:
@@ -111,14 +113,23 @@ def drain(
             return result
 
 
-def _run_batch(session, workspace_id, lane, batch_size, policy, result, optimistic):
+def _run_batch(
+    session, workspace_id, lane, batch_size, policy, result, optimistic, enrichment_wait
+):
     """One batch, committed; rolled back and run again when it lost a deadlock or a
     serialization race to a drain of another lane (its scoring and journeys included)."""
     for run in range(1, BATCH_RUNS + 1):
         counts = (result.done, result.ignored, result.failed, result.dead)
         try:
             outcome = _process_batch(
-                session, workspace_id, lane, batch_size, policy, result, optimistic
+                session,
+                workspace_id,
+                lane,
+                batch_size,
+                policy,
+                result,
+                optimistic,
+                enrichment_wait,
             )
             session.commit()
             return outcome
@@ -177,6 +188,7 @@ def _process_batch(
     policy: RetryPolicy,
     result: DrainResult,
     optimistic: bool = True,
+    enrichment_wait: timedelta = ENRICHMENT_WAIT,
 ) -> tuple[int, set[tuple[Job, int]]]:
     now = utcnow()
     rows = _claim(session, workspace_id, lane, batch_size, now)
@@ -200,7 +212,7 @@ def _process_batch(
     _after_batch(session, batch)
     handled = [o["id"] for o in outcomes if o["status"] == InboxStatus.DONE]
     _score(session, batch, handled)
-    _journeys(session, batch, handled)
+    _journeys(session, batch, handled, enrichment_wait)
     if outcomes:
         session.execute(update(InboundEvent), outcomes)
     result.done += sum(o["status"] == InboxStatus.DONE for o in outcomes)
@@ -325,17 +337,31 @@ def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
         log.exception("scoring failed for workspace %s", batch.workspace_id)
 
 
-def _journeys(session: Session, batch: Batch, event_ids: list[int]) -> None:
-    """Goals, awaited events, jumps and new enrolments for what the batch recorded; the
-    steps they make due are walked right after the commit (the caller's `after_commit`)."""
+def _journeys(
+    session: Session, batch: Batch, event_ids: list[int], enrichment_wait: timedelta
+) -> None:
+    """Goals, awaited events, jumps and new enrolments for what the batch recorded, then
+    the steps they made due, walked in the batch's transaction (decided here; messages and
+    webhooks go to the outbox, and the sender acts after the commit)."""
     try:
         with session.begin_nested():
             touches = touches_of_events(session, event_ids)
-            on_interactions(session, batch.workspace_id, touches, batch.followups)
+            due = on_interactions(session, batch.workspace_id, touches, batch.followups)
     except Exception as exc:  # the events stay handled; journeys miss this batch's triggers
         if is_rerunnable(exc):
             raise
         log.exception("journeys failed for workspace %s", batch.workspace_id)
+        return
+    if not due:
+        return
+    try:
+        with session.begin_nested():
+            walked = walk_now(session, batch.workspace_id, due, enrichment_wait=enrichment_wait)
+        batch.followups.jobs |= walked.followups.jobs
+    except Exception as exc:  # still due: the run_journeys job asked for walks them
+        if is_rerunnable(exc):
+            raise
+        log.exception("journey steps failed in the drain of workspace %s", batch.workspace_id)
 
 
 def _outcome(row: InboundEvent, status: InboxStatus, kind: str, now: datetime) -> dict:
@@ -427,6 +453,7 @@ def drain_workspace(
     batch_size: int,
     max_seconds: float,
     after_commit: Callable[[set[tuple[Job, int]]], None],
+    enrichment_wait: timedelta = ENRICHMENT_WAIT,
 ) -> dict:
     """Process the due inbound events of one lane of a workspace: the drain job.
 
@@ -452,6 +479,7 @@ def drain_workspace(
                     batch_size=batch_size,
                     policy=policy,
                     max_seconds=max(deadline - time.monotonic(), 0.0),
+                    enrichment_wait=enrichment_wait,
                     after_commit=after_commit,
                 )
             _log_drain(workspace_id, lane, result)

@@ -3,10 +3,12 @@
 import time
 
 import pytest
+from sqlalchemy import select
 
 from handlers.registry import HANDLERS
-from models import InboundEvent
+from models import ContactTag, Enrolment, EnrolmentStatus, InboundEvent, Step, Tag
 from pipeline.drain import drain
+from tests.factories import make_journey, workspace_id
 from tests.helpers import (
     WECOM_CREDS,
     contacts,
@@ -17,6 +19,7 @@ from tests.helpers import (
     post_oa,
     post_wecom,
     run_jobs,
+    session_of,
 )
 from wechat import simulate
 
@@ -337,3 +340,36 @@ def test_an_identity_created_meanwhile_sends_the_batch_down_the_careful_path(
         "wechat.menu_click",
         "wechat.follow",
     ]
+
+
+TAG_THE_WRITER = {
+    "reentry": "always",
+    "nodes": [
+        {
+            "id": "start",
+            "type": "entry",
+            "trigger": {"kind": "interaction", "event": {"kind": "wechat.message"}},
+            "next": "follow_up",
+        },
+        {"id": "follow_up", "type": "action", "action": {"kind": "add_tag", "tag_id": 7}},
+    ],
+}
+
+
+def test_the_drain_walks_the_journey_steps_its_batch_made_due(app, client, oa_channel):
+    """Decided in the drain's own transaction: no run_journeys job is needed for a step
+    that is due at once (what reaches the outside would be in the outbox)."""
+    journey_id = make_journey(app, "写信就打标签", document=TAG_THE_WRITER)
+    post_oa(client, oa_channel, simulate.oa_text("o_li", "你好", 880_001))
+    with session_of(app) as session:
+        drain(session, workspace_id(app))
+        steps = session.execute(
+            select(Step.node_id, Step.outcome).where(Step.journey_id == journey_id)
+        ).all()
+        tagged = session.scalars(
+            select(Tag.name).join(ContactTag, ContactTag.tag_id == Tag.id)
+        ).all()
+        enrolment = session.scalar(select(Enrolment).where(Enrolment.journey_id == journey_id))
+    assert sorted(steps) == [("follow_up", "done"), ("start", "done"), ("start", "entered")]
+    assert "看过直播" in tagged
+    assert enrolment.status == EnrolmentStatus.COMPLETED
