@@ -41,6 +41,8 @@ OUTCOME_LABELS = {
     "skipped": _l("Skipped"),
     "failed": _l("Failed"),
     "sending": _l("Sending"),
+    "queued": _l("Queued to send"),
+    "merged": _l("Merged"),
     "waiting": _l("Waiting"),
     "timed_out": _l("Timed out"),
     "goal": _l("Goal"),
