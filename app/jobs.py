@@ -66,11 +66,16 @@ def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
 
 
 @job(Job.DRAIN_INBOX)
-def drain_inbox(workspace_id: int, lane: int) -> dict:
+def drain_inbox(workspace_id: int, lane: int | None = None) -> dict:
     """Process the due inbound events of one lane of a workspace, for at most
-    drain_max_seconds (pipeline.drain)."""
+    drain_max_seconds (pipeline.drain). Without a lane (a job queued by a release before
+    lanes, still waiting during a rolling deploy) it asks for every lane's drain."""
     h = harpoon()
     s = h.settings
+    if lane is None:
+        for each in range(s.inbox_lanes):
+            h.queue.request_drain(workspace_id, each)
+        return {"lanes": s.inbox_lanes}
     return drain_workspace(
         h.db,
         h.queue,

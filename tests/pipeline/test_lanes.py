@@ -253,6 +253,26 @@ def test_a_drain_steps_aside_for_the_welcome_its_batch_asked_for(make_app, monke
     assert [row.status for row in inbox(app)] == ["done"] * 2
 
 
+def test_a_drain_job_queued_before_lanes_asks_for_every_lane(app, oa_channel):
+    """A rolling deploy: `drain_inbox(workspace_id)` queued by the release before lanes
+    runs on this one and every lane is drained."""
+    client = app.test_client()
+    for n in range(8):
+        post_oa(client, oa_channel, simulate.oa_text(f"o_{n}", "hi", 40_000 + n))
+    assert len({row.lane for row in inbox(app)}) > 1
+    h = harpoon_of(app)
+    with h.db.session() as session:
+        ws = workspace_named(session, "acme").id
+    # The callbacks' own drain requests are made and dropped: the old job alone remains.
+    h.queue.drain_requests.flush()
+    h.queue.queue_of(Job.DRAIN_INBOX).empty()
+    for lane in range(h.settings.inbox_lanes):
+        h.queue.drain_started(ws, lane)
+    h.queue.queue_of(Job.DRAIN_INBOX).enqueue("app.jobs.drain_inbox", ws)  # the old shape
+    run_jobs(app)
+    assert [row.status for row in inbox(app)] == ["done"] * 8
+
+
 def test_the_sweeper_recovers_after_its_own_drain_was_killed(app, oa_channel):
     """kill -9 during a drain leaves the job `started` in RQ (and its flag cleared by the
     drain's start): the next sweep asks for the lane's drain all the same."""
