@@ -21,7 +21,6 @@ second with two. Prints events/s for each and the ratio two / one (target
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -43,6 +42,7 @@ from bench.callback_ingest import (  # noqa: E402
     flush_redis,
 )
 from bench.journeys import live_journey  # noqa: E402
+from bench.scoring import rq_worker  # noqa: E402
 from crm.channels import add_channel, workspace_named  # noqa: E402
 from crm.touchpoints import API, inbox_row  # noqa: E402
 from crm.users import create_user  # noqa: E402
@@ -56,7 +56,7 @@ from wechat.callbacks import dedupe_key, parse_xml  # noqa: E402
 REDIS_URL = "redis://127.0.0.1:6379/12"
 WORKERS_REDIS_URL = "redis://127.0.0.1:6379/14"
 PROCESS_START_SECONDS = 60
-WORKER_LOG = "/tmp/harpoon-drain-bench-workers.log"  # the workers' output (platform refusals)
+WORKER_LOGS = "/tmp/harpoon-drain-bench-workers"  # the workers' output (platform refusals)
 OA_APP_ID, CORP_ID = "wxdrainbench00001", "wwdrainbench00001"
 AES_KEY = "B" * 43
 
@@ -216,18 +216,9 @@ def drained_by_workers(h, url: str, workspace_id: int, workers: int, lanes: int,
     drain, and time until the workspace has no pending event; (done, failed, seconds)."""
     env = worker_env(url, h.settings, prefix, lanes)
     connection = redis.Redis.from_url(WORKERS_REDIS_URL)
-    log = open(WORKER_LOG, "a")  # noqa: SIM115 - closed with the workers
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(workers)
-    ]
-    try:
+    log_dir = Path(WORKER_LOGS) / f"workers-{workers}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with rq_worker(env, log_dir, workers) as procs:
         deadline = time.monotonic() + PROCESS_START_SECONDS
         while len(_listening(connection, prefix)) < workers:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -239,12 +230,6 @@ def drained_by_workers(h, url: str, workspace_id: int, workers: int, lanes: int,
         while pending(h, workspace_id):
             time.sleep(0.05)
         seconds = time.perf_counter() - started
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
-        log.close()
     with h.db.session() as session:
         counts = dict(
             session.execute(
@@ -330,7 +315,7 @@ def main() -> None:
     base, ours = (runs[k][0] / runs[k][2] for k in ("event by event", "ours"))
     print(f"\nratio ours / event by event: {ours / base:.1f}x")
     print(f"\n(b) one workspace, {args.lanes} lanes, real RQ workers (scoring, a live journey;")
-    print(f"    their log: {WORKER_LOG})")
+    print(f"    their logs: {WORKER_LOGS}/)")
     print(f"{'workers':16} {'events':>7} {'failed':>7} {'seconds':>8} {'events/s':>9}")
     for count, (done, failed, seconds) in workers.items():
         print(f"{count:<16d} {done:7d} {failed:7d} {seconds:8.2f} {done / seconds:9.0f}")
