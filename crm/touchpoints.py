@@ -57,6 +57,9 @@ KINDS = {
     "webinar.attend": "Attended a webinar: `minutes` attended.",
     "sales.meeting": "A meeting with sales, logged by the CRM.",
     "sales.call": "A call with sales, logged by the CRM.",
+    "sales.task_done": "A salesperson completed a task for them (`task_id`).",
+    "sales.note": "A salesperson wrote a note about them (`note_id`).",
+    "sales.chat_send": "A salesperson sent them content from the WeCom chat sidebar.",
 }
 # Identities, in the order they name a person: the first one known wins, the rest join.
 IDENTITY_ORDER = (

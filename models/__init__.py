@@ -51,6 +51,14 @@ from models.outreach import (
     RecipientStatus,
     SavedSegment,
 )
+from models.sales import (
+    AccountEvent,
+    AccountEventKind,
+    SalesNote,
+    Task,
+    TaskSource,
+    TaskStatus,
+)
 from models.scoring import AccountSnapshot, ScoreEntry, ScoringModel, StageChange
 from models.tag import (
     EXCLUSIVE_GROUPS,
@@ -87,6 +95,8 @@ __all__ = [
     "MASS_MECHANISMS",
     "OPEN_STATUSES",
     "Account",
+    "AccountEvent",
+    "AccountEventKind",
     "AccountImport",
     "AccountSnapshot",
     "AccountSource",
@@ -139,6 +149,7 @@ __all__ = [
     "RemoteStatus",
     "Role",
     "RuleKind",
+    "SalesNote",
     "SavedSegment",
     "ScoreEntry",
     "ScoringModel",
@@ -154,6 +165,9 @@ __all__ = [
     "TagRule",
     "TagSource",
     "TagSyncItem",
+    "Task",
+    "TaskSource",
+    "TaskStatus",
     "TitleSynonym",
     "TrackedLink",
     "User",
