@@ -6,8 +6,16 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from models import AccountEvent, Interaction, Task, TaskSource, TaskStatus, utcnow
+from sales.ownership import owns_contact
 from sales.tasks import add_note, close_task, create_task
-from tests.factories import add_contact, make_account, make_user, workspace_id
+from tests.factories import (
+    add_contact,
+    add_relation,
+    make_account,
+    make_staff,
+    make_user,
+    workspace_id,
+)
 from tests.helpers import harpoon_of, run_jobs, session_of
 
 
@@ -78,3 +86,24 @@ def test_a_note_on_a_person_is_on_their_account_and_in_their_touchpoints(app, oa
         assert session.scalars(
             select(Interaction.contact_id).where(Interaction.kind == "sales.note")
         ).all() == [contact]
+
+
+def test_a_person_is_a_salespersons_through_their_account_or_as_their_wecom_customer(
+    app, wecom_channel
+):
+    ws = workspace_id(app)
+    zhang = make_user(app, role="sales", email="zhang@acme.example")
+    li = make_user(app, role="sales", email="li@acme.example")
+    make_staff(app, "张三", "zhangsan", user_id=zhang)
+    owned = make_account(app, "华信", owner_id=zhang)
+    by_account = add_contact(app, account_id=owned)
+    by_wecom = add_relation(
+        app, wecom_channel, staff_userid="zhangsan", external_userid="wm-1", name="王"
+    )
+    neither = add_contact(app, account_id=make_account(app, "远景", owner_id=li))
+    with session_of(app) as session:
+        assert owns_contact(session, ws, zhang, by_account)
+        assert owns_contact(session, ws, zhang, by_wecom)
+        assert not owns_contact(session, ws, zhang, neither)
+        assert owns_contact(session, ws, li, neither)
+        assert not owns_contact(session, ws, li, by_wecom)

@@ -1,0 +1,60 @@
+"""Whose is a person or an account: what a salesperson sees as "mine".
+
+An account is a user's when they own it. A person is theirs when their account is, or when
+they are a current WeCom customer of one of the user's staff identities (a user may be
+staff on several corps)."""
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from models import Account, Contact, FollowRelation, Staff
+
+
+def owned_accounts_clause(workspace_id: int, user_id: int) -> ColumnElement[bool]:
+    """A WHERE clause on Account: the user owns it."""
+    return and_(Account.workspace_id == workspace_id, Account.owner_id == user_id)
+
+
+def owned_contacts_clause(workspace_id: int, user_id: int) -> ColumnElement[bool]:
+    """A WHERE clause on Contact: the person is the user's (their account, or their WeCom
+    customer)."""
+    own_account = exists().where(
+        Account.id == Contact.account_id,
+        Account.workspace_id == workspace_id,
+        Account.owner_id == user_id,
+    )
+    own_customer = exists().where(
+        FollowRelation.workspace_id == workspace_id,
+        FollowRelation.contact_id == Contact.id,
+        FollowRelation.removed_at.is_(None),
+        Staff.workspace_id == workspace_id,
+        Staff.channel_id == FollowRelation.channel_id,
+        Staff.userid == FollowRelation.staff_userid,
+        Staff.user_id == user_id,
+    )
+    return and_(Contact.workspace_id == workspace_id, or_(own_account, own_customer))
+
+
+def owns_contact(session: Session, workspace_id: int, user_id: int, contact_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Contact.id).where(
+                Contact.id == contact_id, owned_contacts_clause(workspace_id, user_id)
+            )
+        )
+        is not None
+    )
+
+
+def staff_userids(session: Session, workspace_id: int, user_id: int) -> list[tuple[int, str]]:
+    """(channel_id, userid) of every active WeCom staff identity of the user."""
+    return [
+        (channel_id, userid)
+        for channel_id, userid in session.execute(
+            select(Staff.channel_id, Staff.userid).where(
+                Staff.workspace_id == workspace_id,
+                Staff.user_id == user_id,
+                Staff.active.is_(True),
+            )
+        )
+    ]
