@@ -15,12 +15,12 @@ from crm import contacts
 from crm.imports import run_import
 from crm.rules import tag_inactive
 from journeys import delivery, runner, triggers
-from models import Channel, ChannelKind, GroupSend, Push, TagRule, Workspace
+from models import Channel, ChannelKind, GroupSend, Push, TagRule, Transfer, Workspace
 from outreach import forms, pushes
 from outreach.mail import Mailer
 from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
-from sales import group_send, notify, staff, welcome
+from sales import group_send, notify, staff, transfers, welcome
 from scoring.engine import Scorer, refresh_accounts
 from sync import enrichment, tag_sync
 
@@ -59,6 +59,7 @@ def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
         (sweep_inbox, settings.sweep_interval_seconds),
         (tag_inactive_contacts, 86400),
         (refresh_group_send_results, 600),
+        (refresh_transfers, 600),
         (refresh_scores, 86400),
         (send_due_pushes, 60),
         (run_due_journeys, 15),
@@ -373,6 +374,52 @@ def refresh_group_send_results() -> int:
     if lost:
         log.warning("group sends %s were still queued: their send jobs are queued again", lost)
     return len(due)
+
+
+def _transfer(session, transfer_id: int) -> tuple[Transfer, Channel]:
+    row = session.get(Transfer, transfer_id)
+    if row is None:
+        raise LookupError(f"no transfer {transfer_id}")
+    channel = session.get(Channel, row.channel_id)
+    if channel is None or channel.workspace_id != row.workspace_id:
+        raise LookupError(f"transfer {transfer_id} names another workspace's corp")
+    return row, channel
+
+
+@job(Job.SEND_TRANSFER)
+def send_transfer(transfer_id: int) -> dict:
+    """Hand a transfer's queued customers to WeCom, 100 a call (a crashed call looked up
+    first, never sent twice)."""
+    with harpoon().db.session() as session:
+        row, channel = _transfer(session, transfer_id)
+        transfers.send_transfer(session, row, _client(channel))
+        return dict(transfers.status_counts(session, row.workspace_id, [row.id])[row.id])
+
+
+@job(Job.CHECK_TRANSFER)
+def check_transfer(transfer_id: int) -> dict:
+    """Each waiting customer's takeover as WeCom reports it; done ones move in Harpoon."""
+    with harpoon().db.session() as session:
+        row, channel = _transfer(session, transfer_id)
+        transfers.check_transfer(session, row, _client(channel))
+        return dict(transfers.status_counts(session, row.workspace_id, [row.id])[row.id])
+
+
+@job(Job.REFRESH_TRANSFERS)
+def refresh_transfers() -> int:
+    """Periodic: transfers with customers waiting (or a call to look up) are checked, and
+    one whose send job was lost is sent again."""
+    queue = harpoon().queue
+    with harpoon().db.session() as session:
+        check, lost = transfers.transfers_due(session)
+    # No job ids: both jobs are safe to repeat, and a failed job keeps its id for a day.
+    for transfer_id in check:
+        queue.enqueue(Job.CHECK_TRANSFER, transfer_id)
+    for transfer_id in lost:
+        queue.enqueue(Job.SEND_TRANSFER, transfer_id)
+    if lost:
+        log.warning("transfers %s had customers still queued: sent again", lost)
+    return len(check)
 
 
 @job(Job.SYNC_STAFF)

@@ -33,12 +33,15 @@ class Job(StrEnum):
     IMPORT_ACCOUNTS = "import_accounts"
     RETAG_TITLES = "retag_titles"
     SYNC_STAFF = "sync_staff"
+    SEND_TRANSFER = "send_transfer"
+    CHECK_TRANSFER = "check_transfer"
     # periodic
     TAG_INACTIVE_CONTACTS = "tag_inactive_contacts"
     REFRESH_SCORES = "refresh_scores"
     REFRESH_GROUP_SEND_RESULTS = "refresh_group_send_results"
     SEND_DUE_PUSHES = "send_due_pushes"
     RUN_DUE_JOURNEYS = "run_due_journeys"
+    REFRESH_TRANSFERS = "refresh_transfers"
 
 
 class Urgency(StrEnum):
@@ -71,6 +74,9 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.SEND_GROUP_SEND: _DEFAULT,
     Job.FETCH_GROUP_SEND_RESULTS: _DEFAULT,
     Job.REFRESH_GROUP_SEND_RESULTS: _DEFAULT,
+    Job.SEND_TRANSFER: _DEFAULT,
+    Job.CHECK_TRANSFER: _DEFAULT,
+    Job.REFRESH_TRANSFERS: _DEFAULT,
     Job.ENRICH_FOLLOWERS: _LOW,
     # A new WeCom customer's journey steps wait (bounded) for their unionid: not bulk work.
     Job.ENRICH_EXTERNAL_CONTACTS: _DEFAULT,

@@ -11,6 +11,7 @@ from handlers.registry import EventContext, handles
 from models import Contact, ContactWay, FollowRelation, Identity, IdentityKind, TagSource
 from sales.contact_ways import contact_way_for_state
 from sales.notify import notify_staff
+from sales.transfers import mark_failed_by_callback
 from sales.welcome import record_welcome
 
 
@@ -50,6 +51,16 @@ def on_contact_change(session: Session, ctx: EventContext) -> None:
         # externalcontact/get (name, company, position, unionid, remarks, tags) in a job.
         identity.enriched_at = None
         ctx.batch.followups.add(Job.ENRICH_EXTERNAL_CONTACTS, ctx.channel_id)
+    if event.kind == "wecom.transfer_failed":
+        # The customer refused the takeover, or the takeover is full: the item is final.
+        mark_failed_by_callback(
+            session,
+            ctx.workspace_id,
+            ctx.channel_id,
+            event.staff_userid,
+            event.subject,
+            event.properties.get("fail_reason"),
+        )
     if event.kind == "wecom.contact_added":
         _welcome(session, ctx, contact, way)
         book, followups = ctx.batch.tags(session), ctx.batch.followups
@@ -126,7 +137,8 @@ def _update_relation(
         relation.added_at is None or event.occurred_at >= relation.added_at
     ):
         relation.removed_at = event.occurred_at
-        relation.removed_by = event.properties.get("removed_by")
+        by_transfer = event.properties.get("source") == "DELETE_BY_TRANSFER"
+        relation.removed_by = "transfer" if by_transfer else event.properties.get("removed_by")
     return relation
 
 

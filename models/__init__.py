@@ -75,6 +75,13 @@ from models.tag import (
     TagSyncItem,
     TitleSynonym,
 )
+from models.transfer import (
+    FINAL_ITEM_STATUSES,
+    Transfer,
+    TransferItem,
+    TransferItemStatus,
+    TransferKind,
+)
 from models.user import AuditLog, Role, User
 from models.webhook import WebhookSecret
 from models.wecom import (
@@ -92,6 +99,7 @@ from models.workspace import Workspace
 __all__ = [
     "ACCOUNT_SOURCE_STRENGTH",
     "EXCLUSIVE_GROUPS",
+    "FINAL_ITEM_STATUSES",
     "MASS_MECHANISMS",
     "OPEN_STATUSES",
     "Account",
@@ -170,6 +178,10 @@ __all__ = [
     "TaskStatus",
     "TitleSynonym",
     "TrackedLink",
+    "Transfer",
+    "TransferItem",
+    "TransferItemStatus",
+    "TransferKind",
     "User",
     "WebhookSecret",
     "WelcomeMessage",

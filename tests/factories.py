@@ -966,3 +966,22 @@ def add_corp_tags(api, token, tags, **group):
 def add_template(wx, short_id="TM00015"):
     """A template from the library, added through the OA API; its answer."""
     return wx.post("template/api_add_template", {"template_id_short": short_id})
+
+
+def put_customers_in_account(app, channel_id, account_id, external_userids) -> list[int]:
+    """The WeCom customers (contacts known by their external_userid) join the account;
+    their contact ids."""
+    with session_of(app) as session:
+        contacts = session.scalars(
+            select(Contact)
+            .join(Identity, Identity.contact_id == Contact.id)
+            .where(
+                Identity.kind == IdentityKind.EXTERNAL_USERID,
+                Identity.channel_id == channel_id,
+                Identity.value.in_(list(external_userids)),
+            )
+        ).all()
+        for contact in contacts:
+            contact.account_id = account_id
+        session.commit()
+        return [contact.id for contact in contacts]

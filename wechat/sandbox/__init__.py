@@ -9,7 +9,7 @@ Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
 
 from flask import Flask, jsonify
 
-from wechat.sandbox import oa, wecom
+from wechat.sandbox import oa, wecom, wecom_transfers
 from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
 
 
@@ -22,6 +22,8 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
     app.register_blueprint(oa.bp)
     app.register_blueprint(oa.open_bp)
     app.register_blueprint(wecom.bp)
+    app.register_blueprint(wecom_transfers.bp)
+    app.register_blueprint(wecom_transfers.control)
 
     @app.get("/sandbox/state")
     def state():
