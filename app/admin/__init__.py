@@ -62,6 +62,7 @@ NAVIGATION = [
     ("admin.webhooks", _("Webhooks"), "webhooks.manage"),
     ("admin.contact_ways", _("Contact Me codes"), "channels.view"),
     ("admin.staff", _("Staff"), "contacts.view"),
+    ("admin.transfers", _("Customer transfers"), "transfers.manage"),
     ("admin.inbox", _("Inbox"), "inbox.view"),
     ("admin.settings", _("Settings"), "view"),
     ("admin.audit", _("Audit"), "audit.view"),
@@ -177,6 +178,7 @@ def init_app(app: Flask) -> None:
         scoring,
         segments,
         tags,
+        transfers,
         webhooks,
         wecom,
     )

@@ -27,6 +27,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "wecom.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # Sales send to their own customers; marketers prepare sends for them.
     "group_send.create": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    # Customer transfers (客户继承): handing a salesperson's WeCom customers to another.
+    "transfers.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # The scoring model (rules, weights, MQA, tiers, stages) is the marketers'.
     "scoring.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # Sales log meetings, opportunities and wins by moving an account's or contact's stage.
