@@ -67,6 +67,7 @@ from models import (
     TagRule,
     TagSource,
     TrackedLink,
+    TransferKind,
     User,
     Workspace,
     utcnow,
@@ -79,6 +80,7 @@ from outreach.library import editing
 from outreach.segments import Segment, contacts_query, count
 from sales import contact_ways
 from sales.group_send import create_group_send
+from sales.transfers import create_transfer
 from sync.tag_sync import ensure_remote_tags
 from tests.app.admin.helpers import csrf_token, in_english, sign_in
 from tests.factories import PASSWORD, make_channel
@@ -405,6 +407,28 @@ def save_group_send(field: str):
     return case
 
 
+def save_transfer(field: str):
+    def case(app, world: World):
+        named = {
+            "channel_id": world.a.wecom,
+            "handover_userid": world.a.staff,
+            "takeover_userid": world.a.staff,
+        }
+        named[field] = {"channel_id": world.b.wecom}.get(field, world.b.staff)
+        with session_of(app) as session:
+            return errors_of(
+                lambda: create_transfer(
+                    session,
+                    world.a.workspace,
+                    kind=TransferKind.IN_SERVICE,
+                    external_userids=["wm_x"],
+                    **named,
+                )
+            ), field
+
+    return case
+
+
 def save_touchpoints(app, world: World):
     """The API's batch: the second item names B's corp."""
     items = {
@@ -480,6 +504,9 @@ SAVE_CASES = {
     ("tracked_link", "channel_id"): save_link("channel_id", "oa"),
     ("group_send", "channel_id"): save_group_send("channel_id"),
     ("group_send", "staff_userid"): save_group_send("staff_userid"),
+    ("transfer", "channel_id"): save_transfer("channel_id"),
+    ("transfer", "handover_userid"): save_transfer("handover_userid"),
+    ("transfer", "takeover_userid"): save_transfer("takeover_userid"),
     ("touchpoints", "items.*.channel_id"): save_touchpoints,
     ("account", "owner_id"): save_in_admin(
         "account", "owner_id", "user", lambda a: f"/admin/accounts/{a.account}/edit"
