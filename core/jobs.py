@@ -25,6 +25,7 @@ class Job(StrEnum):
     RUN_JOURNEYS = "run_journeys"
     DELIVER_OUTBOX = "deliver_outbox"
     REFRESH_WORKSPACE_SCORES = "refresh_workspace_scores"
+    CHECK_ROUTING_SLA = "check_routing_sla"
     RESCORE_WORKSPACE = "rescore_workspace"
     # one row each
     SEND_GROUP_SEND = "send_group_send"
@@ -39,6 +40,7 @@ class Job(StrEnum):
     REFRESH_GROUP_SEND_RESULTS = "refresh_group_send_results"
     SEND_DUE_PUSHES = "send_due_pushes"
     RUN_DUE_JOURNEYS = "run_due_journeys"
+    CHECK_ROUTING_SLAS = "check_routing_slas"
 
 
 class Urgency(StrEnum):
@@ -71,6 +73,9 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.SEND_GROUP_SEND: _DEFAULT,
     Job.FETCH_GROUP_SEND_RESULTS: _DEFAULT,
     Job.REFRESH_GROUP_SEND_RESULTS: _DEFAULT,
+    # A routed account's first-touch deadline: a salesperson or their manager waits on it.
+    Job.CHECK_ROUTING_SLA: _DEFAULT,
+    Job.CHECK_ROUTING_SLAS: _DEFAULT,
     Job.ENRICH_FOLLOWERS: _LOW,
     # A new WeCom customer's journey steps wait (bounded) for their unionid: not bulk work.
     Job.ENRICH_EXTERNAL_CONTACTS: _DEFAULT,
