@@ -362,3 +362,23 @@ def test_a_rule_naming_another_workspaces_user_is_refused(app, sales):
             },
         )
     assert refused.value.messages == {"user_ids": ["Not a user of this workspace."]}
+
+
+def test_a_rule_stored_around_the_check_never_routes_to_another_workspaces_user(app, sales):
+    stranger = make_user(app, role="sales", workspace="other")
+    ws = workspace_id(app)
+    with session_of(app) as session:
+        session.add(
+            RoutingRule(
+                workspace_id=ws,
+                name="越界",
+                position=1,
+                regions=[],
+                industries=[],
+                tiers=[],
+                user_ids=[stranger],
+            )
+        )
+        session.commit()
+    account = make_account(app, "华信")
+    assert route(app, mqa(account)) == [(account, None, "unassigned")]
