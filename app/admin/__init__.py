@@ -57,7 +57,7 @@ NAVIGATION = [
     ("admin.advocacy", _("Advocacy"), "view"),
     ("admin.journeys", _("Journeys"), "view"),
     ("admin.scoring", _("Scoring"), "scoring.manage"),
-    ("admin.routing_page", _("Routing"), "routing.manage"),
+    ("admin.routing_page", _("Account routing"), "routing.manage"),
     ("admin.channels", _("Channels"), "channels.view"),
     ("admin.api_keys", _("API keys"), "api_keys.manage"),
     ("admin.webhooks", _("Webhooks"), "webhooks.manage"),

@@ -35,7 +35,7 @@ def settings_rows(app) -> list[RoutingSettings]:
 def test_marketers_and_admins_manage_routing_and_sales_may_not(app, signed_in):
     page = signed_in("marketer").get("/admin/routing")
     assert page.status_code == 200
-    assert "首次跟进 SLA" in page.text and "还没有规则" in page.text
+    assert "线索分配" in page.text and "首次跟进 SLA" in page.text and "还没有规则" in page.text
     assert 'href="/admin/routing"' in page.text  # in the navigation
     seller = signed_in("sales")
     assert seller.get("/admin/routing").status_code == 403
