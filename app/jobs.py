@@ -236,6 +236,7 @@ def score_workspace(workspace_id: int, method: str) -> dict:
     followups = Followups()
     with h.db.session() as session:
         result = getattr(Scorer.load(session, workspace_id), method)()
+        routing.route(session, workspace_id, result.alerts, (), followups)
         notify.notify_owners(session, result.alerts, followups)
         session.commit()
     h.queue.enqueue_followups(followups.jobs)

@@ -13,6 +13,7 @@ handles a breach by escalating or reassigning once. Everything takes `now`, so a
 clock is the only clock.
 """
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs import Followups
 from core.references import USER, Reference, check_references, declare
+from core.transient import is_rerunnable
 from core.worktime import WorkingHours, add_working_hours
 from models import (
     Account,
@@ -49,6 +51,7 @@ from models.routing import OPEN_OUTCOMES
 from sales.notify import notify_owner, notify_staff
 from sales.tasks import create_task, record_account_event
 
+log = logging.getLogger(__name__)
 RULE_REFERENCES = declare("routing_rule", Reference("user_ids", USER))
 SETTINGS_REFERENCES = declare("routing_settings", Reference("manager_id", USER))
 
@@ -415,8 +418,16 @@ class RoutedBatch(Protocol):
 def route_accounts(
     session: Session, batch: RoutedBatch, alerts: Iterable, now: datetime | None = None
 ) -> list[RoutingAssignment]:
-    """The drain's call, after scoring: route what the batch's alerts and people ask for."""
-    return route(session, batch.workspace_id, alerts, batch.touched, batch.followups, now)
+    """The drain's call, after scoring: route what the batch's alerts and people ask for.
+    In a savepoint of its own: a routing that fails costs the batch none of its scores."""
+    try:
+        with session.begin_nested():
+            return route(session, batch.workspace_id, alerts, batch.touched, batch.followups, now)
+    except Exception as exc:
+        if is_rerunnable(exc):
+            raise  # the batch runs again
+        log.exception("routing failed for workspace %s", batch.workspace_id)
+        return []
 
 
 def route(

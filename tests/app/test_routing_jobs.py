@@ -5,12 +5,18 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.jobs import check_routing_slas
+from app.jobs import check_routing_slas, score_workspace
 from core.jobs import Followups
-from models import RoutingAssignment, StaffNotification, utcnow
+from models import Account, RoutingAssignment, StaffNotification, utcnow
 from sales import routing
 from scoring.engine import OwnerAlert
-from tests.factories import make_account, make_routing_rule, make_salesperson, workspace_id
+from tests.factories import (
+    committee_accounts,
+    make_account,
+    make_routing_rule,
+    make_salesperson,
+    workspace_id,
+)
 from tests.helpers import queued_jobs, run_jobs, session_of
 
 
@@ -33,3 +39,18 @@ def test_the_periodic_check_asks_for_the_workspaces_check_and_the_worker_escalat
         assert list(kinds) == ["account_routed", "sla_escalated"]
     with app.app_context():
         assert check_routing_slas() == []  # nothing waits any more
+
+
+def test_an_mqa_found_by_the_daily_refresh_is_routed_too(app):
+    zhang = make_salesperson(app, "张三", "zhangsan")
+    make_routing_rule(app, "全国", [zhang])
+    ids = committee_accounts(app)  # 甲公司 is an MQA, judged before any rule existed
+    with session_of(app) as session:
+        session.get(Account, ids["甲公司"]).mqa = False
+        session.commit()
+    with app.app_context():
+        score_workspace(workspace_id(app), "refresh_workspace")
+    with session_of(app) as session:
+        assert session.get(Account, ids["甲公司"]).owner_id == zhang
+        assert session.get(Account, ids["丙公司"]).owner_id is None  # not an MQA
+        assert session.scalars(select(RoutingAssignment.trigger)).all() == ["mqa"]

@@ -7,12 +7,14 @@ from sqlalchemy import select
 from models import (
     Account,
     AccountEvent,
+    Contact,
     InboundEvent,
     RoutingAssignment,
     StaffNotification,
     Task,
 )
 from pipeline.drain import drain
+from sales import routing
 from tests.factories import (
     make_account,
     make_routing_rule,
@@ -72,3 +74,21 @@ def test_an_mqa_reached_through_touchpoints_routes_the_account_once(app, client)
     with session_of(app) as session:
         assert len(session.scalars(select(RoutingAssignment)).all()) == 1
         assert len(session.scalars(select(Task).where(Task.source == "routing")).all()) == 1
+
+
+def test_a_routing_that_fails_costs_the_batch_none_of_its_scores(app, client, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise ValueError("a routing bug")
+
+    monkeypatch.setattr(routing, "route", broken)
+    make_routing_rule(app, "全国", [make_salesperson(app, "张三", "zhangsan")])
+    make_account(app, "华信制造", is_target=True)
+    key = new_key(app)
+    items = [person("live.watch", "wang@huaxin.example", "王总", "CIO", minutes=90)]
+    assert post_touchpoints(client, key.key, {"items": items}).status_code == 200
+    run_jobs(app)
+    with session_of(app) as session:
+        (contact,) = session.scalars(select(Contact)).all()
+        assert contact.lead_score > 0
+        assert session.scalars(select(InboundEvent.status)).all() == ["done"]
+        assert session.scalars(select(RoutingAssignment)).all() == []
