@@ -3,6 +3,7 @@
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -20,11 +21,12 @@ from outreach import forms, pushes
 from outreach.mail import Mailer
 from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
-from sales import group_send, notify, staff, transfers, welcome
+from sales import group_send, notify, routing, staff, transfers, welcome
 from scoring.engine import Scorer, refresh_accounts
 from sync import enrichment, tag_sync
 
 log = logging.getLogger(__name__)
+ROUTING_SLA_CHECK_SECONDS = 300  # how late a breach may be noticed, at most
 
 
 JOBS: dict[Job, Callable] = {}  # the registry: job name -> the function that does it
@@ -63,6 +65,7 @@ def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
         (refresh_scores, 86400),
         (send_due_pushes, 60),
         (run_due_journeys, 15),
+        (check_routing_slas, ROUTING_SLA_CHECK_SECONDS),
     ]
 
 
@@ -234,6 +237,7 @@ def score_workspace(workspace_id: int, method: str) -> dict:
     followups = Followups()
     with h.db.session() as session:
         result = getattr(Scorer.load(session, workspace_id), method)()
+        routing.route(session, workspace_id, result.alerts, (), followups)
         notify.notify_owners(session, result.alerts, followups)
         session.commit()
     h.queue.enqueue_followups(followups.jobs)
@@ -543,3 +547,24 @@ def run_due_journeys() -> list[int]:
         due = runner.due_workspaces(session)
     h.queue.enqueue_followups({(Job.RUN_JOURNEYS, workspace_id) for workspace_id in due})
     return due
+
+
+@job(Job.CHECK_ROUTING_SLAS)
+def check_routing_slas() -> list[int]:
+    """Periodic: the workspaces with routed accounts waiting for a first touch, each
+    asked for its check."""
+    with harpoon().db.session() as session:
+        due = routing.workspaces_with_pending(session)
+    harpoon().queue.enqueue_followups({(Job.CHECK_ROUTING_SLA, ws) for ws in due})
+    return due
+
+
+@job(Job.CHECK_ROUTING_SLA, followup=True)
+def check_routing_sla(workspace_id: int) -> dict:
+    """Routed accounts' first-touch SLA: met, escalated or reassigned (sales.routing)."""
+    followups = Followups()
+    with harpoon().db.session() as session:
+        result = routing.check_sla(session, workspace_id, followups)
+        session.commit()
+    harpoon().queue.enqueue_followups(followups.jobs)
+    return asdict(result)

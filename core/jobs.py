@@ -25,6 +25,7 @@ class Job(StrEnum):
     RUN_JOURNEYS = "run_journeys"
     DELIVER_OUTBOX = "deliver_outbox"
     REFRESH_WORKSPACE_SCORES = "refresh_workspace_scores"
+    CHECK_ROUTING_SLA = "check_routing_sla"
     RESCORE_WORKSPACE = "rescore_workspace"
     # one row each
     SEND_GROUP_SEND = "send_group_send"
@@ -42,6 +43,7 @@ class Job(StrEnum):
     SEND_DUE_PUSHES = "send_due_pushes"
     RUN_DUE_JOURNEYS = "run_due_journeys"
     REFRESH_TRANSFERS = "refresh_transfers"
+    CHECK_ROUTING_SLAS = "check_routing_slas"
 
 
 class Urgency(StrEnum):
@@ -77,6 +79,9 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.SEND_TRANSFER: _DEFAULT,
     Job.CHECK_TRANSFER: _DEFAULT,
     Job.REFRESH_TRANSFERS: _DEFAULT,
+    # A routed account's first-touch deadline: a salesperson or their manager waits on it.
+    Job.CHECK_ROUTING_SLA: _DEFAULT,
+    Job.CHECK_ROUTING_SLAS: _DEFAULT,
     Job.ENRICH_FOLLOWERS: _LOW,
     # A new WeCom customer's journey steps wait (bounded) for their unionid: not bulk work.
     Job.ENRICH_EXTERNAL_CONTACTS: _DEFAULT,

@@ -35,6 +35,7 @@ from journeys.runner import ENRICHMENT_WAIT, walk_now
 from models import InboundEvent, InboxStatus, utcnow
 from models.contact import IdentityKind
 from sales.notify import notify_owners
+from sales.routing import route_accounts
 from scoring.engine import Scorer
 from wechat.callbacks import OA, WECOM
 from wechat.events import NormalizedEvent, Unnormalizable, normalize
@@ -330,6 +331,7 @@ def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
     try:
         with session.begin_nested():
             result = Scorer.load(session, batch.workspace_id).score_events(event_ids)
+            route_accounts(session, batch, result.alerts)
             notify_owners(session, result.alerts, batch.followups)
     except Exception as exc:  # the events stay handled; `flask scoring rescore` catches up
         if is_rerunnable(exc):

@@ -58,6 +58,7 @@ from models import (
 from outreach.content import create_link
 from outreach.qr_codes import create_qr_code
 from outreach.segments import Segment
+from sales.routing import save_rule
 from scoring.engine import Scorer, decay_factor
 from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, all_of, harpoon_of, session_of
 from wechat.sandbox import oa as sandbox_oa
@@ -985,3 +986,41 @@ def put_customers_in_account(app, channel_id, account_id, external_userids) -> l
             contact.account_id = account_id
         session.commit()
         return [contact.id for contact in contacts]
+# ---- routing -------------------------------------------------------------------------------
+
+
+def make_salesperson(app, name: str, userid: str, *, role="sales", workspace="acme") -> int:
+    """A user named `name` who is also WeCom staff `userid` (so notifications reach them)."""
+    with session_of(app) as session:
+        user = create_user(
+            session,
+            workspace_named(session, workspace),
+            f"{userid}@{workspace}.example",
+            name,
+            PASSWORD,
+            role,
+        )
+        session.commit()
+        user_id = user.id
+    if workspace == "acme":
+        make_staff(app, name, userid, user_id=user_id)
+    return user_id
+
+
+def make_routing_rule(app, name: str, user_ids: list[int], *, workspace="acme", **fields) -> int:
+    """A routing rule (round-robin, no cap, any territory unless given), last in order."""
+    with session_of(app) as session:
+        values = {
+            "name": name,
+            "enabled": True,
+            "regions": [],
+            "industries": [],
+            "tiers": [],
+            "user_ids": user_ids,
+            "method": "round_robin",
+            "capacity": None,
+            **fields,
+        }
+        rule = save_rule(session, workspace_named(session, workspace).id, values)
+        session.commit()
+        return rule.id

@@ -520,6 +520,12 @@ SAVE_CASES = {
     ("staff", "user_id"): save_in_admin(
         "staff", "user_id", "user", lambda a: f"/admin/staff/{a.staff_row}/user"
     ),
+    ("routing_rule", "user_ids"): save_in_admin(
+        "routing_rule", "user_ids", "user", lambda a: "/admin/routing/rules/new"
+    ),
+    ("routing_settings", "manager_id"): save_in_admin(
+        "routing_settings", "manager_id", "user", lambda a: "/admin/routing/settings"
+    ),
 }
 
 
@@ -572,6 +578,8 @@ DECLARED_INPUTS = {
     ("app.admin.pushes.forms.PushForm", "channel"): ("push", "channel_id"),
     ("app.admin.pushes.forms.PushForm", "audience"): ("push", "segment_id"),
     ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
+    ("app.admin.routing.forms.RuleForm", "user_ids"): ("routing_rule", "user_ids"),
+    ("app.admin.routing.forms.SettingsForm", "manager_id"): ("routing_settings", "manager_id"),
 }
 # Inputs named like an id that name no row of a workspace, and why.
 NOT_WORKSPACE_ROWS = {

@@ -48,6 +48,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "api_keys.manage": frozenset({Role.OWNER, Role.ADMIN}),
     # The webhook signing secret: whoever holds it can forge the workspace's webhooks.
     "webhooks.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    # Routing rules and the first-touch SLA decide who sells to whom.
+    "routing.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }

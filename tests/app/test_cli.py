@@ -105,6 +105,7 @@ def test_cron_jobs_are_registered_jobs(app):
         "refresh_scores",
         "send_due_pushes",
         "run_due_journeys",
+        "check_routing_slas",
     ]
     assert all(queue.jobs[func.__name__] is func for func, _interval in queue.cron)
 

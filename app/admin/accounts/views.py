@@ -26,6 +26,7 @@ from app.admin.contacts.presenters import INTERACTION_LABELS, LABELS
 from app.admin.contacts.views import assign_account_manually
 from app.admin.labels import stage_names
 from app.admin.lookups import paginate, scoped_or_404
+from app.admin.routing.presenters import EVENT_LABELS
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
 from app.extensions import harpoon
 from core.jobs import Followups
@@ -34,6 +35,7 @@ from crm.accounts import BUYING_COMMITTEE, tag_account_industry
 from crm.tags import TagBook, contact_tags
 from crm.users import assignable_users, users_by_name, workspace_user
 from models import Account, Contact
+from sales.routing import account_timeline
 from scoring.contributions import account_contributions
 from scoring.engine import Scorer, load_model
 from scoring.metrics import account_trend
@@ -43,6 +45,7 @@ CONTRIBUTORS_SHOWN = 50
 TREND_DAYS = 90
 CONTACTS_SHOWN = 200
 INTERACTIONS_SHOWN = 50
+SALES_EVENTS_SHOWN = 50
 
 
 @bp.get("/accounts")
@@ -139,6 +142,8 @@ def _account_page(
             directory.committee_members(db(), account),
             directory.account_seniorities(db(), account),
         ),
+        sales_timeline=account_timeline(db(), ws, account.id, SALES_EVENTS_SHOWN),
+        sales_event_labels=EVENT_LABELS,
         **LABELS,
     )
 
