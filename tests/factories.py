@@ -986,6 +986,8 @@ def put_customers_in_account(app, channel_id, account_id, external_userids) -> l
             contact.account_id = account_id
         session.commit()
         return [contact.id for contact in contacts]
+
+
 # ---- routing -------------------------------------------------------------------------------
 
 
