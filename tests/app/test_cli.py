@@ -102,6 +102,7 @@ def test_cron_jobs_are_registered_jobs(app):
         "sweep_inbox",
         "tag_inactive_contacts",
         "refresh_group_send_results",
+        "refresh_transfers",
         "refresh_scores",
         "send_due_pushes",
         "run_due_journeys",
