@@ -87,6 +87,7 @@ from models.wecom import (
     WelcomeMessage,
     WelcomeStatus,
 )
+from models.wecom_sign_in import RefusedSignIn, SignInRefusal
 from models.workspace import Workspace
 
 __all__ = [
@@ -146,6 +147,7 @@ __all__ = [
     "PushStatus",
     "QrCode",
     "RecipientStatus",
+    "RefusedSignIn",
     "RemoteStatus",
     "Role",
     "RuleKind",
@@ -153,6 +155,7 @@ __all__ = [
     "SavedSegment",
     "ScoreEntry",
     "ScoringModel",
+    "SignInRefusal",
     "Staff",
     "StaffNotification",
     "StageChange",

@@ -77,6 +77,7 @@ ROLE_LABELS = {
 VENDOR_FILES = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "echarts.min.js": "echarts/dist/echarts.min.js",
+    "wecom.global.js": "@wecom/jssdk/dist/wecom.global.prod.js",
 }
 NODE_MODULES = ROOT / "node_modules"
 
@@ -126,12 +127,17 @@ def error_page(error):
     ), error.code
 
 
+# Pages opened inside WeCom (app/wecom_app.py) share the admin's session.
+SESSION_PREFIXES = (bp.url_prefix, "/wecom/")
+
+
 class AdminSessions(SecureCookieSessionInterface):
-    """Sessions exist on the admin pages only: readers' pages, the API and the health
-    check skip the cookie work (WeChat's callbacks are an app of their own)."""
+    """Sessions exist on the admin pages (and those opened in WeCom) only: readers' pages,
+    the API and the health check skip the cookie work (WeChat's callbacks are an app of
+    their own)."""
 
     def open_session(self, app, request):
-        if not request.path.startswith(bp.url_prefix):
+        if not request.path.startswith(SESSION_PREFIXES):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
