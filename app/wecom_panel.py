@@ -44,7 +44,7 @@ from core.jobs import Followups
 from core.lanes import lane_of
 from crm import directory
 from crm.tags import TagBook, apply_tags, remove_tags
-from models import Account, Contact, Role, Staff, TagSource, utcnow
+from models import Account, Contact, Role, Staff, TagGroup, TagSource, utcnow
 from outreach.content import chat_links, link_path, share_path
 from outreach.library.editing import oa_channels
 from sales import sidebar
@@ -372,6 +372,8 @@ def contact_add_tag(channel_id: int, external_userid: str):
     if not form.validate_on_submit():
         return _panel(channel, person, _forms(tag=form), 422)
     tag = form.chosen(book)
+    if form.new_tag.data and tag.group == TagGroup.MANUAL:
+        tag.sync_wecom = True  # typed in WeCom: the salesperson means it to show in WeCom
     followups = Followups()
     apply_tags(db(), book, [person.id], [tag], source=TagSource.MANUAL, followups=followups)
     db().commit()

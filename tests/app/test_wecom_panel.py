@@ -3,6 +3,7 @@ forms and the send button record."""
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from models import (
 from tests.app.admin.helpers import csrf_token
 from tests.factories import (
     WECOM_CREDS,
+    add_tag,
     make_account,
     make_channel,
     make_content,
@@ -95,7 +97,7 @@ def test_marketers_see_everyone(app, sales, signed_in):
 def test_unknown_customer_or_a_foreign_channel_is_404(app, sales):
     assert panel(sales["client"], sales["channel"], "wmNobody").status_code == 404
     foreign = make_channel(
-        app, "wecom", WECOM_CREDS._replace(app_id="wwforeign"), workspace="other"
+        app, "wecom", replace(WECOM_CREDS, app_id="wwforeign"), workspace="other"
     )
     make_customer(app, foreign, CUSTOMER, "外人", workspace="other")
     response = panel(sales["client"], foreign)
@@ -189,15 +191,18 @@ def test_someone_elses_customer_cannot_be_noted_or_sent_to(app, sales):
 
 
 def test_a_manual_tag_is_added_and_removed_and_queued_for_wecom(app, sales):
+    synced = add_tag(app, "manual", "重点客户", sync_wecom=True)
     path = f"/wecom/panel/{sales['channel']}/contact/{CUSTOMER}/tags"
-    response = _post(sales["client"], path, {"tag": "", "new_tag": "重点客户"})
+    response = _post(sales["client"], path, {"tag": str(synced)})
     assert response.status_code == 200, response.text
     assert "重点客户" in response.text
     items = all_of(app, TagSyncItem)
     assert [(i.subject, i.action) for i in items] == [(CUSTOMER, "add")]
     tag_id = int(re.search(r"/tags/(\d+)/remove", response.text).group(1))
+    assert tag_id == synced
     removed = _post(sales["client"], f"{path}/{tag_id}/remove", {})
     assert removed.status_code == 200
+    assert [(i.subject, i.action) for i in all_of(app, TagSyncItem)] == [(CUSTOMER, "remove")]
     assert "重点客户" not in removed.text.split("wp-tags")[1].split("</div>")[0]
     empty = _post(sales["client"], path, {"tag": "", "new_tag": ""})
     assert empty.status_code == 422
