@@ -9,7 +9,7 @@ Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
 
 from flask import Flask, jsonify
 
-from wechat.sandbox import oa, wecom
+from wechat.sandbox import oa, wecom, wecom_groups
 from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
 
 
@@ -22,6 +22,7 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
     app.register_blueprint(oa.bp)
     app.register_blueprint(oa.open_bp)
     app.register_blueprint(wecom.bp)
+    app.register_blueprint(wecom_groups.bp)
 
     @app.get("/sandbox/state")
     def state():
@@ -29,7 +30,9 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
         with sandbox().lock:
             return jsonify(
                 {
-                    app_id: (oa.inspect if tenant.kind == "oa" else wecom.inspect)(tenant)
+                    app_id: oa.inspect(tenant)
+                    if tenant.kind == "oa"
+                    else {**wecom.inspect(tenant), **wecom_groups.inspect(tenant)}
                     for app_id, tenant in sandbox().tenants.items()
                 }
             )
