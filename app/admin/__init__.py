@@ -108,6 +108,8 @@ def _unauthorized():
     """Sign-in first: a page redirects to it, the JSON API answers 401."""
     if request.path.startswith("/admin/api/"):
         return {"error": "Unauthorized"}, 401
+    if request.path.startswith("/wecom/"):
+        return str(_("Sign in again: reopen the sidebar in WeCom.")), 401
     return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
 
 
@@ -127,8 +129,8 @@ def error_page(error):
     ), error.code
 
 
-# Pages opened inside WeCom (app/wecom_app.py) share the admin's session.
-SESSION_PREFIXES = (bp.url_prefix, "/wecom/")
+# The admin, and the pages WeCom's sidebar opens for a signed-in user.
+SESSION_PATHS = (bp.url_prefix, "/wecom/")
 
 
 class AdminSessions(SecureCookieSessionInterface):
@@ -137,7 +139,7 @@ class AdminSessions(SecureCookieSessionInterface):
     their own)."""
 
     def open_session(self, app, request):
-        if not request.path.startswith(SESSION_PREFIXES):
+        if not request.path.startswith(SESSION_PATHS):
             return self.make_null_session(app)
         return super().open_session(app, request)
 

@@ -47,6 +47,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The webhook signing secret: whoever holds it can forge the workspace's webhooks.
     "webhooks.manage": frozenset({Role.OWNER, Role.ADMIN}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
+    # The chat sidebar's actions: a note, a task, content sent into the chat.
+    "sales.act": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }
 

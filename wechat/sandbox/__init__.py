@@ -10,7 +10,7 @@ Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
 
 from flask import Flask, jsonify
 
-from wechat.sandbox import oa, wecom, wecom_client
+from wechat.sandbox import oa, wecom, wecom_client, wecom_groups
 from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
 
 
@@ -25,6 +25,7 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
     app.register_blueprint(wecom.bp)
     app.register_blueprint(wecom_client.api_bp)
     app.register_blueprint(wecom_client.client_bp)
+    app.register_blueprint(wecom_groups.bp)
 
     @app.get("/sandbox/state")
     def state():
@@ -34,7 +35,11 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
                 {
                     app_id: oa.inspect(tenant)
                     if tenant.kind == "oa"
-                    else {**wecom.inspect(tenant), **wecom_client.inspect(tenant)}
+                    else {
+                        **wecom.inspect(tenant),
+                        **wecom_client.inspect(tenant),
+                        **wecom_groups.inspect(tenant),
+                    }
                     for app_id, tenant in sandbox().tenants.items()
                 }
             )
