@@ -307,7 +307,7 @@ def client_page():
         )
     )
     # The member signed in to this client: WeCom's OAuth knows them from now on.
-    response.set_cookie(MEMBER_COOKIE, f"{tenant.app_id}:{userid}", samesite="Lax")
+    response.set_cookie(MEMBER_COOKIE, f"{tenant.app_id}:{userid}", path="/", samesite="Lax")
     return response
 
 
