@@ -66,11 +66,6 @@ TASK_TITLE_MAX = 200
 GROUP_CACHE_SECONDS = 300
 # A sent card's picture when the content has none of its own.
 CARD_IMAGE = "wecom-panel-card.png"
-SALES_KINDS = {
-    "sales.task_done": _l("A task for them was done"),
-    "sales.note": _l("A salesperson noted something"),
-    "sales.chat_send": _l("Sent content in WeCom"),
-}
 NODE_TYPES = {
     "entry": _l("Entry"),
     "action": _l("Action"),
@@ -276,7 +271,7 @@ def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, no
         role_labels=CONTACT_ROLE_LABELS,
         seniority_labels=SENIORITY_LABELS,
         kind_labels=CONTENT_KIND_LABELS,
-        interaction_labels={**INTERACTION_LABELS, **SALES_KINDS},
+        interaction_labels=INTERACTION_LABELS,
         node_types=NODE_TYPES,
         tag_label=tag_label,
         **account_context,
