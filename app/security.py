@@ -6,6 +6,8 @@ admin's and the readers' .js files): no inline script, no event handler attribut
 eval. Inline styles stay allowed: templates and ECharts' tooltips set style attributes.
 """
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, request
 
 PAGE_POLICY = {
@@ -25,6 +27,9 @@ READER_POLICY = {**PAGE_POLICY, "img-src": "'self' data: https:"}
 # JSON, files and callback replies load nothing, even opened in a browser (an SVG could).
 RESOURCE_POLICY = {"default-src": "'none'", "frame-ancestors": "'none'"}
 READER_BLUEPRINTS = frozenset({"public"})
+# Pages opened inside WeCom (the chat sidebar). Against the sandbox they run its client
+# bridge and are framed by its WeCom client page; the real client needs neither.
+WECOM_BLUEPRINTS = frozenset({"wecom_app"})
 HSTS_SECONDS = 365 * 24 * 3600
 
 
@@ -32,19 +37,34 @@ def policy_header(policy: dict[str, str]) -> str:
     return "; ".join(f"{directive} {sources}" for directive, sources in policy.items())
 
 
+def wecom_policy(sandbox_url: str) -> dict[str, str]:
+    policy = {**READER_POLICY}
+    if sandbox_url:
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(sandbox_url))
+        policy.update({"script-src": f"'self' {origin}", "frame-ancestors": origin})
+    return policy
+
+
 def init_app(app: Flask) -> None:
     page, reader, resource = map(policy_header, (PAGE_POLICY, READER_POLICY, RESOURCE_POLICY))
-    https = app.extensions["harpoon"].settings.served_over_https
+    settings = app.extensions["harpoon"].settings
+    https = settings.served_over_https
+    wecom_page = policy_header(wecom_policy(settings.wechat_api_url))
+    framed_by_sandbox = bool(settings.wechat_api_url)
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
         readers_page = request.blueprint in READER_BLUEPRINTS
+        wecom = request.blueprint in WECOM_BLUEPRINTS
         headers = response.headers
         if response.mimetype != "text/html":
             headers["Content-Security-Policy"] = resource
+        elif wecom:
+            headers["Content-Security-Policy"] = wecom_page
         else:
             headers["Content-Security-Policy"] = reader if readers_page else page
-        headers["X-Frame-Options"] = "DENY"
+        if not (wecom and framed_by_sandbox):
+            headers["X-Frame-Options"] = "DENY"
         headers["X-Content-Type-Options"] = "nosniff"
         # Readers' links carry signed tokens: other sites learn the origin only. The admin's
         # addresses name its records: other sites learn nothing.

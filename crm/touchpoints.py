@@ -241,7 +241,8 @@ def store_web_touchpoint(
     row it is about); False when the inbox had it already."""
     row = inbox_row(workspace_id, channel_id, WEB, dedupe_key, payload, received_at, lanes)
     stmt = insert_ignoring_conflicts(session.get_bind().dialect.name, InboundEvent.__table__)
-    return session.execute(stmt.values(row)).rowcount == 1
+    # RETURNING, not rowcount: the ORM session's execute reports -1 on PostgreSQL.
+    return session.execute(stmt.values(row).returning(InboundEvent.id)).scalar() is not None
 
 
 # ---- in the drain -------------------------------------------------------------------------

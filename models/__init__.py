@@ -103,6 +103,7 @@ from models.wecom import (
     WelcomeMessage,
     WelcomeStatus,
 )
+from models.wecom_sign_in import RefusedSignIn, SignInRefusal
 from models.workspace import Workspace
 
 __all__ = [
@@ -165,6 +166,7 @@ __all__ = [
     "PushStatus",
     "QrCode",
     "RecipientStatus",
+    "RefusedSignIn",
     "RemoteStatus",
     "Role",
     "RoutingAssignment",
@@ -177,6 +179,7 @@ __all__ = [
     "SavedSegment",
     "ScoreEntry",
     "ScoringModel",
+    "SignInRefusal",
     "Staff",
     "StaffNotification",
     "StageChange",

@@ -53,6 +53,7 @@ class LinkMedium(StrEnum):
     QR = "qr"
     EMAIL = "email"
     FORM = "form"  # a form's follow-up hands it out
+    CHAT = "chat"  # sent into a WeCom chat from the sidebar
     OTHER = "other"
 
 

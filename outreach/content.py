@@ -26,7 +26,7 @@ from core.references import (
     declare,
     scoped_get,
 )
-from core.tokens import Purpose, Sharer, Signer, TokenError
+from core.tokens import Purpose, Sharer, Signer, TokenError, share_token
 from crm.touchpoints import store_web_touchpoint
 from models import Content, Form, LinkMedium, PageView, TrackedLink, utcnow
 
@@ -124,6 +124,43 @@ def live_contents(session: Session, workspace_id: int) -> list[Content]:
 
 def link_path(link: TrackedLink) -> str:
     return f"/t/{link.code}"
+
+
+def share_path(signer: Signer, link: TrackedLink, staff_id: int) -> str:
+    """A staff member's personal path to a link: views through it count as their shares."""
+    token = share_token(signer, Sharer(link.workspace_id, staff_id=staff_id))
+    return f"{link_path(link)}?s={token}"
+
+
+def chat_links(
+    session: Session, workspace_id: int, content_ids: list[int], channel_id: int | None
+) -> dict[int, TrackedLink]:
+    """Each content item's tracked link for WeCom chats (the newest live one), made on first
+    use; `channel_id` is the OA whose OAuth names the reader."""
+    links = {
+        link.content_id: link
+        for link in session.scalars(
+            select(TrackedLink)
+            .where(
+                TrackedLink.workspace_id == workspace_id,
+                TrackedLink.content_id.in_(content_ids),
+                TrackedLink.medium == LinkMedium.CHAT,
+                TrackedLink.archived_at.is_(None),
+            )
+            .order_by(TrackedLink.created_at, TrackedLink.id)
+        )
+    }
+    for content_id in content_ids:
+        if content_id not in links:
+            links[content_id] = create_link(
+                session,
+                workspace_id,
+                content_id=content_id,
+                channel_id=channel_id,
+                medium=LinkMedium.CHAT,
+                label="WeCom chat",
+            )
+    return links
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from models.base import dialect_insert, insert_ignoring_conflicts
 from scoring.model import (
     AccountFacts,
     Model,
+    MqaRule,
     Touch,
     advance,
     day_of,
@@ -159,6 +160,17 @@ class ScoreResult:
         self.accounts += other.accounts
         self.stage_changes += other.stage_changes
         self.alerts += other.alerts
+
+
+@dataclass(frozen=True)
+class MqaCheck:
+    """One MQA rule against an account: what it asks, what the account has, and whether
+    the rule is met (its score threshold and tiers included)."""
+
+    rule: MqaRule
+    roles: int  # distinct committee roles engaged in the window
+    seniors: int  # engaged people at or above the senior level with enough minutes
+    met: bool
 
 
 @dataclass
@@ -404,6 +416,25 @@ class Scorer:
         )
         self._snapshot(snapshots)
         return result
+
+    def mqa_checks(self, account) -> list["MqaCheck"]:
+        """Why an account is an MQA or not yet: each of the model's MQA rules against what the
+        account has in the rule's window (engaged committee roles, engaged seniors with
+        enough minutes), from the aggregate the scoring itself reads."""
+        row = self._engagement([account.id]).get(account.id)
+        checks = []
+        for n, rule in enumerate(self.model.mqa_rules):
+            roles = getattr(row, f"mqa_roles_{n}") if row else 0
+            seniors = getattr(row, f"mqa_seniors_{n}") if row else 0
+            checks.append(
+                MqaCheck(
+                    rule,
+                    roles,
+                    seniors,
+                    rule.met_counts(roles, seniors, account.score, account.tier),
+                )
+            )
+        return checks
 
     def _engagement(self, account_ids: list[int] | None) -> dict:
         """One row per account, aggregated in SQL: the weighted sum of its contacts' lead

@@ -1026,3 +1026,37 @@ def make_routing_rule(app, name: str, user_ids: list[int], *, workspace="acme", 
         rule = save_rule(session, workspace_named(session, workspace).id, values)
         session.commit()
         return rule.id
+
+
+def make_customer(
+    app, channel_id, external_userid, name, *, staff_userid=None, workspace="acme", **fields
+) -> int:
+    """A WeCom customer of the corp `channel_id`: a contact with that external_userid,
+    in `staff_userid`'s contacts when given."""
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        contact = Contact(workspace_id=ws, name=name, **fields)
+        session.add(contact)
+        session.flush()
+        session.add(
+            Identity(
+                workspace_id=ws,
+                contact_id=contact.id,
+                kind=IdentityKind.EXTERNAL_USERID,
+                channel_id=channel_id,
+                value=external_userid,
+            )
+        )
+        if staff_userid is not None:
+            session.add(
+                FollowRelation(
+                    workspace_id=ws,
+                    channel_id=channel_id,
+                    contact_id=contact.id,
+                    external_userid=external_userid,
+                    staff_userid=staff_userid,
+                    added_at=utcnow(),
+                )
+            )
+        session.commit()
+        return contact.id

@@ -7,11 +7,16 @@
   and never invalidate each other's tokens (the 40001 storm).
 - Bounded retries: on 40001/40014/42001 refresh and replay once; on 45009 and
   -1 back off exponentially with jitter; then a WeChatApiError.
+- WeCom JS-SDK tickets (the corp's and the app's) are kept and fetched the same way as
+  tokens: shared, under a lock, refreshed before they expire (their fetches are rate
+  limited: about 400 an hour per corp, 100 per app).
 """
 
+import hashlib
 import json
 import logging
 import random
+import secrets
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -130,6 +135,7 @@ class _SharedTokenMixin:
         self.retry = retry
         self.API_BASE_URL = platform_url(api_url, type(self).API_BASE_URL)
         self.fetches = 0
+        self.ticket_fetches = 0
 
     # --- tokens ---------------------------------------------------------
 
@@ -227,6 +233,33 @@ class _SharedTokenMixin:
             raise WeChatApiError(None, f"token refresh: {exc}", where, token_failed=True) from exc
 
 
+@dataclass(frozen=True)
+class WeComMember:
+    """Who WeCom's member OAuth says opened the page: a member of the corp (`userid`), or
+    someone who is not (`openid`)."""
+
+    userid: str = ""
+    openid: str = ""
+
+
+def jsapi_signature(ticket: str, nonce_str: str, timestamp: int | str, url: str) -> str:
+    """The JS-SDK signature of `config` and `agentConfig`; the URL's #fragment is not signed."""
+    url = url.split("#", 1)[0]
+    plain = f"jsapi_ticket={ticket}&noncestr={nonce_str}&timestamp={timestamp}&url={url}"
+    return hashlib.sha1(plain.encode()).hexdigest()
+
+
+def sign_jsapi(ticket: str, url: str, now: float | None = None) -> dict:
+    """What `ww.register`'s getConfigSignature / getAgentConfigSignature must answer."""
+    timestamp = int(now if now is not None else time.time())
+    nonce_str = secrets.token_urlsafe(12)
+    return {
+        "timestamp": timestamp,
+        "nonceStr": nonce_str,
+        "signature": jsapi_signature(ticket, nonce_str, timestamp, url),
+    }
+
+
 class HarpoonOAClient(_SharedTokenMixin, OAClient):
     TOKEN_URL = "https://api.weixin.qq.com/cgi-bin/token"
 
@@ -247,6 +280,45 @@ class HarpoonWeComClient(_SharedTokenMixin, WeComClient):
 
     def _token_params(self) -> dict:
         return {"corpid": self.corp_id, "corpsecret": self.secret}
+
+    # --- member OAuth and JS-SDK tickets (call them on the app's client: agent secret) ---
+
+    def member(self, code: str) -> WeComMember:
+        """Exchange a member OAuth code (single use, 5 minutes) for who opened the page."""
+        result = self._request("get", "auth/getuserinfo", params={"code": code})
+        userid = result.get("userid") or result.get("UserId") or ""
+        openid = result.get("openid") or result.get("OpenId") or ""
+        if not (userid or openid):
+            raise WeChatApiError(None, "neither userid nor openid", "auth/getuserinfo", result)
+        return WeComMember(userid=userid, openid=openid)
+
+    def corp_jsapi_ticket(self) -> str:
+        """The corp's ticket, which signs `wx.config`."""
+        return self._ticket(f"{self.corp_id}_jsapi_ticket", "get_jsapi_ticket", {})
+
+    def agent_jsapi_ticket(self) -> str:
+        """This app's ticket, which signs `wx.agentConfig`."""
+        key = f"{self.corp_id}_{self.secret[:10]}_agent_jsapi_ticket"
+        return self._ticket(key, "ticket/get", {"type": "agent_config"})
+
+    def _ticket(self, key: str, endpoint: str, params: dict) -> str:
+        """A shared ticket, fetched by one process at a time (another's fetch is reused)."""
+        ticket = self.store.get(key)
+        if ticket:
+            return ticket
+        try:
+            with self.store.lock(key):
+                ticket = self.store.get(key)
+                if ticket:
+                    return ticket
+                result = self._request("get", endpoint, params=params)
+                expires_in = int(result.get("expires_in", 7200))
+                ttl = max(1, expires_in - min(self.EXPIRY_MARGIN_SECONDS, expires_in // 2))
+                self.store.set(key, result["ticket"], ttl)
+                self.ticket_fetches += 1
+                return result["ticket"]
+        except (LockError, KeyError, ValueError) as exc:
+            raise WeChatApiError(None, f"{type(exc).__name__}: {exc}", endpoint) from exc
 
 
 class WeChatClients:
@@ -277,6 +349,23 @@ class WeChatClients:
                 "response_type": "code",
                 "scope": "snsapi_base",
                 "state": state,
+            }
+        )
+        base = platform_url(self.api_url, "https://open.weixin.qq.com/connect/oauth2/authorize")
+        return f"{base}?{query}#wechat_redirect"
+
+    def wecom_authorize_url(
+        self, corp_id: str, agent_id: str, redirect_uri: str, state: str = ""
+    ) -> str:
+        """Where to send a member in WeCom's browser so WeCom tells us their userid (silent)."""
+        query = urlencode(
+            {
+                "appid": corp_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": "snsapi_base",
+                "state": state,
+                "agentid": agent_id,
             }
         )
         base = platform_url(self.api_url, "https://open.weixin.qq.com/connect/oauth2/authorize")

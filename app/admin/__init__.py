@@ -79,6 +79,7 @@ ROLE_LABELS = {
 VENDOR_FILES = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "echarts.min.js": "echarts/dist/echarts.min.js",
+    "wecom.global.js": "@wecom/jssdk/dist/wecom.global.prod.js",
 }
 NODE_MODULES = ROOT / "node_modules"
 
@@ -109,6 +110,8 @@ def _unauthorized():
     """Sign-in first: a page redirects to it, the JSON API answers 401."""
     if request.path.startswith("/admin/api/"):
         return {"error": "Unauthorized"}, 401
+    if request.path.startswith("/wecom/"):
+        return str(_("Sign in again: reopen the sidebar in WeCom.")), 401
     return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
 
 
@@ -128,12 +131,17 @@ def error_page(error):
     ), error.code
 
 
+# The admin, and the pages WeCom's sidebar opens for a signed-in user.
+SESSION_PATHS = (bp.url_prefix, "/wecom/")
+
+
 class AdminSessions(SecureCookieSessionInterface):
-    """Sessions exist on the admin pages only: readers' pages, the API and the health
-    check skip the cookie work (WeChat's callbacks are an app of their own)."""
+    """Sessions exist on the admin pages (and those opened in WeCom) only: readers' pages,
+    the API and the health check skip the cookie work (WeChat's callbacks are an app of
+    their own)."""
 
     def open_session(self, app, request):
-        if not request.path.startswith(bp.url_prefix):
+        if not request.path.startswith(SESSION_PATHS):
             return self.make_null_session(app)
         return super().open_session(app, request)
 

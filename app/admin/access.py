@@ -51,6 +51,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Routing rules and the first-touch SLA decide who sells to whom.
     "routing.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
+    # The chat sidebar's actions: a note, a task, content sent into the chat.
+    "sales.act": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }
 

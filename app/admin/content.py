@@ -24,9 +24,8 @@ from app.admin.labels import CONTENT_KIND_LABELS, LINK_MEDIUM_LABELS
 from app.admin.lookups import Archivable, archive_or_restore, scoped_or_404
 from app.extensions import harpoon
 from core.forms import flat_errors
-from core.tokens import Sharer, share_token
 from models import Channel, Content, LinkMedium, Staff, TrackedLink, User
-from outreach.content import create_link, link_codes, link_path
+from outreach.content import create_link, link_codes, link_path, share_path
 from outreach.library import editing, stats
 from outreach.qr_codes import local_days
 
@@ -80,8 +79,7 @@ def link_url(link: TrackedLink) -> str:
 
 def share_url(link: TrackedLink, staff: Staff) -> str:
     """A staff member's personal link: views through it count as their shares."""
-    token = share_token(harpoon().signer, Sharer(link.workspace_id, staff_id=staff.id))
-    return harpoon().public_url(f"{link_path(link)}?s={token}")
+    return harpoon().public_url(share_path(harpoon().signer, link, staff.id))
 
 
 def link_form_context(

@@ -77,6 +77,7 @@ LINK_MEDIUM_LABELS = {
     LinkMedium.QR: _l("QR code"),
     LinkMedium.EMAIL: _l("Email"),
     LinkMedium.FORM: _l("Form follow-up"),
+    LinkMedium.CHAT: _l("WeCom chat"),
     LinkMedium.OTHER: _l("Other"),
 }
 

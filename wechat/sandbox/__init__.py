@@ -2,14 +2,15 @@
 
     create_sandbox() -> a Flask app serving /oa/... (api.weixin.qq.com),
     /open/... (open.weixin.qq.com), /wecom/... (qyapi.weixin.qq.com) and
-    /sandbox/... (control and inspection for tests and the demo).
+    /sandbox/... (control and inspection for tests and the demo), and the WeCom client
+    (/sandbox/wecom/client: a chat with the app's chat-toolbar page; wecom_client.py).
 
 Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
 """
 
 from flask import Flask, jsonify
 
-from wechat.sandbox import oa, wecom, wecom_transfers
+from wechat.sandbox import oa, wecom, wecom_client, wecom_groups, wecom_transfers
 from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
 
 
@@ -24,6 +25,9 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
     app.register_blueprint(wecom.bp)
     app.register_blueprint(wecom_transfers.bp)
     app.register_blueprint(wecom_transfers.control)
+    app.register_blueprint(wecom_client.api_bp)
+    app.register_blueprint(wecom_client.client_bp)
+    app.register_blueprint(wecom_groups.bp)
 
     @app.get("/sandbox/state")
     def state():
@@ -31,7 +35,13 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
         with sandbox().lock:
             return jsonify(
                 {
-                    app_id: (oa.inspect if tenant.kind == "oa" else wecom.inspect)(tenant)
+                    app_id: oa.inspect(tenant)
+                    if tenant.kind == "oa"
+                    else {
+                        **wecom.inspect(tenant),
+                        **wecom_client.inspect(tenant),
+                        **wecom_groups.inspect(tenant),
+                    }
                     for app_id, tenant in sandbox().tenants.items()
                 }
             )

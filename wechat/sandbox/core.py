@@ -113,9 +113,14 @@ class Sandbox:
     DELIVERY_RETRIES = 3
     DELIVERY_RETRY_SECONDS = 0.5
     OUTBOX_LIMIT = 10_000
+    # JS-SDK ticket fetches an hour (WECHAT.md: uncertain); POST /sandbox/wecom/limits.
+    JSAPI_TICKETS_PER_HOUR_PER_CORP = 400
+    JSAPI_TICKETS_PER_HOUR_PER_APP = 100
 
     def __init__(self, callback_senders: int = 1):
         self.lock = threading.RLock()
+        self.jsapi_tickets_per_hour_per_corp = self.JSAPI_TICKETS_PER_HOUR_PER_CORP
+        self.jsapi_tickets_per_hour_per_app = self.JSAPI_TICKETS_PER_HOUR_PER_APP
         self.tenants: dict[str, Tenant] = {}
         self.faults: list[Fault] = []
         self.clock_offset = 0.0

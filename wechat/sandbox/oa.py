@@ -22,7 +22,8 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
 from wechat import simulate
 from wechat.callbacks import CallbackRejected, parse_xml
-from wechat.sandbox.core import OA, ApiError, Sandbox, Tenant, body, ok
+from wechat.sandbox import wecom_client
+from wechat.sandbox.core import OA, WECOM, ApiError, Sandbox, Tenant, body, ok
 from wechat.sandbox.core import sandbox as current_sandbox
 
 bp = Blueprint("sandbox_oa", __name__, url_prefix="/oa")
@@ -1133,9 +1134,12 @@ def oauth_authorize():
     """connect/oauth2/authorize: redirects (302) to redirect_uri?code=CODE&state=S.
     Sandbox only: `openid` says who is reading, which WeChat knows and we must be told.
     The sandbox grants snsapi_base only. A reader who does not follow the OA is a user of
-    it from now on, as on WeChat: user/info answers `subscribe: 0` for them."""
+    it from now on, as on WeChat: user/info answers `subscribe: 0` for them. A corp id as
+    appid is WeCom's member sign-in (wecom_client.py)."""
     args = request.args
     tenant = current_sandbox().tenant(args.get("appid", ""))
+    if tenant.kind == WECOM:
+        return wecom_client.member_authorize(tenant)
     if not args.get("redirect_uri"):
         raise ApiError(10011, "redirect_uri is empty")
     if args.get("scope") != "snsapi_base":

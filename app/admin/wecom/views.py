@@ -35,6 +35,7 @@ from sales.contact_ways import (
     staff_to_choose,
     update_contact_way,
 )
+from sales.member_sign_in import forget_refused, refused_sign_ins
 from sales.staff import (
     customer_counts,
     customers_query,
@@ -195,6 +196,8 @@ def staff():
         lost=lost_counts(db(), ws),
         owned=accounts_per_owner(db(), ws),
         user_choices=user_choices(mappable_users(db(), ws)),
+        refused=refused_sign_ins(db(), ws),
+        channel_names={channel.id: channel.name for channel in channels},
     )
 
 
@@ -233,6 +236,8 @@ def staff_map_user(staff_id: int):
             member.id,
             {"userid": member.userid, "user_id": [before, member.user_id]},
         )
+        if member.user_id is not None:
+            forget_refused(db(), member.workspace_id, member.channel_id, member.userid)
         db().commit()
     flash(_("%(name)s's admin user saved.", name=member.name), "success")
     return redirect(url_for("admin.staff"))

@@ -1,4 +1,5 @@
-"""Admin fixtures: signed-in clients (CSRF on, as in production)."""
+"""Fixtures of the web layer's tests: signed-in clients (CSRF on, as in production), for the
+admin and the WeCom sidebar's panel alike."""
 
 import pytest
 
