@@ -1097,18 +1097,23 @@ def home_scenario(app, now, *, workspace="acme") -> dict:
             session.add(contact)
             session.commit()
             ids[name] = contact.id
-    make_reading(app, ids["王工"], "制造业数字化白皮书", 3.5, at=now - timedelta(minutes=30))
+    start_of_today = end_of_today - timedelta(days=1)
+
+    def today(ago):  # `ago` back, but today still (just after midnight: at midnight)
+        return max(now - ago, start_of_today)
+
+    make_reading(app, ids["王工"], "制造业数字化白皮书", 3.5, at=today(timedelta(minutes=30)))
     make_reading(
         app,
         ids["王工"],
         "制造业数字化白皮书",
         0,
-        at=now - timedelta(minutes=34),
+        at=today(timedelta(minutes=34)),
         kind="content.view",
     )
-    make_reading(app, ids["王工"], "MES 选型指南", 2.0, at=now - timedelta(minutes=10))
-    make_reading(app, ids["王工"], "旧文章", 9.0, at=now - timedelta(days=1, hours=1))
-    make_reading(app, ids["赵总"], "价格说明", 4.0, at=now - timedelta(minutes=20))
+    make_reading(app, ids["王工"], "MES 选型指南", 2.0, at=today(timedelta(minutes=10)))
+    make_reading(app, ids["王工"], "旧文章", 9.0, at=start_of_today - timedelta(hours=1))
+    make_reading(app, ids["赵总"], "价格说明", 4.0, at=today(timedelta(minutes=20)))
     for key, title, assignee, due, extra in (
         (
             "overdue",

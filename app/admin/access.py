@@ -48,11 +48,31 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "webhooks.manage": frozenset({Role.OWNER, Role.ADMIN}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    # Closing a task (done or skipped, with a note): sales their own, marketers any.
+    "tasks.close": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
 }
 
 
 def can(permission: str) -> bool:
     return current_user.is_authenticated and current_user.role in PERMISSIONS[permission]
+
+
+def landing_endpoint() -> str:
+    """Where a signed-in user starts: a salesperson on their home, everyone else on the
+    dashboard."""
+    return "admin.home" if current_user.role == Role.SALES else "admin.dashboard"
+
+
+MINE, EVERYONES = "mine", "all"
+
+
+def list_scope() -> str:
+    """Whose rows the accounts and contacts lists show (the `scope` argument): "mine" or
+    "all"; a salesperson starts on their own, everyone else on all."""
+    asked = request.args.get("scope", "")
+    if asked in (MINE, EVERYONES):
+        return asked
+    return MINE if current_user.role == Role.SALES else EVERYONES
 
 
 def requires(permission: str):
