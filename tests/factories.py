@@ -225,6 +225,21 @@ def add_contacts(app, count, *, workspace="acme", name="Lead"):
         return [c.id for c in contacts]
 
 
+def add_identity(app, contact_id, kind, value, *, channel_id=None) -> int:
+    """One more identity of the contact (a phone, an email, an openid of `channel_id`)."""
+    with session_of(app) as session:
+        identity = Identity(
+            workspace_id=session.get(Contact, contact_id).workspace_id,
+            contact_id=contact_id,
+            kind=kind,
+            channel_id=channel_id,
+            value=value,
+        )
+        session.add(identity)
+        session.commit()
+        return identity.id
+
+
 def make_staff(app, name: str, userid: str, *, active=True, user_id=None) -> int:
     """A staff member of the acme workspace's WeCom corp (connected on first use)."""
     corps = [channel.id for channel in all_of(app, Channel) if channel.kind == "wecom"]

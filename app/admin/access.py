@@ -70,9 +70,16 @@ def list_scope() -> str:
     """Whose rows the accounts and contacts lists show (the `scope` argument): "mine" or
     "all"; a salesperson starts on their own, everyone else on all."""
     asked = request.args.get("scope", "")
-    if asked in (MINE, EVERYONES):
-        return asked
+    return asked if asked in (MINE, EVERYONES) else _default_scope()
+
+
+def _default_scope() -> str:
     return MINE if current_user.role == Role.SALES else EVERYONES
+
+
+def scope_args(scope: str) -> dict[str, str]:
+    """The `scope` argument the list's links carry: none for the role's default."""
+    return {} if scope == _default_scope() else {"scope": scope}
 
 
 def requires(permission: str):

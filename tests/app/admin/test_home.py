@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from models import Identity, IdentityKind, Interaction, Task, TaskStatus, utcnow
+from models import IdentityKind, Interaction, Task, TaskStatus, utcnow
 from tests.app.admin.helpers import csrf_token, sign_in
-from tests.factories import home_scenario, make_account, make_task, make_user
+from tests.factories import add_identity, home_scenario, make_account, make_task, make_user
 from tests.helpers import run_jobs, session_of
 
 PAGE = "/admin/home"
@@ -129,17 +129,7 @@ def test_a_salesperson_sees_only_their_own_home_whatever_they_ask(app):
 
 def test_closing_a_task_due_with_a_note_makes_it_the_persons_touchpoint(app, oa_channel):
     ids = home_scenario(app, utcnow())
-    with session_of(app) as session:
-        session.add(
-            Identity(
-                workspace_id=session.get(Task, ids["task:overdue"]).workspace_id,
-                contact_id=ids["王工"],
-                kind=IdentityKind.OPENID,
-                channel_id=oa_channel,
-                value="o-wanggong",
-            )
-        )
-        session.commit()
+    add_identity(app, ids["王工"], IdentityKind.OPENID, "o-wanggong", channel_id=oa_channel)
     client, _ = as_user(app, "zhangsan@acme.example")
     response = close(client, ids["task:overdue"], status="done", outcome=" 约了周五演示 ")
     assert response.status_code == 302
