@@ -5,7 +5,7 @@ they are a current WeCom customer of one of the user's staff identities (a user 
 staff on several corps)."""
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from models import Account, Contact, FollowRelation, Staff
 
@@ -18,19 +18,22 @@ def owned_accounts_clause(workspace_id: int, user_id: int) -> ColumnElement[bool
 def owned_contacts_clause(workspace_id: int, user_id: int) -> ColumnElement[bool]:
     """A WHERE clause on Contact: the person is the user's (their account, or their WeCom
     customer)."""
+    # Aliases of their own: a query that joins accounts, staff or relations for what it
+    # shows must not have this clause correlate to its rows.
+    account, relation, staff = aliased(Account), aliased(FollowRelation), aliased(Staff)
     own_account = exists().where(
-        Account.id == Contact.account_id,
-        Account.workspace_id == workspace_id,
-        Account.owner_id == user_id,
+        account.id == Contact.account_id,
+        account.workspace_id == workspace_id,
+        account.owner_id == user_id,
     )
     own_customer = exists().where(
-        FollowRelation.workspace_id == workspace_id,
-        FollowRelation.contact_id == Contact.id,
-        FollowRelation.removed_at.is_(None),
-        Staff.workspace_id == workspace_id,
-        Staff.channel_id == FollowRelation.channel_id,
-        Staff.userid == FollowRelation.staff_userid,
-        Staff.user_id == user_id,
+        relation.workspace_id == workspace_id,
+        relation.contact_id == Contact.id,
+        relation.removed_at.is_(None),
+        staff.workspace_id == workspace_id,
+        staff.channel_id == relation.channel_id,
+        staff.userid == relation.staff_userid,
+        staff.user_id == user_id,
     )
     return and_(Contact.workspace_id == workspace_id, or_(own_account, own_customer))
 

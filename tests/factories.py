@@ -7,7 +7,8 @@ defaults a test changes by keyword. They write rows directly, as the pipeline or
 would have; a test that means to exercise the pipeline posts callbacks instead."""
 
 import copy
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -21,6 +22,8 @@ from journeys.definitions import create_journey, go_live
 from journeys.webhooks import rotate_secret
 from models import (
     Account,
+    AccountEvent,
+    AccountSnapshot,
     Channel,
     Contact,
     ContactTag,
@@ -45,12 +48,16 @@ from models import (
     QrCode,
     SavedSegment,
     Staff,
+    StageChange,
     Step,
     Tag,
     TagGroup,
     TagRule,
     TagSource,
+    Task,
+    TaskStatus,
     TrackedLink,
+    User,
     WelcomeMessage,
     Workspace,
     utcnow,
@@ -217,6 +224,21 @@ def add_contacts(app, count, *, workspace="acme", name="Lead"):
         session.add_all(contacts)
         session.commit()
         return [c.id for c in contacts]
+
+
+def add_identity(app, contact_id, kind, value, *, channel_id=None) -> int:
+    """One more identity of the contact (a phone, an email, an openid of `channel_id`)."""
+    with session_of(app) as session:
+        identity = Identity(
+            workspace_id=session.get(Contact, contact_id).workspace_id,
+            contact_id=contact_id,
+            kind=kind,
+            channel_id=channel_id,
+            value=value,
+        )
+        session.add(identity)
+        session.commit()
+        return identity.id
 
 
 def make_staff(app, name: str, userid: str, *, active=True, user_id=None) -> int:
@@ -922,6 +944,221 @@ def add_group_send(app, channel_id, **fields) -> int:
         session.add(group_send)
         session.commit()
         return group_send.id
+
+
+# ---- the sales home: tasks, snapshots, stage moves, owner events, reading ----------------
+
+
+def make_task(
+    app, title, *, assignee_id, due_at, workspace="acme", status=TaskStatus.OPEN, **fields
+) -> int:
+    """A task for `assignee_id` due at `due_at` (account_id, contact_id, source... by keyword)."""
+    with session_of(app) as session:
+        task = Task(
+            workspace_id=workspace_named(session, workspace).id,
+            title=title,
+            assignee_id=assignee_id,
+            due_at=due_at,
+            status=status,
+            **fields,
+        )
+        session.add(task)
+        session.commit()
+        return task.id
+
+
+def make_snapshot(app, account_id, day, score, **fields) -> int:
+    """The account's end-of-day snapshot of `day` (a date) at `score`."""
+    with session_of(app) as session:
+        account = session.get(Account, account_id)
+        row = AccountSnapshot(
+            workspace_id=account.workspace_id, account_id=account_id, day=day, score=score, **fields
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def make_stage_change(app, account_id, from_stage, to_stage, *, at, reason="销售确认") -> int:
+    """The account moved between stages at `at` (the account's stage is set too)."""
+    with session_of(app) as session:
+        account = session.get(Account, account_id)
+        account.stage = to_stage
+        row = StageChange(
+            workspace_id=account.workspace_id,
+            subject="account",
+            subject_id=account_id,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            reason=reason,
+            changed_at=at,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def make_account_event(app, account_id, kind, text, *, at, user_id=None) -> int:
+    """An entry on the account's sales timeline at `at`."""
+    with session_of(app) as session:
+        account = session.get(Account, account_id)
+        row = AccountEvent(
+            workspace_id=account.workspace_id,
+            account_id=account_id,
+            kind=kind,
+            text=text,
+            user_id=user_id,
+            created_at=at,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def make_reading(app, contact_id, title, minutes, *, at, kind="content.read") -> int:
+    """The contact read the content titled `title` for `minutes` at `at` (an interaction)."""
+    with session_of(app) as session:
+        contact = session.get(Contact, contact_id)
+        row = Interaction(
+            workspace_id=contact.workspace_id,
+            contact_id=contact_id,
+            account_id=contact.account_id,
+            kind=kind,
+            properties={"title": title},
+            engagement_minutes=minutes,
+            occurred_at=at,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def home_scenario(app, now, *, workspace="acme") -> dict:
+    """A salesperson's day as of `now` (a UTC time; "yesterday" in Asia/Shanghai), for the
+    sales home. 张三 (sales) owns:
+      云帆科技: entered MQA 2 hours ago, score 62 (61 yesterday);
+      数智集团: surging ×3.2 (a weekly surge), score 75 (75 yesterday);
+      远景能源: 李总, its CIO, first seen an hour ago; a marketer seen then too (no
+        committee role);
+      华信科技: score 90 (80 yesterday), moved from engaged to meeting 50 minutes ago;
+      东方物流: quiet (40, 40 yesterday), routed to 张三 three hours ago.
+    李四 (sales) owns 北辰制造, which entered MQA an hour ago and moved stage. Tasks: 张三's
+    overdue call, a follow-up due in the last minute of today, one tomorrow, one done; 李四's
+    due today. Reading today: 王工 of 华信科技 (two articles), 赵总 of 北辰制造 (李四's);
+    王工 read yesterday too. Returns the ids by name (users, accounts, contacts, tasks)."""
+    local = now.astimezone(ZoneInfo("Asia/Shanghai"))
+    yesterday = local.date() - timedelta(days=1)
+    end_of_today = datetime.combine(
+        local.date() + timedelta(days=1), datetime.min.time(), tzinfo=local.tzinfo
+    )
+    ids = {
+        "zhangsan": make_user(app, "sales", workspace, email=f"zhangsan@{workspace}.example"),
+        "lisi": make_user(app, "sales", workspace, email=f"lisi@{workspace}.example"),
+    }
+    with session_of(app) as session:
+        for key, name in (("zhangsan", "张三"), ("lisi", "李四")):
+            session.get(User, ids[key]).name = name
+        session.commit()
+    mine = ids["zhangsan"]
+    accounts = {
+        "云帆科技": dict(score=62, mqa=True, mqa_since=now - timedelta(hours=2), stage="mqa"),
+        "数智集团": dict(score=75, surging=True, surge_ratio=3.2, tier=1, stage="engaged"),
+        "远景能源": dict(score=30, stage="aware"),
+        "华信科技": dict(score=90, tier=2, stage="engaged"),
+        "东方物流": dict(score=40, stage="aware"),
+    }
+    for name, fields in accounts.items():
+        ids[name] = make_account(app, name, workspace=workspace, owner_id=mine, **fields)
+    ids["北辰制造"] = make_account(
+        app,
+        "北辰制造",
+        workspace=workspace,
+        owner_id=ids["lisi"],
+        score=80,
+        mqa=True,
+        mqa_since=now - timedelta(hours=1),
+    )
+    for name, score in (
+        ("云帆科技", 61),
+        ("数智集团", 75),
+        ("远景能源", 30),
+        ("华信科技", 80),
+        ("东方物流", 40),
+    ):
+        make_snapshot(app, ids[name], yesterday, score)
+    make_stage_change(app, ids["华信科技"], "engaged", "meeting", at=now - timedelta(minutes=50))
+    make_stage_change(app, ids["华信科技"], "aware", "engaged", at=now - timedelta(days=3))
+    make_stage_change(app, ids["北辰制造"], "engaged", "mqa", at=now - timedelta(hours=1))
+    make_account_event(
+        app, ids["东方物流"], "routed", "按区域（华东）分配给张三", at=now - timedelta(hours=3)
+    )
+    people = (
+        ("李总", "远景能源", "CIO", "cio", timedelta(hours=1)),
+        ("小陈", "远景能源", "市场专员", "marketing", timedelta(hours=1)),
+        ("王工", "华信科技", "IT 经理", "it_manager", timedelta(days=30)),
+        ("赵总", "北辰制造", "CTO", "cto", timedelta(days=30)),
+    )
+    for name, account, title, role, ago in people:
+        seen = now - ago
+        with session_of(app) as session:
+            contact = Contact(
+                workspace_id=workspace_named(session, workspace).id,
+                name=name,
+                title=title,
+                role=role,
+                account_id=ids[account],
+                first_seen_at=seen,
+                last_seen_at=seen,
+            )
+            session.add(contact)
+            session.commit()
+            ids[name] = contact.id
+    start_of_today = end_of_today - timedelta(days=1)
+
+    def today(ago):  # `ago` back, but today still (just after midnight: at midnight)
+        return max(now - ago, start_of_today)
+
+    make_reading(app, ids["王工"], "制造业数字化白皮书", 3.5, at=today(timedelta(minutes=30)))
+    make_reading(
+        app,
+        ids["王工"],
+        "制造业数字化白皮书",
+        0,
+        at=today(timedelta(minutes=34)),
+        kind="content.view",
+    )
+    make_reading(app, ids["王工"], "MES 选型指南", 2.0, at=today(timedelta(minutes=10)))
+    make_reading(app, ids["王工"], "旧文章", 9.0, at=start_of_today - timedelta(hours=1))
+    make_reading(app, ids["赵总"], "价格说明", 4.0, at=today(timedelta(minutes=20)))
+    for key, title, assignee, due, extra in (
+        (
+            "overdue",
+            "给华信科技王工回电话",
+            mine,
+            now - timedelta(days=1),
+            {"account_id": ids["华信科技"], "contact_id": ids["王工"]},
+        ),
+        (
+            "today",
+            "跟进云帆科技的 MQA",
+            mine,
+            end_of_today - timedelta(minutes=1),
+            {"account_id": ids["云帆科技"]},
+        ),
+        ("tomorrow", "准备数智集团方案", mine, end_of_today + timedelta(hours=10), {}),
+        ("done", "已完成的任务", mine, now - timedelta(hours=5), {"status": TaskStatus.DONE}),
+        (
+            "theirs",
+            "李四的任务",
+            ids["lisi"],
+            now - timedelta(hours=1),
+            {"account_id": ids["北辰制造"]},
+        ),
+    ):
+        ids[f"task:{key}"] = make_task(
+            app, title, assignee_id=assignee, due_at=due, workspace=workspace, **extra
+        )
+    return ids
 
 
 # ---- people on the sandbox platform --------------------------------------------------------

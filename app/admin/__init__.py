@@ -27,7 +27,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
-from app.admin.access import can
+from app.admin.access import can, landing_endpoint
 from app.extensions import harpoon
 from config import ROOT
 
@@ -42,6 +42,7 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 LOCALES = {"zh_CN": "中文", "en": "English"}
 # (endpoint, label, permission): the order of the navigation.
 NAVIGATION = [
+    ("admin.home", _("My workbench"), "contacts.view"),
     ("admin.dashboard", _("Dashboard"), "view"),
     ("admin.accounts", _("Accounts"), "contacts.view"),
     ("admin.contacts", _("Contacts"), "contacts.view"),
@@ -177,6 +178,7 @@ def init_app(app: Flask) -> None:
         dashboard,
         forms,
         group_sends,
+        home,
         imports,
         inbox,
         journeys,
@@ -222,6 +224,7 @@ def init_app(app: Flask) -> None:
         app.register_error_handler(code, error_page)
     app.jinja_env.globals.update(
         can=can,
+        landing_endpoint=landing_endpoint,
         navigation=lambda: navigation(app),
         LOCALES=LOCALES,
         ROLE_LABELS=ROLE_LABELS,

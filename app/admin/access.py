@@ -54,11 +54,38 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The chat sidebar's actions: a note, a task, content sent into the chat.
     "sales.act": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    # Closing a task (done or skipped, with a note): sales their own, marketers any.
+    "tasks.close": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
 }
 
 
 def can(permission: str) -> bool:
     return current_user.is_authenticated and current_user.role in PERMISSIONS[permission]
+
+
+def landing_endpoint() -> str:
+    """Where a signed-in user starts: a salesperson on their home, everyone else on the
+    dashboard."""
+    return "admin.home" if current_user.role == Role.SALES else "admin.dashboard"
+
+
+MINE, EVERYONES = "mine", "all"
+
+
+def list_scope() -> str:
+    """Whose rows the accounts and contacts lists show (the `scope` argument): "mine" or
+    "all"; a salesperson starts on their own, everyone else on all."""
+    asked = request.args.get("scope", "")
+    return asked if asked in (MINE, EVERYONES) else _default_scope()
+
+
+def _default_scope() -> str:
+    return MINE if current_user.role == Role.SALES else EVERYONES
+
+
+def scope_args(scope: str) -> dict[str, str]:
+    """The `scope` argument the list's links carry: none for the role's default."""
+    return {} if scope == _default_scope() else {"scope": scope}
 
 
 def requires(permission: str):

@@ -14,6 +14,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from app.admin import LOCALES, bp, db, limiter, login_manager
+from app.admin.access import landing_endpoint
 from app.extensions import harpoon
 from core.sign_in import Refusal, SignInGuard, SignInPolicy, account_key
 from core.tokens import MAX_AGE, Purpose, TokenError
@@ -107,7 +108,7 @@ def _refusal_message(refusal: Refusal) -> str:
 @limiter.limit(_login_limit, methods=["POST"])  # per client address, whatever the account
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("admin.dashboard"))
+        return redirect(url_for(landing_endpoint()))
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("admin/login.html", form=form)
@@ -160,7 +161,10 @@ def safe_path(target: str | None, prefix: str) -> bool:
 
 
 def _safe_next(target: str | None) -> str:
-    return target if safe_path(target, "/admin") else url_for("admin.dashboard")
+    # The bare index names no page: each role starts where it works.
+    if safe_path(target, "/admin") and target.rstrip("/") != bp.url_prefix:
+        return target
+    return url_for(landing_endpoint() if current_user.is_authenticated else "admin.dashboard")
 
 
 @bp.post("/logout")

@@ -27,6 +27,7 @@ from app.admin.content import (
 )
 from app.admin.labels import CONTENT_KIND_LABELS, TAG_GROUP_LABELS, tag_label
 from app.admin.lookups import Archivable, archive_or_restore, scoped_or_404
+from app.admin.masking import reveal_for
 from core.forms import unflatten
 from crm.tags import TagBook, workspace_tag_ids
 from models import Content, FollowUpStatus, Form, FormField, User
@@ -225,6 +226,9 @@ def _detail(row: Form, link_context: dict | None = None, status: int = 200):
     ws, session = row.workspace_id, db()
     days, since = window()
     book = TagBook(session, ws)
+    submissions = stats.submissions_page(
+        session, ws, row.id, page=request.args.get("page", 1, type=int), page_size=PAGE_SIZE
+    )
     return render_template(
         "admin/form.html",
         row=row,
@@ -232,8 +236,12 @@ def _detail(row: Form, link_context: dict | None = None, status: int = 200):
         windows=stats.WINDOWS,
         totals=stats.form_totals(session, ws, row.id, since),
         links=stats.link_stats(session, ws, since, form_id=row.id),
-        submissions=stats.submissions_page(
-            session, ws, row.id, page=request.args.get("page", 1, type=int), page_size=PAGE_SIZE
+        submissions=submissions,
+        reveal=reveal_for(
+            session,
+            ws,
+            current_user,
+            [item.contact.id for item in submissions.items if item.contact],
         ),
         tags=[tag for tag_id in row.tag_ids or [] if (tag := book.by_id(tag_id))],
         download=session.get(Content, row.download_content_id) if row.download_content_id else None,

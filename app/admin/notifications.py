@@ -4,12 +4,14 @@ from math import ceil
 
 from flask import render_template, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select
+from flask_login import current_user
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import aliased
 
 from app.admin import bp, db
 from app.admin.access import requires, workspace_id
 from app.admin.labels import NOTIFICATION_KIND_LABELS
-from models import Channel, NotificationStatus, Staff, StaffNotification
+from models import Channel, NotificationStatus, Role, Staff, StaffNotification
 
 PAGE_SIZE = 50
 STATUS_LABELS = {
@@ -38,10 +40,15 @@ def notifications():
         )
         .all()
     )
+    own_only = current_user.role == Role.SALES
+    if own_only:
+        staff_members = [row for row in staff_members if row[0].user_id == current_user.id]
     staff_id = request.args.get("staff", type=int)
     chosen = next((staff for staff, _name in staff_members if staff.id == staff_id), None)
     status = request.args.get("status", "")
     conditions = [StaffNotification.workspace_id == ws]
+    if own_only:
+        conditions.append(_own_alerts(ws, current_user.id))
     if chosen is not None:
         conditions += [
             StaffNotification.channel_id == chosen.channel_id,
@@ -96,4 +103,16 @@ def notifications():
         total=total,
         status_labels=STATUS_LABELS,
         status_badges=STATUS_BADGES,
+    )
+
+
+def _own_alerts(workspace_id: int, user_id: int):
+    """A salesperson's alerts: those to any staff identity mapped to them (departed ones
+    too). Its own alias of Staff: the page joins staff for their names."""
+    staff = aliased(Staff)
+    return exists().where(
+        staff.workspace_id == workspace_id,
+        staff.channel_id == StaffNotification.channel_id,
+        staff.userid == StaffNotification.staff_userid,
+        staff.user_id == user_id,
     )

@@ -7,9 +7,19 @@ from zoneinfo import ZoneInfo
 from flask import flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
+from flask_login import current_user
 
 from app.admin import bp, db
-from app.admin.access import audit, can, ids_of_workspace, requires, workspace_id
+from app.admin.access import (
+    MINE,
+    audit,
+    can,
+    ids_of_workspace,
+    list_scope,
+    requires,
+    scope_args,
+    workspace_id,
+)
 from app.admin.accounts import presenters
 from app.admin.accounts.forms import (
     ACCOUNT_REFERENCES,
@@ -35,6 +45,7 @@ from crm.accounts import BUYING_COMMITTEE, tag_account_industry
 from crm.tags import TagBook, contact_tags
 from crm.users import assignable_users, users_by_name, workspace_user
 from models import Account, Contact
+from sales.ownership import owned_accounts_clause
 from sales.routing import account_timeline
 from scoring.contributions import account_contributions
 from scoring.engine import Scorer, load_model
@@ -58,13 +69,19 @@ def accounts():
     filters = list_filters({str(tier) for tier in tiers}, names)
     sort, direction = sort_args()
     order = directory.account_order(sort, direction, list(names))
-    listed = paginate(directory.accounts_query(ws, filters, order), PAGE_SIZE)
+    scope = list_scope()
+    query = directory.accounts_query(ws, filters, order)
+    if scope == MINE:
+        query = query.where(owned_accounts_clause(ws, current_user.id))
+    listed = paginate(query, PAGE_SIZE)
     account_ids = [account.id for account, _owner in listed.rows]
     # The search box and the selects ask for the table alone; a history restore needs the page.
     partial = request.headers.get("HX-Request") and not request.headers.get(
         "HX-History-Restore-Request"
     )
     active_filters = {name: value for name, value in filters.items() if value}
+    # Links keep the list's scope (mine / all) with its filters.
+    list_args = {**active_filters, **scope_args(scope)}
     # The order rides along in the pager's links and the filter form when it is not the default.
     order_args = (
         {} if (sort, direction) == (DEFAULT_SORT, "desc") else {"sort": sort, "dir": direction}
@@ -77,8 +94,9 @@ def accounts():
             filters=filters,
             active_filters=active_filters,
             order=order_args,
-            pager_args={**active_filters, **order_args},
-            sort_links=presenters.sort_links(sort, direction, active_filters),
+            pager_args={**list_args, **order_args},
+            sort_links=presenters.sort_links(sort, direction, list_args),
+            scope=scope,
             stage_names=names,
             tier_options=[(str(tier), _("Tier %(tier)s", tier=tier)) for tier in tiers]
             + [("none", _("No tier"))],

@@ -4,9 +4,18 @@ contact's page with its tags, account and stage."""
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
+from flask_login import current_user
 
 from app.admin import bp, db
-from app.admin.access import audit, can, requires, workspace_id
+from app.admin.access import (
+    MINE,
+    audit,
+    can,
+    list_scope,
+    requires,
+    scope_args,
+    workspace_id,
+)
 from app.admin.auth import safe_path
 from app.admin.contacts.forms import MAX_BULK, AccountNameForm, BulkTagForm, TagForm, tag_choices
 from app.admin.contacts.presenters import (
@@ -17,6 +26,7 @@ from app.admin.contacts.presenters import (
 )
 from app.admin.labels import ADD_WAY_LABELS, stage_names, tag_label
 from app.admin.lookups import paginate, scoped_or_404
+from app.admin.masking import reveal_for
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
 from app.extensions import harpoon
 from core.jobs import Followups
@@ -26,6 +36,7 @@ from crm.accounts import detach_account as detach_from_account
 from crm.tags import TagBook, apply_tags, contact_tags, remove_tags
 from models import Account, AccountSource, Contact, ScoreEntry, Tag, TagSource, utcnow
 from sales.notify import notify_owners
+from sales.ownership import owned_contacts_clause
 from sales.staff import contact_relations
 from scoring.engine import Scorer, lead_score_at, load_model
 
@@ -47,7 +58,11 @@ def _contacts_page(bulk_form: BulkTagForm | None = None, selected: frozenset[int
     ws = workspace_id()
     q = request.args.get("q", "").strip()
     tag_id = request.args.get("tag", type=int)
-    listed = paginate(directory.contacts_query(ws, q, tag_id), PAGE_SIZE)
+    scope = list_scope()
+    query = directory.contacts_query(ws, q, tag_id)
+    if scope == MINE:
+        query = query.where(owned_contacts_clause(ws, current_user.id))
+    listed = paginate(query, PAGE_SIZE)
     ids = [contact.id for contact, _account in listed.rows]
     book = TagBook(db(), ws)
     if bulk_form is None and can("contacts.tag"):
@@ -70,6 +85,8 @@ def _contacts_page(bulk_form: BulkTagForm | None = None, selected: frozenset[int
             total=listed.total,
             tags=contact_tags(db(), ids),
             tag_id=tag_id,
+            scope=scope,
+            scope_arg=scope_args(scope).get("scope"),
             tag_filter=tag_filter_options(book),
             bulk_form=bulk_form,
             selected=selected,
@@ -100,6 +117,7 @@ def _contact_page(
     return render_template(
         "admin/contact.html",
         identities=directory.identities_of(db(), ws, contact.id),
+        reveal=reveal_for(db(), ws, current_user, [contact.id]),
         timeline=timeline_rows(directory.timeline(db(), ws, contact.id, TIMELINE_SIZE)),
         interaction_labels=INTERACTION_LABELS,
         wecom_relations=contact_relations(db(), contact.workspace_id, contact.id),
@@ -146,7 +164,9 @@ def _tag_audit(tag: Tag, **changes) -> dict:
 
 
 def _list_args() -> dict:
-    return {name: value for name in ("q", "tag", "page") if (value := request.args.get(name))}
+    return {
+        name: value for name in ("q", "tag", "scope", "page") if (value := request.args.get(name))
+    }
 
 
 @bp.post("/contacts/tags")

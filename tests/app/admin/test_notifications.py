@@ -3,8 +3,10 @@
 import re
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from crm.channels import workspace_named
-from models import Channel, NotificationStatus, Staff, StaffNotification, utcnow
+from models import Channel, NotificationStatus, Staff, StaffNotification, User, utcnow
 from tests.app.admin.helpers import in_english
 from tests.helpers import harpoon_of
 
@@ -67,7 +69,7 @@ def test_lists_every_alert_newest_first_with_digests(app, signed_in, wecom_chann
 
 def test_filters_by_staff_member_and_status(app, signed_in, wecom_channel):
     staff = seed(app, wecom_channel)
-    client = signed_in("sales")
+    client = signed_in("marketer")
     assert row_texts(client.get(f"{PAGE}?staff={staff['zhangsan']}").text) == [
         "云帆科技进入 MQA",
         "华信科技本周活跃度上升",
@@ -78,6 +80,21 @@ def test_filters_by_staff_member_and_status(app, signed_in, wecom_channel):
     assert row_texts(client.get(f"{PAGE}?status=failed").text) == ["数智科技的王芳加了您"]
     # Unknown filters show everything rather than an error.
     assert len(row_texts(client.get(f"{PAGE}?staff=999999&status=bogus").text)) == 4
+
+
+def test_a_salesperson_sees_their_own_alerts_only(app, signed_in, wecom_channel):
+    staff = seed(app, wecom_channel)
+    client = signed_in("sales")
+    assert row_texts(client.get(PAGE).text) == []  # no staff identity of theirs yet
+    with harpoon_of(app).db.session() as session:
+        user_id = session.scalars(select(User.id).where(User.role == "sales")).one()
+        session.get(Staff, staff["zhangsan"]).user_id = user_id
+        session.commit()
+    page = client.get(PAGE).text
+    assert row_texts(page) == ["云帆科技进入 MQA", "华信科技本周活跃度上升", "华信科技的李雷加了您"]
+    assert "李四" not in page  # neither their alerts nor them in the staff filter
+    # Asking for another's alerts by the filter shows their own still.
+    assert "数智科技的王芳加了您" not in client.get(f"{PAGE}?staff={staff['lisi']}").text
 
 
 def test_another_workspace_sees_none_of_them(app, signed_in, wecom_channel):
