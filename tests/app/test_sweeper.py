@@ -53,7 +53,13 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
     }
     assert queued == {  # each on the queue its work belongs to (core.jobs.QUEUE_OF)
         "high": [Job.SWEEP_INBOX],
-        "default": [Job.REFRESH_GROUP_SEND_RESULTS, Job.RUN_DUE_JOURNEYS, Job.SEND_DUE_PUSHES],
+        "default": [
+            Job.CHECK_ROUTING_SLAS,
+            Job.REFRESH_GROUP_SEND_RESULTS,
+            Job.REFRESH_TRANSFERS,
+            Job.RUN_DUE_JOURNEYS,
+            Job.SEND_DUE_PUSHES,
+        ],
         "low": [Job.REFRESH_SCORES, Job.TAG_INACTIVE_CONTACTS],
     }
     for each in queue.queues:
