@@ -56,6 +56,7 @@ from models.sales import (
     AccountEventKind,
     SalesNote,
     Task,
+    TaskRule,
     TaskSource,
     TaskStatus,
 )
@@ -166,6 +167,7 @@ __all__ = [
     "TagSource",
     "TagSyncItem",
     "Task",
+    "TaskRule",
     "TaskSource",
     "TaskStatus",
     "TitleSynonym",

@@ -464,6 +464,9 @@ DEFAULT_RULES = (
     ScoreRule("event_checkin", "event.checkin", 25, signal="engagement"),
     ScoreRule("meeting", "sales.meeting", 30, signal="engagement"),
     ScoreRule("sales_call", "sales.call", 15, per_day=1, signal="engagement"),
+    # A salesperson closed a task for the person as done (sales.tasks.close_task): a sales
+    # touch, not the buyer's own engagement.
+    ScoreRule("sales_task_done", "sales.task_done", 5, per_day=1),
 )
 
 DEFAULT_TIERS = (

@@ -47,6 +47,7 @@ NAVIGATION = [
     ("admin.contacts", _("Contacts"), "contacts.view"),
     ("admin.group_sends", _("Group sends"), "contacts.view"),
     ("admin.notifications", _("Sales alerts"), "contacts.view"),
+    ("admin.tasks", _("Tasks"), "tasks.view"),
     ("admin.tags", _("Tags"), "view"),
     ("admin.menus", _("Menus"), "view"),
     ("admin.segments", _("Segments"), "view"),
@@ -177,6 +178,7 @@ def init_app(app: Flask) -> None:
         scoring,
         segments,
         tags,
+        tasks,
         webhooks,
         wecom,
     )

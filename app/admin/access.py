@@ -46,6 +46,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "api_keys.manage": frozenset({Role.OWNER, Role.ADMIN}),
     # The webhook signing secret: whoever holds it can forge the workspace's webhooks.
     "webhooks.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    # Tasks: everyone who sees contacts sees them; sales add and close their own (and pick
+    # up unassigned ones); reassigning and closing anyone's is the marketers'.
+    "tasks.view": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES, Role.VIEWER}),
+    "tasks.work": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    "tasks.assign": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Rules that give owners tasks when an account enters a stage or a tier.
+    "task_rules.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }

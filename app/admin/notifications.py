@@ -7,18 +7,21 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, select
 
 from app.admin import bp, db
-from app.admin.access import requires, workspace_id
+from app.admin.access import can, requires, workspace_id
 from app.admin.labels import NOTIFICATION_KIND_LABELS
-from models import Channel, NotificationStatus, Staff, StaffNotification
+from app.admin.tasks.forms import DigestForm
+from models import Channel, NotificationStatus, Staff, StaffNotification, Workspace
 
 PAGE_SIZE = 50
 STATUS_LABELS = {
     NotificationStatus.PENDING: _l("Pending"),
+    NotificationStatus.HELD: _l("Held for tomorrow (daily cap)"),
     NotificationStatus.SENT: _l("Sent"),
     NotificationStatus.FAILED: _l("Failed"),
 }
 STATUS_BADGES = {
     NotificationStatus.PENDING: "warn",
+    NotificationStatus.HELD: "warn",
     NotificationStatus.SENT: "ok",
     NotificationStatus.FAILED: "error",
 }
@@ -96,4 +99,7 @@ def notifications():
         total=total,
         status_labels=STATUS_LABELS,
         status_badges=STATUS_BADGES,
+        digest_form=DigestForm(formdata=None, obj=db().get(Workspace, ws))
+        if can("wecom.manage")
+        else None,
     )

@@ -48,6 +48,7 @@ INTERACTION_LABELS = {
     "webinar.attend": _l("Attended a webinar"),
     "sales.meeting": _l("Met sales"),
     "sales.call": _l("Had a call with sales"),
+    "sales.task_done": _l("A sales task for them was done"),
 }
 # The properties worth a glance on the timeline, in display order.
 PROPERTY_LABELS = {
