@@ -50,6 +50,7 @@ from models import (
     TagGroup,
     TagRule,
     TagSource,
+    Task,
     TrackedLink,
     WelcomeMessage,
     Workspace,
@@ -966,3 +967,62 @@ def add_corp_tags(api, token, tags, **group):
 def add_template(wx, short_id="TM00015"):
     """A template from the library, added through the OA API; its answer."""
     return wx.post("template/api_add_template", {"template_id_short": short_id})
+
+
+# ---- sales: tasks and digests --------------------------------------------------------------
+
+
+def mqa_committee(app, name="华信科技", *, owner_id=None, **fields) -> tuple[int, list[int]]:
+    """A target account whose committee meets the shipped MQA rule (a VP who watched 90
+    minutes, two more roles): (account id, its interactions' ids), not scored yet."""
+    with session_of(app) as session:
+        ws = workspace_named(session, "acme").id
+        account = Account(
+            workspace_id=ws,
+            name=name,
+            normalized_name=normalize_company(name),
+            owner_id=owner_id,
+            is_target=True,
+            **fields,
+        )
+        session.add(account)
+        session.flush()
+        ids = []
+        for role, seniority, kind, minutes in (
+            ("cio", "vp", "live.watch", 90),
+            ("engineer", "staff", "wechat.message", 0),
+            ("procurement", "staff", "wechat.message", 0),
+        ):
+            person = Contact(workspace_id=ws, account_id=account.id, role=role, seniority=seniority)
+            session.add(person)
+            session.flush()
+            touch = Interaction(
+                workspace_id=ws,
+                contact_id=person.id,
+                account_id=account.id,
+                kind=kind,
+                properties={},
+                engagement_minutes=minutes,
+                occurred_at=utcnow() - timedelta(days=1),
+            )
+            session.add(touch)
+            session.flush()
+            ids.append(touch.id)
+        session.commit()
+        return account.id, ids
+
+
+def make_task(app, title="给李总打电话", *, due_in=timedelta(hours=4), workspace="acme", **fields):
+    """An open task of the workspace, due `due_in` from now."""
+    with session_of(app) as session:
+        task = Task(
+            workspace_id=workspace_named(session, workspace).id,
+            title=title,
+            due_at=utcnow() + due_in,
+            status=fields.pop("status", "open"),
+            source=fields.pop("source", "manual"),
+            **fields,
+        )
+        session.add(task)
+        session.commit()
+        return task.id

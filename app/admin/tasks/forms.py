@@ -2,7 +2,14 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from models import TaskStatus
@@ -52,8 +59,11 @@ class TaskForm(FlaskForm):
 class CloseTaskForm(FlaskForm):
     status = RadioField(
         _l("Outcome"),
-        choices=[(TaskStatus.DONE, _l("Done")), (TaskStatus.SKIPPED, _l("Skipped"))],
-        default=TaskStatus.DONE,
+        choices=[
+            SelectChoice(TaskStatus.DONE.value, _l("Done")),
+            SelectChoice(TaskStatus.SKIPPED.value, _l("Skipped")),
+        ],
+        default=TaskStatus.DONE.value,
         validators=[DataRequired(_l("Done or skipped."))],
     )
     outcome = TextAreaField(

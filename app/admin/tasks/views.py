@@ -142,7 +142,9 @@ def tasks_assign(task_id: int):
         assignable_users(db(), task.workspace_id), _("Unassigned")
     )
     if not form.validate_on_submit():
-        flash(_("Choose a user of this workspace."), "error")
+        for errors in form.errors.values():
+            for error in errors:
+                flash(error, "error")
         return _back(url_for("admin.tasks"))
     if task.status != TaskStatus.OPEN:
         flash(_("This task was closed already."), "error")
