@@ -53,7 +53,7 @@ class TaskForm(FlaskForm):
         filters=[_strip],
         validators=[Optional(), Length(max=1000, message=_l("At most 1000 characters."))],
     )
-    assignee_id = SelectField(_l("For"), coerce=_optional_id, choices=[])
+    assignee_id = SelectField(_l("Assignee"), coerce=_optional_id, choices=[])
 
 
 class CloseTaskForm(FlaskForm):

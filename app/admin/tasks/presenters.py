@@ -16,7 +16,7 @@ SOURCE_LABELS = {
     TaskSource.MANUAL: _l("By hand"),
 }
 STATUS_LABELS = {
-    TaskStatus.OPEN: _l("Open"),
+    TaskStatus.OPEN: _l("To do"),
     TaskStatus.DONE: _l("Done"),
     TaskStatus.SKIPPED: _l("Skipped"),
 }
