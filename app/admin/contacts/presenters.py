@@ -49,6 +49,8 @@ INTERACTION_LABELS = {
     "sales.meeting": _l("Met sales"),
     "sales.call": _l("Had a call with sales"),
     "sales.task_done": _l("A sales task for them was done"),
+    "sales.note": _l("A salesperson wrote a note about them"),
+    "sales.chat_send": _l("Sent content in the WeCom chat by sales"),
 }
 # The properties worth a glance on the timeline, in display order.
 PROPERTY_LABELS = {
