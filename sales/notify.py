@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 MESSAGES_PER_MINUTE = 30  # per member, WeCom's app-message limit
 TEXT_LIMIT_BYTES = 2048  # a text app message's content
 DIGEST_ITEMS = 10  # entries (accounts or notes) a digest lists before "and N more"
+ENTRIES_PER_ACCOUNT = 4  # an account's line lists this many, then "…等 N 条"
 # Entries that go out past the daily cap.
 ALWAYS_SENT = frozenset({"account_mqa"})
 # How an alert reads under its account in a digest.
@@ -504,13 +505,22 @@ def digest(notes: list[StaffNotification], account_names: dict[int, str] | None 
             groups.setdefault(note.account_id, []).append(note.summary or note.text)
         else:
             lines.append(note.text)
-    entries = [f"{names[account_id]}：{'；'.join(items)}" for account_id, items in groups.items()]
+    entries = [_account_line(names[account_id], items) for account_id, items in groups.items()]
     entries += lines
     out = [f"Harpoon：{len(notes)} 条新提醒"]
     out += [f"{n}. {entry}" for n, entry in enumerate(entries[:DIGEST_ITEMS], 1)]
     if len(entries) > DIGEST_ITEMS:
         out.append(f"……另有 {len(entries) - DIGEST_ITEMS} 条，请在 Harpoon 中查看")
     return _fit("\n".join(out))
+
+
+def _account_line(name: str, items: list[str]) -> str:
+    """ "华信科技：MQA；李总 读了《白皮书》；…等 12 条": an account's first entries, once each."""
+    unique = list(dict.fromkeys(items))
+    line = f"{name}：{'；'.join(unique[:ENTRIES_PER_ACCOUNT])}"
+    if len(unique) > ENTRIES_PER_ACCOUNT:
+        line += f"；…等 {len(unique)} 条"
+    return line
 
 
 def _fit(text: str) -> str:

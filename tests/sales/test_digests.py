@@ -87,8 +87,12 @@ def test_fifty_notes_in_ten_minutes_are_one_message_per_interval_grouped_by_acco
     assert first == "李总0 读了《白皮书》"
     assert second.startswith("Harpoon：49 条新提醒")
     lines = second.splitlines()
-    assert lines[1].startswith("1. 华信科技：李总1 读了《白皮书》；李总3 读了《白皮书》；")
+    assert lines[1] == (
+        "1. 华信科技：李总1 读了《白皮书》；李总3 读了《白皮书》；李总5 读了《白皮书》；"
+        "李总7 读了《白皮书》；…等 25 条"
+    )
     assert lines[2].startswith("2. 云帆网络：李总2 读了《白皮书》；")
+    assert lines[2].endswith("…等 24 条")
     assert len(lines) == 3  # two accounts, one line each
     assert len(messages(platform, "lisi")) == 2
     with session_of(app) as session:
