@@ -22,6 +22,7 @@ from outreach.mail import Mailer
 from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
 from sales import group_send, notify, routing, staff, transfers, welcome
+from sales.task_rules import tasks_for_scoring
 from scoring.engine import Scorer, refresh_accounts
 from sync import enrichment, tag_sync
 
@@ -239,6 +240,7 @@ def score_workspace(workspace_id: int, method: str) -> dict:
         result = getattr(Scorer.load(session, workspace_id), method)()
         routing.route(session, workspace_id, result.alerts, (), followups)
         notify.notify_owners(session, result.alerts, followups)
+        tasks_for_scoring(session, workspace_id, result)
         session.commit()
     h.queue.enqueue_followups(followups.jobs)
     summary = {"entries": result.entries, "accounts": result.accounts, "alerts": len(result.alerts)}

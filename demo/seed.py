@@ -66,6 +66,8 @@ DEMO_OA_APPID = "wxdemo0000000001"
 DEMO_CORP_ID = "wwdemo0000000001"
 STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
 OWNER_STAFF = "zhangsan"
+DEMO_DIGEST_MINUTES = 15
+DEMO_MESSAGES_PER_DAY = 40
 CONTACT_STATES = ["expo2026-booth", "webinar"]
 DEMO_API_KEY = "演示：直播平台脚本"
 
@@ -90,6 +92,10 @@ def seed_workspace(db, public_base: str) -> DemoChannels:
             owner = create_user(
                 session, workspace, DEMO_LOGIN, "演示管理员", DEMO_PASSWORD, Role.OWNER
             )
+            # 张三 (the sign-in's WeCom identity) gets a digest every quarter hour at most:
+            # a handful of messages an hour, not one per alert.
+            workspace.digest_minutes = DEMO_DIGEST_MINUTES
+            workspace.staff_messages_per_day = DEMO_MESSAGES_PER_DAY
         found = {
             c.kind: c
             for c in session.scalars(select(Channel).where(Channel.workspace_id == workspace.id))

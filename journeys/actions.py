@@ -7,6 +7,7 @@ database (`external`) calls nothing: it decides what to send and hands it to
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -16,9 +17,19 @@ from sqlalchemy import select
 from core.jobs import Job
 from core.references import scoped_get
 from journeys.webhooks import signing_secrets
-from models import Account, Channel, Contact, Enrolment, FollowRelation, Identity, IdentityKind
+from models import (
+    Account,
+    Channel,
+    Contact,
+    Enrolment,
+    FollowRelation,
+    Identity,
+    IdentityKind,
+    TaskSource,
+)
 from sales.group_send import create_group_send
 from sales.notify import notify_owner
+from sales.tasks import create_task
 from scoring.stages import set_stage
 from wechat.clients import WeChatApiError
 
@@ -55,6 +66,11 @@ def register(*kinds: str, external: bool = False) -> Callable[[Execute], Execute
 
 def is_external(kind: str) -> bool:
     return kind in ACTIONS and ACTIONS[kind].external
+
+
+def step_key(enrolment: Enrolment) -> str:
+    """The acting step's idempotency key: one decision of one visit of one node."""
+    return f"journey:{enrolment.id}:{enrolment.version}:{enrolment.node_id}:{enrolment.visit}"
 
 
 def perform(run: "Runner", enrolment: Enrolment, contact: Contact | None, action: dict) -> Outcome:
@@ -111,6 +127,53 @@ def notify_account_owner(run: "Runner", enrolment, contact, action) -> Outcome:
         followups=run.result.followups,
     )
     return ("done" if sent else "failed"), {"notified": sent}
+
+
+@register("owner_task")
+def owner_task(run: "Runner", enrolment, contact, action) -> Outcome:
+    """A task for the owner of the person's account (or the enrolled account), due in the
+    action's hours; "{name}" and "{account}" in its title and detail are filled in. Nobody
+    owns the account: an unassigned task, for whoever picks it up. Keyed by the step, so a
+    rerun of the step creates nothing twice; the owner hears of it in their digest."""
+    account_id = enrolment.account_id or (contact.account_id if contact else None)
+    account = scoped_get(run.session, Account, account_id, run.workspace_id) if account_id else None
+    names = {
+        "{name}": (contact.name or f"#{contact.id}") if contact else "",
+        "{account}": account.name if account else "",
+    }
+    title, detail = action["title"], action.get("detail") or None
+    for placeholder, value in names.items():
+        title = title.replace(placeholder, value)
+        detail = detail.replace(placeholder, value) if detail else detail
+    now = run.now()
+    owner_id = account.owner_id if account else None
+    task = create_task(
+        run.session,
+        workspace_id=run.workspace_id,
+        title=title.strip() or action["title"],
+        detail=detail,
+        due_at=now + timedelta(hours=action["due_hours"]),
+        source=TaskSource.JOURNEY,
+        account_id=account.id if account else None,
+        contact_id=contact.id if contact else None,
+        assignee_id=owner_id,
+        dedupe_key=step_key(enrolment),
+        now=now,
+    )
+    if task is None:
+        return "done", {"task": "created before"}
+    if owner_id is None:
+        return "done", {"task_id": task.id, "unassigned": True}
+    notify_owner(
+        run.session,
+        account,
+        kind="task",
+        text=f"新任务：{task.title}",
+        summary=f"新任务「{task.title}」",
+        dedupe_key=f"task:{task.id}",
+        followups=run.result.followups,
+    )
+    return "done", {"task_id": task.id, "assignee_id": owner_id}
 
 
 @register("cs_message", "template_message", external=True)

@@ -77,6 +77,7 @@ ACTION_LABELS = {
     "wecom_message": N_("WeCom message by the owner"),
     "wecom_group_task": N_("WeCom task for the owner to send"),
     "notify_owner": N_("Notify the owner"),
+    "owner_task": N_("Task for the owner"),
     "add_tag": N_("Add a tag"),
     "remove_tag": N_("Remove a tag"),
     "set_stage": N_("Set the stage"),

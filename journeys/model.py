@@ -31,6 +31,7 @@ ACTION_KINDS = (
     "wecom_message",  # a WeCom message through the contact's owner
     "wecom_group_task",  # an add_msg_template task the salesperson confirms
     "notify_owner",
+    "owner_task",  # a task for the account's owner (unassigned when nobody owns it)
     "add_tag",
     "remove_tag",
     "set_stage",
@@ -48,6 +49,9 @@ MAX_TEXT = 600
 NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_WAIT_MINUTES = 366 * 24 * 60
+MAX_TASK_TITLE = 200
+MAX_TASK_DETAIL = 1000
+MAX_TASK_HOURS = 24 * 90
 
 
 @dataclass(frozen=True)
@@ -310,6 +314,14 @@ def _check_action(action, path: str, problems: Problems) -> None:
     elif kind == "set_stage":
         if not _text(action.get("stage"), 30):
             problems.add(f"{path}.stage", "Choose a stage.")
+    elif kind == "owner_task":
+        if not _text(action.get("title"), MAX_TASK_TITLE):
+            problems.add(f"{path}.title", f"1 to {MAX_TASK_TITLE} characters.")
+        if not _whole(action.get("due_hours"), 1, MAX_TASK_HOURS):
+            problems.add(f"{path}.due_hours", "A whole number of hours, from 1 to 2160.")
+        detail = action.get("detail")
+        if detail is not None and not (isinstance(detail, str) and len(detail) <= MAX_TASK_DETAIL):
+            problems.add(f"{path}.detail", f"At most {MAX_TASK_DETAIL} characters.")
     elif kind == "webhook" and (problem := url_problem(action.get("url"))):
         problems.add(f"{path}.url", problem)
 

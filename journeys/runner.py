@@ -24,7 +24,7 @@ from core.references import scoped_get
 from core.transient import is_rerunnable
 from crm.contacts import live, merged_ids
 from crm.tags import TagBook, apply_tags, remove_tags
-from journeys.actions import is_external, perform
+from journeys.actions import is_external, perform, step_key
 from journeys.conditions import holds
 from journeys.model import MESSAGE_ACTIONS, Node, event_filter
 from journeys.steps import complete_step, finish, log_step, move, new_step
@@ -347,7 +347,7 @@ class Runner:
         """The acting step's message or webhook, into the outbox with its idempotency key
         (the step's own identity: one decision, one row); a sender delivers it."""
         assert self.acting is not None and is_external(send["kind"])
-        key = f"journey:{enrolment.id}:{enrolment.version}:{enrolment.node_id}:{enrolment.visit}"
+        key = step_key(enrolment)
         self.session.add(
             OutboxItem(
                 workspace_id=self.workspace_id,

@@ -65,6 +65,7 @@ from models.sales import (
     AccountEventKind,
     SalesNote,
     Task,
+    TaskRule,
     TaskSource,
     TaskStatus,
 )
@@ -193,6 +194,7 @@ __all__ = [
     "TagSource",
     "TagSyncItem",
     "Task",
+    "TaskRule",
     "TaskSource",
     "TaskStatus",
     "TitleSynonym",

@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, JSONDoc, UTCDateTime, utcnow
@@ -64,6 +64,24 @@ class Task(Base):
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # When the assignee's WeCom digest last reminded them of it.
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TaskRule(Base):
+    """When an account enters a stage or a tier, a task for its owner ("call within 4 h")."""
+
+    __tablename__ = "sales_task_rules"
+    __table_args__ = (Index("ix_sales_task_rules_workspace", "workspace_id", "on", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    # "stage" (value: a stage key of the workspace's model) or "tier" (value: "1", "2", "3").
+    on: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(30))
+    title: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(String(1000))
+    due_hours: Mapped[int] = mapped_column(Integer, default=24)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SalesNote(Base):

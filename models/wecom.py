@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, JSONDoc, UTCDateTime, utcnow
@@ -55,6 +55,8 @@ class Staff(Base):
     # Still has the customer-contact permission as of the last sync.
     active: Mapped[bool] = mapped_column(default=True)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Their own digest interval in minutes (None: the workspace's).
+    digest_minutes: Mapped[int | None] = mapped_column(Integer)
 
 
 class ContactWay(Base):
@@ -114,6 +116,7 @@ class WelcomeMessage(Base):
 
 class NotificationStatus(StrEnum):
     PENDING = "pending"
+    HELD = "held"  # past the member's daily cap: waits for tomorrow's first digest
     SENT = "sent"
     FAILED = "failed"
 
@@ -133,6 +136,10 @@ class StaffNotification(Base):
     staff_userid: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(40))
     text: Mapped[str] = mapped_column(String(1000))
+    # What it is about: the digest groups its entries by account, under the account's name.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    # The entry as the digest shows it under the account ("MQA", "李总 读了《白皮书》").
+    summary: Mapped[str | None] = mapped_column(String(300))
     # Keeps one event from notifying twice (e.g. "target-add:<relation id>").
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     status: Mapped[str] = mapped_column(String(10), default=NotificationStatus.PENDING)

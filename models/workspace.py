@@ -20,4 +20,10 @@ class Workspace(Base):
     push_test_contact_ids: Mapped[list] = mapped_column(JSONDoc, default=list)
     # Marketing messages (journey messages and pushes) a contact receives a day at most.
     messages_per_day: Mapped[int] = mapped_column(Integer, default=2)
+    # A salesperson's WeCom alerts: at most one digest every this many minutes, and at most
+    # this many messages a day (MQA entries go out past the cap; the rest wait for tomorrow).
+    digest_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    staff_messages_per_day: Mapped[int] = mapped_column(Integer, default=8)
+    # An MQA or a surge gives the account's owner a task due in this many hours.
+    alert_task_hours: Mapped[int] = mapped_column(Integer, default=4)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

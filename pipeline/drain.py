@@ -36,6 +36,7 @@ from models import InboundEvent, InboxStatus, utcnow
 from models.contact import IdentityKind
 from sales.notify import notify_owners
 from sales.routing import route_accounts
+from sales.task_rules import tasks_for_scoring
 from scoring.engine import Scorer
 from wechat.callbacks import OA, WECOM
 from wechat.events import NormalizedEvent, Unnormalizable, normalize
@@ -333,6 +334,7 @@ def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
             result = Scorer.load(session, batch.workspace_id).score_events(event_ids)
             route_accounts(session, batch, result.alerts)
             notify_owners(session, result.alerts, batch.followups)
+            tasks_for_scoring(session, batch.workspace_id, result)
     except Exception as exc:  # the events stay handled; `flask scoring rescore` catches up
         if is_rerunnable(exc):
             raise  # the batch runs again: a lost race must not drop its scores

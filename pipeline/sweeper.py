@@ -17,14 +17,13 @@ from models import (
     IdentityKind,
     InboundEvent,
     InboxStatus,
-    NotificationStatus,
-    StaffNotification,
     SyncStatus,
     TagSyncItem,
     WelcomeMessage,
     WelcomeStatus,
     utcnow,
 )
+from sales.notify import digests_due
 
 
 @dataclass
@@ -96,17 +95,8 @@ def followups_due(session: Session, grace_seconds: int) -> set[tuple[Job, int]]:
             .distinct()
         )
     }
-    jobs |= {
-        (Job.SEND_NOTIFICATIONS, channel_id)
-        for (channel_id,) in session.execute(
-            select(StaffNotification.channel_id)
-            .where(
-                StaffNotification.status == NotificationStatus.PENDING,
-                StaffNotification.created_at <= stale,
-            )
-            .distinct()
-        )
-    }
+    # Digests whose interval has passed, with notes or task reminders for them.
+    jobs |= {(Job.SEND_NOTIFICATIONS, channel_id) for channel_id in digests_due(session, now)}
     jobs |= {
         (Job.SEND_FORM_FOLLOWUPS, workspace_id)
         for (workspace_id,) in session.execute(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from crm.touchpoints import IDENTITY_ORDER, store_web_touchpoint
 from models import (
+    Account,
     AccountEvent,
     AccountEventKind,
     Contact,
@@ -21,6 +22,7 @@ from models import (
     Task,
     TaskSource,
     TaskStatus,
+    User,
     utcnow,
 )
 from models.base import insert_ignoring_conflicts
@@ -250,3 +252,43 @@ def person_identity(session: Session, workspace_id: int, contact_id: int) -> dic
             named["channel_id"] = identity.channel_id
         return named
     return None
+
+
+# --- reading them back -------------------------------------------------------------------
+
+UNASSIGNED = "none"
+
+
+def tasks_query(
+    workspace_id: int,
+    *,
+    status: str | None = TaskStatus.OPEN,
+    assignee: int | str | None = None,
+    overdue: bool = False,
+    account_id: int | None = None,
+    contact_id: int | None = None,
+    now: datetime | None = None,
+):
+    """The workspace's tasks with their account's and contact's names and the assignee's:
+    (task, account name, contact name, assignee name), open ones by due time first.
+    `assignee`: a user id, UNASSIGNED, or None for anyone's; `overdue`: open and past due."""
+    stmt = (
+        select(Task, Account.name, Contact.name, User.name)
+        .outerjoin(Account, Account.id == Task.account_id)
+        .outerjoin(Contact, Contact.id == Task.contact_id)
+        .outerjoin(User, User.id == Task.assignee_id)
+        .where(Task.workspace_id == workspace_id)
+    )
+    if status:
+        stmt = stmt.where(Task.status == status)
+    if assignee == UNASSIGNED:
+        stmt = stmt.where(Task.assignee_id.is_(None))
+    elif assignee is not None:
+        stmt = stmt.where(Task.assignee_id == assignee)
+    if overdue:
+        stmt = stmt.where(Task.status == TaskStatus.OPEN, Task.due_at < (now or utcnow()))
+    if account_id is not None:
+        stmt = stmt.where(Task.account_id == account_id)
+    if contact_id is not None:
+        stmt = stmt.where(Task.contact_id == contact_id)
+    return stmt.order_by((Task.status != TaskStatus.OPEN), Task.due_at, Task.id)

@@ -146,6 +146,15 @@ class OwnerAlert:
     dedupe_key: str
 
 
+@dataclass(frozen=True)
+class AccountEntry:
+    """An account entered a stage or a tier in this run (for task rules, after scoring)."""
+
+    account_id: int
+    on: str  # "stage" / "tier"
+    value: str  # the stage's key, or the tier as text ("1")
+
+
 @dataclass
 class ScoreResult:
     entries: int = 0
@@ -153,6 +162,7 @@ class ScoreResult:
     accounts: int = 0
     stage_changes: int = 0
     alerts: list[OwnerAlert] = field(default_factory=list)
+    entered: list[AccountEntry] = field(default_factory=list)
 
     def add(self, other: "ScoreResult") -> None:
         self.entries += other.entries
@@ -160,6 +170,7 @@ class ScoreResult:
         self.accounts += other.accounts
         self.stage_changes += other.stage_changes
         self.alerts += other.alerts
+        self.entered += other.entered
 
 
 @dataclass(frozen=True)
@@ -395,6 +406,7 @@ class Scorer:
                 Account.annual_revenue,
                 Account.acv,
                 Account.stage,
+                Account.tier,
                 Account.score,
                 Account.mqa,
                 Account.mqa_since,
@@ -409,6 +421,11 @@ class Scorer:
             updates.append(change.values)
             moves += [("account", account.id, *step) for step in change.steps]
             result.alerts += change.alerts
+            result.entered += [
+                AccountEntry(account.id, "stage", to) for _from, to, _reason in change.steps
+            ]
+            if change.values["tier"] is not None and change.values["tier"] != account.tier:
+                result.entered.append(AccountEntry(account.id, "tier", str(change.values["tier"])))
             snapshots.append(change.snapshot)
         self._write_accounts(updates)
         result.stage_changes += record_stage_moves(

@@ -464,6 +464,13 @@ DEFAULT_RULES = (
     ScoreRule("event_checkin", "event.checkin", 25, signal="engagement"),
     ScoreRule("meeting", "sales.meeting", 30, signal="engagement"),
     ScoreRule("sales_call", "sales.call", 15, per_day=1, signal="engagement"),
+    # A salesperson closed a task for the person as done (sales.tasks.close_task): a sales
+    # touch, not the buyer's own engagement.
+    ScoreRule("sales_task_done", "sales.task_done", 5, per_day=1),
+    # A salesperson's note on them, and content sent into their chat from the sidebar: on
+    # the timeline and usable by journeys, no points (their reading it scores).
+    ScoreRule("sales_note", "sales.note", 0),
+    ScoreRule("sales_chat_send", "sales.chat_send", 0),
 )
 
 DEFAULT_TIERS = (

@@ -55,6 +55,7 @@ from models import (
     TagRule,
     TagSource,
     Task,
+    TaskSource,
     TaskStatus,
     TrackedLink,
     User,
@@ -950,16 +951,25 @@ def add_group_send(app, channel_id, **fields) -> int:
 
 
 def make_task(
-    app, title, *, assignee_id, due_at, workspace="acme", status=TaskStatus.OPEN, **fields
+    app,
+    title="给李总打电话",
+    *,
+    due_at=None,
+    due_in=timedelta(hours=4),
+    workspace="acme",
+    status=TaskStatus.OPEN,
+    source=TaskSource.MANUAL,
+    **fields,
 ) -> int:
-    """A task for `assignee_id` due at `due_at` (account_id, contact_id, source... by keyword)."""
+    """A task of the workspace due at `due_at` (or `due_in` from now); assignee_id,
+    account_id, contact_id... by keyword."""
     with session_of(app) as session:
         task = Task(
             workspace_id=workspace_named(session, workspace).id,
             title=title,
-            assignee_id=assignee_id,
-            due_at=due_at,
+            due_at=due_at or utcnow() + due_in,
             status=status,
+            source=source,
             **fields,
         )
         session.add(task)
@@ -1297,3 +1307,46 @@ def make_customer(
             )
         session.commit()
         return contact.id
+
+
+# ---- sales: tasks and digests --------------------------------------------------------------
+
+
+def mqa_committee(app, name="华信科技", *, owner_id=None, **fields) -> tuple[int, list[int]]:
+    """A target account whose committee meets the shipped MQA rule (a VP who watched 90
+    minutes, two more roles): (account id, its interactions' ids), not scored yet."""
+    with session_of(app) as session:
+        ws = workspace_named(session, "acme").id
+        account = Account(
+            workspace_id=ws,
+            name=name,
+            normalized_name=normalize_company(name),
+            owner_id=owner_id,
+            is_target=True,
+            **fields,
+        )
+        session.add(account)
+        session.flush()
+        ids = []
+        for role, seniority, kind, minutes in (
+            ("cio", "vp", "live.watch", 90),
+            ("engineer", "staff", "wechat.message", 0),
+            ("procurement", "staff", "wechat.message", 0),
+        ):
+            person = Contact(workspace_id=ws, account_id=account.id, role=role, seniority=seniority)
+            session.add(person)
+            session.flush()
+            touch = Interaction(
+                workspace_id=ws,
+                contact_id=person.id,
+                account_id=account.id,
+                kind=kind,
+                properties={},
+                engagement_minutes=minutes,
+                occurred_at=utcnow() - timedelta(days=1),
+            )
+            session.add(touch)
+            session.flush()
+            ids.append(touch.id)
+        session.commit()
+        return account.id, ids

@@ -66,6 +66,7 @@ from models import (
     TagRemote,
     TagRule,
     TagSource,
+    Task,
     TrackedLink,
     TransferKind,
     User,
@@ -652,9 +653,10 @@ def id_inputs() -> set[tuple[str, str]]:
     return found
 
 
-def choose_in_admin(action, data):
+def choose_in_admin(action, data, *, follow=False):
     """A's marketer posts B's row in a form that offers only A's own: the page refuses it
-    ("Not a valid choice") and nothing of B's is touched."""
+    ("Not a valid choice"; `follow`: on the page the refusal redirects to) and nothing of
+    B's is touched."""
 
     def case(app, world: World):
         client = app.test_client()
@@ -663,10 +665,29 @@ def choose_in_admin(action, data):
         assert sign_in(client, email).status_code == 302
         client = in_english(client)
         token = csrf_token(client.get("/admin/").text)
-        page = client.post(action(world.a), data={**data(world), "csrf_token": token})
+        page = client.post(
+            action(world.a), data={**data(world), "csrf_token": token}, follow_redirects=follow
+        )
         return page.text
 
     return case
+
+
+def reassign_to_b(app, world: World) -> str:
+    """A's marketer hands A's task to B's user: refused, the task stays unassigned."""
+    with session_of(app) as session:
+        task = Task(workspace_id=world.a.workspace, title="call", due_at=utcnow())
+        session.add(task)
+        session.commit()
+        task_id = task.id
+    page = choose_in_admin(
+        lambda a: f"/admin/tasks/{task_id}/assign",
+        lambda w: {"assignee_id": str(w.b.user)},
+        follow=True,
+    )(app, world)
+    with session_of(app) as session:
+        assert session.get(Task, task_id).assignee_id is None
+    return page
 
 
 # Admin inputs that take only the workspace's own rows, offered as its choices.
@@ -691,6 +712,12 @@ CHOSEN_FROM_THE_WORKSPACE = {
             "text": "你好",
         },
     ),
+    ("app.admin.tasks.forms.TaskForm", "assignee_id"): choose_in_admin(
+        lambda a: f"/admin/accounts/{a.account}/tasks",
+        lambda w: {"title": "call", "due_hours": "4", "assignee_id": str(w.b.user)},
+        follow=True,
+    ),
+    ("app.admin.tasks.forms.AssignTaskForm", "assignee_id"): reassign_to_b,
 }
 
 

@@ -50,6 +50,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "webhooks.manage": frozenset({Role.OWNER, Role.ADMIN}),
     # Routing rules and the first-touch SLA decide who sells to whom.
     "routing.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Tasks: everyone who sees contacts sees them; sales add and close their own (and pick
+    # up unassigned ones); reassigning and closing anyone's is the marketers'.
+    "tasks.view": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES, Role.VIEWER}),
+    "tasks.work": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    "tasks.assign": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # Rules that give owners tasks when an account enters a stage or a tier.
+    "task_rules.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     # The chat sidebar's actions: a note, a task, content sent into the chat.
     "sales.act": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),

@@ -9,18 +9,21 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import aliased
 
 from app.admin import bp, db
-from app.admin.access import requires, workspace_id
+from app.admin.access import can, requires, workspace_id
 from app.admin.labels import NOTIFICATION_KIND_LABELS
-from models import Channel, NotificationStatus, Role, Staff, StaffNotification
+from app.admin.tasks.forms import DigestForm
+from models import Channel, NotificationStatus, Role, Staff, StaffNotification, Workspace
 
 PAGE_SIZE = 50
 STATUS_LABELS = {
     NotificationStatus.PENDING: _l("Pending"),
+    NotificationStatus.HELD: _l("Held for tomorrow (daily cap)"),
     NotificationStatus.SENT: _l("Sent"),
     NotificationStatus.FAILED: _l("Failed"),
 }
 STATUS_BADGES = {
     NotificationStatus.PENDING: "warn",
+    NotificationStatus.HELD: "warn",
     NotificationStatus.SENT: "ok",
     NotificationStatus.FAILED: "error",
 }
@@ -103,6 +106,9 @@ def notifications():
         total=total,
         status_labels=STATUS_LABELS,
         status_badges=STATUS_BADGES,
+        digest_form=DigestForm(formdata=None, obj=db().get(Workspace, ws))
+        if can("wecom.manage")
+        else None,
     )
 
 

@@ -38,6 +38,7 @@ from app.admin.labels import stage_names
 from app.admin.lookups import paginate, scoped_or_404
 from app.admin.routing.presenters import EVENT_LABELS
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
+from app.admin.tasks.views import task_form_for_page
 from app.extensions import harpoon
 from core.jobs import Followups
 from crm import directory
@@ -47,6 +48,7 @@ from crm.users import assignable_users, users_by_name, workspace_user
 from models import Account, Contact
 from sales.ownership import owned_accounts_clause
 from sales.routing import account_timeline
+from sales.tasks import tasks_query
 from scoring.contributions import account_contributions
 from scoring.engine import Scorer, load_model
 from scoring.metrics import account_trend
@@ -142,6 +144,8 @@ def _account_page(
         "admin/account.html",
         account=account,
         owner=workspace_user(db(), ws, account.owner_id),
+        account_tasks=db().execute(tasks_query(ws, account_id=account.id).limit(20)).all(),
+        task_form=task_form_for_page(),
         form=form,
         attach_form=attach_form,
         contacts=contacts,

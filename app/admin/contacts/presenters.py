@@ -48,9 +48,9 @@ INTERACTION_LABELS = {
     "webinar.attend": _l("Attended a webinar"),
     "sales.meeting": _l("Met sales"),
     "sales.call": _l("Had a call with sales"),
-    "sales.task_done": _l("A task for them was done"),
-    "sales.note": _l("A salesperson noted something"),
-    "sales.chat_send": _l("Sent content in WeCom"),
+    "sales.task_done": _l("A sales task for them was done"),
+    "sales.note": _l("A salesperson wrote a note about them"),
+    "sales.chat_send": _l("Sent content in the WeCom chat by sales"),
 }
 # The properties worth a glance on the timeline, in display order.
 PROPERTY_LABELS = {

@@ -28,6 +28,7 @@ from app.admin.labels import ADD_WAY_LABELS, stage_names, tag_label
 from app.admin.lookups import paginate, scoped_or_404
 from app.admin.masking import reveal_for
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
+from app.admin.tasks.views import task_form_for_page
 from app.extensions import harpoon
 from core.jobs import Followups
 from crm import directory
@@ -38,6 +39,8 @@ from models import Account, AccountSource, Contact, ScoreEntry, Tag, TagSource, 
 from sales.notify import notify_owners
 from sales.ownership import owned_contacts_clause
 from sales.staff import contact_relations
+from sales.task_rules import tasks_for_scoring
+from sales.tasks import tasks_query
 from scoring.engine import Scorer, lead_score_at, load_model
 
 PAGE_SIZE = 50
@@ -116,6 +119,8 @@ def _contact_page(
     model = load_model(db(), ws)
     return render_template(
         "admin/contact.html",
+        contact_tasks=db().execute(tasks_query(ws, contact_id=contact.id).limit(20)).all(),
+        task_form=task_form_for_page(),
         identities=directory.identities_of(db(), ws, contact.id),
         reveal=reveal_for(db(), ws, current_user, [contact.id]),
         timeline=timeline_rows(directory.timeline(db(), ws, contact.id, TIMELINE_SIZE)),
@@ -293,6 +298,7 @@ def _rejudge(workspace_id: int, followups: Followups, *account_ids: int | None) 
     scorer = Scorer.load(db(), workspace_id)
     result = scorer.refresh_accounts([i for i in account_ids if i is not None])
     notify_owners(db(), result.alerts, followups)
+    tasks_for_scoring(db(), workspace_id, result)
 
 
 def detach_account(contact: Contact) -> None:

@@ -155,6 +155,11 @@ def _action(form, at: str) -> dict:
             action["tag_id"] = _whole(_text(form, f"{at}.tag_id"))
         case "set_stage":
             action["stage"] = _text(form, f"{at}.stage")
+        case "owner_task":
+            action["title"] = _text(form, f"{at}.title")
+            action["due_hours"] = _whole(_text(form, f"{at}.due_hours"))
+            if detail := _text(form, f"{at}.detail"):
+                action["detail"] = detail
         case "webhook":
             action["url"] = _text(form, f"{at}.url")
     return action

@@ -220,6 +220,12 @@ def describe_node(node: dict, names: Names) -> str:
                 text += f": {names.tag(action.get('tag_id'))}"
             elif kind == "set_stage":
                 text += f": {names.stage(action.get('stage'))}"
+            elif kind == "owner_task":
+                text += ": " + _(
+                    "%(title)s, due in %(hours)s h",
+                    title=str(action.get("title", ""))[:40],
+                    hours=action.get("due_hours", ""),
+                )
             elif kind == "webhook":
                 text += f": {action.get('url', '')}"
             elif kind == "template_message":

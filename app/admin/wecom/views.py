@@ -24,7 +24,7 @@ from core.references import USER
 from crm.channels import channels_of
 from crm.directory import accounts_per_owner
 from crm.tags import TagBook
-from models import Channel, ChannelKind, ContactWay, Staff, User
+from models import Channel, ChannelKind, ContactWay, Staff, User, Workspace
 from sales.contact_ways import (
     MAX_STAFF,
     WELCOME_PLACEHOLDERS,
@@ -258,5 +258,6 @@ def staff_detail(staff_id: int):
         page=customers.page,
         pages=customers.pages,
         accounts=staff_accounts(db(), member),
+        workspace_digest_minutes=db().get(Workspace, member.workspace_id).digest_minutes,
         add_way_labels=ADD_WAY_LABELS,
     )

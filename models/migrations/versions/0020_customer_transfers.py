@@ -1,7 +1,7 @@
 """customer transfers
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-07 15:54:01.676218
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import models.base
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
