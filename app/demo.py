@@ -35,6 +35,7 @@ from demo.seed import (
     STAFF,
     SeedingRefused,
     issue_demo_api_key,
+    open_demo_chat,
     register_tenant,
     register_tenants,
     seed_platform,
@@ -89,6 +90,13 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         click.echo(f"Harpoon   {base}  (health: {base}/healthz)")
         click.echo(f"Admin     {base}/admin/  sign in: {DEMO_LOGIN} / {DEMO_PASSWORD}")
         click.echo(f"Sandbox   {sandbox_url}  (state: {sandbox_url}/sandbox/state)")
+        chat_url = open_demo_chat(state, channels.wecom, base, sandbox_url)
+        click.echo(
+            f"WeCom     {chat_url}\n"
+            "          (张三's WeCom client with a customer's chat open and Harpoon's sidebar "
+            "beside it; 张三 is the admin sign-in, lisi@harpoon.local and wangwu@harpoon.local "
+            "are salespeople with the same password)"
+        )
         click.echo(
             f"Callbacks {callback_url(base, channels.oa)}, {callback_url(base, channels.wecom)}"
         )

@@ -43,6 +43,7 @@ from outreach.library.editing import (
     save_form,
 )
 from outreach.segments import Segment, save_segment
+from sales.routing import rules_of, save_rule
 from scoring.engine import refresh_accounts, save_model
 from scoring.model import Fit, Model, MqaRule
 from wechat.sandbox.simulator import CHANNELS, COMPANIES
@@ -117,7 +118,10 @@ def icp_csv(owner_email: str) -> bytes:
     writer.writerow(["公司名称", "行业", "地区", "员工数", "ACV", "域名", "负责人"])
     for name, industry, region in COMPANIES:
         employees, acv, domain = ICP_EXTRA.get(name, (500, 300000, ""))
-        writer.writerow([name, industry, region, employees, acv, domain, owner_email])
+        # The larger targets are the sign-in's; routing gives the others an owner when they
+        # heat up.
+        owner = owner_email if name in ICP_EXTRA else ""
+        writer.writerow([name, industry, region, employees, acv, domain, owner])
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -616,6 +620,27 @@ def demo_journey(tag_ids: dict[str, int]) -> dict:
             {"id": "done", "type": "exit"},
         ],
     }
+
+
+def seed_demo_routing(session: Session, workspace_id: int, user_ids: list[int]) -> None:
+    """Once per workspace: unowned accounts that reach MQA or surge, or whose people
+    appear, go round-robin to the demo's salespeople (the first-touch SLA's defaults)."""
+    if rules_of(session, workspace_id):
+        return
+    save_rule(
+        session,
+        workspace_id,
+        {
+            "name": "目标客户轮询",
+            "enabled": True,
+            "regions": [],
+            "industries": [],
+            "tiers": [],
+            "user_ids": user_ids,
+            "method": "round_robin",
+            "capacity": 20,
+        },
+    )
 
 
 def seed_demo_journey(session: Session, workspace_id: int, owner_id: int) -> None:

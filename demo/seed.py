@@ -8,6 +8,7 @@ The caller passes in the database, the sandbox's state and the WeChat clients; `
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from sqlalchemy import case, delete, func, or_, select
 
@@ -29,6 +30,7 @@ from demo.data import (
     seed_demo_content,
     seed_demo_journey,
     seed_demo_outreach,
+    seed_demo_routing,
     seed_demo_tagging,
 )
 from models import (
@@ -45,9 +47,12 @@ from models import (
     PageView,
     QrCode,
     Role,
+    RoutingAssignment,
     Tag,
     TagRemote,
     TagSyncItem,
+    Task,
+    TaskStatus,
     User,
 )
 from outreach import menus
@@ -55,7 +60,7 @@ from outreach.qr_codes import create_qr_code, renew_qr_code
 from sales.contact_ways import contact_way_for_state, create_contact_way
 from sales.staff import sync_staff
 from wechat.clients import WeChatClients
-from wechat.sandbox import wecom
+from wechat.sandbox import wecom, wecom_client
 from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant
 
 DEMO_WORKSPACE = "Demo"
@@ -66,6 +71,16 @@ DEMO_OA_APPID = "wxdemo0000000001"
 DEMO_CORP_ID = "wwdemo0000000001"
 STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
 OWNER_STAFF = "zhangsan"
+# The demo's other salespeople, mapped to their WeCom identities by email; they sign in
+# with the demo password and see their own accounts (role sales).
+SALES_LOGINS = {"lisi": "lisi@harpoon.local", "wangwu": "wangwu@harpoon.local"}
+# 张三's WeCom customer whose chat `make run` opens in the sandbox's WeCom client.
+DEMO_CUSTOMER = {
+    "external_userid": "wmDemoLiLei00000000000001",
+    "name": "李雷",
+    "corp_name": "上海华信科技有限公司",
+    "position": "信息中心主任",
+}
 DEMO_DIGEST_MINUTES = 15
 DEMO_MESSAGES_PER_DAY = 40
 CONTACT_STATES = ["expo2026-booth", "webinar"]
@@ -96,6 +111,11 @@ def seed_workspace(db, public_base: str) -> DemoChannels:
             # a handful of messages an hour, not one per alert.
             workspace.digest_minutes = DEMO_DIGEST_MINUTES
             workspace.staff_messages_per_day = DEMO_MESSAGES_PER_DAY
+            sellers = [owner.id] + [
+                create_user(session, workspace, email, STAFF[userid], DEMO_PASSWORD, Role.SALES).id
+                for userid, email in SALES_LOGINS.items()
+            ]
+            seed_demo_routing(session, workspace.id, sellers)
         found = {
             c.kind: c
             for c in session.scalars(select(Channel).where(Channel.workspace_id == workspace.id))
@@ -172,7 +192,7 @@ def seed_platform(
     for userid, name in STAFF.items():
         # The demo sign-in is 张三 in WeCom too: the owner of the target accounts gets
         # their alerts (MQA, surges, adds) as app messages.
-        email = DEMO_LOGIN if userid == OWNER_STAFF else ""
+        email = DEMO_LOGIN if userid == OWNER_STAFF else SALES_LOGINS.get(userid, "")
         wecom.add_staff(state, corp, userid, name, email=email)
     contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
     seed_contact_ways(db, channels.wecom, contact_client)
@@ -209,6 +229,23 @@ def forget_oa_tags(session, channel: Channel) -> None:
     synced = select(Tag).where(Tag.workspace_id == channel.workspace_id, Tag.sync_wechat)
     for tag in session.scalars(synced):
         queue_holders_sync(session, book, tag)
+
+
+def open_demo_chat(state: Sandbox, channel: Channel, base: str, sandbox_url: str) -> str:
+    """Harpoon's sidebar as the corp app's chat toolbar, 张三's customer 李雷 added (a
+    callback Harpoon records), and the sandbox WeCom-client URL with their chat open."""
+    corp = state.tenant(channel.app_id)
+    with state.lock:
+        wecom_client.client_state(corp).toolbar_url = f"{base}/wecom/{channel.id}/sidebar"
+    customer = DEMO_CUSTOMER["external_userid"]
+    if (OWNER_STAFF, customer) not in wecom.state_of(corp).follows:
+        wecom.add_external_contact(
+            state, corp, userid=OWNER_STAFF, state="expo2026-booth", **DEMO_CUSTOMER
+        )
+    query = urlencode(
+        {"corp_id": channel.app_id, "userid": OWNER_STAFF, "external_userid": customer}
+    )
+    return f"{sandbox_url}/sandbox/wecom/client?{query}"
 
 
 def seed_qr_codes(db, channel: Channel, client, public_base: str = "") -> dict[str, str]:
@@ -278,6 +315,8 @@ def status_line(db, state: Sandbox) -> str:
             select(Account.name, Account.score).order_by(Account.score.desc()).limit(1)
         ).first()
         mqa = session.scalar(select(func.count()).where(Account.mqa.is_(True)))
+        routed = session.scalar(select(func.count()).select_from(RoutingAssignment))
+        tasks = dict(session.execute(select(Task.status, func.count()).group_by(Task.status)).all())
         tiers = dict(
             session.execute(
                 select(Account.tier, func.count())
@@ -323,6 +362,8 @@ def status_line(db, state: Sandbox) -> str:
         f"  accounts: MQA {mqa}, tiers "
         + "/".join(str(tiers.get(tier, 0)) for tier in (1, 2, 3))
         + (f", hottest {hottest.name} {hottest.score:.0f}" if hottest and hottest.score else "")
+        + f" | routed {routed} | tasks open {tasks.get(TaskStatus.OPEN, 0)}, done "
+        f"{tasks.get(TaskStatus.DONE, 0)}"
         + "\n  journeys: "
         + (", ".join(f"{status} {count}" for status, count in sorted(enrolments.items())) or "-")
         + f" (entered mid-journey {mid_journey})"
