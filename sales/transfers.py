@@ -393,19 +393,14 @@ def send_transfer(session: Session, transfer: Transfer, client, now: datetime | 
 
 def _look_up_sending(session: Session, transfer: Transfer, client, now: datetime) -> None:
     """Items a crash left `sending`: WeCom's record decides; no record -> queued again."""
-    stale = list(
-        session.scalars(
-            select(TransferItem).where(
-                TransferItem.transfer_id == transfer.id,
-                TransferItem.workspace_id == transfer.workspace_id,
-                TransferItem.status == TransferItemStatus.SENDING,
-                TransferItem.sent_at < now - SENDING_GRACE,
-            )
-        )
+    stale_now = (
+        TransferItem.status == TransferItemStatus.SENDING,
+        TransferItem.sent_at < now - SENDING_GRACE,
     )
-    if not stale:
+    if not _any_item(session, transfer, *stale_now):
         return
     results = transfer_results(transfer, client)
+    stale = _lock_items(session, transfer, *stale_now)
     for item in stale:
         status, takeover_time = results.get(item.external_userid, (NO_RECORD, 0))
         sent_at = _aware(item.sent_at)
@@ -423,6 +418,46 @@ def _look_up_sending(session: Session, transfer: Transfer, client, now: datetime
             item.status, item.call_key, item.sent_at = TransferItemStatus.QUEUED, None, None
     _settle_accounts(session, transfer, {item.account_id for item in stale})
     session.commit()
+
+
+def _any_item(session: Session, transfer: Transfer, *where) -> bool:
+    return (
+        session.scalar(
+            select(TransferItem.id)
+            .where(
+                TransferItem.transfer_id == transfer.id,
+                TransferItem.workspace_id == transfer.workspace_id,
+                *where,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _lock_items(session: Session, transfer: Transfer, *where) -> list[TransferItem]:
+    """The transfer's items still matching, locked after WeCom answered (no lock is held
+    during the call). The transfer's row first: two checks of it apply WeCom's answer one
+    after the other, so the second finds the items the first settled no longer matching;
+    an item the drain holds (a transfer_fail callback) is left to it."""
+    session.execute(
+        select(Transfer.id)
+        .where(Transfer.id == transfer.id, Transfer.workspace_id == transfer.workspace_id)
+        .with_for_update(key_share=True)
+    )
+    return list(
+        session.scalars(
+            select(TransferItem)
+            .where(
+                TransferItem.transfer_id == transfer.id,
+                TransferItem.workspace_id == transfer.workspace_id,
+                *where,
+            )
+            .order_by(TransferItem.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def transfer_results(transfer: Transfer, client) -> dict[str, tuple[int, int]]:
@@ -453,17 +488,10 @@ def check_transfer(session: Session, transfer: Transfer, client, now: datetime |
     """Each waiting customer's status as WeCom reports it now; commits. Done customers move."""
     now = now or utcnow()
     _look_up_sending(session, transfer, client, now)
-    waiting = list(
-        session.scalars(
-            select(TransferItem).where(
-                TransferItem.transfer_id == transfer.id,
-                TransferItem.workspace_id == transfer.workspace_id,
-                TransferItem.status == TransferItemStatus.WAITING,
-            )
-        )
-    )
-    if waiting:
+    is_waiting = TransferItem.status == TransferItemStatus.WAITING
+    if _any_item(session, transfer, is_waiting):
         results = transfer_results(transfer, client)
+        waiting = _lock_items(session, transfer, is_waiting)
         for item in waiting:
             status, takeover_time = results.get(item.external_userid, (NO_RECORD, 0))
             if status in RESULT_STATUSES:
@@ -571,7 +599,9 @@ def _apply_result(
 
 
 def _complete(session: Session, transfer: Transfer, item: TransferItem, at: datetime) -> None:
-    """The takeover is done: the relation moves and the contact's open tasks follow."""
+    """The takeover is done: the relation moves and the contact's open tasks follow. Once."""
+    if item.status == TransferItemStatus.DONE:
+        return
     _final(item, TransferItemStatus.DONE, None, None)
     item.finished_at = at
     old = _relations(session, transfer.channel_id, transfer.handover_userid, [item.external_userid])

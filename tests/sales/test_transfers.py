@@ -9,6 +9,7 @@ import requests
 from marshmallow import ValidationError
 from sqlalchemy import select, update
 
+from app.jobs import refresh_transfers
 from core.jobs import Job
 from crm.channels import workspace_named
 from demo.seed import register_tenant
@@ -433,3 +434,47 @@ def test_customers_not_the_handovers_or_in_transfer_are_left_out(app, platform, 
         assert (new.not_customers, new.in_transfer) == (["wm_li"], ["wm_a"])
         session.rollback()
     assert first
+
+
+class _Racing:
+    """A client whose transfer_result call lets another worker check the transfer first
+    (the periodic refresh and the admin's refresh, both queued)."""
+
+    def __init__(self, app, transfer_id):
+        self.app, self.transfer_id, self.raced = app, transfer_id, False
+        self.client = client_of(app)
+
+    def post(self, endpoint, **kwargs):
+        if endpoint.endswith("transfer_result") and not self.raced:
+            self.raced = True
+            check(self.app, self.transfer_id)
+        return self.client.post(endpoint, **kwargs)
+
+
+def test_two_checks_at_once_apply_the_takeover_once(app, platform, corp):
+    if harpoon_of(app).db.engine.dialect.name != "postgresql":
+        pytest.skip("the embedded database runs one writing transaction at a time")
+    transfer_id = start(app, corp, ["wm_a", "wm_b"], account_id=corp["account_id"])
+    send(app, transfer_id)
+    advance(platform, DAY + 1)
+    with session_of(app) as session:
+        check_transfer(session, session.get(Transfer, transfer_id), _Racing(app, transfer_id))
+    assert set(statuses(app, transfer_id).values()) == {TransferItemStatus.DONE}
+    assert timeline(app, corp["account_id"]).count(AccountEventKind.TRANSFER) == 1
+    with session_of(app) as session:
+        taken = session.scalars(
+            select(FollowRelation).where(
+                FollowRelation.external_userid == "wm_a", FollowRelation.staff_userid == "lisi"
+            )
+        ).all()
+    assert len(taken) == 1
+
+
+def test_a_refresh_asks_for_one_check_per_transfer(app, platform, corp):
+    transfer_id = start(app, corp, ["wm_a"])
+    send(app, transfer_id)
+    with app.app_context():
+        refresh_transfers()
+        refresh_transfers()
+    checks = harpoon_of(app).queue.queue_of(Job.CHECK_TRANSFER)
+    assert [job.args for job in checks.jobs] == [(transfer_id,)]

@@ -242,7 +242,7 @@ def transfers_detail(transfer_id: int):
 @requires("transfers.manage")
 def transfers_refresh(transfer_id: int):
     transfer = scoped_or_404(Transfer, transfer_id)
-    if _enqueue(Job.CHECK_TRANSFER, transfer.id):
+    if _enqueue(Job.CHECK_TRANSFER, transfer.id, followup=True):
         flash(_("Asking WeCom for each customer's status: reload the page in a moment."), "success")
     else:
         flash(_("The job queue is unreachable: try again later."), "error")
@@ -304,10 +304,14 @@ def _names(ws: int) -> dict[tuple[int, str], str]:
     return {key: name or key[1] for key, name in staff_names(db(), ws).items()}
 
 
-def _enqueue(job: Job, transfer_id: int) -> bool:
-    """False when Redis is down: the periodic refresh picks the transfer up later."""
+def _enqueue(job: Job, transfer_id: int, *, followup: bool = False) -> bool:
+    """False when Redis is down: the periodic refresh picks the transfer up later. A
+    follow-up job is asked for once: a second ask while one waits makes no second job."""
     try:
-        harpoon().queue.enqueue(job, transfer_id)
+        if followup:
+            harpoon().queue.enqueue_followups({(job, transfer_id)})
+        else:
+            harpoon().queue.enqueue(job, transfer_id)
     except RedisError as exc:
         log.warning("%s for transfer %s could not be queued: %s", job, transfer_id, exc)
         return False
