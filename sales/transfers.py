@@ -403,9 +403,10 @@ def _look_up_sending(session: Session, transfer: Transfer, client, now: datetime
     stale = _lock_items(session, transfer, *stale_now)
     for item in stale:
         status, takeover_time = results.get(item.external_userid, (NO_RECORD, 0))
-        sent_at = _aware(item.sent_at)
-        if status == DONE and takeover_time and _from_ts(takeover_time) < sent_at:
-            status = NO_RECORD  # an earlier transfer's record, not this call's
+        if status in RESULT_STATUSES and _earlier_record(
+            session, transfer, item, status, takeover_time
+        ):
+            status = NO_RECORD
         if status in RESULT_STATUSES:
             log.info(
                 "transfer %s: %s was sent before a crash (status %s)",
@@ -418,6 +419,35 @@ def _look_up_sending(session: Session, transfer: Transfer, client, now: datetime
             item.status, item.call_key, item.sent_at = TransferItemStatus.QUEUED, None, None
     _settle_accounts(session, transfer, {item.account_id for item in stale})
     session.commit()
+
+
+def _earlier_record(
+    session: Session, transfer: Transfer, item: TransferItem, status: int, takeover_time: int
+) -> bool:
+    """transfer_result gives the pair's latest record per customer: it is an earlier
+    transfer's, not this call's, when it predates the item's send, or when an earlier item
+    of the same pair and customer ended with it (or still waits on it)."""
+    if status == DONE and takeover_time and _from_ts(takeover_time) < _aware(item.sent_at):
+        return True
+    return (
+        session.scalar(
+            select(TransferItem.id)
+            .join(Transfer, Transfer.id == TransferItem.transfer_id)
+            .where(
+                TransferItem.workspace_id == transfer.workspace_id,
+                TransferItem.channel_id == transfer.channel_id,
+                TransferItem.external_userid == item.external_userid,
+                TransferItem.id < item.id,
+                TransferItem.status == RESULT_STATUSES[status],
+                Transfer.workspace_id == transfer.workspace_id,
+                Transfer.kind == transfer.kind,
+                Transfer.handover_userid == transfer.handover_userid,
+                Transfer.takeover_userid == transfer.takeover_userid,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _any_item(session: Session, transfer: Transfer, *where) -> bool:

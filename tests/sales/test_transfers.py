@@ -478,3 +478,22 @@ def test_a_refresh_asks_for_one_check_per_transfer(app, platform, corp):
         refresh_transfers()
     checks = harpoon_of(app).queue.queue_of(Job.CHECK_TRANSFER)
     assert [job.args for job in checks.jobs] == [(transfer_id,)]
+
+
+def test_a_crashed_send_is_not_taken_for_an_earlier_refusal(app, platform, corp):
+    first = start(app, corp, ["wm_a"])
+    send(app, first)
+    answer = requests.post(
+        f"{platform.url}/sandbox/wecom/transfers/refuse",
+        json={"corp_id": WECOM_CREDS.app_id, "external_userid": "wm_a"},
+        timeout=5,
+    )
+    assert answer.status_code == 200, answer.text
+    settle(app, platform)
+    assert statuses(app, first) == {"wm_a": TransferItemStatus.REFUSED}
+    # The same customer again, to the same member: the job died before its call went out.
+    second = start(app, corp, ["wm_a"])
+    mark_sending(app, second, minutes_ago=5)
+    send(app, second)
+    assert statuses(app, second) == {"wm_a": TransferItemStatus.WAITING}
+    assert len(records(platform)) == 2
