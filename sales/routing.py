@@ -642,6 +642,22 @@ def check_sla(
     deadline; past it without, escalated or (once) reassigned, as the settings say."""
     now = now or utcnow()
     result = SlaResult()
+    # The accounts first, in id order, as the drain's route() locks them before the rules:
+    # the other order would deadlock with it.
+    session.execute(
+        select(Account.id)
+        .where(
+            Account.workspace_id == workspace_id,
+            Account.id.in_(
+                select(RoutingAssignment.account_id).where(
+                    RoutingAssignment.workspace_id == workspace_id,
+                    RoutingAssignment.outcome == AssignmentOutcome.PENDING,
+                )
+            ),
+        )
+        .order_by(Account.id)
+        .with_for_update(key_share=True)
+    )
     pending = list(
         session.scalars(
             select(RoutingAssignment)
