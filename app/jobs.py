@@ -238,7 +238,7 @@ def score_workspace(workspace_id: int, method: str) -> dict:
     followups = Followups()
     with h.db.session() as session:
         result = getattr(Scorer.load(session, workspace_id), method)()
-        routing.route(session, workspace_id, result.alerts, (), followups)
+        routing.route_guarded(session, workspace_id, result.alerts, (), followups)
         notify.notify_owners(session, result.alerts, followups)
         tasks_for_scoring(session, workspace_id, result)
         session.commit()

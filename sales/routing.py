@@ -418,15 +418,27 @@ class RoutedBatch(Protocol):
 def route_accounts(
     session: Session, batch: RoutedBatch, alerts: Iterable, now: datetime | None = None
 ) -> list[RoutingAssignment]:
-    """The drain's call, after scoring: route what the batch's alerts and people ask for.
-    In a savepoint of its own: a routing that fails costs the batch none of its scores."""
+    """The drain's call, after scoring: route what the batch's alerts and people ask for."""
+    return route_guarded(session, batch.workspace_id, alerts, batch.touched, batch.followups, now)
+
+
+def route_guarded(
+    session: Session,
+    workspace_id: int,
+    alerts: Iterable,
+    touched_contacts: Iterable[int] = (),
+    followups: Followups | None = None,
+    now: datetime | None = None,
+) -> list[RoutingAssignment]:
+    """route() in a savepoint of its own, for callers that scored first (the drain, the
+    scoring jobs): a routing that fails is logged and costs them none of their scores."""
     try:
         with session.begin_nested():
-            return route(session, batch.workspace_id, alerts, batch.touched, batch.followups, now)
+            return route(session, workspace_id, alerts, touched_contacts, followups, now)
     except Exception as exc:
         if is_rerunnable(exc):
-            raise  # the batch runs again
-        log.exception("routing failed for workspace %s", batch.workspace_id)
+            raise  # the caller's work runs again
+        log.exception("routing failed for workspace %s", workspace_id)
         return []
 
 
