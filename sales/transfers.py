@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from marshmallow import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from core.references import CHANNEL, STAFF, Reference, check_references, declare
@@ -47,6 +47,7 @@ from models import (
     TransferItem,
     TransferItemStatus,
     TransferKind,
+    User,
     utcnow,
 )
 from sales.tasks import record_account_event
@@ -288,6 +289,59 @@ def staff_accounts_with_customers(session: Session, workspace_id: int, account_i
         )
         .order_by(Staff.name, Staff.id)
     ).all()
+
+
+def transfers_query(workspace_id: int) -> Select:
+    """The workspace's transfers with their creator's name, newest first."""
+    return (
+        select(Transfer, User.name)
+        .outerjoin(User, (User.id == Transfer.created_by) & (User.workspace_id == workspace_id))
+        .where(Transfer.workspace_id == workspace_id)
+        .order_by(Transfer.created_at.desc(), Transfer.id.desc())
+    )
+
+
+def transfer_items_query(workspace_id: int, transfer_id: int) -> Select:
+    """The transfer's items with their contact and account (either may be None), in order."""
+    return (
+        select(TransferItem, Contact, Account)
+        .outerjoin(
+            Contact,
+            (Contact.id == TransferItem.contact_id) & (Contact.workspace_id == workspace_id),
+        )
+        .outerjoin(
+            Account,
+            (Account.id == TransferItem.account_id) & (Account.workspace_id == workspace_id),
+        )
+        .where(TransferItem.transfer_id == transfer_id, TransferItem.workspace_id == workspace_id)
+        .order_by(TransferItem.id)
+    )
+
+
+def staff_members(session: Session, workspace_id: int) -> list[Staff]:
+    """The workspace's staff of every corp, by name: who may hand customers over."""
+    return list(
+        session.scalars(
+            select(Staff)
+            .where(Staff.workspace_id == workspace_id)
+            .order_by(Staff.name, Staff.userid)
+        )
+    )
+
+
+def takeover_choices(session: Session, workspace_id: int, channel_id: int) -> list[Staff]:
+    """The corp's active staff, by name: who may take customers over."""
+    return list(
+        session.scalars(
+            select(Staff)
+            .where(
+                Staff.workspace_id == workspace_id,
+                Staff.channel_id == channel_id,
+                Staff.active.is_(True),
+            )
+            .order_by(Staff.name, Staff.userid)
+        )
+    )
 
 
 def unassigned_customers(client, handover_userid: str | None = None) -> list[dict]:

@@ -497,3 +497,31 @@ def test_a_crashed_send_is_not_taken_for_an_earlier_refusal(app, platform, corp)
     send(app, second)
     assert statuses(app, second) == {"wm_a": TransferItemStatus.WAITING}
     assert len(records(platform)) == 2
+
+
+def test_the_pages_lookups_keep_to_their_workspace(app, platform, corp):
+    transfer_id = start(app, corp, ["wm_a"])
+    other_channel = make_channel(
+        app, "wecom", Credentials("wwother", "othertoken", WECOM_CREDS.aes_key), workspace="rival"
+    )
+    with session_of(app) as session:
+        rival = session.get(Channel, other_channel)
+        session.add(
+            Staff(workspace_id=rival.workspace_id, channel_id=rival.id, userid="spy", name="间谍")
+        )
+        session.commit()
+        ws, rival_ws = workspace_named(session, "acme").id, rival.workspace_id
+        assert [t.id for t, _name in session.execute(transfers.transfers_query(ws))] == [
+            transfer_id
+        ]
+        assert session.execute(transfers.transfers_query(rival_ws)).all() == []
+        assert len(session.execute(transfers.transfer_items_query(ws, transfer_id)).all()) == 1
+        assert session.execute(transfers.transfer_items_query(rival_ws, transfer_id)).all() == []
+        assert [m.userid for m in transfers.staff_members(session, rival_ws)] == ["spy"]
+        assert "spy" not in {m.userid for m in transfers.staff_members(session, ws)}
+        assert transfers.takeover_choices(session, ws, other_channel) == []
+        assert {m.userid for m in transfers.takeover_choices(session, ws, corp["channel_id"])} == {
+            "zhangsan",
+            "lisi",
+            "wangwu",
+        }

@@ -9,7 +9,6 @@ from flask_babel import ngettext
 from flask_login import current_user
 from marshmallow import ValidationError as SchemaError
 from redis.exceptions import RedisError
-from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
@@ -19,14 +18,18 @@ from app.admin.transfers.forms import ACCOUNT, ALL, CHOSEN, TransferForm, staff_
 from app.admin.transfers.presenters import item_error, labels, summary
 from app.extensions import harpoon
 from core.jobs import Job
-from models import Account, Channel, Contact, Staff, Transfer, TransferItem, TransferKind, User
+from models import Account, Channel, Staff, Transfer, TransferKind, User
 from sales.staff import customer_counts, staff_names
 from sales.transfers import (
     account_customers,
     create_transfer,
     current_customers,
     staff_accounts_with_customers,
+    staff_members,
     status_counts,
+    takeover_choices,
+    transfer_items_query,
+    transfers_query,
     unassigned_customers,
 )
 from wechat.clients import WeChatApiError
@@ -50,20 +53,10 @@ ERROR_FIELDS = {
 @requires("transfers.manage")
 def transfers():
     ws = workspace_id()
-    listed = paginate(
-        select(Transfer, User.name)
-        .outerjoin(User, (User.id == Transfer.created_by) & (User.workspace_id == ws))
-        .where(Transfer.workspace_id == ws)
-        .order_by(Transfer.created_at.desc(), Transfer.id.desc()),
-        PAGE_SIZE,
-    )
+    listed = paginate(transfers_query(ws), PAGE_SIZE)
     counts = status_counts(db(), ws, [transfer.id for transfer, _name in listed.rows])
     customers = customer_counts(db(), ws)
-    members = (
-        db()
-        .scalars(select(Staff).where(Staff.workspace_id == ws).order_by(Staff.name, Staff.userid))
-        .all()
-    )
+    members = staff_members(db(), ws)
     return render_template(
         "admin/transfers.html",
         rows=[(t, name, summary(counts[t.id])) for t, name in listed.rows],
@@ -83,19 +76,7 @@ def transfers_new(staff_id: int):
     kind = TransferKind.IN_SERVICE if handover.active else TransferKind.DEPARTED
     form = TransferForm()
     ws = workspace_id()
-    colleagues = (
-        db()
-        .scalars(
-            select(Staff)
-            .where(
-                Staff.workspace_id == ws,
-                Staff.channel_id == handover.channel_id,
-                Staff.active.is_(True),
-            )
-            .order_by(Staff.name, Staff.userid)
-        )
-        .all()
-    )
+    colleagues = takeover_choices(db(), ws, handover.channel_id)
     form.takeover.choices = staff_choices(colleagues, handover.id)
     customers, wecom_error = _customers(handover, kind)
     accounts = {}
@@ -207,14 +188,7 @@ def transfers_new(staff_id: int):
 def transfers_detail(transfer_id: int):
     transfer = scoped_or_404(Transfer, transfer_id)
     ws = workspace_id()
-    listed = paginate(
-        select(TransferItem, Contact, Account)
-        .outerjoin(Contact, (Contact.id == TransferItem.contact_id) & (Contact.workspace_id == ws))
-        .outerjoin(Account, (Account.id == TransferItem.account_id) & (Account.workspace_id == ws))
-        .where(TransferItem.transfer_id == transfer.id, TransferItem.workspace_id == ws)
-        .order_by(TransferItem.id),
-        ITEMS_PAGE_SIZE,
-    )
+    listed = paginate(transfer_items_query(ws, transfer.id), ITEMS_PAGE_SIZE)
     names = _names(ws)
     return render_template(
         "admin/transfer.html",
