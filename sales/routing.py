@@ -355,6 +355,7 @@ class _Router:
             text=f"「{account.name}」已分配给你：{reason}。请在 {self.local(due)} 前首次跟进。",
             dedupe_key=f"routed:{assignment.id}",
             followups=self.followups,
+            summary=f"分配给你，请在 {self.local(due)} 前首次跟进",
         )
         return assignment
 
@@ -810,6 +811,7 @@ def _escalate(router: _Router, assignment, account: Account, touch: Touch | None
         text=f"「{account.name}」已超过首次跟进时限，已上报 {told}：请尽快跟进。",
         dedupe_key=f"sla-escalated-owner:{assignment.id}",
         followups=router.followups,
+        summary="首次跟进超时，请尽快跟进",
     )
 
 

@@ -415,3 +415,20 @@ def test_a_breach_check_and_a_drain_routing_at_once_take_their_locks_in_one_orde
     checking.join(timeout=30)
     assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
     assert outcome[0].reassigned == 1
+
+
+def test_the_owners_routing_notes_read_short_under_the_account_in_a_digest(app, sales):
+    make_routing_rule(app, "全国", [sales["张三"]])
+    account = make_account(app, "华信")
+    route(app, mqa(account))
+    check(app, MONDAY_NOON)
+    with session_of(app) as session:
+        notes = session.execute(
+            select(StaffNotification.kind, StaffNotification.summary, StaffNotification.account_id)
+            .where(StaffNotification.staff_userid == "zhangsan")
+            .order_by(StaffNotification.id)
+        ).all()
+    assert notes == [
+        ("account_routed", "分配给你，请在 12-07 12:00 前首次跟进", account),
+        ("sla_escalated", "首次跟进超时，请尽快跟进", account),
+    ]
