@@ -238,7 +238,7 @@ def score_workspace(workspace_id: int, method: str) -> dict:
     followups = Followups()
     with h.db.session() as session:
         result = getattr(Scorer.load(session, workspace_id), method)()
-        routing.route(session, workspace_id, result.alerts, (), followups)
+        routing.route_guarded(session, workspace_id, result.alerts, (), followups)
         notify.notify_owners(session, result.alerts, followups)
         tasks_for_scoring(session, workspace_id, result)
         session.commit()
@@ -402,7 +402,7 @@ def send_transfer(transfer_id: int) -> dict:
         return dict(transfers.status_counts(session, row.workspace_id, [row.id])[row.id])
 
 
-@job(Job.CHECK_TRANSFER)
+@job(Job.CHECK_TRANSFER, followup=True)
 def check_transfer(transfer_id: int) -> dict:
     """Each waiting customer's takeover as WeCom reports it; done ones move in Harpoon."""
     with harpoon().db.session() as session:
@@ -418,9 +418,9 @@ def refresh_transfers() -> int:
     queue = harpoon().queue
     with harpoon().db.session() as session:
         check, lost = transfers.transfers_due(session)
-    # No job ids: both jobs are safe to repeat, and a failed job keeps its id for a day.
-    for transfer_id in check:
-        queue.enqueue(Job.CHECK_TRANSFER, transfer_id)
+    # A check is a follow-up (one waits per transfer, whoever asked); no job id for a
+    # lost send: it is safe to repeat, and a failed job keeps its id for a day.
+    queue.enqueue_followups({(Job.CHECK_TRANSFER, transfer_id) for transfer_id in check})
     for transfer_id in lost:
         queue.enqueue(Job.SEND_TRANSFER, transfer_id)
     if lost:

@@ -109,7 +109,11 @@ def notify_owner(
     if account.owner_id is None:
         return 0
     staff = session.scalars(
-        select(Staff).where(Staff.user_id == account.owner_id, Staff.active.is_(True))
+        select(Staff).where(
+            Staff.workspace_id == account.workspace_id,
+            Staff.user_id == account.owner_id,
+            Staff.active.is_(True),
+        )
     ).all()
     return sum(
         notify_staff(

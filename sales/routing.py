@@ -355,6 +355,7 @@ class _Router:
             text=f"「{account.name}」已分配给你：{reason}。请在 {self.local(due)} 前首次跟进。",
             dedupe_key=f"routed:{assignment.id}",
             followups=self.followups,
+            summary=f"分配给你，请在 {self.local(due)} 前首次跟进",
         )
         return assignment
 
@@ -418,15 +419,27 @@ class RoutedBatch(Protocol):
 def route_accounts(
     session: Session, batch: RoutedBatch, alerts: Iterable, now: datetime | None = None
 ) -> list[RoutingAssignment]:
-    """The drain's call, after scoring: route what the batch's alerts and people ask for.
-    In a savepoint of its own: a routing that fails costs the batch none of its scores."""
+    """The drain's call, after scoring: route what the batch's alerts and people ask for."""
+    return route_guarded(session, batch.workspace_id, alerts, batch.touched, batch.followups, now)
+
+
+def route_guarded(
+    session: Session,
+    workspace_id: int,
+    alerts: Iterable,
+    touched_contacts: Iterable[int] = (),
+    followups: Followups | None = None,
+    now: datetime | None = None,
+) -> list[RoutingAssignment]:
+    """route() in a savepoint of its own, for callers that scored first (the drain, the
+    scoring jobs): a routing that fails is logged and costs them none of their scores."""
     try:
         with session.begin_nested():
-            return route(session, batch.workspace_id, alerts, batch.touched, batch.followups, now)
+            return route(session, workspace_id, alerts, touched_contacts, followups, now)
     except Exception as exc:
         if is_rerunnable(exc):
-            raise  # the batch runs again
-        log.exception("routing failed for workspace %s", batch.workspace_id)
+            raise  # the caller's work runs again
+        log.exception("routing failed for workspace %s", workspace_id)
         return []
 
 
@@ -642,6 +655,22 @@ def check_sla(
     deadline; past it without, escalated or (once) reassigned, as the settings say."""
     now = now or utcnow()
     result = SlaResult()
+    # The accounts first, in id order, as the drain's route() locks them before the rules:
+    # the other order would deadlock with it.
+    session.execute(
+        select(Account.id)
+        .where(
+            Account.workspace_id == workspace_id,
+            Account.id.in_(
+                select(RoutingAssignment.account_id).where(
+                    RoutingAssignment.workspace_id == workspace_id,
+                    RoutingAssignment.outcome == AssignmentOutcome.PENDING,
+                )
+            ),
+        )
+        .order_by(Account.id)
+        .with_for_update(key_share=True)
+    )
     pending = list(
         session.scalars(
             select(RoutingAssignment)
@@ -782,6 +811,7 @@ def _escalate(router: _Router, assignment, account: Account, touch: Touch | None
         text=f"「{account.name}」已超过首次跟进时限，已上报 {told}：请尽快跟进。",
         dedupe_key=f"sla-escalated-owner:{assignment.id}",
         followups=router.followups,
+        summary="首次跟进超时，请尽快跟进",
     )
 
 

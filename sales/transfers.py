@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from marshmallow import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from core.references import CHANNEL, STAFF, Reference, check_references, declare
@@ -47,6 +47,7 @@ from models import (
     TransferItem,
     TransferItemStatus,
     TransferKind,
+    User,
     utcnow,
 )
 from sales.tasks import record_account_event
@@ -290,6 +291,59 @@ def staff_accounts_with_customers(session: Session, workspace_id: int, account_i
     ).all()
 
 
+def transfers_query(workspace_id: int) -> Select:
+    """The workspace's transfers with their creator's name, newest first."""
+    return (
+        select(Transfer, User.name)
+        .outerjoin(User, (User.id == Transfer.created_by) & (User.workspace_id == workspace_id))
+        .where(Transfer.workspace_id == workspace_id)
+        .order_by(Transfer.created_at.desc(), Transfer.id.desc())
+    )
+
+
+def transfer_items_query(workspace_id: int, transfer_id: int) -> Select:
+    """The transfer's items with their contact and account (either may be None), in order."""
+    return (
+        select(TransferItem, Contact, Account)
+        .outerjoin(
+            Contact,
+            (Contact.id == TransferItem.contact_id) & (Contact.workspace_id == workspace_id),
+        )
+        .outerjoin(
+            Account,
+            (Account.id == TransferItem.account_id) & (Account.workspace_id == workspace_id),
+        )
+        .where(TransferItem.transfer_id == transfer_id, TransferItem.workspace_id == workspace_id)
+        .order_by(TransferItem.id)
+    )
+
+
+def staff_members(session: Session, workspace_id: int) -> list[Staff]:
+    """The workspace's staff of every corp, by name: who may hand customers over."""
+    return list(
+        session.scalars(
+            select(Staff)
+            .where(Staff.workspace_id == workspace_id)
+            .order_by(Staff.name, Staff.userid)
+        )
+    )
+
+
+def takeover_choices(session: Session, workspace_id: int, channel_id: int) -> list[Staff]:
+    """The corp's active staff, by name: who may take customers over."""
+    return list(
+        session.scalars(
+            select(Staff)
+            .where(
+                Staff.workspace_id == workspace_id,
+                Staff.channel_id == channel_id,
+                Staff.active.is_(True),
+            )
+            .order_by(Staff.name, Staff.userid)
+        )
+    )
+
+
 def unassigned_customers(client, handover_userid: str | None = None) -> list[dict]:
     """Departed members' customers not handed over yet (get_unassigned_list, every page):
     [{handover_userid, external_userid, dimission_time}], only `handover_userid`'s if given."""
@@ -393,24 +447,20 @@ def send_transfer(session: Session, transfer: Transfer, client, now: datetime | 
 
 def _look_up_sending(session: Session, transfer: Transfer, client, now: datetime) -> None:
     """Items a crash left `sending`: WeCom's record decides; no record -> queued again."""
-    stale = list(
-        session.scalars(
-            select(TransferItem).where(
-                TransferItem.transfer_id == transfer.id,
-                TransferItem.workspace_id == transfer.workspace_id,
-                TransferItem.status == TransferItemStatus.SENDING,
-                TransferItem.sent_at < now - SENDING_GRACE,
-            )
-        )
+    stale_now = (
+        TransferItem.status == TransferItemStatus.SENDING,
+        TransferItem.sent_at < now - SENDING_GRACE,
     )
-    if not stale:
+    if not _any_item(session, transfer, *stale_now):
         return
     results = transfer_results(transfer, client)
+    stale = _lock_items(session, transfer, *stale_now)
     for item in stale:
         status, takeover_time = results.get(item.external_userid, (NO_RECORD, 0))
-        sent_at = _aware(item.sent_at)
-        if status == DONE and takeover_time and _from_ts(takeover_time) < sent_at:
-            status = NO_RECORD  # an earlier transfer's record, not this call's
+        if status in RESULT_STATUSES and _earlier_record(
+            session, transfer, item, status, takeover_time
+        ):
+            status = NO_RECORD
         if status in RESULT_STATUSES:
             log.info(
                 "transfer %s: %s was sent before a crash (status %s)",
@@ -423,6 +473,75 @@ def _look_up_sending(session: Session, transfer: Transfer, client, now: datetime
             item.status, item.call_key, item.sent_at = TransferItemStatus.QUEUED, None, None
     _settle_accounts(session, transfer, {item.account_id for item in stale})
     session.commit()
+
+
+def _earlier_record(
+    session: Session, transfer: Transfer, item: TransferItem, status: int, takeover_time: int
+) -> bool:
+    """transfer_result gives the pair's latest record per customer: it is an earlier
+    transfer's, not this call's, when it predates the item's send, or when an earlier item
+    of the same pair and customer ended with it (or still waits on it)."""
+    if status == DONE and takeover_time and _from_ts(takeover_time) < _aware(item.sent_at):
+        return True
+    return (
+        session.scalar(
+            select(TransferItem.id)
+            .join(Transfer, Transfer.id == TransferItem.transfer_id)
+            .where(
+                TransferItem.workspace_id == transfer.workspace_id,
+                TransferItem.channel_id == transfer.channel_id,
+                TransferItem.external_userid == item.external_userid,
+                TransferItem.id < item.id,
+                TransferItem.status == RESULT_STATUSES[status],
+                Transfer.workspace_id == transfer.workspace_id,
+                Transfer.kind == transfer.kind,
+                Transfer.handover_userid == transfer.handover_userid,
+                Transfer.takeover_userid == transfer.takeover_userid,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _any_item(session: Session, transfer: Transfer, *where) -> bool:
+    return (
+        session.scalar(
+            select(TransferItem.id)
+            .where(
+                TransferItem.transfer_id == transfer.id,
+                TransferItem.workspace_id == transfer.workspace_id,
+                *where,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _lock_items(session: Session, transfer: Transfer, *where) -> list[TransferItem]:
+    """The transfer's items still matching, locked after WeCom answered (no lock is held
+    during the call). The transfer's row first: two checks of it apply WeCom's answer one
+    after the other, so the second finds the items the first settled no longer matching;
+    an item the drain holds (a transfer_fail callback) is left to it."""
+    session.execute(
+        select(Transfer.id)
+        .where(Transfer.id == transfer.id, Transfer.workspace_id == transfer.workspace_id)
+        .with_for_update(key_share=True)
+    )
+    return list(
+        session.scalars(
+            select(TransferItem)
+            .where(
+                TransferItem.transfer_id == transfer.id,
+                TransferItem.workspace_id == transfer.workspace_id,
+                *where,
+            )
+            .order_by(TransferItem.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def transfer_results(transfer: Transfer, client) -> dict[str, tuple[int, int]]:
@@ -453,17 +572,10 @@ def check_transfer(session: Session, transfer: Transfer, client, now: datetime |
     """Each waiting customer's status as WeCom reports it now; commits. Done customers move."""
     now = now or utcnow()
     _look_up_sending(session, transfer, client, now)
-    waiting = list(
-        session.scalars(
-            select(TransferItem).where(
-                TransferItem.transfer_id == transfer.id,
-                TransferItem.workspace_id == transfer.workspace_id,
-                TransferItem.status == TransferItemStatus.WAITING,
-            )
-        )
-    )
-    if waiting:
+    is_waiting = TransferItem.status == TransferItemStatus.WAITING
+    if _any_item(session, transfer, is_waiting):
         results = transfer_results(transfer, client)
+        waiting = _lock_items(session, transfer, is_waiting)
         for item in waiting:
             status, takeover_time = results.get(item.external_userid, (NO_RECORD, 0))
             if status in RESULT_STATUSES:
@@ -571,7 +683,9 @@ def _apply_result(
 
 
 def _complete(session: Session, transfer: Transfer, item: TransferItem, at: datetime) -> None:
-    """The takeover is done: the relation moves and the contact's open tasks follow."""
+    """The takeover is done: the relation moves and the contact's open tasks follow. Once."""
+    if item.status == TransferItemStatus.DONE:
+        return
     _final(item, TransferItemStatus.DONE, None, None)
     item.finished_at = at
     old = _relations(session, transfer.channel_id, transfer.handover_userid, [item.external_userid])

@@ -87,6 +87,10 @@ NOTIFICATION_KIND_LABELS = {
     "customer_lost": _l("A customer deleted them"),
     "account_mqa": _l("An account they own reached MQA"),
     "account_surge": _l("An account they own is surging"),
+    "account_routed": _l("An account was routed to them"),
+    "routing_unassigned": _l("An account could not be routed"),
+    "sla_escalated": _l("A first touch is overdue"),
+    "sla_reassigned": _l("An account was reassigned for a missed first touch"),
 }
 
 # FollowRelation.add_way: how a customer reached the salesperson (WeCom's codes worth a name).

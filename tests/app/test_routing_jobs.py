@@ -54,3 +54,21 @@ def test_an_mqa_found_by_the_daily_refresh_is_routed_too(app):
         assert session.get(Account, ids["甲公司"]).owner_id == zhang
         assert session.get(Account, ids["丙公司"]).owner_id is None  # not an MQA
         assert session.scalars(select(RoutingAssignment.trigger)).all() == ["mqa"]
+
+
+def test_a_routing_that_fails_costs_the_refresh_none_of_its_scores(app, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise ValueError("a routing bug")
+
+    monkeypatch.setattr(routing, "route", broken)
+    make_routing_rule(app, "全国", [make_salesperson(app, "张三", "zhangsan")])
+    ids = committee_accounts(app)
+    with session_of(app) as session:
+        session.get(Account, ids["甲公司"]).mqa = False
+        session.commit()
+    with app.app_context():
+        summary = score_workspace(workspace_id(app), "refresh_workspace")
+    assert summary["alerts"] >= 1
+    with session_of(app) as session:
+        assert session.get(Account, ids["甲公司"]).mqa is True
+        assert session.scalars(select(RoutingAssignment)).all() == []

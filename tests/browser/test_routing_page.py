@@ -46,6 +46,7 @@ def test_a_marketer_makes_a_rule_and_sees_the_assignments(app, live_server, page
     expect(page.locator("table.routing-assignments tbody tr")).to_have_count(3)
     expect(page.locator("table.routing-assignments")).to_contain_text("已上报")
     expect(page.locator("table.routing-assignments")).to_contain_text("待首次跟进")
+    expect(page.locator("input[name=sla_hours]")).to_have_value("4")
 
     page.click("text=新建规则")
     page.fill("input[name=name]", "一级账户")

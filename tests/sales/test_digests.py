@@ -7,11 +7,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from models import Channel, NotificationStatus, StaffNotification, User, Workspace
-from sales.notify import digests_due, notify_staff, send_notifications
-from tests.factories import make_account, make_task
+from models import (
+    Account,
+    Channel,
+    NotificationStatus,
+    Staff,
+    StaffNotification,
+    User,
+    Workspace,
+)
+from sales.notify import digests_due, notify_owner, notify_staff, send_notifications
+from tests.factories import make_account, make_channel, make_salesperson, make_task
 from tests.helpers import WECOM_CREDS, harpoon_of, session_of
 from wechat.sandbox import wecom
+from wechat.simulate import Credentials
 
 pytestmark = pytest.mark.sandbox
 
@@ -152,3 +161,24 @@ def test_a_task_due_soon_is_reminded_once_and_daily_when_overdue(app, platform, 
         assert corp not in digests_due(session, T0 + timedelta(hours=5))
     send(app, corp, T0 + timedelta(days=1, minutes=1))
     assert messages(platform)[-1] == "华信科技：任务「给李总打电话」已逾期"
+
+
+def test_an_owners_note_goes_only_to_staff_of_the_accounts_workspace(app):
+    owner = make_salesperson(app, "张三", "zhangsan")
+    account_id = make_account(app, "华信", owner_id=owner)
+    rival_corp = make_channel(
+        app, "wecom", Credentials("wwrival", "rivaltoken", WECOM_CREDS.aes_key), workspace="rival"
+    )
+    with session_of(app) as session:
+        rival = session.get(Channel, rival_corp)
+        # Written around the validation: a rival member claiming acme's user.
+        session.add(
+            Staff(workspace_id=rival.workspace_id, channel_id=rival.id, userid="spy", user_id=owner)
+        )
+        session.commit()
+        told = notify_owner(
+            session, session.get(Account, account_id), kind="journey", text="跟进", dedupe_key="k"
+        )
+        session.commit()
+        assert told == 1
+        assert session.scalars(select(StaffNotification.staff_userid)).all() == ["zhangsan"]

@@ -1,5 +1,7 @@
 """Routing hot accounts without an owner, and the first-touch SLA with a moved clock."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,7 +30,7 @@ from tests.factories import (
     make_user,
     workspace_id,
 )
-from tests.helpers import session_of
+from tests.helpers import harpoon_of, session_of
 
 # Friday 17:00 in Shanghai: 4 working hours later is Monday 12:00 (04:00 UTC).
 FRIDAY_5PM = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -382,3 +384,51 @@ def test_a_rule_stored_around_the_check_never_routes_to_another_workspaces_user(
         session.commit()
     account = make_account(app, "华信")
     assert route(app, mqa(account)) == [(account, None, "unassigned")]
+
+
+def test_a_breach_check_and_a_drain_routing_at_once_take_their_locks_in_one_order(app, sales):
+    """The drain's route() locks the accounts, then the rules; the check that reassigns a
+    breached account does the same, so neither waits on the other in a circle."""
+    if harpoon_of(app).db.engine.dialect.name != "postgresql":
+        pytest.skip("the embedded database runs one writing transaction at a time")
+    make_routing_rule(app, "全国", [sales["张三"], sales["李四"]])
+    account = make_account(app, "华信")
+    route(app, mqa(account))
+    check(app, FRIDAY_5PM, breach_action="reassign")
+    outcome: list = []
+
+    def breach_check():
+        try:
+            outcome.append(check(app, MONDAY_NOON))
+        except Exception as exc:  # the main thread asserts on it
+            outcome.append(exc)
+
+    with session_of(app) as drain:
+        drain.scalars(
+            select(Account).where(Account.id == account).with_for_update(key_share=True)
+        ).all()
+        checking = threading.Thread(target=breach_check)
+        checking.start()
+        time.sleep(0.5)  # the check reaches its locks
+        drain.scalars(select(RoutingRule).order_by(RoutingRule.id).with_for_update()).all()
+        drain.commit()
+    checking.join(timeout=30)
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert outcome[0].reassigned == 1
+
+
+def test_the_owners_routing_notes_read_short_under_the_account_in_a_digest(app, sales):
+    make_routing_rule(app, "全国", [sales["张三"]])
+    account = make_account(app, "华信")
+    route(app, mqa(account))
+    check(app, MONDAY_NOON)
+    with session_of(app) as session:
+        notes = session.execute(
+            select(StaffNotification.kind, StaffNotification.summary, StaffNotification.account_id)
+            .where(StaffNotification.staff_userid == "zhangsan")
+            .order_by(StaffNotification.id)
+        ).all()
+    assert notes == [
+        ("account_routed", "分配给你，请在 12-07 12:00 前首次跟进", account),
+        ("sla_escalated", "首次跟进超时，请尽快跟进", account),
+    ]

@@ -9,6 +9,7 @@ import requests
 from marshmallow import ValidationError
 from sqlalchemy import select, update
 
+from app.jobs import refresh_transfers
 from core.jobs import Job
 from crm.channels import workspace_named
 from demo.seed import register_tenant
@@ -433,3 +434,94 @@ def test_customers_not_the_handovers_or_in_transfer_are_left_out(app, platform, 
         assert (new.not_customers, new.in_transfer) == (["wm_li"], ["wm_a"])
         session.rollback()
     assert first
+
+
+class _Racing:
+    """A client whose transfer_result call lets another worker check the transfer first
+    (the periodic refresh and the admin's refresh, both queued)."""
+
+    def __init__(self, app, transfer_id):
+        self.app, self.transfer_id, self.raced = app, transfer_id, False
+        self.client = client_of(app)
+
+    def post(self, endpoint, **kwargs):
+        if endpoint.endswith("transfer_result") and not self.raced:
+            self.raced = True
+            check(self.app, self.transfer_id)
+        return self.client.post(endpoint, **kwargs)
+
+
+def test_two_checks_at_once_apply_the_takeover_once(app, platform, corp):
+    if harpoon_of(app).db.engine.dialect.name != "postgresql":
+        pytest.skip("the embedded database runs one writing transaction at a time")
+    transfer_id = start(app, corp, ["wm_a", "wm_b"], account_id=corp["account_id"])
+    send(app, transfer_id)
+    advance(platform, DAY + 1)
+    with session_of(app) as session:
+        check_transfer(session, session.get(Transfer, transfer_id), _Racing(app, transfer_id))
+    assert set(statuses(app, transfer_id).values()) == {TransferItemStatus.DONE}
+    assert timeline(app, corp["account_id"]).count(AccountEventKind.TRANSFER) == 1
+    with session_of(app) as session:
+        taken = session.scalars(
+            select(FollowRelation).where(
+                FollowRelation.external_userid == "wm_a", FollowRelation.staff_userid == "lisi"
+            )
+        ).all()
+    assert len(taken) == 1
+
+
+def test_a_refresh_asks_for_one_check_per_transfer(app, platform, corp):
+    transfer_id = start(app, corp, ["wm_a"])
+    send(app, transfer_id)
+    with app.app_context():
+        refresh_transfers()
+        refresh_transfers()
+    checks = harpoon_of(app).queue.queue_of(Job.CHECK_TRANSFER)
+    assert [job.args for job in checks.jobs] == [(transfer_id,)]
+
+
+def test_a_crashed_send_is_not_taken_for_an_earlier_refusal(app, platform, corp):
+    first = start(app, corp, ["wm_a"])
+    send(app, first)
+    answer = requests.post(
+        f"{platform.url}/sandbox/wecom/transfers/refuse",
+        json={"corp_id": WECOM_CREDS.app_id, "external_userid": "wm_a"},
+        timeout=5,
+    )
+    assert answer.status_code == 200, answer.text
+    settle(app, platform)
+    assert statuses(app, first) == {"wm_a": TransferItemStatus.REFUSED}
+    # The same customer again, to the same member: the job died before its call went out.
+    second = start(app, corp, ["wm_a"])
+    mark_sending(app, second, minutes_ago=5)
+    send(app, second)
+    assert statuses(app, second) == {"wm_a": TransferItemStatus.WAITING}
+    assert len(records(platform)) == 2
+
+
+def test_the_pages_lookups_keep_to_their_workspace(app, platform, corp):
+    transfer_id = start(app, corp, ["wm_a"])
+    other_channel = make_channel(
+        app, "wecom", Credentials("wwother", "othertoken", WECOM_CREDS.aes_key), workspace="rival"
+    )
+    with session_of(app) as session:
+        rival = session.get(Channel, other_channel)
+        session.add(
+            Staff(workspace_id=rival.workspace_id, channel_id=rival.id, userid="spy", name="间谍")
+        )
+        session.commit()
+        ws, rival_ws = workspace_named(session, "acme").id, rival.workspace_id
+        assert [t.id for t, _name in session.execute(transfers.transfers_query(ws))] == [
+            transfer_id
+        ]
+        assert session.execute(transfers.transfers_query(rival_ws)).all() == []
+        assert len(session.execute(transfers.transfer_items_query(ws, transfer_id)).all()) == 1
+        assert session.execute(transfers.transfer_items_query(rival_ws, transfer_id)).all() == []
+        assert [m.userid for m in transfers.staff_members(session, rival_ws)] == ["spy"]
+        assert "spy" not in {m.userid for m in transfers.staff_members(session, ws)}
+        assert transfers.takeover_choices(session, ws, other_channel) == []
+        assert {m.userid for m in transfers.takeover_choices(session, ws, corp["channel_id"])} == {
+            "zhangsan",
+            "lisi",
+            "wangwu",
+        }

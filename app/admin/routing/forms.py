@@ -115,8 +115,17 @@ SETTINGS_FIELDS = (
 )
 
 
+class HoursField(FloatField):
+    """Hours as a person writes them: 4, not 4.0; 1.5 stays."""
+
+    def _value(self) -> str:
+        if not self.raw_data and isinstance(self.data, float) and self.data.is_integer():
+            return str(int(self.data))
+        return super()._value()
+
+
 class SettingsForm(FlaskForm):
-    sla_hours = FloatField(
+    sla_hours = HoursField(
         _l("First touch within (working hours)"),
         validators=[InputRequired(), NumberRange(min=0.5, max=200)],
     )

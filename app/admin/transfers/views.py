@@ -9,7 +9,6 @@ from flask_babel import ngettext
 from flask_login import current_user
 from marshmallow import ValidationError as SchemaError
 from redis.exceptions import RedisError
-from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
@@ -19,14 +18,18 @@ from app.admin.transfers.forms import ACCOUNT, ALL, CHOSEN, TransferForm, staff_
 from app.admin.transfers.presenters import item_error, labels, summary
 from app.extensions import harpoon
 from core.jobs import Job
-from models import Account, Channel, Contact, Staff, Transfer, TransferItem, TransferKind, User
+from models import Account, Channel, Staff, Transfer, TransferKind, User
 from sales.staff import customer_counts, staff_names
 from sales.transfers import (
     account_customers,
     create_transfer,
     current_customers,
     staff_accounts_with_customers,
+    staff_members,
     status_counts,
+    takeover_choices,
+    transfer_items_query,
+    transfers_query,
     unassigned_customers,
 )
 from wechat.clients import WeChatApiError
@@ -50,20 +53,10 @@ ERROR_FIELDS = {
 @requires("transfers.manage")
 def transfers():
     ws = workspace_id()
-    listed = paginate(
-        select(Transfer, User.name)
-        .outerjoin(User, (User.id == Transfer.created_by) & (User.workspace_id == ws))
-        .where(Transfer.workspace_id == ws)
-        .order_by(Transfer.created_at.desc(), Transfer.id.desc()),
-        PAGE_SIZE,
-    )
+    listed = paginate(transfers_query(ws), PAGE_SIZE)
     counts = status_counts(db(), ws, [transfer.id for transfer, _name in listed.rows])
     customers = customer_counts(db(), ws)
-    members = (
-        db()
-        .scalars(select(Staff).where(Staff.workspace_id == ws).order_by(Staff.name, Staff.userid))
-        .all()
-    )
+    members = staff_members(db(), ws)
     return render_template(
         "admin/transfers.html",
         rows=[(t, name, summary(counts[t.id])) for t, name in listed.rows],
@@ -83,19 +76,7 @@ def transfers_new(staff_id: int):
     kind = TransferKind.IN_SERVICE if handover.active else TransferKind.DEPARTED
     form = TransferForm()
     ws = workspace_id()
-    colleagues = (
-        db()
-        .scalars(
-            select(Staff)
-            .where(
-                Staff.workspace_id == ws,
-                Staff.channel_id == handover.channel_id,
-                Staff.active.is_(True),
-            )
-            .order_by(Staff.name, Staff.userid)
-        )
-        .all()
-    )
+    colleagues = takeover_choices(db(), ws, handover.channel_id)
     form.takeover.choices = staff_choices(colleagues, handover.id)
     customers, wecom_error = _customers(handover, kind)
     accounts = {}
@@ -207,14 +188,7 @@ def transfers_new(staff_id: int):
 def transfers_detail(transfer_id: int):
     transfer = scoped_or_404(Transfer, transfer_id)
     ws = workspace_id()
-    listed = paginate(
-        select(TransferItem, Contact, Account)
-        .outerjoin(Contact, (Contact.id == TransferItem.contact_id) & (Contact.workspace_id == ws))
-        .outerjoin(Account, (Account.id == TransferItem.account_id) & (Account.workspace_id == ws))
-        .where(TransferItem.transfer_id == transfer.id, TransferItem.workspace_id == ws)
-        .order_by(TransferItem.id),
-        ITEMS_PAGE_SIZE,
-    )
+    listed = paginate(transfer_items_query(ws, transfer.id), ITEMS_PAGE_SIZE)
     names = _names(ws)
     return render_template(
         "admin/transfer.html",
@@ -242,7 +216,7 @@ def transfers_detail(transfer_id: int):
 @requires("transfers.manage")
 def transfers_refresh(transfer_id: int):
     transfer = scoped_or_404(Transfer, transfer_id)
-    if _enqueue(Job.CHECK_TRANSFER, transfer.id):
+    if _enqueue(Job.CHECK_TRANSFER, transfer.id, followup=True):
         flash(_("Asking WeCom for each customer's status: reload the page in a moment."), "success")
     else:
         flash(_("The job queue is unreachable: try again later."), "error")
@@ -304,10 +278,14 @@ def _names(ws: int) -> dict[tuple[int, str], str]:
     return {key: name or key[1] for key, name in staff_names(db(), ws).items()}
 
 
-def _enqueue(job: Job, transfer_id: int) -> bool:
-    """False when Redis is down: the periodic refresh picks the transfer up later."""
+def _enqueue(job: Job, transfer_id: int, *, followup: bool = False) -> bool:
+    """False when Redis is down: the periodic refresh picks the transfer up later. A
+    follow-up job is asked for once: a second ask while one waits makes no second job."""
     try:
-        harpoon().queue.enqueue(job, transfer_id)
+        if followup:
+            harpoon().queue.enqueue_followups({(job, transfer_id)})
+        else:
+            harpoon().queue.enqueue(job, transfer_id)
     except RedisError as exc:
         log.warning("%s for transfer %s could not be queued: %s", job, transfer_id, exc)
         return False

@@ -106,3 +106,31 @@ def test_another_workspace_sees_none_of_them(app, signed_in, wecom_channel):
     assert response.status_code == 200  # the page itself, not an error or a sign-in page
     page = response.text
     assert row_texts(page) == [] and "张三" not in page
+
+
+def test_routing_alerts_show_their_kind_in_chinese(app, signed_in, wecom_channel):
+    kinds = {
+        "account_routed": "有客户公司分配给该员工",
+        "routing_unassigned": "客户公司未能自动分配",
+        "sla_escalated": "首次跟进超时",
+        "sla_reassigned": "未按时首次跟进，客户公司已改派",
+    }
+    with harpoon_of(app).db.session() as session:
+        ws = session.get(Channel, wecom_channel).workspace_id
+        session.add(Staff(workspace_id=ws, channel_id=wecom_channel, userid="zhangsan"))
+        session.add_all(
+            StaffNotification(
+                workspace_id=ws,
+                channel_id=wecom_channel,
+                staff_userid="zhangsan",
+                kind=kind,
+                text="华信科技",
+                status="pending",
+            )
+            for kind in kinds
+        )
+        session.commit()
+    page = signed_in("viewer").get(PAGE)
+    assert page.status_code == 200
+    shown = re.findall(r'<td class="kind">([^<]*)</td>', page.text)
+    assert sorted(shown) == sorted(kinds.values())

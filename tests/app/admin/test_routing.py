@@ -1,6 +1,7 @@
 """The routing page: rules (new, edit, order, on/off) with field messages in Chinese, the
 SLA settings, the recent assignments with their SLA status; the account's sales timeline."""
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -169,7 +170,7 @@ def test_assignments_show_their_sla_status_and_the_account_its_timeline(app, sig
         session.commit()
     page = client.get("/admin/routing").text
     assert "华信制造" in page and "达到 MQA，按规则「华东制造」轮询分配给 张三" in page
-    assert "已超时" in page  # past its deadline, not yet checked
+    assert "已逾期" in page  # past its deadline, not yet checked
     with session_of(app) as session:
         routing.check_sla(session, ws, Followups())
         session.commit()
@@ -178,3 +179,20 @@ def test_assignments_show_their_sla_status_and_the_account_its_timeline(app, sig
     assert "销售动态" in detail
     newest_first = detail.index("超时上报"), detail.index("新任务"), detail.index(">分配<")
     assert sorted(newest_first) == list(newest_first)
+
+
+def test_whole_sla_hours_show_without_a_decimal(app, signed_in):
+    client = signed_in("marketer")
+    page = client.get("/admin/routing").text
+    assert re.search(r'name="sla_hours"[^>]*value="4"', page), "the default of 4 hours"
+    settings = {
+        "work_start": "09:00",
+        "work_end": "18:00",
+        "work_days": ["1", "2", "3", "4", "5"],
+        "timezone": "Asia/Shanghai",
+        "breach_action": "escalate",
+    }
+    saved = post_with_token(client, "/admin/routing/settings", {"sla_hours": "1.5", **settings})
+    assert saved.status_code == 302
+    page = client.get("/admin/routing").text
+    assert re.search(r'name="sla_hours"[^>]*value="1.5"', page)
