@@ -14,6 +14,7 @@ class SignInRefusal(StrEnum):
     NO_STAFF = "no_staff"  # a member Harpoon has no Staff row for (not synced yet)
     NO_USER = "no_user"  # a Staff row mapped to no admin user
     INACTIVE_USER = "inactive_user"  # mapped to a deactivated user
+    PASSWORD_ONLY = "password_only"  # mapped to an owner or admin: they use their password
 
 
 class RefusedSignIn(Base):

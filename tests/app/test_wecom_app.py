@@ -106,6 +106,21 @@ def test_members_without_an_active_user_are_refused(app, client, platform, corp,
     assert client.get("/admin/").status_code == 302
 
 
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_sign_in_with_their_password_only(app, client, platform, corp, role):
+    """Whoever links a member to the owner must not make that member the owner in WeCom."""
+    add_staff(platform, "boss", "老板")
+    make_staff(app, "老板", "boss", user_id=make_user(app, role))
+    answer, _ = oauth(client, platform, corp, "boss", f"/wecom/{corp}/sidebar")
+    assert answer.status_code == 403
+    assert "密码" in answer.text and 'id="password-only"' in answer.text
+    assert client.get("/admin/").status_code == 302  # not signed in
+    [refused] = all_of(app, RefusedSignIn)
+    assert (refused.member, refused.reason) == ("boss", "password_only")
+    # The password still works.
+    assert sign_in(app.test_client(), f"{role}@acme.example").status_code == 302
+
+
 def test_a_reused_or_expired_code_is_refused(app, client, platform, corp):
     _, back = oauth(client, platform, corp, "zhangsan")
     again = app.test_client()
