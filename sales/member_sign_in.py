@@ -1,9 +1,9 @@
 """Who a WeCom member is in Harpoon: the admin user their Staff row maps to.
 
-A member whose sign-in finds no active user (not a member at all, no Staff row, no
-mapping, a deactivated user) is recorded as a refused sign-in, counted per channel and
-member, with an audit entry; the admin's Staff page lists them until they are mapped or
-sign in.
+A member whose sign-in finds no active user (not a member at all, no Staff row, a Staff
+row the sync turned inactive, no mapping, a deactivated user) is recorded as a refused
+sign-in, counted per channel and member, with an audit entry; the admin's Staff page
+lists them until they are mapped or sign in.
 
 An owner or admin never signs in through WeCom: the member's link to a user can be set
 by a marketer, and a password-free sign-in would hand that member the owner's role.
@@ -48,6 +48,8 @@ def user_for_member(session: Session, channel: Channel, userid: str) -> SignInOu
     )
     if staff is None:
         return SignInOutcome(None, SignInRefusal.NO_STAFF, None)
+    if not staff.active:  # the customer-contact permission was taken away
+        return SignInOutcome(None, SignInRefusal.INACTIVE_STAFF, staff)
     if staff.user_id is None:
         return SignInOutcome(None, SignInRefusal.NO_USER, staff)
     user = session.scalar(

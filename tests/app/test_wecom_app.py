@@ -85,7 +85,7 @@ def test_an_unmapped_member_is_told_and_the_admin_sees_them(app, client, platfor
     assert answer.status_code == 302
 
 
-@pytest.mark.parametrize("case", ["no_staff", "inactive_user", "not_member"])
+@pytest.mark.parametrize("case", ["no_staff", "inactive_staff", "inactive_user", "not_member"])
 def test_members_without_an_active_user_are_refused(app, client, platform, corp, case):
     if case == "no_staff":
         add_staff(platform, "wangwu", "王五")
@@ -94,6 +94,10 @@ def test_members_without_an_active_user_are_refused(app, client, platform, corp,
         add_staff(platform, "zhaoliu", "赵六")
         make_staff(app, "赵六", "zhaoliu", user_id=make_user(app, "viewer", active=False))
         userid = "zhaoliu"
+    elif case == "inactive_staff":  # the sync found the customer-contact permission gone
+        add_staff(platform, "sunqi", "孙七")
+        make_staff(app, "孙七", "sunqi", active=False, user_id=make_user(app, "marketer"))
+        userid = "sunqi"
     else:
         userid = "someone-else"  # not a member of the corp: WeCom answers an openid
     answer, _ = oauth(client, platform, corp, userid)
@@ -103,6 +107,8 @@ def test_members_without_an_active_user_are_refused(app, client, platform, corp,
     if case == "not_member":
         assert refused.member == wecom_client.openid_of(WECOM_CREDS.app_id, userid)
         assert "不是" in answer.text
+    if case == "inactive_staff":
+        assert "客户联系权限" in answer.text
     assert client.get("/admin/").status_code == 302
 
 
