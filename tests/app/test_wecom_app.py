@@ -6,6 +6,7 @@ import urllib.parse
 import pytest
 from sqlalchemy import select
 
+from app.wecom_app import OAUTH_RETURN_LIMIT
 from models import AuditLog, RefusedSignIn, User
 from tests.app.admin.helpers import post_with_token, sign_in
 from tests.factories import add_staff, make_staff, make_user
@@ -125,6 +126,21 @@ def test_owners_and_admins_sign_in_with_their_password_only(app, client, platfor
     assert (refused.member, refused.reason) == ("boss", "password_only")
     # The password still works.
     assert sign_in(app.test_client(), f"{role}@acme.example").status_code == 302
+
+
+def test_the_oauth_return_is_rate_limited_per_address(app, client, platform, corp):
+    """Each return calls WeCom's auth/getuserinfo: one address cannot make it call on."""
+    limit = int(OAUTH_RETURN_LIMIT.split()[0])
+    codes = [
+        client.get(f"/wecom/{corp}/oauth?code=made-up&state=x").status_code
+        for _ in range(limit + 1)
+    ]
+    assert codes == [400] * limit + [429]
+    other = app.test_client()
+    answer = other.get(
+        f"/wecom/{corp}/oauth?code=made-up&state=x", environ_base={"REMOTE_ADDR": "10.0.0.9"}
+    )
+    assert answer.status_code == 400  # another address is not held back
 
 
 def test_a_reused_or_expired_code_is_refused(app, client, platform, corp):
