@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from crm.touchpoints import person_key
 from models import (
     Account,
+    AccountEvent,
     AccountEventKind,
     Channel,
     ChannelKind,
@@ -337,9 +338,9 @@ def record_chat_send(
     """A salesperson sent `content` into the chat: the account's timeline says so, and it is
     the person's `sales.chat_send` touchpoint. Returns the touchpoint's lane key (for the
     drain request), None when the person has no identity or the send was recorded already
-    (`nonce` names one tap)."""
+    (`nonce` names one tap: a retried tap adds no second event and no second touch)."""
     now = now or utcnow()
-    if contact.account_id is not None:
+    if contact.account_id is not None and not _chat_send_recorded(session, contact, user_id, nonce):
         record_account_event(
             session,
             workspace_id=contact.workspace_id,
@@ -348,7 +349,7 @@ def record_chat_send(
             kind=AccountEventKind.CHAT_SEND,
             user_id=user_id,
             text=content.title,
-            data={"content_id": content.id},
+            data={"content_id": content.id, "nonce": nonce},
             now=now,
         )
     stored = record_sales_touch(
@@ -367,6 +368,24 @@ def record_chat_send(
         now=now,
     )
     return person_key_of(session, contact) if stored else None
+
+
+def _chat_send_recorded(session: Session, contact: Contact, user_id: int, nonce: str) -> bool:
+    return (
+        session.scalar(
+            select(AccountEvent.id)
+            .where(
+                AccountEvent.workspace_id == contact.workspace_id,
+                AccountEvent.account_id == contact.account_id,
+                AccountEvent.contact_id == contact.id,
+                AccountEvent.kind == AccountEventKind.CHAT_SEND,
+                AccountEvent.user_id == user_id,
+                AccountEvent.data["nonce"].as_string() == nonce,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def person_key_of(session: Session, contact: Contact) -> str | None:
