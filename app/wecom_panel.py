@@ -49,7 +49,7 @@ from models import Account, Contact, Role, Staff, TagGroup, TagSource, utcnow
 from outreach.content import chat_links, link_path, share_path
 from outreach.library.editing import oa_channels
 from sales import sidebar
-from sales.ownership import owns_contact
+from sales.ownership import owned_contact_ids, owns_contact
 from sales.tasks import add_note, create_task
 from scoring.contributions import account_contributions
 from scoring.engine import Scorer, lead_score_at
@@ -455,4 +455,4 @@ def _own_ids(view: sidebar.GroupView) -> set[int] | None:
         for rows in [*(group.members for group in view.accounts), view.without_account]
         for member in rows
     ]
-    return sidebar.owned_among(db(), workspace_id(), current_user.id, ids)
+    return owned_contact_ids(db(), workspace_id(), current_user.id, ids)

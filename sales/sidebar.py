@@ -35,7 +35,6 @@ from models import (
     utcnow,
 )
 from models.journey import OPEN_STATUSES
-from sales.ownership import owned_contacts_clause
 from sales.tasks import CHAT_SEND, person_identity, record_account_event, record_sales_touch
 from scoring.model import Model
 from wechat.clients import WeChatApiError
@@ -545,19 +544,4 @@ def group_view(
         without_account=without,
         unknown=unknown,
         staff=[names.get(userid) or userid for userid in staff_ids],
-    )
-
-
-def owned_among(
-    session: Session, workspace_id: int, user_id: int, contact_ids: list[int]
-) -> set[int]:
-    """Which of these people are the user's (sales.ownership), in one query."""
-    if not contact_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(Contact.id).where(
-                Contact.id.in_(contact_ids), owned_contacts_clause(workspace_id, user_id)
-            )
-        )
     )
