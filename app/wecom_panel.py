@@ -40,6 +40,7 @@ from app.admin.labels import (
     stage_names,
     tag_label,
 )
+from app.admin.scoring.presenters import score_rule_labels
 from app.extensions import harpoon
 from core.jobs import Followups
 from core.lanes import lane_of
@@ -275,6 +276,7 @@ def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, no
         seniority_labels=SENIORITY_LABELS,
         kind_labels=CONTENT_KIND_LABELS,
         interaction_labels=INTERACTION_LABELS,
+        rule_labels=score_rule_labels(model.rules),
         node_types=NODE_TYPES,
         tag_label=tag_label,
         **account_context,
