@@ -40,13 +40,14 @@ from app.admin.labels import (
     stage_names,
     tag_label,
 )
+from app.admin.lookups import id_arg
 from app.admin.scoring.presenters import score_rule_labels
 from app.extensions import harpoon
 from core.jobs import Followups
 from core.lanes import lane_of
 from crm import directory
 from crm.tags import TagBook, apply_tags, remove_tags
-from models import Account, Contact, Role, Staff, TagGroup, TagSource, utcnow
+from models import Account, Contact, Content, Role, Staff, TagGroup, TagSource, utcnow
 from outreach.content import chat_links, link_path, share_path
 from outreach.library.editing import oa_channels
 from sales import sidebar
@@ -301,9 +302,7 @@ def _ask_drain(person_key: str | None) -> None:
 @requires("sales.act")
 def contact_sent(channel_id: int, external_userid: str):
     channel, person = _person(channel_id, external_userid)
-    content = sidebar.live_content(
-        db(), workspace_id(), request.values.get("content_id", type=int) or 0
-    )
+    content = sidebar.live_content(db(), workspace_id(), id_arg("content_id", Content.id) or 0)
     nonce = (request.values.get("nonce") or "")[:20]
     if content is None or not nonce:
         abort(404)

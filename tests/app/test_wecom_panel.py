@@ -138,6 +138,14 @@ def test_sending_records_the_event_and_the_touch_then_the_drain_scores_it(app, s
     ]
 
 
+def test_a_sent_content_id_too_large_for_any_row_is_a_404(app, sales):
+    path = f"/wecom/panel/{sales['channel']}/contact/{CUSTOMER}/sent"
+    for content_id in ("99999999999999999999999", str(2**40)):
+        response = _post(sales["client"], f"{path}?content_id={content_id}&nonce=n1", {})
+        assert response.status_code == 404
+    assert all_of(app, AccountEvent) == []
+
+
 def test_a_read_item_is_not_recommended_again(app, sales):
     read_id = make_content(app, title="已读文章")
     make_content(app, title="未读文章")
