@@ -94,8 +94,8 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         click.echo(
             f"WeCom     {chat_url}\n"
             "          (张三's WeCom client with a customer's chat open and Harpoon's sidebar "
-            "beside it; 张三 is the admin sign-in, lisi@harpoon.local and wangwu@harpoon.local "
-            "are salespeople with the same password)"
+            "beside it; 张三 is the salesperson zhangsan@harpoon.local, and lisi@harpoon.local "
+            "and wangwu@harpoon.local are salespeople too, with the same password)"
         )
         click.echo(
             f"Callbacks {callback_url(base, channels.oa)}, {callback_url(base, channels.wecom)}"

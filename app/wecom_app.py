@@ -33,7 +33,7 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
 
-from app.admin import db
+from app.admin import db, limiter
 from app.admin.auth import safe_path
 from app.extensions import harpoon
 from core.tokens import Purpose, TokenError
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("wecom_app", __name__, url_prefix="/wecom")
 
 STATE_COOKIE = "hp_wecom_oauth"
+# Each return costs an outbound auth/getuserinfo call (WeCom limits them per app): per
+# client address, room for an office behind one NAT signing in at nine.
+OAUTH_RETURN_LIMIT = "30 per minute"
 JS_API_LIST = [
     "getContext",
     "getCurExternalContact",
@@ -112,6 +115,7 @@ def signin(channel_id: int):
 
 
 @bp.get("/<int:channel_id>/oauth")
+@limiter.limit(OAUTH_RETURN_LIMIT)
 def oauth_return(channel_id: int):
     """WeCom sends the member back with a single-use code and our state."""
     channel = _channel(channel_id)

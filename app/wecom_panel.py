@@ -8,7 +8,8 @@ task; a customer-group chat shows the accounts present. The shell's contract:
 field messages); `a[data-panel-link]` loads its href into the panel.
 
 The signed-in user's session is the admin's. A salesperson opens only their own people
-(sales.ownership); marketers and admins open anyone of the workspace.
+(sales.ownership) and the groups one of their staff identities owns or is a member of;
+marketers and admins open anyone of the workspace.
 """
 
 import json
@@ -39,21 +40,22 @@ from app.admin.labels import (
     stage_names,
     tag_label,
 )
+from app.admin.lookups import id_arg
+from app.admin.scoring.presenters import score_rule_labels
 from app.extensions import harpoon
 from core.jobs import Followups
 from core.lanes import lane_of
 from crm import directory
 from crm.tags import TagBook, apply_tags, remove_tags
-from models import Account, Contact, Role, Staff, TagGroup, TagSource, utcnow
+from models import Account, Contact, Content, Role, Staff, TagGroup, TagSource, utcnow
 from outreach.content import chat_links, link_path, share_path
 from outreach.library.editing import oa_channels
 from sales import sidebar
-from sales.ownership import owns_contact
+from sales.ownership import owned_contact_ids, owns_contact
 from sales.tasks import add_note, create_task
 from scoring.contributions import account_contributions
 from scoring.engine import Scorer, lead_score_at
 from scoring.ledger import points_by_rule
-from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,6 @@ RULES_SHOWN = 5
 CONTRIBUTORS_SHOWN = 5
 NOTE_MAX = 2000
 TASK_TITLE_MAX = 200
-GROUP_CACHE_SECONDS = 300
 # A sent card's picture when the content has none of its own.
 CARD_IMAGE = "wecom-panel-card.png"
 NODE_TYPES = {
@@ -122,7 +123,11 @@ class Forms:
 
 
 class Refused(Exception):
-    """A salesperson opened someone who is not theirs."""
+    """A salesperson opened someone who is not theirs (or a group they are not in)."""
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message)
+        self.message = message
 
 
 def _zone() -> ZoneInfo:
@@ -130,10 +135,10 @@ def _zone() -> ZoneInfo:
 
 
 @bp.errorhandler(Refused)
-def _refused(_exc):
+def _refused(exc):
     return render_template(
         "wecom_panel/refused.html",
-        message=_("This customer is not yours: ask their owner or a marketer."),
+        message=exc.message or _("This customer is not yours: ask their owner or a marketer."),
     ), 403
 
 
@@ -272,6 +277,7 @@ def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, no
         seniority_labels=SENIORITY_LABELS,
         kind_labels=CONTENT_KIND_LABELS,
         interaction_labels=INTERACTION_LABELS,
+        rule_labels=score_rule_labels(model.rules),
         node_types=NODE_TYPES,
         tag_label=tag_label,
         **account_context,
@@ -296,9 +302,7 @@ def _ask_drain(person_key: str | None) -> None:
 @requires("sales.act")
 def contact_sent(channel_id: int, external_userid: str):
     channel, person = _person(channel_id, external_userid)
-    content = sidebar.live_content(
-        db(), workspace_id(), request.values.get("content_id", type=int) or 0
-    )
+    content = sidebar.live_content(db(), workspace_id(), id_arg("content_id", Content.id) or 0)
     nonce = (request.values.get("nonce") or "")[:20]
     if content is None or not nonce:
         abort(404)
@@ -395,30 +399,6 @@ def contact_remove_tag(channel_id: int, external_userid: str, tag_id: int):
 # ---- a customer group ---------------------------------------------------------------------
 
 
-class GroupUnavailable(Exception):
-    """WeCom did not give the group's members (its errcode in the message)."""
-
-
-def _group_members(channel, chat_id: str) -> tuple[dict, list[dict]]:
-    """The group's name/owner and members from `groupchat/get`, cached a few minutes in
-    Redis (every process shares it)."""
-    h = harpoon()
-    key = f"{h.settings.queue_prefix}:wecom-group:{channel.id}:{chat_id}"
-    cached = h.queue.connection.get(key)
-    if cached is not None:
-        group = json.loads(cached)
-    else:
-        try:
-            answer = h.wechat.wecom(channel.app_id, channel.secret).post(
-                "externalcontact/groupchat/get", data={"chat_id": chat_id, "need_name": 1}
-            )
-        except WeChatApiError as exc:
-            raise GroupUnavailable(exc.errcode) from exc
-        group = answer.get("group_chat") or {}
-        h.queue.connection.set(key, json.dumps(group, ensure_ascii=False), ex=GROUP_CACHE_SECONDS)
-    return group, list(group.get("member_list") or [])
-
-
 @bp.get("/<int:channel_id>/group/<chat_id>")
 @requires("contacts.view")
 def group(channel_id: int, chat_id: str):
@@ -426,19 +406,31 @@ def group(channel_id: int, chat_id: str):
     channel = sidebar.wecom_channel(db(), ws, channel_id)
     if channel is None or len(chat_id) > 64:
         abort(404)
+    h = harpoon()
     try:
-        info, members = _group_members(channel, chat_id)
-    except GroupUnavailable as exc:
+        info = sidebar.group_chat(
+            h.queue.connection,
+            h.settings.queue_prefix,
+            h.wechat.wecom(channel.app_id, channel.secret),
+            channel.id,
+            chat_id,
+        )
+    except sidebar.GroupUnavailable as exc:
         log.warning("groupchat/get refused for channel %s chat %s: %s", channel.id, chat_id, exc)
         message = (
             _("WeCom does not know this group, or it is not a customer group of your corp.")
-            if str(exc) in ("40050", "701008", "90500")
+            if exc.errcode in (40050, 701008, 90500)
             else _(
                 "WeCom did not answer with the group's members (error %(code)s): try again.",
-                code=exc,
+                code=exc.errcode,
             )
         )
         return render_template("wecom_panel/refused.html", message=message), 502
+    if current_user.role == Role.SALES and not sidebar.in_group(
+        db(), ws, channel.id, current_user.id, info
+    ):
+        raise Refused(_("You are not in this group: ask its owner or a marketer."))
+    members = list(info.get("member_list") or [])
     view = sidebar.group_view(db(), ws, channel.id, members)
     model = Scorer.load(db(), ws).model
     return render_template(
@@ -464,4 +456,4 @@ def _own_ids(view: sidebar.GroupView) -> set[int] | None:
         for rows in [*(group.members for group in view.accounts), view.without_account]
         for member in rows
     ]
-    return sidebar.owned_among(db(), workspace_id(), current_user.id, ids)
+    return owned_contact_ids(db(), workspace_id(), current_user.id, ids)

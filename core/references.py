@@ -103,12 +103,18 @@ def check_references(
         raise ValidationError(errors)
 
 
+def fits_column(key, value: int) -> bool:
+    """Whether `value` fits the integer column `key` (e.g. `Contact.id`): a larger number is
+    no row's id, and the database refuses it (PostgreSQL for the column's type, SQLite past
+    64 bits)."""
+    largest = 2**63 if isinstance(key.type, BigInteger) else 2**31
+    return abs(value) < largest
+
+
 def _held(session: Session, workspace_id: int, target: Target, values: set) -> set:
     model = target.model
     key = getattr(model, target.key)
-    # A larger number is no row's id, and PostgreSQL refuses it for the column's type.
-    largest = 2**63 if isinstance(key.type, BigInteger) else 2**31
-    values = {value for value in values if not isinstance(value, int) or abs(value) < largest}
+    values = {value for value in values if not isinstance(value, int) or fits_column(key, value)}
     if not values:
         return set()
     return set(

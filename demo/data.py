@@ -118,7 +118,7 @@ def icp_csv(owner_email: str) -> bytes:
     writer.writerow(["公司名称", "行业", "地区", "员工数", "ACV", "域名", "负责人"])
     for name, industry, region in COMPANIES:
         employees, acv, domain = ICP_EXTRA.get(name, (500, 300000, ""))
-        # The larger targets are the sign-in's; routing gives the others an owner when they
+        # The larger targets are 张三's (`owner_email`); routing gives the others an owner when they
         # heat up.
         owner = owner_email if name in ICP_EXTRA else ""
         writer.writerow([name, industry, region, employees, acv, domain, owner])

@@ -34,6 +34,7 @@ from demo.data import (
     seed_demo_tagging,
 )
 from models import (
+    PASSWORD_ONLY_ROLES,
     Account,
     ApiKey,
     Channel,
@@ -48,6 +49,7 @@ from models import (
     QrCode,
     Role,
     RoutingAssignment,
+    Staff,
     Tag,
     TagRemote,
     TagSyncItem,
@@ -71,9 +73,15 @@ DEMO_OA_APPID = "wxdemo0000000001"
 DEMO_CORP_ID = "wwdemo0000000001"
 STAFF = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
 OWNER_STAFF = "zhangsan"
-# The demo's other salespeople, mapped to their WeCom identities by email; they sign in
-# with the demo password and see their own accounts (role sales).
-SALES_LOGINS = {"lisi": "lisi@harpoon.local", "wangwu": "wangwu@harpoon.local"}
+# The demo's salespeople, mapped to their WeCom identities by email; they sign in with the
+# demo password and see their own accounts (role sales). 张三 owns the target accounts and
+# is who `make run` opens the sidebar as: a salesperson, since an owner or admin never
+# signs in through WeCom.
+SALES_LOGINS = {
+    "zhangsan": "zhangsan@harpoon.local",
+    "lisi": "lisi@harpoon.local",
+    "wangwu": "wangwu@harpoon.local",
+}
 # 张三's WeCom customer whose chat `make run` opens in the sandbox's WeCom client.
 DEMO_CUSTOMER = {
     "external_userid": "wmDemoLiLei00000000000001",
@@ -107,15 +115,15 @@ def seed_workspace(db, public_base: str) -> DemoChannels:
             owner = create_user(
                 session, workspace, DEMO_LOGIN, "演示管理员", DEMO_PASSWORD, Role.OWNER
             )
-            # 张三 (the sign-in's WeCom identity) gets a digest every quarter hour at most:
+            # 张三 (the target accounts' owner) gets a digest every quarter hour at most:
             # a handful of messages an hour, not one per alert.
             workspace.digest_minutes = DEMO_DIGEST_MINUTES
             workspace.staff_messages_per_day = DEMO_MESSAGES_PER_DAY
-            sellers = [owner.id] + [
-                create_user(session, workspace, email, STAFF[userid], DEMO_PASSWORD, Role.SALES).id
-                for userid, email in SALES_LOGINS.items()
-            ]
-            seed_demo_routing(session, workspace.id, sellers)
+        sellers = [
+            _sales_user(session, workspace, email, STAFF[userid])
+            for userid, email in SALES_LOGINS.items()
+        ]
+        seed_demo_routing(session, workspace.id, sellers)
         found = {
             c.kind: c
             for c in session.scalars(select(Channel).where(Channel.workspace_id == workspace.id))
@@ -146,13 +154,24 @@ def seed_workspace(db, public_base: str) -> DemoChannels:
                 agent_secret=generate_token(),
             )
         session.commit()
-        seed_demo_tagging(session, workspace.id, owner.id, DEMO_LOGIN)
+        seed_demo_tagging(session, workspace.id, owner.id, SALES_LOGINS[OWNER_STAFF])
         oa_id = found[ChannelKind.OA].id
         seed_demo_content(session, workspace.id, oa_id, owner.id)
         links = demo_links(session, workspace.id, public_base)
         seed_demo_outreach(session, workspace.id, oa_id, owner.id, links)
         seed_demo_journey(session, workspace.id, owner.id)
         return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])
+
+
+def _sales_user(session, workspace, email: str, name: str) -> int:
+    """The demo salesperson's user: made on the first run (or when an earlier demo
+    database lacks it), kept after."""
+    user_id = session.scalar(
+        select(User.id).where(User.workspace_id == workspace.id, User.email == email)
+    )
+    if user_id is None:
+        user_id = create_user(session, workspace, email, name, DEMO_PASSWORD, Role.SALES).id
+    return user_id
 
 
 def register_tenants(state: Sandbox, channels: DemoChannels, base: str) -> None:
@@ -190,9 +209,10 @@ def seed_platform(
     tickets = seed_qr_codes(db, channels.oa, oa_client, public_base)
     corp = state.tenant(channels.wecom.app_id)
     for userid, name in STAFF.items():
-        # The demo sign-in is 张三 in WeCom too: the owner of the target accounts gets
-        # their alerts (MQA, surges, adds) as app messages.
-        email = DEMO_LOGIN if userid == OWNER_STAFF else SALES_LOGINS.get(userid, "")
+        # Each member's email is their Harpoon user's: the staff sync links them, and 张三,
+        # the owner of the target accounts, gets their alerts (MQA, surges, adds) as app
+        # messages.
+        email = SALES_LOGINS.get(userid, "")
         wecom.add_staff(state, corp, userid, name, email=email)
     contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
     seed_contact_ways(db, channels.wecom, contact_client)
@@ -276,10 +296,26 @@ def seed_contact_ways(db, channel: Channel, client) -> None:
     with db.session() as session:
         channel = session.get(Channel, channel.id)
         sync_staff(session, channel, client)
+        relink_demo_staff(session, channel)
         for spec in demo_contact_ways(session, channel.workspace_id):
             if contact_way_for_state(session, channel.id, spec["state"]) is None:
                 create_contact_way(session, channel, client, spec)
         session.commit()
+
+
+def relink_demo_staff(session, channel: Channel) -> None:
+    """A demo database from before 张三 had a sales user links 张三 to the owner, whom
+    WeCom never signs in: link each unlinked or owner-linked demo member to their own."""
+    for userid, email in SALES_LOGINS.items():
+        staff = session.scalar(
+            select(Staff).where(Staff.channel_id == channel.id, Staff.userid == userid)
+        )
+        linked = session.get(User, staff.user_id) if staff and staff.user_id else None
+        if staff is None or (linked is not None and linked.role not in PASSWORD_ONLY_ROLES):
+            continue
+        staff.user_id = session.scalar(
+            select(User.id).where(User.workspace_id == channel.workspace_id, User.email == email)
+        )
 
 
 def issue_demo_api_key(db) -> str:

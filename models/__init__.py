@@ -92,7 +92,7 @@ from models.transfer import (
     TransferItemStatus,
     TransferKind,
 )
-from models.user import AuditLog, Role, User
+from models.user import PASSWORD_ONLY_ROLES, ROLE_RANK, AuditLog, Role, User
 from models.webhook import WebhookSecret
 from models.wecom import (
     ContactWay,
@@ -113,6 +113,8 @@ __all__ = [
     "FINAL_ITEM_STATUSES",
     "MASS_MECHANISMS",
     "OPEN_STATUSES",
+    "PASSWORD_ONLY_ROLES",
+    "ROLE_RANK",
     "Account",
     "AccountEvent",
     "AccountEventKind",

@@ -17,6 +17,20 @@ class Role(StrEnum):
     VIEWER = "viewer"
 
 
+# Roles by power, the owner's the highest: nobody links a WeCom member to a user who
+# ranks above them (that member would act with the higher role).
+ROLE_RANK: dict[str, int] = {
+    Role.OWNER: 4,
+    Role.ADMIN: 3,
+    Role.MARKETER: 2,
+    Role.SALES: 1,
+    Role.VIEWER: 0,
+}
+# Roles that sign in with their password only, never password-free through WeCom: a
+# member's link to a user is set by people who may rank below them.
+PASSWORD_ONLY_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
 class User(Base):
     """Someone who signs in to the admin pages of one workspace."""
 

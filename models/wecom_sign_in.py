@@ -12,8 +12,10 @@ class SignInRefusal(StrEnum):
 
     NOT_MEMBER = "not_member"  # WeCom answered an openid: not a member of the corp
     NO_STAFF = "no_staff"  # a member Harpoon has no Staff row for (not synced yet)
+    INACTIVE_STAFF = "inactive_staff"  # no longer has the customer-contact permission
     NO_USER = "no_user"  # a Staff row mapped to no admin user
     INACTIVE_USER = "inactive_user"  # mapped to a deactivated user
+    PASSWORD_ONLY = "password_only"  # mapped to an owner or admin: they use their password
 
 
 class RefusedSignIn(Base):

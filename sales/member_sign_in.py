@@ -1,9 +1,13 @@
 """Who a WeCom member is in Harpoon: the admin user their Staff row maps to.
 
-A member whose sign-in finds no active user (not a member at all, no Staff row, no
-mapping, a deactivated user) is recorded as a refused sign-in, counted per channel and
-member, with an audit entry; the admin's Staff page lists them until they are mapped or
-sign in.
+A member whose sign-in finds no active user (not a member at all, no Staff row, a Staff
+row the sync turned inactive, no mapping, a deactivated user) is recorded as a refused
+sign-in, counted per channel and member, with an audit entry; the admin's Staff page
+lists them until they are mapped or sign in.
+
+An owner or admin never signs in through WeCom: the member's link to a user can be set
+by a marketer, and a password-free sign-in would hand that member the owner's role.
+They are refused (PASSWORD_ONLY) and sign in with their password.
 """
 
 from dataclasses import dataclass
@@ -12,7 +16,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import AuditLog, Channel, RefusedSignIn, SignInRefusal, Staff, User, utcnow
+from models import (
+    PASSWORD_ONLY_ROLES,
+    AuditLog,
+    Channel,
+    RefusedSignIn,
+    SignInRefusal,
+    Staff,
+    User,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,8 @@ def user_for_member(session: Session, channel: Channel, userid: str) -> SignInOu
     )
     if staff is None:
         return SignInOutcome(None, SignInRefusal.NO_STAFF, None)
+    if not staff.active:  # the customer-contact permission was taken away
+        return SignInOutcome(None, SignInRefusal.INACTIVE_STAFF, staff)
     if staff.user_id is None:
         return SignInOutcome(None, SignInRefusal.NO_USER, staff)
     user = session.scalar(
@@ -42,6 +57,8 @@ def user_for_member(session: Session, channel: Channel, userid: str) -> SignInOu
     )
     if user is None or not user.active:
         return SignInOutcome(None, SignInRefusal.INACTIVE_USER, staff)
+    if user.role in PASSWORD_ONLY_ROLES:
+        return SignInOutcome(None, SignInRefusal.PASSWORD_ONLY, staff)
     return SignInOutcome(user, None, staff)
 
 

@@ -4,6 +4,8 @@ An account is a user's when they own it. A person is theirs when their account i
 they are a current WeCom customer of one of the user's staff identities (a user may be
 staff on several corps)."""
 
+from collections.abc import Iterable
+
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -38,15 +40,24 @@ def owned_contacts_clause(workspace_id: int, user_id: int) -> ColumnElement[bool
     return and_(Contact.workspace_id == workspace_id, or_(own_account, own_customer))
 
 
-def owns_contact(session: Session, workspace_id: int, user_id: int, contact_id: int) -> bool:
-    return (
-        session.scalar(
+def owned_contact_ids(
+    session: Session, workspace_id: int, user_id: int, contact_ids: Iterable[int | None]
+) -> set[int]:
+    """Which of these people are the user's, in one query (none for no ids)."""
+    wanted = {contact_id for contact_id in contact_ids if contact_id is not None}
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
             select(Contact.id).where(
-                Contact.id == contact_id, owned_contacts_clause(workspace_id, user_id)
+                Contact.id.in_(wanted), owned_contacts_clause(workspace_id, user_id)
             )
         )
-        is not None
     )
+
+
+def owns_contact(session: Session, workspace_id: int, user_id: int, contact_id: int) -> bool:
+    return contact_id in owned_contact_ids(session, workspace_id, user_id, [contact_id])
 
 
 def staff_userids(session: Session, workspace_id: int, user_id: int) -> list[tuple[int, str]]:

@@ -6,6 +6,7 @@ Each section is one set-based query (the bench, bench/sidebar.py, holds it to a 
 app/wecom_panel.py only put these together and render them.
 """
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from crm.touchpoints import person_key
 from models import (
     Account,
+    AccountEvent,
     AccountEventKind,
     Channel,
     ChannelKind,
@@ -33,14 +35,18 @@ from models import (
     utcnow,
 )
 from models.journey import OPEN_STATUSES
-from sales.ownership import owned_contacts_clause
 from sales.tasks import CHAT_SEND, person_identity, record_account_event, record_sales_touch
 from scoring.model import Model
+from wechat.clients import WeChatApiError
 
 TOUCHES_SHOWN = 8
 READS_SHOWN = 5
 COLLEAGUES_SHOWN = 6
 RECOMMENDED = 5
+# groupchat/get answers, cached in Redis (every process shares them); WeCom's refusals a
+# shorter while, so made-up chat ids do not each cost a call.
+GROUP_CACHE_SECONDS = 300
+GROUP_ERROR_SECONDS = 60
 # Content kinds that fit the first half of the funnel (learning), and the second (deciding).
 EARLY_KINDS = frozenset({"article", "video", "live", "event"})
 LATE_KINDS = frozenset({"download", "page"})
@@ -331,9 +337,9 @@ def record_chat_send(
     """A salesperson sent `content` into the chat: the account's timeline says so, and it is
     the person's `sales.chat_send` touchpoint. Returns the touchpoint's lane key (for the
     drain request), None when the person has no identity or the send was recorded already
-    (`nonce` names one tap)."""
+    (`nonce` names one tap: a retried tap adds no second event and no second touch)."""
     now = now or utcnow()
-    if contact.account_id is not None:
+    if contact.account_id is not None and not _chat_send_recorded(session, contact, user_id, nonce):
         record_account_event(
             session,
             workspace_id=contact.workspace_id,
@@ -342,7 +348,7 @@ def record_chat_send(
             kind=AccountEventKind.CHAT_SEND,
             user_id=user_id,
             text=content.title,
-            data={"content_id": content.id},
+            data={"content_id": content.id, "nonce": nonce},
             now=now,
         )
     stored = record_sales_touch(
@@ -361,6 +367,24 @@ def record_chat_send(
         now=now,
     )
     return person_key_of(session, contact) if stored else None
+
+
+def _chat_send_recorded(session: Session, contact: Contact, user_id: int, nonce: str) -> bool:
+    return (
+        session.scalar(
+            select(AccountEvent.id)
+            .where(
+                AccountEvent.workspace_id == contact.workspace_id,
+                AccountEvent.account_id == contact.account_id,
+                AccountEvent.contact_id == contact.id,
+                AccountEvent.kind == AccountEventKind.CHAT_SEND,
+                AccountEvent.user_id == user_id,
+                AccountEvent.data["nonce"].as_string() == nonce,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def person_key_of(session: Session, contact: Contact) -> str | None:
@@ -390,6 +414,61 @@ class GroupView:
     without_account: list[GroupMember]  # known people of no account
     unknown: list[GroupMember]  # customers Harpoon does not know yet
     staff: list[str]  # the corp's members in the group, by name
+
+
+class GroupUnavailable(Exception):
+    """WeCom did not give the group's members: `errcode` is its error code (None for the
+    network)."""
+
+    def __init__(self, errcode: int | None):
+        super().__init__(errcode)
+        self.errcode = errcode
+
+
+def group_chat(redis, key_prefix: str, client, channel_id: int, chat_id: str) -> dict:
+    """The group's `group_chat` from `groupchat/get` (name, owner, member_list) through
+    the corp's contact `client`, cached in `redis`; GroupUnavailable when WeCom refuses
+    (a refusal is cached too, a shorter while; a network failure is not)."""
+    key = f"{key_prefix}:wecom-group:{channel_id}:{chat_id}"
+    cached = redis.get(key)
+    if cached is not None:
+        entry = json.loads(cached)
+        if "errcode" in entry:
+            raise GroupUnavailable(entry["errcode"])
+        return entry["group"]
+    try:
+        answer = client.post(
+            "externalcontact/groupchat/get", data={"chat_id": chat_id, "need_name": 1}
+        )
+    except WeChatApiError as exc:
+        if exc.errcode is not None:
+            redis.set(key, json.dumps({"errcode": exc.errcode}), ex=GROUP_ERROR_SECONDS)
+        raise GroupUnavailable(exc.errcode) from exc
+    group = answer.get("group_chat") or {}
+    redis.set(key, json.dumps({"group": group}, ensure_ascii=False), ex=GROUP_CACHE_SECONDS)
+    return group
+
+
+def in_group(session: Session, workspace_id: int, channel_id: int, user_id: int, group: dict):
+    """Whether one of the user's staff identities on the corp owns the group or is among
+    its staff members (type 1)."""
+    mine = set(
+        session.scalars(
+            select(Staff.userid).where(
+                Staff.workspace_id == workspace_id,
+                Staff.channel_id == channel_id,
+                Staff.user_id == user_id,
+            )
+        )
+    )
+    if not mine:
+        return False
+    staff = {
+        member.get("userid")
+        for member in group.get("member_list") or []
+        if isinstance(member, dict) and member.get("type") == 1
+    }
+    return group.get("owner") in mine or bool(staff & mine)
 
 
 def group_view(
@@ -465,19 +544,4 @@ def group_view(
         without_account=without,
         unknown=unknown,
         staff=[names.get(userid) or userid for userid in staff_ids],
-    )
-
-
-def owned_among(
-    session: Session, workspace_id: int, user_id: int, contact_ids: list[int]
-) -> set[int]:
-    """Which of these people are the user's (sales.ownership), in one query."""
-    if not contact_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(Contact.id).where(
-                Contact.id.in_(contact_ids), owned_contacts_clause(workspace_id, user_id)
-            )
-        )
     )

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
-from models import Account, Channel, Contact, ContactWay, FollowRelation, Staff, User, utcnow
+from models import (
+    PASSWORD_ONLY_ROLES,
+    Account,
+    Channel,
+    Contact,
+    ContactWay,
+    FollowRelation,
+    Staff,
+    User,
+    utcnow,
+)
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
@@ -31,7 +41,8 @@ def sync_staff(session: Session, channel: Channel, client) -> StaffSyncResult:
 
     Members no longer listed stay (their customers' history names them) but turn
     inactive; a member whose email matches an admin user of the workspace is mapped to
-    that user, unless someone already mapped them by hand.
+    that user, unless someone already mapped them by hand. Owners and admins are never
+    linked by email (a WeCom profile's email is the corp's to set): only by hand.
     """
     result = StaffSyncResult()
     # WeCom first, the database after: the rows are written in one short stretch.
@@ -87,9 +98,14 @@ def _profile(client, userid: str) -> dict | None:
 
 
 def _active_users_by_email(session: Session, workspace_id: int) -> dict[str, int]:
+    """The users a member may be linked to by email: active, not an owner or admin."""
     rows = session.execute(
         select(User.email, User.id)
-        .where(User.workspace_id == workspace_id, User.active.is_(True))
+        .where(
+            User.workspace_id == workspace_id,
+            User.active.is_(True),
+            User.role.not_in(PASSWORD_ONLY_ROLES),
+        )
         .order_by(User.id)
     )
     by_email: dict[str, int] = {}

@@ -1,5 +1,5 @@
-"""Shared pieces of the admin views: a workspace-scoped lookup that 404s, pagination, and
-the archive / restore of a library row."""
+"""Shared pieces of the admin views: a workspace-scoped lookup that 404s, an id from the
+query string, pagination, and the archive / restore of a library row."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, select
 
 from app.admin import db
 from app.admin.access import audit, workspace_id
+from core.references import fits_column
 
 M = TypeVar("M")
 
@@ -18,7 +19,10 @@ M = TypeVar("M")
 def scoped_or_404(model: type[M], row_id: int, *conditions, options: Sequence = ()) -> M:
     """The workspace's row of `model` with this id (and `conditions`), or a 404: another
     workspace's id is answered exactly like an id that does not exist. `options` are the
-    loader options (e.g. a deferred large column)."""
+    loader options (e.g. a deferred large column). An id too large to be any row's (a
+    made-up URL) is a 404 too."""
+    if not fits_column(model.id, row_id):
+        abort(404)
     row = db().scalar(
         select(model)
         .options(*options)
@@ -27,6 +31,13 @@ def scoped_or_404(model: type[M], row_id: int, *conditions, options: Sequence = 
     if row is None:
         abort(404)
     return row
+
+
+def id_arg(name: str, column) -> int | None:
+    """The request's `name` argument (query string or form) as an id of `column` (e.g.
+    `User.id`): None when absent, not a whole number, or too large to be any row's."""
+    value = request.values.get(name, type=int)
+    return value if value is not None and fits_column(column, value) else None
 
 
 @dataclass

@@ -6,11 +6,10 @@ the rule lives: every page that shows a phone or an email asks a `Reveal`."""
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Contact, IdentityKind, Role, User
-from sales.ownership import owned_contacts_clause
+from models import IdentityKind, Role, User
+from sales.ownership import owned_contact_ids
 
 MASKED_KINDS = {IdentityKind.PHONE: "phone", IdentityKind.EMAIL: "email"}
 
@@ -69,12 +68,5 @@ def reveal_for(
     """What `user` sees of these people: one query for a salesperson, none otherwise."""
     if user.role != Role.SALES:
         return Reveal(everyone=True)
-    wanted = {contact_id for contact_id in contact_ids if contact_id is not None}
-    if not wanted:
-        return Reveal(everyone=False)
-    own = session.scalars(
-        select(Contact.id).where(
-            Contact.id.in_(wanted), owned_contacts_clause(workspace_id, user.id)
-        )
-    ).all()
+    own = owned_contact_ids(session, workspace_id, user.id, contact_ids)
     return Reveal(everyone=False, own=frozenset(own))

@@ -57,6 +57,23 @@ def test_nul_in_a_query_parameter_name_or_a_path_is_refused(owner):
     assert owner.get("/admin/contacts/1%00").status_code == 400
 
 
+HUGE = "99999999999999999999999"  # past 64 bits: SQLite cannot bind it
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/admin/contacts/{HUGE}",
+        f"/admin/accounts/{HUGE}",
+        f"/admin/home?user={HUGE}",
+        f"/admin/home?user={2**40}",  # past PostgreSQL's integer
+        "/admin/home?user=%C2%B2",  # a digit to str.isdigit, not to int()
+    ],
+)
+def test_an_id_too_large_for_any_row_is_a_404(owner, path):
+    assert owner.get(path).status_code == 404
+
+
 def test_nul_in_a_readers_form_is_refused_and_nothing_stored(app, client):
     opened = open_form_outside_wechat(app)
     code, token = opened.code, opened.form_token

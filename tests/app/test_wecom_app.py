@@ -6,6 +6,7 @@ import urllib.parse
 import pytest
 from sqlalchemy import select
 
+from app.wecom_app import OAUTH_RETURN_LIMIT
 from models import AuditLog, RefusedSignIn, User
 from tests.app.admin.helpers import post_with_token, sign_in
 from tests.factories import add_staff, make_staff, make_user
@@ -85,7 +86,7 @@ def test_an_unmapped_member_is_told_and_the_admin_sees_them(app, client, platfor
     assert answer.status_code == 302
 
 
-@pytest.mark.parametrize("case", ["no_staff", "inactive_user", "not_member"])
+@pytest.mark.parametrize("case", ["no_staff", "inactive_staff", "inactive_user", "not_member"])
 def test_members_without_an_active_user_are_refused(app, client, platform, corp, case):
     if case == "no_staff":
         add_staff(platform, "wangwu", "王五")
@@ -94,6 +95,10 @@ def test_members_without_an_active_user_are_refused(app, client, platform, corp,
         add_staff(platform, "zhaoliu", "赵六")
         make_staff(app, "赵六", "zhaoliu", user_id=make_user(app, "viewer", active=False))
         userid = "zhaoliu"
+    elif case == "inactive_staff":  # the sync found the customer-contact permission gone
+        add_staff(platform, "sunqi", "孙七")
+        make_staff(app, "孙七", "sunqi", active=False, user_id=make_user(app, "marketer"))
+        userid = "sunqi"
     else:
         userid = "someone-else"  # not a member of the corp: WeCom answers an openid
     answer, _ = oauth(client, platform, corp, userid)
@@ -103,7 +108,39 @@ def test_members_without_an_active_user_are_refused(app, client, platform, corp,
     if case == "not_member":
         assert refused.member == wecom_client.openid_of(WECOM_CREDS.app_id, userid)
         assert "不是" in answer.text
+    if case == "inactive_staff":
+        assert "客户联系权限" in answer.text
     assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_sign_in_with_their_password_only(app, client, platform, corp, role):
+    """Whoever links a member to the owner must not make that member the owner in WeCom."""
+    add_staff(platform, "boss", "老板")
+    make_staff(app, "老板", "boss", user_id=make_user(app, role))
+    answer, _ = oauth(client, platform, corp, "boss", f"/wecom/{corp}/sidebar")
+    assert answer.status_code == 403
+    assert "密码" in answer.text and 'id="password-only"' in answer.text
+    assert client.get("/admin/").status_code == 302  # not signed in
+    [refused] = all_of(app, RefusedSignIn)
+    assert (refused.member, refused.reason) == ("boss", "password_only")
+    # The password still works.
+    assert sign_in(app.test_client(), f"{role}@acme.example").status_code == 302
+
+
+def test_the_oauth_return_is_rate_limited_per_address(app, client, platform, corp):
+    """Each return calls WeCom's auth/getuserinfo: one address cannot make it call on."""
+    limit = int(OAUTH_RETURN_LIMIT.split()[0])
+    codes = [
+        client.get(f"/wecom/{corp}/oauth?code=made-up&state=x").status_code
+        for _ in range(limit + 1)
+    ]
+    assert codes == [400] * limit + [429]
+    other = app.test_client()
+    answer = other.get(
+        f"/wecom/{corp}/oauth?code=made-up&state=x", environ_base={"REMOTE_ADDR": "10.0.0.9"}
+    )
+    assert answer.status_code == 400  # another address is not held back
 
 
 def test_a_reused_or_expired_code_is_refused(app, client, platform, corp):

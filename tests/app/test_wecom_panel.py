@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.admin.scoring.presenters import score_rule_labels
 from models import (
     AccountEvent,
     AccountEventKind,
+    Contact,
     InboundEvent,
     Interaction,
     SalesNote,
@@ -20,6 +22,8 @@ from models import (
     User,
     utcnow,
 )
+from scoring.engine import Scorer
+from scoring.model import DEFAULT_RULES, ScoreRule
 from tests.app.admin.helpers import csrf_token
 from tests.factories import (
     WECOM_CREDS,
@@ -123,10 +127,8 @@ def test_sending_records_the_event_and_the_touch_then_the_drain_scores_it(app, s
     assert "已发送" in response.text
     again = _post(sales["client"], sent_url, {})  # the shell retried the same tap
     assert again.status_code == 200
-    events = all_of(app, AccountEvent)
-    assert [(e.kind, e.contact_id, e.user_id) for e in events][:1] == [
-        (AccountEventKind.CHAT_SEND, sales["mine"], user_id(app, "sales"))
-    ]
+    events = [e for e in all_of(app, AccountEvent) if e.kind == AccountEventKind.CHAT_SEND]
+    assert [(e.contact_id, e.user_id) for e in events] == [(sales["mine"], user_id(app, "sales"))]
     inbox = [e for e in all_of(app, InboundEvent) if "sales.chat_send" in e.payload]
     assert len(inbox) == 1
     run_jobs(app)
@@ -134,6 +136,14 @@ def test_sending_records_the_event_and_the_touch_then_the_drain_scores_it(app, s
     assert [(t.contact_id, t.properties["content_id"]) for t in touches] == [
         (sales["mine"], content_id)
     ]
+
+
+def test_a_sent_content_id_too_large_for_any_row_is_a_404(app, sales):
+    path = f"/wecom/panel/{sales['channel']}/contact/{CUSTOMER}/sent"
+    for content_id in ("99999999999999999999999", str(2**40)):
+        response = _post(sales["client"], f"{path}?content_id={content_id}&nonce=n1", {})
+        assert response.status_code == 404
+    assert all_of(app, AccountEvent) == []
 
 
 def test_a_read_item_is_not_recommended_again(app, sales):
@@ -210,3 +220,32 @@ def test_a_manual_tag_is_added_and_removed_and_queued_for_wecom(app, sales):
 
 def test_signed_out_gets_401(app, sales, client):
     assert panel(client, sales["channel"]).status_code == 401
+
+
+def test_score_sources_read_as_the_rules_interactions_not_their_keys(app, sales):
+    with session_of(app) as session:
+        ws = session.get(Contact, sales["mine"]).workspace_id
+        added = Interaction(
+            workspace_id=ws,
+            contact_id=sales["mine"],
+            channel_id=sales["channel"],
+            kind="wecom.contact_added",
+            properties={},
+            occurred_at=utcnow(),
+        )
+        session.add(added)
+        session.flush()
+        Scorer.load(session, ws).score_interaction_ids([added.id])
+        session.commit()
+    page = panel(sales["client"], sales["channel"]).text
+    sources = page.split("得分来源")[1].split("</section>")[0]
+    assert "添加了企业微信员工" in sources and "+15" in sources
+    assert "wecom_added" not in sources
+
+
+def test_a_filtered_rule_names_its_filter():
+    rules = {rule.key: rule for rule in DEFAULT_RULES}
+    labels = score_rule_labels([rules["menu_demo"], rules["follow"], ScoreRule("odd", "x.y", 1)])
+    assert labels["menu_demo"] == "Tapped a menu · BOOK_DEMO"
+    assert labels["follow"] != "follow"
+    assert labels["odd"] == "odd"  # a kind without a label: the key

@@ -77,6 +77,23 @@ def test_staff_map_to_the_workspace_user_with_the_same_email(app, platform, chan
     assert staff["wangwu"].user_id is None  # another workspace's user
 
 
+def test_owners_and_admins_are_never_linked_by_email(app, platform, channel_id):
+    """A WeCom profile's email is the corp's to set: matching the owner's would hand the
+    member the owner's role."""
+    make_user(app, "owner", email="boss@acme.example")
+    make_user(app, "admin", email="it@acme.example")
+    marketer = make_user(app, "marketer", email="mkt@acme.example")
+    add_staff(platform, "boss", "老板", email="boss@acme.example")
+    add_staff(platform, "it", "网管", email="it@acme.example")
+    add_staff(platform, "mkt", "市场", email="mkt@acme.example")
+
+    assert sync_staff_now(app, channel_id).mapped == 1
+
+    staff = staff_of(app, channel_id)
+    assert (staff["boss"].user_id, staff["it"].user_id) == (None, None)
+    assert staff["mkt"].user_id == marketer
+
+
 def test_a_manual_mapping_survives_the_sync(app, platform, channel_id):
     by_email = make_user(app, "sales", email="zhangsan@acme.example")
     chosen = make_user(app, "sales", email="manager@acme.example")

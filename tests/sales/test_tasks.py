@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from models import AccountEvent, Interaction, Task, TaskSource, TaskStatus, utcnow
-from sales.ownership import owns_contact
+from sales.ownership import owned_contact_ids, owns_contact
 from sales.tasks import add_note, close_task, create_task
 from tests.factories import (
     add_contact,
@@ -101,9 +101,15 @@ def test_a_person_is_a_salespersons_through_their_account_or_as_their_wecom_cust
         app, wecom_channel, staff_userid="zhangsan", external_userid="wm-1", name="王"
     )
     neither = add_contact(app, account_id=make_account(app, "远景", owner_id=li))
+    other = workspace_id(app, "other")
     with session_of(app) as session:
         assert owns_contact(session, ws, zhang, by_account)
         assert owns_contact(session, ws, zhang, by_wecom)
         assert not owns_contact(session, ws, zhang, neither)
         assert owns_contact(session, ws, li, neither)
         assert not owns_contact(session, ws, li, by_wecom)
+        everyone = [by_account, by_wecom, neither, None]
+        assert owned_contact_ids(session, ws, zhang, everyone) == {by_account, by_wecom}
+        assert owned_contact_ids(session, ws, li, everyone) == {neither}
+        assert owned_contact_ids(session, ws, li, []) == set()
+        assert owned_contact_ids(session, other, zhang, everyone) == set()

@@ -12,7 +12,7 @@ from app.admin import bp, db
 from app.admin.access import can, requires, workspace_id
 from app.admin.home.presenters import REASON_BADGES, change_rows, reason_text
 from app.admin.labels import stage_names
-from app.admin.lookups import scoped_or_404
+from app.admin.lookups import id_arg, scoped_or_404
 from app.extensions import harpoon
 from core.lanes import lane_of
 from crm.touchpoints import person_key
@@ -50,7 +50,8 @@ def _chosen() -> tuple[str, User | None]:
     wanted = request.args.get("user", "").strip()
     if wanted in ("", EVERYONE):
         return EVERYONE, None
-    user = workspace_user(db(), workspace_id(), int(wanted)) if wanted.isdigit() else None
+    user_id = id_arg("user", User.id) if wanted.isdigit() else None
+    user = workspace_user(db(), workspace_id(), user_id) if user_id is not None else None
     if user is None:
         abort(404)
     return str(user.id), user

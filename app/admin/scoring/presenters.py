@@ -131,6 +131,18 @@ def _kind_option(kind: str) -> str:
     return f"{INTERACTION_LABELS[kind]} · {kind}" if kind in INTERACTION_LABELS else kind
 
 
+def score_rule_labels(rules) -> dict[str, str]:
+    """Each rule's key -> what people read for it: its interaction's label (as the rules
+    tab shows it), with its filter's values (`点击菜单 · PRICING`); the key for a kind
+    without a label."""
+    labels = {}
+    for rule in rules:
+        label = str(INTERACTION_LABELS.get(rule.kind, rule.key))
+        values = [value.removeprefix("contains:") for value in rule.where.values()]
+        labels[rule.key] = " · ".join([label, *values])
+    return labels
+
+
 def mqa_page_context() -> dict:
     return {
         "seniority_options": [(level, SENIORITY_LABELS[level]) for level in SENIORITIES],

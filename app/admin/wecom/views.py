@@ -2,6 +2,7 @@
 
 from flask import flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from marshmallow import ValidationError as InputError
 
 from app.admin import bp, db
@@ -24,7 +25,7 @@ from core.references import USER
 from crm.channels import channels_of
 from crm.directory import accounts_per_owner
 from crm.tags import TagBook
-from models import Channel, ChannelKind, ContactWay, Staff, User, Workspace
+from models import ROLE_RANK, Channel, ChannelKind, ContactWay, Staff, User, Workspace
 from sales.contact_ways import (
     MAX_STAFF,
     WELCOME_PLACEHOLDERS,
@@ -227,6 +228,11 @@ def staff_map_user(staff_id: int):
         flash(_("Choose a user of this workspace."), "error")
         return redirect(url_for("admin.staff"))
     before = member.user_id
+    chosen = db().get(User, form.user_id.data) if form.user_id.data else None
+    if chosen is not None and ROLE_RANK[chosen.role] > ROLE_RANK[current_user.role]:
+        # The member would act with the higher role in WeCom: not the acting user's to give.
+        flash(_("You cannot link a WeCom member to a user whose role is above yours."), "error")
+        return redirect(url_for("admin.staff"))
     if form.user_id.data != before:
         member.user_id = form.user_id.data
         audit(

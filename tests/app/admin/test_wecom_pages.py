@@ -18,7 +18,7 @@ from tests.app.admin.helpers import (
     post_form,
     post_with_token,
 )
-from tests.factories import add_relation, add_staff
+from tests.factories import add_relation, add_staff, make_user
 from tests.helpers import all_of, audit_actions, harpoon_of, run_jobs
 from tests.wecom_platform import (
     api_calls,
@@ -316,6 +316,26 @@ def test_mapping_a_salesperson_to_a_user(app, signed_in, channel_id):
     post_with_token(client, path, {"user_id": ""})
     assert the_staff(app, "lisi").user_id is None
     assert post_with_token(signed_in("sales"), path, {"user_id": ""}).status_code == 403
+
+
+def test_nobody_links_a_member_to_a_user_who_ranks_above_them(app, signed_in, channel_id):
+    """A marketer linking their own member to the owner would become the owner in WeCom."""
+    marketer = in_english(signed_in("marketer"))
+    owner = make_user(app, "owner", email="boss@acme.example")
+    admin = make_user(app, "admin", email="it@acme.example")
+    path = f"/admin/staff/{the_staff(app, 'lisi').id}/user"
+
+    for above in (owner, admin):
+        assert post_with_token(marketer, path, {"user_id": above}).status_code == 302
+        assert the_staff(app, "lisi").user_id is None
+    assert "whose role is above yours" in marketer.get("/admin/staff").text
+    assert audit_actions(app) == []
+
+    acting_admin = in_english(signed_in("admin"))
+    post_with_token(acting_admin, path, {"user_id": admin})
+    assert the_staff(app, "lisi").user_id == admin  # an admin may link an equal
+    post_with_token(acting_admin, path, {"user_id": owner})
+    assert the_staff(app, "lisi").user_id == admin
 
 
 def test_a_salespersons_page_lists_customers_and_accounts(app, signed_in, channel_id):
