@@ -28,6 +28,7 @@ from demo.seed import (
 )
 from models import (
     Account,
+    AccountEvent,
     AccountImport,
     ApiKey,
     Channel,
@@ -47,6 +48,8 @@ from models import (
     Push,
     PushStatus,
     QrCode,
+    RoutingRule,
+    SalesNote,
     SavedSegment,
     ScoringModel,
     Staff,
@@ -54,18 +57,25 @@ from models import (
     StageChange,
     Tag,
     TagRule,
+    Task,
     TitleSynonym,
     TrackedLink,
+    Transfer,
+    TransferKind,
     User,
     WelcomeMessage,
     Workspace,
+    utcnow,
 )
 from outreach import menus
+from sales.tasks import add_note, create_task
+from sales.transfers import create_transfer
 from scoring.engine import load_model
 from tests.browser.helpers import screenshot
 from tests.helpers import harpoon_of, run_jobs
 from wechat import simulate
 from wechat.clients import WeChatClients
+from wechat.sandbox import wecom_groups
 from wechat.sandbox.simulator import Simulator
 from wechat.simulate import Credentials
 
@@ -89,6 +99,10 @@ PLANTED_COLUMNS = {
     Push: ("name",),
     QrCode: ("name", "welcome_reply"),
     SavedSegment: ("name", "description"),
+    RoutingRule: ("name",),
+    SalesNote: ("text",),
+    AccountEvent: ("text",),
+    Task: ("title",),
     ScoringModel: ("note",),
     Staff: ("name",),
     StaffNotification: ("text",),
@@ -126,6 +140,9 @@ NOT_PAGES = {
     "callbacks.wecom",
     "health.healthz",
     "public.oauth_return",
+    # WeCom's member sign-in: redirects to the platform and back.
+    "wecom_app.signin",
+    "wecom_app.oauth_return",
 }
 MAX_URLS_PER_ENDPOINT = 4
 
@@ -149,8 +166,9 @@ class Planted:
         return short
 
 
-def seed_demo(app, platform, base: str) -> None:
-    """The demo workspace with a few minutes of simulated followers and sales."""
+def seed_demo(app, platform, base: str) -> str:
+    """The demo workspace with a few minutes of simulated followers and sales; returns the
+    chat id of a customer group of the demo's customers."""
     db = harpoon_of(app).db
     channels = seed_workspace(db, base)
     register_tenants(platform.state, channels, base)
@@ -188,6 +206,53 @@ def seed_demo(app, platform, base: str) -> None:
     for _ in range(80):
         simulator.step()
     run_jobs(app)
+    return sales_work(app, platform, channels.wecom)
+
+
+def sales_work(app, platform, corp: Channel) -> str:
+    """What sales leave behind: a task, a note (on an account's timeline), a transfer of a
+    customer, and a customer group of customers in the sandbox."""
+    with harpoon_of(app).db.session() as session:
+        customers = session.execute(
+            select(FollowRelation.staff_userid, FollowRelation.external_userid, Contact.id)
+            .join(Contact, Contact.id == FollowRelation.contact_id)
+            .order_by(FollowRelation.id)
+        ).all()
+        assert customers, "the demo's sales added no customer"
+        staff_userid, external_userid, contact_id = customers[0]
+        account_id = session.scalars(select(Account.id).order_by(Account.id)).first()
+        create_task(
+            session,
+            workspace_id=corp.workspace_id,
+            title="回电",
+            due_at=utcnow(),
+            account_id=account_id,
+            contact_id=contact_id,
+        )
+        add_note(
+            session,
+            workspace_id=corp.workspace_id,
+            text="关注数据安全",
+            author_id=None,
+            lanes=1,
+            account_id=account_id,
+            contact_id=contact_id,
+        )
+        create_transfer(
+            session,
+            corp.workspace_id,
+            channel_id=corp.id,
+            handover_userid=staff_userid,
+            takeover_userid=next(userid for userid in STAFF if userid != staff_userid),
+            kind=TransferKind.IN_SERVICE,
+            external_userids=[external_userid],
+        )
+        session.commit()
+    tenant = platform.state.tenant(DEMO_CORP_ID)
+    group = wecom_groups.create_group(platform.state, tenant, owner=staff_userid, name="客户群")
+    for _, external_userid, _ in customers[:3]:
+        wecom_groups.join_group(platform.state, tenant, group.chat_id, external_userid)
+    return group.chat_id
 
 
 def plant_draft_push(session) -> None:
@@ -403,10 +468,12 @@ def crawl(page, base: str, start: list[str], watch: Watch, app) -> tuple[set, se
     return rendered, endpoints, hovered
 
 
-def unlinked_pages(app, base: str) -> list[str]:
+def unlinked_pages(app, base: str, chats: list[str]) -> list[str]:
     """Pages no link leads to: an import's row (htmx polls it), a journey's migration, a
-    draft menu's review before publishing (a button posts there); and the planted
-    messages' inbox events (the inbox links only those pending or failed)."""
+    draft menu's review before publishing (a button posts there); the planted
+    messages' inbox events (the inbox links only those pending or failed); the WeCom chat
+    sidebar and its panels (opened beside a chat, `chats` the sandbox's customer groups);
+    a transfer's page."""
     with harpoon_of(app).db.session() as session:
         events = session.scalars(
             select(InboundEvent.id).order_by(InboundEvent.id.desc()).limit(3)
@@ -416,8 +483,17 @@ def unlinked_pages(app, base: str) -> list[str]:
         drafts = session.scalars(
             select(MenuVersion.channel_id).where(MenuVersion.status == MenuStatus.DRAFT)
         ).all()
+        corps = session.scalars(select(Channel.id).where(Channel.kind == ChannelKind.WECOM)).all()
+        customers = session.execute(
+            select(FollowRelation.channel_id, FollowRelation.external_userid).limit(3)
+        ).all()
+        transfers = session.scalars(select(Transfer.id)).all()
     return (
-        [f"{base}/admin/inbox/{id}" for id in events]
+        [f"{base}/wecom/{id}/sidebar" for id in corps]
+        + [f"{base}/wecom/panel/{corp}/contact/{external}" for corp, external in customers]
+        + [f"{base}/wecom/panel/{corp}/group/{chat}" for corp in corps for chat in chats]
+        + [f"{base}/admin/transfers/{id}" for id in transfers]
+        + [f"{base}/admin/inbox/{id}" for id in events]
         + [f"{base}/admin/accounts/import/{id}/row" for id in imports]
         + [f"{base}/admin/journeys/{id}/migrate" for id in journeys]
         + [f"{base}/admin/menus/{id}/publish" for id in drafts]
@@ -449,7 +525,7 @@ def shared_by_staff(app) -> None:
 
 
 def test_no_planted_name_runs_as_script_on_any_page_or_chart(app, platform, live_server, page):
-    seed_demo(app, platform, live_server)
+    chat = seed_demo(app, platform, live_server)
     planted = plant_everywhere(app)
     followers_say(app, planted)
     watch = Watch()
@@ -469,7 +545,7 @@ def test_no_planted_name_runs_as_script_on_any_page_or_chart(app, platform, live
         if "GET" in rule.methods and not rule.arguments and rule.endpoint not in NOT_PAGES
     ]
     crawled, reached, crawl_hovered = crawl(
-        page, live_server, pages + unlinked_pages(app, live_server), watch, app
+        page, live_server, pages + unlinked_pages(app, live_server, [chat]), watch, app
     )
     rendered |= crawled
     endpoints |= reached
