@@ -46,6 +46,7 @@ from app.extensions import harpoon
 from core.jobs import Followups
 from core.lanes import lane_of
 from crm import directory
+from crm.channels import wecom_channel
 from crm.tags import TagBook, apply_tags, remove_tags
 from models import Account, Contact, Content, Role, Staff, TagGroup, TagSource, utcnow
 from outreach.content import chat_links, link_path, share_path
@@ -152,7 +153,7 @@ def _not_found(_exc):
 def _person(channel_id: int, external_userid: str):
     """The channel and the person, or 404; a salesperson's refusal if not theirs."""
     ws = workspace_id()
-    channel = sidebar.wecom_channel(db(), ws, channel_id)
+    channel = wecom_channel(db(), ws, channel_id)
     if channel is None:
         abort(404)
     contact = sidebar.person_of(db(), ws, channel.id, external_userid)
@@ -403,7 +404,7 @@ def contact_remove_tag(channel_id: int, external_userid: str, tag_id: int):
 @requires("contacts.view")
 def group(channel_id: int, chat_id: str):
     ws = workspace_id()
-    channel = sidebar.wecom_channel(db(), ws, channel_id)
+    channel = wecom_channel(db(), ws, channel_id)
     if channel is None or len(chat_id) > 64:
         abort(404)
     h = harpoon()

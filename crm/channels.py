@@ -143,6 +143,17 @@ def channels_table(session: Session, workspace_id: int) -> list[Channel]:
     )
 
 
+def wecom_channel(session: Session, workspace_id: int, channel_id: int) -> Channel | None:
+    """The workspace's WeCom corp of this id (None for an OA, another's, or none)."""
+    return session.scalar(
+        select(Channel).where(
+            Channel.id == channel_id,
+            Channel.workspace_id == workspace_id,
+            Channel.kind == ChannelKind.WECOM,
+        )
+    )
+
+
 def workspace_channel_ids(session: Session, workspace_id: int) -> list[int]:
     return list(session.scalars(select(Channel.id).where(Channel.workspace_id == workspace_id)))
 

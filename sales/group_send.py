@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from core.references import CHANNEL, STAFF, Reference, check_references, declare, scoped_get
 from core.transient import is_transient, may_have_gone_out
-from models import Channel, ChannelKind, FollowRelation, GroupSend, Staff, utcnow
+from crm.channels import wecom_channel
+from models import Channel, FollowRelation, GroupSend, Staff, utcnow
 from wechat.clients import WeChatApiError, chunks
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,7 @@ def create_group_send(
     )
     named = {"channel_id": channel_id, "staff_userid": data["staff_userid"]}
     check_references(session, workspace_id, named, REFERENCES)
-    channel = session.scalar(
-        select(Channel).where(
-            Channel.id == channel_id,
-            Channel.workspace_id == workspace_id,
-            Channel.kind == ChannelKind.WECOM,
-        )
-    )
+    channel = wecom_channel(session, workspace_id, channel_id)
     if channel is None:
         raise ValidationError({"channel_id": ["No such WeCom corp in this workspace."]})
     staff = session.scalar(

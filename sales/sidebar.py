@@ -18,8 +18,6 @@ from models import (
     Account,
     AccountEvent,
     AccountEventKind,
-    Channel,
-    ChannelKind,
     Contact,
     Content,
     Enrolment,
@@ -50,14 +48,6 @@ GROUP_ERROR_SECONDS = 60
 # Content kinds that fit the first half of the funnel (learning), and the second (deciding).
 EARLY_KINDS = frozenset({"article", "video", "live", "event"})
 LATE_KINDS = frozenset({"download", "page"})
-
-
-def wecom_channel(session: Session, workspace_id: int, channel_id: int) -> Channel | None:
-    """The workspace's WeCom channel of this id (None for an OA or another's)."""
-    channel = session.get(Channel, channel_id)
-    if channel is None or channel.workspace_id != workspace_id:
-        return None
-    return channel if channel.kind == ChannelKind.WECOM else None
 
 
 def person_of(

@@ -30,12 +30,11 @@ from sqlalchemy.orm import Session
 
 from core.references import CHANNEL, STAFF, Reference, check_references, declare
 from core.transient import is_transient, may_have_gone_out
+from crm.channels import wecom_channel
 from models import (
     FINAL_ITEM_STATUSES,
     Account,
     AccountEventKind,
-    Channel,
-    ChannelKind,
     Contact,
     FollowRelation,
     Identity,
@@ -146,13 +145,7 @@ def create_transfer(
         "takeover_userid": takeover_userid,
     }
     check_references(session, workspace_id, named, REFERENCES)
-    channel = session.scalar(
-        select(Channel).where(
-            Channel.id == channel_id,
-            Channel.workspace_id == workspace_id,
-            Channel.kind == ChannelKind.WECOM,
-        )
-    )
+    channel = wecom_channel(session, workspace_id, channel_id)
     if channel is None:
         raise ValidationError({"channel_id": ["No such WeCom corp in this workspace."]})
     handover = _staff(session, workspace_id, channel.id, handover_userid)
