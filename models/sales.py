@@ -113,6 +113,8 @@ class AccountEventKind(StrEnum):
     NOTE = "note"
     CHAT_SEND = "chat_send"  # content sent into a chat from the sidebar
     TRANSFER = "transfer"  # customers handed over to another salesperson
+    OPPORTUNITY = "opportunity"  # an opportunity created, moved, won or lost
+    PROGRAM = "program"  # a tier program requested, approved, executed
 
 
 class AccountEvent(Base):

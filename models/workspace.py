@@ -26,4 +26,7 @@ class Workspace(Base):
     staff_messages_per_day: Mapped[int] = mapped_column(Integer, default=8)
     # An MQA or a surge gives the account's owner a task due in this many hours.
     alert_task_hours: Mapped[int] = mapped_column(Integer, default=4)
+    # Where Harpoon tells the CRM that an account reached MQA or was routed (signed with
+    # the workspace's webhook secret); None: not told.
+    crm_webhook_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -27,6 +27,7 @@ from core.jobs import Followups
 from core.references import USER, Reference, check_references, declare
 from core.transient import is_rerunnable
 from core.worktime import WorkingHours, add_working_hours
+from crm.timeline import record_account_event
 from models import (
     Account,
     AccountEvent,
@@ -49,7 +50,7 @@ from models import (
 )
 from models.routing import OPEN_OUTCOMES
 from sales.notify import notify_owner, notify_staff
-from sales.tasks import create_task, record_account_event
+from sales.tasks import create_task
 
 log = logging.getLogger(__name__)
 RULE_REFERENCES = declare("routing_rule", Reference("user_ids", USER))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from crm.timeline import record_account_event
 from crm.touchpoints import person_key
 from models import (
     Account,
@@ -33,7 +34,7 @@ from models import (
     utcnow,
 )
 from models.journey import OPEN_STATUSES
-from sales.tasks import CHAT_SEND, person_identity, record_account_event, record_sales_touch
+from sales.tasks import CHAT_SEND, person_identity, record_sales_touch
 from scoring.model import Model
 from wechat.clients import WeChatApiError
 

@@ -10,10 +10,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.timeline import record_account_event
 from crm.touchpoints import IDENTITY_ORDER, store_web_touchpoint
 from models import (
     Account,
-    AccountEvent,
     AccountEventKind,
     Contact,
     Identity,
@@ -30,32 +30,6 @@ from models.base import insert_ignoring_conflicts
 TASK_DONE = "sales.task_done"
 NOTE = "sales.note"
 CHAT_SEND = "sales.chat_send"
-
-
-def record_account_event(
-    session: Session,
-    *,
-    workspace_id: int,
-    account_id: int,
-    kind: AccountEventKind,
-    text: str,
-    contact_id: int | None = None,
-    user_id: int | None = None,
-    data: dict | None = None,
-    now: datetime | None = None,
-) -> AccountEvent:
-    event = AccountEvent(
-        workspace_id=workspace_id,
-        account_id=account_id,
-        contact_id=contact_id,
-        kind=kind,
-        user_id=user_id,
-        text=text[:500],
-        data=data or {},
-        created_at=now or utcnow(),
-    )
-    session.add(event)
-    return event
 
 
 def create_task(

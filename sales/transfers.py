@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from core.references import CHANNEL, STAFF, Reference, check_references, declare
 from core.transient import is_transient, may_have_gone_out
 from crm.channels import wecom_channel
+from crm.timeline import record_account_event
 from models import (
     FINAL_ITEM_STATUSES,
     Account,
@@ -49,7 +50,6 @@ from models import (
     User,
     utcnow,
 )
-from sales.tasks import record_account_event
 from wechat.clients import WeChatApiError, chunks
 
 log = logging.getLogger(__name__)

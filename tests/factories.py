@@ -66,6 +66,7 @@ from models import (
 from outreach.content import create_link
 from outreach.qr_codes import create_qr_code
 from outreach.segments import Segment
+from revenue.opportunities import resolve, save_opportunity
 from sales.routing import save_rule
 from scoring.engine import Scorer, decay_factor
 from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, all_of, harpoon_of, session_of
@@ -1350,3 +1351,33 @@ def mqa_committee(app, name="华信科技", *, owner_id=None, **fields) -> tuple
             ids.append(touch.id)
         session.commit()
         return account.id, ids
+
+
+# ---- revenue ---------------------------------------------------------------------------------
+
+
+def make_opportunity(
+    app,
+    account_id: int,
+    *,
+    workspace="acme",
+    external_id=None,
+    source="crm",
+    name="年度订阅",
+    amount="100000",
+    stage="qualify",
+    **values,
+) -> int:
+    """An opportunity saved as the CRM API would save it (history and account stage too)."""
+    from decimal import Decimal
+
+    values = {"name": name, "amount": Decimal(amount), "stage": stage, **values}
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        resolved = resolve(session, ws, {**values, "account_id": account_id})
+        assert not resolved.errors, resolved.errors
+        saved = save_opportunity(
+            session, ws, values, resolved, source=source, external_id=external_id
+        )
+        session.commit()
+        return saved.opportunity.id

@@ -1,0 +1,142 @@
+"""Opportunities: one item resolved in its workspace, saved once however often a CRM
+re-sends it, with history, the account's timeline and its stage moved forward."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from models import (
+    Account,
+    AccountEvent,
+    Opportunity,
+    OpportunityChange,
+    StageChange,
+    utcnow,
+)
+from revenue.opportunities import OpportunitySchema, resolve, save_opportunity
+from revenue.pipeline import pipeline_of
+from tests.factories import make_account, make_opportunity, make_user, workspace_id
+from tests.helpers import session_of
+
+
+def put(app, external_id, item, workspace="acme"):
+    """What the API does with one item: load, resolve, save (or the errors)."""
+    values = OpportunitySchema().load(item)
+    with session_of(app) as session:
+        ws = workspace_id(app, workspace)
+        existing = session.scalar(
+            select(Opportunity).where(
+                Opportunity.workspace_id == ws, Opportunity.external_id == external_id
+            )
+        )
+        resolved = resolve(session, ws, values, existing)
+        if resolved.errors:
+            return resolved.errors
+        saved = save_opportunity(
+            session, ws, values, resolved, source="crm", external_id=external_id, existing=existing
+        )
+        session.commit()
+        return saved.status
+
+
+def test_the_default_pipeline_is_written_once_in_order(app):
+    ws = workspace_id(app)
+    with session_of(app) as session:
+        first = [stage.key for stage in pipeline_of(session, ws)]
+        again = [stage.key for stage in pipeline_of(session, ws)]
+    assert first == again == ["qualify", "solution", "negotiation", "won", "lost"]
+
+
+def test_a_resent_item_changes_nothing_and_a_stage_move_is_history(app):
+    account = make_account(app, "华信科技", is_target=True, stage="mqa")
+    item = {"name": "云平台", "amount": "250000.50", "stage": "qualify", "account_id": account}
+    assert put(app, "crm-1", item) == "created"
+    assert put(app, "crm-1", item) == "unchanged"
+    assert put(app, "crm-1", {**item, "stage": "solution"}) == "updated"
+    assert put(app, "crm-1", {"stage": "won"}) == "updated"
+    with session_of(app) as session:
+        opportunity = session.scalar(select(Opportunity))
+        assert opportunity.amount == Decimal("250000.50")
+        assert opportunity.status == "won" and opportunity.closed_at is not None
+        assert opportunity.probability == 100
+        history = session.scalars(
+            select(OpportunityChange.to_stage).order_by(OpportunityChange.id)
+        ).all()
+        assert history == ["qualify", "solution", "won"]
+        moves = session.execute(
+            select(StageChange.from_stage, StageChange.to_stage).order_by(StageChange.id)
+        ).all()
+        assert [tuple(m) for m in moves] == [
+            ("mqa", "meeting"),
+            ("meeting", "opportunity"),
+            ("opportunity", "customer"),
+        ]
+        assert session.get(Account, account).stage == "customer"
+        assert len(session.scalars(select(AccountEvent)).all()) == 3
+
+
+def test_an_opportunity_never_moves_its_account_back(app):
+    account = make_account(app, "远东银行", stage="customer")
+    make_opportunity(app, account, stage="qualify", type="expansion")
+    with session_of(app) as session:
+        assert session.get(Account, account).stage == "customer"
+        assert session.scalars(select(StageChange)).all() == []
+
+
+def test_a_won_expansion_moves_a_customer_to_expansion(app):
+    account = make_account(app, "远东银行", stage="customer")
+    make_opportunity(app, account, stage="won", type="expansion")
+    with session_of(app) as session:
+        assert session.get(Account, account).stage == "expansion"
+
+
+def test_unknown_references_are_field_errors_and_another_workspaces_account_is_unknown(app):
+    theirs = make_account(app, "华信科技", workspace="other")
+    errors = put(app, "x", {"name": "a", "amount": 1, "stage": "qualify", "account_id": theirs})
+    assert set(errors) == {"account_id"}
+    errors = put(app, "x", {"name": "a", "amount": 1, "stage": "nope", "account_name": "无名"})
+    assert set(errors) == {"stage", "account"}
+    assert set(put(app, "x", {"stage": "qualify", "account_name": "华信"})) >= {"name", "amount"}
+    with session_of(app) as session:
+        assert session.scalars(select(Opportunity)).all() == []
+
+
+def test_create_account_makes_the_named_account(app):
+    item = {
+        "name": "私有云",
+        "amount": 80000,
+        "stage": "qualify",
+        "account_name": "星河制造有限公司",
+        "account_domain": "xinghe.com",
+        "create_account": True,
+    }
+    assert put(app, "crm-2", item) == "created"
+    assert put(app, "crm-3", {**item, "create_account": False, "name": "二期"}) == "created"
+    with session_of(app) as session:
+        accounts = session.scalars(select(Account)).all()
+        assert [(a.name, a.domain) for a in accounts] == [("星河制造有限公司", "xinghe.com")]
+
+
+def test_an_unknown_owner_is_a_warning_and_a_known_one_is_set(app):
+    account = make_account(app, "华信科技")
+    owner = make_user(app, role="sales", email="li@acme.example")
+    with session_of(app) as session:
+        ws = workspace_id(app)
+        known = resolve(session, ws, {"owner_email": "LI@acme.example", "account_id": account})
+        unknown = resolve(session, ws, {"owner_email": "zz@acme.example", "account_id": account})
+    assert known.owner_id == owner and not known.warnings
+    assert unknown.owner_id is None and set(unknown.warnings) == {"owner_email"}
+
+
+def test_amounts_are_decimals_and_closing_before_opening_is_refused():
+    values = OpportunitySchema().load({"amount": 0.1})
+    assert values["amount"] == Decimal("0.10")
+    now = utcnow()
+    with pytest.raises(ValidationError) as refused:
+        OpportunitySchema().load(
+            {"opened_at": now.isoformat(), "closed_at": (now - timedelta(days=1)).isoformat()}
+        )
+    assert set(refused.value.messages) == {"closed_at"}
