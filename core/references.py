@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, select
 from sqlalchemy.orm import Session
 
 from core.text import N_
-from models import Channel, Contact, Content, Form, SavedSegment, Staff, Tag, User
+from models import Account, Channel, Contact, Content, Form, SavedSegment, Staff, Tag, User
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ FORM = Target(Form, N_("Not a form of this workspace."))
 STAFF = Target(Staff, N_("Not a staff member of this workspace."), key="userid")
 USER = Target(User, N_("Not a user of this workspace."))
 CONTACT = Target(Contact, N_("Not a contact of this workspace."))
+ACCOUNT = Target(Account, N_("Not an account of this workspace."))
 
 
 @dataclass(frozen=True)

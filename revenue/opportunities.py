@@ -14,6 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.references import ACCOUNT, Reference, declare, unknown_references
 from core.text import N_
 from crm.accounts import account_for_domain, account_named
 from crm.companies import normalize_company
@@ -40,7 +41,8 @@ from scoring.model import advance
 from scoring.stages import set_stage
 
 MAX_AMOUNT = Decimal("999999999999.99")
-UNKNOWN_ACCOUNT = N_("No account with this id, name or domain in the workspace.")
+UNKNOWN_ACCOUNT = N_("No account with this name or domain in the workspace.")
+CLOSED_BEFORE_OPENED = N_("Must not be before the opening date.")
 UNKNOWN_STAGE = N_("Not a stage of the pipeline.")
 NO_ACCOUNT = N_("Name the account: account_id, account_name or account_domain.")
 NAME_NEEDED = N_("A new opportunity needs a name.")
@@ -48,6 +50,10 @@ AMOUNT_NEEDED = N_("A new opportunity needs an amount.")
 STAGE_NEEDED = N_("A new opportunity needs a stage.")
 ACCOUNT_FIELDS = ("account_id", "account_name", "account_domain")
 UNKNOWN_OWNER = N_("No user of the workspace has this email; saved without an owner.")
+
+
+# An item's account_id must name one of the workspace's accounts.
+REFERENCES = declare("opportunity", Reference("account_id", ACCOUNT))
 
 
 class OpportunitySchema(Schema):
@@ -91,7 +97,7 @@ class OpportunitySchema(Schema):
     def _closed_after_opened(self, data, **kwargs):
         opened, closed = data.get("opened_at"), data.get("closed_at")
         if opened and closed and closed < opened:
-            raise ValidationError("Must not be before opened_at.", "closed_at")
+            raise ValidationError(CLOSED_BEFORE_OPENED, "closed_at")
 
 
 @dataclass
@@ -151,14 +157,15 @@ def resolve(
 
 def _account(session: Session, workspace_id: int, values: dict, errors: dict) -> Account | None:
     if "account_id" in values:
-        account = session.scalar(
+        unknown = unknown_references(session, workspace_id, values, REFERENCES)
+        if unknown:
+            errors.update(unknown)
+            return None
+        return session.scalar(
             select(Account).where(
                 Account.workspace_id == workspace_id, Account.id == values["account_id"]
             )
         )
-        if account is None:
-            errors["account_id"] = [UNKNOWN_ACCOUNT]
-        return account
     if "account_domain" in values:
         account = account_for_domain(session, workspace_id, values["account_domain"].lower())
         if account is not None:

@@ -20,6 +20,7 @@ import pkgutil
 import re
 import tomllib
 from dataclasses import dataclass
+from decimal import Decimal
 
 import marshmallow
 import pytest
@@ -79,6 +80,7 @@ from outreach.content import create_link
 from outreach.forms import download_link
 from outreach.library import editing
 from outreach.segments import Segment, contacts_query, count
+from revenue.opportunities import resolve
 from sales import contact_ways
 from sales.group_send import create_group_send
 from sales.transfers import create_transfer
@@ -446,6 +448,13 @@ def save_touchpoints(app, world: World):
     return errors, "items.1.channel_id"
 
 
+def save_opportunity_item(app, world: World):
+    """A CRM's opportunity naming B's account by id."""
+    values = {"name": "x", "amount": Decimal(1), "stage": "qualify", "account_id": world.b.account}
+    with session_of(app) as session:
+        return resolve(session, world.a.workspace, values).errors, "account_id"
+
+
 def save_in_admin(document: str, field: str, holding: str, action):
     """A's marketer (pages in English) posts B's id in `field` to the page at `action(A)`;
     the declared message the page shows (given the id as %(id)s), keyed by the field."""
@@ -509,6 +518,7 @@ SAVE_CASES = {
     ("transfer", "handover_userid"): save_transfer("handover_userid"),
     ("transfer", "takeover_userid"): save_transfer("takeover_userid"),
     ("touchpoints", "items.*.channel_id"): save_touchpoints,
+    ("opportunity", "account_id"): save_opportunity_item,
     ("account", "owner_id"): save_in_admin(
         "account", "owner_id", "user", lambda a: f"/admin/accounts/{a.account}/edit"
     ),
@@ -560,6 +570,7 @@ DECLARED_INPUTS = {
     ("app.admin.wecom.forms.ContactWayForm", "tag_ids"): ("contact_way", "tag_ids"),
     ("app.admin.wecom.forms.StaffUserForm", "user_id"): ("staff", "user_id"),
     ("sales.contact_ways.ContactWayInput", "tag_ids"): ("contact_way", "tag_ids"),
+    ("revenue.opportunities.OpportunitySchema", "account_id"): ("opportunity", "account_id"),
     ("crm.touchpoints.TouchpointSchema", "channel_id"): (
         "touchpoints",
         "items.*.channel_id",
