@@ -289,6 +289,14 @@ def request_program(
     return order
 
 
+def count_orders(session: Session, workspace_id: int, status: str) -> int:
+    return session.scalar(
+        select(func.count(ProgramOrder.id)).where(
+            ProgramOrder.workspace_id == workspace_id, ProgramOrder.status == status
+        )
+    )
+
+
 def open_order(
     session: Session, workspace_id: int, program_id: int, account_id: int
 ) -> ProgramOrder | None:
