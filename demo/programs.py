@@ -76,8 +76,8 @@ def seed_demo_programs(
             break
         account = accounts[index % len(accounts)]
         menu = by_tier[account.tier]
-        program = menu[index % len(menu)]
-        if programs.open_order(session, workspace_id, program.id, account.id) is not None:
+        program = _orderable(session, workspace_id, menu, index, account.id)
+        if program is None:
             continue
         asked = now - timedelta(days=days_ago, hours=3)
         seller = account.owner_id or (seller_ids[index % len(seller_ids)] if seller_ids else None)
@@ -108,3 +108,14 @@ def seed_demo_programs(
         elif status == "cancelled":
             programs.cancel(session, order, user_id=seller, note="客户推迟了项目", now=decided)
     session.commit()
+
+
+def _orderable(
+    session: Session, workspace_id: int, menu: list[Program], start: int, account_id: int
+) -> Program | None:
+    """The menu's next item from `start` that the account has no open order of."""
+    for step in range(len(menu)):
+        program = menu[(start + step) % len(menu)]
+        if programs.open_order(session, workspace_id, program.id, account_id) is None:
+            return program
+    return None
