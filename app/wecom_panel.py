@@ -41,6 +41,8 @@ from app.admin.labels import (
     tag_label,
 )
 from app.admin.lookups import id_arg
+from app.admin.programs.presenters import STATUS_LABELS as PROGRAM_STATUS_LABELS
+from app.admin.programs.views import may_order
 from app.admin.scoring.presenters import score_rule_labels
 from app.extensions import harpoon
 from core.jobs import Followups
@@ -48,9 +50,11 @@ from core.lanes import lane_of
 from crm import directory
 from crm.channels import wecom_channel
 from crm.tags import TagBook, apply_tags, remove_tags
-from models import Account, Contact, Content, Role, Staff, TagGroup, TagSource, utcnow
+from models import Account, Contact, Content, Program, Role, Staff, TagGroup, TagSource, utcnow
 from outreach.content import chat_links, link_path, share_path
 from outreach.library.editing import oa_channels
+from revenue import programs
+from revenue.programs import ProgramRefused
 from sales import sidebar
 from sales.ownership import owned_contact_ids, owns_contact
 from sales.tasks import add_note, create_task
@@ -63,6 +67,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("wecom_panel", __name__, url_prefix="/wecom/panel")
 
 RULES_SHOWN = 5
+PROGRAM_ORDERS_SHOWN = 10
 CONTRIBUTORS_SHOWN = 5
 NOTE_MAX = 2000
 TASK_TITLE_MAX = 200
@@ -229,7 +234,9 @@ def _send_cards(channel, contact, recommendations) -> tuple[dict, Staff | None]:
     return cards, staff
 
 
-def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, notice=None):
+def _panel(
+    channel, contact: Contact, forms: Forms | None = None, status=200, notice=None, alert=None
+):
     ws, session = workspace_id(), db()
     scorer = Scorer.load(session, ws)
     model, now = scorer.model, scorer.now
@@ -246,6 +253,7 @@ def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, no
                 session, account, contact.id, sidebar.COLLEAGUES_SHOWN
             ),
             "owner": sidebar.owner_of(session, account),
+            **_programs(account),
             **committee(
                 directory.committee_members(session, account),
                 directory.account_seniorities(session, account),
@@ -273,6 +281,7 @@ def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, no
         staff=staff,
         forms=forms or _forms(),
         notice=notice,
+        alert=alert,
         stage_names=stage_names(model.stages),
         role_labels=CONTACT_ROLE_LABELS,
         seniority_labels=SENIORITY_LABELS,
@@ -283,6 +292,17 @@ def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, no
         tag_label=tag_label,
         **account_context,
     ), status
+
+
+def _programs(account: Account) -> dict:
+    """The account's programs: what is ordered, and its tier's menu to tick (one tap; the
+    nonce makes a retried tap order once)."""
+    return {
+        "programs": programs.account_programs(db(), account, PROGRAM_ORDERS_SHOWN),
+        "may_order_programs": may_order(account),
+        "program_nonce": secrets.token_urlsafe(9),
+        "program_status_labels": PROGRAM_STATUS_LABELS,
+    }
 
 
 @bp.get("/<int:channel_id>/contact/<external_userid>")
@@ -318,6 +338,39 @@ def contact_sent(channel_id: int, external_userid: str):
     db().commit()
     _ask_drain(key)
     return _panel(channel, person, notice=_("Sent “%(title)s”.", title=content.title))
+
+
+@bp.post("/<int:channel_id>/contact/<external_userid>/programs")
+@requires("programs.request")
+def contact_program(channel_id: int, external_userid: str):
+    channel, person = _person(channel_id, external_userid)
+    account = db().get(Account, person.account_id) if person.account_id else None
+    nonce = (request.values.get("nonce") or "")[:40]
+    program_id = id_arg("program_id", Program.id)
+    if account is None or account.workspace_id != workspace_id() or not nonce:
+        abort(404)
+    if not may_order(account):
+        return _panel(
+            channel,
+            person,
+            status=403,
+            alert=_("Only the account’s owner or a marketer orders programs for it."),
+        )
+    try:
+        order = programs.request_program(
+            db(),
+            account.workspace_id,
+            program_id=program_id or 0,
+            account_id=account.id,
+            user_id=current_user.id,
+            nonce=nonce,
+        )
+    except ProgramRefused as refused:
+        db().rollback()
+        return _panel(channel, person, status=422, alert=_(refused.message))
+    program = db().get(Program, order.program_id)
+    db().commit()
+    return _panel(channel, person, notice=_("Requested: %(names)s.", names=program.name))
 
 
 @bp.post("/<int:channel_id>/contact/<external_userid>/note")

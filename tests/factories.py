@@ -1381,3 +1381,62 @@ def make_opportunity(
         )
         session.commit()
         return saved.opportunity.id
+
+
+# ---- prog ----------------------------------------------------------------------------------
+
+
+def make_program(
+    app,
+    name="闭门会邀请",
+    *,
+    tier=1,
+    workspace="acme",
+    kind="event_invite",
+    budget="10000",
+    unit_cost="2000",
+    active=True,
+    **fields,
+) -> int:
+    """A menu item of a tier's programs."""
+    from decimal import Decimal
+
+    from models import Program
+
+    with session_of(app) as session:
+        program = Program(
+            workspace_id=workspace_named(session, workspace).id,
+            tier=tier,
+            name=name,
+            kind=kind,
+            budget=Decimal(budget),
+            unit_cost=Decimal(unit_cost) if unit_cost is not None else None,
+            active=active,
+            **fields,
+        )
+        session.add(program)
+        session.commit()
+        return program.id
+
+
+def make_program_order(
+    app, program_id: int, account_id: int, *, workspace="acme", user_id=None, status=None
+) -> int:
+    """An order requested as a salesperson ticks it; `status` "approved" or "executed"
+    takes it on through marketing (executed costs the program's unit cost, today)."""
+    from revenue import programs
+
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        order = programs.request_program(
+            session, ws, program_id=program_id, account_id=account_id, user_id=user_id
+        )
+        if status in ("approved", "executed"):
+            programs.approve(session, order, user_id=None, over_budget_reason="测试")
+        if status == "executed":
+            program = session.get(programs.Program, program_id)
+            programs.execute(
+                session, order, user_id=None, cost=program.unit_cost, executed_at=utcnow()
+            )
+        session.commit()
+        return order.id

@@ -63,6 +63,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
     # Closing a task (done or skipped, with a note): sales their own, marketers any.
     "tasks.close": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    # Tier programs: the menu, budgets and the order queue are the marketers'; sales tick
+    # programs for the accounts they own.
+    "programs.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    "programs.request": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
 }
 
 
