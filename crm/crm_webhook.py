@@ -8,6 +8,7 @@ on every retry; nothing here calls out. A workspace without a CRM address or wit
 signing secret tells nobody.
 """
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -16,12 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.jobs import Followups, Job
+from core.transient import is_rerunnable
 from models import Account, OutboxItem, User, WebhookSecret, Workspace, utcnow
 from models.base import insert_ignoring_conflicts
 
 ACCOUNT_MQA = "account.mqa"
 ACCOUNT_ROUTED = "account.routed"
 EVENTS = (ACCOUNT_MQA, ACCOUNT_ROUTED)
+log = logging.getLogger(__name__)
 
 
 def crm_webhook_url(session: Session, workspace_id: int) -> str | None:
@@ -75,8 +78,20 @@ def tell_crm(
     now: datetime | None = None,
 ) -> bool:
     """Queue one signed delivery of `event` for the account; False when the workspace tells
-    no CRM or this key was queued before."""
+    no CRM or this key was queued before. In a savepoint of its own: a failure is logged and
+    costs the caller (scoring, routing) nothing."""
     assert event in EVENTS
+    try:
+        with session.begin_nested():
+            return _queue(session, workspace_id, event, account_id, key, followups, now)
+    except Exception as exc:
+        if is_rerunnable(exc):
+            raise  # the caller's work runs again
+        log.exception("CRM webhook not queued: workspace %s %s %s", workspace_id, event, key)
+        return False
+
+
+def _queue(session, workspace_id, event, account_id, key, followups, now) -> bool:
     url = crm_webhook_url(session, workspace_id)
     if url is None:
         return False

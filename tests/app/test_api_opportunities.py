@@ -128,6 +128,9 @@ def test_field_errors_are_422_and_write_nothing(app, client):
         assert refused.status_code == 422, external_id
         assert set(refused.json["errors"]) == {"external_id"}
     assert put(client, key, "e-1", b"not json").status_code == 400
+    nul = json.dumps({**ITEM, "name": "a\u0000b", "account_name": "华信科技"}).encode()
+    plain = {"Authorization": f"Bearer {key.key}", "Content-Type": "text/plain"}
+    assert client.put("/api/v1/opportunities/e-1", data=nul, headers=plain).status_code == 400
     assert put(client, key, "e-1", b"[1, 2]").status_code == 400
     assert count(app, Opportunity) == 0
 

@@ -10,10 +10,11 @@ import json
 from sqlalchemy import select
 
 from core.outbound import Outbound
+from crm import crm_webhook
 from crm.crm_webhook import ACCOUNT_MQA, ACCOUNT_ROUTED, tell_crm
 from journeys import delivery
 from journeys.delivery import Platform
-from models import InboundEvent, OutboxItem, OutboxStatus, Workspace
+from models import Account, InboundEvent, OutboxItem, OutboxStatus, Workspace
 from pipeline.drain import drain
 from tests.factories import (
     make_account,
@@ -152,3 +153,22 @@ def test_no_address_or_no_secret_tells_nobody(app, receiver):
         assert not tell_crm(session, other, ACCOUNT_ROUTED, account, "crm:routed:1")
         assert tell_crm(session, ws, ACCOUNT_ROUTED, account, "crm:routed:1")
         session.commit()
+
+
+def test_a_failure_to_queue_is_logged_and_costs_the_caller_nothing(app, receiver, monkeypatch):
+    ws = workspace_id(app)
+    with_secret(app, ws)
+    tell_crm_at(app, receiver.url("/crm"))
+    account = make_account(app, "华信制造")
+
+    def broken(*_args):
+        raise ValueError("a defect")
+
+    monkeypatch.setattr(crm_webhook, "account_document", broken)
+    with session_of(app) as session:
+        session.get(Account, account).stage = "mqa"  # the caller's own write
+        assert not tell_crm(session, ws, ACCOUNT_MQA, account, "crm:mqa:1:2026-12-07")
+        session.commit()
+    with session_of(app) as session:
+        assert session.get(Account, account).stage == "mqa"
+        assert session.scalars(select(OutboxItem)).all() == []
