@@ -44,6 +44,7 @@ from models.base import insert_ignoring_conflicts
 from revenue import crm_sync
 from revenue.opportunities import OpportunitySchema
 from revenue.pipeline import stage_by_key
+from scoring.engine import load_model
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -327,10 +328,18 @@ def post_opportunities():
     results = []
     with h.db.session() as session:
         stages = stage_by_key(session, workspace_id)
+        account_stages = load_model(session, workspace_id).stages
         for index, item in enumerate(items):
             external_id = item.get("external_id") if isinstance(item, dict) else None
             fields = {k: v for k, v in item.items() if k != "external_id"} if external_id else item
-            result = crm_sync.sync_item(session, workspace_id, external_id, fields, stages=stages)
+            result = crm_sync.sync_item(
+                session,
+                workspace_id,
+                external_id,
+                fields,
+                stages=stages,
+                account_stages=account_stages,
+            )
             results.append(_item_answer(index, external_id, result))
         session.commit()
     counts = {

@@ -73,6 +73,7 @@ def sync_item(
     document,
     *,
     stages: dict[str, PipelineStage] | None = None,
+    account_stages: tuple | None = None,
     now: datetime | None = None,
 ) -> ItemResult:
     """Create, update or leave the workspace's opportunity with this external id as the
@@ -93,7 +94,9 @@ def sync_item(
     for attempt in range(2):
         try:
             with session.begin_nested():
-                return _apply(session, workspace_id, external_id, values, stages, now)
+                return _apply(
+                    session, workspace_id, external_id, values, (stages, account_stages), now
+                )
         except _Rejected as rejected:
             return ItemResult("rejected", errors=rejected.errors, warnings=rejected.warnings)
         except IntegrityError:
@@ -102,7 +105,8 @@ def sync_item(
     raise AssertionError("unreachable")
 
 
-def _apply(session, workspace_id, external_id, values, stages, now) -> ItemResult:
+def _apply(session, workspace_id, external_id, values, loaded, now) -> ItemResult:
+    stages, account_stages = loaded
     existing = session.scalar(
         select(Opportunity)
         .where(Opportunity.workspace_id == workspace_id, Opportunity.external_id == external_id)
@@ -120,6 +124,7 @@ def _apply(session, workspace_id, external_id, values, stages, now) -> ItemResul
         external_id=external_id,
         existing=existing,
         now=now,
+        account_stages=account_stages,
     )
     session.flush()
     return ItemResult(saved.status, saved.opportunity, warnings=resolved.warnings)
