@@ -67,7 +67,7 @@ REPLAYED = (
 
 
 def _error(status: int, message: str, **extra):
-    log.info("touchpoint API %s: %s", status, message)
+    log.info("API %s %s: %s", request.endpoint, status, message)
     return {"error": message, **extra}, status
 
 
