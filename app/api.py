@@ -12,7 +12,9 @@ with its `external_id` adds nothing.
 
 import functools
 import hashlib
+import json
 import logging
+from decimal import Decimal
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -39,6 +41,10 @@ from models import (
     utcnow,
 )
 from models.base import insert_ignoring_conflicts
+from revenue import crm_sync
+from revenue.opportunities import OpportunitySchema
+from revenue.pipeline import stage_by_key
+from scoring.engine import load_model
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -61,7 +67,7 @@ REPLAYED = (
 
 
 def _error(status: int, message: str, **extra):
-    log.info("touchpoint API %s: %s", status, message)
+    log.info("API %s %s: %s", request.endpoint, status, message)
     return {"error": message, **extra}, status
 
 
@@ -245,6 +251,121 @@ def _store(rows: list[dict]) -> set[str]:
         return set(conn.scalars(stmt, rows))
 
 
+# ---- opportunities: the CRM's deals ---------------------------------------------------------
+
+NOT_AN_ITEM_LIST = 'the body must be JSON: {"items": [{"external_id": ..., ...}, ...]}'
+NOT_AN_OPPORTUNITY = "the body must be a JSON object: one opportunity"
+
+
+def _decimal_json(body: bytes):
+    """The body's JSON with its numbers read as Decimal (0.1 stays 0.1, not a binary
+    float); None when it is not JSON. get_json has refused a NUL in it already."""
+    request.get_json(force=True, silent=True)
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except ValueError:
+        return None
+
+
+def _item_answer(index: int | None, external_id, result: crm_sync.ItemResult) -> dict:
+    answer = {} if index is None else {"index": index}
+    answer |= {"external_id": external_id, "status": result.status}
+    if result.errors:
+        answer["errors"] = result.errors
+    if result.warnings:
+        answer["warnings"] = result.warnings
+    return answer
+
+
+@bp.put("/opportunities/<external_id>")
+@limiter.limit(lambda: harpoon().settings.api_rate_limit, key_func=rate_limit_key)
+def put_opportunity(external_id: str):
+    """Create or update one opportunity by the CRM's id; the same body again changes
+    nothing ("unchanged")."""
+    h = harpoon()
+    request.max_content_length = MAX_BODY_BYTES
+    body = request.get_data(cache=True)
+    with h.db.session() as session:
+        workspace_id, refusal = _authenticate(session, body, writes=True)
+        if refusal:
+            return refusal
+        session.commit()
+    document = _decimal_json(body)
+    if not isinstance(document, dict):
+        return _error(400, NOT_AN_OPPORTUNITY)
+    if "external_id" in document and document["external_id"] == external_id:
+        document = {k: v for k, v in document.items() if k != "external_id"}
+    with h.db.session() as session:
+        result = crm_sync.sync_item(session, workspace_id, external_id, document)
+        if result.status == "rejected":
+            session.rollback()
+            return {"status": "rejected", "errors": result.errors, "warnings": result.warnings}, 422
+        answer = _item_answer(None, external_id, result)
+        answer["opportunity"] = crm_sync.opportunity_document(session, result.opportunity)
+        session.commit()
+    return answer, 201 if result.status == "created" else 200
+
+
+@bp.post("/opportunities")
+@limiter.limit(lambda: harpoon().settings.api_rate_limit, key_func=rate_limit_key)
+def post_opportunities():
+    """Up to MAX_BATCH opportunities, each created, updated, unchanged or rejected on its
+    own; an external id named twice is applied twice, in order (the second sees the first)."""
+    h = harpoon()
+    request.max_content_length = MAX_BODY_BYTES
+    body = request.get_data(cache=True)
+    with h.db.session() as session:
+        workspace_id, refusal = _authenticate(session, body, writes=True)
+        if refusal:
+            return refusal
+        session.commit()
+    document = _decimal_json(body)
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        return _error(400, NOT_AN_ITEM_LIST)
+    if len(items) > crm_sync.MAX_BATCH:
+        return _error(413, f"at most {crm_sync.MAX_BATCH} items per request, got {len(items)}")
+    results = []
+    with h.db.session() as session:
+        stages = stage_by_key(session, workspace_id)
+        account_stages = load_model(session, workspace_id).stages
+        for index, item in enumerate(items):
+            external_id = item.get("external_id") if isinstance(item, dict) else None
+            fields = {k: v for k, v in item.items() if k != "external_id"} if external_id else item
+            result = crm_sync.sync_item(
+                session,
+                workspace_id,
+                external_id,
+                fields,
+                stages=stages,
+                account_stages=account_stages,
+            )
+            results.append(_item_answer(index, external_id, result))
+        session.commit()
+    counts = {
+        status: sum(r["status"] == status for r in results)
+        for status in ("created", "updated", "unchanged", "rejected")
+    }
+    return {**counts, "items": results}, 422 if counts["rejected"] == len(items) else 200
+
+
+@bp.get("/opportunities/<external_id>")
+@limiter.limit(lambda: harpoon().settings.api_rate_limit, key_func=rate_limit_key)
+def get_opportunity(external_id: str):
+    with harpoon().db.session() as session:
+        # A GET signs its query string (empty here), as a POST signs its body.
+        workspace_id, refusal = _authenticate(session, request.query_string, writes=False)
+        if refusal:
+            return refusal
+        session.commit()
+        if crm_sync.external_id_problem(external_id):
+            return _error(404, "no opportunity with this external_id")
+        found = crm_sync.find_opportunity(session, workspace_id, external_id)
+        if found is None:
+            return _error(404, "no opportunity with this external_id")
+        return {"opportunity": crm_sync.opportunity_document(session, found)}
+
+
 LOOKUP_KINDS = ("phone", "email", "openid", "unionid", "external_userid")
 
 
@@ -314,7 +435,7 @@ def openapi():
 @functools.cache
 def openapi_document() -> dict:
     spec = APISpec(
-        title="Harpoon touchpoint API",
+        title="Harpoon API: touchpoints and opportunities",
         version="1",
         openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
@@ -440,4 +561,198 @@ def openapi_document() -> dict:
             }
         },
     )
+    _opportunity_paths(spec, error)
     return spec.to_dict()
+
+
+def _opportunity_paths(spec: APISpec, error: dict) -> None:
+    spec.components.schema("Opportunity", schema=OpportunitySchema)
+    messages = {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    }
+    external_id = {
+        "type": "string",
+        "pattern": "^" + crm_sync.EXTERNAL_ID.pattern + "$",
+        "description": "The CRM's id of the deal: " + crm_sync.BAD_EXTERNAL_ID,
+    }
+    stored = {
+        "type": "object",
+        "description": "The stored opportunity; `amount` is a decimal string (CNY).",
+        "properties": {
+            "id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "name": {"type": "string"},
+            "amount": {"type": "string", "examples": ["120000.10"]},
+            "type": {"type": "string"},
+            "stage": {"type": "string"},
+            "probability": {"type": "integer"},
+            "status": {"type": "string", "enum": ["open", "won", "lost"]},
+            "lost_reason": {"type": ["string", "null"]},
+            "opened_at": {"type": "string", "format": "date-time"},
+            "closed_at": {"type": ["string", "null"], "format": "date-time"},
+            "account": {"type": "object"},
+            "owner_email": {"type": ["string", "null"]},
+        },
+    }
+    statuses = ["created", "updated", "unchanged", "rejected"]
+    item_result = {
+        "type": "object",
+        "properties": {
+            "index": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "status": {"type": "string", "enum": statuses},
+            "errors": {
+                **messages,
+                "description": "Field -> messages, for a rejected item. An account named "
+                "by `account_id`, `account_name` or `account_domain` that the workspace does "
+                "not have is an error unless `create_account` is true (by name); so is a "
+                "stage not in the workspace's pipeline.",
+            },
+            "warnings": {
+                **messages,
+                "description": "Saved anyway: e.g. `owner_email` names no user of the "
+                "workspace (saved without an owner).",
+            },
+        },
+    }
+    json_of = lambda schema: {"application/json": {"schema": schema}}  # noqa: E731
+    auth = {
+        "security": [{"apiKey": []}],
+        "parameters": [
+            {
+                "name": SIGNATURE_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "As for /api/v1/touchpoints: HMAC of the body (of the "
+                "query string for a GET); each signature of a PUT or POST is accepted once.",
+                "schema": {"type": "string"},
+            }
+        ],
+    }
+    path_id = {"name": "external_id", "in": "path", "required": True, "schema": external_id}
+    common = {
+        "401": {"description": "Bad API key or signature.", "content": json_of(error)},
+        "409": {
+            "description": "The signature was used already (a replay).",
+            "content": json_of(error),
+        },
+        "429": {"description": "Too many requests for this key."},
+    }
+    spec.path(
+        path="/api/v1/opportunities/{external_id}",
+        operations={
+            "put": {
+                "summary": "Create or update one opportunity by the CRM's id (idempotent)",
+                "description": "Amounts are decimals (a JSON number or string, at most 2 "
+                "places), read exactly, never as binary floats. On an update every field is "
+                "optional. Sending the same body again answers `unchanged` and writes "
+                "nothing. A stage moves the account's stage forward, with history.",
+                **auth,
+                "parameters": [path_id, *auth["parameters"]],
+                "requestBody": {
+                    "required": True,
+                    "content": json_of({"$ref": "#/components/schemas/Opportunity"}),
+                },
+                "responses": {
+                    "200": {
+                        "description": "`updated` or `unchanged`, with the stored opportunity "
+                        "and any warnings.",
+                        "content": json_of(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "external_id": {"type": "string"},
+                                    "status": {"type": "string", "enum": statuses[1:3]},
+                                    "warnings": item_result["properties"]["warnings"],
+                                    "opportunity": stored,
+                                },
+                            }
+                        ),
+                    },
+                    "201": {"description": "`created` (same body as 200)."},
+                    "400": {"description": "Not a JSON object.", "content": json_of(error)},
+                    "422": {
+                        "description": "Rejected: `errors` field -> messages; nothing was written.",
+                        "content": json_of(item_result),
+                    },
+                    **common,
+                },
+            },
+            "get": {
+                "summary": "The stored opportunity with this external id",
+                **auth,
+                "parameters": [path_id, *auth["parameters"]],
+                "responses": {
+                    "200": {
+                        "description": '{"opportunity": {...}}',
+                        "content": json_of(
+                            {"type": "object", "properties": {"opportunity": stored}}
+                        ),
+                    },
+                    "404": {"description": "None with this external id in the workspace."},
+                    "401": common["401"],
+                    "429": common["429"],
+                },
+            },
+        },
+    )
+    batch_item = {
+        "allOf": [
+            {"$ref": "#/components/schemas/Opportunity"},
+            {
+                "type": "object",
+                "required": ["external_id"],
+                "properties": {"external_id": external_id},
+            },
+        ]
+    }
+    spec.path(
+        path="/api/v1/opportunities",
+        operations={
+            "post": {
+                "summary": f"Create or update up to {crm_sync.MAX_BATCH} opportunities",
+                "description": "Each item on its own: one rejected item never blocks the "
+                "others. An external id named twice is applied twice, in order.",
+                **auth,
+                "requestBody": {
+                    "required": True,
+                    "content": json_of(
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {
+                                "items": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": crm_sync.MAX_BATCH,
+                                    "items": batch_item,
+                                }
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "Counts per status, and per item its result.",
+                        "content": json_of(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    **{s: {"type": "integer"} for s in statuses},
+                                    "items": {"type": "array", "items": item_result},
+                                },
+                            }
+                        ),
+                    },
+                    "400": {
+                        "description": "Not JSON, or no items list.",
+                        "content": json_of(error),
+                    },
+                    "413": {"description": f"More than {crm_sync.MAX_BATCH} items, or over 4 MB."},
+                    "422": {"description": "Every item was rejected (same body as 200)."},
+                    **common,
+                },
+            }
+        },
+    )

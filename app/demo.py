@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 from app.extensions import harpoon
 from config import ROOT
 from crm.channels import callback_url
+from demo.crm import RECEIVER_ALLOW, DemoCrm
 from demo.data import ARTICLE_LINKS, demo_links
 from demo.seed import (
     CONTACT_STATES,
@@ -82,11 +83,13 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     api_key = issue_demo_api_key(h.db)
     with h.db.session() as session:
         links = demo_links(session, channels.oa.workspace_id, base)
+    crm = DemoCrm(h.db, base, seed)
 
     web = start_harpoon(port, sandbox_url)
     stop = threading.Event()
     try:
         wait_healthy(base, web)
+        click.echo(crm.seed_history())
         click.echo(f"Harpoon   {base}  (health: {base}/healthz)")
         click.echo(f"Admin     {base}/admin/  sign in: {DEMO_LOGIN} / {DEMO_PASSWORD}")
         click.echo(f"Sandbox   {sandbox_url}  (state: {sandbox_url}/sandbox/state)")
@@ -125,6 +128,7 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         )
         echo = lambda line: click.echo(f"  {line}")  # noqa: E731
         threading.Thread(target=simulator.run, args=(stop, rate, echo), daemon=True).start()
+        threading.Thread(target=crm.run, args=(stop, echo), daemon=True).start()
         report_until(stop, h.db, state, web, duration)
     except KeyboardInterrupt:
         click.echo("\nstopping")
@@ -133,6 +137,7 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         web.send_signal(signal.SIGTERM)
         web.wait(timeout=20)
         sandbox_server.shutdown()
+        crm.close()
 
 
 sandbox_cli = click.Group("sandbox", help="The local fake WeChat + WeCom platform.")
@@ -167,6 +172,10 @@ def start_harpoon(port: int, sandbox_url: str) -> subprocess.Popen:
         HARPOON_BIND=f"127.0.0.1:{port}",
         HARPOON_WECHAT_API_URL=sandbox_url,
         HARPOON_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        # The demo CRM's webhook receiver listens on loopback.
+        HARPOON_OUTBOUND_ALLOW=",".join(
+            filter(None, (os.environ.get("HARPOON_OUTBOUND_ALLOW"), RECEIVER_ALLOW))
+        ),
     )
     env.setdefault("HARPOON_LOG_LEVEL", "WARNING")  # the status lines tell the story
     gunicorn = Path(sys.executable).parent / "gunicorn"

@@ -13,6 +13,7 @@ from config import Settings
 from core.jobs import Followups, Job
 from core.outbound import Outbound
 from crm import contacts
+from crm.crm_webhook import tell_crm_of_mqa
 from crm.imports import run_import
 from crm.rules import tag_inactive
 from journeys import delivery, runner, triggers
@@ -238,6 +239,7 @@ def score_workspace(workspace_id: int, method: str) -> dict:
     followups = Followups()
     with h.db.session() as session:
         result = getattr(Scorer.load(session, workspace_id), method)()
+        tell_crm_of_mqa(session, workspace_id, result.alerts, followups)
         routing.route_guarded(session, workspace_id, result.alerts, (), followups)
         notify.notify_owners(session, result.alerts, followups)
         tasks_for_scoring(session, workspace_id, result)

@@ -46,6 +46,8 @@ from models import (
     FormSubmission,
     InboundEvent,
     Interaction,
+    Opportunity,
+    OpportunityStatus,
     PageView,
     QrCode,
     Role,
@@ -385,6 +387,14 @@ def status_line(db, state: Sandbox) -> str:
                 )
             ).all()
         )
+        deals = {
+            status: (count, amount or 0)
+            for status, count, amount in session.execute(
+                select(Opportunity.status, func.count(), func.sum(Opportunity.amount)).group_by(
+                    Opportunity.status
+                )
+            )
+        }
     with state.lock:
         finished = [d for d in state.deliveries if d.done]
         failed = sum(1 for d in finished if not d.accepted)
@@ -408,4 +418,9 @@ def status_line(db, state: Sandbox) -> str:
         + f"\n  content: reads {reads} ({read_seconds / 60:.1f} min read), via shares "
         f"{via_shares} | forms {sum(forms.values())} (follow-ups sent "
         f"{forms.get(FollowUpStatus.SENT, 0)}, failed {forms.get(FollowUpStatus.FAILED, 0)})"
+        + "\n  revenue: opportunities "
+        + ", ".join(
+            f"{status} {deals.get(status, (0, 0))[0]} (¥{deals.get(status, (0, 0))[1]:,.0f})"
+            for status in (OpportunityStatus.OPEN, OpportunityStatus.WON, OpportunityStatus.LOST)
+        )
     )

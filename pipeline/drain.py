@@ -26,6 +26,7 @@ from core.transient import is_rerunnable
 from crm import touchpoints
 from crm.accounts import AccountMoves
 from crm.contacts import TitleTags
+from crm.crm_webhook import tell_crm_of_mqa
 from crm.identity import IdentityCache
 from crm.rules import evaluate_behavior
 from handlers.interactions import record_buffered_interactions
@@ -332,6 +333,7 @@ def _score(session: Session, batch: Batch, event_ids: list[int]) -> None:
     try:
         with session.begin_nested():
             result = Scorer.load(session, batch.workspace_id).score_events(event_ids)
+            tell_crm_of_mqa(session, batch.workspace_id, result.alerts, batch.followups)
             route_accounts(session, batch, result.alerts)
             notify_owners(session, result.alerts, batch.followups)
             tasks_for_scoring(session, batch.workspace_id, result)

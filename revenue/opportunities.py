@@ -226,6 +226,7 @@ def save_opportunity(
     existing: Opportunity | None = None,
     user_id: int | None = None,
     now: datetime | None = None,
+    account_stages: tuple | None = None,
 ) -> Saved:
     """Create or update one opportunity from an item `resolve` found no errors in: its
     history when the stage, status or amount changed, the account's timeline, and the
@@ -296,7 +297,7 @@ def save_opportunity(
             data={"opportunity_id": opportunity.id, "stage": stage.key, "source": str(source)},
             now=now,
         )
-        move_account_stage(session, resolved.account, opportunity, stage, user_id)
+        move_account_stage(session, resolved.account, opportunity, stage, user_id, account_stages)
     return Saved(opportunity, "created" if created else "updated")
 
 
@@ -331,12 +332,14 @@ def move_account_stage(
     opportunity: Opportunity,
     stage: PipelineStage,
     user_id: int | None,
+    account_stages: tuple | None = None,
 ) -> bool:
-    """Forward only, as the scoring rules move stages; a stage the model lacks is skipped."""
+    """Forward only, as the scoring rules move stages; a stage the model lacks is skipped.
+    `account_stages`: the model's stages, when a caller saving many has loaded them."""
     target = account_stage_for(opportunity, stage)
     if target is None:
         return False
-    stages = load_model(session, account.workspace_id).stages
+    stages = account_stages or load_model(session, account.workspace_id).stages
     if not advance(stages, account.stage, target):
         return False
     return set_stage(

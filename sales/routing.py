@@ -27,6 +27,7 @@ from core.jobs import Followups
 from core.references import USER, Reference, check_references, declare
 from core.transient import is_rerunnable
 from core.worktime import WorkingHours, add_working_hours
+from crm.crm_webhook import ACCOUNT_ROUTED, tell_crm
 from crm.timeline import record_account_event
 from models import (
     Account,
@@ -357,6 +358,15 @@ class _Router:
             dedupe_key=f"routed:{assignment.id}",
             followups=self.followups,
             summary=f"分配给你，请在 {self.local(due)} 前首次跟进",
+        )
+        tell_crm(
+            self.session,
+            self.workspace_id,
+            ACCOUNT_ROUTED,
+            account.id,
+            f"crm:routed:{assignment.id}",
+            followups=self.followups,
+            now=self.now,
         )
         return assignment
 

@@ -146,6 +146,10 @@ def test_make_run_demo_shows_traffic_flowing(embedded_env, tmp_path):
     assert "examples/post_live_minutes.py --key hk_" in result.stdout
     reads = [line for line in result.stdout.splitlines() if "content: reads " in line]
     assert reads and int(re.search(r"content: reads (\d+)", reads[-1]).group(1)) > 0
+    # The demo CRM's closed deals, synced through the signed opportunity API at start.
+    assert "synced 6 closed deals through the API (created 6," in result.stdout
+    revenue = [line for line in result.stdout.splitlines() if "revenue: opportunities" in line]
+    assert revenue and re.search(r"won 4 \(¥1,152,500\), lost 2", revenue[-1])
 
 
 def admin_page(base: str, email: str, password: str, path: str) -> str:

@@ -140,6 +140,7 @@ NOT_PAGES = {
     "admin.qr_codes_image",
     "api.openapi",
     "api.find_contacts",
+    "api.get_opportunity",
     "callbacks.wechat",
     "callbacks.wecom",
     "health.healthz",

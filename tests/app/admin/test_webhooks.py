@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from journeys import webhooks
 from journeys.webhooks import rotate_secret, signing_secrets
-from models import AuditLog, WebhookSecret, utcnow
+from models import AuditLog, WebhookSecret, Workspace, utcnow
 from tests.app.admin.helpers import csrf_token, in_english
 from tests.helpers import all_of, session_of
 
@@ -139,3 +139,56 @@ def test_the_page_shows_the_headers_to_verify(app, signed_in):
     assert "X-Harpoon-Workspace: " in page and "X-Harpoon-Delivery: " in page
     assert "X-Harpoon-Signature: t=&lt;unix&gt;,v1=" in page
     assert "a redirect is not followed" in page
+
+
+def test_the_crm_webhook_address_is_set_checked_and_cleared_with_an_audit(app, signed_in):
+    client = in_english(signed_in("owner"))
+    page = client.get("/admin/webhooks").text
+    assert "CRM webhook" in page
+    token = csrf_token(page)
+
+    for bad, message in (
+        ("ftp://crm.example.com/x", "An http(s) address of at most 1024 characters."),
+        ("http://10.0.0.7/hook", "A private or local address: only public addresses can be"),
+        ("https://crm.example.com/" + "x" * 500, "An address of at most 500 characters."),
+    ):
+        refused = client.post(
+            "/admin/webhooks/crm", data={"crm_webhook_url": bad, "csrf_token": token}
+        )
+        assert refused.status_code == 400
+        assert message in refused.text and 'role="alert"' in refused.text
+    assert all_of(app, Workspace)[0].crm_webhook_url is None
+    assert not all_of(app, AuditLog)
+
+    url = "https://crm.example.com/harpoon?token=a&b=1"
+    saved = client.post("/admin/webhooks/crm", data={"crm_webhook_url": url, "csrf_token": token})
+    assert saved.status_code == 302
+    (workspace,) = all_of(app, Workspace)
+    assert workspace.crm_webhook_url == url
+    page = client.get("/admin/webhooks").text
+    assert 'value="https://crm.example.com/harpoon?token=a&amp;b=1"' in page
+    assert "the CRM is not told until you create one" in page  # no signing secret yet
+
+    client.post("/admin/webhooks/crm", data={"crm_webhook_url": " ", "csrf_token": token})
+    assert all_of(app, Workspace)[0].crm_webhook_url is None
+    assert [(e.action, e.changes["crm_webhook_url"]) for e in all_of(app, AuditLog)] == [
+        ("crm_webhook.set", [None, url]),
+        ("crm_webhook.clear", [url, None]),
+    ]
+
+
+def test_only_owners_and_admins_set_the_crm_webhook(app, signed_in):
+    for role in ("marketer", "sales"):
+        client = signed_in(role)
+        token = csrf_token(client.get("/admin/").text)
+        answer = client.post(
+            "/admin/webhooks/crm",
+            data={"crm_webhook_url": "https://crm.example.com/x", "csrf_token": token},
+        )
+        assert answer.status_code == 403
+    assert all_of(app, Workspace)[0].crm_webhook_url is None
+
+
+def test_the_crm_webhook_field_reads_in_chinese(app, signed_in):
+    page = signed_in("admin").get("/admin/webhooks").text
+    assert "CRM 回调地址" in page and "账户达到 MQA 或被分配给销售时" in page

@@ -1,0 +1,78 @@
+"""The demo's CRM, against the app on a real port: its history of closed deals through the
+batch endpoint (a re-run changes nothing), deals opened for the accounts Harpoon reports at
+MQA through a signed webhook (a forged one is refused), moved on, won and lost."""
+
+import json
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from demo import crm as demo_crm
+from demo.crm import HISTORY, DemoCrm
+from journeys.webhooks import delivery_headers, signing_secrets
+from models import ApiKey, Opportunity, utcnow
+from tests.factories import make_account, make_user
+from tests.helpers import harpoon_of, session_of
+
+
+@pytest.fixture
+def crm(app, live_server):
+    for company in {row[1] for row in HISTORY}:
+        make_account(app, company, workspace="Demo")
+    made = DemoCrm(harpoon_of(app).db, live_server, seed=3)
+    yield made
+    made.close()
+
+
+def deals(app) -> dict[str, tuple[str, str]]:
+    with session_of(app) as session:
+        return {
+            o.external_id: (o.status, o.stage)
+            for o in session.scalars(select(Opportunity).order_by(Opportunity.id))
+        }
+
+
+def test_the_history_is_synced_through_the_api_once(app, crm):
+    assert "created 6" in crm.seed_history()
+    statuses = [status for status, _ in deals(app).values()]
+    assert sorted(statuses) == ["lost", "lost", "won", "won", "won", "won"]
+    assert "unchanged 6" in crm.seed_history()
+    with session_of(app) as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.name == demo_crm.CRM_KEY_NAME))
+        assert key.require_signature and key.last_used_at is not None
+
+
+def test_an_account_heard_at_mqa_gets_a_deal_that_moves_to_a_close(app, crm, monkeypatch):
+    monkeypatch.setattr(demo_crm, "OPEN_SHARE", 1.0)
+    monkeypatch.setattr(demo_crm, "MOVE_CHANCE", 1.0)
+    make_user(app, "sales", workspace="Demo", email="zhangsan@harpoon.local")
+    account = make_account(app, "华信科技", workspace="Demo")
+    event = {
+        "delivery_id": f"crm:mqa:{account}:2026-12-07",
+        "workspace_id": crm.workspace_id,
+        "event": "account.mqa",
+        "account": {"id": account, "name": "华信科技", "owner_email": "zhangsan@harpoon.local"},
+        "occurred_at": utcnow().isoformat(),
+    }
+    body = json.dumps(event).encode()
+    forged = delivery_headers(("whsec_forged",), crm.workspace_id, event["delivery_id"], body)
+    assert requests.post(crm.url, data=body, headers=forged, timeout=5).status_code == 401
+    assert crm.tick() == []
+    with session_of(app) as session:
+        secrets = signing_secrets(session, crm.workspace_id, utcnow())
+    signed = delivery_headers(secrets, crm.workspace_id, event["delivery_id"], body)
+    assert requests.post(crm.url, data=body, headers=signed, timeout=5).status_code == 200
+
+    (opened,) = crm.tick()
+    assert opened.startswith(f"CRM opened CRM-{account:05d} for 华信科技")
+    with session_of(app) as session:
+        deal = session.scalar(select(Opportunity))
+        assert (deal.stage, deal.source, deal.owner_id is not None) == ("qualify", "crm", True)
+    for stage in ("solution", "negotiation"):
+        (moved,) = crm.tick()
+        assert moved.endswith(f"to {stage}")
+    crm.tick()
+    status, stage = deals(app)[f"CRM-{account:05d}"]
+    assert status == stage and status in ("won", "lost")
+    assert crm.tick() == []  # closed deals stay closed
