@@ -1381,3 +1381,23 @@ def make_opportunity(
         )
         session.commit()
         return saved.opportunity.id
+
+
+# ---- kpi ----
+
+
+def make_interaction(app, contact_id, kind, *, at, **properties) -> int:
+    """An interaction of the contact (on its account) of `kind` at `at`."""
+    with session_of(app) as session:
+        contact = session.get(Contact, contact_id)
+        row = Interaction(
+            workspace_id=contact.workspace_id,
+            contact_id=contact_id,
+            account_id=contact.account_id,
+            kind=kind,
+            properties=properties,
+            occurred_at=at,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
