@@ -200,6 +200,7 @@ class Pipeline:
     created: int  # opportunities opened in the period
     created_amount: Decimal
     open: int  # open now, whenever opened
+    open_amount: Decimal
     weighted: Decimal  # their amounts times their probabilities
 
 
@@ -212,11 +213,13 @@ def pipeline(session: Session, scope: Scope) -> Pipeline:
             _count_if(in_period),
             _sum_if(in_period, Opportunity.amount),
             _count_if(is_open),
+            _sum_if(is_open, Opportunity.amount),
             _sum_if(is_open, Opportunity.amount * Opportunity.probability),
         )
         .where(in_period | is_open)
     ).one()
-    return Pipeline(row[0], _money(row[1]), row[2], _money(Decimal(str(row[3] or 0)) / 100))
+    weighted = _money(Decimal(str(row[4] or 0)) / 100)
+    return Pipeline(row[0], _money(row[1]), row[2], _money(row[3]), weighted)
 
 
 # ---- closed deals -----------------------------------------------------------------------

@@ -120,7 +120,8 @@ def test_pipeline_created_and_weighted(app, history):
         owner_b = pipeline(session, scope(history, owner_id=history["b"]))
     assert (everyone.created, everyone.created_amount) == (4, Decimal("360000.00"))
     # Open now: 80,000 x 30% + 40,000 x 60%.
-    assert (everyone.open, everyone.weighted) == (2, Decimal("48000.00"))
+    assert (everyone.open, everyone.open_amount) == (2, Decimal("120000.00"))
+    assert everyone.weighted == Decimal("48000.00")
     assert (tier_1.created, tier_1.created_amount) == (2, Decimal("230000.00"))
     assert (tier_1.open, tier_1.weighted) == (1, Decimal("24000.00"))
     assert (owner_b.created, owner_b.created_amount) == (3, Decimal("160000.00"))
