@@ -30,6 +30,7 @@ from models import (
     InboxStatus,
 )
 from models.base import insert_ignoring_conflicts
+from models.interaction import NPS_KIND
 from wechat.events import NormalizedEvent
 
 WEB = "web"  # Harpoon's own pages: tracked links, the reading beacon, forms
@@ -62,7 +63,6 @@ KINDS = {
     "sales.chat_send": "A salesperson sent them content from the WeCom chat sidebar.",
     "survey.nps": "Answered the NPS question: `properties.score`, an integer 0-10.",
 }
-NPS_KIND = "survey.nps"
 # Identities, in the order they name a person: the first one known wins, the rest join.
 IDENTITY_ORDER = (
     IdentityKind.OPENID,

@@ -34,13 +34,11 @@ from models import (
     OpportunityType,
     StageChange,
 )
+from models.interaction import NPS_PREDICATE
 
 CENT = Decimal("0.01")
 # An account is dormant when none of its people did anything for this many days.
 DORMANT_DAYS = 90
-NPS_KIND = "survey.nps"
-# A literal, not a parameter, so PostgreSQL can use the partial index on these rows.
-NPS_PREDICATE = f"kind = '{NPS_KIND}'"
 PROMOTER, DETRACTOR = 9, 6  # 9-10 promote, 0-6 detract
 GRAINS = ("month", "week")
 
@@ -459,25 +457,30 @@ class Recovery:
 
 
 def dormant_recovery(session: Session, scope: Scope, days: int = DORMANT_DAYS) -> Recovery:
-    """Per account three index probes on interactions (account, time), never a scan of
-    the history."""
+    """Per account two probes of the interactions index (account, time): the last activity
+    before the period and any within it; never a scan of the history."""
     quiet_since = scope.start - timedelta(days=days)
-
-    def activity(start, end):
-        shown = [
-            Interaction.workspace_id == scope.workspace_id,
-            Interaction.account_id == Account.id,
-            Interaction.occurred_at < end,
-        ]
-        if start is not None:
-            shown.append(Interaction.occurred_at >= start)
-        return select(Interaction.id).where(*shown).exists()
-
-    dormant = activity(None, quiet_since) & ~activity(quiet_since, scope.start)
-    row = session.execute(
-        select(_count_if(dormant), _count_if(dormant & activity(scope.start, scope.end))).where(
-            *scope.accounts()
+    of_account = (
+        Interaction.workspace_id == scope.workspace_id,
+        Interaction.account_id == Account.id,
+    )
+    last_before = (
+        select(func.max(Interaction.occurred_at))
+        .where(*of_account, Interaction.occurred_at < scope.start)
+        .scalar_subquery()
+    )
+    back = (
+        select(Interaction.id)
+        .where(
+            *of_account,
+            Interaction.occurred_at >= scope.start,
+            Interaction.occurred_at < scope.end,
         )
+        .exists()
+    )
+    dormant = last_before < quiet_since
+    row = session.execute(
+        select(_count_if(dormant), _count_if(dormant & back)).where(*scope.accounts())
     ).one()
     return Recovery(row[0], row[1])
 
@@ -513,7 +516,7 @@ def nps(session: Session, scope: Scope) -> Nps:
     )
     answers = select(answer.label("score"), latest.label("latest")).where(
         Interaction.workspace_id == scope.workspace_id,
-        literal_column(NPS_PREDICATE),
+        literal_column(NPS_PREDICATE),  # a literal: the partial index's predicate
         Interaction.occurred_at >= scope.start,
         Interaction.occurred_at < scope.end,
     )
