@@ -54,7 +54,7 @@ class LifecycleStage:
 
 
 LIFECYCLE = (
-    LifecycleStage("target", N_("Target"), ("target",), ()),
+    LifecycleStage("target", N_("Target accounts"), ("target",), ()),
     LifecycleStage("aware", N_("Awareness"), ("aware",), ()),
     LifecycleStage("engaged", N_("Engagement"), ("engaged",), ("dormant_recovery",)),
     LifecycleStage("mqa", N_("Intent (MQA)"), ("mqa",), ("mqa_conversion",)),
@@ -66,7 +66,7 @@ LIFECYCLE = (
     ),
     LifecycleStage(
         "customer",
-        N_("Customer"),
+        N_("Won customer"),
         ("customer",),
         ("won_revenue", "win_rate", "deal_size", "sales_cycle"),
     ),

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from revenue.kpis import Bucket, Kpis, LifecycleRow
 
@@ -49,13 +50,13 @@ TILES = {
     ),
 }
 LIFECYCLE_NAMES = {
-    "target": _l("Target"),
-    "aware": _l("Awareness"),
-    "engaged": _l("Engagement"),
-    "mqa": _l("Intent (MQA)"),
-    "opportunity": _l("Opportunity"),
-    "customer": _l("Customer"),
-    "expansion": _l("Retention and expansion"),
+    "target": lazy_pgettext("lifecycle", "Target accounts"),
+    "aware": lazy_pgettext("lifecycle", "Awareness"),
+    "engaged": lazy_pgettext("lifecycle", "Engagement"),
+    "mqa": lazy_pgettext("lifecycle", "Intent (MQA)"),
+    "opportunity": lazy_pgettext("lifecycle", "Opportunity"),
+    "customer": lazy_pgettext("lifecycle", "Won customer"),
+    "expansion": lazy_pgettext("lifecycle", "Retention and expansion"),
 }
 TYPE_NAMES = {"new": _l("New"), "renewal": _l("Renewal"), "expansion": _l("Expansion")}
 
