@@ -30,6 +30,7 @@ from models import (
     InboxStatus,
 )
 from models.base import insert_ignoring_conflicts
+from models.interaction import NPS_KIND
 from wechat.events import NormalizedEvent
 
 WEB = "web"  # Harpoon's own pages: tracked links, the reading beacon, forms
@@ -60,6 +61,7 @@ KINDS = {
     "sales.task_done": "A salesperson completed a task for them (`task_id`).",
     "sales.note": "A salesperson wrote a note about them (`note_id`).",
     "sales.chat_send": "A salesperson sent them content from the WeCom chat sidebar.",
+    "survey.nps": "Answered the NPS question: `properties.score`, an integer 0-10.",
 }
 # Identities, in the order they name a person: the first one known wins, the rest join.
 IDENTITY_ORDER = (
@@ -171,8 +173,14 @@ class TouchpointSchema(Schema):
         properties = data.get("properties") or {}
         if len(json.dumps(properties, ensure_ascii=False).encode()) > MAX_PROPERTIES_BYTES:
             errors["properties"] = [f"Over {MAX_PROPERTIES_BYTES} bytes."]
+        elif data.get("kind") == NPS_KIND and not _nps_score(properties.get("score")):
+            errors["properties"] = ["An NPS answer needs `score`, an integer 0-10."]
         if errors:
             raise ValidationError(errors)
+
+
+def _nps_score(score) -> bool:
+    return isinstance(score, int) and not isinstance(score, bool) and 0 <= score <= 10
 
 
 def api_row(workspace_id: int, item: dict, received_at: datetime, lanes: int) -> dict:

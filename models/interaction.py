@@ -9,6 +9,9 @@ from models.base import Base, BigId, JSONDoc, UTCDateTime, utcnow
 # partial index below (a bound parameter cannot match its predicate).
 SCAN_KINDS = ("wechat.follow", "wechat.scan")
 SCAN_PREDICATE = f"kind IN ({', '.join(repr(kind) for kind in SCAN_KINDS)})"
+# NPS answers (revenue.kpis): a sliver of all interactions, read by period.
+NPS_KIND = "survey.nps"
+NPS_PREDICATE = f"kind = '{NPS_KIND}'"
 
 
 class Interaction(Base):
@@ -27,6 +30,15 @@ class Interaction(Base):
             "occurred_at",
             postgresql_where=text(SCAN_PREDICATE),
             sqlite_where=text(SCAN_PREDICATE),
+        ),
+        # Dormant accounts (revenue.kpis): an account's last activity before a day.
+        Index("ix_interactions_account_occurred", "account_id", "occurred_at"),
+        Index(
+            "ix_interactions_nps",
+            "workspace_id",
+            "occurred_at",
+            postgresql_where=text(NPS_PREDICATE),
+            sqlite_where=text(NPS_PREDICATE),
         ),
     )
 

@@ -471,6 +471,8 @@ DEFAULT_RULES = (
     # the timeline and usable by journeys, no points (their reading it scores).
     ScoreRule("sales_note", "sales.note", 0),
     ScoreRule("sales_chat_send", "sales.chat_send", 0),
+    # An NPS answer (revenue.kpis reads the score): on the timeline, no points.
+    ScoreRule("survey_nps", "survey.nps", 0),
 )
 
 DEFAULT_TIERS = (

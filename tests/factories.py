@@ -1440,3 +1440,20 @@ def make_program_order(
             )
         session.commit()
         return order.id
+# ---- kpi ----
+
+
+def make_interaction(app, contact_id, kind, *, at, **properties) -> int:
+    """An interaction of the contact (on its account) of `kind` at `at`."""
+    with session_of(app) as session:
+        contact = session.get(Contact, contact_id)
+        row = Interaction(
+            workspace_id=contact.workspace_id,
+            contact_id=contact_id,
+            account_id=contact.account_id,
+            kind=kind,
+            properties=properties,
+            occurred_at=at,
+        session.add(row)
+        session.commit()
+        return row.id

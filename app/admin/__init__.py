@@ -44,6 +44,7 @@ LOCALES = {"zh_CN": "中文", "en": "English"}
 NAVIGATION = [
     ("admin.home", _("My workbench"), "contacts.view"),
     ("admin.dashboard", _("Dashboard"), "view"),
+    ("admin.revenue", _("Revenue"), "revenue.view"),
     ("admin.accounts", _("Accounts"), "contacts.view"),
     ("admin.contacts", _("Contacts"), "contacts.view"),
     ("admin.group_sends", _("Group sends"), "contacts.view"),
@@ -189,6 +190,7 @@ def init_app(app: Flask) -> None:
         programs,
         pushes,
         qr_codes,
+        revenue,
         routing,
         scoring,
         segments,

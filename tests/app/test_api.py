@@ -496,3 +496,25 @@ def test_the_openapi_document_describes_the_channel_and_its_error(client):
     assert errors["examples"] == [
         {"channel_id": ["Name the WeCom corp of the external_userid: this workspace has 2."]}
     ]
+
+
+def test_an_nps_answer_needs_an_integer_score_from_0_to_10(app, client):
+    key = new_key(app)
+    answer = {"kind": "survey.nps", "phone": "13800138000"}
+    items = [
+        {**answer, "external_id": "nps-ok", "properties": {"score": 9, "survey": "Q4"}},
+        {**answer, "properties": {"score": 11}},
+        {**answer, "properties": {"score": "9"}},
+        {**answer, "properties": {"score": True}},
+        {**answer, "properties": {}},
+        answer,
+    ]
+    reply = post(client, key.key, {"items": items})
+    assert reply.status_code == 200
+    assert [item["status"] for item in reply.json["items"]] == ["accepted"] + ["rejected"] * 5
+    assert all("properties" in item["errors"] for item in reply.json["items"][1:])
+    run_jobs(app)
+    [nps] = rows(app, Interaction)
+    assert (nps.kind, nps.properties["score"]) == ("survey.nps", 9)
+    [entry] = rows(app, ScoreEntry)
+    assert (entry.rule_key, entry.points) == ("survey_nps", 0)

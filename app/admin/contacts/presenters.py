@@ -51,6 +51,7 @@ INTERACTION_LABELS = {
     "sales.task_done": _l("A sales task for them was done"),
     "sales.note": _l("A salesperson wrote a note about them"),
     "sales.chat_send": _l("Sent content in the WeCom chat by sales"),
+    "survey.nps": _l("Answered the NPS survey"),
 }
 # The properties worth a glance on the timeline, in display order.
 PROPERTY_LABELS = {
@@ -70,6 +71,7 @@ PROPERTY_LABELS = {
     "topics": _l("Topics"),
     "products": _l("Products"),
     "campaign": _l("Campaign"),
+    "score": _l("NPS score"),
 }
 # Properties holding a code, shown by its label.
 PROPERTY_VALUE_LABELS = {"medium": LINK_MEDIUM_LABELS}

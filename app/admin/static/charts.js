@@ -209,6 +209,9 @@
     },
   };
 
+  // Pages with charts of their own add them here from a script loaded after this one.
+  window.HarpoonCharts = CHARTS;
+
   const fetched = new Map();
   const dataOf = (element) => {
     const {source, url} = element.dataset;
