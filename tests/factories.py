@@ -1440,6 +1440,8 @@ def make_program_order(
             )
         session.commit()
         return order.id
+
+
 # ---- kpi ----
 
 
@@ -1454,6 +1456,7 @@ def make_interaction(app, contact_id, kind, *, at, **properties) -> int:
             kind=kind,
             properties=properties,
             occurred_at=at,
+        )
         session.add(row)
         session.commit()
         return row.id
