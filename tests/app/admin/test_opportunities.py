@@ -87,7 +87,7 @@ def test_list_filters_and_totals(app, signed_in):
     assert total(page, "pipeline") == "¥1,234,567.50"
     assert total(page, "weighted") == "¥370,370.25"  # 30% of the open one
     assert total(page, "won") == "¥50,000.00"
-    assert "¥1,234,567.50" in page and 'href="/admin/accounts/%d"' % huaxin in page
+    assert "¥1,234,567.50" in page and f'href="/admin/accounts/{huaxin}"' in page
 
     def shown(**args):
         return set(listed(client.get("/admin/opportunities", query_string=args).text))
