@@ -246,6 +246,9 @@ def _panel(channel, contact: Contact, forms: Forms | None = None, status=200, no
                 session, account, contact.id, sidebar.COLLEAGUES_SHOWN
             ),
             "owner": sidebar.owner_of(session, account),
+            "open_opportunities": sidebar.open_opportunities(
+                session, account, sidebar.OPPORTUNITIES_SHOWN
+            ),
             **committee(
                 directory.committee_members(session, account),
                 directory.account_seniorities(session, account),
