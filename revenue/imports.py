@@ -110,7 +110,8 @@ _DATE = re.compile(
 class LineResult:
     line: int | None
     status: str  # created / updated / unchanged / rejected
-    ref: str = ""  # the external id, else the name
+    ref: str = ""  # the external id
+    name: str = ""
     opportunity_id: int | None = None
     errors: dict | None = None
     warnings: dict | None = None
@@ -120,6 +121,7 @@ class LineResult:
             "line": self.line,
             "status": self.status,
             "ref": self.ref,
+            "name": self.name,
             "opportunity_id": self.opportunity_id,
             "errors": self.errors or {},
             "warnings": self.warnings or {},
@@ -258,7 +260,7 @@ def import_line(
 ) -> LineResult:
     """Read, check and save one line (in a savepoint: a failing line leaves no trace)."""
     external_id = " ".join(row.get("external_id", "").split())[:100] or None
-    ref = external_id or row.get("name", "")
+    ref, name = external_id or "", row.get("name", "")[:200]
     item, errors = item_of_row(row, stages, zone)
     try:
         values = OpportunitySchema().load(item)
@@ -267,7 +269,7 @@ def import_line(
         for name, messages in schema_messages(exc.normalized_messages()).items():
             errors.setdefault(_column_of(name), messages)
     if errors:
-        return LineResult(line, "rejected", ref, errors=errors)
+        return LineResult(line, "rejected", ref, name, errors=errors)
     existing = None
     if external_id is not None:
         existing = session.scalar(
@@ -283,6 +285,7 @@ def import_line(
             line,
             "rejected",
             ref,
+            name,
             existing.id if existing else None,
             errors={_column_of(name): messages for name, messages in resolved.errors.items()},
         )
@@ -298,7 +301,7 @@ def import_line(
             existing=existing,
             user_id=user_id,
         )
-    return LineResult(line, saved.status, ref, saved.opportunity.id, warnings=warnings)
+    return LineResult(line, saved.status, ref, name, saved.opportunity.id, warnings=warnings)
 
 
 def _column_of(name: str) -> str:
@@ -378,7 +381,11 @@ def _run(
             external_id = " ".join(row.get("external_id", "").split())
             if external_id and external_id in first_line_of:
                 result = LineResult(
-                    line, "rejected", external_id, errors={"external_id": [SAME_EXTERNAL_ID]}
+                    line,
+                    "rejected",
+                    external_id,
+                    row.get("name", "")[:200],
+                    errors={"external_id": [SAME_EXTERNAL_ID]},
                 )
             else:
                 if external_id:

@@ -11,10 +11,10 @@ from models import OpportunitySource, OpportunityStatus, OpportunityType, Pipeli
 TYPE_LABELS = {
     OpportunityType.NEW: _l("New business"),
     OpportunityType.RENEWAL: _l("Renewal"),
-    OpportunityType.EXPANSION: _l("Expansion"),
+    OpportunityType.EXPANSION: _l("Expansion deal"),
 }
 STATUS_LABELS = {
-    OpportunityStatus.OPEN: _l("Open"),
+    OpportunityStatus.OPEN: _l("Open deal"),
     OpportunityStatus.WON: _l("Won"),
     OpportunityStatus.LOST: _l("Lost"),
 }
@@ -25,7 +25,7 @@ SOURCE_LABELS = {
     OpportunitySource.ADMIN: _l("Typed in"),
 }
 RESULT_LABELS = {
-    "created": _l("Created"),
+    "created": _l("Created new"),
     "updated": _l("Updated"),
     "unchanged": _l("Unchanged"),
     "rejected": _l("Rejected"),
@@ -41,13 +41,13 @@ COLUMN_LABELS = {
     "type": _l("Type"),
     "stage": _l("Stage"),
     "probability": _l("Probability"),
-    "opened_at": _l("Opened"),
-    "closed_at": _l("Closed"),
+    "opened_at": _l("Opened on"),
+    "closed_at": _l("Closed on"),
     "lost_reason": _l("Lost reason"),
     "owner_email": _l("Owner email"),
     "contact_email": _l("Contact email"),
 }
-OUTCOME_LABELS = {"": _l("Open"), "won": _l("Won"), "lost": _l("Lost")}
+OUTCOME_LABELS = {"": _l("Open deal"), "won": _l("Won"), "lost": _l("Lost")}
 
 
 def money(amount: Decimal | int | None) -> str:

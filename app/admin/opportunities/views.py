@@ -164,6 +164,12 @@ def _form(opportunity: Opportunity | None):
         return _form_page(opportunity, values, {})
     values = posted()
     item, errors = load_item(db(), ws, values, stages)
+    if (
+        opportunity is not None
+        and values["stage"] != opportunity.stage
+        and item.get("probability") == opportunity.probability
+    ):
+        del item["probability"]  # shown unchanged: the new stage's own applies
     if errors:
         return _form_page(opportunity, values, errors), 422
     resolved = resolve(db(), ws, item, opportunity, stages)
@@ -284,6 +290,6 @@ def _pipeline_page(rows: list, errors: dict, model):
         saved_keys=saved_keys,
         in_use=stages_in_use(db(), ws),
         account_stage_options=[("", _("Leaves the account's stage"))]
-        + [(stage.key, stage.name) for stage in model.stages],
+        + list(stage_names(model.stages).items()),
         outcome_options=list(presenters.OUTCOME_LABELS.items()),
     )

@@ -196,12 +196,14 @@ def test_create_and_edit_keep_history_audit_and_move_the_account(app, signed_in)
     edit = post(
         client,
         f"/admin/opportunities/{opportunity_id}/edit",
-        form(account, amount="150000", stage="lost", lost_reason="预算取消", owner_id=""),
+        # The probability as the form shows it: the new stage's own replaces it.
+        form(account, amount="150000", stage="lost", lost_reason="预算取消", probability="30"),
     )
     assert edit.status_code == 302, edit.text
     with session_of(app) as session:
         opportunity = session.get(Opportunity, opportunity_id)
         assert (opportunity.status, opportunity.owner_id) == ("lost", None)
+        assert opportunity.probability == 0
         assert opportunity.closed_at is not None
         changes = session.scalars(
             select(OpportunityChange).where(OpportunityChange.opportunity_id == opportunity_id)
