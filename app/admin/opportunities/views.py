@@ -289,7 +289,9 @@ def _pipeline_page(rows: list, errors: dict, model):
         errors=errors,
         saved_keys=saved_keys,
         in_use=stages_in_use(db(), ws),
-        account_stage_options=[("", _("Leaves the account's stage"))]
-        + list(stage_names(model.stages).items()),
+        account_stage_options=[
+            ("", _("Leaves the account's stage")),
+            *stage_names(model.stages).items(),
+        ],
         outcome_options=list(presenters.OUTCOME_LABELS.items()),
     )
