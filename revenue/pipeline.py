@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.forms import FormSchema, count, field_messages, rows, text
+from core.forms import NOT_WHOLE, FormSchema, count, field_messages, rows, text
 from core.text import N_
 from models import Opportunity, OpportunityStatus, PipelineStage
 
@@ -96,6 +96,8 @@ class StageRowSchema(FormSchema):
         validate=validate.OneOf(OUTCOMES, error=N_("Open, won or lost.")),
     )
     remove = fields.Boolean(load_default=False)
+    # Where the stage goes (1 first); the rows' order when left out.
+    order = fields.Integer(load_default=None, error_messages=field_messages(invalid=NOT_WHOLE))
 
 
 class PipelineSchema(FormSchema):
@@ -145,8 +147,9 @@ def stage_rows(stages: list[PipelineStage]) -> list[dict]:
             "probability": stage.probability,
             "account_stage": stage.account_stage or "",
             "outcome": stage.outcome or "",
+            "order": position + 1,
         }
-        for stage in stages
+        for position, stage in enumerate(stages)
     ]
 
 
@@ -185,7 +188,9 @@ def save_pipeline(
             session.delete(stage)
     session.flush()
     saved = []
-    for position, row in enumerate(row for row in posted if not row["remove"]):
+    kept = [(row["order"] or index + 1, index, row) for index, row in enumerate(posted)]
+    in_order = [row for _order, _index, row in sorted(kept) if not row["remove"]]
+    for position, row in enumerate(in_order):
         stage = existing.get(row["key"]) or PipelineStage(workspace_id=workspace_id, key=row["key"])
         stage.name = row["name"]
         stage.position = position

@@ -281,6 +281,7 @@ def _pipeline_page(rows: list, errors: dict, model):
     ws = workspace_id()
     saved_keys = {stage.key for stage in pipeline_of(db(), ws)}
     blank = {"key": "", "name": "", "probability": "", "account_stage": "", "outcome": ""}
+    blank["order"] = len(rows) + 1
     shown = [row if isinstance(row, dict) else {} for row in rows] + [blank]
     return render_template(
         "admin/opportunities_pipeline.html",

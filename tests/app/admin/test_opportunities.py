@@ -271,15 +271,21 @@ def test_pipeline_validation(app, signed_in):
     assert "已有商机处于此阶段，不能删除。" in in_use.text
     with session_of(app) as session:
         assert len(session.scalars(select(PipelineStage)).all()) == 5
-    # A valid change: a new stage, a removed unused one, a new order.
+    # A valid change: a new stage, a removed unused one, a new order by the order inputs.
     saved = save(
         [
-            DEFAULT[1],
-            {"key": "trial", "name": "试用", "probability": "20", "account_stage": "meeting"},
-            DEFAULT[2],
-            DEFAULT[3],
-            DEFAULT[4],
-            {**DEFAULT[0], "remove": "1"},
+            {**DEFAULT[0], "remove": "1", "order": "1"},
+            {**DEFAULT[1], "order": "2"},
+            {**DEFAULT[2], "order": "4"},
+            {**DEFAULT[3], "order": "5"},
+            {**DEFAULT[4], "order": "6"},
+            {
+                "key": "trial",
+                "name": "试用",
+                "probability": "20",
+                "account_stage": "meeting",
+                "order": "3",
+            },
         ]
     )
     assert saved.status_code == 302, saved.text
