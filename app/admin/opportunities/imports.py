@@ -29,6 +29,7 @@ from app.admin.lookups import paginate, paginate_list, scoped_or_404
 from app.admin.opportunities import presenters
 from app.extensions import harpoon
 from core.jobs import Job
+from core.text import N_
 from crm.imports import EXTENSIONS, ImportFileError, check_file
 from crm.users import workspace_user
 from models import ImportStatus, OpportunityImport, utcnow
@@ -37,6 +38,7 @@ from revenue.imports import (
     COLUMNS,
     FILE_MESSAGES,
     TEMPLATE_HEADERS,
+    LineResult,
     imports_with_uploader,
 )
 
@@ -46,6 +48,7 @@ PAGE_SIZE = 20
 LINES_PER_PAGE = 100
 FILENAME_LENGTH = OpportunityImport.__table__.c.filename.type.length
 RESULT_FILTERS = ("rejected", "warnings", "created", "updated", "unchanged")
+QUEUE_UNREACHABLE = N_("The job queue was unreachable; upload the file again.")
 COLUMN_HELP = {
     "external_id": _l("The CRM's id: a line with a known id updates that opportunity."),
     "name": _l("Required for a new opportunity."),
@@ -144,6 +147,7 @@ def _enqueue(job: OpportunityImport) -> None:
         log.warning("opportunity import %s could not be queued: %s", job.id, exc)
         job.status = ImportStatus.FAILED
         job.finished_at = utcnow()
+        job.results = [LineResult(None, "rejected", errors={"": [QUEUE_UNREACHABLE]}).document()]
         db().commit()
         flash(_("The import could not be started: the job queue is unreachable."), "error")
         return

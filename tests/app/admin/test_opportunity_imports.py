@@ -3,13 +3,14 @@ Chinese, the template, a file refused at upload, roles."""
 
 import io
 
+from redis.exceptions import RedisError
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from models import OpportunityImport
 from tests.app.admin.helpers import csrf_token
 from tests.factories import make_account
-from tests.helpers import all_of, run_jobs
+from tests.helpers import all_of, harpoon_of, run_jobs
 
 FILE = (
     "\ufeff外部编号,商机名称,客户名称,金额,阶段,负责人邮箱\n"
@@ -53,3 +54,16 @@ def test_upload_runs_the_job_and_the_report_shows_each_line_in_chinese(app, sign
     refused = upload(client, "bad.csv", b"amount\n1\n")
     assert "没有商机名称列" in refused.text
     assert signed_in("sales", "acme").get("/admin/opportunities/import").status_code == 403
+
+
+def test_an_unreachable_queue_marks_the_import_failed_and_says_why(app, signed_in, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise RedisError("connection refused")
+
+    monkeypatch.setattr(harpoon_of(app).queue, "enqueue", unreachable)
+    client = signed_in("marketer")
+    upload(client, "商机.csv", FILE)
+    [job] = all_of(app, OpportunityImport)
+    assert job.status == "failed"
+    page = client.get(f"/admin/opportunities/import/{job.id}").text
+    assert "任务队列无法连接；请重新上传文件。" in page
