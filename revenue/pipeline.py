@@ -164,20 +164,43 @@ def stages_in_use(session: Session, workspace_id: int) -> dict[str, int]:
     )
 
 
+def _removed_in_use(rows, in_use: set[str]) -> dict:
+    """The rows (loaded, or as posted) that remove a stage opportunities are at."""
+    return {
+        index: {"remove": [N_("Opportunities are at this stage: keep it.")]}
+        for index, row in enumerate(rows if isinstance(rows, list) else [])
+        if isinstance(row, dict)
+        and row.get("remove") not in (None, False, "", "0", "false")
+        and row.get("key") in in_use
+    }
+
+
+def _with_removals(messages: dict, data: dict, in_use: set[str]) -> dict:
+    """The schema's messages and, at once, the stages in use that the form removes."""
+    removals = _removed_in_use(data.get("stages"), in_use)
+    if not removals:
+        return messages
+    found = messages.get("stages")
+    merged = dict(found) if isinstance(found, dict) else {"_schema": found} if found else {}
+    for index, problem in removals.items():
+        merged[index] = {**merged.get(index, {}), **problem}
+    return {**messages, "stages": merged}
+
+
 def save_pipeline(
     session: Session, workspace_id: int, data: dict, account_stages: frozenset[str]
 ) -> list[PipelineStage]:
     """Replace the workspace's stages by the posted ones, in their order; ValidationError
     (per row and field, or on the whole list) when they do not make a pipeline, or when a
     stage opportunities are at would go. A kept key keeps its row."""
-    loaded = PipelineSchema(account_stages).load(data)
+    in_use = {key for key, number in stages_in_use(session, workspace_id).items() if number}
+    try:
+        loaded = PipelineSchema(account_stages).load(data)
+    except ValidationError as exc:
+        raise ValidationError(_with_removals(exc.messages, data, in_use)) from None
     posted = loaded["stages"]
     kept_keys = {row["key"] for row in posted if not row["remove"]}
-    in_use = {key for key, number in stages_in_use(session, workspace_id).items() if number}
-    errors: dict = {}
-    for index, row in enumerate(posted):
-        if row["remove"] and row["key"] in in_use:
-            errors[index] = {"remove": [N_("Opportunities are at this stage: keep it.")]}
+    errors: dict = _removed_in_use(posted, in_use)
     existing = {stage.key: stage for stage in pipeline_of(session, workspace_id)}
     if (in_use & set(existing)) - {row["key"] for row in posted}:
         errors["_schema"] = [N_("Opportunities are at a stage this form leaves out: keep it.")]

@@ -260,6 +260,10 @@ def test_pipeline_validation(app, signed_in):
     assert field_errors(duplicate.text, "stages.5.key") == ["已有其他阶段使用此标识。"]
     no_won = save([row for row in DEFAULT if row["key"] != "won"])
     assert "必须恰好有一个阶段表示赢单。" in no_won.text
+    # Both at once: the list's problem and the stage in use that the form removes.
+    both = save([*DEFAULT[:2], {**DEFAULT[2], "remove": "1"}, {**DEFAULT[3], "outcome": ""}])
+    assert "必须恰好有一个阶段表示赢单。" in both.text
+    assert field_errors(both.text, "stages.2.remove") == ["已有商机处于此阶段，不能删除。"]
     no_open = save([row for row in DEFAULT if "outcome" in row])
     assert "至少要有一个进行中的阶段。" in no_open.text
     bad_account_stage = save([{**DEFAULT[0], "account_stage": "nowhere"}, *DEFAULT[1:]])
