@@ -22,6 +22,7 @@ from outreach import forms, pushes
 from outreach.mail import Mailer
 from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
+from revenue.imports import run_opportunity_import
 from sales import group_send, notify, routing, staff, transfers, welcome
 from sales.task_rules import tasks_for_scoring
 from scoring.engine import Scorer, refresh_accounts
@@ -266,6 +267,21 @@ def import_accounts(import_id: int) -> dict:
     )
     h.queue.enqueue_followups(result.followup_jobs)
     return {"created": result.created, "updated": result.updated, "errors": result.error_count}
+
+
+@job(Job.IMPORT_OPPORTUNITIES)
+def import_opportunities(import_id: int) -> dict:
+    """Import an uploaded file of opportunities (models.OpportunityImport)."""
+    with harpoon().db.session() as session:
+        done = run_opportunity_import(session, import_id)
+        counts = {
+            "created": done.created_count,
+            "updated": done.updated_count,
+            "unchanged": done.unchanged_count,
+            "rejected": done.rejected_count,
+        }
+        log.info("opportunity import %s %s: %s", import_id, done.status, counts)
+    return counts
 
 
 @job(Job.RETAG_TITLES)

@@ -254,6 +254,9 @@ def _panel(
             ),
             "owner": sidebar.owner_of(session, account),
             **_programs(account),
+            "open_opportunities": sidebar.open_opportunities(
+                session, account, sidebar.OPPORTUNITIES_SHOWN
+            ),
             **committee(
                 directory.committee_members(session, account),
                 directory.account_seniorities(session, account),

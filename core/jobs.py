@@ -32,6 +32,7 @@ class Job(StrEnum):
     FETCH_GROUP_SEND_RESULTS = "fetch_group_send_results"
     SEND_PUSH = "send_push"
     IMPORT_ACCOUNTS = "import_accounts"
+    IMPORT_OPPORTUNITIES = "import_opportunities"
     RETAG_TITLES = "retag_titles"
     SYNC_STAFF = "sync_staff"
     SEND_TRANSFER = "send_transfer"
@@ -88,6 +89,7 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.SYNC_TAGS: _LOW,
     Job.PULL_CORP_TAGS: _LOW,
     Job.IMPORT_ACCOUNTS: _LOW,
+    Job.IMPORT_OPPORTUNITIES: _LOW,
     Job.RETAG_TITLES: _LOW,
     Job.REFRESH_WORKSPACE_SCORES: _LOW,
     Job.RESCORE_WORKSPACE: _LOW,

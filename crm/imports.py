@@ -71,9 +71,6 @@ def _header_key(text: str) -> str:
     return re.sub(r"[\s_\-]+", " ", text).strip()
 
 
-_FIELD_OF_HEADER = {_header_key(name): f for f, names in COLUMN_NAMES.items() for name in names}
-
-
 class ImportFileError(ValueError):
     """The file itself cannot be imported; the message says why, for the person who sent it.
 
@@ -96,20 +93,35 @@ class Sheet:
     rows: list[tuple[int, dict[str, str]]]
 
 
-def check_file(filename: str, content: bytes) -> dict[str, str]:
+@dataclass(frozen=True)
+class Columns:
+    """The fields a kind of file holds, each named by any of its headers, and the one
+    field a file must have a column for."""
+
+    names: dict[str, tuple[str, ...]]
+    required: str = "name"
+
+    def field_of_header(self) -> dict[str, str]:
+        return {_header_key(name): f for f, names in self.names.items() for name in names}
+
+
+ACCOUNT_COLUMNS = Columns(COLUMN_NAMES)
+
+
+def check_file(filename: str, content: bytes, columns: Columns = ACCOUNT_COLUMNS) -> dict[str, str]:
     """Read only the header: the fields found, by the header naming each. For an upload form."""
     raw_rows = _raw_rows(filename, content)
     try:
-        _columns, labels = _map_header(next(raw_rows, None))
+        _columns, labels = _map_header(next(raw_rows, None), columns)
     finally:
         raw_rows.close()
     return labels
 
 
-def read_sheet(filename: str, content: bytes) -> Sheet:
+def read_sheet(filename: str, content: bytes, columns_of: Columns = ACCOUNT_COLUMNS) -> Sheet:
     raw_rows = _raw_rows(filename, content)
     try:
-        columns, labels = _map_header(next(raw_rows, None))
+        columns, labels = _map_header(next(raw_rows, None), columns_of)
         rows = []
         for line, values in enumerate(raw_rows, start=HEADER_LINE + 1):
             row = {
@@ -195,19 +207,20 @@ def _quiet_openpyxl():
         yield
 
 
-def _map_header(header) -> tuple[dict[int, str], dict[str, str]]:
+def _map_header(header, columns_of: Columns) -> tuple[dict[int, str], dict[str, str]]:
     """Column index -> field, and field -> its header; the first column naming a field wins."""
     if header is None:
         raise ImportFileError("empty", "The file is empty.")
+    field_of_header = columns_of.field_of_header()
     columns: dict[int, str] = {}
     labels: dict[str, str] = {}
     for index, cell in enumerate(header):
         label = _cell_text(cell)
-        name = _FIELD_OF_HEADER.get(_header_key(label))
+        name = field_of_header.get(_header_key(label))
         if name and name not in labels:  # unknown columns are skipped
             columns[index] = name
             labels[name] = label
-    if "name" not in labels:
+    if columns_of.required not in labels:
         raise ImportFileError(
             "no_name_column",
             "No company name column: the first line must name the columns, "

@@ -23,7 +23,7 @@ from models.content import (
     PageView,
     TrackedLink,
 )
-from models.imports import AccountImport, ImportStatus
+from models.imports import AccountImport, ImportStatus, OpportunityImport
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
 from models.journey import (
@@ -177,6 +177,7 @@ __all__ = [
     "NotificationStatus",
     "Opportunity",
     "OpportunityChange",
+    "OpportunityImport",
     "OpportunitySource",
     "OpportunityStatus",
     "OpportunityType",

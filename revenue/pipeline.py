@@ -4,11 +4,14 @@ A workspace that never configured one gets the default on first use."""
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from marshmallow import ValidationError, fields, validate, validates_schema
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import OpportunityStatus, PipelineStage
+from core.forms import NOT_WHOLE, FormSchema, count, field_messages, rows, text
+from core.text import N_
+from models import Opportunity, OpportunityStatus, PipelineStage
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,159 @@ def _stages(session: Session, workspace_id: int) -> list[PipelineStage]:
             .order_by(PipelineStage.position, PipelineStage.id)
         )
     )
+
+
+# ---- configuring the pipeline ---------------------------------------------------------------
+
+MAX_STAGES = 20
+KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
+OUTCOMES = (OpportunityStatus.WON.value, OpportunityStatus.LOST.value)
+
+
+class StageRowSchema(FormSchema):
+    key = fields.String(
+        required=True,
+        validate=[
+            validate.Length(1, 30, error=N_("At most 30 characters.")),
+            validate.Regexp(
+                KEY_PATTERN, error=N_("Lower-case letters, digits and _, starting with a letter.")
+            ),
+        ],
+        error_messages=field_messages(),
+    )
+    name = text(N_("1 to 60 characters."), high=60, required=True)
+    probability = count(N_("From 0 to 100."), low=0, high=100)
+    account_stage = fields.String(load_default=None)
+    outcome = fields.String(
+        load_default=None,
+        validate=validate.OneOf(OUTCOMES, error=N_("Open, won or lost.")),
+    )
+    remove = fields.Boolean(load_default=False)
+    # Where the stage goes (1 first); the rows' order when left out.
+    order = fields.Integer(load_default=None, error_messages=field_messages(invalid=NOT_WHOLE))
+
+
+class PipelineSchema(FormSchema):
+    """The ordered stages as the pipeline form posts them; `account_stages` (the scoring
+    model's stage keys) in the context."""
+
+    stages = rows(StageRowSchema, required=True)
+
+    def __init__(self, account_stages: frozenset[str], **kwargs):
+        super().__init__(**kwargs)
+        self.account_stages = account_stages
+
+    @validates_schema
+    def _whole_pipeline(self, data, **_kwargs):
+        errors: dict = {}
+        seen: set[str] = set()
+        for index, row in enumerate(data["stages"]):
+            if row["key"] in seen:
+                errors.setdefault(index, {})["key"] = [N_("Another stage has this key.")]
+            seen.add(row["key"])
+            if row["account_stage"] and row["account_stage"] not in self.account_stages:
+                errors.setdefault(index, {})["account_stage"] = [
+                    N_("Not a stage of the scoring model.")
+                ]
+        if errors:
+            raise ValidationError({"stages": errors})
+        outcomes = [row["outcome"] for row in data["stages"] if not row["remove"]]
+        problems = []
+        if len(outcomes) > MAX_STAGES:
+            problems.append(N_("At most 20 stages."))
+        if outcomes.count(OpportunityStatus.WON) != 1:
+            problems.append(N_("Exactly one stage must mean won."))
+        if OpportunityStatus.LOST not in outcomes:
+            problems.append(N_("At least one stage must mean lost."))
+        if None not in outcomes:
+            problems.append(N_("At least one stage must be open."))
+        if problems:
+            raise ValidationError({"stages": problems})
+
+
+def stage_rows(stages: list[PipelineStage]) -> list[dict]:
+    """The saved stages as the form shows them."""
+    return [
+        {
+            "key": stage.key,
+            "name": stage.name,
+            "probability": stage.probability,
+            "account_stage": stage.account_stage or "",
+            "outcome": stage.outcome or "",
+            "order": position + 1,
+        }
+        for position, stage in enumerate(stages)
+    ]
+
+
+def stages_in_use(session: Session, workspace_id: int) -> dict[str, int]:
+    """Opportunities per stage key."""
+    return dict(
+        session.execute(
+            select(Opportunity.stage, func.count())
+            .where(Opportunity.workspace_id == workspace_id)
+            .group_by(Opportunity.stage)
+        ).all()
+    )
+
+
+def _removed_in_use(rows, in_use: set[str]) -> dict:
+    """The rows (loaded, or as posted) that remove a stage opportunities are at."""
+    return {
+        index: {"remove": [N_("Opportunities are at this stage: keep it.")]}
+        for index, row in enumerate(rows if isinstance(rows, list) else [])
+        if isinstance(row, dict)
+        and row.get("remove") not in (None, False, "", "0", "false")
+        and row.get("key") in in_use
+    }
+
+
+def _with_removals(messages: dict, data: dict, in_use: set[str]) -> dict:
+    """The schema's messages and, at once, the stages in use that the form removes."""
+    removals = _removed_in_use(data.get("stages"), in_use)
+    if not removals:
+        return messages
+    found = messages.get("stages")
+    merged = dict(found) if isinstance(found, dict) else {"_schema": found} if found else {}
+    for index, problem in removals.items():
+        merged[index] = {**merged.get(index, {}), **problem}
+    return {**messages, "stages": merged}
+
+
+def save_pipeline(
+    session: Session, workspace_id: int, data: dict, account_stages: frozenset[str]
+) -> list[PipelineStage]:
+    """Replace the workspace's stages by the posted ones, in their order; ValidationError
+    (per row and field, or on the whole list) when they do not make a pipeline, or when a
+    stage opportunities are at would go. A kept key keeps its row."""
+    in_use = {key for key, number in stages_in_use(session, workspace_id).items() if number}
+    try:
+        loaded = PipelineSchema(account_stages).load(data)
+    except ValidationError as exc:
+        raise ValidationError(_with_removals(exc.messages, data, in_use)) from None
+    posted = loaded["stages"]
+    kept_keys = {row["key"] for row in posted if not row["remove"]}
+    errors: dict = _removed_in_use(posted, in_use)
+    existing = {stage.key: stage for stage in pipeline_of(session, workspace_id)}
+    if (in_use & set(existing)) - {row["key"] for row in posted}:
+        errors["_schema"] = [N_("Opportunities are at a stage this form leaves out: keep it.")]
+    if errors:
+        raise ValidationError({"stages": errors})
+    for stage in existing.values():
+        if stage.key not in kept_keys:
+            session.delete(stage)
+    session.flush()
+    saved = []
+    kept = [(row["order"] or index + 1, index, row) for index, row in enumerate(posted)]
+    in_order = [row for _order, _index, row in sorted(kept) if not row["remove"]]
+    for position, row in enumerate(in_order):
+        stage = existing.get(row["key"]) or PipelineStage(workspace_id=workspace_id, key=row["key"])
+        stage.name = row["name"]
+        stage.position = position
+        stage.probability = row["probability"]
+        stage.account_stage = row["account_stage"] or None
+        stage.outcome = row["outcome"] or None
+        session.add(stage)
+        saved.append(stage)
+    session.flush()
+    return saved

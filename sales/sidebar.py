@@ -27,7 +27,10 @@ from models import (
     Interaction,
     Journey,
     JourneyVersion,
+    Opportunity,
+    OpportunityStatus,
     PageView,
+    PipelineStage,
     Staff,
     TagGroup,
     User,
@@ -41,6 +44,7 @@ from wechat.clients import WeChatApiError
 TOUCHES_SHOWN = 8
 READS_SHOWN = 5
 COLLEAGUES_SHOWN = 6
+OPPORTUNITIES_SHOWN = 3
 RECOMMENDED = 5
 # groupchat/get answers, cached in Redis (every process shares them); WeCom's refusals a
 # shorter while, so made-up chat ids do not each cost a call.
@@ -249,6 +253,34 @@ def owner_of(session: Session, account: Account) -> User | None:
         return None
     user = session.get(User, account.owner_id)
     return user if user is not None and user.workspace_id == account.workspace_id else None
+
+
+def open_opportunities(session: Session, account: Account, limit: int) -> list[tuple]:
+    """(name, stage name, amount) of the account's open opportunities, the largest first."""
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(
+                Opportunity.name,
+                func.coalesce(PipelineStage.name, Opportunity.stage),
+                Opportunity.amount,
+            )
+            .outerjoin(
+                PipelineStage,
+                and_(
+                    PipelineStage.workspace_id == account.workspace_id,
+                    PipelineStage.key == Opportunity.stage,
+                ),
+            )
+            .where(
+                Opportunity.workspace_id == account.workspace_id,
+                Opportunity.account_id == account.id,
+                Opportunity.status == OpportunityStatus.OPEN,
+            )
+            .order_by(Opportunity.amount.desc(), Opportunity.id)
+            .limit(limit)
+        )
+    ]
 
 
 # ---- what to send them --------------------------------------------------------------------

@@ -58,6 +58,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Rules that give owners tasks when an account enters a stage or a tier.
     "task_rules.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
+    # Opportunities: everyone who sees contacts sees them (sales those of their accounts);
+    # sales add and edit those of the accounts they own.
+    "opportunities.view": frozenset(
+        {Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES, Role.VIEWER}
+    ),
+    "opportunities.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    # The pipeline's stages and the import of a CRM's export.
+    "pipeline.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    "opportunities.import": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # The chat sidebar's actions: a note, a task, content sent into the chat.
     "sales.act": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),

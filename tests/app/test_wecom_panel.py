@@ -33,6 +33,7 @@ from tests.factories import (
     make_content,
     make_customer,
     make_link,
+    make_opportunity,
     make_staff,
     view,
 )
@@ -249,3 +250,18 @@ def test_a_filtered_rule_names_its_filter():
     assert labels["menu_demo"] == "Tapped a menu · BOOK_DEMO"
     assert labels["follow"] != "follow"
     assert labels["odd"] == "odd"  # a kind without a label: the key
+
+
+def test_the_account_block_lists_its_open_opportunities(app, sales):
+    with session_of(app) as session:
+        account_id = session.scalar(select(Contact.account_id).where(Contact.id == sales["mine"]))
+    make_opportunity(app, account_id, name="年度订阅", amount="1200000", stage="negotiation")
+    make_opportunity(app, account_id, name="试点项目", amount="80000", stage="qualify")
+    make_opportunity(app, account_id, name="旧单", amount="5000", stage="lost", lost_reason="预算")
+    page = panel(sales["client"], sales["channel"]).text
+    block = re.search(r'<ul class="wp-list wp-opportunities">(.*?)</ul>', page, re.S).group(1)
+    lines = [
+        re.sub(r"<[^>]+>|\s+", " ", line).split()
+        for line in re.findall(r"<li>(.*?)</li>", block, re.S)
+    ]
+    assert lines == [["年度订阅", "商务谈判", "¥1,200,000"], ["试点项目", "需求确认", "¥80,000"]]

@@ -7,6 +7,7 @@ fails the test; a refusal by the Content-Security-Policy fails it too (the page 
 import copy
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -44,7 +45,10 @@ from models import (
     JourneyVersion,
     MenuStatus,
     MenuVersion,
+    Opportunity,
+    OpportunityImport,
     PageView,
+    PipelineStage,
     Program,
     ProgramOrder,
     Push,
@@ -70,6 +74,8 @@ from models import (
     utcnow,
 )
 from outreach import menus
+from revenue.imports import run_opportunity_import
+from revenue.opportunities import resolve, save_opportunity
 from sales.tasks import add_note, create_task
 from sales.transfers import create_transfer
 from scoring.engine import load_model
@@ -87,6 +93,9 @@ pytestmark = pytest.mark.sandbox
 PLANTED_COLUMNS = {
     Account: ("name",),
     AccountImport: ("filename",),
+    Opportunity: ("name", "lost_reason"),
+    OpportunityImport: ("filename",),
+    PipelineStage: ("name",),
     ApiKey: ("name",),
     Channel: ("name",),
     Contact: ("name", "company", "title"),
@@ -137,6 +146,7 @@ NOT_PAGES = {
     "admin.dashboard_abm",
     "admin.imports_template",
     "admin.imports_errors_csv",
+    "admin.opportunities_import_template",
     "admin.qr_codes_image",
     "api.openapi",
     "api.find_contacts",
@@ -214,6 +224,30 @@ def seed_demo(app, platform, base: str) -> str:
     return sales_work(app, platform, channels.wecom)
 
 
+def opportunities(app, workspace_id: int, account_id: int) -> None:
+    """A lost opportunity on the account (its history and stage moves) and an imported file
+    with a created and a rejected line."""
+    with harpoon_of(app).db.session() as session:
+        values = {"name": "年度订阅", "amount": Decimal("100000"), "stage": "solution"}
+        resolved = resolve(session, workspace_id, {**values, "account_id": account_id})
+        saved = save_opportunity(session, workspace_id, values, resolved, source="crm")
+        lost = {"stage": "lost", "lost_reason": "预算取消"}
+        resolved = resolve(session, workspace_id, lost, saved.opportunity)
+        save_opportunity(
+            session, workspace_id, lost, resolved, source="admin", existing=saved.opportunity
+        )
+        account_name = session.get(Account, account_id).name
+        job = OpportunityImport(
+            workspace_id=workspace_id,
+            filename="商机.csv",
+            content=f"外部编号,商机名称,客户名称,金额,阶段\nX-1,增购,{account_name},5000,qualify\n"
+            f"X-2,坏行,{account_name},很多,qualify\n".encode(),
+        )
+        session.add(job)
+        session.commit()
+        run_opportunity_import(session, job.id)
+
+
 def sales_work(app, platform, corp: Channel) -> str:
     """What sales leave behind: a task, a note (on an account's timeline), a transfer of a
     customer, and a customer group of customers in the sandbox."""
@@ -253,6 +287,7 @@ def sales_work(app, platform, corp: Channel) -> str:
             external_userids=[external_userid],
         )
         session.commit()
+    opportunities(app, corp.workspace_id, account_id)
     tenant = platform.state.tenant(DEMO_CORP_ID)
     group = wecom_groups.create_group(platform.state, tenant, owner=staff_userid, name="客户群")
     for _, external_userid, _ in customers[:3]:

@@ -17,6 +17,7 @@ from tests.factories import (
     make_account,
     make_content,
     make_customer,
+    make_opportunity,
     make_staff,
     make_user,
 )
@@ -51,6 +52,8 @@ def chat(wecom_harpoon, platform):
     sales = make_user(app, "sales")
     make_staff(app, "张三", "zhangsan", user_id=sales)
     account_id = make_account(app, "华信科技", industry="制造")
+    make_opportunity(app, account_id, name="2027 年度订阅", amount="480000", stage="negotiation")
+    make_opportunity(app, account_id, name="数据平台试点", amount="86000", stage="qualify")
     make_customer(
         app,
         channel_id,
@@ -102,6 +105,9 @@ def test_the_right_signature_shows_the_person_and_a_tap_sends_a_tracked_card(
     expect(panel).to_contain_text("李雷", timeout=15000)
     expect(panel).to_contain_text("信息中心主任")
     expect(panel).to_contain_text("华信科技")
+    expect(panel.locator(".wp-opportunities li")).to_have_text(
+        ["2027 年度订阅 商务谈判¥480,000", "数据平台试点 需求确认¥86,000"]
+    )
     screenshot(phone, "signin-wecom-client-sidebar")
 
     sidebar.locator("[data-send-card]").first.click()

@@ -36,6 +36,7 @@ from app.admin.contacts.presenters import INTERACTION_LABELS, LABELS
 from app.admin.contacts.views import assign_account_manually
 from app.admin.labels import stage_names
 from app.admin.lookups import paginate, scoped_or_404
+from app.admin.opportunities.views import account_section
 from app.admin.programs.views import program_section
 from app.admin.routing.presenters import EVENT_LABELS
 from app.admin.stages import StageForm, ledger, move_stage, scoring_context, stage_form
@@ -168,6 +169,7 @@ def _account_page(
         sales_timeline=account_timeline(db(), ws, account.id, SALES_EVENTS_SHOWN),
         sales_event_labels=EVENT_LABELS,
         **program_section(account),
+        **account_section(account),
         **LABELS,
     )
 
