@@ -63,6 +63,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({Role.OWNER, Role.ADMIN}),
     # Closing a task (done or skipped, with a note): sales their own, marketers any.
     "tasks.close": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
+    # What marketing influenced: attribution of pipeline and revenue, a content item's value.
+    "revenue.view": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.VIEWER}),
 }
 
 
