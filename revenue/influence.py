@@ -61,6 +61,55 @@ def _money(value) -> Decimal:
     return Decimal(str(value or 0)).quantize(CENT)
 
 
+@dataclass
+class Totals:
+    """A dimension's whole: each opportunity it touched counted once."""
+
+    touches: int
+    opportunities: int
+    pipeline: Decimal
+    won: int
+    revenue: Decimal
+
+
+def _measures(model: str, since: datetime | None, until: datetime | None) -> tuple:
+    """(in range, the columns of a row of Influence after its ref): pipeline counts the
+    opportunities created in [since, until), revenue those won (closed) in it."""
+    if model not in MODELS:
+        raise ValueError(f"unknown attribution model {model!r}")
+    share = getattr(AttributionTouch, model)
+    in_range = []
+    for basis, at in ((CREATED, Opportunity.opened_at), (WON, Opportunity.closed_at)):
+        bounds = [AttributionTouch.basis == basis]
+        if since is not None:
+            bounds.append(at >= since)
+        if until is not None:
+            bounds.append(at < until)
+        in_range.append(and_(*bounds))
+    created, won = in_range
+    columns = (
+        func.count(case((created, 1))),
+        func.count(distinct(case((created, AttributionTouch.opportunity_id)))),
+        func.sum(case((created, share * Opportunity.amount), else_=0)),
+        func.count(distinct(case((won, AttributionTouch.opportunity_id)))),
+        func.sum(case((won, share * Opportunity.amount), else_=0)),
+    )
+    return or_(created, won), columns
+
+
+def _rows(session: Session, workspace_id: int, dimension: str, columns, in_range):
+    return (
+        select(*columns)
+        .join(Opportunity, Opportunity.id == AttributionTouch.opportunity_id)
+        .where(
+            AttributionTouch.workspace_id == workspace_id,
+            Opportunity.workspace_id == workspace_id,
+            AttributionTouch.dimension == dimension,
+            in_range,
+        )
+    )
+
+
 def influence(
     session: Session,
     workspace_id: int,
@@ -71,40 +120,11 @@ def influence(
     until: datetime | None = None,
     limit: int = 100,
 ) -> list[Influence]:
-    """The dimension's things, most won revenue first (then pipeline): pipeline counts the
-    opportunities created in [since, until), revenue those won (closed) in it."""
-    if model not in MODELS:
-        raise ValueError(f"unknown attribution model {model!r}")
-    share = getattr(AttributionTouch, model)
-    created = AttributionTouch.basis == CREATED
-    won = AttributionTouch.basis == WON
-    in_range = []
-    for basis, at in ((created, Opportunity.opened_at), (won, Opportunity.closed_at)):
-        bounds = [basis]
-        if since is not None:
-            bounds.append(at >= since)
-        if until is not None:
-            bounds.append(at < until)
-        in_range.append(and_(*bounds))
-    created, won = in_range
-    pipeline = func.sum(case((created, share * Opportunity.amount), else_=0))
-    revenue = func.sum(case((won, share * Opportunity.amount), else_=0))
+    """The dimension's things, most won revenue first (then pipeline)."""
+    in_range, columns = _measures(model, since, until)
+    pipeline, revenue = columns[2], columns[4]
     rows = session.execute(
-        select(
-            AttributionTouch.ref,
-            func.count(case((created, 1))),
-            func.count(distinct(case((created, AttributionTouch.opportunity_id)))),
-            pipeline,
-            func.count(distinct(case((won, AttributionTouch.opportunity_id)))),
-            revenue,
-        )
-        .join(Opportunity, Opportunity.id == AttributionTouch.opportunity_id)
-        .where(
-            AttributionTouch.workspace_id == workspace_id,
-            Opportunity.workspace_id == workspace_id,
-            AttributionTouch.dimension == dimension,
-            or_(created, won),
-        )
+        _rows(session, workspace_id, dimension, (AttributionTouch.ref, *columns), in_range)
         .group_by(AttributionTouch.ref)
         .order_by(revenue.desc(), pipeline.desc(), AttributionTouch.ref)
         .limit(limit)
@@ -123,6 +143,23 @@ def influence(
         )
         for ref, touches, opportunities, pipeline_share, won_count, revenue_share in rows
     ]
+
+
+def influence_totals(
+    session: Session,
+    workspace_id: int,
+    dimension: str,
+    model: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Totals:
+    """The dimension's totals over all its things (the page lists the top ones only)."""
+    in_range, columns = _measures(model, since, until)
+    touches, opportunities, pipeline, won, revenue = session.execute(
+        _rows(session, workspace_id, dimension, columns, in_range)
+    ).one()
+    return Totals(touches, opportunities, _money(pipeline), won, _money(revenue))
 
 
 def _names(session: Session, workspace_id: int, dimension: str, refs: list[str]) -> dict:

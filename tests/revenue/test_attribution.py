@@ -12,7 +12,7 @@ from core.jobs import Job
 from models import AttributionTouch, Contact, Identity, Opportunity, utcnow
 from revenue.attribution import attribute_opportunities, changed_opportunity_ids
 from revenue.credit import MODELS
-from revenue.influence import influence, value_chain
+from revenue.influence import Totals, influence, influence_totals, value_chain
 from tests.factories import (
     add_identity,
     make_account,
@@ -169,6 +169,7 @@ def test_influence_per_content_item_under_each_model(app, history):
         linear = influence(session, history["ws"], "content", "linear")
         first = influence(session, history["ws"], "content", "first_touch")
         globex = influence(session, globex_id, "content", "linear")
+        totals = influence_totals(session, history["ws"], "content", "u_shaped")
     # Linear: the paper has 2 of 3 reads before the creation and 2 of 4 before the win.
     assert [(i.name, i.touches, i.opportunities, i.pipeline, i.won, i.revenue) for i in linear] == [
         ("白皮书", 2, 1, Decimal("200000.00"), 1, Decimal("150000.00")),
@@ -179,6 +180,8 @@ def test_influence_per_content_item_under_each_model(app, history):
         ("选型指南", Decimal("0.00"), Decimal("0.00")),
     ]
     assert globex == []
+    # The whole dimension: the opportunity once, whatever the model.
+    assert totals == Totals(3, 1, Decimal("300000.00"), 1, Decimal("300000.00"))
     with session_of(app) as session, pytest.raises(ValueError):
         influence(session, history["ws"], "content", "nonsense")
 

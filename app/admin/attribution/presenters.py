@@ -135,14 +135,6 @@ def chart(rows: list[Influence]) -> dict:
     }
 
 
-def totals(rows: list[Influence]) -> dict:
-    return {
-        "touches": sum(row.touches for row in rows),
-        "pipeline": sum(row.pipeline for row in rows),
-        "revenue": sum(row.revenue for row in rows),
-    }
-
-
 def funnel(steps: list[ChainStep]) -> list[list]:
     """The counted steps for the funnel chart (revenue is money: shown beside it)."""
     return [[str(CHAIN_LABELS[s.key]), s.value] for s in steps if s.key != "revenue"]

@@ -10,7 +10,7 @@ from app.admin.lookups import scoped_or_404
 from models import Content
 from revenue.attribution import WINDOW_DAYS
 from revenue.credit import DIMENSIONS, HALF_LIFE_DAYS, MODELS
-from revenue.influence import influence, value_chain
+from revenue.influence import influence, influence_totals, value_chain
 
 
 @bp.get("/revenue/attribution")
@@ -18,12 +18,14 @@ from revenue.influence import influence, value_chain
 def attribution():
     chosen = presenters.filters(request.args)
     since, until = chosen.bounds(timezone())
-    rows = influence(db(), workspace_id(), chosen.dimension, chosen.model, since=since, until=until)
+    ws, dimension, model = workspace_id(), chosen.dimension, chosen.model
+    rows = influence(db(), ws, dimension, model, since=since, until=until)
+    totals = influence_totals(db(), ws, dimension, model, since=since, until=until)
     return render_template(
         "admin/attribution.html",
         chosen=chosen,
         rows=rows,
-        totals=presenters.totals(rows),
+        totals=totals,
         chart=presenters.chart(rows),
         models=MODELS,
         dimensions=DIMENSIONS,

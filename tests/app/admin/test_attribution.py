@@ -52,6 +52,7 @@ def test_marketers_and_viewers_see_what_content_influenced_and_sales_may_not(app
     assert f'href="/admin/content/{content}"' in page.text and "白皮书" in page.text
     assert "别家的白皮书" not in page.text  # another workspace's content and deals
     assert "¥120,000.00" in page.text  # the only reader: all of the pipeline and revenue
+    assert "1 个商机" in page.text and "1 个赢单" in page.text
     chart = json.loads(re.search(r'id="attribution-data">(.*?)</script>', page.text).group(1))
     assert chart["names"] == ["白皮书"] and chart["revenue"] == [120000.0]
     assert signed_in("viewer").get("/admin/revenue/attribution").status_code == 200
