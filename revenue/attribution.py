@@ -11,7 +11,9 @@ filtered:
 - journey steps that reached them: an OA message or a WeCom group task the journey sent
   (outcome "done"; tagging, tasks, webhooks and waits are no touch of the person);
 - tier programs executed for the account (program_orders executed, at executed_at).
-A window is the WINDOW_DAYS before the end, the end included.
+A window is the WINDOW_DAYS before the end, the end included. Per chunk (CHUNK
+opportunities): those reads, the credit in Python, one DELETE of the chunk's rows and one
+write of the new ones (a COPY on PostgreSQL, an executemany elsewhere), one transaction.
 
 One attribution_touches row per touch and dimension; per (opportunity, basis, dimension)
 each model's shares sum to 1 (see revenue.credit.attribute). So, per dimension, SUM(share
@@ -72,20 +74,20 @@ CREATED, WON = "created", "won"
 # A journey step whose detail names one of these sent something to the person.
 JOURNEY_TOUCH_KEYS = ("openid", "group_send_id")
 SENT = (RecipientStatus.SENT, RecipientStatus.DELIVERED)
-# attribution_touches' columns as PostgreSQL arrays, for one INSERT ... SELECT unnest().
-ROW_ARRAYS = {
-    "workspace_id": "integer",
-    "opportunity_id": "integer",
-    "basis": "text",
-    "source": "text",
-    "source_id": "bigint",
-    "contact_id": "bigint",
-    "kind": "text",
-    "dimension": "text",
-    "ref": "text",
-    "occurred_at": "timestamptz",
-    **{model: "float8" for model in MODELS},
-}
+# attribution_touches' columns a chunk's COPY writes.
+COPY_COLUMNS = (
+    "workspace_id",
+    "opportunity_id",
+    "basis",
+    "source",
+    "source_id",
+    "contact_id",
+    "kind",
+    "dimension",
+    "ref",
+    "occurred_at",
+    *MODELS,
+)
 
 
 def request_attribution(followups: Followups, workspace_id: int) -> None:
@@ -199,7 +201,7 @@ class _Engine:
         started = utcnow()
         windows = self._windows(opportunity_ids)
         touches = self._touches(windows) if windows else {}
-        rows = []
+        rows = []  # values in COPY_COLUMNS order
         for window in windows:
             mine = [
                 touch
@@ -207,21 +209,21 @@ class _Engine:
                 if window.start <= touch.occurred_at <= window.end
             ]
             for credited in attribute(mine, window.end, window.milestone):
-                touch = credited.touch
+                touch, shares = credited.touch, credited.shares
                 rows.append(
-                    {
-                        "workspace_id": self.workspace_id,
-                        "opportunity_id": window.opportunity_id,
-                        "basis": window.basis,
-                        "source": touch.source,
-                        "source_id": touch.source_id,
-                        "contact_id": touch.contact_id,
-                        "kind": touch.kind[:64],
-                        "dimension": credited.dimension,
-                        "ref": credited.ref,
-                        "occurred_at": touch.occurred_at,
-                        **credited.shares,
-                    }
+                    (
+                        self.workspace_id,
+                        window.opportunity_id,
+                        window.basis,
+                        touch.source,
+                        touch.source_id,
+                        touch.contact_id,
+                        touch.kind[:64],
+                        credited.dimension,
+                        credited.ref,
+                        touch.occurred_at,
+                        *(shares[model] for model in MODELS),
+                    )
                 )
         self.session.execute(
             delete(AttributionTouch).where(
@@ -440,20 +442,33 @@ class _Engine:
             ),
         )
 
-    def _insert(self, rows: list[dict]) -> None:
+    def _insert(self, rows: list[tuple]) -> None:
+        """All the chunk's rows in one statement: on PostgreSQL a COPY of the rows as text
+        (the driver adapts no value one by one), elsewhere an executemany."""
         if not rows:
             return
         if not self.postgresql:
-            self.session.execute(insert(AttributionTouch), rows)
+            self.session.execute(
+                insert(AttributionTouch),
+                [dict(zip(COPY_COLUMNS, row, strict=True)) for row in rows],
+            )
             return
-        arrays = {name: [row[name] for row in rows] for name in ROW_ARRAYS}
-        columns = ", ".join(ROW_ARRAYS)
-        self.session.execute(
-            text(
-                f"INSERT INTO attribution_touches ({columns}) SELECT "
-                + ", ".join(
-                    f"unnest(CAST(:{name} AS {kind}[]))" for name, kind in ROW_ARRAYS.items()
-                )
-            ),
-            arrays,
-        )
+        raw = self.session.connection().connection.driver_connection
+        with raw.cursor() as cursor:
+            statement = f"COPY attribution_touches ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+            with cursor.copy(statement) as copy:
+                copy.write("".join(map(_copy_line, rows)))
+
+
+# COPY's text format escapes these in a value; \N is NULL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_line(row: tuple) -> str:
+    ws, opportunity, basis, source, source_id, contact, kind, dimension, ref, at, *shares = row
+    contact_text = "\\N" if contact is None else str(contact)
+    return (
+        f"{ws}\t{opportunity}\t{basis}\t{source}\t{source_id}\t{contact_text}\t"
+        f"{kind.translate(_COPY_ESCAPES)}\t{dimension}\t{ref.translate(_COPY_ESCAPES)}\t"
+        f"{at.isoformat()}\t" + "\t".join(map(repr, shares)) + "\n"
+    )

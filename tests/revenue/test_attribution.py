@@ -252,3 +252,17 @@ def test_the_value_chain_of_a_content_item(app, history):
         ("opportunities", 1),
         ("revenue", Decimal("300000.00")),
     ]
+
+
+def test_a_campaign_with_tabs_backslashes_and_newlines_is_stored_as_sent(app):
+    account = make_account(app, "华北电力")
+    person = make_contact(app, "王五", account_id=account)
+    odd = "春季\t峰会\\2026\n第二场\r"
+    make_touch(app, person, "form.submit", at=ago(3), campaign=odd, form_id=9)
+    opportunity = make_opportunity(app, account, opened_at=ago(1))
+    with session_of(app) as session:
+        attribute_opportunities(session, workspace_id(app))
+    rows = {r.dimension: r for r in rows_of(app, opportunity)}
+    assert rows["campaign"].ref == odd and rows["form"].ref == "9"
+    assert rows["campaign"].contact_id == person and rows["campaign"].occurred_at == ago(3)
+    assert rows["campaign"].linear == 1.0
