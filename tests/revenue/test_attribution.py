@@ -65,6 +65,7 @@ def history(app):
     make_touch(app, outsider, "content.view", at=ago(20), content_id=video)  # another account
     make_touch(app, hanmei, "content.view", at=ago(3), content_id=guide)  # before the win only
     make_push_sent(app, push, hanmei, at=ago(12))
+    make_push_sent(app, push, lilei, at=ago(12), status="failed")  # never reached him
     make_journey_step(app, journey, lilei, at=ago(11), detail={"openid": "o_lilei"})
     make_journey_step(app, journey, lilei, at=ago(11), detail={"tag_id": 3})  # not a touch
     # Another workspace: its interaction names our contact, its contact names our account.
