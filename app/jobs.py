@@ -22,6 +22,7 @@ from outreach import forms, pushes
 from outreach.mail import Mailer
 from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
+from revenue import attribution
 from revenue.imports import run_opportunity_import
 from sales import group_send, notify, routing, staff, transfers, welcome
 from sales.task_rules import tasks_for_scoring
@@ -30,6 +31,9 @@ from sync import enrichment, tag_sync
 
 log = logging.getLogger(__name__)
 ROUTING_SLA_CHECK_SECONDS = 300  # how late a breach may be noticed, at most
+# How late a changed opportunity that asked for no attribution (one a person forgot to
+# announce) is credited, at most.
+ATTRIBUTION_CHECK_SECONDS = 300
 
 
 JOBS: dict[Job, Callable] = {}  # the registry: job name -> the function that does it
@@ -69,6 +73,8 @@ def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
         (send_due_pushes, 60),
         (run_due_journeys, 15),
         (check_routing_slas, ROUTING_SLA_CHECK_SECONDS),
+        (attribute_changed_opportunities, ATTRIBUTION_CHECK_SECONDS),
+        (reattribute_all, 86400),
     ]
 
 
@@ -588,3 +594,39 @@ def check_routing_sla(workspace_id: int) -> dict:
         session.commit()
     harpoon().queue.enqueue_followups(followups.jobs)
     return asdict(result)
+
+
+@job(Job.ATTRIBUTE_OPPORTUNITIES, followup=True)
+def attribute_opportunities(workspace_id: int) -> dict:
+    """Credit the workspace's opportunities created or changed since they last were
+    (revenue.attribution.request_attribution asks for it after a save)."""
+    return _attribute_changed(workspace_id)
+
+
+def _attribute_changed(workspace_id: int) -> dict:
+    with harpoon().db.session() as session:
+        ids = attribution.changed_opportunity_ids(session, workspace_id)
+        result = attribution.attribute_opportunities(session, workspace_id, ids)
+    return asdict(result)
+
+
+@job(Job.ATTRIBUTE_CHANGED_OPPORTUNITIES)
+def attribute_changed_opportunities() -> dict:
+    """Periodic: every workspace's changed opportunities that nobody asked to credit."""
+    with harpoon().db.session() as session:
+        workspace_ids = attribution.workspaces_with_changes(session)
+    return {workspace_id: _attribute_changed(workspace_id) for workspace_id in workspace_ids}
+
+
+@job(Job.REATTRIBUTE_ALL)
+def reattribute_all() -> dict:
+    """Nightly: every opportunity credited again, for what no save announces (late
+    interactions, merged contacts, people moving account, a program executed)."""
+    with harpoon().db.session() as session:
+        workspace_ids = list(session.scalars(select(Workspace.id).order_by(Workspace.id)))
+    out = {}
+    for workspace_id in workspace_ids:
+        with harpoon().db.session() as session:
+            out[workspace_id] = asdict(attribution.attribute_opportunities(session, workspace_id))
+        log.info("workspace %s attribution recomputed: %s", workspace_id, out[workspace_id])
+    return out

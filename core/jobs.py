@@ -27,6 +27,7 @@ class Job(StrEnum):
     REFRESH_WORKSPACE_SCORES = "refresh_workspace_scores"
     CHECK_ROUTING_SLA = "check_routing_sla"
     RESCORE_WORKSPACE = "rescore_workspace"
+    ATTRIBUTE_OPPORTUNITIES = "attribute_opportunities"
     # one row each
     SEND_GROUP_SEND = "send_group_send"
     FETCH_GROUP_SEND_RESULTS = "fetch_group_send_results"
@@ -45,6 +46,8 @@ class Job(StrEnum):
     RUN_DUE_JOURNEYS = "run_due_journeys"
     REFRESH_TRANSFERS = "refresh_transfers"
     CHECK_ROUTING_SLAS = "check_routing_slas"
+    ATTRIBUTE_CHANGED_OPPORTUNITIES = "attribute_changed_opportunities"
+    REATTRIBUTE_ALL = "reattribute_all"
 
 
 class Urgency(StrEnum):
@@ -96,6 +99,10 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.REFRESH_SCORES: _LOW,
     Job.SYNC_STAFF: _LOW,
     Job.TAG_INACTIVE_CONTACTS: _LOW,
+    # Attribution is reporting: it may wait behind everything people wait for.
+    Job.ATTRIBUTE_OPPORTUNITIES: _LOW,
+    Job.ATTRIBUTE_CHANGED_OPPORTUNITIES: _LOW,
+    Job.REATTRIBUTE_ALL: _LOW,
 }
 
 

@@ -93,6 +93,8 @@ class Opportunity(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # When revenue.attribution last started crediting it: changed since = updated_at later.
+    attributed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OpportunityChange(Base):

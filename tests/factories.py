@@ -1460,3 +1460,94 @@ def make_interaction(app, contact_id, kind, *, at, **properties) -> int:
         session.add(row)
         session.commit()
         return row.id
+
+
+# ---- attr ----
+
+
+def make_touch(app, contact_id, kind, *, at, workspace=None, channel_id=None, **properties) -> int:
+    """An interaction of the contact (in its workspace unless told) at `at`."""
+    with session_of(app) as session:
+        contact = session.get(Contact, contact_id)
+        row = Interaction(
+            workspace_id=workspace_named(session, workspace).id
+            if workspace
+            else contact.workspace_id,
+            contact_id=contact_id,
+            account_id=contact.account_id,
+            channel_id=channel_id,
+            kind=kind,
+            properties=properties,
+            occurred_at=at,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def make_push_sent(app, push_id, contact_id, *, at, status="sent") -> None:
+    """The push reached the contact at `at`."""
+    from models import PushRecipient
+
+    with session_of(app) as session:
+        session.add(
+            PushRecipient(
+                push_id=push_id, contact_id=contact_id, mechanism="cs", status=status, sent_at=at
+            )
+        )
+        session.commit()
+
+
+def make_journey_step(app, journey_id, contact_id, *, at, detail, outcome="done") -> int:
+    """A step of the journey logged for the contact at `at` (its own enrolment)."""
+    with session_of(app) as session:
+        journey = session.get(Journey, journey_id)
+        enrolment = Enrolment(
+            workspace_id=journey.workspace_id,
+            journey_id=journey_id,
+            version=1,
+            contact_id=contact_id,
+            node_id="n1",
+            entered_node="n1",
+            status="completed",
+        )
+        session.add(enrolment)
+        session.flush()
+        step = Step(
+            enrolment_id=enrolment.id,
+            journey_id=journey_id,
+            version=1,
+            node_id="n1",
+            outcome=outcome,
+            detail=detail,
+            at=at,
+        )
+        session.add(step)
+        session.commit()
+        return step.id
+
+
+def make_executed_program(
+    app, account_id, *, workspace="acme", name="高管拜访", status="executed", at=None
+) -> tuple[int, int]:
+    """A tier program and one order of it for the account: (program id, order id)."""
+    from decimal import Decimal
+
+    from models import Program, ProgramOrder
+
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        program = Program(workspace_id=ws, tier=1, name=name, kind="executive_visit", budget=0)
+        session.add(program)
+        session.flush()
+        order = ProgramOrder(
+            workspace_id=ws,
+            program_id=program.id,
+            account_id=account_id,
+            status=status,
+            executed_at=at,
+            cost=Decimal("5000"),
+        )
+        session.add(order)
+        session.commit()
+        return program.id, order.id

@@ -108,7 +108,7 @@ def test_field_errors_are_422_and_write_nothing(app, client):
     unknown = put(client, key, "e-1", {**ITEM, "account_name": "不存在的公司"})
     assert unknown.status_code == 422
     assert unknown.json["errors"] == {
-        "account": ["No account with this id, name or domain in the workspace."]
+        "account": ["No account with this name or domain in the workspace."]
     }
     bad_stage = put(client, key, "e-1", {**ITEM, "account_name": "华信科技", "stage": "maybe"})
     assert bad_stage.json["errors"] == {"stage": ["Not a stage of the pipeline."]}
@@ -186,9 +186,7 @@ def test_a_batch_reports_each_item_and_one_bad_item_blocks_none(app, client):
         (7, "rejected"),
         (8, "unchanged"),
     ]
-    assert results[1]["errors"] == {
-        "account_id": ["No account with this id, name or domain in the workspace."]
-    }
+    assert results[1]["errors"] == {"account_id": ["Not an account of this workspace."]}
     assert set(results[2]["errors"]) == {"stage"}
     assert set(results[3]["errors"]) == {"external_id"}
     assert set(results[4]["errors"]) == {"_schema"}

@@ -107,6 +107,8 @@ def test_cron_jobs_are_registered_jobs(app):
         "send_due_pushes",
         "run_due_journeys",
         "check_routing_slas",
+        "attribute_changed_opportunities",
+        "reattribute_all",
     ]
     assert all(queue.jobs[func.__name__] is func for func, _interval in queue.cron)
 

@@ -60,7 +60,12 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
             Job.RUN_DUE_JOURNEYS,
             Job.SEND_DUE_PUSHES,
         ],
-        "low": [Job.REFRESH_SCORES, Job.TAG_INACTIVE_CONTACTS],
+        "low": [
+            Job.ATTRIBUTE_CHANGED_OPPORTUNITIES,
+            Job.REATTRIBUTE_ALL,
+            Job.REFRESH_SCORES,
+            Job.TAG_INACTIVE_CONTACTS,
+        ],
     }
     for each in queue.queues:
         each.empty()

@@ -68,7 +68,7 @@ def test_each_line_gets_its_result_and_a_second_import_changes_nothing(app):
         "owner_email": ["No user of the workspace has this email; saved without an owner."]
     }
     assert lines[4]["errors"] == {
-        "account": ["No account with this id, name or domain in the workspace."]
+        "account": ["No account with this name or domain in the workspace."]
     }
     assert lines[5]["errors"] == {
         "amount": [imports.NOT_AMOUNT],

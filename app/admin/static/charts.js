@@ -71,6 +71,19 @@
       series: data.trend.series.map((s) => ({type: "line", name: s.name, data: s.shares, showSymbol: false, connectNulls: false})),
     }),
 
+    // Per item of an attribution dimension: its influenced pipeline and won revenue (CNY).
+    "attribution-bars": (chart, data) => chart.setOption({
+      grid: {left: 160, right: 24, top: 32, bottom: 8, containLabel: false},
+      tooltip: {trigger: "axis", axisPointer: {type: "shadow"}, valueFormatter: (v) => `¥${Number(v).toLocaleString()}`},
+      legend: {top: 0},
+      xAxis: {type: "value", axisLabel: {formatter: (v) => (v >= 10000 ? `${v / 10000}万` : v)}},
+      yAxis: {type: "category", inverse: true, data: data.names, axisLabel: {width: 150, overflow: "truncate"}},
+      series: [
+        {type: "bar", name: data.labels.pipeline, data: data.pipeline, itemStyle: {color: "#1d3fa8"}},
+        {type: "bar", name: data.labels.revenue, data: data.revenue, itemStyle: {color: "#0b6e4f"}},
+      ],
+    }),
+
     "push-funnel": (chart, steps) => chart.setOption({
       animation: false,
       tooltip: {trigger: "item"},

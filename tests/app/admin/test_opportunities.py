@@ -171,7 +171,7 @@ def test_another_workspaces_account_is_refused(app, signed_in):
     foreign = make_account(app, "别家客户", workspace="globex")
     response = post(client, "/admin/opportunities/new", form(foreign))
     assert response.status_code == 422
-    assert field_errors(response.text, "account_id") == ["工作区中没有此 ID、名称或域名的客户。"]
+    assert field_errors(response.text, "account_id") == ["不是本工作区的客户公司。"]
     with session_of(app) as session:
         assert session.scalars(select(Opportunity)).all() == []
 
