@@ -62,7 +62,7 @@ NAVIGATION = [
     ("admin.journeys", _("Journeys"), "view"),
     ("admin.scoring", _("Scoring"), "scoring.manage"),
     ("admin.programs_page", _("Tier programs"), "programs.manage"),
-    ("admin.attribution", _("Attribution"), "revenue.view"),
+    ("admin.attribution", _("Attribution"), "attribution.view"),
     ("admin.routing_page", _("Account routing"), "routing.manage"),
     ("admin.channels", _("Channels"), "channels.view"),
     ("admin.api_keys", _("API keys"), "api_keys.manage"),

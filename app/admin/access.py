@@ -76,9 +76,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # programs for the accounts they own.
     "programs.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     "programs.request": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.SALES}),
-    # The revenue dashboard (sales see it over their own accounts only: the view forces it)
-    # and attribution, what marketing influenced.
+    # The revenue dashboard: sales see it over their own accounts only (the view forces it).
     "revenue.view": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.VIEWER, Role.SALES}),
+    # What marketing influenced: attribution of pipeline and revenue, a content item's value.
+    "attribution.view": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER, Role.VIEWER}),
 }
 
 

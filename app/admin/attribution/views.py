@@ -14,7 +14,7 @@ from revenue.influence import influence, influence_totals, value_chain
 
 
 @bp.get("/revenue/attribution")
-@requires("revenue.view")
+@requires("attribution.view")
 def attribution():
     chosen = presenters.filters(request.args)
     since, until = chosen.bounds(timezone())
@@ -38,7 +38,7 @@ def attribution():
 
 
 @bp.get("/content/<int:content_id>/value-chain")
-@requires("revenue.view")
+@requires("attribution.view")
 def content_value_chain(content_id: int):
     row = scoped_or_404(Content, content_id)
     steps = value_chain(db(), row.workspace_id, row.id)
