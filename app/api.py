@@ -26,6 +26,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from app.admin import limiter
 from app.extensions import harpoon
+from core.jobs import Job
 from crm.api_keys import first_use_of_signature, key_for, signature_problem
 from crm.contacts import live, normalized_identity
 from crm.touchpoints import KINDS, MAX_BATCH, TouchpointSchema, api_row, foreign_channels
@@ -303,6 +304,8 @@ def put_opportunity(external_id: str):
         answer = _item_answer(None, external_id, result)
         answer["opportunity"] = crm_sync.opportunity_document(session, result.opportunity)
         session.commit()
+    if result.status != "unchanged":
+        h.queue.request_followups({(Job.ATTRIBUTE_OPPORTUNITIES, workspace_id)})
     return answer, 201 if result.status == "created" else 200
 
 
@@ -346,6 +349,8 @@ def post_opportunities():
         status: sum(r["status"] == status for r in results)
         for status in ("created", "updated", "unchanged", "rejected")
     }
+    if counts["created"] or counts["updated"]:
+        h.queue.request_followups({(Job.ATTRIBUTE_OPPORTUNITIES, workspace_id)})
     return {**counts, "items": results}, 422 if counts["rejected"] == len(items) else 200
 
 

@@ -287,6 +287,8 @@ def import_opportunities(import_id: int) -> dict:
             "rejected": done.rejected_count,
         }
         log.info("opportunity import %s %s: %s", import_id, done.status, counts)
+    if done.created_count or done.updated_count:
+        harpoon().queue.request_followups({(Job.ATTRIBUTE_OPPORTUNITIES, done.workspace_id)})
     return counts
 
 
@@ -599,7 +601,7 @@ def check_routing_sla(workspace_id: int) -> dict:
 @job(Job.ATTRIBUTE_OPPORTUNITIES, followup=True)
 def attribute_opportunities(workspace_id: int) -> dict:
     """Credit the workspace's opportunities created or changed since they last were
-    (revenue.attribution.request_attribution asks for it after a save)."""
+    (the API, the admin and the import ask for it after a save)."""
     return _attribute_changed(workspace_id)
 
 

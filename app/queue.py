@@ -231,6 +231,16 @@ class JobQueue:
                         self.connection.delete(flag)
                     raise
 
+    def request_followups(self, jobs: set[tuple[Job, int]]) -> bool:
+        """`enqueue_followups` for work a periodic pass would pick up anyway (attribution
+        after an opportunity is saved): Redis away costs a log line, not the request."""
+        try:
+            self.enqueue_followups(jobs)
+        except RedisError as exc:
+            log.warning("follow-up request failed for %s: %s", sorted(jobs), exc)
+            return False
+        return True
+
     def followup_started(self, name: str, channel_id: int) -> None:
         self.connection.delete(self._followup_flag(name, channel_id))
 

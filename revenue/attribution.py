@@ -45,7 +45,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from core.jobs import Followups, Job
 from models import (
     Account,
     AttributionTouch,
@@ -88,12 +87,6 @@ COPY_COLUMNS = (
     "occurred_at",
     *MODELS,
 )
-
-
-def request_attribution(followups: Followups, workspace_id: int) -> None:
-    """Ask for the workspace's changed opportunities to be credited once the caller's
-    transaction has committed (after an opportunity is saved or imported)."""
-    followups.add(Job.ATTRIBUTE_OPPORTUNITIES, workspace_id)
 
 
 @dataclass

@@ -4,17 +4,26 @@ results, GET of what is stored, keys and signatures as for touchpoints, amounts 
 import json
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
+from core.jobs import Job
 from crm.api_keys import sign
-from models import Account, Opportunity, OpportunityChange
+from models import Account, AttributionTouch, Opportunity, OpportunityChange, utcnow
 from revenue import crm_sync
 from revenue.pipeline import pipeline_of
-from tests.factories import make_account, make_user, new_key, workspace_id
-from tests.helpers import harpoon_of, session_of
+from tests.factories import (
+    add_contact,
+    make_account,
+    make_touch,
+    make_user,
+    new_key,
+    workspace_id,
+)
+from tests.helpers import harpoon_of, run_jobs, session_of
 
 ITEM = {"name": "云平台年度订阅", "amount": "250000.50", "stage": "qualify"}
 
@@ -324,3 +333,25 @@ def test_two_concurrent_http_puts_make_one_row_and_no_error(app):
         thread.join()
     assert sorted(codes) == [200, 201]
     assert count(app, Opportunity) == 1
+
+
+def test_a_saved_opportunity_is_credited_by_the_job_it_asks_for(app, client):
+    """A PUT that changed something asks for attribution; the worker credits the
+    opportunity with its account's touches (a resend asks for nothing)."""
+    account = make_account(app, "华信科技", is_target=True)
+    contact = add_contact(app, name="李总", account_id=account)
+    make_touch(app, contact, "content.view", at=utcnow() - timedelta(days=3), content_id=7)
+    key = new_key(app)
+    assert put(client, key, "SF-0070", {**ITEM, "account_id": account}).status_code == 201
+    run_jobs(app)
+    with session_of(app) as session:
+        opportunity = session.scalar(select(Opportunity))
+        assert opportunity.attributed_at is not None
+        credited = session.execute(
+            select(AttributionTouch.dimension, AttributionTouch.ref, AttributionTouch.linear)
+        ).all()
+    assert [tuple(row) for row in credited] == [("content", "7", 1.0)]
+    assert put(client, key, "SF-0070", {**ITEM, "account_id": account}).json["status"] == (
+        "unchanged"
+    )
+    assert harpoon_of(app).queue.queue_of(Job.ATTRIBUTE_OPPORTUNITIES).count == 0

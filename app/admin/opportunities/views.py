@@ -35,8 +35,10 @@ from app.admin.opportunities.forms import (
     translated,
 )
 from app.admin.scoring.forms import posted as posted_rows
+from app.extensions import harpoon
 from core.forms import flatten, unflatten
 from core.forms import shown as shown_value
+from core.jobs import Job
 from crm.users import assignable_users, users_by_name, workspace_user
 from models import Account, Opportunity, OpportunitySource, Role
 from revenue import directory
@@ -203,6 +205,7 @@ def _form(opportunity: Opportunity | None):
         audit(db(), action, "opportunity", row.id, {"name": row.name, **changes})
     db().commit()
     if changes:
+        harpoon().queue.request_followups({(Job.ATTRIBUTE_OPPORTUNITIES, row.workspace_id)})
         flash(_("Saved %(name)s.", name=row.name), "success")
     else:
         flash(_("Nothing changed."), "success")
