@@ -1381,3 +1381,63 @@ def make_opportunity(
         )
         session.commit()
         return saved.opportunity.id
+
+
+# ---- score -----------------------------------------------------------------------------------
+
+
+def won_and_lost_accounts(app, count: int = 30, workspace="acme") -> dict[str, list[int]]:
+    """`count` target accounts, each a VP CIO who read content 30 days ago; two in three
+    also booked a demo. Each has a closed opportunity opened 10 days ago: those that booked
+    win unless their number is a multiple of 4, the rest lose. Scored for real."""
+    from decimal import Decimal
+
+    from models import Account, Contact, Interaction, Opportunity, utcnow
+
+    now = utcnow()
+    won, lost = [], []
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        interactions = []
+        for n in range(count):
+            name = f"结果客户{n}"
+            account = Account(workspace_id=ws, name=name, normalized_name=name, is_target=True)
+            session.add(account)
+            session.flush()
+            person = Contact(workspace_id=ws, account_id=account.id, role="cio", seniority="vp")
+            session.add(person)
+            session.flush()
+            touches = [("content.view", {"topics": ["方案"]})]
+            if n % 3:
+                touches.append(("wechat.menu_click", {"key": "BOOK_DEMO"}))
+            for kind, properties in touches:
+                row = Interaction(
+                    workspace_id=ws,
+                    contact_id=person.id,
+                    account_id=account.id,
+                    kind=kind,
+                    properties=properties,
+                    occurred_at=now - timedelta(days=30 + n % 5),
+                )
+                session.add(row)
+                interactions.append(row)
+            wins = bool(n % 3 and n % 4)
+            session.add(
+                Opportunity(
+                    workspace_id=ws,
+                    account_id=account.id,
+                    name="年度订阅",
+                    amount=Decimal("100000"),
+                    stage="qualify",
+                    probability=100 if wins else 0,
+                    status="won" if wins else "lost",
+                    source="crm",
+                    opened_at=now - timedelta(days=10),
+                    closed_at=now - timedelta(days=1),
+                )
+            )
+            (won if wins else lost).append(account.id)
+        session.flush()
+        Scorer.load(session, ws).score_interaction_ids([row.id for row in interactions])
+        session.commit()
+    return {"won": won, "lost": lost}
