@@ -98,7 +98,8 @@ def _account_states(
         )
     )
     return {
-        row.id: AccountState(row.name, row.tier, bool(row.mqa), row.scaled_score or 0.0) for row in rows
+        row.id: AccountState(row.name, row.tier, bool(row.mqa), row.scaled_score or 0.0)
+        for row in rows
     }
 
 

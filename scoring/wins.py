@@ -149,9 +149,14 @@ class Report:
 def report(model: Model, facts: Facts) -> Report:
     """Every score rule, MQA rule and tier of `model` against the outcomes."""
     population = facts.accounts
+    by_rule: dict[str, set[int]] = {}
+    for account_id, earned in facts.points.items():
+        for key, points in earned.items():
+            if points > 0:
+                by_rule.setdefault(key, set()).add(account_id)
     comparisons = []
     for rule in model.rules:
-        having = {a for a, by_rule in facts.points.items() if by_rule.get(rule.key, 0) > 0}
+        having = by_rule.get(rule.key, set())
         comparisons.append(
             compare("rule", rule.key, having, population, facts.opportunity, facts.won)
         )
