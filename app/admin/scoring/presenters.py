@@ -157,14 +157,17 @@ def wins_context(current: Model, report: Report) -> dict:
     """The wins report's three tables (score rules, MQA rules, tiers), its counts and the
     fitted weights, each row labelled as people read it."""
     rule_labels = score_rule_labels(current.rules)
+    rules = summarise(report.comparisons, "rule")
     return {
         "report": report,
         "window_days": WINDOW_DAYS,
         "sections": [
-            ("rule", _("Score rules"), summarise(report.comparisons, "rule")),
-            ("mqa", _("MQA rules"), summarise(report.comparisons, "mqa")),
-            ("tier", _("Tiers"), summarise(report.comparisons, "tier")),
+            ("rule", _("Score rules"), [c for c in rules if c.accounts]),
+            ("mqa", _("MQA rules"), [c for c in report.comparisons if c.kind == "mqa"]),
+            ("tier", _("Tiers"), [c for c in report.comparisons if c.kind == "tier"]),
         ],
+        # Rules no account earned points from: one line, not a table of dashes.
+        "unseen_rules": [rule_labels.get(c.key, c.key) for c in rules if not c.accounts],
         "signal_label": lambda c: (
             rule_labels.get(c.key, c.key)
             if c.kind == "rule"
