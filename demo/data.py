@@ -222,7 +222,7 @@ def demo_scoring_model() -> Model:
     meet without live streams (the shipped example rule needs 60 minutes of watching).
     The simulation packs weeks of a buying committee into minutes, so its account scores
     read on a wider scale, a tap on "book a demo" and a form count once a day, and the
-    committee rule asks for four roles, two VPs or above and 70 of 100: a few accounts
+    committee rule asks for four roles, two VPs or above and 85 of 100: a few accounts
     become MQAs within a run, not every one."""
     once_a_day = {"menu_demo", "form_submit"}
     return replace(
@@ -241,7 +241,7 @@ def demo_scoring_model() -> Model:
                 senior_level="vp",
                 senior_count=2,
                 senior_minutes=0,
-                min_account_score=70,
+                min_account_score=85,
             ),
         ),
     )

@@ -1441,3 +1441,61 @@ def won_and_lost_accounts(app, count: int = 30, workspace="acme") -> dict[str, l
         Scorer.load(session, ws).score_interaction_ids([row.id for row in interactions])
         session.commit()
     return {"won": won, "lost": lost}
+
+
+SCORING_NOW = datetime(2026, 11, 22, 4, tzinfo=ZoneInfo("UTC"))  # 12:00 in Shanghai
+
+
+def scoring_account(db, workspace_id: int, name: str | None = None, **fields):
+    """An account in the scoring tests' session (named 公司N when no name is given)."""
+    from sqlalchemy import func
+
+    from models import Account
+
+    name = name or f"公司{db.scalar(select(func.count()).select_from(Account)) + 1}"
+    row = Account(workspace_id=workspace_id, name=name, normalized_name=name, **fields)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def scoring_contact(db, workspace_id: int, account=None, role=None, seniority=None):
+    from models import Contact
+
+    row = Contact(
+        workspace_id=workspace_id,
+        account_id=account.id if account else None,
+        role=role,
+        seniority=seniority,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def scoring_act(db, person, kind: str, *, days_ago=0.0, minutes=0.0, **properties):
+    """An interaction of `person`, `days_ago` before SCORING_NOW."""
+    from models import Interaction
+
+    row = Interaction(
+        workspace_id=person.workspace_id,
+        contact_id=person.id,
+        account_id=person.account_id,
+        kind=kind,
+        properties=properties,
+        engagement_minutes=minutes,
+        occurred_at=SCORING_NOW - timedelta(days=days_ago),
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def score_them(db, workspace_id: int, interactions, now=SCORING_NOW, model=None):
+    """Score these interactions as of `now` (under `model` instead of the saved one)."""
+    scorer = Scorer.load(db, workspace_id, now)
+    if model is not None:
+        scorer.model = model
+    result = scorer.score_interaction_ids([i.id for i in interactions])
+    db.expire_all()
+    return result

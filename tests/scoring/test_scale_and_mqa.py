@@ -11,7 +11,11 @@ from models import Account, AccountSnapshot, StageChange
 from scoring.engine import Scorer
 from scoring.model import Model, MqaRule, Scale, StageRules, Surge, mqa_status
 from scoring.stages import set_stage
-from tests.scoring.test_engine import NOW, account, act, contact, score
+from tests.factories import SCORING_NOW as NOW
+from tests.factories import score_them as score
+from tests.factories import scoring_account as account
+from tests.factories import scoring_act as act
+from tests.factories import scoring_contact as contact
 
 # ---- the scale ----------------------------------------------------------------------------
 

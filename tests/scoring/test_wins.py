@@ -14,7 +14,11 @@ from scoring.model import Model, MqaRule, ScoreRule
 from scoring.outcomes import outcome_facts
 from scoring.preview import preview_impact
 from scoring.wins import Facts, fit_weights, lift, report, wilson
-from tests.scoring.test_engine import NOW, account, act, contact, score
+from tests.factories import SCORING_NOW as NOW
+from tests.factories import score_them as score
+from tests.factories import scoring_account as account
+from tests.factories import scoring_act as act
+from tests.factories import scoring_contact as contact
 
 RULES = (
     ScoreRule("demo_booked", "wechat.menu_click", 10, where={"key": "BOOK_DEMO"}),
