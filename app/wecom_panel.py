@@ -246,7 +246,7 @@ def _panel(
     account_context = {}
     if account is not None and account.workspace_id == ws:
         account_context = {
-            "standing": sidebar.standing(session, account),
+            "standing": sidebar.standing(account),
             "mqa_checks": scorer.mqa_checks(account),
             "contributions": account_contributions(session, account, model, CONTRIBUTORS_SHOWN),
             "colleagues": sidebar.colleagues_activity(

@@ -45,7 +45,7 @@ from outreach.library.editing import (
 from outreach.segments import Segment, save_segment
 from sales.routing import rules_of, save_rule
 from scoring.engine import refresh_accounts, save_model
-from scoring.model import Fit, Model, MqaRule
+from scoring.model import Fit, Model, MqaRule, Scale
 from wechat.sandbox.simulator import CHANNELS, COMPANIES
 
 # Size, ACV and domain of the larger targets; the simulator gives name, industry and region.
@@ -219,20 +219,29 @@ def seed_demo_tagging(session: Session, workspace_id: int, owner_id: int, owner_
 
 def demo_scoring_model() -> Model:
     """The shipped model, with the demo's ICP and an MQA rule the simulated buyers can
-    meet without live streams (the shipped example rule needs 60 minutes of watching)."""
+    meet without live streams (the shipped example rule needs 60 minutes of watching).
+    The simulation packs weeks of a buying committee into minutes, so its account scores
+    read on a wider scale, a tap on "book a demo" and a form count once a day, and the
+    committee rule asks for four roles, two VPs or above and 85 of 100: a few accounts
+    become MQAs within a run, not every one."""
+    once_a_day = {"menu_demo", "form_submit"}
     return replace(
         Model(),
+        rules=tuple(
+            replace(rule, per_day=1) if rule.key in once_a_day else rule for rule in Model().rules
+        ),
         fit=Fit(industries=("制造", "软件", "金融", "医药"), min_employees=1000),
+        scale=Scale(points=1000),
         mqa_rules=(
             MqaRule(),
             MqaRule(
                 name="采购委员会活跃",
                 window_days=30,
-                min_roles=3,
-                senior_level="director",
-                senior_count=1,
+                min_roles=4,
+                senior_level="vp",
+                senior_count=2,
                 senior_minutes=0,
-                min_account_score=80,
+                min_account_score=85,
             ),
         ),
     )

@@ -352,7 +352,9 @@ def status_line(db, state: Sandbox) -> str:
         contacts = session.scalar(select(func.count()).select_from(Contact))
         interactions = session.scalar(select(func.count()).select_from(Interaction))
         hottest = session.execute(
-            select(Account.name, Account.score).order_by(Account.score.desc()).limit(1)
+            select(Account.name, Account.score, Account.scaled_score)
+            .order_by(Account.score.desc())
+            .limit(1)
         ).first()
         mqa = session.scalar(select(func.count()).where(Account.mqa.is_(True)))
         routed = session.scalar(select(func.count()).select_from(RoutingAssignment))
@@ -409,7 +411,11 @@ def status_line(db, state: Sandbox) -> str:
         f"welcomes {welcomes} | sales alerts {alerts}\n"
         f"  accounts: MQA {mqa}, tiers "
         + "/".join(str(tiers.get(tier, 0)) for tier in (1, 2, 3))
-        + (f", hottest {hottest.name} {hottest.score:.0f}" if hottest and hottest.score else "")
+        + (
+            f", hottest {hottest.name} {hottest.scaled_score:.0f}/100 ({hottest.score:,.0f} points)"
+            if hottest and hottest.score
+            else ""
+        )
         + f" | routed {routed} | tasks open {tasks.get(TaskStatus.OPEN, 0)}, done "
         f"{tasks.get(TaskStatus.DONE, 0)}"
         + "\n  journeys: "

@@ -36,7 +36,9 @@ class Account(Base):
     acv: Mapped[float | None] = mapped_column(Float)  # expected annual contract value
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Scoring (scoring.engine): kept current by every drained batch and the daily refresh.
-    score: Mapped[float] = mapped_column(Float, default=0.0)
+    score: Mapped[float] = mapped_column(Float, default=0.0)  # raw points (the explanation)
+    # The score people read, 0-100: the model's Scale of the raw points.
+    scaled_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     fit: Mapped[float] = mapped_column(Float, default=0.0)  # 0-100, ICP attributes matched
     tier: Mapped[int | None] = mapped_column(Integer)
     stage: Mapped[str | None] = mapped_column(String(30))

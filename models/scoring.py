@@ -91,6 +91,7 @@ class AccountSnapshot(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     day: Mapped[date] = mapped_column(Date)
     score: Mapped[float] = mapped_column(Float)
+    scaled_score: Mapped[float | None] = mapped_column(Float)  # 0-100 (None before 0023)
     tier: Mapped[int | None] = mapped_column(Integer)
     stage: Mapped[str | None] = mapped_column(String(30))
     mqa: Mapped[bool] = mapped_column(Boolean, default=False)

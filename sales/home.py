@@ -116,6 +116,7 @@ class HotAccount:
     mqa: bool
     mqa_since: datetime | None
     owner_id: int | None
+    scaled_score: float = 0.0  # what people read, 0-100; `score` is the raw points
     heat: float = 0.0
     reasons: list[Reason] = field(default_factory=list)
 
@@ -256,9 +257,9 @@ def _hot_candidates(
             row.reasons.append(Reason("mqa"))
             row.heat += HEAT_MQA
         if account.surging:
-            ratio = round(account.surge_ratio or 0.0, 1)
+            ratio = None if account.surge_ratio is None else round(account.surge_ratio, 1)
             row.reasons.append(Reason("surge", ratio=ratio))
-            row.heat += HEAT_SURGE * max(ratio, 1.0)
+            row.heat += HEAT_SURGE * max(ratio or 1.0, 1.0)
         for person in people:
             if person.account_id == account.id and person.role in BUYING_COMMITTEE:
                 row.reasons.append(
@@ -444,6 +445,7 @@ def _hot_row(account: Account) -> HotAccount:
         id=account.id,
         name=account.name,
         score=account.score,
+        scaled_score=account.scaled_score or 0.0,
         tier=account.tier,
         stage=account.stage,
         mqa=account.mqa,

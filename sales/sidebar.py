@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from crm.timeline import record_account_event
@@ -188,26 +188,16 @@ def person_tag_names(tags: list) -> tuple[list[str], str | None]:
 
 @dataclass(frozen=True)
 class Standing:
-    """An account's score on a 0-100 scale: the share of the workspace's scored accounts
-    it is ahead of (a percentile), with the raw points beside it."""
+    """An account's score as people read it: 0-100 on the model's scale (stable: it moves
+    with the account's own points, never with the other accounts'), the raw points its
+    explanation."""
 
     points: float
-    percentile: int
-    scored_accounts: int
+    scaled: float
 
 
-def standing(session: Session, account: Account) -> Standing:
-    ahead, scored = session.execute(
-        select(
-            func.count(case((Account.score < account.score, 1))),
-            func.count(),
-        ).where(Account.workspace_id == account.workspace_id, Account.score > 0)
-    ).one()
-    if not account.score or not scored:
-        return Standing(account.score or 0.0, 0, scored)
-    # Ahead of `ahead` of the others; the top account reads 100.
-    others = max(scored - 1, 1)
-    return Standing(account.score, round(100 * ahead / others), scored)
+def standing(account: Account) -> Standing:
+    return Standing(account.score or 0.0, account.scaled_score or 0.0)
 
 
 @dataclass(frozen=True)

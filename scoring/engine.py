@@ -39,6 +39,7 @@ from scoring.model import (
     advance,
     day_of,
     decayed,
+    mqa_status,
     score_touches,
     tier_of,
 )
@@ -52,6 +53,7 @@ CHUNK = 5000  # contacts per step of a rescore of history
 ACCOUNT_ARRAYS = {
     "id": "bigint",
     "score": "float8",
+    "scaled_score": "float8",
     "fit": "float8",
     "tier": "integer",
     "stage": "text",
@@ -65,6 +67,7 @@ ACCOUNT_ARRAYS = {
 SNAPSHOT_ARRAYS = {
     "account_id": "bigint",
     "score": "float8",
+    "scaled_score": "float8",
     "tier": "integer",
     "stage": "text",
     "mqa": "boolean",
@@ -181,7 +184,8 @@ class MqaCheck:
     rule: MqaRule
     roles: int  # distinct committee roles engaged in the window
     seniors: int  # engaged people at or above the senior level with enough minutes
-    met: bool
+    met: bool  # the entry bars
+    held: bool  # the exit bars: an MQA stays one while a rule holds
 
 
 @dataclass
@@ -439,6 +443,7 @@ class Scorer:
         account has in the rule's window (engaged committee roles, engaged seniors with
         enough minutes), from the aggregate the scoring itself reads."""
         row = self._engagement([account.id]).get(account.id)
+        scaled = self.model.scale.of(account.score)
         checks = []
         for n, rule in enumerate(self.model.mqa_rules):
             roles = getattr(row, f"mqa_roles_{n}") if row else 0
@@ -448,7 +453,8 @@ class Scorer:
                     rule,
                     roles,
                     seniors,
-                    rule.met_counts(roles, seniors, account.score, account.tier),
+                    rule.met_counts(roles, seniors, scaled, account.tier),
+                    rule.held_counts(roles, seniors, scaled, account.tier),
                 )
             )
         return checks
@@ -559,8 +565,10 @@ class Scorer:
             age = (now - latest).total_seconds() / 86400
             recency = decayed(1.0, age, m.weights.recency_half_life_days)
         score = round((weighted + m.weights.breadth_bonus * roles) * recency, 2)
+        scaled = m.scale.of(score)
         week = row.week if row else 0.0
-        surging, ratio = m.surge.check(week, row.baseline if row else 0.0)
+        baseline = row.baseline if row else 0.0
+        surging, ratio = m.surge.check(week, baseline)
         intent_points = row.intent if row else 0.0
         engagement_points = row.engagement if row else 0.0
         facts = AccountFacts(
@@ -579,21 +587,11 @@ class Scorer:
             engaged=engagement_points >= m.signals.engagement_min_points,
         )
         tier = tier_of(m.tiers, facts)
-        met = None
-        if row is not None:
-            met = next(
-                (
-                    rule
-                    for n, rule in enumerate(m.mqa_rules)
-                    if rule.met_counts(
-                        getattr(row, f"mqa_roles_{n}"),
-                        getattr(row, f"mqa_seniors_{n}"),
-                        score,
-                        tier,
-                    )
-                ),
-                None,
-            )
+        counts = [
+            (getattr(row, f"mqa_roles_{n}"), getattr(row, f"mqa_seniors_{n}")) if row else (0, 0)
+            for n in range(len(m.mqa_rules))
+        ]
+        mqa, met = mqa_status(m.mqa_rules, counts, scaled, tier, bool(account.mqa))
         judgement = _Judgement(stage=account.stage)
         stages, rules = m.stages, m.stage_rules
         # Rules act on crossings, so a person's move back sticks until the next crossing.
@@ -605,11 +603,12 @@ class Scorer:
         fresh = judgement.stage is None or not account.score
         if fresh and row is not None and row.ever_engaged:
             judgement.advance(stages, rules.aware, "first interaction")
-        if (account.score or 0) < rules.engaged_account_score <= score:
+        # The thresholds are on the 0-100 scale; the score before, read on today's scale.
+        if m.scale.of(account.score) < rules.engaged_account_score <= scaled:
             judgement.advance(
                 stages,
                 rules.engaged,
-                f"account score {score:.0f} ≥ {rules.engaged_account_score:g}",
+                f"account score {scaled:.0f}/100 ≥ {rules.engaged_account_score:g}",
             )
         if met is not None and not account.mqa:
             judgement.advance(stages, rules.mqa, f"MQA rule: {met.name}")
@@ -618,13 +617,27 @@ class Scorer:
                     account.id,
                     "account_mqa",
                     f"{_kind(account)}「{account.name}」达到 MQA（{met.name}），"
-                    f"账户得分 {score:.0f}，{roles} 个角色参与。",
+                    f"账户得分 {scaled:.0f}/100（{score:,.0f} 分），{roles} 个角色参与。",
                     f"mqa:{account.id}:{now.date().isoformat()}",
                 )
             )
+        # Stage and flag never disagree: an account at the MQA stage is an MQA. One that
+        # no rule holds any more goes back to the engaged stage (later stages -- meeting,
+        # opportunity -- are sales' and stay).
+        if rules.mqa and judgement.stage == rules.mqa and not mqa:
+            keys = [st.key for st in stages]
+            at = keys.index(rules.mqa)
+            back = rules.engaged if rules.engaged in keys[:at] else (keys[at - 1] if at else None)
+            reason = (
+                "MQA 退出：没有 MQA 规则仍然满足" if account.mqa else "MQA 退出：MQA 规则未满足"
+            )
+            judgement.retreat(back, reason)
         if surging and not account.surging:
-            baseline = row.baseline if row else 0.0
-            compared = f"是近 4 周周均的 {ratio:g} 倍" if baseline >= 4 else "此前 4 周几乎没有互动"
+            compared = (
+                f"是近 4 周周均的 {ratio:g} 倍"
+                if ratio is not None
+                else "新活跃：此前 4 周几乎没有互动"
+            )
             judgement.alerts.append(
                 OwnerAlert(
                     account.id,
@@ -633,10 +646,10 @@ class Scorer:
                     f"surge:{account.id}:{now.isocalendar().year}-{now.isocalendar().week}",
                 )
             )
-        mqa = met is not None
         judgement.values = {
             "id": account.id,
             "score": score,
+            "scaled_score": scaled,
             "fit": fit,
             "tier": tier,
             "stage": judgement.stage,
@@ -650,6 +663,7 @@ class Scorer:
         judgement.snapshot = {
             "account_id": account.id,
             "score": score,
+            "scaled_score": scaled,
             "tier": tier,
             "stage": judgement.stage,
             "mqa": mqa,
@@ -817,6 +831,12 @@ class _Judgement:
         if advance(stages, self.stage, candidate):
             self.steps.append((self.stage, candidate, reason))
             self.stage = candidate
+
+    def retreat(self, to: str | None, reason: str) -> None:
+        """The one backward move a rule makes (an MQA's exit), recorded like the others."""
+        if to != self.stage:
+            self.steps.append((self.stage, to, reason))
+            self.stage = to
 
 
 def _lock_in_order(session: Session, model, workspace_id: int, ids: Iterable[int]) -> None:

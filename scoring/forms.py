@@ -33,6 +33,7 @@ from scoring.model import (
     Fit,
     Model,
     MqaRule,
+    Scale,
     ScoreRule,
     Signals,
     Stage,
@@ -185,6 +186,7 @@ class WeightsSchema(FormSchema):
     half_life_days = number(
         N_("At least 7 days; empty for no decay."), low=MIN_HALF_LIFE_DAYS, optional=True
     )
+    scale_points = number(N_("More than 0 points."), low=0, above=True, default=Scale().points)
 
 
 def load_weights(data: Mapping) -> dict:
@@ -199,6 +201,7 @@ def load_weights(data: Mapping) -> dict:
             breadth_bonus=loaded["breadth_bonus"],
             recency_half_life_days=loaded["recency_half_life_days"],
         ),
+        "scale": Scale(points=loaded["scale_points"]),
     }
 
 
@@ -214,6 +217,7 @@ def weights_form(model: Model, preset: str | None = None) -> dict:
         "breadth_bonus": shown(weights.breadth_bonus),
         "recency_half_life_days": shown(weights.recency_half_life_days),
         "half_life_days": shown(model.half_life_days),
+        "scale_points": shown(model.scale.points),
     }
 
 
@@ -227,7 +231,15 @@ class MqaRuleSchema(FormSchema):
     senior_level = choice(SENIORITY_ORDER, N_("Pick a seniority."), required=True)
     senior_count = count(N_("From 0 to 50 people."), low=0, high=50)
     senior_minutes = number(N_("From 0 to 10000 minutes."), low=0, high=10_000)
-    min_account_score = number(N_("At least 0; empty for any score."), low=0, optional=True)
+    min_account_score = number(
+        N_("From 0 to 100; empty for any score."), low=0, high=100, optional=True
+    )
+    exit_roles = count(
+        N_("From 0 to 15 roles; empty for one fewer."), low=0, high=15, optional=True
+    )
+    exit_account_score = number(
+        N_("From 0 to 100; empty for 10 under the entry score."), low=0, high=100, optional=True
+    )
     tiers = Several(
         fields.Integer(
             validate=validate.OneOf(TIERS, error=N_("Tier 1, 2 or 3.")),
@@ -255,6 +267,8 @@ def mqa_form(rule: MqaRule | None = None) -> dict:
         "senior_count": shown(rule.senior_count),
         "senior_minutes": shown(rule.senior_minutes),
         "min_account_score": shown(rule.min_account_score),
+        "exit_roles": shown(rule.exit_roles),
+        "exit_account_score": shown(rule.exit_account_score),
         "tiers": [str(tier) for tier in rule.tiers],
     }
 
@@ -395,13 +409,14 @@ class StageRulesSchema(FormSchema):
     aware = fields.String(load_default=None)
     engaged = fields.String(load_default=None)
     engaged_contact_score = number(N_("At least 0."), low=0)
-    engaged_account_score = number(N_("At least 0."), low=0)
+    engaged_account_score = number(N_("From 0 to 100."), low=0, high=100)
     mqa = fields.String(load_default=None)
 
 
 class SurgeSchema(FormSchema):
     factor = number(N_("At least 1."), low=1, high=1000)
     min_points = number(N_("At least 0."), low=0)
+    min_baseline = number(N_("At least 0."), low=0, default=Surge().min_baseline)
 
 
 class StagesSchema(FormSchema):
@@ -456,5 +471,9 @@ def stages_form(model: Model) -> dict:
             "engaged_account_score": shown(rules.engaged_account_score),
             "mqa": rules.mqa or "",
         },
-        "surge": {"factor": shown(surge.factor), "min_points": shown(surge.min_points)},
+        "surge": {
+            "factor": shown(surge.factor),
+            "min_points": shown(surge.min_points),
+            "min_baseline": shown(surge.min_baseline),
+        },
     }

@@ -20,7 +20,7 @@ from models import (
     Interaction,
     ScoreEntry,
 )
-from scoring.model import Model
+from scoring.model import Model, Scale
 
 
 def stages_from(model: Model, key: str | None) -> list[str]:
@@ -190,12 +190,17 @@ def stage_counts(session: Session, workspace_id: int) -> dict[str, dict[str, int
     }
 
 
-def account_trend(session: Session, account: Account, since: date) -> list[Row]:
-    """The account's daily snapshots after `since`, oldest first: (day, score, tier, stage,
-    mqa, surging)."""
-    return session.execute(
+def account_trend(
+    session: Session, account: Account, since: date, scale: Scale | None = None
+) -> list[tuple]:
+    """The account's daily snapshots after `since`, oldest first: (day, score on the 0-100
+    scale, tier, stage, mqa, surging). A snapshot from before the scale reads its raw
+    points on `scale` (the model's)."""
+    scale = scale or Scale()
+    rows = session.execute(
         select(
             AccountSnapshot.day,
+            AccountSnapshot.scaled_score,
             AccountSnapshot.score,
             AccountSnapshot.tier,
             AccountSnapshot.stage,
@@ -209,6 +214,10 @@ def account_trend(session: Session, account: Account, since: date) -> list[Row]:
         )
         .order_by(AccountSnapshot.day)
     ).all()
+    return [
+        (day, scaled if scaled is not None else scale.of(raw), *rest)
+        for day, scaled, raw, *rest in rows
+    ]
 
 
 def follower_count(session: Session, workspace_id: int) -> int:

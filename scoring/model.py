@@ -3,6 +3,7 @@ account scores, MQA rules, fit and tiers, intent surges and stages. Pure functio
 scoring.engine runs them over the ledger, batch by batch.
 """
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -216,6 +217,26 @@ def account_score(members: Iterable[Member], weights: Weights, now: datetime) ->
 
 
 @dataclass(frozen=True)
+class Scale:
+    """The account score people read: raw points saturating into 0-100,
+    100 * (1 - e^(-raw / points)). `points` raw points read as 63, twice as many as 86,
+    three times as many as 95. Stable (one account's reading depends on its own points
+    only, never on the other accounts) and monotone; the raw points stay the explanation."""
+
+    points: float = 300.0
+
+    def of(self, raw: float | None) -> float:
+        if not raw or raw <= 0 or self.points <= 0:
+            return 0.0
+        return round(100 * (1 - math.exp(-raw / self.points)), 1)
+
+    def raw_for(self, scaled: float) -> float:
+        """The raw points that read as `scaled` (below 100)."""
+        scaled = min(max(scaled, 0.0), 99.9)
+        return -self.points * math.log(1 - scaled / 100)
+
+
+@dataclass(frozen=True)
 class Engagement:
     """A committee member's engagement inside the MQA window."""
 
@@ -235,8 +256,27 @@ class MqaRule:
     senior_level: str = "vp"
     senior_count: int = 1
     senior_minutes: float = 60.0
-    min_account_score: float | None = None
+    min_account_score: float | None = None  # on the 0-100 scale (Scale)
     tiers: tuple[int, ...] = ()  # only accounts of these tiers (none: any)
+    # Hysteresis: an MQA stays one while it holds these lower bars, so an account on the
+    # edge does not flap in and out. None: one role fewer than min_roles (at least 1), and
+    # 10 points under min_account_score.
+    exit_roles: int | None = None
+    exit_account_score: float | None = None
+
+    @property
+    def roles_to_stay(self) -> int:
+        if self.exit_roles is not None:
+            return min(self.exit_roles, self.min_roles)
+        return max(self.min_roles - 1, 1)
+
+    @property
+    def score_to_stay(self) -> float | None:
+        if self.min_account_score is None:
+            return None
+        if self.exit_account_score is not None:
+            return min(self.exit_account_score, self.min_account_score)
+        return max(self.min_account_score - 10, 0.0)
 
     def senior_levels(self) -> tuple[str, ...]:
         """The seniorities that count as senior: the level and those above it."""
@@ -264,6 +304,42 @@ class MqaRule:
         if self.tiers and tier not in self.tiers:
             return False
         return roles >= self.min_roles and seniors >= self.senior_count
+
+    def held_counts(
+        self, roles: int, seniors: int, account_score: float = 0.0, tier: int | None = None
+    ) -> bool:
+        """Whether an account that is an MQA by this rule stays one: the exit bars (fewer
+        roles, a lower score), the same seniors and tiers."""
+        floor = self.score_to_stay
+        if floor is not None and account_score < floor:
+            return False
+        if self.tiers and tier not in self.tiers:
+            return False
+        return roles >= self.roles_to_stay and seniors >= self.senior_count
+
+
+def mqa_status(
+    rules: Iterable[MqaRule],
+    counts: Iterable[tuple[int, int]],
+    account_score: float,
+    tier: int | None,
+    was_mqa: bool,
+) -> tuple[bool, MqaRule | None]:
+    """(MQA now, the rule that made it one this time or None). An account enters when a
+    rule is met, and an MQA leaves only when no rule holds it at the exit bars."""
+    pairs = list(zip(rules, counts, strict=True))
+    entered = next(
+        (r for r, (roles, seniors) in pairs if r.met_counts(roles, seniors, account_score, tier)),
+        None,
+    )
+    if entered is not None:
+        return True, entered
+    if was_mqa:
+        held = any(
+            r.held_counts(roles, seniors, account_score, tier) for r, (roles, seniors) in pairs
+        )
+        return held, None
+    return False, None
 
 
 @dataclass(frozen=True)
@@ -353,10 +429,17 @@ class Surge:
 
     factor: float = 2.0
     min_points: float = 20.0  # a week this quiet is no surge, whatever the ratio
+    # Points in the 4 weeks before under which there is no ratio: against next to nothing
+    # any week reads "↑1701×". Such a week, busy enough, is "new activity".
+    min_baseline: float = 20.0
 
-    def check(self, this_week: float, prior_four_weeks: float) -> tuple[bool, float]:
-        ratio = round(this_week / max(prior_four_weeks / 4, 1.0), 2)
-        return this_week >= self.min_points and ratio >= self.factor, ratio
+    def check(self, this_week: float, prior_four_weeks: float) -> tuple[bool, float | None]:
+        """(surging, ratio); the ratio is None without a baseline (new activity)."""
+        busy = this_week >= self.min_points
+        if prior_four_weeks < max(self.min_baseline, 0.0) or prior_four_weeks <= 0:
+            return busy, None
+        ratio = round(this_week / (prior_four_weeks / 4), 2)
+        return busy and ratio >= self.factor, ratio
 
 
 @dataclass(frozen=True)
@@ -384,7 +467,7 @@ class StageRules:
     aware: str | None = "aware"  # on the first interaction
     engaged: str | None = "engaged"  # at the score thresholds
     engaged_contact_score: float = 30.0
-    engaged_account_score: float = 100.0
+    engaged_account_score: float = 30.0  # on the 0-100 scale (Scale)
     mqa: str | None = "mqa"  # when an MQA rule is met
 
 
@@ -497,6 +580,7 @@ class Model:
     surge: Surge = Surge()
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     stage_rules: StageRules = StageRules()
+    scale: Scale = Scale()
 
     def rule(self, key: str) -> ScoreRule | None:
         return next((rule for rule in self.rules if rule.key == key), None)
@@ -506,8 +590,12 @@ class Model:
 
     @classmethod
     def from_document(cls, doc: dict) -> "Model":
-        """The model a stored document describes; what it leaves out keeps the default."""
+        """The model a stored document describes; what it leaves out keeps the default.
+        A document from before the 0-100 scale (no "scale") compared raw points: its
+        account-score thresholds are carried onto the default scale."""
         default = cls()
+        if "scale" not in doc:
+            doc = _onto_scale(doc, default.scale)
         parts = {
             "rules": lambda v: tuple(ScoreRule(**_known(ScoreRule, r)) for r in v),
             "weights": lambda v: Weights(**_known(Weights, v)),
@@ -526,6 +614,7 @@ class Model:
             "surge": lambda v: Surge(**_known(Surge, v)),
             "stages": lambda v: tuple(Stage(**_known(Stage, s)) for s in v),
             "stage_rules": lambda v: StageRules(**_known(StageRules, v)),
+            "scale": lambda v: Scale(**_known(Scale, v)),
         }
         changes = {
             name: parts[name](value) if name in parts else value
@@ -538,3 +627,20 @@ class Model:
 def _known(cls, values: dict) -> dict:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in values.items() if k in names}
+
+
+def _onto_scale(doc: dict, scale: Scale) -> dict:
+    """A pre-scale document's raw account-score thresholds, read on `scale`."""
+    doc = dict(doc)
+    if isinstance(doc.get("stage_rules"), dict) and "engaged_account_score" in doc["stage_rules"]:
+        rules = dict(doc["stage_rules"])
+        rules["engaged_account_score"] = scale.of(rules["engaged_account_score"])
+        doc["stage_rules"] = rules
+    if isinstance(doc.get("mqa_rules"), list):
+        doc["mqa_rules"] = [
+            {**r, "min_account_score": scale.of(r["min_account_score"])}
+            if isinstance(r, dict) and r.get("min_account_score") is not None
+            else r
+            for r in doc["mqa_rules"]
+        ]
+    return doc

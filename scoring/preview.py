@@ -20,7 +20,7 @@ class AccountState:
     name: str
     tier: int | None
     mqa: bool
-    score: float
+    score: float  # on the 0-100 scale, as people read it
 
 
 @dataclass
@@ -93,12 +93,13 @@ def _account_states(
 ) -> dict[int, AccountState]:
     scope = Account.workspace_id == workspace_id
     rows = session.execute(
-        select(Account.id, Account.name, Account.tier, Account.mqa, Account.score).where(
+        select(Account.id, Account.name, Account.tier, Account.mqa, Account.scaled_score).where(
             scope if sample is None else and_(scope, Account.id.in_(sample))
         )
     )
     return {
-        row.id: AccountState(row.name, row.tier, bool(row.mqa), row.score or 0.0) for row in rows
+        row.id: AccountState(row.name, row.tier, bool(row.mqa), row.scaled_score or 0.0)
+        for row in rows
     }
 
 
@@ -115,7 +116,7 @@ def _compare(
         impact.mqa_in += new.mqa and not old.mqa
         impact.mqa_out += old.mqa and not new.mqa
         moved = old.tier != new.tier or old.mqa != new.mqa
-        if moved or abs(new.score - old.score) >= 0.5:
+        if moved or abs(new.score - old.score) >= 0.1:
             changed.append((old, new, (not moved, -abs(new.score - old.score), old.name)))
     if before:
         impact.mean_before = sum(s.score for s in before.values()) / len(before)

@@ -1551,3 +1551,121 @@ def make_executed_program(
         session.add(order)
         session.commit()
         return program.id, order.id
+
+
+# ---- score -----------------------------------------------------------------------------------
+
+
+def won_and_lost_accounts(app, count: int = 30, workspace="acme") -> dict[str, list[int]]:
+    """`count` target accounts, each a VP CIO who read content 30 days ago; two in three
+    also booked a demo. Each has a closed opportunity opened 10 days ago: those that booked
+    win unless their number is a multiple of 4, the rest lose. Scored for real."""
+    from decimal import Decimal
+
+    from models import Account, Contact, Interaction, Opportunity, utcnow
+
+    now = utcnow()
+    won, lost = [], []
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        interactions = []
+        for n in range(count):
+            name = f"结果客户{n}"
+            account = Account(workspace_id=ws, name=name, normalized_name=name, is_target=True)
+            session.add(account)
+            session.flush()
+            person = Contact(workspace_id=ws, account_id=account.id, role="cio", seniority="vp")
+            session.add(person)
+            session.flush()
+            touches = [("content.view", {"topics": ["方案"]})]
+            if n % 3:
+                touches.append(("wechat.menu_click", {"key": "BOOK_DEMO"}))
+            for kind, properties in touches:
+                row = Interaction(
+                    workspace_id=ws,
+                    contact_id=person.id,
+                    account_id=account.id,
+                    kind=kind,
+                    properties=properties,
+                    occurred_at=now - timedelta(days=30 + n % 5),
+                )
+                session.add(row)
+                interactions.append(row)
+            wins = bool(n % 3 and n % 4)
+            session.add(
+                Opportunity(
+                    workspace_id=ws,
+                    account_id=account.id,
+                    name="年度订阅",
+                    amount=Decimal("100000"),
+                    stage="qualify",
+                    probability=100 if wins else 0,
+                    status="won" if wins else "lost",
+                    source="crm",
+                    opened_at=now - timedelta(days=10),
+                    closed_at=now - timedelta(days=1),
+                )
+            )
+            (won if wins else lost).append(account.id)
+        session.flush()
+        Scorer.load(session, ws).score_interaction_ids([row.id for row in interactions])
+        session.commit()
+    return {"won": won, "lost": lost}
+
+
+SCORING_NOW = datetime(2026, 11, 22, 4, tzinfo=ZoneInfo("UTC"))  # 12:00 in Shanghai
+
+
+def scoring_account(db, workspace_id: int, name: str | None = None, **fields):
+    """An account in the scoring tests' session (named 公司N when no name is given)."""
+    from sqlalchemy import func
+
+    from models import Account
+
+    name = name or f"公司{db.scalar(select(func.count()).select_from(Account)) + 1}"
+    row = Account(workspace_id=workspace_id, name=name, normalized_name=name, **fields)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def scoring_contact(db, workspace_id: int, account=None, role=None, seniority=None):
+    from models import Contact
+
+    row = Contact(
+        workspace_id=workspace_id,
+        account_id=account.id if account else None,
+        role=role,
+        seniority=seniority,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def scoring_act(db, person, kind: str, *, days_ago=0.0, minutes=0.0, **properties):
+    """An interaction of `person`, `days_ago` before SCORING_NOW."""
+    from models import Interaction
+
+    row = Interaction(
+        workspace_id=person.workspace_id,
+        contact_id=person.id,
+        account_id=person.account_id,
+        kind=kind,
+        properties=properties,
+        engagement_minutes=minutes,
+        occurred_at=SCORING_NOW - timedelta(days=days_ago),
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def score_them(db, workspace_id: int, interactions, now=SCORING_NOW, model=None):
+    """Score these interactions as of `now` (under `model` instead of the saved one)."""
+    scorer = Scorer.load(db, workspace_id, now)
+    if model is not None:
+        scorer.model = model
+    result = scorer.score_interaction_ids([i.id for i in interactions])
+    db.expire_all()
+    return result

@@ -284,7 +284,7 @@ def test_stages_move_forward_by_rules_and_anywhere_by_people(db, workspace_id):
     ).all()
     assert history == [
         ("target", "aware", "first interaction"),
-        ("aware", "engaged", "account score 150 ≥ 100"),
+        ("aware", "engaged", "account score 39/100 ≥ 30"),  # 150 raw points
         ("engaged", "opportunity", "报价已发出"),
         ("opportunity", "aware", "客户预算冻结，退回"),
     ]

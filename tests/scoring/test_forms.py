@@ -27,6 +27,7 @@ def test_the_shipped_model_goes_through_its_forms_unchanged():
         "preset": model.preset,
         "weights": model.weights,
         "half_life_days": model.half_life_days,
+        "scale": model.scale,
     }
     assert load(forms.load_mqa_rule, flatten(forms.mqa_form(MqaRule()))) == MqaRule()
     assert load(forms.load_tiers, flatten(forms.tiers_form(model))) == {

@@ -133,7 +133,8 @@ def _account_page(
     stage_form: StageForm | None = None,
 ):
     ws = account.workspace_id
-    model = load_model(db(), ws)
+    scorer = Scorer.load(db(), ws)
+    model = scorer.model
     if can("accounts.manage"):
         form = form or AccountForm(formdata=None, obj=account)
         form.owner_id.choices = owner_choices(assignable_users(db(), ws, account.owner_id))
@@ -141,7 +142,7 @@ def _account_page(
     contacts = directory.account_contacts(db(), account, CONTACTS_SHOWN)
     names = stage_names(model.stages)
     today = datetime.now(ZoneInfo(g.get("workspace_timezone") or "Asia/Shanghai")).date()
-    snapshots = account_trend(db(), account, today - timedelta(days=TREND_DAYS))
+    snapshots = account_trend(db(), account, today - timedelta(days=TREND_DAYS), model.scale)
     return render_template(
         "admin/account.html",
         account=account,
@@ -158,6 +159,7 @@ def _account_page(
         ),
         interaction_labels=INTERACTION_LABELS,
         contributions=account_contributions(db(), account, model, CONTRIBUTORS_SHOWN),
+        mqa_checks=scorer.mqa_checks(account),
         ledger=ledger(ws, Contact.account_id == account.id),
         trend=presenters.trend_points(snapshots, names),
         trend_days=TREND_DAYS,

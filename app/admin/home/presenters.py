@@ -32,6 +32,8 @@ def reason_text(reason: Reason) -> str:
     if reason.kind == "mqa":
         return _("New MQA")
     if reason.kind == "surge":
+        if reason.ratio is None:  # no baseline to compare with
+            return _("Intent surge: new activity")
         return _("Intent surge ×%(ratio)s", ratio=f"{reason.ratio:.1f}")
     if reason.kind == "committee":
         return _(

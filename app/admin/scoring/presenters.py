@@ -12,6 +12,8 @@ from core.forms import flatten, row_index
 from crm.titles import SENIORITIES
 from scoring.forms import ROLES, TIERS, stages_form, tiers_form, weights_form
 from scoring.model import PRESETS, Model
+from scoring.outcomes import WINDOW_DAYS
+from scoring.wins import MIN_OUTCOMES, Report, summarise
 
 TABS = {
     "rules": _l("Rules"),
@@ -19,6 +21,7 @@ TABS = {
     "mqa": _l("MQA rules"),
     "tiers": _l("Tiers & fit"),
     "stages": _l("Stages & surge"),
+    "wins": _l("What predicts wins"),
     "history": _l("History"),
 }
 PRESET_HINTS = {
@@ -147,4 +150,32 @@ def mqa_page_context() -> dict:
     return {
         "seniority_options": [(level, SENIORITY_LABELS[level]) for level in SENIORITIES],
         "tiers": TIERS,
+    }
+
+
+def wins_context(current: Model, report: Report) -> dict:
+    """The wins report's three tables (score rules, MQA rules, tiers), its counts and the
+    fitted weights, each row labelled as people read it."""
+    rule_labels = score_rule_labels(current.rules)
+    rules = summarise(report.comparisons, "rule")
+    return {
+        "report": report,
+        "window_days": WINDOW_DAYS,
+        "sections": [
+            ("rule", _("Score rules"), [c for c in rules if c.accounts]),
+            ("mqa", _("MQA rules"), [c for c in report.comparisons if c.kind == "mqa"]),
+            ("tier", _("Tiers"), [c for c in report.comparisons if c.kind == "tier"]),
+        ],
+        # Rules no account earned points from: one line, not a table of dashes.
+        "unseen_rules": [rule_labels.get(c.key, c.key) for c in rules if not c.accounts],
+        "signal_label": lambda c: (
+            rule_labels.get(c.key, c.key)
+            if c.kind == "rule"
+            else _("Tier %(tier)s", tier=c.key)
+            if c.kind == "tier"
+            else c.key
+        ),
+        "fit": report.fit,
+        "min_outcomes": MIN_OUTCOMES,
+        "rule_labels": rule_labels,
     }

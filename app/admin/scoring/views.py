@@ -27,12 +27,15 @@ from app.admin.scoring.forms import (
 from app.extensions import harpoon
 from core.forms import flatten
 from core.jobs import Job
+from models import utcnow
 from scoring.engine import load_model, save_model
 from scoring.forms import mqa_form, rule_form, weights_form
 from scoring.metrics import stage_counts
 from scoring.model import PRESETS, Model, MqaRule, ScoreRule
+from scoring.outcomes import outcome_facts
 from scoring.preview import Impact, preview_impact, rescores
 from scoring.versions import version_document, version_in_force, versions_query
+from scoring.wins import Report, report
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ def _tab_context(tab: str, current: Model, values: dict | None) -> dict:
     if tab == "history":
         versions = paginate(versions_query(workspace_id()), HISTORY_PAGE_SIZE)
         return presenters.history_context(versions)
+    if tab == "wins":
+        return presenters.wins_context(current, _wins_report(current))
     builders = {
         "rules": presenters.rules_context,
         "weights": presenters.weights_context,
@@ -253,6 +258,54 @@ def _save_section(section: str, current: Model, values: dict):
     except ValidationError as exc:
         return _render_tab(section, current, values=values, errors=errors_of(exc))
     return _save(current, proposal, section)
+
+
+# ---- what predicts wins ------------------------------------------------------------------
+
+
+def _wins_report(current: Model) -> Report:
+    """Four grouped queries and, with enough outcomes, a logistic regression: a request's
+    work at the demo's size (see the report's timing note)."""
+    return report(current, outcome_facts(db(), workspace_id(), current, utcnow()))
+
+
+@bp.post("/scoring/wins/<action>")
+@requires("scoring.manage")
+def scoring_wins(action: str):
+    """Preview the fitted weights' impact, or adopt them as a new version. The fit is made
+    again from today's outcomes: what is adopted is what the page shows."""
+    if action not in ("preview", "adopt"):
+        abort(404)
+    current = load_model(db(), workspace_id())
+    fitted = _wins_report(current)
+    if not fitted.fit.fitted:
+        flash(
+            _(
+                "Not enough outcomes yet: %(won)s won, %(lost)s lost.",
+                won=fitted.fit.won,
+                lost=fitted.fit.lost,
+            ),
+            "error",
+        )
+        return redirect(url_for("admin.scoring", tab="wins"))
+    proposed = fitted.fit.model(current)
+    if action == "adopt":
+        note = _(
+            "Weights fitted on %(won)s won and %(lost)s lost deals",
+            won=fitted.fit.won,
+            lost=fitted.fit.lost,
+        )
+        return _save(current, Proposal(proposed, note), "wins")
+    impact = preview_impact(db(), workspace_id(), current, proposed)
+    return render_template(
+        "admin/scoring.html",
+        tab="wins",
+        tabs=presenters.TABS,
+        in_force=version_in_force(db(), workspace_id()),
+        errors={},
+        preview=impact,
+        **presenters.wins_context(current, fitted),
+    )
 
 
 # ---- history ----------------------------------------------------------------------------

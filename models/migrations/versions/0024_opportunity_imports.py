@@ -1,7 +1,7 @@
 """opportunity imports: uploaded CSV/XLSX files of opportunities and each line's result
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-07 18:34:41.063052
 """
 
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 import models.base
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

@@ -495,6 +495,7 @@ def ranked_accounts(app) -> dict[str, int]:
             app,
             "Delta",
             score=300,
+            scaled_score=63.2,
             tier=1,
             stage="mqa",
             fit=90,
@@ -579,7 +580,8 @@ def test_the_list_shows_and_filters_scoring(app, signed_in):
     assert len(listed(tier="7", stage="nonsense", mqa="yes")) == 4  # ignored
     page = client.get("/admin/accounts").text
     delta = row_of(page, ids["delta"])
-    assert '<td class="num" data-score>300</td>' in delta
+    # The 0-100 score people read, the raw points beside it as the explanation.
+    assert "<span data-score>63</span>" in delta and '<small class="muted">300</small>' in delta
     assert "Tier 1" in delta and ">MQA</span>" in delta and "↑ 3.2×" in delta
     assert 'data-stage="mqa">MQA<' in delta
     assert "1.5×" in row_of(page, ids["bravo"]) and "↑" not in row_of(page, ids["bravo"])
@@ -654,7 +656,9 @@ def test_the_account_page_explains_its_score(app, signed_in):
     account = load(app, Account, account_id)
     assert account.stage == "engaged" and account.score > 100
     scoring = text[text.index('id="account-scoring"') :][:3000]
-    assert f"{account.score:,.1f}".rstrip("0").rstrip(".") in scoring
+    assert 0 < account.scaled_score < 100
+    assert f"data-score>{account.scaled_score:.0f}</strong>" in scoring
+    assert f"/ 100 · {account.score:,.0f} points" in scoring
     assert "Engaged" in scoring and "Tier" in scoring
 
     breakdown = text[text.index('id="score-contributions"') : text.index('id="ledger"')]
@@ -680,7 +684,8 @@ def test_the_account_page_explains_its_score(app, signed_in):
     assert 'action="/admin/accounts/' not in history  # a viewer may not move stages
     trend = json.loads(re.search(r'id="trend-data"[^>]*>(.*?)</script>', text, re.S).group(1))
     day, score, _tier, stage, mqa, _surging = trend["points"][-1]
-    assert (score, stage, mqa) == (round(account.score, 1), "Engaged", False)
+    # The trend plots the 0-100 score, as the page reads it.
+    assert (score, stage, mqa) == (round(account.scaled_score, 1), "Engaged", False)
     with harpoon_of(app).db.session() as session:
         snapshot = select(AccountSnapshot.day).where(AccountSnapshot.account_id == account_id)
         assert day == session.scalar(snapshot).isoformat()
