@@ -47,6 +47,7 @@ def account_document(session: Session, workspace_id: int, account_id: int) -> di
             Account.name,
             Account.domain,
             Account.score,
+            Account.scaled_score,
             Account.tier,
             Account.stage,
             User.email,
@@ -60,7 +61,9 @@ def account_document(session: Session, workspace_id: int, account_id: int) -> di
         "id": row.id,
         "name": row.name,
         "domain": row.domain,
-        "score": round(row.score or 0.0, 2),
+        # The 0-100 reading people see; the raw points behind it for the curious.
+        "score": round(row.scaled_score or 0.0, 1),
+        "score_points": round(row.score or 0.0, 2),
         "tier": row.tier,
         "stage": row.stage,
         "owner_email": row.email,

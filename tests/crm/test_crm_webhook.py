@@ -90,7 +90,8 @@ def test_an_mqa_and_its_routing_reach_the_crm_signed_once_each(make_app, receive
         assert set(body) == {"delivery_id", "workspace_id", "event", "account", "occurred_at"}
     mqa = next(b for b in bodies if b["event"] == ACCOUNT_MQA)
     assert mqa["delivery_id"].startswith(f"crm:mqa:{account}:")
-    assert mqa["account"]["score"] > 0 and mqa["account"]["stage"] == "mqa"
+    assert 0 < mqa["account"]["score"] <= 100 and mqa["account"]["score_points"] > 0
+    assert mqa["account"]["stage"] == "mqa"
     routed = next(b for b in bodies if b["event"] == ACCOUNT_ROUTED)
     assert routed["account"]["owner_email"] is not None
     assert routed["delivery_id"].startswith("crm:routed:")
