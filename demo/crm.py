@@ -35,6 +35,10 @@ RECEIVER_ALLOW = "127.0.0.1/32"
 OPEN_SHARE = 0.6  # of the accounts heard of, those the CRM opens a deal for
 MOVE_CHANCE = 0.35  # per tick, that an open deal moves a stage on
 LOSE_CHANCE = 0.2  # at the end, that a deal is lost rather than won
+# Sales also open deals on hot accounts short of MQA (a meeting booked from the sidebar):
+# the hottest engaged target accounts at this 0-100 score or above, a few per run.
+HOT_SCORE = 20.0
+HOT_DEALS = 3
 STAGES = ("qualify", "solution", "negotiation")
 LOST_REASONS = ("预算冻结", "选择了竞品", "项目延期")
 # Closed deals on seeded accounts: (external id, company, deal, amount, type, stage,
@@ -155,6 +159,7 @@ class DemoCrm:
         self.decided: set[int] = set()
         self.deals: list[Deal] = []
         self.lost = 0
+        self.hot_opened = 0  # hot accounts short of MQA considered so far (HOT_DEALS)
         self.http = requests.Session()
         self.http.trust_env = False
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -232,7 +237,7 @@ class DemoCrm:
         return (
             f"CRM       synced {len(items)} closed deals through the API (created "
             f"{counts['created']}, updated {counts['updated']}, unchanged {counts['unchanged']}, "
-            f"rejected {counts['rejected']}); it opens deals for accounts Harpoon reports at MQA"
+            f"rejected {counts['rejected']}); it opens deals for accounts at MQA and a few hot ones"
         )
 
     # ---- the run ---------------------------------------------------------------------------
@@ -250,12 +255,38 @@ class DemoCrm:
             ).all()
         return {row.id: {"id": row.id, "name": row.name, "owner_email": row.email} for row in rows}
 
+    def _hot_accounts(self) -> dict[int, dict]:
+        """The hottest engaged target accounts short of MQA that sales met anyway, up to
+        HOT_DEALS over the run: deals that start before any MQA, as in real pipelines."""
+        left = HOT_DEALS - self.hot_opened
+        if left <= 0:
+            return {}
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Account.id, Account.name, User.email)
+                .outerjoin(
+                    User, (User.id == Account.owner_id) & (User.workspace_id == self.workspace_id)
+                )
+                .where(
+                    Account.workspace_id == self.workspace_id,
+                    Account.is_target.is_(True),
+                    Account.mqa.is_(False),
+                    Account.stage == "engaged",
+                    Account.scaled_score >= HOT_SCORE,
+                    Account.id.not_in(self.decided or {0}),
+                )
+                .order_by(Account.scaled_score.desc(), Account.id)
+                .limit(left)
+            ).all()
+        self.hot_opened += len(rows)
+        return {row.id: {"id": row.id, "name": row.name, "owner_email": row.email} for row in rows}
+
     def tick(self) -> list[str]:
         lines = []
         with self.lock:
             heard, self.waiting = self.waiting, {}
         open_before = [d for d in self.deals if d.stage in STAGES]  # new ones wait a tick
-        candidates = {**self._mqa_accounts(), **heard}
+        candidates = {**self._hot_accounts(), **self._mqa_accounts(), **heard}
         for account_id, account in sorted(candidates.items()):
             if account_id in self.decided:
                 continue

@@ -76,3 +76,22 @@ def test_an_account_heard_at_mqa_gets_a_deal_that_moves_to_a_close(app, crm, mon
     status, stage = deals(app)[f"CRM-{account:05d}"]
     assert status == stage and status in ("won", "lost")
     assert crm.tick() == []  # closed deals stay closed
+
+
+def test_the_hottest_engaged_target_accounts_get_deals_before_any_mqa(app, crm, monkeypatch):
+    monkeypatch.setattr(demo_crm, "OPEN_SHARE", 1.0)
+    monkeypatch.setattr(demo_crm, "HOT_DEALS", 2)
+    monkeypatch.setattr(demo_crm, "MOVE_CHANCE", 0.0)
+    hot = [
+        make_account(app, name, workspace="Demo", is_target=True, stage="engaged", scaled_score=s)
+        for name, s in (("华信科技", 45.0), ("紫金银行", 30.0), ("天府教育", 25.0))
+    ]
+    make_account(app, "冷门公司", workspace="Demo", is_target=True, stage="engaged", scaled_score=5)
+    make_account(app, "路人公司", workspace="Demo", stage="engaged", scaled_score=60.0)
+    opened = crm.tick()
+    assert sorted(line.split(" for ")[0] for line in opened) == [
+        f"CRM opened CRM-{hot[0]:05d}",
+        f"CRM opened CRM-{hot[1]:05d}",
+    ]
+    assert crm.tick() == []  # the third hot account waits: two per run
+    assert set(deals(app)) == {f"CRM-{hot[0]:05d}", f"CRM-{hot[1]:05d}"}
