@@ -55,3 +55,27 @@ def test_every_string_in_the_code_and_templates_has_its_chinese_translation(tmp_
     assert not untranslated, "no Chinese translation in messages.po for:\n" + "\n".join(
         untranslated
     )
+
+
+def definitions(text: str) -> list[str]:
+    """Each entry's msgctxt and msgid lines (continuations included), in file order."""
+    keys, entry, in_key = [], [], False
+    for line in text.splitlines():
+        if line.startswith(("msgctxt ", "msgid ")):
+            entry, in_key = ([] if line.startswith("msgctxt ") or not in_key else entry), True
+            entry.append(line)
+        elif line.startswith('"') and in_key:
+            entry.append(line)
+        elif line.startswith("msgstr") or line.startswith("msgid_plural"):
+            if in_key:
+                keys.append("\n".join(entry))
+            entry, in_key = [], False
+    return keys
+
+
+def test_the_chinese_catalog_defines_each_message_once():
+    """A message defined twice compiles with pybabel (the last wins) but fails GNU msgfmt,
+    and one of the two translations is silently lost."""
+    keys = definitions(CHINESE.read_text(encoding="utf-8"))
+    assert len(keys) > 1000
+    assert sorted({key for key in keys if keys.count(key) > 1}) == []
