@@ -17,7 +17,8 @@ from models import (
     utcnow,
 )
 from revenue.opportunities import OpportunitySchema, resolve, save_opportunity
-from revenue.pipeline import pipeline_of
+from revenue.pipeline import pipeline_of, save_pipeline, stage_rows
+from scoring.engine import load_model
 from tests.factories import make_account, make_opportunity, make_user, workspace_id
 from tests.helpers import session_of
 
@@ -140,3 +141,47 @@ def test_amounts_are_decimals_and_closing_before_opening_is_refused():
             {"opened_at": now.isoformat(), "closed_at": (now - timedelta(days=1)).isoformat()}
         )
     assert set(refused.value.messages) == {"closed_at"}
+
+
+# ---- fixa ----
+
+
+def outcomes_edited(app, changes: dict[str, str]):
+    """The pipeline saved with these stages' outcomes changed ("" open)."""
+    ws = workspace_id(app)
+    with session_of(app) as session:
+        rows = stage_rows(pipeline_of(session, ws))
+        for row in rows:
+            row["outcome"] = changes.get(row["key"], row["outcome"])
+        account_stages = frozenset(stage.key for stage in load_model(session, ws).stages)
+        save_pipeline(session, ws, {"stages": rows}, account_stages)
+        session.commit()
+
+
+def test_a_stage_whose_outcome_changes_takes_its_opportunities_status_along(app):
+    """负债 at lost reopens, 谈判 at negotiation (now meaning lost) closes, each with a
+    history row; the CRM re-sending either then changes nothing."""
+    account = make_account(app, "华信科技")
+    lost = {"name": "负债", "amount": "1000", "stage": "lost", "account_id": account}
+    talks = {"name": "谈判", "amount": "2000", "stage": "negotiation", "account_id": account}
+    assert put(app, "crm-lost", lost) == put(app, "crm-talks", talks) == "created"
+    before = utcnow()
+    outcomes_edited(app, {"lost": "", "negotiation": "lost"})
+    with session_of(app) as session:
+        by_name = {o.name: o for o in session.scalars(select(Opportunity))}
+        assert (by_name["负债"].status, by_name["负债"].closed_at) == ("open", None)
+        assert by_name["谈判"].status == "lost" and by_name["谈判"].closed_at >= before
+        history = session.execute(
+            select(
+                OpportunityChange.opportunity_id, OpportunityChange.status, OpportunityChange.source
+            )
+            .where(OpportunityChange.changed_at >= before)
+            .order_by(OpportunityChange.opportunity_id)
+        ).all()
+        assert sorted(tuple(h) for h in history) == sorted(
+            [(by_name["负债"].id, "open", "admin"), (by_name["谈判"].id, "lost", "admin")]
+        )
+    assert put(app, "crm-lost", lost) == put(app, "crm-talks", talks) == "unchanged"
+    outcomes_edited(app, {})  # nothing changed: no history
+    with session_of(app) as session:
+        assert len(session.scalars(select(OpportunityChange)).all()) == 4
