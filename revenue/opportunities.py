@@ -200,11 +200,14 @@ def _closed_before_opened(
     values: dict, existing: Opportunity | None, stage: PipelineStage | None
 ) -> bool:
     """The schema compares the dates an item states; one it leaves out is the saved row's,
-    or the default save_opportunity gives it (opened now; closed when it was)."""
+    or the default save_opportunity gives it (closed now; a new one opened now, or when
+    it closed if that was earlier)."""
     if "opened_at" in values and "closed_at" in values:
         return False  # the schema's check
+    if existing is None and "opened_at" not in values:
+        return False  # opened by default no later than closed
     now = utcnow()
-    opened = values.get("opened_at") or (existing.opened_at if existing else now)
+    opened = values.get("opened_at") or existing.opened_at
     closed = values.get("closed_at")
     if closed is None and stage is not None and stage.outcome:
         closed = (existing.closed_at if existing else None) or now
@@ -296,7 +299,7 @@ def save_opportunity(
             workspace_id=workspace_id,
             external_id=external_id,
             source=source,
-            opened_at=values.get("opened_at") or now,
+            opened_at=values.get("opened_at") or _default_opened(values, stage, now),
             type=OpportunityType.NEW,
             probability=stage.probability,
             stage=stage.key,
@@ -357,6 +360,13 @@ def save_opportunity(
     return Saved(opportunity, "created" if created else "updated")
 
 
+def _default_opened(values: dict, stage: PipelineStage, now: datetime) -> datetime:
+    """Now, or for a deal that comes closed at an earlier date, that date: never opened
+    after it closed."""
+    closed = values.get("closed_at")
+    return min(closed, now) if stage.outcome and closed is not None else now
+
+
 def _fields_changed(session: Session, opportunity: Opportunity) -> bool:
     """Whether anything but stage, status and amount was changed (name, owner, dates)."""
     return opportunity in session.dirty and session.is_modified(opportunity)
@@ -375,8 +385,9 @@ def _event_text(opportunity: Opportunity, stage: PipelineStage, created: bool) -
 
 
 def account_stage_for(opportunity: Opportunity, stage: PipelineStage) -> str | None:
-    """The account stage an opportunity at this pipeline stage means: a won expansion or
-    renewal of a customer is expansion; otherwise the stage's own mapping."""
+    """The account stage an opportunity at this pipeline stage means: a won expansion is
+    expansion; anything else, a won renewal too (the customer stays a customer), the
+    stage's own mapping."""
     if stage.outcome == OpportunityStatus.WON and opportunity.type == OpportunityType.EXPANSION:
         return "expansion"
     return stage.account_stage

@@ -327,3 +327,36 @@ def test_two_runs_at_once_on_one_opportunity_leave_one_set_of_rows(app, history)
     running.join(timeout=30)
     assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
     assert len(rows_of(app, opportunity)) == 12
+
+
+def test_influence_sums_shares_of_large_amounts_to_the_cent(app):
+    """200 touches each crediting the whole of ¥999,999,999,999.99 and three crediting a
+    third of ¥100: as floats the sums are off by cents."""
+    if harpoon_of(app).db.engine.dialect.name != "postgresql":
+        pytest.skip("the embedded database keeps amounts as floats")
+    ws = workspace_id(app)
+    account = make_account(app, "华东制造")
+    big = make_opportunity(app, account, amount="999999999999.99", opened_at=ago(1))
+    small = make_opportunity(app, account, amount="100", opened_at=ago(1))
+    with session_of(app) as session:
+        for opportunity, ref, share, number in ((big, "big", 1.0, 200), (small, "small", 1 / 3, 3)):
+            session.add_all(
+                AttributionTouch(
+                    workspace_id=ws,
+                    opportunity_id=opportunity,
+                    basis="created",
+                    source="interaction",
+                    source_id=n,
+                    kind="form.submit",
+                    dimension="campaign",
+                    ref=ref,
+                    occurred_at=ago(2),
+                    **{model: share for model in MODELS},
+                )
+                for n in range(number)
+            )
+        session.commit()
+        rows = {row.ref: row.pipeline for row in influence(session, ws, "campaign", "linear")}
+        totals = influence_totals(session, ws, "campaign", "linear")
+    assert rows == {"big": Decimal("199999999999998.00"), "small": Decimal("100.00")}
+    assert totals.pipeline == Decimal("200000000000098.00")

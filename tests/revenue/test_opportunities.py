@@ -209,12 +209,10 @@ def test_a_closing_date_before_the_saved_or_default_opening_date_is_refused(app)
     assert put(app, "crm-1", {"opened_at": (now - timedelta(days=2)).isoformat()}) == {
         "closed_at": [CLOSED_BEFORE_OPENED]
     }
-    # A new one opens now when it does not say: closed yesterday is before that.
+    # A new one closed yesterday that does not say when it opened: opened then, not now.
     fresh = {"name": "新单", "amount": "1", "stage": "lost", "account_id": account}
-    yesterday = (now - timedelta(days=1)).isoformat()
-    assert put(app, "crm-2", {**fresh, "closed_at": yesterday}) == {
-        "closed_at": [CLOSED_BEFORE_OPENED]
-    }
+    yesterday = now - timedelta(days=1)
+    assert put(app, "crm-2", {**fresh, "closed_at": yesterday.isoformat()}) == "created"
     # Opened next month and closed now (by default): closed before opened.
     next_month = (now + timedelta(days=30)).isoformat()
     assert put(app, "crm-3", {**fresh, "opened_at": next_month}) == {
@@ -224,7 +222,9 @@ def test_a_closing_date_before_the_saved_or_default_opening_date_is_refused(app)
     with session_of(app) as session:
         saved = session.scalar(select(Opportunity).where(Opportunity.external_id == "crm-1"))
         assert saved.closed_at == now - timedelta(days=5)
-        assert len(session.scalars(select(Opportunity)).all()) == 2
+        closed = session.scalar(select(Opportunity).where(Opportunity.external_id == "crm-2"))
+        assert closed.opened_at == closed.closed_at == yesterday
+        assert len(session.scalars(select(Opportunity)).all()) == 3
 
 
 @pytest.mark.parametrize(
@@ -260,3 +260,10 @@ def test_minus_zero_is_stored_as_zero(app):
     with session_of(app) as session:
         assert str(session.scalar(select(Opportunity.amount))) == "0.00"
         assert str(session.scalar(select(OpportunityChange.amount))) == "0.00"
+
+
+def test_a_won_renewal_keeps_a_customer_a_customer(app):
+    account = make_account(app, "远东银行", stage="customer")
+    make_opportunity(app, account, stage="won", type="renewal")
+    with session_of(app) as session:
+        assert session.get(Account, account).stage == "customer"
