@@ -191,6 +191,16 @@ class _Engine:
         }
 
     def run(self, opportunity_ids: list[int]) -> int:
+        # Another run of these opportunities holds them until it commits: this one waits,
+        # then reads and rewrites its rows, instead of adding beside rows it cannot see.
+        self.session.execute(
+            select(Opportunity.id)
+            .where(
+                Opportunity.workspace_id == self.workspace_id, Opportunity.id.in_(opportunity_ids)
+            )
+            .order_by(Opportunity.id)
+            .with_for_update()
+        ).all()
         started = utcnow()
         windows = self._windows(opportunity_ids)
         touches = self._touches(windows) if windows else {}
@@ -262,12 +272,17 @@ class _Engine:
         return windows
 
     def _people(self, account_ids: list[int]):
-        """(contact_id, account_id): the accounts' contacts and those merged into them."""
+        """(contact_id, account_id): the accounts' contacts and those merged into them, each
+        contact once: a merged one counts for its survivor's account only, never its own."""
         ws = self.workspace_id
         survivor = aliased(Contact)
         direct = select(
             Contact.id.label("contact_id"), Contact.account_id.label("account_id")
-        ).where(Contact.workspace_id == ws, Contact.account_id.in_(account_ids))
+        ).where(
+            Contact.workspace_id == ws,
+            Contact.account_id.in_(account_ids),
+            Contact.merged_into_id.is_(None),
+        )
         merged = (
             select(Contact.id.label("contact_id"), survivor.account_id.label("account_id"))
             .join(survivor, survivor.id == Contact.merged_into_id)

@@ -76,7 +76,6 @@ NOT_STAGE = N_("Not a stage of the pipeline: its key or its name.")
 NOT_EMAIL = N_("Not an email address.")
 TOO_LONG = N_("Too long.")
 OUT_OF_RANGE = N_("Out of range.")
-CLOSED_BEFORE_OPENED = N_("Before the opened date.")
 SAME_EXTERNAL_ID = N_("The same external id as an earlier line: only the first is imported.")
 # crm.imports.ImportFileError codes.
 FILE_MESSAGES = {
@@ -99,7 +98,6 @@ SCHEMA_MESSAGES = {
     "Not a valid decimal.": NOT_AMOUNT,
     "Not a valid integer.": NOT_PROBABILITY,
     "Not a valid datetime.": NOT_DATE,
-    "Must not be before opened_at.": CLOSED_BEFORE_OPENED,
 }
 _DATE = re.compile(
     r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?"

@@ -5,9 +5,9 @@ paper's value chain of one content item, from its readers to signed revenue."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import and_, case, distinct, exists, func, or_, select
+from sqlalchemy import Numeric, and_, case, cast, distinct, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -58,7 +58,7 @@ class Influence:
 
 
 def _money(value) -> Decimal:
-    return Decimal(str(value or 0)).quantize(CENT)
+    return Decimal(str(value or 0)).quantize(CENT, ROUND_HALF_UP)
 
 
 @dataclass
@@ -77,7 +77,9 @@ def _measures(model: str, since: datetime | None, until: datetime | None) -> tup
     opportunities created in [since, until), revenue those won (closed) in it."""
     if model not in MODELS:
         raise ValueError(f"unknown attribution model {model!r}")
-    share = getattr(AttributionTouch, model)
+    # The share is a float: as a numeric, share × amount sums exactly (a float sum of large
+    # amounts is off by cents), rounded to cents once at the end.
+    share = cast(getattr(AttributionTouch, model), Numeric(asdecimal=True))
     in_range = []
     for basis, at in ((CREATED, Opportunity.opened_at), (WON, Opportunity.closed_at)):
         bounds = [AttributionTouch.basis == basis]

@@ -7,10 +7,18 @@ and only a real change of stage, status or amount writes history.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -50,6 +58,23 @@ AMOUNT_NEEDED = N_("A new opportunity needs an amount.")
 STAGE_NEEDED = N_("A new opportunity needs a stage.")
 ACCOUNT_FIELDS = ("account_id", "account_name", "account_domain")
 UNKNOWN_OWNER = N_("No user of the workspace has this email; saved without an owner.")
+CLOSED_IN_FUTURE = N_("Must not be more than a day from now.")
+OPENED_IN_FUTURE = N_("Must not be more than a year from now.")
+TOO_EARLY = N_("Must not be before 2000-01-01.")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _dated(message: str, ahead: timedelta):
+    """A date from 2000 on and at most `ahead` of now: older or further ones are typos
+    (and overflow the date arithmetic of reports)."""
+
+    def check(value: datetime) -> None:
+        if value < EARLIEST:
+            raise ValidationError(TOO_EARLY)
+        if value > utcnow() + ahead:
+            raise ValidationError(message)
+
+    return check
 
 
 # An item's account_id must name one of the workspace's accounts.
@@ -78,10 +103,18 @@ class OpportunitySchema(Schema):
     probability = fields.Integer(strict=True, validate=validate.Range(0, 100))
     lost_reason = fields.String(validate=validate.Length(1, 200))
     opened_at = fields.AwareDateTime(
-        metadata={"description": "When the deal was created in the CRM; default: now."}
+        validate=_dated(OPENED_IN_FUTURE, timedelta(days=365)),
+        metadata={
+            "description": "When the deal was created in the CRM; default: now. "
+            "From 2000 to a year from now."
+        },
     )
     closed_at = fields.AwareDateTime(
-        metadata={"description": "When it was won or lost; default: when it reached that stage."}
+        validate=_dated(CLOSED_IN_FUTURE, timedelta(days=1)),
+        metadata={
+            "description": "When it was won or lost; default: when it reached that stage. "
+            "Not before opened_at, at most a day from now."
+        },
     )
     account_id = fields.Integer(strict=True, validate=validate.Range(1))
     account_name = fields.String(validate=validate.Length(1, 200))
@@ -98,6 +131,12 @@ class OpportunitySchema(Schema):
         opened, closed = data.get("opened_at"), data.get("closed_at")
         if opened and closed and closed < opened:
             raise ValidationError(CLOSED_BEFORE_OPENED, "closed_at")
+
+    @post_load
+    def _no_negative_zero(self, data, **kwargs):
+        if "amount" in data and data["amount"] == 0:
+            data["amount"] = Decimal("0.00")  # "-0" is zero, not ¥-0.00
+        return data
 
 
 @dataclass
@@ -152,7 +191,27 @@ def resolve(
         if out.owner_id is None:
             out.warnings["owner_email"] = [UNKNOWN_OWNER]
     out.contact_id = _contact(session, workspace_id, values)
+    if _closed_before_opened(values, existing, out.stage):
+        out.errors["closed_at"] = [CLOSED_BEFORE_OPENED]
     return out
+
+
+def _closed_before_opened(
+    values: dict, existing: Opportunity | None, stage: PipelineStage | None
+) -> bool:
+    """The schema compares the dates an item states; one it leaves out is the saved row's,
+    or the default save_opportunity gives it (closed now; a new one opened now, or when
+    it closed if that was earlier)."""
+    if "opened_at" in values and "closed_at" in values:
+        return False  # the schema's check
+    if existing is None and "opened_at" not in values:
+        return False  # opened by default no later than closed
+    now = utcnow()
+    opened = values.get("opened_at") or existing.opened_at
+    closed = values.get("closed_at")
+    if closed is None and stage is not None and stage.outcome:
+        closed = (existing.closed_at if existing else None) or now
+    return closed is not None and closed < opened
 
 
 def _account(session: Session, workspace_id: int, values: dict, errors: dict) -> Account | None:
@@ -240,7 +299,7 @@ def save_opportunity(
             workspace_id=workspace_id,
             external_id=external_id,
             source=source,
-            opened_at=values.get("opened_at") or now,
+            opened_at=values.get("opened_at") or _default_opened(values, stage, now),
             type=OpportunityType.NEW,
             probability=stage.probability,
             stage=stage.key,
@@ -301,6 +360,13 @@ def save_opportunity(
     return Saved(opportunity, "created" if created else "updated")
 
 
+def _default_opened(values: dict, stage: PipelineStage, now: datetime) -> datetime:
+    """Now, or for a deal that comes closed at an earlier date, that date: never opened
+    after it closed."""
+    closed = values.get("closed_at")
+    return min(closed, now) if stage.outcome and closed is not None else now
+
+
 def _fields_changed(session: Session, opportunity: Opportunity) -> bool:
     """Whether anything but stage, status and amount was changed (name, owner, dates)."""
     return opportunity in session.dirty and session.is_modified(opportunity)
@@ -319,8 +385,9 @@ def _event_text(opportunity: Opportunity, stage: PipelineStage, created: bool) -
 
 
 def account_stage_for(opportunity: Opportunity, stage: PipelineStage) -> str | None:
-    """The account stage an opportunity at this pipeline stage means: a won expansion or
-    renewal of a customer is expansion; otherwise the stage's own mapping."""
+    """The account stage an opportunity at this pipeline stage means: a won expansion is
+    expansion; anything else, a won renewal too (the customer stays a customer), the
+    stage's own mapping."""
     if stage.outcome == OpportunityStatus.WON and opportunity.type == OpportunityType.EXPANSION:
         return "expansion"
     return stage.account_stage

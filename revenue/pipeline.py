@@ -3,15 +3,24 @@ account stage it moves an account to, and for the closing ones the outcome (won/
 A workspace that never configured one gets the default on first use."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from marshmallow import ValidationError, fields, validate, validates_schema
-from sqlalchemy import func, select
+from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.forms import NOT_WHOLE, FormSchema, count, field_messages, rows, text
 from core.text import N_
-from models import Opportunity, OpportunityStatus, PipelineStage
+from models import (
+    Opportunity,
+    OpportunityChange,
+    OpportunitySource,
+    OpportunityStatus,
+    PipelineStage,
+    utcnow,
+)
+from models.base import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -188,11 +197,19 @@ def _with_removals(messages: dict, data: dict, in_use: set[str]) -> dict:
 
 
 def save_pipeline(
-    session: Session, workspace_id: int, data: dict, account_stages: frozenset[str]
+    session: Session,
+    workspace_id: int,
+    data: dict,
+    account_stages: frozenset[str],
+    *,
+    user_id: int | None = None,
+    now: datetime | None = None,
 ) -> list[PipelineStage]:
     """Replace the workspace's stages by the posted ones, in their order; ValidationError
     (per row and field, or on the whole list) when they do not make a pipeline, or when a
-    stage opportunities are at would go. A kept key keeps its row."""
+    stage opportunities are at would go. A kept key keeps its row. A stage whose outcome
+    changed takes its opportunities' status along (with their history), so the stage
+    and the status never disagree and a CRM re-sending a deal changes nothing."""
     in_use = {key for key, number in stages_in_use(session, workspace_id).items() if number}
     try:
         loaded = PipelineSchema(account_stages).load(data)
@@ -210,6 +227,7 @@ def save_pipeline(
         if stage.key not in kept_keys:
             session.delete(stage)
     session.flush()
+    outcomes = {key: stage.outcome for key, stage in existing.items()}
     saved = []
     kept = [(row["order"] or index + 1, index, row) for index, row in enumerate(posted)]
     in_order = [row for _order, _index, row in sorted(kept) if not row["remove"]]
@@ -223,4 +241,61 @@ def save_pipeline(
         session.add(stage)
         saved.append(stage)
     session.flush()
+    now = now or utcnow()
+    for stage in saved:
+        if stage.key in outcomes and (outcomes[stage.key] or None) != stage.outcome:
+            _restatus(session, workspace_id, stage, user_id, now)
     return saved
+
+
+def _restatus(
+    session: Session, workspace_id: int, stage: PipelineStage, user_id: int | None, now: datetime
+) -> None:
+    """The opportunities at a stage whose outcome changed take the new status: closed now
+    when they close, no closing date when they reopen; a history row each."""
+    status = stage.outcome or OpportunityStatus.OPEN
+    differing = (
+        Opportunity.workspace_id == workspace_id,
+        Opportunity.stage == stage.key,
+        Opportunity.status != status,
+    )
+    session.execute(
+        insert(OpportunityChange).from_select(
+            [
+                "workspace_id",
+                "opportunity_id",
+                "from_stage",
+                "to_stage",
+                "status",
+                "amount",
+                "source",
+                "user_id",
+                "changed_at",
+            ],
+            select(
+                Opportunity.workspace_id,
+                Opportunity.id,
+                Opportunity.stage,
+                Opportunity.stage,
+                literal(str(status)),
+                Opportunity.amount,
+                literal(str(OpportunitySource.ADMIN)),
+                literal(user_id, OpportunityChange.user_id.type),
+                literal(now, UTCDateTime()),
+            ).where(*differing),
+        )
+    )
+    closed_at = (
+        None
+        if status == OpportunityStatus.OPEN
+        else case(
+            (Opportunity.status == OpportunityStatus.OPEN, literal(now, UTCDateTime())),
+            else_=func.coalesce(Opportunity.closed_at, literal(now, UTCDateTime())),
+        )
+    )
+    session.execute(
+        update(Opportunity)
+        .where(*differing)
+        .values(status=status, closed_at=closed_at)
+        .execution_options(synchronize_session="fetch")
+    )

@@ -16,8 +16,17 @@ from models import (
     StageChange,
     utcnow,
 )
-from revenue.opportunities import OpportunitySchema, resolve, save_opportunity
-from revenue.pipeline import pipeline_of
+from revenue.opportunities import (
+    CLOSED_BEFORE_OPENED,
+    CLOSED_IN_FUTURE,
+    OPENED_IN_FUTURE,
+    TOO_EARLY,
+    OpportunitySchema,
+    resolve,
+    save_opportunity,
+)
+from revenue.pipeline import pipeline_of, save_pipeline, stage_rows
+from scoring.engine import load_model
 from tests.factories import make_account, make_opportunity, make_user, workspace_id
 from tests.helpers import session_of
 
@@ -140,3 +149,121 @@ def test_amounts_are_decimals_and_closing_before_opening_is_refused():
             {"opened_at": now.isoformat(), "closed_at": (now - timedelta(days=1)).isoformat()}
         )
     assert set(refused.value.messages) == {"closed_at"}
+
+
+# ---- fixa ----
+
+
+def outcomes_edited(app, changes: dict[str, str]):
+    """The pipeline saved with these stages' outcomes changed ("" open)."""
+    ws = workspace_id(app)
+    with session_of(app) as session:
+        rows = stage_rows(pipeline_of(session, ws))
+        for row in rows:
+            row["outcome"] = changes.get(row["key"], row["outcome"])
+        account_stages = frozenset(stage.key for stage in load_model(session, ws).stages)
+        save_pipeline(session, ws, {"stages": rows}, account_stages)
+        session.commit()
+
+
+def test_a_stage_whose_outcome_changes_takes_its_opportunities_status_along(app):
+    """负债 at lost reopens, 谈判 at negotiation (now meaning lost) closes, each with a
+    history row; the CRM re-sending either then changes nothing."""
+    account = make_account(app, "华信科技")
+    lost = {"name": "负债", "amount": "1000", "stage": "lost", "account_id": account}
+    talks = {"name": "谈判", "amount": "2000", "stage": "negotiation", "account_id": account}
+    assert put(app, "crm-lost", lost) == put(app, "crm-talks", talks) == "created"
+    before = utcnow()
+    outcomes_edited(app, {"lost": "", "negotiation": "lost"})
+    with session_of(app) as session:
+        by_name = {o.name: o for o in session.scalars(select(Opportunity))}
+        assert (by_name["负债"].status, by_name["负债"].closed_at) == ("open", None)
+        assert by_name["谈判"].status == "lost" and by_name["谈判"].closed_at >= before
+        history = session.execute(
+            select(
+                OpportunityChange.opportunity_id, OpportunityChange.status, OpportunityChange.source
+            )
+            .where(OpportunityChange.changed_at >= before)
+            .order_by(OpportunityChange.opportunity_id)
+        ).all()
+        assert sorted(tuple(h) for h in history) == sorted(
+            [(by_name["负债"].id, "open", "admin"), (by_name["谈判"].id, "lost", "admin")]
+        )
+    assert put(app, "crm-lost", lost) == put(app, "crm-talks", talks) == "unchanged"
+    outcomes_edited(app, {})  # nothing changed: no history
+    with session_of(app) as session:
+        assert len(session.scalars(select(OpportunityChange)).all()) == 4
+
+
+def test_a_closing_date_before_the_saved_or_default_opening_date_is_refused(app):
+    account = make_account(app, "华信科技")
+    now = utcnow()
+    item = {"name": "云平台", "amount": "1000", "stage": "won", "account_id": account}
+    item["opened_at"] = (now - timedelta(days=10)).isoformat()
+    item["closed_at"] = (now - timedelta(days=5)).isoformat()
+    assert put(app, "crm-1", item) == "created"
+    # Only one of the dates: the other is the saved one.
+    assert put(app, "crm-1", {"closed_at": (now - timedelta(days=20)).isoformat()}) == {
+        "closed_at": [CLOSED_BEFORE_OPENED]
+    }
+    assert put(app, "crm-1", {"opened_at": (now - timedelta(days=2)).isoformat()}) == {
+        "closed_at": [CLOSED_BEFORE_OPENED]
+    }
+    # A new one closed yesterday that does not say when it opened: opened then, not now.
+    fresh = {"name": "新单", "amount": "1", "stage": "lost", "account_id": account}
+    yesterday = now - timedelta(days=1)
+    assert put(app, "crm-2", {**fresh, "closed_at": yesterday.isoformat()}) == "created"
+    # Opened next month and closed now (by default): closed before opened.
+    next_month = (now + timedelta(days=30)).isoformat()
+    assert put(app, "crm-3", {**fresh, "opened_at": next_month}) == {
+        "closed_at": [CLOSED_BEFORE_OPENED]
+    }
+    assert put(app, "crm-3", {**fresh, "stage": "qualify", "opened_at": next_month}) == "created"
+    with session_of(app) as session:
+        saved = session.scalar(select(Opportunity).where(Opportunity.external_id == "crm-1"))
+        assert saved.closed_at == now - timedelta(days=5)
+        closed = session.scalar(select(Opportunity).where(Opportunity.external_id == "crm-2"))
+        assert closed.opened_at == closed.closed_at == yesterday
+        assert len(session.scalars(select(Opportunity)).all()) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "when", "message"),
+    [
+        ("closed_at", timedelta(days=2), CLOSED_IN_FUTURE),
+        ("opened_at", timedelta(days=400), OPENED_IN_FUTURE),
+    ],
+)
+def test_dates_far_in_the_future_are_refused(name, when, message):
+    now = utcnow()
+    with pytest.raises(ValidationError) as refused:
+        OpportunitySchema().load({name: (now + when).isoformat()})
+    assert refused.value.messages == {name: [message]}
+    near = {"closed_at": timedelta(hours=20), "opened_at": timedelta(days=300)}[name]
+    assert OpportunitySchema().load({name: (now + near).isoformat()})[name] == now + near
+
+
+@pytest.mark.parametrize("name", ["opened_at", "closed_at"])
+def test_dates_before_2000_are_refused(name):
+    with pytest.raises(ValidationError) as refused:
+        OpportunitySchema().load({name: "1999-12-31T23:59:59+00:00"})
+    assert refused.value.messages == {name: [TOO_EARLY]}
+    assert OpportunitySchema().load({name: "2000-01-01T00:00:00+00:00"})[name].year == 2000
+
+
+def test_minus_zero_is_stored_as_zero(app):
+    values = OpportunitySchema().load({"amount": "-0"})
+    assert str(values["amount"]) == "0.00"
+    account = make_account(app, "华信科技")
+    item = {"name": "赠送", "amount": "-0", "stage": "qualify", "account_id": account}
+    assert put(app, "crm-0", item) == "created"
+    with session_of(app) as session:
+        assert str(session.scalar(select(Opportunity.amount))) == "0.00"
+        assert str(session.scalar(select(OpportunityChange.amount))) == "0.00"
+
+
+def test_a_won_renewal_keeps_a_customer_a_customer(app):
+    account = make_account(app, "远东银行", stage="customer")
+    make_opportunity(app, account, stage="won", type="renewal")
+    with session_of(app) as session:
+        assert session.get(Account, account).stage == "customer"

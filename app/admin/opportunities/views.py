@@ -259,7 +259,7 @@ def opportunities_pipeline():
         data["stages"].pop()  # the empty row the page offers for a new stage
     before = stage_rows(pipeline_of(db(), ws))
     try:
-        saved = save_pipeline(db(), ws, data, account_stages)
+        saved = save_pipeline(db(), ws, data, account_stages, user_id=current_user.id)
     except ValidationError as exc:
         db().rollback()
         rows = data.get("stages") if isinstance(data.get("stages"), list) else []
