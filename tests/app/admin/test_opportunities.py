@@ -303,3 +303,34 @@ def test_pipeline_validation(app, signed_in):
         assert session.scalars(
             select(AuditLog.action).where(AuditLog.action == "pipeline.update")
         ).all() == ["pipeline.update"]
+
+
+def test_the_new_form_posted_twice_makes_one_opportunity(app, signed_in):
+    """A double click on save: the form's nonce finds the first's opportunity, and the
+    second POST lands on it too; a new form (a new nonce) makes another."""
+    client = signed_in("marketer")
+    account = make_account(app, "上海华信科技")
+
+    def new_form_key() -> str:
+        match = re.search(
+            r'name="request_key" value="([^"]+)"', client.get("/admin/opportunities/new").text
+        )
+        assert match, "no nonce in the new form"
+        return match.group(1)
+
+    key = new_form_key()
+    first = post(client, "/admin/opportunities/new", {**form(account), "request_key": key})
+    again = post(client, "/admin/opportunities/new", {**form(account), "request_key": key})
+    assert first.status_code == again.status_code == 302
+    assert again.location == first.location
+    assert "已保存" in client.get(again.location).text
+    with session_of(app) as session:
+        assert len(session.scalars(select(Opportunity)).all()) == 1
+        audits = session.scalars(
+            select(AuditLog.action).where(AuditLog.target_type == "opportunity")
+        )
+        assert audits.all() == ["opportunity.create"]
+    assert new_form_key() != key
+    post(client, "/admin/opportunities/new", {**form(account), "request_key": new_form_key()})
+    with session_of(app) as session:
+        assert len(session.scalars(select(Opportunity)).all()) == 2
