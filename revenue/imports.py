@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, defer
 
 from core.text import N_
@@ -93,8 +93,8 @@ FILE_MESSAGES = {
     "csv": N_("The CSV file cannot be read."),
 }
 INTERNAL = N_(
-    "The import stopped on an internal error. Run again, it continues where it stopped: "
-    "the lines imported before are not imported twice."
+    "The import stopped on an internal error. Continue it: it goes on where it stopped, "
+    "and the lines imported before are not imported twice."
 )
 # marshmallow's own messages, worded as the rest.
 SCHEMA_MESSAGES = {
@@ -343,6 +343,22 @@ def run_opportunity_import(
         session.commit()
         raise
     return job
+
+
+def reopen_failed(session: Session, workspace_id: int, import_id: int) -> bool:
+    """Queue a failed import again (its file was read: it continues where it stopped);
+    False when it is not failed, or another ask won (only one run goes on)."""
+    reopened = session.execute(
+        update(OpportunityImport)
+        .where(
+            OpportunityImport.workspace_id == workspace_id,
+            OpportunityImport.id == import_id,
+            OpportunityImport.status == ImportStatus.FAILED,
+            OpportunityImport.total_rows > 0,
+        )
+        .values(status=ImportStatus.QUEUED, finished_at=None)
+    )
+    return reopened.rowcount == 1
 
 
 def _run(
