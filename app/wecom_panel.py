@@ -255,7 +255,10 @@ def _panel(
             "owner": sidebar.owner_of(session, account),
             **_programs(account),
             "open_opportunities": sidebar.open_opportunities(
-                session, account, sidebar.OPPORTUNITIES_SHOWN
+                session,
+                account,
+                sidebar.OPPORTUNITIES_SHOWN,
+                seller_id=current_user.id if current_user.role == Role.SALES else None,
             ),
             **committee(
                 directory.committee_members(session, account),

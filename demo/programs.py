@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from models import Account, Program, ProgramKind, utcnow
 from revenue import programs
+from sales.tasks import follow_up_program
 
 # (name, kind, description, unit cost): the same menu on every tier, richer at the top.
 MENU = [
@@ -101,6 +102,8 @@ def seed_demo_programs(
             programs.execute(
                 session, order, user_id=marketer_id, cost=cost, executed_at=ran, now=ran
             )
+            title = f"跟进营销计划「{program.name}」"
+            follow_up_program(session, order, title=title, created_by=marketer_id, now=ran)
         elif status == "rejected":
             programs.reject(
                 session, order, user_id=marketer_id, note="本季度该计划名额已满", now=decided

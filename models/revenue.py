@@ -16,6 +16,7 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,6 +67,7 @@ class Opportunity(Base):
     __tablename__ = "opportunities"
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
+        UniqueConstraint("workspace_id", "request_key"),
         Index("ix_opportunities_workspace_account", "workspace_id", "account_id"),
         Index("ix_opportunities_workspace_opened", "workspace_id", "opened_at"),
         Index("ix_opportunities_workspace_closed", "workspace_id", "status", "closed_at"),
@@ -75,6 +77,9 @@ class Opportunity(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     # The CRM's id: a re-sent PUT finds the same row. None for one typed in the admin.
     external_id: Mapped[str | None] = mapped_column(String(100))
+    # The admin form's nonce: a second POST of the same form (a double click) finds this
+    # row instead of making another. Apart from external_id, which is the CRM's.
+    request_key: Mapped[str | None] = mapped_column(String(40))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     # The person the deal is with, when the CRM names them.
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
@@ -198,6 +203,9 @@ class ProgramOrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+OPEN_ORDER_PREDICATE = "status IN ('requested', 'approved')"
+
+
 class ProgramOrder(Base):
     """A program ordered for one account: requested by sales, approved and executed by
     marketing with its cost."""
@@ -206,6 +214,15 @@ class ProgramOrder(Base):
     __table_args__ = (
         Index("ix_program_orders_workspace_status", "workspace_id", "status"),
         Index("ix_program_orders_account", "account_id"),
+        # One open order per program and account, even for two taps at the same moment.
+        Index(
+            "uq_program_orders_open",
+            "program_id",
+            "account_id",
+            unique=True,
+            postgresql_where=text(OPEN_ORDER_PREDICATE),
+            sqlite_where=text(OPEN_ORDER_PREDICATE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -193,3 +193,12 @@ def account_choices(
     if owner_id is not None:
         query = query.where(Account.owner_id == owner_id)
     return [tuple(row) for row in session.execute(query.order_by(Account.name).limit(limit))]
+
+
+def by_request_key(session: Session, workspace_id: int, request_key: str) -> Opportunity | None:
+    """The opportunity an admin form with this nonce made (a second POST of it finds it)."""
+    return session.scalar(
+        select(Opportunity).where(
+            Opportunity.workspace_id == workspace_id, Opportunity.request_key == request_key
+        )
+    )

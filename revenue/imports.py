@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, defer
 
 from core.text import N_
@@ -91,7 +91,10 @@ FILE_MESSAGES = {
     "too_many_rows": N_("The file has too many rows: split it."),
     "csv": N_("The CSV file cannot be read."),
 }
-INTERNAL = N_("The import stopped on an internal error; import the file again to finish it.")
+INTERNAL = N_(
+    "The import stopped on an internal error. Continue it: it goes on where it stopped, "
+    "and the lines imported before are not imported twice."
+)
 # marshmallow's own messages, worded as the rest.
 SCHEMA_MESSAGES = {
     "Not a valid email address.": NOT_EMAIL,
@@ -318,7 +321,8 @@ def run_opportunity_import(
     chunk_size: int = CHUNK_SIZE,
 ) -> OpportunityImport:
     """Import the stored file, committing after each chunk so its progress shows. An
-    unexpected error marks the import failed (nobody waits on it) and propagates."""
+    unexpected error marks the import failed (nobody waits on it) and propagates; run
+    again, it continues after the last committed chunk."""
     job = session.get(OpportunityImport, import_id)
     if job is None:
         raise LookupError(f"no opportunity import {import_id}")
@@ -339,17 +343,40 @@ def run_opportunity_import(
     return job
 
 
+def reopen_failed(session: Session, workspace_id: int, import_id: int) -> bool:
+    """Queue a failed import again (its file was read: it continues where it stopped);
+    False when it is not failed, or another ask won (only one run goes on)."""
+    reopened = session.execute(
+        update(OpportunityImport)
+        .where(
+            OpportunityImport.workspace_id == workspace_id,
+            OpportunityImport.id == import_id,
+            OpportunityImport.status == ImportStatus.FAILED,
+            OpportunityImport.total_rows > 0,
+        )
+        .values(status=ImportStatus.QUEUED, finished_at=None)
+    )
+    return reopened.rowcount == 1
+
+
 def _run(
     session: Session,
     job: OpportunityImport,
     on_progress: Callable[[int, int], None] | None,
     chunk_size: int,
 ) -> None:
+    # The lines a run before committed (it failed or its worker died): done, not redone,
+    # or the lines without an external id would be created twice.
+    resume_at = job.processed_rows
     job.status = ImportStatus.RUNNING
-    job.total_rows = job.processed_rows = 0
-    job.created_count = job.updated_count = job.unchanged_count = 0
-    job.rejected_count = job.warning_count = 0
-    job.results = []
+    job.finished_at = None
+    if resume_at:
+        job.results = [result for result in job.results if result.get("line") is not None]
+    else:
+        job.total_rows = 0
+        job.created_count = job.updated_count = job.unchanged_count = 0
+        job.rejected_count = job.warning_count = 0
+        job.results = []
     session.commit()
     try:
         sheet = read_sheet(job.filename, job.content, COLUMNS)
@@ -372,8 +399,12 @@ def _run(
     )
     stages = list(stage_by_key(session, workspace_id).values())
     first_line_of: dict[str, int] = {}
-    results: list[dict] = []
-    for start in range(0, len(sheet.rows), chunk_size):
+    for line, row in sheet.rows[:resume_at]:
+        external_id = " ".join(row.get("external_id", "").split())
+        if external_id:
+            first_line_of.setdefault(external_id, line)
+    results: list[dict] = list(job.results)
+    for start in range(resume_at, len(sheet.rows), chunk_size):
         chunk = sheet.rows[start : start + chunk_size]
         for line, row in chunk:
             external_id = " ".join(row.get("external_id", "").split())

@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Select, case, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.text import N_
@@ -283,9 +284,17 @@ def request_program(
         requested_by=user_id,
         created_at=now,
     )
-    session.add(order)
-    session.flush()
-    _record(session, order, program, user_id, f"申请营销计划「{program.name}」", now, nonce=nonce)
+    try:
+        with session.begin_nested():  # a tap at the same moment may have won the index
+            session.add(order)
+            session.flush()
+            text = f"申请营销计划「{program.name}」"
+            _record(session, order, program, user_id, text, now, nonce=nonce)
+    except IntegrityError:
+        done = nonce and _requested_by_nonce(session, workspace_id, account.id, user_id, nonce)
+        if done:
+            return done
+        raise ProgramRefused(ALREADY_OPEN, "program_id") from None
     return order
 
 
@@ -324,9 +333,11 @@ def approve(
     """Marketing will run it. Past the program's remaining budget (by its unit cost) only
     with `over_budget_reason`, kept in the note and on the timeline."""
     now = now or utcnow()
+    # Approvals of one program wait for each other: each sums what the last committed.
+    program = session.get(Program, order.program_id, with_for_update=True)
+    session.refresh(order)
     if order.status != ProgramOrderStatus.REQUESTED:
         raise ProgramRefused(NOT_REQUESTED)
-    program = session.get(Program, order.program_id)
     needed = program.unit_cost or Decimal(0)
     over = budget_of(session, program).remaining < needed
     reason = (over_budget_reason or "").strip()

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, true
 from sqlalchemy.orm import Session
 
 from crm.timeline import record_account_event
@@ -245,8 +245,17 @@ def owner_of(session: Session, account: Account) -> User | None:
     return user if user is not None and user.workspace_id == account.workspace_id else None
 
 
-def open_opportunities(session: Session, account: Account, limit: int) -> list[tuple]:
-    """(name, stage name, amount) of the account's open opportunities, the largest first."""
+def open_opportunities(
+    session: Session, account: Account, limit: int, *, seller_id: int | None = None
+) -> list[tuple]:
+    """(name, stage name, amount) of the account's open opportunities, the largest first.
+    With `seller_id` (a salesperson looking), all of them only on an account they own,
+    else those they own: as the admin's opportunity pages show them."""
+    mine = (
+        Opportunity.owner_id == seller_id
+        if seller_id is not None and account.owner_id != seller_id
+        else true()
+    )
     return [
         tuple(row)
         for row in session.execute(
@@ -266,6 +275,7 @@ def open_opportunities(session: Session, account: Account, limit: int) -> list[t
                 Opportunity.workspace_id == account.workspace_id,
                 Opportunity.account_id == account.id,
                 Opportunity.status == OpportunityStatus.OPEN,
+                mine,
             )
             .order_by(Opportunity.amount.desc(), Opportunity.id)
             .limit(limit)

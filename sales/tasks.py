@@ -5,7 +5,7 @@ a touchpoint of the person it was for: it goes into the inbox like a reader's pa
 so the drain turns it into an interaction that scores and drives journeys.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from models import (
     Contact,
     Identity,
     IdentityKind,
+    ProgramOrder,
     SalesNote,
     Task,
     TaskSource,
@@ -30,6 +31,7 @@ from models.base import insert_ignoring_conflicts
 TASK_DONE = "sales.task_done"
 NOTE = "sales.note"
 CHAT_SEND = "sales.chat_send"
+PROGRAM_FOLLOW_UP_DAYS = 2  # the owner's task after a program ran is due this many days later
 
 
 def create_task(
@@ -84,6 +86,37 @@ def create_task(
             now=now,
         )
     return session.get(Task, task_id)
+
+
+def follow_up_program(
+    session: Session,
+    order: ProgramOrder,
+    *,
+    title: str,
+    created_by: int | None = None,
+    now: datetime | None = None,
+) -> Task | None:
+    """A program ran for an account: its owner follows it up (one task per order); None
+    for an account without an owner."""
+    now = now or utcnow()
+    owner_id = session.scalar(
+        select(Account.owner_id).where(
+            Account.workspace_id == order.workspace_id, Account.id == order.account_id
+        )
+    )
+    if owner_id is None:
+        return None
+    return create_task(
+        session,
+        workspace_id=order.workspace_id,
+        title=title,
+        due_at=now + timedelta(days=PROGRAM_FOLLOW_UP_DAYS),
+        account_id=order.account_id,
+        assignee_id=owner_id,
+        dedupe_key=f"program-executed:{order.id}",
+        created_by=created_by,
+        now=now,
+    )
 
 
 def close_task(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.admin.scoring.presenters import score_rule_labels
 from models import (
+    Account,
     AccountEvent,
     AccountEventKind,
     Contact,
@@ -35,6 +36,7 @@ from tests.factories import (
     make_link,
     make_opportunity,
     make_staff,
+    make_user,
     view,
 )
 from tests.helpers import all_of, run_jobs, session_of
@@ -252,9 +254,25 @@ def test_a_filtered_rule_names_its_filter():
     assert labels["odd"] == "odd"  # a kind without a label: the key
 
 
-def test_the_account_block_lists_its_open_opportunities(app, sales):
+def account_of(app, contact_id: int, owner_id: int | None = None) -> int:
+    """The contact's account, given the owner."""
     with session_of(app) as session:
-        account_id = session.scalar(select(Contact.account_id).where(Contact.id == sales["mine"]))
+        account = session.get(Account, session.get(Contact, contact_id).account_id)
+        account.owner_id = owner_id
+        session.commit()
+        return account.id
+
+
+def opportunity_lines(page: str) -> list[list[str]]:
+    block = re.search(r'<ul class="wp-list wp-opportunities">(.*?)</ul>', page, re.S)
+    return [
+        re.sub(r"<[^>]+>|\s+", " ", line).split()
+        for line in re.findall(r"<li>(.*?)</li>", block.group(1) if block else "", re.S)
+    ]
+
+
+def test_the_account_block_lists_its_open_opportunities(app, sales):
+    account_id = account_of(app, sales["mine"], owner_id=user_id(app, "sales"))
     make_opportunity(app, account_id, name="年度订阅", amount="1200000", stage="negotiation")
     make_opportunity(app, account_id, name="试点项目", amount="80000", stage="qualify")
     make_opportunity(app, account_id, name="旧单", amount="5000", stage="lost", lost_reason="预算")
@@ -265,3 +283,23 @@ def test_the_account_block_lists_its_open_opportunities(app, sales):
         for line in re.findall(r"<li>(.*?)</li>", block, re.S)
     ]
     assert lines == [["年度订阅", "商务谈判", "¥1,200,000"], ["试点项目", "需求确认", "¥80,000"]]
+
+
+def test_another_sellers_account_shows_a_salesperson_only_their_own_opportunities(
+    app, sales, signed_in
+):
+    """The contact is the salesperson's WeCom customer, the account another's: the account's
+    deals are not theirs to see (the admin hides them too), save one they own."""
+    other_seller = make_user(app, "sales", email="lisi@acme.example")
+    account_id = account_of(app, sales["mine"], owner_id=other_seller)
+    make_opportunity(app, account_id, name="年度订阅", amount="1200000", stage="negotiation")
+    make_opportunity(
+        app, account_id, name="他的单", amount="90000", owner_email="lisi@acme.example"
+    )
+    make_opportunity(app, account_id, name="我的单", owner_email="sales@acme.example")
+    page = panel(sales["client"], sales["channel"]).text
+    assert "华信科技" in page  # the account block itself is there
+    assert opportunity_lines(page) == [["我的单", "需求确认", "¥100,000"]]
+    assert "年度订阅" not in page and "他的单" not in page
+    everything = opportunity_lines(panel(signed_in("marketer"), sales["channel"]).text)
+    assert [line[0] for line in everything] == ["年度订阅", "我的单", "他的单"]

@@ -6,6 +6,7 @@ import io
 from decimal import Decimal
 
 import openpyxl
+import pytest
 from sqlalchemy import select
 
 from models import Account, Opportunity, OpportunityImport
@@ -138,3 +139,39 @@ def test_another_workspaces_account_is_not_found(app):
         app, store(app, "x.csv", "商机名称,客户名称,金额,阶段\n单子,别家客户,1,qualify\n".encode())
     )
     assert job.rejected_count == 1 and all_of(app, Opportunity) == []
+
+
+def test_a_failed_import_run_again_continues_where_it_stopped(app, monkeypatch):
+    """Six lines without an external id, committed two at a time, an error on the fourth:
+    the first two stay; run again, the import goes on from the third, and each line makes
+    one opportunity."""
+    make_account(app, "上海华信科技")
+    header = "商机名称,客户名称,金额,类型,阶段,创建日期\n"
+    lines = "".join(f"第{n}单,上海华信科技,1000,新签,qualify,2026-03-01\n" for n in range(1, 7))
+    import_id = store(app, "商机.csv", (header + lines).encode())
+    real_import_line = imports.import_line
+
+    def failing_on_the_fourth(session, workspace_id, line, *args):
+        if line == 5:  # the header is line 1
+            raise RuntimeError("the database went away")
+        return real_import_line(session, workspace_id, line, *args)
+
+    monkeypatch.setattr(imports, "import_line", failing_on_the_fourth)
+    with session_of(app) as session, pytest.raises(RuntimeError):
+        run_opportunity_import(session, import_id, chunk_size=2)
+    with session_of(app) as session:
+        failed = session.get(OpportunityImport, import_id)
+    assert (failed.status, failed.processed_rows, failed.created_count) == ("failed", 2, 2)
+    assert by_line(failed)[None]["errors"] == {"": [imports.INTERNAL]}
+    assert len(all_of(app, Opportunity)) == 2
+    monkeypatch.setattr(imports, "import_line", real_import_line)
+    with session_of(app) as session:
+        run_opportunity_import(session, import_id, chunk_size=2)
+    with session_of(app) as session:
+        job = session.get(OpportunityImport, import_id)
+    assert (job.status, job.total_rows, job.processed_rows) == ("done", 6, 6)
+    assert (job.created_count, job.rejected_count) == (6, 0)
+    assert [result["line"] for result in job.results] == [2, 3, 4, 5, 6, 7]
+    assert sorted(o.name for o in all_of(app, Opportunity)) == sorted(
+        f"第{n}单" for n in range(1, 7)
+    )

@@ -2,6 +2,7 @@
 for an account of its tier, decided, executed with its cost or cancelled, each step on the
 account's timeline; budgets; and nothing of another workspace named."""
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from tests.factories import (
     make_user,
     workspace_id,
 )
-from tests.helpers import all_of, session_of
+from tests.helpers import all_of, harpoon_of, session_of
 
 
 def menu_item(**overrides) -> dict:
@@ -215,3 +216,89 @@ def test_another_workspaces_program_or_account_is_refused(app):
         their_order = session.scalar(select(ProgramOrder.id))
         assert programs.order_of(session, ours, their_order) is None
         assert programs.program_of(session, ours, their_program) is None
+
+
+# ---- two people at the same moment (PostgreSQL: SQLite runs one writer at a time) ---------
+
+
+def _postgresql_only(app):
+    if harpoon_of(app).db.engine.dialect.name != "postgresql":
+        pytest.skip("the embedded database runs one writing transaction at a time")
+
+
+def _while_first_holds(app, first, second_step):
+    """Run `second_step` in another session while `first` holds its uncommitted work; it
+    must wait for it; then commit the first and let the second finish."""
+    outcome = {}
+
+    def second():
+        with session_of(app) as session:
+            try:
+                outcome["result"] = second_step(session)
+                session.commit()
+            except ProgramRefused as exc:
+                outcome["refused"] = exc.message
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(1.0)
+    waited = thread.is_alive()
+    first.commit()
+    thread.join(10)
+    return waited, outcome
+
+
+@pytest.mark.parametrize("same_tap", [False, True])
+def test_two_taps_at_the_same_moment_make_one_order(app, same_tap):
+    """Both pass the read-only checks; the open-order index lets one insert win. The other
+    tap is "already ordered", or, the same tap retried, gets the winner's order."""
+    _postgresql_only(app)
+    ws = workspace_id(app)
+    seller = make_user(app, "sales")
+    account = make_account(app, "华信科技", tier=1, owner_id=seller)
+    program = make_program(app, "闭门会邀请", tier=1)
+    tap = {"program_id": program, "account_id": account, "user_id": seller}
+    with session_of(app) as first:
+        won = programs.request_program(first, ws, **tap, nonce="tap-1").id
+        waited, outcome = _while_first_holds(
+            app,
+            first,
+            lambda session: (
+                programs.request_program(
+                    session, ws, **tap, nonce="tap-1" if same_tap else "tap-2"
+                ).id
+            ),
+        )
+    assert waited  # on the first's uncommitted row in the index
+    assert outcome == ({"result": won} if same_tap else {"refused": programs.ALREADY_OPEN})
+    assert len(all_of(app, ProgramOrder)) == 1
+
+
+def test_two_approvals_at_the_same_moment_cannot_both_fit_the_budget(app):
+    """The program's row is locked before the budget is summed: the second approval sees
+    the first's commitment and needs a reason."""
+    _postgresql_only(app)
+    ws = workspace_id(app)
+    seller = make_user(app, "sales")
+    program = make_program(app, "闭门会邀请", tier=1, budget="2000", unit_cost="2000")
+    orders = [
+        make_program_order(app, program, make_account(app, name, tier=1, owner_id=seller))
+        for name in ("华信科技", "远景能源")
+    ]
+    with session_of(app) as first:
+        programs.approve(first, programs.order_of(first, ws, orders[0]), user_id=None)
+        waited, outcome = _while_first_holds(
+            app,
+            first,
+            lambda session: (
+                programs.approve(
+                    session, programs.order_of(session, ws, orders[1]), user_id=None
+                ).status
+            ),
+        )
+    assert waited
+    assert outcome == {"refused": programs.OVER_BUDGET}
+    assert sorted(order.status for order in all_of(app, ProgramOrder)) == [
+        "approved",
+        "requested",
+    ]

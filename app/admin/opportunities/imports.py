@@ -2,6 +2,7 @@
 happened to each line."""
 
 import logging
+import secrets
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -40,6 +41,7 @@ from revenue.imports import (
     TEMPLATE_HEADERS,
     LineResult,
     imports_with_uploader,
+    reopen_failed,
 )
 
 log = logging.getLogger(__name__)
@@ -135,12 +137,28 @@ def opportunities_import():
     )
 
 
-def _enqueue(job: OpportunityImport) -> None:
+@bp.post("/opportunities/import/<int:import_id>/continue")
+@requires("opportunities.import")
+def opportunities_import_continue(import_id: int):
+    job = scoped_or_404(OpportunityImport, import_id, options=[defer(OpportunityImport.content)])
+    if not reopen_failed(db(), job.workspace_id, job.id):
+        flash(_("Only a failed import whose file was read can be continued."), "error")
+    else:
+        audit(db(), "opportunities.import_continue", "opportunity_import", job.id, {})
+        db().commit()
+        # Its own job id: the failed job's stays in the queue's failed registry a day.
+        job_id = f"import-opportunities-{job.id}-from-{job.processed_rows}-{secrets.token_hex(4)}"
+        started = _("The import of %(file)s continues where it stopped.", file=job.filename)
+        _enqueue(job, job_id=job_id, started=started)
+    return redirect(url_for("admin.opportunities_import_detail", import_id=job.id))
+
+
+def _enqueue(job: OpportunityImport, *, job_id: str | None = None, started: str | None = None):
     try:
         harpoon().queue.enqueue(
             Job.IMPORT_OPPORTUNITIES,
             job.id,
-            job_id=f"import-opportunities-{job.id}",
+            job_id=job_id or f"import-opportunities-{job.id}",
             timeout=IMPORT_JOB_TIMEOUT,
         )
     except RedisError as exc:  # nothing would ever pick the row up: say so on it
@@ -151,7 +169,9 @@ def _enqueue(job: OpportunityImport) -> None:
         db().commit()
         flash(_("The import could not be started: the job queue is unreachable."), "error")
         return
-    flash(_("%(file)s is uploaded; its import has started.", file=job.filename), "success")
+    flash(
+        started or _("%(file)s is uploaded; its import has started.", file=job.filename), "success"
+    )
 
 
 @bp.get("/opportunities/import/<int:import_id>")
@@ -189,6 +209,7 @@ def opportunities_import_detail(import_id: int):
         result_labels=presenters.RESULT_LABELS,
         result_badges=presenters.RESULT_BADGES,
         active=ACTIVE,
+        may_continue=job.status == ImportStatus.FAILED and job.total_rows > 0,
     )
 
 

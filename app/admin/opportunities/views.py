@@ -4,10 +4,13 @@ its history, the form that adds or edits one, and the pipeline's stages.
 A salesperson sees the opportunities they own or that are on accounts they own, and adds
 or edits those of accounts they own; everyone else who sees contacts sees them all."""
 
+import secrets
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from app.admin import bp, db
 from app.admin.access import (
@@ -47,6 +50,8 @@ from revenue.pipeline import pipeline_of, save_pipeline, stage_rows, stages_in_u
 from scoring.engine import load_model
 
 PAGE_SIZE = 50
+REQUEST_KEY_BYTES = 18  # the new-opportunity form's nonce: 24 characters
+REQUEST_KEY_LENGTH = 40  # models.Opportunity.request_key
 AUDITED = ("name", "amount", "type", "stage", "probability", "status", "owner_id", "account_id")
 
 
@@ -163,8 +168,17 @@ def _form(opportunity: Opportunity | None):
     stages = {stage.key: stage for stage in pipeline_of(db(), ws)}
     if request.method == "GET":
         values = form_values(opportunity, id_arg("account_id", Account.id))
+        if opportunity is None:
+            values["request_key"] = secrets.token_urlsafe(REQUEST_KEY_BYTES)
         return _form_page(opportunity, values, {})
     values = posted()
+    request_key = None
+    if opportunity is None:
+        request_key = request.form.get("request_key", "").strip()[:REQUEST_KEY_LENGTH] or None
+        values["request_key"] = request_key or ""
+        made = request_key and directory.by_request_key(db(), ws, request_key)
+        if made:  # the same form posted again (a double click): the first made it
+            return _saved(made)
     item, errors = load_item(db(), ws, values, stages)
     if (
         opportunity is not None
@@ -194,7 +208,16 @@ def _form(opportunity: Opportunity | None):
         row.owner_id = None  # the form's empty owner is "no owner"
     if not values["lost_reason"]:
         row.lost_reason = None
-    db().flush()
+    if request_key:
+        row.request_key = request_key
+    try:
+        db().flush()
+    except IntegrityError:
+        db().rollback()
+        made = request_key and directory.by_request_key(db(), ws, request_key)
+        if not made:
+            raise
+        return _saved(made)  # the same form posted at the same moment, and that one won
     changes = {
         name: [_plain(before[name]), _plain(getattr(row, name))]
         for name in AUDITED
@@ -204,11 +227,15 @@ def _form(opportunity: Opportunity | None):
         action = "opportunity.create" if opportunity is None else "opportunity.update"
         audit(db(), action, "opportunity", row.id, {"name": row.name, **changes})
     db().commit()
-    if changes:
-        harpoon().queue.request_followups({(Job.ATTRIBUTE_OPPORTUNITIES, row.workspace_id)})
-        flash(_("Saved %(name)s.", name=row.name), "success")
-    else:
+    if not changes:
         flash(_("Nothing changed."), "success")
+        return redirect(url_for("admin.opportunities_detail", opportunity_id=row.id))
+    harpoon().queue.request_followups({(Job.ATTRIBUTE_OPPORTUNITIES, row.workspace_id)})
+    return _saved(row)
+
+
+def _saved(row: Opportunity):
+    flash(_("Saved %(name)s.", name=row.name), "success")
     return redirect(url_for("admin.opportunities_detail", opportunity_id=row.id))
 
 

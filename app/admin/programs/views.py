@@ -2,7 +2,7 @@
 (approve, reject, execute with the cost, cancel), and the programs a salesperson ticks on
 an account's page. A salesperson orders and cancels only for accounts they own."""
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -25,10 +25,9 @@ from crm.users import users_by_name
 from models import Account, Program, ProgramOrder, ProgramOrderStatus, Role, User, utcnow
 from revenue import programs
 from revenue.programs import ProgramRefused
-from sales.tasks import create_task
+from sales.tasks import follow_up_program
 
 PAGE_SIZE = 50
-FOLLOW_UP_DAYS = 2  # the owner's task after a program ran is due this many days later
 STEP_FORMS = {
     "approve": ApproveForm,
     "reject": RejectForm,
@@ -308,21 +307,9 @@ def _executed_at(day: date) -> datetime:
 
 
 def _owner_task(order: ProgramOrder) -> None:
-    """The account's owner follows the program up (once per order)."""
-    account = db().get(Account, order.account_id)
     program = db().get(Program, order.program_id)
-    if account.owner_id is None:
-        return
-    create_task(
-        db(),
-        workspace_id=order.workspace_id,
-        title=_("Follow up on the program “%(name)s”", name=program.name),
-        due_at=utcnow() + timedelta(days=FOLLOW_UP_DAYS),
-        account_id=account.id,
-        assignee_id=account.owner_id,
-        dedupe_key=f"program-executed:{order.id}",
-        created_by=current_user.id,
-    )
+    title = _("Follow up on the program “%(name)s”", name=program.name)
+    follow_up_program(db(), order, title=title, created_by=current_user.id)
 
 
 # ---- on an account's page ----------------------------------------------------------------------

@@ -3,10 +3,12 @@
 pipeline's validation."""
 
 import re
+import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from models import (
@@ -19,7 +21,7 @@ from models import (
 )
 from tests.app.admin.helpers import csrf_token, field_errors
 from tests.factories import make_account, make_opportunity, make_user, workspace_id
-from tests.helpers import session_of
+from tests.helpers import harpoon_of, session_of
 
 
 def user_id(app, email):
@@ -303,3 +305,65 @@ def test_pipeline_validation(app, signed_in):
         assert session.scalars(
             select(AuditLog.action).where(AuditLog.action == "pipeline.update")
         ).all() == ["pipeline.update"]
+
+
+def test_the_new_form_posted_twice_makes_one_opportunity(app, signed_in):
+    """A double click on save: the form's nonce finds the first's opportunity, and the
+    second POST lands on it too; a new form (a new nonce) makes another."""
+    client = signed_in("marketer")
+    account = make_account(app, "上海华信科技")
+
+    def new_form_key() -> str:
+        match = re.search(
+            r'name="request_key" value="([^"]+)"', client.get("/admin/opportunities/new").text
+        )
+        assert match, "no nonce in the new form"
+        return match.group(1)
+
+    key = new_form_key()
+    first = post(client, "/admin/opportunities/new", {**form(account), "request_key": key})
+    again = post(client, "/admin/opportunities/new", {**form(account), "request_key": key})
+    assert first.status_code == again.status_code == 302
+    assert again.location == first.location
+    assert "已保存" in client.get(again.location).text
+    with session_of(app) as session:
+        assert len(session.scalars(select(Opportunity)).all()) == 1
+        audits = session.scalars(
+            select(AuditLog.action).where(AuditLog.target_type == "opportunity")
+        )
+        assert audits.all() == ["opportunity.create"]
+    assert new_form_key() != key
+    post(client, "/admin/opportunities/new", {**form(account), "request_key": new_form_key()})
+    with session_of(app) as session:
+        assert len(session.scalars(select(Opportunity)).all()) == 2
+
+
+def test_two_posts_of_the_new_form_at_the_same_moment_make_one_opportunity(app, signed_in):
+    """The second POST passes the nonce lookup while the first's row is uncommitted; the
+    unique request key makes it wait, lose, and land on the first's opportunity (no 500)."""
+    if harpoon_of(app).db.engine.dialect.name != "postgresql":
+        pytest.skip("the embedded database runs one writing transaction at a time")
+    client = signed_in("marketer")
+    account = make_account(app, "上海华信科技")
+    page = client.get("/admin/opportunities/new").text
+    key = re.search(r'name="request_key" value="([^"]+)"', page).group(1)
+    data = {**form(account), "request_key": key, "csrf_token": csrf_token(page)}
+    responses = []
+    with session_of(app) as first:
+        won = first.get(Opportunity, make_opportunity(app, account, name="年度订阅"))
+        won.request_key = key
+        first.flush()  # the first POST's row, not yet committed
+        thread = threading.Thread(
+            target=lambda: responses.append(client.post("/admin/opportunities/new", data=data))
+        )
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive()  # waiting on the first's request key
+        first.commit()
+        won_id = won.id
+    thread.join(10)
+    [response] = responses
+    assert response.status_code == 302
+    assert response.location.endswith(f"/admin/opportunities/{won_id}")
+    with session_of(app) as session:
+        assert session.scalars(select(Opportunity.id)).all() == [won_id]

@@ -3,14 +3,16 @@ Chinese, the template, a file refused at upload, roles."""
 
 import io
 
+import pytest
 from redis.exceptions import RedisError
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from models import OpportunityImport
+from models import Opportunity, OpportunityImport
+from revenue import imports
 from tests.app.admin.helpers import csrf_token
 from tests.factories import make_account
-from tests.helpers import all_of, harpoon_of, run_jobs
+from tests.helpers import all_of, harpoon_of, run_jobs, session_of
 
 FILE = (
     "\ufeff外部编号,商机名称,客户名称,金额,阶段,负责人邮箱\n"
@@ -67,3 +69,38 @@ def test_an_unreachable_queue_marks_the_import_failed_and_says_why(app, signed_i
     assert job.status == "failed"
     page = client.get(f"/admin/opportunities/import/{job.id}").text
     assert "任务队列无法连接；请重新上传文件。" in page
+
+
+def test_a_failed_import_is_continued_from_its_page_where_it_stopped(app, signed_in, monkeypatch):
+    client = signed_in("marketer")
+    make_account(app, "上海华信科技")
+    lines = "".join(f",第{n}单,上海华信科技,1000,qualify,\n" for n in range(1, 7))
+    upload(client, "商机.csv", FILE.splitlines(keepends=True)[0] + lines.encode())
+    [job] = all_of(app, OpportunityImport)
+    real_import_line = imports.import_line
+
+    def failing_on_the_fourth(session, workspace_id, line, *args):
+        if line == 5:
+            raise RuntimeError("the database went away")
+        return real_import_line(session, workspace_id, line, *args)
+
+    monkeypatch.setattr(imports, "import_line", failing_on_the_fourth)
+    with session_of(app) as session, pytest.raises(RuntimeError):
+        imports.run_opportunity_import(session, job.id, chunk_size=2)
+    monkeypatch.setattr(imports, "import_line", real_import_line)
+    page = client.get(f"/admin/opportunities/import/{job.id}").text
+    assert "导入因内部错误中断。请点击“继续导入”" in page and "继续导入</button>" in page
+    token = csrf_token(page)
+    response = client.post(
+        f"/admin/opportunities/import/{job.id}/continue", data={"csrf_token": token}
+    )
+    assert response.status_code == 302
+    again = client.post(
+        f"/admin/opportunities/import/{job.id}/continue", data={"csrf_token": token}
+    )
+    assert "只有文件已读取、因错误中断的导入才能继续。" in client.get(again.location).text
+    assert run_jobs(app)
+    [done] = all_of(app, OpportunityImport)
+    assert (done.status, done.created_count) == ("done", 6)
+    assert sorted(o.name for o in all_of(app, Opportunity)) == [f"第{n}单" for n in range(1, 7)]
+    assert "继续导入</button>" not in client.get(f"/admin/opportunities/import/{job.id}").text
