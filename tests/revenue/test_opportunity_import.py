@@ -138,3 +138,27 @@ def test_another_workspaces_account_is_not_found(app):
         app, store(app, "x.csv", "商机名称,客户名称,金额,阶段\n单子,别家客户,1,qualify\n".encode())
     )
     assert job.rejected_count == 1 and all_of(app, Opportunity) == []
+
+
+def test_odd_digits_and_far_dates_are_line_errors_and_the_rest_imports(app):
+    make_account(app, "上海华信科技")
+    content = (
+        "外部编号,商机名称,客户名称,金额,阶段,赢率,创建日期,关闭日期\n"
+        "F-1,上标赢率,上海华信科技,1000,qualify,²,2026-03-01,\n"
+        "F-2,太早,上海华信科技,1000,qualify,,0001-01-01,\n"
+        "F-3,太晚,上海华信科技,1000,won,,2026-03-01,9999-12-31\n"
+        "F-4,正常,上海华信科技,1000,qualify,30,2026-03-01,\n"
+    ).encode()
+    job = run(app, store(app, "商机.csv", content))
+    assert job.status == "done"
+    lines = by_line(job)
+    assert [lines[n]["status"] for n in range(2, 6)] == [
+        "rejected",
+        "rejected",
+        "rejected",
+        "created",
+    ]
+    assert lines[2]["errors"] == {"probability": [imports.NOT_PROBABILITY]}
+    assert lines[3]["errors"] == {"opened_at": [imports.UNUSABLE_DATE]}
+    assert lines[4]["errors"] == {"closed_at": [imports.UNUSABLE_DATE]}
+    assert [o.external_id for o in all_of(app, Opportunity)] == ["F-4"]
