@@ -260,11 +260,12 @@ NOT_AN_OPPORTUNITY = "the body must be a JSON object: one opportunity"
 
 def _decimal_json(body: bytes):
     """The body's JSON with its numbers read as Decimal (0.1 stays 0.1, not a binary
-    float); None when it is not JSON. get_json has refused a NUL in it already."""
+    float); None when it is not JSON. get_json has refused a NUL, a lone surrogate and a
+    too deep nesting in it already."""
     request.get_json(force=True, silent=True)
     try:
         return json.loads(body, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -5,7 +5,8 @@
   the server's own chunk parser raises (werkzeug's dev server and gunicorn differ).
 - A NUL byte in the path, the query string, a form or a JSON body is a 400, and so is a
   query string that is not UTF-8: no database driver ever sees one (PostgreSQL refuses
-  NUL in text).
+  NUL in text). So are a JSON body's lone surrogates ("\\ud800", which no driver can
+  encode) and a JSON body nested deeper than the parser's stack.
 
 Each refusal is one log line. Views set their body limit (`request.max_content_length`)
 before they read the body; the checks run when it is read.
@@ -63,17 +64,31 @@ def _holds_nul(values: Iterable) -> bool:
     return any("\x00" in value for value in values if isinstance(value, str))
 
 
+def _holds_lone_surrogate(values: Iterable) -> bool:
+    """Whether a string holds half a UTF-16 pair (JSON's "\\ud800"): no database driver
+    can encode it."""
+    for value in values:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 def _strings_in(document) -> Iterable[str]:
-    """Every key and string value of a JSON document."""
-    if isinstance(document, str):
-        yield document
-    elif isinstance(document, dict):
-        for key, value in document.items():
-            yield key
-            yield from _strings_in(value)
-    elif isinstance(document, list):
-        for value in document:
-            yield from _strings_in(value)
+    """Every key and string value of a JSON document (without recursion: however deep)."""
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                yield key
+                pending.append(value)
+        elif isinstance(node, list):
+            pending.extend(node)
 
 
 class Request(FlaskRequest):
@@ -111,9 +126,14 @@ class Request(FlaskRequest):
             refuse("NUL byte in the form")
 
     def get_json(self, force=False, silent=False, cache=True):
-        document = super().get_json(force=force, silent=silent, cache=cache)
+        try:
+            document = super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:  # the parser's stack, not the document, ran out
+            refuse("JSON body nested too deep")
         if _holds_nul(_strings_in(document)):
             refuse("NUL byte in the JSON body")
+        if _holds_lone_surrogate(_strings_in(document)):
+            refuse("lone surrogate in the JSON body")
         return document
 
 

@@ -1,11 +1,23 @@
 """Calendar days in a workspace's time zone: the last few of them, and a timestamp's day
 computed in SQL on PostgreSQL or SQLite."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, literal_column
 from sqlalchemy.orm import Session
+
+# The days a person's input may name: outside them a date is a typo, and converting one
+# across time zones (or binding it) can overflow.
+FIRST_USABLE = date(2000, 1, 1)
+LAST_USABLE = date(2100, 12, 31)
+
+
+def usable(day: date) -> bool:
+    """Whether a typed day (or a datetime's day) lies in FIRST_USABLE..LAST_USABLE."""
+    if isinstance(day, datetime):
+        day = day.date()
+    return FIRST_USABLE <= day <= LAST_USABLE
 
 
 def local_day(session: Session, column, timezone: str):

@@ -17,6 +17,7 @@ from marshmallow import ValidationError
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, defer
 
+from core.days import usable
 from core.text import N_
 from crm.imports import Columns, ImportFileError, parse_number, read_sheet
 from models import (
@@ -70,6 +71,7 @@ TYPE_WORDS = {
 # What a line's field messages say; the admin translates them.
 NOT_AMOUNT = N_("Not an amount, e.g. 120000, 12万 or ¥120,000.00.")
 NOT_DATE = N_("Not a date, e.g. 2026-03-01.")
+UNUSABLE_DATE = N_("A date between 2000 and 2100.")
 NOT_TYPE = N_("Not a type: new, renewal or expansion (新签, 续约, 增购).")
 NOT_PROBABILITY = N_("A whole number from 0 to 100, e.g. 30 or 30%.")
 NOT_STAGE = N_("Not a stage of the pipeline: its key or its name.")
@@ -177,7 +179,7 @@ def item_of_row(
             item["stage"] = stage.key
     if row.get("probability"):
         text = row["probability"].strip().rstrip("%％").strip()
-        if not text.isdigit() or not 0 <= int(text) <= 100:
+        if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 100:
             errors["probability"] = [NOT_PROBABILITY]
         else:
             item["probability"] = int(text)
@@ -186,6 +188,8 @@ def item_of_row(
             moment = parse_date(row[name], zone)
             if moment is None:
                 errors[name] = [NOT_DATE]
+            elif not usable(moment):
+                errors[name] = [UNUSABLE_DATE]
             else:
                 item[name] = moment.isoformat()
     return item, errors
@@ -202,7 +206,9 @@ def parse_date(text: str, zone: ZoneInfo) -> datetime | None:
     """2026-03-01, 2026/3/1, 2026年3月1日, with an optional time (the workspace's), or an
     Excel serial day number -> an aware datetime; None when it is none of them."""
     text = unicodedata.normalize("NFKC", text).strip()
-    if text.isdigit() and 20000 < int(text) < 80000:  # Excel's day count from 1899-12-30
+    if (
+        text.isascii() and text.isdigit() and 20000 < int(text) < 80000
+    ):  # Excel's day count from 1899-12-30
         day = date(1899, 12, 30) + timedelta(days=int(text))
         return datetime.combine(day, time(), zone)
     match = _DATE.fullmatch(text)

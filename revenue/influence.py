@@ -168,7 +168,7 @@ def _names(session: Session, workspace_id: int, dimension: str, refs: list[str])
     """The things' names, of this workspace only: a ref naming another's row keeps its id."""
     if dimension not in NAMED_BY:
         return {}
-    ids = [int(ref) for ref in refs if ref.isdigit()]
+    ids = [int(ref) for ref in refs if ref.isascii() and ref.isdigit()]
     if not ids:
         return {}
     row, name = NAMED_BY[dimension]

@@ -22,6 +22,7 @@ from marshmallow import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.days import usable
 from core.references import ACCOUNT, Reference, declare, unknown_references
 from core.text import N_
 from crm.accounts import account_for_domain, account_named
@@ -57,6 +58,7 @@ NAME_NEEDED = N_("A new opportunity needs a name.")
 AMOUNT_NEEDED = N_("A new opportunity needs an amount.")
 STAGE_NEEDED = N_("A new opportunity needs a stage.")
 ACCOUNT_FIELDS = ("account_id", "account_name", "account_domain")
+NOT_USABLE_DATE = N_("Not a usable date.")
 UNKNOWN_OWNER = N_("No user of the workspace has this email; saved without an owner.")
 CLOSED_IN_FUTURE = N_("Must not be more than a day from now.")
 OPENED_IN_FUTURE = N_("Must not be more than a year from now.")
@@ -81,6 +83,19 @@ def _dated(message: str, ahead: timedelta):
 REFERENCES = declare("opportunity", Reference("account_id", ACCOUNT))
 
 
+class UsableDateTime(fields.AwareDateTime):
+    """An aware datetime in the years 2000..2100: one far outside is a typo, and moving it
+    to UTC (or binding it) could overflow."""
+
+    default_error_messages = {"unusable": NOT_USABLE_DATE}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not usable(moment):
+            raise self.make_error("unusable")
+        return moment
+
+
 class OpportunitySchema(Schema):
     """One opportunity as a CRM, an import row or the admin states it. On an update every
     field is optional: what is left out stays as it was."""
@@ -102,14 +117,14 @@ class OpportunitySchema(Schema):
     )
     probability = fields.Integer(strict=True, validate=validate.Range(0, 100))
     lost_reason = fields.String(validate=validate.Length(1, 200))
-    opened_at = fields.AwareDateTime(
+    opened_at = UsableDateTime(
         validate=_dated(OPENED_IN_FUTURE, timedelta(days=365)),
         metadata={
             "description": "When the deal was created in the CRM; default: now. "
             "From 2000 to a year from now."
         },
     )
-    closed_at = fields.AwareDateTime(
+    closed_at = UsableDateTime(
         validate=_dated(CLOSED_IN_FUTURE, timedelta(days=1)),
         metadata={
             "description": "When it was won or lost; default: when it reached that stage. "

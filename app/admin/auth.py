@@ -39,7 +39,7 @@ class LoginForm(FlaskForm):
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
     user_id, _, token = session_id.partition(":")
-    if not user_id.isdigit():
+    if not (user_id.isascii() and user_id.isdigit()):
         return None
     user = db().get(User, int(user_id))
     if user is None or not user.active or not hmac.compare_digest(user.session_token, token):

@@ -17,7 +17,7 @@ MASKED_KINDS = {IdentityKind.PHONE: "phone", IdentityKind.EMAIL: "email"}
 def mask_phone(value: str) -> str:
     """The first three and last four digits of a mobile number (`138****5678`, without a
     +86 prefix); a short number keeps its first and last two; separators are dropped."""
-    digits = "".join(char for char in value if char.isdigit())
+    digits = "".join(char for char in value if char.isascii() and char.isdigit())
     if len(digits) == 13 and digits.startswith("86"):
         digits = digits[2:]
     if len(digits) >= 10:

@@ -193,6 +193,10 @@ def test_a_touchpoint_joins_the_person_its_identities_already_name(app, client):
         ({"items": []}, 400),
         ({"things": [LIVE]}, 400),
         ({"items": [LIVE] * 1001}, 413),
+        # Half a UTF-16 pair no driver can encode, and nesting past the parser's stack.
+        (json.dumps({"items": [{**LIVE, "phone": "\ud800"}]}).encode(), 400),
+        (json.dumps({"items": [{**LIVE, "properties": {"\udfff": 1}}]}).encode(), 400),
+        (b'{"items": [' + b"[" * 5000 + b"]" * 5000 + b"]}", 400),
     ],
 )
 def test_a_malformed_body_is_refused_whole(app, client, body, status):

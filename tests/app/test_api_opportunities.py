@@ -355,3 +355,50 @@ def test_a_saved_opportunity_is_credited_by_the_job_it_asks_for(app, client):
         "unchanged"
     )
     assert harpoon_of(app).queue.queue_of(Job.ATTRIBUTE_OPPORTUNITIES).count == 0
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1999-06-01T00:00:00Z"]
+)
+def test_a_date_far_outside_2000_to_2100_is_a_field_error_never_a_500(app, client, moment):
+    mine = make_account(app, "华信科技")
+    key = new_key(app)
+    answer = post_batch(
+        client,
+        key,
+        [
+            {"external_id": "d-1", **ITEM, "account_id": mine, "opened_at": moment},
+            {"external_id": "d-2", **ITEM, "account_id": mine, "closed_at": moment},
+            {"external_id": "d-3", **ITEM, "account_id": mine},
+        ],
+    )
+    assert answer.status_code == 200, answer.text
+    results = answer.json["items"]
+    assert [r["status"] for r in results] == ["rejected", "rejected", "created"]
+    assert results[0]["errors"] == {"opened_at": ["Not a usable date."]}
+    assert results[1]["errors"] == {"closed_at": ["Not a usable date."]}
+    one = put(client, key, "d-4", {**ITEM, "account_id": mine, "opened_at": moment})
+    assert one.status_code == 422
+    assert one.json["errors"] == {"opened_at": ["Not a usable date."]}
+    assert count(app, Opportunity) == 1
+
+
+def test_a_lone_surrogate_or_a_too_deep_body_is_a_400_never_a_500(app, client):
+    mine = make_account(app, "华信科技")
+    key = new_key(app)
+    lone = json.dumps({**ITEM, "account_id": mine, "name": "订阅\ud800"}).encode()
+    assert put(client, key, "s-1", lone).status_code == 400
+    in_key = json.dumps({**ITEM, "account_id": mine, "\udc00": 1}).encode()
+    assert put(client, key, "s-1", in_key).status_code == 400
+    deep = b"[" * 5000 + b"]" * 5000
+    assert put(client, key, "s-1", deep).status_code == 400
+    batch_body = json.dumps({"items": [{"external_id": "s-2", **ITEM, "name": "\ud800"}]})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key.key}"}
+    assert client.post("/api/v1/opportunities", data=batch_body, headers=headers).status_code == 400
+    nested = b'{"items": [' + b"[" * 5000 + b"]" * 5000 + b"]}"
+    assert client.post("/api/v1/opportunities", data=nested, headers=headers).status_code == 400
+    # Nested deep, but within the parser's stack: an ordinary per-item error.
+    fine = {"items": [{"external_id": "s-3", **ITEM, "account_id": mine, "x": [[[[1]]]]}]}
+    answer = client.post("/api/v1/opportunities", json=fine, headers=headers)
+    assert answer.status_code == 422 and set(answer.json["items"][0]["errors"]) == {"x"}
+    assert count(app, Opportunity) == 0

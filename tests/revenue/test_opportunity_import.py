@@ -175,3 +175,27 @@ def test_a_failed_import_run_again_continues_where_it_stopped(app, monkeypatch):
     assert sorted(o.name for o in all_of(app, Opportunity)) == sorted(
         f"第{n}单" for n in range(1, 7)
     )
+
+
+def test_odd_digits_and_far_dates_are_line_errors_and_the_rest_imports(app):
+    make_account(app, "上海华信科技")
+    content = (
+        "外部编号,商机名称,客户名称,金额,阶段,赢率,创建日期,关闭日期\n"
+        "F-1,上标赢率,上海华信科技,1000,qualify,²,2026-03-01,\n"
+        "F-2,太早,上海华信科技,1000,qualify,,0001-01-01,\n"
+        "F-3,太晚,上海华信科技,1000,won,,2026-03-01,9999-12-31\n"
+        "F-4,正常,上海华信科技,1000,qualify,30,2026-03-01,\n"
+    ).encode()
+    job = run(app, store(app, "商机.csv", content))
+    assert job.status == "done"
+    lines = by_line(job)
+    assert [lines[n]["status"] for n in range(2, 6)] == [
+        "rejected",
+        "rejected",
+        "rejected",
+        "created",
+    ]
+    assert lines[2]["errors"] == {"probability": [imports.NOT_PROBABILITY]}
+    assert lines[3]["errors"] == {"opened_at": [imports.UNUSABLE_DATE]}
+    assert lines[4]["errors"] == {"closed_at": [imports.UNUSABLE_DATE]}
+    assert [o.external_id for o in all_of(app, Opportunity)] == ["F-4"]

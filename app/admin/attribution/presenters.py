@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _
 
+from core.days import usable
 from revenue.credit import DIMENSIONS, MODELS
 from revenue.influence import ChainStep, Influence
 
@@ -116,9 +117,14 @@ def filters(args) -> Filters:
         value = args.get(name)
         if value:
             try:
-                setattr(chosen, name, date.fromisoformat(value))
+                day = date.fromisoformat(value)
             except ValueError:
                 chosen.errors[name] = _("Not a date (YYYY-MM-DD): ignored.")
+                continue
+            if usable(day):
+                setattr(chosen, name, day)
+            else:
+                chosen.errors[name] = _("A date between 2000 and 2100: ignored.")
     if chosen.since and chosen.until and chosen.until < chosen.since:
         chosen.errors["until"] = _("Must not be before the start: ignored.")
         chosen.until = None

@@ -39,7 +39,7 @@ class TagForm(FlaskForm):
         """The tag meant; created on first use unless `create` is False (then None)."""
         if self.new_tag.data:
             group, name = TagGroup.MANUAL, self.new_tag.data
-        elif self.tag.data.isdigit():
+        elif self.tag.data.isascii() and self.tag.data.isdigit():
             return book.by_id(int(self.tag.data))
         else:
             group, _sep, name = self.tag.data.partition(":")

@@ -50,7 +50,7 @@ def _chosen() -> tuple[str, User | None]:
     wanted = request.args.get("user", "").strip()
     if wanted in ("", EVERYONE):
         return EVERYONE, None
-    user_id = id_arg("user", User.id) if wanted.isdigit() else None
+    user_id = id_arg("user", User.id) if wanted.isascii() and wanted.isdigit() else None
     user = workspace_user(db(), workspace_id(), user_id) if user_id is not None else None
     if user is None:
         abort(404)

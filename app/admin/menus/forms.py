@@ -84,7 +84,7 @@ def _menu_anchor(path: str) -> str:
 def _at(document: dict, path: str):
     node = document
     for part in path.split("."):
-        node = node[int(part)] if part.isdigit() else node[part]
+        node = node[int(part)] if part.isascii() and part.isdigit() else node[part]
     return node
 
 
@@ -155,4 +155,4 @@ def _parse_action(form, at: str) -> dict:
 
 def _tag_id(value) -> int | None:
     value = (value or "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 
+from core.days import usable
 from core.forms import REQUIRED, flat_errors, shown
 from core.references import fits_column
 from core.text import N_
@@ -33,6 +34,7 @@ FIELDS = (
     "owner_id",
 )
 NOT_A_DATE = N_("A date such as 2026-03-01.")
+OUT_OF_RANGE = N_("A date between 2000 and 2100.")
 LOST_REASON_NEEDED = N_("Say why it was lost.")
 NO_SUCH_USER = N_("Not a user of this workspace.")
 PICK_ACCOUNT = N_("Pick an account.")
@@ -91,7 +93,11 @@ def load_item(
         if values.get(name):
             item[name] = values[name]
     if values.get("account_id"):
-        if values["account_id"].isdigit() and fits_column(Account.id, int(values["account_id"])):
+        if (
+            values["account_id"].isascii()
+            and values["account_id"].isdigit()
+            and fits_column(Account.id, int(values["account_id"]))
+        ):
             item["account_id"] = int(values["account_id"])
         else:
             errors["account_id"] = [PICK_ACCOUNT]
@@ -102,7 +108,7 @@ def load_item(
         else:
             item["amount"] = str(amount)
     if values.get("probability"):
-        if values["probability"].isdigit():
+        if values["probability"].isascii() and values["probability"].isdigit():
             item["probability"] = int(values["probability"])
         else:
             errors["probability"] = [NOT_PROBABILITY]
@@ -111,12 +117,16 @@ def load_item(
             moment = _moment(values[name])
             if moment is None:
                 errors[name] = [NOT_A_DATE]
+            elif not usable(moment):
+                errors[name] = [OUT_OF_RANGE]
             else:
                 item[name] = moment.isoformat()
     if values.get("owner_id"):
         owner = (
             workspace_user(session, workspace_id, int(values["owner_id"]))
-            if values["owner_id"].isdigit() and fits_column(User.id, int(values["owner_id"]))
+            if values["owner_id"].isascii()
+            and values["owner_id"].isdigit()
+            and fits_column(User.id, int(values["owner_id"]))
             else None
         )
         if owner is None:
@@ -182,7 +192,9 @@ def list_filters(stage_keys, user_ids: set[int]) -> dict[str, str]:
     if filters["type"] not in {t.value for t in OpportunityType}:
         filters["type"] = ""
     if filters["owner"] != "none" and not (
-        filters["owner"].isdigit() and int(filters["owner"]) in user_ids
+        filters["owner"].isascii()
+        and filters["owner"].isdigit()
+        and int(filters["owner"]) in user_ids
     ):
         filters["owner"] = ""
     for name in ("opened_from", "opened_to", "closed_from", "closed_to"):
@@ -209,12 +221,14 @@ def filter_of(filters: dict[str, str]) -> OpportunityFilters:
 
 
 def _date(text: str) -> date | None:
+    """The day a filter names; None when it is no date or one outside 2000..2100."""
     if not text:
         return date.min  # unused: fine
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return None
+    return day if usable(day) else None
 
 
 def _start(text: str, days_after: int = 0) -> datetime | None:

@@ -249,7 +249,12 @@ def _form_page(opportunity: Opportunity | None, values: dict, errors: dict):
     accounts = directory.account_choices(
         db(), ws, owner_id=current_user.id if _is_sales() else None
     )
-    if chosen and chosen.isdigit() and int(chosen) not in {a for a, _n in accounts}:
+    if (
+        chosen
+        and chosen.isascii()
+        and chosen.isdigit()
+        and int(chosen) not in {a for a, _n in accounts}
+    ):
         account = db().get(Account, int(chosen)) if len(chosen) < 19 else None
         if account is not None and account.workspace_id == ws and _may_edit(account):
             accounts.insert(0, (account.id, account.name))

@@ -13,8 +13,9 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
+from core.days import FIRST_USABLE
 from models import Program, ProgramKind
 from revenue.programs import MAX_MONEY
 
@@ -57,9 +58,12 @@ class DayField(StringField):
         if not raw:
             return
         try:
-            self.data = date.fromisoformat(raw)
+            day = date.fromisoformat(raw)
         except ValueError:
             raise ValueError(_l("A date such as 2026-05-20.")) from None
+        if day < FIRST_USABLE:  # a later one is refused as in the future
+            raise ValueError(_l("A date between 2000 and 2100."))
+        self.data = day
 
     def _value(self) -> str:
         if self.raw_data:
@@ -93,7 +97,8 @@ class ProgramForm(FlaskForm):
     name = StringField(
         _l("Program name"),
         filters=[_text],
-        validators=[InputRequired(message=REQUIRED), Length(max=100)],
+        # DataRequired: "   " is posted (InputRequired passes) but filtered to nothing.
+        validators=[DataRequired(message=REQUIRED), Length(max=100)],
     )
     kind = SelectField(_l("Kind"), choices=KIND_CHOICES)
     description = TextAreaField(

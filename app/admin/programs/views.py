@@ -21,6 +21,7 @@ from app.admin.programs.forms import (
     ProgramForm,
     RejectForm,
 )
+from core.days import LAST_USABLE
 from crm.users import users_by_name
 from models import Account, Program, ProgramOrder, ProgramOrderStatus, Role, User, utcnow
 from revenue import programs
@@ -300,10 +301,11 @@ def _done(message: str):
 
 def _executed_at(day: date) -> datetime:
     """When it ran: now for today; noon in the workspace's time zone for an earlier day (a
-    later day stays later than now, and is refused)."""
+    later day stays later than now, and is refused; one past 2100 is taken as 2100-12-31,
+    which no time zone moves past the year 9999)."""
     if day == today():
         return utcnow()
-    return datetime.combine(day, time(12), _zone()).astimezone(UTC)
+    return datetime.combine(min(day, LAST_USABLE), time(12), _zone()).astimezone(UTC)
 
 
 def _owner_task(order: ProgramOrder) -> None:

@@ -78,11 +78,13 @@ def read_filters(
         messages.append(_("Dates before 2000 are not shown."))
         first = max(first, EARLIEST) if first else None
         last = max(last, EARLIEST) if last else None
-    last = min(last or today, today)
-    first = first or default_first(last)
-    if first > last:
+    if first and first > today:
+        messages.append(_("The start date was after today; today is shown."))
+    if first and last and first > last:
         messages.append(_("The start date was after the end date; they were swapped."))
         first, last = last, first
+    last = min(last or today, today)
+    first = min(first or default_first(last), last)
     if (last - first).days > MAX_DAYS:
         messages.append(_("At most three years at once: the start date was moved."))
         first = last - timedelta(days=MAX_DAYS)
@@ -92,14 +94,14 @@ def read_filters(
     tier = None
     asked_tier = (args.get("tier") or "").strip()
     if asked_tier:
-        if asked_tier.isdigit() and int(asked_tier) in tiers:
+        if asked_tier.isascii() and asked_tier.isdigit() and int(asked_tier) in tiers:
             tier = int(asked_tier)
         else:
             messages.append(_("No tier %(tier)s: every tier is shown.", tier=asked_tier[:20]))
     owner = forced_owner
     asked_owner = (args.get("owner") or "").strip()
     if forced_owner is None and asked_owner:
-        if asked_owner.isdigit() and int(asked_owner) in owners:
+        if asked_owner.isascii() and asked_owner.isdigit() and int(asked_owner) in owners:
             owner = int(asked_owner)
         else:
             messages.append(_("No such owner: every owner's accounts are shown."))

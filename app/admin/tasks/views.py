@@ -63,7 +63,7 @@ def tasks():
         assignee = current_user.id
     elif assignee_arg == UNASSIGNED:
         assignee = UNASSIGNED
-    elif assignee_arg.isdigit() and int(assignee_arg) in user_ids:
+    elif assignee_arg.isascii() and assignee_arg.isdigit() and int(assignee_arg) in user_ids:
         assignee = int(assignee_arg)
     else:
         assignee, assignee_arg = None, ""

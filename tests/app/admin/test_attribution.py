@@ -117,3 +117,13 @@ def test_a_content_items_value_chain(app, signed_in):
     sales = signed_in("sales")
     assert sales.get(f"/admin/content/{content}/value-chain").status_code == 403
     assert "/value-chain" not in sales.get(f"/admin/content/{content}").text
+
+
+def test_dates_far_outside_2000_to_2100_are_ignored_with_a_message(app, signed_in):
+    credited(app)
+    client = signed_in("marketer")
+    for query in ("until=9999-12-31", "since=0001-01-01", "since=0001-01-01&until=9999-12-31"):
+        page = client.get(f"/admin/revenue/attribution?{query}")
+        assert page.status_code == 200, query
+        assert "日期须在 2000 年至 2100 年之间：已忽略。" in page.text, query
+        assert "白皮书" in page.text, query  # the credit is shown, the range left out

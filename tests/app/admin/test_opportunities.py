@@ -367,3 +367,40 @@ def test_two_posts_of_the_new_form_at_the_same_moment_make_one_opportunity(app, 
     assert response.location.endswith(f"/admin/opportunities/{won_id}")
     with session_of(app) as session:
         assert session.scalars(select(Opportunity.id)).all() == [won_id]
+
+
+def test_odd_digits_and_far_dates_are_field_messages_never_an_error_page(app, signed_in):
+    client = signed_in("marketer")
+    account = make_account(app, "上海华信科技")
+    response = post(
+        client,
+        "/admin/opportunities/new",
+        form(account, probability="²", owner_id="²", opened_at="0001-01-01"),
+    )
+    assert response.status_code == 422
+    page = response.text
+    assert field_errors(page, "probability") == ["0 到 100 的整数，例如 30 或 30%。"]
+    assert field_errors(page, "owner_id") != []
+    assert field_errors(page, "opened_at") == ["请填写 2000 年至 2100 年之间的日期。"]
+    far = post(client, "/admin/opportunities/new", form("²", closed_at="9999-12-31"))
+    assert far.status_code == 422
+    assert field_errors(far.text, "account_id") != []
+    assert field_errors(far.text, "closed_at") == ["请填写 2000 年至 2100 年之间的日期。"]
+    with session_of(app) as session:
+        assert session.scalars(select(Opportunity)).all() == []
+
+
+def test_list_filters_with_far_dates_or_odd_digits_are_dropped(app, signed_in):
+    client = signed_in("marketer")
+    huaxin = make_account(app, "上海华信科技")
+    deal = make_opportunity(app, huaxin, name="华信订阅", amount="1000", stage="won")
+    for args in (
+        {"opened_to": "9999-12-31"},
+        {"closed_to": "9999-12-31"},
+        {"opened_from": "0001-01-01"},
+        {"closed_from": "0001-01-01"},
+        {"owner": "²"},
+    ):
+        response = client.get("/admin/opportunities", query_string=args)
+        assert response.status_code == 200, args
+        assert listed(response.text) == [deal], args

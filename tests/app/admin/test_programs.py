@@ -195,3 +195,33 @@ def test_another_workspaces_order_is_not_found(app, signed_in):
     )
     assert answer.status_code == 404
     assert orders(app)[0][2] == "requested"
+
+
+def test_a_blank_name_is_required_and_a_far_date_a_field_message(app, signed_in):
+    client = signed_in("marketer")
+    blank = post_form(
+        client,
+        "/admin/programs/new",
+        {"name": "   ", "tier": "1", "kind": "gift", "budget": "1000"},
+    )
+    assert blank.status_code == 400
+    assert field_errors(blank.text, "name") == ["必填。"]
+    assert all_of(app, Program) == []
+    account = make_account(app, "华信科技", tier=1, owner_id=user_id(app, "sales"))
+    program = make_program(app, "闭门会邀请", tier=1, budget="2000", unit_cost="1500")
+    order = make_program_order(app, program, account, user_id=user_id(app, "sales"))
+    approve = f"/admin/programs/orders/{order}/approve"
+    assert post_with_token(client, approve, {}).status_code == 302
+    for day, message in (
+        ("0001-01-01", "请填写 2000 年至 2100 年之间的日期。"),
+        ("9999-12-31", "不能是将来的日期。"),
+    ):
+        far = post_with_token(
+            client,
+            f"/admin/programs/orders/{order}/execute",
+            {f"execute-{order}-cost": "100", f"execute-{order}-executed_on": day},
+        )
+        assert far.status_code == 400, day
+        assert field_errors(far.text, f"execute-{order}-executed_on") == [message], day
+    [row] = all_of(app, ProgramOrder)
+    assert row.status == "approved"

@@ -107,6 +107,11 @@ def test_bad_filters_are_ignored_with_a_message(app, signed_in):
         ("start=2026-09-30&end=2026-09-01", "they were swapped"),
         ("start=0001-01-01&end=0001-01-02", "Dates before 2000 are not shown."),
         ("start=2001-01-01", "At most three years at once"),
+        ("start=9999-12-31&end=9999-12-31", "The start date was after today"),
+        ("start=9999-12-31", "The start date was after today"),
+        ("start=0001-01-01&end=9999-12-31", "Dates before 2000 are not shown."),
+        ("tier=²&owner=²", "No tier ²: every tier is shown."),
+        ("owner=²", "No such owner"),
     ]:
         page = client.get(f"/admin/revenue?{query}")
         assert page.status_code == 200, query
