@@ -7,7 +7,7 @@ and only a real change of stage, status or amount writes history.
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from marshmallow import (
@@ -62,17 +62,12 @@ NOT_USABLE_DATE = N_("Not a usable date.")
 UNKNOWN_OWNER = N_("No user of the workspace has this email; saved without an owner.")
 CLOSED_IN_FUTURE = N_("Must not be more than a day from now.")
 OPENED_IN_FUTURE = N_("Must not be more than a year from now.")
-TOO_EARLY = N_("Must not be before 2000-01-01.")
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _dated(message: str, ahead: timedelta):
-    """A date from 2000 on and at most `ahead` of now: older or further ones are typos
-    (and overflow the date arithmetic of reports)."""
+    """A date at most `ahead` of now: a further one is a typo."""
 
     def check(value: datetime) -> None:
-        if value < EARLIEST:
-            raise ValidationError(TOO_EARLY)
         if value > utcnow() + ahead:
             raise ValidationError(message)
 

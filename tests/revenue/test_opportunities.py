@@ -19,8 +19,8 @@ from models import (
 from revenue.opportunities import (
     CLOSED_BEFORE_OPENED,
     CLOSED_IN_FUTURE,
+    NOT_USABLE_DATE,
     OPENED_IN_FUTURE,
-    TOO_EARLY,
     OpportunitySchema,
     resolve,
     save_opportunity,
@@ -247,7 +247,7 @@ def test_dates_far_in_the_future_are_refused(name, when, message):
 def test_dates_before_2000_are_refused(name):
     with pytest.raises(ValidationError) as refused:
         OpportunitySchema().load({name: "1999-12-31T23:59:59+00:00"})
-    assert refused.value.messages == {name: [TOO_EARLY]}
+    assert refused.value.messages == {name: [NOT_USABLE_DATE]}
     assert OpportunitySchema().load({name: "2000-01-01T00:00:00+00:00"})[name].year == 2000
 
 
