@@ -5,6 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.jobs import Followups
+from crm.activity import interactions_accounts, rebuild_activity
 from crm.companies import normalize_company
 from crm.contacts import live
 from crm.tags import TagBook, apply_tags
@@ -158,6 +159,7 @@ def detach_account(session: Session, contact: Contact) -> int | None:
     before = contact.account_id
     contact.account_id = None
     contact.account_source = AccountSource.MANUAL
+    left = interactions_accounts(session, contact.workspace_id, [contact.id])
     session.execute(
         update(Interaction)
         .where(
@@ -166,6 +168,7 @@ def detach_account(session: Session, contact: Contact) -> int | None:
         .values(account_id=None)
         .execution_options(synchronize_session=False)
     )
+    rebuild_activity(session, contact.workspace_id, left)
     return before
 
 
@@ -177,12 +180,14 @@ def _follow_account(
     followups: Followups | None,
 ) -> None:
     """The people's whole history now counts for the account, and they carry its industry."""
+    moved = interactions_accounts(session, account.workspace_id, contact_ids)
     session.execute(
         update(Interaction)
         .where(Interaction.contact_id.in_(contact_ids))
         .values(account_id=account.id)
         .execution_options(synchronize_session=False)
     )
+    rebuild_activity(session, account.workspace_id, moved | {account.id})
     if account.industry:
         tag = book.get(session, TagGroup.INDUSTRY, account.industry)
         apply_tags(session, book, contact_ids, [tag], source=TagSource.ACCOUNT, followups=followups)

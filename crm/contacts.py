@@ -5,6 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.jobs import Followups
+from crm.activity import interactions_accounts, rebuild_activity
 from crm.tags import TagBook, apply_tags, queue_contact_resync
 from crm.titles import TitleDictionary
 from models import (
@@ -183,12 +184,14 @@ def merge_contacts(
     drop.merged_into_id = keep.id
     session.flush()
     if keep.account_id is not None:
+        moved = interactions_accounts(session, keep.workspace_id, [keep.id])
         session.execute(
             update(Interaction)
             .where(Interaction.contact_id == keep.id)
             .values(account_id=keep.account_id)
             .execution_options(synchronize_session=False)
         )
+        rebuild_activity(session, keep.workspace_id, moved | {keep.account_id})
     session.execute(
         insert_ignoring_conflicts(session.get_bind().dialect.name, ContactMerge.__table__).values(
             workspace_id=keep.workspace_id,

@@ -2,6 +2,7 @@
 
 from sqlalchemy.orm import Session
 
+from crm.activity import note_activity
 from crm.contacts import live
 from handlers.registry import EventContext
 from models import Contact, Interaction, utcnow
@@ -36,6 +37,7 @@ def record_interaction(
         ctx.batch.interactions.append(row)
     else:
         session.execute(_insert(session), row)
+        note_activity(session, ctx.workspace_id, [(row["account_id"], row["occurred_at"])])
 
 
 def record_buffered_interactions(session: Session, batch) -> None:
@@ -47,6 +49,11 @@ def record_buffered_interactions(session: Session, batch) -> None:
             contact = live(session, session.get(Contact, row["contact_id"]))
             row["contact_id"], row["account_id"] = contact.id, contact.account_id
         session.execute(_insert(session), batch.interactions)
+        note_activity(
+            session,
+            batch.interactions[0]["workspace_id"],
+            [(row["account_id"], row["occurred_at"]) for row in batch.interactions],
+        )
         batch.interactions = []
 
 

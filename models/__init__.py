@@ -1,6 +1,6 @@
 """SQLAlchemy models, one module per aggregate."""
 
-from models.account import Account
+from models.account import Account, AccountReactivation
 from models.base import Base, Database, utcnow
 from models.channel import Channel, ChannelKind, MessageMode
 from models.contact import (
@@ -133,6 +133,7 @@ __all__ = [
     "AccountEvent",
     "AccountEventKind",
     "AccountImport",
+    "AccountReactivation",
     "AccountSnapshot",
     "AccountSource",
     "ApiKey",

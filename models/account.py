@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -18,6 +18,7 @@ class Account(Base):
         Index("ix_accounts_workspace_score", "workspace_id", "score"),
         Index("ix_accounts_workspace_tier", "workspace_id", "tier"),
         Index("ix_accounts_workspace_stage", "workspace_id", "stage"),
+        Index("ix_accounts_workspace_last_active", "workspace_id", "last_active_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -42,6 +43,9 @@ class Account(Base):
     fit: Mapped[float] = mapped_column(Float, default=0.0)  # 0-100, ICP attributes matched
     tier: Mapped[int | None] = mapped_column(Integer)
     stage: Mapped[str | None] = mapped_column(String(30))
+    # Every stage the account was ever moved to, ",target,mqa," (scoring.stages writes it
+    # with each move; the lifecycle KPI groups accounts by it).
+    stages_reached: Mapped[str | None] = mapped_column(Text)
     mqa: Mapped[bool] = mapped_column(Boolean, default=False)
     mqa_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     surging: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -49,5 +53,24 @@ class Account(Base):
     intent_points: Mapped[float] = mapped_column(Float, default=0.0)
     engagement_points: Mapped[float] = mapped_column(Float, default=0.0)
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its people's latest interaction (crm.activity keeps it with the interactions).
+    last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AccountReactivation(Base):
+    """An account's people active again after at least crm.activity.REACTIVATION_DAYS of
+    silence: the interaction before the silence and the one that ended it."""
+
+    __tablename__ = "account_reactivations"
+    __table_args__ = (
+        Index("ix_account_reactivations_workspace_at", "workspace_id", "reactivated_at"),
+        Index("ix_account_reactivations_account", "account_id", "reactivated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    previous_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reactivated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     select,
     type_coerce,
     union_all,
@@ -26,8 +27,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core.text import N_
+from crm.activity import REACTIVATION_DAYS
 from models import (
     Account,
+    AccountReactivation,
     Interaction,
     Opportunity,
     OpportunityStatus,
@@ -35,10 +38,11 @@ from models import (
     StageChange,
 )
 from models.interaction import NPS_PREDICATE
+from scoring.stages import stages_of
 
 CENT = Decimal("0.01")
 # An account is dormant when none of its people did anything for this many days.
-DORMANT_DAYS = 90
+DORMANT_DAYS = REACTIVATION_DAYS
 PROMOTER, DETRACTOR = 9, 6  # 9-10 promote, 0-6 detract
 GRAINS = ("month", "week")
 
@@ -457,32 +461,33 @@ class Recovery:
 
 
 def dormant_recovery(session: Session, scope: Scope, days: int = DORMANT_DAYS) -> Recovery:
-    """Per account two probes of the interactions index (account, time): the last activity
-    before the period and any within it; never a scan of the history."""
+    """From what crm.activity keeps as interactions arrive, never the interactions: an
+    account was dormant at the start when its last activity before it is older than `days`,
+    i.e. it has been silent since (`last_active_at`) or its first return at or after the
+    start ended a silence that began before then (a reactivation spanning the start); it
+    recovered when that return falls in the period. `days` may not be shorter than
+    crm.activity.REACTIVATION_DAYS, the shortest silence recorded."""
+    if days < REACTIVATION_DAYS:
+        raise ValueError(f"dormancy shorter than {REACTIVATION_DAYS} days is not recorded")
     quiet_since = scope.start - timedelta(days=days)
-    of_account = (
-        Interaction.workspace_id == scope.workspace_id,
-        Interaction.account_id == Account.id,
+    silent = session.scalar(
+        select(func.count()).where(*scope.accounts(), Account.last_active_at < quiet_since)
     )
-    last_before = (
-        select(func.max(Interaction.occurred_at))
-        .where(*of_account, Interaction.occurred_at < scope.start)
-        .scalar_subquery()
-    )
-    back = (
-        select(Interaction.id)
+    spanning = (
+        select(AccountReactivation.reactivated_at)
         .where(
-            *of_account,
-            Interaction.occurred_at >= scope.start,
-            Interaction.occurred_at < scope.end,
+            AccountReactivation.workspace_id == scope.workspace_id,
+            AccountReactivation.previous_at < quiet_since,
+            AccountReactivation.reactivated_at >= scope.start,
         )
-        .exists()
+        .join(Account, Account.id == AccountReactivation.account_id)
+        .where(*scope.accounts())
+        .subquery()
     )
-    dormant = last_before < quiet_since
     row = session.execute(
-        select(_count_if(dormant), _count_if(dormant & back)).where(*scope.accounts())
+        select(func.count(), _count_if(spanning.c.reactivated_at < scope.end))
     ).one()
-    return Recovery(row[0], row[1])
+    return Recovery(silent + row[0], row[1])
 
 
 # ---- NPS --------------------------------------------------------------------------------
@@ -551,29 +556,24 @@ def accounts_per_stage(session: Session, scope: Scope) -> dict[str, int]:
 
 def furthest_stage(session: Session, scope: Scope, stages: list[str]) -> dict[str, int]:
     """Account stage -> the scope's accounts whose furthest stage so far (in their stage
-    history, or now) is that one; stages outside `stages` are ignored."""
-    moves = union_all(
-        select(StageChange.subject_id.label("account_id"), StageChange.to_stage.label("s")).where(
-            StageChange.workspace_id == scope.workspace_id,
-            StageChange.subject == "account",
-        ),
-        select(Account.id, Account.stage).where(
-            Account.workspace_id == scope.workspace_id, Account.stage.is_not(None)
-        ),
-    ).subquery()
-    position = case({key: index for index, key in enumerate(stages)}, value=moves.c.s, else_=None)
-    furthest = (
-        select(moves.c.account_id, func.max(position).label("furthest"))
-        .group_by(moves.c.account_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(furthest.c.furthest, func.count())
-        .join(Account, Account.id == furthest.c.account_id)
-        .where(*scope.accounts(), furthest.c.furthest.is_not(None))
-        .group_by(furthest.c.furthest)
-    ).all()
-    return {stages[index]: count for index, count in rows}
+    history, or now) is that one; stages outside `stages` are ignored. The accounts are
+    counted by the stages they reached (`accounts.stages_reached`, kept by scoring.stages)
+    and their stage now: a few dozen groups, ranked here."""
+    position = {key: index for index, key in enumerate(stages)}
+    counts: dict[str, int] = {}
+    for reached, now, count in session.execute(
+        select(Account.stages_reached, Account.stage, func.count())
+        .where(
+            *scope.accounts(),
+            or_(Account.stages_reached.is_not(None), Account.stage.is_not(None)),
+        )
+        .group_by(Account.stages_reached, Account.stage)
+    ):
+        ranked = [position[key] for key in stages_of(reached) | {now} if key in position]
+        if ranked:
+            furthest = stages[max(ranked)]
+            counts[furthest] = counts.get(furthest, 0) + count
+    return counts
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,23 @@ Every stage change is written here, so the history has one writer and no gaps.
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Account, Contact, StageChange, User
 
 REASON_LENGTH = StageChange.__table__.c.reason.type.length
+
+
+def reached(stages_reached: str | None, stage: str) -> str:
+    """`accounts.stages_reached` with `stage` in it: ",target,mqa," (in the order reached)."""
+    shown = stages_reached or ","
+    return shown if f",{stage}," in shown else f"{shown}{stage},"
+
+
+def stages_of(stages_reached: str | None) -> set[str]:
+    """The stages an `accounts.stages_reached` names."""
+    return {key for key in (stages_reached or "").split(",") if key}
 
 
 def set_stage(
@@ -37,6 +48,8 @@ def set_stage(
         )
     )
     subject.stage = stage
+    if isinstance(subject, Account):
+        subject.stages_reached = reached(subject.stages_reached, stage)
     return True
 
 
@@ -54,6 +67,8 @@ def record_stage_moves(
     accounts' in its own UPDATE). Returns how many moves were recorded."""
     if not moves:
         return 0
+    if model is Account:
+        _note_reached(session, workspace_id, moves)
     if set_columns:
         final = {subject_id: to for _, subject_id, _, to, _ in moves}  # last step wins
         by_stage: dict[str, list[int]] = defaultdict(list)
@@ -82,6 +97,28 @@ def record_stage_moves(
         ],
     )
     return len(moves)
+
+
+def _note_reached(session: Session, workspace_id: int, moves: list[tuple]) -> None:
+    """Each stage reached added to the accounts' `stages_reached`: one UPDATE per stage."""
+    by_stage: dict[str, set[int]] = defaultdict(set)
+    for _, subject_id, _, to, _ in moves:
+        by_stage[to].add(subject_id)
+    for stage, ids in by_stage.items():
+        marker = f",{stage},"
+        session.execute(
+            update(Account)
+            .where(
+                Account.workspace_id == workspace_id,
+                Account.id.in_(sorted(ids)),
+                or_(
+                    Account.stages_reached.is_(None),
+                    ~Account.stages_reached.contains(marker, autoescape=True),
+                ),
+            )
+            .values(stages_reached=func.coalesce(Account.stages_reached, ",") + f"{stage},")
+            .execution_options(synchronize_session=False)
+        )
 
 
 def stage_history(

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from crm.accounts import account_named
+from crm.activity import note_activity
 from crm.api_keys import create_api_key
 from crm.channels import add_channel, workspace_named
 from crm.companies import normalize_company
@@ -69,6 +70,7 @@ from outreach.segments import Segment
 from revenue.opportunities import resolve, save_opportunity
 from sales.routing import save_rule
 from scoring.engine import Scorer, decay_factor
+from scoring.stages import reached
 from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, all_of, harpoon_of, session_of
 from wechat.sandbox import oa as sandbox_oa
 from wechat.sandbox import wecom
@@ -995,6 +997,7 @@ def make_stage_change(app, account_id, from_stage, to_stage, *, at, reason="é”€å
     with session_of(app) as session:
         account = session.get(Account, account_id)
         account.stage = to_stage
+        account.stages_reached = reached(account.stages_reached, to_stage)
         row = StageChange(
             workspace_id=account.workspace_id,
             subject="account",
@@ -1458,6 +1461,8 @@ def make_interaction(app, contact_id, kind, *, at, **properties) -> int:
             occurred_at=at,
         )
         session.add(row)
+        session.flush()
+        note_activity(session, contact.workspace_id, [(contact.account_id, at)])
         session.commit()
         return row.id
 
