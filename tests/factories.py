@@ -1448,36 +1448,16 @@ def make_program_order(
 # ---- kpi ----
 
 
-def make_interaction(app, contact_id, kind, *, at, **properties) -> int:
-    """An interaction of the contact (on its account) of `kind` at `at`."""
+def make_interaction(
+    app, contact_id, kind, *, at, workspace=None, channel_id=None, **properties
+) -> int:
+    """An interaction of the contact (on its account; in its workspace unless told) of
+    `kind` at `at`, with the account's activity kept as the drain keeps it."""
     with session_of(app) as session:
         contact = session.get(Contact, contact_id)
+        ws = workspace_named(session, workspace).id if workspace else contact.workspace_id
         row = Interaction(
-            workspace_id=contact.workspace_id,
-            contact_id=contact_id,
-            account_id=contact.account_id,
-            kind=kind,
-            properties=properties,
-            occurred_at=at,
-        )
-        session.add(row)
-        session.flush()
-        note_activity(session, contact.workspace_id, [(contact.account_id, at)])
-        session.commit()
-        return row.id
-
-
-# ---- attr ----
-
-
-def make_touch(app, contact_id, kind, *, at, workspace=None, channel_id=None, **properties) -> int:
-    """An interaction of the contact (in its workspace unless told) at `at`."""
-    with session_of(app) as session:
-        contact = session.get(Contact, contact_id)
-        row = Interaction(
-            workspace_id=workspace_named(session, workspace).id
-            if workspace
-            else contact.workspace_id,
+            workspace_id=ws,
             contact_id=contact_id,
             account_id=contact.account_id,
             channel_id=channel_id,
@@ -1486,8 +1466,13 @@ def make_touch(app, contact_id, kind, *, at, workspace=None, channel_id=None, **
             occurred_at=at,
         )
         session.add(row)
+        session.flush()
+        note_activity(session, ws, [(contact.account_id, at)])
         session.commit()
         return row.id
+
+
+# ---- attr ----
 
 
 def make_push_sent(app, push_id, contact_id, *, at, status="sent") -> None:

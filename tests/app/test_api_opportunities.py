@@ -18,7 +18,7 @@ from revenue.pipeline import pipeline_of
 from tests.factories import (
     add_contact,
     make_account,
-    make_touch,
+    make_interaction,
     make_user,
     new_key,
     workspace_id,
@@ -340,7 +340,7 @@ def test_a_saved_opportunity_is_credited_by_the_job_it_asks_for(app, client):
     opportunity with its account's touches (a resend asks for nothing)."""
     account = make_account(app, "华信科技", is_target=True)
     contact = add_contact(app, name="李总", account_id=account)
-    make_touch(app, contact, "content.view", at=utcnow() - timedelta(days=3), content_id=7)
+    make_interaction(app, contact, "content.view", at=utcnow() - timedelta(days=3), content_id=7)
     key = new_key(app)
     assert put(client, key, "SF-0070", {**ITEM, "account_id": account}).status_code == 201
     run_jobs(app)

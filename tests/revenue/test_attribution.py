@@ -21,13 +21,13 @@ from tests.factories import (
     make_contact,
     make_content,
     make_executed_program,
+    make_interaction,
     make_journey,
     make_journey_step,
     make_oa,
     make_opportunity,
     make_push,
     make_push_sent,
-    make_touch,
     workspace_id,
 )
 from tests.helpers import harpoon_of, run_jobs, session_of
@@ -59,21 +59,23 @@ def history(app):
     journey = make_journey(app)
     program, _order = make_executed_program(app, account, at=ago(5))
 
-    make_touch(app, lilei, "content.view", at=ago(50), content_id=paper)
-    make_touch(app, old_li, "content.view", at=ago(30), content_id=guide)  # merged: counts
-    make_touch(app, hanmei, "content.view", at=ago(15), content_id=paper)
-    make_touch(app, lilei, "wecom.contact_edited", at=ago(12))  # no touch
-    make_touch(app, lilei, "content.view", at=ago(200), content_id=video)  # before the window
-    make_touch(app, outsider, "content.view", at=ago(20), content_id=video)  # another account
-    make_touch(app, hanmei, "content.view", at=ago(3), content_id=guide)  # before the win only
+    make_interaction(app, lilei, "content.view", at=ago(50), content_id=paper)
+    make_interaction(app, old_li, "content.view", at=ago(30), content_id=guide)  # merged: counts
+    make_interaction(app, hanmei, "content.view", at=ago(15), content_id=paper)
+    make_interaction(app, lilei, "wecom.contact_edited", at=ago(12))  # no touch
+    make_interaction(app, lilei, "content.view", at=ago(200), content_id=video)  # before the window
+    make_interaction(app, outsider, "content.view", at=ago(20), content_id=video)  # another account
+    make_interaction(
+        app, hanmei, "content.view", at=ago(3), content_id=guide
+    )  # before the win only
     make_push_sent(app, push, hanmei, at=ago(12))
     make_push_sent(app, push, lilei, at=ago(12), status="failed")  # never reached him
     make_journey_step(app, journey, lilei, at=ago(11), detail={"openid": "o_lilei"})
     make_journey_step(app, journey, lilei, at=ago(11), detail={"tag_id": 3})  # not a touch
     # Another workspace: its interaction names our contact, its contact names our account.
-    make_touch(app, lilei, "content.view", at=ago(14), workspace="globex", content_id=video)
+    make_interaction(app, lilei, "content.view", at=ago(14), workspace="globex", content_id=video)
     stranger = make_contact(app, "他人", workspace="globex", account_id=account)
-    make_touch(app, stranger, "content.view", at=ago(14), content_id=video)
+    make_interaction(app, stranger, "content.view", at=ago(14), content_id=video)
 
     opportunity = make_opportunity(
         app, account, amount="300000", opened_at=ago(10), stage="won", closed_at=ago(1)
@@ -261,7 +263,7 @@ def test_a_campaign_with_tabs_backslashes_and_newlines_is_stored_as_sent(app):
     account = make_account(app, "华北电力")
     person = make_contact(app, "王五", account_id=account)
     odd = "春季\t峰会\\2026\n第二场\r"
-    make_touch(app, person, "form.submit", at=ago(3), campaign=odd, form_id=9)
+    make_interaction(app, person, "form.submit", at=ago(3), campaign=odd, form_id=9)
     opportunity = make_opportunity(app, account, opened_at=ago(1))
     with session_of(app) as session:
         attribute_opportunities(session, workspace_id(app))

@@ -11,8 +11,8 @@ from tests.factories import (
     make_account,
     make_contact,
     make_content,
+    make_interaction,
     make_opportunity,
-    make_touch,
     workspace_id,
 )
 from tests.helpers import session_of
@@ -26,8 +26,8 @@ def credited(app, workspace="acme", title="白皮书"):
     account = make_account(app, "华东制造", workspace=workspace)
     reader = make_contact(app, "李雷", workspace=workspace, account_id=account)
     content = make_content(app, workspace=workspace, title=title)
-    make_touch(app, reader, "content.view", at=NOW - timedelta(days=20), content_id=content)
-    make_touch(app, reader, "form.submit", at=NOW - timedelta(days=8), campaign="春季峰会")
+    make_interaction(app, reader, "content.view", at=NOW - timedelta(days=20), content_id=content)
+    make_interaction(app, reader, "form.submit", at=NOW - timedelta(days=8), campaign="春季峰会")
     make_opportunity(
         app,
         account,
