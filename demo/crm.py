@@ -25,7 +25,7 @@ from sqlalchemy import select
 from crm.api_keys import NewKey, create_api_key, revoke_api_key, sign, signature_digest
 from crm.channels import workspace_named
 from journeys.webhooks import rotate_secret, signing_secrets
-from models import Account, ApiKey, User, Workspace, utcnow
+from models import Account, ApiKey, Contact, Identity, IdentityKind, User, Workspace, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ LOSE_CHANCE = 0.2  # at the end, that a deal is lost rather than won
 # Sales also open deals on hot accounts short of MQA (a meeting booked from the sidebar):
 # the hottest engaged target accounts at this 0-100 score or above, a few per run.
 HOT_SCORE = 20.0
+NPS_ANSWERS = (10, 10, 9, 9, 9, 8, 8, 7, 6, 4)  # a new customer's answers, mostly promoters
 HOT_DEALS = 3
 STAGES = ("qualify", "solution", "negotiation")
 LOST_REASONS = ("预算冻结", "选择了竞品", "项目延期")
@@ -89,6 +90,7 @@ class Deal:
     account: str
     stage: str
     amount: Decimal
+    account_id: int = 0
 
 
 def issue_crm_key(db) -> NewKey:
@@ -300,7 +302,7 @@ class DemoCrm:
 
     def _open(self, account: dict) -> str | None:
         amount = Decimal(self.random.randrange(80_000_00, 900_000_00, 50_00)) / 100
-        deal = Deal(f"CRM-{account['id']:05d}", account["name"], "qualify", amount)
+        deal = Deal(f"CRM-{account['id']:05d}", account["name"], "qualify", amount, account["id"])
         document = {
             "account_id": account["id"],
             "name": f"{account['name']} · ABM 平台",
@@ -335,7 +337,43 @@ class DemoCrm:
             deal.amount = Decimal(document["amount"])
         if deal.stage == "lost":
             self.lost += 1
-        return f"CRM moved {deal.external_id} ({deal.account}) to {deal.stage}"
+        line = f"CRM moved {deal.external_id} ({deal.account}) to {deal.stage}"
+        if deal.stage == "won":
+            line += self._survey(deal)
+        return line
+
+    def _survey(self, deal: Deal) -> str:
+        """The new customer's people answer the CRM's NPS survey: survey.nps touchpoints
+        through the touchpoint API, one per person with an OA identity (up to three)."""
+        with self.db.session() as session:
+            people = session.execute(
+                select(Identity.value, Identity.channel_id)
+                .join(Contact, Contact.id == Identity.contact_id)
+                .where(
+                    Contact.workspace_id == self.workspace_id,
+                    Contact.account_id == deal.account_id,
+                    Contact.merged_into_id.is_(None),
+                    Identity.kind == IdentityKind.OPENID,
+                )
+                .order_by(Contact.id)
+                .limit(3)
+            ).all()
+        items = [
+            {
+                "kind": "survey.nps",
+                "external_id": f"nps-{deal.external_id}-{openid}",
+                "openid": openid,
+                "channel_id": channel_id,
+                "properties": {"score": self.random.choice(NPS_ANSWERS)},
+            }
+            for openid, channel_id in people
+        ]
+        if not items:
+            return ""
+        answer = self._send("POST", "/api/v1/touchpoints", {"items": items})
+        if answer.status_code != 200:
+            return f"; NPS survey not sent: {answer.status_code}"
+        return f"; {answer.json()['accepted']} NPS answers"
 
     def run(self, stop: threading.Event, on_line, every: float = 10.0) -> None:
         while not stop.wait(every):

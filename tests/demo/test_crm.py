@@ -11,9 +11,9 @@ from sqlalchemy import select
 from demo import crm as demo_crm
 from demo.crm import HISTORY, DemoCrm
 from journeys.webhooks import delivery_headers, signing_secrets
-from models import ApiKey, Opportunity, utcnow
-from tests.factories import make_account, make_user
-from tests.helpers import harpoon_of, session_of
+from models import ApiKey, InboundEvent, Opportunity, utcnow
+from tests.factories import add_contact, make_account, make_channel, make_user
+from tests.helpers import OA_CREDS, harpoon_of, session_of
 
 
 @pytest.fixture
@@ -95,3 +95,25 @@ def test_the_hottest_engaged_target_accounts_get_deals_before_any_mqa(app, crm, 
     ]
     assert crm.tick() == []  # the third hot account waits: two per run
     assert set(deals(app)) == {f"CRM-{hot[0]:05d}", f"CRM-{hot[1]:05d}"}
+
+
+def test_a_won_deals_people_answer_the_nps_survey_through_the_api(app, crm, monkeypatch):
+    monkeypatch.setattr(demo_crm, "OPEN_SHARE", 1.0)
+    monkeypatch.setattr(demo_crm, "MOVE_CHANCE", 1.0)
+    monkeypatch.setattr(demo_crm, "LOSE_CHANCE", 0.0)
+    oa = make_channel(app, "oa", OA_CREDS, workspace="Demo")
+    account = make_account(
+        app, "华信科技", workspace="Demo", is_target=True, stage="engaged", scaled_score=50.0
+    )
+    for n in range(2):
+        add_contact(app, workspace="Demo", openid=f"o-nps-{n}", channel_id=oa, account_id=account)
+    add_contact(app, workspace="Demo", account_id=account)  # no OA identity: not asked
+    lines = [line for _ in range(5) for line in crm.tick()]
+    assert lines[-1].endswith("to won; 2 NPS answers"), lines
+    with session_of(app) as session:
+        answers = session.scalars(
+            select(InboundEvent).where(InboundEvent.workspace_id == crm.workspace_id)
+        ).all()
+    nps = [json.loads(e.payload) for e in answers if "survey.nps" in e.payload]
+    assert sorted(item["identity"]["openid"] for item in nps) == ["o-nps-0", "o-nps-1"]
+    assert all(0 <= item["properties"]["score"] <= 10 for item in nps)
