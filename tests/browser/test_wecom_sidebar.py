@@ -51,7 +51,8 @@ def chat(wecom_harpoon, platform):
     add_customer(platform.state, corp(platform), CUSTOMER, userid="zhangsan", name="李雷")
     sales = make_user(app, "sales")
     make_staff(app, "张三", "zhangsan", user_id=sales)
-    account_id = make_account(app, "华信科技", industry="制造")
+    # 张三 owns the account: a salesperson sees the deals of accounts they own.
+    account_id = make_account(app, "华信科技", industry="制造", owner_id=sales)
     make_opportunity(app, account_id, name="2027 年度订阅", amount="480000", stage="negotiation")
     make_opportunity(app, account_id, name="数据平台试点", amount="86000", stage="qualify")
     make_customer(
