@@ -23,6 +23,14 @@ from models.content import (
     PageView,
     TrackedLink,
 )
+from models.email import (
+    EmailMessage,
+    EmailStatus,
+    EmailSuppression,
+    EmailTemplate,
+    SuppressionReason,
+)
+from models.groups import CustomerGroup, CustomerGroupMember, GroupJoinWay, GroupMemberType
 from models.imports import AccountImport, ImportStatus, OpportunityImport
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
@@ -151,7 +159,13 @@ __all__ = [
     "ContactWay",
     "Content",
     "ContentKind",
+    "CustomerGroup",
+    "CustomerGroupMember",
     "Database",
+    "EmailMessage",
+    "EmailStatus",
+    "EmailSuppression",
+    "EmailTemplate",
     "Enrolment",
     "EnrolmentStatus",
     "FollowRelation",
@@ -159,6 +173,8 @@ __all__ = [
     "Form",
     "FormField",
     "FormSubmission",
+    "GroupJoinWay",
+    "GroupMemberType",
     "GroupSend",
     "Identity",
     "IdentityKind",
@@ -214,6 +230,7 @@ __all__ = [
     "StaffNotification",
     "StageChange",
     "Step",
+    "SuppressionReason",
     "SyncAction",
     "SyncStatus",
     "Tag",

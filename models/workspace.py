@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, JSONDoc, UTCDateTime, utcnow
+from models.base import Base, EncryptedString, JSONDoc, UTCDateTime, utcnow
 
 
 class Workspace(Base):
@@ -29,4 +29,8 @@ class Workspace(Base):
     # Where Harpoon tells the CRM that an account reached MQA or was routed (signed with
     # the workspace's webhook secret); None: not told.
     crm_webhook_url: Mapped[str | None] = mapped_column(String(500))
+    # The workspace's own SMTP server for journey and push email (smtp[s]://user:pw@host:port)
+    # and its From address; None: HARPOON_SMTP_URL and HARPOON_MAIL_FROM.
+    smtp_url: Mapped[str | None] = mapped_column(EncryptedString(600))
+    mail_from: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

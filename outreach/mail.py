@@ -1,7 +1,9 @@
-"""Email out through SMTP: a form's follow-up when WeChat cannot carry it.
+"""Email out through SMTP: form follow-ups, journey steps and pushes.
 
-`HARPOON_SMTP_URL`: smtp://user:password@host:587 (STARTTLS when the server offers
-it), smtps://...:465 (TLS from the start); empty means Harpoon sends no email.
+`HARPOON_SMTP_URL` (or a workspace's own `smtp_url`): smtp://user:password@host:587
+(STARTTLS when the server offers it), smtps://...:465 (TLS from the start); empty means
+Harpoon sends no email. `MailConnection` keeps one SMTP session open for many messages, so
+a push pays the connection and login once per batch, not once per person.
 """
 
 import smtplib
@@ -14,23 +16,19 @@ SMTP_TIMEOUT_SECONDS = 15
 
 
 class MailError(Exception):
-    """The SMTP server refused or could not be reached."""
+    """The SMTP server refused or could not be reached. `permanent`: the server refused this
+    message for good (a 5xx), so retrying would not help; otherwise try again later."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
-@dataclass(frozen=True)
-class Mailer:
-    url: str
-    sender: str
+class MailConnection:
+    """One open SMTP session: `send` many messages, then `close` (or use `with`)."""
 
-    def send(self, to: str, subject: str, text: str, *, message_id: str | None = None) -> str:
-        """Send one plain-text email; returns its Message-ID."""
-        parts = urlsplit(self.url)
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = to
-        message["Subject"] = subject
-        message["Message-ID"] = message_id or make_msgid(domain="harpoon")
-        message.set_content(text)
+    def __init__(self, url: str):
+        parts = urlsplit(url)
         try:
             if parts.scheme == "smtps":
                 smtp = smtplib.SMTP_SSL(
@@ -38,15 +36,76 @@ class Mailer:
                 )
             else:
                 smtp = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
-            with smtp:
-                if parts.scheme == "smtp":
+            try:
+                smtp.ehlo()
+                if parts.scheme == "smtp" and smtp.has_extn("starttls"):
+                    smtp.starttls()
                     smtp.ehlo()
-                    if smtp.has_extn("starttls"):
-                        smtp.starttls()
-                        smtp.ehlo()
                 if parts.username:
                     smtp.login(unquote(parts.username), unquote(parts.password or ""))
-                smtp.send_message(message)
+            except BaseException:
+                smtp.close()
+                raise
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailError(f"{type(exc).__name__}: {exc}") from exc
+        self._smtp = smtp
+
+    def send(self, message: EmailMessage) -> str:
+        """Send one message; returns its Message-ID. A refusal of this message raises
+        MailError(permanent=True) and leaves the session usable for the next one."""
+        try:
+            self._smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise MailError(_reply(code, reply), permanent=code >= 500) from exc
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            permanent = exc.smtp_code >= 500
+            raise MailError(_reply(exc.smtp_code, exc.smtp_error), permanent=permanent) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
         return message["Message-ID"]
+
+    def close(self) -> None:
+        try:
+            self._smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            self._smtp.close()
+
+    def __enter__(self) -> "MailConnection":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _reply(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {text}"[:300]
+
+
+@dataclass(frozen=True)
+class Mailer:
+    url: str
+    sender: str
+
+    def connect(self) -> MailConnection:
+        return MailConnection(self.url)
+
+    def send(self, to: str, subject: str, text: str, *, message_id: str | None = None) -> str:
+        """Send one plain-text email; returns its Message-ID."""
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = to
+        message["Subject"] = subject
+        message["Message-ID"] = message_id or make_msgid(domain="harpoon")
+        message.set_content(text)
+        with self.connect() as connection:
+            return connection.send(message)
+
+
+def mailer_for(workspace, *, default_url: str, default_sender: str) -> Mailer | None:
+    """The workspace's own SMTP server when it has one, else the service's; None: no email."""
+    url = workspace.smtp_url or default_url
+    if not url:
+        return None
+    return Mailer(url, workspace.mail_from or default_sender)

@@ -38,6 +38,7 @@ from tests.helpers import (
 from tests.oa_platform import connect_oa
 from tests.webhook_receiver import Receiver
 from tests.wechat.sandbox_server import SandboxServer
+from wechat.sandbox.mailbox import SmtpSink
 
 # Fuzz tests (tests/app/test_fuzz.py): the same examples on every run, none remembered
 # between runs; fixtures are shared by a test's examples on purpose (one app, one database).
@@ -119,6 +120,13 @@ def platform():
     server = SandboxServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    """A local SMTP server (the sandbox's sink); tests clear `smtp.mailbox` as they need."""
+    with SmtpSink() as sink:
+        yield sink
 
 
 @pytest.fixture

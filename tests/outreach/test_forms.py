@@ -4,13 +4,11 @@ refused, and the follow-up with the download: a WeChat message in the follower's
 else an email through a real SMTP server."""
 
 import re
-import socket
 import time
 from types import SimpleNamespace
 
 import itsdangerous.timed
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from core.tokens import Purpose, Signer
@@ -33,32 +31,10 @@ from wechat.sandbox import oa
 pytestmark = pytest.mark.sandbox
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    inbox = Inbox()
-    with socket.socket() as probe:  # a free port (the controller checks it can connect)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    inbox.url = f"smtp://127.0.0.1:{port}"
-    yield inbox
-    controller.stop()
-
-
 @pytest.fixture
 def app(make_app, platform, smtp):
     """The sandbox's app (see conftest's), sending mail through `smtp`; both start empty."""
-    smtp.messages.clear()
+    smtp.mailbox.clear()
     platform.reset()
     return make_app(wechat_api_url=platform.url, smtp_url=smtp.url)
 
@@ -149,7 +125,7 @@ def test_a_submission_enriches_the_contact_and_its_follow_up_comes_in_wechat(
     assert message.kind == oa.CUSTOM
     assert "感谢报名，白皮书在这里" in message.content["content"]
     assert "AI 白皮书: http://127.0.0.1:8000/t/" in message.content["content"]
-    assert smtp.messages == []
+    assert list(smtp.mailbox.messages) == []
 
 
 def contact_tags(session, contact_id):
@@ -170,9 +146,9 @@ def test_outside_the_window_the_follow_up_goes_by_email(app, platform, channel_i
     [submission] = all_rows(app, FormSubmission)
     assert submission.followup_status == FollowUpStatus.SENT
     assert submission.followup_channel == "email"
-    [mail] = smtp.messages
-    assert mail.rcpt_tos == ["wang.wei@huaxin.com"]
-    body = mail.content.decode()
+    [mail] = smtp.mailbox.messages
+    assert mail.recipients == ["wang.wei@huaxin.com"]
+    body = mail.data.decode()
     assert "Subject: =?utf-8?b?" in body  # 领取 AI 白皮书, encoded
     assert "http://127.0.0.1:8000/t/" in body
 

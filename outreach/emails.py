@@ -1,0 +1,228 @@
+"""Email templates and the messages built from them.
+
+A template is sandboxed Jinja (`ImmutableSandboxedEnvironment`, autoescaped HTML,
+`StrictUndefined`): it reads the person's variables and nothing else, and a variable it
+does not know fails with that variable's name, at preview time as at sending time.
+
+Every message carries its own token (`EmailMessage.token`), which names it in three URLs
+on Harpoon's public base: the open pixel `/e/<token>/o.gif`, each tracked click
+`/e/<token>/c?u=<url>&s=<signature>` (signed, so the click URL is no open redirect), and the
+one-click unsubscribe `/e/<token>/u` (RFC 8058: `List-Unsubscribe` and
+`List-Unsubscribe-Post` headers, and the page a person reaches from the footer link).
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+from html import unescape
+from html.parser import HTMLParser
+from urllib.parse import urlencode
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import Markup
+
+# What a template may use, with a sample for previews and checks.
+PERSON_VARIABLES = {
+    "name": "王伟",
+    "company": "华信科技",
+    "title": "首席信息官",
+    "email": "wang.wei@example.com",
+    "phone": "13800000000",
+    "owner": "张三",
+}
+# Filled per message: the unsubscribe page (a template may place its own link to it).
+MESSAGE_VARIABLES = ("unsubscribe_url",)
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+_UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
+
+
+class EmailTemplateError(ValueError):
+    """A template that cannot be rendered; `variable` names the unknown variable, if that
+    is why, and `line` the line of a syntax error."""
+
+    def __init__(self, message: str, *, variable: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.variable = variable
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+def _render_one(source: str, variables: dict) -> str:
+    try:
+        return _ENV.from_string(source).render(variables)
+    except TemplateSyntaxError as exc:
+        raise EmailTemplateError(exc.message or str(exc), line=exc.lineno) from exc
+    except UndefinedError as exc:
+        found = _UNDEFINED_NAME.search(str(exc))
+        name = next((group for group in found.groups() if group), None) if found else None
+        raise EmailTemplateError(str(exc), variable=name) from exc
+    except SecurityError as exc:
+        raise EmailTemplateError(str(exc)) from exc
+    except TemplateError as exc:
+        raise EmailTemplateError(str(exc)) from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise EmailTemplateError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def render(subject: str, body_html: str, variables: dict) -> Rendered:
+    """The subject (plain text, one line) and the body (HTML, plus its text part)."""
+    subject_text = " ".join(unescape(_render_one(subject, variables)).split())
+    html = _render_one(body_html, variables)
+    return Rendered(subject=subject_text, html=html, text=html_to_text(html))
+
+
+def check(subject: str, body_html: str) -> EmailTemplateError | None:
+    """Why the template cannot render for a person with every variable set, or None."""
+    sample = {**PERSON_VARIABLES, **{name: "https://example.com/" for name in MESSAGE_VARIABLES}}
+    try:
+        render(subject, body_html, sample)
+    except EmailTemplateError as exc:
+        return exc
+    return None
+
+
+def person_variables(*, name, company, title, email, phone, owner) -> dict:
+    """One person's variables; what Harpoon does not know renders as empty text."""
+    values = {
+        "name": name,
+        "company": company,
+        "title": title,
+        "email": email,
+        "phone": phone,
+        "owner": owner,
+    }
+    return {key: value or "" for key, value in values.items()}
+
+
+class _Text(HTMLParser):
+    BREAKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "table"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.links: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("style", "script", "head"):
+            self._skip += 1
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+        if tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script", "head"):
+            self._skip = max(0, self._skip - 1)
+        if tag == "a" and self.links and self.links[-1]:
+            self.parts.append(f" ({self.links[-1]})")
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def click_signature(secret: str, token: str, url: str) -> str:
+    digest = hmac.new(secret.encode(), f"{token}\n{url}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:20]
+
+
+def click_is_signed(secret: str, token: str, url: str, signature: str) -> bool:
+    return hmac.compare_digest(click_signature(secret, token, url), signature or "")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where one message's pixel, clicks and unsubscribe point."""
+
+    base_url: str  # Harpoon's public base, no trailing slash
+    secret: str  # signs click URLs
+    token: str
+
+    @property
+    def open_url(self) -> str:
+        return f"{self.base_url}/e/{self.token}/o.gif"
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return f"{self.base_url}/e/{self.token}/u"
+
+    def click_url(self, url: str) -> str:
+        query = urlencode({"u": url, "s": click_signature(self.secret, self.token, url)})
+        return f"{self.base_url}/e/{self.token}/c?{query}"
+
+    def track_links(self, html: str) -> str:
+        """Every http(s) link through the click URL (but the unsubscribe link itself)."""
+
+        def rewrite(match: re.Match) -> str:
+            url = unescape(match.group(3))
+            if url == self.unsubscribe_url:
+                return match.group(0)
+            quote_char = match.group(2)
+            return f"{match.group(1)}{quote_char}{Markup.escape(self.click_url(url))}{quote_char}"
+
+        return _HREF.sub(rewrite, html)
+
+
+UNSUBSCRIBE_FOOTER = (
+    '<p style="color:#888;font-size:12px;margin-top:24px">'
+    '<a href="{url}" style="color:#888">{label}</a></p>'
+)
+
+
+def build_message(
+    rendered: Rendered,
+    *,
+    sender: str,
+    to: str,
+    tracking: Tracking,
+    unsubscribe_label: str = "退订 / Unsubscribe",
+) -> EmailMessage:
+    """The MIME message: text and tracked HTML parts, the pixel, an unsubscribe footer
+    (unless the template placed the link) and RFC 8058's one-click headers."""
+    html = tracking.track_links(rendered.html)
+    if tracking.unsubscribe_url not in html:
+        html += UNSUBSCRIBE_FOOTER.format(
+            url=Markup.escape(tracking.unsubscribe_url), label=Markup.escape(unsubscribe_label)
+        )
+    html += f'<img src="{tracking.open_url}" width="1" height="1" alt="" style="display:none">'
+    text = rendered.text + f"\n\n{unsubscribe_label}: {tracking.unsubscribe_url}"
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = rendered.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(idstring=tracking.token.replace("-", ""), domain="harpoon")
+    message["List-Unsubscribe"] = f"<{tracking.unsubscribe_url}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
