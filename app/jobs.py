@@ -24,7 +24,7 @@ from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
 from revenue import attribution
 from revenue.imports import run_opportunity_import
-from sales import group_send, notify, routing, staff, transfers, welcome
+from sales import contact_way_rotation, group_send, notify, routing, staff, transfers, welcome
 from sales.task_rules import tasks_for_scoring
 from scoring.engine import Scorer, refresh_accounts
 from sync import enrichment, tag_sync
@@ -75,6 +75,7 @@ def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
         (check_routing_slas, ROUTING_SLA_CHECK_SECONDS),
         (attribute_changed_opportunities, ATTRIBUTION_CHECK_SECONDS),
         (reattribute_all, 86400),
+        (rotate_contact_ways, 60),
     ]
 
 
@@ -632,3 +633,21 @@ def reattribute_all() -> dict:
             out[workspace_id] = asdict(attribution.attribute_opportunities(session, workspace_id))
         log.info("workspace %s attribution recomputed: %s", workspace_id, out[workspace_id])
     return out
+
+
+@job(Job.ROTATE_CONTACT_WAY, followup=True)
+def rotate_contact_way(way_id: int) -> str:
+    """Point a rotating 联系我 code at whoever may receive the next add (update_contact_way,
+    only when that changed); a refusal is recorded on the code and retried with backoff."""
+    with harpoon().db.session() as session:
+        return contact_way_rotation.rotate_contact_way(session, way_id, _client)
+
+
+@job(Job.ROTATE_CONTACT_WAYS)
+def rotate_contact_ways() -> list[int]:
+    """Every minute: the rotating codes a new day, a schedule or window boundary or a due
+    retry changes are re-pointed (a job each, asked for like the drain's)."""
+    with harpoon().db.session() as session:
+        due = contact_way_rotation.ways_to_rotate(session)
+    harpoon().queue.enqueue_followups({(Job.ROTATE_CONTACT_WAY, way_id) for way_id in due})
+    return due

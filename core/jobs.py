@@ -38,6 +38,7 @@ class Job(StrEnum):
     SYNC_STAFF = "sync_staff"
     SEND_TRANSFER = "send_transfer"
     CHECK_TRANSFER = "check_transfer"
+    ROTATE_CONTACT_WAY = "rotate_contact_way"
     # periodic
     TAG_INACTIVE_CONTACTS = "tag_inactive_contacts"
     REFRESH_SCORES = "refresh_scores"
@@ -48,6 +49,7 @@ class Job(StrEnum):
     CHECK_ROUTING_SLAS = "check_routing_slas"
     ATTRIBUTE_CHANGED_OPPORTUNITIES = "attribute_changed_opportunities"
     REATTRIBUTE_ALL = "reattribute_all"
+    ROTATE_CONTACT_WAYS = "rotate_contact_ways"
 
 
 class Urgency(StrEnum):
@@ -82,6 +84,9 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.REFRESH_GROUP_SEND_RESULTS: _DEFAULT,
     Job.SEND_TRANSFER: _DEFAULT,
     Job.CHECK_TRANSFER: _DEFAULT,
+    # A rotating 联系我 code: the next scan must land on whoever's turn it is.
+    Job.ROTATE_CONTACT_WAY: _DEFAULT,
+    Job.ROTATE_CONTACT_WAYS: _DEFAULT,
     Job.REFRESH_TRANSFERS: _DEFAULT,
     # A routed account's first-touch deadline: a salesperson or their manager waits on it.
     Job.CHECK_ROUTING_SLA: _DEFAULT,

@@ -9,6 +9,7 @@ from crm.tags import apply_tags
 from handlers.interactions import record_interaction
 from handlers.registry import EventContext, handles
 from models import Contact, ContactWay, FollowRelation, Identity, IdentityKind, TagSource
+from sales.contact_way_rotation import is_managed
 from sales.contact_ways import contact_way_for_state
 from sales.notify import notify_staff
 from sales.transfers import mark_failed_by_callback
@@ -63,6 +64,9 @@ def on_contact_change(session: Session, ctx: EventContext) -> None:
         )
     if event.kind == "wecom.contact_added":
         _welcome(session, ctx, contact, way)
+        if way is not None and is_managed(way):
+            # The next scan goes to whoever's turn it is now: the code is re-pointed in a job.
+            ctx.batch.followups.add(Job.ROTATE_CONTACT_WAY, way.id)
         book, followups = ctx.batch.tags(session), ctx.batch.followups
         state = event.properties.get("state")
         if way is not None and way.tag_ids:

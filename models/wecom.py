@@ -81,6 +81,28 @@ class ContactWay(Base):
     welcome_text: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who of staff_userids WeCom may hand the next add to (sales.contact_way_rotation):
+    # "all" (WeCom picks at random), "round_robin" (one member at a time, in turn) or
+    # "by_load" (the members with the fewest new customers today).
+    rotation: Mapped[str] = mapped_column(String(12), default="all", server_default="all")
+    # Adds through this code per member per day (the workspace's calendar day); None: no cap.
+    daily_cap: Mapped[int | None] = mapped_column(Integer)
+    # Who receives the adds when no regular member may: all capped, off schedule, inactive.
+    backup_userids: Mapped[list] = mapped_column(JSONDoc, default=list)
+    # {"days": [0..6, Monday 0], "start": "09:00", "end": "18:00"}: the regular members'
+    # hours; outside them only the backup staff receive adds. None: always.
+    schedule: Mapped[dict | None] = mapped_column(JSONDoc)
+    # [{"start": "09:00", "end": "12:00"}, ...], every day: adds are accepted without
+    # verification inside, verified outside. None: skip_verify applies all day.
+    auto_accept: Mapped[list | None] = mapped_column(JSONDoc)
+    # What WeCom was last told (update_contact_way only when the wanted config differs).
+    applied_userids: Mapped[list | None] = mapped_column(JSONDoc)
+    applied_skip_verify: Mapped[bool | None]
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last failed update: shown on the code's page, retried with backoff.
+    sync_error: Mapped[str | None] = mapped_column(String(500))
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sync_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WelcomeStatus(StrEnum):

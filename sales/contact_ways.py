@@ -25,6 +25,17 @@ from core.references import (
     unknown_references,
 )
 from models import Channel, ContactWay, FollowRelation, Staff, utcnow
+from sales.contact_way_rotation import (
+    ALL,
+    NOBODY,
+    ROTATIONS,
+    WEEKDAYS,
+    Wanted,
+    mark_applied,
+    parse_time,
+    wanted_config,
+    workspace_timezone,
+)
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
@@ -44,6 +55,12 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 REQUIRED = "Required."
 STATE_TAKEN = "Another code of this channel uses this state (deleted codes keep theirs)."
 NOT_ACTIVE_STAFF = "Not staff with the customer-contact permission: {userids}."
+BACKUP_NEEDED = "A daily cap or a schedule needs backup staff: WeCom cannot point a code at nobody."
+BACKUP_IS_MEMBER = "Backup staff cannot also be regular members: {userids}."
+BAD_TIME = "Use a 24-hour time such as 09:00."
+START_BEFORE_END = "The start must be before the end."
+MAX_WINDOWS = 4
+MAX_CAP = 10_000
 # Staff are checked against the code's own corp (stricter than the workspace), below.
 REFERENCES = declare("contact_way", Reference("tag_ids", TAG, NOT_WORKSPACE_TAGS))
 
@@ -64,6 +81,45 @@ class Text(fields.String):
 def _not_blank(value: str) -> None:
     if not value:
         raise ValidationError(REQUIRED)
+
+
+class ClockTime(Text):
+    """A 24-hour "HH:MM"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_time(text)
+        except ValueError:
+            raise ValidationError(BAD_TIME) from None
+        return text
+
+
+class Hours(Schema):
+    """From-to times of one day (the end excluded); a window may not cross midnight."""
+
+    start = ClockTime(required=True, error_messages={"required": REQUIRED})
+    end = ClockTime(required=True, error_messages={"required": REQUIRED})
+
+    @post_load
+    def _ordered(self, data: dict, **_kwargs) -> dict:
+        if parse_time(data["start"]) >= parse_time(data["end"]):
+            raise ValidationError(START_BEFORE_END, "end")
+        return data
+
+
+class Schedule(Hours):
+    days = fields.List(
+        fields.Integer(strict=True, validate=validate.OneOf(WEEKDAYS)),
+        required=True,
+        validate=validate.Length(min=1, error="Choose at least one weekday."),
+        error_messages={"required": "Choose at least one weekday."},
+    )
+
+    @post_load
+    def _days(self, data: dict, **_kwargs) -> dict:
+        data["days"] = sorted(set(data["days"]))
+        return data
 
 
 class ContactWayInput(Schema):
@@ -90,6 +146,25 @@ class ContactWayInput(Schema):
         error_messages={"required": f"Choose 1 to {MAX_STAFF} staff members."},
     )
     skip_verify = fields.Boolean(load_default=True)
+    rotation = fields.String(load_default=ALL, validate=validate.OneOf(ROTATIONS))
+    daily_cap = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(1, MAX_CAP, error=f"From 1 to {MAX_CAP} adds a day."),
+    )
+    backup_userids = fields.List(
+        Text(validate=validate.Length(1, Staff.__table__.c.userid.type.length)),
+        load_default=list,
+        validate=validate.Length(max=MAX_STAFF, error=f"At most {MAX_STAFF} staff members."),
+    )
+    schedule = fields.Nested(Schedule, load_default=None, allow_none=True)
+    auto_accept = fields.List(
+        fields.Nested(Hours),
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=MAX_WINDOWS, error=f"At most {MAX_WINDOWS} windows."),
+    )
     tag_ids = fields.List(fields.Integer(strict=True), load_default=list)
     welcome_text = fields.String(
         load_default=None,
@@ -108,6 +183,15 @@ class ContactWayInput(Schema):
     @post_load
     def _tidy(self, data: dict, **_kwargs) -> dict:
         data["staff_userids"] = list(dict.fromkeys(data["staff_userids"]))
+        data["backup_userids"] = list(dict.fromkeys(data["backup_userids"]))
+        data["auto_accept"] = data["auto_accept"] or None
+        both = [u for u in data["backup_userids"] if u in data["staff_userids"]]
+        if both:
+            raise ValidationError(
+                BACKUP_IS_MEMBER.format(userids=", ".join(both)), "backup_userids"
+            )
+        if (data["daily_cap"] or data["schedule"]) and not data["backup_userids"]:
+            raise ValidationError(BACKUP_NEEDED, "backup_userids")
         data["tag_ids"] = list(dict.fromkeys(data["tag_ids"]))
         data["welcome_text"] = (data["welcome_text"] or "").strip() or None
         return data
@@ -136,7 +220,8 @@ def create_contact_way(session: Session, channel: Channel, client, data: dict) -
     it with its audit entry). ValidationError for bad input, before any call;
     WeChatApiError when WeCom refuses, with nothing stored."""
     values = _checked(session, channel, data, way_id=None)
-    answer = client.external_contact.add_contact_way(**_remote_fields(values))
+    wanted = _wanted(session, channel, values, way_id=None)
+    answer = client.external_contact.add_contact_way(**_remote_fields(values, wanted))
     way = ContactWay(
         workspace_id=channel.workspace_id,
         channel_id=channel.id,
@@ -144,6 +229,7 @@ def create_contact_way(session: Session, channel: Channel, client, data: dict) -
         qr_code=answer.get("qr_code"),
         **values,
     )
+    mark_applied(way, wanted.userids, wanted.skip_verify, utcnow())
     try:
         with session.begin_nested():
             session.add(way)
@@ -159,13 +245,14 @@ def update_contact_way(session: Session, way: ContactWay, client, data: dict) ->
     (or back), so that edit replaces the code, with the same state."""
     channel = session.get(Channel, way.channel_id)
     values = _checked(session, channel, data, way_id=way.id)
-    remote = _remote_fields(values)
+    wanted = _wanted(session, channel, values, way_id=way.id)
+    remote = _remote_fields(values, wanted)
     old_config_id = way.config_id
     replacement = None  # (config_id, qr_code) of a code that replaces the old one
-    if remote["type"] != _way_type(way.staff_userids):
+    if remote["type"] != _way_type(_current_values(way)):
         answer = client.external_contact.add_contact_way(**remote)
         replacement = answer["config_id"], answer.get("qr_code")
-    elif remote != _remote_fields(_current_values(way)):
+    elif remote != _applied_fields(way):
         client.external_contact.update_contact_way(
             way.config_id,
             remote["remark"],
@@ -179,6 +266,7 @@ def update_contact_way(session: Session, way: ContactWay, client, data: dict) ->
                 setattr(way, name, value)
             if replacement:
                 way.config_id, way.qr_code = replacement
+            mark_applied(way, wanted.userids, wanted.skip_verify, utcnow())
     except IntegrityError:  # the same state saved meanwhile by someone else
         if replacement:
             _delete_remote(client, replacement[0])
@@ -214,40 +302,67 @@ def _checked(session: Session, channel: Channel, data: dict, way_id: int | None)
             select(Staff.userid).where(
                 Staff.channel_id == channel.id,
                 Staff.active.is_(True),
-                Staff.userid.in_(values["staff_userids"]),
+                Staff.userid.in_([*values["staff_userids"], *values["backup_userids"]]),
             )
         )
     )
-    missing = [userid for userid in values["staff_userids"] if userid not in active]
-    if missing:
-        errors["staff_userids"] = [NOT_ACTIVE_STAFF.format(userids=", ".join(missing))]
+    for name in ("staff_userids", "backup_userids"):
+        missing = [userid for userid in values[name] if userid not in active]
+        if missing:
+            errors[name] = [NOT_ACTIVE_STAFF.format(userids=", ".join(missing))]
     errors.update(unknown_references(session, channel.workspace_id, values, REFERENCES))
     if errors:
         raise ValidationError(errors)
     return values
 
 
-def _way_type(staff_userids: list[str]) -> int:
-    return SINGLE if len(staff_userids) == 1 else MULTI
+def _way_type(values: dict) -> int:
+    """A rotating code or one with backups is a several-person code even while it points
+    at one member: WeCom cannot turn a one-person code into a several-person one."""
+    several = values.get("rotation", ALL) != ALL or values.get("backup_userids")
+    return MULTI if several or len(values["staff_userids"]) > 1 else SINGLE
 
 
-def _remote_fields(values: dict) -> dict:
-    """What WeCom keeps of a code (tags and the welcome text are Harpoon's own)."""
+def _wanted(session: Session, channel: Channel, values: dict, way_id: int | None) -> Wanted:
+    """Who the code points at now, with the input's settings (and the code's adds)."""
+    draft = ContactWay(
+        id=way_id, workspace_id=channel.workspace_id, channel_id=channel.id, **values
+    )
+    timezone = workspace_timezone(session, channel.workspace_id)
+    wanted = wanted_config(session, draft, utcnow(), timezone)
+    if not wanted.userids:
+        raise ValidationError({"staff_userids": [NOBODY]})
+    return wanted
+
+
+def _remote_fields(values: dict, wanted: Wanted) -> dict:
+    """What WeCom keeps of a code (tags and the welcome text are Harpoon's own): the
+    members who may receive the next add, and skip_verify as it should be now."""
     return {
-        "type": _way_type(values["staff_userids"]),
+        "type": _way_type(values),
         "scene": QR_CODE,
         "remark": values["name"][:MAX_REMARK],
-        "skip_verify": values["skip_verify"],
+        "skip_verify": wanted.skip_verify,
         "state": values["state"],
-        "user": list(values["staff_userids"]),
+        "user": list(wanted.userids),
+    }
+
+
+def _applied_fields(way: ContactWay) -> dict:
+    return {
+        "type": _way_type(_current_values(way)),
+        "scene": QR_CODE,
+        "remark": way.name[:MAX_REMARK],
+        "skip_verify": way.applied_skip_verify,
+        "state": way.state,
+        "user": list(way.applied_userids or []),
     }
 
 
 def _current_values(way: ContactWay) -> dict:
     return {
-        "name": way.name,
-        "skip_verify": way.skip_verify,
-        "state": way.state,
+        "rotation": way.rotation,
+        "backup_userids": way.backup_userids,
         "staff_userids": way.staff_userids,
     }
 

@@ -57,6 +57,7 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
             Job.CHECK_ROUTING_SLAS,
             Job.REFRESH_GROUP_SEND_RESULTS,
             Job.REFRESH_TRANSFERS,
+            Job.ROTATE_CONTACT_WAYS,
             Job.RUN_DUE_JOURNEYS,
             Job.SEND_DUE_PUSHES,
         ],

@@ -28,6 +28,7 @@ zsmhub/workweixin's errcodes and binarywang/WxJava's WxCpErrorMsgEnum) and its A
 - 40032 batch/get_by_user with more than 100 userids; 50100 invalid cursor.
 """
 
+import random
 import secrets
 import string
 import time
@@ -246,6 +247,8 @@ class WeComState:
     follows: dict[tuple[str, str], FollowUser] = field(default_factory=dict)  # (userid, ext)
     chatted: set[tuple[str, str]] = field(default_factory=set)  # (userid, external_userid)
     contact_ways: dict[str, ContactWay] = field(default_factory=dict)
+    # Friend requests through a code that asks for verification, waiting for the member.
+    contact_requests: dict[tuple[str, str], dict] = field(default_factory=dict)
     tag_groups: dict[str, TagGroup] = field(default_factory=dict)
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
     welcome_messages: list[WelcomeMessage] = field(default_factory=list)
@@ -1162,6 +1165,58 @@ def confirm_msg_template(sandbox: Sandbox, tenant: Tenant, msgid: str) -> MsgTem
                 corp.group_messages_received.setdefault(ext, []).append(now)
         template.status, template.send_time = CONFIRMED, int(now)
         return template
+
+
+def scan_contact_way(
+    sandbox: Sandbox,
+    tenant: Tenant,
+    *,
+    state: str,
+    external_userid: str,
+    name: str,
+    pick: str | int | None = None,
+    **customer,
+) -> str:
+    """A customer scans the 联系我 code with `state` and adds whoever WeCom hands them: one
+    of the code's current `user` list, at random as WeCom does (`pick`: "first" for the
+    list's first member, an int to seed the choice). A code with skip_verify adds at once
+    (add_external_contact); one without sends a friend request the member accepts later
+    (accept_contact_request), and WeCom says nothing until then. Returns the userid
+    chosen. ValueError for an unknown code or one whose list is empty."""
+    with sandbox.lock:
+        way = contact_way_for_state(sandbox, tenant, state)
+        if way is None:
+            raise ValueError(f"no 联系我 code with state {state}")
+        if not way.user:
+            raise ValueError(f"the code {state} names no member to add")
+        if pick == "first":
+            userid = way.user[0]
+        elif isinstance(pick, int):
+            userid = random.Random(pick).choice(way.user)
+        else:
+            userid = secrets.choice(way.user)
+        request = {"external_userid": external_userid, "name": name, "state": state, **customer}
+        if not way.skip_verify:
+            state_of(tenant).contact_requests[(userid, external_userid)] = request
+            return userid
+    add_external_contact(sandbox, tenant, userid=userid, **request)
+    return userid
+
+
+def accept_contact_request(
+    sandbox: Sandbox, tenant: Tenant, *, userid: str, external_userid: str
+) -> str | None:
+    """The member accepts a customer's friend request (a code without skip_verify): the
+    add happens now and add_external_contact is delivered. Returns the WelcomeCode."""
+    with sandbox.lock:
+        request = state_of(tenant).contact_requests.pop((userid, external_userid))
+    return add_external_contact(sandbox, tenant, userid=userid, **request)
+
+
+def contact_requests(sandbox: Sandbox, tenant: Tenant) -> list[tuple[str, str]]:
+    """The friend requests waiting for a member: (userid, external_userid)."""
+    with sandbox.lock:
+        return list(state_of(tenant).contact_requests)
 
 
 def contact_way_for_state(sandbox: Sandbox, tenant: Tenant, state: str) -> ContactWay | None:

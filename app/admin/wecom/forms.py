@@ -1,24 +1,36 @@
 """The WeCom pages' forms: a 联系我 code as the admin edits it (sales.contact_ways checks it
 again for WeCom), and the admin user a staff member signs in as."""
 
+import re
+
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    IntegerField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.admin.labels import TAG_GROUP_LABELS, error_messages, tag_label
+from app.admin.wecom.presenters import ROTATION_LABELS, WEEKDAYS_SHORT
 from core.references import USER, Reference, declare
 from crm.tags import TagBook
 from models import Staff, TagGroup
+from sales.contact_way_rotation import ALL, NOBODY, parse_time
 from sales.contact_ways import (
     MAX_NAME,
     MAX_STAFF,
@@ -30,7 +42,22 @@ from sales.contact_ways import (
 )
 
 STAFF_USER_REFERENCES = declare("staff", Reference("user_id", USER))
-AUDITED_FIELDS = ("name", "state", "staff_userids", "skip_verify", "tag_ids", "welcome_text")
+AUDITED_FIELDS = (
+    "name",
+    "state",
+    "staff_userids",
+    "skip_verify",
+    "tag_ids",
+    "welcome_text",
+    "rotation",
+    "daily_cap",
+    "backup_userids",
+    "schedule",
+    "auto_accept",
+)
+TIME_FORMAT = Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message=_l("Use a 24-hour time such as 09:00."))
+TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+WINDOW = re.compile(r"^(\d\d:\d\d)\s*[-–~至]\s*(\d\d:\d\d)$")
 
 
 def _strip(value):
@@ -63,6 +90,32 @@ class ContactWayForm(FlaskForm):
         option_widget=CheckboxInput(),
     )
     skip_verify = BooleanField(_l("Customers add without verification"), default=True)
+    rotation = SelectField(
+        _l("Rotation"), choices=list(ROTATION_LABELS.items()), default=ALL, validate_choice=True
+    )
+    daily_cap = IntegerField(
+        _l("Daily cap per member"),
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=10_000, message=_l("From 1 to 10000 adds a day.")),
+        ],
+    )
+    backup_userids = SelectMultipleField(
+        _l("Backup staff"),
+        choices=[],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    schedule_days = SelectMultipleField(
+        _l("Working days"),
+        choices=list(enumerate(WEEKDAYS_SHORT)),
+        coerce=int,
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    schedule_start = StringField(_l("From"), filters=[_strip], validators=[Optional(), TIME_FORMAT])
+    schedule_end = StringField(_l("To"), filters=[_strip], validators=[Optional(), TIME_FORMAT])
+    auto_accept = StringField(_l("Auto-accept windows"), filters=[_strip])
     tag_ids = SelectMultipleField(_l("Tags"), choices=[], coerce=int)
     welcome_text = TextAreaField(
         _l("Welcome message"),
@@ -80,7 +133,76 @@ class ContactWayForm(FlaskForm):
             )
             for member in staff
         ]
+        self.backup_userids.choices = list(self.staff_userids.choices)
         self.tag_ids.choices = _tag_choices(book)
+        way = kwargs.get("obj")
+        if way is not None and not self.is_submitted():
+            schedule = way.schedule or {}
+            self.schedule_days.data = schedule.get("days", [])
+            self.schedule_start.data = schedule.get("start", "")
+            self.schedule_end.data = schedule.get("end", "")
+            self.auto_accept.data = ", ".join(
+                f"{w['start']}-{w['end']}" for w in way.auto_accept or []
+            )
+
+    def validate_backup_userids(self, field):
+        chosen = [self._staff[userid] for userid in field.data if userid in self._staff]
+        inactive = [member.name for member in chosen if not member.active]
+        if inactive:
+            raise ValidationError(
+                _(
+                    "%(names)s no longer has the customer-contact permission.",
+                    names=", ".join(inactive),
+                )
+            )
+        both = [self._staff[u].name for u in field.data if u in (self.staff_userids.data or [])]
+        if both:
+            raise ValidationError(
+                _("Backup staff cannot also be regular members: %(names)s.", names=", ".join(both))
+            )
+        if (self.daily_cap.data or self._schedule_given()) and not field.data:
+            raise ValidationError(
+                _(
+                    "A daily cap or a schedule needs backup staff: "
+                    "WeCom cannot point a code at nobody."
+                )
+            )
+
+    def _schedule_given(self) -> bool:
+        return bool(self.schedule_days.data or self.schedule_start.data or self.schedule_end.data)
+
+    def validate_schedule_days(self, field):
+        if self._schedule_given() and not field.data:
+            raise ValidationError(_("Choose at least one weekday."))
+
+    def validate_schedule_start(self, field):
+        if self._schedule_given() and not field.data:
+            raise ValidationError(_("Required."))
+
+    def validate_schedule_end(self, field):
+        if self._schedule_given() and not field.data:
+            raise ValidationError(_("Required."))
+        start = self.schedule_start
+        valid = field.data and start.data and not start.errors and TIME_PATTERN.match(field.data)
+        if valid and field.data <= start.data:
+            raise ValidationError(_("The start must be before the end."))
+
+    def validate_auto_accept(self, field):
+        self._windows = []
+        for part in filter(
+            None, (p.strip() for p in re.split(r"[,，;；\s]+(?=\d)", field.data or ""))
+        ):
+            match = WINDOW.match(part)
+            if not match or not all(TIME_PATTERN.match(t) for t in match.groups()):
+                raise ValidationError(
+                    _("Write windows as 09:00-12:00, separated by commas: %(part)s", part=part)
+                )
+            start, end = match.groups()
+            if parse_time(start) >= parse_time(end):
+                raise ValidationError(_("%(part)s: the start must be before the end.", part=part))
+            self._windows.append({"start": start, "end": end})
+        if len(self._windows) > 4:
+            raise ValidationError(_("At most 4 windows."))
 
     def validate_staff_userids(self, field):
         # Checked here, not by DataRequired: its `required` would mark every checkbox required.
@@ -117,6 +239,17 @@ class ContactWayForm(FlaskForm):
             "skip_verify": self.skip_verify.data,
             "tag_ids": self.tag_ids.data,
             "welcome_text": self.welcome_text.data or None,
+            "rotation": self.rotation.data,
+            "daily_cap": self.daily_cap.data,
+            "backup_userids": self.backup_userids.data,
+            "schedule": {
+                "days": self.schedule_days.data,
+                "start": self.schedule_start.data,
+                "end": self.schedule_end.data,
+            }
+            if self._schedule_given()
+            else None,
+            "auto_accept": getattr(self, "_windows", None) or None,
         }
 
 
@@ -133,7 +266,11 @@ def show_input_errors(form: ContactWayForm, messages: dict) -> None:
     """sales.contact_ways' refusals, on the fields they concern."""
     for name, errors in messages.items():
         shown = [
-            _("Another code of this channel uses this state.") if e == STATE_TAKEN else e
+            _("Another code of this channel uses this state.")
+            if e == STATE_TAKEN
+            else _("Nobody may receive adds now: choose active staff or backup staff.")
+            if e == NOBODY
+            else e
             for e in error_messages(errors)
         ]
         if name in form:

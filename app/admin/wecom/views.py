@@ -18,14 +18,15 @@ from app.admin.wecom.forms import (
     show_input_errors,
     user_choices,
 )
-from app.admin.wecom.presenters import adds_chart, wecom_refusal
+from app.admin.wecom.presenters import adds_chart, member_rows, rotation_summary, wecom_refusal
 from app.extensions import harpoon
 from core.jobs import Job
 from core.references import USER
 from crm.channels import channels_of
 from crm.directory import accounts_per_owner
 from crm.tags import TagBook
-from models import ROLE_RANK, Channel, ChannelKind, ContactWay, Staff, User, Workspace
+from models import ROLE_RANK, Channel, ChannelKind, ContactWay, Staff, User, Workspace, utcnow
+from sales.contact_way_rotation import adds_per_member, wanted_config
 from sales.contact_ways import (
     MAX_STAFF,
     WELCOME_PLACEHOLDERS,
@@ -88,7 +89,8 @@ def contact_ways():
 
 def _form_for(channel: Channel, way: ContactWay | None) -> ContactWayForm:
     """The form with this channel's staff (active ones, and whoever the code has now)."""
-    staff = staff_to_choose(db(), channel, way.staff_userids if way else [])
+    current = [*way.staff_userids, *way.backup_userids] if way else []
+    staff = staff_to_choose(db(), channel, current)
     return ContactWayForm(obj=way, staff=staff, book=TagBook(db(), channel.workspace_id))
 
 
@@ -131,7 +133,7 @@ def _save(channel: Channel, way: ContactWay | None):
                     ),
                     "error",
                 )
-            return redirect(url_for("admin.contact_ways"))
+            return redirect(url_for("admin.contact_way_detail", way_id=way.id))
     return render_template(
         "admin/contact_way_form.html",
         form=form,
@@ -139,6 +141,28 @@ def _save(channel: Channel, way: ContactWay | None):
         way=way,
         placeholders=placeholder_list(WELCOME_PLACEHOLDERS),
         max_staff=MAX_STAFF,
+    )
+
+
+@bp.get("/contact-ways/<int:way_id>")
+@requires("channels.view")
+def contact_way_detail(way_id: int):
+    """One code: who receives its adds now and why, its adds per member, and what WeCom
+    was last told."""
+    way = scoped_or_404(ContactWay, way_id)
+    channel = scoped_or_404(Channel, way.channel_id, IS_WECOM)
+    tz = g.get("workspace_timezone") or "Asia/Shanghai"
+    now = utcnow()
+    wanted = wanted_config(db(), way, now, tz) if way.deleted_at is None else None
+    names = staff_names(db(), way.workspace_id)
+    return render_template(
+        "admin/contact_way.html",
+        way=way,
+        channel=channel,
+        members=member_rows(way, wanted, adds_per_member(db(), way, now, tz), names),
+        applied=[names.get((way.channel_id, u), u) for u in way.applied_userids or []],
+        settings=rotation_summary(way),
+        wanted=wanted,
     )
 
 
