@@ -1659,3 +1659,27 @@ def score_them(db, workspace_id: int, interactions, now=SCORING_NOW, model=None)
     result = scorer.score_interaction_ids([i.id for i in interactions])
     db.expire_all()
     return result
+
+
+# ---- ways ----
+
+
+def add_contact_way_in_wecom(app, channel_id, **settings) -> int:
+    """A 联系我 code created in the sandbox's WeCom and stored, as the admin form saves one
+    (state "expo", 张三, 李四 and 王五 unless `settings` say otherwise)."""
+    from sales.contact_ways import create_contact_way
+
+    data = {
+        "name": "展会活码",
+        "state": "expo",
+        "staff_userids": ["zhangsan", "lisi", "wangwu"],
+        "skip_verify": True,
+        "tag_ids": [],
+        **settings,
+    }
+    with session_of(app) as session:
+        channel = session.get(Channel, channel_id)
+        client = harpoon_of(app).wechat.wecom(channel.app_id, channel.secret)
+        way = create_contact_way(session, channel, client, data)
+        session.commit()
+        return way.id

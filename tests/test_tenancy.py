@@ -615,6 +615,9 @@ NOT_WORKSPACE_ROWS = {
     ("app.admin.wecom.forms.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
     "code's own corp (test_staff_without_the_permission_or_foreign_tags_are_refused)",
     ("sales.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",
+    ("app.admin.wecom.forms.ContactWayForm", "backup_userids"): "WeCom userids, checked against "
+    "the code's own corp like staff_userids (test_another_corps_member_cannot_be_a_backup)",
+    ("sales.contact_ways.ContactWayInput", "backup_userids"): "as ContactWayForm's",
 }
 # Named like an id or like the row it picks (`tags_any`, `staff_userids`, a form's `channel`).
 ID_NAME = re.compile(

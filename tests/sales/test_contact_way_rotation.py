@@ -18,10 +18,9 @@ from core.jobs import Job
 from demo.seed import register_tenant
 from models import Channel, ContactWay, FollowRelation, Staff
 from sales import contact_way_rotation, contact_ways
-from sales.contact_ways import create_contact_way
-from tests.factories import make_channel
+from tests.factories import add_contact_way_in_wecom, make_channel
 from tests.helpers import WECOM_CREDS, harpoon_of, run_jobs
-from tests.wecom_platform import api_calls, contact_ways_in_wecom, fail_next, wecom_client
+from tests.wecom_platform import api_calls, contact_ways_in_wecom, fail_next
 from wechat.sandbox import wecom
 
 pytestmark = pytest.mark.sandbox
@@ -80,22 +79,6 @@ def settle(app, platform):
         platform.state.wait_for_deliveries()
 
 
-def make_code(app, channel_id, **settings) -> int:
-    data = {
-        "name": "展会活码",
-        "state": "expo",
-        "staff_userids": ["zhangsan", "lisi", "wangwu"],
-        "skip_verify": True,
-        "tag_ids": [],
-        **settings,
-    }
-    client = wecom_client(app, channel_id)
-    with harpoon_of(app).db.session() as session:
-        way = create_contact_way(session, session.get(Channel, channel_id), client, data)
-        session.commit()
-        return way.id
-
-
 def in_wecom(platform):
     (way,) = contact_ways_in_wecom(platform).values()
     return way
@@ -130,7 +113,7 @@ def test_round_robin_respects_the_daily_cap_and_the_next_day_starts_over(
     app, platform, corp, clock
 ):
     clock(MONDAY.replace(hour=10))
-    way_id = make_code(
+    way_id = add_contact_way_in_wecom(
         app, corp, rotation="round_robin", daily_cap=2, backup_userids=["zhaoliu"]
     )
     assert in_wecom(platform).user == ["zhangsan"]
@@ -155,7 +138,7 @@ def test_round_robin_respects_the_daily_cap_and_the_next_day_starts_over(
 def test_outside_working_hours_only_the_backup_receives_adds(app, platform, corp, clock):
     clock(MONDAY.replace(hour=8, minute=59))
     schedule = {"days": [0, 1, 2, 3, 4], "start": "09:00", "end": "18:00"}
-    make_code(app, corp, schedule=schedule, backup_userids=["zhaoliu"])
+    add_contact_way_in_wecom(app, corp, schedule=schedule, backup_userids=["zhaoliu"])
     assert in_wecom(platform).user == ["zhaoliu"]
     assert scan(app, platform, "wm_early", pick=7) == "zhaoliu"
 
@@ -176,7 +159,7 @@ def test_outside_working_hours_only_the_backup_receives_adds(app, platform, corp
 
 def test_the_auto_accept_window_turns_verification_off_and_on(app, platform, corp, clock):
     clock(MONDAY.replace(hour=11, minute=59))
-    make_code(
+    add_contact_way_in_wecom(
         app,
         corp,
         staff_userids=["zhangsan"],
@@ -206,7 +189,7 @@ def test_the_auto_accept_window_turns_verification_off_and_on(app, platform, cor
 
 def test_nothing_changed_means_no_call_to_wecom(app, platform, corp, clock):
     clock(MONDAY.replace(hour=10))
-    way_id = make_code(app, corp, daily_cap=5, backup_userids=["zhaoliu"])
+    way_id = add_contact_way_in_wecom(app, corp, daily_cap=5, backup_userids=["zhaoliu"])
     applied_at = the_way(app, way_id).applied_at
     scan(app, platform, "wm_a", pick="first")  # the add asks for a rotation: nothing changes
     assert the_way(app, way_id).applied_at == applied_at
@@ -219,7 +202,7 @@ def test_nothing_changed_means_no_call_to_wecom(app, platform, corp, clock):
 
 def test_a_refused_update_is_recorded_and_retried_with_backoff(app, platform, corp, clock):
     clock(MONDAY.replace(hour=10))
-    way_id = make_code(app, corp, rotation="round_robin", backup_userids=["zhaoliu"])
+    way_id = add_contact_way_in_wecom(app, corp, rotation="round_robin", backup_userids=["zhaoliu"])
     fail_next(platform, "externalcontact/update_contact_way", 84074)
     assert scan(app, platform, "wm_a", pick="first") == "zhangsan"
     way = the_way(app, way_id)
@@ -238,7 +221,7 @@ def test_a_refused_update_is_recorded_and_retried_with_backoff(app, platform, co
 
 def test_by_load_points_at_the_least_busy_members_today(app, platform, corp, clock):
     clock(MONDAY.replace(hour=10))
-    make_code(app, corp, rotation="by_load", backup_userids=["zhaoliu"])
+    add_contact_way_in_wecom(app, corp, rotation="by_load", backup_userids=["zhaoliu"])
     assert in_wecom(platform).user == ["zhangsan", "lisi", "wangwu"]
     # 张三 got a customer elsewhere today (not through this code): he is busier.
     wecom.add_external_contact(

@@ -91,7 +91,10 @@ class ContactWayForm(FlaskForm):
     )
     skip_verify = BooleanField(_l("Customers add without verification"), default=True)
     rotation = SelectField(
-        _l("Rotation"), choices=list(ROTATION_LABELS.items()), default=ALL, validate_choice=True
+        _l("Rotation"),
+        choices=[SelectChoice(key, label) for key, label in ROTATION_LABELS.items()],
+        default=ALL,
+        validate_choice=True,
     )
     daily_cap = IntegerField(
         _l("Daily cap per member"),
@@ -108,7 +111,7 @@ class ContactWayForm(FlaskForm):
     )
     schedule_days = SelectMultipleField(
         _l("Working days"),
-        choices=list(enumerate(WEEKDAYS_SHORT)),
+        choices=[SelectChoice(n, label) for n, label in enumerate(WEEKDAYS_SHORT)],
         coerce=int,
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
