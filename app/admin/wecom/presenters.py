@@ -92,6 +92,7 @@ def member_rows(way: ContactWay, wanted: Wanted | None, adds: dict, names: dict)
                 "userid": userid,
                 "name": names.get((way.channel_id, userid), userid),
                 "role": role,
+                "member": userid in way.staff_userids,
                 "reason": str(REASON_LABELS.get(reason, "")),
                 "on": reason in (ON, BACKUP_ON),
                 "capped": way.daily_cap is not None and reason == CAPPED,

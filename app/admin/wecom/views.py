@@ -163,6 +163,7 @@ def contact_way_detail(way_id: int):
         applied=[names.get((way.channel_id, u), u) for u in way.applied_userids or []],
         settings=rotation_summary(way),
         wanted=wanted,
+        wanted_names=[names.get((way.channel_id, u), u) for u in wanted.userids] if wanted else [],
     )
 
 
