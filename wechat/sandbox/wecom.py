@@ -4,7 +4,13 @@ Staff, customers ("客户联系"), 联系我 codes, welcome messages, corp tags,
 by staff and app messages to staff, with the limits and errcodes of WECHAT.md. API
 changes trigger no callbacks, as on the real platform; what people do in the WeCom
 client is played by the in-process actions at the end of this module (add_staff,
-add_external_contact, ...), which deliver the callback WeCom would send.
+add_external_contact, ...), which deliver the callback WeCom would send. A customer
+scanning a 联系我 code (scan_contact_way) is handed to one of the code's current `user`
+list, at random as WeCom does; without skip_verify their friend request waits for the
+member (accept_contact_request) and WeCom says nothing until it is accepted
+(add_half_external_contact is WeCom's event for a skip_verify add the member has not
+yet confirmed; in practice such adds arrive as add_external_contact, which is what the
+scan delivers).
 
 Errcodes where WECHAT.md is silent, from WeCom's global errcode list (as mirrored in
 zsmhub/workweixin's errcodes and binarywang/WxJava's WxCpErrorMsgEnum) and its API pages:
