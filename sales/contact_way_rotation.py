@@ -48,7 +48,7 @@ WEEKDAYS = range(7)  # Monday 0, as datetime.weekday()
 RETRY_FIRST_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 MAX_ERROR = ContactWay.__table__.c.sync_error.type.length
-NOBODY = "Nobody may receive adds: every member and backup is inactive."
+NOBODY = "Nobody may receive adds: no member may now and every backup is inactive."
 
 # Why a member is or is not on the code's list now.
 ON = "on"  # receives the next adds

@@ -233,3 +233,19 @@ def test_by_load_points_at_the_least_busy_members_today(app, platform, corp, clo
     landed = scan(app, platform, "wm_a", pick="first")
     assert landed == "lisi"
     assert in_wecom(platform).user == ["wangwu"]
+
+
+def test_with_nobody_left_the_code_keeps_its_list_and_says_why(app, platform, corp, clock):
+    clock(MONDAY.replace(hour=10))
+    way_id = add_contact_way_in_wecom(app, corp, daily_cap=3, backup_userids=["zhaoliu"])
+    with harpoon_of(app).db.session() as session:  # the staff sync found them all gone
+        for member in session.scalars(select(Staff)):
+            member.active = False
+        session.commit()
+    before = api_calls(platform)
+    with app.app_context():
+        assert jobs.rotate_contact_way(way_id) == "nobody"
+    assert api_calls(platform) == before
+    assert in_wecom(platform).user == ["zhangsan", "lisi", "wangwu"]
+    way = the_way(app, way_id)
+    assert way.sync_error == contact_way_rotation.NOBODY and way.sync_retry_at is not None

@@ -11,6 +11,7 @@ from sales.contact_way_rotation import (
     BY_LOAD,
     CAPPED,
     INACTIVE,
+    NOBODY,
     OFF_SCHEDULE,
     ON,
     ROUND_ROBIN,
@@ -128,3 +129,12 @@ def rotation_summary(way: ContactWay) -> dict:
         "hours": hours,
         "accept": accept,
     }
+
+
+def sync_error_text(error: str | None) -> str | None:
+    """The code's last failed sync in words: nobody left to point at, or WeCom's refusal."""
+    if not error:
+        return None
+    if error == NOBODY:
+        return _("Nobody may receive adds: no member may now and no backup has the permission.")
+    return _("WeCom refused the last update: %(error)s", error=error)

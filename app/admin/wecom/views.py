@@ -18,7 +18,13 @@ from app.admin.wecom.forms import (
     show_input_errors,
     user_choices,
 )
-from app.admin.wecom.presenters import adds_chart, member_rows, rotation_summary, wecom_refusal
+from app.admin.wecom.presenters import (
+    adds_chart,
+    member_rows,
+    rotation_summary,
+    sync_error_text,
+    wecom_refusal,
+)
 from app.extensions import harpoon
 from core.jobs import Job
 from core.references import USER
@@ -163,6 +169,7 @@ def contact_way_detail(way_id: int):
         applied=[names.get((way.channel_id, u), u) for u in way.applied_userids or []],
         settings=rotation_summary(way),
         wanted=wanted,
+        sync_error=sync_error_text(way.sync_error),
         wanted_names=[names.get((way.channel_id, u), u) for u in wanted.userids] if wanted else [],
     )
 
