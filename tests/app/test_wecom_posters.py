@@ -13,9 +13,8 @@ from models import Interaction, PageView, Poster, PosterRender, Staff
 from outreach import posters
 from tests.app.admin.helpers import sign_in
 from tests.factories import make_poster, make_staff, make_user
-from tests.helpers import all_rows, run_jobs, session_of
+from tests.helpers import all_rows, qr_modules_match, run_jobs, session_of
 from tests.oa_platform import connect_oa, open_in_wechat
-from tests.outreach.test_posters import qr_modules_match
 from tests.wecom_platform import connect_corp
 
 pytestmark = pytest.mark.sandbox

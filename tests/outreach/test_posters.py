@@ -6,7 +6,6 @@ import io
 import logging
 
 import pytest
-import segno
 from marshmallow import ValidationError
 from PIL import Image
 
@@ -14,30 +13,12 @@ from core.tokens import Signer
 from models import ContactWay, Poster, PosterRender, Staff, TrackedLink
 from outreach import posters
 from tests.factories import make_poster, make_staff, poster_background
-from tests.helpers import all_rows, session_of
+from tests.helpers import all_rows, qr_modules_match, session_of
 
 URL = "https://harpoon.example.com/t/AbCdEf23?s=eyJ3IjoxLCJzIjo3fQ.Z1abcd.signature-of-the-token"
 LAYOUT = posters.Layout(255, 900, 240, "{name} 邀请您", 80, 820, 40, "#333333")
 CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 BACKGROUND = (250, 236, 214)
-
-
-def qr_modules_match(png: bytes, url: str, x: int, y: int, size: int) -> bool:
-    """Whether the box at x,y holds `url`'s QR code: the centre pixel of every module (with
-    a 2-module quiet zone, whole pixels per module, centred in the box) is dark exactly
-    where segno's matrix is."""
-    image = Image.open(io.BytesIO(png)).convert("L")
-    rows = [list(row) for row in segno.make(url, error="m").matrix_iter(border=2)]
-    modules = len(rows)
-    scale = size // modules
-    offset = (size - modules * scale) // 2
-    for r, row in enumerate(rows):
-        for c, dark in enumerate(row):
-            px = x + offset + c * scale + scale // 2
-            py = y + offset + r * scale + scale // 2
-            if (image.getpixel((px, py)) < 128) != bool(dark):
-                return False
-    return True
 
 
 def test_the_qr_box_holds_the_urls_code_and_the_rest_is_the_design():
