@@ -235,3 +235,19 @@ def staff_of_user(
         )
         .order_by(Staff.id)
     )
+
+
+def corps_of_user(session: Session, workspace_id: int, user_id: int) -> list[int]:
+    """The corps (channel ids) where a user sells as an active staff member."""
+    return list(
+        session.scalars(
+            select(Staff.channel_id)
+            .where(
+                Staff.workspace_id == workspace_id,
+                Staff.user_id == user_id,
+                Staff.active.is_(True),
+            )
+            .distinct()
+            .order_by(Staff.channel_id)
+        )
+    )

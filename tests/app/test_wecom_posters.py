@@ -128,3 +128,13 @@ def test_a_reader_who_scans_the_poster_is_attributed_to_the_salesperson(
     [seen] = all_rows(app, Interaction, Interaction.kind == "content.view")
     assert seen.properties.get("via_share") is True
     assert seen.properties.get("medium") == "qr"
+
+
+def test_the_sales_home_leads_to_my_posters(app, corp):
+    client = app.test_client()
+    sign_in(client, "zhangsan@acme.example")
+    assert f'href="/wecom/{corp["channel"]}/posters"' in client.get("/admin/home").text
+    marketer = app.test_client()
+    make_user(app, "marketer")
+    sign_in(marketer, "marketer@acme.example")
+    assert "/wecom/" not in marketer.get("/admin/home").text
