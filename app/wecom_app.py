@@ -23,13 +23,27 @@ The panel contract (app/static/wecom-sidebar.js implements it; panel fragments u
   (c) a click on `a[data-panel-link]` loads its href into `#panel`.
   Fragments are plain HTML: no script runs in them (the page's CSP allows none inline).
   The shell's `<meta name="csrf-token">` holds the CSRF token.
+- `GET /wecom/<channel_id>/posters`: 我的海报, the signed-in salesperson's own posters (a
+  phone page; an image is long-press-saved), each composed for them alone by
+  `GET /wecom/<channel_id>/posters/<poster_id>.png`: their share link or their 联系我 code.
 """
 
+import io
 import logging
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
 
@@ -37,8 +51,10 @@ from app.admin import db, limiter
 from app.admin.auth import safe_path
 from app.extensions import harpoon
 from core.tokens import Purpose, TokenError
-from models import Channel, ChannelKind, SignInRefusal, utcnow
+from models import Channel, ChannelKind, Poster, SignInRefusal, Staff, utcnow
+from outreach import posters
 from sales.member_sign_in import forget_refused, record_refused, user_for_member
+from sales.staff import staff_of_user
 from wechat.clients import WeChatApiError, sign_jsapi
 
 log = logging.getLogger(__name__)
@@ -206,3 +222,54 @@ def jsapi_signature(channel_id: int):
         log.warning("JS-SDK ticket for channel %s refused: %s", channel.id, exc)
         return jsonify(error=_("WeCom refused the page's signature. Try again later.")), 502
     return jsonify(config=sign_jsapi(corp_ticket, url), agentConfig=sign_jsapi(agent_ticket, url))
+
+
+# ---- 我的海报: a salesperson's own posters ---------------------------------------------------
+
+
+def _me(channel: Channel) -> Staff | None:
+    """The signed-in user's staff record on this corp (None: they sell through no member)."""
+    return staff_of_user(db(), channel.workspace_id, channel.id, current_user.id)
+
+
+@bp.get("/<int:channel_id>/posters")
+def my_posters(channel_id: int):
+    channel = _channel(channel_id)
+    if not _signed_in_to(channel):
+        return redirect(url_for(".signin", channel_id=channel.id, next=request.full_path))
+    me = _me(channel)
+    rows = posters.posters_of(db(), channel.workspace_id) if me is not None else []
+    usable = [row for row in rows if posters.usable_by(db(), row, me)]
+    return render_template("wecom/posters.html", channel=channel, me=me, rows=usable)
+
+
+@bp.get("/<int:channel_id>/posters/<int:poster_id>.png")
+def my_poster_png(channel_id: int, poster_id: int):
+    """The signed-in salesperson's own version of a poster: never anyone else's."""
+    channel = _channel(channel_id)
+    if not _signed_in_to(channel):
+        abort(401)
+    me = _me(channel)
+    poster = db().get(Poster, poster_id)
+    if (
+        me is None
+        or poster is None
+        or poster.workspace_id != channel.workspace_id
+        or poster.archived_at is not None
+    ):
+        abort(404)
+    h = harpoon()
+    png = posters.poster_png(
+        db(),
+        poster,
+        posters.staff_person(me),
+        signer=h.signer,
+        base_url=h.settings.public_base_url,
+        font_path=h.settings.poster_font_path,
+    )
+    if png is None:
+        abort(404)
+    db().commit()  # the render's cache row
+    response = send_file(io.BytesIO(png), mimetype="image/png")
+    response.headers["Cache-Control"] = "private, max-age=600"
+    return response

@@ -70,6 +70,9 @@ class Settings:
     # A new WeCom customer's journey actions wait this long, at most, for enrichment to
     # say who they are (their unionid may join them to a known person).
     journey_enrichment_wait_seconds: float = 10.0
+    # A font with Chinese glyphs for the text line of posters (Debian's fonts-noto-cjk);
+    # missing, posters fall back to Pillow's own font, which has no Chinese.
+    poster_font_path: str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
     @property
     def served_over_https(self) -> bool:
@@ -157,6 +160,7 @@ _ENV = {
     "HARPOON_API_RATE_LIMIT": ("api_rate_limit", str),
     "HARPOON_OUTBOUND_ALLOW": ("outbound_allow", _allow_list),
     "HARPOON_JOURNEY_ENRICHMENT_WAIT_SECONDS": ("journey_enrichment_wait_seconds", float),
+    "HARPOON_POSTER_FONT": ("poster_font_path", str),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_ENV)

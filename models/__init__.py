@@ -59,6 +59,7 @@ from models.outreach import (
     RecipientStatus,
     SavedSegment,
 )
+from models.poster import Poster, PosterRender, PosterTarget
 from models.revenue import (
     AttributionTouch,
     Opportunity,
@@ -202,6 +203,9 @@ __all__ = [
     "OutboxStatus",
     "PageView",
     "PipelineStage",
+    "Poster",
+    "PosterRender",
+    "PosterTarget",
     "Program",
     "ProgramKind",
     "ProgramOrder",

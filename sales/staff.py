@@ -219,3 +219,35 @@ def customers_query(staff: Staff) -> Select:
         )
         .order_by(FollowRelation.added_at.desc().nulls_last(), FollowRelation.id.desc())
     )
+
+
+def staff_of_user(
+    session: Session, workspace_id: int, channel_id: int, user_id: int
+) -> Staff | None:
+    """A signed-in user's active staff identity on a corp (what their share tokens name)."""
+    return session.scalar(
+        select(Staff)
+        .where(
+            Staff.workspace_id == workspace_id,
+            Staff.channel_id == channel_id,
+            Staff.user_id == user_id,
+            Staff.active.is_(True),
+        )
+        .order_by(Staff.id)
+    )
+
+
+def corps_of_user(session: Session, workspace_id: int, user_id: int) -> list[int]:
+    """The corps (channel ids) where a user sells as an active staff member."""
+    return list(
+        session.scalars(
+            select(Staff.channel_id)
+            .where(
+                Staff.workspace_id == workspace_id,
+                Staff.user_id == user_id,
+                Staff.active.is_(True),
+            )
+            .distinct()
+            .order_by(Staff.channel_id)
+        )
+    )

@@ -1683,3 +1683,49 @@ def add_contact_way_in_wecom(app, channel_id, **settings) -> int:
         way = create_contact_way(session, channel, client, data)
         session.commit()
         return way.id
+
+
+# ---- posters ----
+
+
+def poster_background(width=750, height=1334, *, fmt="PNG", color=(250, 236, 214)) -> bytes:
+    """A plain design of that size (a warm poster colour), as an upload's bytes."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format=fmt)
+    return out.getvalue()
+
+
+def make_poster(app, *, workspace="acme", content_id=None, form_id=None, **values) -> int:
+    """A poster of a content item (made when none is given), its QR box at 255,900 (240
+    px) and "{name} 邀请您" at 80,820, saved as the editor saves it."""
+    from outreach.posters import load_poster, read_background, save_poster
+
+    if content_id is None and form_id is None and values.get("target") != "contact_way":
+        content_id = make_content(app, workspace)
+    target = values.pop("target", "form" if form_id else "content")
+    background = read_background(values.pop("background", None) or poster_background())
+    inputs = {
+        "name": "年度大会邀请",
+        "target": target,
+        "content_id": str(content_id or ""),
+        "form_id": str(form_id or ""),
+        "qr_x": "255",
+        "qr_y": "900",
+        "qr_size": "240",
+        "text": "{name} 邀请您",
+        "text_x": "80",
+        "text_y": "820",
+        "text_size": "40",
+        "text_color": "#333333",
+        **{key: str(value) for key, value in values.items()},
+    }
+    with session_of(app) as session:
+        ws = workspace_named(session, workspace).id
+        checked = load_poster(inputs, background.width, background.height)
+        poster = save_poster(session, ws, checked, background=background, user_id=None)
+        session.commit()
+        return poster.id

@@ -5,13 +5,16 @@ them, the queue run for real, and queries.
 Rows are built by tests/factories.py; fixtures live in the conftest files. This module
 imports neither, so both may import it."""
 
+import io
 import json
 import os
 import re
 import socket
 from dataclasses import dataclass
 
+import segno
 from cryptography.fernet import Fernet
+from PIL import Image
 from sqlalchemy import select, text
 
 from app.extensions import harpoon
@@ -237,3 +240,21 @@ def open_form_outside_wechat(app) -> OpenedForm:
         view=re.search(r"v=([^&\"']+)", landed.location).group(1),
         form_token=re.search(r'name="form_token" value="([^"]+)"', page.text).group(1),
     )
+
+
+def qr_modules_match(png: bytes, url: str, x: int, y: int, size: int) -> bool:
+    """Whether a poster's box at x,y holds `url`'s QR code: the centre pixel of every
+    module (a 2-module quiet zone, whole pixels per module, centred in the box) is dark
+    exactly where segno's matrix of the URL is."""
+    image = Image.open(io.BytesIO(png)).convert("L")
+    rows = [list(row) for row in segno.make(url, error="m").matrix_iter(border=2)]
+    modules = len(rows)
+    scale = size // modules
+    offset = (size - modules * scale) // 2
+    for r, row in enumerate(rows):
+        for c, dark in enumerate(row):
+            px = x + offset + c * scale + scale // 2
+            py = y + offset + r * scale + scale // 2
+            if (image.getpixel((px, py)) < 128) != bool(dark):
+                return False
+    return True

@@ -79,6 +79,7 @@ from outreach import qr_codes as qrcodes
 from outreach.content import create_link
 from outreach.forms import download_link
 from outreach.library import editing
+from outreach.posters import read_background, save_poster
 from outreach.segments import Segment, contacts_query, count
 from revenue.opportunities import resolve
 from sales import contact_ways
@@ -86,7 +87,7 @@ from sales.group_send import create_group_send
 from sales.transfers import create_transfer
 from sync.tag_sync import ensure_remote_tags
 from tests.app.admin.helpers import csrf_token, in_english, sign_in
-from tests.factories import PASSWORD, make_channel
+from tests.factories import PASSWORD, make_channel, poster_background
 from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, session_of
 from tests.oa_platform import client_of, follow, received, settle, tenant
 from wechat.sandbox import oa as sandbox_oa
@@ -391,6 +392,36 @@ def save_link(field: str, holding: str):
     return case
 
 
+def save_poster_target(field: str, holding: str):
+    """A poster whose QR code leads to B's content item or form."""
+
+    def case(app, world: World):
+        checked = {
+            "name": "海报",
+            "target": "content" if field == "content_id" else "form",
+            "content_id": None,
+            "form_id": None,
+            "qr_x": 0,
+            "qr_y": 0,
+            "qr_size": 100,
+            "text": "",
+            "text_x": 0,
+            "text_y": 0,
+            "text_size": 36,
+            "text_color": "#333333",
+            field: getattr(world.b, holding),
+        }
+        background = read_background(poster_background(300, 300))
+        with session_of(app) as session:
+            return errors_of(
+                lambda: save_poster(
+                    session, world.a.workspace, checked, background=background, user_id=None
+                )
+            ), field
+
+    return case
+
+
 def save_group_send(field: str):
     def case(app, world: World):
         named = {"channel_id": world.a.wecom, "staff_userid": world.a.staff}
@@ -512,6 +543,8 @@ SAVE_CASES = {
     ("tracked_link", "content_id"): save_link("content_id", "content"),
     ("tracked_link", "form_id"): save_link("form_id", "form"),
     ("tracked_link", "channel_id"): save_link("channel_id", "oa"),
+    ("poster", "content_id"): save_poster_target("content_id", "content"),
+    ("poster", "form_id"): save_poster_target("form_id", "form"),
     ("group_send", "channel_id"): save_group_send("channel_id"),
     ("group_send", "staff_userid"): save_group_send("staff_userid"),
     ("transfer", "channel_id"): save_transfer("channel_id"),

@@ -73,13 +73,14 @@ from models import (
     Workspace,
     utcnow,
 )
-from outreach import menus
+from outreach import menus, posters
 from revenue.imports import run_opportunity_import
 from revenue.opportunities import resolve, save_opportunity
 from sales.tasks import add_note, create_task
 from sales.transfers import create_transfer
 from scoring.engine import load_model
 from tests.browser.helpers import screenshot
+from tests.factories import poster_background
 from tests.helpers import harpoon_of, run_jobs
 from wechat import simulate
 from wechat.clients import WeChatClients
@@ -148,6 +149,12 @@ NOT_PAGES = {
     "admin.imports_errors_csv",
     "admin.opportunities_import_template",
     "admin.qr_codes_image",
+    # Posters' images and their zip (the pages showing them are crawled).
+    "admin.posters_preview",
+    "admin.posters_background",
+    "admin.posters_staff_png",
+    "admin.posters_staff_zip",
+    "wecom_app.my_poster_png",
     "api.openapi",
     "api.find_contacts",
     "api.get_opportunity",
@@ -329,6 +336,29 @@ def plant_everywhere(app) -> Planted:
         plant_journey_nodes(session, planted)
         session.commit()
     return planted
+
+
+def plant_poster(app, planted: Planted) -> None:
+    """A poster of the demo's first content item, its name and text line planted (the text
+    is drawn into images only, but its input shows it)."""
+    with harpoon_of(app).db.session() as session:
+        content = session.scalars(select(Content).order_by(Content.id)).first()
+        inputs = {
+            **posters.poster_form(),
+            "name": planted.value("posters.name", 100),
+            "content_id": str(content.id),
+            "qr_x": "20",
+            "qr_y": "20",
+            "text": planted.value("posters.text", 100),
+            "text_x": "10",
+            "text_y": "300",
+        }
+        background = posters.read_background(poster_background(400, 600))
+        checked = posters.load_poster(inputs, background.width, background.height)
+        posters.save_poster(
+            session, content.workspace_id, checked, background=background, user_id=None
+        )
+        session.commit()
 
 
 def followers_say(app, planted: Planted, followers: int = 3) -> None:
@@ -530,6 +560,7 @@ def unlinked_pages(app, base: str, chats: list[str]) -> list[str]:
         transfers = session.scalars(select(Transfer.id)).all()
     return (
         [f"{base}/wecom/{id}/sidebar" for id in corps]
+        + [f"{base}/wecom/{id}/posters" for id in corps]
         + [f"{base}/wecom/panel/{corp}/contact/{external}" for corp, external in customers]
         + [f"{base}/wecom/panel/{corp}/group/{chat}" for corp in corps for chat in chats]
         + [f"{base}/admin/transfers/{id}" for id in transfers]
@@ -567,6 +598,7 @@ def shared_by_staff(app) -> None:
 def test_no_planted_name_runs_as_script_on_any_page_or_chart(app, platform, live_server, page):
     chat = seed_demo(app, platform, live_server)
     planted = plant_everywhere(app)
+    plant_poster(app, planted)
     followers_say(app, planted)
     watch = Watch()
     page.context.expose_binding("xss", lambda _source, n: watch.calls.append(n))

@@ -20,6 +20,7 @@ from crm.users import assignable_users, workspace_user
 from models import Role, Task, TaskStatus, User, utcnow
 from sales.home import Scope, Window
 from sales.home import home as sales_home
+from sales.staff import corps_of_user
 from sales.tasks import close_task, person_identity
 from scoring.engine import load_model
 
@@ -83,6 +84,7 @@ def _home_page(status: int = 200):
         everyone=EVERYONE,
         can_close=can("tasks.close"),
         outcome_max=OUTCOME_MAX,
+        poster_corps=corps_of_user(db(), ws, current_user.id),
     ), status
 
 
