@@ -28,6 +28,8 @@ INTERACTION_LABELS = {
     "wecom.contact_edited": _l("WeCom contact edited"),
     "wecom.contact_removed": _l("WeCom contact removed"),
     "wecom.transfer_failed": _l("WeCom transfer failed"),
+    "wecom.group_join": _l("Joined a WeCom customer group"),
+    "wecom.group_leave": _l("Left a WeCom customer group"),
     # Recorded by content, forms, email, live streams, events and sales (scored too).
     "content.view": _l("Viewed content"),
     "content.read": _l("Read content"),
@@ -67,6 +69,9 @@ PROPERTY_LABELS = {
     "state": _l("Contact Me state"),
     "removed_by": _l("Removed by"),
     "fail_reason": _l("Reason"),
+    "group_name": _l("Customer group"),
+    "join_scene": _l("Join scene"),
+    "quit_scene": _l("Quit scene"),
     "medium": _l("Placed in"),
     "topics": _l("Topics"),
     "products": _l("Products"),
