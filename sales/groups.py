@@ -15,18 +15,21 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from crm.touchpoints import GROUP_JOIN as JOIN
 from crm.touchpoints import GROUP_LEAVE as LEAVE
 from crm.touchpoints import WEB, inbox_row
 from models import (
+    Account,
     Channel,
+    Contact,
     CustomerGroup,
     CustomerGroupMember,
     GroupMemberType,
     InboundEvent,
+    Interaction,
     utcnow,
 )
 from models.base import dialect_insert, insert_ignoring_conflicts
@@ -117,6 +120,133 @@ def link_member(
         )
         .values(contact_id=contact_id)
     )
+
+
+# ---- pages ----------------------------------------------------------------------------------
+
+
+def groups_query(
+    workspace_id: int, *, owner_userid: str | None = None, account_id: int | None = None
+) -> Select:
+    """The workspace's groups, the most recently active first (dismissed ones last);
+    optionally one owner's, or those an account's people are in now."""
+    stmt = select(CustomerGroup).where(CustomerGroup.workspace_id == workspace_id)
+    if owner_userid:
+        stmt = stmt.where(CustomerGroup.owner_userid == owner_userid)
+    if account_id is not None:
+        stmt = stmt.where(
+            CustomerGroup.id.in_(
+                select(CustomerGroupMember.group_id)
+                .join(Contact, Contact.id == CustomerGroupMember.contact_id)
+                .where(
+                    CustomerGroupMember.workspace_id == workspace_id,
+                    CustomerGroupMember.left_at.is_(None),
+                    Contact.workspace_id == workspace_id,
+                    Contact.account_id == account_id,
+                )
+            )
+        )
+    return stmt.order_by(
+        CustomerGroup.dismissed_at.is_not(None),
+        CustomerGroup.activity_at.is_(None),
+        CustomerGroup.activity_at.desc(),
+        CustomerGroup.id.desc(),
+    )
+
+
+def accounts_represented(session: Session, workspace_id: int, group_ids: list[int]) -> dict:
+    """group id -> how many accounts its present customers belong to."""
+    if not group_ids:
+        return {}
+    rows = session.execute(
+        select(CustomerGroupMember.group_id, func.count(distinct(Contact.account_id)))
+        .join(Contact, Contact.id == CustomerGroupMember.contact_id)
+        .where(
+            CustomerGroupMember.workspace_id == workspace_id,
+            CustomerGroupMember.group_id.in_(group_ids),
+            CustomerGroupMember.left_at.is_(None),
+            Contact.workspace_id == workspace_id,
+            Contact.account_id.is_not(None),
+        )
+        .group_by(CustomerGroupMember.group_id)
+    )
+    return dict(rows.all())
+
+
+def group_owners(session: Session, workspace_id: int) -> list[tuple[int, str]]:
+    """(channel id, userid) of the staff who own a group of the workspace."""
+    return session.execute(
+        select(CustomerGroup.channel_id, CustomerGroup.owner_userid)
+        .where(CustomerGroup.workspace_id == workspace_id, CustomerGroup.owner_userid != "")
+        .distinct()
+        .order_by(CustomerGroup.channel_id, CustomerGroup.owner_userid)
+    ).all()
+
+
+def group_members(session: Session, group: CustomerGroup) -> list:
+    """(member, contact or None, account or None) of everyone who is or was in the group:
+    present members first, then by account and name."""
+    return session.execute(
+        select(CustomerGroupMember, Contact, Account)
+        .outerjoin(
+            Contact,
+            (Contact.id == CustomerGroupMember.contact_id)
+            & (Contact.workspace_id == group.workspace_id),
+        )
+        .outerjoin(
+            Account,
+            (Account.id == Contact.account_id) & (Account.workspace_id == group.workspace_id),
+        )
+        .where(
+            CustomerGroupMember.workspace_id == group.workspace_id,
+            CustomerGroupMember.group_id == group.id,
+        )
+        .order_by(
+            CustomerGroupMember.left_at.is_not(None),
+            Account.name.is_(None),
+            Account.name,
+            CustomerGroupMember.member_type,
+            CustomerGroupMember.joined_at,
+        )
+    ).all()
+
+
+def group_activity(session: Session, group: CustomerGroup, limit: int) -> list:
+    """(interaction, contact name) of the group's people (now or before), newest first:
+    their joins and leaves, and whatever else they did."""
+    people = select(CustomerGroupMember.contact_id).where(
+        CustomerGroupMember.workspace_id == group.workspace_id,
+        CustomerGroupMember.group_id == group.id,
+        CustomerGroupMember.contact_id.is_not(None),
+    )
+    return session.execute(
+        select(Interaction, Contact.name)
+        .join(Contact, Contact.id == Interaction.contact_id)
+        .where(
+            Interaction.workspace_id == group.workspace_id,
+            Interaction.contact_id.in_(people),
+        )
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(limit)
+    ).all()
+
+
+def account_groups(session: Session, workspace_id: int, account_id: int) -> list:
+    """(group, how many of the account's people are in it now) for an account's page."""
+    return session.execute(
+        select(CustomerGroup, func.count(CustomerGroupMember.id))
+        .join(CustomerGroupMember, CustomerGroupMember.group_id == CustomerGroup.id)
+        .join(Contact, Contact.id == CustomerGroupMember.contact_id)
+        .where(
+            CustomerGroup.workspace_id == workspace_id,
+            CustomerGroupMember.workspace_id == workspace_id,
+            CustomerGroupMember.left_at.is_(None),
+            Contact.workspace_id == workspace_id,
+            Contact.account_id == account_id,
+        )
+        .group_by(CustomerGroup.id)
+        .order_by(func.count(CustomerGroupMember.id).desc(), CustomerGroup.name)
+    ).all()
 
 
 # ---- jobs -----------------------------------------------------------------------------------

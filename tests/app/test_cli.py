@@ -109,6 +109,7 @@ def test_cron_jobs_are_registered_jobs(app):
         "check_routing_slas",
         "attribute_changed_opportunities",
         "reattribute_all",
+        "sync_all_customer_groups",
     ]
     assert all(queue.jobs[func.__name__] is func for func, _interval in queue.cron)
 
