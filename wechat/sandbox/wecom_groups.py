@@ -16,6 +16,17 @@ UpdateDetail `add_member` (JoinScene 0 invited or by link, 3 by QR code; MemChan
 groupchat/list's status_filter: 0 every group (no filter), 1-3 the owner left and the
 group waits for, is under, or has finished its transfer.
 
+Groups move with customer transfers: `groupchat/onjob_transfer` (an owner in service) and
+`groupchat/transfer` (a departed owner, `POST /sandbox/wecom/staff/depart`), both
+{chat_id_list (1-100), new_owner} -> failed_chat_list [{chat_id, errcode, errmsg}]; the
+chats not listed now belong to new_owner (who joins if not in them; API changes deliver no
+callback). Per chat: 40050 unknown, 40130 already the new owner's, 90500 the owner has not
+left (groupchat/transfer), 90502 the owner has left (onjob_transfer), 90506 transferred
+twice in 90 days already (onjob_transfer), 90507 the departed owner's 300 groups a day are
+used (groupchat/transfer). 90500 and 90502 are WeCom's; 90506 and 90507 are uncertain
+(WeCom states the limits, not their errcodes). Call-level: 40058 over 100 chats or none,
+40003 / 84074 a new owner unknown or without the customer-contact permission.
+
 Errcodes: 40050 unknown chat_id (WeCom's "chatid不存在"), 40058 a limit out of range,
 40003 an unknown member or customer (or one not in the group), 90500 the group
 is full (uncertain: WeCom refuses the join in the client; 90500 is the chat-full errcode
@@ -27,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from flask import Blueprint, jsonify
 
 from wechat import simulate
-from wechat.sandbox import wecom
+from wechat.sandbox import wecom, wecom_transfers
 from wechat.sandbox.core import WECOM, ApiError, Sandbox, Tenant, body, ok, sandbox
 
 bp = Blueprint("sandbox_wecom_groups", __name__)
@@ -41,6 +52,11 @@ JOINED_DIRECTLY, JOINED_BY_LINK, JOINED_BY_QR = 1, 2, 3
 EVENT_JOIN_INVITED, EVENT_JOIN_BY_QR = 0, 3
 QUIT_LEFT, QUIT_REMOVED = 0, 1
 NORMAL = 0  # a group's status in groupchat/list (1-3: the owner left and a transfer runs)
+CHATS_PER_TRANSFER = 100
+GROUP_TRANSFERS_PER_WINDOW, GROUP_TRANSFER_WINDOW_SECONDS = 2, 90 * 86400
+DEPARTED_GROUPS_PER_DAY = 300  # one departed owner's groups handed over a day
+SAME_OWNER, OWNER_NOT_DEPARTED, OWNER_DEPARTED = 40130, 90500, 90502
+GROUP_TOO_OFTEN, DEPARTED_DAILY_LIMIT = 90506, 90507
 
 
 @dataclass
@@ -63,6 +79,7 @@ class CustomerGroup:
     notice: str = ""
     status: int = NORMAL
     members: list[GroupMember] = field(default_factory=list)
+    transferred_at: list[float] = field(default_factory=list)  # onjob transfers
 
 
 def groups_of(tenant: Tenant) -> dict[str, CustomerGroup]:
@@ -135,6 +152,65 @@ def groupchat_get():
             names = {u: s.name for u, s in corp.staff.items()}
             names.update({u: c.name for u, c in corp.external_contacts.items()})
         return ok(group_chat=_group_json(group, names))
+
+
+def _transfer_groups(departed_owner: bool):
+    tenant, corp = wecom.contact_api()
+    data = body()
+    chat_ids = data.get("chat_id_list") or []
+    if not isinstance(chat_ids, list) or not 1 <= len(chat_ids) <= CHATS_PER_TRANSFER:
+        raise ApiError(40058, f"chat_id_list holds 1..{CHATS_PER_TRANSFER} chats")
+    new_owner = str(data.get("new_owner") or "")
+    with sandbox().lock:
+        wecom._contact_staff(corp, new_owner)
+        transfers = wecom_transfers.transfers_of(tenant)
+        day = int(sandbox().now() // 86400)
+        handed = tenant.data.setdefault(f"{WECOM}_departed_groups_handed", {})
+        failed = []
+        for chat_id in dict.fromkeys(str(c) for c in chat_ids):
+            errcode = _transfer_group(
+                tenant, transfers, handed, day, chat_id, new_owner, departed_owner
+            )
+            if errcode:
+                failed.append({"chat_id": chat_id, "errcode": errcode, "errmsg": "failed"})
+        return ok(failed_chat_list=failed)
+
+
+def _transfer_group(tenant, transfers, handed, day, chat_id, new_owner, departed_owner) -> int:
+    group = groups_of(tenant).get(chat_id)
+    if group is None:
+        return 40050
+    if group.owner == new_owner:
+        return SAME_OWNER
+    owner_left = group.owner in transfers.departed
+    now = sandbox().now()
+    if departed_owner:
+        if not owner_left:
+            return OWNER_NOT_DEPARTED
+        if handed.get((group.owner, day), 0) >= DEPARTED_GROUPS_PER_DAY:
+            return DEPARTED_DAILY_LIMIT
+        handed[(group.owner, day)] = handed.get((group.owner, day), 0) + 1
+    else:
+        if owner_left:
+            return OWNER_DEPARTED
+        recent = [t for t in group.transferred_at if t > now - GROUP_TRANSFER_WINDOW_SECONDS]
+        if len(recent) >= GROUP_TRANSFERS_PER_WINDOW:
+            return GROUP_TOO_OFTEN
+        group.transferred_at.append(now)
+    if not any(m.userid == new_owner for m in group.members):
+        group.members.append(GroupMember(new_owner, MEMBER, int(now), JOINED_DIRECTLY, ""))
+    group.owner = new_owner
+    return 0
+
+
+@bp.post("/wecom/cgi-bin/externalcontact/groupchat/onjob_transfer")
+def groupchat_onjob_transfer():
+    return _transfer_groups(departed_owner=False)
+
+
+@bp.post("/wecom/cgi-bin/externalcontact/groupchat/transfer")
+def groupchat_transfer():
+    return _transfer_groups(departed_owner=True)
 
 
 # ---- what people do in the WeCom client, drivable over HTTP ----------------------------------
