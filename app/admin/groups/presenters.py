@@ -1,15 +1,6 @@
 """What the group pages show: members grouped by account, and the scenes' names."""
 
-from flask_babel import lazy_gettext as _l
-
 from models import GroupMemberType
-
-JOIN_SCENES = {
-    1: _l("Invited directly"),
-    2: _l("By invitation link"),
-    3: _l("By QR code"),
-}
-QUIT_SCENES = {0: _l("Left on their own"), 1: _l("Removed by the owner")}
 
 
 def members_by_account(rows: list) -> list[tuple]:

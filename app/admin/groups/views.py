@@ -8,8 +8,8 @@ from app.admin import bp, db
 from app.admin.access import requires, workspace_id
 from app.admin.accounts.presenters import interaction_rows
 from app.admin.contacts.presenters import INTERACTION_LABELS
-from app.admin.groups.presenters import JOIN_SCENES, QUIT_SCENES, departed, members_by_account
-from app.admin.labels import CONTACT_ROLE_LABELS
+from app.admin.groups.presenters import departed, members_by_account
+from app.admin.labels import CONTACT_ROLE_LABELS, JOIN_SCENES, QUIT_SCENES
 from app.admin.lookups import id_arg, paginate, scoped_or_404
 from app.extensions import harpoon
 from core.jobs import Job
