@@ -24,7 +24,16 @@ from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
 from revenue import attribution
 from revenue.imports import run_opportunity_import
-from sales import contact_way_rotation, group_send, notify, routing, staff, transfers, welcome
+from sales import (
+    contact_way_rotation,
+    group_send,
+    groups,
+    notify,
+    routing,
+    staff,
+    transfers,
+    welcome,
+)
 from sales.task_rules import tasks_for_scoring
 from scoring.engine import Scorer, refresh_accounts
 from sync import enrichment, tag_sync
@@ -76,6 +85,8 @@ def cron_jobs(settings: Settings) -> list[tuple[Callable, int]]:
         (attribute_changed_opportunities, ATTRIBUTION_CHECK_SECONDS),
         (reattribute_all, 86400),
         (rotate_contact_ways, 60),
+        # Events keep groups current between runs; the daily sync catches what they missed.
+        (sync_all_customer_groups, 86400),
     ]
 
 
@@ -475,6 +486,61 @@ def sync_staff(channel_id: int) -> dict:
         "deactivated": result.deactivated,
         "mapped": result.mapped,
     }
+
+
+@job(Job.SYNC_CUSTOMER_GROUPS, followup=True)
+def sync_customer_groups(channel_id: int) -> dict:
+    """groupchat/list for a corp's customer groups; each is then read by the refresh."""
+    h = harpoon()
+    with h.db.session() as session:
+        channel = _channel(session, channel_id)
+        result = groups.sync_groups(session, channel, _client(channel))
+    h.queue.enqueue_followups({(Job.REFRESH_CUSTOMER_GROUPS, channel_id)})
+    log.info(
+        "channel %s groups: %s listed, %s dismissed", channel_id, result.listed, result.dismissed
+    )
+    return {"listed": result.listed, "dismissed": result.dismissed}
+
+
+@job(Job.REFRESH_CUSTOMER_GROUPS, followup=True)
+def refresh_customer_groups(channel_id: int) -> dict:
+    """groupchat/get for a corp's groups an event or the sync marked; the customers who
+    joined or left go to the inbox, whose drains are asked for."""
+    h = harpoon()
+    with h.db.session() as session:
+        channel = _channel(session, channel_id)
+        result = groups.refresh_groups(session, channel, _client(channel), h.settings.inbox_lanes)
+    for workspace_id, lane in result.lanes:
+        h.queue.request_drain(workspace_id, lane)
+    if result.more:
+        h.queue.enqueue_followups({(Job.REFRESH_CUSTOMER_GROUPS, channel_id)})
+    log.info(
+        "channel %s groups: %s refreshed, %s joins, %s leaves, %s refused",
+        channel_id,
+        result.refreshed,
+        result.joins,
+        result.leaves,
+        result.failed,
+    )
+    return {
+        "refreshed": result.refreshed,
+        "joins": result.joins,
+        "leaves": result.leaves,
+        "failed": result.failed,
+    }
+
+
+@job(Job.SYNC_ALL_CUSTOMER_GROUPS)
+def sync_all_customer_groups() -> list[int]:
+    """Daily: every WeCom corp's customer groups synced."""
+    with harpoon().db.session() as session:
+        channel_ids = list(
+            session.scalars(
+                select(Channel.id).where(Channel.kind == ChannelKind.WECOM).order_by(Channel.id)
+            )
+        )
+    harpoon().queue.enqueue_followups({(Job.SYNC_CUSTOMER_GROUPS, c) for c in channel_ids})
+    return channel_ids
 
 
 def push_limits() -> pushes.PushLimits:

@@ -20,6 +20,8 @@ class Job(StrEnum):
     PULL_CORP_TAGS = "pull_corp_tags"
     SEND_WELCOMES = "send_welcomes"
     SEND_NOTIFICATIONS = "send_notifications"
+    SYNC_CUSTOMER_GROUPS = "sync_customer_groups"
+    REFRESH_CUSTOMER_GROUPS = "refresh_customer_groups"
     # per workspace, asked for as follow-ups
     SEND_FORM_FOLLOWUPS = "send_form_followups"
     RUN_JOURNEYS = "run_journeys"
@@ -50,6 +52,7 @@ class Job(StrEnum):
     ATTRIBUTE_CHANGED_OPPORTUNITIES = "attribute_changed_opportunities"
     REATTRIBUTE_ALL = "reattribute_all"
     ROTATE_CONTACT_WAYS = "rotate_contact_ways"
+    SYNC_ALL_CUSTOMER_GROUPS = "sync_all_customer_groups"
 
 
 class Urgency(StrEnum):
@@ -95,6 +98,11 @@ QUEUE_OF: dict[Job, Urgency] = {
     # A new WeCom customer's journey steps wait (bounded) for their unionid: not bulk work.
     Job.ENRICH_EXTERNAL_CONTACTS: _DEFAULT,
     Job.SYNC_TAGS: _LOW,
+    # A group's joins and leaves score and drive journeys: refreshed as people wait;
+    # the full sync is bulk.
+    Job.REFRESH_CUSTOMER_GROUPS: _DEFAULT,
+    Job.SYNC_CUSTOMER_GROUPS: _LOW,
+    Job.SYNC_ALL_CUSTOMER_GROUPS: _LOW,
     Job.PULL_CORP_TAGS: _LOW,
     Job.IMPORT_ACCOUNTS: _LOW,
     Job.IMPORT_OPPORTUNITIES: _LOW,

@@ -24,6 +24,8 @@ INTERACTION_KINDS = [
     "wechat.message",
     "wechat.location",
     "wecom.contact_added",
+    "wecom.group_join",
+    "wecom.group_leave",
     # Touchpoints from Harpoon's pages and the API (crm.touchpoints.KINDS).
     *TOUCHPOINT_KINDS,
 ]

@@ -63,6 +63,10 @@ KINDS = {
     "sales.chat_send": "A salesperson sent them content from the WeCom chat sidebar.",
     "survey.nps": "Answered the NPS question: `properties.score`, an integer 0-10.",
 }
+# Touchpoints Harpoon itself writes into the inbox (sales.groups: a customer joined or left
+# a WeCom customer group): recorded like the rest, never accepted from the API.
+GROUP_JOIN, GROUP_LEAVE = "wecom.group_join", "wecom.group_leave"
+RECORDED_KINDS = (GROUP_JOIN, GROUP_LEAVE)
 # Identities, in the order they name a person: the first one known wins, the rest join.
 IDENTITY_ORDER = (
     IdentityKind.OPENID,
@@ -260,7 +264,7 @@ def parse(platform: str, payload: str) -> NormalizedEvent:
     data = json.loads(payload)
     kind = data["kind"]
     return NormalizedEvent(
-        kind=kind if kind in KINDS else None,
+        kind=kind if kind in KINDS or kind in RECORDED_KINDS else None,
         platform=platform,
         subject=None,
         occurred_at=datetime.fromisoformat(data["occurred_at"]),

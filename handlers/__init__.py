@@ -4,7 +4,7 @@
 handles it; importing this package registers them all.
 """
 
-from handlers import oa, push_results, touchpoints, wecom  # noqa: F401  (register their handlers)
+from handlers import groups, oa, push_results, touchpoints, wecom  # noqa: F401  (register them)
 from handlers.registry import HANDLERS, EventContext
 
 __all__ = ["HANDLERS", "EventContext"]

@@ -36,7 +36,7 @@ from models import (
 @handles(*KINDS)
 def on_touchpoint(session: Session, ctx: EventContext) -> None:
     event = ctx.event
-    contact = _person(session, ctx)
+    contact = person_of(session, ctx)
     if contact is None:
         raise ValueError("the touchpoint names no identity that can make a contact")
     contact = _enrich(session, ctx, contact, event.details.get("person") or {})
@@ -53,7 +53,7 @@ def on_touchpoint(session: Session, ctx: EventContext) -> None:
         _link_submission(session, ctx, contact, refs["submission_id"])
 
 
-def _person(session: Session, ctx: EventContext) -> Contact | None:
+def person_of(session: Session, ctx: EventContext) -> Contact | None:
     """The contact the touchpoint names: the first known identity's, else a new one made
     from the strongest identity that can stand alone; every other identity joins it."""
     keys = identity_keys(ctx.event)

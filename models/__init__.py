@@ -30,7 +30,14 @@ from models.email import (
     EmailTemplate,
     SuppressionReason,
 )
-from models.groups import CustomerGroup, CustomerGroupMember, GroupJoinWay, GroupMemberType
+from models.groups import (
+    CustomerGroup,
+    CustomerGroupMember,
+    GroupJoinWay,
+    GroupMemberType,
+    GroupTransferItem,
+    GroupTransferStatus,
+)
 from models.imports import AccountImport, ImportStatus, OpportunityImport
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
@@ -177,6 +184,8 @@ __all__ = [
     "GroupJoinWay",
     "GroupMemberType",
     "GroupSend",
+    "GroupTransferItem",
+    "GroupTransferStatus",
     "Identity",
     "IdentityKind",
     "ImportStatus",

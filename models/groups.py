@@ -15,6 +15,9 @@ class CustomerGroup(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "chat_id"),
         Index("ix_customer_groups_workspace_owner", "workspace_id", "owner_userid"),
+        # The refresh job's pick: a corp's groups an event or the sync marked.
+        Index("ix_customer_groups_refresh", "channel_id", "refresh_requested_at"),
+        Index("ix_customer_groups_workspace_activity", "workspace_id", "activity_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -32,6 +35,12 @@ class CustomerGroup(Base):
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # WeCom's create_time
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An event or the sync asked for groupchat/get (the drain makes no outbound call).
+    refresh_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The QuitScene of del_member events since the last refresh (the event names nobody).
+    pending_quit_scene: Mapped[int | None] = mapped_column(Integer)
+    # The last join, leave or change seen.
+    activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class GroupMemberType:
@@ -95,3 +104,34 @@ class GroupJoinWay(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GroupTransferStatus:
+    QUEUED = "queued"
+    SENDING = "sending"  # the call may have gone out: never sent again
+    DONE = "done"  # WeCom accepted the chat (its owner is now the takeover)
+    FAILED = "failed"  # WeCom refused the chat (errcode and message kept)
+
+
+class GroupTransferItem(Base):
+    """One customer group moving with a transfer (`groupchat/onjob_transfer` in service,
+    `groupchat/transfer` from a departed owner), with WeCom's answer for it."""
+
+    __tablename__ = "group_transfer_items"
+    __table_args__ = (
+        UniqueConstraint("transfer_id", "group_id"),
+        Index("ix_group_transfer_items_workspace_status", "workspace_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("customer_groups.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default=GroupTransferStatus.QUEUED)
+    errcode: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    # The idempotency key, recorded before the call went out.
+    call_key: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,6 +11,7 @@ from core.jobs import Job
 from crm.contacts import settle_merged
 from journeys.delivery import due_workspaces as outbox_due_workspaces
 from models import (
+    CustomerGroup,
     FollowUpStatus,
     FormSubmission,
     Identity,
@@ -118,4 +119,13 @@ def followups_due(session: Session, grace_seconds: int) -> set[tuple[Job, int]]:
         )
     }
     jobs |= {(Job.DELIVER_OUTBOX, ws) for ws in outbox_due_workspaces(session, stale)}
+    # Customer groups an event marked for groupchat/get whose refresh never ran.
+    jobs |= {
+        (Job.REFRESH_CUSTOMER_GROUPS, channel_id)
+        for (channel_id,) in session.execute(
+            select(CustomerGroup.channel_id)
+            .where(CustomerGroup.refresh_requested_at <= stale)
+            .distinct()
+        )
+    }
     return jobs

@@ -8,6 +8,9 @@ externalcontact/transfer_customer; for a member who left (the staff sync marked 
 inactive) through resigned/transfer_customer with the customers get_unassigned_list
 names.
 
+The handover's customer groups go along (sales.group_transfers): sent after the
+customers, each group's outcome recorded.
+
 Account-aware: choosing an account takes all of its contacts who are the handover's
 customers. When a customer's takeover is done, Harpoon's follow relation moves, the
 contact's open tasks go to the takeover's user, and once all of an account's customers
@@ -50,6 +53,7 @@ from models import (
     User,
     utcnow,
 )
+from sales.group_transfers import plan_group_transfer, send_group_transfer
 from wechat.clients import WeChatApiError, chunks
 
 log = logging.getLogger(__name__)
@@ -219,6 +223,7 @@ def create_transfer(
             )
         )
     session.flush()
+    plan_group_transfer(session, transfer, chosen)  # their customer groups move with them
     return NewTransfer(transfer, not_customers, [ext for ext in requested if ext in busy])
 
 
@@ -434,6 +439,7 @@ def send_transfer(session: Session, transfer: Transfer, client, now: datetime | 
                 _final(item, status, errcode, ERRCODE_REASONS.get(errcode, "refused by WeCom"))
         _settle_accounts(session, transfer, {item.account_id for item in batch})
         session.commit()
+    send_group_transfer(session, transfer, client)
     _finish(session, transfer)
     session.commit()
 

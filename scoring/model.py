@@ -504,6 +504,9 @@ DEFAULT_RULES = (
     ScoreRule("wecom_edited", "wecom.contact_edited", 0),
     ScoreRule("wecom_removed", "wecom.contact_removed", -15),
     ScoreRule("wecom_transfer_failed", "wecom.transfer_failed", 0),
+    # Joining a customer group is engagement; leaving it takes a little back.
+    ScoreRule("wecom_group_join", "wecom.group_join", 10, signal="engagement"),
+    ScoreRule("wecom_group_leave", "wecom.group_leave", -5),
     ScoreRule(
         "content_pricing",
         "content.view",

@@ -1729,3 +1729,43 @@ def make_poster(app, *, workspace="acme", content_id=None, form_id=None, **value
         poster = save_poster(session, ws, checked, background=background, user_id=None)
         session.commit()
         return poster.id
+
+
+# ---- groups ----
+
+
+def make_customer_group(app, channel_id, name, members=(), *, owner="zhangsan", **fields) -> int:
+    """A WeCom customer group of the corp `channel_id`, owned by `owner`, with `members`:
+    (userid, contact id or None, member_type) each, present since an hour ago."""
+    from models import CustomerGroup, CustomerGroupMember
+
+    with session_of(app) as session:
+        channel = session.get(Channel, channel_id)
+        joined = utcnow() - timedelta(hours=1)
+        group = CustomerGroup(
+            workspace_id=channel.workspace_id,
+            channel_id=channel_id,
+            chat_id=f"wr{name.encode().hex()[:20]}",
+            name=name,
+            owner_userid=owner,
+            member_count=len(members),
+            external_count=sum(kind == 2 for _u, _c, kind in members),
+            activity_at=joined,
+            **fields,
+        )
+        session.add(group)
+        session.flush()
+        for userid, contact_id, kind in members:
+            session.add(
+                CustomerGroupMember(
+                    workspace_id=channel.workspace_id,
+                    group_id=group.id,
+                    userid=userid,
+                    member_type=kind,
+                    contact_id=contact_id,
+                    join_scene=3,
+                    joined_at=joined,
+                )
+            )
+        session.commit()
+        return group.id

@@ -289,6 +289,25 @@ def _normalize_wecom(msg) -> NormalizedEvent:
             properties={"change_type": msg.change_type, "id": msg.tag_id, "type": msg.tag_type},
             source_type=f"change_external_tag:{msg.change_type}",
         )
+    if isinstance(msg, wecom_events.ChangeExternalChatEvent):
+        # A customer group changed; who joined or left is read later with groupchat/get.
+        properties = {
+            "chat_id": msg.chat_id,
+            "change_type": msg.change_type,
+            "update_detail": msg.update_detail,
+            "join_scene": msg.join_scene,
+            "quit_scene": msg.quit_scene,
+            "mem_change_cnt": msg.mem_change_cnt,
+        }
+        detail = f":{msg.update_detail}" if msg.update_detail else ""
+        return NormalizedEvent(
+            kind="wecom.group_changed" if msg.chat_id else None,
+            platform=WECOM,
+            subject=None,
+            occurred_at=_when(msg),
+            properties={k: v for k, v in properties.items() if v not in (None, "")},
+            source_type=f"change_external_chat:{msg.change_type}{detail}",
+        )
     return NormalizedEvent(
         kind=None,
         platform=WECOM,

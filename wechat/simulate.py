@@ -117,6 +117,26 @@ def wecom_tag_event(
     )
 
 
+def wecom_chat_event(
+    corp_id: str, change_type: str, *, chat_id: str, at: int | None = None, **extra
+) -> str:
+    """change_external_chat: a customer group created, updated (UpdateDetail add_member with
+    JoinScene and MemChangeCnt, del_member with QuitScene, change_owner, change_name,
+    change_notice) or dismissed."""
+    return xml_document(
+        {
+            "ToUserName": corp_id,
+            "FromUserName": "sys",
+            "CreateTime": at or int(time.time()),
+            "MsgType": "event",
+            "Event": "change_external_chat",
+            "ChatId": chat_id,
+            "ChangeType": change_type,
+            **extra,
+        }
+    )
+
+
 def _nonce() -> str:
     return str(secrets.randbelow(10**10))
 

@@ -150,3 +150,12 @@ def error_messages(messages) -> list[str]:
     if isinstance(messages, list):
         return [str(m) for m in messages]
     return [str(messages)]
+
+
+# WeCom's join_scene of a customer group's member, and the QuitScene of one who left.
+JOIN_SCENES = {
+    1: _l("Invited directly"),
+    2: _l("By invitation link"),
+    3: _l("By QR code"),
+}
+QUIT_SCENES = {0: _l("Left on their own"), 1: _l("Removed by the owner")}

@@ -110,6 +110,7 @@ def test_cron_jobs_are_registered_jobs(app):
         "attribute_changed_opportunities",
         "reattribute_all",
         "rotate_contact_ways",
+        "sync_all_customer_groups",
     ]
     assert all(queue.jobs[func.__name__] is func for func, _interval in queue.cron)
 

@@ -65,6 +65,7 @@ def test_the_embedded_timer_runs_each_cron_job_when_its_interval_has_passed(app)
             Job.ATTRIBUTE_CHANGED_OPPORTUNITIES,
             Job.REATTRIBUTE_ALL,
             Job.REFRESH_SCORES,
+            Job.SYNC_ALL_CUSTOMER_GROUPS,
             Job.TAG_INACTIVE_CONTACTS,
         ],
     }

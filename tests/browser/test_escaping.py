@@ -37,6 +37,8 @@ from models import (
     Contact,
     ContactWay,
     Content,
+    CustomerGroup,
+    CustomerGroupMember,
     FollowRelation,
     Form,
     GroupSend,
@@ -100,6 +102,8 @@ PLANTED_COLUMNS = {
     ApiKey: ("name",),
     Channel: ("name",),
     Contact: ("name", "company", "title"),
+    CustomerGroup: ("name", "notice"),
+    CustomerGroupMember: ("name",),
     Content: ("title", "summary", "body"),
     ContactWay: ("name", "welcome_text"),
     FollowRelation: ("remark", "description", "remark_corp_name"),
@@ -299,6 +303,9 @@ def sales_work(app, platform, corp: Channel) -> str:
     group = wecom_groups.create_group(platform.state, tenant, owner=staff_userid, name="客户群")
     for _, external_userid, _ in customers[:3]:
         wecom_groups.join_group(platform.state, tenant, group.chat_id, external_userid)
+    platform.state.wait_for_deliveries()  # Harpoon hears of the group and reads it
+    while run_jobs(app):
+        platform.state.wait_for_deliveries()
     return group.chat_id
 
 

@@ -123,7 +123,7 @@ def test_a_behavior_rule_counts_interactions_in_a_window():
 def test_the_interaction_kinds_a_behavior_rule_may_count():
     assert "content.view" in INTERACTION_KINDS and "wechat.unfollow" not in INTERACTION_KINDS
     assert set(TOUCHPOINT_KINDS) <= set(INTERACTION_KINDS)  # the API's and the pages' kinds
-    assert len(set(INTERACTION_KINDS)) == len(INTERACTION_KINDS) == 8 + len(TOUCHPOINT_KINDS)
+    assert len(set(INTERACTION_KINDS)) == len(INTERACTION_KINDS) == 10 + len(TOUCHPOINT_KINDS)
 
 
 @pytest.mark.parametrize(

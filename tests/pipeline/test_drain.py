@@ -158,9 +158,9 @@ def test_unknown_event_types_are_stored_and_ignored(app, client, oa_channel, wec
                 "FromUserName": "sys",
                 "CreateTime": int(time.time()),
                 "MsgType": "event",
-                "Event": "change_external_chat",
-                "ChangeType": "create",
-                "ChatId": "wrC1",
+                "Event": "change_contact",
+                "ChangeType": "update_user",
+                "UserID": "zhangsan",
             }
         ),
     )
@@ -170,7 +170,7 @@ def test_unknown_event_types_are_stored_and_ignored(app, client, oa_channel, wec
     assert [row.kind for row in rows] == [
         "some_future_event",
         "kf_create_session",
-        "change_external_chat",
+        "change_contact",
     ]
     assert contacts(app) == [] and interactions(app) == []
 

@@ -6,7 +6,9 @@ from flask_babel import lazy_gettext as _l
 from app.admin.labels import (
     ACCOUNT_SOURCE_LABELS,
     CONTACT_ROLE_LABELS,
+    JOIN_SCENES,
     LINK_MEDIUM_LABELS,
+    QUIT_SCENES,
     SENIORITY_LABELS,
     TAG_GROUP_LABELS,
     TAG_SOURCE_LABELS,
@@ -28,6 +30,8 @@ INTERACTION_LABELS = {
     "wecom.contact_edited": _l("WeCom contact edited"),
     "wecom.contact_removed": _l("WeCom contact removed"),
     "wecom.transfer_failed": _l("WeCom transfer failed"),
+    "wecom.group_join": _l("Joined a WeCom customer group"),
+    "wecom.group_leave": _l("Left a WeCom customer group"),
     # Recorded by content, forms, email, live streams, events and sales (scored too).
     "content.view": _l("Viewed content"),
     "content.read": _l("Read content"),
@@ -67,6 +71,9 @@ PROPERTY_LABELS = {
     "state": _l("Contact Me state"),
     "removed_by": _l("Removed by"),
     "fail_reason": _l("Reason"),
+    "group_name": _l("Customer group"),
+    "join_scene": _l("Join scene"),
+    "quit_scene": _l("Quit scene"),
     "medium": _l("Placed in"),
     "topics": _l("Topics"),
     "products": _l("Products"),
@@ -74,7 +81,11 @@ PROPERTY_LABELS = {
     "score": _l("NPS score"),
 }
 # Properties holding a code, shown by its label.
-PROPERTY_VALUE_LABELS = {"medium": LINK_MEDIUM_LABELS}
+PROPERTY_VALUE_LABELS = {
+    "medium": LINK_MEDIUM_LABELS,
+    "join_scene": JOIN_SCENES,
+    "quit_scene": QUIT_SCENES,
+}
 LABELS = {
     "role_labels": CONTACT_ROLE_LABELS,
     "seniority_labels": SENIORITY_LABELS,
@@ -97,7 +108,8 @@ def _property_value(name: str, value):
     if isinstance(value, list):  # topics, products
         return "、".join(str(item) for item in value)
     labels = PROPERTY_VALUE_LABELS.get(name, {})
-    return str(labels[value]) if isinstance(value, str) and value in labels else value
+    known = isinstance(value, str | int) and not isinstance(value, bool) and value in labels
+    return str(labels[value]) if known else value
 
 
 def timeline_rows(timeline: list) -> list[tuple]:

@@ -4,7 +4,7 @@ from collections import Counter
 
 from flask_babel import lazy_gettext as _l
 
-from models import TransferItemStatus, TransferKind
+from models import GroupTransferStatus, TransferItemStatus, TransferKind
 from sales.transfers import IN_TRANSFER, NOT_HANDOVERS, SAME_MEMBER, TAKEOVER_FULL, TOO_OFTEN
 
 KIND_LABELS = {
@@ -79,4 +79,42 @@ def labels() -> dict:
         "kind_labels": KIND_LABELS,
         "status_labels": STATUS_LABELS,
         "status_badges": STATUS_BADGES,
+        "group_status_labels": GROUP_STATUS_LABELS,
+        "group_status_badges": GROUP_STATUS_BADGES,
     }
+
+
+# ---- the customer groups that move with a transfer ----
+
+GROUP_STATUS_LABELS = {
+    GroupTransferStatus.QUEUED: _l("Queued"),
+    GroupTransferStatus.SENDING: _l("Sending"),
+    GroupTransferStatus.DONE: _l("Handed over"),
+    GroupTransferStatus.FAILED: _l("Refused by WeCom"),
+}
+GROUP_STATUS_BADGES = {
+    GroupTransferStatus.SENDING: "warn",
+    GroupTransferStatus.DONE: "ok",
+    GroupTransferStatus.FAILED: "error",
+}
+GROUP_ERRCODE_LABELS = {
+    40050: _l("The group no longer exists."),
+    40130: _l("The group is the takeover's already."),
+    90500: _l("The owner has not left the corp."),
+    90502: _l("The owner has left the corp: transfer as a departed member."),
+    90506: _l("Transferred too often: a group can be transferred twice in 90 days."),
+    90507: _l("300 groups of a departed owner can be handed over a day: try again tomorrow."),
+}
+
+
+def group_rows(rows: list) -> list[tuple]:
+    """(item, group, the problem in words) of a transfer's groups."""
+    return [(item, group, _group_error(item)) for item, group in rows]
+
+
+def _group_error(item) -> str:
+    if item.errcode in GROUP_ERRCODE_LABELS:
+        return str(GROUP_ERRCODE_LABELS[item.errcode])
+    if item.status == GroupTransferStatus.FAILED:
+        return str(_l("WeCom refused it: %(error)s", error=item.error or item.errcode))
+    return ""

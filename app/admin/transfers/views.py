@@ -15,10 +15,11 @@ from app.admin.access import audit, can, requires, workspace_id
 from app.admin.labels import error_messages
 from app.admin.lookups import paginate, scoped_or_404
 from app.admin.transfers.forms import ACCOUNT, ALL, CHOSEN, TransferForm, staff_choices
-from app.admin.transfers.presenters import item_error, labels, summary
+from app.admin.transfers.presenters import group_rows, item_error, labels, summary
 from app.extensions import harpoon
 from core.jobs import Job
 from models import Account, Channel, Staff, Transfer, TransferKind, User
+from sales.group_transfers import group_items
 from sales.staff import customer_counts, staff_names
 from sales.transfers import (
     account_customers,
@@ -206,6 +207,7 @@ def transfers_detail(transfer_id: int):
         items=[
             (item, contact, account, item_error(item)) for item, contact, account in listed.rows
         ],
+        groups=group_rows(group_items(db(), ws, transfer.id)),
         page=listed.page,
         pages=listed.pages,
         **labels(),

@@ -2,7 +2,7 @@
 schedule, auto-accept windows, and the config last applied in WeCom with its sync error
 
 Revision ID: 0036
-Revises: 0029
+Revises: 0035
 Create Date: 2026-12-07 22:15:00
 """
 
@@ -15,7 +15,7 @@ import models.base
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 revision = "0036"
-down_revision = "0029"
+down_revision = "0035"
 branch_labels = None
 depends_on = None
 

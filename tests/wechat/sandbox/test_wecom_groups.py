@@ -5,6 +5,7 @@ import pytest
 
 from tests.factories import add_customer
 from tests.wechat.sandbox.helpers import CORP_ID
+from wechat.callbacks import parse_xml
 from wechat.sandbox import wecom, wecom_groups
 
 
@@ -83,3 +84,59 @@ def test_pages_by_cursor(api, sandbox_state, corp, contact_token):
     seen = [g["chat_id"] for g in first["group_chat_list"] + second["group_chat_list"]]
     assert sorted(seen) == sorted(ids)
     assert second["next_cursor"] == ""
+
+
+def test_what_people_do_is_delivered_as_change_external_chat(
+    api, sandbox_state, corp, contact_token
+):
+    wecom.add_staff(sandbox_state, corp, "bob", "Bob")
+    chat_id = api.post(
+        f"/sandbox/wecom/{CORP_ID}/groups", json={"owner": "alice", "name": "群"}
+    ).json["chat_id"]
+    base = f"/sandbox/wecom/{CORP_ID}/groups/{chat_id}"
+    api.post(f"{base}/members", json={"userids": ["wmA"], "join_scene": 3})
+    api.post(f"{base}/members/leave", json={"userids": ["wmA"], "removed": True})
+    api.post(f"{base}/owner", json={"owner": "bob"})
+    api.post(base, json={"name": "新群名", "notice": "公告"})
+    assert api.post(f"{base}/members/leave", json={"userids": ["bob"]}).json["errcode"] == 40003
+    api.post(f"{base}/dismiss")
+    events = [parse_xml(d.xml) for d in sandbox_state.deliveries]
+    assert {e["Event"] for e in events} == {"change_external_chat"}
+    assert {e["ChatId"] for e in events} == {chat_id}
+    assert [(e["ChangeType"], e.get("UpdateDetail")) for e in events] == [
+        ("create", None),
+        ("update", "add_member"),
+        ("update", "del_member"),
+        ("update", "change_owner"),
+        ("update", "change_name"),
+        ("update", "change_notice"),
+        ("dismiss", None),
+    ]
+    assert (events[1]["JoinScene"], events[1]["MemChangeCnt"]) == ("3", "1")
+    assert events[2]["QuitScene"] == "1"
+    gone = call(api, "externalcontact/groupchat/get", contact_token, {"chat_id": chat_id})
+    assert gone.json["errcode"] == 40050
+
+
+def test_group_transfers_keep_wecoms_limits(api, sandbox_state, corp, contact_token):
+    wecom.add_staff(sandbox_state, corp, "bob", "Bob")
+    chat = wecom_groups.create_group(sandbox_state, corp, owner="alice", name="群").chat_id
+
+    def onjob(new_owner, chats=None):
+        payload = {"chat_id_list": chats or [chat], "new_owner": new_owner}
+        return call(api, "externalcontact/groupchat/onjob_transfer", contact_token, payload).json
+
+    assert onjob("bob") == {"errcode": 0, "errmsg": "ok", "failed_chat_list": []}
+    assert onjob("alice")["failed_chat_list"] == []
+    (refused,) = onjob("bob")["failed_chat_list"]  # a third time within 90 days
+    assert refused["errcode"] == wecom_groups.GROUP_TOO_OFTEN
+    assert onjob("bob", [f"wr{n}" for n in range(101)])["errcode"] == 40058
+    (unknown,) = onjob("bob", ["wrNope"])["failed_chat_list"]
+    assert unknown["errcode"] == 40050
+    departed = call(
+        api,
+        "externalcontact/groupchat/transfer",
+        contact_token,
+        {"chat_id_list": [chat], "new_owner": "bob"},
+    ).json
+    assert departed["failed_chat_list"][0]["errcode"] == wecom_groups.OWNER_NOT_DEPARTED
