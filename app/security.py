@@ -26,7 +26,7 @@ PAGE_POLICY = {
 READER_POLICY = {**PAGE_POLICY, "img-src": "'self' data: https:"}
 # JSON, files and callback replies load nothing, even opened in a browser (an SVG could).
 RESOURCE_POLICY = {"default-src": "'none'", "frame-ancestors": "'none'"}
-READER_BLUEPRINTS = frozenset({"public"})
+READER_BLUEPRINTS = frozenset({"public", "email_links"})
 # Pages opened inside WeCom (the chat sidebar). Against the sandbox they run its client
 # bridge and are framed by its WeCom client page; the real client needs neither.
 WECOM_BLUEPRINTS = frozenset({"wecom_app"})

@@ -39,6 +39,7 @@ INTERACTION_LABELS = {
     "email.click": _l("Clicked a link in an email"),
     "email.unsubscribe": _l("Unsubscribed from email"),
     "email.bounce": _l("An email to them bounced"),
+    "email.complaint": _l("Marked an email as spam"),
     "live.join": _l("Joined a live stream"),
     "live.leave": _l("Left a live stream"),
     "live.watch": _l("Watched a live stream"),
