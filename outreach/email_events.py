@@ -230,7 +230,7 @@ class ReportSchema(Schema):
         metadata={"description": "The address; enough alone (its latest sent message)."},
     )
     token = fields.String(
-        validate=validate.Regexp(TOKEN.pattern),
+        validate=validate.Regexp(rf"{TOKEN.pattern}\Z"),
         metadata={"description": "The message's tracking token (in its /e/<token>/ links)."},
     )
     message_id = fields.String(

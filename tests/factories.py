@@ -1673,7 +1673,9 @@ def make_email_template(app, *, workspace="acme", name="邀请函", **fields) ->
             workspace_id=workspace_named(session, workspace).id,
             name=name,
             subject=fields.pop("subject", "{{ name }}，您好"),
-            body_html=fields.pop("body_html", '<p>{{ company }}</p><a href="https://example.com/a">看看</a>'),
+            body_html=fields.pop(
+                "body_html", '<p>{{ company }}</p><a href="https://example.com/a">看看</a>'
+            ),
             **fields,
         )
         session.add(row)

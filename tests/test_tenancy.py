@@ -537,6 +537,9 @@ SAVE_CASES = {
     ("routing_settings", "manager_id"): save_in_admin(
         "routing_settings", "manager_id", "user", lambda a: "/admin/routing/settings"
     ),
+    ("email_preview", "contact_id"): save_in_admin(
+        "email_preview", "contact_id", "contact", lambda a: "/admin/email/preview"
+    ),
 }
 
 
@@ -592,6 +595,7 @@ DECLARED_INPUTS = {
     ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
     ("app.admin.routing.forms.RuleForm", "user_ids"): ("routing_rule", "user_ids"),
     ("app.admin.routing.forms.SettingsForm", "manager_id"): ("routing_settings", "manager_id"),
+    ("app.admin.email.forms.PreviewForm", "contact_id"): ("email_preview", "contact_id"),
 }
 # Inputs named like an id that name no row of a workspace, and why.
 NOT_WORKSPACE_ROWS = {
@@ -615,6 +619,7 @@ NOT_WORKSPACE_ROWS = {
     ("app.admin.wecom.forms.ContactWayForm", "staff_userids"): "WeCom userids, checked against the "
     "code's own corp (test_staff_without_the_permission_or_foreign_tags_are_refused)",
     ("sales.contact_ways.ContactWayInput", "staff_userids"): "as ContactWayForm's",
+    ("outreach.email_events.ReportSchema", "message_id"): "the Message-ID header of an email",
 }
 # Named like an id or like the row it picks (`tags_any`, `staff_userids`, a form's `channel`).
 ID_NAME = re.compile(

@@ -166,8 +166,13 @@ def test_the_unsubscribe_page_asks_then_one_click_post_suppresses(app, client, s
 def test_unsubscribing_with_a_bogus_token_is_a_404_and_stores_nothing(app, client, sent):
     for token in ("nobody-at-all-here", "z" * 200, "a%2Fb"):
         assert client.get(f"/e/{token}/u").status_code == 404
-        assert client.post(f"/e/{token}/u", data={"List-Unsubscribe": "One-Click"}).status_code == 404
-    assert all_of(app, EmailSuppression, EmailSuppression.address) == [] and all_of(app, InboundEvent) == []
+        assert (
+            client.post(f"/e/{token}/u", data={"List-Unsubscribe": "One-Click"}).status_code == 404
+        )
+    assert (
+        all_of(app, EmailSuppression, EmailSuppression.address) == []
+        and all_of(app, InboundEvent) == []
+    )
 
 
 def test_the_touchpoints_are_the_messages_contact_even_when_the_address_moved(app, client, sent):

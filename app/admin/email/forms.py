@@ -6,8 +6,10 @@ import re
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from marshmallow import ValidationError as MarshmallowError
+from marshmallow import validate
 from wtforms import EmailField, IntegerField, StringField, TextAreaField
-from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from core.references import CONTACT, Reference, declare
 from core.text import N_
@@ -57,8 +59,14 @@ class TestSendForm(FlaskForm):
     to = EmailField(
         _l("Send a test to"),
         filters=[_strip],
-        validators=[InputRequired(), Email(), Length(max=254)],
+        validators=[InputRequired(), Length(max=254)],
     )
+
+    def validate_to(self, field):
+        try:
+            validate.Email()(field.data)
+        except MarshmallowError as exc:
+            raise ValidationError(_("Not an email address.")) from exc
 
 
 class SmtpForm(FlaskForm):
