@@ -57,7 +57,7 @@ NAVIGATION = [
     ("admin.pushes", _("Pushes"), "view"),
     ("admin.qr_codes", _("QR codes"), "view"),
     ("admin.content", _("Content library"), "view"),
-    ("admin.email_templates", _("Email"), "view"),
+    ("admin.email_templates", _("Emails"), "view"),
     ("admin.forms", _("Forms"), "view"),
     ("admin.advocacy", _("Advocacy"), "view"),
     ("admin.journeys", _("Journeys"), "view"),
