@@ -191,3 +191,15 @@ def test_the_click_url_carries_what_tracking_signs(app, sent):
     url = tracking(app, sent).click_url("https://huaxin.example/?a=1&b=2")
     query = parse_qs(urlsplit(url).query)
     assert query["u"] == ["https://huaxin.example/?a=1&b=2"] and len(query["s"][0]) == 20
+
+
+def test_the_contacts_timeline_shows_the_email_opened_with_its_subject(
+    app, client, sent, signed_in
+):
+    from tests.app.admin.helpers import in_english
+
+    client.get(f"/e/{sent.token}/o.gif")
+    run_jobs(app)
+    page = in_english(signed_in("marketer")).get(f"/admin/contacts/{sent.contact_id}").text
+    assert "Opened an email" in page
+    assert "Subject:</span> 新品发布会邀请" in page

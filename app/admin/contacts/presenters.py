@@ -61,6 +61,8 @@ PROPERTY_LABELS = {
     "content": _l("Message"),
     "title": _l("Title"),
     "url": _l("Link"),
+    "subject": _l("Subject"),
+    "detail": _l("Detail"),
     "label": _l("Place"),
     "recognition": _l("Voice text"),
     "result": _l("Scan result"),
