@@ -104,3 +104,41 @@ def test_the_unsubscribe_page_on_a_phone(app, live_server, browser):
         context.close()
     [row] = all_of(app, EmailSuppression, EmailSuppression.address)
     assert row.address == "wang.wei@huaxin.example"
+
+
+def test_the_suppressions_and_the_mail_server_pages(app, live_server, page):
+    from models import SuppressionReason
+    from outreach.suppressions import suppress
+    from tests.factories import workspace_id
+    from tests.helpers import session_of
+
+    make_user(app, "owner")
+    ws = workspace_id(app)
+    with session_of(app) as session:
+        suppress(session, ws, "wang.wei@huaxin.example", SuppressionReason.UNSUBSCRIBED)
+        suppress(session, ws, "li.na@zijin.example", SuppressionReason.BOUNCED, detail="550 5.1.1")
+        suppress(session, ws, "zhao@jinling.example", SuppressionReason.COMPLAINED)
+        session.commit()
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server}/admin/email/suppressions")
+    expect(page.locator("table.email-suppressions tbody tr")).to_have_count(3)
+    expect(page.locator("main")).to_contain_text("标记为垃圾邮件")
+    screenshot(page, "mweb-email-suppressions")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("tr", has_text="wang.wei").locator("button").click()
+    expect(page.locator(".flash")).to_contain_text("已恢复向 wang.wei@huaxin.example 发送邮件")
+    expect(page.locator("table.email-suppressions tbody tr")).to_have_count(2)
+
+    page.goto(f"{live_server}/admin/email/settings")
+    page.fill("input[name=host]", "smtp.exmail.qq.com")
+    page.check("input[name=security][value=smtps]")
+    page.fill("input[name=port]", "465")
+    page.fill("input[name=username]", "marketing@huaxin.example")
+    page.fill("input[name=password]", "p@ss:w0rd")
+    page.fill("input[name=mail_from]", "华信科技 <marketing@huaxin.example>")
+    page.click("form button.primary")
+    expect(page.locator(".flash")).to_contain_text("发信服务器已保存")
+    assert page.input_value("input[name=password]") == ""
+    expect(page.locator("main")).to_contain_text("已保存密码，不会再显示")
+    expect(page.locator("main")).to_contain_text("例如 华信科技 <marketing@example.com>。")
+    screenshot(page, "mweb-email-settings")
