@@ -62,8 +62,10 @@ def _pixel() -> Response:
     return response
 
 
+# Per client address, as the readers' pages: generous for the pixel and clicks, which mail
+# providers' image proxies fetch for many readers from few addresses.
 @bp.get("/e/<token>/o.gif")
-@limiter.limit("600 per minute")
+@limiter.limit("3000 per minute")
 def opened(token: str):
     """The pixel; a database hiccup loses an open, never the image."""
     try:
@@ -81,7 +83,7 @@ def opened(token: str):
 
 
 @bp.get("/e/<token>/c")
-@limiter.limit("600 per minute")
+@limiter.limit("3000 per minute")
 def clicked(token: str):
     url = request.args.get("u", "")
     signature = request.args.get("s", "")
