@@ -40,17 +40,30 @@ def create_app(test_config: dict | None = None) -> Flask:
         links=link_cache(db, settings.channel_cache_seconds),
     )
 
-    from app import admin, api, callbacks, cli, health, public, security, wecom_app, wecom_panel
+    from app import (
+        admin,
+        api,
+        callbacks,
+        cli,
+        email_links,
+        health,
+        public,
+        security,
+        wecom_app,
+        wecom_panel,
+    )
 
     security.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(email_links.bp)
     app.register_blueprint(api.bp)
     admin.init_app(app)
     app.register_blueprint(wecom_app.bp)
     app.register_blueprint(wecom_panel.bp)
     # Readers' pages and the API carry signed tokens and keys of their own, not CSRF tokens.
     admin.csrf.exempt(public.bp)
+    admin.csrf.exempt(email_links.bp)
     admin.csrf.exempt(api.bp)
     cli.init_app(app)
     app.wsgi_app = DispatcherMiddleware(

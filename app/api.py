@@ -42,6 +42,7 @@ from models import (
     utcnow,
 )
 from models.base import insert_ignoring_conflicts
+from outreach import email_events
 from revenue import crm_sync
 from revenue.opportunities import OpportunitySchema
 from revenue.pipeline import stage_by_key
@@ -250,6 +251,62 @@ def _store(rows: list[dict]) -> set[str]:
     # faster than one statement of 1,000 (bench/touchpoints.py (a)).
     with engine.connect().execution_options(insertmanyvalues_page_size=200) as conn:
         return set(conn.scalars(stmt, rows))
+
+
+# ---- email: bounces and complaints ---------------------------------------------------------
+
+EMAIL_REPORTS = email_events.ReportSchema()
+MAX_EMAIL_REPORTS = 1000
+NOT_A_REPORT_LIST = 'the body must be JSON: {"items": [{"type": "bounce", "email": ...}, ...]}'
+
+
+@bp.post("/email/reports")
+@limiter.limit(lambda: harpoon().settings.api_rate_limit, key_func=rate_limit_key)
+def post_email_reports():
+    """Bounces and complaints an email provider reported, each item on its own: a hard
+    bounce or a complaint suppresses the address and marks the message bounced."""
+    h = harpoon()
+    request.max_content_length = MAX_BODY_BYTES
+    body = request.get_data(cache=True)
+    with h.db.session() as session:
+        workspace_id, refusal = _authenticate(session, body, writes=True)
+        if refusal:
+            return refusal
+        session.commit()
+    document = request.get_json(silent=True)
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        return _error(400, NOT_A_REPORT_LIST)
+    if len(items) > MAX_EMAIL_REPORTS:
+        return _error(413, f"at most {MAX_EMAIL_REPORTS} items per request, got {len(items)}")
+    results, lanes = [], set()
+    with h.db.session() as session:
+        for index, item in enumerate(items):
+            try:
+                valid = EMAIL_REPORTS.load(item)
+            except ValidationError as exc:
+                errors = (
+                    exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+                )
+                results.append({"index": index, "status": "rejected", "errors": errors})
+                continue
+            result = email_events.record_report(
+                session, workspace_id, email_events.Report(**valid), lanes=h.settings.inbox_lanes
+            )
+            answer = {"index": index, "status": result.status}
+            if result.address:
+                answer["email"] = result.address
+            if result.message is not None:
+                answer["token"] = result.message.token
+            results.append(answer)
+            if result.lane is not None:
+                lanes.add(result.lane)
+        session.commit()
+    for lane in sorted(lanes):
+        h.queue.drain_requests.mark(workspace_id, lane)
+    statuses = ("suppressed", "recorded", "unknown", "rejected")
+    counts = {status: sum(r["status"] == status for r in results) for status in statuses}
+    return {**counts, "items": results}, 422 if counts["rejected"] == len(items) else 200
 
 
 # ---- opportunities: the CRM's deals ---------------------------------------------------------
@@ -568,7 +625,85 @@ def openapi_document() -> dict:
         },
     )
     _opportunity_paths(spec, error)
+    _email_paths(spec, error)
     return spec.to_dict()
+
+
+def _email_paths(spec: APISpec, error: dict) -> None:
+    spec.components.schema("EmailReport", schema=email_events.ReportSchema)
+    statuses = ["suppressed", "recorded", "unknown", "rejected"]
+    item_result = {
+        "type": "object",
+        "properties": {
+            "index": {"type": "integer"},
+            "status": {
+                "type": "string",
+                "enum": statuses,
+                "description": "suppressed: the address is mailed no more (a hard bounce, a "
+                "complaint); recorded: a soft bounce, noted on the message; unknown: no such "
+                "message, and no address given; rejected: see errors.",
+            },
+            "email": {"type": "string"},
+            "token": {"type": "string", "description": "The message it matched."},
+            "errors": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    }
+    answer = {
+        "type": "object",
+        "properties": {
+            **{status: {"type": "integer"} for status in statuses},
+            "items": {"type": "array", "items": item_result},
+        },
+    }
+    spec.path(
+        path="/api/v1/email/reports",
+        operations={
+            "post": {
+                "summary": f"Report up to {MAX_EMAIL_REPORTS} email bounces and complaints",
+                "security": [{"apiKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["items"],
+                                "properties": {
+                                    "items": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": MAX_EMAIL_REPORTS,
+                                        "items": {"$ref": "#/components/schemas/EmailReport"},
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Per item: suppressed, recorded, unknown or rejected.",
+                        "content": {"application/json": {"schema": answer}},
+                    },
+                    "400": {
+                        "description": "Not JSON, or no items list.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                    "401": {"description": "Bad API key or signature."},
+                    "409": {"description": "The signature was used already (a replay)."},
+                    "413": {"description": f"More than {MAX_EMAIL_REPORTS} items."},
+                    "422": {
+                        "description": "Every item was rejected (same body as 200).",
+                        "content": {"application/json": {"schema": answer}},
+                    },
+                    "429": {"description": "Too many requests for this key."},
+                },
+            }
+        },
+    )
 
 
 def _opportunity_paths(spec: APISpec, error: dict) -> None:

@@ -26,7 +26,10 @@ PAGE_POLICY = {
 READER_POLICY = {**PAGE_POLICY, "img-src": "'self' data: https:"}
 # JSON, files and callback replies load nothing, even opened in a browser (an SVG could).
 RESOURCE_POLICY = {"default-src": "'none'", "frame-ancestors": "'none'"}
-READER_BLUEPRINTS = frozenset({"public"})
+READER_BLUEPRINTS = frozenset({"public", "email_links"})
+# The email template editor previews an email in a sandboxed frame (no script, no origin):
+# its images may be hosted elsewhere, as in the email itself.
+EMAIL_PREVIEW_ENDPOINTS = frozenset({"admin.email_templates_new", "admin.email_templates_edit"})
 # Pages opened inside WeCom (the chat sidebar). Against the sandbox they run its client
 # bridge and are framed by its WeCom client page; the real client needs neither.
 WECOM_BLUEPRINTS = frozenset({"wecom_app"})
@@ -62,7 +65,8 @@ def init_app(app: Flask) -> None:
         elif wecom:
             headers["Content-Security-Policy"] = wecom_page
         else:
-            headers["Content-Security-Policy"] = reader if readers_page else page
+            previews = request.endpoint in EMAIL_PREVIEW_ENDPOINTS
+            headers["Content-Security-Policy"] = reader if readers_page or previews else page
         if not (wecom and framed_by_sandbox):
             headers["X-Frame-Options"] = "DENY"
         headers["X-Content-Type-Options"] = "nosniff"

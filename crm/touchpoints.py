@@ -49,6 +49,7 @@ KINDS = {
     "email.click": "Clicked a link in an email.",
     "email.unsubscribe": "Unsubscribed from email.",
     "email.bounce": "An email to them bounced.",
+    "email.complaint": "They marked an email as spam.",
     "live.join": "Joined a live stream.",
     "live.leave": "Left a live stream.",
     "live.watch": "Watched a live stream: `minutes` watched.",

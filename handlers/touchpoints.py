@@ -24,6 +24,7 @@ from handlers.registry import EventContext, handles
 from models import (
     AccountSource,
     Contact,
+    EmailMessage,
     Form,
     FormSubmission,
     IdentityKind,
@@ -36,7 +37,7 @@ from models import (
 @handles(*KINDS)
 def on_touchpoint(session: Session, ctx: EventContext) -> None:
     event = ctx.event
-    contact = person_of(session, ctx)
+    contact = _messaged(session, ctx) or person_of(session, ctx)
     if contact is None:
         raise ValueError("the touchpoint names no identity that can make a contact")
     contact = _enrich(session, ctx, contact, event.details.get("person") or {})
@@ -51,6 +52,17 @@ def on_touchpoint(session: Session, ctx: EventContext) -> None:
         _link_view(session, ctx, contact, refs["view_id"])
     if refs.get("submission_id"):
         _link_submission(session, ctx, contact, refs["submission_id"])
+
+
+def _messaged(session: Session, ctx: EventContext) -> Contact | None:
+    """The contact an email was sent to, for what happened to that email (opened,
+    clicked, unsubscribed, bounced): the message names them, whoever else has the address."""
+    refs = ctx.event.details.get("refs") or {}
+    message = scoped_get(session, EmailMessage, refs.get("email_message_id"), ctx.workspace_id)
+    if message is None:
+        return None
+    contact = scoped_get(session, Contact, message.contact_id, ctx.workspace_id)
+    return live(session, contact) if contact is not None else None
 
 
 def person_of(session: Session, ctx: EventContext) -> Contact | None:

@@ -34,6 +34,7 @@ from models import (
 )
 from outreach.content import create_link, link_path
 from outreach.mail import Mailer, MailError
+from outreach.suppressions import suppression_of
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
@@ -297,7 +298,10 @@ def _deliver(session, form: Form, submission: FormSubmission, text: str, platfor
         problems.append("wechat: not opened inside WeChat")
     email = (submission.data or {}).get("email")
     if follow_up.get("email") and email:
-        if platform.mailer is None:
+        stopped = suppression_of(session, submission.workspace_id, email)
+        if stopped is not None:
+            problems.append(f"email: the address is suppressed ({stopped.reason})")
+        elif platform.mailer is None:
             problems.append("email: no SMTP server configured (HARPOON_SMTP_URL)")
         else:
             try:

@@ -54,6 +54,7 @@ NOT_TOUCHES = (
     "wecom.sign_in_refused",
     "wecom.corp_tags_changed",
     "email.bounce",
+    "email.complaint",
     "email.unsubscribe",
     "live.leave",
 )

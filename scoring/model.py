@@ -541,6 +541,7 @@ DEFAULT_RULES = (
     ScoreRule("email_click", "email.click", 3, per_day=3, signal="intent"),
     ScoreRule("email_unsubscribe", "email.unsubscribe", -10),
     ScoreRule("email_bounce", "email.bounce", 0),
+    ScoreRule("email_complaint", "email.complaint", -20),
     ScoreRule("live_join", "live.join", 2, per_day=1, signal="engagement"),
     ScoreRule("live_leave", "live.leave", 0),  # the minutes come with live.watch
     ScoreRule("live_watch", "live.watch", 5, per_minute=0.5, signal="engagement"),

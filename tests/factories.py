@@ -1769,3 +1769,50 @@ def make_customer_group(app, channel_id, name, members=(), *, owner="zhangsan", 
             )
         session.commit()
         return group.id
+
+
+# ---- mweb ----
+
+
+def make_email_template(app, *, workspace="acme", name="邀请函", **fields) -> int:
+    """An email template of the workspace (subject and body over the person's variables)."""
+    from models import EmailTemplate
+
+    with session_of(app) as session:
+        row = EmailTemplate(
+            workspace_id=workspace_named(session, workspace).id,
+            name=name,
+            subject=fields.pop("subject", "{{ name }}，您好"),
+            body_html=fields.pop(
+                "body_html", '<p>{{ company }}</p><a href="https://example.com/a">看看</a>'
+            ),
+            **fields,
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def make_email_message(app, contact_id: int, to: str | None, **fields):
+    """A sent email to the contact, with its tracking token; returns the row."""
+    from models import Contact, EmailMessage, EmailStatus
+    from outreach.emails import new_token
+
+    with session_of(app) as session:
+        contact = session.get(Contact, contact_id)
+        row = EmailMessage(
+            workspace_id=contact.workspace_id,
+            idempotency_key=fields.pop("idempotency_key", f"test:{new_token()}"),
+            token=fields.pop("token", new_token()),
+            contact_id=contact_id,
+            to_address=to,
+            subject=fields.pop("subject", "新品发布会邀请"),
+            status=fields.pop("status", EmailStatus.SENT),
+            sent_at=fields.pop("sent_at", utcnow()),
+            **fields,
+        )
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+        session.expunge(row)
+        return row

@@ -570,6 +570,9 @@ SAVE_CASES = {
     ("routing_settings", "manager_id"): save_in_admin(
         "routing_settings", "manager_id", "user", lambda a: "/admin/routing/settings"
     ),
+    ("email_preview", "contact_id"): save_in_admin(
+        "email_preview", "contact_id", "contact", lambda a: "/admin/email/preview"
+    ),
 }
 
 
@@ -625,6 +628,7 @@ DECLARED_INPUTS = {
     ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
     ("app.admin.routing.forms.RuleForm", "user_ids"): ("routing_rule", "user_ids"),
     ("app.admin.routing.forms.SettingsForm", "manager_id"): ("routing_settings", "manager_id"),
+    ("app.admin.email.forms.PreviewForm", "contact_id"): ("email_preview", "contact_id"),
 }
 # Inputs named like an id that name no row of a workspace, and why.
 NOT_WORKSPACE_ROWS = {
@@ -651,6 +655,7 @@ NOT_WORKSPACE_ROWS = {
     ("app.admin.wecom.forms.ContactWayForm", "backup_userids"): "WeCom userids, checked against "
     "the code's own corp like staff_userids (test_another_corps_member_cannot_be_a_backup)",
     ("sales.contact_ways.ContactWayInput", "backup_userids"): "as ContactWayForm's",
+    ("outreach.email_events.ReportSchema", "message_id"): "the Message-ID header of an email",
 }
 # Named like an id or like the row it picks (`tags_any`, `staff_userids`, a form's `channel`).
 ID_NAME = re.compile(

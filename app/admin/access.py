@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "journeys.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
     # The content library: content items, forms and their tracked links.
     "content.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MARKETER}),
+    # The workspace's own SMTP server (its password) and mailing a suppressed address again.
+    "email.manage": frozenset({Role.OWNER, Role.ADMIN}),
     # Keys for the touchpoint API let a system write as the workspace.
     "api_keys.manage": frozenset({Role.OWNER, Role.ADMIN}),
     # The webhook signing secret: whoever holds it can forge the workspace's webhooks.

@@ -317,3 +317,30 @@ def test_garbage_to_a_form(app, client, form_link, fields, real_token):
         fields["form_token"] = form_link.form_token
     send = lambda: client.post(f"/f/{form_link.code}", data=fields)  # noqa: E731
     check(app, "/f/<code> form", send, forged=not real_token)
+
+
+@pytest.fixture
+def email_token(app):
+    from tests.factories import make_contact, make_email_message
+
+    return make_email_message(app, make_contact(app, "王伟"), "wang@huaxin.example").token
+
+
+@given(
+    token=st.one_of(odd_text, st.just("real")),
+    query=raw_queries,
+    route=st.sampled_from(["o.gif", "c", "u"]),
+    post=st.booleans(),
+    fields=st.dictionaries(st.sampled_from(["List-Unsubscribe", "u", "s", "x"]), odd_text),
+)
+def test_garbage_to_an_emails_links(app, client, email_token, token, query, route, post, fields):
+    real = token == "real"
+    path = f"/e/{quote(email_token if real else token, safe='')}/{route}?{query}"
+
+    def send():
+        return client.post(path, data=fields) if post else client.get(path)
+
+    # Only the real message's pixel and unsubscribe may store; a click needs a signature.
+    response = check(app, f"/e/<token>/{route}", send, forged=not real or route == "c")
+    if route == "c":
+        assert response.status_code != 302

@@ -39,6 +39,9 @@ from models import (
     Content,
     CustomerGroup,
     CustomerGroupMember,
+    EmailMessage,
+    EmailSuppression,
+    EmailTemplate,
     FollowRelation,
     Form,
     GroupSend,
@@ -169,6 +172,9 @@ NOT_PAGES = {
     # WeCom's member sign-in: redirects to the platform and back.
     "wecom_app.signin",
     "wecom_app.oauth_return",
+    # An email's open pixel (a GIF) and tracked click (a redirect).
+    "email_links.opened",
+    "email_links.clicked",
 }
 MAX_URLS_PER_ENDPOINT = 4
 
@@ -341,6 +347,7 @@ def plant_everywhere(app) -> Planted:
         plant_in_draft_menu(session, published.channel_id, menu, planted)
         plant_in_stages(session, planted)
         plant_journey_nodes(session, planted)
+        plant_email(session, planted)
         session.commit()
     return planted
 
@@ -366,6 +373,41 @@ def plant_poster(app, planted: Planted) -> None:
             session, content.workspace_id, checked, background=background, user_id=None
         )
         session.commit()
+
+
+def plant_email(session, planted: Planted) -> None:
+    """An email template (its preview frame too), a sent email (its unsubscribe page) and
+    a suppression, named with planted values."""
+    contact = session.scalars(select(Contact).order_by(Contact.id)).first()
+    template = EmailTemplate(
+        workspace_id=contact.workspace_id,
+        name=planted.value("email_templates.name", 100),
+        subject=planted.value("email_templates.subject", 200),
+        body_html=planted.value("email_templates.body_html"),
+    )
+    session.add(template)
+    session.flush()
+    message = EmailMessage(
+        workspace_id=contact.workspace_id,
+        idempotency_key="escaping",
+        token="escaping-token-1",
+        contact_id=contact.id,
+        template_id=template.id,
+        to_address="a@" + planted.value("email_messages.to_address", 300),
+        subject=planted.value("email_messages.subject", 200),
+        status="sent",
+    )
+    session.add(message)
+    session.flush()
+    session.add(
+        EmailSuppression(
+            workspace_id=contact.workspace_id,
+            address=planted.value("email_suppressions.address", 320),
+            reason="bounced",
+            detail=planted.value("email_suppressions.detail", 300),
+            message_id=message.id,
+        )
+    )
 
 
 def followers_say(app, planted: Planted, followers: int = 3) -> None:
@@ -575,6 +617,7 @@ def unlinked_pages(app, base: str, chats: list[str]) -> list[str]:
         + [f"{base}/admin/accounts/import/{id}/row" for id in imports]
         + [f"{base}/admin/journeys/{id}/migrate" for id in journeys]
         + [f"{base}/admin/menus/{id}/publish" for id in drafts]
+        + [f"{base}/e/escaping-token-1/u"]
     )
 
 

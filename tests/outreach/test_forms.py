@@ -14,15 +14,18 @@ from sqlalchemy import select
 from core.tokens import Purpose, Signer
 from models import (
     Account,
+    Channel,
     Contact,
     ContactTag,
     FormSubmission,
     Identity,
     Interaction,
     PageView,
+    SuppressionReason,
     Tag,
 )
 from models.content import FollowUpStatus
+from outreach.suppressions import suppress
 from tests.factories import make_form_with_link
 from tests.helpers import OA_CREDS, all_rows, harpoon_of, run_jobs
 from tests.oa_platform import WECHAT, connect_oa, open_in_wechat
@@ -151,6 +154,25 @@ def test_outside_the_window_the_follow_up_goes_by_email(app, platform, channel_i
     body = mail.data.decode()
     assert "Subject: =?utf-8?b?" in body  # 领取 AI 白皮书, encoded
     assert "http://127.0.0.1:8000/t/" in body
+
+
+def test_a_suppressed_address_gets_no_follow_up_and_the_reason_is_kept(
+    app, platform, channel_id, smtp
+):
+    with harpoon_of(app).db.session() as session:
+        form_workspace = session.get(Channel, channel_id).workspace_id
+        suppress(session, form_workspace, "Wang.Wei@huaxin.com", SuppressionReason.UNSUBSCRIBED)
+        session.commit()
+    code = make_form_with_link(app, channel_id)
+    client = app.test_client()
+    page = open_form(client, platform, code, "oStranger")
+    client.post(f"/f/{code}", data={"form_token": form_token(page.text), **FILLED}, headers=WECHAT)
+    run_jobs(app)
+
+    [submission] = all_rows(app, FormSubmission)
+    assert submission.followup_status == FollowUpStatus.FAILED
+    assert "email: the address is suppressed (unsubscribed)" in submission.followup_error
+    assert list(smtp.mailbox.messages) == []
 
 
 def test_without_window_or_email_the_follow_up_fails_with_its_reasons(app, platform, channel_id):

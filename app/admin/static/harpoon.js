@@ -23,9 +23,27 @@ const Harpoon = (() => {
       }
       filler.form.elements.namedItem(filler.dataset.select)?.select();
     }
+    const inserter = event.target.closest("[data-insert]");
+    if (inserter) insert(inserter.dataset.insert);
     const button = event.target.closest("[data-copy]");
     if (button) await copy(button);
   });
+
+  // data-insert="text": put the text at the cursor of the [data-insert-target] field the user
+  // was last in (the first such field when none yet).
+  let insertTarget = null;
+  document.addEventListener("focusin", (event) => {
+    if (event.target.matches("[data-insert-target]")) insertTarget = event.target;
+  });
+  function insert(text) {
+    const field = insertTarget || document.querySelector("[data-insert-target]");
+    if (!field) return;
+    const start = field.selectionStart ?? field.value.length;
+    const end = field.selectionEnd ?? start;
+    field.setRangeText(text, start, end, "end");
+    field.focus();
+    field.dispatchEvent(new Event("input", {bubbles: true}));
+  }
 
   // Copy buttons: the field's text to the clipboard; where the clipboard API is refused
   // (plain HTTP), the text is selected and copied the old way.
