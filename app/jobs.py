@@ -17,7 +17,16 @@ from crm.crm_webhook import tell_crm_of_mqa
 from crm.imports import run_import
 from crm.rules import tag_inactive
 from journeys import delivery, runner, triggers
-from models import Channel, ChannelKind, GroupSend, Push, TagRule, Transfer, Workspace
+from models import (
+    Channel,
+    ChannelKind,
+    GroupSend,
+    Material,
+    Push,
+    TagRule,
+    Transfer,
+    Workspace,
+)
 from outreach import forms, materials, pushes
 from outreach.mail import Mailer
 from pipeline.drain import RetryPolicy, drain_workspace
@@ -524,6 +533,25 @@ def send_push(push_id: int) -> str:
         status = pushes.run_push(session, push_id, _client(channel), push_limits(), threshold)
     log.info("push %s: %s", push_id, status)
     return status
+
+
+@job(Job.UPLOAD_MATERIAL)
+def upload_material(material_id: int) -> list[str]:
+    """A library item to every channel of its workspace that sends it (a page's "upload
+    now"); the refusals, also kept on the material."""
+    with harpoon().db.session() as session:
+        material = session.get(Material, material_id)
+        if material is None:
+            raise LookupError(f"no material {material_id}")
+        channels = session.scalars(
+            select(Channel)
+            .where(Channel.workspace_id == material.workspace_id)
+            .order_by(Channel.id)
+        ).all()
+        errors = materials.upload_everywhere(session, material, channels, _client)
+    if errors:
+        log.warning("material %s: %s", material_id, "; ".join(errors))
+    return errors
 
 
 @job(Job.SEND_DUE_PUSHES)

@@ -28,8 +28,10 @@ import html
 import io
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate
 from PIL import Image, UnidentifiedImageError
@@ -79,6 +81,7 @@ NOT_AN_IMAGE = N_("Not a PNG, JPEG, GIF or BMP image.")
 NOT_AN_IMAGE_MATERIAL = N_("Not an image of the library.")
 NOT_THIS_KIND = N_("Not a library item of this kind.")
 REQUIRED = N_("Required.")
+NOT_A_LINK = N_("A web address starting with http:// or https://.")
 NEEDS_A_LINK = N_("An article sent as a card needs its original link.")
 
 REFERENCES = declare("material", Reference("cover_id", MATERIAL))
@@ -194,47 +197,53 @@ def save_file(
     return material
 
 
-def _text(high: int, **kwargs) -> fields.String:
+def _web_address(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
+        raise ValidationError(NOT_A_LINK)
+
+
+def _text(low: int, high: int, error: str, **kwargs) -> fields.String:
     return fields.String(
-        validate=validate.Length(max=high, error=N_("At most {max} characters.")), **kwargs
+        validate=validate.Length(low, high, error=error),
+        error_messages={"required": REQUIRED, "null": REQUIRED},
+        **kwargs,
+    )
+
+
+def _link(**kwargs) -> fields.String:
+    return fields.String(
+        validate=[validate.Length(max=MAX_URL, error=N_("At most 1024 characters.")), _web_address],
+        error_messages={"required": REQUIRED, "null": REQUIRED},
+        **kwargs,
     )
 
 
 class _CardSchema(Schema):
-    name = fields.String(
-        required=True, validate=validate.Length(1, MAX_NAME, error=N_("1 to 100 characters."))
-    )
-    title = fields.String(
-        required=True, validate=validate.Length(1, MAX_TITLE, error=N_("1 to 64 characters."))
-    )
+    name = _text(1, MAX_NAME, N_("1 to 100 characters."), required=True)
+    title = _text(1, MAX_TITLE, N_("1 to 64 characters."), required=True)
     cover_id = fields.Integer(load_default=None, allow_none=True)
 
 
 class ArticleSchema(_CardSchema):
-    author = _text(MAX_AUTHOR, load_default="")
-    digest = _text(MAX_DIGEST, load_default="")
-    body = fields.String(
-        required=True, validate=validate.Length(1, MAX_BODY, error=N_("1 to 20000 characters."))
-    )
-    url = fields.Url(
-        schemes={"http", "https"}, load_default=None, validate=validate.Length(max=MAX_URL)
-    )
+    author = _text(0, MAX_AUTHOR, N_("At most 16 characters."), load_default="")
+    digest = _text(0, MAX_DIGEST, N_("At most 120 characters."), load_default="")
+    body = _text(1, MAX_BODY, N_("1 to 20000 characters."), required=True)
+    url = _link(load_default=None)
 
 
 class LinkCardSchema(_CardSchema):
-    digest = _text(MAX_DIGEST, load_default="")
-    url = fields.Url(
-        schemes={"http", "https"}, required=True, validate=validate.Length(max=MAX_URL)
-    )
+    digest = _text(0, MAX_DIGEST, N_("At most 120 characters."), load_default="")
+    url = _link(required=True)
 
 
 class MiniprogramSchema(_CardSchema):
     appid = fields.String(
-        required=True, validate=validate.Regexp(r"^wx[0-9a-zA-Z]{6,30}$", error=N_("Not an AppID."))
+        required=True,
+        validate=validate.Regexp(r"^wx[0-9a-zA-Z]{6,30}$", error=N_("Not an AppID.")),
+        error_messages={"required": REQUIRED, "null": REQUIRED},
     )
-    page_path = fields.String(
-        required=True, validate=validate.Length(1, 256, error=N_("1 to 256 characters."))
-    )
+    page_path = _text(1, 256, N_("1 to 256 characters."), required=True)
 
 
 CARD_SCHEMAS = {
@@ -561,8 +570,9 @@ def _cover(session: Session, material: Material) -> Material | None:
 
 
 def upload_everywhere(session: Session, material: Material, channels, client_of) -> list[str]:
-    """ "Upload now": the material on every channel of the workspace that sends it; the
-    errors, per channel (also kept on the material and its upload rows)."""
+    """The material on every channel of the workspace that sends it, made again even when
+    uploaded (a page's "upload now"); the errors, per channel (also kept on the material
+    and its upload rows)."""
     errors = []
     for channel in channels:
         client = client_of(channel)
@@ -645,30 +655,52 @@ def _attachment(session, material: Material, channel, client, force: bool) -> di
     return {"msgtype": "link", "link": link}
 
 
-def oa_message_for(session: Session, material: Material, channel: Channel, client) -> dict:
+def _oa_image(session: Session, material: Material, channel: Channel, client) -> MaterialUpload:
+    """The image's permanent upload to the OA: made now with a client, else only one
+    already finished (a MaterialError, transient, when there is none yet)."""
+    if client is not None:
+        return ensure_oa_media(session, material, channel, client)
+    row = session.scalar(
+        select(MaterialUpload).where(
+            MaterialUpload.workspace_id == material.workspace_id,
+            MaterialUpload.material_id == material.id,
+            MaterialUpload.channel_id == channel.id,
+            MaterialUpload.purpose == UploadPurpose.OA_IMAGE,
+        )
+    )
+    if row is not None and row.status == UploadStatus.FAILED and row.sha256 == material.sha256:
+        raise MaterialError(f"material_failed: {row.error}"[:120])
+    if row is None or row.status != UploadStatus.OK or row.sha256 != material.sha256:
+        raise MaterialError("material_not_uploaded", transient=True)
+    return row
+
+
+def oa_message_for(session: Session, material: Material, channel: Channel, client=None) -> dict:
     """A customer-service message body (without touser) for a library item: an image, a
-    news link card (an article's or link card's), or a mini-program card."""
+    news link card (an article's or a link card's) or a mini-program card. With a client
+    its images are uploaded when missing; without one, only finished uploads are used."""
     match material.kind:
         case MaterialKind.IMAGE:
-            media_id = ensure_oa_media(session, material, channel, client).media_id
+            media_id = _oa_image(session, material, channel, client).media_id
             return {"msgtype": "image", "image": {"media_id": media_id}}
         case MaterialKind.MINIPROGRAM:
             cover = _cover(session, material)
-            thumb = ensure_oa_media(session, cover, channel, client).media_id
+            if cover is None:
+                raise MaterialError("material_no_cover")
             return {
                 "msgtype": "miniprogrampage",
                 "miniprogrampage": {
                     "title": material.title,
                     "appid": material.appid,
                     "pagepath": material.page_path,
-                    "thumb_media_id": thumb,
+                    "thumb_media_id": _oa_image(session, cover, channel, client).media_id,
                 },
             }
         case MaterialKind.ARTICLE | MaterialKind.LINK:
             if not material.url:
                 raise MaterialError("material_no_link")
             cover = _cover(session, material)
-            picurl = ensure_oa_media(session, cover, channel, client).url if cover else ""
+            picurl = _oa_image(session, cover, channel, client).url if cover else ""
             article = {
                 "title": material.title,
                 "description": material.digest or "",
