@@ -721,7 +721,7 @@ def check_push_material(session: Session, workspace_id: int, content: dict) -> d
     digest and original link for the customer-service card); a ValidationError keyed
     "material_id" for an item not of the content's kind. The caller has checked that the
     id is the workspace's (pushes.REFERENCES)."""
-    material_id = content.get("material_id")
+    material_id = (content or {}).get("material_id")
     if material_id is None:
         return content
     material = scoped_get(session, Material, material_id, workspace_id)
