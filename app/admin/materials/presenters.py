@@ -19,7 +19,7 @@ PURPOSE_LABELS = {
 }
 STATUS_LABELS = {
     UploadStatus.UPLOADING: _l("Uploading"),
-    UploadStatus.OK: _l("Uploaded"),
+    UploadStatus.OK: _l("Up to date"),
     UploadStatus.FAILED: _l("Failed"),
 }
 STATUS_BADGES = {
