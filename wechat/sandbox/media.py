@@ -123,7 +123,10 @@ def _upload() -> bytes:
     upload = request.files.get("media")
     if upload is None:
         raise ApiError(41005, "media data missing")
-    return upload.read()
+    try:
+        return upload.read()
+    finally:  # a large part is spooled to a temporary file
+        upload.close()
 
 
 def _new_media_id() -> str:
