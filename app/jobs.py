@@ -17,8 +17,17 @@ from crm.crm_webhook import tell_crm_of_mqa
 from crm.imports import run_import
 from crm.rules import tag_inactive
 from journeys import delivery, runner, triggers
-from models import Channel, ChannelKind, GroupSend, Push, TagRule, Transfer, Workspace
-from outreach import forms, pushes
+from models import (
+    Channel,
+    ChannelKind,
+    GroupSend,
+    Material,
+    Push,
+    TagRule,
+    Transfer,
+    Workspace,
+)
+from outreach import forms, materials, pushes
 from outreach.mail import Mailer
 from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
@@ -387,9 +396,39 @@ def send_group_send(group_send_id: int) -> str:
     with harpoon().db.session() as session:
         row = _group_send(session, group_send_id)
         channel = group_send.corp_of(session, row)
-        if channel is not None:
-            group_send.send_group_send(session, row, _client(channel))
+        if channel is not None and row.status == group_send.GroupSendStatus.QUEUED:
+            _send_with_attachments(session, row, channel, _client(channel))
         return row.status
+
+
+def _send_with_attachments(session, row: GroupSend, channel: Channel, client) -> None:
+    """The group send with its library attachments (uploaded to WeCom now when missing or
+    older than 2.5 days); a 40007 answer uploads them again and sends once more. An item
+    that cannot be had fails the send with the reason; a transient refusal is raised."""
+    for force in (False, True):
+        try:
+            attachments = materials.attachments_for(
+                session,
+                row.workspace_id,
+                channel,
+                client,
+                list(row.material_ids or []),
+                force=force,
+            )
+        except materials.MaterialError as exc:
+            if exc.transient:
+                raise
+            session.refresh(row)
+            row.status, row.error = group_send.GroupSendStatus.FAILED, exc.reason
+            session.commit()
+            return
+        try:
+            group_send.send_group_send(
+                session, row, client, attachments, retry_expired_media=not force
+            )
+            return
+        except group_send.ExpiredMedia:
+            log.info("group send %s: WeCom forgot its media, uploading again", row.id)
 
 
 @job(Job.FETCH_GROUP_SEND_RESULTS)
@@ -561,6 +600,25 @@ def send_push(push_id: int) -> str:
         status = pushes.run_push(session, push_id, _client(channel), push_limits(), threshold)
     log.info("push %s: %s", push_id, status)
     return status
+
+
+@job(Job.UPLOAD_MATERIAL)
+def upload_material(material_id: int) -> list[str]:
+    """A library item to every channel of its workspace that sends it (a page's "upload
+    now"); the refusals, also kept on the material."""
+    with harpoon().db.session() as session:
+        material = session.get(Material, material_id)
+        if material is None:
+            raise LookupError(f"no material {material_id}")
+        channels = session.scalars(
+            select(Channel)
+            .where(Channel.workspace_id == material.workspace_id)
+            .order_by(Channel.id)
+        ).all()
+        errors = materials.upload_everywhere(session, material, channels, _client)
+    if errors:
+        log.warning("material %s: %s", material_id, "; ".join(errors))
+    return errors
 
 
 @job(Job.SEND_DUE_PUSHES)

@@ -34,6 +34,7 @@ class Job(StrEnum):
     SEND_GROUP_SEND = "send_group_send"
     FETCH_GROUP_SEND_RESULTS = "fetch_group_send_results"
     SEND_PUSH = "send_push"
+    UPLOAD_MATERIAL = "upload_material"
     IMPORT_ACCOUNTS = "import_accounts"
     IMPORT_OPPORTUNITIES = "import_opportunities"
     RETAG_TITLES = "retag_titles"
@@ -81,6 +82,7 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.DELIVER_OUTBOX: _DEFAULT,
     Job.SEND_NOTIFICATIONS: _DEFAULT,
     Job.SEND_PUSH: _DEFAULT,
+    Job.UPLOAD_MATERIAL: _DEFAULT,
     Job.SEND_DUE_PUSHES: _DEFAULT,
     Job.SEND_GROUP_SEND: _DEFAULT,
     Job.FETCH_GROUP_SEND_RESULTS: _DEFAULT,

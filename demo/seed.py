@@ -33,6 +33,7 @@ from demo.data import (
     seed_demo_routing,
     seed_demo_tagging,
 )
+from demo.library import seed_demo_library
 from demo.programs import seed_demo_programs
 from models import (
     PASSWORD_ONLY_ROLES,
@@ -162,6 +163,7 @@ def seed_workspace(db, public_base: str) -> DemoChannels:
         seed_demo_content(session, workspace.id, oa_id, owner.id)
         links = demo_links(session, workspace.id, public_base)
         seed_demo_outreach(session, workspace.id, oa_id, owner.id, links)
+        seed_demo_library(session, workspace.id, oa_id, owner.id, links)
         seed_demo_journey(session, workspace.id, owner.id)
         seed_demo_programs(session, workspace.id, owner.id, sellers)
         return DemoChannels(found[ChannelKind.OA], found[ChannelKind.WECOM])

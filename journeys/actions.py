@@ -25,6 +25,8 @@ from models import (
     FollowRelation,
     Identity,
     IdentityKind,
+    Material,
+    MaterialKind,
     TaskSource,
 )
 from sales.group_send import create_group_send
@@ -210,6 +212,67 @@ def oa_message(run: "Runner", enrolment, contact, action) -> Outcome:
     send = {"kind": action["kind"], "destination": f"oa:{channel.id}", "payload": payload}
     run.send_later(enrolment, contact, send)
     return "queued", {"openid": identity.value}
+
+
+def _following_openid(run: "Runner", contact: Contact) -> Identity | None:
+    return run.session.scalar(
+        select(Identity)
+        .where(
+            Identity.workspace_id == run.workspace_id,
+            Identity.contact_id == contact.id,
+            Identity.kind == IdentityKind.OPENID,
+            Identity.following.isnot(False),
+        )
+        .order_by(Identity.id)
+    )
+
+
+@register("send_material", external=True)
+def send_material(run: "Runner", enrolment, contact, action) -> Outcome:
+    """A library item to the person: a customer-service message on an OA they follow (the
+    sender uploads its images first), else their salesperson's 1:1 send in WeCom (a group
+    send of that one customer, with the item attached, which the salesperson confirms)."""
+    material = scoped_get(run.session, Material, action["material_id"], run.workspace_id)
+    if contact is None or material is None or material.archived_at is not None:
+        return "failed", {"error": "no contact" if contact is None else "no such library item"}
+    identity = _following_openid(run, contact)
+    channel = (
+        scoped_get(run.session, Channel, identity.channel_id, run.workspace_id)
+        if identity is not None
+        else None
+    )
+    if channel is not None and material.kind != MaterialKind.FILE:  # OA messages carry no file
+        payload = {"channel_id": channel.id, "openid": identity.value, "material_id": material.id}
+        send = {"kind": "send_material", "destination": f"oa:{channel.id}", "payload": payload}
+        run.send_later(enrolment, contact, send)
+        return "queued", {"openid": identity.value, "material_id": material.id}
+    relation = _wecom_relation(run, contact)
+    if relation is None:
+        return "failed", {"error": "neither a follower nor a WeCom customer"}
+    new = create_group_send(
+        run.session,
+        enrolment.workspace_id,
+        relation.channel_id,
+        relation.staff_userid,
+        material.title or material.name,
+        [relation.external_userid],
+        None,
+        material_ids=[material.id],
+    )
+    run.result.followups.add(Job.SEND_GROUP_SEND, new.group_send.id)
+    return "done", {"group_send_id": new.group_send.id, "material_id": material.id}
+
+
+def _wecom_relation(run: "Runner", contact: Contact | None) -> FollowRelation | None:
+    return run.session.scalar(
+        select(FollowRelation)
+        .where(
+            FollowRelation.workspace_id == run.workspace_id,
+            FollowRelation.contact_id == (contact.id if contact else -1),
+            FollowRelation.removed_at.is_(None),
+        )
+        .order_by(FollowRelation.id)
+    )
 
 
 @register("wecom_group_task")

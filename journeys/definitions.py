@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import forms as form
-from core.references import SEGMENT, TAG, Reference, declare, unknown_references
+from core.references import MATERIAL, SEGMENT, TAG, Reference, declare, unknown_references
 from core.text import N_
 from journeys.model import validate as validate_document
 from models import (
@@ -51,6 +51,7 @@ REFERENCES = declare(
     Reference("nodes.*.trigger.segment_id", SEGMENT),
     Reference("nodes.*.action.tag_id", TAG),
     Reference("nodes.*.branches.*.condition.tag_id", TAG),
+    Reference("nodes.*.action.material_id", MATERIAL),
 )
 
 # Labels of the document's codes, for the editor and the history (translated there).
@@ -82,6 +83,7 @@ ACTION_LABELS = {
     "remove_tag": N_("Remove a tag"),
     "set_stage": N_("Set the stage"),
     "webhook": N_("Call a webhook"),
+    "send_material": N_("Send a library item"),
 }
 CONDITION_LABELS = {
     "has_tag": N_("Has a tag"),

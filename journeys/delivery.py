@@ -31,7 +31,8 @@ from core.transient import is_transient, may_have_gone_out, transient_answer
 from crm.contacts import live
 from journeys.actions import WEBHOOK_NO_SECRET, WEBHOOK_REFUSED, WEBHOOK_UNREACHABLE
 from journeys.webhooks import delivery_headers, signing_secrets
-from models import Channel, Contact, OutboxItem, OutboxStatus, Step, utcnow
+from models import Channel, Contact, Material, OutboxItem, OutboxStatus, Step, utcnow
+from outreach import materials
 from wechat.clients import WeChatApiError
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def deliver_due(
     """Send the workspace's due outbox rows; returns what became of them."""
     result = DeliveryResult()
     _recover_interrupted(session, workspace_id, now(), result)
+    _upload_library_items(session, workspace_id, platform, now())
     backed_off: dict[str, datetime] = {}  # destination -> when it may be tried again
     for _ in range(max_batches):
         rows = _claim(session, workspace_id, now(), batch_size, set(backed_off))
@@ -296,7 +298,61 @@ def _prepare(session: Session, row: OutboxItem, platform: Platform, now) -> Call
         return _webhook_call(session, row, platform.outbound, now)
     if row.kind in ("cs_message", "template_message"):
         return _oa_call(session, row, platform)
+    if row.kind == "send_material":
+        return _material_call(session, row, platform)
     return Attempt("failed", error=f"unknown outbox kind {row.kind}")
+
+
+def _upload_library_items(session: Session, workspace_id: int, platform: Platform, now) -> None:
+    """The library items due rows send, uploaded to their OA when missing, before any row is
+    claimed (an upload commits). A refusal is kept on the material; the row then fails with
+    it when prepared."""
+    due = session.scalars(
+        select(OutboxItem.payload).where(
+            OutboxItem.workspace_id == workspace_id,
+            OutboxItem.status == OutboxStatus.PENDING,
+            OutboxItem.kind == "send_material",
+            OutboxItem.next_attempt_at <= now,
+        )
+    ).all()
+    wanted = {(payload["channel_id"], payload["material_id"]) for payload in due}
+    for channel_id, material_id in sorted(wanted):
+        channel = scoped_get(session, Channel, channel_id, workspace_id)
+        material = scoped_get(session, Material, material_id, workspace_id)
+        if channel is None or material is None:
+            continue
+        try:
+            materials.oa_message_for(session, material, channel, platform.oa_client(channel))
+        except materials.MaterialError as exc:
+            log.warning("library item %s for OA %s: %s", material_id, channel_id, exc.reason)
+
+
+def _material_call(session: Session, row: OutboxItem, platform: Platform) -> Call | Attempt:
+    """A library item as a customer-service message, from its finished uploads (made by
+    _upload_library_items): not uploaded yet is a retry, refused by the platform a failure."""
+    payload = row.payload
+    channel = scoped_get(session, Channel, payload["channel_id"], row.workspace_id)
+    material = scoped_get(session, Material, payload["material_id"], row.workspace_id)
+    if channel is None or material is None:
+        return Attempt("failed", error="no such OA or library item")
+    try:
+        message = materials.oa_message_for(session, material, channel)
+    except materials.MaterialError as exc:
+        return Attempt("retry" if exc.transient else "failed", error=exc.reason)
+    client = platform.oa_client(channel)
+    data = {"touser": payload["openid"], **message}
+
+    def call() -> Attempt:
+        try:
+            client.post("message/custom/send", data=data)
+        except WeChatApiError as exc:
+            if may_have_gone_out(exc):
+                return Attempt("failed", error=NO_ANSWER)
+            error = f"{exc.errcode} {exc.errmsg}"
+            return Attempt("retry" if is_transient(exc) else "failed", error=error)
+        return Attempt("sent", {"openid": payload["openid"], "msgtype": message["msgtype"]})
+
+    return call
 
 
 def _oa_call(session: Session, row: OutboxItem, platform: Platform) -> Call | Attempt:

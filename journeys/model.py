@@ -36,13 +36,16 @@ ACTION_KINDS = (
     "remove_tag",
     "set_stage",
     "webhook",  # POST to a public address, signed with the workspace's secret
+    "send_material",  # a library item: a service message (OA) or the owner's 1:1 send (WeCom)
 )
 CONDITION_KINDS = ("has_tag", "score_at_least", "stage_in", "interacted", "first_event")
 SCOPES = ("contact", "account")
 REENTRY = ("once", "period", "always")
 SINCE = ("enrolment", "ever")
 # Actions that message a person: counted against the workspace's frequency cap.
-MESSAGE_ACTIONS = frozenset({"cs_message", "template_message", "wecom_message", "wecom_group_task"})
+MESSAGE_ACTIONS = frozenset(
+    {"cs_message", "template_message", "wecom_message", "wecom_group_task", "send_material"}
+)
 
 MAX_NODES = 100
 MAX_TEXT = 600
@@ -324,6 +327,8 @@ def _check_action(action, path: str, problems: Problems) -> None:
             problems.add(f"{path}.detail", f"At most {MAX_TASK_DETAIL} characters.")
     elif kind == "webhook" and (problem := url_problem(action.get("url"))):
         problems.add(f"{path}.url", problem)
+    elif kind == "send_material" and not _whole(action.get("material_id"), 1, 2**31 - 1):
+        problems.add(f"{path}.material_id", "Choose a library item.")
 
 
 def _check_condition(condition, path: str, problems: Problems) -> None:

@@ -50,6 +50,13 @@ from models.journey import (
     JourneyVersion,
     Step,
 )
+from models.material import (
+    Material,
+    MaterialKind,
+    MaterialUpload,
+    UploadPurpose,
+    UploadStatus,
+)
 from models.outbox import OutboxItem, OutboxStatus
 from models.outreach import (
     MASS_MECHANISMS,
@@ -197,6 +204,9 @@ __all__ = [
     "JourneyVersion",
     "LinkMedium",
     "MassQuota",
+    "Material",
+    "MaterialKind",
+    "MaterialUpload",
     "Mechanism",
     "MenuStatus",
     "MenuVersion",
@@ -263,6 +273,8 @@ __all__ = [
     "TransferItem",
     "TransferItemStatus",
     "TransferKind",
+    "UploadPurpose",
+    "UploadStatus",
     "User",
     "WebhookSecret",
     "WelcomeMessage",

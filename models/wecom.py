@@ -184,6 +184,7 @@ class GroupSend(Base):
     staff_userid: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(String(2000))
     external_userids: Mapped[list] = mapped_column(JSONDoc, default=list)
+    material_ids: Mapped[list] = mapped_column(JSONDoc, default=list)  # attachments, in order
     msgid: Mapped[str | None] = mapped_column(String(128))
     fail_list: Mapped[list] = mapped_column(JSONDoc, default=list)
     # external_userid -> 0 not sent, 1 sent, 2 not a friend, 3 monthly limit (WeCom's codes)

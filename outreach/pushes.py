@@ -25,7 +25,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from core.references import CHANNEL, SEGMENT, Reference, check_references, declare, scoped_get
+from core.references import (
+    CHANNEL,
+    MATERIAL,
+    SEGMENT,
+    Reference,
+    check_references,
+    declare,
+    scoped_get,
+)
 from core.transient import is_transient, may_have_gone_out
 from models import (
     MASS_MECHANISMS,
@@ -47,7 +55,7 @@ from models import (
     utcnow,
 )
 from models.tag import RemoteStatus
-from outreach import segments
+from outreach import materials, segments
 from outreach.segments import Segment
 from wechat.clients import WeChatApiError
 
@@ -87,14 +95,31 @@ class PushLimits:
     window_messages: int = 5
 
 
-REFERENCES = declare("push", Reference("channel_id", CHANNEL), Reference("segment_id", SEGMENT))
+REFERENCES = declare(
+    "push",
+    Reference("channel_id", CHANNEL),
+    Reference("segment_id", SEGMENT),
+    Reference("content.material_id", MATERIAL),
+)
 
 
 def check_push(session: Session, push: Push) -> None:
-    """A ValidationError keyed "channel_id" or "segment_id" when the push names another
-    workspace's OA or segment."""
-    named = {"channel_id": push.channel_id, "segment_id": push.segment_id}
+    """A ValidationError keyed "channel_id", "segment_id" or "content.material_id" when the
+    push names another workspace's OA, segment or library item; a library item of the wrong
+    kind is keyed "content.material_id" too. A library article fills the content's card
+    fields (title, summary, link) for the followers who get it as a service message."""
+    named = {
+        "channel_id": push.channel_id,
+        "segment_id": push.segment_id,
+        "content": push.content or {},
+    }
     check_references(session, push.workspace_id, named, REFERENCES)
+    try:
+        push.content = materials.check_push_material(session, push.workspace_id, push.content)
+    except ValidationError as exc:
+        raise ValidationError(
+            {f"content.{key}": value for key, value in exc.messages.items()}
+        ) from None
 
 
 # --- content -----------------------------------------------------------------------------
@@ -108,8 +133,10 @@ class ContentSchema(Schema):
 
     type = fields.String(required=True, validate=validate.OneOf(CONTENT_TYPES))
     text = fields.String(validate=validate.Length(max=MAX_TEXT))
-    # news: the article's media_id in the OA library (mass sends), and its card (CS)
+    # news: the article's media_id in the OA library (mass sends), and its card (CS); or a
+    # library article / image, whose media_id the send gets when it starts
     media_id = fields.String(validate=validate.Length(max=128))
+    material_id = fields.Integer(strict=True)
     title = fields.String(validate=validate.Length(max=64))
     description = fields.String(validate=validate.Length(max=120))
     url = fields.Url(schemes={"http", "https"})
@@ -128,6 +155,8 @@ class ContentSchema(Schema):
             "image": ("media_id",),
             "template": ("template_id", "data"),
         }[content["type"]]
+        if content["type"] in ("news", "image") and content.get("material_id") is not None:
+            needed = ()  # the library item gives them (check_push, prepare_push_content)
         missing = {name: ["Required."] for name in needed if not content.get(name)}
         if missing:
             raise ValidationError(missing)
@@ -866,8 +895,44 @@ def run_push(
             return push.status
         push.status, push.started_at = PushStatus.SENDING, now()
         session.commit()
+    if not _library_media(session, push, client, now):
+        return push.status
     dispatch_push(session, push, client, now=now, pace=pace)
     return push.status
+
+
+def _library_media(session: Session, push: Push, client, now: Callable[[], datetime]) -> bool:
+    """A push of a library item gets the media_id its send needs (uploaded now, after the
+    planning's commit). False when it cannot: the push fails with the reason and its
+    planned recipients fail with it; a transient refusal is raised for the job to retry."""
+    if push.content.get("material_id") is None:
+        return True
+    channel = scoped_get(session, Channel, push.channel_id, push.workspace_id)
+    try:
+        content = materials.prepare_push_content(
+            session, push.workspace_id, push.content, channel, client
+        )
+    except materials.MaterialError as exc:
+        if exc.transient:
+            raise
+        session.execute(
+            update(PushRecipient)
+            .where(
+                PushRecipient.push_id == push.id,
+                PushRecipient.status == RecipientStatus.PLANNED,
+            )
+            .values(status=RecipientStatus.FAILED, reason=exc.reason[:40]),
+            execution_options={"synchronize_session": False},
+        )
+        push.status, push.error, push.finished_at = PushStatus.FAILED, exc.reason, now()
+        push.report = delivery_report(session, push.id)
+        session.commit()
+        log.warning("push %s: its library item could not be had: %s", push.id, exc.reason)
+        return False
+    if content != push.content:
+        push.content = content
+        session.commit()
+    return True
 
 
 def preview_push(session: Session, push: Push, client, contact_ids: list[int]) -> dict[str, str]:
@@ -881,14 +946,21 @@ def preview_push(session: Session, push: Push, client, contact_ids: list[int]) -
             Identity.kind == IdentityKind.OPENID,
         )
     ).all()
+    content = materials.uploaded_push_content(
+        session, push.workspace_id, push.content, push.channel_id
+    )
+    if content is None:
+        raise PushError(
+            "the library item is not on this Official Account yet: upload it from its page"
+        )
     results = {}
     for openid in openids:
         try:
-            if push.content["type"] == "template":
-                client.post("message/template/send", data=template_message(push.content, openid))
+            if content["type"] == "template":
+                client.post("message/template/send", data=template_message(content, openid))
             else:
                 client.post(
-                    "message/mass/preview", data={**mass_message(push.content), "touser": openid}
+                    "message/mass/preview", data={**mass_message(content), "touser": openid}
                 )
         except WeChatApiError as exc:
             results[openid] = f"{exc.errcode} {exc.errmsg}"

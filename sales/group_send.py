@@ -18,10 +18,19 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.references import CHANNEL, STAFF, Reference, check_references, declare, scoped_get
+from core.references import (
+    CHANNEL,
+    MATERIAL,
+    STAFF,
+    Reference,
+    check_references,
+    declare,
+    scoped_get,
+)
+from core.text import N_
 from core.transient import is_transient, may_have_gone_out
 from crm.channels import wecom_channel
-from models import Channel, FollowRelation, GroupSend, Staff, utcnow
+from models import Channel, FollowRelation, GroupSend, Material, MaterialKind, Staff, utcnow
 from wechat.clients import WeChatApiError, chunks
 
 log = logging.getLogger(__name__)
@@ -36,9 +45,26 @@ QUEUED_GRACE = timedelta(minutes=10)
 LOOKUP_CHUNK = 500
 # Per-customer send statuses in get_groupmsg_send_result.
 NOT_SENT, SENT, NOT_A_FRIEND, MONTHLY_LIMIT = 0, 1, 2, 3
-REFERENCES = declare(
-    "group_send", Reference("channel_id", CHANNEL), Reference("staff_userid", STAFF)
+MAX_ATTACHMENTS = 9  # add_msg_template
+INVALID_MEDIA_ID = 40007  # WeCom forgot a temporary media_id (3 days) or never had it
+# Library items a group send may carry (outreach.materials.attachments_for builds them).
+ATTACHABLE = (
+    MaterialKind.IMAGE,
+    MaterialKind.FILE,
+    MaterialKind.LINK,
+    MaterialKind.ARTICLE,
+    MaterialKind.MINIPROGRAM,
 )
+REFERENCES = declare(
+    "group_send",
+    Reference("channel_id", CHANNEL),
+    Reference("staff_userid", STAFF),
+    Reference("material_ids", MATERIAL),
+)
+
+
+class ExpiredMedia(Exception):
+    """WeCom answered 40007 to a send's attachments: upload them again and retry once."""
 
 
 class GroupSendStatus(StrEnum):
@@ -69,6 +95,11 @@ class GroupSendSchema(Schema):
             1, MAX_RECIPIENTS, error=f"At least one recipient, at most {MAX_RECIPIENTS:,}."
         ),
     )
+    material_ids = fields.List(
+        fields.Integer(strict=True),
+        load_default=list,
+        validate=validate.Length(max=MAX_ATTACHMENTS, error=N_("At most 9 attachments.")),
+    )
 
 
 @dataclass
@@ -86,14 +117,26 @@ def create_group_send(
     text: str,
     external_userids: list[str],
     created_by: int | None,
+    material_ids: list[int] = (),
 ) -> NewGroupSend:
     """A queued group send to those of `external_userids` who are the staff member's
-    customers (flushed, not committed). Raises a ValidationError keyed by argument."""
+    customers (flushed, not committed), with up to 9 library items as attachments. Raises
+    a ValidationError keyed by argument."""
     data = GroupSendSchema().load(
-        {"staff_userid": staff_userid, "text": text, "external_userids": external_userids}
+        {
+            "staff_userid": staff_userid,
+            "text": text,
+            "external_userids": external_userids,
+            "material_ids": list(material_ids),
+        }
     )
-    named = {"channel_id": channel_id, "staff_userid": data["staff_userid"]}
+    named = {
+        "channel_id": channel_id,
+        "staff_userid": data["staff_userid"],
+        "material_ids": data["material_ids"],
+    }
     check_references(session, workspace_id, named, REFERENCES)
+    check_attachable(session, workspace_id, data["material_ids"])
     channel = wecom_channel(session, workspace_id, channel_id)
     if channel is None:
         raise ValidationError({"channel_id": ["No such WeCom corp in this workspace."]})
@@ -120,12 +163,30 @@ def create_group_send(
         staff_userid=staff.userid,
         text=data["text"],
         external_userids=recipients,
+        material_ids=data["material_ids"],
         status=GroupSendStatus.QUEUED,
         created_by=created_by,
     )
     session.add(group_send)
     session.flush()
     return NewGroupSend(group_send, [ext for ext in requested if ext not in customers])
+
+
+def check_attachable(session: Session, workspace_id: int, material_ids: list[int]) -> None:
+    """A ValidationError keyed "material_ids" when one is archived or not sendable to WeCom
+    (the ids are the workspace's: checked by REFERENCES)."""
+    sendable = set(
+        session.scalars(
+            select(Material.id).where(
+                Material.workspace_id == workspace_id,
+                Material.id.in_(material_ids or [-1]),
+                Material.kind.in_(ATTACHABLE),
+                Material.archived_at.is_(None),
+            )
+        )
+    )
+    if set(material_ids) - sendable:
+        raise ValidationError({"material_ids": [N_("Not an item the library can attach.")]})
 
 
 def active_customers(
@@ -159,11 +220,20 @@ def corp_of(session: Session, group_send: GroupSend) -> Channel | None:
     return channel
 
 
-def send_group_send(session: Session, group_send: GroupSend, client) -> None:
-    """Hand a queued group send to WeCom, once; commits. A transient error is raised and the
-    send stays queued (the periodic refresh queues it again); any other refusal fails it, and
-    so does a call that went unanswered (it may be waiting for the salesperson already: a
-    second one would let them send it twice)."""
+def send_group_send(
+    session: Session,
+    group_send: GroupSend,
+    client,
+    attachments: list[dict] = (),
+    *,
+    retry_expired_media: bool = False,
+) -> None:
+    """Hand a queued group send to WeCom, once, with its attachments (built by the caller
+    from its material_ids); commits. A transient error is raised and the send stays queued
+    (the periodic refresh queues it again); any other refusal fails it, and so does a call
+    that went unanswered (it may be waiting for the salesperson already: a second one would
+    let them send it twice). With `retry_expired_media`, a 40007 (WeCom forgot a media_id)
+    raises ExpiredMedia and the send stays queued, for the caller to upload again and retry."""
     # Row-locked (on PostgreSQL) while WeCom is called: a second job waits, then sees the msgid.
     session.refresh(group_send, with_for_update=True)
     if group_send.msgid or group_send.status != GroupSendStatus.QUEUED:
@@ -177,12 +247,16 @@ def send_group_send(session: Session, group_send: GroupSend, client) -> None:
                 "external_userid": group_send.external_userids,
                 "sender": group_send.staff_userid,
                 "text": {"content": group_send.text},
+                **({"attachments": list(attachments)} if attachments else {}),
             },
         )
     except WeChatApiError as exc:
         if is_transient(exc) and not may_have_gone_out(exc):
             session.rollback()
             raise
+        if exc.errcode == INVALID_MEDIA_ID and attachments and retry_expired_media:
+            session.rollback()
+            raise ExpiredMedia(str(exc)) from exc
         error = str(exc) if not may_have_gone_out(exc) else f"no answer, check WeCom: {exc}"
         group_send.status, group_send.error = GroupSendStatus.FAILED, error[:500]
         session.commit()

@@ -1699,6 +1699,20 @@ def poster_background(width=750, height=1334, *, fmt="PNG", color=(250, 236, 214
     return out.getvalue()
 
 
+# ---- library ----
+
+
+def png_bytes(width: int = 64, height: int = 36, color=(24, 119, 242)) -> bytes:
+    """A real PNG image, drawn by Pillow."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
 def make_poster(app, *, workspace="acme", content_id=None, form_id=None, **values) -> int:
     """A poster of a content item (made when none is given), its QR box at 255,900 (240
     px) and "{name} 邀请您" at 80,820, saved as the editor saves it."""
@@ -1816,3 +1830,42 @@ def make_email_message(app, contact_id: int, to: str | None, **fields):
         session.refresh(row)
         session.expunge(row)
         return row
+
+
+def make_image(db, workspace_id: int, name: str = "封面", data: bytes | None = None):
+    """A library image of the workspace (flushed)."""
+    from outreach import materials
+
+    return materials.save_image(
+        db, workspace_id, name=name, filename=f"{name}.png", data=data or png_bytes()
+    )
+
+
+def make_article(db, workspace_id: int, cover_id: int, **values):
+    """A library article with its cover (flushed)."""
+    from outreach import materials
+
+    raw = {
+        "name": "ABM 实战",
+        "title": "ABM 实战：找准采购委员会",
+        "author": "市场部",
+        "digest": "三步找准 B2B 采购委员会",
+        "body": "第一段。\n\n第二段 <b>不是标签</b>。",
+        "url": "https://example.com/abm",
+        "cover_id": cover_id,
+        **values,
+    }
+    return materials.save_card(db, workspace_id, "article", raw)
+
+
+def make_card(db, workspace_id: int, kind: str, cover_id: int | None = None, **values):
+    """A library link card or mini-program card (flushed)."""
+    from outreach import materials
+
+    raw = {"name": kind, "title": f"{kind} 标题", "cover_id": cover_id, **values}
+    if kind == "link":
+        raw.setdefault("url", "https://example.com/link")
+    else:
+        raw.setdefault("appid", "wx1234567890abcdef")
+        raw.setdefault("page_path", "pages/index/index")
+    return materials.save_card(db, workspace_id, kind, raw)

@@ -75,6 +75,7 @@ from models import (
     utcnow,
 )
 from outreach import content, forms, menus, pushes, segments
+from outreach import materials as library
 from outreach import qr_codes as qrcodes
 from outreach.content import create_link
 from outreach.forms import download_link
@@ -87,7 +88,7 @@ from sales.group_send import create_group_send
 from sales.transfers import create_transfer
 from sync.tag_sync import ensure_remote_tags
 from tests.app.admin.helpers import csrf_token, in_english, sign_in
-from tests.factories import PASSWORD, make_channel, poster_background
+from tests.factories import PASSWORD, make_channel, make_image, png_bytes, poster_background
 from tests.helpers import OA_CREDS, OA_SECRET, WECOM_CREDS, harpoon_of, session_of
 from tests.oa_platform import client_of, follow, received, settle, tenant
 from wechat.sandbox import oa as sandbox_oa
@@ -576,6 +577,72 @@ SAVE_CASES = {
 }
 
 
+# ---- library ----
+
+
+def image_of(app, workspace: int) -> int:
+    with session_of(app) as session:
+        image = make_image(session, workspace, data=png_bytes(color=(workspace, 0, 0)))
+        session.commit()
+        return image.id
+
+
+def save_article_cover(app, world: World):
+    cover = image_of(app, world.b.workspace)
+    with session_of(app) as session:
+        raw = {"name": "a", "title": "t", "body": "b", "cover_id": cover}
+        return errors_of(
+            lambda: library.save_card(session, world.a.workspace, "article", raw)
+        ), "cover_id"
+
+
+def save_push_material(app, world: World):
+    push = Push(
+        workspace_id=world.a.workspace,
+        channel_id=world.a.oa,
+        content={"type": "image", "material_id": image_of(app, world.b.workspace)},
+    )
+    with session_of(app) as session:
+        return errors_of(lambda: pushes.check_push(session, push)), "content.material_id"
+
+
+def save_group_send_material(app, world: World):
+    material_id = image_of(app, world.b.workspace)
+    with session_of(app) as session:
+        return errors_of(
+            lambda: create_group_send(
+                session,
+                world.a.workspace,
+                world.a.wecom,
+                world.a.staff,
+                "你好",
+                ["wm_x"],
+                None,
+                material_ids=[material_id],
+            )
+        ), "material_ids"
+
+
+def save_journey_material(app, world: World):
+    path = "nodes.3.action"
+    action = {"kind": "send_material", "material_id": image_of(app, world.b.workspace)}
+    document = _put(journey_document(world.a), path, action)
+    with session_of(app) as session:
+        return errors_of(
+            lambda: definitions.create_journey(session, world.a.workspace, "j", "", document, None)
+        ), f"{path}.material_id"
+
+
+SAVE_CASES.update(
+    {
+        ("material", "cover_id"): save_article_cover,
+        ("push", "content.material_id"): save_push_material,
+        ("group_send", "material_ids"): save_group_send_material,
+        ("journey", "nodes.*.action.material_id"): save_journey_material,
+    }
+)
+
+
 def declared_fields() -> set[tuple[str, str]]:
     """(document, path) of every declaration, every module imported first (a module
     declares its documents' fields when imported)."""
@@ -629,6 +696,12 @@ DECLARED_INPUTS = {
     ("app.admin.routing.forms.RuleForm", "user_ids"): ("routing_rule", "user_ids"),
     ("app.admin.routing.forms.SettingsForm", "manager_id"): ("routing_settings", "manager_id"),
     ("app.admin.email.forms.PreviewForm", "contact_id"): ("email_preview", "contact_id"),
+    ("outreach.pushes.ContentSchema", "material_id"): ("push", "content.material_id"),
+    ("sales.group_send.GroupSendSchema", "material_ids"): ("group_send", "material_ids"),
+    ("outreach.materials._CardSchema", "cover_id"): ("material", "cover_id"),
+    ("outreach.materials.ArticleSchema", "cover_id"): ("material", "cover_id"),
+    ("outreach.materials.LinkCardSchema", "cover_id"): ("material", "cover_id"),
+    ("outreach.materials.MiniprogramSchema", "cover_id"): ("material", "cover_id"),
 }
 # Inputs named like an id that name no row of a workspace, and why.
 NOT_WORKSPACE_ROWS = {

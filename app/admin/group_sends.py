@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 from marshmallow import ValidationError as SchemaError
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from wtforms import RadioField, SelectChoice, SelectField, TextAreaField
+from wtforms import RadioField, SelectChoice, SelectField, SelectMultipleField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.admin import bp, db
@@ -19,12 +19,16 @@ from app.admin.access import audit, can, requires, workspace_id
 from app.admin.contacts.presenters import tag_filter_options
 from app.admin.labels import error_messages
 from app.admin.lookups import paginate, paginate_list, scoped_or_404
+from app.admin.materials.presenters import kind_label
 from app.extensions import harpoon
 from core.jobs import Job
 from crm.channels import channel_names
 from crm.tags import TagBook
 from models import Channel, Contact, ContactTag, FollowRelation, GroupSend, Role, Staff, User
+from outreach import materials
 from sales.group_send import (
+    ATTACHABLE,
+    MAX_ATTACHMENTS,
     MAX_TEXT,
     MONTHLY_LIMIT,
     NOT_A_FRIEND,
@@ -73,6 +77,7 @@ ERROR_FIELDS = {
     "staff_userid": "sender",
     "text": "text",
     "external_userids": "audience",
+    "material_ids": "attachments",
 }
 
 
@@ -102,9 +107,15 @@ class GroupSendForm(FlaskForm):
         ],
     )
 
+    attachments = SelectMultipleField(_l("Attachments from the library"), choices=[], coerce=int)
+
     def validate_tag(self, field):
         if self.audience.data == "tag" and not field.data:
             raise ValidationError(_l("Choose the tag."))
+
+    def validate_attachments(self, field):
+        if len(field.data or []) > MAX_ATTACHMENTS:
+            raise ValidationError(_l("At most 9 attachments."))
 
 
 def _senders() -> list[Staff]:
@@ -135,6 +146,10 @@ def _form(**kwargs) -> GroupSendForm:
         SelectChoice(str(tag_id), label, optgroup=str(group_label))
         for group_label, options in tag_filter_options(TagBook(db(), workspace_id()))
         for tag_id, label in options
+    ]
+    form.attachments.choices = [
+        SelectChoice(material.id, f"{kind_label(material.kind)}：{material.name}")
+        for material in materials.choices(db(), workspace_id(), ATTACHABLE)
     ]
     return form
 
@@ -186,6 +201,7 @@ def group_sends_create():
             form.text.data,
             recipients,
             current_user.id,
+            material_ids=form.attachments.data or [],
         )
     except SchemaError as exc:
         db().rollback()
@@ -202,6 +218,7 @@ def group_sends_create():
             "staff_userid": group_send.staff_userid,
             "recipients": len(group_send.external_userids),
             "tag_id": tag_id,
+            "material_ids": group_send.material_ids,
         },
     )
     db().commit()

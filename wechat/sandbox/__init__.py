@@ -10,7 +10,7 @@ Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
 
 from flask import Flask, jsonify
 
-from wechat.sandbox import oa, wecom, wecom_client, wecom_groups, wecom_transfers
+from wechat.sandbox import media, oa, wecom, wecom_client, wecom_groups, wecom_transfers
 from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
 
 
@@ -28,6 +28,8 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
     app.register_blueprint(wecom_client.api_bp)
     app.register_blueprint(wecom_client.client_bp)
     app.register_blueprint(wecom_groups.bp)
+    app.register_blueprint(media.oa_bp)
+    app.register_blueprint(media.wecom_bp)
 
     @app.get("/sandbox/state")
     def state():
@@ -35,12 +37,13 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
         with sandbox().lock:
             return jsonify(
                 {
-                    app_id: oa.inspect(tenant)
+                    app_id: {**oa.inspect(tenant), **media.inspect(tenant)}
                     if tenant.kind == "oa"
                     else {
                         **wecom.inspect(tenant),
                         **wecom_client.inspect(tenant),
                         **wecom_groups.inspect(tenant),
+                        **media.inspect(tenant),
                     }
                     for app_id, tenant in sandbox().tenants.items()
                 }

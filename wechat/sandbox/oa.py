@@ -22,7 +22,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
 from wechat import simulate
 from wechat.callbacks import CallbackRejected, parse_xml
-from wechat.sandbox import wecom_client
+from wechat.sandbox import media, wecom_client
 from wechat.sandbox.core import OA, WECOM, ApiError, Sandbox, Tenant, body, ok
 from wechat.sandbox.core import sandbox as current_sandbox
 
@@ -860,6 +860,7 @@ def _submit_mass_job(
     """Send to `openids` now (minus those filtered out) and report MASSSENDJOBFINISH.
     A clientmsgid seen in the last 24 h answers 45065 with the original msg_id."""
     msgtype, content = _message_content(data, MASS_MSGTYPES)
+    media.check_mass_media(tenant, msgtype, content)
     clientmsgid = str(data.get("clientmsgid") or "")
     if _utf8_len(clientmsgid) > MAX_CLIENTMSGID_BYTES:
         raise ApiError(45067, "clientmsgid size out of limit")

@@ -32,6 +32,8 @@ zsmhub/workweixin's errcodes and binarywang/WxJava's WxCpErrorMsgEnum) and its A
 - 48002 for a customer-contact API called with another secret's token; 45009 "api freq
   out of limit" beyond 10,000 calls a minute or 150,000 an hour per corp.
 - 40032 batch/get_by_user with more than 100 userids; 50100 invalid cursor.
+- Attachments (group sends, welcomes): 40007 for media unknown, of another type or past
+  its 3 days (media.py).
 """
 
 import random
@@ -44,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from flask import Blueprint, request
 
 from wechat import simulate
+from wechat.sandbox import media
 from wechat.sandbox.core import WECOM, ApiError, Sandbox, Tenant, body, ok, sandbox
 
 bp = Blueprint("sandbox_wecom", __name__, url_prefix="/wecom")
@@ -352,10 +355,15 @@ def _page(items: list, cursor: str, limit: int) -> tuple[list, str]:
     return items[start:end], (str(end) if end < len(items) else "")
 
 
-def _check_attachments(data: dict) -> list:
+def _check_attachments(tenant: Tenant, data: dict) -> list:
+    """At most 9, each naming live media of the corp (media.check_wecom_attachments)."""
     attachments = data.get("attachments") or []
+    if not isinstance(attachments, list):
+        raise ApiError(47001, "data format error")
     if len(attachments) > ATTACHMENTS_MAX:
         raise ApiError(40058, f"at most {ATTACHMENTS_MAX} attachments")
+    with sandbox().lock:
+        media.check_wecom_attachments(tenant, attachments)
     return attachments
 
 
@@ -637,11 +645,11 @@ def del_contact_way():
 def send_welcome_msg():
     """Fakes externalcontact/send_welcome_msg: {"welcome_code", "text", "attachments"}.
     Once per code, within 20 s of the add event, and not after the pair has chatted."""
-    _, state = contact_api()
+    tenant, state = contact_api()
     data = body()
     if not data.get("welcome_code"):
         raise ApiError(41049, "missing welcome_code")
-    attachments = _check_attachments(data)
+    attachments = _check_attachments(tenant, data)
     with sandbox().lock:
         now = sandbox().now()
         code = state.welcome_codes.get(data["welcome_code"])
@@ -850,11 +858,11 @@ def add_msg_template():
     Customers who are not the sender's, or who had their monthly group messages, go into
     fail_list. The job waits for the sender to confirm (confirm_msg_template). The sandbox
     requires a sender and supports no "group" chat_type."""
-    _, state = contact_api()
+    tenant, state = contact_api()
     data = body()
     if data.get("chat_type", "single") != "single":
         raise ApiError(40058, "the sandbox supports chat_type single only")
-    attachments = _check_attachments(data)
+    attachments = _check_attachments(tenant, data)
     if not (data.get("text") or {}).get("content") and not attachments:
         raise ApiError(44004, "empty content")
     requested = list(data.get("external_userid") or [])

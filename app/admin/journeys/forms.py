@@ -20,6 +20,8 @@ from core.forms import flat_errors
 from crm.tags import TagBook
 from journeys.definitions import segment_names
 from journeys.model import MAX_NODES, NODE_TYPES
+from models import MaterialKind
+from outreach import materials
 from scoring.forms import RULE_KINDS
 from scoring.model import Model
 
@@ -162,6 +164,8 @@ def _action(form, at: str) -> dict:
                 action["detail"] = detail
         case "webhook":
             action["url"] = _text(form, f"{at}.url")
+        case "send_material":
+            action["material_id"] = _whole(_text(form, f"{at}.material_id"))
     return action
 
 
@@ -403,8 +407,16 @@ def editor_choices(session: Session, ws: int, model: Model, document: dict) -> d
     for kind in _values(document, "kind"):
         if isinstance(kind, str) and "." in kind and kind not in kinds:
             kinds[kind] = kind
+    library = {
+        material.id: material.name
+        for material in materials.choices(session, ws, tuple(MaterialKind))
+    }
+    for material_id in _values(document, "material_id"):
+        if isinstance(material_id, int) and material_id not in library:
+            library[material_id] = _("Library item #%(id)s (archived)", id=material_id)
     return {
         "tag_groups": tag_groups,
+        "material_options": list(library.items()),
         "stage_options": list(stages.items()),
         "segment_options": list(segments.items()),
         "event_kinds": list(kinds.items()),

@@ -230,6 +230,8 @@ def describe_node(node: dict, names: Names) -> str:
                 text += f": {action.get('url', '')}"
             elif kind == "template_message":
                 text += f": {action.get('template_id', '')}"
+            elif kind == "send_material":
+                text += f": #{action.get('material_id', '')}"
             if (node.get("skip_if") or {}).get("event"):
                 text += " · " + _(
                     "skipped if %(event)s %(since)s",

@@ -22,7 +22,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.admin.labels import error_messages
-from models import Channel, Push, SavedSegment
+from models import Channel, Material, Push, SavedSegment
 from outreach import pushes
 
 CONTENT_TYPES = [
@@ -60,6 +60,14 @@ class PushForm(FlaskForm):
     audience = SelectField(_l("Audience"), choices=[], default="")
     content_type = RadioField(_l("Content"), choices=CONTENT_TYPES, default="text")
     text = TextAreaField(_l("Text"), filters=[_strip])
+    material = SelectField(
+        _l("From the library"),
+        choices=[],
+        default="",
+        description=_l(
+            "An article or image of the library: its media_id is had when the push is sent."
+        ),
+    )
     media_id = StringField(
         _l("media_id"),
         filters=[_strip],
@@ -116,9 +124,19 @@ class SettingsForm(FlaskForm):
     )
 
 
-def push_form(channels: list[Channel], segments: list[SavedSegment], **kwargs) -> PushForm:
-    """The form offering the workspace's OAs and saved segments (or every follower)."""
+def push_form(
+    channels: list[Channel],
+    segments: list[SavedSegment],
+    library: list[Material] = (),
+    **kwargs,
+) -> PushForm:
+    """The form offering the workspace's OAs, saved segments (or every follower) and its
+    library's articles and images."""
     form = PushForm(**kwargs)
+    form.material.choices = [SelectChoice("", _("None: a media_id typed below"))] + [
+        SelectChoice(str(m.id), f"{_('Article') if m.kind == 'article' else _('Image')}：{m.name}")
+        for m in library
+    ]
     form.channel.choices = [SelectChoice(str(c.id), c.name) for c in channels]
     form.audience.choices = [SelectChoice("", _("Every follower"))] + [
         SelectChoice(str(s.id), s.name) for s in segments
@@ -131,6 +149,8 @@ def _content(form: PushForm) -> dict | None:
     raw = {"type": form.content_type.data}
     for name in ("text", "media_id", "title", "description", "url", "picurl", "template_id"):
         raw[name] = form[name].data
+    if form.content_type.data in ("news", "image") and form.material.data:
+        raw["material_id"] = int(form.material.data)
     try:
         raw["data"] = _key_values(form.template_data.data)
     except ValidationError:  # the field's own validator shows it
@@ -139,7 +159,8 @@ def _content(form: PushForm) -> dict | None:
         content = pushes.clean_content(raw)
     except SchemaError as exc:
         for key, messages in exc.messages.items():
-            target = form[{"type": "content_type", "data": "template_data"}.get(key, key)]
+            names = {"type": "content_type", "data": "template_data", "material_id": "material"}
+            target = form[names.get(key, key)]
             target.errors = [*target.errors, *error_messages(messages)]
         return None
     return content
@@ -154,14 +175,19 @@ def fill(session: Session, push: Push, form: PushForm) -> bool:
     push.name = form.name.data
     push.channel_id = int(form.channel.data)
     push.segment_id = int(form.audience.data) if form.audience.data else None
+    push.content = content
     try:
         pushes.check_push(session, push)
     except SchemaError as exc:
+        names = {
+            "channel_id": "channel",
+            "segment_id": "audience",
+            "content.material_id": "material",
+        }
         for key, messages in exc.messages.items():
-            target = form[{"channel_id": "channel", "segment_id": "audience"}[key]]
+            target = form[names[key]]
             target.errors = [*target.errors, *(_(message) for message in messages)]
         return False
-    push.content = content
     push.prefer_service_window = form.prefer_service_window.data
     push.fallback_template = (
         {
@@ -179,7 +205,12 @@ def fill(session: Session, push: Push, form: PushForm) -> bool:
     return True
 
 
-def form_of(push: Push, channels: list[Channel], segments: list[SavedSegment]) -> PushForm:
+def form_of(
+    push: Push,
+    channels: list[Channel],
+    segments: list[SavedSegment],
+    library: list[Material] = (),
+) -> PushForm:
     """The form showing a saved push, to edit it."""
     content = push.content or {}
     fallback = push.fallback_template or {}
@@ -187,6 +218,7 @@ def form_of(push: Push, channels: list[Channel], segments: list[SavedSegment]) -
     return push_form(
         channels,
         segments,
+        library,
         formdata=None,
         name=push.name,
         channel=str(push.channel_id),
@@ -200,5 +232,6 @@ def form_of(push: Push, channels: list[Channel], segments: list[SavedSegment]) -
         fallback_template_id=fallback.get("template_id", ""),
         fallback_data="\n".join(f"{k}: {v}" for k, v in fallback.get("data", {}).items()),
         fallback_url=fallback.get("url", ""),
-        **{k: v for k, v in content.items() if k not in ("type", "data")},
+        material=str(content.get("material_id") or ""),
+        **{k: v for k, v in content.items() if k not in ("type", "data", "material_id")},
     )

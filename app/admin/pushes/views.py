@@ -18,8 +18,18 @@ from core.jobs import Job
 from crm.channels import channels_of
 from crm.directory import contacts_by_openid, openids_of
 from crm.users import user_names
-from models import Channel, ChannelKind, Push, PushStatus, SavedSegment, Workspace, utcnow
-from outreach import pushes
+from models import (
+    Channel,
+    ChannelKind,
+    Material,
+    MaterialKind,
+    Push,
+    PushStatus,
+    SavedSegment,
+    Workspace,
+    utcnow,
+)
+from outreach import materials, pushes
 from outreach.pushes import PushError
 from outreach.segments import saved_segments
 from wechat.clients import WeChatApiError
@@ -33,8 +43,12 @@ def _oa_channels() -> list[Channel]:
     return channels_of(db(), workspace_id(), ChannelKind.OA, by_name=True)
 
 
+def _library() -> list[Material]:
+    return materials.choices(db(), workspace_id(), (MaterialKind.ARTICLE, MaterialKind.IMAGE))
+
+
 def _form(**kwargs):
-    return push_form(_oa_channels(), saved_segments(db(), workspace_id()), **kwargs)
+    return push_form(_oa_channels(), saved_segments(db(), workspace_id()), _library(), **kwargs)
 
 
 @bp.get("/pushes", endpoint="pushes")
@@ -90,7 +104,7 @@ def pushes_edit(push_id: int):
         flash(_("Only a draft can be changed."), "error")
         return redirect(url_for("admin.pushes_detail", push_id=push.id))
     if request.method == "GET":
-        form = form_of(push, _oa_channels(), saved_segments(db(), workspace_id()))
+        form = form_of(push, _oa_channels(), saved_segments(db(), workspace_id()), _library())
         return render_template("admin/push_form.html", form=form, push=push)
     form = _form()
     if not fill(db(), push, form):

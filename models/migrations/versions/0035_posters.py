@@ -2,7 +2,7 @@
 renders cached per person
 
 Revision ID: 0035
-Revises: 0032
+Revises: 0034
 Create Date: 2026-12-07 21:58:49.204956
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import models.base
 
 revision = "0035"
-down_revision = "0032"
+down_revision = "0034"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,14 @@
 """The OA sandbox: users, tags, menus, mass/custom/template messages, QR codes, OAuth,
 and the follower actions, each limit answered with the platform's errcode."""
 
+import io
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.factories import add_template
+from tests.factories import add_template, png_bytes
 from tests.wechat.sandbox.helpers import OA_APP_ID, OA_SECRET
 from wechat.sandbox import oa
 
@@ -425,7 +426,30 @@ def test_daily_menu_create_and_delete_limits(wx, sandbox_state, monkeypatch):
 # --- mass sends -----------------------------------------------------------------------
 
 TEXT = {"msgtype": "text", "text": {"content": "本月活动"}}
-ARTICLE = {"msgtype": "mpnews", "mpnews": {"media_id": "m1"}, "send_ignore_reprint": 0}
+
+
+def article(wx) -> dict:
+    """An mpnews mass message naming a draft of the OA (its cover a permanent image)."""
+    wx.token = wx.token or wx._fetch_token()
+    cover = wx.api.open(
+        "/oa/cgi-bin/material/add_material",
+        method="POST",
+        query_string={"access_token": wx.token, "type": "image"},
+        data={"media": (io.BytesIO(png_bytes()), "cover.png")},
+    ).json
+    draft = wx.post(
+        "draft/add",
+        {
+            "articles": [
+                {"title": "本月活动", "content": "<p>正文</p>", "thumb_media_id": cover["media_id"]}
+            ]
+        },
+    )
+    return {
+        "msgtype": "mpnews",
+        "mpnews": {"media_id": draft["media_id"]},
+        "send_ignore_reprint": 0,
+    }
 
 
 def send_to_all(wx, message=TEXT, **extra):
@@ -436,7 +460,7 @@ def test_sendall_reports_the_job_with_masssendjobfinish(wx, followers, sandbox_s
     followers("o_1", "o_2", "o_3")
     cio = create_tag(wx, "CIO")["tag"]["id"]
     tag_users(wx, cio, "o_1", "o_2")
-    by_tag = {"filter": {"is_to_all": False, "tag_id": cio}, **ARTICLE}
+    by_tag = {"filter": {"is_to_all": False, "tag_id": cio}, **article(wx)}
     answer = wx.post("message/mass/sendall", by_tag)
     assert (answer["errcode"], answer["errmsg"]) == (0, "send job submission success")
     assert "msg_data_id" in answer
