@@ -30,7 +30,13 @@ from models.email import (
     EmailTemplate,
     SuppressionReason,
 )
-from models.groups import CustomerGroup, CustomerGroupMember, GroupJoinWay, GroupMemberType
+from models.groups import (
+    CustomerGroup,
+    CustomerGroupMember,
+    GroupJoinWay,
+    GroupMemberType,
+    GroupWelcomeTemplate,
+)
 from models.imports import AccountImport, ImportStatus, OpportunityImport
 from models.inbox import InboundEvent, InboxStatus
 from models.interaction import Interaction
@@ -176,6 +182,7 @@ __all__ = [
     "GroupJoinWay",
     "GroupMemberType",
     "GroupSend",
+    "GroupWelcomeTemplate",
     "Identity",
     "IdentityKind",
     "ImportStatus",

@@ -10,7 +10,14 @@ Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
 
 from flask import Flask, jsonify
 
-from wechat.sandbox import oa, wecom, wecom_client, wecom_groups, wecom_transfers
+from wechat.sandbox import (
+    oa,
+    wecom,
+    wecom_client,
+    wecom_group_marketing,
+    wecom_groups,
+    wecom_transfers,
+)
 from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
 
 
@@ -28,6 +35,7 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
     app.register_blueprint(wecom_client.api_bp)
     app.register_blueprint(wecom_client.client_bp)
     app.register_blueprint(wecom_groups.bp)
+    app.register_blueprint(wecom_group_marketing.bp)
 
     @app.get("/sandbox/state")
     def state():
@@ -41,6 +49,7 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
                         **wecom.inspect(tenant),
                         **wecom_client.inspect(tenant),
                         **wecom_groups.inspect(tenant),
+                        **wecom_group_marketing.inspect(tenant),
                     }
                     for app_id, tenant in sandbox().tenants.items()
                 }

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from flask import Blueprint, jsonify
 
+from wechat import simulate
 from wechat.sandbox import wecom
 from wechat.sandbox.core import WECOM, ApiError, Sandbox, Tenant, body, ok, sandbox
 
@@ -37,6 +38,7 @@ class GroupMember:
     join_scene: int
     invitor: str
     unionid: str = ""
+    state: str = ""  # the 群活码's state the customer joined through (groupchat/get shows it)
 
 
 @dataclass
@@ -73,6 +75,7 @@ def _group_json(group: CustomerGroup) -> dict:
                 "join_scene": m.join_scene,
                 "invitor": {"userid": m.invitor},
                 **({"unionid": m.unionid} if m.unionid else {}),
+                **({"state": m.state} if m.state else {}),
             }
             for m in group.members
         ],
@@ -134,6 +137,7 @@ def join_group(
     invitor: str = "",
     scene: int = JOINED_DIRECTLY,
     unionid: str = "",
+    join_state: str = "",
 ) -> GroupMember:
     """A member (a staff userid) or a customer (an external_userid) joins."""
     corp = wecom.state_of(tenant)
@@ -152,8 +156,44 @@ def join_group(
         kind = EXTERNAL  # a customer nobody of the corp has added yet
     else:
         raise ApiError(40003, f"invalid userid: {userid}")
-    member = GroupMember(userid, kind, int(state.now()), scene, invitor or group.owner, unionid)
+    member = GroupMember(
+        userid, kind, int(state.now()), scene, invitor or group.owner, unionid, join_state
+    )
     group.members.append(member)
+    return member
+
+
+def member_joins(
+    state: Sandbox,
+    tenant: Tenant,
+    chat_id: str,
+    userid: str,
+    *,
+    invitor: str = "",
+    scene: int = JOINED_DIRECTLY,
+    join_state: str = "",
+) -> GroupMember:
+    """Someone joins a group in the WeCom client: they are added and WeCom's
+    change_external_chat (update, add_member) goes to the corp's callback URL. The event
+    carries no state: groupchat/get shows it on the member."""
+    member = join_group(
+        state, tenant, chat_id, userid, invitor=invitor, scene=scene, join_state=join_state
+    )
+    xml = simulate.xml_document(
+        {
+            "ToUserName": tenant.app_id,
+            "FromUserName": "sys",
+            "CreateTime": member.join_time,
+            "MsgType": "event",
+            "Event": "change_external_chat",
+            "ChatId": chat_id,
+            "ChangeType": "update",
+            "UpdateDetail": "add_member",
+            "JoinScene": scene,
+            "MemChangeCnt": 1,
+        }
+    )
+    state.deliver(tenant, xml)
     return member
 
 
