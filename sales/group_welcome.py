@@ -20,7 +20,8 @@ MAX_LINK_URL = GroupWelcomeTemplate.__table__.c.link_url.type.length
 NICKNAME = "%NICKNAME%"  # WeCom puts the newcomer's nickname here
 
 
-def _remote_content(values: dict) -> dict:
+def remote_content(values: dict) -> dict:
+    """What WeCom keeps of a welcome: its text and link card."""
     content: dict = {}
     if values["text"]:
         content["text"] = {"content": values["text"]}
@@ -40,7 +41,7 @@ def create_group_welcome(
     WeChatApiError when WeCom refuses, with nothing stored."""
     answer = client.post(
         "externalcontact/group_welcome_template/add",
-        data={**_remote_content(values), "notify": 1},
+        data={**remote_content(values), "notify": 1},
     )
     template = GroupWelcomeTemplate(
         workspace_id=channel.workspace_id,
@@ -59,10 +60,10 @@ def update_group_welcome(
 ) -> None:
     """Edit the template in WeCom when its content changed, then the row (flushed)."""
     current = {name: getattr(template, name) for name in values}
-    if _remote_content(values) != _remote_content(current):
+    if remote_content(values) != remote_content(current):
         client.post(
             "externalcontact/group_welcome_template/edit",
-            data={"template_id": template.template_id, **_remote_content(values)},
+            data={"template_id": template.template_id, **remote_content(values)},
         )
     for name, value in values.items():
         setattr(template, name, value)
