@@ -10,7 +10,9 @@ QR code) and auto_create_room is on.
 
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+import requests
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +50,11 @@ MAX_REMARK = 30  # WeCom cuts the remark here
 QR_CODE = 2  # add_join_way scene
 UNKNOWN_CONFIG_ID = 41044
 JOINED_BY_QR = 3  # CustomerGroupMember.join_scene
+
+# WeCom's image hosts: the only places a QR code's picture is fetched from (and the sandbox).
+PICTURE_HOSTS = frozenset({"wework.qpic.cn", "p.qpic.cn", "wwcdn.weixin.qq.com"})
+PICTURE_MAX_BYTES = 2_000_000
+PICTURE_TIMEOUT = 5
 
 REQUIRED = "Required."
 STATE_TAKEN = "Another join code of this channel uses this state (deleted codes keep theirs)."
@@ -281,6 +288,33 @@ def _delete_remote(client, config_id: str | None, *, strict: bool = False) -> No
         if strict:
             raise
         log.warning("del_join_way %s failed, left in WeCom: %s", config_id, exc)
+
+
+def qr_picture(url: str | None, sandbox_url: str = "") -> tuple[bytes, str] | None:
+    """The QR code's picture (bytes, its image type) from WeCom's image host, for the admin
+    page to show from its own origin; None when the URL is no WeCom picture or it could not
+    be had."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    sandbox = urlsplit(sandbox_url) if sandbox_url else None
+    from_sandbox = sandbox is not None and parts.netloc == sandbox.netloc
+    if not from_sandbox and (parts.scheme != "https" or parts.hostname not in PICTURE_HOSTS):
+        return None
+    try:
+        answer = requests.get(url, timeout=PICTURE_TIMEOUT, stream=True)
+        picture = answer.raw.read(PICTURE_MAX_BYTES + 1, decode_content=True)
+    except requests.RequestException as exc:
+        log.warning("the QR code picture %s could not be fetched: %s", url, exc)
+        return None
+    kind = answer.headers.get("Content-Type", "").split(";")[0]
+    if (
+        answer.status_code != 200
+        or not kind.startswith("image/")
+        or len(picture) > PICTURE_MAX_BYTES
+    ):
+        return None
+    return picture, kind
 
 
 # ---- the pages ---------------------------------------------------------------------------

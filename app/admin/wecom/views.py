@@ -1,7 +1,7 @@
 """The WeCom pages' routes: 联系我 codes with their adds, the staff who receive them, 群活码
 with their joins, and group welcome messages."""
 
-from flask import flash, g, redirect, render_template, url_for
+from flask import Response, abort, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError as InputError
@@ -66,6 +66,7 @@ from sales.join_ways import (
     groups_to_choose,
     join_ways_of,
     joins_per_way,
+    qr_picture,
     update_join_way,
     way_joins,
 )
@@ -343,6 +344,21 @@ def join_way_detail(way_id: int):
         joins_days=JOINS_DAYS,
         book=TagBook(db(), way.workspace_id),
     )
+
+
+@bp.get("/join-ways/<int:way_id>/qr")
+@requires("channels.view")
+def join_ways_qr(way_id: int):
+    """The QR code's picture, fetched from WeCom's image host: the admin's pages show
+    images of their own origin only."""
+    way = scoped_or_404(GroupJoinWay, way_id)
+    picture = qr_picture(way.qr_code, harpoon().settings.wechat_api_url)
+    if picture is None:
+        abort(404)
+    content, kind = picture
+    response = Response(content, mimetype=kind)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 def _save_join_way(channel: Channel, way: GroupJoinWay | None):
