@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from models import Channel, GroupSend, utcnow
+from crm.tags import TagBook
+from models import Channel, GroupSend, TagGroup, utcnow
 from revenue.attribution import attribute_opportunities
 from sales.group_send import create_group_chat_send, fetch_group_send_results, send_group_send
 from sales.group_welcome import create_group_welcome
@@ -49,6 +50,9 @@ def seed(app, platform) -> int:
     db = harpoon_of(app).db
     with db.session() as session:
         channel = session.get(Channel, channel_id)
+        book = TagBook(session, channel.workspace_id)
+        summit = book.get(session, TagGroup.SOURCE, "2026 数字化峰会").id
+        interest = book.get(session, TagGroup.INTEREST, "数字化转型").id
         way = create_join_way(
             session,
             channel,
@@ -59,6 +63,7 @@ def seed(app, platform) -> int:
                 "chat_ids": list(chats),
                 "room_base_name": "2026 数字化峰会交流群",
                 "room_base_id": 3,
+                "tag_ids": [summit, interest],
             },
         )
         create_join_way(

@@ -19,6 +19,7 @@ from sales.join_ways import (
     delete_join_way,
     join_way_for_state,
     joins_per_way,
+    qr_picture,
     tag_group_join,
     update_join_way,
     way_joins,
@@ -304,3 +305,13 @@ def test_joins_per_group_and_per_day(app, platform, channel_id):
         assert daily[days[-1]] >= 1
         totals = joins_per_way(session, way.workspace_id)
     assert totals[way_id] == 4
+
+
+def test_a_qr_picture_is_fetched_only_from_wecoms_image_hosts(platform):
+    assert qr_picture(None) is None
+    assert qr_picture("http://169.254.169.254/latest/meta-data") is None
+    assert qr_picture("https://example.com/qr.png") is None
+    assert qr_picture("http://wework.qpic.cn/wwpic/x/0") is None  # WeCom's are https
+    assert qr_picture(f"{platform.url}/sandbox/state") is None  # not the sandbox's API URL
+    unknown = f"{platform.url}/sandbox/wecom/{WECOM_CREDS.app_id}/join-ways/nope/qr.svg"
+    assert qr_picture(unknown, platform.url) is None  # the sandbox answers an error, no image

@@ -322,6 +322,8 @@ def join_ways():
         joins=joins_per_way(db(), ws),
         groups=group_names(db(), ws, [c for way in ways for c in way.chat_ids]),
         book=TagBook(db(), ws),
+        group_labels=TAG_GROUP_LABELS,
+        tag_label=tag_label,
     )
 
 
@@ -343,6 +345,8 @@ def join_way_detail(way_id: int):
         },
         joins_days=JOINS_DAYS,
         book=TagBook(db(), way.workspace_id),
+        group_labels=TAG_GROUP_LABELS,
+        tag_label=tag_label,
     )
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import GroupJoinWay, GroupSend, GroupWelcomeTemplate, Staff, User, utcnow
+from crm.tags import TagBook
+from models import GroupJoinWay, GroupSend, GroupWelcomeTemplate, Staff, TagGroup, User, utcnow
 from revenue.attribution import attribute_opportunities
 from tests.app.admin.helpers import (
     field_errors,
@@ -73,25 +74,37 @@ def test_a_join_way_is_made_edited_shown_and_deleted(app, platform, signed_in, c
     form = client.get(f"/admin/join-ways/new/{channel_id}").text
     assert "2026 数字化峰会交流群 (1 people)" in form
 
-    made = post_form(client, f"/admin/join-ways/new/{channel_id}", way_form([chat_id]))
+    with session_of(app) as session:
+        tag = TagBook(session, workspace_id(app)).get(session, TagGroup.SOURCE, "2026 峰会")
+        session.commit()
+        tag_id = tag.id
+    made = post_form(
+        client, f"/admin/join-ways/new/{channel_id}", way_form([chat_id], tag_ids=[str(tag_id)])
+    )
     assert made.status_code == 302, made.text
     way = the_way(app)
     with platform.state.lock:
         remote = wecom_group_marketing.join_ways_of(corp(platform))[way.config_id]
     assert (remote.state, remote.chat_id_list, remote.room_base_id) == ("summit2026", [chat_id], 2)
-    assert way.created_by is not None
+    assert way.created_by is not None and way.tag_ids == [tag_id]
 
     now = utcnow()
     make_group_member(app, group_id, "wm1", state="summit2026", joined_at=now)
     make_group_member(app, group_id, "wm2", state="summit2026", joined_at=now - timedelta(days=2))
     page = client.get(f"/admin/join-ways/{way.id}").text
-    assert way.qr_code in page and "summit2026" in page
+    assert f"/admin/join-ways/{way.id}/qr" in page and "summit2026" in page
+    picture = client.get(f"/admin/join-ways/{way.id}/qr")  # WeCom's picture, from our origin
+    assert picture.status_code == 200 and picture.mimetype == "image/svg+xml"
+    assert picture.headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert "2026 数字化峰会交流群" in page and "joins-data" in page
     listing = client.get("/admin/join-ways").text
     assert "2026 数字化峰会" in listing and "峰会交流群2 onwards" in listing
+    assert "2026 峰会" in listing and "2026 峰会" in page  # its tag
 
     edited = post_form(
-        client, f"/admin/join-ways/{way.id}/edit", way_form([second, chat_id], name="峰会 2026")
+        client,
+        f"/admin/join-ways/{way.id}/edit",
+        way_form([second, chat_id], name="峰会 2026", tag_ids=[str(tag_id)]),
     )
     assert edited.status_code == 302, edited.text
     with platform.state.lock:

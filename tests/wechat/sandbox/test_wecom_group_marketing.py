@@ -28,7 +28,7 @@ def call(api, path, token, payload):
     return answer.json
 
 
-def make_group(api, owner="alice", name="峰会交流群", members=()):
+def new_group(api, owner="alice", name="峰会交流群", members=()):
     made = api.post(
         f"/sandbox/wecom/{CORP_ID}/groups",
         json={"owner": owner, "name": name, "members": list(members)},
@@ -55,7 +55,7 @@ def join_way(**changes):
 
 
 def test_a_join_way_is_added_read_updated_and_deleted(api, corp, contact_token):
-    first, second = make_group(api), make_group(api, name="峰会交流群2")
+    first, second = new_group(api), new_group(api, name="峰会交流群2")
     added = call(
         api,
         "groupchat/add_join_way",
@@ -110,19 +110,19 @@ def test_a_join_way_is_added_read_updated_and_deleted(api, corp, contact_token):
     ],
 )
 def test_bad_join_ways_are_refused(api, corp, contact_token, changes, errcode):
-    payload = join_way(**{"chat_id_list": [make_group(api)], **changes})
+    payload = join_way(**{"chat_id_list": [new_group(api)], **changes})
     assert call(api, "groupchat/add_join_way", contact_token, payload)["errcode"] == errcode
 
 
 def test_six_groups_are_one_too_many(api, corp, contact_token):
-    chats = [make_group(api, name=f"群{n}") for n in range(6)]
+    chats = [new_group(api, name=f"群{n}") for n in range(6)]
     answer = call(api, "groupchat/add_join_way", contact_token, join_way(chat_id_list=chats))
     assert answer["errcode"] == 40058
 
 
 def test_contact_ways_and_join_ways_share_one_quota(api, corp, contact_token, monkeypatch):
     monkeypatch.setattr(wecom, "CONFIG_QUOTA", 2)
-    chat_id = make_group(api)
+    chat_id = new_group(api)
     contact_way = {"type": 1, "scene": 2, "user": ["alice"]}
     assert call(api, "add_contact_way", contact_token, contact_way)["errcode"] == 0
     assert (
@@ -141,7 +141,7 @@ def test_contact_ways_and_join_ways_share_one_quota(api, corp, contact_token, mo
 def test_a_scan_joins_the_first_group_with_room_and_tells_the_corp(
     api, sandbox_state, corp, contact_token, receiver
 ):
-    full, roomy = make_group(api, name="一群"), make_group(api, name="二群")
+    full, roomy = new_group(api, name="一群"), new_group(api, name="二群")
     fill(sandbox_state, corp, full, 199, "F")  # the owner and 199 customers: 200
     config_id = call(
         api, "groupchat/add_join_way", contact_token, join_way(chat_id_list=[full, roomy])
@@ -174,7 +174,7 @@ def test_a_scan_joins_the_first_group_with_room_and_tells_the_corp(
 
 
 def test_full_groups_open_rooms_named_from_the_base(api, sandbox_state, corp, contact_token):
-    chats = [make_group(api, name=f"峰会{n}群") for n in range(5)]
+    chats = [new_group(api, name=f"峰会{n}群") for n in range(5)]
     for n, chat_id in enumerate(chats):
         fill(sandbox_state, corp, chat_id, 199, f"G{n}")
     config_id = call(
@@ -203,7 +203,7 @@ def test_full_groups_open_rooms_named_from_the_base(api, sandbox_state, corp, co
 def test_without_auto_create_a_scan_into_full_groups_is_refused(
     api, sandbox_state, corp, contact_token
 ):
-    chat_id = make_group(api)
+    chat_id = new_group(api)
     fill(sandbox_state, corp, chat_id, 199, "F")
     config_id = call(
         api,
@@ -257,7 +257,7 @@ def test_group_welcome_templates(api, corp, contact_token):
 
 
 def test_a_group_send_reaches_the_senders_groups(api, sandbox_state, corp, contact_token):
-    mine, other = make_group(api, name="我的群"), make_group(api, owner="bob", name="Bob 的群")
+    mine, other = new_group(api, name="我的群"), new_group(api, owner="bob", name="Bob 的群")
     answer = call(
         api,
         "add_msg_template",
@@ -304,7 +304,7 @@ def test_a_group_send_reaches_the_senders_groups(api, sandbox_state, corp, conta
 
 
 def test_inspect_shows_join_ways(api, sandbox_state, corp, contact_token):
-    chat_id = make_group(api)
+    chat_id = new_group(api)
     call(api, "groupchat/add_join_way", contact_token, join_way(chat_id_list=[chat_id]))
     with sandbox_state.lock:
         shown = wecom_group_marketing.inspect(corp)
