@@ -39,6 +39,7 @@ from demo.seed import (
     open_demo_chat,
     register_tenant,
     register_tenants,
+    seed_demo_group,
     seed_platform,
     seed_workspace,
     status_line,
@@ -78,6 +79,8 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     clients = WeChatClients(sandbox_url, h.wechat.store)
     try:
         tickets = seed_platform(state, clients, channels, h.db, base)
+        contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
+        join_way = seed_demo_group(h.db, state, channels.wecom, contact_client)
     except SeedingRefused as refused:
         raise click.ClickException(str(refused)) from None
     api_key = issue_demo_api_key(h.db)
@@ -112,6 +115,7 @@ def demo(port, sandbox_port, rate, population, seed, duration):
             staff=list(STAFF),
             contact_states=CONTACT_STATES,
             tickets=tickets,
+            join_ways=[join_way],
             harpoon_url=base,
             articles=[links[key] for key in ARTICLE_LINKS if key in links],
         )

@@ -23,6 +23,7 @@ from models import (
     Channel,
     Contact,
     Content,
+    CustomerGroup,
     Form,
     Material,
     SavedSegment,
@@ -58,6 +59,8 @@ USER = Target(User, N_("Not a user of this workspace."))
 CONTACT = Target(Contact, N_("Not a contact of this workspace."))
 ACCOUNT = Target(Account, N_("Not an account of this workspace."))
 MATERIAL = Target(Material, N_("Not an item of this workspace's library."))
+CUSTOMER_GROUP = Target(CustomerGroup, N_("Not a customer group of this workspace."), key="chat_id")
+NOT_WORKSPACE_GROUPS = N_("Not customer groups of this workspace.")
 
 
 @dataclass(frozen=True)

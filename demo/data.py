@@ -376,6 +376,40 @@ def demo_contact_ways(session: Session, workspace_id: int) -> list[dict]:
     ]
 
 
+# The conference's customer group, owned by 张三, and the 群活码 at the venue that fills it
+# (its chat_id fixed: the sandbox starts empty on every run and makes it again).
+DEMO_GROUP = {
+    "chat_id": "wrDemoSummit2026Group0001",
+    "name": "2026 数字化峰会交流群",
+    "owner": "zhangsan",
+    "notice": "峰会议程、直播回放和讲义都在群公告，欢迎交流。",
+}
+
+
+def demo_join_way(session: Session, workspace_id: int) -> dict:
+    """The summit's 群活码: joins tagged with their source, new groups when it fills up."""
+    summit = TagBook(session, workspace_id).get(session, TagGroup.SOURCE, "2026 数字化峰会").id
+    return {
+        "name": "2026 数字化峰会 · 会场",
+        "state": "summit2026-venue",
+        "chat_ids": [DEMO_GROUP["chat_id"]],
+        "auto_create_room": True,
+        "room_base_name": "2026 数字化峰会交流群",
+        "room_base_id": 2,
+        "tag_ids": [summit],
+    }
+
+
+DEMO_GROUP_WELCOME = {
+    "name": "峰会交流群欢迎语",
+    "text": "欢迎 %NICKNAME% 加入 2026 数字化峰会交流群！议程和讲义在群公告，"
+    "会后直播回放也会发在群里。",
+    "link_title": "2026 数字化峰会议程",
+    "link_url": "https://example.com/summit2026/agenda",
+    "link_desc": "主论坛、制造与金融分论坛、闭门会",
+}
+
+
 # The content library: hosted pages (read with the beacon) and one article
 # elsewhere, each reached through tracked links placed in a medium, so a view names its
 # reader and what the page is about scores.

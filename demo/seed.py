@@ -23,7 +23,10 @@ from crm.channels import (
 from crm.tags import TagBook, queue_holders_sync
 from crm.users import create_user
 from demo.data import (
+    DEMO_GROUP,
+    DEMO_GROUP_WELCOME,
     demo_contact_ways,
+    demo_join_way,
     demo_links,
     demo_menu_document,
     demo_qr_codes,
@@ -42,9 +45,12 @@ from models import (
     Channel,
     ChannelKind,
     Contact,
+    CustomerGroup,
     Enrolment,
     FollowUpStatus,
     FormSubmission,
+    GroupJoinWay,
+    GroupWelcomeTemplate,
     InboundEvent,
     Interaction,
     Opportunity,
@@ -60,13 +66,16 @@ from models import (
     Task,
     TaskStatus,
     User,
+    utcnow,
 )
 from outreach import menus
 from outreach.qr_codes import create_qr_code, renew_qr_code
 from sales.contact_ways import contact_way_for_state, create_contact_way
+from sales.group_welcome import create_group_welcome, remote_content
+from sales.join_ways import create_join_way, join_way_for_state
 from sales.staff import sync_staff
 from wechat.clients import WeChatClients
-from wechat.sandbox import wecom, wecom_client
+from wechat.sandbox import wecom, wecom_client, wecom_groups
 from wechat.sandbox.core import OA, WECOM, Sandbox, Tenant
 
 DEMO_WORKSPACE = "Demo"
@@ -307,6 +316,94 @@ def seed_contact_ways(db, channel: Channel, client) -> None:
             if contact_way_for_state(session, channel.id, spec["state"]) is None:
                 create_contact_way(session, channel, client, spec)
         session.commit()
+
+
+def seed_demo_group(db, state: Sandbox, channel: Channel, client) -> str:
+    """The conference's customer group in WeCom (张三's, 李四 in it) and the 群活码 at the
+    venue that fills it, made through the admin page's function; returns the code's
+    config_id for the simulator's scans. The sandbox starts empty on every run: the group
+    comes back under its fixed chat_id and a code from an earlier run is added again."""
+    corp = state.tenant(channel.app_id)
+    chat_id = DEMO_GROUP["chat_id"]
+    with state.lock:
+        if chat_id not in wecom_groups.groups_of(corp):
+            wecom_groups.create_group(
+                state,
+                corp,
+                owner=DEMO_GROUP["owner"],
+                name=DEMO_GROUP["name"],
+                notice=DEMO_GROUP["notice"],
+                chat_id=chat_id,
+            )
+            wecom_groups.join_group(state, corp, chat_id, "lisi")
+    with db.session() as session:
+        channel = session.get(Channel, channel.id)
+        group = session.scalar(
+            select(CustomerGroup).where(
+                CustomerGroup.channel_id == channel.id, CustomerGroup.chat_id == chat_id
+            )
+        )
+        if group is None:  # as the group sync records it
+            session.add(
+                CustomerGroup(
+                    workspace_id=channel.workspace_id,
+                    channel_id=channel.id,
+                    chat_id=chat_id,
+                    name=DEMO_GROUP["name"],
+                    owner_userid=DEMO_GROUP["owner"],
+                    notice=DEMO_GROUP["notice"],
+                    member_count=2,
+                    created_at=utcnow(),
+                )
+            )
+            session.flush()
+        spec = demo_join_way(session, channel.workspace_id)
+        way = join_way_for_state(session, channel.id, spec["state"])
+        if way is None:
+            way = create_join_way(session, channel, client, spec)
+        elif way.deleted_at is None:
+            way.chat_ids = list(spec["chat_ids"])  # rooms opened in an earlier run are gone
+            renew_join_way(way, client)
+        seed_group_welcome(session, channel, client)
+        session.commit()
+        return way.config_id
+
+
+def seed_group_welcome(session, channel: Channel, client) -> None:
+    """The conference group's welcome in the corp's library (added again to a fresh
+    sandbox on a rerun: WeCom gives it a new template_id)."""
+    template = session.scalar(
+        select(GroupWelcomeTemplate).where(
+            GroupWelcomeTemplate.channel_id == channel.id,
+            GroupWelcomeTemplate.name == DEMO_GROUP_WELCOME["name"],
+        )
+    )
+    if template is None:
+        create_group_welcome(session, channel, client, dict(DEMO_GROUP_WELCOME), None)
+        return
+    values = {name: getattr(template, name) for name in DEMO_GROUP_WELCOME if name != "name"}
+    answer = client.post(
+        "externalcontact/group_welcome_template/add", data={**remote_content(values), "notify": 0}
+    )
+    template.template_id = answer["template_id"]
+
+
+def renew_join_way(way: GroupJoinWay, client) -> None:
+    """A code an earlier run made, added to the fresh sandbox again (a new config_id)."""
+    fields = {
+        "scene": 2,
+        "remark": way.name[:30],
+        "auto_create_room": 1 if way.auto_create_room else 0,
+        "chat_id_list": list(way.chat_ids),
+        "state": way.state,
+    }
+    if way.auto_create_room:
+        fields.update(room_base_name=way.room_base_name, room_base_id=way.room_base_id)
+    way.config_id = client.post("externalcontact/groupchat/add_join_way", data=fields)["config_id"]
+    answer = client.post(
+        "externalcontact/groupchat/get_join_way", data={"config_id": way.config_id}
+    )
+    way.qr_code = answer["join_way"].get("qr_code")
 
 
 def relink_demo_staff(session, channel: Channel) -> None:

@@ -5,11 +5,12 @@ interaction of the person it names (found by external_userid, else unionid, else
 from sqlalchemy.orm import Session
 
 from core.jobs import Job
-from crm.touchpoints import RECORDED_KINDS
+from crm.touchpoints import GROUP_JOIN, RECORDED_KINDS
 from handlers.interactions import record_interaction
 from handlers.registry import EventContext, handles
 from handlers.touchpoints import person_of
 from sales.groups import link_member, note_group_event
+from sales.join_ways import tag_group_join
 
 
 @handles("wecom.group_changed")
@@ -44,6 +45,11 @@ def on_group_membership(session: Session, ctx: EventContext) -> None:
         contact.last_seen_at = event.occurred_at
     record_interaction(session, ctx, contact)
     ctx.batch.touch(contact.id, event.kind)
+    if event.kind == GROUP_JOIN:  # through a 群活码: its tags go on the person
+        state = event.properties.get("state")
+        tag_group_join(
+            session, ctx.batch.tags(session), ctx.channel_id, state, contact.id, ctx.batch.followups
+        )
     refs = event.details.get("refs") or {}
     if refs.get("group_id") and refs.get("userid"):
         link_member(session, ctx.workspace_id, int(refs["group_id"]), refs["userid"], contact.id)

@@ -37,6 +37,7 @@ from models.groups import (
     GroupMemberType,
     GroupTransferItem,
     GroupTransferStatus,
+    GroupWelcomeTemplate,
 )
 from models.imports import AccountImport, ImportStatus, OpportunityImport
 from models.inbox import InboundEvent, InboxStatus
@@ -193,6 +194,7 @@ __all__ = [
     "GroupSend",
     "GroupTransferItem",
     "GroupTransferStatus",
+    "GroupWelcomeTemplate",
     "Identity",
     "IdentityKind",
     "ImportStatus",

@@ -135,3 +135,28 @@ class GroupTransferItem(Base):
     call_key: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GroupWelcomeTemplate(Base):
+    """A group welcome (入群欢迎语) in the corp's template library
+    (`group_welcome_template/add`): a group's owner picks it for their group in WeCom."""
+
+    __tablename__ = "group_welcome_templates"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "template_id"),
+        Index("ix_group_welcome_templates_workspace", "workspace_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    template_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(100))
+    # WeCom allows 3000 bytes: 1000 characters of Chinese fit.
+    text: Mapped[str] = mapped_column(String(1000), default="")
+    link_title: Mapped[str | None] = mapped_column(String(128))
+    link_url: Mapped[str | None] = mapped_column(String(1000))
+    link_desc: Mapped[str | None] = mapped_column(String(170))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -194,3 +194,7 @@ class GroupSend(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     results_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "single": to external_userids; "group": to the sender's customer groups, chat_ids,
+    # with results by chat_id.
+    chat_type: Mapped[str] = mapped_column(String(8), default="single", server_default="single")
+    chat_ids: Mapped[list] = mapped_column(JSONDoc, default=list, server_default="[]")

@@ -51,6 +51,7 @@ from models import (
     Contact,
     ContactWay,
     Enrolment,
+    GroupJoinWay,
     Interaction,
     Opportunity,
     OpportunityStatus,
@@ -186,6 +187,14 @@ class _Engine:
             for way_id, channel_id, state in session.execute(
                 select(ContactWay.id, ContactWay.channel_id, ContactWay.state).where(
                     ContactWay.workspace_id == ws
+                )
+            )
+        }
+        self.join_ways = {
+            (channel_id, state): way_id
+            for way_id, channel_id, state in session.execute(
+                select(GroupJoinWay.id, GroupJoinWay.channel_id, GroupJoinWay.state).where(
+                    GroupJoinWay.workspace_id == ws
                 )
             )
         }
@@ -332,7 +341,12 @@ class _Engine:
             at,
         ) in self.session.execute(interactions):
             dimensions = interaction_dimensions(
-                kind, properties or {}, channel_id, self.qr_codes, self.contact_ways
+                kind,
+                properties or {},
+                channel_id,
+                self.qr_codes,
+                self.contact_ways,
+                self.join_ways,
             )
             by_account[account_id].append(
                 Touch(TouchSource.INTERACTION, row_id, contact_id, kind, at, dimensions)

@@ -32,6 +32,7 @@ DIMENSIONS = (
     "journey",
     "qr",
     "contact_way",
+    "join_way",
     "form",
     "campaign",
     "event",
@@ -79,9 +80,11 @@ def interaction_dimensions(
     channel_id: int | None,
     qr_codes: dict[tuple[int, str], int],
     contact_ways: dict[tuple[int, str], int],
+    join_ways: dict[tuple[int, str], int] | None = None,
 ) -> list[tuple[str, str]]:
     """What one interaction counts for: (dimension, ref) pairs, at most one per dimension.
-    `qr_codes` and `contact_ways` map (channel id, scene or state) to the code's id.
+    `qr_codes`, `contact_ways` and `join_ways` (群活码) map (channel id, scene or state) to
+    the code's id.
     A touch that counts for nothing named is ("other", its kind)."""
     found: dict[str, str] = {}
     if properties.get("content_id") is not None:
@@ -96,6 +99,10 @@ def interaction_dimensions(
         way = contact_ways.get((channel_id, str(properties["state"])))
         if way is not None:
             found["contact_way"] = _ref(way)
+    if kind == "wecom.group_join" and properties.get("state") and join_ways:
+        join_way = join_ways.get((channel_id, str(properties["state"])))
+        if join_way is not None:
+            found["join_way"] = _ref(join_way)
     campaign = properties.get("campaign") or properties.get("utm_campaign")
     if campaign:
         found["campaign"] = _ref(campaign)

@@ -18,6 +18,7 @@ from models import (
     Content,
     Form,
     FormSubmission,
+    GroupJoinWay,
     Identity,
     IdentityKind,
     Interaction,
@@ -40,6 +41,7 @@ NAMED_BY = {
     "journey": (Journey, Journey.name),
     "qr": (QrCode, QrCode.name),
     "contact_way": (ContactWay, ContactWay.name),
+    "join_way": (GroupJoinWay, GroupJoinWay.name),
     "form": (Form, Form.title),
     "program": (Program, Program.name),
 }

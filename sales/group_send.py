@@ -1,4 +1,5 @@
-"""Group sends: a salesperson's message to their customers (externalcontact/add_msg_template).
+"""Group sends: a salesperson's message to their customers, or to the customer groups they
+own (externalcontact/add_msg_template, chat_type "single" or "group").
 
 WeCom only queues such a message: the staff member confirms it in the WeCom
 client, and each customer receives a limited number a month. So a group send
@@ -20,7 +21,9 @@ from sqlalchemy.orm import Session
 
 from core.references import (
     CHANNEL,
+    CUSTOMER_GROUP,
     MATERIAL,
+    NOT_WORKSPACE_GROUPS,
     STAFF,
     Reference,
     check_references,
@@ -30,13 +33,24 @@ from core.references import (
 from core.text import N_
 from core.transient import is_transient, may_have_gone_out
 from crm.channels import wecom_channel
-from models import Channel, FollowRelation, GroupSend, Material, MaterialKind, Staff, utcnow
+from models import (
+    Channel,
+    CustomerGroup,
+    FollowRelation,
+    GroupSend,
+    Material,
+    MaterialKind,
+    Staff,
+    utcnow,
+)
 from wechat.clients import WeChatApiError, chunks
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
 MAX_RECIPIENTS = 10_000  # WeCom's limit of external_userid per add_msg_template
+MAX_GROUPS = 2000  # WeCom's limit of chat_id_list per add_msg_template
+SINGLE, GROUP = "single", "group"  # add_msg_template's chat_type
 RESULTS_PAGE_SIZE = 1000  # get_groupmsg_send_result's largest page
 # Results keep changing until the staff member confirms; a week covers a forgotten task.
 REFRESH_WINDOW = timedelta(days=7)
@@ -60,6 +74,7 @@ REFERENCES = declare(
     Reference("channel_id", CHANNEL),
     Reference("staff_userid", STAFF),
     Reference("material_ids", MATERIAL),
+    Reference("chat_ids", CUSTOMER_GROUP, NOT_WORKSPACE_GROUPS),
 )
 
 
@@ -79,15 +94,19 @@ def _not_blank(value: str) -> None:
         raise ValidationError("Required.")
 
 
-class GroupSendSchema(Schema):
-    staff_userid = fields.String(required=True, validate=validate.Length(1, 64))
-    text = fields.String(
+def _text() -> fields.String:
+    return fields.String(
         required=True,
         validate=[
             validate.Length(1, MAX_TEXT, error=f"1 to {MAX_TEXT} characters."),
             _not_blank,
         ],
     )
+
+
+class GroupSendSchema(Schema):
+    staff_userid = fields.String(required=True, validate=validate.Length(1, 64))
+    text = _text()
     external_userids = fields.List(
         fields.String(validate=validate.Length(1, 128)),
         required=True,
@@ -99,6 +118,16 @@ class GroupSendSchema(Schema):
         fields.Integer(strict=True),
         load_default=list,
         validate=validate.Length(max=MAX_ATTACHMENTS, error=N_("At most 9 attachments.")),
+    )
+
+
+class GroupChatSendSchema(Schema):
+    staff_userid = fields.String(required=True, validate=validate.Length(1, 64))
+    text = _text()
+    chat_ids = fields.List(
+        fields.String(validate=validate.Length(1, 64)),
+        required=True,
+        validate=validate.Length(1, MAX_GROUPS, error=f"At least one group, at most {MAX_GROUPS}."),
     )
 
 
@@ -130,26 +159,10 @@ def create_group_send(
             "material_ids": list(material_ids),
         }
     )
-    named = {
-        "channel_id": channel_id,
-        "staff_userid": data["staff_userid"],
-        "material_ids": data["material_ids"],
-    }
-    check_references(session, workspace_id, named, REFERENCES)
+    named = {"channel_id": channel_id, "staff_userid": data["staff_userid"]}
+    check_references(session, workspace_id, {"material_ids": data["material_ids"]}, REFERENCES)
     check_attachable(session, workspace_id, data["material_ids"])
-    channel = wecom_channel(session, workspace_id, channel_id)
-    if channel is None:
-        raise ValidationError({"channel_id": ["No such WeCom corp in this workspace."]})
-    staff = session.scalar(
-        select(Staff).where(
-            Staff.workspace_id == workspace_id,
-            Staff.channel_id == channel.id,
-            Staff.userid == data["staff_userid"],
-            Staff.active.is_(True),
-        )
-    )
-    if staff is None:
-        raise ValidationError({"staff_userid": ["Not an active staff member of this corp."]})
+    channel, staff = _sender(session, workspace_id, named)
     requested = list(dict.fromkeys(data["external_userids"]))
     customers = active_customers(session, channel.id, staff.userid, requested)
     recipients = [ext for ext in requested if ext in customers]
@@ -187,6 +200,87 @@ def check_attachable(session: Session, workspace_id: int, material_ids: list[int
     )
     if set(material_ids) - sendable:
         raise ValidationError({"material_ids": [N_("Not an item the library can attach.")]})
+
+
+def create_group_chat_send(
+    session: Session,
+    workspace_id: int,
+    channel_id: int,
+    staff_userid: str,
+    text: str,
+    chat_ids: list[str],
+    created_by: int | None,
+) -> NewGroupSend:
+    """A queued group send to those of `chat_ids` that are live customer groups the staff
+    member owns (flushed, not committed); `not_customers` names the others, left out.
+    Raises a ValidationError keyed by argument."""
+    data = GroupChatSendSchema().load(
+        {"staff_userid": staff_userid, "text": text, "chat_ids": chat_ids}
+    )
+    named = {"channel_id": channel_id, "staff_userid": data["staff_userid"]}
+    check_references(session, workspace_id, {**named, "chat_ids": data["chat_ids"]}, REFERENCES)
+    channel, staff = _sender(session, workspace_id, named)
+    requested = list(dict.fromkeys(data["chat_ids"]))
+    owned = set(owned_groups(session, workspace_id, channel.id, staff.userid))
+    chosen = [chat_id for chat_id in requested if chat_id in owned]
+    if not chosen:
+        raise ValidationError(
+            {"chat_ids": ["None of them is a live group this staff member owns."]}
+        )
+    group_send = GroupSend(
+        workspace_id=workspace_id,
+        channel_id=channel.id,
+        staff_userid=staff.userid,
+        text=data["text"],
+        chat_type=GROUP,
+        chat_ids=chosen,
+        external_userids=[],
+        status=GroupSendStatus.QUEUED,
+        created_by=created_by,
+    )
+    session.add(group_send)
+    session.flush()
+    return NewGroupSend(group_send, [chat_id for chat_id in requested if chat_id not in owned])
+
+
+def owned_groups(session: Session, workspace_id: int, channel_id: int, userid: str) -> list[str]:
+    """The chat_ids of the live customer groups the staff member owns, oldest first."""
+    return list(
+        session.scalars(
+            select(CustomerGroup.chat_id)
+            .where(
+                CustomerGroup.workspace_id == workspace_id,
+                CustomerGroup.channel_id == channel_id,
+                CustomerGroup.owner_userid == userid,
+                CustomerGroup.dismissed_at.is_(None),
+            )
+            .order_by(CustomerGroup.created_at, CustomerGroup.id)
+        )
+    )
+
+
+def _sender(session: Session, workspace_id: int, named: dict) -> tuple[Channel, Staff]:
+    """The corp and the active staff member a send names, both the workspace's."""
+    check_references(session, workspace_id, named, REFERENCES)
+    channel = wecom_channel(session, workspace_id, named["channel_id"])
+    if channel is None:
+        raise ValidationError({"channel_id": ["No such WeCom corp in this workspace."]})
+    staff = session.scalar(
+        select(Staff).where(
+            Staff.workspace_id == workspace_id,
+            Staff.channel_id == channel.id,
+            Staff.userid == named["staff_userid"],
+            Staff.active.is_(True),
+        )
+    )
+    if staff is None:
+        raise ValidationError({"staff_userid": ["Not an active staff member of this corp."]})
+    return channel, staff
+
+
+def targets(group_send: GroupSend) -> list[str]:
+    """Whom the send addresses: external_userids, or the groups' chat_ids."""
+    return group_send.chat_ids if group_send.chat_type == GROUP else group_send.external_userids
 
 
 def active_customers(
@@ -243,10 +337,7 @@ def send_group_send(
         answer = client.post(
             "externalcontact/add_msg_template",
             data={
-                "chat_type": "single",
-                "external_userid": group_send.external_userids,
-                "sender": group_send.staff_userid,
-                "text": {"content": group_send.text},
+                **_template(group_send),
                 **({"attachments": list(attachments)} if attachments else {}),
             },
         )
@@ -268,9 +359,22 @@ def send_group_send(
     session.commit()
 
 
+def _template(group_send: GroupSend) -> dict:
+    """add_msg_template's body: to the customers, or to the customer groups."""
+    if group_send.chat_type == GROUP:
+        addressed = {"chat_type": GROUP, "chat_id_list": group_send.chat_ids}
+    else:
+        addressed = {"chat_type": SINGLE, "external_userid": group_send.external_userids}
+    return {
+        **addressed,
+        "sender": group_send.staff_userid,
+        "text": {"content": group_send.text},
+    }
+
+
 def fetch_group_send_results(session: Session, group_send: GroupSend, client) -> None:
-    """Each recipient's send status as WeCom reports it now; commits. All 0 means the staff
-    member has not confirmed yet; once any is not, the send is confirmed."""
+    """Each recipient's (customer's or group's) send status as WeCom reports it now; commits.
+    All 0 means the staff member has not confirmed yet; once any is not, it is confirmed."""
     if not group_send.msgid:
         return
     results: dict[str, int] = {}
@@ -286,8 +390,9 @@ def fetch_group_send_results(session: Session, group_send: GroupSend, client) ->
                     "cursor": cursor,
                 },
             )
+            key = "chat_id" if group_send.chat_type == GROUP else "external_userid"
             for row in answer.get("send_list") or []:
-                results[row["external_userid"]] = int(row["status"])
+                results[row[key]] = int(row["status"])
             cursor = answer.get("next_cursor") or ""
             if not cursor:
                 break

@@ -1785,6 +1785,29 @@ def make_customer_group(app, channel_id, name, members=(), *, owner="zhangsan", 
         return group.id
 
 
+# ---- joinway ----
+
+
+def make_synced_group(
+    app, channel_id, chat_id, name="2026 数字化峰会交流群", *, owner_userid="zhangsan", **fields
+) -> int:
+    """A customer group of the corp, as the group sync records one."""
+    from models import CustomerGroup
+
+    with session_of(app) as session:
+        group = CustomerGroup(
+            workspace_id=session.get(Channel, channel_id).workspace_id,
+            channel_id=channel_id,
+            chat_id=chat_id,
+            name=name,
+            owner_userid=owner_userid,
+            **{"member_count": 1, "created_at": utcnow(), **fields},
+        )
+        session.add(group)
+        session.commit()
+        return group.id
+
+
 # ---- mweb ----
 
 
@@ -1869,3 +1892,43 @@ def make_card(db, workspace_id: int, kind: str, cover_id: int | None = None, **v
         raw.setdefault("appid", "wx1234567890abcdef")
         raw.setdefault("page_path", "pages/index/index")
     return materials.save_card(db, workspace_id, kind, raw)
+
+
+def make_group_member(
+    app, group_id, userid, *, state=None, joined_at=None, contact_id=None, **fields
+) -> int:
+    """A customer in the group (joined by QR code through `state`, when given)."""
+    from models import CustomerGroup, CustomerGroupMember, GroupMemberType
+
+    with session_of(app) as session:
+        member = CustomerGroupMember(
+            workspace_id=session.get(CustomerGroup, group_id).workspace_id,
+            group_id=group_id,
+            userid=userid,
+            member_type=GroupMemberType.EXTERNAL,
+            contact_id=contact_id,
+            state=state,
+            join_scene=3 if state else 1,
+            joined_at=joined_at or utcnow(),
+            **fields,
+        )
+        session.add(member)
+        session.commit()
+        return member.id
+
+
+def make_join_way(app, channel_id, chat_ids, state="summit2026", **fields) -> int:
+    """A 群活码 row, as sales.join_ways stores one after WeCom accepted it."""
+    from models import GroupJoinWay
+
+    with session_of(app) as session:
+        way = GroupJoinWay(
+            workspace_id=session.get(Channel, channel_id).workspace_id,
+            channel_id=channel_id,
+            chat_ids=list(chat_ids),
+            state=state,
+            **{"name": "2026 数字化峰会", "config_id": f"cfg-{state}", **fields},
+        )
+        session.add(way)
+        session.commit()
+        return way.id

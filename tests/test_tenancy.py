@@ -47,6 +47,7 @@ from models import (
     Contact,
     ContactTag,
     Content,
+    CustomerGroup,
     Enrolment,
     FollowUpStatus,
     Form,
@@ -83,8 +84,8 @@ from outreach.library import editing
 from outreach.posters import read_background, save_poster
 from outreach.segments import Segment, contacts_query, count
 from revenue.opportunities import resolve
-from sales import contact_ways
-from sales.group_send import create_group_send
+from sales import contact_ways, join_ways
+from sales.group_send import create_group_chat_send, create_group_send
 from sales.transfers import create_transfer
 from sync.tag_sync import ensure_remote_tags
 from tests.app.admin.helpers import csrf_token, in_english, sign_in
@@ -423,6 +424,58 @@ def save_poster_target(field: str, holding: str):
     return case
 
 
+def _customer_group(session, workspace_id: int, channel_id: int, chat_id: str, owner: str) -> str:
+    session.add(
+        CustomerGroup(
+            workspace_id=workspace_id,
+            channel_id=channel_id,
+            chat_id=chat_id,
+            name="峰会群",
+            owner_userid=owner,
+        )
+    )
+    session.flush()
+    return chat_id
+
+
+def save_join_way(field: str):
+    """A's 群活码 naming B's tag, or B's customer group: refused before WeCom is called."""
+
+    def case(app, world: World):
+        with session_of(app) as session:
+            mine = _customer_group(session, world.a.workspace, world.a.wecom, "wrA", "a")
+            theirs = _customer_group(session, world.b.workspace, world.b.wecom, "wrB", "b")
+            data = {
+                "name": "峰会",
+                "state": "summit",
+                "chat_ids": [mine],
+                "tag_ids": [world.a.tag],
+            }
+            data[field] = {"tag_ids": [world.b.tag], "chat_ids": [mine, theirs]}[field]
+            channel = session.get(Channel, world.a.wecom)
+            return errors_of(lambda: join_ways.create_join_way(session, channel, None, data)), field
+
+    return case
+
+
+def save_group_chat_send(app, world: World):
+    """A's salesperson sending to B's customer group (even one B's staff of the same userid
+    owns): refused."""
+    with session_of(app) as session:
+        theirs = _customer_group(session, world.b.workspace, world.b.wecom, "wrB", world.a.staff)
+        return errors_of(
+            lambda: create_group_chat_send(
+                session,
+                world.a.workspace,
+                world.a.wecom,
+                world.a.staff,
+                "你好",
+                [theirs],
+                None,
+            )
+        ), "chat_ids"
+
+
 def save_group_send(field: str):
     def case(app, world: World):
         named = {"channel_id": world.a.wecom, "staff_userid": world.a.staff}
@@ -547,6 +600,9 @@ SAVE_CASES = {
     ("poster", "content_id"): save_poster_target("content_id", "content"),
     ("poster", "form_id"): save_poster_target("form_id", "form"),
     ("group_send", "channel_id"): save_group_send("channel_id"),
+    ("group_send", "chat_ids"): save_group_chat_send,
+    ("group_join_way", "tag_ids"): save_join_way("tag_ids"),
+    ("group_join_way", "chat_ids"): save_join_way("chat_ids"),
     ("group_send", "staff_userid"): save_group_send("staff_userid"),
     ("transfer", "channel_id"): save_transfer("channel_id"),
     ("transfer", "handover_userid"): save_transfer("handover_userid"),
@@ -693,6 +749,12 @@ DECLARED_INPUTS = {
     ("app.admin.pushes.forms.PushForm", "channel"): ("push", "channel_id"),
     ("app.admin.pushes.forms.PushForm", "audience"): ("push", "segment_id"),
     ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
+    ("sales.group_send.GroupChatSendSchema", "staff_userid"): ("group_send", "staff_userid"),
+    ("sales.group_send.GroupChatSendSchema", "chat_ids"): ("group_send", "chat_ids"),
+    ("sales.join_ways.JoinWayInput", "tag_ids"): ("group_join_way", "tag_ids"),
+    ("sales.join_ways.JoinWayInput", "chat_ids"): ("group_join_way", "chat_ids"),
+    ("app.admin.wecom.forms.JoinWayForm", "tag_ids"): ("group_join_way", "tag_ids"),
+    ("app.admin.wecom.forms.JoinWayForm", "chat_ids"): ("group_join_way", "chat_ids"),
     ("app.admin.routing.forms.RuleForm", "user_ids"): ("routing_rule", "user_ids"),
     ("app.admin.routing.forms.SettingsForm", "manager_id"): ("routing_settings", "manager_id"),
     ("app.admin.email.forms.PreviewForm", "contact_id"): ("email_preview", "contact_id"),
@@ -729,6 +791,8 @@ NOT_WORKSPACE_ROWS = {
     "the code's own corp like staff_userids (test_another_corps_member_cannot_be_a_backup)",
     ("sales.contact_ways.ContactWayInput", "backup_userids"): "as ContactWayForm's",
     ("outreach.email_events.ReportSchema", "message_id"): "the Message-ID header of an email",
+    ("sales.join_ways.JoinWayInput", "room_base_id"): "the number WeCom starts new groups at",
+    ("app.admin.wecom.forms.JoinWayForm", "room_base_id"): "as JoinWayInput's",
 }
 # Named like an id or like the row it picks (`tags_any`, `staff_userids`, a form's `channel`).
 ID_NAME = re.compile(

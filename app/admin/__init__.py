@@ -72,6 +72,8 @@ NAVIGATION = [
     ("admin.api_keys", _("API keys"), "api_keys.manage"),
     ("admin.webhooks", _("Webhooks"), "webhooks.manage"),
     ("admin.contact_ways", _("Contact Me codes"), "channels.view"),
+    ("admin.join_ways", _("Group join codes"), "channels.view"),
+    ("admin.group_welcomes", _("Group welcome messages"), "channels.view"),
     ("admin.staff", _("Staff"), "contacts.view"),
     ("admin.transfers", _("Customer transfers"), "transfers.manage"),
     ("admin.inbox", _("Inbox"), "inbox.view"),

@@ -1,4 +1,5 @@
-"""Group sends: a salesperson's message to their WeCom customers, and who received it."""
+"""Group sends: a salesperson's message to their WeCom customers or to the customer groups
+they own, and who received it."""
 
 import logging
 
@@ -24,10 +25,21 @@ from app.extensions import harpoon
 from core.jobs import Job
 from crm.channels import channel_names
 from crm.tags import TagBook
-from models import Channel, Contact, ContactTag, FollowRelation, GroupSend, Role, Staff, User
+from models import (
+    Channel,
+    Contact,
+    ContactTag,
+    CustomerGroup,
+    FollowRelation,
+    GroupSend,
+    Role,
+    Staff,
+    User,
+)
 from outreach import materials
 from sales.group_send import (
     ATTACHABLE,
+    GROUP,
     MAX_ATTACHMENTS,
     MAX_TEXT,
     MONTHLY_LIMIT,
@@ -35,8 +47,11 @@ from sales.group_send import (
     NOT_SENT,
     SENT,
     GroupSendStatus,
+    create_group_chat_send,
     create_group_send,
+    owned_groups,
     result_counts,
+    targets,
 )
 from sales.staff import staff_names
 
@@ -64,6 +79,14 @@ RESULT_LABELS = {
     MONTHLY_LIMIT: _l("Monthly limit reached"),
     "refused": _l("Refused by WeCom"),
 }
+# A customer group's status: WeCom's codes, 2 when the sender no longer owns the group.
+GROUP_RESULT_LABELS = {
+    NOT_SENT: _l("Not sent yet"),
+    SENT: _l("Sent"),
+    NOT_A_FRIEND: _l("Not sent: the sender no longer owns the group"),
+    MONTHLY_LIMIT: _l("Monthly limit reached"),
+    "refused": _l("Refused by WeCom"),
+}
 RESULT_BADGES = {
     NOT_SENT: "warn",
     SENT: "ok",
@@ -78,6 +101,7 @@ ERROR_FIELDS = {
     "text": "text",
     "external_userids": "audience",
     "material_ids": "attachments",
+    "chat_ids": "audience",
 }
 
 
@@ -94,6 +118,7 @@ class GroupSendForm(FlaskForm):
         choices=[
             SelectChoice("all", _l("All of the sender's customers")),
             SelectChoice("tag", _l("The sender's customers with a tag")),
+            SelectChoice("groups", _l("The customer groups the sender owns")),
         ],
         default="all",
     )
@@ -188,12 +213,21 @@ def group_sends_create():
         return _list_page(form), 400
     staff = db().get(Staff, int(form.sender.data))
     tag_id = int(form.tag.data) if form.audience.data == "tag" else None
-    recipients = _recipients(staff, tag_id)
+    to_groups = form.audience.data == "groups"
+    if to_groups:
+        recipients = owned_groups(db(), workspace_id(), staff.channel_id, staff.userid)
+    else:
+        recipients = _recipients(staff, tag_id)
     if not recipients:
-        form.audience.errors.append(_("None of the sender's customers match."))
+        form.audience.errors.append(
+            _("The sender owns no customer group.")
+            if to_groups
+            else _("None of the sender's customers match.")
+        )
         return _list_page(form), 400
+    create = create_group_chat_send if to_groups else create_group_send
     try:
-        new = create_group_send(
+        new = create(
             db(),
             workspace_id(),
             staff.channel_id,
@@ -216,7 +250,8 @@ def group_sends_create():
         group_send.id,
         {
             "staff_userid": group_send.staff_userid,
-            "recipients": len(group_send.external_userids),
+            "chat_type": group_send.chat_type,
+            "recipients": len(targets(group_send)),
             "tag_id": tag_id,
             "material_ids": group_send.material_ids,
         },
@@ -231,7 +266,18 @@ def group_sends_create():
             ),
             "error",
         )
-    if _enqueue(Job.SEND_GROUP_SEND, group_send.id):
+    queued = _enqueue(Job.SEND_GROUP_SEND, group_send.id)
+    if queued and to_groups:
+        flash(
+            ngettext(
+                "The message goes to %(num)d customer group once %(name)s confirms it in WeCom.",
+                "The message goes to %(num)d customer groups once %(name)s confirms it in WeCom.",
+                len(group_send.chat_ids),
+                name=staff.name or staff.userid,
+            ),
+            "success",
+        )
+    elif queued:
         flash(
             ngettext(
                 "The message goes to %(num)d customer once %(name)s confirms it in WeCom.",
@@ -250,8 +296,10 @@ def group_sends_create():
 @requires("contacts.view")
 def group_sends_detail(group_send_id: int):
     group_send = scoped_or_404(GroupSend, group_send_id)
-    listed = paginate_list(group_send.external_userids, RECIPIENTS_PAGE_SIZE)
+    listed = paginate_list(targets(group_send), RECIPIENTS_PAGE_SIZE)
     shown = listed.rows
+    if group_send.chat_type == GROUP:
+        return _group_chat_send_page(group_send, listed)
     contacts = {
         external_userid: (contact_id, name)
         for external_userid, contact_id, name in db().execute(
@@ -288,6 +336,41 @@ def group_sends_detail(group_send_id: int):
         page=listed.page,
         pages=listed.pages,
         **_labels(),
+    )
+
+
+def _group_chat_send_page(group_send: GroupSend, listed):
+    """A send to customer groups: each group with its result."""
+    names = dict(
+        db()
+        .execute(
+            select(CustomerGroup.chat_id, CustomerGroup.name).where(
+                CustomerGroup.workspace_id == workspace_id(),
+                CustomerGroup.channel_id == group_send.channel_id,
+                CustomerGroup.chat_id.in_(listed.rows),
+            )
+        )
+        .all()
+    )
+    refused = set(group_send.fail_list or [])
+    results = group_send.results or {}
+    recipients = [
+        (chat_id, names.get(chat_id), "refused" if chat_id in refused else results.get(chat_id))
+        for chat_id in listed.rows
+    ]
+    return render_template(
+        "admin/group_send.html",
+        group_send=group_send,
+        sender=_staff_names(workspace_id()).get(
+            (group_send.channel_id, group_send.staff_userid), group_send.staff_userid
+        ),
+        channel=db().get(Channel, group_send.channel_id),
+        created_by=db().get(User, group_send.created_by) if group_send.created_by else None,
+        counts=_counts(group_send),
+        recipients=recipients,
+        page=listed.page,
+        pages=listed.pages,
+        **{**_labels(), "result_labels": GROUP_RESULT_LABELS},
     )
 
 

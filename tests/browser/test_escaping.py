@@ -24,6 +24,7 @@ from demo.seed import (
     STAFF,
     issue_demo_api_key,
     register_tenants,
+    seed_demo_group,
     seed_platform,
     seed_workspace,
 )
@@ -44,7 +45,9 @@ from models import (
     EmailTemplate,
     FollowRelation,
     Form,
+    GroupJoinWay,
     GroupSend,
+    GroupWelcomeTemplate,
     InboundEvent,
     Journey,
     JourneyVersion,
@@ -113,6 +116,8 @@ PLANTED_COLUMNS = {
     FollowRelation: ("remark", "description", "remark_corp_name"),
     Form: ("title", "intro", "consent_text", "thank_you"),
     GroupSend: ("text",),
+    GroupJoinWay: ("name", "room_base_name"),
+    GroupWelcomeTemplate: ("name", "text", "link_title", "link_desc"),
     Journey: ("name", "description"),
     JourneyVersion: ("note",),
     Material: ("name", "title", "digest", "url"),
@@ -165,6 +170,7 @@ NOT_PAGES = {
     "admin.posters_staff_zip",
     "wecom_app.my_poster_png",
     "admin.materials_file",
+    "admin.join_ways_qr",
     "api.openapi",
     "api.find_contacts",
     "api.get_opportunity",
@@ -209,6 +215,8 @@ def seed_demo(app, platform, base: str) -> str:
     register_tenants(platform.state, channels, base)
     clients = WeChatClients(platform.url, harpoon_of(app).wechat.store)
     tickets = seed_platform(platform.state, clients, channels, db, base)
+    contact_client = clients.wecom(channels.wecom.app_id, channels.wecom.secret)
+    join_way = seed_demo_group(db, platform.state, channels.wecom, contact_client)
     issue_demo_api_key(db)
     with db.session() as session:
         links = demo_links(session, channels.oa.workspace_id, base)
@@ -235,6 +243,7 @@ def seed_demo(app, platform, base: str) -> str:
         staff=list(STAFF),
         contact_states=CONTACT_STATES,
         tickets=tickets,
+        join_ways=[join_way],
         harpoon_url=base,
         articles=[links[key] for key in ARTICLE_LINKS if key in links],
     )

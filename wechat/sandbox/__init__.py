@@ -10,7 +10,15 @@ Point the clients at it with one setting (HARPOON_WECHAT_API_URL).
 
 from flask import Flask, jsonify
 
-from wechat.sandbox import media, oa, wecom, wecom_client, wecom_groups, wecom_transfers
+from wechat.sandbox import (
+    media,
+    oa,
+    wecom,
+    wecom_client,
+    wecom_group_marketing,
+    wecom_groups,
+    wecom_transfers,
+)
 from wechat.sandbox.core import ApiError, Sandbox, api_error, apply_faults, control, sandbox
 
 
@@ -30,6 +38,7 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
     app.register_blueprint(wecom_groups.bp)
     app.register_blueprint(media.oa_bp)
     app.register_blueprint(media.wecom_bp)
+    app.register_blueprint(wecom_group_marketing.bp)
 
     @app.get("/sandbox/state")
     def state():
@@ -44,6 +53,7 @@ def create_sandbox(state: Sandbox | None = None) -> Flask:
                         **wecom_client.inspect(tenant),
                         **wecom_groups.inspect(tenant),
                         **media.inspect(tenant),
+                        **wecom_group_marketing.inspect(tenant),
                     }
                     for app_id, tenant in sandbox().tenants.items()
                 }

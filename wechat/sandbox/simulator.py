@@ -3,7 +3,8 @@
 A seeded population of B2B buyers (companies, industries, regions, titles in
 Chinese and English) follows the OA through channel QR codes, taps the menu
 the sandbox would show each of them, sends messages, and is added by sales
-staff through 联系我 codes. Every action goes through the sandbox, which
+staff through 联系我 codes; customers scan a 群活码 and join the customer group it fills.
+Every action goes through the sandbox, which
 delivers the signed, encrypted callback WeChat or WeCom would send.
 
 Given Harpoon's public address, people also read: they open the pages under it
@@ -31,8 +32,8 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
-from wechat.sandbox import oa, wecom
-from wechat.sandbox.core import Sandbox, Tenant
+from wechat.sandbox import oa, wecom, wecom_group_marketing, wecom_groups
+from wechat.sandbox.core import ApiError, Sandbox, Tenant
 
 COMPANIES = [
     ("上海华信科技有限公司", "制造", "华东"),
@@ -119,6 +120,7 @@ class Person:
     email: str = ""  # some give one on forms
     following: bool = False
     added_by: str = ""  # the staff member who added them in WeCom
+    in_group: bool = False  # joined a customer group through a 群活码
     opened: set[str] = field(default_factory=set)  # links from their chat they opened
     filled: set[str] = field(default_factory=set)  # the forms (their addresses) they sent
 
@@ -155,6 +157,8 @@ class Simulator:
     staff: list[str] = field(default_factory=lambda: ["zhangsan", "lisi", "wangwu"])
     # 联系我 states (attribution) the staff hand out; the demo seeds matching contact ways.
     contact_states: list[str] = field(default_factory=lambda: ["expo2026-booth", "webinar"])
+    # 群活码 (config_ids) customers scan at events to join a customer group.
+    join_ways: list[str] = field(default_factory=list)
     # Channel QR code tickets by scene; without one a follow comes from search.
     tickets: dict[str, str] = field(default_factory=dict)
     # Harpoon's public address: the browser opens pages under it, and nothing else.
@@ -217,6 +221,8 @@ class Simulator:
             return f"{person.name} introduced themselves: {intro}"
         if roll < 0.80 and self.wecom_tenant and not person.added_by:
             return self._added_by_sales(person)
+        if roll < 0.80 and self.join_ways and person.added_by and not person.in_group:
+            return self._join_group(person)
         if roll < 0.90 and self.tickets:
             scene = self.random.choice(sorted(self.tickets))
             xml = oa.scan(self.sandbox, self.oa_tenant, person.openid, self.tickets[scene])
@@ -277,6 +283,20 @@ class Simulator:
         )
         person.added_by = staff
         return f"{staff} added {person.name} in WeCom ({state})"
+
+    def _join_group(self, person: Person) -> str:
+        """A customer scans a 群活码 at the event and joins the group it admits into."""
+        config_id = self.random.choice(self.join_ways)
+        try:
+            chat_id, _member = wecom_group_marketing.scan_join_way(
+                self.sandbox, self.wecom_tenant, config_id, person.external_userid
+            )
+        except ApiError as refused:
+            return f"{person.name} scanned a group code: refused ({refused.errmsg})"
+        person.in_group = True
+        with self.sandbox.lock:
+            name = wecom_groups.groups_of(self.wecom_tenant)[chat_id].name
+        return f"{person.name} joined the customer group {name} by its QR code"
 
     # --- reading: WeChat's browser on Harpoon's pages ------------------------------------
 

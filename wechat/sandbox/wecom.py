@@ -24,7 +24,8 @@ zsmhub/workweixin's errcodes and binarywang/WxJava's WxCpErrorMsgEnum) and its A
   41043/41044 config_id missing/unknown; state or remark over 30 characters: 40058.
 - Corp tags: 40068 unknown tag or group, 40071 duplicate name, 40072 name length,
   40126 over 3000 tags.
-- Group sends: 41048 no customer can receive it, 41047 unknown msgid.
+- Group sends: 41048 no customer (or customer group) can receive it, 41047 unknown msgid.
+- Over the shared 500,000 联系我 + 加入群聊 configurations: 41054 (uncertain).
 - message/send: 301002 token not from the agent's secret, 40056 agentid not the tenant's,
   41011 agentid missing, 40008 msgtype, 81013 no valid recipient. Over 30 messages a
   minute (1000 an hour) to one member the API still answers 0 and the extra messages are
@@ -65,6 +66,8 @@ BATCH_LIMIT_MAX = 100
 CONTACT_WAY_STATE_MAX_CHARS = 30
 CONTACT_WAY_REMARK_MAX_CHARS = 30
 CONTACT_WAY_USERS_MAX = 100
+# 联系我 (add_contact_way) and 加入群聊 (add_join_way) configurations share this per corp.
+CONFIG_QUOTA = 500_000
 
 WELCOME_CODE_SECONDS = 20
 ATTACHMENTS_MAX = 9
@@ -74,6 +77,7 @@ CORP_TAGS_MAX = 3000
 
 MSG_TEMPLATES_PER_CUSTOMER_PER_MONTH = 4  # uncertain: make it configurable
 MSG_TEMPLATE_CUSTOMERS_MAX = 10_000
+MSG_TEMPLATE_CHATS_MAX = 2000
 
 APP_MESSAGES_PER_MEMBER_PER_MINUTE = 30
 APP_MESSAGES_PER_MEMBER_PER_HOUR = 1000
@@ -199,7 +203,10 @@ class MsgTemplate:
     create_time: int
     status: str = PENDING_CONFIRMATION
     send_time: int = 0
-    results: dict[str, int] = field(default_factory=dict)  # external_userid -> send status
+    # external_userid (chat_id for chat_type "group") -> send status
+    results: dict[str, int] = field(default_factory=dict)
+    chat_type: str = "single"
+    chat_ids: list[str] = field(default_factory=list)  # chat_type "group": the groups
 
 
 @dataclass
@@ -554,6 +561,11 @@ def _check_contact_way_texts(data: dict) -> None:
         raise ApiError(40058, f"remark longer than {CONTACT_WAY_REMARK_MAX_CHARS} characters")
 
 
+def configs_in_use(tenant: Tenant) -> int:
+    """The corp's 联系我 and 加入群聊 configurations, against CONFIG_QUOTA."""
+    return len(state_of(tenant).contact_ways) + len(tenant.data.get(f"{WECOM}_join_ways", {}))
+
+
 def _contact_way(state: WeComState, data: dict) -> ContactWay:
     config_id = data.get("config_id")
     if not config_id:
@@ -568,7 +580,7 @@ def _contact_way(state: WeComState, data: dict) -> ContactWay:
 def add_contact_way():
     """Fakes externalcontact/add_contact_way: type 1 single / 2 multi, scene 1 mini program /
     2 QR code (which returns qr_code), state <= 30 characters for channel attribution."""
-    _, state = contact_api()
+    tenant, state = contact_api()
     data = body()
     way_type, scene = data.get("type"), data.get("scene")
     if way_type is None:
@@ -581,6 +593,8 @@ def add_contact_way():
         raise ApiError(41040, "invalid scene")
     _check_contact_way_texts(data)
     with sandbox().lock:
+        if configs_in_use(tenant) >= CONFIG_QUOTA:
+            raise ApiError(41054, f"at most {CONFIG_QUOTA} configurations")
         config_id = secrets.token_hex(16)
         way = ContactWay(
             config_id=config_id,
@@ -853,42 +867,82 @@ def _can_receive_group_message(state: WeComState, sender: str, ext: str, now: fl
 
 @bp.post("/cgi-bin/externalcontact/add_msg_template")
 def add_msg_template():
-    """Fakes externalcontact/add_msg_template for chat_type "single": {"sender",
-    "external_userid" (all the sender's customers when empty), "text", "attachments"}.
-    Customers who are not the sender's, or who had their monthly group messages, go into
-    fail_list. The job waits for the sender to confirm (confirm_msg_template). The sandbox
-    requires a sender and supports no "group" chat_type."""
+    """Fakes externalcontact/add_msg_template. chat_type "single": {"sender",
+    "external_userid" (all the sender's customers when empty), "text", "attachments"};
+    customers who are not the sender's, or who had their monthly group messages, go into
+    fail_list. chat_type "group": {"sender" (required), "chat_id_list" (all the groups the
+    sender owns when empty, at most 2000)}; groups the sender does not own (or dismissed)
+    go into fail_list. The job waits for the sender to confirm (confirm_msg_template).
+    The sandbox requires a sender for both."""
     tenant, state = contact_api()
     data = body()
-    if data.get("chat_type", "single") != "single":
-        raise ApiError(40058, "the sandbox supports chat_type single only")
+    chat_type = data.get("chat_type", "single")
+    if chat_type not in ("single", "group"):
+        raise ApiError(40058, "chat_type must be single or group")
     attachments = _check_attachments(tenant, data)
     if not (data.get("text") or {}).get("content") and not attachments:
         raise ApiError(44004, "empty content")
     requested = list(data.get("external_userid") or [])
     if len(requested) > MSG_TEMPLATE_CUSTOMERS_MAX:
         raise ApiError(40058, f"at most {MSG_TEMPLATE_CUSTOMERS_MAX} external_userid")
+    chat_ids = list(data.get("chat_id_list") or [])
+    if len(chat_ids) > MSG_TEMPLATE_CHATS_MAX:
+        raise ApiError(40058, f"at most {MSG_TEMPLATE_CHATS_MAX} chat_id_list")
     with sandbox().lock:
         sender = _contact_staff(state, data.get("sender", "")).userid
         now = sandbox().now()
-        if not requested:
-            requested = [f.external_userid for f in _follows_of_staff(state, sender)]
-        statuses = {ext: _can_receive_group_message(state, sender, ext, now) for ext in requested}
-        recipients = [ext for ext, status in statuses.items() if status == SENT]
+        if chat_type == "group":
+            statuses = _group_chat_statuses(tenant, state, sender, chat_ids, now)
+        else:
+            if not requested:
+                requested = [f.external_userid for f in _follows_of_staff(state, sender)]
+            statuses = {
+                ext: _can_receive_group_message(state, sender, ext, now) for ext in requested
+            }
+        recipients = [target for target, status in statuses.items() if status == SENT]
         if not recipients:
             raise ApiError(41048, "no customer can receive it")
         template = MsgTemplate(
             msgid=_new_id("msg"),
             sender=sender,
-            external_userids=recipients,
-            fail_list=[ext for ext, status in statuses.items() if status != SENT],
+            external_userids=recipients if chat_type == "single" else [],
+            fail_list=[target for target, status in statuses.items() if status != SENT],
             text=data.get("text"),
             attachments=attachments,
             create_time=int(now),
             results=dict.fromkeys(recipients, NOT_SENT),
+            chat_type=chat_type,
+            chat_ids=recipients if chat_type == "group" else [],
         )
         state.msg_templates[template.msgid] = template
         return ok(fail_list=template.fail_list, msgid=template.msgid)
+
+
+def _sender_groups(tenant: Tenant, sender: str) -> dict:
+    """The live customer groups `sender` owns, by chat_id (wecom_groups keeps the groups in
+    the tenant's data; it imports this module, so they are read here by key)."""
+    groups = tenant.data.get(f"{WECOM}_groups", {})
+    return {
+        chat_id: group
+        for chat_id, group in groups.items()
+        if group.owner == sender and group.status == 0
+    }
+
+
+def _group_chat_statuses(
+    tenant: Tenant, state: WeComState, sender: str, chat_ids: list[str], now: float
+) -> dict[str, int]:
+    """The send status a group send to each chat would get now: NOT_A_FRIEND for a group
+    the sender does not own, MONTHLY_LIMIT for one that had its 4 this month."""
+    owned = _sender_groups(tenant, sender)
+    return {
+        chat_id: NOT_A_FRIEND
+        if chat_id not in owned
+        else MONTHLY_LIMIT
+        if _group_messages_this_month(state, chat_id, now) >= MSG_TEMPLATES_PER_CUSTOMER_PER_MONTH
+        else SENT
+        for chat_id in (chat_ids or list(owned))
+    }
 
 
 @bp.post("/cgi-bin/externalcontact/get_groupmsg_send_result")
@@ -902,14 +956,15 @@ def get_groupmsg_send_result():
         template = state.msg_templates.get(data.get("msgid", ""))
         if template is None or data.get("userid", template.sender) != template.sender:
             raise ApiError(41047, "invalid msgid")
+        key = "chat_id" if template.chat_type == "group" else "external_userid"
         rows = [
             {
-                "external_userid": ext,
+                key: target,
                 "userid": template.sender,
                 "status": status,
                 **({"send_time": template.send_time} if status == SENT else {}),
             }
-            for ext, status in template.results.items()
+            for target, status in template.results.items()
         ]
         page, next_cursor = _page(rows, data.get("cursor") or "", limit)
         return ok(send_list=page, next_cursor=next_cursor)
@@ -1172,11 +1227,17 @@ def confirm_msg_template(sandbox: Sandbox, tenant: Tenant, msgid: str) -> MsgTem
         if template.status == CONFIRMED:
             return template
         now = sandbox.now()
-        for ext in template.external_userids:
-            status = _can_receive_group_message(corp, template.sender, ext, now)
-            template.results[ext] = status
+        if template.chat_type == "group":
+            statuses = _group_chat_statuses(tenant, corp, template.sender, template.chat_ids, now)
+        else:
+            statuses = {
+                ext: _can_receive_group_message(corp, template.sender, ext, now)
+                for ext in template.external_userids
+            }
+        for target, status in statuses.items():
+            template.results[target] = status
             if status == SENT:
-                corp.group_messages_received.setdefault(ext, []).append(now)
+                corp.group_messages_received.setdefault(target, []).append(now)
         template.status, template.send_time = CONFIRMED, int(now)
         return template
 

@@ -231,13 +231,13 @@ def _group(tenant: Tenant, chat_id: str) -> CustomerGroup:
 
 
 def create_group(
-    state: Sandbox, tenant: Tenant, *, owner: str, name: str, notice: str = ""
+    state: Sandbox, tenant: Tenant, *, owner: str, name: str, notice: str = "", chat_id: str = ""
 ) -> CustomerGroup:
-    """A staff member makes a group (delivers `create`)."""
+    """A staff member makes a group (delivers `create`); `chat_id`: a demo's fixed one."""
     if owner not in wecom.state_of(tenant).staff:
         raise ApiError(40003, f"invalid userid: {owner}")
     now = int(state.now())
-    group = CustomerGroup(wecom._new_id("wr", 20), name[:100], owner, now, notice)
+    group = CustomerGroup(chat_id or wecom._new_id("wr", 20), name[:100], owner, now, notice)
     group.members.append(GroupMember(owner, MEMBER, now, JOINED_DIRECTLY, ""))
     groups_of(tenant)[group.chat_id] = group
     _deliver(state, tenant, "create", group.chat_id)

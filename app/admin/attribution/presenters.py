@@ -36,6 +36,7 @@ DIMENSION_LABELS = {
     "journey": _("Journeys"),
     "qr": _("QR codes"),
     "contact_way": _("Contact Me codes"),
+    "join_way": _("Group join codes"),
     "form": _("Forms"),
     "campaign": _("Campaigns"),
     "event": _("Events"),

@@ -30,6 +30,7 @@ from app.admin.wecom.presenters import ROTATION_LABELS, WEEKDAYS_SHORT
 from core.references import USER, Reference, declare
 from crm.tags import TagBook
 from models import Staff, TagGroup
+from sales import group_welcome, join_ways
 from sales.contact_way_rotation import ALL, NOBODY, parse_time
 from sales.contact_ways import (
     MAX_NAME,
@@ -295,3 +296,146 @@ def user_choices(users: list) -> list[SelectChoice]:
     return [SelectChoice("", _("Not mapped"))] + [
         SelectChoice(user_id, f"{name} <{email}>") for user_id, name, email in users
     ]
+
+
+# --- 群活码 and group welcome messages ----------------------------------------------------
+
+JOIN_WAY_AUDITED_FIELDS = (
+    "name",
+    "state",
+    "chat_ids",
+    "auto_create_room",
+    "room_base_name",
+    "room_base_id",
+    "tag_ids",
+)
+
+
+class JoinWayForm(FlaskForm):
+    """A 群活码 as the admin edits it; sales.join_ways checks it again for WeCom."""
+
+    name = StringField(
+        _l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=join_ways.MAX_NAME)]
+    )
+    state = StringField(
+        _l("State"),
+        filters=[_strip],
+        validators=[
+            DataRequired(),
+            Length(max=join_ways.MAX_STATE),
+            Regexp(r"^\S+$", message=_l("No spaces.")),
+        ],
+    )
+    chat_ids = SelectMultipleField(
+        _l("Groups"),
+        choices=[],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    auto_create_room = BooleanField(_l("Open a new group when they are full"), default=True)
+    room_base_name = StringField(
+        _l("New groups' name"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=join_ways.MAX_ROOM_BASE_NAME)],
+    )
+    room_base_id = IntegerField(
+        _l("First new group's number"),
+        validators=[Optional(), NumberRange(min=1, max=100_000)],
+    )
+    tag_ids = SelectMultipleField(_l("Tags"), choices=[], coerce=int)
+
+    def __init__(self, *args, groups: list, book: TagBook, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.chat_ids.choices = [
+            SelectChoice(
+                group.chat_id,
+                _("%(name)s (%(count)s people)", name=group.name, count=group.member_count),
+            )
+            for group in groups
+        ]
+        self.tag_ids.choices = _tag_choices(book)
+
+    def validate_chat_ids(self, field):
+        if not field.data:
+            raise ValidationError(_("Choose at least one group."))
+        if len(field.data) > join_ways.MAX_CHATS:
+            raise ValidationError(_("At most %(max)s groups.", max=join_ways.MAX_CHATS))
+
+    def values(self) -> dict:
+        return {
+            "name": self.name.data,
+            "state": self.state.data,
+            "chat_ids": self.chat_ids.data,
+            "auto_create_room": self.auto_create_room.data,
+            "room_base_name": self.room_base_name.data or None,
+            "room_base_id": self.room_base_id.data,
+            "tag_ids": self.tag_ids.data,
+        }
+
+
+def show_join_way_errors(form: JoinWayForm, messages: dict) -> None:
+    """sales.join_ways' refusals, on the fields they concern."""
+    for name, errors in messages.items():
+        shown = [
+            _("Another join code of this channel uses this state.")
+            if e == join_ways.STATE_TAKEN
+            else e
+            for e in error_messages(errors)
+        ]
+        if name in form:
+            form[name].errors = [*form[name].errors, *shown]
+        else:
+            form.form_errors.extend(shown)
+
+
+class GroupWelcomeForm(FlaskForm):
+    """A group welcome message: text, and optionally a link card."""
+
+    name = StringField(
+        _l("Name"),
+        filters=[_strip],
+        validators=[DataRequired(), Length(max=group_welcome.MAX_NAME)],
+    )
+    text = TextAreaField(
+        _l("Message"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=group_welcome.MAX_TEXT)],
+    )
+    link_title = StringField(
+        _l("Link title"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=group_welcome.MAX_LINK_TITLE)],
+    )
+    link_url = StringField(
+        _l("Link URL"),
+        filters=[_strip],
+        validators=[
+            Optional(),
+            Length(max=group_welcome.MAX_LINK_URL),
+            Regexp(r"^https?://\S+$", message=_l("A web address starting with https://.")),
+        ],
+    )
+    link_desc = StringField(
+        _l("Link description"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=group_welcome.MAX_LINK_DESC)],
+    )
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if valid and not self.text.data and not self.link_url.data:
+            self.text.errors = [_("Write a message or add a link.")]
+            return False
+        if valid and bool(self.link_title.data) != bool(self.link_url.data):
+            self.link_title.errors = [_("A link needs both a title and a URL.")]
+            return False
+        return valid
+
+    def values(self) -> dict:
+        return {
+            "name": self.name.data,
+            "text": self.text.data or "",
+            "link_title": self.link_title.data or None,
+            "link_url": self.link_url.data or None,
+            "link_desc": self.link_desc.data or None,
+        }

@@ -2,7 +2,7 @@
 mini-program cards) and their uploads per channel and purpose; group sends' attachments
 
 Revision ID: 0034
-Revises: 0032
+Revises: 0033
 Create Date: 2026-12-07 21:59:12.937005
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import models.base
 
 revision = "0034"
-down_revision = "0032"
+down_revision = "0033"
 branch_labels = None
 depends_on = None
 
