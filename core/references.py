@@ -18,7 +18,18 @@ from sqlalchemy import BigInteger, select
 from sqlalchemy.orm import Session
 
 from core.text import N_
-from models import Account, Channel, Contact, Content, Form, SavedSegment, Staff, Tag, User
+from models import (
+    Account,
+    Channel,
+    Contact,
+    Content,
+    EmailTemplate,
+    Form,
+    SavedSegment,
+    Staff,
+    Tag,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ STAFF = Target(Staff, N_("Not a staff member of this workspace."), key="userid")
 USER = Target(User, N_("Not a user of this workspace."))
 CONTACT = Target(Contact, N_("Not a contact of this workspace."))
 ACCOUNT = Target(Account, N_("Not an account of this workspace."))
+EMAIL_TEMPLATE = Target(EmailTemplate, N_("Not an email template of this workspace."))
 
 
 @dataclass(frozen=True)

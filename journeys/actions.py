@@ -21,6 +21,7 @@ from models import (
     Account,
     Channel,
     Contact,
+    EmailTemplate,
     Enrolment,
     FollowRelation,
     Identity,
@@ -210,6 +211,20 @@ def oa_message(run: "Runner", enrolment, contact, action) -> Outcome:
     send = {"kind": action["kind"], "destination": f"oa:{channel.id}", "payload": payload}
     run.send_later(enrolment, contact, send)
     return "queued", {"openid": identity.value}
+
+
+@register("send_email", external=True)
+def send_email(run: "Runner", enrolment, contact, action) -> Outcome:
+    """An EmailMessage row, planned: the sender (outreach.email_sending) renders and sends
+    it after the commit, skipping a suppressed address or a contact without one."""
+    if contact is None:
+        return "failed", {"error": "no contact"}
+    template = scoped_get(run.session, EmailTemplate, action["email_template_id"], run.workspace_id)
+    if template is None or template.archived_at is not None:
+        return "failed", {"error": "no such email template"}
+    send = {"kind": "send_email", "destination": "email", "payload": {"template_id": template.id}}
+    run.send_later(enrolment, contact, send)
+    return "queued", {"email_template_id": template.id}
 
 
 @register("wecom_group_task")

@@ -23,7 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import forms as form
-from core.references import SEGMENT, TAG, Reference, declare, unknown_references
+from core.references import (
+    EMAIL_TEMPLATE,
+    SEGMENT,
+    TAG,
+    Reference,
+    declare,
+    unknown_references,
+)
 from core.text import N_
 from journeys.model import validate as validate_document
 from models import (
@@ -50,6 +57,7 @@ REFERENCES = declare(
     Reference("nodes.*.trigger.tag_id", TAG),
     Reference("nodes.*.trigger.segment_id", SEGMENT),
     Reference("nodes.*.action.tag_id", TAG),
+    Reference("nodes.*.action.email_template_id", EMAIL_TEMPLATE),
     Reference("nodes.*.branches.*.condition.tag_id", TAG),
 )
 
@@ -82,6 +90,7 @@ ACTION_LABELS = {
     "remove_tag": N_("Remove a tag"),
     "set_stage": N_("Set the stage"),
     "webhook": N_("Call a webhook"),
+    "send_email": N_("Send an email"),
 }
 CONDITION_LABELS = {
     "has_tag": N_("Has a tag"),

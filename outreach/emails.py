@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
+from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urlencode
@@ -61,9 +62,15 @@ class Rendered:
     text: str
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str):
+    """A template compiled once: a push renders the same source for every person."""
+    return _ENV.from_string(source)
+
+
 def _render_one(source: str, variables: dict) -> str:
     try:
-        return _ENV.from_string(source).render(variables)
+        return _compiled(source).render(variables)
     except TemplateSyntaxError as exc:
         raise EmailTemplateError(exc.message or str(exc), line=exc.lineno) from exc
     except UndefinedError as exc:

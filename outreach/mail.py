@@ -17,11 +17,14 @@ SMTP_TIMEOUT_SECONDS = 15
 
 class MailError(Exception):
     """The SMTP server refused or could not be reached. `permanent`: the server refused this
-    message for good (a 5xx), so retrying would not help; otherwise try again later."""
+    message for good (a 5xx), so retrying would not help; otherwise try again later. `code`:
+    the server's reply code when it answered (the session goes on); None when it could not
+    be reached or the session broke."""
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.code = code
 
 
 class MailConnection:
@@ -57,10 +60,11 @@ class MailConnection:
             self._smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise MailError(_reply(code, reply), permanent=code >= 500) from exc
+            raise MailError(_reply(code, reply), permanent=code >= 500, code=code) from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             permanent = exc.smtp_code >= 500
-            raise MailError(_reply(exc.smtp_code, exc.smtp_error), permanent=permanent) from exc
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            raise MailError(reply, permanent=permanent, code=exc.smtp_code) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
         return message["Message-ID"]

@@ -25,7 +25,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from core.references import CHANNEL, SEGMENT, Reference, check_references, declare, scoped_get
+from core.references import (
+    CHANNEL,
+    EMAIL_TEMPLATE,
+    SEGMENT,
+    Reference,
+    check_references,
+    declare,
+    scoped_get,
+)
 from core.transient import is_transient, may_have_gone_out
 from models import (
     MASS_MECHANISMS,
@@ -87,19 +95,28 @@ class PushLimits:
     window_messages: int = 5
 
 
-REFERENCES = declare("push", Reference("channel_id", CHANNEL), Reference("segment_id", SEGMENT))
+REFERENCES = declare(
+    "push",
+    Reference("channel_id", CHANNEL),
+    Reference("segment_id", SEGMENT),
+    Reference("email_template_id", EMAIL_TEMPLATE),
+)
 
 
 def check_push(session: Session, push: Push) -> None:
-    """A ValidationError keyed "channel_id" or "segment_id" when the push names another
-    workspace's OA or segment."""
-    named = {"channel_id": push.channel_id, "segment_id": push.segment_id}
+    """A ValidationError keyed "channel_id", "segment_id" or "email_template_id" when the
+    push names another workspace's OA, segment or email template."""
+    named = {
+        "channel_id": push.channel_id,
+        "segment_id": push.segment_id,
+        "email_template_id": (push.content or {}).get("email_template_id"),
+    }
     check_references(session, push.workspace_id, named, REFERENCES)
 
 
 # --- content -----------------------------------------------------------------------------
 
-CONTENT_TYPES = ("text", "news", "image", "template")
+CONTENT_TYPES = ("text", "news", "image", "template", "email")
 MAX_TEXT = 600
 
 
@@ -117,6 +134,8 @@ class ContentSchema(Schema):
     # template
     template_id = fields.String(validate=validate.Length(max=64))
     data = fields.Dict(keys=fields.String(), values=fields.String())
+    # email: one of the workspace's email templates (outreach.email_pushes)
+    email_template_id = fields.Integer(strict=True, validate=validate.Range(min=1))
 
     @validates_schema(skip_on_field_errors=False)
     def _required_per_type(self, content, **_):
@@ -127,6 +146,7 @@ class ContentSchema(Schema):
             "news": ("media_id", "title", "url"),
             "image": ("media_id",),
             "template": ("template_id", "data"),
+            "email": ("email_template_id",),
         }[content["type"]]
         missing = {name: ["Required."] for name in needed if not content.get(name)}
         if missing:
@@ -202,6 +222,17 @@ def audience_query(session: Session, push: Push, now: datetime):
         if saved is None:
             raise PushError("the push's segment no longer exists")
         return segments.saved_contacts_query(session, saved, now=now)
+    if push.channel_id is None:  # an email push to everyone: whoever has an email address
+        return (
+            select(Identity.contact_id.label("id"))
+            .join(Contact, Contact.id == Identity.contact_id)
+            .where(
+                Identity.workspace_id == push.workspace_id,
+                Identity.kind == IdentityKind.EMAIL,
+                Contact.merged_into_id.is_(None),
+            )
+            .distinct()
+        )
     return (
         select(Identity.contact_id.label("id"))
         .join(Contact, Contact.id == Identity.contact_id)
@@ -905,7 +936,7 @@ def pushes_query(workspace_id: int) -> Select:
     return (
         select(Push, SavedSegment.name, Channel.name)
         .outerjoin(SavedSegment, SavedSegment.id == Push.segment_id)
-        .join(Channel, Channel.id == Push.channel_id)
+        .outerjoin(Channel, Channel.id == Push.channel_id)  # an email push has no OA
         .where(Push.workspace_id == workspace_id)
         .order_by(Push.created_at.desc(), Push.id.desc())
     )
