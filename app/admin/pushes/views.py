@@ -7,6 +7,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
@@ -18,7 +19,16 @@ from core.jobs import Job
 from crm.channels import channels_of
 from crm.directory import contacts_by_openid, openids_of
 from crm.users import user_names
-from models import Channel, ChannelKind, Push, PushStatus, SavedSegment, Workspace, utcnow
+from models import (
+    Channel,
+    ChannelKind,
+    EmailTemplate,
+    Push,
+    PushStatus,
+    SavedSegment,
+    Workspace,
+    utcnow,
+)
 from outreach import pushes
 from outreach.pushes import PushError
 from outreach.segments import saved_segments
@@ -33,8 +43,26 @@ def _oa_channels() -> list[Channel]:
     return channels_of(db(), workspace_id(), ChannelKind.OA, by_name=True)
 
 
+def _email_templates() -> list[EmailTemplate]:
+    return list(
+        db().scalars(
+            select(EmailTemplate)
+            .where(
+                EmailTemplate.workspace_id == workspace_id(), EmailTemplate.archived_at.is_(None)
+            )
+            .order_by(EmailTemplate.name)
+        )
+    )
+
+
+def _can_push() -> bool:
+    """An OA to push to, or an email template to send."""
+    return bool(_oa_channels()) or bool(_email_templates())
+
+
 def _form(**kwargs):
-    return push_form(_oa_channels(), saved_segments(db(), workspace_id()), **kwargs)
+    segments = saved_segments(db(), workspace_id())
+    return push_form(_oa_channels(), segments, _email_templates(), **kwargs)
 
 
 @bp.get("/pushes", endpoint="pushes")
@@ -57,7 +85,7 @@ def pushes_list():
         pages=listed.pages,
         settings=settings,
         threshold=workspace.push_approval_threshold,
-        has_channel=bool(_oa_channels()),
+        has_channel=_can_push(),
         **labels(),
     )
 
@@ -90,7 +118,8 @@ def pushes_edit(push_id: int):
         flash(_("Only a draft can be changed."), "error")
         return redirect(url_for("admin.pushes_detail", push_id=push.id))
     if request.method == "GET":
-        form = form_of(push, _oa_channels(), saved_segments(db(), workspace_id()))
+        segments = saved_segments(db(), workspace_id())
+        form = form_of(push, _oa_channels(), segments, _email_templates())
         return render_template("admin/push_form.html", form=form, push=push)
     form = _form()
     if not fill(db(), push, form):
@@ -119,7 +148,8 @@ def pushes_detail(push_id: int):
     return render_template(
         "admin/push.html",
         push=push,
-        channel=db().get(Channel, push.channel_id),
+        channel=db().get(Channel, push.channel_id) if push.channel_id else None,
+        email_template=_template_of(push),
         segment=db().get(SavedSegment, push.segment_id) if push.segment_id else None,
         batches=batches,
         audience=audience,
@@ -130,10 +160,24 @@ def pushes_detail(push_id: int):
     )
 
 
+def _template_of(push: Push) -> EmailTemplate | None:
+    template_id = (push.content or {}).get("email_template_id")
+    if template_id is None:
+        return None
+    return db().scalar(
+        select(EmailTemplate).where(
+            EmailTemplate.id == template_id, EmailTemplate.workspace_id == push.workspace_id
+        )
+    )
+
+
 @bp.post("/pushes/<int:push_id>/preview")
 @requires("pushes.manage")
 def pushes_preview(push_id: int):
     push = scoped_or_404(Push, push_id)
+    if push.channel_id is None:  # an email push: its template's editor previews it
+        flash(_("An email push is previewed in its template's editor."), "error")
+        return redirect(url_for("admin.pushes_detail", push_id=push.id))
     workspace = db().get(Workspace, push.workspace_id)
     if not workspace.push_test_contact_ids:
         flash(_("Add test followers on the pushes page first."), "error")
@@ -255,7 +299,7 @@ def _settings_page(form: SettingsForm):
         pages=1,
         settings=form,
         threshold=workspace.push_approval_threshold,
-        has_channel=bool(_oa_channels()),
+        has_channel=_can_push(),
         **labels(),
     )
 
