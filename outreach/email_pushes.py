@@ -13,6 +13,7 @@ message is failed with the reason.
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from sqlalchemy import String, case, cast, func, insert, literal, select, text, update
@@ -39,10 +40,12 @@ from outreach.email_sending import (
     Reason,
     Sender,
     SendResult,
+    claim_batch,
     due_push_batch,
     push_waiting,
+    record_batch,
     recover_interrupted,
-    send_batch,
+    send_ready,
 )
 from outreach.pushes import REPORT_EVERY, PushError, audience_query, claim_push
 
@@ -207,20 +210,38 @@ def dispatch_email_push(
     result.interrupted = recover_interrupted(session, workspace_id, in_flight)
     limiter = RateLimiter(rate_per_minute, pace)
     reported_at = now()
-    while True:
-        push.heartbeat_at = now()
-        ids = due_push_batch(session, push_id, workspace_id, now(), batch_size)
-        if not ids:
-            break
-        sent_before = result.sent
-        send_batch(session, workspace_id, ids, sender, now, result)  # commits
-        if result.unreachable:
-            _back_off(session, push, now())
-            break
-        limiter.wait(result.sent - sent_before)
-        if now() - reported_at >= REPORT_EVERY:  # the page's progress, not per batch
-            push.report, reported_at = email_report(session, push), now()
-            session.commit()
+    # While one batch is on the wire (a thread with its own SMTP session, no database),
+    # the next is prepared and claimed here: its rows are `sending`, committed, before
+    # it goes out. A crash leaves at most these two batches in flight (both failed as
+    # interrupted on resume, never repeated).
+    with ThreadPoolExecutor(max_workers=1) as wire:
+        in_flight: tuple[list, Future] | None = None
+        while True:
+            push.heartbeat_at = now()
+            ids = (
+                []
+                if result.unreachable
+                else due_push_batch(session, push_id, workspace_id, now(), batch_size)
+            )
+            ready = claim_batch(session, workspace_id, ids, sender, now, result) if ids else []
+            if in_flight is not None:
+                sent_before = result.sent
+                record_batch(
+                    session, workspace_id, in_flight[0], in_flight[1].result(), now(), result
+                )
+                in_flight = None
+                limiter.wait(result.sent - sent_before)
+            if ready and not result.unreachable:
+                in_flight = (ready, wire.submit(send_ready, ready, sender))
+            elif ready:  # the server went away meanwhile: claimed, not sent, so planned again
+                _unclaim(session, workspace_id, ready)
+            if in_flight is None and not ids:
+                break
+            if now() - reported_at >= REPORT_EVERY:  # the page's progress, not per batch
+                push.report, reported_at = email_report(session, push), now()
+                session.commit()
+    if result.unreachable:
+        _back_off(session, push, now())
     push.heartbeat_at = now()
     if not push_waiting(session, push_id, workspace_id):
         push.status, push.finished_at = PushStatus.SENT, now()
@@ -228,6 +249,22 @@ def dispatch_email_push(
     push.report = email_report(session, push)
     session.commit()
     return result
+
+
+def _unclaim(session: Session, workspace_id: int, ready: list) -> None:
+    """A claimed batch that was never handed to the server: planned again, its try
+    not counted."""
+    session.execute(
+        update(EmailMessage)
+        .where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.id.in_([item.id for item in ready]),
+            EmailMessage.status == EmailStatus.SENDING,
+        )
+        .values(status=EmailStatus.PLANNED, attempts=EmailMessage.attempts - 1),
+        execution_options={"synchronize_session": False},
+    )
+    session.commit()
 
 
 def _back_off(session: Session, push: Push, now: datetime) -> None:

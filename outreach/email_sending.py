@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage as EmailMessageMime
+from email.utils import parseaddr
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -51,9 +53,11 @@ from models import (
     utcnow,
 )
 from outreach.emails import (
+    Composed,
     EmailTemplateError,
     Tracking,
     build_message,
+    compose,
     person_variables,
     render,
 )
@@ -188,7 +192,7 @@ class _Ready:
     id: int
     address: str
     subject: str
-    message: object  # email.message.EmailMessage
+    message: Composed | EmailMessageMime
     step_id: int | None
     attempts: int
 
@@ -202,6 +206,22 @@ def send_batch(
     result: SendResult,
 ) -> None:
     """Prepare, claim (committed), send over one session, record (committed)."""
+    ready = claim_batch(session, workspace_id, ids, sender, now, result)
+    if ready:
+        record_batch(session, workspace_id, ready, send_ready(ready, sender), now(), result)
+
+
+def claim_batch(
+    session: Session,
+    workspace_id: int,
+    ids: list[int],
+    sender: Sender,
+    now: Callable[[], datetime],
+    result: SendResult,
+) -> list["_Ready"]:
+    """The batch's messages built, the skipped recorded, the rest marked `sending`: all
+    committed before the caller sends what this returns (send_ready, which touches no
+    session and may run on another thread)."""
     ready, skipped = _prepare(session, workspace_id, ids, sender)
     for reason, skipped_ids in skipped.items():
         _record_final(session, workspace_id, skipped_ids, EmailStatus.SKIPPED, reason)
@@ -223,10 +243,18 @@ def send_batch(
             execution_options={"synchronize_session": False},
         )
     session.commit()  # the claim is on record before any SMTP call
-    if not ready:
-        return
-    outcomes = _send(ready, sender)
-    _record(session, workspace_id, ready, outcomes, now(), result)
+    return ready
+
+
+def record_batch(
+    session: Session,
+    workspace_id: int,
+    ready: list["_Ready"],
+    outcomes: list["_Outcome"],
+    now: datetime,
+    result: SendResult,
+) -> None:
+    _record(session, workspace_id, ready, outcomes, now, result)
     session.commit()
 
 
@@ -328,7 +356,9 @@ def _prepare(
             except EmailTemplateError as exc:
                 reason = _template_reason(exc)
             else:
-                message = build_message(
+                message = compose(
+                    rendered, sender=sender.mailer.sender, to=address, tracking=tracking
+                ) or build_message(  # an address beyond ASCII: the email package writes it
                     rendered, sender=sender.mailer.sender, to=address, tracking=tracking
                 )
                 ready.append(
@@ -354,9 +384,9 @@ class _Outcome:
     reason: str | None = None
 
 
-def _send(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
+def send_ready(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
     """One SMTP session for the batch; off the session's transaction (nothing to roll
-    back if the server is slow)."""
+    back if the server is slow), and off the database altogether."""
     try:
         connection = sender.connect(sender.mailer.url)
     except MailError as exc:
@@ -364,13 +394,19 @@ def _send(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
         return [_Outcome("retry", reason=reason)] * len(ready)
     outcomes: list[_Outcome] = []
     broken = None
+    envelope_sender = parseaddr(sender.mailer.sender)[1]
     with connection:
         for item in ready:
             if broken is not None:
                 outcomes.append(_Outcome("retry", reason=broken))
                 continue
             try:
-                outcomes.append(_Outcome("sent", message_id=connection.send(item.message)))
+                if isinstance(item.message, Composed):
+                    connection.send_bytes(envelope_sender, item.address, item.message.data)
+                    message_id = item.message.message_id
+                else:
+                    message_id = connection.send(item.message)
+                outcomes.append(_Outcome("sent", message_id=message_id))
             except MailError as exc:
                 if exc.permanent:
                     outcomes.append(_Outcome("failed", reason=f"{Reason.BOUNCED}: {exc}"[:300]))

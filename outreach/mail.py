@@ -56,8 +56,17 @@ class MailConnection:
     def send(self, message: EmailMessage) -> str:
         """Send one message; returns its Message-ID. A refusal of this message raises
         MailError(permanent=True) and leaves the session usable for the next one."""
+        self._call(self._smtp.send_message, message)
+        return message["Message-ID"]
+
+    def send_bytes(self, sender: str, to: str, data: bytes) -> None:
+        """Send a message already written as bytes (CRLF lines), from the envelope address
+        `sender` to `to`; refusals as for `send`."""
+        self._call(self._smtp.sendmail, sender, [to], data)
+
+    def _call(self, method, *args) -> None:
         try:
-            self._smtp.send_message(message)
+            method(*args)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             raise MailError(_reply(code, reply), permanent=code >= 500, code=code) from exc
@@ -67,7 +76,6 @@ class MailConnection:
             raise MailError(reply, permanent=permanent, code=exc.smtp_code) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
-        return message["Message-ID"]
 
     def close(self) -> None:
         try:
