@@ -8,14 +8,14 @@ Seeds N contacts with an email address (0.5 % without one, 0.5 % unsubscribed), 
 segment of them all and a Chinese email template, in a throwaway PostgreSQL database.
 The SMTP sink (wechat.sandbox.mailbox.SmtpSink) runs in its own process. Meanwhile a
 traffic process walks a live journey (send_email, then a tag) for P other contacts of
-another workspace, enrolled 100 at a time, and delivers their emails to the same sink
-(runner.run_due + email_sending.deliver_due, as the run_journeys and send_emails jobs
-do), for the whole run.
+another workspace, R enrolled a second (--traffic-rate, 20), and delivers their emails
+to the same sink (runner.run_due + email_sending.deliver_due, as the run_journeys and
+send_emails jobs do), for the whole run.
 
 Timed, ours: `plan_email_push` (one INSERT ... SELECT) and `dispatch_email_push` (every
 batch: prepared in a few queries, claimed in one UPDATE and committed, rendered and sent
 over one SMTP session, recorded in batched UPDATEs), under no rate limit. Bare: the same
-recipients' messages, built beforehand (not timed), sent with one smtplib session in a
+recipients' messages, built beforehand the same way (not timed), sent with one smtplib session in a
 loop. Ratio: ours / bare messages per second. Goal >= 0.7.
 """
 
@@ -52,7 +52,7 @@ from models import (  # noqa: E402
     utcnow,
 )
 from outreach import email_pushes, email_sending  # noqa: E402
-from outreach.emails import Tracking, build_message, person_variables, render  # noqa: E402
+from outreach.emails import Tracking, compose, person_variables, render  # noqa: E402
 from outreach.mail import Mailer  # noqa: E402
 from outreach.segments import Segment  # noqa: E402
 
@@ -76,6 +76,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--traffic-people", type=int, default=5_000)
+    parser.add_argument(
+        "--traffic-rate", type=int, default=20, help="journey enrolments a second meanwhile"
+    )
     parser.add_argument("--batch", type=int, default=email_sending.BATCH)
     return parser.parse_args()
 
@@ -207,14 +210,17 @@ def seed_traffic(db: Database, n: int) -> tuple[int, int]:
         return ws, journey.id
 
 
-def traffic_process(url: str, key: str, ws: int, journey_id: int, smtp_url: str, stop, out):
-    """Enrol 100 more contacts every round, walk the journey, send its emails."""
+def traffic_process(
+    url: str, key: str, ws: int, journey_id: int, smtp_url: str, rate: int, stop, out
+):
+    """Every second: enrol `rate` more contacts, walk the journey, send its emails."""
     db = Database()
     db.configure(url, (key,))
     sender = email_sending.Sender(Mailer(smtp_url, SENDER), BASE, SECRET)
     steps = sent = rounds = 0
     offset = 0
     while not stop.is_set():
+        started = time.monotonic()
         with db.session() as session:
             session.execute(
                 text(
@@ -224,18 +230,18 @@ def traffic_process(url: str, key: str, ws: int, journey_id: int, smtp_url: str,
                         entered_because)
                     SELECT :ws, :j, 1, id, 'start', 'active', now(), 1, now(), 'start',
                         '{"kind": "manual"}'
-                    FROM contacts WHERE workspace_id = :ws ORDER BY id LIMIT 100 OFFSET :o
+                    FROM contacts WHERE workspace_id = :ws ORDER BY id LIMIT :n OFFSET :o
                     """
                 ),
-                {"ws": ws, "j": journey_id, "o": offset},
+                {"ws": ws, "j": journey_id, "o": offset, "n": rate},
             )
             session.commit()
-            offset += 100
+            offset += rate
             steps += runner.run_due(session, ws, batch_size=100).steps
             result, _more = email_sending.deliver_due(session, ws, sender)
             sent += result.sent
         rounds += 1
-        time.sleep(0.05)
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
     db.dispose()
     out.put((rounds, steps, sent))
 
@@ -269,10 +275,10 @@ def bare_messages(db: Database, ws: int, rows: list) -> list[tuple[str, bytes]]:
         )
         tracking = Tracking(BASE, SECRET, token)
         variables["unsubscribe_url"] = tracking.unsubscribe_url
-        message = build_message(
+        composed = compose(
             render(subject, body, variables), sender=SENDER, to=address, tracking=tracking
         )
-        built.append((address, message.as_bytes()))
+        built.append((address, composed.data))
     return built
 
 
@@ -320,7 +326,16 @@ def main() -> int:
             )
             traffic = multiprocessing.Process(
                 target=traffic_process,
-                args=(url, key, traffic_ws, journey_id, smtp_url, stop_traffic, traffic_out),
+                args=(
+                    url,
+                    key,
+                    traffic_ws,
+                    journey_id,
+                    smtp_url,
+                    args.traffic_rate,
+                    stop_traffic,
+                    traffic_out,
+                ),
             )
             traffic.start()
 
