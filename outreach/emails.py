@@ -252,13 +252,14 @@ class Composed:
 
 def _header(value: str) -> str:
     """An unstructured header value: as is when ASCII, else RFC 2047 base64 encoded words
-    of at most 45 bytes of UTF-8 each (whole characters), one per folded line."""
+    of at most 39 bytes of UTF-8 each (whole characters), one per folded line of less
+    than 78 characters."""
     if value.isascii():
         return value
     words, chunk, size = [], [], 0
     for char in value:
         length = len(char.encode("utf-8"))
-        if size + length > 45:
+        if size + length > 39:
             words.append("".join(chunk))
             chunk, size = [], 0
         chunk.append(char)
@@ -269,7 +270,8 @@ def _header(value: str) -> str:
 
 
 def _part(content: str, subtype: str) -> bytes:
-    body = base64.encodebytes(content.encode("utf-8")).replace(b"\n", b"\r\n")
+    canonical = content.replace("\r\n", "\n").replace("\n", "\r\n")  # text/*: CRLF lines
+    body = base64.encodebytes(canonical.encode("utf-8")).replace(b"\n", b"\r\n")
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: base64\r\n\r\n"

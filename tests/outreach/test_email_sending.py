@@ -333,3 +333,33 @@ def test_a_550_bounce_fails_and_suppresses_and_a_451_is_retried_the_batch_goes_o
     run_journeys(app)
     newest = messages(app)[-1]
     assert (newest.status, newest.reason) == (EmailStatus.SKIPPED, "suppressed: bounced")
+
+
+def test_compose_writes_the_message_build_message_does():
+    """The bytes the sender writes itself read back as the email package's message:
+    headers (the Chinese subject too), both parts, the tracking."""
+    from email import message_from_bytes, policy
+
+    from outreach.emails import Tracking, build_message, compose, render
+
+    rendered = render(
+        "{{ name }}，{{ company }} 的云迁移白皮书已备好，请查收附件中的完整版本",
+        '<p>{{ name }} 您好</p><a href="https://x.cn/wp">白皮书</a>',
+        {"name": "王伟", "company": "华信科技", "unsubscribe_url": ""},
+    )
+    tracking = Tracking(BASE, SECRET, "tok-123")
+    sender = "鱼叉营销 <noreply@harpoon.local>"
+    composed = compose(rendered, sender=sender, to="w@x.cn", tracking=tracking)
+    built = build_message(rendered, sender=sender, to="w@x.cn", tracking=tracking)
+    ours = message_from_bytes(composed.data, policy=policy.default)
+    theirs = message_from_bytes(built.as_bytes(), policy=policy.default)
+
+    assert all(len(line) <= 78 for line in composed.data.split(b"\r\n"))
+    assert b"\n" not in composed.data.replace(b"\r\n", b"")
+    for header in ("From", "To", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post"):
+        assert str(ours[header]) == str(theirs[header]), header
+    assert ours["Message-ID"].strip() == composed.message_id
+    for kind in ("plain", "html"):
+        mine, its = (m.get_body((kind,)).get_content().rstrip("\r\n") for m in (ours, theirs))
+        assert mine == its, kind
+    assert compose(rendered, sender=sender, to="王@例子.中国", tracking=tracking) is None
