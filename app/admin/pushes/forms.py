@@ -30,7 +30,7 @@ CONTENT_TYPES = [
     SelectChoice("news", _l("Article")),
     SelectChoice("image", _l("Image")),
     SelectChoice("template", _l("Template message")),
-    SelectChoice("email", _l("Email")),
+    SelectChoice("email", _l("Email message")),
 ]
 
 

@@ -32,7 +32,7 @@ MECHANISM_LABELS = {
     Mechanism.MASS_OPENID: _l("Mass send by openid lists"),
     Mechanism.CS: _l("Customer-service message"),
     Mechanism.TEMPLATE: _l("Template message"),
-    Mechanism.EMAIL: _l("Email"),
+    Mechanism.EMAIL: _l("Email message"),
 }
 REASON_LABELS = {
     Reason.NO_OPENID: _l("Not a follower of this account"),
@@ -73,7 +73,7 @@ def funnel(report: dict) -> list[tuple[str, int]]:
         (_("Sent"), sum(report.get("sent", {}).values())),
     ]
     if "opened" in report:  # an email push: opens and clicks, as the pixel and links tell
-        return [*steps, (_("Opened"), report["opened"]), (_("Clicked"), report["clicked"])]
+        return [*steps, (_("Opened it"), report["opened"]), (_("Clicked"), report["clicked"])]
     return [*steps, (_("Delivered"), report.get("delivered", 0))]
 
 
