@@ -48,18 +48,20 @@ from models import Channel
 from wechat.clients import WeChatClients
 from wechat.sandbox import create_sandbox
 from wechat.sandbox.core import Sandbox
+from wechat.sandbox.mailbox import SmtpSink, add_mail_page
 from wechat.sandbox.simulator import Simulator
 
 
 @click.command("demo")
 @click.option("--port", default=8000, show_default=True, help="Harpoon's port.")
 @click.option("--sandbox-port", default=8100, show_default=True)
+@click.option("--smtp-port", default=8025, show_default=True, help="The local mail sink's port.")
 @click.option("--rate", default=2.0, show_default=True, help="Simulated actions per second.")
 @click.option("--population", default=200, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
 @with_appcontext
-def demo(port, sandbox_port, rate, population, seed, duration):
+def demo(port, sandbox_port, smtp_port, rate, population, seed, duration):
     """Run Harpoon, the sandbox and the follower simulator together."""
     from models import migrate
 
@@ -70,8 +72,12 @@ def demo(port, sandbox_port, rate, population, seed, duration):
     sandbox_app = create_sandbox()
     state: Sandbox = sandbox_app.extensions["sandbox"]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per API call
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # nor per SMTP command
     sandbox_server = make_server("127.0.0.1", sandbox_port, sandbox_app, threaded=True)
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    # The demo's mail server: journeys' emails land here, listed at /sandbox/mail.
+    sink = SmtpSink(port=smtp_port).start()
+    add_mail_page(sandbox_app, sink.mailbox)
     threading.Thread(target=sandbox_server.serve_forever, daemon=True).start()
 
     channels = seed_workspace(h.db, base)
@@ -88,7 +94,7 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         links = demo_links(session, channels.oa.workspace_id, base)
     crm = DemoCrm(h.db, base, seed)
 
-    web = start_harpoon(port, sandbox_url)
+    web = start_harpoon(port, sandbox_url, sink.url)
     stop = threading.Event()
     try:
         wait_healthy(base, web)
@@ -96,6 +102,10 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         click.echo(f"Harpoon   {base}  (health: {base}/healthz)")
         click.echo(f"Admin     {base}/admin/  sign in: {DEMO_LOGIN} / {DEMO_PASSWORD}")
         click.echo(f"Sandbox   {sandbox_url}  (state: {sandbox_url}/sandbox/state)")
+        click.echo(
+            f"Mail      {sink.url}  (what it received: {sandbox_url}/sandbox/mail; the demo "
+            "journey emails whoever books a demo and gave an address on a form)"
+        )
         chat_url = open_demo_chat(state, channels.wecom, base, sandbox_url)
         click.echo(
             f"WeCom     {chat_url}\n"
@@ -141,6 +151,7 @@ def demo(port, sandbox_port, rate, population, seed, duration):
         web.send_signal(signal.SIGTERM)
         web.wait(timeout=20)
         sandbox_server.shutdown()
+        sink.stop()
         crm.close()
 
 
@@ -169,13 +180,14 @@ def sandbox_serve(port):
     make_server("127.0.0.1", port, app, threaded=True).serve_forever()
 
 
-def start_harpoon(port: int, sandbox_url: str) -> subprocess.Popen:
+def start_harpoon(port: int, sandbox_url: str, smtp_url: str) -> subprocess.Popen:
     # Tracked links, OAuth returns and follow-ups name the demo's own address.
     env = dict(
         os.environ,
         HARPOON_BIND=f"127.0.0.1:{port}",
         HARPOON_WECHAT_API_URL=sandbox_url,
         HARPOON_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        HARPOON_SMTP_URL=smtp_url,  # the local sink; email would otherwise go nowhere
         # The demo CRM's webhook receiver listens on loopback.
         HARPOON_OUTBOUND_ALLOW=",".join(
             filter(None, (os.environ.get("HARPOON_OUTBOUND_ALLOW"), RECEIVER_ALLOW))

@@ -27,8 +27,8 @@ from models import (
     Transfer,
     Workspace,
 )
-from outreach import forms, materials, pushes
-from outreach.mail import Mailer
+from outreach import email_pushes, email_sending, forms, materials, pushes
+from outreach.mail import Mailer, mailer_for
 from pipeline.drain import RetryPolicy, drain_workspace
 from pipeline.sweeper import sweep
 from revenue import attribution
@@ -595,9 +595,15 @@ def send_push(push_id: int) -> str:
         push = session.get(Push, push_id)
         if push is None:
             raise LookupError(f"no push {push_id}")
-        channel = _channel(session, push.channel_id)
-        threshold = session.get(Workspace, push.workspace_id).push_approval_threshold
-        status = pushes.run_push(session, push_id, _client(channel), push_limits(), threshold)
+        workspace = session.get(Workspace, push.workspace_id)
+        threshold = workspace.push_approval_threshold
+        if email_pushes.is_email(push):
+            rate = harpoon().settings.email_rate_per_minute
+            sender = email_sender(workspace)
+            status = email_pushes.run_email_push(session, push_id, sender, threshold, rate)
+        else:
+            channel = _channel(session, push.channel_id)
+            status = pushes.run_push(session, push_id, _client(channel), push_limits(), threshold)
     log.info("push %s: %s", push_id, status)
     return status
 
@@ -686,6 +692,44 @@ def deliver_outbox(workspace_id: int) -> dict:
             result.interrupted,
         )
     return {"sent": result.sent, "failed": result.failed, "retrying": result.retrying}
+
+
+def email_sender(workspace: Workspace) -> email_sending.Sender:
+    """The workspace's own SMTP server, else the service's; tracking on the public base."""
+    settings = harpoon().settings
+    return email_sending.Sender(
+        mailer=mailer_for(
+            workspace, default_url=settings.smtp_url, default_sender=settings.mail_from
+        ),
+        base_url=settings.public_base_url,
+        secret=settings.secret_key,
+    )
+
+
+@job(Job.SEND_EMAILS, followup=True)
+def send_emails(workspace_id: int) -> dict:
+    """The workspace's due journey emails (outreach.email_sending), after the drain's
+    commit: rendered, claimed, sent over one SMTP session a batch, recorded."""
+    h = harpoon()
+    with h.db.session() as session:
+        workspace = session.get(Workspace, workspace_id)
+        if workspace is None:
+            raise LookupError(f"no workspace {workspace_id}")
+        result, more = email_sending.deliver_due(session, workspace_id, email_sender(workspace))
+    if more:
+        h.queue.enqueue_followups({(Job.SEND_EMAILS, workspace_id)})
+    if result.failed or result.retrying or result.interrupted:
+        log.warning(
+            "workspace %s emails: %s sent, %s skipped, %s failed, %s to retry, "
+            "%s interrupted by a sender that died",
+            workspace_id,
+            result.sent,
+            result.skipped,
+            result.failed,
+            result.retrying,
+            result.interrupted,
+        )
+    return {"sent": result.sent, "skipped": result.skipped, "failed": result.failed}
 
 
 @job(Job.RUN_DUE_JOURNEYS)

@@ -63,6 +63,8 @@ class Settings:
     # Email (a form's follow-up): smtp[s]://user:password@host:port; empty sends none.
     smtp_url: str = ""
     mail_from: str = "Harpoon <noreply@harpoon.local>"
+    # An email push sends at most this many messages a minute (0: as fast as the server takes).
+    email_rate_per_minute: int = 6000
     # Touchpoint API requests per minute per key.
     api_rate_limit: str = "120 per minute"
     # Networks and host names webhooks may reach besides public addresses (on-premise).
@@ -157,6 +159,7 @@ _ENV = {
     "HARPOON_CS_WINDOW_MESSAGES": ("cs_window_messages", int),
     "HARPOON_SMTP_URL": ("smtp_url", str),
     "HARPOON_MAIL_FROM": ("mail_from", str),
+    "HARPOON_EMAIL_RATE_PER_MINUTE": ("email_rate_per_minute", int),
     "HARPOON_API_RATE_LIMIT": ("api_rate_limit", str),
     "HARPOON_OUTBOUND_ALLOW": ("outbound_allow", _allow_list),
     "HARPOON_JOURNEY_ENRICHMENT_WAIT_SECONDS": ("journey_enrichment_wait_seconds", float),

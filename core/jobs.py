@@ -26,6 +26,7 @@ class Job(StrEnum):
     SEND_FORM_FOLLOWUPS = "send_form_followups"
     RUN_JOURNEYS = "run_journeys"
     DELIVER_OUTBOX = "deliver_outbox"
+    SEND_EMAILS = "send_emails"
     REFRESH_WORKSPACE_SCORES = "refresh_workspace_scores"
     CHECK_ROUTING_SLA = "check_routing_sla"
     RESCORE_WORKSPACE = "rescore_workspace"
@@ -80,6 +81,7 @@ QUEUE_OF: dict[Job, Urgency] = {
     Job.RUN_JOURNEYS: _DEFAULT,
     Job.RUN_DUE_JOURNEYS: _DEFAULT,
     Job.DELIVER_OUTBOX: _DEFAULT,
+    Job.SEND_EMAILS: _DEFAULT,
     Job.SEND_NOTIFICATIONS: _DEFAULT,
     Job.SEND_PUSH: _DEFAULT,
     Job.UPLOAD_MATERIAL: _DEFAULT,

@@ -24,6 +24,7 @@ from models import (
     Contact,
     Content,
     CustomerGroup,
+    EmailTemplate,
     Form,
     Material,
     SavedSegment,
@@ -61,6 +62,7 @@ ACCOUNT = Target(Account, N_("Not an account of this workspace."))
 MATERIAL = Target(Material, N_("Not an item of this workspace's library."))
 CUSTOMER_GROUP = Target(CustomerGroup, N_("Not a customer group of this workspace."), key="chat_id")
 NOT_WORKSPACE_GROUPS = N_("Not customer groups of this workspace.")
+EMAIL_TEMPLATE = Target(EmailTemplate, N_("Not an email template of this workspace."))
 
 
 @dataclass(frozen=True)

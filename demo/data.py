@@ -21,6 +21,7 @@ from models import (
     AccountImport,
     Content,
     ContentKind,
+    EmailTemplate,
     Journey,
     JourneyStatus,
     JourneyVersion,
@@ -609,9 +610,10 @@ def seed_demo_outreach(
     session.commit()
 
 
-def demo_journey(tag_ids: dict[str, int]) -> dict:
+def demo_journey(tag_ids: dict[str, int], email_template_id: int) -> dict:
     """New followers: a welcome, then wait up to 10 minutes for 预约演示; whoever books is
-    tagged and their owner told. Sales adding someone in WeCom enters mid-journey."""
+    tagged, emailed a confirmation (when they gave an address on a form) and their owner
+    told. Sales adding someone in WeCom enters mid-journey."""
     return {
         "scope": "contact",
         "reentry": "once",
@@ -645,6 +647,12 @@ def demo_journey(tag_ids: dict[str, int]) -> dict:
                 "id": "hot",
                 "type": "action",
                 "action": {"kind": "add_tag", "tag_id": tag_ids["演示意向"]},
+                "next": "confirm_by_email",
+            },
+            {
+                "id": "confirm_by_email",
+                "type": "action",
+                "action": {"kind": "send_email", "email_template_id": email_template_id},
                 "next": "tell_owner",
             },
             {
@@ -686,6 +694,13 @@ def seed_demo_routing(session: Session, workspace_id: int, user_ids: list[int]) 
     )
 
 
+DEMO_EMAIL_BODY = """<p>{{ name or '您好' }}：</p>
+<p>感谢您预约鱼叉 SCRM 的产品演示。{{ owner or '我们的顾问' }}会在一个工作日内与您联系，
+确认时间并为{{ company or '贵公司' }}准备一对一的讲解。</p>
+<p>演示前可以先看看：<a href="https://harpoon.example/cases">制造业客户案例</a></p>
+<p>—— 鱼叉营销团队</p>"""
+
+
 def seed_demo_journey(session: Session, workspace_id: int, owner_id: int) -> None:
     """Once per workspace: the demo journey, live."""
     if session.scalar(select(Journey.id).where(Journey.workspace_id == workspace_id)):
@@ -694,10 +709,19 @@ def seed_demo_journey(session: Session, workspace_id: int, owner_id: int) -> Non
     tag_ids = {
         name: book.get(session, TagGroup.BEHAVIOR, name).id for name in ("演示意向", "企微已加")
     }
+    template = EmailTemplate(
+        workspace_id=workspace_id,
+        name="预约演示确认",
+        subject="{{ name or '您好' }}，您的产品演示已预约",
+        body_html=DEMO_EMAIL_BODY,
+        created_by=owner_id,
+    )
+    session.add(template)
+    session.flush()
     journey = Journey(
         workspace_id=workspace_id,
         name="新粉丝培育",
-        description="欢迎语 → 等待预约演示 → 通知负责人；企微添加的客户中途进入",
+        description="欢迎语 → 等待预约演示 → 邮件确认、通知负责人；企微添加的客户中途进入",
         status=JourneyStatus.LIVE,
         live_version=1,
         created_by=owner_id,
@@ -708,7 +732,7 @@ def seed_demo_journey(session: Session, workspace_id: int, owner_id: int) -> Non
         JourneyVersion(
             journey_id=journey.id,
             version=1,
-            document=demo_journey(tag_ids),
+            document=demo_journey(tag_ids, template.id),
             note="演示",
             created_by=owner_id,
         )

@@ -21,6 +21,7 @@ from models import (
     Account,
     Channel,
     Contact,
+    EmailTemplate,
     Enrolment,
     FollowRelation,
     Identity,
@@ -273,6 +274,20 @@ def _wecom_relation(run: "Runner", contact: Contact | None) -> FollowRelation | 
         )
         .order_by(FollowRelation.id)
     )
+
+
+@register("send_email", external=True)
+def send_email(run: "Runner", enrolment, contact, action) -> Outcome:
+    """An EmailMessage row, planned: the sender (outreach.email_sending) renders and sends
+    it after the commit, skipping a suppressed address or a contact without one."""
+    if contact is None:
+        return "failed", {"error": "no contact"}
+    template = scoped_get(run.session, EmailTemplate, action["email_template_id"], run.workspace_id)
+    if template is None or template.archived_at is not None:
+        return "failed", {"error": "no such email template"}
+    send = {"kind": "send_email", "destination": "email", "payload": {"template_id": template.id}}
+    run.send_later(enrolment, contact, send)
+    return "queued", {"email_template_id": template.id}
 
 
 @register("wecom_group_task")

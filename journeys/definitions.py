@@ -23,7 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import forms as form
-from core.references import MATERIAL, SEGMENT, TAG, Reference, declare, unknown_references
+from core.references import (
+    EMAIL_TEMPLATE,
+    MATERIAL,
+    SEGMENT,
+    TAG,
+    Reference,
+    declare,
+    unknown_references,
+)
 from core.text import N_
 from journeys.model import validate as validate_document
 from models import (
@@ -50,6 +58,7 @@ REFERENCES = declare(
     Reference("nodes.*.trigger.tag_id", TAG),
     Reference("nodes.*.trigger.segment_id", SEGMENT),
     Reference("nodes.*.action.tag_id", TAG),
+    Reference("nodes.*.action.email_template_id", EMAIL_TEMPLATE),
     Reference("nodes.*.branches.*.condition.tag_id", TAG),
     Reference("nodes.*.action.material_id", MATERIAL),
 )
@@ -84,6 +93,7 @@ ACTION_LABELS = {
     "set_stage": N_("Set the stage"),
     "webhook": N_("Call a webhook"),
     "send_material": N_("Send a library item"),
+    "send_email": N_("Send an email"),
 }
 CONDITION_LABELS = {
     "has_tag": N_("Has a tag"),

@@ -37,6 +37,7 @@ ACTION_KINDS = (
     "set_stage",
     "webhook",  # POST to a public address, signed with the workspace's secret
     "send_material",  # a library item: a service message (OA) or the owner's 1:1 send (WeCom)
+    "send_email",  # an email template to the person's email address
 )
 CONDITION_KINDS = ("has_tag", "score_at_least", "stage_in", "interacted", "first_event")
 SCOPES = ("contact", "account")
@@ -44,7 +45,14 @@ REENTRY = ("once", "period", "always")
 SINCE = ("enrolment", "ever")
 # Actions that message a person: counted against the workspace's frequency cap.
 MESSAGE_ACTIONS = frozenset(
-    {"cs_message", "template_message", "wecom_message", "wecom_group_task", "send_material"}
+    {
+        "cs_message",
+        "template_message",
+        "wecom_message",
+        "wecom_group_task",
+        "send_material",
+        "send_email",
+    }
 )
 
 MAX_NODES = 100
@@ -311,6 +319,9 @@ def _check_action(action, path: str, problems: Problems) -> None:
             problems.add(f"{path}.template_id", "Required.")
         if not isinstance(action.get("data"), dict) or not action["data"]:
             problems.add(f"{path}.data", "The template's fields.")
+    elif kind == "send_email":
+        if not _whole(action.get("email_template_id"), 1, 2**31 - 1):
+            problems.add(f"{path}.email_template_id", "Choose an email template.")
     elif kind in ("add_tag", "remove_tag"):
         if not _whole(action.get("tag_id"), 1, 2**31 - 1):
             problems.add(f"{path}.tag_id", "Choose a tag.")

@@ -32,6 +32,8 @@ from journeys.versions import Versions
 from models import (
     OPEN_STATUSES,
     Contact,
+    EmailMessage,
+    EmailStatus,
     Enrolment,
     EnrolmentStatus,
     Identity,
@@ -46,6 +48,7 @@ from models import (
     utcnow,
 )
 from models import Journey as JourneyRow
+from outreach.emails import new_token
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +351,21 @@ class Runner:
         (the step's own identity: one decision, one row); a sender delivers it."""
         assert self.acting is not None and is_external(send["kind"])
         key = step_key(enrolment)
+        if send["kind"] == "send_email":  # the email's own row is its outbox entry
+            self.session.add(
+                EmailMessage(
+                    workspace_id=self.workspace_id,
+                    idempotency_key=key,
+                    token=new_token(),
+                    contact_id=contact.id,
+                    template_id=send["payload"]["template_id"],
+                    step=self.acting,
+                    status=EmailStatus.PLANNED,
+                    next_attempt_at=self.now(),
+                )
+            )
+            self.result.followups.add(Job.SEND_EMAILS, self.workspace_id)
+            return
         self.session.add(
             OutboxItem(
                 workspace_id=self.workspace_id,
@@ -469,7 +487,15 @@ class Runner:
                 PushRecipient.contact_id.in_(people), PushRecipient.sent_at >= start
             )
         )
-        return journey_messages + pushes
+        emailed = self.session.scalar(  # email pushes (a journey's emails are its steps)
+            select(func.count()).where(
+                EmailMessage.workspace_id == self.workspace_id,
+                EmailMessage.push_id.isnot(None),
+                EmailMessage.contact_id.in_(people),
+                EmailMessage.sent_at >= start,
+            )
+        )
+        return journey_messages + pushes + emailed
 
     def _local_midnight(self, now: datetime) -> datetime:
         local = now.astimezone(self.zone)

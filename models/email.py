@@ -4,10 +4,11 @@ addresses that must never be mailed again."""
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, BigId, UTCDateTime, utcnow
+from models.journey import Step
 
 
 class EmailTemplate(Base):
@@ -46,6 +47,14 @@ class EmailMessage(Base):
         Index("ix_email_messages_push", "push_id", "status"),
         Index("ix_email_messages_contact", "contact_id"),
         Index("ix_email_messages_workspace_created", "workspace_id", "created_at"),
+        # The sender's claim: a workspace's due journey emails (pushes claim by push_id).
+        Index(
+            "ix_email_messages_due",
+            "workspace_id",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('planned', 'sending') AND push_id IS NULL"),
+            sqlite_where=text("status IN ('planned', 'sending') AND push_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -64,6 +73,9 @@ class EmailMessage(Base):
     status: Mapped[str] = mapped_column(String(10), default=EmailStatus.PLANNED)
     reason: Mapped[str | None] = mapped_column(String(300))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Planned: due then (a temporary failure backs off). Sending: the lease of the attempt
+    # under way; a row still sending after it was left by a sender that died.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(250))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -71,6 +83,8 @@ class EmailMessage(Base):
     clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     open_count: Mapped[int] = mapped_column(Integer, default=0)
     click_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    step: Mapped[Step | None] = relationship()
 
 
 class SuppressionReason(StrEnum):

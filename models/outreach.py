@@ -117,13 +117,15 @@ class Mechanism(StrEnum):
     MASS_OPENID = "mass_openid"  # message/mass/send to <= 10,000 openids
     CS = "cs"  # message/custom/send inside the follower's customer-service window
     TEMPLATE = "template"  # message/template/send
+    EMAIL = "email"  # an email template to the person's email address (no OA)
 
 
 MASS_MECHANISMS = frozenset({Mechanism.MASS_TAG, Mechanism.MASS_OPENID})
 
 
 class Push(Base):
-    """Content to a segment (or every follower) of one OA, at a time."""
+    """Content to a segment (or every follower) of one OA, at a time; or an email to a
+    segment's members with an email address (no OA: `channel_id` is None)."""
 
     __tablename__ = "pushes"
     __table_args__ = (
@@ -133,9 +135,9 @@ class Push(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
     name: Mapped[str] = mapped_column(String(100))
-    # {"type": "text"|"news"|"image"|"template", ...} validated by outreach.pushes
+    # {"type": "text"|"news"|"image"|"template"|"email", ...} validated by outreach.pushes
     content: Mapped[dict] = mapped_column(JSONDoc, default=dict)
     # None: every follower of the channel.
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="SET NULL"))

@@ -17,11 +17,14 @@ SMTP_TIMEOUT_SECONDS = 15
 
 class MailError(Exception):
     """The SMTP server refused or could not be reached. `permanent`: the server refused this
-    message for good (a 5xx), so retrying would not help; otherwise try again later."""
+    message for good (a 5xx), so retrying would not help; otherwise try again later. `code`:
+    the server's reply code when it answered (the session goes on); None when it could not
+    be reached or the session broke."""
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.code = code
 
 
 class MailConnection:
@@ -53,17 +56,26 @@ class MailConnection:
     def send(self, message: EmailMessage) -> str:
         """Send one message; returns its Message-ID. A refusal of this message raises
         MailError(permanent=True) and leaves the session usable for the next one."""
+        self._call(self._smtp.send_message, message)
+        return message["Message-ID"]
+
+    def send_bytes(self, sender: str, to: str, data: bytes) -> None:
+        """Send a message already written as bytes (CRLF lines), from the envelope address
+        `sender` to `to`; refusals as for `send`."""
+        self._call(self._smtp.sendmail, sender, [to], data)
+
+    def _call(self, method, *args) -> None:
         try:
-            self._smtp.send_message(message)
+            method(*args)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise MailError(_reply(code, reply), permanent=code >= 500) from exc
+            raise MailError(_reply(code, reply), permanent=code >= 500, code=code) from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             permanent = exc.smtp_code >= 500
-            raise MailError(_reply(exc.smtp_code, exc.smtp_error), permanent=permanent) from exc
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            raise MailError(reply, permanent=permanent, code=exc.smtp_code) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
-        return message["Message-ID"]
 
     def close(self) -> None:
         try:

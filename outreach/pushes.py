@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from core.references import (
     CHANNEL,
+    EMAIL_TEMPLATE,
     MATERIAL,
     SEGMENT,
     Reference,
@@ -100,18 +101,21 @@ REFERENCES = declare(
     Reference("channel_id", CHANNEL),
     Reference("segment_id", SEGMENT),
     Reference("content.material_id", MATERIAL),
+    Reference("email_template_id", EMAIL_TEMPLATE),
 )
 
 
 def check_push(session: Session, push: Push) -> None:
-    """A ValidationError keyed "channel_id", "segment_id" or "content.material_id" when the
-    push names another workspace's OA, segment or library item; a library item of the wrong
-    kind is keyed "content.material_id" too. A library article fills the content's card
-    fields (title, summary, link) for the followers who get it as a service message."""
+    """A ValidationError keyed "channel_id", "segment_id", "email_template_id" or
+    "content.material_id" when the push names another workspace's OA, segment, email
+    template or library item; a library item of the wrong kind is keyed
+    "content.material_id" too. A library article fills the content's card fields (title,
+    summary, link) for the followers who get it as a service message."""
     named = {
         "channel_id": push.channel_id,
         "segment_id": push.segment_id,
         "content": push.content or {},
+        "email_template_id": (push.content or {}).get("email_template_id"),
     }
     check_references(session, push.workspace_id, named, REFERENCES)
     try:
@@ -124,7 +128,7 @@ def check_push(session: Session, push: Push) -> None:
 
 # --- content -----------------------------------------------------------------------------
 
-CONTENT_TYPES = ("text", "news", "image", "template")
+CONTENT_TYPES = ("text", "news", "image", "template", "email")
 MAX_TEXT = 600
 
 
@@ -144,6 +148,8 @@ class ContentSchema(Schema):
     # template
     template_id = fields.String(validate=validate.Length(max=64))
     data = fields.Dict(keys=fields.String(), values=fields.String())
+    # email: one of the workspace's email templates (outreach.email_pushes)
+    email_template_id = fields.Integer(strict=True, validate=validate.Range(min=1))
 
     @validates_schema(skip_on_field_errors=False)
     def _required_per_type(self, content, **_):
@@ -154,6 +160,7 @@ class ContentSchema(Schema):
             "news": ("media_id", "title", "url"),
             "image": ("media_id",),
             "template": ("template_id", "data"),
+            "email": ("email_template_id",),
         }[content["type"]]
         if content["type"] in ("news", "image") and content.get("material_id") is not None:
             needed = ()  # the library item gives them (check_push, prepare_push_content)
@@ -231,6 +238,17 @@ def audience_query(session: Session, push: Push, now: datetime):
         if saved is None:
             raise PushError("the push's segment no longer exists")
         return segments.saved_contacts_query(session, saved, now=now)
+    if push.channel_id is None:  # an email push to everyone: whoever has an email address
+        return (
+            select(Identity.contact_id.label("id"))
+            .join(Contact, Contact.id == Identity.contact_id)
+            .where(
+                Identity.workspace_id == push.workspace_id,
+                Identity.kind == IdentityKind.EMAIL,
+                Contact.merged_into_id.is_(None),
+            )
+            .distinct()
+        )
     return (
         select(Identity.contact_id.label("id"))
         .join(Contact, Contact.id == Identity.contact_id)
@@ -977,7 +995,7 @@ def pushes_query(workspace_id: int) -> Select:
     return (
         select(Push, SavedSegment.name, Channel.name)
         .outerjoin(SavedSegment, SavedSegment.id == Push.segment_id)
-        .join(Channel, Channel.id == Push.channel_id)
+        .outerjoin(Channel, Channel.id == Push.channel_id)  # an email push has no OA
         .where(Push.workspace_id == workspace_id)
         .order_by(Push.created_at.desc(), Push.id.desc())
     )

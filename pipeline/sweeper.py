@@ -24,6 +24,7 @@ from models import (
     WelcomeStatus,
     utcnow,
 )
+from outreach.email_sending import due_workspaces as email_due_workspaces
 from sales.notify import digests_due
 
 
@@ -128,4 +129,5 @@ def followups_due(session: Session, grace_seconds: int) -> set[tuple[Job, int]]:
             .distinct()
         )
     }
+    jobs |= {(Job.SEND_EMAILS, ws) for ws in email_due_workspaces(session, stale)}
     return jobs

@@ -31,6 +31,7 @@ from models import (
     ContactWay,
     Content,
     ContentKind,
+    EmailTemplate,
     Enrolment,
     FollowRelation,
     Form,
@@ -1932,3 +1933,32 @@ def make_join_way(app, channel_id, chat_ids, state="summit2026", **fields) -> in
         session.add(way)
         session.commit()
         return way.id
+
+
+# ---- mengine ----
+
+EMAIL_SUBJECT = "{{ name }}，{{ company }} 的云迁移白皮书"
+EMAIL_BODY = (
+    "<p>{{ name }} 您好：</p><p>{{ owner }} 为您准备了"
+    '<a href="https://harpoon.example/wp">白皮书</a>。</p>'
+)
+
+
+def add_email_template(app, workspace="acme", **values) -> int:
+    """An email template of the workspace (the white paper's, unless told)."""
+    with session_of(app) as session:
+        template = EmailTemplate(
+            workspace_id=workspace_named(session, workspace).id,
+            **{"name": "白皮书", "subject": EMAIL_SUBJECT, "body_html": EMAIL_BODY, **values},
+        )
+        session.add(template)
+        session.commit()
+        return template.id
+
+
+def add_emailed_contact(app, name, address=None, *, workspace="acme", **fields) -> int:
+    """A contact with this email address (none when None)."""
+    contact_id = make_contact(app, name, workspace=workspace, **fields)
+    if address:
+        add_identity(app, contact_id, IdentityKind.EMAIL, address)
+    return contact_id

@@ -48,6 +48,7 @@ from models import (
     ContactTag,
     Content,
     CustomerGroup,
+    EmailTemplate,
     Enrolment,
     FollowUpStatus,
     Form,
@@ -129,6 +130,7 @@ class Holdings:
     account: int
     staff: str  # the salesperson's WeCom userid
     staff_row: int
+    email_template: int
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,9 @@ def world(app, platform, live_server) -> World:
             ),
             "account": lambda ws, n: _added(
                 session, Account(workspace_id=ws, name=n, normalized_name=n)
+            ),
+            "email_template": lambda ws, n: _added(
+                session, EmailTemplate(workspace_id=ws, name=f"e{n}", subject="s", body_html="b")
             ),
             "staff_row": lambda ws, n: _added(
                 session,
@@ -233,6 +238,12 @@ def journey_document(h: Holdings) -> dict:
                 "id": "tag",
                 "type": "action",
                 "action": {"kind": "add_tag", "tag_id": h.tag},
+                "next": "mail",
+            },
+            {
+                "id": "mail",
+                "type": "action",
+                "action": {"kind": "send_email", "email_template_id": h.email_template},
                 "next": "done",
             },
             {"id": "done", "type": "exit"},
@@ -356,6 +367,16 @@ def save_push(field: str, holding: str):
             return errors_of(lambda: pushes.check_push(session, push)), field
 
     return case
+
+
+def save_email_push(app, world: World):
+    push = Push(
+        workspace_id=world.a.workspace,
+        segment_id=world.a.segment,
+        content={"type": "email", "email_template_id": world.b.email_template},
+    )
+    with session_of(app) as session:
+        return errors_of(lambda: pushes.check_push(session, push)), "email_template_id"
 
 
 def save_tag_rule(app, world: World):
@@ -591,6 +612,10 @@ SAVE_CASES = {
     ),
     ("push", "channel_id"): save_push("channel_id", "oa"),
     ("push", "segment_id"): save_push("segment_id", "segment"),
+    ("push", "email_template_id"): save_email_push,
+    ("journey", "nodes.*.action.email_template_id"): lambda app, w: save_journey(
+        app, w, "nodes.4.action.email_template_id", "email_template"
+    ),
     ("tag_rule", "tag_id"): save_tag_rule,
     ("form", "tag_ids"): save_form("tag_ids", lambda w: [w.a.tag, w.b.tag]),
     ("form", "download_content_id"): save_form("download_content_id", lambda w: w.b.content),
@@ -748,6 +773,7 @@ DECLARED_INPUTS = {
     ("outreach.segments.SegmentSchema", "tags_none"): ("segment", "tags_none"),
     ("app.admin.pushes.forms.PushForm", "channel"): ("push", "channel_id"),
     ("app.admin.pushes.forms.PushForm", "audience"): ("push", "segment_id"),
+    ("outreach.pushes.ContentSchema", "email_template_id"): ("push", "email_template_id"),
     ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
     ("sales.group_send.GroupChatSendSchema", "staff_userid"): ("group_send", "staff_userid"),
     ("sales.group_send.GroupChatSendSchema", "chat_ids"): ("group_send", "chat_ids"),
@@ -960,6 +986,7 @@ def test_a_version_naming_another_workspaces_tag_never_goes_live(app, world):
         "nodes.1.trigger.segment_id",
         "nodes.2.branches.0.condition.tag_id",
         "nodes.3.action.tag_id",
+        "nodes.4.action.email_template_id",
     }
 
 

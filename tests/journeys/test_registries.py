@@ -11,7 +11,7 @@ def test_every_kind_a_document_may_name_is_registered():
     assert set(CONDITIONS) == set(CONDITION_KINDS)
 
 
-def test_messages_and_webhooks_are_the_external_actions():
+def test_messages_emails_and_webhooks_are_the_external_actions():
     external = {kind for kind in ACTION_KINDS if is_external(kind)}
-    assert external == {"cs_message", "template_message", "webhook", "send_material"}
+    assert external == {"cs_message", "template_message", "webhook", "send_material", "send_email"}
     assert not is_external("no_such_action")

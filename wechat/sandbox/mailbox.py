@@ -10,6 +10,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from html import escape
 
 from aiosmtpd.controller import Controller
 
@@ -90,3 +91,46 @@ class SmtpSink:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+MAIL_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>收到的邮件 · Sandbox mail</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}}
+article{{border:1px solid #ddd;border-radius:6px;padding:1em;margin:1em 0}}
+dl{{display:grid;grid-template-columns:8em 1fr;gap:.2em 1em;margin:0 0 1em}}
+dt{{color:#666}}iframe{{width:100%;height:18em;border:1px solid #eee}}</style></head>
+<body><h1>收到的邮件 <small>({received} 封, 最近 {shown} 封)</small></h1>{items}</body></html>"""
+MAIL_ITEM = """<article><dl><dt>发件人</dt><dd>{sender}</dd><dt>收件人</dt><dd>{to}</dd>
+<dt>主题</dt><dd>{subject}</dd><dt>退订</dt><dd>{unsubscribe}</dd></dl>
+<iframe sandbox srcdoc="{html}"></iframe></article>"""
+
+
+def mail_page(mailbox: Mailbox, limit: int = 50) -> str:
+    """The latest messages the sink received, newest first, as an HTML page: what a new
+    user opens to see the demo's email arrive (the body in a sandboxed frame)."""
+    with mailbox.lock:
+        latest = list(mailbox.messages)[-limit:][::-1]
+        received = mailbox.received
+    items = []
+    for delivered in latest:
+        message = delivered.message()
+        body = message.get_body(("html", "plain"))
+        items.append(
+            MAIL_ITEM.format(
+                sender=escape(delivered.sender),
+                to=escape(", ".join(delivered.recipients)),
+                subject=escape(str(message["Subject"] or "")),
+                unsubscribe=escape(str(message["List-Unsubscribe"] or "")),
+                html=escape(body.get_content() if body is not None else ""),
+            )
+        )
+    return MAIL_PAGE.format(received=received, shown=len(items), items="".join(items))
+
+
+def add_mail_page(app, mailbox: Mailbox) -> None:
+    """GET /sandbox/mail on a Flask app (the sandbox's, in the demo)."""
+    app.add_url_rule(
+        "/sandbox/mail",
+        endpoint="sandbox_mail",
+        view_func=lambda: (mail_page(mailbox), 200, {"Content-Type": "text/html; charset=utf-8"}),
+    )

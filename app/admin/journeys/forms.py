@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from flask import g
 from flask_babel import gettext as _
 from marshmallow import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.admin.contacts import INTERACTION_LABELS, tag_filter_options
@@ -20,7 +21,7 @@ from core.forms import flat_errors
 from crm.tags import TagBook
 from journeys.definitions import segment_names
 from journeys.model import MAX_NODES, NODE_TYPES
-from models import MaterialKind
+from models import EmailTemplate, MaterialKind
 from outreach import materials
 from scoring.forms import RULE_KINDS
 from scoring.model import Model
@@ -153,6 +154,8 @@ def _action(form, at: str) -> dict:
             action["data"] = _pairs(_text(form, f"{at}.data"))
             if url := _text(form, f"{at}.url"):
                 action["url"] = url
+        case "send_email":
+            action["email_template_id"] = _whole(_text(form, f"{at}.email_template_id"))
         case "add_tag" | "remove_tag":
             action["tag_id"] = _whole(_text(form, f"{at}.tag_id"))
         case "set_stage":
@@ -403,6 +406,16 @@ def editor_choices(session: Session, ws: int, model: Model, document: dict) -> d
     for segment_id in _values(document, "segment_id"):
         if isinstance(segment_id, int) and segment_id not in segments:
             segments[segment_id] = _("Segment #%(id)s (deleted)", id=segment_id)
+    email_templates = dict(
+        session.execute(
+            select(EmailTemplate.id, EmailTemplate.name)
+            .where(EmailTemplate.workspace_id == ws, EmailTemplate.archived_at.is_(None))
+            .order_by(EmailTemplate.name)
+        ).all()
+    )
+    for template_id in _values(document, "email_template_id"):
+        if isinstance(template_id, int) and template_id not in email_templates:
+            email_templates[template_id] = _("Email template #%(id)s (deleted)", id=template_id)
     kinds = {kind: str(INTERACTION_LABELS.get(kind, kind)) for kind in _event_kinds()}
     for kind in _values(document, "kind"):
         if isinstance(kind, str) and "." in kind and kind not in kinds:
@@ -419,6 +432,7 @@ def editor_choices(session: Session, ws: int, model: Model, document: dict) -> d
         "material_options": list(library.items()),
         "stage_options": list(stages.items()),
         "segment_options": list(segments.items()),
+        "email_template_options": list(email_templates.items()),
         "event_kinds": list(kinds.items()),
         "node_options": [(node.get("id", ""), node.get("id", "")) for node in document["nodes"]],
     }

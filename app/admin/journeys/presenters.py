@@ -3,6 +3,7 @@ saying what a node does, the graph of a version with its counts, the list's orde
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.admin.contacts import INTERACTION_LABELS
@@ -18,7 +19,7 @@ from journeys.definitions import (
     segment_names,
 )
 from journeys.model import MAX_NODES, NODE_TYPES
-from models import Journey, JourneyStatus, JourneyVersion
+from models import EmailTemplate, Journey, JourneyStatus, JourneyVersion
 from scoring.engine import load_model
 
 STATUS_LABELS = {
@@ -95,8 +96,15 @@ def labels() -> dict:
 class Names:
     """Labels of what a document refers to: interaction kinds, tags, stages, segments."""
 
-    def __init__(self, tags: dict[int, str], stages: dict[str, str], segments: dict[int, str]):
+    def __init__(
+        self,
+        tags: dict[int, str],
+        stages: dict[str, str],
+        segments: dict[int, str],
+        email_templates: dict[int, str] | None = None,
+    ):
         self.tags, self.stages, self.segments = tags, stages, segments
+        self.email_templates = email_templates or {}
 
     def event(self, event) -> str:
         if not isinstance(event, dict):
@@ -117,12 +125,20 @@ class Names:
     def segment(self, segment_id) -> str:
         return self.segments.get(segment_id, _("Segment #%(id)s", id=segment_id))
 
+    def email_template(self, template_id) -> str:
+        return self.email_templates.get(template_id, _("Email template #%(id)s", id=template_id))
+
 
 def document_names(session: Session, ws: int) -> Names:
     """The names of the workspace's tags, stages and segments a document may refer to."""
     tags = {tag.id: tag_label(tag) for tag in workspace_tags(session, ws)}
     stages = stage_names(load_model(session, ws).stages)
-    return Names(tags, stages, segment_names(session, ws))
+    email_templates = dict(
+        session.execute(
+            select(EmailTemplate.id, EmailTemplate.name).where(EmailTemplate.workspace_id == ws)
+        ).all()
+    )
+    return Names(tags, stages, segment_names(session, ws), email_templates)
 
 
 def _minutes(value) -> str:
@@ -232,6 +248,8 @@ def describe_node(node: dict, names: Names) -> str:
                 text += f": {action.get('template_id', '')}"
             elif kind == "send_material":
                 text += f": #{action.get('material_id', '')}"
+            elif kind == "send_email":
+                text += f": {names.email_template(action.get('email_template_id'))}"
             if (node.get("skip_if") or {}).get("event"):
                 text += " · " + _(
                     "skipped if %(event)s %(since)s",

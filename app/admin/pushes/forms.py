@@ -22,7 +22,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.admin.labels import error_messages
-from models import Channel, Material, Push, SavedSegment
+from models import Channel, EmailTemplate, Material, Push, SavedSegment
 from outreach import pushes
 
 CONTENT_TYPES = [
@@ -30,6 +30,7 @@ CONTENT_TYPES = [
     SelectChoice("news", _l("Article")),
     SelectChoice("image", _l("Image")),
     SelectChoice("template", _l("Template message")),
+    SelectChoice("email", _l("Email message")),
 ]
 
 
@@ -56,7 +57,7 @@ def _key_values(text: str) -> dict[str, str]:
 
 class PushForm(FlaskForm):
     name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=100)])
-    channel = SelectField(_l("Official Account"), choices=[], validators=[DataRequired()])
+    channel = SelectField(_l("Official Account"), choices=[], default="")
     audience = SelectField(_l("Audience"), choices=[], default="")
     content_type = RadioField(_l("Content"), choices=CONTENT_TYPES, default="text")
     text = TextAreaField(_l("Text"), filters=[_strip])
@@ -79,6 +80,7 @@ class PushForm(FlaskForm):
     picurl = StringField(_l("Cover image URL"), filters=[_strip])
     template_id = StringField(_l("Template ID"), filters=[_strip])
     template_data = TextAreaField(_l("Template data"), filters=[_strip])
+    email_template = SelectField(_l("Email template"), choices=[], default="")
     schedule = RadioField(
         _l("When"),
         choices=[SelectChoice("now", _l("As soon as it is sent")), SelectChoice("at", _l("At"))],
@@ -100,6 +102,10 @@ class PushForm(FlaskForm):
             self.send_at.errors = [*self.send_at.errors, _("Choose the date and time.")]
             return False
         return valid
+
+    def validate_channel(self, field):
+        if self.content_type.data != "email" and not field.data:
+            raise ValidationError(_("Required."))
 
     def validate_template_data(self, field):
         _key_values(field.data)
@@ -128,16 +134,22 @@ def push_form(
     channels: list[Channel],
     segments: list[SavedSegment],
     library: list[Material] = (),
+    templates: list[EmailTemplate] = (),
     **kwargs,
 ) -> PushForm:
-    """The form offering the workspace's OAs, saved segments (or every follower) and its
-    library's articles and images."""
+    """The form offering the workspace's OAs, email templates, saved segments (or every
+    follower) and its library's articles and images."""
     form = PushForm(**kwargs)
     form.material.choices = [SelectChoice("", _("None: a media_id typed below"))] + [
         SelectChoice(str(m.id), f"{_('Article') if m.kind == 'article' else _('Image')}：{m.name}")
         for m in library
     ]
-    form.channel.choices = [SelectChoice(str(c.id), c.name) for c in channels]
+    form.channel.choices = [SelectChoice(str(c.id), c.name) for c in channels] or [
+        SelectChoice("", _("No Official Account"))  # an email push needs none
+    ]
+    form.email_template.choices = [SelectChoice("", _("Choose a template"))] + [
+        SelectChoice(str(t.id), t.name) for t in templates
+    ]
     form.audience.choices = [SelectChoice("", _("Every follower"))] + [
         SelectChoice(str(s.id), s.name) for s in segments
     ]
@@ -151,6 +163,9 @@ def _content(form: PushForm) -> dict | None:
         raw[name] = form[name].data
     if form.content_type.data in ("news", "image") and form.material.data:
         raw["material_id"] = int(form.material.data)
+    if raw["type"] == "email":
+        chosen = form.email_template.data or ""
+        raw["email_template_id"] = int(chosen) if chosen.isdigit() else None
     try:
         raw["data"] = _key_values(form.template_data.data)
     except ValidationError:  # the field's own validator shows it
@@ -159,7 +174,12 @@ def _content(form: PushForm) -> dict | None:
         content = pushes.clean_content(raw)
     except SchemaError as exc:
         for key, messages in exc.messages.items():
-            names = {"type": "content_type", "data": "template_data", "material_id": "material"}
+            names = {
+                "type": "content_type",
+                "data": "template_data",
+                "material_id": "material",
+                "email_template_id": "email_template",
+            }
             target = form[names.get(key, key)]
             target.errors = [*target.errors, *error_messages(messages)]
         return None
@@ -173,7 +193,8 @@ def fill(session: Session, push: Push, form: PushForm) -> bool:
     if not valid or content is None:
         return False
     push.name = form.name.data
-    push.channel_id = int(form.channel.data)
+    email = content["type"] == "email"  # an email push goes to no OA
+    push.channel_id = None if email else int(form.channel.data)
     push.segment_id = int(form.audience.data) if form.audience.data else None
     push.content = content
     try:
@@ -183,6 +204,7 @@ def fill(session: Session, push: Push, form: PushForm) -> bool:
             "channel_id": "channel",
             "segment_id": "audience",
             "content.material_id": "material",
+            "email_template_id": "email_template",
         }
         for key, messages in exc.messages.items():
             target = form[names[key]]
@@ -210,6 +232,7 @@ def form_of(
     channels: list[Channel],
     segments: list[SavedSegment],
     library: list[Material] = (),
+    templates: list[EmailTemplate] = (),
 ) -> PushForm:
     """The form showing a saved push, to edit it."""
     content = push.content or {}
@@ -219,9 +242,11 @@ def form_of(
         channels,
         segments,
         library,
+        templates,
         formdata=None,
         name=push.name,
-        channel=str(push.channel_id),
+        channel=str(push.channel_id or ""),
+        email_template=str(content.get("email_template_id", "")),
         audience=str(push.segment_id or ""),
         content_type=content.get("type", "text"),
         template_data="\n".join(f"{k}: {v}" for k, v in content.get("data", {}).items()),
@@ -233,5 +258,9 @@ def form_of(
         fallback_data="\n".join(f"{k}: {v}" for k, v in fallback.get("data", {}).items()),
         fallback_url=fallback.get("url", ""),
         material=str(content.get("material_id") or ""),
-        **{k: v for k, v in content.items() if k not in ("type", "data", "material_id")},
+        **{
+            k: v
+            for k, v in content.items()
+            if k not in ("type", "data", "material_id", "email_template_id")
+        },
     )

@@ -7,7 +7,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app.admin.pushes.forms import zone
-from models import BatchStatus, Mechanism, PushStatus
+from models import BatchStatus, Mechanism, PushStatus, SuppressionReason
+from outreach.email_sending import Reason as EmailReason
 from outreach.pushes import MAX_TEXT, Reason
 
 STATUS_LABELS = {
@@ -31,6 +32,7 @@ MECHANISM_LABELS = {
     Mechanism.MASS_OPENID: _l("Mass send by openid lists"),
     Mechanism.CS: _l("Customer-service message"),
     Mechanism.TEMPLATE: _l("Template message"),
+    Mechanism.EMAIL: _l("Email message"),
 }
 REASON_LABELS = {
     Reason.NO_OPENID: _l("Not a follower of this account"),
@@ -39,6 +41,18 @@ REASON_LABELS = {
     Reason.WINDOW_EXPIRED: _l("Service window closed before the send"),
     Reason.WINDOW_QUOTA: _l("Service window's messages used up"),
     Reason.INTERRUPTED: _l("Interrupted by a crash (maybe delivered)"),
+    # email pushes
+    EmailReason.NO_ADDRESS: _l("No email address"),
+    f"{EmailReason.SUPPRESSED}: {SuppressionReason.UNSUBSCRIBED}": _l("Unsubscribed"),
+    f"{EmailReason.SUPPRESSED}: {SuppressionReason.BOUNCED}": _l("Bounced before"),
+    f"{EmailReason.SUPPRESSED}: {SuppressionReason.COMPLAINED}": _l("Marked it as spam"),
+    EmailReason.BOUNCED: _l("Bounced (the address is suppressed from now on)"),
+    EmailReason.UNREACHABLE: _l("Mail server unreachable (retried)"),
+    EmailReason.TEMPLATE: _l("The template did not render"),
+    EmailReason.NO_TEMPLATE: _l("The template was deleted"),
+    EmailReason.NO_SERVER: _l("No mail server set up"),
+    EmailReason.INTERRUPTED: _l("Interrupted by a crash (maybe delivered)"),
+    "temporary": _l("Refused for now by the mail server (retried)"),
 }
 BATCH_LABELS = {
     BatchStatus.PLANNED: _l("Planned"),
@@ -53,12 +67,14 @@ def funnel(report: dict) -> list[tuple[str, int]]:
     """Targeted -> reachable -> sent -> delivered, for the funnel chart."""
     targeted = report.get("targeted", 0)
     skipped = sum(report.get("skipped", {}).values())
-    return [
+    steps = [
         (_("Targeted"), targeted),
         (_("Reachable"), targeted - skipped),
         (_("Sent"), sum(report.get("sent", {}).values())),
-        (_("Delivered"), report.get("delivered", 0)),
     ]
+    if "opened" in report:  # an email push: opens and clicks, as the pixel and links tell
+        return [*steps, (_("Opened it"), report["opened"]), (_("Clicked"), report["clicked"])]
+    return [*steps, (_("Delivered"), report.get("delivered", 0))]
 
 
 def labels() -> dict:

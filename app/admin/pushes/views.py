@@ -7,6 +7,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
@@ -21,6 +22,7 @@ from crm.users import user_names
 from models import (
     Channel,
     ChannelKind,
+    EmailTemplate,
     Material,
     MaterialKind,
     Push,
@@ -47,8 +49,26 @@ def _library() -> list[Material]:
     return materials.choices(db(), workspace_id(), (MaterialKind.ARTICLE, MaterialKind.IMAGE))
 
 
+def _email_templates() -> list[EmailTemplate]:
+    return list(
+        db().scalars(
+            select(EmailTemplate)
+            .where(
+                EmailTemplate.workspace_id == workspace_id(), EmailTemplate.archived_at.is_(None)
+            )
+            .order_by(EmailTemplate.name)
+        )
+    )
+
+
+def _can_push() -> bool:
+    """An OA to push to, or an email template to send."""
+    return bool(_oa_channels()) or bool(_email_templates())
+
+
 def _form(**kwargs):
-    return push_form(_oa_channels(), saved_segments(db(), workspace_id()), _library(), **kwargs)
+    segments = saved_segments(db(), workspace_id())
+    return push_form(_oa_channels(), segments, _library(), _email_templates(), **kwargs)
 
 
 @bp.get("/pushes", endpoint="pushes")
@@ -71,7 +91,7 @@ def pushes_list():
         pages=listed.pages,
         settings=settings,
         threshold=workspace.push_approval_threshold,
-        has_channel=bool(_oa_channels()),
+        has_channel=_can_push(),
         **labels(),
     )
 
@@ -104,7 +124,8 @@ def pushes_edit(push_id: int):
         flash(_("Only a draft can be changed."), "error")
         return redirect(url_for("admin.pushes_detail", push_id=push.id))
     if request.method == "GET":
-        form = form_of(push, _oa_channels(), saved_segments(db(), workspace_id()), _library())
+        segments = saved_segments(db(), workspace_id())
+        form = form_of(push, _oa_channels(), segments, _library(), _email_templates())
         return render_template("admin/push_form.html", form=form, push=push)
     form = _form()
     if not fill(db(), push, form):
@@ -133,7 +154,8 @@ def pushes_detail(push_id: int):
     return render_template(
         "admin/push.html",
         push=push,
-        channel=db().get(Channel, push.channel_id),
+        channel=db().get(Channel, push.channel_id) if push.channel_id else None,
+        email_template=_template_of(push),
         segment=db().get(SavedSegment, push.segment_id) if push.segment_id else None,
         batches=batches,
         audience=audience,
@@ -144,10 +166,24 @@ def pushes_detail(push_id: int):
     )
 
 
+def _template_of(push: Push) -> EmailTemplate | None:
+    template_id = (push.content or {}).get("email_template_id")
+    if template_id is None:
+        return None
+    return db().scalar(
+        select(EmailTemplate).where(
+            EmailTemplate.id == template_id, EmailTemplate.workspace_id == push.workspace_id
+        )
+    )
+
+
 @bp.post("/pushes/<int:push_id>/preview")
 @requires("pushes.manage")
 def pushes_preview(push_id: int):
     push = scoped_or_404(Push, push_id)
+    if push.channel_id is None:  # an email push: its template's editor previews it
+        flash(_("An email push is previewed in its template's editor."), "error")
+        return redirect(url_for("admin.pushes_detail", push_id=push.id))
     workspace = db().get(Workspace, push.workspace_id)
     if not workspace.push_test_contact_ids:
         flash(_("Add test followers on the pushes page first."), "error")
@@ -269,7 +305,7 @@ def _settings_page(form: SettingsForm):
         pages=1,
         settings=form,
         threshold=workspace.push_approval_threshold,
-        has_channel=bool(_oa_channels()),
+        has_channel=_can_push(),
         **labels(),
     )
 

@@ -3,7 +3,7 @@ for groupchat/get), the QuitScene awaiting it, its last activity; and the groups
 with a customer transfer
 
 Revision ID: 0032
-Revises: 0029
+Revises: 0030
 Create Date: 2026-12-07 22:05:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import models.base
 
 revision = "0032"
-down_revision = "0029"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
