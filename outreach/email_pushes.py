@@ -12,6 +12,7 @@ message is failed with the reason.
 """
 
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -50,6 +51,8 @@ from outreach.email_sending import (
 from outreach.pushes import REPORT_EVERY, PushError, audience_query, claim_push
 
 EMAIL = Mechanism.EMAIL.value
+# SMTP sessions sending at once: the server works on one batch while the next is on its way.
+WIRES = 3
 
 
 def is_email(push: Push) -> bool:
@@ -210,12 +213,12 @@ def dispatch_email_push(
     result.interrupted = recover_interrupted(session, workspace_id, in_flight)
     limiter = RateLimiter(rate_per_minute, pace)
     reported_at = now()
-    # While one batch is on the wire (a thread with its own SMTP session, no database),
-    # the next is prepared and claimed here: its rows are `sending`, committed, before
-    # it goes out. A crash leaves at most these two batches in flight (both failed as
+    # While batches are on the wire (threads, each with its own SMTP session and no
+    # database), the next is prepared and claimed here: its rows are `sending`, committed,
+    # before it goes out. A crash leaves at most WIRES + 1 batches in flight (all failed as
     # interrupted on resume, never repeated).
-    with ThreadPoolExecutor(max_workers=1) as wire:
-        in_flight: tuple[list, Future] | None = None
+    with ThreadPoolExecutor(max_workers=WIRES) as wire:
+        in_flight: deque[tuple[list, Future]] = deque()
         while True:
             push.heartbeat_at = now()
             ids = (
@@ -224,18 +227,17 @@ def dispatch_email_push(
                 else due_push_batch(session, push_id, workspace_id, now(), batch_size)
             )
             ready = claim_batch(session, workspace_id, ids, sender, now, result) if ids else []
-            if in_flight is not None:
+            # Record what came back: the oldest first, all of them once nothing is left.
+            while in_flight and (len(in_flight) >= WIRES or not ready or in_flight[0][1].done()):
+                batch, outcomes = in_flight.popleft()
                 sent_before = result.sent
-                record_batch(
-                    session, workspace_id, in_flight[0], in_flight[1].result(), now(), result
-                )
-                in_flight = None
+                record_batch(session, workspace_id, batch, outcomes.result(), now(), result)
                 limiter.wait(result.sent - sent_before)
             if ready and not result.unreachable:
-                in_flight = (ready, wire.submit(send_ready, ready, sender))
+                in_flight.append((ready, wire.submit(send_ready, ready, sender)))
             elif ready:  # the server went away meanwhile: claimed, not sent, so planned again
                 _unclaim(session, workspace_id, ready)
-            if in_flight is None and not ids:
+            if not in_flight and not ids:
                 break
             if now() - reported_at >= REPORT_EVERY:  # the page's progress, not per batch
                 push.report, reported_at = email_report(session, push), now()

@@ -23,7 +23,7 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -42,7 +42,10 @@ PERSON_VARIABLES = {
 MESSAGE_VARIABLES = ("unsubscribe_url",)
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+# The text part's templates: the same sandbox, nothing to escape in plain text.
+_TEXT_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+_JINJA_WITH_MARKUP = re.compile(r"\{[{%#](?:(?![}%#]\}).)*?[<>&](?:(?![}%#]\}).)*?[}%#]\}", re.S)
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 
 
@@ -86,11 +89,35 @@ def _render_one(source: str, variables: dict) -> str:
         raise EmailTemplateError(f"{type(exc).__name__}: {exc}") from exc
 
 
+@lru_cache(maxsize=256)
+def _text_template(body_html: str):
+    """The text part's template: the HTML source turned to text once, its Jinja kept, so a
+    push renders each person's text part as cheaply as their HTML (parsing every person's
+    HTML was most of the cost). None when the source does not survive that as a template,
+    or when its Jinja holds markup that turning to text would eat."""
+    if _JINJA_WITH_MARKUP.search(body_html):
+        return None
+    try:
+        return _TEXT_ENV.from_string(html_to_text(body_html))
+    except TemplateError:
+        return None
+
+
+def _text_part(body_html: str, html: str, variables: dict) -> str:
+    template = _text_template(body_html)
+    if template is not None:
+        try:
+            return template.render(variables).strip()
+        except (TemplateError, TypeError, ValueError, ArithmeticError):
+            pass  # the HTML rendered, so its text does
+    return html_to_text(html)
+
+
 def render(subject: str, body_html: str, variables: dict) -> Rendered:
     """The subject (plain text, one line) and the body (HTML, plus its text part)."""
     subject_text = " ".join(unescape(_render_one(subject, variables)).split())
     html = _render_one(body_html, variables)
-    return Rendered(subject=subject_text, html=html, text=html_to_text(html))
+    return Rendered(subject=subject_text, html=html, text=_text_part(body_html, html, variables))
 
 
 def check(subject: str, body_html: str) -> EmailTemplateError | None:
@@ -158,6 +185,12 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+@lru_cache(maxsize=1024)
+def _quoted(url: str) -> str:
+    """A link as a query value (every person's email repeats the same few links)."""
+    return quote(url, safe="")
+
+
 def click_signature(secret: str, token: str, url: str) -> str:
     digest = hmac.new(secret.encode(), f"{token}\n{url}".encode(), hashlib.sha256)
     return digest.hexdigest()[:20]
@@ -184,8 +217,8 @@ class Tracking:
         return f"{self.base_url}/e/{self.token}/u"
 
     def click_url(self, url: str) -> str:
-        query = urlencode({"u": url, "s": click_signature(self.secret, self.token, url)})
-        return f"{self.base_url}/e/{self.token}/c?{query}"
+        signature = click_signature(self.secret, self.token, url)
+        return f"{self.base_url}/e/{self.token}/c?u={_quoted(url)}&s={signature}"
 
     def track_links(self, html: str) -> str:
         """Every http(s) link through the click URL (but the unsubscribe link itself)."""

@@ -7,6 +7,7 @@ from outreach.emails import (
     PERSON_VARIABLES,
     Rendered,
     Tracking,
+    _text_template,
     build_message,
     check,
     click_is_signed,
@@ -103,3 +104,23 @@ def test_an_unreachable_server_is_a_temporary_error():
     with pytest.raises(MailError) as error:
         MailConnection("smtp://127.0.0.1:1")
     assert not error.value.permanent
+
+
+def test_the_text_part_from_the_text_template_reads_as_the_html_turned_to_text():
+    body = (
+        "<h1>{{ company }} 的白皮书</h1><p>{{ name }} 您好，{% if owner %}{{ owner }} 为您"
+        "{% else %}我们为您{% endif %}准备了 <b>2026</b> 版 &amp; 附录。</p>"
+        '<p><a href="https://x.cn/a?b=1&amp;c=2">下载</a></p>'
+    )
+    assert _text_template(body) is not None  # rendered as text, not parsed per person
+    for owner in ("张三", ""):
+        variables = person_variables(
+            name="王<伟>", company="华信 & 远景", title="", email="", phone="", owner=owner
+        )
+        rendered = render("s", body, variables)
+        assert rendered.text == html_to_text(rendered.html)
+    assert "张三" not in rendered.text and "我们为您" in rendered.text
+    # Jinja the text form cannot hold falls back to the person's HTML, turned to text.
+    assert _text_template("<p>{{ '<b>' ~ name }}</p>") is None
+    odd = render("s", "<p>{{ '<b>' ~ name }}</p>", variables)
+    assert odd.text == html_to_text(odd.html) == "<b>王<伟>"
