@@ -259,14 +259,23 @@ def my_poster_png(channel_id: int, poster_id: int):
     ):
         abort(404)
     h = harpoon()
-    png = posters.poster_png(
-        db(),
-        poster,
-        posters.staff_person(me),
-        signer=h.signer,
-        base_url=h.settings.public_base_url,
-        font_path=h.settings.poster_font_path,
-    )
+    try:
+        png = posters.poster_png(
+            db(),
+            poster,
+            posters.staff_person(me),
+            signer=h.signer,
+            base_url=h.settings.public_base_url,
+            font_path=h.settings.poster_font_path,
+            sandbox_url=h.settings.wechat_api_url,
+        )
+    except posters.CodePictureUnavailable:
+        message = _(posters.UNAVAILABLE)
+        unavailable = posters.unavailable_png(poster, message, h.settings.poster_font_path)
+        response = send_file(io.BytesIO(unavailable), mimetype="image/png")
+        response.status_code = 503
+        response.headers["Cache-Control"] = "no-store"
+        return response
     if png is None:
         abort(404)
     db().commit()  # the render's cache row

@@ -5,10 +5,13 @@ A poster's QR code encodes, per person:
   (medium "qr"): `/t/<code>?s=<share token>` naming the salesperson (Staff) or the customer
   (contact) who hands the poster out, so readers who scan it are attributed to them exactly
   as readers of their share links are (app/public.py records the sharer on the view);
-- for a 联系我 code, the URL of the salesperson's own code image (`ContactWay.qr_code`, a
-  WeCom-hosted picture of WeCom's code). Harpoon never fetches that image while composing
-  (no outbound call in a request): the poster's QR opens the code's picture, where a long
-  press adds the salesperson, and the add carries the code's state like any other.
+- for a 联系我 code, nothing of ours: the poster carries WeCom's own picture of the
+  salesperson's code (`ContactWay.qr_code` is the URL of that picture on WeCom's image
+  host), fetched from that host only (sales/join_ways.qr_picture) with a timeout when the
+  person's poster is composed, and scaled into the QR box; scanning it adds the
+  salesperson, and the add carries the code's state like any other. When the picture
+  cannot be had, `poster_png` raises CodePictureUnavailable and the pages show a poster
+  saying so (`unavailable_png`), never a code that leads elsewhere.
 
 `compose` is pure (bytes in, PNG bytes out). `poster_png` caches each person's render in
 `poster_renders` for one version of the design, so a page that shows many people's posters
@@ -46,6 +49,7 @@ from models import (
 )
 from outreach.content import create_link, link_path
 from outreach.library.editing import oa_channels
+from sales.join_ways import qr_picture
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,7 @@ NOT_A_COLOR = N_("A colour like #333333.")
 NOT_A_TARGET = N_("Choose what the QR code leads to.")
 NO_CONTENT = N_("Choose a content item.")
 NO_FORM = N_("Choose a form.")
+UNAVAILABLE = N_("The QR code cannot be fetched from WeCom just now: refresh later.")
 
 POSTER_REFERENCES = declare(
     "poster",
@@ -370,12 +375,50 @@ def _font(path: str, size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def compose(background: bytes, url: str, layout: Layout, name: str, font_path: str) -> bytes:
-    """The background with `url`'s QR code in the layout's box and its text line ("{name}"
-    filled in) drawn with the font at `font_path`; a PNG."""
+class CodePictureUnavailable(Exception):
+    """WeCom's picture of the salesperson's 联系我 code could not be fetched or read."""
+
+
+def picture_square(picture: Image.Image, size: int) -> Image.Image:
+    """A QR code picture (WeCom's) scaled to fit a white square of `size` pixels, centred."""
+    width, height = picture.size
+    scale = size / max(width, height)
+    fitted = picture.convert("RGB").resize(
+        (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.LANCZOS
+    )
+    square = Image.new("RGB", (size, size), "white")
+    square.paste(fitted, ((size - fitted.width) // 2, (size - fitted.height) // 2))
+    return square
+
+
+def code_picture(url: str | None, sandbox_url: str = "") -> Image.Image:
+    """WeCom's picture of a 联系我 code, fetched from WeCom's image host (or the configured
+    sandbox) and read as PNG or JPEG; CodePictureUnavailable otherwise."""
+    fetched = qr_picture(url, sandbox_url)
+    if fetched is None:
+        raise CodePictureUnavailable(url)
+    try:
+        with Image.open(io.BytesIO(fetched[0]), formats=["PNG", "JPEG"]) as opened:
+            if max(opened.size) > MAX_SIDE:
+                raise CodePictureUnavailable(url)
+            return opened.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise CodePictureUnavailable(url) from None
+
+
+def compose(
+    background: bytes, code: str | Image.Image, layout: Layout, name: str, font_path: str
+) -> bytes:
+    """The background with the QR code in the layout's box (a URL's code drawn here, or a
+    picture of WeCom's scaled in) and its text line ("{name}" filled in) drawn with the font
+    at `font_path`; a PNG."""
     with Image.open(io.BytesIO(background)) as opened:
         image = opened.convert("RGB")
-    image.paste(qr_image(url, layout.qr_size), (layout.qr_x, layout.qr_y))
+    if isinstance(code, str):
+        square = qr_image(code, layout.qr_size)
+    else:
+        square = picture_square(code, layout.qr_size)
+    image.paste(square, (layout.qr_x, layout.qr_y))
     if layout.text:
         line = layout.text.replace("{name}", name or "")
         ImageDraw.Draw(image).text(
@@ -442,18 +485,23 @@ def usable_by(session: Session, poster: Poster, staff: Staff) -> bool:
     return own_contact_way(session, staff) is not None
 
 
+def personal_way(session: Session, poster: Poster, person: PosterPerson) -> ContactWay | None:
+    """The 联系我 code whose picture a 联系我 poster carries for the person: a salesperson's
+    own; None for a customer or a salesperson without one."""
+    if person.kind != PersonKind.STAFF:
+        return None
+    staff = scoped_get(session, Staff, person.id, poster.workspace_id)
+    return own_contact_way(session, staff) if staff is not None else None
+
+
 def personal_url(
     session: Session, poster: Poster, person: PosterPerson, *, signer: Signer, base_url: str
 ) -> str | None:
-    """What the person's QR code encodes; None when they have nothing to put there (a
-    salesperson without a 联系我 code of their own, a customer on a 联系我 poster)."""
+    """What the person's QR code encodes on a content or form poster (their share link);
+    None on a 联系我 poster (it carries WeCom's picture, see personal_way)."""
     ws = poster.workspace_id
     if poster.target == PosterTarget.CONTACT_WAY:
-        if person.kind != PersonKind.STAFF:
-            return None
-        staff = scoped_get(session, Staff, person.id, ws)
-        way = own_contact_way(session, staff) if staff is not None else None
-        return way.qr_code if way is not None else None
+        return None
     link = scoped_get(session, TrackedLink, poster.link_id, ws)
     if link is None:
         return None
@@ -468,11 +516,14 @@ def poster_png(
     signer: Signer,
     base_url: str,
     font_path: str,
+    sandbox_url: str = "",
     now: datetime | None = None,
 ) -> bytes | None:
     """The person's poster, from the cache when this version was composed for them within
     RENDER_MAX_AGE, else composed and cached (the caller commits); None when they have no
-    QR code to put on it."""
+    QR code to put on it. On a 联系我 poster WeCom's picture of their code is fetched for
+    the composition (so once per person and version): CodePictureUnavailable when it cannot
+    be had (nothing is cached, the next request tries again)."""
     now = now or utcnow()
     cached = session.scalar(
         select(PosterRender).where(
@@ -484,10 +535,15 @@ def poster_png(
     )
     if cached is not None and cached.rendered_at > now - RENDER_MAX_AGE:
         return cached.png
-    url = personal_url(session, poster, person, signer=signer, base_url=base_url)
-    if url is None:
+    code: str | Image.Image | None
+    if poster.target == PosterTarget.CONTACT_WAY:
+        way = personal_way(session, poster, person)
+        code = code_picture(way.qr_code, sandbox_url) if way is not None else None
+    else:
+        code = personal_url(session, poster, person, signer=signer, base_url=base_url)
+    if code is None:
         return None
-    png = compose(poster.background, url, Layout.of(poster), person.name, font_path)
+    png = compose(poster.background, code, Layout.of(poster), person.name, font_path)
     try:
         with session.begin_nested():
             session.execute(
@@ -517,3 +573,30 @@ def preview_png(poster: Poster, layout: Layout, *, base_url: str, font_path: str
     share link, so the code's density is the real one) for the editor."""
     sample = f"{base_url}/t/PREVIEW0?s={'x' * 100}"
     return compose(poster.background, sample, layout, SAMPLE_NAME, font_path)
+
+
+def unavailable_png(poster: Poster, message: str, font_path: str) -> bytes:
+    """The design with the QR box left white and `message` (UNAVAILABLE, translated) in it:
+    what the pages show while WeCom's picture of a 联系我 code cannot be had."""
+    layout = Layout.of(poster)
+    with Image.open(io.BytesIO(poster.background)) as opened:
+        image = opened.convert("RGB")
+    box = (layout.qr_x, layout.qr_y, layout.qr_x + layout.qr_size, layout.qr_y + layout.qr_size)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle(box, fill="white", outline="#cc0000", width=2)
+    size = max(10, layout.qr_size // 12)
+    font = _font(font_path, size)
+    half = (len(message) + 1) // 2
+    for index, line in enumerate((message[:half], message[half:])):
+        draw.text(
+            (
+                layout.qr_x + size // 2,
+                layout.qr_y + layout.qr_size // 2 - size + index * size * 3 // 2,
+            ),
+            line,
+            fill="#cc0000",
+            font=font,
+        )
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

@@ -76,6 +76,7 @@ def _compose_settings() -> dict:
         "signer": h.signer,
         "base_url": h.settings.public_base_url,
         "font_path": h.settings.poster_font_path,
+        "sandbox_url": h.settings.wechat_api_url,
     }
 
 
@@ -266,7 +267,13 @@ def _staff_png(poster: Poster, member: Staff) -> bytes | None:
 def posters_staff_png(poster_id: int, staff_id: int):
     poster = scoped_or_404(Poster, poster_id)
     member = scoped_or_404(Staff, staff_id)
-    png = _staff_png(poster, member)
+    try:
+        png = _staff_png(poster, member)
+    except posters.CodePictureUnavailable:
+        message = _(posters.UNAVAILABLE)
+        response = _png(posters.unavailable_png(poster, message, _compose_settings()["font_path"]))
+        response.status_code = 503
+        return response
     if png is None:
         abort(404)
     db().commit()  # the render's cache row
@@ -282,7 +289,10 @@ def posters_staff_zip(poster_id: int):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         for member in active_staff(db(), poster.workspace_id):
-            png = _staff_png(poster, member)
+            try:
+                png = _staff_png(poster, member)
+            except posters.CodePictureUnavailable:
+                png = None  # left out: a poster without its code is no poster to hand out
             if png is not None:
                 archive.writestr(f"{member.name or member.userid}-{member.userid}.png", png)
     db().commit()

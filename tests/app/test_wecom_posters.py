@@ -138,3 +138,57 @@ def test_the_sales_home_leads_to_my_posters(app, corp):
     make_user(app, "marketer")
     sign_in(marketer, "marketer@acme.example")
     assert "/wecom/" not in marketer.get("/admin/home").text
+
+
+def test_a_contact_me_poster_carries_wecoms_own_picture_of_the_code(app, platform, corp):
+    """The QR box holds WeCom's picture of the salesperson's code (fetched from its image
+    host, here the sandbox, and scaled in), not a code of the picture's URL."""
+    import io
+
+    import requests
+    from PIL import Image, ImageChops
+
+    from models import ContactWay
+    from tests.factories import add_contact_way_in_wecom, add_staff
+
+    poster_id = make_poster(app, target="contact_way", name="加我企微")
+    add_staff(platform, "zhangsan", "张三")
+    way_id = add_contact_way_in_wecom(app, corp["channel"], staff_userids=["zhangsan"])
+    [way] = all_rows(app, ContactWay, ContactWay.id == way_id)
+    answer = requests.get(way.qr_code, timeout=5)
+    assert answer.headers["Content-Type"] == "image/png"
+    picture = Image.open(io.BytesIO(answer.content))
+
+    client = app.test_client()
+    sign_in(client, "zhangsan@acme.example")
+    image = client.get(f"/wecom/{corp['channel']}/posters/{poster_id}.png")
+    assert image.status_code == 200
+    poster = Image.open(io.BytesIO(image.data)).convert("RGB")
+    box = poster.crop((255, 900, 255 + 240, 900 + 240))
+    expected = posters.picture_square(picture, 240)
+    assert ImageChops.difference(box, expected).getbbox() is None
+    assert not qr_modules_match(image.data, way.qr_code, 255, 900, 240)
+
+
+def test_a_contact_me_poster_whose_picture_cannot_be_had_says_so(app, corp):
+    from models import ContactWay
+
+    poster_id = make_poster(app, target="contact_way", name="加我企微")
+    with session_of(app) as session:
+        session.add(
+            ContactWay(
+                workspace_id=session.get(Staff, corp["zhang"]).workspace_id,
+                channel_id=corp["channel"],
+                name="张三的码",
+                state="zs",
+                staff_userids=["zhangsan"],
+                qr_code="https://example.com/not-wecom.png",  # no WeCom image host: not fetched
+            )
+        )
+        session.commit()
+    client = app.test_client()
+    sign_in(client, "zhangsan@acme.example")
+    image = client.get(f"/wecom/{corp['channel']}/posters/{poster_id}.png")
+    assert image.status_code == 503 and image.mimetype == "image/png"
+    assert image.headers["Cache-Control"] == "no-store"
+    assert not all_rows(app, PosterRender)  # nothing cached: the next request tries again

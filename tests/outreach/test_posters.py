@@ -180,12 +180,11 @@ def test_a_contact_way_poster_carries_the_salespersons_own_code(app):
         poster = session.get(Poster, poster_id)
         settings = {"signer": Signer("k"), "base_url": "https://h.example"}
         assert poster.link_id is None
-        assert (
-            posters.personal_url(session, poster, posters.staff_person(staff), **settings)
-            == "https://wework.qpic.cn/zhangsan.png"
-        )
+        zhangsan = posters.staff_person(staff)
+        assert posters.personal_way(session, poster, zhangsan).name == "张三的码"
+        assert posters.personal_url(session, poster, zhangsan, **settings) is None  # no link
         lisi = posters.staff_person(session.get(Staff, li))
-        assert posters.personal_url(session, poster, lisi, **settings) is None  # only a team code
+        assert posters.personal_way(session, poster, lisi) is None  # only a team code
         assert not posters.usable_by(session, poster, session.get(Staff, li))
         customer = posters.PosterPerson(posters.PersonKind.CONTACT, 1, "王芳")
-        assert posters.personal_url(session, poster, customer, **settings) is None
+        assert posters.personal_way(session, poster, customer) is None

@@ -88,7 +88,7 @@ def test_a_single_staff_code_is_created_in_wecom_and_stored(app, platform, chann
             False,
             "2026 展会展台",
         )
-        assert way.qr_code == remote.qr_code and way.qr_code.startswith("https://")
+        assert way.qr_code == remote.qr_code and way.qr_code.endswith("/qr.png")
         assert (way.state, way.staff_userids, way.tag_ids) == ("expo2026", ["zhangsan"], [tag_id])
         assert way.welcome_text == "{name}您好，我是{staff}，欢迎来到展台！"
         assert contact_way_for_state(session, channel_id, "expo2026").id == way_id

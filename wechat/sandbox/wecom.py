@@ -37,6 +37,7 @@ zsmhub/workweixin's errcodes and binarywang/WxJava's WxCpErrorMsgEnum) and its A
   its 3 days (media.py).
 """
 
+import io
 import random
 import secrets
 import string
@@ -44,11 +45,12 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from flask import Blueprint, request
+import segno
+from flask import Blueprint, Response, jsonify, request
 
 from wechat import simulate
 from wechat.sandbox import media
-from wechat.sandbox.core import WECOM, ApiError, Sandbox, Tenant, body, ok, sandbox
+from wechat.sandbox.core import WECOM, ApiError, Sandbox, Tenant, body, control, ok, sandbox
 
 bp = Blueprint("sandbox_wecom", __name__, url_prefix="/wecom")
 
@@ -606,10 +608,49 @@ def add_contact_way():
             remark=data.get("remark") or "",
             style=data.get("style") or 0,
             skip_verify=data.get("skip_verify", True),
-            qr_code=f"https://wework.qpic.cn/wwpic/sandbox/{config_id}/0" if scene == 2 else "",
+            # WeCom links a picture on its image host; the sandbox draws one itself.
+            qr_code=(
+                f"{request.host_url}sandbox/wecom/{tenant.app_id}/contact-ways/{config_id}/qr.png"
+                if scene == 2
+                else ""
+            ),
         )
         state.contact_ways[config_id] = way
         return ok(config_id=config_id, **({"qr_code": way.qr_code} if way.qr_code else {}))
+
+
+@control.get("/wecom/<corp_id>/contact-ways/<config_id>/qr.png")
+def http_contact_way_qr_code(corp_id: str, config_id: str):
+    """The 联系我 code's picture, a PNG as WeCom's image host serves; its content is the
+    scan endpoint below."""
+    with sandbox().lock:
+        if config_id not in state_of(sandbox().tenant(corp_id)).contact_ways:
+            raise ApiError(41044, "invalid config_id")
+    image = io.BytesIO()
+    scan = f"{request.host_url}sandbox/wecom/{corp_id}/contact-ways/{config_id}/scan"
+    segno.make(scan, error="m").save(image, kind="png", scale=6, border=2)
+    return Response(image.getvalue(), mimetype="image/png")
+
+
+@control.post("/wecom/<corp_id>/contact-ways/<config_id>/scan")
+def http_scan_contact_way(corp_id: str, config_id: str):
+    """A customer scans the code's picture: {external_userid, name} -> the member added."""
+    data = body()
+    external_userid, name = str(data.get("external_userid") or ""), str(data.get("name") or "")
+    if not external_userid:
+        raise ApiError(40058, "external_userid required")
+    tenant = sandbox().tenant(corp_id)
+    with sandbox().lock:
+        way = state_of(tenant).contact_ways.get(config_id)
+        if way is None:
+            raise ApiError(41044, "invalid config_id")
+    try:
+        userid = scan_contact_way(
+            sandbox(), tenant, state=way.state, external_userid=external_userid, name=name
+        )
+    except ValueError as exc:
+        raise ApiError(40058, str(exc)) from None
+    return jsonify(userid=userid)
 
 
 @bp.post("/cgi-bin/externalcontact/get_contact_way")

@@ -178,3 +178,32 @@ def test_an_archived_poster_leaves_the_list(app, marketer):
     assert f'id="poster-{poster_id}"' not in marketer.get("/admin/posters").text
     assert f'id="poster-{poster_id}"' in marketer.get("/admin/posters?archived=1").text
     assert "poster.archive" in audit_actions(app)
+
+
+def test_a_contact_me_poster_whose_code_picture_cannot_be_had_says_so(app, marketer):
+    from models import ContactWay, Staff
+
+    poster_id = make_poster(app, target="contact_way")
+    zhang = make_staff(app, "张三", "zhangsan")
+    with session_of(app) as session:
+        staff = session.get(Staff, zhang)
+        session.add(
+            ContactWay(
+                workspace_id=staff.workspace_id,
+                channel_id=staff.channel_id,
+                name="张三的码",
+                state="zs",
+                staff_userids=["zhangsan"],
+                qr_code="http://169.254.169.254/latest/meta-data",  # no WeCom host: not fetched
+            )
+        )
+        session.commit()
+    one = marketer.get(f"/admin/posters/{poster_id}/staff/{zhang}.png")
+    assert one.status_code == 503 and one.mimetype == "image/png"
+    box = Image.open(io.BytesIO(one.data)).convert("RGB").crop((255, 900, 495, 1140))
+    assert any(
+        pixel[0] > 150 and pixel[1] < 100 for pixel in box.get_flattened_data()
+    )  # red message
+    archive = marketer.get(f"/admin/posters/{poster_id}/staff.zip")
+    assert zipfile.ZipFile(io.BytesIO(archive.data)).namelist() == []
+    assert not all_rows(app, PosterRender)

@@ -236,7 +236,12 @@ def test_contact_way_lifecycle(api, sandbox_state, corp, contact_token):
         {"type": 2, "scene": 2, "state": "expo", "user": ["alice", "bob"], "remark": "booth"},
     )
     config_id = added["config_id"]
-    assert added["qr_code"].startswith("https://")
+    picture = api.get(added["qr_code"])  # WeCom's picture of the code: a PNG, as its host serves
+    assert picture.status_code == 200 and picture.mimetype == "image/png"
+    assert picture.data.startswith(b"\x89PNG")
+    scan = added["qr_code"].replace("/qr.png", "/scan")  # what the picture's code encodes
+    scanned = api.post(scan, json={"external_userid": "wm_scan", "name": "王芳"})
+    assert scanned.status_code == 200 and scanned.json["userid"] in ("alice", "bob")
     way = post(api, f"{EXT}/get_contact_way", contact_token, {"config_id": config_id})
     assert way["contact_way"]["state"] == "expo"
     assert way["contact_way"]["user"] == ["alice", "bob"]
