@@ -103,6 +103,9 @@ class ContactWay(Base):
     sync_error: Mapped[str | None] = mapped_column(String(500))
     sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sync_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the rotation cron next looks at the code: the next moment its wanted config can
+    # change on its own (sales/contact_way_rotation.next_check); None: never (unmanaged).
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class WelcomeStatus(StrEnum):

@@ -22,11 +22,13 @@ them, verified outside.
 
 Adds are counted from FollowRelation rows (a query, never a counter that drifts), per
 calendar day in the workspace's time zone. The drain asks for `rotate_contact_way` after
-every add through a managed code, and a cron pass every minute asks for it when the
-wanted config differs from the applied one (a day rollover, 09:00, a window opening)
-or a failed update's retry is due. The job calls WeCom only when the wanted config
-differs from what it last applied; a refusal is recorded on the code and retried with
-backoff.
+every add through a managed code. Each run records on the code `next_check_at`, the next
+moment its wanted config can change on its own (the day rollover, a schedule or window
+boundary, a due retry; at most CHECK_AT_LEAST_EVERY away, for what no clock announces: a
+member made inactive, by-load counts moved by adds elsewhere), and the cron pass every
+minute asks for the job only for the codes whose moment has come (one indexed query).
+The job calls WeCom only when the wanted config differs from what it last applied; a
+refusal is recorded on the code and retried with backoff.
 """
 
 import logging
@@ -47,6 +49,8 @@ ROTATIONS = (ALL, ROUND_ROBIN, BY_LOAD)
 WEEKDAYS = range(7)  # Monday 0, as datetime.weekday()
 RETRY_FIRST_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
+CHECK_AT_LEAST_EVERY = timedelta(minutes=10)
+BY_LOAD_CHECK_EVERY = timedelta(minutes=1)  # any add in the corp moves the load
 MAX_ERROR = ContactWay.__table__.c.sync_error.type.length
 NOBODY = "Nobody may receive adds: no member may now and every backup is inactive."
 
@@ -251,8 +255,32 @@ def _choose(
 
 
 def mark_applied(way: ContactWay, userids: list[str], skip_verify: bool, now: datetime) -> None:
+    """The config WeCom now holds; the cron looks at the code at its next pass (which sets
+    the real next moment)."""
     way.applied_userids, way.applied_skip_verify, way.applied_at = list(userids), skip_verify, now
     way.sync_error, way.sync_failures, way.sync_retry_at = None, 0, None
+    way.next_check_at = now if is_managed(way) else None
+
+
+def next_check(way: ContactWay, now: datetime, timezone: str) -> datetime | None:
+    """The next moment after `now` the code's wanted config can change without an add
+    through it: the next local midnight, schedule start or end, auto-accept window start or
+    end, the failed update's retry, or CHECK_AT_LEAST_EVERY from now (BY_LOAD_CHECK_EVERY
+    for a by-load code), whichever comes first; None for a code Harpoon does not manage."""
+    if not is_managed(way):
+        return None
+    zone = ZoneInfo(timezone)
+    today = now.astimezone(zone).date()
+    times = [window[key] for window in way.auto_accept or [] for key in ("start", "end")]
+    if way.schedule:
+        times += [way.schedule["start"], way.schedule["end"]]
+    every = BY_LOAD_CHECK_EVERY if way.rotation == BY_LOAD else CHECK_AT_LEAST_EVERY
+    moments = [now + every, day_bounds(now, timezone)[1]]
+    for day in (today, today + timedelta(days=1)):
+        moments += [datetime.combine(day, parse_time(value), zone) for value in times]
+    if way.sync_retry_at is not None:
+        moments.append(way.sync_retry_at)
+    return min(moment.astimezone(UTC) for moment in moments if moment > now)
 
 
 def _failed(way: ContactWay, error: str, now: datetime) -> None:
@@ -273,12 +301,15 @@ def rotate_contact_way(session: Session, way_id: int, client_for) -> str:
     ).one_or_none()
     if way is None or way.deleted_at is not None or not way.config_id:
         return "gone"
+    timezone = workspace_timezone(session, way.workspace_id)
     if way.sync_retry_at is not None and way.sync_retry_at > now:
+        way.next_check_at = next_check(way, now, timezone)
+        session.commit()
         return "backoff"
     channel = session.get(Channel, way.channel_id)
     if channel is None or channel.workspace_id != way.workspace_id:
         raise LookupError(f"contact way {way_id} names another workspace's corp")
-    wanted = wanted_config(session, way, now, workspace_timezone(session, way.workspace_id))
+    wanted = wanted_config(session, way, now, timezone)
     if not wanted.userids:
         outcome = "nobody"
         _failed(way, NOBODY, now)
@@ -301,31 +332,23 @@ def rotate_contact_way(session: Session, way_id: int, client_for) -> str:
         else:
             outcome = "updated"
             mark_applied(way, wanted.userids, wanted.skip_verify, now)
+    way.next_check_at = next_check(way, now, timezone)
     session.commit()
     return outcome
 
 
 def ways_to_rotate(session: Session) -> list[int]:
-    """Periodic: the managed live codes whose wanted config differs from the applied one
-    (a new day, a schedule or window boundary, staff gone inactive) or whose failed update
-    is due again."""
-    now = utcnow()
-    due = []
-    for workspace_id, timezone in session.execute(select(Workspace.id, Workspace.timezone)):
-        ways = session.scalars(
-            select(ContactWay).where(
-                ContactWay.workspace_id == workspace_id,
+    """Periodic: the live codes whose next moment to look at has come (a new day, a schedule
+    or window boundary, a due retry; see next_check). One indexed query: the job each is
+    asked for evaluates the code and records its next moment."""
+    return list(
+        session.scalars(
+            select(ContactWay.id)
+            .where(
+                ContactWay.next_check_at <= utcnow(),
                 ContactWay.deleted_at.is_(None),
                 ContactWay.config_id.is_not(None),
             )
+            .order_by(ContactWay.next_check_at)
         )
-        for way in ways:
-            if not is_managed(way):
-                continue
-            if way.sync_retry_at is not None:
-                if way.sync_retry_at <= now:
-                    due.append(way.id)
-                continue
-            if wanted_config(session, way, now, timezone or "Asia/Shanghai").differs(way):
-                due.append(way.id)
-    return due
+    )

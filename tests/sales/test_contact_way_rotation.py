@@ -249,3 +249,46 @@ def test_with_nobody_left_the_code_keeps_its_list_and_says_why(app, platform, co
     assert in_wecom(platform).user == ["zhangsan", "lisi", "wangwu"]
     way = the_way(app, way_id)
     assert way.sync_error == contact_way_rotation.NOBODY and way.sync_retry_at is not None
+
+
+def test_the_cron_looks_at_a_code_only_when_its_next_boundary_has_come(
+    app, platform, corp, clock, monkeypatch
+):
+    clock(MONDAY.replace(hour=8, minute=0))
+    schedule = {"days": [0, 1, 2, 3, 4], "start": "09:00", "end": "18:00"}
+    way_id = add_contact_way_in_wecom(app, corp, schedule=schedule, backup_userids=["zhaoliu"])
+    evaluated = []
+    real = contact_way_rotation.wanted_config
+
+    def counting(session, way, now, timezone):
+        evaluated.append(now)
+        return real(session, way, now, timezone)
+
+    monkeypatch.setattr(contact_way_rotation, "wanted_config", counting)
+    every_minute(app, platform)  # the first look after the save sets the next moment
+    assert len(evaluated) == 1
+    assert _near(the_way(app, way_id).next_check_at, MONDAY.replace(hour=8, minute=10))
+
+    for minute in range(1, 10):  # nothing can change before 08:10: the cron reads no code
+        clock(MONDAY.replace(hour=8, minute=0) + timedelta(minutes=minute, seconds=1))
+        every_minute(app, platform)
+    assert len(evaluated) == 1
+
+    clock(MONDAY.replace(hour=8, minute=50))
+    every_minute(app, platform)  # 08:10, 08:20, ... the safety net: at most every 10 minutes
+    assert len(evaluated) == 2
+    assert the_way(app, way_id).next_check_at == MONDAY.replace(hour=9)  # the schedule opens
+    clock(MONDAY.replace(hour=8, minute=59, second=59))
+    every_minute(app, platform)
+    assert len(evaluated) == 2 and in_wecom(platform).user == ["zhaoliu"]
+
+    clock(MONDAY.replace(hour=9, minute=0, second=5))
+    every_minute(app, platform)
+    assert len(evaluated) == 3
+    assert in_wecom(platform).user == ["zhangsan", "lisi", "wangwu"]
+    assert _near(the_way(app, way_id).next_check_at, MONDAY.replace(hour=9, minute=10, second=5))
+
+
+def _near(moment: datetime, expected: datetime) -> bool:
+    """The same moment give or take the second the sandbox's clock runs on by itself."""
+    return abs(moment - expected) < timedelta(seconds=2)
