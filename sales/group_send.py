@@ -30,7 +30,7 @@ from core.references import (
     declare,
     scoped_get,
 )
-from core.text import N_
+from core.text import N_, Formatted, Length
 from core.transient import is_transient, may_have_gone_out
 from crm.channels import wecom_channel
 from models import (
@@ -127,7 +127,16 @@ class GroupChatSendSchema(Schema):
     chat_ids = fields.List(
         fields.String(validate=validate.Length(1, 64)),
         required=True,
-        validate=validate.Length(1, MAX_GROUPS, error=f"At least one group, at most {MAX_GROUPS}."),
+        validate=Length(
+            1,
+            MAX_GROUPS,
+            error=Formatted(N_("At least one group, at most %(max)s."), max=MAX_GROUPS),
+        ),
+    )
+    material_ids = fields.List(
+        fields.Integer(strict=True),
+        load_default=list,
+        validate=validate.Length(max=MAX_ATTACHMENTS, error=N_("At most 9 attachments.")),
     )
 
 
@@ -210,22 +219,34 @@ def create_group_chat_send(
     text: str,
     chat_ids: list[str],
     created_by: int | None,
+    material_ids: list[int] = (),
 ) -> NewGroupSend:
     """A queued group send to those of `chat_ids` that are live customer groups the staff
-    member owns (flushed, not committed); `not_customers` names the others, left out.
-    Raises a ValidationError keyed by argument."""
+    member owns (flushed, not committed), with up to 9 library items as attachments;
+    `not_customers` names the others, left out. Raises a ValidationError keyed by argument."""
     data = GroupChatSendSchema().load(
-        {"staff_userid": staff_userid, "text": text, "chat_ids": chat_ids}
+        {
+            "staff_userid": staff_userid,
+            "text": text,
+            "chat_ids": chat_ids,
+            "material_ids": list(material_ids),
+        }
     )
     named = {"channel_id": channel_id, "staff_userid": data["staff_userid"]}
-    check_references(session, workspace_id, {**named, "chat_ids": data["chat_ids"]}, REFERENCES)
+    check_references(
+        session,
+        workspace_id,
+        {**named, "chat_ids": data["chat_ids"], "material_ids": data["material_ids"]},
+        REFERENCES,
+    )
+    check_attachable(session, workspace_id, data["material_ids"])
     channel, staff = _sender(session, workspace_id, named)
     requested = list(dict.fromkeys(data["chat_ids"]))
     owned = set(owned_groups(session, workspace_id, channel.id, staff.userid))
     chosen = [chat_id for chat_id in requested if chat_id in owned]
     if not chosen:
         raise ValidationError(
-            {"chat_ids": ["None of them is a live group this staff member owns."]}
+            {"chat_ids": [N_("None of them is a live group this staff member owns.")]}
         )
     group_send = GroupSend(
         workspace_id=workspace_id,
@@ -235,6 +256,7 @@ def create_group_chat_send(
         chat_type=GROUP,
         chat_ids=chosen,
         external_userids=[],
+        material_ids=data["material_ids"],
         status=GroupSendStatus.QUEUED,
         created_by=created_by,
     )

@@ -28,6 +28,7 @@ from core.references import (
     declare,
     unknown_references,
 )
+from core.text import N_, Formatted, Length
 from crm.tags import TagBook, apply_tags
 from models import (
     Channel,
@@ -58,7 +59,8 @@ PICTURE_TIMEOUT = 5
 
 REQUIRED = "Required."
 STATE_TAKEN = "Another join code of this channel uses this state (deleted codes keep theirs)."
-NOT_THE_CORPS_GROUPS = "Not live customer groups of this corp: {chat_ids}."
+NOT_THE_CORPS_GROUPS = N_("Not live customer groups of this corp: %(chat_ids)s.")
+CHOOSE_GROUPS = Formatted(N_("Choose 1 to %(max)s groups."), max=MAX_CHATS)
 REFERENCES = declare(
     "group_join_way",
     Reference("tag_ids", TAG, NOT_WORKSPACE_TAGS),
@@ -90,16 +92,18 @@ class JoinWayInput(Schema):
         required=True,
         validate=[
             _not_blank,
-            validate.Length(max=MAX_STATE, error=f"At most {MAX_STATE} characters."),
-            validate.Regexp(r"^\S+$", error="No spaces."),
+            Length(
+                max=MAX_STATE, error=Formatted(N_("At most %(max)s characters."), max=MAX_STATE)
+            ),
+            validate.Regexp(r"^\S+$", error=N_("No spaces.")),
         ],
         error_messages={"required": REQUIRED},
     )
     chat_ids = fields.List(
         Text(validate=validate.Length(1, 64)),
         required=True,
-        validate=validate.Length(1, MAX_CHATS, error=f"Choose 1 to {MAX_CHATS} groups."),
-        error_messages={"required": f"Choose 1 to {MAX_CHATS} groups."},
+        validate=Length(1, MAX_CHATS, error=CHOOSE_GROUPS),
+        error_messages={"required": CHOOSE_GROUPS},
     )
     auto_create_room = fields.Boolean(load_default=True)
     room_base_name = Text(
@@ -243,7 +247,7 @@ def _checked(session: Session, channel: Channel, data: dict, way_id: int | None)
         )
         missing = [chat_id for chat_id in values["chat_ids"] if chat_id not in live]
         if missing:
-            errors["chat_ids"] = [NOT_THE_CORPS_GROUPS.format(chat_ids=", ".join(missing))]
+            errors["chat_ids"] = [Formatted(NOT_THE_CORPS_GROUPS, chat_ids=", ".join(missing))]
     if errors:
         raise ValidationError(errors)
     return values

@@ -688,8 +688,24 @@ def save_push_material(app, world: World):
 
 
 def save_group_send_material(app, world: World):
+    """B's library item attached to A's send to customers, and to A's customer groups."""
     material_id = image_of(app, world.b.workspace)
     with session_of(app) as session:
+        ours = _customer_group(session, world.a.workspace, world.a.wecom, "wrA", world.a.staff)
+        to_groups = errors_of(
+            lambda: create_group_chat_send(
+                session,
+                world.a.workspace,
+                world.a.wecom,
+                world.a.staff,
+                "你好",
+                [ours],
+                None,
+                material_ids=[material_id],
+            )
+        )
+        assert "material_ids" in to_groups, to_groups
+        session.rollback()
         return errors_of(
             lambda: create_group_send(
                 session,
@@ -777,6 +793,7 @@ DECLARED_INPUTS = {
     ("sales.group_send.GroupSendSchema", "staff_userid"): ("group_send", "staff_userid"),
     ("sales.group_send.GroupChatSendSchema", "staff_userid"): ("group_send", "staff_userid"),
     ("sales.group_send.GroupChatSendSchema", "chat_ids"): ("group_send", "chat_ids"),
+    ("sales.group_send.GroupChatSendSchema", "material_ids"): ("group_send", "material_ids"),
     ("sales.join_ways.JoinWayInput", "tag_ids"): ("group_join_way", "tag_ids"),
     ("sales.join_ways.JoinWayInput", "chat_ids"): ("group_join_way", "chat_ids"),
     ("app.admin.wecom.forms.JoinWayForm", "tag_ids"): ("group_join_way", "tag_ids"),

@@ -18,7 +18,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from app.admin import bp, db
 from app.admin.access import audit, can, requires, workspace_id
 from app.admin.contacts.presenters import tag_filter_options
-from app.admin.labels import error_messages
+from app.admin.labels import translated_messages
 from app.admin.lookups import paginate, paginate_list, scoped_or_404
 from app.admin.materials.presenters import kind_label
 from app.extensions import harpoon
@@ -240,7 +240,7 @@ def group_sends_create():
     except SchemaError as exc:
         db().rollback()
         for key, messages in exc.messages.items():
-            form[ERROR_FIELDS.get(key, "text")].errors.extend(error_messages(messages))
+            form[ERROR_FIELDS.get(key, "text")].errors.extend(translated_messages(messages))
         return _list_page(form), 400
     group_send = new.group_send
     audit(

@@ -4,9 +4,11 @@ Role and seniority tags are named by their code (cio, c_level); every page that 
 one labels it from here, so a role reads the same on Contacts, Accounts and Tags.
 """
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
 
+from core.text import Formatted
 from crm.titles import SENIORITIES
 from models import AccountSource, ContentKind, LinkMedium, Tag, TagGroup, TagSource
 from scoring.model import DEFAULT_STAGES, Stage
@@ -150,6 +152,16 @@ def error_messages(messages) -> list[str]:
     if isinstance(messages, list):
         return [str(m) for m in messages]
     return [str(messages)]
+
+
+def translated_messages(messages) -> list[str]:
+    """error_messages in the user's language: a schema's N_ messages, and Formatted ones
+    with their values filled in again."""
+    if isinstance(messages, dict):
+        return [m for inner in messages.values() for m in translated_messages(inner)]
+    if not isinstance(messages, list):
+        messages = [messages]
+    return [_(m.msgid, **m.values) if isinstance(m, Formatted) else _(str(m)) for m in messages]
 
 
 # WeCom's join_scene of a customer group's member, and the QuitScene of one who left.

@@ -197,7 +197,7 @@ def test_a_dismissed_or_another_corps_group_is_refused(app, platform, channel_id
                 session, session.get(Channel, channel_id), client, code([dismissed])
             )
         )
-    assert errors == {"chat_ids": [NOT_THE_CORPS_GROUPS.format(chat_ids=dismissed)]}
+    assert errors == {"chat_ids": [NOT_THE_CORPS_GROUPS % {"chat_ids": dismissed}]}
 
 
 def test_wecom_refusing_leaves_nothing_behind(app, platform, channel_id, client):

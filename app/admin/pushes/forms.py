@@ -161,8 +161,15 @@ def _content(form: PushForm) -> dict | None:
     raw = {"type": form.content_type.data}
     for name in ("text", "media_id", "title", "description", "url", "picurl", "template_id"):
         raw[name] = form[name].data
-    if form.content_type.data in ("news", "image") and form.material.data:
-        raw["material_id"] = int(form.material.data)
+    chosen_material = form.material.data or ""
+    if form.content_type.data in ("news", "image") and chosen_material:
+        if not chosen_material.isdigit():
+            form.material.errors = [
+                *form.material.errors,
+                _("Not an item of this workspace's library."),
+            ]
+            return None
+        raw["material_id"] = int(chosen_material)
     if raw["type"] == "email":
         chosen = form.email_template.data or ""
         raw["email_template_id"] = int(chosen) if chosen.isdigit() else None

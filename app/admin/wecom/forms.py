@@ -25,7 +25,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.admin.labels import TAG_GROUP_LABELS, error_messages, tag_label
+from app.admin.labels import TAG_GROUP_LABELS, error_messages, tag_label, translated_messages
 from app.admin.wecom.presenters import ROTATION_LABELS, WEEKDAYS_SHORT
 from core.references import USER, Reference, declare
 from crm.tags import TagBook
@@ -274,8 +274,10 @@ def show_input_errors(form: ContactWayForm, messages: dict) -> None:
             if e == STATE_TAKEN
             else _("Nobody may receive adds now: choose active staff or backup staff.")
             if e == NOBODY
-            else e
-            for e in error_messages(errors)
+            else shown_message
+            for e, shown_message in zip(
+                error_messages(errors), translated_messages(errors), strict=True
+            )
         ]
         if name in form:
             form[name].errors = [*form[name].errors, *shown]
@@ -374,13 +376,15 @@ class JoinWayForm(FlaskForm):
 
 
 def show_join_way_errors(form: JoinWayForm, messages: dict) -> None:
-    """sales.join_ways' refusals, on the fields they concern."""
+    """sales.join_ways' refusals, on the fields they concern, in the user's language."""
     for name, errors in messages.items():
         shown = [
             _("Another join code of this channel uses this state.")
-            if e == join_ways.STATE_TAKEN
-            else e
-            for e in error_messages(errors)
+            if english == join_ways.STATE_TAKEN
+            else translated
+            for english, translated in zip(
+                error_messages(errors), translated_messages(errors), strict=True
+            )
         ]
         if name in form:
             form[name].errors = [*form[name].errors, *shown]

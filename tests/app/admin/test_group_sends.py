@@ -6,9 +6,12 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from marshmallow import ValidationError as SchemaError
 from sqlalchemy import select
 
+from app.admin.labels import translated_messages
 from core.jobs import Job
+from core.text import Formatted
 from crm.channels import workspace_named
 from crm.tags import TagBook
 from models import (
@@ -23,7 +26,8 @@ from models import (
     User,
     utcnow,
 )
-from sales.group_send import MONTHLY_LIMIT, NOT_SENT, SENT, GroupSendStatus
+from sales.group_send import MONTHLY_LIMIT, NOT_SENT, SENT, GroupChatSendSchema, GroupSendStatus
+from sales.join_ways import NOT_THE_CORPS_GROUPS, JoinWayInput
 from tests.app.admin.helpers import csrf_token, field_errors, in_english
 from tests.factories import add_group_send
 from tests.helpers import all_of, harpoon_of, queued_jobs
@@ -283,3 +287,33 @@ def test_another_workspaces_group_send_is_not_found(app, signed_in, corp):
 def test_the_navigation_links_group_sends_and_sales_alerts(signed_in):
     page = in_english(signed_in("viewer")).get("/admin/").text
     assert 'href="/admin/group-sends"' in page and 'href="/admin/notifications"' in page
+
+
+def test_schema_messages_show_in_the_users_language(app):
+    with pytest.raises(SchemaError) as too_many:
+        GroupChatSendSchema().load(
+            {
+                "staff_userid": "zhangsan",
+                "text": TEXT,
+                "chat_ids": ["wr"] * 2001,
+                "material_ids": list(range(10)),
+            }
+        )
+    with pytest.raises(SchemaError) as bad_state:
+        JoinWayInput().load({"name": "峰会", "state": "s" * 31, "chat_ids": []})
+    corps = Formatted(NOT_THE_CORPS_GROUPS, chat_ids="wrA, wrB")
+    assert str(corps) == "Not live customer groups of this corp: wrA, wrB."
+    with app.test_request_context():  # nobody signed in: the Chinese UI
+        assert translated_messages(too_many.value.messages) == [
+            "至少一个群，最多 2000 个。",
+            "最多 9 个附件。",
+        ]
+        assert translated_messages(bad_state.value.messages["state"]) == ["最多 30 个字符。"]
+        assert translated_messages(bad_state.value.messages["chat_ids"]) == ["请选择 1 到 5 个群。"]
+        assert translated_messages([corps]) == ["以下不是该企业现有的客户群：wrA, wrB。"]
+        assert translated_messages(
+            [
+                "None of them is a live group this staff member owns.",
+                "Not an item the library can attach.",
+            ]
+        ) == ["所选群都不是该员工当前拥有的客户群。", "该素材不能作为附件发送。"]

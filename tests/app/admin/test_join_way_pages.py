@@ -19,8 +19,10 @@ from tests.app.admin.helpers import (
 from tests.factories import (
     add_staff,
     make_account,
+    make_card,
     make_contact,
     make_group_member,
+    make_image,
     make_interaction,
     make_opportunity,
     make_synced_group,
@@ -227,6 +229,54 @@ def test_a_salesperson_sends_to_their_customer_groups(app, platform, signed_in, 
     assert "2026 数字化峰会交流群" in detail and 'data-result="1"' in detail
     assert "Customer groups 1" in detail
     assert "1 groups" in client.get("/admin/group-sends").text
+
+
+def test_a_group_chat_send_carries_library_attachments(app, platform, signed_in, channel_id):
+    client = in_english(signed_in("marketer"))
+    _, summit = group(app, platform, channel_id, "2026 数字化峰会交流群")
+    ws = workspace_id(app)
+    with session_of(app) as session:
+        cover = make_image(session, ws)
+        card = make_card(session, ws, "link", cover.id, url="https://example.com/s")
+        session.commit()
+        cover_id, card_id = cover.id, card.id
+    sender = next(s for s in all_of(app, Staff) if s.userid == "zhangsan")
+    sent = post_with_token(
+        client,
+        "/admin/group-sends",
+        {
+            "sender": str(sender.id),
+            "audience": "groups",
+            "text": "峰会资料见附件",
+            "attachments": [str(card_id), str(cover_id)],
+        },
+    )
+    assert sent.status_code == 302, sent.text
+    (row,) = all_of(app, GroupSend)
+    assert (row.chat_type, row.chat_ids, row.material_ids) == (
+        "group",
+        [summit],
+        [card_id, cover_id],
+    )
+    run_jobs(app)
+    (row,) = all_of(app, GroupSend)
+    assert row.msgid, row.error
+    with platform.state.lock:
+        template = wecom.state_of(corp(platform)).msg_templates[row.msgid]
+        assert (template.chat_type, template.chat_ids) == ("group", [summit])
+        link, image = template.attachments
+    assert link["msgtype"] == "link" and link["link"]["url"] == "https://example.com/s"
+    assert image["msgtype"] == "image" and image["image"]["media_id"]
+
+
+def test_schema_refusals_of_a_join_way_read_in_chinese(app, platform, signed_in, channel_id):
+    _, chat_id = group(app, platform, channel_id, "峰会群")
+    client = signed_in("marketer")  # the workspace's Chinese UI
+    path = f"/admin/join-ways/new/{channel_id}"
+    page = post_form(client, path, way_form([chat_id], state="summit 2026"))
+    assert page.status_code == 200
+    assert field_errors(page.text, "state") == ["不能包含空格。"]
+    assert all_of(app, GroupJoinWay) == []
 
 
 def test_the_attribution_page_has_a_join_way_tab(app, platform, signed_in, channel_id):

@@ -61,6 +61,19 @@ def test_the_form_names_what_is_wrong(app, oa, signed_in):
     assert push_row(app) is None
 
 
+def test_a_library_id_that_is_no_number_is_a_field_error(app, oa, signed_in):
+    client = in_english(signed_in("marketer"))
+    response = post(
+        client,
+        f"{PAGE}/new",
+        form_data(oa, content_type="news", material="abc"),
+        page=f"{PAGE}/new",
+    )
+    assert response.status_code == 400
+    assert "Not an item of this workspace's library." in field_errors(response.text, "material")
+    assert push_row(app) is None
+
+
 def test_a_marketer_drafts_previews_and_sends_a_push(app, platform, oa, signed_in):
     ids = follow(app, platform, "o_tester", "o_a", "o_b")
     segment_id = tag_segment(app, [ids["o_a"], ids["o_b"]])
