@@ -44,7 +44,8 @@ class EmailMessage(Base):
     __tablename__ = "email_messages"
     __table_args__ = (
         UniqueConstraint("workspace_id", "idempotency_key"),
-        Index("ix_email_messages_push", "push_id", "status"),
+        # A push's next batch: its planned messages in id order, read off the index.
+        Index("ix_email_messages_push", "push_id", "status", "id"),
         Index("ix_email_messages_contact", "contact_id"),
         Index("ix_email_messages_workspace_created", "workspace_id", "created_at"),
         # The sender's claim: a workspace's due journey emails (pushes claim by push_id).

@@ -229,7 +229,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_email_messages_contact", "email_messages", ["contact_id"], unique=False)
-    op.create_index("ix_email_messages_push", "email_messages", ["push_id", "status"], unique=False)
+    op.create_index(
+        "ix_email_messages_push", "email_messages", ["push_id", "status", "id"], unique=False
+    )
     op.create_index(
         "ix_email_messages_workspace_created",
         "email_messages",
