@@ -315,6 +315,7 @@ def _reason_kind(column):
     """A reason's kind for the report: a bounce's or an outage's text varies by message."""
     return case(
         (column.like(f"{Reason.BOUNCED}%"), literal(Reason.BOUNCED)),
+        (column.like(f"{Reason.REFUSED}%"), literal(Reason.REFUSED)),
         (column.like(f"{Reason.UNREACHABLE}%"), literal(Reason.UNREACHABLE)),
         (column.like(f"{Reason.TEMPLATE}%"), literal(Reason.TEMPLATE)),
         (column.like("4%"), literal("temporary")),

@@ -12,7 +12,11 @@ rest after the commit, a batch at a time:
    that is committed BEFORE any SMTP call.
 3. send: over one MailConnection for the whole batch.
 4. record: sent (Message-ID), failed, or back to planned with a backoff, in batched
-   UPDATEs; a 5xx refusal fails the message and suppresses the address (bounced).
+   UPDATEs. A 5xx refusal of the address (RCPT TO) fails the message and suppresses the
+   address (bounced); a 5xx refusal of the message (DATA: too big, its content) fails that
+   message only (refused); a refusal of our sender (MAIL FROM: login required, a sender
+   address the server will not take) is the server's problem, not the person's: the
+   batch stops and waits as for an unreachable server, nobody is suppressed.
 
 Never twice: a row still `sending` when its lease is over (journeys) or when its push is
 resumed was left by a sender that died mid-batch. It may have gone out, so it is failed
@@ -83,6 +87,7 @@ class Reason:
     TEMPLATE = "template"  # "template: unknown variable x" (or its syntax error)
     NO_SERVER = "no_smtp_server"  # neither the workspace nor the service has one
     BOUNCED = "bounced"  # "bounced: 550 ..." the server refused the address for good
+    REFUSED = "refused"  # "refused: 554 ..." the server refused this message (size, content)
     INTERRUPTED = "interrupted: not retried, it may have been sent"
     UNREACHABLE = "unreachable"  # "unreachable: ..." retried, then failed
 
@@ -382,6 +387,7 @@ class _Outcome:
     status: str  # sent | failed | retry
     message_id: str | None = None
     reason: str | None = None
+    bounced: bool = False  # failed because the address does not take mail: suppress it
 
 
 def send_ready(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
@@ -408,11 +414,14 @@ def send_ready(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
                     message_id = connection.send(item.message)
                 outcomes.append(_Outcome("sent", message_id=message_id))
             except MailError as exc:
-                if exc.permanent:
-                    outcomes.append(_Outcome("failed", reason=f"{Reason.BOUNCED}: {exc}"[:300]))
-                elif exc.code is not None:  # a 4xx for this one: the session goes on
-                    outcomes.append(_Outcome("retry", reason=str(exc)[:300]))
-                else:  # the session broke: the rest of the batch waits
+                if exc.bounced:
+                    reason = f"{Reason.BOUNCED}: {exc}"[:300]
+                    outcomes.append(_Outcome("failed", reason=reason, bounced=True))
+                elif exc.stage == MailError.DATA and exc.permanent:
+                    outcomes.append(_Outcome("failed", reason=f"{Reason.REFUSED}: {exc}"[:300]))
+                elif exc.code is not None and exc.stage != MailError.SENDER:
+                    outcomes.append(_Outcome("retry", reason=str(exc)[:300]))  # a 4xx: go on
+                else:  # the session broke or refuses our sender: the rest of the batch waits
                     broken = f"{Reason.UNREACHABLE}: {exc}"[:300]
                     outcomes.append(_Outcome("retry", reason=broken))
     return outcomes
@@ -443,7 +452,8 @@ def _record(
             )
         elif outcome.status == "failed":
             final_failed.setdefault(outcome.reason, []).append(item.id)
-            bounced.append((item.address.lower(), item.id, outcome.reason))
+            if outcome.bounced:
+                bounced.append((item.address.lower(), item.id, outcome.reason))
         elif item.attempts + 1 >= MAX_ATTEMPTS:
             final_failed.setdefault(outcome.reason, []).append(item.id)
         else:

@@ -16,15 +16,32 @@ SMTP_TIMEOUT_SECONDS = 15
 
 
 class MailError(Exception):
-    """The SMTP server refused or could not be reached. `permanent`: the server refused this
-    message for good (a 5xx), so retrying would not help; otherwise try again later. `code`:
-    the server's reply code when it answered (the session goes on); None when it could not
-    be reached or the session broke."""
+    """The SMTP server refused or could not be reached. `permanent`: the server refused for
+    good (a 5xx), so retrying would not help; otherwise try again later. `code`: the
+    server's reply code when it answered; None when it could not be reached or the session
+    broke. `stage`: what it refused: RECIPIENT (RCPT TO: the address, a bounce), SENDER
+    (MAIL FROM: our account or sender address, a problem of the server, not of the person)
+    or DATA (this message's content or size); None when it did not answer."""
 
-    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None):
+    RECIPIENT, SENDER, DATA = "recipient", "sender", "data"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        code: int | None = None,
+        stage: str | None = None,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.stage = stage
+
+    @property
+    def bounced(self) -> bool:
+        """The server refused the address for good: it is not worth mailing again."""
+        return self.permanent and self.stage == self.RECIPIENT
 
 
 class MailConnection:
@@ -54,8 +71,9 @@ class MailConnection:
         self._smtp = smtp
 
     def send(self, message: EmailMessage) -> str:
-        """Send one message; returns its Message-ID. A refusal of this message raises
-        MailError(permanent=True) and leaves the session usable for the next one."""
+        """Send one message; returns its Message-ID. A refusal raises MailError (its `stage`
+        says of what); a refused address or message leaves the session usable for the next
+        one."""
         self._call(self._smtp.send_message, message)
         return message["Message-ID"]
 
@@ -69,11 +87,17 @@ class MailConnection:
             method(*args)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise MailError(_reply(code, reply), permanent=code >= 500, code=code) from exc
+            raise MailError(
+                _reply(code, reply), permanent=code >= 500, code=code, stage=MailError.RECIPIENT
+            ) from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-            permanent = exc.smtp_code >= 500
+            stage = (
+                MailError.SENDER if isinstance(exc, smtplib.SMTPSenderRefused) else MailError.DATA
+            )
             reply = _reply(exc.smtp_code, exc.smtp_error)
-            raise MailError(reply, permanent=permanent, code=exc.smtp_code) from exc
+            raise MailError(
+                reply, permanent=exc.smtp_code >= 500, code=exc.smtp_code, stage=stage
+            ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
 
