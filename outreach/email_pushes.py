@@ -81,10 +81,15 @@ def plan_email_push(session: Session, push: Push, now: datetime) -> None:
     if template is None:
         raise PushError("the push's email template no longer exists")
     audience = audience_query(session, push, now).subquery()
-    addresses = (
-        select(Identity.contact_id, func.min(func.lower(Identity.value)).label("address"))
+    newest = (  # each contact's newest address, as the preview shows (email_variables)
+        select(func.max(Identity.id).label("id"))
         .where(Identity.workspace_id == push.workspace_id, Identity.kind == IdentityKind.EMAIL)
         .group_by(Identity.contact_id)
+        .subquery()
+    )
+    addresses = (
+        select(Identity.contact_id, func.lower(Identity.value).label("address"))
+        .join(newest, newest.c.id == Identity.id)
         .subquery()
     )
     suppressed = (

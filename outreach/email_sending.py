@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage as EmailMessageMime
 from email.utils import parseaddr
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -49,13 +49,13 @@ from models import (
     EmailStatus,
     EmailSuppression,
     EmailTemplate,
-    Identity,
     IdentityKind,
     Step,
     SuppressionReason,
     User,
     utcnow,
 )
+from outreach.email_variables import company_of, newest_identities
 from outreach.emails import (
     Composed,
     EmailTemplateError,
@@ -290,7 +290,8 @@ def _prepare(
                 Contact.id,
                 Contact.name,
                 Contact.title,
-                func.coalesce(Account.name, Contact.company).label("company"),
+                Account.name.label("account_name"),
+                Contact.company,
                 User.name.label("owner"),
             )
             .outerjoin(Account, Account.id == Contact.account_id)
@@ -298,19 +299,14 @@ def _prepare(
             .where(Contact.workspace_id == workspace_id, Contact.id.in_(contact_ids))
         )
     }
-    addresses: dict[int, str] = {}
-    phones: dict[int, str] = {}
-    for contact_id, kind, value in session.execute(
-        select(Identity.contact_id, Identity.kind, Identity.value)
-        .where(
-            Identity.workspace_id == workspace_id,
-            Identity.contact_id.in_(contact_ids),
-            Identity.kind.in_((IdentityKind.EMAIL, IdentityKind.PHONE)),
-        )
-        .order_by(Identity.id)
-    ):
-        found = addresses if kind == IdentityKind.EMAIL else phones
-        found.setdefault(contact_id, value)
+    # The preview's rule (outreach.email_variables): what is previewed is what is sent.
+    identities = newest_identities(session, workspace_id, contact_ids)
+    addresses = {
+        key: found[IdentityKind.EMAIL]
+        for key, found in identities.items()
+        if IdentityKind.EMAIL in found
+    }
+    phones = {key: found.get(IdentityKind.PHONE) for key, found in identities.items()}
     templates = {
         template.id: template
         for template in session.execute(
@@ -348,7 +344,7 @@ def _prepare(
         if reason is None:
             variables = person_variables(
                 name=person.name,
-                company=person.company,
+                company=company_of(person.account_name, person.company),
                 title=person.title,
                 email=address,
                 phone=phones.get(row.contact_id),

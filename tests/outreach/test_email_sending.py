@@ -13,10 +13,12 @@ from sqlalchemy import select
 
 from core.jobs import Job
 from models import (
+    Contact,
     EmailMessage,
     EmailStatus,
     EmailSuppression,
     Enrolment,
+    IdentityKind,
     Step,
     SuppressionReason,
     User,
@@ -25,10 +27,13 @@ from models import (
 )
 from outreach import email_sending
 from outreach.email_sending import Reason, Sender
+from outreach.email_variables import contact_variables
+from outreach.emails import render
 from outreach.mail import MailConnection, Mailer
 from tests.factories import (
     add_email_template,
     add_emailed_contact,
+    add_identity,
     enrol,
     make_account,
     make_journey,
@@ -417,3 +422,28 @@ def test_a_refused_message_fails_alone_and_its_address_is_not_suppressed(app, sm
     assert rows[fine].status == EmailStatus.SENT
     with session_of(app) as session:
         assert session.scalars(select(EmailSuppression)).all() == []
+
+
+def test_the_sent_email_is_the_previewed_one(app, smtp):
+    """The preview's variables (email_variables) and the sender's agree: the account's name
+    before the company the contact gave, the newest email address and phone."""
+    account = make_account(app, "华信科技")
+    contact = add_emailed_contact(
+        app, "王伟", "old@example.com", account_id=account, company="华信"
+    )
+    add_identity(app, contact, IdentityKind.EMAIL, "New@Example.com")
+    add_identity(app, contact, IdentityKind.PHONE, "13800000001")
+    add_identity(app, contact, IdentityKind.PHONE, "13900000002")
+    subject = "{{ company }} {{ email }} {{ phone }}"
+    template = add_email_template(app, subject=subject)
+    enrol(app, email_journey(app, template), "mail", contact_id=contact)
+
+    run_journeys(app)
+
+    with session_of(app) as session:
+        variables = contact_variables(session, session.get(Contact, contact))
+    previewed = render(subject, "<p>hi</p>", variables).subject
+    assert previewed == "华信科技 New@Example.com 13900000002"
+    (delivered,) = smtp.mailbox.messages
+    assert delivered.recipients == ["New@Example.com"]
+    assert delivered.message()["Subject"] == previewed
