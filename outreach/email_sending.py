@@ -65,7 +65,7 @@ from outreach.emails import (
     person_variables,
     render,
 )
-from outreach.mail import MailConnection, Mailer, MailError
+from outreach.mail import MailConnection, Mailer, MailError, check_host
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +390,8 @@ def send_ready(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
     """One SMTP session for the batch; off the session's transaction (nothing to roll
     back if the server is slow), and off the database altogether."""
     try:
+        if sender.mailer.guarded:  # a workspace's own server: checked before connecting
+            check_host(sender.mailer.url)
         connection = sender.connect(sender.mailer.url)
     except MailError as exc:
         reason = f"{Reason.UNREACHABLE}: {exc}"[:300]

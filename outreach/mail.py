@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import unquote, urlsplit
 
+from core.outbound import host_problem, system_resolver
+
 SMTP_TIMEOUT_SECONDS = 15
 
 
@@ -47,8 +49,13 @@ class MailError(Exception):
 class MailConnection:
     """One open SMTP session: `send` many messages, then `close` (or use `with`)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, guarded: bool = False):
+        """`guarded`: the URL is a workspace's own (someone typed it in): its host must
+        resolve to public addresses only, unless the operator allow-lists it
+        (HARPOON_OUTBOUND_ALLOW), as for webhooks. The service's HARPOON_SMTP_URL is not."""
         parts = urlsplit(url)
+        if guarded:
+            check_host(url)
         try:
             if parts.scheme == "smtps":
                 smtp = smtplib.SMTP_SSL(
@@ -114,6 +121,16 @@ class MailConnection:
         self.close()
 
 
+def check_host(url: str) -> None:
+    """Raises MailError when the URL's host resolves to an address Harpoon may not reach
+    (private, loopback, link-local...) and HARPOON_OUTBOUND_ALLOW does not let it in."""
+    parts = urlsplit(url)
+    port = parts.port or (465 if parts.scheme == "smtps" else 25)
+    problem = host_problem(parts.hostname or "", port, system_resolver)
+    if problem:
+        raise MailError(f"{parts.hostname}: {problem}")
+
+
 def _reply(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     return f"{code} {text}"[:300]
@@ -123,9 +140,10 @@ def _reply(code: int, reply: bytes | str) -> str:
 class Mailer:
     url: str
     sender: str
+    guarded: bool = False  # a workspace's own server: see MailConnection
 
     def connect(self) -> MailConnection:
-        return MailConnection(self.url)
+        return MailConnection(self.url, guarded=self.guarded)
 
     def send(self, to: str, subject: str, text: str, *, message_id: str | None = None) -> str:
         """Send one plain-text email; returns its Message-ID."""
@@ -144,4 +162,4 @@ def mailer_for(workspace, *, default_url: str, default_sender: str) -> Mailer | 
     url = workspace.smtp_url or default_url
     if not url:
         return None
-    return Mailer(url, workspace.mail_from or default_sender)
+    return Mailer(url, workspace.mail_from or default_sender, guarded=bool(workspace.smtp_url))
