@@ -226,7 +226,9 @@ def claim_batch(
 ) -> list["_Ready"]:
     """The batch's messages built, the skipped recorded, the rest marked `sending`: all
     committed before the caller sends what this returns (send_ready, which touches no
-    session and may run on another thread)."""
+    session and may run on another thread). Only rows still `planned` are claimed, and
+    only those this claim took are returned: a row another worker claimed meanwhile is
+    theirs to send."""
     ready, skipped = _prepare(session, workspace_id, ids, sender)
     for reason, skipped_ids in skipped.items():
         _record_final(session, workspace_id, skipped_ids, EmailStatus.SKIPPED, reason)
@@ -234,19 +236,24 @@ def claim_batch(
         key = reason.split(":")[0]
         result.skipped_by_reason[key] = result.skipped_by_reason.get(key, 0) + len(skipped_ids)
     if ready:
-        session.execute(
-            update(EmailMessage)
-            .where(
-                EmailMessage.workspace_id == workspace_id,
-                EmailMessage.id.in_([item.id for item in ready]),
+        claimed = set(
+            session.scalars(
+                update(EmailMessage)
+                .where(
+                    EmailMessage.workspace_id == workspace_id,
+                    EmailMessage.id.in_([item.id for item in ready]),
+                    EmailMessage.status == EmailStatus.PLANNED,
+                )
+                .values(
+                    status=EmailStatus.SENDING,
+                    attempts=EmailMessage.attempts + 1,
+                    next_attempt_at=now() + SEND_LEASE,
+                )
+                .returning(EmailMessage.id),  # PostgreSQL and SQLite (3.35+) alike
+                execution_options={"synchronize_session": False},
             )
-            .values(
-                status=EmailStatus.SENDING,
-                attempts=EmailMessage.attempts + 1,
-                next_attempt_at=now() + SEND_LEASE,
-            ),
-            execution_options={"synchronize_session": False},
         )
+        ready = [item for item in ready if item.id in claimed]
     session.commit()  # the claim is on record before any SMTP call
     return ready
 
@@ -564,24 +571,25 @@ class RateLimiter:
 
 
 def due_push_batch(session: Session, push_id: int, workspace_id: int, now: datetime, size: int):
-    """The next planned messages of a push that are due, in id order."""
-    return list(
-        session.scalars(
-            select(EmailMessage.id)
-            .where(
-                EmailMessage.workspace_id == workspace_id,
-                EmailMessage.push_id == push_id,
-                EmailMessage.status == EmailStatus.PLANNED,
-                EmailMessage.next_attempt_at <= now,
-            )
-            .order_by(EmailMessage.id)
-            .limit(size)
+    """The next planned messages of a push that are due, in id order; on PostgreSQL rows
+    another transaction holds are passed over (the claim checks `planned` again)."""
+    query = (
+        select(EmailMessage.id)
+        .where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.push_id == push_id,
+            EmailMessage.status == EmailStatus.PLANNED,
+            EmailMessage.next_attempt_at <= now,
         )
+        .order_by(EmailMessage.id)
+        .limit(size)
     )
+    return list(session.scalars(_lock(session, query)))
 
 
 def push_waiting(session: Session, push_id: int, workspace_id: int) -> bool:
-    """Messages of the push still planned (a retry waiting out its backoff)."""
+    """Messages of the push still planned (a retry waiting out its backoff) or sending (a
+    batch in flight, or one a dead worker left that is failed once its lease is over)."""
     return (
         session.scalar(
             select(EmailMessage.id)
@@ -589,7 +597,7 @@ def push_waiting(session: Session, push_id: int, workspace_id: int) -> bool:
                 and_(
                     EmailMessage.workspace_id == workspace_id,
                     EmailMessage.push_id == push_id,
-                    EmailMessage.status == EmailStatus.PLANNED,
+                    EmailMessage.status.in_((EmailStatus.PLANNED, EmailStatus.SENDING)),
                 )
             )
             .limit(1)
