@@ -6,15 +6,38 @@ allowed (the tests' sink listens on 127.0.0.1)."""
 import pytest
 from sqlalchemy import select
 
+from core.jobs import Job
 from models import EmailMessage, EmailStatus, Workspace, utcnow
 from outreach import email_sending
 from outreach.mail import mailer_for
 from tests.app.admin.helpers import field_errors, in_english, post_with_token
-from tests.factories import add_email_template, add_emailed_contact, enrol, workspace_id
-from tests.helpers import session_of
-from tests.outreach.test_email_sending import email_journey, run_journeys
+from tests.factories import (
+    add_email_template,
+    add_emailed_contact,
+    enrol,
+    make_journey,
+    workspace_id,
+)
+from tests.helpers import harpoon_of, run_jobs, session_of
 
 PRIVATE = "A private or local address: only public addresses can be reached."
+
+
+def email_journey(app, template_id: int) -> int:
+    mail = {"kind": "send_email", "email_template_id": template_id}
+    document = {
+        "nodes": [
+            {"id": "start", "type": "entry", "trigger": {"kind": "manual"}, "next": "mail"},
+            {"id": "mail", "type": "action", "action": mail, "next": "done"},
+            {"id": "done", "type": "exit"},
+        ]
+    }
+    return make_journey(app, "白皮书邮件", document=document)
+
+
+def run_journeys(app) -> None:
+    harpoon_of(app).queue.enqueue(Job.RUN_JOURNEYS, workspace_id(app))
+    run_jobs(app)
 
 
 def smtp_form(client, host):
