@@ -228,6 +228,24 @@ def url_problem(url: str, allow: AllowList | None = None) -> str | None:
     return None
 
 
+def host_problem(host: str, port: int, resolve: Resolver | None = None) -> str | None:
+    """What stops Harpoon from connecting to a host someone typed in (a workspace's mail
+    server), under the operator's allow-list: a literal address that is not public; with
+    `resolve` (a connection about to be made), a name that resolves to one. None: go on
+    (a name that does not resolve is the connection's own error to report)."""
+    allow = _configured[0]
+    literal = _address(host.strip("[]"))
+    if literal is None and resolve is None:
+        return None
+    try:
+        Guard(allow, resolve or system_resolver).addresses(host, port)
+    except Refused:
+        return "A private or local address: only public addresses can be reached."
+    except Unreachable:
+        return None
+    return None
+
+
 class Outbound:
     """POSTs to configured addresses under the rules above."""
 

@@ -48,6 +48,10 @@ class EmailMessage(Base):
         Index("ix_email_messages_push", "push_id", "status", "id"),
         Index("ix_email_messages_contact", "contact_id"),
         Index("ix_email_messages_workspace_created", "workspace_id", "created_at"),
+        # The bounce and complaint API finds the message a provider reports by its
+        # Message-ID, or by the address's latest sent message.
+        Index("ix_email_messages_message_id", "workspace_id", "message_id"),
+        Index("ix_email_messages_address", "workspace_id", "to_address", "sent_at"),
         # The sender's claim: a workspace's due journey emails (pushes claim by push_id).
         Index(
             "ix_email_messages_due",

@@ -164,7 +164,7 @@ def _reported_message(session: Session, workspace_id: int, report: Report):
         select(EmailMessage)
         .where(
             scope,
-            EmailMessage.to_address == report.email,
+            EmailMessage.to_address == normalized(report.email),  # stored lower-cased
             EmailMessage.status.in_((EmailStatus.SENT, EmailStatus.BOUNCED)),
         )
         .order_by(EmailMessage.sent_at.desc(), EmailMessage.id.desc())
@@ -207,7 +207,9 @@ def record_report(
         extra = {"hard": report.hard} if report.type == BOUNCE else {}
         if report.detail:
             extra["detail"] = report.detail[:300]
-        lane = _touch(session, message, kind, f"{kind}:{message.id}", now, lanes, extra)
+        # A soft bounce and a later hard one are two interactions of the message.
+        grade = ("hard:" if report.hard else "soft:") if report.type == BOUNCE else ""
+        lane = _touch(session, message, kind, f"{kind}:{grade}{message.id}", now, lanes, extra)
     return ReportResult(
         "suppressed" if final else "recorded", address=address, message=message, lane=lane
     )

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import String, case, cast, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
@@ -53,6 +53,9 @@ from outreach.pushes import REPORT_EVERY, PushError, audience_query, claim_push
 EMAIL = Mechanism.EMAIL.value
 # SMTP sessions sending at once: the server works on one batch while the next is on its way.
 WIRES = 3
+# The heartbeat is the push's lock (pushes.STALE_AFTER): renewed at least this often while
+# the dispatcher waits, on the rate limit or on a slow batch.
+BEAT_EVERY = timedelta(minutes=1)
 
 
 def is_email(push: Push) -> bool:
@@ -81,10 +84,15 @@ def plan_email_push(session: Session, push: Push, now: datetime) -> None:
     if template is None:
         raise PushError("the push's email template no longer exists")
     audience = audience_query(session, push, now).subquery()
-    addresses = (
-        select(Identity.contact_id, func.min(func.lower(Identity.value)).label("address"))
+    newest = (  # each contact's newest address, as the preview shows (email_variables)
+        select(func.max(Identity.id).label("id"))
         .where(Identity.workspace_id == push.workspace_id, Identity.kind == IdentityKind.EMAIL)
         .group_by(Identity.contact_id)
+        .subquery()
+    )
+    addresses = (
+        select(Identity.contact_id, func.lower(Identity.value).label("address"))
+        .join(newest, newest.c.id == Identity.id)
         .subquery()
     )
     suppressed = (
@@ -209,9 +217,36 @@ def dispatch_email_push(
     """Send the push's planned messages, a batch at a time, renewing the heartbeat."""
     push_id, workspace_id = push.id, push.workspace_id
     result = SendResult()
-    in_flight = [EmailMessage.push_id == push_id, EmailMessage.status == EmailStatus.SENDING]
-    result.interrupted = recover_interrupted(session, workspace_id, in_flight)
-    limiter = RateLimiter(rate_per_minute, pace)
+    # Rows left `sending` past their lease: a dead worker's (a live one renews the push's
+    # heartbeat and records its batches well within the lease).
+    left = [
+        EmailMessage.push_id == push_id,
+        EmailMessage.status == EmailStatus.SENDING,
+        EmailMessage.next_attempt_at <= now(),
+    ]
+    result.interrupted = recover_interrupted(session, workspace_id, left)
+
+    def beat() -> None:
+        push.heartbeat_at = now()
+        session.commit()
+
+    def pace_beating(seconds: float) -> None:
+        """The rate limit's wait, in chunks, the heartbeat renewed after each."""
+        chunk = BEAT_EVERY.total_seconds()
+        while seconds > 0:
+            pace(min(seconds, chunk))
+            seconds -= chunk
+            beat()
+
+    def outcomes_of(future: Future) -> list:
+        """A batch's outcomes, the heartbeat renewed while the server is slow."""
+        while True:
+            try:
+                return future.result(timeout=BEAT_EVERY.total_seconds())
+            except TimeoutError:
+                beat()
+
+    limiter = RateLimiter(rate_per_minute, pace_beating)
     reported_at = now()
     # While batches are on the wire (threads, each with its own SMTP session and no
     # database), the next is prepared and claimed here: its rows are `sending`, committed,
@@ -231,7 +266,7 @@ def dispatch_email_push(
             while in_flight and (len(in_flight) >= WIRES or not ready or in_flight[0][1].done()):
                 batch, outcomes = in_flight.popleft()
                 sent_before = result.sent
-                record_batch(session, workspace_id, batch, outcomes.result(), now(), result)
+                record_batch(session, workspace_id, batch, outcomes_of(outcomes), now(), result)
                 limiter.wait(result.sent - sent_before)
             if ready and not result.unreachable:
                 in_flight.append((ready, wire.submit(send_ready, ready, sender)))
@@ -315,6 +350,7 @@ def _reason_kind(column):
     """A reason's kind for the report: a bounce's or an outage's text varies by message."""
     return case(
         (column.like(f"{Reason.BOUNCED}%"), literal(Reason.BOUNCED)),
+        (column.like(f"{Reason.REFUSED}%"), literal(Reason.REFUSED)),
         (column.like(f"{Reason.UNREACHABLE}%"), literal(Reason.UNREACHABLE)),
         (column.like(f"{Reason.TEMPLATE}%"), literal(Reason.TEMPLATE)),
         (column.like("4%"), literal("temporary")),

@@ -12,7 +12,11 @@ rest after the commit, a batch at a time:
    that is committed BEFORE any SMTP call.
 3. send: over one MailConnection for the whole batch.
 4. record: sent (Message-ID), failed, or back to planned with a backoff, in batched
-   UPDATEs; a 5xx refusal fails the message and suppresses the address (bounced).
+   UPDATEs. A 5xx refusal of the address (RCPT TO) fails the message and suppresses the
+   address (bounced); a 5xx refusal of the message (DATA: too big, its content) fails that
+   message only (refused); a refusal of our sender (MAIL FROM: login required, a sender
+   address the server will not take) is the server's problem, not the person's: the
+   batch stops and waits as for an unreachable server, nobody is suppressed.
 
 Never twice: a row still `sending` when its lease is over (journeys) or when its push is
 resumed was left by a sender that died mid-batch. It may have gone out, so it is failed
@@ -33,7 +37,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage as EmailMessageMime
 from email.utils import parseaddr
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -45,13 +49,13 @@ from models import (
     EmailStatus,
     EmailSuppression,
     EmailTemplate,
-    Identity,
     IdentityKind,
     Step,
     SuppressionReason,
     User,
     utcnow,
 )
+from outreach.email_variables import company_of, newest_identities
 from outreach.emails import (
     Composed,
     EmailTemplateError,
@@ -61,7 +65,7 @@ from outreach.emails import (
     person_variables,
     render,
 )
-from outreach.mail import MailConnection, Mailer, MailError
+from outreach.mail import MailConnection, Mailer, MailError, check_host
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ class Reason:
     TEMPLATE = "template"  # "template: unknown variable x" (or its syntax error)
     NO_SERVER = "no_smtp_server"  # neither the workspace nor the service has one
     BOUNCED = "bounced"  # "bounced: 550 ..." the server refused the address for good
+    REFUSED = "refused"  # "refused: 554 ..." the server refused this message (size, content)
     INTERRUPTED = "interrupted: not retried, it may have been sent"
     UNREACHABLE = "unreachable"  # "unreachable: ..." retried, then failed
 
@@ -221,7 +226,9 @@ def claim_batch(
 ) -> list["_Ready"]:
     """The batch's messages built, the skipped recorded, the rest marked `sending`: all
     committed before the caller sends what this returns (send_ready, which touches no
-    session and may run on another thread)."""
+    session and may run on another thread). Only rows still `planned` are claimed, and
+    only those this claim took are returned: a row another worker claimed meanwhile is
+    theirs to send."""
     ready, skipped = _prepare(session, workspace_id, ids, sender)
     for reason, skipped_ids in skipped.items():
         _record_final(session, workspace_id, skipped_ids, EmailStatus.SKIPPED, reason)
@@ -229,19 +236,24 @@ def claim_batch(
         key = reason.split(":")[0]
         result.skipped_by_reason[key] = result.skipped_by_reason.get(key, 0) + len(skipped_ids)
     if ready:
-        session.execute(
-            update(EmailMessage)
-            .where(
-                EmailMessage.workspace_id == workspace_id,
-                EmailMessage.id.in_([item.id for item in ready]),
+        claimed = set(
+            session.scalars(
+                update(EmailMessage)
+                .where(
+                    EmailMessage.workspace_id == workspace_id,
+                    EmailMessage.id.in_([item.id for item in ready]),
+                    EmailMessage.status == EmailStatus.PLANNED,
+                )
+                .values(
+                    status=EmailStatus.SENDING,
+                    attempts=EmailMessage.attempts + 1,
+                    next_attempt_at=now() + SEND_LEASE,
+                )
+                .returning(EmailMessage.id),  # PostgreSQL and SQLite (3.35+) alike
+                execution_options={"synchronize_session": False},
             )
-            .values(
-                status=EmailStatus.SENDING,
-                attempts=EmailMessage.attempts + 1,
-                next_attempt_at=now() + SEND_LEASE,
-            ),
-            execution_options={"synchronize_session": False},
         )
+        ready = [item for item in ready if item.id in claimed]
     session.commit()  # the claim is on record before any SMTP call
     return ready
 
@@ -285,7 +297,8 @@ def _prepare(
                 Contact.id,
                 Contact.name,
                 Contact.title,
-                func.coalesce(Account.name, Contact.company).label("company"),
+                Account.name.label("account_name"),
+                Contact.company,
                 User.name.label("owner"),
             )
             .outerjoin(Account, Account.id == Contact.account_id)
@@ -293,19 +306,14 @@ def _prepare(
             .where(Contact.workspace_id == workspace_id, Contact.id.in_(contact_ids))
         )
     }
-    addresses: dict[int, str] = {}
-    phones: dict[int, str] = {}
-    for contact_id, kind, value in session.execute(
-        select(Identity.contact_id, Identity.kind, Identity.value)
-        .where(
-            Identity.workspace_id == workspace_id,
-            Identity.contact_id.in_(contact_ids),
-            Identity.kind.in_((IdentityKind.EMAIL, IdentityKind.PHONE)),
-        )
-        .order_by(Identity.id)
-    ):
-        found = addresses if kind == IdentityKind.EMAIL else phones
-        found.setdefault(contact_id, value)
+    # The preview's rule (outreach.email_variables): what is previewed is what is sent.
+    identities = newest_identities(session, workspace_id, contact_ids)
+    addresses = {
+        key: found[IdentityKind.EMAIL]
+        for key, found in identities.items()
+        if IdentityKind.EMAIL in found
+    }
+    phones = {key: found.get(IdentityKind.PHONE) for key, found in identities.items()}
     templates = {
         template.id: template
         for template in session.execute(
@@ -343,7 +351,7 @@ def _prepare(
         if reason is None:
             variables = person_variables(
                 name=person.name,
-                company=person.company,
+                company=company_of(person.account_name, person.company),
                 title=person.title,
                 email=address,
                 phone=phones.get(row.contact_id),
@@ -382,12 +390,15 @@ class _Outcome:
     status: str  # sent | failed | retry
     message_id: str | None = None
     reason: str | None = None
+    bounced: bool = False  # failed because the address does not take mail: suppress it
 
 
 def send_ready(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
     """One SMTP session for the batch; off the session's transaction (nothing to roll
     back if the server is slow), and off the database altogether."""
     try:
+        if sender.mailer.guarded:  # a workspace's own server: checked before connecting
+            check_host(sender.mailer.url)
         connection = sender.connect(sender.mailer.url)
     except MailError as exc:
         reason = f"{Reason.UNREACHABLE}: {exc}"[:300]
@@ -408,11 +419,14 @@ def send_ready(ready: list[_Ready], sender: Sender) -> list[_Outcome]:
                     message_id = connection.send(item.message)
                 outcomes.append(_Outcome("sent", message_id=message_id))
             except MailError as exc:
-                if exc.permanent:
-                    outcomes.append(_Outcome("failed", reason=f"{Reason.BOUNCED}: {exc}"[:300]))
-                elif exc.code is not None:  # a 4xx for this one: the session goes on
-                    outcomes.append(_Outcome("retry", reason=str(exc)[:300]))
-                else:  # the session broke: the rest of the batch waits
+                if exc.bounced:
+                    reason = f"{Reason.BOUNCED}: {exc}"[:300]
+                    outcomes.append(_Outcome("failed", reason=reason, bounced=True))
+                elif exc.stage == MailError.DATA and exc.permanent:
+                    outcomes.append(_Outcome("failed", reason=f"{Reason.REFUSED}: {exc}"[:300]))
+                elif exc.code is not None and exc.stage != MailError.SENDER:
+                    outcomes.append(_Outcome("retry", reason=str(exc)[:300]))  # a 4xx: go on
+                else:  # the session broke or refuses our sender: the rest of the batch waits
                     broken = f"{Reason.UNREACHABLE}: {exc}"[:300]
                     outcomes.append(_Outcome("retry", reason=broken))
     return outcomes
@@ -443,7 +457,8 @@ def _record(
             )
         elif outcome.status == "failed":
             final_failed.setdefault(outcome.reason, []).append(item.id)
-            bounced.append((item.address.lower(), item.id, outcome.reason))
+            if outcome.bounced:
+                bounced.append((item.address.lower(), item.id, outcome.reason))
         elif item.attempts + 1 >= MAX_ATTEMPTS:
             final_failed.setdefault(outcome.reason, []).append(item.id)
         else:
@@ -556,24 +571,25 @@ class RateLimiter:
 
 
 def due_push_batch(session: Session, push_id: int, workspace_id: int, now: datetime, size: int):
-    """The next planned messages of a push that are due, in id order."""
-    return list(
-        session.scalars(
-            select(EmailMessage.id)
-            .where(
-                EmailMessage.workspace_id == workspace_id,
-                EmailMessage.push_id == push_id,
-                EmailMessage.status == EmailStatus.PLANNED,
-                EmailMessage.next_attempt_at <= now,
-            )
-            .order_by(EmailMessage.id)
-            .limit(size)
+    """The next planned messages of a push that are due, in id order; on PostgreSQL rows
+    another transaction holds are passed over (the claim checks `planned` again)."""
+    query = (
+        select(EmailMessage.id)
+        .where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.push_id == push_id,
+            EmailMessage.status == EmailStatus.PLANNED,
+            EmailMessage.next_attempt_at <= now,
         )
+        .order_by(EmailMessage.id)
+        .limit(size)
     )
+    return list(session.scalars(_lock(session, query)))
 
 
 def push_waiting(session: Session, push_id: int, workspace_id: int) -> bool:
-    """Messages of the push still planned (a retry waiting out its backoff)."""
+    """Messages of the push still planned (a retry waiting out its backoff) or sending (a
+    batch in flight, or one a dead worker left that is failed once its lease is over)."""
     return (
         session.scalar(
             select(EmailMessage.id)
@@ -581,7 +597,7 @@ def push_waiting(session: Session, push_id: int, workspace_id: int) -> bool:
                 and_(
                     EmailMessage.workspace_id == workspace_id,
                     EmailMessage.push_id == push_id,
-                    EmailMessage.status == EmailStatus.PLANNED,
+                    EmailMessage.status.in_((EmailStatus.PLANNED, EmailStatus.SENDING)),
                 )
             )
             .limit(1)

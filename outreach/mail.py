@@ -12,26 +12,50 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import unquote, urlsplit
 
+from core.outbound import host_problem, system_resolver
+
 SMTP_TIMEOUT_SECONDS = 15
 
 
 class MailError(Exception):
-    """The SMTP server refused or could not be reached. `permanent`: the server refused this
-    message for good (a 5xx), so retrying would not help; otherwise try again later. `code`:
-    the server's reply code when it answered (the session goes on); None when it could not
-    be reached or the session broke."""
+    """The SMTP server refused or could not be reached. `permanent`: the server refused for
+    good (a 5xx), so retrying would not help; otherwise try again later. `code`: the
+    server's reply code when it answered; None when it could not be reached or the session
+    broke. `stage`: what it refused: RECIPIENT (RCPT TO: the address, a bounce), SENDER
+    (MAIL FROM: our account or sender address, a problem of the server, not of the person)
+    or DATA (this message's content or size); None when it did not answer."""
 
-    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None):
+    RECIPIENT, SENDER, DATA = "recipient", "sender", "data"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        code: int | None = None,
+        stage: str | None = None,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.stage = stage
+
+    @property
+    def bounced(self) -> bool:
+        """The server refused the address for good: it is not worth mailing again."""
+        return self.permanent and self.stage == self.RECIPIENT
 
 
 class MailConnection:
     """One open SMTP session: `send` many messages, then `close` (or use `with`)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, guarded: bool = False):
+        """`guarded`: the URL is a workspace's own (someone typed it in): its host must
+        resolve to public addresses only, unless the operator allow-lists it
+        (HARPOON_OUTBOUND_ALLOW), as for webhooks. The service's HARPOON_SMTP_URL is not."""
         parts = urlsplit(url)
+        if guarded:
+            check_host(url)
         try:
             if parts.scheme == "smtps":
                 smtp = smtplib.SMTP_SSL(
@@ -54,8 +78,9 @@ class MailConnection:
         self._smtp = smtp
 
     def send(self, message: EmailMessage) -> str:
-        """Send one message; returns its Message-ID. A refusal of this message raises
-        MailError(permanent=True) and leaves the session usable for the next one."""
+        """Send one message; returns its Message-ID. A refusal raises MailError (its `stage`
+        says of what); a refused address or message leaves the session usable for the next
+        one."""
         self._call(self._smtp.send_message, message)
         return message["Message-ID"]
 
@@ -69,11 +94,17 @@ class MailConnection:
             method(*args)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise MailError(_reply(code, reply), permanent=code >= 500, code=code) from exc
+            raise MailError(
+                _reply(code, reply), permanent=code >= 500, code=code, stage=MailError.RECIPIENT
+            ) from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-            permanent = exc.smtp_code >= 500
+            stage = (
+                MailError.SENDER if isinstance(exc, smtplib.SMTPSenderRefused) else MailError.DATA
+            )
             reply = _reply(exc.smtp_code, exc.smtp_error)
-            raise MailError(reply, permanent=permanent, code=exc.smtp_code) from exc
+            raise MailError(
+                reply, permanent=exc.smtp_code >= 500, code=exc.smtp_code, stage=stage
+            ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -90,6 +121,16 @@ class MailConnection:
         self.close()
 
 
+def check_host(url: str) -> None:
+    """Raises MailError when the URL's host resolves to an address Harpoon may not reach
+    (private, loopback, link-local...) and HARPOON_OUTBOUND_ALLOW does not let it in."""
+    parts = urlsplit(url)
+    port = parts.port or (465 if parts.scheme == "smtps" else 25)
+    problem = host_problem(parts.hostname or "", port, system_resolver)
+    if problem:
+        raise MailError(f"{parts.hostname}: {problem}")
+
+
 def _reply(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     return f"{code} {text}"[:300]
@@ -99,9 +140,10 @@ def _reply(code: int, reply: bytes | str) -> str:
 class Mailer:
     url: str
     sender: str
+    guarded: bool = False  # a workspace's own server: see MailConnection
 
     def connect(self) -> MailConnection:
-        return MailConnection(self.url)
+        return MailConnection(self.url, guarded=self.guarded)
 
     def send(self, to: str, subject: str, text: str, *, message_id: str | None = None) -> str:
         """Send one plain-text email; returns its Message-ID."""
@@ -120,4 +162,4 @@ def mailer_for(workspace, *, default_url: str, default_sender: str) -> Mailer | 
     url = workspace.smtp_url or default_url
     if not url:
         return None
-    return Mailer(url, workspace.mail_from or default_sender)
+    return Mailer(url, workspace.mail_from or default_sender, guarded=bool(workspace.smtp_url))

@@ -3,9 +3,11 @@ suppresses the address and marks its message bounced; the contact gets the inter
 
 import json
 
+from sqlalchemy import inspect
+
 from models import EmailMessage, EmailStatus, EmailSuppression, Interaction
 from tests.factories import add_identity, make_contact, make_email_message, new_key
-from tests.helpers import all_of, load, run_jobs
+from tests.helpers import all_of, load, run_jobs, session_of
 
 
 def post(client, key, body):
@@ -120,3 +122,36 @@ def test_the_openapi_document_lists_the_endpoint(app, client):
     assert "/api/v1/email/reports" in document["paths"]
     assert "EmailReport" in document["components"]["schemas"]
     assert "email.complaint" in document["info"]["description"]
+
+
+def test_a_soft_bounce_then_a_hard_one_are_two_interactions_and_email_case_is_ignored(app, client):
+    contact = make_contact(app, "李娜")
+    add_identity(app, contact, "email", "li@zijin.example")
+    message = make_email_message(app, contact, "li@zijin.example")
+    key = new_key(app)
+
+    soft = {"type": "bounce", "email": "Li@Zijin.Example", "hard": False, "detail": "452 full"}
+    answer = post(client, key.key, {"items": [soft]})
+    assert answer.json["items"][0] == {
+        "index": 0,
+        "status": "recorded",
+        "email": "li@zijin.example",
+        "token": message.token,
+    }
+    assert load(app, EmailMessage, message.id).status == EmailStatus.SENT
+    hard = {"type": "bounce", "email": "LI@zijin.example", "detail": "550 gone"}
+    assert post(client, key.key, {"items": [hard]}).json["items"][0]["status"] == "suppressed"
+    assert load(app, EmailMessage, message.id).status == EmailStatus.BOUNCED
+
+    run_jobs(app)
+    bounces = [row for row in all_of(app, Interaction) if row.kind == "email.bounce"]
+    assert sorted(row.properties.get("hard") for row in bounces) == [False, True]
+
+
+def test_a_reported_message_is_found_through_an_index(app):
+    """By its Message-ID or by the address's latest sent message, within the workspace."""
+    with session_of(app) as session:
+        indexes = inspect(session.get_bind()).get_indexes("email_messages")
+    columns = {tuple(index["column_names"]) for index in indexes}
+    assert ("workspace_id", "message_id") in columns
+    assert ("workspace_id", "to_address", "sent_at") in columns

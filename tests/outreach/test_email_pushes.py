@@ -20,7 +20,7 @@ from models import (
     SuppressionReason,
     utcnow,
 )
-from outreach import email_pushes, pushes
+from outreach import email_pushes, email_sending, pushes
 from outreach.email_sending import Reason, Sender
 from outreach.mail import MailConnection, Mailer
 from tests.factories import add_email_template, add_emailed_contact, workspace_id
@@ -201,7 +201,14 @@ def test_a_push_resumed_after_a_crash_sends_no_one_twice(app, smtp):
     later = utcnow() + pushes.STALE_AFTER + timedelta(seconds=1)
     with session_of(app) as session:
         assert people["push"] in pushes.due_pushes(session, later)
-    assert run(app, people["push"], sender_of(smtp.url), now=lambda: later) == PushStatus.SENT
+    # The rest is sent; the claimed rows are left alone while their lease runs (their
+    # worker might only be slow), so the push is not done yet.
+    assert run(app, people["push"], sender_of(smtp.url), now=lambda: later) == PushStatus.SENDING
+    statuses = [m.status for m in rows(app, people["push"])]
+    assert statuses == ["sent"] * 2 + ["sending"] * 4 + ["sent"] * 2
+    # Once their lease is over they are failed as interrupted, never sent again.
+    after_lease = utcnow() + email_sending.SEND_LEASE + timedelta(seconds=1)
+    assert run(app, people["push"], sender_of(smtp.url), now=lambda: after_lease) == "sent"
 
     messages = rows(app, people["push"])
     assert [m.status for m in messages] == ["sent"] * 2 + ["failed"] * 4 + ["sent"] * 2
@@ -246,3 +253,64 @@ def test_a_push_whose_template_is_gone_fails_with_the_reason(app, smtp):
     assert run(app, people["push"], sender_of(smtp.url)) == PushStatus.FAILED
     assert "template" in load_push(app, people["push"]).error
     assert smtp.mailbox.received == 0
+
+
+def test_a_long_wait_on_the_rate_limit_keeps_the_push_from_a_second_worker(app, smtp):
+    """Ten minutes of waiting (ten messages at one a minute) are longer than the heartbeat
+    lasts (pushes.STALE_AFTER): the dispatcher renews it while it waits, so no second
+    worker takes the push meanwhile."""
+    people = audience(app, 10)
+    clock = [utcnow()]
+    taken = []
+
+    def pace(seconds):
+        clock[0] += timedelta(seconds=seconds)
+        with session_of(app) as other:  # the sweeper's next worker, at this moment
+            taken.append(pushes.claim_push(other, people["push"], clock[0]))
+
+    with session_of(app) as session:
+        status = email_pushes.run_email_push(
+            session,
+            people["push"],
+            sender_of(smtp.url),
+            10_000,
+            1,
+            now=lambda: clock[0],
+            pace=pace,
+            batch_size=10,
+        )
+    assert status == PushStatus.SENT and smtp.mailbox.received == 10
+    assert len(taken) >= 9 and not any(taken)
+
+
+def test_rows_another_worker_claimed_meanwhile_are_not_sent_again(app, smtp):
+    """Two workers prepare the same batch; the second's claim takes only rows still
+    planned, so it sends nothing the first claimed."""
+    people = audience(app, 3)
+    ws = workspace_id(app)
+    with session_of(app) as session:
+        push = session.get(Push, people["push"])
+        email_pushes.plan_email_push(session, push, utcnow())
+        session.commit()
+    ids = [m.id for m in rows(app, people["push"])]
+
+    with session_of(app) as session:
+
+        def the_other_worker_claims_first():  # between this worker's prepare and its claim
+            session.execute(
+                update(EmailMessage)
+                .where(EmailMessage.id.in_(ids[:2]))
+                .values(status=EmailStatus.SENDING)
+            )
+            return utcnow()
+
+        ready = email_sending.claim_batch(
+            session,
+            ws,
+            ids,
+            sender_of(smtp.url),
+            the_other_worker_claims_first,
+            email_sending.SendResult(),
+        )
+    assert [item.id for item in ready] == ids[2:]
+    assert [m.attempts for m in rows(app, people["push"])] == [0, 0, 1]

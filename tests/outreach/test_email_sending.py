@@ -13,21 +13,27 @@ from sqlalchemy import select
 
 from core.jobs import Job
 from models import (
+    Contact,
     EmailMessage,
     EmailStatus,
     EmailSuppression,
     Enrolment,
+    IdentityKind,
     Step,
     SuppressionReason,
     User,
+    Workspace,
     utcnow,
 )
 from outreach import email_sending
 from outreach.email_sending import Reason, Sender
+from outreach.email_variables import contact_variables
+from outreach.emails import render
 from outreach.mail import MailConnection, Mailer
 from tests.factories import (
     add_email_template,
     add_emailed_contact,
+    add_identity,
     enrol,
     make_account,
     make_journey,
@@ -363,3 +369,81 @@ def test_compose_writes_the_message_build_message_does():
         mine, its = (m.get_body((kind,)).get_content().rstrip("\r\n") for m in (ours, theirs))
         assert mine == its, kind
     assert compose(rendered, sender=sender, to="王@例子.中国", tracking=tracking) is None
+
+
+def set_mail_from(app, mail_from: str) -> None:
+    with session_of(app) as session:
+        session.get(Workspace, workspace_id(app)).mail_from = mail_from
+        session.commit()
+
+
+def test_a_refused_sender_suppresses_no_one_and_the_batch_waits_as_for_an_outage(app, smtp):
+    """A 550 to MAIL FROM (a login the server wants, a sender address it will not take) is
+    the server's problem: nobody is suppressed or failed, the emails wait and are retried."""
+    set_mail_from(app, "Harpoon <noreply@refused.invalid>")
+    first = add_emailed_contact(app, "王伟", "wang@example.com")
+    second = add_emailed_contact(app, "李娜", "li@example.com")
+    journey = email_journey(app, add_email_template(app))
+    for contact in (first, second):
+        enrol(app, journey, "mail", contact_id=contact)
+
+    run_journeys(app)
+
+    rows = messages(app)
+    assert [m.status for m in rows] == [EmailStatus.PLANNED] * 2
+    assert all(m.reason.startswith(f"{Reason.UNREACHABLE}: 550") for m in rows)
+    assert smtp.mailbox.received == 0
+    with session_of(app) as session:
+        assert session.scalars(select(EmailSuppression)).all() == []
+
+    # Once the sender is one the server takes, the retry sends both.
+    set_mail_from(app, "Harpoon <noreply@harpoon.local>")
+    later = utcnow() + email_sending.RETRY_MAX
+    assert deliver(app, sender_of(smtp.url), later).sent == 2
+    assert sorted(received for m in smtp.mailbox.messages for received in m.recipients) == [
+        "li@example.com",
+        "wang@example.com",
+    ]
+
+
+def test_a_refused_message_fails_alone_and_its_address_is_not_suppressed(app, smtp):
+    """A 554 after DATA refuses that message (its size, its content), not the address."""
+    rejected = add_emailed_contact(app, "内容", "someone@rejected.invalid")
+    fine = add_emailed_contact(app, "王伟", "wang@example.com")
+    journey = email_journey(app, add_email_template(app))
+    for contact in (rejected, fine):
+        enrol(app, journey, "mail", contact_id=contact)
+
+    run_journeys(app)
+
+    rows = by_contact(app)
+    assert rows[rejected].status == EmailStatus.FAILED
+    assert rows[rejected].reason.startswith(f"{Reason.REFUSED}: 554")
+    assert rows[fine].status == EmailStatus.SENT
+    with session_of(app) as session:
+        assert session.scalars(select(EmailSuppression)).all() == []
+
+
+def test_the_sent_email_is_the_previewed_one(app, smtp):
+    """The preview's variables (email_variables) and the sender's agree: the account's name
+    before the company the contact gave, the newest email address and phone."""
+    account = make_account(app, "华信科技")
+    contact = add_emailed_contact(
+        app, "王伟", "old@example.com", account_id=account, company="华信"
+    )
+    add_identity(app, contact, IdentityKind.EMAIL, "New@Example.com")
+    add_identity(app, contact, IdentityKind.PHONE, "13800000001")
+    add_identity(app, contact, IdentityKind.PHONE, "13900000002")
+    subject = "{{ company }} {{ email }} {{ phone }}"
+    template = add_email_template(app, subject=subject)
+    enrol(app, email_journey(app, template), "mail", contact_id=contact)
+
+    run_journeys(app)
+
+    with session_of(app) as session:
+        variables = contact_variables(session, session.get(Contact, contact))
+    previewed = render(subject, "<p>hi</p>", variables).subject
+    assert previewed == "华信科技 New@Example.com 13900000002"
+    (delivered,) = smtp.mailbox.messages
+    assert delivered.recipients == ["New@Example.com"]
+    assert delivered.message()["Subject"] == previewed

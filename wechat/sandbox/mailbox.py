@@ -3,6 +3,9 @@
 It accepts every message and keeps the latest `KEEP` of them (all are counted), except
 for addresses at `bounce.invalid`, which it refuses with a permanent 550 as a server does
 for an address that does not exist, and at `busy.invalid`, which get a temporary 451.
+A sender (MAIL FROM) at `refused.invalid` is refused with 550, as a server refuses a
+sender it will not relay for; a message to an address at `rejected.invalid` is refused
+after its DATA with 554, as a server refuses content it will not take.
 """
 
 import socket
@@ -17,6 +20,12 @@ from aiosmtpd.controller import Controller
 KEEP = 1000
 BOUNCING_DOMAIN = "bounce.invalid"
 BUSY_DOMAIN = "busy.invalid"
+REFUSED_SENDER_DOMAIN = "refused.invalid"
+REJECTED_DATA_DOMAIN = "rejected.invalid"
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
 
 
 @dataclass
@@ -37,8 +46,15 @@ class Mailbox:
     received: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if _domain(address) == REFUSED_SENDER_DOMAIN:
+            return "550 5.7.1 Sender address rejected: not allowed to send from here"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        domain = address.rpartition("@")[2].lower()
+        domain = _domain(address)
         if domain == BOUNCING_DOMAIN:
             return "550 5.1.1 No such user here"
         if domain == BUSY_DOMAIN:
@@ -47,6 +63,8 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(_domain(address) == REJECTED_DATA_DOMAIN for address in envelope.rcpt_tos):
+            return "554 5.6.0 Message content rejected"
         with self.lock:
             self.received += 1
             self.messages.append(

@@ -11,6 +11,7 @@ from marshmallow import validate
 from wtforms import EmailField, IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from core.outbound import host_problem
 from core.references import CONTACT, Reference, declare
 from core.text import N_
 from outreach.emails import EmailTemplateError, check
@@ -125,4 +126,6 @@ def smtp_url_problem(host: str, port, security: str) -> tuple[str, str] | None:
         return "host", _("Not a host name, e.g. smtp.example.com.")
     if port is not None and not 0 < port < 65536:
         return "port", _("A port from 1 to 65535.")
+    if host_problem(host, port or 25):  # as webhooks: HARPOON_OUTBOUND_ALLOW lets one in
+        return "host", _("A private or local address: only public addresses can be reached.")
     return None

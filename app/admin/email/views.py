@@ -421,7 +421,7 @@ def email_settings_test():
     audit(db(), "smtp.test", "workspace", workspace.id, {"own": bool(workspace.smtp_url)})
     db().commit()
     try:
-        MailConnection(url).close()
+        MailConnection(url, guarded=bool(workspace.smtp_url)).close()
     except MailError as exc:
         flash(_("Could not connect: %(error)s", error=str(exc)), "error")
     else:

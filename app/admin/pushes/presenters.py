@@ -47,6 +47,7 @@ REASON_LABELS = {
     f"{EmailReason.SUPPRESSED}: {SuppressionReason.BOUNCED}": _l("Bounced before"),
     f"{EmailReason.SUPPRESSED}: {SuppressionReason.COMPLAINED}": _l("Marked it as spam"),
     EmailReason.BOUNCED: _l("Bounced (the address is suppressed from now on)"),
+    EmailReason.REFUSED: _l("The mail server refused this message (size or content)"),
     EmailReason.UNREACHABLE: _l("Mail server unreachable (retried)"),
     EmailReason.TEMPLATE: _l("The template did not render"),
     EmailReason.NO_TEMPLATE: _l("The template was deleted"),

@@ -2,7 +2,7 @@
 config can change on its own), indexed so the cron reads only the codes that are due
 
 Revision ID: 0038
-Revises: 0036
+Revises: 0037
 Create Date: 2026-12-07 23:25:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import models.base
 
 revision = "0038"
-down_revision = "0036"
+down_revision = "0037"
 branch_labels = None
 depends_on = None
 

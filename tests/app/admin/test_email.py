@@ -15,6 +15,14 @@ from tests.app.admin.helpers import csrf_token, field_errors, in_english, post_w
 from tests.factories import add_identity, make_contact, make_email_template, workspace_id
 from tests.helpers import all_of, load, session_of
 
+
+@pytest.fixture
+def app(make_app):
+    """The test sink at 127.0.0.1 as a workspace's own server: let in as an operator lets an
+    on-premise server in (HARPOON_OUTBOUND_ALLOW); test_email_ssrf.py tests without."""
+    return make_app(outbound_allow=("127.0.0.1/32",))
+
+
 BODY = '<p>{{ name }}，您好：</p><p>{{ company }} 邀您出席。</p><a href="https://example.com/x">报名</a>'
 
 
