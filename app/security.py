@@ -40,17 +40,29 @@ def policy_header(policy: dict[str, str]) -> str:
     return "; ".join(f"{directive} {sources}" for directive, sources in policy.items())
 
 
+def _origin(url: str) -> str:
+    return "{0.scheme}://{0.netloc}".format(urlsplit(url))
+
+
+def reader_policy(sandbox_url: str) -> dict[str, str]:
+    """Against the sandbox, its pictures too (a 联系我 code's QR code), served over http."""
+    if not sandbox_url:
+        return READER_POLICY
+    return {**READER_POLICY, "img-src": f"{READER_POLICY['img-src']} {_origin(sandbox_url)}"}
+
+
 def wecom_policy(sandbox_url: str) -> dict[str, str]:
-    policy = {**READER_POLICY}
+    policy = reader_policy(sandbox_url)
     if sandbox_url:
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(sandbox_url))
-        policy.update({"script-src": f"'self' {origin}", "frame-ancestors": origin})
+        origin = _origin(sandbox_url)
+        policy = {**policy, "script-src": f"'self' {origin}", "frame-ancestors": origin}
     return policy
 
 
 def init_app(app: Flask) -> None:
-    page, reader, resource = map(policy_header, (PAGE_POLICY, READER_POLICY, RESOURCE_POLICY))
     settings = app.extensions["harpoon"].settings
+    reader = policy_header(reader_policy(settings.wechat_api_url))
+    page, resource = policy_header(PAGE_POLICY), policy_header(RESOURCE_POLICY)
     https = settings.served_over_https
     wecom_page = policy_header(wecom_policy(settings.wechat_api_url))
     framed_by_sandbox = bool(settings.wechat_api_url)

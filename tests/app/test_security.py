@@ -84,3 +84,12 @@ def test_hsts_only_when_served_over_https(make_app, base_url, hsts):
     app = make_app(public_base_url=base_url)
     for path in ("/admin/login", "/api/v1/openapi.json", "/healthz"):
         assert app.test_client().get(path).headers.get("Strict-Transport-Security") == hsts
+
+
+def test_against_the_sandbox_a_readers_page_may_show_its_pictures(make_app):
+    sandboxed = make_app(wechat_api_url="http://127.0.0.1:8100")
+    policy = sandboxed.test_client().get(hosted_page_link(sandboxed), headers=BROWSER)
+    page = sandboxed.test_client().get(policy.location, headers=BROWSER)
+    header = page.headers["Content-Security-Policy"]
+    assert "img-src 'self' data: https: http://127.0.0.1:8100;" in header
+    assert "script-src 'self';" in header
